@@ -1,0 +1,12 @@
+import { createHash } from 'node:crypto';
+import type { ActionKind } from './catalogue';
+
+/**
+ * The idempotency key of an action: a hash of (subject, kind, target). The subject is the incident ARM id (or
+ * the request or finding id), so every delivery of the same incident — Sentinel fires on create and on each
+ * update — yields the same key for the same action on the same target. It is the ledger key and the base of every
+ * Service Bus MessageId; 32 hex characters keep it valid as a Table RowKey and leave room for derived retry ids.
+ */
+export function idempotencyKey(subject: string, kind: ActionKind, targetKey: string): string {
+  return createHash('sha256').update(`${subject}\n${kind}\n${targetKey}`).digest('hex').slice(0, 32);
+}

@@ -1,0 +1,57 @@
+import type { AccountEntity, HostEntity } from '../signals/signal';
+
+/** Who or what an action acts on. Built from an entity; carries every identifier we have, strongest first. */
+export type ActionTarget = UserTarget | DeviceTarget;
+
+export interface UserTarget {
+  type: 'user';
+  /** Entra object id. */
+  id?: string;
+  upn?: string;
+  displayName?: string;
+}
+
+export interface DeviceTarget {
+  type: 'device';
+  /** Defender for Endpoint machine id. */
+  id?: string;
+  aadDeviceId?: string;
+  fqdn?: string;
+  hostName?: string;
+}
+
+export function userTarget(account: AccountEntity): UserTarget {
+  const target: UserTarget = { type: 'user' };
+  if (account.aadUserId) target.id = account.aadUserId;
+  if (account.upn) target.upn = account.upn;
+  if (account.displayName) target.displayName = account.displayName;
+  return target;
+}
+
+export function deviceTarget(host: HostEntity): DeviceTarget {
+  const target: DeviceTarget = { type: 'device' };
+  if (host.mdatpDeviceId) target.id = host.mdatpDeviceId;
+  if (host.aadDeviceId) target.aadDeviceId = host.aadDeviceId;
+  if (host.fqdn) target.fqdn = host.fqdn;
+  if (host.hostName) target.hostName = host.hostName;
+  return target;
+}
+
+/**
+ * The one identifier that names a target in keys and logs: the strongest one present (device lookup order from
+ * reference/sentinel.md: Defender id, then Entra device id, then exact FQDN). Undefined when there is none.
+ */
+export function targetKey(target: ActionTarget): string | undefined {
+  if (target.type === 'user') {
+    const id = target.id ?? target.upn;
+    return id === undefined ? undefined : `user:${id.toLowerCase()}`;
+  }
+  const id = target.id ?? target.aadDeviceId ?? target.fqdn;
+  return id === undefined ? undefined : `device:${id.toLowerCase()}`;
+}
+
+/** A short human label: `jdoe@contoso.com`, `web01.contoso.com`. */
+export function targetLabel(target: ActionTarget): string {
+  if (target.type === 'user') return target.upn ?? target.displayName ?? target.id ?? '(unknown user)';
+  return target.fqdn ?? target.hostName ?? target.id ?? target.aadDeviceId ?? '(unknown device)';
+}

@@ -1,0 +1,26 @@
+/**
+ * Typed errors that cross module boundaries. HTTP adapters map them to status codes in one place
+ * (shared/azure/httpFunction.ts), so a bad input can never surface as a 5xx.
+ */
+
+/** The caller sent something we cannot accept. `path` names the offending field (e.g. `object.properties.severity`). */
+export class InputError extends Error {
+  override readonly name = 'InputError';
+  constructor(
+    readonly path: string,
+    readonly problem: string,
+  ) {
+    super(path ? `${path}: ${problem}` : problem);
+  }
+}
+
+/** The engine's own configuration (policy file, app settings) is unusable. Not the caller's fault: 503, not 400. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    message: string,
+    readonly details: string[] = [],
+  ) {
+    super(details.length ? `${message}\n  - ${details.join('\n  - ')}` : message);
+  }
+}

@@ -1,0 +1,28 @@
+import { InputError } from './errors';
+
+/** Keys that would let a payload reach Object.prototype if some later code merged it into another object. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+const MAYBE_FORBIDDEN = /__proto__|constructor|prototype|\\u/;
+
+/**
+ * JSON.parse for untrusted text: a syntax error or a prototype-polluting key becomes an InputError naming where.
+ */
+export function parseJson(text: string, path = 'body'): unknown {
+  let forbidden: string | undefined;
+  let value: unknown;
+  // A reviver makes JSON.parse several times slower: run it only when such a key could be present at all
+  // (spelled out, or hidden behind a \u escape).
+  const suspicious = MAYBE_FORBIDDEN.test(text);
+  try {
+    value = suspicious
+      ? JSON.parse(text, (key, v: unknown) => {
+          if (forbidden === undefined && FORBIDDEN_KEYS.has(key)) forbidden = key;
+          return v;
+        })
+      : JSON.parse(text);
+  } catch (error) {
+    throw new InputError(path, `invalid JSON: ${(error as Error).message}`);
+  }
+  if (forbidden !== undefined) throw new InputError(path, `the key "${forbidden}" is not allowed`);
+  return value;
+}

@@ -1,0 +1,76 @@
+import type { PlannableActionKind } from '../actions/catalogue';
+import type { AccountEntity, HostEntity, SignalSource } from '../signals/signal';
+import { checkAccount, checkHost, indexProtection } from './protection';
+import type { ApprovalGuardrail } from './schema';
+
+/**
+ * Which planned actions a human must approve. An approval guardrail applies when every one of its conditions holds
+ * for the target; a condition the data cannot decide (privilege unknown, tags unknown) counts as holding, so
+ * uncertainty leads to a human, never to an unreviewed action. Conditions about the other kind of target
+ * (`privileged` for a device) do not hold.
+ */
+export function approvalRequired(
+  approvals: readonly CompiledApproval[],
+  kind: PlannableActionKind,
+  entity: AccountEntity | HostEntity,
+  source: SignalSource,
+): string | undefined {
+  for (const approval of approvals) {
+    if (approval.action !== '*' && approval.action !== kind) continue;
+    const why = conditionsHold(approval, entity, source);
+    if (why !== undefined) return approval.reason ? `${approval.reason} (${why})` : why;
+  }
+  return undefined;
+}
+
+/** An approval guardrail with its name lists indexed once per policy load. */
+export interface CompiledApproval extends ApprovalGuardrail {
+  listed: ReturnType<typeof indexProtection> | undefined;
+}
+
+export function compileApprovals(approvals: readonly ApprovalGuardrail[]): CompiledApproval[] {
+  return approvals.map((a) => ({
+    ...a,
+    listed:
+      a.when.users || a.when.groups || a.when.devices
+        ? indexProtection({ users: a.when.users ?? [], groups: a.when.groups ?? [], devices: a.when.devices ?? [], deviceTags: [] }, [])
+        : undefined,
+  }));
+}
+
+/** The reason the approval applies, or undefined when it does not. */
+function conditionsHold(approval: CompiledApproval, entity: AccountEntity | HostEntity, source: SignalSource): string | undefined {
+  const when = approval.when;
+  const reasons: string[] = [];
+  if (when.sources) {
+    if (!when.sources.includes(source)) return undefined;
+    reasons.push(`source ${source}`);
+  }
+  if (entity.kind === 'account') {
+    if (when.deviceTags || when.devices) return undefined;
+    if (when.privileged !== undefined) {
+      if (entity.privileged === undefined) reasons.push('privilege unknown');
+      else if (entity.privileged !== when.privileged) return undefined;
+      else reasons.push(entity.privileged ? 'privileged user' : 'unprivileged user');
+    }
+    if ((when.users || when.groups) && approval.listed) {
+      const verdict = checkAccount(entity, approval.listed);
+      if (verdict.status === 'clear') return undefined;
+      reasons.push(verdict.why.replace('protected', 'needing approval'));
+    }
+  } else {
+    if (when.privileged !== undefined || when.users || when.groups) return undefined;
+    if (when.deviceTags) {
+      const tag = entity.tags?.find((t) => when.deviceTags?.some((w) => w.toLowerCase() === t.toLowerCase()));
+      if (entity.tags === undefined) reasons.push('device tags unknown');
+      else if (tag === undefined) return undefined;
+      else reasons.push(`device tagged ${tag}`);
+    }
+    if (when.devices && approval.listed) {
+      const verdict = checkHost(entity, approval.listed);
+      if (verdict.status === 'clear') return undefined;
+      reasons.push(verdict.why.replace('protected', 'needing approval'));
+    }
+  }
+  return reasons.length ? reasons.join(', ') : `every ${approval.action === '*' ? 'action' : approval.action} needs approval`;
+}

@@ -1,0 +1,168 @@
+import { ACTIONS } from '../actions/catalogue';
+import { idempotencyKey } from '../actions/idempotency';
+import { deviceTarget, targetKey, targetLabel, userTarget, type ActionTarget } from '../actions/target';
+import type { AccountEntity, HostEntity, Signal } from '../signals/signal';
+import { approvalRequired, compileApprovals, type CompiledApproval } from './approvals';
+import type { Decision, PlannedAction, RuleResult, SkippedAction } from './decision';
+import type { LoadedPolicy } from './load';
+import { checkAccount, checkHost, indexProtection, type ProtectionIndex } from './protection';
+import type { ActionStep, CapGuardrail, Mode, PolicyRule } from './schema';
+import { riskScore } from './score';
+import { matchRule } from './rules';
+
+/** A policy prepared for deciding: its lists indexed once, at load, not per signal. */
+export interface CompiledPolicy extends LoadedPolicy {
+  protection: ProtectionIndex;
+  engineIdentityCount: number;
+  approvals: CompiledApproval[];
+}
+
+export function compilePolicy(loaded: LoadedPolicy, engineIdentities: readonly string[] = []): CompiledPolicy {
+  const ids = [...new Set(engineIdentities.map((id) => id.toLowerCase()))];
+  return {
+    ...loaded,
+    protection: indexProtection(loaded.policy.protected, ids),
+    engineIdentityCount: ids.length,
+    approvals: compileApprovals(loaded.policy.guardrails.approvals),
+  };
+}
+
+export interface DecisionContext {
+  /** From settings (RESPONDER_MODE). It can only make things stricter: `audit` here wins over the policy. */
+  modeOverride?: Mode;
+  /** How many actions each cap has already counted in its window, from the ledger; keyed by `capKey`. */
+  capUsage?: ReadonlyMap<string, number>;
+}
+
+export const capKey = (cap: CapGuardrail): string => `${cap.action}/${cap.per.text}`;
+
+/**
+ * The policy module's one entry point: a pure function from a signal (and the ledger's counts) to an explained
+ * decision. Same inputs, same decision: no clock, no randomness, no I/O.
+ *
+ * Order of judgement for each (action, target) a matched rule wants — first hit wins:
+ * duplicate (an earlier rule already planned it) -> protected -> needs-approval (including "cannot verify it is not
+ * protected") -> circuit-open (cap reached) -> planned.
+ */
+export function decide(signal: Signal, compiled: CompiledPolicy, context: DecisionContext = {}): Decision {
+  const { policy } = compiled;
+  const globalMode: Mode = context.modeOverride === 'audit' || policy.mode === 'audit' ? 'audit' : 'enforce';
+  const score = riskScore(signal, policy.risk);
+  const accounts = signal.entities.filter((e): e is AccountEntity => e.kind === 'account' && targetKey(userTarget(e)) !== undefined);
+  const hosts = signal.entities.filter((e): e is HostEntity => e.kind === 'host' && targetKey(deviceTarget(e)) !== undefined);
+
+  const rules: RuleResult[] = [];
+  const actions: PlannedAction[] = [];
+  const skipped: SkippedAction[] = [];
+  const plannedBy = new Map<string, string>();
+  const capCount = new Map<string, number>();
+
+  for (const rule of policy.rules) {
+    const mode: Mode = globalMode === 'audit' || rule.mode === 'audit' ? 'audit' : 'enforce';
+    if (!rule.enabled) {
+      rules.push({ ruleId: rule.id, matched: false, mode, explanation: ['disabled'] });
+      continue;
+    }
+    const match = matchRule(rule, signal, score.total, accounts, hosts);
+    rules.push({ ruleId: rule.id, matched: match.matched, mode, explanation: match.explanation });
+    if (!match.matched) continue;
+
+    for (const step of rule.then) {
+      const targets = ACTIONS[step.kind].target === 'user' ? match.accounts : match.hosts;
+      if (targets.length === 0) {
+        skipped.push({ kind: step.kind, ruleId: rule.id, reason: 'no-target', detail: `the signal has no ${ACTIONS[step.kind].target} this rule may act on` });
+        continue;
+      }
+      for (const entity of targets) {
+        const target: ActionTarget = entity.kind === 'account' ? userTarget(entity) : deviceTarget(entity);
+        const key = idempotencyKey(signal.subject, step.kind, targetKey(target) as string);
+        const base = { kind: step.kind, target, idempotencyKey: key, params: step.params, ruleId: rule.id, mode };
+        const skip = judge(step, entity, key, signal, compiled, plannedBy, capCount, context);
+        if (skip) {
+          skipped.push({ ...base, ...skip });
+          continue;
+        }
+        plannedBy.set(key, rule.id);
+        actions.push({ ...base, reason: `rule ${rule.id}: ${match.explanation.join(', ')}` });
+      }
+    }
+  }
+
+  const notes = [...signal.notes, ...unknownData(accounts, hosts, policy.rules)];
+  const decision: Decision = {
+    subject: signal.subject,
+    source: signal.source,
+    title: signal.title,
+    severity: signal.severity,
+    policy: { digest: compiled.digest, origin: compiled.origin },
+    mode: globalMode,
+    score,
+    rules,
+    actions,
+    skipped,
+    notes,
+    summary: '',
+  };
+  decision.summary = summarize(decision);
+  return decision;
+}
+
+function judge(
+  step: ActionStep,
+  entity: AccountEntity | HostEntity,
+  key: string,
+  signal: Signal,
+  compiled: CompiledPolicy,
+  plannedBy: Map<string, string>,
+  capCount: Map<string, number>,
+  context: DecisionContext,
+): Pick<SkippedAction, 'reason' | 'detail'> | undefined {
+  const earlier = plannedBy.get(key);
+  if (earlier !== undefined) return { reason: 'duplicate', detail: `already planned by rule ${earlier}` };
+
+  const verdict = entity.kind === 'account' ? checkAccount(entity, compiled.protection, compiled.engineIdentityCount) : checkHost(entity, compiled.protection);
+  if (verdict.status === 'protected') return { reason: 'protected', detail: verdict.why };
+  if (verdict.status === 'unverified') return { reason: 'needs-approval', detail: `cannot verify it is not protected: ${verdict.why}` };
+
+  const approval = approvalRequired(compiled.approvals, step.kind, entity, signal.source);
+  if (approval !== undefined) return { reason: 'needs-approval', detail: approval };
+
+  for (const cap of compiled.policy.guardrails.caps) {
+    if (cap.action !== step.kind) continue;
+    const ck = capKey(cap);
+    const used = (context.capUsage?.get(ck) ?? 0) + (capCount.get(ck) ?? 0);
+    if (used >= cap.max) return { reason: 'circuit-open', detail: `cap reached: ${cap.max} ${cap.action} per ${cap.per.text} (${used} already counted)` };
+  }
+  // Counted only once the action is really planned, so skipped actions never consume the budget.
+  for (const cap of compiled.policy.guardrails.caps) if (cap.action === step.kind) capCount.set(capKey(cap), (capCount.get(capKey(cap)) ?? 0) + 1);
+  return undefined;
+}
+
+function unknownData(accounts: AccountEntity[], hosts: HostEntity[], rules: PolicyRule[]): string[] {
+  const notes: string[] = [];
+  const usesUserRisk = rules.some((r) => r.when.userRisk);
+  const usesPrivilege = rules.some((r) => r.when.privileged !== undefined);
+  const usesDeviceData = rules.some((r) => r.when.deviceRisk || r.when.deviceTags);
+  const noRisk = accounts.filter((a) => a.userRisk === undefined).length;
+  const noPrivilege = accounts.filter((a) => a.privileged === undefined).length;
+  const noDeviceData = hosts.filter((h) => h.deviceRisk === undefined || h.tags === undefined).length;
+  if (usesUserRisk && noRisk) notes.push(`user risk unknown for ${noRisk} of ${accounts.length} account(s): rules on userRisk cannot match them`);
+  if (usesPrivilege && noPrivilege) notes.push(`privilege unknown for ${noPrivilege} of ${accounts.length} account(s): rules on privileged cannot match them`);
+  if (usesDeviceData && noDeviceData) notes.push(`risk or tags unknown for ${noDeviceData} of ${hosts.length} device(s): rules on deviceRisk/deviceTags cannot match them`);
+  return notes;
+}
+
+function summarize(decision: Decision): string {
+  const matched = decision.rules.filter((r) => r.matched).map((r) => r.ruleId);
+  const planned = decision.actions.map((a) => `${a.kind} ${targetLabel(a.target)}${a.mode === 'audit' ? ' (audit)' : ''}`);
+  const held = decision.skipped.filter((s) => s.reason === 'needs-approval').length;
+  const refused = decision.skipped.filter((s) => s.reason === 'protected').length;
+  const parts = [
+    `score ${decision.score.total}`,
+    matched.length ? `rules ${matched.join(', ')}` : 'no rule matched',
+    planned.length ? `planned: ${planned.join('; ')}` : 'nothing planned',
+  ];
+  if (held) parts.push(`${held} held for approval`);
+  if (refused) parts.push(`${refused} refused (protected)`);
+  return parts.join(' | ');
+}

@@ -1,0 +1,96 @@
+import { isGuid, isMdeDeviceId, shortHostName } from '../signals/identifiers';
+import type { AccountEntity, HostEntity } from '../signals/signal';
+import { accountLabel } from './score';
+
+/**
+ * Who and what the engine must never touch, and how to tell. The rule that keeps it safe: when the signal lacks the
+ * data to tell (no object id to compare with a listed id, group membership or device tags unknown), the answer is
+ * `unverified`, never `clear`; the caller then holds the action for a human.
+ */
+export type ProtectionVerdict = { status: 'clear' } | { status: 'protected' | 'unverified'; why: string };
+
+/** The protected lists, sorted by identifier type once per policy load (not per entity). */
+export interface ProtectionIndex {
+  userIds: Set<string>;
+  upns: Set<string>;
+  /** Listed without a domain (`breakglass1`): matched against account names and UPN local parts. */
+  userNames: Set<string>;
+  groupIds: Set<string>;
+  deviceIds: Set<string>;
+  aadDeviceIds: Set<string>;
+  /** Host names, fully qualified or short, lower-cased. */
+  deviceNames: string[];
+  deviceTags: Set<string>;
+}
+
+export function indexProtection(lists: { users: string[]; groups: string[]; devices: string[]; deviceTags: string[] }, engineIdentities: readonly string[]): ProtectionIndex {
+  const index: ProtectionIndex = {
+    userIds: new Set(engineIdentities.map((id) => id.toLowerCase())),
+    upns: new Set(),
+    userNames: new Set(),
+    groupIds: new Set(lists.groups.map((g) => g.toLowerCase())),
+    deviceIds: new Set(),
+    aadDeviceIds: new Set(),
+    deviceNames: [],
+    deviceTags: new Set(lists.deviceTags.map((t) => t.toLowerCase())),
+  };
+  for (const raw of lists.users) {
+    const user = raw.toLowerCase();
+    if (isGuid(user)) index.userIds.add(user);
+    else if (user.includes('@')) index.upns.add(user);
+    else index.userNames.add(user);
+  }
+  for (const raw of lists.devices) {
+    const device = raw.toLowerCase();
+    if (isMdeDeviceId(device)) index.deviceIds.add(device);
+    else if (isGuid(device)) index.aadDeviceIds.add(device);
+    else index.deviceNames.push(device);
+  }
+  return index;
+}
+
+export function checkAccount(account: AccountEntity, index: ProtectionIndex, engineIdentityCount = 0): ProtectionVerdict {
+  const label = accountLabel(account);
+  if (account.aadUserId && index.userIds.has(account.aadUserId)) return { status: 'protected', why: `${label} is listed as protected (object id)` };
+  if (account.upn && index.upns.has(account.upn)) return { status: 'protected', why: `${label} is listed as protected (UPN)` };
+  const names = [account.accountName?.toLowerCase(), account.upn?.split('@')[0]].filter((n): n is string => Boolean(n));
+  if (names.some((n) => index.userNames.has(n))) return { status: 'protected', why: `${label} is listed as protected (account name)` };
+  if (account.groupIds?.some((g) => index.groupIds.has(g.toLowerCase()))) return { status: 'protected', why: `${label} is a member of a protected group` };
+
+  // The engine's own identities are service principals: they have object ids but never UPNs, so they alone do not
+  // make a UPN-only account unverifiable.
+  if (!account.aadUserId && index.userIds.size > engineIdentityCount) return { status: 'unverified', why: `${label} has no object id to compare with the protected object ids` };
+  if (!account.upn && index.upns.size > 0) return { status: 'unverified', why: `${label} has no UPN to compare with the protected UPNs` };
+  if (!account.accountName && !account.upn && index.userNames.size > 0) return { status: 'unverified', why: `${label} has no account name to compare with the protected names` };
+  if (account.groupIds === undefined && index.groupIds.size > 0) return { status: 'unverified', why: `group membership of ${label} is unknown, and protected groups are listed` };
+  return { status: 'clear' };
+}
+
+export function checkHost(host: HostEntity, index: ProtectionIndex): ProtectionVerdict {
+  const label = host.fqdn ?? host.hostName ?? host.mdatpDeviceId ?? host.aadDeviceId ?? '(unknown device)';
+  if (host.mdatpDeviceId && index.deviceIds.has(host.mdatpDeviceId)) return { status: 'protected', why: `${label} is listed as protected (Defender id)` };
+  if (host.aadDeviceId && index.aadDeviceIds.has(host.aadDeviceId)) return { status: 'protected', why: `${label} is listed as protected (Entra device id)` };
+  if (matchesListedName(host, index)) return { status: 'protected', why: `${label} is listed as protected (name)` };
+  const tag = host.tags?.find((t) => index.deviceTags.has(t.toLowerCase()));
+  if (tag !== undefined) return { status: 'protected', why: `${label} carries the protected tag "${tag}"` };
+
+  if (!host.mdatpDeviceId && index.deviceIds.size > 0) return { status: 'unverified', why: `${label} has no Defender id to compare with the protected device ids` };
+  if (!host.aadDeviceId && index.aadDeviceIds.size > 0) return { status: 'unverified', why: `${label} has no Entra device id to compare with the protected device ids` };
+  if (!host.fqdn && !host.hostName && index.deviceNames.length > 0) return { status: 'unverified', why: `${label} has no name to compare with the protected device names` };
+  if (host.tags === undefined && index.deviceTags.size > 0) return { status: 'unverified', why: `the tags of ${label} are unknown, and protected tags are listed` };
+  return { status: 'clear' };
+}
+
+/**
+ * Exact names only, never substrings (reference/sentinel.md). When either side lacks a domain, the short names are
+ * compared (`DC01` is taken to be `dc01.contoso.com`), erring toward protection; two different fully qualified
+ * names are two different devices.
+ */
+function matchesListedName(host: HostEntity, index: ProtectionIndex): boolean {
+  const names = [host.fqdn, host.hostName, host.netBiosName].filter((n): n is string => Boolean(n)).map((n) => n.toLowerCase());
+  return names.some((name) =>
+    index.deviceNames.some((listed) =>
+      name.includes('.') && listed.includes('.') ? name === listed : shortHostName(name) === shortHostName(listed),
+    ),
+  );
+}

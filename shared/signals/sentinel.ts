@@ -1,0 +1,156 @@
+import { InputError } from '../errors';
+import { parseJson } from '../json';
+import { mergeEntities, parseEntity } from './entities';
+import { Fields, isRecord } from './fields';
+import { parseIncidentArmId } from './identifiers';
+import type { Entity, IncidentRef, Severity, Signal } from './signal';
+import { SEVERITIES } from './signal';
+
+/**
+ * Normalizes what Sentinel sends into a Signal. Three shapes are accepted (reference/sentinel.md):
+ * - the incident trigger body an automation rule's relay posts: `{ objectSchemaType: "Incident", object: {…} }`,
+ * - a bare ARM incident (`{ id, name, properties }`), as returned by `incidents.get` or a Logic App step,
+ * - the alert trigger body (a SecurityAlert record, PascalCase, `$id`/`$ref` entities), from playbooks run by hand.
+ */
+export function normalizeSentinelPayload(body: unknown): Signal {
+  if (!isRecord(body)) throw new InputError('', 'expected a JSON object (a Sentinel incident or alert)');
+  const top = Fields.of(body, '');
+  if (top.get('SystemAlertId') !== undefined) return normalizeAlert(top);
+  const object = top.object('object');
+  if (object) {
+    const schemaType = top.string('objectSchemaType');
+    if (schemaType !== undefined && schemaType.toLowerCase() !== 'incident') {
+      throw new InputError('objectSchemaType', `expected "Incident", got ${JSON.stringify(schemaType)}`);
+    }
+    return normalizeIncident(object, top.string('objectEventType'));
+  }
+  if (top.get('properties') !== undefined && top.get('id') !== undefined) return normalizeIncident(top, undefined);
+  throw new InputError(
+    '',
+    'not a Sentinel incident or alert: expected an automation-rule trigger body ({ "object": { "id", "properties" } }), an ARM incident ({ "id", "properties" }) or a SecurityAlert ({ "SystemAlertId", … })',
+  );
+}
+
+function normalizeIncident(incident: Fields, eventType: string | undefined): Signal {
+  const armId = incident.requiredString('id');
+  const parts = parseIncidentArmId(armId);
+  if (!parts) {
+    throw new InputError(
+      incident.at('id'),
+      'expected an incident ARM id: /subscriptions/{guid}/resourceGroups/{rg}/providers/Microsoft.OperationalInsights/workspaces/{workspace}/providers/Microsoft.SecurityInsights/Incidents/{id}',
+    );
+  }
+  const props = Fields.of(incident.get('properties'), incident.at('properties'));
+  const extra = props.object('additionalData');
+  const notes: string[] = [];
+
+  const tactics = new Set(extra?.strings('tactics') ?? []);
+  const techniques = new Set(extra?.strings('techniques') ?? []);
+  const products = new Set(extra?.strings('alertProductNames') ?? []);
+  props.array('alerts').forEach((raw, i) => {
+    const alert = Fields.of(raw, props.at(`alerts[${i}]`));
+    const alertProps = alert.object('properties') ?? alert;
+    for (const tactic of alertProps.strings('tactics')) tactics.add(tactic);
+    for (const technique of alertProps.strings('techniques')) techniques.add(technique);
+    const product = alertProps.string('productName');
+    if (product) products.add(product);
+  });
+
+  const entityPath = props.at('relatedEntities');
+  const rawEntities = props.array('relatedEntities');
+  if (rawEntities.length === 0) notes.push('the incident carries no relatedEntities (Sentinel may add them later; an update will bring them)');
+  const entities = mergeEntities(parseEntities(rawEntities, entityPath), notes);
+
+  const ref: IncidentRef = {
+    armId,
+    name: parts.incidentName,
+    subscriptionId: parts.subscriptionId,
+    resourceGroup: parts.resourceGroup,
+    workspaceName: parts.workspaceName,
+  };
+  const number = props.number('incidentNumber');
+  if (number !== undefined) ref.number = number;
+  const url = props.string('incidentUrl');
+  if (url !== undefined) ref.url = url;
+  if (eventType !== undefined) ref.eventType = eventType;
+
+  const signal: Signal = {
+    source: 'incident',
+    subject: armId.toLowerCase(),
+    title: props.string('title') ?? `Incident ${number ?? parts.incidentName}`,
+    severity: severity(props, 'severity'),
+    incident: ref,
+    tactics: [...tactics],
+    techniques: [...techniques],
+    products: [...products],
+    labels: labels(props),
+    entities,
+    notes,
+  };
+  const status = props.string('status');
+  if (status !== undefined) signal.status = status;
+  return signal;
+}
+
+function normalizeAlert(alert: Fields): Signal {
+  const alertId = alert.requiredString('SystemAlertId');
+  if (!/^[\w.:-]{1,128}$/.test(alertId)) throw new InputError(alert.at('SystemAlertId'), 'expected an alert id (letters, digits, "-", "_", ".", ":")');
+  const notes: string[] = [];
+  // In Log Analytics the SecurityAlert record holds Entities and Techniques as JSON text, and Tactics as "A, B".
+  const entities = mergeEntities(parseEntities(embeddedArray(alert, 'Entities'), alert.at('Entities')), notes);
+  if (entities.length === 0) notes.push('the alert carries no entities');
+  const signal: Signal = {
+    source: 'alert',
+    subject: `alert:${alertId.toLowerCase()}`,
+    title: alert.string('AlertDisplayName') ?? alert.string('AlertName') ?? `Alert ${alertId}`,
+    severity: severity(alert, 'Severity'),
+    tactics: splitList(alert, 'Tactics'),
+    techniques: embeddedArray(alert, 'Techniques').filter((t): t is string => typeof t === 'string'),
+    products: [alert.string('ProductName')].filter((p): p is string => p !== undefined),
+    labels: [],
+    entities,
+    notes,
+  };
+  const status = alert.string('Status');
+  if (status !== undefined) signal.status = status;
+  return signal;
+}
+
+function parseEntities(raw: unknown[], path: string): Entity[] {
+  const entities: Entity[] = [];
+  raw.forEach((item, i) => {
+    const entity = parseEntity(item, `${path}[${i}]`);
+    if (entity) entities.push(entity);
+  });
+  return entities;
+}
+
+function severity(fields: Fields, name: string): Severity {
+  const value = fields.requiredString(name);
+  const match = SEVERITIES.find((s) => s.toLowerCase() === value.toLowerCase());
+  if (!match) throw new InputError(fields.at(name), `expected one of ${SEVERITIES.join(', ')}, got ${JSON.stringify(value)}`);
+  return match;
+}
+
+function labels(props: Fields): string[] {
+  return props.array('labels').flatMap((raw, i) => {
+    if (typeof raw === 'string') return raw.trim() ? [raw.trim()] : [];
+    const name = Fields.of(raw, props.at(`labels[${i}]`)).string('labelName');
+    return name ? [name] : [];
+  });
+}
+
+function splitList(fields: Fields, name: string): string[] {
+  const value = fields.get(name);
+  if (typeof value === 'string') return value.split(',').map((s) => s.trim()).filter(Boolean);
+  return fields.strings(name);
+}
+
+function embeddedArray(fields: Fields, name: string): unknown[] {
+  const value = fields.get(name);
+  if (typeof value !== 'string') return fields.array(name);
+  if (value.trim() === '') return [];
+  const parsed = parseJson(value, fields.at(name));
+  if (!Array.isArray(parsed)) throw new InputError(fields.at(name), 'expected a JSON array');
+  return parsed;
+}

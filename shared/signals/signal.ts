@@ -1,0 +1,102 @@
+/**
+ * The one shape every input becomes. Sentinel incidents and alerts today; ID Protection risk records, analysts'
+ * manual requests and sweep findings later: the policy module only ever sees a Signal.
+ */
+
+export const SIGNAL_SOURCES = ['incident', 'alert', 'risk', 'manual', 'sweep'] as const;
+export type SignalSource = (typeof SIGNAL_SOURCES)[number];
+
+export const SEVERITIES = ['Informational', 'Low', 'Medium', 'High'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+/** ID Protection user risk levels (Graph riskyUser.riskLevel). `hidden` and `none` carry no signal. */
+export const USER_RISK_LEVELS = ['none', 'low', 'medium', 'high', 'hidden'] as const;
+export type UserRiskLevel = (typeof USER_RISK_LEVELS)[number];
+
+/** Defender for Endpoint machine.riskScore values. */
+export const DEVICE_RISK_LEVELS = ['None', 'Informational', 'Low', 'Medium', 'High'] as const;
+export type DeviceRiskLevel = (typeof DEVICE_RISK_LEVELS)[number];
+
+export interface AccountEntity {
+  kind: 'account';
+  /** Entra object id: the preferred, stable target (a UPN built from accountName@upnSuffix is often wrong). */
+  aadUserId?: string;
+  /** `accountName@upnSuffix` when both are present, lower-cased. */
+  upn?: string;
+  accountName?: string;
+  upnSuffix?: string;
+  displayName?: string;
+  aadTenantId?: string;
+  sid?: string;
+  ntDomain?: string;
+  /** Filled by enrichment (ID Protection). Undefined means unknown, never "no risk". */
+  userRisk?: UserRiskLevel;
+  /** Filled by enrichment (PIM / directory roles). Undefined means unknown. */
+  privileged?: boolean;
+  /** Group object ids, filled by enrichment. Undefined means unknown. */
+  groupIds?: string[];
+}
+
+export interface HostEntity {
+  kind: 'host';
+  /** Defender for Endpoint machine id (40 hex chars): the preferred target. */
+  mdatpDeviceId?: string;
+  aadDeviceId?: string;
+  /** Fully qualified name, lower-cased (`hostName.dnsDomain` or additionalData.FQDN). */
+  fqdn?: string;
+  hostName?: string;
+  dnsDomain?: string;
+  netBiosName?: string;
+  azureId?: string;
+  osFamily?: string;
+  /** Defender risk score, from the alert's additionalData or from enrichment. Undefined means unknown. */
+  deviceRisk?: DeviceRiskLevel;
+  /** Defender machine tags, filled by enrichment. Undefined means unknown. */
+  tags?: string[];
+}
+
+/** Any other entity kind (Ip, Url, File, FileHash, Mailbox, …, and kinds we have never seen): carried, never dropped. */
+export interface OtherEntity {
+  kind: 'other';
+  /** The kind as the payload spelled it, lower-cased (`ip`, `url`, `filehash`, `mailbox`, `somethingnew`). */
+  sourceKind: string;
+  /** The one value that identifies it, where the kind has one (address, url, hash, file name, mailbox). */
+  value?: string;
+  properties: Record<string, unknown>;
+}
+
+export type Entity = AccountEntity | HostEntity | OtherEntity;
+
+export interface IncidentRef {
+  /** ARM id of the incident: the key for comments and updates, and the subject of idempotency keys. */
+  armId: string;
+  /** The incident's GUID name (last segment of the ARM id). */
+  name: string;
+  number?: number;
+  url?: string;
+  subscriptionId: string;
+  resourceGroup: string;
+  workspaceName: string;
+  /** Create or Update, when the payload came from an automation rule. */
+  eventType?: string;
+}
+
+export interface Signal {
+  source: SignalSource;
+  /**
+   * What the actions are about: the incident ARM id (lower-cased: ARM ids are case-insensitive), the alert id,
+   * the request id. Part of every idempotency key, so replays of the same subject never duplicate an action.
+   */
+  subject: string;
+  title: string;
+  severity: Severity;
+  status?: string;
+  incident?: IncidentRef;
+  tactics: string[];
+  techniques: string[];
+  products: string[];
+  labels: string[];
+  entities: Entity[];
+  /** Things the normalizer noticed but tolerated (an entity with no usable identifier, a duplicate entity). */
+  notes: string[];
+}

@@ -1,0 +1,180 @@
+import { describe, expect, it } from 'vitest';
+import { InputError } from '../../shared/errors';
+import { normalizeSentinelPayload } from '../../shared/signals/sentinel';
+import type { AccountEntity, HostEntity } from '../../shared/signals/signal';
+import { buildIncident, sampleAlert, sampleIncident } from '../fixtures/incidents';
+
+const inputError = (fn: () => unknown): InputError => {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof InputError) return error;
+    throw error;
+  }
+  throw new Error('expected an InputError');
+};
+
+/** Rewrites every key of a JSON value with `f`: for casing variants. */
+const rekey = (value: unknown, f: (k: string) => string): unknown =>
+  Array.isArray(value)
+    ? value.map((v) => rekey(v, f))
+    : value && typeof value === 'object'
+      ? Object.fromEntries(Object.entries(value).map(([k, v]) => [f(k), rekey(v, f)]))
+      : value;
+
+describe('incident trigger body', () => {
+  it('normalizes the automation rule payload into a signal', () => {
+    const signal = normalizeSentinelPayload(sampleIncident());
+    expect(signal.source).toBe('incident');
+    expect(signal.subject).toBe(signal.incident?.armId.toLowerCase());
+    expect(signal.incident).toMatchObject({ name: '73e01a99-5cd7-4139-a149-9f2736ff2ab5', number: 3177, resourceGroup: 'rg-siem', workspaceName: 'law-sentinel', eventType: 'Create' });
+    expect(signal.severity).toBe('High');
+    expect(signal.tactics).toEqual(['CredentialAccess', 'Execution']);
+    expect(signal.techniques).toEqual(['T1003']);
+    expect(signal.products).toEqual(['Microsoft Defender Advanced Threat Protection']);
+    expect(signal.labels).toEqual(['auto-remediate']);
+    const [account, host, ip] = signal.entities as [AccountEntity, HostEntity, unknown];
+    expect(account).toEqual({
+      kind: 'account',
+      aadUserId: '6e7b768e-07e2-4810-8459-485f84f8f204',
+      upn: 'adele.vance@contoso.com',
+      accountName: 'adele.vance',
+      upnSuffix: 'contoso.com',
+      displayName: 'Adele Vance',
+      aadTenantId: '72f988bf-86f1-41af-91ab-2d7cd011db47',
+    });
+    expect(host).toMatchObject({ kind: 'host', mdatpDeviceId: '0c1d9e3bbaf6b2c7e8f9a0b1c2d3e4f5a6b7c8d9', fqdn: 'wks-042.contoso.com', deviceRisk: 'High' });
+    expect(ip).toMatchObject({ kind: 'other', sourceKind: 'ip', value: '203.0.113.7' });
+  });
+
+  it('gives create and update deliveries of one incident the same subject', () => {
+    const create = sampleIncident();
+    const update = sampleIncident();
+    update.objectEventType = 'Update';
+    update.object.id = update.object.id.toUpperCase().replace('/SUBSCRIPTIONS/', '/subscriptions/');
+    expect(normalizeSentinelPayload(update).subject).toBe(normalizeSentinelPayload(create).subject);
+    expect(normalizeSentinelPayload(update).incident?.eventType).toBe('Update');
+  });
+
+  it('reads PascalCase and camelCase keys alike', () => {
+    const camel = normalizeSentinelPayload(sampleIncident());
+    const pascal = normalizeSentinelPayload(rekey(sampleIncident(), (k) => k.charAt(0).toUpperCase() + k.slice(1)));
+    const upper = normalizeSentinelPayload(rekey(sampleIncident(), (k) => k.toUpperCase()));
+    // Unknown-kind properties are carried verbatim, keys as sent; everything interpreted must be identical.
+    const interpreted = (s: typeof camel) => ({ ...s, entities: s.entities.map((e) => (e.kind === 'other' ? { ...e, properties: {} } : e)) });
+    expect(interpreted(pascal)).toEqual(interpreted(camel));
+    expect(interpreted(upper)).toEqual(interpreted(camel));
+  });
+
+  it('accepts a bare ARM incident (incidents.get output)', () => {
+    const arm = sampleIncident().object;
+    const signal = normalizeSentinelPayload(arm);
+    expect(signal.source).toBe('incident');
+    expect(signal.entities).toHaveLength(3);
+    expect(signal.incident?.eventType).toBeUndefined();
+  });
+
+  it('tolerates a missing relatedEntities and says so', () => {
+    const body = sampleIncident();
+    delete body.object.properties.relatedEntities;
+    const signal = normalizeSentinelPayload(body);
+    expect(signal.entities).toEqual([]);
+    expect(signal.notes.join(' ')).toMatch(/no relatedEntities/);
+  });
+
+  it('carries unknown entity kinds instead of failing', () => {
+    const body = sampleIncident();
+    body.object.properties.relatedEntities.push({ kind: 'HoloDeck', properties: { friendlyName: 'deck 9', warp: 7 } });
+    const signal = normalizeSentinelPayload(body);
+    expect(signal.entities.at(-1)).toEqual({ kind: 'other', sourceKind: 'holodeck', value: 'deck 9', properties: { friendlyName: 'deck 9', warp: 7 } });
+  });
+
+  it('collects tactics and products from embedded alerts and merges repeated entities', () => {
+    const body = buildIncident({ accounts: 2, hosts: 1, alerts: 3 });
+    body.object.properties.relatedEntities.push(body.object.properties.relatedEntities[0]);
+    const signal = normalizeSentinelPayload(body);
+    expect(signal.entities.filter((e) => e.kind === 'account')).toHaveLength(2);
+    expect(signal.tactics).toEqual(['CredentialAccess', 'Execution']);
+  });
+
+  it('normalizes a 200-entity, 50-alert incident', () => {
+    const signal = normalizeSentinelPayload(buildIncident({ accounts: 100, hosts: 60, others: 40, alerts: 50 }));
+    expect(signal.entities).toHaveLength(200);
+    expect(signal.entities.filter((e) => e.kind === 'host').every((h) => (h as HostEntity).mdatpDeviceId?.length === 40)).toBe(true);
+  });
+
+  it('notes an account with no identifier at all', () => {
+    const body = sampleIncident();
+    body.object.properties.relatedEntities = [{ kind: 'Account', properties: { friendlyName: 'someone' } }];
+    expect(normalizeSentinelPayload(body).notes.join(' ')).toMatch(/without a usable identifier/);
+  });
+
+  it.each([
+    ['a non-object body', [], '', /expected a JSON object/],
+    ['an unrecognized shape', { hello: 'world' }, '', /not a Sentinel incident or alert/],
+    ['a non-incident schema type', { objectSchemaType: 'Alert', object: {} }, 'objectSchemaType', /expected "Incident"/],
+    ['a missing incident id', { object: { properties: { severity: 'High' } } }, 'object.id', /is required/],
+    ['a malformed incident id', { object: { id: '/subscriptions/x/../../etc', properties: { severity: 'High' } } }, 'object.id', /incident ARM id/],
+  ])('rejects %s with a precise path', (_name, body, path, message) => {
+    const error = inputError(() => normalizeSentinelPayload(body));
+    expect(error.path).toBe(path);
+    expect(error.message).toMatch(message);
+  });
+
+  it('rejects a bad severity, a bad entity id and a non-array entity list with their paths', () => {
+    const severity = sampleIncident();
+    severity.object.properties.severity = 'Critical';
+    expect(inputError(() => normalizeSentinelPayload(severity)).message).toBe('object.properties.severity: expected one of Informational, Low, Medium, High, got "Critical"');
+
+    const badId = sampleIncident();
+    badId.object.properties.relatedEntities[0].properties.aadUserId = 'not-a-guid';
+    expect(inputError(() => normalizeSentinelPayload(badId)).path).toBe('object.properties.relatedEntities[0].properties.aadUserId');
+
+    const badDevice = sampleIncident();
+    badDevice.object.properties.relatedEntities[1].properties.additionalData.MdatpDeviceId = "x' or 1=1";
+    expect(inputError(() => normalizeSentinelPayload(badDevice)).message).toMatch(/40 hexadecimal/);
+
+    const notArray = sampleIncident();
+    notArray.object.properties.relatedEntities = { kind: 'Account' };
+    expect(inputError(() => normalizeSentinelPayload(notArray)).message).toBe('object.properties.relatedEntities: expected an array, got an object');
+
+    const noKind = sampleIncident();
+    noKind.object.properties.relatedEntities = [{ properties: {} }];
+    expect(inputError(() => normalizeSentinelPayload(noKind)).path).toBe('object.properties.relatedEntities[0].kind');
+  });
+
+  it('never uses a host name that is not a DNS name to find a device', () => {
+    const body = sampleIncident();
+    body.object.properties.relatedEntities[1].properties = { hostName: 'evil/../name', dnsDomain: 'contoso.com' };
+    const host = normalizeSentinelPayload(body).entities[1] as HostEntity;
+    expect(host.fqdn).toBeUndefined();
+    expect(host.hostName).toBe('evil/../name');
+  });
+});
+
+describe('alert trigger body', () => {
+  it('normalizes a SecurityAlert record with $id/$ref entities and JSON-text fields', () => {
+    const signal = normalizeSentinelPayload(sampleAlert());
+    expect(signal.source).toBe('alert');
+    expect(signal.subject).toBe('alert:bc1f5a62-2a4e-4f2e-8b55-4e3b1c2d9a77');
+    expect(signal.tactics).toEqual(['CredentialAccess', 'LateralMovement']);
+    expect(signal.techniques).toEqual(['T1003.001']);
+    expect(signal.products).toEqual(['Microsoft Defender Advanced Threat Protection']);
+    expect(signal.entities.map((e) => (e.kind === 'other' ? e.sourceKind : e.kind))).toEqual(['account', 'host', 'process', 'file', 'quantumentanglement']);
+    expect(signal.entities[0]).toMatchObject({ aadUserId: '3c5a1e8e-2f62-4d8b-9c11-7a0d3b4c5e6f', upn: 'jsmith@contoso.com', ntDomain: 'CONTOSO' });
+    expect(signal.entities[1]).toMatchObject({ fqdn: 'websrv1.contoso.com', mdatpDeviceId: '9f8e7d6c5b4a39281706f5e4d3c2b1a098765432' });
+  });
+
+  it('accepts Entities as an array as well as JSON text', () => {
+    const alert = sampleAlert();
+    alert.Entities = JSON.stringify(alert.Entities);
+    alert.Techniques = ['T1003.001'];
+    expect(normalizeSentinelPayload(alert)).toEqual(normalizeSentinelPayload(sampleAlert()));
+  });
+
+  it('rejects Entities text that is not a JSON array', () => {
+    const alert = sampleAlert();
+    alert.Entities = '{"oops"';
+    expect(inputError(() => normalizeSentinelPayload(alert)).message).toMatch(/^Entities: invalid JSON/);
+  });
+});
