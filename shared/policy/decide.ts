@@ -13,7 +13,6 @@ import { matchRule } from './rules';
 /** A policy prepared for deciding: its lists indexed once, at load, not per signal. */
 export interface CompiledPolicy extends LoadedPolicy {
   protection: ProtectionIndex;
-  engineIdentityCount: number;
   approvals: CompiledApproval[];
 }
 
@@ -22,7 +21,6 @@ export function compilePolicy(loaded: LoadedPolicy, engineIdentities: readonly s
   return {
     ...loaded,
     protection: indexProtection(loaded.policy.protected, ids),
-    engineIdentityCount: ids.length,
     approvals: compileApprovals(loaded.policy.guardrails.approvals),
   };
 }
@@ -120,7 +118,7 @@ function judge(
   const earlier = plannedBy.get(key);
   if (earlier !== undefined) return { reason: 'duplicate', detail: `already planned by rule ${earlier}` };
 
-  const verdict = entity.kind === 'account' ? checkAccount(entity, compiled.protection, compiled.engineIdentityCount) : checkHost(entity, compiled.protection);
+  const verdict = entity.kind === 'account' ? checkAccount(entity, compiled.protection) : checkHost(entity, compiled.protection);
   if (verdict.status === 'protected') return { reason: 'protected', detail: verdict.why };
   if (verdict.status === 'unverified') return { reason: 'needs-approval', detail: `cannot verify it is not protected: ${verdict.why}` };
 

@@ -21,7 +21,7 @@ export const DEFAULT_POLICY_PATH = path.join(__dirname, 'default-policy.yaml');
  * engineer fixes a file in one pass.
  */
 export function parsePolicy(text: string, origin: string): LoadedPolicy {
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
       `policy ${origin} is not valid YAML`,
@@ -35,7 +35,7 @@ export function parsePolicy(text: string, origin: string): LoadedPolicy {
       result.error.issues.map((issue) => {
         const where = formatPath(issue.path);
         const line = lineOf(doc, text, issue.path);
-        return `${line ? `line ${line}: ` : ''}${where || '(top level)'}: ${issue.message}`;
+        return `${line ? `line ${line}: ` : ''}${where || '(top level)'}: ${plainMessage(issue.message)}`;
       }),
     );
   }
@@ -50,6 +50,11 @@ export function readPolicyFile(file: string): LoadedPolicy {
     throw new ConfigError(`cannot read policy file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
   return parsePolicy(text, file);
+}
+
+/** Zod's wording for a missing field is "Invalid input: expected string, received undefined". */
+function plainMessage(message: string): string {
+  return /received undefined$/.test(message) ? 'is required' : message.replace(/^Invalid input: /, '');
 }
 
 function formatPath(segments: readonly PropertyKey[]): string {

@@ -49,7 +49,7 @@ export function indexProtection(lists: { users: string[]; groups: string[]; devi
   return index;
 }
 
-export function checkAccount(account: AccountEntity, index: ProtectionIndex, engineIdentityCount = 0): ProtectionVerdict {
+export function checkAccount(account: AccountEntity, index: ProtectionIndex): ProtectionVerdict {
   const label = accountLabel(account);
   if (account.aadUserId && index.userIds.has(account.aadUserId)) return { status: 'protected', why: `${label} is listed as protected (object id)` };
   if (account.upn && index.upns.has(account.upn)) return { status: 'protected', why: `${label} is listed as protected (UPN)` };
@@ -57,9 +57,9 @@ export function checkAccount(account: AccountEntity, index: ProtectionIndex, eng
   if (names.some((n) => index.userNames.has(n))) return { status: 'protected', why: `${label} is listed as protected (account name)` };
   if (account.groupIds?.some((g) => index.groupIds.has(g.toLowerCase()))) return { status: 'protected', why: `${label} is a member of a protected group` };
 
-  // The engine's own identities are service principals: they have object ids but never UPNs, so they alone do not
-  // make a UPN-only account unverifiable.
-  if (!account.aadUserId && index.userIds.size > engineIdentityCount) return { status: 'unverified', why: `${label} has no object id to compare with the protected object ids` };
+  // The engine's own identity counts too: run locally, DefaultAzureCredential signs in as a developer's user
+  // account, which does have a UPN.
+  if (!account.aadUserId && index.userIds.size > 0) return { status: 'unverified', why: `${label} has no object id to compare with the protected object ids` };
   if (!account.upn && index.upns.size > 0) return { status: 'unverified', why: `${label} has no UPN to compare with the protected UPNs` };
   if (!account.accountName && !account.upn && index.userNames.size > 0) return { status: 'unverified', why: `${label} has no account name to compare with the protected names` };
   if (account.groupIds === undefined && index.groupIds.size > 0) return { status: 'unverified', why: `group membership of ${label} is unknown, and protected groups are listed` };

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ACTIONS, ISOLATION_TYPES, PLANNABLE_ACTIONS, type PlannableActionKind } from '../actions/catalogue';
+import { ACTIONS, ISOLATION_TYPES, isActionKind, PLANNABLE_ACTIONS, type PlannableActionKind } from '../actions/catalogue';
 import { DEVICE_RISK_LEVELS, SEVERITIES, SIGNAL_SOURCES, USER_RISK_LEVELS } from '../signals/signal';
 import { parseDuration } from './duration';
 
@@ -54,27 +54,31 @@ const actionName = oneOf(PLANNABLE_ACTIONS);
 const isolateParams = z.strictObject({ isolationType: oneOf(ISOLATION_TYPES).optional() });
 
 /** `disableUser` or `{ isolateDevice: { isolationType: Selective } }` */
-const actionStep = z.union([
-  actionName.transform((kind) => ({ kind, params: { ...ACTIONS[kind].defaults } })),
-  z
-    .record(z.string(), z.unknown())
-    .refine((r) => Object.keys(r).length === 1, 'an action with parameters is written { actionName: { param: value } }')
-    .transform((record, ctx) => {
-      const [name, rawParams] = Object.entries(record)[0] as [string, unknown];
-      const kind = PLANNABLE_ACTIONS.find((k) => k.toLowerCase() === name.toLowerCase());
-      if (kind === undefined) {
-        ctx.addIssue({ code: 'custom', message: `unknown action ${JSON.stringify(name)}: expected one of ${PLANNABLE_ACTIONS.join(', ')}` });
-        return z.NEVER;
-      }
-      const schema = kind === 'isolateDevice' ? isolateParams : z.strictObject({});
-      const parsed = schema.safeParse(rawParams ?? {});
-      if (!parsed.success) {
-        for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, code: 'custom', path: [name, ...issue.path] } as never);
-        return z.NEVER;
-      }
-      return { kind, params: { ...ACTIONS[kind].defaults, ...parsed.data } };
-    }),
-]);
+const actionStep = z.unknown().transform((step, ctx) => {
+  const [name, rawParams] =
+    typeof step === 'string' ? [step, {}] : isSingleKeyObject(step) ? (Object.entries(step)[0] as [string, unknown]) : [undefined, undefined];
+  if (name === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'an action is a name (disableUser) or { name: { param: value } } with one name' });
+    return z.NEVER;
+  }
+  const kind = PLANNABLE_ACTIONS.find((k) => k.toLowerCase() === name.toLowerCase());
+  if (kind === undefined) {
+    const rollbackOnly = isActionKind(name) ? ' (it only undoes an action; no rule can plan it)' : '';
+    ctx.addIssue({ code: 'custom', message: `unknown action ${JSON.stringify(name)}${rollbackOnly}: expected one of ${PLANNABLE_ACTIONS.join(', ')}` });
+    return z.NEVER;
+  }
+  const schema = kind === 'isolateDevice' ? isolateParams : z.strictObject({});
+  const parsed = schema.safeParse(rawParams ?? {});
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: [name, ...issue.path.map(String)], message: issue.message });
+    return z.NEVER;
+  }
+  return { kind, params: { ...ACTIONS[kind].defaults, ...parsed.data } };
+});
+
+function isSingleKeyObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 1;
+}
 
 const ruleConditions = z.strictObject({
   source: listOf(oneOf(SIGNAL_SOURCES)).optional(),

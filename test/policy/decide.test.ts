@@ -1,0 +1,204 @@
+import { describe, expect, it } from 'vitest';
+import { capKey, decide } from '../../shared/policy/decide';
+import { account, defaultPolicy, host, policy, signal } from '../fixtures/signals';
+
+const RISK = `
+risk:
+  severity: { High: 40, Medium: 20, Low: 5 }
+  userRisk: { high: 35, medium: 15 }
+  deviceRisk: { High: 25 }
+  privileged: 10
+  tactics: { CredentialAccess: 10, LateralMovement: 15 }
+  techniques: { T1078: 5 }
+  products: { Microsoft Defender Advanced Threat Protection: 5 }
+`;
+
+describe('risk score', () => {
+  it('lists every contributing factor and sums them', () => {
+    const p = policy(`version: 1\nmode: enforce\n${RISK}`);
+    const d = decide(
+      signal({
+        tactics: ['CredentialAccess', 'Execution'],
+        techniques: ['T1078.004'],
+        products: ['Microsoft Defender Advanced Threat Protection'],
+        entities: [account({ userRisk: 'medium' }), account({ aadUserId: '11111111-1111-4111-8111-111111111111', upn: 'b@contoso.com', userRisk: 'high', privileged: true }), host({ deviceRisk: 'High' })],
+      }),
+      p,
+    );
+    expect(d.score.factors).toEqual([
+      { factor: 'severity', value: 'High', points: 40 },
+      { factor: 'tactic', value: 'CredentialAccess', points: 10 },
+      { factor: 'technique', value: 'T1078.004', points: 5 },
+      { factor: 'product', value: 'Microsoft Defender Advanced Threat Protection', points: 5 },
+      { factor: 'userRisk', value: 'high (b@contoso.com)', points: 35 },
+      { factor: 'deviceRisk', value: 'High (wks-042.contoso.com)', points: 25 },
+      { factor: 'privileged', value: 'b@contoso.com', points: 10 },
+    ]);
+    expect(d.score.total).toBe(100); // 130, capped
+  });
+
+  it('earns nothing for unknown entity data', () => {
+    const d = decide(signal({ severity: 'Low' }), policy(`version: 1\nmode: enforce\n${RISK}`));
+    expect(d.score).toEqual({ total: 5, factors: [{ factor: 'severity', value: 'Low', points: 5 }] });
+  });
+});
+
+const RULES = `version: 1
+mode: enforce
+${RISK}
+rules:
+  - id: identity
+    when: { source: [incident, alert], entity: account, userRisk: [high], score: ">= 60" }
+    then: [disableUser, revokeSessions]
+  - id: creds
+    when: { severity: [High], tactics: [credentialaccess] }
+    then: [revokeSessions]
+  - id: endpoint
+    when: { products: ["Microsoft Defender Advanced Threat Protection"], entity: host, labels: [auto-remediate] }
+    then: [{ isolateDevice: { isolationType: Selective } }]
+    mode: audit
+  - id: technique
+    when: { techniques: [T1003] }
+    then: [confirmCompromised]
+`;
+
+describe('rules (table)', () => {
+  const p = policy(RULES);
+  const cases: Array<{ name: string; input: Parameters<typeof signal>[0]; planned: string[]; matched: string[] }> = [
+    { name: 'high risk user on a high incident', input: { entities: [account({ userRisk: 'high' })] }, planned: ['disableUser', 'revokeSessions'], matched: ['identity'] },
+    { name: 'score below threshold', input: { severity: 'Low', entities: [account({ userRisk: 'high' })] }, planned: [], matched: [] },
+    { name: 'wrong source', input: { source: 'sweep', entities: [account({ userRisk: 'high' })] }, planned: [], matched: [] },
+    { name: 'user risk unknown', input: { entities: [account()] }, planned: [], matched: [] },
+    { name: 'tactic matched case-insensitively', input: { tactics: ['CredentialAccess'] }, planned: ['revokeSessions'], matched: ['creds'] },
+    { name: 'sub-technique matches technique', input: { techniques: ['T1003.001'] }, planned: ['confirmCompromised'], matched: ['technique'] },
+    { name: 'label and product with a host', input: { labels: ['Auto-Remediate'], products: ['Microsoft Defender Advanced Threat Protection'], entities: [host()] }, planned: ['isolateDevice'], matched: ['endpoint'] },
+    { name: 'label missing', input: { products: ['Microsoft Defender Advanced Threat Protection'], entities: [host()] }, planned: [], matched: [] },
+  ];
+  it.each(cases)('$name', ({ input, planned, matched }) => {
+    const d = decide(signal(input), p);
+    expect(d.actions.map((a) => a.kind)).toEqual(planned);
+    expect(d.rules.filter((r) => r.matched).map((r) => r.ruleId)).toEqual(matched);
+  });
+
+  it('explains why each rule did or did not match', () => {
+    const d = decide(signal({ entities: [account({ userRisk: 'high' })], tactics: ['CredentialAccess'] }), p);
+    expect(d.rules).toEqual([
+      { ruleId: 'identity', matched: true, mode: 'enforce', explanation: ['source incident', 'score 85 >= 60', '1 account(s) with userRisk high', 'has account'] },
+      { ruleId: 'creds', matched: true, mode: 'enforce', explanation: ['severity High', 'tactic CredentialAccess'] },
+      { ruleId: 'endpoint', matched: false, mode: 'audit', explanation: ['products: none of Microsoft Defender Advanced Threat Protection (has none)'] },
+      { ruleId: 'technique', matched: false, mode: 'enforce', explanation: ['techniques: none of T1003 (has none)'] },
+    ]);
+    expect(d.skipped).toEqual([expect.objectContaining({ kind: 'revokeSessions', ruleId: 'creds', reason: 'duplicate', detail: 'already planned by rule identity' })]);
+    expect(d.summary).toBe('score 85 | rules identity, creds | planned: disableUser adele.vance@contoso.com; revokeSessions adele.vance@contoso.com');
+  });
+
+  it('applies rule, policy and settings modes, audit winning', () => {
+    const endpoint = { labels: ['auto-remediate'], products: ['Microsoft Defender Advanced Threat Protection'], entities: [host(), account({ userRisk: 'high' })] };
+    expect(decide(signal(endpoint), p).actions.map((a) => `${a.kind}:${a.mode}`)).toEqual(['disableUser:enforce', 'revokeSessions:enforce', 'isolateDevice:audit']);
+    expect(decide(signal(endpoint), p, { modeOverride: 'audit' }).actions.every((a) => a.mode === 'audit')).toBe(true);
+    expect(decide(signal(endpoint), policy(RULES.replace('mode: enforce', 'mode: audit')), { modeOverride: 'enforce' }).mode).toBe('audit');
+  });
+
+  it('carries the isolation parameters and a reason', () => {
+    const d = decide(signal({ labels: ['auto-remediate'], products: ['Microsoft Defender Advanced Threat Protection'], entities: [host()] }), p);
+    expect(d.actions[0]).toMatchObject({ kind: 'isolateDevice', params: { isolationType: 'Selective' }, target: { type: 'device', id: '0c1d9e3bbaf6b2c7e8f9a0b1c2d3e4f5a6b7c8d9', fqdn: 'wks-042.contoso.com' } });
+    expect(d.actions[0]?.reason).toMatch(/^rule endpoint: product Microsoft Defender/);
+  });
+
+  it('records a wanted action with nothing to act on as no-target', () => {
+    const d = decide(signal({ tactics: ['CredentialAccess'], entities: [host()] }), p);
+    expect(d.skipped).toEqual([{ kind: 'revokeSessions', ruleId: 'creds', reason: 'no-target', detail: 'the signal has no user this rule may act on' }]);
+  });
+
+  it('gives the same action on the same target the same key across deliveries, and different keys otherwise', () => {
+    const a = decide(signal({ entities: [account({ userRisk: 'high' })] }), p).actions;
+    const b = decide(signal({ entities: [host(), account({ userRisk: 'high', displayName: 'Adele' })], status: 'Active' }), p).actions;
+    expect(b.map((x) => x.idempotencyKey)).toEqual(a.map((x) => x.idempotencyKey));
+    const other = decide(signal({ subject: 'another-incident', entities: [account({ userRisk: 'high' })] }), p).actions;
+    expect(other[0]?.idempotencyKey).not.toBe(a[0]?.idempotencyKey);
+    expect(new Set(a.map((x) => x.idempotencyKey)).size).toBe(2);
+  });
+});
+
+describe('guardrails (table)', () => {
+  const GUARDED = `version: 1
+mode: enforce
+protected:
+  users: [breakglass1@contoso.com, 99999999-9999-4999-8999-999999999999, svc-backup]
+  groups: []
+  devices: [dc01.contoso.com, ffffffffffffffffffffffffffffffffffffffff]
+  deviceTags: []
+guardrails:
+  approvals:
+    - { action: disableUser, when: { privileged: true }, reason: privileged account }
+    - { action: isolateDevice, when: { deviceTags: [server] } }
+  caps:
+    - { action: disableUser, max: 2, per: PT15M }
+rules:
+  - { id: all-users, then: [disableUser] }
+  - { id: all-hosts, then: [isolateDevice] }
+`;
+  const p = policy(GUARDED, ['77777777-7777-4777-8777-777777777777']);
+  const cases = [
+    { name: 'protected UPN', entity: account({ aadUserId: undefined, upn: 'BreakGlass1@contoso.com'.toLowerCase(), privileged: false }), reason: 'protected' },
+    { name: 'protected object id', entity: account({ aadUserId: '99999999-9999-4999-8999-999999999999', privileged: false }), reason: 'protected' },
+    { name: 'protected bare account name', entity: account({ aadUserId: '12121212-1212-4212-8212-121212121212', upn: 'svc-backup@contoso.com', accountName: 'svc-backup', privileged: false }), reason: 'protected' },
+    { name: "the engine's own identity", entity: account({ aadUserId: '77777777-7777-4777-8777-777777777777', privileged: false }), reason: 'protected' },
+    { name: 'no object id while ids are listed', entity: account({ aadUserId: undefined, upn: 'someone@contoso.com', privileged: false }), reason: 'needs-approval' },
+    { name: 'privileged user', entity: account({ privileged: true }), reason: 'needs-approval' },
+    { name: 'privilege unknown', entity: account(), reason: 'needs-approval' },
+    { name: 'ordinary user', entity: account({ privileged: false }), reason: undefined },
+    { name: 'protected device by FQDN', entity: host({ mdatpDeviceId: '1111111111111111111111111111111111111111', fqdn: 'dc01.contoso.com', tags: [] }), reason: 'protected' },
+    { name: 'protected device by short name', entity: host({ mdatpDeviceId: '1111111111111111111111111111111111111111', fqdn: undefined, hostName: 'DC01', tags: [] }), reason: 'protected' },
+    { name: 'namesake in another domain', entity: host({ mdatpDeviceId: '1111111111111111111111111111111111111111', fqdn: 'dc01.fabrikam.com', tags: [] }), reason: undefined },
+    { name: 'protected device by Defender id', entity: host({ mdatpDeviceId: 'ffffffffffffffffffffffffffffffffffffffff', tags: [] }), reason: 'protected' },
+    { name: 'device with no Defender id while ids are listed', entity: host({ mdatpDeviceId: undefined, tags: [] }), reason: 'needs-approval' },
+    { name: 'server tag', entity: host({ tags: ['Server'] }), reason: 'needs-approval' },
+    { name: 'tags unknown', entity: host(), reason: 'needs-approval' },
+    { name: 'ordinary workstation', entity: host({ tags: ['workstation'] }), reason: undefined },
+  ] as const;
+  it.each(cases)('$name -> $reason', ({ entity, reason }) => {
+    const d = decide(signal({ entities: [entity] }), p);
+    // One of the two rules has nothing to act on (a user rule, a host signal or the reverse).
+    const judged = d.skipped.filter((s) => s.reason !== 'no-target');
+    if (reason === undefined) {
+      expect(d.actions).toHaveLength(1);
+      expect(judged).toEqual([]);
+    } else {
+      expect(d.actions).toEqual([]);
+      expect(judged.map((s) => s.reason)).toEqual([reason]);
+      expect(judged[0]?.idempotencyKey).toMatch(/^[0-9a-f]{32}$/);
+    }
+  });
+
+  it('opens the circuit at the cap, counting the ledger and this decision', () => {
+    const users = [1, 2, 3].map((i) => account({ aadUserId: `0000000${i}-0000-4000-8000-000000000000`, upn: `u${i}@contoso.com`, privileged: false }));
+    const fresh = decide(signal({ entities: users }), p);
+    expect(fresh.actions).toHaveLength(2);
+    expect(fresh.skipped.filter((s) => s.reason !== 'no-target').map((s) => [s.reason, s.detail])).toEqual([['circuit-open', 'cap reached: 2 disableUser per PT15M (2 already counted)']]);
+    const cap = p.policy.guardrails.caps[0];
+    const busy = decide(signal({ entities: users }), p, { capUsage: new Map([[capKey(cap!), 1]]) });
+    expect(busy.actions).toHaveLength(1);
+  });
+
+  it('never lets a cap count a skipped action', () => {
+    const users = [account({ privileged: true }), account({ aadUserId: '00000002-0000-4000-8000-000000000000', upn: 'u2@contoso.com', privileged: false })];
+    expect(decide(signal({ entities: users }), p).actions).toHaveLength(1);
+  });
+});
+
+describe('the default policy', () => {
+  const p = defaultPolicy();
+  it('is in audit mode and holds unknown privilege for approval', () => {
+    const d = decide(signal({ entities: [account({ userRisk: 'high' })], tactics: ['CredentialAccess'] }), p);
+    expect(d.mode).toBe('audit');
+    expect(d.actions.map((a) => `${a.kind}:${a.mode}`)).toEqual(['revokeSessions:audit', 'confirmCompromised:audit']);
+    expect(d.skipped.map((s) => `${s.kind}:${s.reason}`)).toEqual(['disableUser:needs-approval', 'revokeSessions:duplicate']);
+    expect(d.skipped[0]?.detail).toBe('privileged account (privilege unknown)');
+  });
+  it('refuses the break-glass accounts', () => {
+    const d = decide(signal({ entities: [account({ upn: 'breakglass1@contoso.com', userRisk: 'high', privileged: false })] }), p);
+    expect(d.actions).toEqual([]);
+    expect(new Set(d.skipped.map((s) => s.reason))).toEqual(new Set(['protected']));
+  });
+});

@@ -1,0 +1,217 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { PLANNABLE_ACTIONS } from '../../shared/actions/catalogue';
+import { decide } from '../../shared/policy/decide';
+import { InputError } from '../../shared/errors';
+import { normalizeSentinelPayload } from '../../shared/signals/sentinel';
+import type { AccountEntity, HostEntity, Signal } from '../../shared/signals/signal';
+import { DEVICE_RISK_LEVELS, SEVERITIES, SIGNAL_SOURCES, USER_RISK_LEVELS } from '../../shared/signals/signal';
+import { sampleIncident } from '../fixtures/incidents';
+import { policy } from '../fixtures/signals';
+
+/**
+ * A small world of people and devices. Some are protected, each listed by one identifier of the policy author's
+ * choosing; signals then mention them with a random subset of their identifiers. Whatever the engine is shown, it
+ * must never plan an action on someone or something protected.
+ */
+type Value<A> = A extends fc.Arbitrary<infer T> ? T : never;
+const hex = (n: number, width: number) => n.toString(16).padStart(width, '0');
+const PEOPLE = Array.from({ length: 6 }, (_, i) => ({
+  id: `00000000-0000-4000-8000-${hex(i, 12)}`,
+  upn: `person${i}@contoso.com`,
+  name: `person${i}`,
+  group: `10000000-0000-4000-8000-${hex(i % 3, 12)}`,
+}));
+const DEVICES = Array.from({ length: 6 }, (_, i) => ({
+  mde: hex(i + 1, 40),
+  aad: `20000000-0000-4000-8000-${hex(i, 12)}`,
+  fqdn: `host${i}.contoso.com`,
+  tag: i % 2 === 0 ? 'server' : 'workstation',
+}));
+const ENGINE = '30000000-0000-4000-8000-000000000000';
+
+const protectedWorld = fc.record({
+  people: fc.array(fc.record({ index: fc.nat(5), by: fc.constantFrom('id', 'upn', 'name') }), { maxLength: 2 }),
+  groups: fc.oneof({ arbitrary: fc.constant([] as number[]), weight: 3 }, { arbitrary: fc.subarray([0, 1, 2], { maxLength: 1 }), weight: 1 }),
+  devices: fc.array(fc.record({ index: fc.nat(5), by: fc.constantFrom('mde', 'aad', 'fqdn', 'short') }), { maxLength: 2 }),
+  tags: fc.oneof({ arbitrary: fc.constant([] as string[]), weight: 3 }, { arbitrary: fc.subarray(['server', 'workstation'], { maxLength: 1 }), weight: 1 }),
+  engineIsPerson: fc.option(fc.nat(5), { nil: undefined, freq: 4 }),
+});
+
+/** Mostly true: entities usually carry their identifiers, and the interesting cases are the gaps. */
+const usually = fc.oneof({ arbitrary: fc.constant(true), weight: 4 }, { arbitrary: fc.constant(false), weight: 1 });
+const optional = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
+const accountMention = fc.record({
+  index: fc.nat(5),
+  showId: usually,
+  showUpn: usually,
+  showName: usually,
+  showGroups: usually,
+  userRisk: optional(fc.constantFrom(...USER_RISK_LEVELS)),
+  privileged: optional(fc.boolean()),
+});
+const hostMention = fc.record({
+  index: fc.nat(5),
+  showMde: usually,
+  showAad: usually,
+  name: fc.constantFrom('fqdn', 'short', 'none'),
+  showTags: usually,
+  deviceRisk: optional(fc.constantFrom(...DEVICE_RISK_LEVELS)),
+});
+
+const ruleArb = fc.record({
+  source: optional(fc.subarray([...SIGNAL_SOURCES], { minLength: 1 })),
+  severity: optional(fc.subarray([...SEVERITIES], { minLength: 1 })),
+  userRisk: optional(fc.subarray(['low', 'medium', 'high'], { minLength: 1 })),
+  privileged: optional(fc.boolean()),
+  score: optional(fc.integer({ min: 0, max: 100 })),
+  then: fc.subarray([...PLANNABLE_ACTIONS], { minLength: 1 }),
+  audit: fc.boolean(),
+});
+
+function policyYaml(world: Value<typeof protectedWorld>, rules: Value<typeof ruleArb>[], approvals: boolean): string {
+  const users = world.people.map(({ index, by }) => (PEOPLE[index] as Record<string, string>)[by]);
+  const devices = world.devices.map(({ index, by }) => {
+    const d = DEVICES[index]!;
+    return by === 'short' ? d.fqdn.split('.')[0] : by === 'mde' ? d.mde : by === 'aad' ? d.aad : d.fqdn;
+  });
+  const list = (xs: unknown[]) => JSON.stringify(xs);
+  return [
+    'version: 1',
+    'mode: enforce',
+    `protected: { users: ${list(users)}, groups: ${list(world.groups.map((g) => PEOPLE[g]!.group))}, devices: ${list(devices)}, deviceTags: ${list(world.tags)} }`,
+    `guardrails: { approvals: ${approvals ? '[{ action: disableUser, when: { privileged: true } }]' : '[]'}, caps: [] }`,
+    'risk: { severity: { High: 40, Medium: 20 }, userRisk: { high: 40, medium: 20 } }',
+    'rules:',
+    ...rules.map((r, i) => {
+      const when = {
+        ...(r.source && { source: r.source }),
+        ...(r.severity && { severity: r.severity }),
+        ...(r.userRisk && { userRisk: r.userRisk }),
+        ...(r.privileged !== undefined && { privileged: r.privileged }),
+        ...(r.score !== undefined && { score: `>= ${r.score}` }),
+      };
+      return `  - { id: r${i}, mode: ${r.audit ? 'audit' : 'enforce'}, when: ${JSON.stringify(when)}, then: ${list(r.then)} }`;
+    }),
+  ].join('\n');
+}
+
+function mentionAccount(m: Value<typeof accountMention>): AccountEntity {
+  const p = PEOPLE[m.index]!;
+  const a: AccountEntity = { kind: 'account' };
+  if (m.showId) a.aadUserId = p.id;
+  if (m.showUpn) a.upn = p.upn;
+  if (m.showName) a.accountName = p.name;
+  if (m.showGroups) a.groupIds = [p.group];
+  if (m.userRisk) a.userRisk = m.userRisk;
+  if (m.privileged !== undefined) a.privileged = m.privileged;
+  return a;
+}
+
+function mentionHost(m: Value<typeof hostMention>): HostEntity {
+  const d = DEVICES[m.index]!;
+  const h: HostEntity = { kind: 'host' };
+  if (m.showMde) h.mdatpDeviceId = d.mde;
+  if (m.showAad) h.aadDeviceId = d.aad;
+  if (m.name === 'fqdn') h.fqdn = d.fqdn;
+  if (m.name !== 'none') h.hostName = m.name === 'fqdn' ? d.fqdn.split('.')[0]!.toUpperCase() : d.fqdn.split('.')[0]!;
+  if (m.showTags) h.tags = [d.tag];
+  if (m.deviceRisk) h.deviceRisk = m.deviceRisk;
+  return h;
+}
+
+const signalArb = fc.record({
+  source: fc.constantFrom(...SIGNAL_SOURCES),
+  severity: fc.constantFrom(...SEVERITIES),
+  accounts: fc.array(accountMention, { maxLength: 5 }),
+  hosts: fc.array(hostMention, { maxLength: 5 }),
+});
+
+function toSignal(s: Value<typeof signalArb>): Signal {
+  return {
+    source: s.source,
+    subject: 'incident-under-test',
+    title: 't',
+    severity: s.severity,
+    tactics: [],
+    techniques: [],
+    products: [],
+    labels: [],
+    entities: [...s.accounts.map(mentionAccount), ...s.hosts.map(mentionHost)],
+    notes: [],
+  };
+}
+
+/** Which person or device an action's target really is, judged by any identifier it carries. */
+function whoIs(target: { type: string; id?: string; upn?: string; aadDeviceId?: string; fqdn?: string; hostName?: string }): number[] {
+  if (target.type === 'user') return PEOPLE.flatMap((p, i) => (target.id === p.id || target.upn === p.upn ? [i] : []));
+  return DEVICES.flatMap((d, i) =>
+    target.id === d.mde || target.aadDeviceId === d.aad || target.fqdn === d.fqdn || target.hostName?.toLowerCase() === d.fqdn.split('.')[0] ? [i] : [],
+  );
+}
+
+describe('properties', () => {
+  it('never plans an action on a protected principal, whatever the policy and the signal', () => {
+    let runsThatActed = 0;
+    let runsThatRefused = 0;
+    fc.assert(
+      fc.property(protectedWorld, fc.array(ruleArb, { minLength: 1, maxLength: 4 }), fc.boolean(), signalArb, (world, rules, approvals, raw) => {
+        const engine = world.engineIsPerson === undefined ? [ENGINE] : [PEOPLE[world.engineIsPerson]!.id];
+        const d = decide(toSignal(raw), policy(policyYaml(world, rules, approvals), engine));
+        const protectedPeople = new Set([...world.people.map((p) => p.index), ...(world.engineIsPerson === undefined ? [] : [world.engineIsPerson])]);
+        PEOPLE.forEach((p, i) => world.groups.includes(i % 3) && protectedPeople.add(i));
+        const protectedDevices = new Set(world.devices.map((d) => d.index));
+        DEVICES.forEach((d, i) => world.tags.includes(d.tag) && protectedDevices.add(i));
+        if (d.actions.length) runsThatActed++;
+        if (d.skipped.some((s) => s.reason === 'protected')) runsThatRefused++;
+        for (const action of d.actions) {
+          const set = action.target.type === 'user' ? protectedPeople : protectedDevices;
+          for (const who of whoIs(action.target)) expect(set.has(who), `${action.kind} on ${JSON.stringify(action.target)}`).toBe(false);
+        }
+      }),
+      { numRuns: 3000, seed: 20261128 },
+    );
+    // The property is only worth something if the engine both acted and refused often.
+    console.info(`protected-principal property: ${runsThatActed} runs planned actions, ${runsThatRefused} refused a protected target`);
+    expect(runsThatActed).toBeGreaterThan(300);
+    expect(runsThatRefused).toBeGreaterThan(150);
+  });
+
+  it('decides deterministically: the same input gives the same decision', () => {
+    fc.assert(
+      fc.property(protectedWorld, fc.array(ruleArb, { minLength: 1, maxLength: 4 }), signalArb, (world, rules, raw) => {
+        const p = policy(policyYaml(world, rules, true));
+        const first = decide(toSignal(raw), p);
+        const again = decide(JSON.parse(JSON.stringify(toSignal(raw))) as Signal, policy(policyYaml(world, rules, true)));
+        expect(again).toEqual(first);
+      }),
+      { numRuns: 500, seed: 7 },
+    );
+  });
+
+  it('normalizes any JSON without crashing: a signal or an InputError, nothing else', () => {
+    const base = sampleIncident();
+    const mutate = fc.record({
+      path: fc.constantFrom('object', 'object.properties', 'object.properties.relatedEntities', 'object.properties.relatedEntities.0', 'object.properties.relatedEntities.0.properties', 'object.properties.additionalData', 'object.properties.labels'),
+      value: fc.jsonValue(),
+    });
+    fc.assert(
+      fc.property(fc.oneof(fc.jsonValue(), mutate.map(({ path, value }) => setPath(structuredClone(base), path, value))), (body) => {
+        try {
+          normalizeSentinelPayload(body);
+        } catch (error) {
+          expect(error).toBeInstanceOf(InputError);
+        }
+      }),
+      { numRuns: 3000, seed: 42 },
+    );
+  });
+});
+
+function setPath(root: Record<string, unknown>, path: string, value: unknown): unknown {
+  const keys = path.split('.');
+  let node: any = root;
+  for (const key of keys.slice(0, -1)) node = node[key];
+  node[keys.at(-1)!] = value;
+  return root;
+}
