@@ -1,4 +1,13 @@
 import { defineConfig } from 'vitest/config';
+import { createTestTls } from './test/support/tls';
+
+// Test-only TLS material for the HTTPS emulators, made fresh for each run. NODE_EXTRA_CA_CERTS is read when a
+// process starts, so it is set here, before vitest forks its workers (which inherit this environment).
+if (!process.env.RESPONDER_TEST_TLS_DIR) {
+  const tls = createTestTls();
+  process.env.RESPONDER_TEST_TLS_DIR = tls.dir;
+  process.env.NODE_EXTRA_CA_CERTS = tls.caPath;
+}
 
 export default defineConfig({
   test: {

@@ -150,7 +150,8 @@ function unknownData(accounts: AccountEntity[], hosts: HostEntity[], rules: Poli
   return notes;
 }
 
-function summarize(decision: Decision): string {
+/** One line for a human: score, rules, what is planned, what is held or refused. */
+export function summarize(decision: Decision): string {
   const matched = decision.rules.filter((r) => r.matched).map((r) => r.ruleId);
   const planned = decision.actions.map((a) => `${a.kind} ${targetLabel(a.target)}${a.mode === 'audit' ? ' (audit)' : ''}`);
   const held = decision.skipped.filter((s) => s.reason === 'needs-approval').length;

@@ -1,0 +1,80 @@
+import { z } from 'zod';
+import { InputError } from '../errors';
+import { SIGNAL_SOURCES } from '../signals/signal';
+import { ACTION_KINDS, ISOLATION_TYPES, type ActionKind, type ActionParams } from './catalogue';
+import type { ActionTarget } from './target';
+
+/**
+ * What travels on the queue: one action to take. `idempotencyKey` (= `id`) is the ledger key and the base of the
+ * Service Bus MessageId; `attempt` counts deliveries the engine scheduled itself (retry copies get derived ids).
+ */
+export interface ActionCommand {
+  id: string;
+  kind: ActionKind;
+  target: ActionTarget;
+  params: ActionParams;
+  reason: string;
+  mode: 'audit' | 'enforce';
+  source: CommandSource;
+  idempotencyKey: string;
+  attempt: number;
+  createdAt: string;
+}
+
+export interface CommandSource {
+  type: (typeof SIGNAL_SOURCES)[number];
+  /** What the action is about (incident ARM id lower-cased, alert id, request id). */
+  subject: string;
+  incidentArmId?: string;
+  ruleId?: string;
+  /** Object id (or name) of the analyst or app that asked, for manual requests and approvals. */
+  requestedBy?: string;
+}
+
+const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const target = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('user'), id: z.string().regex(guid).optional(), upn: z.string().max(320).optional(), displayName: z.string().max(256).optional() }),
+  z.strictObject({
+    type: z.literal('device'),
+    id: z.string().regex(/^[0-9a-f]{40}$/i).optional(),
+    aadDeviceId: z.string().regex(guid).optional(),
+    fqdn: z.string().max(253).optional(),
+    hostName: z.string().max(253).optional(),
+  }),
+]);
+
+const commandSchema = z.strictObject({
+  id: z.string().regex(/^[0-9a-f]{32}$/),
+  kind: z.enum(ACTION_KINDS),
+  target,
+  params: z.strictObject({ isolationType: z.enum(ISOLATION_TYPES).optional() }),
+  reason: z.string().max(4000),
+  mode: z.enum(['audit', 'enforce']),
+  source: z.strictObject({
+    type: z.enum(SIGNAL_SOURCES),
+    subject: z.string().min(1).max(1024),
+    incidentArmId: z.string().max(1024).optional(),
+    ruleId: z.string().max(64).optional(),
+    requestedBy: z.string().max(320).optional(),
+  }),
+  idempotencyKey: z.string().regex(/^[0-9a-f]{32}$/),
+  attempt: z.number().int().min(0).max(1000),
+  createdAt: z.iso.datetime(),
+});
+
+/** Validate a message body from the queue. A message that fails is poison: dead-letter it, never retry it. */
+export function parseActionCommand(body: unknown): ActionCommand {
+  const result = commandSchema.safeParse(body);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new InputError(issue ? issue.path.join('.') : '', issue?.message ?? 'invalid action command');
+  }
+  if (result.data.id !== result.data.idempotencyKey) throw new InputError('id', 'must equal idempotencyKey');
+  return result.data as ActionCommand;
+}
+
+/** The Service Bus MessageId of a command: the key itself for the first send, a derived id for each retry copy
+ * (reusing the id would make duplicate detection drop the copy silently; reference/servicebus.md). */
+export function messageIdOf(command: Pick<ActionCommand, 'idempotencyKey' | 'attempt'>): string {
+  return command.attempt === 0 ? command.idempotencyKey : `${command.idempotencyKey}:a${command.attempt}`;
+}

@@ -1,0 +1,133 @@
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { authenticate } from '../auth/authenticate';
+import { AuthError, authorize, type Caller, type Role } from '../auth/caller';
+import { config } from '../config';
+import { ConfigError, InputError } from '../errors';
+import { parseJson } from '../json';
+import { logger, withLogSink, type Logger } from '../log';
+import { registry, type HttpMethod } from './registry';
+
+/**
+ * Who may call a route. Every HTTP function must state one: Node v4 functions default to anonymous, so the guard is
+ * ours to apply (reference/security.md), and a test fails if a registered route has none.
+ * - `roles`: a valid token carrying one of these app roles.
+ * - `public`: anyone gets the public answer; the handler sees the caller only if credentials were sent and valid,
+ *   and must check `detailRoles` before showing more.
+ */
+export type AuthRequirement = { roles: readonly Role[] } | { public: true; detailRoles: readonly Role[] };
+
+export interface HttpCall {
+  request: HttpRequest;
+  /** The parsed JSON body, for routes declared with `body: 'json'`. */
+  body: unknown;
+  caller: Caller | undefined;
+  log: Logger;
+  context: InvocationContext;
+}
+
+export interface HttpFunctionSpec {
+  name: string;
+  /** Route below /api, as in Azure (host.json routePrefix). */
+  route: string;
+  methods: readonly HttpMethod[];
+  auth: AuthRequirement;
+  body?: 'json';
+  handle(call: HttpCall): Promise<HttpResponseInit>;
+}
+
+export type HttpHandler = (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>;
+
+/**
+ * Register an HTTP function and return its handler (exported separately so the local host and tests can call it).
+ * The handler applies, in this order, the checks every route shares: method (405), declared size (413), caller
+ * (401/403/503), body (400/413/415); then maps every error to a precise status. Bad input never becomes a 5xx.
+ */
+export function defineHttpFunction(spec: HttpFunctionSpec): HttpHandler {
+  const handler: HttpHandler = (request, context) => withLogSink(context, () => handle(spec, request, context));
+  registry.http.push({ name: spec.name, route: spec.route, methods: spec.methods, auth: spec.auth, handler });
+  // authLevel anonymous: function keys are shared secrets, not authentication; the guard above validates Entra tokens.
+  app.http(spec.name, { route: spec.route, methods: [...spec.methods], authLevel: 'anonymous', handler });
+  return handler;
+}
+
+async function handle(spec: HttpFunctionSpec, request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  const log = logger().child({ invocationId: context.invocationId, function: spec.name });
+  try {
+    if (!spec.methods.includes(request.method as HttpMethod)) {
+      return problem(405, 'MethodNotAllowed', `${request.method} is not allowed on /api/${spec.route}: use ${spec.methods.join(', ')}`, context, { Allow: spec.methods.join(', ') });
+    }
+    const settings = config();
+    const declared = Number(request.headers.get('content-length') ?? '0');
+    if (declared > settings.maxBodyBytes) return tooLarge(settings.maxBodyBytes, context);
+
+    const caller = await authenticate(request.headers, settings);
+    if ('roles' in spec.auth) {
+      if (!caller) throw new AuthError(401, 'no credentials: send "Authorization: Bearer <access token>" for this API');
+      authorize(caller, spec.auth.roles);
+    }
+
+    let body: unknown;
+    if (spec.body === 'json') {
+      const text = await readBodyCapped(request, settings.maxBodyBytes);
+      if (text === undefined) return tooLarge(settings.maxBodyBytes, context);
+      if (text.trim() === '') {
+        throw new InputError('body', "is empty: post a Sentinel incident as JSON (the Logic Apps designer's \"Run trigger\" sends no body; run the playbook from an incident instead)");
+      }
+      const contentType = request.headers.get('content-type') ?? '';
+      if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType)) {
+        return problem(415, 'UnsupportedMediaType', `Content-Type must be application/json, got ${contentType ? JSON.stringify(contentType) : 'none'}`, context);
+      }
+      body = parseJson(text);
+    }
+    return await spec.handle({ request, body, caller, log, context });
+  } catch (error) {
+    return errorResponse(error, log, context);
+  }
+}
+
+function errorResponse(error: unknown, log: Logger, context: InvocationContext): HttpResponseInit {
+  if (error instanceof InputError) return problem(400, 'BadRequest', error.message, context, {}, error.path || undefined);
+  if (error instanceof AuthError) {
+    log.warn({ status: error.status, problem: error.message }, 'request refused');
+    const code = error.status === 401 ? 'Unauthorized' : error.status === 403 ? 'Forbidden' : 'AuthUnavailable';
+    const headers: Record<string, string> = error.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : error.status === 503 ? { 'Retry-After': '30' } : {};
+    return problem(error.status, code, error.message, context, headers);
+  }
+  if (error instanceof ConfigError) {
+    log.error({ problem: error.message }, 'engine misconfigured');
+    return problem(503, 'NotConfigured', error.message, context, { 'Retry-After': '60' });
+  }
+  if (error instanceof Error && error.name === 'QueueUnavailableError') {
+    return problem(503, 'QueueUnavailable', error.message, context, { 'Retry-After': '10' });
+  }
+  // A bug, not the caller's fault: log it in full, tell the caller only where to look.
+  log.error({ err: error }, 'unhandled error');
+  return problem(500, 'InternalError', `internal error; quote invocation ${context.invocationId} when reporting it`, context);
+}
+
+function tooLarge(cap: number, context: InvocationContext): HttpResponseInit {
+  return problem(413, 'PayloadTooLarge', `the body exceeds ${cap} bytes (RESPONDER_MAX_BODY_BYTES)`, context);
+}
+
+export function problem(status: number, code: string, message: string, context: InvocationContext, headers: Record<string, string> = {}, target?: string): HttpResponseInit {
+  return { status, headers, jsonBody: { error: { code, message, ...(target && { target }), invocationId: context.invocationId } } };
+}
+
+/** Read at most `cap` bytes; undefined when the body is larger (a chunked body has no Content-Length to check). */
+async function readBodyCapped(request: HttpRequest, cap: number): Promise<string | undefined> {
+  if (!request.body) return '';
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > cap) {
+      await reader.cancel();
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

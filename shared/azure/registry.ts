@@ -1,0 +1,29 @@
+import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import type { AuthRequirement } from './httpFunction';
+
+/**
+ * Every function the app registers, recorded as it registers. Without the Functions host, @azure/functions runs in
+ * test mode and keeps no list of its own; the local host serves from this one, and a test walks it to prove that
+ * every HTTP route is guarded.
+ */
+export interface HttpRegistration {
+  name: string;
+  route: string;
+  methods: readonly HttpMethod[];
+  auth: AuthRequirement;
+  handler: (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>;
+}
+
+export interface QueueRegistration {
+  name: string;
+  queueName: string;
+  connection: string;
+  handler: (message: unknown, context: InvocationContext) => Promise<void>;
+}
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export const registry = {
+  http: [] as HttpRegistration[],
+  queues: [] as QueueRegistration[],
+};

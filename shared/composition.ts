@@ -1,0 +1,50 @@
+import { config, type ResponderConfig } from './config';
+import { ResponderEngine } from './engine';
+import { ConfigError, InputError } from './errors';
+import { MemoryLedger } from './ledger/memoryLedger';
+import { logger } from './log';
+import { compilePolicy, type CompiledPolicy } from './policy/decide';
+import { DEFAULT_POLICY_PATH, parsePolicy, readPolicyFile } from './policy/load';
+import { EmbeddedQueue } from './queue/embeddedQueue';
+import type { Runtime, RuntimeOverrides } from './runtime';
+
+/**
+ * Where the engine's parts are chosen and wired: the one place to read to know what runs. Until the Service Bus
+ * and Table storage adapters exist, the queue is the embedded one (delivered to the worker by the local host) and
+ * the ledger lives in memory.
+ */
+export function compose(overrides: RuntimeOverrides): Runtime {
+  const settings = config();
+  if (settings.problems.length > 0) throw new ConfigError('the engine is not configured', settings.problems);
+  const policy = loadPolicy(settings);
+  const ledger = overrides.ledger ?? new MemoryLedger();
+  const queue = overrides.queue ?? new EmbeddedQueue();
+  const engine = new ResponderEngine({ policy, ledger, queue, modeOverride: settings.modeOverride, now: overrides.now ?? (() => new Date()), log: logger() });
+  return {
+    config: settings,
+    policy,
+    engine,
+    ledger,
+    queue,
+    compileDraftPolicy: (text) => compileDraftPolicy(text, settings.engineIdentities),
+    queueStats: () => (queue instanceof EmbeddedQueue ? queue.stats() : undefined),
+  };
+}
+
+function compileDraftPolicy(text: string, engineIdentities: string[]): CompiledPolicy {
+  try {
+    return compilePolicy(parsePolicy(text, 'the draft policy'), engineIdentities);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new InputError('policy', error.message);
+    throw error;
+  }
+}
+
+/** RESPONDER_POLICY (inline) wins over RESPONDER_POLICY_PATH, which wins over the built-in default. */
+export function loadPolicy(settings: Pick<ResponderConfig, 'policyText' | 'policyPath' | 'engineIdentities'>): CompiledPolicy {
+  const loaded = settings.policyText
+    ? parsePolicy(settings.policyText, 'RESPONDER_POLICY')
+    : readPolicyFile(settings.policyPath ?? DEFAULT_POLICY_PATH);
+  if (!settings.policyText && !settings.policyPath) loaded.origin = 'built-in default';
+  return compilePolicy(loaded, settings.engineIdentities);
+}

@@ -1,0 +1,114 @@
+import { ConfigError } from './errors';
+import type { Mode } from './policy/schema';
+import { isGuid } from './signals/identifiers';
+
+/**
+ * Every app setting the engine reads, parsed and checked in one place. Read once per process (lazily: cold start
+ * matters); tests build their own with `readConfig(env)`. The README's configuration table mirrors this file.
+ */
+export interface ResponderConfig {
+  /** Entra tenant whose tokens are accepted (AZURE_TENANT_ID). */
+  tenantId: string | undefined;
+  /** AZURE_AUTHORITY_HOST, without a trailing slash: `https://login.microsoftonline.us` for US Government. */
+  authorityHost: string;
+  /** RESPONDER_AUDIENCE: the engine's app ID URI and/or client id, comma-separated. */
+  audiences: string[];
+  /** RESPONDER_TOKEN_ISSUERS: overrides the two derived issuers (v2 and v1), comma-separated. */
+  issuers: string[];
+  /** RESPONDER_AUTH: `entra` validates bearer tokens itself; `easyauth` trusts App Service Authentication's header. */
+  auth: 'entra' | 'easyauth';
+  /** RESPONDER_MODE: `audit` forces audit over any policy; `enforce` (default) lets the policy decide. */
+  modeOverride: Mode;
+  /** RESPONDER_POLICY (inline YAML) or RESPONDER_POLICY_PATH (a file); else the built-in default policy. */
+  policyText: string | undefined;
+  policyPath: string | undefined;
+  /** RESPONDER_IDENTITY_OBJECT_IDS: the engine's own identities (managed identity object id), always protected. */
+  engineIdentities: string[];
+  /** RESPONDER_MAX_BODY_BYTES: requests above it get 413. */
+  maxBodyBytes: number;
+  /** LOG_LEVEL: pino level. */
+  logLevel: string;
+  /** Problems found while reading; non-empty means the engine must not act (health says why, routes answer 503). */
+  problems: string[];
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfig {
+  const problems: string[] = [];
+  const list = (name: string): string[] => (env[name] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+
+  const tenantId = env.AZURE_TENANT_ID?.trim() || undefined;
+  if (tenantId === undefined) problems.push('AZURE_TENANT_ID is not set: no token can be validated');
+  else if (!isGuid(tenantId)) problems.push(`AZURE_TENANT_ID must be the tenant's GUID, got ${JSON.stringify(tenantId)}`);
+
+  const authorityHost = (env.AZURE_AUTHORITY_HOST?.trim() || 'https://login.microsoftonline.com').replace(/\/+$/, '');
+  if (!/^https:\/\/[^/\s]+$/.test(authorityHost)) problems.push(`AZURE_AUTHORITY_HOST must be an https origin such as https://login.microsoftonline.us, got ${JSON.stringify(authorityHost)}`);
+
+  const audiences = list('RESPONDER_AUDIENCE');
+  if (audiences.length === 0) problems.push('RESPONDER_AUDIENCE is not set: the app ID URI (api://…) and/or client id callers request tokens for');
+
+  const auth = (env.RESPONDER_AUTH?.trim() || 'entra').toLowerCase();
+  if (auth !== 'entra' && auth !== 'easyauth') problems.push(`RESPONDER_AUTH must be entra or easyauth, got ${JSON.stringify(auth)}`);
+
+  const mode = (env.RESPONDER_MODE?.trim() || 'enforce').toLowerCase();
+  if (mode !== 'audit' && mode !== 'enforce') problems.push(`RESPONDER_MODE must be audit or enforce, got ${JSON.stringify(mode)}`);
+
+  const engineIdentities = list('RESPONDER_IDENTITY_OBJECT_IDS');
+  for (const id of engineIdentities) if (!isGuid(id)) problems.push(`RESPONDER_IDENTITY_OBJECT_IDS: ${JSON.stringify(id)} is not an object id (GUID)`);
+
+  const maxBodyText = env.RESPONDER_MAX_BODY_BYTES?.trim();
+  const maxBodyBytes = maxBodyText ? Number(maxBodyText) : DEFAULT_MAX_BODY_BYTES;
+  if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1024 || maxBodyBytes > 64 * 1024 * 1024) {
+    problems.push(`RESPONDER_MAX_BODY_BYTES must be a whole number of bytes between 1024 and 67108864, got ${JSON.stringify(maxBodyText)}`);
+  }
+
+  const logLevel = (env.LOG_LEVEL?.trim() || 'info').toLowerCase();
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
+
+  const issuers = list('RESPONDER_TOKEN_ISSUERS');
+  return {
+    tenantId,
+    authorityHost,
+    audiences,
+    issuers: issuers.length || tenantId === undefined ? issuers : defaultIssuers(authorityHost, tenantId),
+    auth: auth === 'easyauth' ? 'easyauth' : 'entra',
+    modeOverride: mode === 'audit' ? 'audit' : 'enforce',
+    policyText: env.RESPONDER_POLICY?.trim() || undefined,
+    policyPath: env.RESPONDER_POLICY_PATH?.trim() || undefined,
+    engineIdentities: engineIdentities.map((id) => id.toLowerCase()),
+    maxBodyBytes: Number.isInteger(maxBodyBytes) ? maxBodyBytes : DEFAULT_MAX_BODY_BYTES,
+    logLevel: LOG_LEVELS.includes(logLevel) ? logLevel : 'info',
+    problems,
+  };
+}
+
+/**
+ * Entra issues v2 tokens as `{authority}/{tenant}/v2.0` and v1 tokens as `https://sts.windows.net/{tenant}/`
+ * (also in US Government), or `https://sts.chinacloudapi.cn/{tenant}/` in the China cloud. Which one a caller gets
+ * depends on the app registration's accessTokenAcceptedVersion, so both are accepted.
+ */
+export function defaultIssuers(authorityHost: string, tenantId: string): string[] {
+  const v1Host = /chinacloudapi\.cn|microsoftonline\.cn/.test(authorityHost) ? 'https://sts.chinacloudapi.cn' : 'https://sts.windows.net';
+  return [`${authorityHost}/${tenantId}/v2.0`, `${v1Host}/${tenantId}/`];
+}
+
+/** The signing keys of the tenant, where jose fetches them (and refreshes them on an unknown `kid`). */
+export function signingKeysUrl(config: Pick<ResponderConfig, 'authorityHost' | 'tenantId'>): URL {
+  if (config.tenantId === undefined) throw new ConfigError('AZURE_TENANT_ID is not set');
+  return new URL(`${config.authorityHost}/${config.tenantId}/discovery/v2.0/keys`);
+}
+
+let current: ResponderConfig | undefined;
+
+/** The process's configuration, read on first use. */
+export function config(): ResponderConfig {
+  current ??= readConfig();
+  return current;
+}
+
+/** For the local host and tests, which set settings before the first request. */
+export function resetConfig(): void {
+  current = undefined;
+}

@@ -1,0 +1,269 @@
+import { ACTIONS, type ActionKind } from './actions/catalogue';
+import { parseActionCommand, type ActionCommand } from './actions/command';
+import { targetLabel, type ActionTarget } from './actions/target';
+import { InputError } from './errors';
+import { LedgerConflictError, type ActionLedger, type LedgerEntry, type LedgerState } from './ledger/ledger';
+import type { Logger } from './log';
+import { capKey, decide, summarize, type CompiledPolicy } from './policy/decide';
+import type { Decision, PlannedAction, SkippedAction } from './policy/decision';
+import { checkAccount, checkHost } from './policy/protection';
+import type { Mode } from './policy/schema';
+import type { ActionQueue, QueueDelivery } from './queue/queue';
+import type { Signal } from './signals/signal';
+
+export interface EngineDeps {
+  policy: CompiledPolicy;
+  ledger: ActionLedger;
+  queue: ActionQueue;
+  modeOverride: Mode;
+  now: () => Date;
+  log: Logger;
+}
+
+/** What one submission did to the ledger, per action. */
+export interface RecordedAction {
+  key: string;
+  kind: ActionKind;
+  target: string;
+  state: LedgerState;
+  /** False when an earlier delivery of the same subject had already recorded it. */
+  new: boolean;
+}
+
+export interface Submission {
+  decision: Decision;
+  recorded: RecordedAction[];
+}
+
+export interface WorkerOutcome {
+  key?: string;
+  outcome: 'succeeded' | 'audited' | 'blocked' | 'duplicate' | 'poison';
+  detail: string;
+}
+
+/** The queue could not take the commands: the caller should retry (HTTP 503), nothing was lost. */
+export class QueueUnavailableError extends Error {
+  override readonly name = 'QueueUnavailableError';
+}
+
+/**
+ * The engine: Signal -> Decision -> ledger -> ActionCommands on the queue -> worker. It owns the order of I/O around
+ * the pure policy module; it never talks HTTP or Azure Functions (the adapters in functions/ do).
+ */
+export class ResponderEngine {
+  constructor(private readonly deps: EngineDeps) {}
+
+  get policy(): CompiledPolicy {
+    return this.deps.policy;
+  }
+
+  /** The decision, with the ledger's view (caps spent, actions already recorded), and no side effect. */
+  async plan(signal: Signal, policy: CompiledPolicy = this.deps.policy): Promise<Decision> {
+    const decision = decide(signal, policy, { modeOverride: this.deps.modeOverride, capUsage: await this.capUsage(policy) });
+    const existing = await this.existingEntries(decision);
+    return withLedgerView(decision, existing);
+  }
+
+  /**
+   * Decide, record, enqueue. Each planned action is first created in the ledger (insert-if-absent: concurrent
+   * deliveries of one incident create it once), then sent, then marked queued. An entry left `planned` by a failed
+   * send or a crash is sent again by the next delivery: the relay retries on 503, and the MessageId is the
+   * idempotency key, so Service Bus drops a copy that did get through.
+   */
+  async submit(signal: Signal, by: string): Promise<Submission> {
+    const { ledger, queue, now, log } = this.deps;
+    const decision = decide(signal, this.deps.policy, { modeOverride: this.deps.modeOverride, capUsage: await this.capUsage(this.deps.policy) });
+    const at = now().toISOString();
+    const recorded: RecordedAction[] = [];
+    const toSend: Array<{ command: ActionCommand; entry: LedgerEntry }> = [];
+    const existing = new Map<string, LedgerEntry>();
+
+    for (const action of decision.actions) {
+      const { created, entry } = await ledger.create(newEntry(action, signal, 'planned', undefined, at, by));
+      if (created || entry.state === 'planned') toSend.push({ command: commandFor(entry, at), entry });
+      else existing.set(entry.key, entry);
+      if (!created && entry.state !== 'planned') recorded.push(recordOf(entry, false));
+    }
+    for (const skip of decision.skipped) {
+      const state = skipState(skip);
+      if (!state || !skip.idempotencyKey || !skip.target) continue;
+      const recordable = { ...skip, idempotencyKey: skip.idempotencyKey, target: skip.target };
+      const { created, entry } = await ledger.create(newEntry(recordable, signal, state, `${skip.reason}: ${skip.detail}`, at, by));
+      recorded.push(recordOf(entry, created));
+    }
+
+    if (toSend.length > 0) {
+      try {
+        await queue.send(toSend.map((s) => s.command));
+      } catch (error) {
+        log.error({ err: error, subject: signal.subject, actions: toSend.length }, 'enqueue failed: answering 503 so the caller retries');
+        throw new QueueUnavailableError(`the action queue did not accept ${toSend.length} action(s): retry the request`);
+      }
+      for (const { entry } of toSend) {
+        const queued = await this.markQueued(entry, at);
+        recorded.push(recordOf(queued, true));
+      }
+    }
+    const result = withLedgerView(decision, existing);
+    log.info({ subject: signal.subject, score: decision.score.total, planned: toSend.length, recorded: recorded.length, policy: decision.policy.digest }, result.summary);
+    return { decision: result, recorded };
+  }
+
+  /**
+   * The worker's step for one delivered message: validate, claim, re-check protection against the current policy,
+   * execute, record. Until executors exist every action is recorded as audited: no write API is called.
+   */
+  async runCommand(body: unknown, delivery: QueueDelivery): Promise<WorkerOutcome> {
+    const { ledger, now, log } = this.deps;
+    let command: ActionCommand;
+    try {
+      command = parseActionCommand(body);
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      log.error({ messageId: delivery.messageId, problem: error.message }, 'poison message: not an ActionCommand');
+      return { outcome: 'poison', detail: error.message };
+    }
+    const actionLog = log.child({ actionId: command.id, kind: command.kind, subject: command.source.subject });
+    const at = now().toISOString();
+    let entry = (await ledger.get(command.idempotencyKey)) ?? (await ledger.create(entryFromCommand(command, at))).entry;
+
+    if (entry.state === 'queued') {
+      try {
+        entry = await ledger.transition(entry.key, entry.etag, 'running', { by: 'worker', at, note: `delivery ${delivery.deliveryCount} of ${delivery.messageId}` });
+      } catch (error) {
+        if (error instanceof LedgerConflictError) return { key: entry.key, outcome: 'duplicate', detail: 'another delivery claimed it first' };
+        throw error;
+      }
+    } else if (entry.state !== 'running') {
+      return { key: entry.key, outcome: 'duplicate', detail: `already ${entry.state}` };
+    }
+
+    const verdict = protectionOf(command.target, this.deps.policy);
+    if (verdict) {
+      await ledger.transition(entry.key, entry.etag, 'blocked', { by: 'worker', at, note: verdict }, { stateReason: verdict, attempts: [...entry.attempts, { attempt: command.attempt, at, outcome: 'blocked', detail: verdict }] });
+      actionLog.warn({ reason: verdict }, 'refused at execution: target is protected');
+      return { key: entry.key, outcome: 'blocked', detail: verdict };
+    }
+
+    const detail =
+      command.mode === 'audit'
+        ? `audit mode: would ${ACTIONS[command.kind].verb} for ${targetLabel(command.target)}; no write API called`
+        : `no executor for ${command.kind} is installed yet: recorded in audit mode, no write API called`;
+    await ledger.transition(entry.key, entry.etag, 'succeeded', { by: 'worker', at, note: detail }, { attempts: [...entry.attempts, { attempt: command.attempt, at, outcome: 'audited', detail }] });
+    actionLog.info({ outcome: 'audited' }, detail);
+    return { key: entry.key, outcome: 'audited', detail };
+  }
+
+  private async markQueued(entry: LedgerEntry, at: string): Promise<LedgerEntry> {
+    try {
+      return await this.deps.ledger.transition(entry.key, entry.etag, 'queued', { by: 'engine', at });
+    } catch (error) {
+      // A concurrent delivery (or the worker, already) moved it on: the action is on its way either way.
+      if (error instanceof LedgerConflictError) return (await this.deps.ledger.get(entry.key)) ?? entry;
+      throw error;
+    }
+  }
+
+  private async capUsage(policy: CompiledPolicy): Promise<Map<string, number>> {
+    const usage = new Map<string, number>();
+    const now = this.deps.now().getTime();
+    for (const cap of policy.policy.guardrails.caps) {
+      usage.set(capKey(cap), await this.deps.ledger.countSince(cap.action, new Date(now - cap.per.ms).toISOString()));
+    }
+    return usage;
+  }
+
+  private async existingEntries(decision: Decision): Promise<Map<string, LedgerEntry>> {
+    const existing = new Map<string, LedgerEntry>();
+    for (const action of decision.actions) {
+      const entry = await this.deps.ledger.get(action.idempotencyKey);
+      if (entry && entry.state !== 'planned') existing.set(entry.key, entry);
+    }
+    return existing;
+  }
+}
+
+/** Held actions wait for a human; refusals and open circuits are recorded so that they can be seen and counted. */
+function skipState(skip: SkippedAction): LedgerState | undefined {
+  switch (skip.reason) {
+    case 'needs-approval':
+      return 'pending-approval';
+    case 'protected':
+    case 'circuit-open':
+      return 'blocked';
+    default:
+      return undefined;
+  }
+}
+
+/** Move actions an earlier delivery already recorded from `actions` to `skipped: already-done`. */
+function withLedgerView(decision: Decision, existing: Map<string, LedgerEntry>): Decision {
+  if (existing.size === 0) return decision;
+  const actions: PlannedAction[] = [];
+  const skipped: SkippedAction[] = [...decision.skipped];
+  for (const action of decision.actions) {
+    const entry = existing.get(action.idempotencyKey);
+    if (!entry) actions.push(action);
+    else skipped.push({ kind: action.kind, target: action.target, idempotencyKey: action.idempotencyKey, params: action.params, ruleId: action.ruleId, mode: action.mode, reason: 'already-done', detail: `recorded ${entry.state} at ${entry.updatedAt}` });
+  }
+  const result = { ...decision, actions, skipped };
+  result.summary = summarize(result);
+  return result;
+}
+
+type Recordable = { idempotencyKey: string; kind: ActionKind; target: ActionTarget; params?: PlannedAction['params']; ruleId: string; mode?: Mode; reason?: string };
+
+function newEntry(action: Recordable, signal: Signal, state: LedgerState, stateReason: string | undefined, at: string, by: string) {
+  return {
+    key: action.idempotencyKey,
+    kind: action.kind,
+    target: action.target,
+    params: action.params ?? {},
+    mode: action.mode ?? 'audit',
+    reason: state === 'planned' ? (action.reason ?? '') : (stateReason ?? ''),
+    source: {
+      type: signal.source,
+      subject: signal.subject,
+      ruleId: action.ruleId,
+      ...(signal.incident && { incidentArmId: signal.incident.armId }),
+      ...(signal.source === 'manual' && { requestedBy: by }),
+    },
+    state,
+    ...(stateReason && { stateReason }),
+    createdAt: at,
+    by,
+  };
+}
+
+function commandFor(entry: LedgerEntry, at: string): ActionCommand {
+  return {
+    id: entry.key,
+    kind: entry.kind,
+    target: entry.target,
+    params: entry.params,
+    reason: entry.reason,
+    mode: entry.mode,
+    source: entry.source,
+    idempotencyKey: entry.key,
+    attempt: 0,
+    createdAt: at,
+  };
+}
+
+function entryFromCommand(command: ActionCommand, at: string) {
+  return { key: command.idempotencyKey, kind: command.kind, target: command.target, params: command.params, mode: command.mode, reason: command.reason, source: command.source, state: 'queued' as const, createdAt: at, by: 'worker' };
+}
+
+function recordOf(entry: LedgerEntry, isNew: boolean): RecordedAction {
+  return { key: entry.key, kind: entry.kind, target: targetLabel(entry.target), state: entry.state, new: isNew };
+}
+
+/** Re-check protection at execution time, against the policy in force now (it may have changed since deciding). */
+function protectionOf(target: ActionTarget, policy: CompiledPolicy): string | undefined {
+  const verdict =
+    target.type === 'user'
+      ? checkAccount({ kind: 'account', ...(target.id && { aadUserId: target.id }), ...(target.upn && { upn: target.upn, accountName: target.upn.split('@')[0] }) }, policy.protection)
+      : checkHost({ kind: 'host', ...(target.id && { mdatpDeviceId: target.id }), ...(target.aadDeviceId && { aadDeviceId: target.aadDeviceId }), ...(target.fqdn && { fqdn: target.fqdn }), ...(target.hostName && { hostName: target.hostName }) }, policy.protection);
+  // Unverified data was already judged at decision time (held for a human); here only a positive match blocks.
+  return verdict.status === 'protected' ? verdict.why : undefined;
+}

@@ -1,0 +1,103 @@
+import type { ActionKind, ActionParams } from '../actions/catalogue';
+import type { CommandSource } from '../actions/command';
+import type { ActionTarget } from '../actions/target';
+
+/**
+ * The action ledger: one entry per action (per idempotency key), the single record of what the engine planned,
+ * held, did and undid, and why. The port below has an in-memory twin (local host, tests) and, later, an Azure Table
+ * storage adapter; both pass the same contract tests.
+ */
+
+export const LEDGER_STATES = ['planned', 'pending-approval', 'queued', 'running', 'succeeded', 'failed', 'dead-lettered', 'blocked', 'rolled-back'] as const;
+export type LedgerState = (typeof LEDGER_STATES)[number];
+
+/** Allowed transitions. Anything else is a bug or a stale writer, and is refused. */
+const TRANSITIONS: Record<LedgerState, readonly LedgerState[]> = {
+  planned: ['queued', 'pending-approval', 'blocked'],
+  'pending-approval': ['queued', 'blocked'],
+  queued: ['running', 'blocked', 'dead-lettered'],
+  // running -> queued: a transient failure scheduled a retry copy.
+  running: ['succeeded', 'failed', 'queued', 'blocked', 'dead-lettered'],
+  failed: ['queued', 'dead-lettered'],
+  'dead-lettered': ['queued'],
+  succeeded: ['rolled-back'],
+  blocked: [],
+  'rolled-back': [],
+};
+
+export function canTransition(from: LedgerState, to: LedgerState): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+/** States in which an action counts against the policy's caps: it was (or is being) sent to be executed. */
+export const COUNTED_STATES: readonly LedgerState[] = ['queued', 'running', 'succeeded', 'failed', 'dead-lettered', 'rolled-back'];
+
+export interface LedgerEvent {
+  at: string;
+  state: LedgerState;
+  /** Who moved it: `engine`, `worker`, an analyst's object id. */
+  by: string;
+  note?: string;
+}
+
+export interface LedgerAttempt {
+  attempt: number;
+  at: string;
+  outcome: 'succeeded' | 'audited' | 'transient' | 'permanent' | 'blocked';
+  detail: string;
+  /** The API's answer, kept for the record: HTTP status and error code. */
+  status?: number;
+  code?: string;
+}
+
+export interface LedgerEntry {
+  key: string;
+  kind: ActionKind;
+  target: ActionTarget;
+  params: ActionParams;
+  mode: 'audit' | 'enforce';
+  reason: string;
+  source: CommandSource;
+  state: LedgerState;
+  /** Why it is in this state (the skip detail for held or blocked actions). */
+  stateReason?: string;
+  createdAt: string;
+  updatedAt: string;
+  history: LedgerEvent[];
+  attempts: LedgerAttempt[];
+  /** What a rollback needs (the state before the action), written by the executor. */
+  rollback?: unknown;
+  /** Optimistic concurrency: every write must present the ETag it read. */
+  etag: string;
+}
+
+export type NewLedgerEntry = Omit<LedgerEntry, 'etag' | 'history' | 'attempts' | 'updatedAt'> & { by: string };
+
+export class LedgerConflictError extends Error {
+  override readonly name = 'LedgerConflictError';
+  constructor(readonly key: string) {
+    super(`ledger entry ${key} changed since it was read (ETag mismatch)`);
+  }
+}
+
+export class LedgerTransitionError extends Error {
+  override readonly name = 'LedgerTransitionError';
+  constructor(
+    readonly key: string,
+    readonly from: LedgerState,
+    readonly to: LedgerState,
+  ) {
+    super(`ledger entry ${key} cannot go from ${from} to ${to}`);
+  }
+}
+
+export interface ActionLedger {
+  /** Insert if absent: the atomic gate that makes concurrent deliveries of one incident plan each action once. */
+  create(entry: NewLedgerEntry): Promise<{ created: boolean; entry: LedgerEntry }>;
+  get(key: string): Promise<LedgerEntry | undefined>;
+  /** Move an entry to `to`, if the transition is allowed and `etag` is still current. */
+  transition(key: string, etag: string, to: LedgerState, event: { by: string; note?: string; at: string }, patch?: Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason'>>): Promise<LedgerEntry>;
+  listBySubject(subject: string): Promise<LedgerEntry[]>;
+  /** Entries of `kind` created at or after `since` and in a counted state: what a cap has already spent. */
+  countSince(kind: ActionKind, since: string): Promise<number>;
+}

@@ -1,0 +1,81 @@
+import {
+  canTransition,
+  COUNTED_STATES,
+  LedgerConflictError,
+  LedgerTransitionError,
+  type ActionLedger,
+  type LedgerEntry,
+  type LedgerState,
+  type NewLedgerEntry,
+} from './ledger';
+
+/**
+ * The in-memory twin of the action ledger, for the local host and tests. Same contract as the Table storage
+ * adapter, ETags included; entries are copied in and out so callers cannot mutate stored state by accident.
+ */
+export class MemoryLedger implements ActionLedger {
+  private readonly entries = new Map<string, LedgerEntry>();
+  private version = 0;
+
+  async create(input: NewLedgerEntry): Promise<{ created: boolean; entry: LedgerEntry }> {
+    const existing = this.entries.get(input.key);
+    if (existing) return { created: false, entry: structuredClone(existing) };
+    const { by, ...fields } = input;
+    const entry: LedgerEntry = {
+      ...fields,
+      updatedAt: input.createdAt,
+      history: [{ at: input.createdAt, state: input.state, by, ...(input.stateReason && { note: input.stateReason }) }],
+      attempts: [],
+      etag: this.nextEtag(),
+    };
+    this.entries.set(entry.key, entry);
+    return { created: true, entry: structuredClone(entry) };
+  }
+
+  async get(key: string): Promise<LedgerEntry | undefined> {
+    const entry = this.entries.get(key);
+    return entry && structuredClone(entry);
+  }
+
+  async transition(
+    key: string,
+    etag: string,
+    to: LedgerState,
+    event: { by: string; note?: string; at: string },
+    patch: Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason'>> = {},
+  ): Promise<LedgerEntry> {
+    const entry = this.entries.get(key);
+    if (!entry || entry.etag !== etag) throw new LedgerConflictError(key);
+    if (!canTransition(entry.state, to)) throw new LedgerTransitionError(key, entry.state, to);
+    const next: LedgerEntry = {
+      ...entry,
+      ...patch,
+      state: to,
+      updatedAt: event.at,
+      history: [...entry.history, { at: event.at, state: to, by: event.by, ...(event.note && { note: event.note }) }],
+      etag: this.nextEtag(),
+    };
+    this.entries.set(key, next);
+    return structuredClone(next);
+  }
+
+  async listBySubject(subject: string): Promise<LedgerEntry[]> {
+    return [...this.entries.values()].filter((e) => e.source.subject === subject).map((e) => structuredClone(e));
+  }
+
+  async countSince(kind: LedgerEntry['kind'], since: string): Promise<number> {
+    let count = 0;
+    for (const e of this.entries.values()) if (e.kind === kind && e.createdAt >= since && COUNTED_STATES.includes(e.state)) count++;
+    return count;
+  }
+
+  /** Everything, for the local host's inspection route and tests. */
+  all(): LedgerEntry[] {
+    return [...this.entries.values()].map((e) => structuredClone(e));
+  }
+
+  private nextEtag(): string {
+    this.version += 1;
+    return `W/"${this.version}"`;
+  }
+}

@@ -1,0 +1,46 @@
+import type { ResponderConfig } from './config';
+import type { ResponderEngine } from './engine';
+import type { ActionLedger } from './ledger/ledger';
+import type { CompiledPolicy } from './policy/decide';
+import type { ActionQueue } from './queue/queue';
+
+/**
+ * The process's engine and its adapters, built on first use. Only types are imported here: the function entry
+ * points import this file at cold start, and the engine (zod, yaml, the policy) loads on the first request instead.
+ */
+export interface Runtime {
+  config: ResponderConfig;
+  policy: CompiledPolicy;
+  engine: ResponderEngine;
+  ledger: ActionLedger;
+  queue: ActionQueue;
+  /** Compile a policy a caller sent (POST /api/plan): problems are the caller's, so they raise InputError (400). */
+  compileDraftPolicy(text: string): CompiledPolicy;
+  /** What the queue holds now, for health details. */
+  queueStats(): Record<string, number> | undefined;
+}
+
+/** Adapters the local host or a test supplies instead of the defaults. */
+export interface RuntimeOverrides {
+  ledger?: ActionLedger;
+  queue?: ActionQueue;
+  now?: () => Date;
+}
+
+let overrides: RuntimeOverrides = {};
+let building: Promise<Runtime> | undefined;
+
+export function runtime(): Promise<Runtime> {
+  if (!building) {
+    building = import('./composition.js').then((m) => m.compose(overrides));
+    // A configuration error is not remembered: the next request tries again (after the setting is fixed).
+    building.catch(() => (building = undefined));
+  }
+  return building;
+}
+
+/** Replace adapters before the next use (the local host at start-up, tests between cases). */
+export function configureRuntime(next: RuntimeOverrides): void {
+  overrides = next;
+  building = undefined;
+}

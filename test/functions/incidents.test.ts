@@ -1,0 +1,179 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { incidents } from '../../functions/incidents';
+import type { ActionCommand } from '../../shared/actions/command';
+import type { ActionQueue } from '../../shared/queue/queue';
+import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
+import { buildIncident, sampleIncident } from '../fixtures/incidents';
+import { EngineUnderTest } from '../support/engine';
+import { call } from '../support/http';
+
+/** A policy that plans something for the sample incident without enrichment: revoke on credential access. */
+const POLICY = `version: 1
+mode: enforce
+protected: { users: [breakglass1@contoso.com] }
+risk: { severity: { High: 40 } }
+rules:
+  - { id: creds, when: { tactics: [CredentialAccess] }, then: [revokeSessions] }
+  - { id: endpoint, when: { entity: host, severity: [High] }, then: [{ isolateDevice: { isolationType: Selective } }] }
+`;
+
+let engine: EngineUnderTest;
+let submit: Record<string, string>;
+beforeAll(async () => {
+  engine = await EngineUnderTest.start();
+});
+afterAll(() => engine.stop());
+beforeEach(async () => {
+  engine.configure({ RESPONDER_POLICY: POLICY });
+  submit = await engine.bearer(['Incidents.Submit']);
+});
+
+const post = (body: unknown, headers: Record<string, string> = submit) => call(incidents, 'incidents', { body, headers });
+
+describe('POST /api/incidents', () => {
+  it('answers 202 with the decision, records and enqueues each action', async () => {
+    const res = await post(sampleIncident());
+    expect(res.status).toBe(202);
+    expect(res.json.decision.actions.map((a: { kind: string }) => a.kind)).toEqual(['revokeSessions', 'isolateDevice']);
+    expect(res.json.decision.rules.map((r: { matched: boolean }) => r.matched)).toEqual([true, true]);
+    expect(res.json.recorded).toEqual([
+      expect.objectContaining({ kind: 'revokeSessions', target: 'adele.vance@contoso.com', state: 'queued', new: true }),
+      expect.objectContaining({ kind: 'isolateDevice', target: 'wks-042.contoso.com', state: 'queued', new: true }),
+    ]);
+    expect((engine.queue as EmbeddedQueue).stats().ready).toBe(2);
+    const entry = await engine.ledger.get(res.json.recorded[0].key);
+    expect(entry).toMatchObject({ state: 'queued', mode: 'enforce', source: { type: 'incident', ruleId: 'creds', incidentArmId: sampleIncident().object.id } });
+    expect(entry?.history.map((h) => h.state)).toEqual(['planned', 'queued']);
+  });
+
+  it('enqueues nothing new when the same incident arrives again (create, then update)', async () => {
+    const first = await post(sampleIncident());
+    const update = sampleIncident();
+    update.objectEventType = 'Update';
+    update.object.properties.status = 'Active';
+    const second = await post(update);
+    expect(second.status).toBe(202);
+    expect(second.json.decision.actions).toEqual([]);
+    expect(second.json.decision.skipped.map((s: { reason: string }) => s.reason)).toEqual(['already-done', 'already-done']);
+    expect(second.json.recorded.map((r: { key: string; new: boolean }) => [r.key, r.new])).toEqual(first.json.recorded.map((r: { key: string }) => [r.key, false]));
+    expect((engine.queue as EmbeddedQueue).stats().ready).toBe(2);
+  });
+
+  it('plans each action once when deliveries race', async () => {
+    const results = await Promise.all(Array.from({ length: 5 }, () => post(sampleIncident())));
+    expect(results.every((r) => r.status === 202)).toBe(true);
+    expect(engine.ledger.all()).toHaveLength(2);
+    expect((engine.queue as EmbeddedQueue).stats().ready).toBe(2);
+  });
+
+  it('records the refusal of a protected user and plans nothing for them', async () => {
+    const body = sampleIncident();
+    body.object.properties.relatedEntities[0].properties.accountName = 'BreakGlass1';
+    const res = await post(body);
+    expect(res.json.decision.skipped).toEqual([expect.objectContaining({ kind: 'revokeSessions', reason: 'protected' })]);
+    expect(res.json.recorded).toContainEqual(expect.objectContaining({ kind: 'revokeSessions', state: 'blocked' }));
+  });
+
+  it('answers 503 when the queue refuses, and a retry of the same incident gets the actions through', async () => {
+    const failing: ActionQueue = { send: async () => Promise.reject(new Error('broker unreachable')), schedule: async () => undefined };
+    engine.configure({ RESPONDER_POLICY: POLICY }, { queue: failing });
+    const ledger = engine.ledger;
+    const res = await post(sampleIncident());
+    expect(res.status).toBe(503);
+    expect(res.headers['retry-after']).toBe('10');
+    expect(res.json.error.code).toBe('QueueUnavailable');
+    expect(ledger.all().map((e) => e.state)).toEqual(['planned', 'planned']);
+    expect(await ledger.countSince('revokeSessions', '1970-01-01T00:00:00Z')).toBe(0);
+
+    // The relay retries; the queue is back. Same ledger, planned entries are sent again.
+    const sent: ActionCommand[] = [];
+    const { configureRuntime } = await import('../../shared/runtime');
+    configureRuntime({ ledger, queue: { send: async (c) => void sent.push(...c), schedule: async () => undefined } });
+    const retry = await post(sampleIncident());
+    expect(retry.status).toBe(202);
+    expect(sent.map((c) => c.kind)).toEqual(['revokeSessions', 'isolateDevice']);
+    expect(ledger.all().map((e) => e.state)).toEqual(['queued', 'queued']);
+  });
+
+  it('handles a 200-entity, 50-alert incident', async () => {
+    const res = await post(buildIncident({ accounts: 100, hosts: 60, others: 40, alerts: 50 }));
+    expect(res.status).toBe(202);
+    expect(res.json.decision.actions).toHaveLength(160);
+  });
+
+  describe('bad input', () => {
+    it.each([
+      ['invalid JSON', '{"object": ', 400, /^body: invalid JSON/],
+      ['an empty body (Logic Apps "Run trigger")', '', 400, /^body: is empty: .*Run trigger/],
+      ['whitespace only', '   \n', 400, /is empty/],
+      ['a JSON array', '[1,2]', 400, /expected a JSON object/],
+      ['a prototype-polluting key', '{"__proto__": {"admin": true}, "object": {}}', 400, /the key "__proto__" is not allowed/],
+      ['an escaped prototype key', '{"\\u005f_proto__": {}}', 400, /the key "__proto__" is not allowed/],
+    ])('rejects %s', async (_name, body, status, message) => {
+      const res = await call(incidents, 'incidents', { body, headers: { ...submit, 'content-type': 'application/json' } });
+      expect(res.status).toBe(status);
+      expect(res.json.error.message).toMatch(message);
+      expect(res.json.error.invocationId).toBe('test-invocation');
+    });
+
+    it('names the offending field of a schema error', async () => {
+      const body = sampleIncident();
+      body.object.properties.severity = 'Sev1';
+      const res = await post(body);
+      expect(res.status).toBe(400);
+      expect(res.json.error).toMatchObject({ code: 'BadRequest', target: 'object.properties.severity', message: 'object.properties.severity: expected one of Informational, Low, Medium, High, got "Sev1"' });
+    });
+
+    it('answers 415 to a body that is not declared as JSON', async () => {
+      for (const type of ['text/plain', 'application/x-www-form-urlencoded']) {
+        const res = await call(incidents, 'incidents', { body: JSON.stringify(sampleIncident()), headers: { ...submit, 'content-type': type } });
+        expect(res.status).toBe(415);
+        expect(res.json.error.message).toContain(type);
+      }
+      const none = await call(incidents, 'incidents', { body: '{}', headers: submit });
+      expect(none.status).toBe(415);
+    });
+
+    it('accepts JSON with a charset and vendor JSON types', async () => {
+      const res = await call(incidents, 'incidents', { body: JSON.stringify(sampleIncident()), headers: { ...submit, 'content-type': 'application/json; charset=utf-8' } });
+      expect(res.status).toBe(202);
+    });
+
+    it('answers 413 above the body cap, by declared length and by actual length', async () => {
+      engine.configure({ RESPONDER_POLICY: POLICY, RESPONDER_MAX_BODY_BYTES: '4096' });
+      const big = JSON.stringify(buildIncident({ accounts: 30, hosts: 0 }));
+      const declared = await call(incidents, 'incidents', { body: big, headers: { ...submit, 'content-type': 'application/json', 'content-length': String(big.length) } });
+      expect(declared.status).toBe(413);
+      const undeclared = await call(incidents, 'incidents', { body: big, headers: { ...submit, 'content-type': 'application/json' } });
+      expect(undeclared.status).toBe(413);
+      expect(undeclared.json.error.message).toBe('the body exceeds 4096 bytes (RESPONDER_MAX_BODY_BYTES)');
+    });
+
+    it('answers 405 with Allow to other methods', async () => {
+      const res = await call(incidents, 'incidents', { method: 'GET', headers: submit });
+      expect(res.status).toBe(405);
+      expect(res.headers.allow).toBe('POST');
+    });
+  });
+
+  describe('authentication and authorization', () => {
+    it('answers 401 without credentials, before reading the body', async () => {
+      const res = await call(incidents, 'incidents', { body: 'not even json', headers: { 'content-type': 'application/json' } });
+      expect(res.status).toBe(401);
+      expect(res.headers['www-authenticate']).toBe('Bearer');
+    });
+
+    it('answers 403 to a valid token without the Incidents.Submit role', async () => {
+      const res = await post(sampleIncident(), await engine.bearer(['Responder.Read']));
+      expect(res.status).toBe(403);
+      expect(res.json.error.message).toBe('the caller lacks the app role Incidents.Submit (has Responder.Read)');
+    });
+
+    it('answers 503, not 401, when authentication is not configured', async () => {
+      engine.configure({ RESPONDER_POLICY: POLICY, AZURE_TENANT_ID: '' });
+      const res = await post(sampleIncident());
+      expect(res.status).toBe(503);
+      expect(res.json.error.code).toBe('AuthUnavailable');
+    });
+  });
+});

@@ -1,0 +1,40 @@
+import { resetConfig } from '../../shared/config';
+import { MemoryLedger } from '../../shared/ledger/memoryLedger';
+import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
+import type { ActionQueue } from '../../shared/queue/queue';
+import { configureRuntime } from '../../shared/runtime';
+import { TestAuthority } from './authority';
+
+const SETTINGS = ['AZURE_TENANT_ID', 'AZURE_AUTHORITY_HOST', 'RESPONDER_AUDIENCE', 'RESPONDER_MODE', 'RESPONDER_POLICY', 'RESPONDER_POLICY_PATH', 'RESPONDER_AUTH', 'RESPONDER_MAX_BODY_BYTES', 'RESPONDER_IDENTITY_OBJECT_IDS', 'LOG_LEVEL'];
+
+/** The engine as the Functions host would run it, pointed at a test authority, with fresh in-memory adapters. */
+export class EngineUnderTest {
+  ledger = new MemoryLedger();
+  queue: ActionQueue = new EmbeddedQueue();
+
+  private constructor(readonly authority: TestAuthority) {}
+
+  static async start(settings: Record<string, string> = {}): Promise<EngineUnderTest> {
+    const engine = new EngineUnderTest(await TestAuthority.start());
+    engine.configure(settings);
+    return engine;
+  }
+
+  /** Apply app settings (on top of the authority's) and rebuild the runtime with fresh adapters. */
+  configure(settings: Record<string, string> = {}, adapters: { queue?: ActionQueue } = {}): void {
+    for (const name of SETTINGS) delete process.env[name];
+    Object.assign(process.env, { LOG_LEVEL: 'silent' }, this.authority.settings(), settings);
+    resetConfig();
+    this.ledger = new MemoryLedger();
+    this.queue = adapters.queue ?? new EmbeddedQueue();
+    configureRuntime({ ledger: this.ledger, queue: this.queue });
+  }
+
+  async bearer(roles: string[], claims: Record<string, unknown> = {}): Promise<Record<string, string>> {
+    return { authorization: `Bearer ${await this.authority.token(roles, claims)}` };
+  }
+
+  stop(): Promise<void> {
+    return this.authority.close();
+  }
+}
