@@ -2,7 +2,7 @@ import { ACTIONS, type ActionKind } from './actions/catalogue';
 import { parseActionCommand, type ActionCommand } from './actions/command';
 import { targetLabel, type ActionTarget } from './actions/target';
 import { InputError } from './errors';
-import { LedgerConflictError, type ActionLedger, type LedgerEntry, type LedgerState } from './ledger/ledger';
+import { LedgerConflictError, LedgerTransitionError, type ActionLedger, type LedgerEntry, type LedgerState } from './ledger/ledger';
 import type { Logger } from './log';
 import { capKey, decide, summarize, type CompiledPolicy } from './policy/decide';
 import type { Decision, PlannedAction, SkippedAction } from './policy/decision';
@@ -40,6 +40,9 @@ export interface WorkerOutcome {
   outcome: 'succeeded' | 'audited' | 'blocked' | 'duplicate' | 'poison';
   detail: string;
 }
+
+/** How long a claimed (`running`) action belongs to its delivery: Service Bus's longest automatic lock renewal. */
+export const RUNNING_LEASE_MS = 5 * 60_000;
 
 /** The queue could not take the commands: the caller should retry (HTTP 503), nothing was lost. */
 export class QueueUnavailableError extends Error {
@@ -127,16 +130,9 @@ export class ResponderEngine {
     const at = now().toISOString();
     let entry = (await ledger.get(command.idempotencyKey)) ?? (await ledger.create(entryFromCommand(command, at))).entry;
 
-    if (entry.state === 'queued') {
-      try {
-        entry = await ledger.transition(entry.key, entry.etag, 'running', { by: 'worker', at, note: `delivery ${delivery.deliveryCount} of ${delivery.messageId}` });
-      } catch (error) {
-        if (error instanceof LedgerConflictError) return { key: entry.key, outcome: 'duplicate', detail: 'another delivery claimed it first' };
-        throw error;
-      }
-    } else if (entry.state !== 'running') {
-      return { key: entry.key, outcome: 'duplicate', detail: `already ${entry.state}` };
-    }
+    const claim = await this.claim(entry, delivery, at);
+    if (claim.outcome) return claim.outcome;
+    entry = claim.entry;
 
     const verdict = protectionOf(command.target, this.deps.policy);
     if (verdict) {
@@ -154,12 +150,45 @@ export class ResponderEngine {
     return { key: entry.key, outcome: 'audited', detail };
   }
 
+  /**
+   * Make this delivery the one that runs the action, or say why not. ETag-guarded; a conflict means the entry moved
+   * (the submitter marked it queued, another delivery claimed it), so read it again and judge afresh.
+   */
+  private async claim(first: LedgerEntry, delivery: QueueDelivery, at: string): Promise<{ entry: LedgerEntry; outcome?: WorkerOutcome }> {
+    const { ledger } = this.deps;
+    let entry = first;
+    for (let tries = 0; tries < 5; tries++) {
+      const by = { by: 'worker', at, note: `delivery ${delivery.deliveryCount} of ${delivery.messageId}` };
+      try {
+        switch (entry.state) {
+          // The broker can deliver before the submitter has marked the entry queued: a `planned` entry whose
+          // message arrived is on the queue by definition, so the worker records that step itself.
+          case 'planned':
+            entry = await ledger.transition(entry.key, entry.etag, 'queued', { ...by, note: 'delivered before the submitter marked it queued' });
+            continue;
+          case 'queued':
+            return { entry: await ledger.transition(entry.key, entry.etag, 'running', by) };
+          case 'running':
+            // Another delivery holds it, unless its lease ran out (that worker died mid-way): then take it over.
+            if (Date.parse(at) - Date.parse(entry.updatedAt) < RUNNING_LEASE_MS) return { entry, outcome: { key: entry.key, outcome: 'duplicate', detail: 'running in another delivery' } };
+            return { entry: await ledger.transition(entry.key, entry.etag, 'running', { ...by, note: `taken over: lease expired (${by.note})` }) };
+          default:
+            return { entry, outcome: { key: entry.key, outcome: 'duplicate', detail: `already ${entry.state}` } };
+        }
+      } catch (error) {
+        if (!(error instanceof LedgerConflictError)) throw error;
+        entry = (await ledger.get(entry.key)) ?? entry;
+      }
+    }
+    throw new Error(`could not claim ${entry.key}: it kept changing`); // abandon: the broker redelivers
+  }
+
   private async markQueued(entry: LedgerEntry, at: string): Promise<LedgerEntry> {
     try {
       return await this.deps.ledger.transition(entry.key, entry.etag, 'queued', { by: 'engine', at });
     } catch (error) {
-      // A concurrent delivery (or the worker, already) moved it on: the action is on its way either way.
-      if (error instanceof LedgerConflictError) return (await this.deps.ledger.get(entry.key)) ?? entry;
+      // A concurrent delivery of the incident, or the worker itself, moved it on: it is on its way either way.
+      if (error instanceof LedgerConflictError || error instanceof LedgerTransitionError) return (await this.deps.ledger.get(entry.key)) ?? entry;
       throw error;
     }
   }

@@ -16,8 +16,9 @@ const TRANSITIONS: Record<LedgerState, readonly LedgerState[]> = {
   planned: ['queued', 'pending-approval', 'blocked'],
   'pending-approval': ['queued', 'blocked'],
   queued: ['running', 'blocked', 'dead-lettered'],
-  // running -> queued: a transient failure scheduled a retry copy.
-  running: ['succeeded', 'failed', 'queued', 'blocked', 'dead-lettered'],
+  // running -> queued: a transient failure scheduled a retry copy. running -> running: a delivery took over an
+  // action whose previous worker died (its lease ran out).
+  running: ['running', 'succeeded', 'failed', 'queued', 'blocked', 'dead-lettered'],
   failed: ['queued', 'dead-lettered'],
   'dead-lettered': ['queued'],
   succeeded: ['rolled-back'],

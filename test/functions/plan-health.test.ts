@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { health } from '../../functions/health';
+import { plan } from '../../functions/plan';
+import { sampleIncident } from '../fixtures/incidents';
+import { EngineUnderTest } from '../support/engine';
+import { call } from '../support/http';
+
+let engine: EngineUnderTest;
+let reader: Record<string, string>;
+beforeAll(async () => {
+  engine = await EngineUnderTest.start();
+});
+afterAll(() => engine.stop());
+beforeEach(async () => {
+  engine.configure();
+  reader = await engine.bearer(['Responder.Read']);
+});
+
+describe('POST /api/plan', () => {
+  it('explains the decision of the deployed policy and writes nothing', async () => {
+    const res = await call(plan, 'plan', { body: sampleIncident(), headers: reader });
+    expect(res.status).toBe(200);
+    const { decision } = res.json;
+    expect(decision.policy.origin).toBe('built-in default');
+    expect(decision.mode).toBe('audit');
+    expect(decision.score.factors.map((f: { factor: string }) => f.factor)).toEqual(['severity', 'tactic', 'product', 'deviceRisk']);
+    expect(decision.rules.find((r: { ruleId: string }) => r.ruleId === 'credential-theft').matched).toBe(true);
+    expect(engine.ledger.all()).toEqual([]);
+  });
+
+  it('tries a draft policy sent with the incident', async () => {
+    const draft = 'version: 1\nmode: enforce\nrules:\n  - { id: draft-rule, when: { labels: [auto-remediate] }, then: [disableUser] }\n';
+    const res = await call(plan, 'plan', { body: { incident: sampleIncident(), policy: draft }, headers: reader });
+    expect(res.status).toBe(200);
+    expect(res.json.decision.actions).toEqual([expect.objectContaining({ kind: 'disableUser', ruleId: 'draft-rule', mode: 'enforce' })]);
+    expect(res.json.decision.policy.origin).toBe('the draft policy');
+  });
+
+  it('answers 400 naming the line of a bad draft policy', async () => {
+    const res = await call(plan, 'plan', { body: { incident: sampleIncident(), policy: 'version: 1\nmode: enforce\nrules:\n  - { id: x, then: [explode] }\n' }, headers: reader });
+    expect(res.status).toBe(400);
+    expect(res.json.error.target).toBe('policy');
+    expect(res.json.error.message).toContain('line 4: rules[0].then[0]: unknown action "explode"');
+  });
+
+  it('needs Responder.Read', async () => {
+    expect((await call(plan, 'plan', { body: sampleIncident() })).status).toBe(401);
+    expect((await call(plan, 'plan', { body: sampleIncident(), headers: await engine.bearer(['Incidents.Submit']) })).status).toBe(403);
+  });
+
+  it('answers 503 with the reasons when the deployed policy is invalid', async () => {
+    engine.configure({ RESPONDER_POLICY: 'version: 1\nmode: sometimes\n' });
+    const res = await call(plan, 'plan', { body: sampleIncident(), headers: await engine.bearer(['Responder.Read']) });
+    expect(res.status).toBe(503);
+    expect(res.json.error.message).toContain('line 2: mode: expected one of audit, enforce, got "sometimes"');
+  });
+});
+
+describe('GET /api/health', () => {
+  it('tells anyone only whether it is up', async () => {
+    const res = await call(health, 'health', { method: 'GET' });
+    expect(res).toMatchObject({ status: 200, json: { status: 'ok' } });
+    expect(Object.keys(res.json)).toEqual(['status']);
+  });
+
+  it('shows details to Responder.Read', async () => {
+    const res = await call(health, 'health', { method: 'GET', headers: reader });
+    expect(res.json).toMatchObject({ status: 'ok', policy: { origin: 'built-in default', mode: 'audit', rules: 4 }, modeOverride: 'enforce', auth: 'entra', queue: { ready: 0 } });
+    expect(res.json.policy.digest).toMatch(/^[0-9a-f]{12}$/);
+  });
+
+  it('refuses a bad token rather than treating it as anonymous', async () => {
+    const res = await call(health, 'health', { method: 'GET', headers: { authorization: `Bearer ${engine.authority.unsignedToken(['Responder.Read'])}` } });
+    expect(res.status).toBe(401);
+  });
+
+  it('answers 503 when the engine cannot act, with the reason for readers only', async () => {
+    engine.configure({ RESPONDER_POLICY_PATH: '/nonexistent/policy.yaml' });
+    expect((await call(health, 'health', { method: 'GET' })).json).toEqual({ status: 'unavailable' });
+    const res = await call(health, 'health', { method: 'GET', headers: await engine.bearer(['Responder.Read']) });
+    expect(res.status).toBe(503);
+    expect(res.json.problem).toBe('cannot read policy file /nonexistent/policy.yaml: ENOENT');
+  });
+});

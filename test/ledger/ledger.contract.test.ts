@@ -1,0 +1,101 @@
+import { describe, expect, it } from 'vitest';
+import { canTransition, LedgerConflictError, LedgerTransitionError, LEDGER_STATES, type ActionLedger, type NewLedgerEntry } from '../../shared/ledger/ledger';
+import { MemoryLedger } from '../../shared/ledger/memoryLedger';
+
+/**
+ * The contract every ActionLedger adapter must keep. Runs against the in-memory twin here; the Table storage
+ * adapter will run the same cases against Azurite.
+ */
+export function ledgerContract(name: string, make: () => ActionLedger): void {
+  const entry = (key: string, overrides: Partial<NewLedgerEntry> = {}): NewLedgerEntry => ({
+    key,
+    kind: 'disableUser',
+    target: { type: 'user', id: '6e7b768e-07e2-4810-8459-485f84f8f204' },
+    params: {},
+    mode: 'enforce',
+    reason: 'test',
+    source: { type: 'incident', subject: 'incident-a' },
+    state: 'planned',
+    createdAt: '2026-11-28T10:00:00.000Z',
+    by: 'engine',
+    ...overrides,
+  });
+  const at = '2026-11-28T10:01:00.000Z';
+
+  describe(`${name} ledger contract`, () => {
+    it('creates an entry once; a second create returns the first', async () => {
+      const ledger = make();
+      const first = await ledger.create(entry('k1'));
+      const second = await ledger.create(entry('k1', { reason: 'other' }));
+      expect(first.created).toBe(true);
+      expect(second).toEqual({ created: false, entry: first.entry });
+      expect(first.entry.history).toEqual([{ at: '2026-11-28T10:00:00.000Z', state: 'planned', by: 'engine' }]);
+    });
+
+    it('moves along allowed transitions, recording each, with a new ETag each time', async () => {
+      const ledger = make();
+      const { entry: planned } = await ledger.create(entry('k1'));
+      const queued = await ledger.transition('k1', planned.etag, 'queued', { by: 'engine', at });
+      const running = await ledger.transition('k1', queued.etag, 'running', { by: 'worker', at, note: 'delivery 1' });
+      const done = await ledger.transition('k1', running.etag, 'succeeded', { by: 'worker', at }, { attempts: [{ attempt: 0, at, outcome: 'succeeded', detail: 'ok', status: 204 }], rollback: { accountEnabled: true } });
+      expect(new Set([planned.etag, queued.etag, running.etag, done.etag]).size).toBe(4);
+      expect(done.history.map((h) => h.state)).toEqual(['planned', 'queued', 'running', 'succeeded']);
+      expect(done).toMatchObject({ state: 'succeeded', rollback: { accountEnabled: true }, updatedAt: at });
+      expect(await ledger.get('k1')).toEqual(done);
+    });
+
+    it('refuses a stale ETag and a forbidden transition', async () => {
+      const ledger = make();
+      const { entry: planned } = await ledger.create(entry('k1'));
+      await ledger.transition('k1', planned.etag, 'queued', { by: 'engine', at });
+      await expect(ledger.transition('k1', planned.etag, 'queued', { by: 'engine', at })).rejects.toBeInstanceOf(LedgerConflictError);
+      const current = (await ledger.get('k1'))!;
+      await expect(ledger.transition('k1', current.etag, 'rolled-back', { by: 'x', at })).rejects.toBeInstanceOf(LedgerTransitionError);
+      await expect(ledger.transition('missing', 'W/"1"', 'queued', { by: 'x', at })).rejects.toBeInstanceOf(LedgerConflictError);
+    });
+
+    it('lets exactly one of many concurrent writers win', async () => {
+      const ledger = make();
+      const { entry: planned } = await ledger.create(entry('k1'));
+      const results = await Promise.allSettled(Array.from({ length: 8 }, () => ledger.transition('k1', planned.etag, 'queued', { by: 'engine', at })));
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    });
+
+    it('does not let a caller change stored state by mutating what it read', async () => {
+      const ledger = make();
+      const { entry: e } = await ledger.create(entry('k1'));
+      e.state = 'succeeded';
+      e.history.push({ at, state: 'succeeded', by: 'mallory' });
+      expect((await ledger.get('k1'))?.state).toBe('planned');
+    });
+
+    it('lists by subject and counts what caps spend in a window', async () => {
+      const ledger = make();
+      for (const [key, state, createdAt, subject] of [
+        ['a', 'queued', '2026-11-28T10:00:00.000Z', 'incident-a'],
+        ['b', 'pending-approval', '2026-11-28T10:05:00.000Z', 'incident-a'],
+        ['c', 'blocked', '2026-11-28T10:06:00.000Z', 'incident-b'],
+        ['d', 'queued', '2026-11-28T09:00:00.000Z', 'incident-b'],
+      ] as const) {
+        const { entry: e } = await ledger.create(entry(key, { createdAt, state: state === 'queued' ? 'planned' : state, source: { type: 'incident', subject } }));
+        if (state === 'queued') await ledger.transition(key, e.etag, 'queued', { by: 'engine', at });
+      }
+      expect((await ledger.listBySubject('incident-a')).map((e) => e.key).sort()).toEqual(['a', 'b']);
+      expect(await ledger.countSince('disableUser', '2026-11-28T09:30:00.000Z')).toBe(1);
+      expect(await ledger.countSince('disableUser', '2026-11-28T08:00:00.000Z')).toBe(2);
+      expect(await ledger.countSince('isolateDevice', '2026-11-28T08:00:00.000Z')).toBe(0);
+    });
+  });
+}
+
+ledgerContract('in-memory', () => new MemoryLedger());
+
+describe('the state machine', () => {
+  it('has no way out of blocked or rolled-back, and only rollback out of succeeded', () => {
+    for (const to of LEDGER_STATES) {
+      expect(canTransition('blocked', to)).toBe(false);
+      expect(canTransition('rolled-back', to)).toBe(false);
+      expect(canTransition('succeeded', to)).toBe(to === 'rolled-back');
+    }
+  });
+});

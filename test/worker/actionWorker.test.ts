@@ -1,0 +1,133 @@
+import { InvocationContext } from '@azure/functions';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { actionWorker } from '../../functions/actionWorker';
+import { incidents } from '../../functions/incidents';
+import type { ActionCommand } from '../../shared/actions/command';
+import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
+import { sampleIncident } from '../fixtures/incidents';
+import { EngineUnderTest } from '../support/engine';
+import { call } from '../support/http';
+
+const POLICY = `version: 1
+mode: enforce
+protected: { users: [breakglass1@contoso.com, 99999999-9999-4999-8999-999999999999] }
+rules:
+  - { id: creds, when: { tactics: [CredentialAccess] }, then: [revokeSessions] }
+  - { id: hosts, when: { entity: host }, then: [isolateDevice] }
+`;
+
+let engine: EngineUnderTest;
+beforeAll(async () => {
+  engine = await EngineUnderTest.start();
+});
+afterAll(() => engine.stop());
+beforeEach(() => engine.configure({ RESPONDER_POLICY: POLICY }));
+
+/** Deliver queue messages to the registered worker as the Functions host does, with trigger metadata. */
+function startWorker(queue: EmbeddedQueue): void {
+  queue.start((body, delivery) =>
+    actionWorker(body, new InvocationContext({ invocationId: `w-${delivery.messageId}`, functionName: 'actionWorker', triggerMetadata: { ...delivery }, logHandler: () => undefined })),
+  );
+}
+
+describe('the action worker', () => {
+  it('takes each submitted action to a final ledger state, audited (no executors yet)', async () => {
+    const queue = engine.queue as EmbeddedQueue;
+    startWorker(queue);
+    const res = await call(incidents, 'incidents', { body: sampleIncident(), headers: await engine.bearer(['Incidents.Submit']) });
+    expect(res.status).toBe(202);
+    await queue.idle();
+    const entries = engine.ledger.all();
+    expect(entries.map((e) => [e.kind, e.state])).toEqual([
+      ['revokeSessions', 'succeeded'],
+      ['isolateDevice', 'succeeded'],
+    ]);
+    expect(entries[0]?.history.map((h) => h.state)).toEqual(['planned', 'queued', 'running', 'succeeded']);
+    expect(entries[0]?.attempts).toEqual([expect.objectContaining({ attempt: 0, outcome: 'audited', detail: 'no executor for revokeSessions is installed yet: recorded in audit mode, no write API called' })]);
+  });
+
+  it('treats a second delivery of a finished action as a duplicate', async () => {
+    const queue = engine.queue as EmbeddedQueue;
+    await call(incidents, 'incidents', { body: sampleIncident(), headers: await engine.bearer(['Incidents.Submit']) });
+    const { runtime } = await import('../../shared/runtime');
+    const { engine: core } = await runtime();
+    const [entry] = engine.ledger.all();
+    const command: ActionCommand = { id: entry!.key, idempotencyKey: entry!.key, kind: entry!.kind, target: entry!.target, params: entry!.params, reason: entry!.reason, mode: entry!.mode, source: entry!.source, attempt: 0, createdAt: new Date().toISOString() };
+    const delivery = { messageId: entry!.key, deliveryCount: 1, enqueuedTimeUtc: new Date().toISOString() };
+    expect((await core.runCommand(command, delivery)).outcome).toBe('audited');
+    expect(await core.runCommand(command, { ...delivery, deliveryCount: 2 })).toEqual({ key: entry!.key, outcome: 'duplicate', detail: 'already succeeded' });
+    expect(engine.ledger.all()[0]?.attempts).toHaveLength(1);
+    expect(queue.stats().ready).toBe(2);
+  });
+
+  it('refuses at execution a target the policy protects now', async () => {
+    const { runtime } = await import('../../shared/runtime');
+    const { engine: core } = await runtime();
+    const key = 'ab'.repeat(16);
+    const command: ActionCommand = {
+      id: key,
+      idempotencyKey: key,
+      kind: 'disableUser',
+      target: { type: 'user', id: '99999999-9999-4999-8999-999999999999' },
+      params: {},
+      reason: 'crafted',
+      mode: 'enforce',
+      source: { type: 'manual', subject: 'request-1', requestedBy: 'someone' },
+      attempt: 0,
+      createdAt: new Date().toISOString(),
+    };
+    const outcome = await core.runCommand(command, { messageId: key, deliveryCount: 1, enqueuedTimeUtc: '' });
+    expect(outcome).toEqual({ key, outcome: 'blocked', detail: '99999999-9999-4999-8999-999999999999 is listed as protected (object id)' });
+    expect((await engine.ledger.get(key))?.state).toBe('blocked');
+  });
+
+  it('completes a poison message without retrying it, and records nothing', async () => {
+    const queue = engine.queue as EmbeddedQueue;
+    startWorker(queue);
+    await queue.send([{ id: 'not-a-key' } as unknown as ActionCommand]);
+    await queue.idle();
+    expect(queue.deadLetters).toEqual([]);
+    expect(engine.ledger.all()).toEqual([]);
+  });
+
+  describe('claiming', () => {
+    const key = 'cd'.repeat(16);
+    const command: ActionCommand = {
+      id: key,
+      idempotencyKey: key,
+      kind: 'revokeSessions',
+      target: { type: 'user', id: '12121212-1212-4212-8212-121212121212', upn: 'someone@contoso.com' },
+      params: {},
+      reason: 'test',
+      mode: 'audit',
+      source: { type: 'incident', subject: 'inc' },
+      attempt: 0,
+      createdAt: '2026-11-28T00:00:00.000Z',
+    };
+    const delivery = { messageId: key, deliveryCount: 1, enqueuedTimeUtc: '' };
+    const seed = async (state: 'planned' | 'queued', at: string) => {
+      const { entry } = await engine.ledger.create({ key, kind: command.kind, target: command.target, params: {}, mode: 'audit', reason: 'test', source: command.source, state: 'planned', createdAt: at, by: 'test' });
+      return state === 'queued' ? engine.ledger.transition(key, entry.etag, 'queued', { by: 'test', at }) : entry;
+    };
+    const core = async () => (await (await import('../../shared/runtime')).runtime()).engine;
+
+    it('runs an action delivered before the submitter marked it queued', async () => {
+      await seed('planned', new Date().toISOString());
+      expect((await (await core()).runCommand(command, delivery)).outcome).toBe('audited');
+      expect((await engine.ledger.get(key))?.history.map((h) => `${h.state}:${h.by}`)).toEqual(['planned:test', 'queued:worker', 'running:worker', 'succeeded:worker']);
+    });
+
+    it('leaves an action another delivery is running alone, and takes it over once the lease has run out', async () => {
+      const queued = await seed('queued', new Date().toISOString());
+      await engine.ledger.transition(key, queued.etag, 'running', { by: 'other-worker', at: new Date().toISOString() });
+      expect(await (await core()).runCommand(command, delivery)).toEqual({ key, outcome: 'duplicate', detail: 'running in another delivery' });
+
+      engine.configure({ RESPONDER_POLICY: POLICY });
+      const old = new Date(Date.now() - 10 * 60_000).toISOString();
+      const stale = await seed('queued', old);
+      await engine.ledger.transition(key, stale.etag, 'running', { by: 'dead-worker', at: old });
+      expect((await (await core()).runCommand(command, delivery)).outcome).toBe('audited');
+      expect((await engine.ledger.get(key))?.history.at(-2)?.note).toMatch(/^taken over: lease expired/);
+    });
+  });
+});
