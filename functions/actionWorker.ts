@@ -11,7 +11,7 @@ export const actionWorker = defineQueueFunction({
   connection: 'ServiceBusConnection',
   async handle(message, delivery, log) {
     const { engine } = await runtime();
-    const outcome = await engine.runCommand(message, delivery);
-    log.info({ actionId: outcome.key, outcome: outcome.outcome }, outcome.detail);
+    const outcome = await engine.runCommand(message, delivery, log);
+    log.debug({ actionId: outcome.key, outcome: outcome.outcome }, outcome.detail);
   },
 });

@@ -14,10 +14,10 @@ export const incidents = defineHttpFunction({
   methods: ['POST'],
   auth: { roles: [ROLES.submit] },
   body: 'json',
-  async handle({ body, caller }) {
+  async handle({ body, caller, log }) {
     const signal = normalizeSentinelPayload(body);
     const { engine } = await runtime();
-    const submission = await engine.submit(signal, caller?.objectId ?? 'unknown');
+    const submission = await engine.submit(signal, caller?.objectId ?? 'unknown', log);
     return { status: 202, jsonBody: submission };
   },
 });

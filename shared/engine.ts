@@ -73,8 +73,9 @@ export class ResponderEngine {
    * send or a crash is sent again by the next delivery: the relay retries on 503, and the MessageId is the
    * idempotency key, so Service Bus drops a copy that did get through.
    */
-  async submit(signal: Signal, by: string): Promise<Submission> {
-    const { ledger, queue, now, log } = this.deps;
+  async submit(signal: Signal, by: string, parentLog: Logger = this.deps.log): Promise<Submission> {
+    const { ledger, queue, now } = this.deps;
+    const log = parentLog.child({ incidentId: signal.incident?.armId ?? signal.subject, ...(signal.incident?.number !== undefined && { incidentNumber: signal.incident.number }) });
     const decision = decide(signal, this.deps.policy, { modeOverride: this.deps.modeOverride, capUsage: await this.capUsage(this.deps.policy) });
     const at = now().toISOString();
     const recorded: RecordedAction[] = [];
@@ -99,7 +100,7 @@ export class ResponderEngine {
       try {
         await queue.send(toSend.map((s) => s.command));
       } catch (error) {
-        log.error({ err: error, subject: signal.subject, actions: toSend.length }, 'enqueue failed: answering 503 so the caller retries');
+        log.error({ err: error, actions: toSend.length }, 'enqueue failed: answering 503 so the caller retries');
         throw new QueueUnavailableError(`the action queue did not accept ${toSend.length} action(s): retry the request`);
       }
       for (const { entry } of toSend) {
@@ -108,7 +109,7 @@ export class ResponderEngine {
       }
     }
     const result = withLedgerView(decision, existing);
-    log.info({ subject: signal.subject, score: decision.score.total, planned: toSend.length, recorded: recorded.length, policy: decision.policy.digest }, result.summary);
+    log.info({ score: decision.score.total, sent: toSend.length, recorded: recorded.length, policy: decision.policy.digest, by }, result.summary);
     return { decision: result, recorded };
   }
 
@@ -116,8 +117,8 @@ export class ResponderEngine {
    * The worker's step for one delivered message: validate, claim, re-check protection against the current policy,
    * execute, record. Until executors exist every action is recorded as audited: no write API is called.
    */
-  async runCommand(body: unknown, delivery: QueueDelivery): Promise<WorkerOutcome> {
-    const { ledger, now, log } = this.deps;
+  async runCommand(body: unknown, delivery: QueueDelivery, log: Logger = this.deps.log): Promise<WorkerOutcome> {
+    const { ledger, now } = this.deps;
     let command: ActionCommand;
     try {
       command = parseActionCommand(body);
@@ -126,7 +127,7 @@ export class ResponderEngine {
       log.error({ messageId: delivery.messageId, problem: error.message }, 'poison message: not an ActionCommand');
       return { outcome: 'poison', detail: error.message };
     }
-    const actionLog = log.child({ actionId: command.id, kind: command.kind, subject: command.source.subject });
+    const actionLog = log.child({ actionId: command.id, kind: command.kind, incidentId: command.source.incidentArmId ?? command.source.subject, attempt: command.attempt });
     const at = now().toISOString();
     let entry = (await ledger.get(command.idempotencyKey)) ?? (await ledger.create(entryFromCommand(command, at))).entry;
 

@@ -1,0 +1,36 @@
+import { ACTIONS } from '../shared/actions/catalogue';
+import { targetLabel } from '../shared/actions/target';
+import type { Decision } from '../shared/policy/decision';
+
+/** A decision as an analyst reads it: score and where it came from, each rule's verdict, what happens and what not. */
+export function formatDecision(decision: Decision): string {
+  const out: string[] = [];
+  out.push(`${decision.title}`);
+  out.push(`  ${decision.source} ${decision.subject}`);
+  out.push(`  severity ${decision.severity} · policy ${decision.policy.origin} (${decision.policy.digest}) · mode ${decision.mode}`);
+  out.push('');
+  out.push(`Risk score ${decision.score.total}/100`);
+  if (decision.score.factors.length === 0) out.push('  (no factor applies)');
+  for (const f of decision.score.factors) out.push(`  +${String(f.points).padEnd(3)} ${f.factor} ${f.value}`);
+  out.push('');
+  out.push('Rules');
+  for (const r of decision.rules) out.push(`  ${r.matched ? '✓' : '·'} ${r.ruleId}${r.mode === 'audit' ? ' [audit]' : ''}: ${r.explanation.join(', ')}`);
+  out.push('');
+  out.push(decision.actions.length ? 'Will do' : 'Will do: nothing');
+  for (const a of decision.actions) {
+    const params = Object.entries(a.params).map(([k, v]) => `${k}=${v}`).join(' ');
+    out.push(`  ${a.kind}${params ? ` (${params})` : ''} → ${targetLabel(a.target)}${a.mode === 'audit' ? ' [audit: recorded, no write]' : ''}`);
+    out.push(`      ${ACTIONS[a.kind].verb}; rule ${a.ruleId}; key ${a.idempotencyKey}`);
+  }
+  if (decision.skipped.length) {
+    out.push('');
+    out.push('Will not do');
+    for (const s of decision.skipped) out.push(`  ${s.kind}${s.target ? ` → ${targetLabel(s.target)}` : ''}: ${s.reason} — ${s.detail} (rule ${s.ruleId})`);
+  }
+  if (decision.notes.length) {
+    out.push('');
+    out.push('Notes');
+    for (const n of decision.notes) out.push(`  - ${n}`);
+  }
+  return out.join('\n');
+}

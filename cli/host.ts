@@ -1,0 +1,154 @@
+#!/usr/bin/env node
+/**
+ * The local host: what `npm start` runs. Azure Functions Core Tools cannot be installed everywhere, so this serves
+ * every registered HTTP function at the same routes as Azure (http://localhost:7071/api/...) and drives the
+ * queue-triggered worker from an embedded queue with Service Bus's delivery semantics. Users with Core Tools can run
+ * `func start` against the same build instead.
+ */
+import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import path from 'node:path';
+import { runningInAzure } from '../shared/auth/caller';
+import { registry } from '../shared/azure/registry';
+import { config } from '../shared/config';
+import { MemoryLedger } from '../shared/ledger/memoryLedger';
+import { EmbeddedQueue } from '../shared/queue/embeddedQueue';
+import { configureRuntime, runtime } from '../shared/runtime';
+import { ALL_ROLES, startLocalAuthority } from './localAuthority';
+
+/** The local sandbox tenant: tokens minted here name it; nothing outside this process trusts them. */
+const LOCAL_TENANT = '7e57ab1e-0000-4000-8000-00000000cafe';
+const LOCAL_AUDIENCE = 'api://sentinel-responder';
+const STATE_DIR = '.responder';
+
+async function main(): Promise<void> {
+  if (runningInAzure()) throw new Error('the local host does not run in Azure: the Functions host serves the app there');
+  loadLocalSettings();
+  process.env.AZURE_TENANT_ID ||= LOCAL_TENANT;
+  process.env.RESPONDER_AUDIENCE ||= LOCAL_AUDIENCE;
+  const settings = config();
+  if (settings.problems.length) throw new Error(`settings are invalid:\n  - ${settings.problems.join('\n  - ')}`);
+
+  const authority = await startLocalAuthority(settings.tenantId as string, settings.audiences[0] as string, settings.authorityHost);
+  const ledger = new MemoryLedger();
+  const queue = new EmbeddedQueue();
+  configureRuntime({ ledger, queue });
+  loadFunctions();
+  const { policy } = await runtime(); // fail now, not on the first request, if the policy is invalid
+
+  for (const fn of registry.queues) {
+    if (fn.queueName !== 'actions') continue;
+    queue.start((body, delivery) =>
+      fn.handler(body, new InvocationContext({ invocationId: `${fn.name}-${delivery.messageId}-${delivery.deliveryCount}`, functionName: fn.name, triggerMetadata: { ...delivery }, logHandler: hostLog })),
+    );
+  }
+
+  const token = await authority.mint(ALL_ROLES);
+  mkdirSync(STATE_DIR, { recursive: true });
+  const tokenFile = path.join(STATE_DIR, 'local-token');
+  writeFileSync(tokenFile, token);
+  chmodSync(tokenFile, 0o600);
+
+  const port = Number(process.env.PORT || 7071);
+  const host = process.env.HOST || '127.0.0.1';
+  const server = createServer((req, res) => {
+    serve(req, res, ledger).catch((error: unknown) => {
+      console.error(error);
+      if (!res.headersSent) res.writeHead(500).end();
+    });
+  });
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, host, resolve));
+
+  const base = `http://localhost:${port}`;
+  const lines = [
+    '',
+    'Sentinel Responder — local host',
+    `  policy   ${policy.origin} (digest ${policy.digest}), mode ${policy.policy.mode}${settings.modeOverride === 'audit' ? ' (RESPONDER_MODE=audit)' : ''}`,
+    '  actions  recorded in audit mode: no executor calls a write API yet',
+    '  auth     local dev authority: tokens minted by this process, valid only here (cannot be enabled in Azure)',
+    `  token    ${tokenFile} (all app roles, 12 h)`,
+    '',
+    'Routes',
+    ...registry.http.map((r) => `  ${r.methods.join(',').padEnd(5)} ${base}/api/${r.route.padEnd(10)} ${'roles' in r.auth ? `role ${r.auth.roles.join(' or ')}` : 'public (details with a role)'}`),
+    `  GET   ${base}/local/ledger     this host only: every ledger entry`,
+    '',
+    'Try it: send the sample incident, then read what was done and why',
+    `  curl -s -X POST ${base}/api/incidents -H "Authorization: Bearer $(cat ${tokenFile})" -H "Content-Type: application/json" --data @cli/samples/incident.json`,
+    `  curl -s ${base}/local/ledger`,
+    '  npm run responder -- plan cli/samples/incident.json   # the same decision, explained for a human',
+    '',
+  ];
+  console.log(lines.join('\n'));
+
+  const stop = () => {
+    queue.stop();
+    server.close(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+/**
+ * Load every compiled entry point, as the Functions host does from package.json "main". Outside the Functions host,
+ * @azure/functions warns that it is in test mode and skips its own registration: expected here (our registry
+ * serves the routes), so those two warnings are not shown.
+ */
+function loadFunctions(): void {
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    if (!/^WARNING: (Failed to detect the Azure Functions runtime|Skipping call to register function)/.test(String(args[0]))) warn(...args);
+  };
+  try {
+    const dir = path.join(__dirname, '../functions');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.js'))) require(path.join(dir, file));
+  } finally {
+    console.warn = warn;
+  }
+}
+
+async function serve(req: IncomingMessage, res: ServerResponse, ledger: MemoryLedger): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  if (url.pathname === '/local/ledger' && req.method === 'GET') {
+    return send(res, { status: 200, jsonBody: { entries: ledger.all() } });
+  }
+  const route = registry.http.find((r) => `/api/${r.route}` === url.pathname.replace(/\/+$/, ''));
+  if (!route) return send(res, { status: 404, jsonBody: { error: { code: 'NotFound', message: `no function serves ${url.pathname}` } } });
+
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  const body = Buffer.concat(chunks).toString('utf8');
+  const request = new HttpRequest({ method: req.method ?? 'GET', url: `http://localhost${req.url}`, headers, ...(chunks.length && { body: { string: body } }) });
+  const context = new InvocationContext({ invocationId: crypto.randomUUID(), functionName: route.name, logHandler: hostLog });
+  send(res, await route.handler(request, context));
+}
+
+function send(res: ServerResponse, response: HttpResponseInit): void {
+  const headers = new Headers(response.headers as Record<string, string> | undefined);
+  let body = '';
+  if (response.jsonBody !== undefined) {
+    headers.set('content-type', 'application/json; charset=utf-8');
+    body = JSON.stringify(response.jsonBody, null, 2) + '\n';
+  } else if (typeof response.body === 'string') body = response.body;
+  res.writeHead(response.status ?? 200, Object.fromEntries(headers.entries())).end(body);
+}
+
+/** Invocation logs go to stderr, one JSON line each, like the Functions host's console. */
+function hostLog(_level: unknown, ...args: unknown[]): void {
+  process.stderr.write(`${args.map(String).join(' ')}\n`);
+}
+
+/** Read local.settings.json "Values" as Core Tools does, without overriding what the environment already sets. */
+function loadLocalSettings(): void {
+  if (!existsSync('local.settings.json')) return;
+  const values = (JSON.parse(readFileSync('local.settings.json', 'utf8')) as { Values?: Record<string, string> }).Values ?? {};
+  for (const [name, value] of Object.entries(values)) if (process.env[name] === undefined) process.env[name] = String(value);
+}
+
+main().catch((error: unknown) => {
+  console.error(`local host failed to start: ${(error as Error).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+/**
+ * responder — the engine's command line, for SOC engineers writing and testing policy.
+ *   responder plan <incident.json> [--policy <file>] [--json]   the decision for an incident, explained
+ *   responder policy validate <file>                           check a policy; every problem with its line
+ * Nothing here calls an API or writes anywhere: plan is the same pure decision POST /api/plan returns (without
+ * the ledger's view of what was already done).
+ */
+import { readFileSync } from 'node:fs';
+import { readConfig } from '../shared/config';
+import { ConfigError, InputError } from '../shared/errors';
+import { parseJson } from '../shared/json';
+import { loadPolicy } from '../shared/composition';
+import { decide } from '../shared/policy/decide';
+import { readPolicyFile } from '../shared/policy/load';
+import { normalizeSentinelPayload } from '../shared/signals/sentinel';
+import { formatDecision } from './formatDecision';
+
+const USAGE = `usage:
+  responder plan <incident.json> [--policy <file>] [--json]
+  responder policy validate <file>`;
+
+/** Exit codes: 0 done, 1 the input or policy is invalid, 2 the command line is wrong. */
+export function run(argv: string[], print: (text: string) => void, env: NodeJS.ProcessEnv = process.env): number {
+  const [command, ...rest] = argv;
+  const flags = new Map<string, string | true>();
+  const positional: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i] as string;
+    if (arg === '--json') flags.set('json', true);
+    else if (arg === '--policy') flags.set('policy', rest[++i] ?? '');
+    else if (arg.startsWith('--')) return usage(print, `unknown option ${arg}`);
+    else positional.push(arg);
+  }
+  try {
+    if (command === 'plan' && positional.length === 1) return plan(positional[0] as string, flags, print, env);
+    if (command === 'policy' && positional[0] === 'validate' && positional.length === 2) return validate(positional[1] as string, print);
+    if (command === 'help' || command === '--help' || command === undefined) {
+      print(USAGE);
+      return command === undefined ? 2 : 0;
+    }
+    return usage(print, `unknown command: ${[command, ...positional].join(' ')}`);
+  } catch (error) {
+    if (error instanceof InputError || error instanceof ConfigError) {
+      print(`error: ${error.message}`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+function plan(file: string, flags: Map<string, string | true>, print: (text: string) => void, env: NodeJS.ProcessEnv): number {
+  const policyFile = flags.get('policy');
+  if (policyFile === '' || policyFile === true) return usage(print, '--policy needs a file');
+  const settings = readConfig(env);
+  // The same precedence as the deployed engine (RESPONDER_POLICY, RESPONDER_POLICY_PATH, built-in), --policy first.
+  const policy = loadPolicy(policyFile === undefined ? settings : { ...settings, policyText: undefined, policyPath: policyFile });
+  const signal = normalizeSentinelPayload(parseJson(readText(file), file));
+  const decision = decide(signal, policy, { modeOverride: settings.modeOverride });
+  print(flags.get('json') ? JSON.stringify(decision, null, 2) : formatDecision(decision));
+  return 0;
+}
+
+function validate(file: string, print: (text: string) => void): number {
+  const { policy, digest } = readPolicyFile(file);
+  const audit = policy.rules.filter((r) => r.mode === 'audit').length;
+  print(`${file}: valid (digest ${digest})`);
+  print(`  mode ${policy.mode}; ${policy.rules.length} rule(s)${audit ? `, ${audit} in audit mode` : ''}; ${policy.guardrails.approvals.length} approval guardrail(s); ${policy.guardrails.caps.length} cap(s)`);
+  const p = policy.protected;
+  print(`  protected: ${p.users.length} user(s), ${p.groups.length} group(s), ${p.devices.length} device(s), ${p.deviceTags.length} tag(s)`);
+  return 0;
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new InputError(file, `cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+}
+
+function usage(print: (text: string) => void, problem: string): number {
+  print(`error: ${problem}\n${USAGE}`);
+  return 2;
+}
+
+if (require.main === module) {
+  process.exitCode = run(process.argv.slice(2), (text) => console.log(text));
+}

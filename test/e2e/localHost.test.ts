@@ -1,0 +1,85 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SAMPLE_INCIDENT_PATH } from '../fixtures/incidents';
+
+const ROOT = path.join(__dirname, '../..');
+const HOST = path.join(ROOT, 'dist/cli/host.js');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Start the compiled local host as `npm start` does, in its own working directory; resolve with its banner. */
+function startHost(cwd: string, env: Record<string, string>): Promise<{ child: ChildProcess; banner: string }> {
+  const child = spawn(process.execPath, [HOST], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('Try it')) setTimeout(() => resolve({ child, banner: out }), 50);
+    });
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('exit', (code) => reject(new Error(`host exited with ${code}: ${out}${err}`)));
+  });
+}
+
+describe('the local host (npm start)', () => {
+  let host: ChildProcess | undefined;
+  let banner = '';
+  let base = '';
+  let token = '';
+
+  beforeAll(async () => {
+    execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' });
+    const cwd = mkdtempSync(path.join(tmpdir(), 'responder-host-'));
+    const port = await freePort();
+    ({ child: host, banner } = await startHost(cwd, { PORT: String(port), LOG_LEVEL: 'warn' }));
+    base = `http://localhost:${port}`;
+    const tokenFile = /token\s+(\S+)/.exec(banner)?.[1] as string;
+    token = readFileSync(path.join(cwd, tokenFile), 'utf8');
+  }, 120_000);
+  afterAll(() => void host?.kill('SIGTERM'));
+
+  it('prints a banner with the routes and a ready-to-run example', () => {
+    expect(banner).toContain(`POST  ${base}/api/incidents  role Incidents.Submit`);
+    expect(banner).toContain(`GET   ${base}/api/health`);
+    expect(banner).toContain(`curl -s -X POST ${base}/api/incidents -H "Authorization: Bearer $(cat .responder/local-token)" -H "Content-Type: application/json" --data @cli/samples/incident.json`);
+    expect(banner).not.toContain('WARNING');
+  });
+
+  it('answers the printed example with a decision, and the worker records the action', async () => {
+    const res = await fetch(`${base}/api/incidents`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: readFileSync(SAMPLE_INCIDENT_PATH, 'utf8') });
+    expect(res.status).toBe(202);
+    const { decision } = (await res.json()) as { decision: { summary: string; actions: Array<{ kind: string }> } };
+    expect(decision.summary).toBe('score 80 | rules credential-theft, malware-on-endpoint | planned: revokeSessions adele.vance@contoso.com (audit) | 1 held for approval');
+
+    let entries: Array<{ kind: string; state: string }> = [];
+    for (let i = 0; i < 50 && !entries.some((e) => e.state === 'succeeded'); i++) {
+      entries = ((await (await fetch(`${base}/local/ledger`)).json()) as { entries: typeof entries }).entries;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(entries.map((e) => `${e.kind}:${e.state}`)).toEqual(['revokeSessions:succeeded', 'isolateDevice:pending-approval']);
+  });
+
+  it('serves the same routes and errors as Azure', async () => {
+    expect(await (await fetch(`${base}/api/health`)).json()).toEqual({ status: 'ok' });
+    expect((await fetch(`${base}/api/incidents`, { method: 'POST', body: '{}' })).status).toBe(401);
+    const empty = await fetch(`${base}/api/incidents`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
+    expect(empty.status).toBe(400);
+    expect((await fetch(`${base}/api/nowhere`)).status).toBe(404);
+  });
+
+  it('refuses to run in Azure', async () => {
+    await expect(startHost(tmpdir(), { WEBSITE_INSTANCE_ID: 'abc', PORT: '0' })).rejects.toThrow(/does not run in Azure/);
+  });
+});
