@@ -18,7 +18,9 @@ export function formatDecision(decision: Decision): string {
   out.push('');
   out.push(decision.actions.length ? 'Will do' : 'Will do: nothing');
   for (const a of decision.actions) {
-    const params = Object.entries(a.params).map(([k, v]) => `${k}=${v}`).join(' ');
+    const params = Object.entries(a.params)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
     out.push(`  ${a.kind}${params ? ` (${params})` : ''} → ${targetLabel(a.target)}${a.mode === 'audit' ? ' [audit: recorded, no write]' : ''}`);
     out.push(`      ${ACTIONS[a.kind].verb}; rule ${a.ruleId}; key ${a.idempotencyKey}`);
   }

@@ -40,7 +40,15 @@ async function main(): Promise<void> {
   for (const fn of registry.queues) {
     if (fn.queueName !== 'actions') continue;
     queue.start((body, delivery) =>
-      fn.handler(body, new InvocationContext({ invocationId: `${fn.name}-${delivery.messageId}-${delivery.deliveryCount}`, functionName: fn.name, triggerMetadata: { ...delivery }, logHandler: hostLog })),
+      fn.handler(
+        body,
+        new InvocationContext({
+          invocationId: `${fn.name}-${delivery.messageId}-${delivery.deliveryCount}`,
+          functionName: fn.name,
+          triggerMetadata: { ...delivery },
+          logHandler: hostLog,
+        }),
+      ),
     );
   }
 
@@ -70,7 +78,10 @@ async function main(): Promise<void> {
     `  token    ${tokenFile} (all app roles, 12 h)`,
     '',
     'Routes',
-    ...registry.http.map((r) => `  ${r.methods.join(',').padEnd(5)} ${base}/api/${r.route.padEnd(10)} ${'roles' in r.auth ? `role ${r.auth.roles.join(' or ')}` : 'public (details with a role)'}`),
+    ...registry.http.map(
+      (r) =>
+        `  ${r.methods.join(',').padEnd(5)} ${base}/api/${r.route.padEnd(10)} ${'roles' in r.auth ? `role ${r.auth.roles.join(' or ')}` : 'public (details with a role)'}`,
+    ),
     `  GET   ${base}/local/ledger     this host only: every ledger entry`,
     '',
     'Try it: send the sample incident, then read what was done and why',
@@ -121,7 +132,12 @@ async function serve(req: IncomingMessage, res: ServerResponse, ledger: MemoryLe
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
   const body = Buffer.concat(chunks).toString('utf8');
-  const request = new HttpRequest({ method: req.method ?? 'GET', url: `http://localhost${req.url}`, headers, ...(chunks.length && { body: { string: body } }) });
+  const request = new HttpRequest({
+    method: req.method ?? 'GET',
+    url: `http://localhost${req.url}`,
+    headers,
+    ...(chunks.length && { body: { string: body } }),
+  });
   const context = new InvocationContext({ invocationId: crypto.randomUUID(), functionName: route.name, logHandler: hostLog });
   send(res, await route.handler(request, context));
 }

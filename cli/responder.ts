@@ -65,7 +65,9 @@ function validate(file: string, print: (text: string) => void): number {
   const { policy, digest } = readPolicyFile(file);
   const audit = policy.rules.filter((r) => r.mode === 'audit').length;
   print(`${file}: valid (digest ${digest})`);
-  print(`  mode ${policy.mode}; ${policy.rules.length} rule(s)${audit ? `, ${audit} in audit mode` : ''}; ${policy.guardrails.approvals.length} approval guardrail(s); ${policy.guardrails.caps.length} cap(s)`);
+  print(
+    `  mode ${policy.mode}; ${policy.rules.length} rule(s)${audit ? `, ${audit} in audit mode` : ''}; ${policy.guardrails.approvals.length} approval guardrail(s); ${policy.guardrails.caps.length} cap(s)`,
+  );
   const p = policy.protected;
   print(`  protected: ${p.users.length} user(s), ${p.groups.length} group(s), ${p.devices.length} device(s), ${p.deviceTags.length} tag(s)`);
   return 0;

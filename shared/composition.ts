@@ -42,9 +42,7 @@ function compileDraftPolicy(text: string, engineIdentities: string[]): CompiledP
 
 /** RESPONDER_POLICY (inline) wins over RESPONDER_POLICY_PATH, which wins over the built-in default. */
 export function loadPolicy(settings: Pick<ResponderConfig, 'policyText' | 'policyPath' | 'engineIdentities'>): CompiledPolicy {
-  const loaded = settings.policyText
-    ? parsePolicy(settings.policyText, 'RESPONDER_POLICY')
-    : readPolicyFile(settings.policyPath ?? DEFAULT_POLICY_PATH);
+  const loaded = settings.policyText ? parsePolicy(settings.policyText, 'RESPONDER_POLICY') : readPolicyFile(settings.policyPath ?? DEFAULT_POLICY_PATH);
   if (!settings.policyText && !settings.policyPath) loaded.origin = 'built-in default';
   return compilePolicy(loaded, settings.engineIdentities);
 }

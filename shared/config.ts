@@ -37,14 +37,19 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfig {
   const problems: string[] = [];
-  const list = (name: string): string[] => (env[name] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const list = (name: string): string[] =>
+    (env[name] ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
 
   const tenantId = env.AZURE_TENANT_ID?.trim() || undefined;
   if (tenantId === undefined) problems.push('AZURE_TENANT_ID is not set: no token can be validated');
   else if (!isGuid(tenantId)) problems.push(`AZURE_TENANT_ID must be the tenant's GUID, got ${JSON.stringify(tenantId)}`);
 
   const authorityHost = (env.AZURE_AUTHORITY_HOST?.trim() || 'https://login.microsoftonline.com').replace(/\/+$/, '');
-  if (!/^https:\/\/[^/\s]+$/.test(authorityHost)) problems.push(`AZURE_AUTHORITY_HOST must be an https origin such as https://login.microsoftonline.us, got ${JSON.stringify(authorityHost)}`);
+  if (!/^https:\/\/[^/\s]+$/.test(authorityHost))
+    problems.push(`AZURE_AUTHORITY_HOST must be an https origin such as https://login.microsoftonline.us, got ${JSON.stringify(authorityHost)}`);
 
   const audiences = list('RESPONDER_AUDIENCE');
   if (audiences.length === 0) problems.push('RESPONDER_AUDIENCE is not set: the app ID URI (api://…) and/or client id callers request tokens for');

@@ -75,7 +75,10 @@ export class ResponderEngine {
    */
   async submit(signal: Signal, by: string, parentLog: Logger = this.deps.log): Promise<Submission> {
     const { ledger, queue, now } = this.deps;
-    const log = parentLog.child({ incidentId: signal.incident?.armId ?? signal.subject, ...(signal.incident?.number !== undefined && { incidentNumber: signal.incident.number }) });
+    const log = parentLog.child({
+      incidentId: signal.incident?.armId ?? signal.subject,
+      ...(signal.incident?.number !== undefined && { incidentNumber: signal.incident.number }),
+    });
     const decision = decide(signal, this.deps.policy, { modeOverride: this.deps.modeOverride, capUsage: await this.capUsage(this.deps.policy) });
     const at = now().toISOString();
     const recorded: RecordedAction[] = [];
@@ -127,7 +130,12 @@ export class ResponderEngine {
       log.error({ messageId: delivery.messageId, problem: error.message }, 'poison message: not an ActionCommand');
       return { outcome: 'poison', detail: error.message };
     }
-    const actionLog = log.child({ actionId: command.id, kind: command.kind, incidentId: command.source.incidentArmId ?? command.source.subject, attempt: command.attempt });
+    const actionLog = log.child({
+      actionId: command.id,
+      kind: command.kind,
+      incidentId: command.source.incidentArmId ?? command.source.subject,
+      attempt: command.attempt,
+    });
     const at = now().toISOString();
     let entry = (await ledger.get(command.idempotencyKey)) ?? (await ledger.create(entryFromCommand(command, at))).entry;
 
@@ -137,7 +145,13 @@ export class ResponderEngine {
 
     const verdict = protectionOf(command.target, this.deps.policy);
     if (verdict) {
-      await ledger.transition(entry.key, entry.etag, 'blocked', { by: 'worker', at, note: verdict }, { stateReason: verdict, attempts: [...entry.attempts, { attempt: command.attempt, at, outcome: 'blocked', detail: verdict }] });
+      await ledger.transition(
+        entry.key,
+        entry.etag,
+        'blocked',
+        { by: 'worker', at, note: verdict },
+        { stateReason: verdict, attempts: [...entry.attempts, { attempt: command.attempt, at, outcome: 'blocked', detail: verdict }] },
+      );
       actionLog.warn({ reason: verdict }, 'refused at execution: target is protected');
       return { key: entry.key, outcome: 'blocked', detail: verdict };
     }
@@ -146,7 +160,13 @@ export class ResponderEngine {
       command.mode === 'audit'
         ? `audit mode: would ${ACTIONS[command.kind].verb} for ${targetLabel(command.target)}; no write API called`
         : `no executor for ${command.kind} is installed yet: recorded in audit mode, no write API called`;
-    await ledger.transition(entry.key, entry.etag, 'succeeded', { by: 'worker', at, note: detail }, { attempts: [...entry.attempts, { attempt: command.attempt, at, outcome: 'audited', detail }] });
+    await ledger.transition(
+      entry.key,
+      entry.etag,
+      'succeeded',
+      { by: 'worker', at, note: detail },
+      { attempts: [...entry.attempts, { attempt: command.attempt, at, outcome: 'audited', detail }] },
+    );
     actionLog.info({ outcome: 'audited' }, detail);
     return { key: entry.key, outcome: 'audited', detail };
   }
@@ -171,7 +191,8 @@ export class ResponderEngine {
             return { entry: await ledger.transition(entry.key, entry.etag, 'running', by) };
           case 'running':
             // Another delivery holds it, unless its lease ran out (that worker died mid-way): then take it over.
-            if (Date.parse(at) - Date.parse(entry.updatedAt) < RUNNING_LEASE_MS) return { entry, outcome: { key: entry.key, outcome: 'duplicate', detail: 'running in another delivery' } };
+            if (Date.parse(at) - Date.parse(entry.updatedAt) < RUNNING_LEASE_MS)
+              return { entry, outcome: { key: entry.key, outcome: 'duplicate', detail: 'running in another delivery' } };
             return { entry: await ledger.transition(entry.key, entry.etag, 'running', { ...by, note: `taken over: lease expired (${by.note})` }) };
           default:
             return { entry, outcome: { key: entry.key, outcome: 'duplicate', detail: `already ${entry.state}` } };
@@ -234,14 +255,32 @@ function withLedgerView(decision: Decision, existing: Map<string, LedgerEntry>):
   for (const action of decision.actions) {
     const entry = existing.get(action.idempotencyKey);
     if (!entry) actions.push(action);
-    else skipped.push({ kind: action.kind, target: action.target, idempotencyKey: action.idempotencyKey, params: action.params, ruleId: action.ruleId, mode: action.mode, reason: 'already-done', detail: `recorded ${entry.state} at ${entry.updatedAt}` });
+    else
+      skipped.push({
+        kind: action.kind,
+        target: action.target,
+        idempotencyKey: action.idempotencyKey,
+        params: action.params,
+        ruleId: action.ruleId,
+        mode: action.mode,
+        reason: 'already-done',
+        detail: `recorded ${entry.state} at ${entry.updatedAt}`,
+      });
   }
   const result = { ...decision, actions, skipped };
   result.summary = summarize(result);
   return result;
 }
 
-type Recordable = { idempotencyKey: string; kind: ActionKind; target: ActionTarget; params?: PlannedAction['params']; ruleId: string; mode?: Mode; reason?: string };
+type Recordable = {
+  idempotencyKey: string;
+  kind: ActionKind;
+  target: ActionTarget;
+  params?: PlannedAction['params'];
+  ruleId: string;
+  mode?: Mode;
+  reason?: string;
+};
 
 function newEntry(action: Recordable, signal: Signal, state: LedgerState, stateReason: string | undefined, at: string, by: string) {
   return {
@@ -281,7 +320,18 @@ function commandFor(entry: LedgerEntry, at: string): ActionCommand {
 }
 
 function entryFromCommand(command: ActionCommand, at: string) {
-  return { key: command.idempotencyKey, kind: command.kind, target: command.target, params: command.params, mode: command.mode, reason: command.reason, source: command.source, state: 'queued' as const, createdAt: at, by: 'worker' };
+  return {
+    key: command.idempotencyKey,
+    kind: command.kind,
+    target: command.target,
+    params: command.params,
+    mode: command.mode,
+    reason: command.reason,
+    source: command.source,
+    state: 'queued' as const,
+    createdAt: at,
+    by: 'worker',
+  };
 }
 
 function recordOf(entry: LedgerEntry, isNew: boolean): RecordedAction {
@@ -292,8 +342,20 @@ function recordOf(entry: LedgerEntry, isNew: boolean): RecordedAction {
 function protectionOf(target: ActionTarget, policy: CompiledPolicy): string | undefined {
   const verdict =
     target.type === 'user'
-      ? checkAccount({ kind: 'account', ...(target.id && { aadUserId: target.id }), ...(target.upn && { upn: target.upn, accountName: target.upn.split('@')[0] }) }, policy.protection)
-      : checkHost({ kind: 'host', ...(target.id && { mdatpDeviceId: target.id }), ...(target.aadDeviceId && { aadDeviceId: target.aadDeviceId }), ...(target.fqdn && { fqdn: target.fqdn }), ...(target.hostName && { hostName: target.hostName }) }, policy.protection);
+      ? checkAccount(
+          { kind: 'account', ...(target.id && { aadUserId: target.id }), ...(target.upn && { upn: target.upn, accountName: target.upn.split('@')[0] }) },
+          policy.protection,
+        )
+      : checkHost(
+          {
+            kind: 'host',
+            ...(target.id && { mdatpDeviceId: target.id }),
+            ...(target.aadDeviceId && { aadDeviceId: target.aadDeviceId }),
+            ...(target.fqdn && { fqdn: target.fqdn }),
+            ...(target.hostName && { hostName: target.hostName }),
+          },
+          policy.protection,
+        );
   // Unverified data was already judged at decision time (held for a human); here only a positive match blocks.
   return verdict.status === 'protected' ? verdict.why : undefined;
 }

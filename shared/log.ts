@@ -95,10 +95,7 @@ export function createLogger(level: string, destination: { write(line: string): 
       serializers: { err: (err: Error) => ({ type: err.name, message: scrubSecrets(err.message), stack: err.stack && scrubSecrets(err.stack) }) },
       hooks: {
         logMethod(args, method) {
-          method.apply(
-            this,
-            args.map((a) => (typeof a === 'string' ? scrubSecrets(a) : a)) as Parameters<typeof method>,
-          );
+          method.apply(this, args.map((a) => (typeof a === 'string' ? scrubSecrets(a) : a)) as Parameters<typeof method>);
         },
       },
     },

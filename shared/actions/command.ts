@@ -33,10 +33,18 @@ export interface CommandSource {
 
 const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const target = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('user'), id: z.string().regex(guid).optional(), upn: z.string().max(320).optional(), displayName: z.string().max(256).optional() }),
+  z.strictObject({
+    type: z.literal('user'),
+    id: z.string().regex(guid).optional(),
+    upn: z.string().max(320).optional(),
+    displayName: z.string().max(256).optional(),
+  }),
   z.strictObject({
     type: z.literal('device'),
-    id: z.string().regex(/^[0-9a-f]{40}$/i).optional(),
+    id: z
+      .string()
+      .regex(/^[0-9a-f]{40}$/i)
+      .optional(),
     aadDeviceId: z.string().regex(guid).optional(),
     fqdn: z.string().max(253).optional(),
     hostName: z.string().max(253).optional(),

@@ -21,6 +21,7 @@ export async function authenticate(headers: HeaderSource, config: ResponderConfi
   if (!authorization) return undefined;
   const match = /^Bearer\s+([\w-]+\.[\w-]*\.[\w-]*)\s*$/i.exec(authorization);
   if (!match) throw new AuthError(401, 'the Authorization header must be "Bearer <access token>"');
-  if (config.tenantId === undefined || config.audiences.length === 0) throw new AuthError(503, 'authentication is not configured (AZURE_TENANT_ID, RESPONDER_AUDIENCE)');
+  if (config.tenantId === undefined || config.audiences.length === 0)
+    throw new AuthError(503, 'authentication is not configured (AZURE_TENANT_ID, RESPONDER_AUDIENCE)');
   return verifyEntraToken(match[1] as string, config);
 }

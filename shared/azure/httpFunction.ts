@@ -54,7 +54,9 @@ async function handle(spec: HttpFunctionSpec, request: HttpRequest, context: Inv
   const log = logger().child({ invocationId: context.invocationId, function: spec.name });
   try {
     if (!spec.methods.includes(request.method as HttpMethod)) {
-      return problem(405, 'MethodNotAllowed', `${request.method} is not allowed on /api/${spec.route}: use ${spec.methods.join(', ')}`, context, { Allow: spec.methods.join(', ') });
+      return problem(405, 'MethodNotAllowed', `${request.method} is not allowed on /api/${spec.route}: use ${spec.methods.join(', ')}`, context, {
+        Allow: spec.methods.join(', '),
+      });
     }
     const settings = config();
     const declared = Number(request.headers.get('content-length') ?? '0');
@@ -71,11 +73,19 @@ async function handle(spec: HttpFunctionSpec, request: HttpRequest, context: Inv
       const text = await readBodyCapped(request, settings.maxBodyBytes);
       if (text === undefined) return tooLarge(settings.maxBodyBytes, context);
       if (text.trim() === '') {
-        throw new InputError('body', "is empty: post a Sentinel incident as JSON (the Logic Apps designer's \"Run trigger\" sends no body; run the playbook from an incident instead)");
+        throw new InputError(
+          'body',
+          'is empty: post a Sentinel incident as JSON (the Logic Apps designer\'s "Run trigger" sends no body; run the playbook from an incident instead)',
+        );
       }
       const contentType = request.headers.get('content-type') ?? '';
       if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType)) {
-        return problem(415, 'UnsupportedMediaType', `Content-Type must be application/json, got ${contentType ? JSON.stringify(contentType) : 'none'}`, context);
+        return problem(
+          415,
+          'UnsupportedMediaType',
+          `Content-Type must be application/json, got ${contentType ? JSON.stringify(contentType) : 'none'}`,
+          context,
+        );
       }
       body = parseJson(text);
     }
@@ -109,7 +119,14 @@ function tooLarge(cap: number, context: InvocationContext): HttpResponseInit {
   return problem(413, 'PayloadTooLarge', `the body exceeds ${cap} bytes (RESPONDER_MAX_BODY_BYTES)`, context);
 }
 
-export function problem(status: number, code: string, message: string, context: InvocationContext, headers: Record<string, string> = {}, target?: string): HttpResponseInit {
+export function problem(
+  status: number,
+  code: string,
+  message: string,
+  context: InvocationContext,
+  headers: Record<string, string> = {},
+  target?: string,
+): HttpResponseInit {
   return { status, headers, jsonBody: { error: { code, message, ...(target && { target }), invocationId: context.invocationId } } };
 }
 

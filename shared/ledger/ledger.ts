@@ -97,7 +97,13 @@ export interface ActionLedger {
   create(entry: NewLedgerEntry): Promise<{ created: boolean; entry: LedgerEntry }>;
   get(key: string): Promise<LedgerEntry | undefined>;
   /** Move an entry to `to`, if the transition is allowed and `etag` is still current. */
-  transition(key: string, etag: string, to: LedgerState, event: { by: string; note?: string; at: string }, patch?: Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason'>>): Promise<LedgerEntry>;
+  transition(
+    key: string,
+    etag: string,
+    to: LedgerState,
+    event: { by: string; note?: string; at: string },
+    patch?: Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason'>>,
+  ): Promise<LedgerEntry>;
   listBySubject(subject: string): Promise<LedgerEntry[]>;
   /** Entries of `kind` created at or after `since` and in a counted state: what a cap has already spent. */
   countSince(kind: ActionKind, since: string): Promise<number>;

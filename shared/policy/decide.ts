@@ -146,7 +146,8 @@ function unknownData(accounts: AccountEntity[], hosts: HostEntity[], rules: Poli
   const noDeviceData = hosts.filter((h) => h.deviceRisk === undefined || h.tags === undefined).length;
   if (usesUserRisk && noRisk) notes.push(`user risk unknown for ${noRisk} of ${accounts.length} account(s): rules on userRisk cannot match them`);
   if (usesPrivilege && noPrivilege) notes.push(`privilege unknown for ${noPrivilege} of ${accounts.length} account(s): rules on privileged cannot match them`);
-  if (usesDeviceData && noDeviceData) notes.push(`risk or tags unknown for ${noDeviceData} of ${hosts.length} device(s): rules on deviceRisk/deviceTags cannot match them`);
+  if (usesDeviceData && noDeviceData)
+    notes.push(`risk or tags unknown for ${noDeviceData} of ${hosts.length} device(s): rules on deviceRisk/deviceTags cannot match them`);
   return notes;
 }
 

@@ -23,7 +23,10 @@ export interface ProtectionIndex {
   deviceTags: Set<string>;
 }
 
-export function indexProtection(lists: { users: string[]; groups: string[]; devices: string[]; deviceTags: string[] }, engineIdentities: readonly string[]): ProtectionIndex {
+export function indexProtection(
+  lists: { users: string[]; groups: string[]; devices: string[]; deviceTags: string[] },
+  engineIdentities: readonly string[],
+): ProtectionIndex {
   const index: ProtectionIndex = {
     userIds: new Set(engineIdentities.map((id) => id.toLowerCase())),
     upns: new Set(),
@@ -61,8 +64,10 @@ export function checkAccount(account: AccountEntity, index: ProtectionIndex): Pr
   // account, which does have a UPN.
   if (!account.aadUserId && index.userIds.size > 0) return { status: 'unverified', why: `${label} has no object id to compare with the protected object ids` };
   if (!account.upn && index.upns.size > 0) return { status: 'unverified', why: `${label} has no UPN to compare with the protected UPNs` };
-  if (!account.accountName && !account.upn && index.userNames.size > 0) return { status: 'unverified', why: `${label} has no account name to compare with the protected names` };
-  if (account.groupIds === undefined && index.groupIds.size > 0) return { status: 'unverified', why: `group membership of ${label} is unknown, and protected groups are listed` };
+  if (!account.accountName && !account.upn && index.userNames.size > 0)
+    return { status: 'unverified', why: `${label} has no account name to compare with the protected names` };
+  if (account.groupIds === undefined && index.groupIds.size > 0)
+    return { status: 'unverified', why: `group membership of ${label} is unknown, and protected groups are listed` };
   return { status: 'clear' };
 }
 
@@ -74,10 +79,14 @@ export function checkHost(host: HostEntity, index: ProtectionIndex): ProtectionV
   const tag = host.tags?.find((t) => index.deviceTags.has(t.toLowerCase()));
   if (tag !== undefined) return { status: 'protected', why: `${label} carries the protected tag "${tag}"` };
 
-  if (!host.mdatpDeviceId && index.deviceIds.size > 0) return { status: 'unverified', why: `${label} has no Defender id to compare with the protected device ids` };
-  if (!host.aadDeviceId && index.aadDeviceIds.size > 0) return { status: 'unverified', why: `${label} has no Entra device id to compare with the protected device ids` };
-  if (!host.fqdn && !host.hostName && index.deviceNames.length > 0) return { status: 'unverified', why: `${label} has no name to compare with the protected device names` };
-  if (host.tags === undefined && index.deviceTags.size > 0) return { status: 'unverified', why: `the tags of ${label} are unknown, and protected tags are listed` };
+  if (!host.mdatpDeviceId && index.deviceIds.size > 0)
+    return { status: 'unverified', why: `${label} has no Defender id to compare with the protected device ids` };
+  if (!host.aadDeviceId && index.aadDeviceIds.size > 0)
+    return { status: 'unverified', why: `${label} has no Entra device id to compare with the protected device ids` };
+  if (!host.fqdn && !host.hostName && index.deviceNames.length > 0)
+    return { status: 'unverified', why: `${label} has no name to compare with the protected device names` };
+  if (host.tags === undefined && index.deviceTags.size > 0)
+    return { status: 'unverified', why: `the tags of ${label} are unknown, and protected tags are listed` };
   return { status: 'clear' };
 }
 
@@ -89,8 +98,6 @@ export function checkHost(host: HostEntity, index: ProtectionIndex): ProtectionV
 function matchesListedName(host: HostEntity, index: ProtectionIndex): boolean {
   const names = [host.fqdn, host.hostName, host.netBiosName].filter((n): n is string => Boolean(n)).map((n) => n.toLowerCase());
   return names.some((name) =>
-    index.deviceNames.some((listed) =>
-      name.includes('.') && listed.includes('.') ? name === listed : shortHostName(name) === shortHostName(listed),
-    ),
+    index.deviceNames.some((listed) => (name.includes('.') && listed.includes('.') ? name === listed : shortHostName(name) === shortHostName(listed))),
   );
 }

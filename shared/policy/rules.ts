@@ -59,9 +59,14 @@ function filterAccounts(accounts: AccountEntity[], when: RuleConditions, held: s
   const eligible = accounts.filter((a) => {
     if (when.userRisk && a.userRisk === undefined) unknown.push(`${accountLabel(a)}: user risk unknown`);
     else if (when.privileged !== undefined && a.privileged === undefined) unknown.push(`${accountLabel(a)}: privilege unknown`);
-    return (!when.userRisk || (a.userRisk !== undefined && when.userRisk.includes(a.userRisk))) && (when.privileged === undefined || a.privileged === when.privileged);
+    return (
+      (!when.userRisk || (a.userRisk !== undefined && when.userRisk.includes(a.userRisk))) &&
+      (when.privileged === undefined || a.privileged === when.privileged)
+    );
   });
-  const wanted = [when.userRisk && `userRisk ${when.userRisk.join('/')}`, when.privileged !== undefined && `privileged ${when.privileged}`].filter(Boolean).join(', ');
+  const wanted = [when.userRisk && `userRisk ${when.userRisk.join('/')}`, when.privileged !== undefined && `privileged ${when.privileged}`]
+    .filter(Boolean)
+    .join(', ');
   if (eligible.length === 0) return `no account with ${wanted}${unknown.length ? ` (${unknown.join('; ')})` : ''}`;
   held.push(`${eligible.length} account(s) with ${wanted}`);
   return eligible;
@@ -74,7 +79,9 @@ function filterHosts(hosts: HostEntity[], when: RuleConditions, held: string[]):
       (!when.deviceRisk || (h.deviceRisk !== undefined && when.deviceRisk.includes(h.deviceRisk))) &&
       (!when.deviceTags || (h.tags !== undefined && h.tags.some((t) => when.deviceTags?.some((w) => sameText(w, t))))),
   );
-  const wanted = [when.deviceRisk && `deviceRisk ${when.deviceRisk.join('/')}`, when.deviceTags && `a tag of ${when.deviceTags.join('/')}`].filter(Boolean).join(', ');
+  const wanted = [when.deviceRisk && `deviceRisk ${when.deviceRisk.join('/')}`, when.deviceTags && `a tag of ${when.deviceTags.join('/')}`]
+    .filter(Boolean)
+    .join(', ');
   const unknown = hosts.filter((h) => (when.deviceRisk && h.deviceRisk === undefined) || (when.deviceTags && h.tags === undefined)).length;
   if (eligible.length === 0) return `no device with ${wanted}${unknown ? ` (${unknown} device(s) with unknown risk or tags)` : ''}`;
   held.push(`${eligible.length} device(s) with ${wanted}`);

@@ -146,9 +146,7 @@ export const policySchema = z
         deviceTags: z.array(text).default([]),
       })
       .default({ users: [], groups: [], devices: [], deviceTags: [] }),
-    guardrails: z
-      .strictObject({ approvals: z.array(approval).default([]), caps: z.array(cap).default([]) })
-      .default({ approvals: [], caps: [] }),
+    guardrails: z.strictObject({ approvals: z.array(approval).default([]), caps: z.array(cap).default([]) }).default({ approvals: [], caps: [] }),
     risk: z
       .strictObject({
         severity: pointsBy(SEVERITIES).default({}),

@@ -15,7 +15,8 @@ export function riskScore(signal: Signal, risk: Policy['risk']): RiskScore {
 
   add('severity', signal.severity, risk.severity[signal.severity]);
   for (const tactic of signal.tactics) add('tactic', tactic, lookup(risk.tactics, tactic));
-  for (const technique of signal.techniques) add('technique', technique, lookup(risk.techniques, technique) ?? lookup(risk.techniques, technique.split('.')[0] ?? ''));
+  for (const technique of signal.techniques)
+    add('technique', technique, lookup(risk.techniques, technique) ?? lookup(risk.techniques, technique.split('.')[0] ?? ''));
   for (const product of signal.products) add('product', product, lookup(risk.products, product));
 
   const accounts = signal.entities.filter((e): e is AccountEntity => e.kind === 'account');
@@ -23,11 +24,19 @@ export function riskScore(signal: Signal, risk: Policy['risk']): RiskScore {
   const riskiestUser = maxBy(accounts, (a) => (a.userRisk ? (risk.userRisk[a.userRisk] ?? 0) : 0));
   if (riskiestUser?.userRisk) add('userRisk', `${riskiestUser.userRisk} (${accountLabel(riskiestUser)})`, risk.userRisk[riskiestUser.userRisk]);
   const riskiestHost = maxBy(hosts, (h) => (h.deviceRisk ? (risk.deviceRisk[h.deviceRisk] ?? 0) : 0));
-  if (riskiestHost?.deviceRisk) add('deviceRisk', `${riskiestHost.deviceRisk} (${riskiestHost.fqdn ?? riskiestHost.hostName ?? riskiestHost.mdatpDeviceId})`, risk.deviceRisk[riskiestHost.deviceRisk]);
+  if (riskiestHost?.deviceRisk)
+    add(
+      'deviceRisk',
+      `${riskiestHost.deviceRisk} (${riskiestHost.fqdn ?? riskiestHost.hostName ?? riskiestHost.mdatpDeviceId})`,
+      risk.deviceRisk[riskiestHost.deviceRisk],
+    );
   const admin = accounts.find((a) => a.privileged === true);
   if (admin) add('privileged', accountLabel(admin), risk.privileged);
 
-  const total = Math.min(100, factors.reduce((sum, f) => sum + f.points, 0));
+  const total = Math.min(
+    100,
+    factors.reduce((sum, f) => sum + f.points, 0),
+  );
   return { total, factors };
 }
 

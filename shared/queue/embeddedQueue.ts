@@ -67,12 +67,15 @@ export class EmbeddedQueue implements ActionQueue {
     if (this.isDuplicate(messageId)) return;
     const text = JSON.stringify(command);
     this.scheduled++;
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      this.scheduled--;
-      this.ready.push({ messageId, text, deliveryCount: 0, enqueuedTimeUtc: new Date(this.now()).toISOString() });
-      this.pump();
-    }, Math.max(0, at.getTime() - this.now()));
+    const timer = setTimeout(
+      () => {
+        this.timers.delete(timer);
+        this.scheduled--;
+        this.ready.push({ messageId, text, deliveryCount: 0, enqueuedTimeUtc: new Date(this.now()).toISOString() });
+        this.pump();
+      },
+      Math.max(0, at.getTime() - this.now()),
+    );
     timer.unref();
     this.timers.add(timer);
   }

@@ -142,7 +142,11 @@ function labels(props: Fields): string[] {
 
 function splitList(fields: Fields, name: string): string[] {
   const value = fields.get(name);
-  if (typeof value === 'string') return value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (typeof value === 'string')
+    return value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   return fields.strings(name);
 }
 

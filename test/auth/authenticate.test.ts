@@ -27,7 +27,14 @@ async function refusal(promise: Promise<unknown>): Promise<AuthError> {
 describe('Entra access tokens', () => {
   it('accepts a valid token, fetching the keys from {authority}/{tenant}/discovery/v2.0/keys over HTTPS', async () => {
     const caller = await authenticate(withToken(await authority.token(['Incidents.Submit'])), settings());
-    expect(caller).toEqual({ objectId: '0a0b0c0d-1111-4222-8333-444455556666', name: 'relay-logic-app', roles: ['Incidents.Submit'], tenantId: TEST_TENANT, kind: 'app', via: 'entra' });
+    expect(caller).toEqual({
+      objectId: '0a0b0c0d-1111-4222-8333-444455556666',
+      name: 'relay-logic-app',
+      roles: ['Incidents.Submit'],
+      tenantId: TEST_TENANT,
+      kind: 'app',
+      via: 'entra',
+    });
     expect(authority.requests).toContain(`/${TEST_TENANT}/discovery/v2.0/keys`);
   });
 
@@ -47,31 +54,44 @@ describe('Entra access tokens', () => {
 
   it.each([
     ['an expired token', () => authority.token(['Incidents.Submit'], {}, { expiresIn: Math.floor(Date.now() / 1000) - 600 }), 'the token has expired'],
-    ['a token for another audience', () => authority.token(['Incidents.Submit'], { aud: 'api://someone-else' }), 'the token is not for this API (audience not accepted)'],
-    ['a token from another issuer', () => authority.token(['Incidents.Submit'], { iss: 'https://login.evil.example/x/v2.0' }), 'the token was not issued by the expected authority (issuer not accepted)'],
-    ['a token from another tenant', () => authority.token(['Incidents.Submit'], { tid: '11111111-2222-4333-8444-555555555555' }), 'the token was issued for another tenant'],
+    [
+      'a token for another audience',
+      () => authority.token(['Incidents.Submit'], { aud: 'api://someone-else' }),
+      'the token is not for this API (audience not accepted)',
+    ],
+    [
+      'a token from another issuer',
+      () => authority.token(['Incidents.Submit'], { iss: 'https://login.evil.example/x/v2.0' }),
+      'the token was not issued by the expected authority (issuer not accepted)',
+    ],
+    [
+      'a token from another tenant',
+      () => authority.token(['Incidents.Submit'], { tid: '11111111-2222-4333-8444-555555555555' }),
+      'the token was issued for another tenant',
+    ],
     ['an unsigned token (alg: none)', async () => authority.unsignedToken(['Incidents.Submit']), 'the token is not signed with RS256'],
     ['an HS256 token', () => authority.hmacToken(['Incidents.Submit']), 'the token is not signed with RS256'],
     ['a token signed by an unknown key (same kid)', () => authority.token(['Incidents.Submit'], {}, { key: 'stranger' }), 'the token signature is invalid'],
-    ['a token naming a key the tenant does not publish', () => authority.token(['Incidents.Submit'], {}, { key: 'stranger', kid: 'rogue-key' }), 'the token is signed with a key the tenant does not publish'],
+    [
+      'a token naming a key the tenant does not publish',
+      () => authority.token(['Incidents.Submit'], {}, { key: 'stranger', kid: 'rogue-key' }),
+      'the token is signed with a key the tenant does not publish',
+    ],
   ])('refuses %s with 401', async (_name, mint, message) => {
     const error = await refusal(authenticate(withToken(await mint()), settings()));
     expect(error.status).toBe(401);
     expect(error.message).toBe(message);
   });
 
-  it.each([
-    ['Basic dXNlcjpwYXNz'],
-    ['Bearer'],
-    ['Bearer not-a-jwt'],
-    ['bearer a.b.c extra'],
-  ])('refuses the malformed header %j with 401', async (value) => {
+  it.each([['Basic dXNlcjpwYXNz'], ['Bearer'], ['Bearer not-a-jwt'], ['bearer a.b.c extra']])('refuses the malformed header %j with 401', async (value) => {
     const error = await refusal(authenticate(headers({ authorization: value }), settings()));
     expect(error.status).toBe(401);
   });
 
   it('answers 503 when the signing keys cannot be fetched', async () => {
-    const error = await refusal(authenticate(withToken(await authority.token(['Incidents.Submit'])), settings({ AZURE_AUTHORITY_HOST: 'https://127.0.0.1:1' })));
+    const error = await refusal(
+      authenticate(withToken(await authority.token(['Incidents.Submit'])), settings({ AZURE_AUTHORITY_HOST: 'https://127.0.0.1:1' })),
+    );
     expect(error.status).toBe(503);
   });
 
@@ -91,12 +111,18 @@ describe('Entra access tokens', () => {
 
 describe('Easy Auth principal header', () => {
   const principal = (claims: Array<[string, string]>) =>
-    Buffer.from(JSON.stringify({ auth_typ: 'aad', name_typ: 'name', role_typ: 'roles', claims: claims.map(([typ, val]) => ({ typ, val })) })).toString('base64');
+    Buffer.from(JSON.stringify({ auth_typ: 'aad', name_typ: 'name', role_typ: 'roles', claims: claims.map(([typ, val]) => ({ typ, val })) })).toString(
+      'base64',
+    );
   const oid = 'http://schemas.microsoft.com/identity/claims/objectidentifier';
   const tid = 'http://schemas.microsoft.com/identity/claims/tenantid';
 
   it('is trusted only when RESPONDER_AUTH=easyauth', async () => {
-    const header = principal([[oid, 'aaaaaaaa-1111-4222-8333-444455556666'], [tid, TEST_TENANT], ['roles', 'Incidents.Submit']]);
+    const header = principal([
+      [oid, 'aaaaaaaa-1111-4222-8333-444455556666'],
+      [tid, TEST_TENANT],
+      ['roles', 'Incidents.Submit'],
+    ]);
     expect(await authenticate(headers({ 'x-ms-client-principal': header }), settings())).toBeUndefined();
     const caller = await authenticate(headers({ 'x-ms-client-principal': header }), settings({ RESPONDER_AUTH: 'easyauth' }));
     expect(caller).toMatchObject({ objectId: 'aaaaaaaa-1111-4222-8333-444455556666', roles: ['Incidents.Submit'], via: 'easyauth' });
@@ -104,7 +130,14 @@ describe('Easy Auth principal header', () => {
 
   it('refuses a principal from another tenant, without an object id, or not base64 JSON', async () => {
     const easy = settings({ RESPONDER_AUTH: 'easyauth' });
-    for (const header of [principal([[oid, 'x'], [tid, '11111111-2222-4333-8444-555555555555']]), principal([[tid, TEST_TENANT]]), '%%%not-base64%%%']) {
+    for (const header of [
+      principal([
+        [oid, 'x'],
+        [tid, '11111111-2222-4333-8444-555555555555'],
+      ]),
+      principal([[tid, TEST_TENANT]]),
+      '%%%not-base64%%%',
+    ]) {
       expect((await refusal(authenticate(headers({ 'x-ms-client-principal': header }), easy))).status).toBe(401);
     }
   });
@@ -112,15 +145,22 @@ describe('Easy Auth principal header', () => {
 
 describe('settings', () => {
   it('derives both issuer forms per cloud', () => {
-    expect(readConfig({ AZURE_TENANT_ID: TEST_TENANT, RESPONDER_AUDIENCE: TEST_AUDIENCE, AZURE_AUTHORITY_HOST: 'https://login.microsoftonline.us/' }).issuers).toEqual([
-      `https://login.microsoftonline.us/${TEST_TENANT}/v2.0`,
-      `https://sts.windows.net/${TEST_TENANT}/`,
-    ]);
-    expect(readConfig({ AZURE_TENANT_ID: TEST_TENANT, RESPONDER_AUDIENCE: TEST_AUDIENCE, AZURE_AUTHORITY_HOST: 'https://login.chinacloudapi.cn' }).issuers[1]).toBe(`https://sts.chinacloudapi.cn/${TEST_TENANT}/`);
+    expect(
+      readConfig({ AZURE_TENANT_ID: TEST_TENANT, RESPONDER_AUDIENCE: TEST_AUDIENCE, AZURE_AUTHORITY_HOST: 'https://login.microsoftonline.us/' }).issuers,
+    ).toEqual([`https://login.microsoftonline.us/${TEST_TENANT}/v2.0`, `https://sts.windows.net/${TEST_TENANT}/`]);
+    expect(
+      readConfig({ AZURE_TENANT_ID: TEST_TENANT, RESPONDER_AUDIENCE: TEST_AUDIENCE, AZURE_AUTHORITY_HOST: 'https://login.chinacloudapi.cn' }).issuers[1],
+    ).toBe(`https://sts.chinacloudapi.cn/${TEST_TENANT}/`);
   });
 
   it('lists every problem with the settings', () => {
-    const { problems } = readConfig({ AZURE_TENANT_ID: 'contoso', AZURE_AUTHORITY_HOST: 'http://login.example', RESPONDER_MODE: 'yolo', RESPONDER_MAX_BODY_BYTES: '12', RESPONDER_IDENTITY_OBJECT_IDS: 'me' });
+    const { problems } = readConfig({
+      AZURE_TENANT_ID: 'contoso',
+      AZURE_AUTHORITY_HOST: 'http://login.example',
+      RESPONDER_MODE: 'yolo',
+      RESPONDER_MAX_BODY_BYTES: '12',
+      RESPONDER_IDENTITY_OBJECT_IDS: 'me',
+    });
     expect(problems).toEqual([
       `AZURE_TENANT_ID must be the tenant's GUID, got "contoso"`,
       'AZURE_AUTHORITY_HOST must be an https origin such as https://login.microsoftonline.us, got "http://login.example"',

@@ -47,7 +47,9 @@ describe('responder plan', () => {
 
   it('exits 1 with the precise problem for bad input, 2 for a bad command line', () => {
     expect(responder('plan', file('bad.json', '{"object": {"id": "x"}'))).toEqual({ code: 1, out: expect.stringMatching(/^error: .*bad\.json: invalid JSON/) });
-    expect(responder('plan', file('schema.json', '{"SystemAlertId": "a", "Severity": "Huge"}')).out).toBe('error: Severity: expected one of Informational, Low, Medium, High, got "Huge"');
+    expect(responder('plan', file('schema.json', '{"SystemAlertId": "a", "Severity": "Huge"}')).out).toBe(
+      'error: Severity: expected one of Informational, Low, Medium, High, got "Huge"',
+    );
     expect(responder('plan', path.join(tmp, 'missing.json')).out).toMatch(/missing\.json: cannot read: ENOENT/);
     expect(responder('plan').code).toBe(2);
     expect(responder('plan', 'x', '--frobnicate').out).toMatch(/^error: unknown option --frobnicate/);
@@ -64,7 +66,14 @@ describe('responder policy validate', () => {
   });
 
   it('lists every problem with its line', () => {
-    const { code, out } = responder('policy', 'validate', file('broken.yaml', 'version: 1\nmode: enforce\nrules:\n  - id: a\n    when: { severty: High }\n    then: [disableUser]\n  - { id: a, then: [isolateDevice] }\n'));
+    const { code, out } = responder(
+      'policy',
+      'validate',
+      file(
+        'broken.yaml',
+        'version: 1\nmode: enforce\nrules:\n  - id: a\n    when: { severty: High }\n    then: [disableUser]\n  - { id: a, then: [isolateDevice] }\n',
+      ),
+    );
     expect(code).toBe(1);
     expect(out).toContain('line 5: rules[0].when: Unrecognized key: "severty"');
     expect(out).toContain('line 7: rules[1].id: duplicate rule id "a" (also rules[0])');

@@ -53,15 +53,23 @@ describe('the local host (npm start)', () => {
   it('prints a banner with the routes and a ready-to-run example', () => {
     expect(banner).toContain(`POST  ${base}/api/incidents  role Incidents.Submit`);
     expect(banner).toContain(`GET   ${base}/api/health`);
-    expect(banner).toContain(`curl -s -X POST ${base}/api/incidents -H "Authorization: Bearer $(cat .responder/local-token)" -H "Content-Type: application/json" --data @cli/samples/incident.json`);
+    expect(banner).toContain(
+      `curl -s -X POST ${base}/api/incidents -H "Authorization: Bearer $(cat .responder/local-token)" -H "Content-Type: application/json" --data @cli/samples/incident.json`,
+    );
     expect(banner).not.toContain('WARNING');
   });
 
   it('answers the printed example with a decision, and the worker records the action', async () => {
-    const res = await fetch(`${base}/api/incidents`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: readFileSync(SAMPLE_INCIDENT_PATH, 'utf8') });
+    const res = await fetch(`${base}/api/incidents`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: readFileSync(SAMPLE_INCIDENT_PATH, 'utf8'),
+    });
     expect(res.status).toBe(202);
     const { decision } = (await res.json()) as { decision: { summary: string; actions: Array<{ kind: string }> } };
-    expect(decision.summary).toBe('score 80 | rules credential-theft, malware-on-endpoint | planned: revokeSessions adele.vance@contoso.com (audit) | 1 held for approval');
+    expect(decision.summary).toBe(
+      'score 80 | rules credential-theft, malware-on-endpoint | planned: revokeSessions adele.vance@contoso.com (audit) | 1 held for approval',
+    );
 
     let entries: Array<{ kind: string; state: string }> = [];
     for (let i = 0; i < 50 && !entries.some((e) => e.state === 'succeeded'); i++) {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { incidents } from '../../functions/incidents';
 import type { ActionCommand } from '../../shared/actions/command';
 import type { ActionQueue } from '../../shared/queue/queue';
-import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
+import { type EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { buildIncident, sampleIncident } from '../fixtures/incidents';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
@@ -55,7 +55,9 @@ describe('POST /api/incidents', () => {
     expect(second.status).toBe(202);
     expect(second.json.decision.actions).toEqual([]);
     expect(second.json.decision.skipped.map((s: { reason: string }) => s.reason)).toEqual(['already-done', 'already-done']);
-    expect(second.json.recorded.map((r: { key: string; new: boolean }) => [r.key, r.new])).toEqual(first.json.recorded.map((r: { key: string }) => [r.key, false]));
+    expect(second.json.recorded.map((r: { key: string; new: boolean }) => [r.key, r.new])).toEqual(
+      first.json.recorded.map((r: { key: string }) => [r.key, false]),
+    );
     expect((engine.queue as EmbeddedQueue).stats().ready).toBe(2);
   });
 
@@ -121,7 +123,11 @@ describe('POST /api/incidents', () => {
       body.object.properties.severity = 'Sev1';
       const res = await post(body);
       expect(res.status).toBe(400);
-      expect(res.json.error).toMatchObject({ code: 'BadRequest', target: 'object.properties.severity', message: 'object.properties.severity: expected one of Informational, Low, Medium, High, got "Sev1"' });
+      expect(res.json.error).toMatchObject({
+        code: 'BadRequest',
+        target: 'object.properties.severity',
+        message: 'object.properties.severity: expected one of Informational, Low, Medium, High, got "Sev1"',
+      });
     });
 
     it('answers 415 to a body that is not declared as JSON', async () => {
@@ -135,14 +141,20 @@ describe('POST /api/incidents', () => {
     });
 
     it('accepts JSON with a charset and vendor JSON types', async () => {
-      const res = await call(incidents, 'incidents', { body: JSON.stringify(sampleIncident()), headers: { ...submit, 'content-type': 'application/json; charset=utf-8' } });
+      const res = await call(incidents, 'incidents', {
+        body: JSON.stringify(sampleIncident()),
+        headers: { ...submit, 'content-type': 'application/json; charset=utf-8' },
+      });
       expect(res.status).toBe(202);
     });
 
     it('answers 413 above the body cap, by declared length and by actual length', async () => {
       engine.configure({ RESPONDER_POLICY: POLICY, RESPONDER_MAX_BODY_BYTES: '4096' });
       const big = JSON.stringify(buildIncident({ accounts: 30, hosts: 0 }));
-      const declared = await call(incidents, 'incidents', { body: big, headers: { ...submit, 'content-type': 'application/json', 'content-length': String(big.length) } });
+      const declared = await call(incidents, 'incidents', {
+        body: big,
+        headers: { ...submit, 'content-type': 'application/json', 'content-length': String(big.length) },
+      });
       expect(declared.status).toBe(413);
       const undeclared = await call(incidents, 'incidents', { body: big, headers: { ...submit, 'content-type': 'application/json' } });
       expect(undeclared.status).toBe(413);

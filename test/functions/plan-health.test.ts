@@ -37,7 +37,10 @@ describe('POST /api/plan', () => {
   });
 
   it('answers 400 naming the line of a bad draft policy', async () => {
-    const res = await call(plan, 'plan', { body: { incident: sampleIncident(), policy: 'version: 1\nmode: enforce\nrules:\n  - { id: x, then: [explode] }\n' }, headers: reader });
+    const res = await call(plan, 'plan', {
+      body: { incident: sampleIncident(), policy: 'version: 1\nmode: enforce\nrules:\n  - { id: x, then: [explode] }\n' },
+      headers: reader,
+    });
     expect(res.status).toBe(400);
     expect(res.json.error.target).toBe('policy');
     expect(res.json.error.message).toContain('line 4: rules[0].then[0]: unknown action "explode"');
@@ -65,7 +68,13 @@ describe('GET /api/health', () => {
 
   it('shows details to Responder.Read', async () => {
     const res = await call(health, 'health', { method: 'GET', headers: reader });
-    expect(res.json).toMatchObject({ status: 'ok', policy: { origin: 'built-in default', mode: 'audit', rules: 4 }, modeOverride: 'enforce', auth: 'entra', queue: { ready: 0 } });
+    expect(res.json).toMatchObject({
+      status: 'ok',
+      policy: { origin: 'built-in default', mode: 'audit', rules: 4 },
+      modeOverride: 'enforce',
+      auth: 'entra',
+      queue: { ready: 0 },
+    });
     expect(res.json.policy.digest).toMatch(/^[0-9a-f]{12}$/);
   });
 

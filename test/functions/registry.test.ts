@@ -18,7 +18,8 @@ afterAll(() => engine.stop());
 
 describe('every registered function', () => {
   it('registers through the guarded adapters only, never app.* directly', () => {
-    for (const file of files) expect(readFileSync(path.join(FUNCTIONS_DIR, file), 'utf8'), file).not.toMatch(/\bapp\.(http|get|post|put|patch|delete|serviceBusQueue|timer|generic)\(/);
+    for (const file of files)
+      expect(readFileSync(path.join(FUNCTIONS_DIR, file), 'utf8'), file).not.toMatch(/\bapp\.(http|get|post|put|patch|delete|serviceBusQueue|timer|generic)\(/);
     expect(registry.http.map((r) => r.name).sort()).toEqual(['health', 'incidents', 'plan']);
     expect(registry.queues.map((r) => `${r.name}:${r.queueName}`)).toEqual(['actionWorker:actions']);
   });
@@ -35,7 +36,9 @@ describe('every registered function', () => {
   });
 
   it('refuses forged credentials on every HTTP route, public ones included', async () => {
-    const forged = { authorization: `Bearer ${await engine.authority.hmacToken(['Incidents.Submit', 'Responder.Read', 'Responder.Act', 'Responder.Approve'])}` };
+    const forged = {
+      authorization: `Bearer ${await engine.authority.hmacToken(['Incidents.Submit', 'Responder.Read', 'Responder.Act', 'Responder.Approve'])}`,
+    };
     for (const route of registry.http) {
       for (const method of route.methods) {
         const res = await call(route.handler, route.route, { method, headers: forged, body: method === 'GET' ? undefined : {} });

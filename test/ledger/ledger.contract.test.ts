@@ -37,7 +37,13 @@ export function ledgerContract(name: string, make: () => ActionLedger): void {
       const { entry: planned } = await ledger.create(entry('k1'));
       const queued = await ledger.transition('k1', planned.etag, 'queued', { by: 'engine', at });
       const running = await ledger.transition('k1', queued.etag, 'running', { by: 'worker', at, note: 'delivery 1' });
-      const done = await ledger.transition('k1', running.etag, 'succeeded', { by: 'worker', at }, { attempts: [{ attempt: 0, at, outcome: 'succeeded', detail: 'ok', status: 204 }], rollback: { accountEnabled: true } });
+      const done = await ledger.transition(
+        'k1',
+        running.etag,
+        'succeeded',
+        { by: 'worker', at },
+        { attempts: [{ attempt: 0, at, outcome: 'succeeded', detail: 'ok', status: 204 }], rollback: { accountEnabled: true } },
+      );
       expect(new Set([planned.etag, queued.etag, running.etag, done.etag]).size).toBe(4);
       expect(done.history.map((h) => h.state)).toEqual(['planned', 'queued', 'running', 'succeeded']);
       expect(done).toMatchObject({ state: 'succeeded', rollback: { accountEnabled: true }, updatedAt: at });
@@ -77,7 +83,9 @@ export function ledgerContract(name: string, make: () => ActionLedger): void {
         ['c', 'blocked', '2026-11-28T10:06:00.000Z', 'incident-b'],
         ['d', 'queued', '2026-11-28T09:00:00.000Z', 'incident-b'],
       ] as const) {
-        const { entry: e } = await ledger.create(entry(key, { createdAt, state: state === 'queued' ? 'planned' : state, source: { type: 'incident', subject } }));
+        const { entry: e } = await ledger.create(
+          entry(key, { createdAt, state: state === 'queued' ? 'planned' : state, source: { type: 'incident', subject } }),
+        );
         if (state === 'queued') await ledger.transition(key, e.etag, 'queued', { by: 'engine', at });
       }
       expect((await ledger.listBySubject('incident-a')).map((e) => e.key).sort()).toEqual(['a', 'b']);

@@ -21,7 +21,13 @@ describe('logging', () => {
     const text = out.lines.join('\n');
     for (const secret of [JWT, 's3cr3t', 'hunter2', 'abc.def.ghi', 'SharedAccessKey=abc']) expect(text).not.toContain(secret);
     const [first, second] = out.parsed();
-    expect(first).toMatchObject({ level: 'info', incidentId: 'inc-1', headers: { authorization: '[redacted]' }, token: '[redacted]', config: { connectionString: '[redacted]' } });
+    expect(first).toMatchObject({
+      level: 'info',
+      incidentId: 'inc-1',
+      headers: { authorization: '[redacted]' },
+      token: '[redacted]',
+      config: { connectionString: '[redacted]' },
+    });
     expect(first.msg).toBe('token was [redacted-jwt]; conn Endpoint=sb://x/;SharedAccessKeyName=k;SharedAccessKey=[redacted]; header Bearer [redacted]');
     expect(second.err.message).toBe('upstream said AccountKey=[redacted] for [redacted-jwt]');
   });

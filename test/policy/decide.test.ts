@@ -21,7 +21,11 @@ describe('risk score', () => {
         tactics: ['CredentialAccess', 'Execution'],
         techniques: ['T1078.004'],
         products: ['Microsoft Defender Advanced Threat Protection'],
-        entities: [account({ userRisk: 'medium' }), account({ aadUserId: '11111111-1111-4111-8111-111111111111', upn: 'b@contoso.com', userRisk: 'high', privileged: true }), host({ deviceRisk: 'High' })],
+        entities: [
+          account({ userRisk: 'medium' }),
+          account({ aadUserId: '11111111-1111-4111-8111-111111111111', upn: 'b@contoso.com', userRisk: 'high', privileged: true }),
+          host({ deviceRisk: 'High' }),
+        ],
       }),
       p,
     );
@@ -65,13 +69,23 @@ rules:
 describe('rules (table)', () => {
   const p = policy(RULES);
   const cases: Array<{ name: string; input: Parameters<typeof signal>[0]; planned: string[]; matched: string[] }> = [
-    { name: 'high risk user on a high incident', input: { entities: [account({ userRisk: 'high' })] }, planned: ['disableUser', 'revokeSessions'], matched: ['identity'] },
+    {
+      name: 'high risk user on a high incident',
+      input: { entities: [account({ userRisk: 'high' })] },
+      planned: ['disableUser', 'revokeSessions'],
+      matched: ['identity'],
+    },
     { name: 'score below threshold', input: { severity: 'Low', entities: [account({ userRisk: 'high' })] }, planned: [], matched: [] },
     { name: 'wrong source', input: { source: 'sweep', entities: [account({ userRisk: 'high' })] }, planned: [], matched: [] },
     { name: 'user risk unknown', input: { entities: [account()] }, planned: [], matched: [] },
     { name: 'tactic matched case-insensitively', input: { tactics: ['CredentialAccess'] }, planned: ['revokeSessions'], matched: ['creds'] },
     { name: 'sub-technique matches technique', input: { techniques: ['T1003.001'] }, planned: ['confirmCompromised'], matched: ['technique'] },
-    { name: 'label and product with a host', input: { labels: ['Auto-Remediate'], products: ['Microsoft Defender Advanced Threat Protection'], entities: [host()] }, planned: ['isolateDevice'], matched: ['endpoint'] },
+    {
+      name: 'label and product with a host',
+      input: { labels: ['Auto-Remediate'], products: ['Microsoft Defender Advanced Threat Protection'], entities: [host()] },
+      planned: ['isolateDevice'],
+      matched: ['endpoint'],
+    },
     { name: 'label missing', input: { products: ['Microsoft Defender Advanced Threat Protection'], entities: [host()] }, planned: [], matched: [] },
   ];
   it.each(cases)('$name', ({ input, planned, matched }) => {
@@ -83,25 +97,44 @@ describe('rules (table)', () => {
   it('explains why each rule did or did not match', () => {
     const d = decide(signal({ entities: [account({ userRisk: 'high' })], tactics: ['CredentialAccess'] }), p);
     expect(d.rules).toEqual([
-      { ruleId: 'identity', matched: true, mode: 'enforce', explanation: ['source incident', 'score 85 >= 60', '1 account(s) with userRisk high', 'has account'] },
+      {
+        ruleId: 'identity',
+        matched: true,
+        mode: 'enforce',
+        explanation: ['source incident', 'score 85 >= 60', '1 account(s) with userRisk high', 'has account'],
+      },
       { ruleId: 'creds', matched: true, mode: 'enforce', explanation: ['severity High', 'tactic CredentialAccess'] },
       { ruleId: 'endpoint', matched: false, mode: 'audit', explanation: ['products: none of Microsoft Defender Advanced Threat Protection (has none)'] },
       { ruleId: 'technique', matched: false, mode: 'enforce', explanation: ['techniques: none of T1003 (has none)'] },
     ]);
-    expect(d.skipped).toEqual([expect.objectContaining({ kind: 'revokeSessions', ruleId: 'creds', reason: 'duplicate', detail: 'already planned by rule identity' })]);
+    expect(d.skipped).toEqual([
+      expect.objectContaining({ kind: 'revokeSessions', ruleId: 'creds', reason: 'duplicate', detail: 'already planned by rule identity' }),
+    ]);
     expect(d.summary).toBe('score 85 | rules identity, creds | planned: disableUser adele.vance@contoso.com; revokeSessions adele.vance@contoso.com');
   });
 
   it('applies rule, policy and settings modes, audit winning', () => {
-    const endpoint = { labels: ['auto-remediate'], products: ['Microsoft Defender Advanced Threat Protection'], entities: [host(), account({ userRisk: 'high' })] };
-    expect(decide(signal(endpoint), p).actions.map((a) => `${a.kind}:${a.mode}`)).toEqual(['disableUser:enforce', 'revokeSessions:enforce', 'isolateDevice:audit']);
+    const endpoint = {
+      labels: ['auto-remediate'],
+      products: ['Microsoft Defender Advanced Threat Protection'],
+      entities: [host(), account({ userRisk: 'high' })],
+    };
+    expect(decide(signal(endpoint), p).actions.map((a) => `${a.kind}:${a.mode}`)).toEqual([
+      'disableUser:enforce',
+      'revokeSessions:enforce',
+      'isolateDevice:audit',
+    ]);
     expect(decide(signal(endpoint), p, { modeOverride: 'audit' }).actions.every((a) => a.mode === 'audit')).toBe(true);
     expect(decide(signal(endpoint), policy(RULES.replace('mode: enforce', 'mode: audit')), { modeOverride: 'enforce' }).mode).toBe('audit');
   });
 
   it('carries the isolation parameters and a reason', () => {
     const d = decide(signal({ labels: ['auto-remediate'], products: ['Microsoft Defender Advanced Threat Protection'], entities: [host()] }), p);
-    expect(d.actions[0]).toMatchObject({ kind: 'isolateDevice', params: { isolationType: 'Selective' }, target: { type: 'device', id: '0c1d9e3bbaf6b2c7e8f9a0b1c2d3e4f5a6b7c8d9', fqdn: 'wks-042.contoso.com' } });
+    expect(d.actions[0]).toMatchObject({
+      kind: 'isolateDevice',
+      params: { isolationType: 'Selective' },
+      target: { type: 'device', id: '0c1d9e3bbaf6b2c7e8f9a0b1c2d3e4f5a6b7c8d9', fqdn: 'wks-042.contoso.com' },
+    });
     expect(d.actions[0]?.reason).toMatch(/^rule endpoint: product Microsoft Defender/);
   });
 
@@ -142,15 +175,35 @@ rules:
   const cases = [
     { name: 'protected UPN', entity: account({ aadUserId: undefined, upn: 'BreakGlass1@contoso.com'.toLowerCase(), privileged: false }), reason: 'protected' },
     { name: 'protected object id', entity: account({ aadUserId: '99999999-9999-4999-8999-999999999999', privileged: false }), reason: 'protected' },
-    { name: 'protected bare account name', entity: account({ aadUserId: '12121212-1212-4212-8212-121212121212', upn: 'svc-backup@contoso.com', accountName: 'svc-backup', privileged: false }), reason: 'protected' },
+    {
+      name: 'protected bare account name',
+      entity: account({ aadUserId: '12121212-1212-4212-8212-121212121212', upn: 'svc-backup@contoso.com', accountName: 'svc-backup', privileged: false }),
+      reason: 'protected',
+    },
     { name: "the engine's own identity", entity: account({ aadUserId: '77777777-7777-4777-8777-777777777777', privileged: false }), reason: 'protected' },
-    { name: 'no object id while ids are listed', entity: account({ aadUserId: undefined, upn: 'someone@contoso.com', privileged: false }), reason: 'needs-approval' },
+    {
+      name: 'no object id while ids are listed',
+      entity: account({ aadUserId: undefined, upn: 'someone@contoso.com', privileged: false }),
+      reason: 'needs-approval',
+    },
     { name: 'privileged user', entity: account({ privileged: true }), reason: 'needs-approval' },
     { name: 'privilege unknown', entity: account(), reason: 'needs-approval' },
     { name: 'ordinary user', entity: account({ privileged: false }), reason: undefined },
-    { name: 'protected device by FQDN', entity: host({ mdatpDeviceId: '1111111111111111111111111111111111111111', fqdn: 'dc01.contoso.com', tags: [] }), reason: 'protected' },
-    { name: 'protected device by short name', entity: host({ mdatpDeviceId: '1111111111111111111111111111111111111111', fqdn: undefined, hostName: 'DC01', tags: [] }), reason: 'protected' },
-    { name: 'namesake in another domain', entity: host({ mdatpDeviceId: '1111111111111111111111111111111111111111', fqdn: 'dc01.fabrikam.com', tags: [] }), reason: undefined },
+    {
+      name: 'protected device by FQDN',
+      entity: host({ mdatpDeviceId: '1111111111111111111111111111111111111111', fqdn: 'dc01.contoso.com', tags: [] }),
+      reason: 'protected',
+    },
+    {
+      name: 'protected device by short name',
+      entity: host({ mdatpDeviceId: '1111111111111111111111111111111111111111', fqdn: undefined, hostName: 'DC01', tags: [] }),
+      reason: 'protected',
+    },
+    {
+      name: 'namesake in another domain',
+      entity: host({ mdatpDeviceId: '1111111111111111111111111111111111111111', fqdn: 'dc01.fabrikam.com', tags: [] }),
+      reason: undefined,
+    },
     { name: 'protected device by Defender id', entity: host({ mdatpDeviceId: 'ffffffffffffffffffffffffffffffffffffffff', tags: [] }), reason: 'protected' },
     { name: 'device with no Defender id while ids are listed', entity: host({ mdatpDeviceId: undefined, tags: [] }), reason: 'needs-approval' },
     { name: 'server tag', entity: host({ tags: ['Server'] }), reason: 'needs-approval' },
@@ -175,7 +228,9 @@ rules:
     const users = [1, 2, 3].map((i) => account({ aadUserId: `0000000${i}-0000-4000-8000-000000000000`, upn: `u${i}@contoso.com`, privileged: false }));
     const fresh = decide(signal({ entities: users }), p);
     expect(fresh.actions).toHaveLength(2);
-    expect(fresh.skipped.filter((s) => s.reason !== 'no-target').map((s) => [s.reason, s.detail])).toEqual([['circuit-open', 'cap reached: 2 disableUser per PT15M (2 already counted)']]);
+    expect(fresh.skipped.filter((s) => s.reason !== 'no-target').map((s) => [s.reason, s.detail])).toEqual([
+      ['circuit-open', 'cap reached: 2 disableUser per PT15M (2 already counted)'],
+    ]);
     const cap = p.policy.guardrails.caps[0];
     const busy = decide(signal({ entities: users }), p, { capUsage: new Map([[capKey(cap!), 1]]) });
     expect(busy.actions).toHaveLength(1);

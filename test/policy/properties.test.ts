@@ -192,17 +192,31 @@ describe('properties', () => {
   it('normalizes any JSON without crashing: a signal or an InputError, nothing else', () => {
     const base = sampleIncident();
     const mutate = fc.record({
-      path: fc.constantFrom('object', 'object.properties', 'object.properties.relatedEntities', 'object.properties.relatedEntities.0', 'object.properties.relatedEntities.0.properties', 'object.properties.additionalData', 'object.properties.labels'),
+      path: fc.constantFrom(
+        'object',
+        'object.properties',
+        'object.properties.relatedEntities',
+        'object.properties.relatedEntities.0',
+        'object.properties.relatedEntities.0.properties',
+        'object.properties.additionalData',
+        'object.properties.labels',
+      ),
       value: fc.jsonValue(),
     });
     fc.assert(
-      fc.property(fc.oneof(fc.jsonValue(), mutate.map(({ path, value }) => setPath(structuredClone(base), path, value))), (body) => {
-        try {
-          normalizeSentinelPayload(body);
-        } catch (error) {
-          expect(error).toBeInstanceOf(InputError);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.jsonValue(),
+          mutate.map(({ path, value }) => setPath(structuredClone(base), path, value)),
+        ),
+        (body) => {
+          try {
+            normalizeSentinelPayload(body);
+          } catch (error) {
+            expect(error).toBeInstanceOf(InputError);
+          }
+        },
+      ),
       { numRuns: 3000, seed: 42 },
     );
   });

@@ -27,7 +27,13 @@ describe('incident trigger body', () => {
     const signal = normalizeSentinelPayload(sampleIncident());
     expect(signal.source).toBe('incident');
     expect(signal.subject).toBe(signal.incident?.armId.toLowerCase());
-    expect(signal.incident).toMatchObject({ name: '73e01a99-5cd7-4139-a149-9f2736ff2ab5', number: 3177, resourceGroup: 'rg-siem', workspaceName: 'law-sentinel', eventType: 'Create' });
+    expect(signal.incident).toMatchObject({
+      name: '73e01a99-5cd7-4139-a149-9f2736ff2ab5',
+      number: 3177,
+      resourceGroup: 'rg-siem',
+      workspaceName: 'law-sentinel',
+      eventType: 'Create',
+    });
     expect(signal.severity).toBe('High');
     expect(signal.tactics).toEqual(['CredentialAccess', 'Execution']);
     expect(signal.techniques).toEqual(['T1003']);
@@ -124,7 +130,9 @@ describe('incident trigger body', () => {
   it('rejects a bad severity, a bad entity id and a non-array entity list with their paths', () => {
     const severity = sampleIncident();
     severity.object.properties.severity = 'Critical';
-    expect(inputError(() => normalizeSentinelPayload(severity)).message).toBe('object.properties.severity: expected one of Informational, Low, Medium, High, got "Critical"');
+    expect(inputError(() => normalizeSentinelPayload(severity)).message).toBe(
+      'object.properties.severity: expected one of Informational, Low, Medium, High, got "Critical"',
+    );
 
     const badId = sampleIncident();
     badId.object.properties.relatedEntities[0].properties.aadUserId = 'not-a-guid';

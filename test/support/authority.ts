@@ -15,8 +15,9 @@ type Key = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
  * token validation runs unchanged. It also mints the bad tokens an attacker might try.
  */
 export class TestAuthority {
-  readonly requests: string[] = [];
   private constructor(
+    /** Paths requested, in order: to see that the engine fetched the keys where it should. */
+    readonly requests: string[],
     private readonly server: Server,
     readonly origin: string,
     private readonly signingKey: Key,
@@ -29,9 +30,9 @@ export class TestAuthority {
     const stranger = await generateKeyPair('RS256');
     const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'test-key-1', use: 'sig', alg: 'RS256' };
     const tls = testTls();
-    let authority: TestAuthority | undefined;
+    const requests: string[] = [];
     const server = createServer({ key: readFileSync(tls.keyPath), cert: readFileSync(tls.certPath) }, (req, res) => {
-      authority?.requests.push(req.url ?? '');
+      requests.push(req.url ?? '');
       if (req.url === `/${TEST_TENANT}/discovery/v2.0/keys`) {
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }));
       } else {
@@ -40,8 +41,7 @@ export class TestAuthority {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    authority = new TestAuthority(server, origin, privateKey, 'test-key-1', stranger.privateKey);
-    return authority;
+    return new TestAuthority(requests, server, origin, privateKey, 'test-key-1', stranger.privateKey);
   }
 
   /** The app settings that point the engine at this authority. */
@@ -54,7 +54,11 @@ export class TestAuthority {
   }
 
   /** A valid app-only token with `roles`; `claims` and `options` override anything. */
-  async token(roles: string[], claims: Record<string, unknown> = {}, options: { expiresIn?: string | number; key?: 'stranger'; kid?: string } = {}): Promise<string> {
+  async token(
+    roles: string[],
+    claims: Record<string, unknown> = {},
+    options: { expiresIn?: string | number; key?: 'stranger'; kid?: string } = {},
+  ): Promise<string> {
     return new SignJWT({ tid: TEST_TENANT, oid: '0a0b0c0d-1111-4222-8333-444455556666', roles, idtyp: 'app', appid: 'relay-logic-app', ...claims })
       .setProtectedHeader({ alg: 'RS256', kid: options.kid ?? this.kid, typ: 'JWT' })
       .setIssuer((claims.iss as string) ?? this.issuer)

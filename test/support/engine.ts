@@ -5,7 +5,18 @@ import type { ActionQueue } from '../../shared/queue/queue';
 import { configureRuntime } from '../../shared/runtime';
 import { TestAuthority } from './authority';
 
-const SETTINGS = ['AZURE_TENANT_ID', 'AZURE_AUTHORITY_HOST', 'RESPONDER_AUDIENCE', 'RESPONDER_MODE', 'RESPONDER_POLICY', 'RESPONDER_POLICY_PATH', 'RESPONDER_AUTH', 'RESPONDER_MAX_BODY_BYTES', 'RESPONDER_IDENTITY_OBJECT_IDS', 'LOG_LEVEL'];
+const SETTINGS = [
+  'AZURE_TENANT_ID',
+  'AZURE_AUTHORITY_HOST',
+  'RESPONDER_AUDIENCE',
+  'RESPONDER_MODE',
+  'RESPONDER_POLICY',
+  'RESPONDER_POLICY_PATH',
+  'RESPONDER_AUTH',
+  'RESPONDER_MAX_BODY_BYTES',
+  'RESPONDER_IDENTITY_OBJECT_IDS',
+  'LOG_LEVEL',
+];
 
 /** The engine as the Functions host would run it, pointed at a test authority, with fresh in-memory adapters. */
 export class EngineUnderTest {

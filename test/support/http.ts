@@ -15,7 +15,11 @@ export interface CallResult {
 }
 
 /** Call a registered handler exactly as the Functions host would: a real HttpRequest and InvocationContext. */
-export async function call(handler: (r: HttpRequest, c: InvocationContext) => Promise<HttpResponseInit>, route: string, options: CallOptions = {}): Promise<CallResult> {
+export async function call(
+  handler: (r: HttpRequest, c: InvocationContext) => Promise<HttpResponseInit>,
+  route: string,
+  options: CallOptions = {},
+): Promise<CallResult> {
   const headers: Record<string, string> = { ...options.headers };
   let body: string | undefined;
   if (typeof options.body === 'string') body = options.body;
@@ -28,5 +32,9 @@ export async function call(handler: (r: HttpRequest, c: InvocationContext) => Pr
   const request = new HttpRequest({ method: options.method ?? 'POST', url: url.href, headers, ...(body !== undefined && { body: { string: body } }) });
   const context = new InvocationContext({ invocationId: 'test-invocation', functionName: route, logHandler: () => undefined });
   const response = await handler(request, context);
-  return { status: response.status ?? 200, headers: Object.fromEntries(new Headers(response.headers as Record<string, string>).entries()), json: response.jsonBody };
+  return {
+    status: response.status ?? 200,
+    headers: Object.fromEntries(new Headers(response.headers as Record<string, string>).entries()),
+    json: response.jsonBody,
+  };
 }

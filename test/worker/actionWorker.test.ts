@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { actionWorker } from '../../functions/actionWorker';
 import { incidents } from '../../functions/incidents';
 import type { ActionCommand } from '../../shared/actions/command';
-import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
+import { type EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { sampleIncident } from '../fixtures/incidents';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
@@ -26,7 +26,15 @@ beforeEach(() => engine.configure({ RESPONDER_POLICY: POLICY }));
 /** Deliver queue messages to the registered worker as the Functions host does, with trigger metadata. */
 function startWorker(queue: EmbeddedQueue): void {
   queue.start((body, delivery) =>
-    actionWorker(body, new InvocationContext({ invocationId: `w-${delivery.messageId}`, functionName: 'actionWorker', triggerMetadata: { ...delivery }, logHandler: () => undefined })),
+    actionWorker(
+      body,
+      new InvocationContext({
+        invocationId: `w-${delivery.messageId}`,
+        functionName: 'actionWorker',
+        triggerMetadata: { ...delivery },
+        logHandler: () => undefined,
+      }),
+    ),
   );
 }
 
@@ -43,7 +51,13 @@ describe('the action worker', () => {
       ['isolateDevice', 'succeeded'],
     ]);
     expect(entries[0]?.history.map((h) => h.state)).toEqual(['planned', 'queued', 'running', 'succeeded']);
-    expect(entries[0]?.attempts).toEqual([expect.objectContaining({ attempt: 0, outcome: 'audited', detail: 'no executor for revokeSessions is installed yet: recorded in audit mode, no write API called' })]);
+    expect(entries[0]?.attempts).toEqual([
+      expect.objectContaining({
+        attempt: 0,
+        outcome: 'audited',
+        detail: 'no executor for revokeSessions is installed yet: recorded in audit mode, no write API called',
+      }),
+    ]);
   });
 
   it('treats a second delivery of a finished action as a duplicate', async () => {
@@ -52,7 +66,18 @@ describe('the action worker', () => {
     const { runtime } = await import('../../shared/runtime');
     const { engine: core } = await runtime();
     const [entry] = engine.ledger.all();
-    const command: ActionCommand = { id: entry!.key, idempotencyKey: entry!.key, kind: entry!.kind, target: entry!.target, params: entry!.params, reason: entry!.reason, mode: entry!.mode, source: entry!.source, attempt: 0, createdAt: new Date().toISOString() };
+    const command: ActionCommand = {
+      id: entry!.key,
+      idempotencyKey: entry!.key,
+      kind: entry!.kind,
+      target: entry!.target,
+      params: entry!.params,
+      reason: entry!.reason,
+      mode: entry!.mode,
+      source: entry!.source,
+      attempt: 0,
+      createdAt: new Date().toISOString(),
+    };
     const delivery = { messageId: entry!.key, deliveryCount: 1, enqueuedTimeUtc: new Date().toISOString() };
     expect((await core.runCommand(command, delivery)).outcome).toBe('audited');
     expect(await core.runCommand(command, { ...delivery, deliveryCount: 2 })).toEqual({ key: entry!.key, outcome: 'duplicate', detail: 'already succeeded' });
@@ -106,7 +131,18 @@ describe('the action worker', () => {
     };
     const delivery = { messageId: key, deliveryCount: 1, enqueuedTimeUtc: '' };
     const seed = async (state: 'planned' | 'queued', at: string) => {
-      const { entry } = await engine.ledger.create({ key, kind: command.kind, target: command.target, params: {}, mode: 'audit', reason: 'test', source: command.source, state: 'planned', createdAt: at, by: 'test' });
+      const { entry } = await engine.ledger.create({
+        key,
+        kind: command.kind,
+        target: command.target,
+        params: {},
+        mode: 'audit',
+        reason: 'test',
+        source: command.source,
+        state: 'planned',
+        createdAt: at,
+        by: 'test',
+      });
       return state === 'queued' ? engine.ledger.transition(key, entry.etag, 'queued', { by: 'test', at }) : entry;
     };
     const core = async () => (await (await import('../../shared/runtime')).runtime()).engine;
@@ -114,7 +150,12 @@ describe('the action worker', () => {
     it('runs an action delivered before the submitter marked it queued', async () => {
       await seed('planned', new Date().toISOString());
       expect((await (await core()).runCommand(command, delivery)).outcome).toBe('audited');
-      expect((await engine.ledger.get(key))?.history.map((h) => `${h.state}:${h.by}`)).toEqual(['planned:test', 'queued:worker', 'running:worker', 'succeeded:worker']);
+      expect((await engine.ledger.get(key))?.history.map((h) => `${h.state}:${h.by}`)).toEqual([
+        'planned:test',
+        'queued:worker',
+        'running:worker',
+        'succeeded:worker',
+      ]);
     });
 
     it('leaves an action another delivery is running alone, and takes it over once the lease has run out', async () => {
