@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { ActionKind } from './catalogue';
 
 /**
@@ -8,5 +8,8 @@ import type { ActionKind } from './catalogue';
  * Service Bus MessageId; 32 hex characters keep it valid as a Table RowKey and leave room for derived retry ids.
  */
 export function idempotencyKey(subject: string, kind: ActionKind, targetKey: string): string {
-  return createHash('sha256').update(`${subject}\n${kind}\n${targetKey}`).digest('hex').slice(0, 32);
+  // SHA-256, not a faster non-cryptographic hash: whoever shapes incident entities must not be able to craft a
+  // target whose key collides with another action's and so make the engine skip it as "already done".
+  // crypto.hash (one shot) costs half of createHash per key.
+  return hash('sha256', `${subject}\n${kind}\n${targetKey}`, 'hex').slice(0, 32);
 }

@@ -14,6 +14,8 @@ import { matchRule } from './rules';
 export interface CompiledPolicy extends LoadedPolicy {
   protection: ProtectionIndex;
   approvals: CompiledApproval[];
+  /** The caps that apply to each action kind, with their keys: looked up per action, so built once. */
+  capsByKind: Map<string, Array<{ key: string; max: number; per: string }>>;
 }
 
 export function compilePolicy(loaded: LoadedPolicy, engineIdentities: readonly string[] = []): CompiledPolicy {
@@ -22,6 +24,11 @@ export function compilePolicy(loaded: LoadedPolicy, engineIdentities: readonly s
     ...loaded,
     protection: indexProtection(loaded.policy.protected, ids),
     approvals: compileApprovals(loaded.policy.guardrails.approvals),
+    capsByKind: loaded.policy.guardrails.caps.reduce((byKind, cap) => {
+      const list = byKind.get(cap.action) ?? [];
+      list.push({ key: capKey(cap), max: cap.max, per: cap.per.text });
+      return byKind.set(cap.action, list);
+    }, new Map<string, Array<{ key: string; max: number; per: string }>>()),
   };
 }
 
@@ -46,8 +53,19 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
   const { policy } = compiled;
   const globalMode: Mode = context.modeOverride === 'audit' || policy.mode === 'audit' ? 'audit' : 'enforce';
   const score = riskScore(signal, policy.risk);
-  const accounts = signal.entities.filter((e): e is AccountEntity => e.kind === 'account' && targetKey(userTarget(e)) !== undefined);
-  const hosts = signal.entities.filter((e): e is HostEntity => e.kind === 'host' && targetKey(deviceTarget(e)) !== undefined);
+  // Each entity's target and target key, once: rules and steps below look them up instead of rebuilding them.
+  const targets = new Map<AccountEntity | HostEntity, { target: ActionTarget; key: string }>();
+  const accounts: AccountEntity[] = [];
+  const hosts: HostEntity[] = [];
+  for (const entity of signal.entities) {
+    if (entity.kind === 'other') continue;
+    const target = entity.kind === 'account' ? userTarget(entity) : deviceTarget(entity);
+    const key = targetKey(target);
+    if (key === undefined) continue; // noted by the normalizer: nothing identifies it
+    targets.set(entity, { target, key });
+    if (entity.kind === 'account') accounts.push(entity);
+    else hosts.push(entity);
+  }
 
   const rules: RuleResult[] = [];
   const actions: PlannedAction[] = [];
@@ -64,24 +82,24 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
     const match = matchRule(rule, signal, score.total, accounts, hosts);
     rules.push({ ruleId: rule.id, matched: match.matched, mode, explanation: match.explanation });
     if (!match.matched) continue;
+    const reason = `rule ${rule.id}: ${match.explanation.join(', ')}`;
 
     for (const step of rule.then) {
-      const targets = ACTIONS[step.kind].target === 'user' ? match.accounts : match.hosts;
-      if (targets.length === 0) {
+      const candidates = ACTIONS[step.kind].target === 'user' ? match.accounts : match.hosts;
+      if (candidates.length === 0) {
         skipped.push({ kind: step.kind, ruleId: rule.id, reason: 'no-target', detail: `the signal has no ${ACTIONS[step.kind].target} this rule may act on` });
         continue;
       }
-      for (const entity of targets) {
-        const target: ActionTarget = entity.kind === 'account' ? userTarget(entity) : deviceTarget(entity);
-        const key = idempotencyKey(signal.subject, step.kind, targetKey(target) as string);
-        const base = { kind: step.kind, target, idempotencyKey: key, params: step.params, ruleId: rule.id, mode };
+      for (const entity of candidates) {
+        const { target, key: tKey } = targets.get(entity) as { target: ActionTarget; key: string };
+        const key = idempotencyKey(signal.subject, step.kind, tKey);
         const skip = judge(step, entity, key, signal, compiled, plannedBy, capCount, context);
         if (skip) {
-          skipped.push({ ...base, ...skip });
+          skipped.push({ kind: step.kind, target, idempotencyKey: key, params: step.params, ruleId: rule.id, mode, reason: skip.reason, detail: skip.detail });
           continue;
         }
         plannedBy.set(key, rule.id);
-        actions.push({ ...base, reason: `rule ${rule.id}: ${match.explanation.join(', ')}` });
+        actions.push({ idempotencyKey: key, kind: step.kind, target, params: step.params, ruleId: rule.id, mode, reason });
       }
     }
   }
@@ -125,14 +143,14 @@ function judge(
   const approval = approvalRequired(compiled.approvals, step.kind, entity, signal.source);
   if (approval !== undefined) return { reason: 'needs-approval', detail: approval };
 
-  for (const cap of compiled.policy.guardrails.caps) {
-    if (cap.action !== step.kind) continue;
-    const ck = capKey(cap);
-    const used = (context.capUsage?.get(ck) ?? 0) + (capCount.get(ck) ?? 0);
-    if (used >= cap.max) return { reason: 'circuit-open', detail: `cap reached: ${cap.max} ${cap.action} per ${cap.per.text} (${used} already counted)` };
+  const caps = compiled.capsByKind.get(step.kind);
+  if (caps === undefined) return undefined;
+  for (const cap of caps) {
+    const used = (context.capUsage?.get(cap.key) ?? 0) + (capCount.get(cap.key) ?? 0);
+    if (used >= cap.max) return { reason: 'circuit-open', detail: `cap reached: ${cap.max} ${step.kind} per ${cap.per} (${used} already counted)` };
   }
   // Counted only once the action is really planned, so skipped actions never consume the budget.
-  for (const cap of compiled.policy.guardrails.caps) if (cap.action === step.kind) capCount.set(capKey(cap), (capCount.get(capKey(cap)) ?? 0) + 1);
+  for (const cap of caps) capCount.set(cap.key, (capCount.get(cap.key) ?? 0) + 1);
   return undefined;
 }
 
@@ -151,10 +169,14 @@ function unknownData(accounts: AccountEntity[], hosts: HostEntity[], rules: Poli
   return notes;
 }
 
+const SUMMARY_ACTIONS = 5;
+
 /** One line for a human: score, rules, what is planned, what is held or refused. */
 export function summarize(decision: Decision): string {
   const matched = decision.rules.filter((r) => r.matched).map((r) => r.ruleId);
-  const planned = decision.actions.map((a) => `${a.kind} ${targetLabel(a.target)}${a.mode === 'audit' ? ' (audit)' : ''}`);
+  // The first few by name; a large incident's summary stays one readable line.
+  const planned = decision.actions.slice(0, SUMMARY_ACTIONS).map((a) => `${a.kind} ${targetLabel(a.target)}${a.mode === 'audit' ? ' (audit)' : ''}`);
+  if (decision.actions.length > SUMMARY_ACTIONS) planned.push(`and ${decision.actions.length - SUMMARY_ACTIONS} more`);
   const held = decision.skipped.filter((s) => s.reason === 'needs-approval').length;
   const refused = decision.skipped.filter((s) => s.reason === 'protected').length;
   const parts = [

@@ -53,21 +53,21 @@ export function indexProtection(
 }
 
 export function checkAccount(account: AccountEntity, index: ProtectionIndex): ProtectionVerdict {
-  const label = accountLabel(account);
-  if (account.aadUserId && index.userIds.has(account.aadUserId)) return { status: 'protected', why: `${label} is listed as protected (object id)` };
-  if (account.upn && index.upns.has(account.upn)) return { status: 'protected', why: `${label} is listed as protected (UPN)` };
-  const names = [account.accountName?.toLowerCase(), account.upn?.split('@')[0]].filter((n): n is string => Boolean(n));
-  if (names.some((n) => index.userNames.has(n))) return { status: 'protected', why: `${label} is listed as protected (account name)` };
-  if (account.groupIds?.some((g) => index.groupIds.has(g.toLowerCase()))) return { status: 'protected', why: `${label} is a member of a protected group` };
+  // Called for every candidate action: the label is built only when there is something to say.
+  const label = (): string => accountLabel(account);
+  if (account.aadUserId && index.userIds.has(account.aadUserId)) return { status: 'protected', why: `${label()} is listed as protected (object id)` };
+  if (account.upn && index.upns.has(account.upn)) return { status: 'protected', why: `${label()} is listed as protected (UPN)` };
+  if (index.userNames.size > 0 && [account.accountName?.toLowerCase(), account.upn?.split('@')[0]].some((n) => n !== undefined && index.userNames.has(n))) return { status: 'protected', why: `${label()} is listed as protected (account name)` };
+  if (account.groupIds?.some((g) => index.groupIds.has(g.toLowerCase()))) return { status: 'protected', why: `${label()} is a member of a protected group` };
 
   // The engine's own identity counts too: run locally, DefaultAzureCredential signs in as a developer's user
   // account, which does have a UPN.
-  if (!account.aadUserId && index.userIds.size > 0) return { status: 'unverified', why: `${label} has no object id to compare with the protected object ids` };
-  if (!account.upn && index.upns.size > 0) return { status: 'unverified', why: `${label} has no UPN to compare with the protected UPNs` };
+  if (!account.aadUserId && index.userIds.size > 0) return { status: 'unverified', why: `${label()} has no object id to compare with the protected object ids` };
+  if (!account.upn && index.upns.size > 0) return { status: 'unverified', why: `${label()} has no UPN to compare with the protected UPNs` };
   if (!account.accountName && !account.upn && index.userNames.size > 0)
-    return { status: 'unverified', why: `${label} has no account name to compare with the protected names` };
+    return { status: 'unverified', why: `${label()} has no account name to compare with the protected names` };
   if (account.groupIds === undefined && index.groupIds.size > 0)
-    return { status: 'unverified', why: `group membership of ${label} is unknown, and protected groups are listed` };
+    return { status: 'unverified', why: `group membership of ${label()} is unknown, and protected groups are listed` };
   return { status: 'clear' };
 }
 
@@ -75,7 +75,7 @@ export function checkHost(host: HostEntity, index: ProtectionIndex): ProtectionV
   const label = host.fqdn ?? host.hostName ?? host.mdatpDeviceId ?? host.aadDeviceId ?? '(unknown device)';
   if (host.mdatpDeviceId && index.deviceIds.has(host.mdatpDeviceId)) return { status: 'protected', why: `${label} is listed as protected (Defender id)` };
   if (host.aadDeviceId && index.aadDeviceIds.has(host.aadDeviceId)) return { status: 'protected', why: `${label} is listed as protected (Entra device id)` };
-  if (matchesListedName(host, index)) return { status: 'protected', why: `${label} is listed as protected (name)` };
+  if (index.deviceNames.length > 0 && matchesListedName(host, index)) return { status: 'protected', why: `${label} is listed as protected (name)` };
   const tag = host.tags?.find((t) => index.deviceTags.has(t.toLowerCase()));
   if (tag !== undefined) return { status: 'protected', why: `${label} carries the protected tag "${tag}"` };
 

@@ -55,19 +55,22 @@ export function matchRule(rule: PolicyRule, signal: Signal, score: number, accou
 /** Accounts meeting the account conditions; a string explains why none does. */
 function filterAccounts(accounts: AccountEntity[], when: RuleConditions, held: string[]): AccountEntity[] | string {
   if (!when.userRisk && when.privileged === undefined) return accounts;
-  const unknown: string[] = [];
-  const eligible = accounts.filter((a) => {
-    if (when.userRisk && a.userRisk === undefined) unknown.push(`${accountLabel(a)}: user risk unknown`);
-    else if (when.privileged !== undefined && a.privileged === undefined) unknown.push(`${accountLabel(a)}: privilege unknown`);
-    return (
-      (!when.userRisk || (a.userRisk !== undefined && when.userRisk.includes(a.userRisk))) &&
-      (when.privileged === undefined || a.privileged === when.privileged)
-    );
-  });
-  const wanted = [when.userRisk && `userRisk ${when.userRisk.join('/')}`, when.privileged !== undefined && `privileged ${when.privileged}`]
-    .filter(Boolean)
-    .join(', ');
-  if (eligible.length === 0) return `no account with ${wanted}${unknown.length ? ` (${unknown.join('; ')})` : ''}`;
+  const eligible: AccountEntity[] = [];
+  let unknown = 0;
+  let firstUnknown: AccountEntity | undefined;
+  for (const a of accounts) {
+    if ((when.userRisk && a.userRisk === undefined) || (when.privileged !== undefined && a.privileged === undefined)) {
+      unknown++;
+      firstUnknown ??= a;
+    }
+    if ((!when.userRisk || (a.userRisk !== undefined && when.userRisk.includes(a.userRisk))) && (when.privileged === undefined || a.privileged === when.privileged)) eligible.push(a);
+  }
+  const wanted = [when.userRisk && `userRisk ${when.userRisk.join('/')}`, when.privileged !== undefined && `privileged ${when.privileged}`].filter(Boolean).join(', ');
+  if (eligible.length === 0) {
+    // Name the account when there is one; count them when there are many (a 200-entity incident).
+    const why = firstUnknown === undefined ? '' : unknown === 1 ? ` (${accountLabel(firstUnknown)}: risk or privilege unknown)` : ` (${unknown} accounts with unknown risk or privilege)`;
+    return `no account with ${wanted}${why}`;
+  }
   held.push(`${eligible.length} account(s) with ${wanted}`);
   return eligible;
 }

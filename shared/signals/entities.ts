@@ -12,9 +12,9 @@ import { isDnsName, isGuid, isMdeDeviceId, isUpn } from './identifiers';
  */
 export function parseEntity(raw: unknown, path: string): Entity | undefined {
   const outer = Fields.of(raw, path);
-  // An alert entity that is only a `$ref` points at an entity listed elsewhere in the same array.
-  if (outer.get('$ref') !== undefined && outer.string('$id') === undefined && outer.string('kind') === undefined) return undefined;
   const kind = entityKind(outer);
+  // An alert entity that is only a `$ref` points at an entity listed elsewhere in the same array.
+  if (kind === undefined) return undefined;
   const props = outer.object('properties') ?? outer;
   switch (kind) {
     case 'account':
@@ -26,11 +26,13 @@ export function parseEntity(raw: unknown, path: string): Entity | undefined {
   }
 }
 
-function entityKind(outer: Fields): string {
+/** The entity's kind, lower-cased; undefined for a bare `{ "$ref": … }`. */
+function entityKind(outer: Fields): string | undefined {
   // Incident entities carry `type: "Microsoft.SecurityInsights/Entities"` next to `kind`; alert entities carry `Type`.
   const kind = outer.string('kind') ?? outer.string('type');
-  if (kind === undefined || kind.includes('/')) throw new InputError(outer.at('kind'), 'every entity needs a kind (Account, Host, Ip, …)');
-  return kind.toLowerCase();
+  if (kind !== undefined && !kind.includes('/')) return kind.toLowerCase();
+  if (outer.get('$ref') !== undefined && outer.get('$id') === undefined) return undefined;
+  throw new InputError(outer.at('kind'), 'every entity needs a kind (Account, Host, Ip, …)');
 }
 
 function parseAccount(props: Fields): AccountEntity {
@@ -125,10 +127,14 @@ function deviceRisk(value: string | undefined): DeviceRiskLevel | undefined {
   return DEVICE_RISK_LEVELS.find((level) => level.toLowerCase() === value.toLowerCase());
 }
 
-/** Entities are compared and hashed: keep them free of explicit `undefined` fields. */
+/**
+ * Entities are compared and serialized: keep them free of explicit `undefined` fields. Copies rather than
+ * `delete`s, which would turn every entity into a slow dictionary-mode object.
+ */
 function dropUndefined<T extends object>(value: T): T {
-  for (const key of Object.keys(value) as (keyof T)[]) if (value[key] === undefined) delete value[key];
-  return value;
+  const out: Record<string, unknown> = {};
+  for (const key in value) if (value[key] !== undefined) out[key] = value[key];
+  return out as T;
 }
 
 /** The identity two entity mentions share when they are the same thing; undefined when there is nothing to go by. */

@@ -6,7 +6,7 @@ import { InputError } from '../errors';
  * Each failed read names the full path of the field, which becomes the 400 message.
  */
 export class Fields {
-  private byLowerName: Map<string, string> | undefined;
+  private keys: string[] | undefined;
 
   private constructor(
     readonly path: string,
@@ -21,12 +21,11 @@ export class Fields {
   /** The raw value, whatever the key's casing. Only own properties: never the prototype chain. */
   get(name: string): unknown {
     if (Object.hasOwn(this.record, name)) return this.record[name];
-    if (!this.byLowerName) {
-      this.byLowerName = new Map();
-      for (const key of Object.keys(this.record)) this.byLowerName.set(key.toLowerCase(), key);
-    }
-    const key = this.byLowerName.get(name.toLowerCase());
-    return key === undefined ? undefined : this.record[key];
+    // Most misses are fields that are simply absent: comparing lengths first rules out nearly every key without
+    // lower-casing it, which is cheaper than building a lower-cased index for every object.
+    this.keys ??= Object.keys(this.record);
+    for (const key of this.keys) if (key.length === name.length && sameLettersIgnoringCase(key, name)) return this.record[key];
+    return undefined;
   }
 
   at(name: string): string {
@@ -75,18 +74,36 @@ export class Fields {
   /** An array of strings; blanks dropped. A lone string is accepted as a one-element list. */
   strings(name: string): string[] {
     const value = this.get(name);
+    if (value === undefined || value === null) return [];
     if (typeof value === 'string') return value.trim() ? [value.trim()] : [];
-    return this.array(name).flatMap((item, i) => {
-      if (item === null || item === undefined) return [];
+    if (!Array.isArray(value)) throw new InputError(this.at(name), `expected an array, got ${describe(value)}`);
+    const out: string[] = [];
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (item === null || item === undefined) continue;
       if (typeof item !== 'string') throw new InputError(`${this.at(name)}[${i}]`, `expected a string, got ${describe(item)}`);
-      return item.trim() ? [item.trim()] : [];
-    });
+      const trimmed = item.trim();
+      if (trimmed) out.push(trimmed);
+    }
+    return out;
   }
 
   /** All own properties, for carrying an entity we do not interpret. */
   raw(): Record<string, unknown> {
     return this.record;
   }
+}
+
+/** ASCII case-insensitive equality of two strings of equal length, without allocating lower-cased copies. */
+function sameLettersIgnoringCase(a: string, b: string): boolean {
+  for (let i = 0; i < a.length; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    const lx = x | 0x20;
+    if (lx !== (y | 0x20) || lx < 0x61 || lx > 0x7a) return false;
+  }
+  return true;
 }
 
 export function isRecord(value: unknown): value is Record<string, unknown> {
