@@ -57,12 +57,14 @@ export function checkAccount(account: AccountEntity, index: ProtectionIndex): Pr
   const label = (): string => accountLabel(account);
   if (account.aadUserId && index.userIds.has(account.aadUserId)) return { status: 'protected', why: `${label()} is listed as protected (object id)` };
   if (account.upn && index.upns.has(account.upn)) return { status: 'protected', why: `${label()} is listed as protected (UPN)` };
-  if (index.userNames.size > 0 && [account.accountName?.toLowerCase(), account.upn?.split('@')[0]].some((n) => n !== undefined && index.userNames.has(n))) return { status: 'protected', why: `${label()} is listed as protected (account name)` };
+  if (index.userNames.size > 0 && [account.accountName?.toLowerCase(), account.upn?.split('@')[0]].some((n) => n !== undefined && index.userNames.has(n)))
+    return { status: 'protected', why: `${label()} is listed as protected (account name)` };
   if (account.groupIds?.some((g) => index.groupIds.has(g.toLowerCase()))) return { status: 'protected', why: `${label()} is a member of a protected group` };
 
   // The engine's own identity counts too: run locally, DefaultAzureCredential signs in as a developer's user
   // account, which does have a UPN.
-  if (!account.aadUserId && index.userIds.size > 0) return { status: 'unverified', why: `${label()} has no object id to compare with the protected object ids` };
+  if (!account.aadUserId && index.userIds.size > 0)
+    return { status: 'unverified', why: `${label()} has no object id to compare with the protected object ids` };
   if (!account.upn && index.upns.size > 0) return { status: 'unverified', why: `${label()} has no UPN to compare with the protected UPNs` };
   if (!account.accountName && !account.upn && index.userNames.size > 0)
     return { status: 'unverified', why: `${label()} has no account name to compare with the protected names` };

@@ -63,12 +63,23 @@ function filterAccounts(accounts: AccountEntity[], when: RuleConditions, held: s
       unknown++;
       firstUnknown ??= a;
     }
-    if ((!when.userRisk || (a.userRisk !== undefined && when.userRisk.includes(a.userRisk))) && (when.privileged === undefined || a.privileged === when.privileged)) eligible.push(a);
+    if (
+      (!when.userRisk || (a.userRisk !== undefined && when.userRisk.includes(a.userRisk))) &&
+      (when.privileged === undefined || a.privileged === when.privileged)
+    )
+      eligible.push(a);
   }
-  const wanted = [when.userRisk && `userRisk ${when.userRisk.join('/')}`, when.privileged !== undefined && `privileged ${when.privileged}`].filter(Boolean).join(', ');
+  const wanted = [when.userRisk && `userRisk ${when.userRisk.join('/')}`, when.privileged !== undefined && `privileged ${when.privileged}`]
+    .filter(Boolean)
+    .join(', ');
   if (eligible.length === 0) {
     // Name the account when there is one; count them when there are many (a 200-entity incident).
-    const why = firstUnknown === undefined ? '' : unknown === 1 ? ` (${accountLabel(firstUnknown)}: risk or privilege unknown)` : ` (${unknown} accounts with unknown risk or privilege)`;
+    const why =
+      firstUnknown === undefined
+        ? ''
+        : unknown === 1
+          ? ` (${accountLabel(firstUnknown)}: risk or privilege unknown)`
+          : ` (${unknown} accounts with unknown risk or privilege)`;
     return `no account with ${wanted}${why}`;
   }
   held.push(`${eligible.length} account(s) with ${wanted}`);
