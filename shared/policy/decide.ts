@@ -7,13 +7,16 @@ import type { Decision, PlannedAction, RuleResult, SkippedAction } from './decis
 import type { LoadedPolicy } from './load';
 import { checkAccount, checkHost, indexProtection, type ProtectionIndex } from './protection';
 import type { ActionStep, CapGuardrail, Mode, PolicyRule } from './schema';
-import { riskScore } from './score';
-import { matchRule } from './rules';
+import { indexRisk, riskScore, type RiskIndex } from './score';
+import { lowerSignal, matchRule, ruleSets, type RuleSets } from './rules';
 
 /** A policy prepared for deciding: its lists indexed once, at load, not per signal. */
 export interface CompiledPolicy extends LoadedPolicy {
   protection: ProtectionIndex;
   approvals: CompiledApproval[];
+  /** Rules with their name lists as lower-cased sets. */
+  rules: Array<{ rule: PolicyRule; sets: RuleSets }>;
+  risk: RiskIndex;
   /** The caps that apply to each action kind, with their keys: looked up per action, so built once. */
   capsByKind: Map<string, Array<{ key: string; max: number; per: string }>>;
 }
@@ -24,6 +27,8 @@ export function compilePolicy(loaded: LoadedPolicy, engineIdentities: readonly s
     ...loaded,
     protection: indexProtection(loaded.policy.protected, ids),
     approvals: compileApprovals(loaded.policy.guardrails.approvals),
+    rules: loaded.policy.rules.map((rule) => ({ rule, sets: ruleSets(rule.when) })),
+    risk: indexRisk(loaded.policy.risk),
     capsByKind: loaded.policy.guardrails.caps.reduce((byKind, cap) => {
       const list = byKind.get(cap.action) ?? [];
       list.push({ key: capKey(cap), max: cap.max, per: cap.per.text });
@@ -52,7 +57,8 @@ export const capKey = (cap: CapGuardrail): string => `${cap.action}/${cap.per.te
 export function decide(signal: Signal, compiled: CompiledPolicy, context: DecisionContext = {}): Decision {
   const { policy } = compiled;
   const globalMode: Mode = context.modeOverride === 'audit' || policy.mode === 'audit' ? 'audit' : 'enforce';
-  const score = riskScore(signal, policy.risk);
+  const lowered = lowerSignal(signal);
+  const score = riskScore(signal, lowered, policy.risk, compiled.risk);
   // Each entity's target and target key, once: rules and steps below look them up instead of rebuilding them.
   const targets = new Map<AccountEntity | HostEntity, { target: ActionTarget; key: string }>();
   const accounts: AccountEntity[] = [];
@@ -73,13 +79,13 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
   const plannedBy = new Map<string, string>();
   const capCount = new Map<string, number>();
 
-  for (const rule of policy.rules) {
+  for (const { rule, sets } of compiled.rules) {
     const mode: Mode = globalMode === 'audit' || rule.mode === 'audit' ? 'audit' : 'enforce';
     if (!rule.enabled) {
       rules.push({ ruleId: rule.id, matched: false, mode, explanation: ['disabled'] });
       continue;
     }
-    const match = matchRule(rule, signal, score.total, accounts, hosts);
+    const match = matchRule(rule, sets, signal, lowered, score.total, accounts, hosts);
     rules.push({ ruleId: rule.id, matched: match.matched, mode, explanation: match.explanation });
     if (!match.matched) continue;
     const reason = `rule ${rule.id}: ${match.explanation.join(', ')}`;

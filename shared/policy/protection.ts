@@ -18,8 +18,8 @@ export interface ProtectionIndex {
   groupIds: Set<string>;
   deviceIds: Set<string>;
   aadDeviceIds: Set<string>;
-  /** Host names, fully qualified or short, lower-cased. */
-  deviceNames: string[];
+  /** Host names, fully qualified or short, lower-cased, with their short (first-label) form. */
+  deviceNames: Array<{ name: string; short: string; qualified: boolean }>;
   deviceTags: Set<string>;
 }
 
@@ -47,7 +47,7 @@ export function indexProtection(
     const device = raw.toLowerCase();
     if (isMdeDeviceId(device)) index.deviceIds.add(device);
     else if (isGuid(device)) index.aadDeviceIds.add(device);
-    else index.deviceNames.push(device);
+    else index.deviceNames.push({ name: device, short: shortHostName(device), qualified: device.includes('.') });
   }
   return index;
 }
@@ -98,8 +98,12 @@ export function checkHost(host: HostEntity, index: ProtectionIndex): ProtectionV
  * names are two different devices.
  */
 function matchesListedName(host: HostEntity, index: ProtectionIndex): boolean {
-  const names = [host.fqdn, host.hostName, host.netBiosName].filter((n): n is string => Boolean(n)).map((n) => n.toLowerCase());
-  return names.some((name) =>
-    index.deviceNames.some((listed) => (name.includes('.') && listed.includes('.') ? name === listed : shortHostName(name) === shortHostName(listed))),
-  );
+  for (const raw of [host.fqdn, host.hostName, host.netBiosName]) {
+    if (!raw) continue;
+    const name = raw.toLowerCase();
+    const qualified = name.includes('.');
+    const short = qualified ? shortHostName(name) : name;
+    for (const listed of index.deviceNames) if (qualified && listed.qualified ? name === listed.name : short === listed.short) return true;
+  }
+  return false;
 }

@@ -2,6 +2,32 @@ import type { AccountEntity, HostEntity, Signal } from '../signals/signal';
 import type { PolicyRule, RuleConditions, ScoreOperator } from './schema';
 import { accountLabel } from './score';
 
+/** A rule's name lists, lower-cased into sets once per policy load: matching is then one lookup per value. */
+export interface RuleSets {
+  tactics?: Set<string>;
+  techniques?: Set<string>;
+  products?: Set<string>;
+  labels?: Set<string>;
+}
+
+export function ruleSets(when: RuleConditions): RuleSets {
+  const set = (names: string[] | undefined) => names && new Set(names.map((n) => n.toLowerCase()));
+  return { tactics: set(when.tactics), techniques: set(when.techniques), products: set(when.products), labels: set(when.labels) };
+}
+
+/** The signal's name lists, lower-cased once per decision (not once per rule). */
+export interface LoweredSignal {
+  tactics: string[];
+  techniques: string[];
+  products: string[];
+  labels: string[];
+}
+
+export function lowerSignal(signal: Signal): LoweredSignal {
+  const lower = (names: string[]) => names.map((n) => n.toLowerCase());
+  return { tactics: lower(signal.tactics), techniques: lower(signal.techniques), products: lower(signal.products), labels: lower(signal.labels) };
+}
+
 export interface RuleMatch {
   matched: boolean;
   explanation: string[];
@@ -15,7 +41,15 @@ export interface RuleMatch {
  * the rule; entity conditions (userRisk, privileged, deviceRisk, deviceTags) choose the targets. Unknown entity data
  * never satisfies a condition: the engine does not act on what it does not know.
  */
-export function matchRule(rule: PolicyRule, signal: Signal, score: number, accounts: AccountEntity[], hosts: HostEntity[]): RuleMatch {
+export function matchRule(
+  rule: PolicyRule,
+  sets: RuleSets,
+  signal: Signal,
+  lowered: LoweredSignal,
+  score: number,
+  accounts: AccountEntity[],
+  hosts: HostEntity[],
+): RuleMatch {
   const when = rule.when;
   const held: string[] = [];
   const fail = (why: string): RuleMatch => ({ matched: false, explanation: [why], accounts: [], hosts: [] });
@@ -24,16 +58,18 @@ export function matchRule(rule: PolicyRule, signal: Signal, score: number, accou
   if (when.source) held.push(`source ${signal.source}`);
   if (when.severity && !when.severity.includes(signal.severity)) return fail(`severity is ${signal.severity}, not ${when.severity.join(' or ')}`);
   if (when.severity) held.push(`severity ${signal.severity}`);
-  for (const [name, wanted, present, same] of [
-    ['tactics', when.tactics, signal.tactics, sameText],
-    ['techniques', when.techniques, signal.techniques, sameTechnique],
-    ['products', when.products, signal.products, sameText],
-    ['labels', when.labels, signal.labels, sameText],
-  ] as const) {
+  for (const name of ['tactics', 'techniques', 'products', 'labels'] as const) {
+    const wanted = sets[name];
     if (!wanted) continue;
-    const hit = present.find((p) => wanted.some((w) => same(w, p)));
-    if (hit === undefined) return fail(`${name}: none of ${wanted.join(', ')} (has ${present.length ? present.join(', ') : 'none'})`);
-    held.push(`${name.replace(/s$/, '')} ${hit}`);
+    const present = lowered[name];
+    let hit = -1;
+    for (let i = 0; i < present.length && hit < 0; i++) {
+      const value = present[i] as string;
+      // `T1078` in a policy covers the sub-techniques `T1078.004` a signal may name.
+      if (wanted.has(value) || (name === 'techniques' && wanted.has(value.split('.')[0] as string))) hit = i;
+    }
+    if (hit < 0) return fail(`${name}: none of ${when[name]?.join(', ')} (has ${signal[name].length ? signal[name].join(', ') : 'none'})`);
+    held.push(`${name.replace(/s$/, '')} ${signal[name][hit]}`);
   }
   if (when.score) {
     if (!compare(score, when.score.op, when.score.value)) return fail(`score ${score} is not ${when.score.op} ${when.score.value}`);
@@ -104,11 +140,6 @@ function filterHosts(hosts: HostEntity[], when: RuleConditions, held: string[]):
 
 function sameText(a: string, b: string): boolean {
   return a.length === b.length && a.toLowerCase() === b.toLowerCase();
-}
-
-/** `T1078` in a policy covers the sub-techniques `T1078.004` a signal may name. */
-function sameTechnique(wanted: string, present: string): boolean {
-  return sameText(wanted, present) || (!wanted.includes('.') && sameText(wanted, present.split('.')[0] ?? ''));
 }
 
 function compare(score: number, op: ScoreOperator, value: number): boolean {

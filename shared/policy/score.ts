@@ -1,5 +1,6 @@
 import type { AccountEntity, HostEntity, Signal } from '../signals/signal';
 import type { ScoreFactor, RiskScore } from './decision';
+import type { LoweredSignal } from './rules';
 import type { Policy } from './schema';
 
 /**
@@ -7,17 +8,32 @@ import type { Policy } from './schema';
  * counts once, from the riskiest entity (two risky users do not make an incident twice as severe). Unknown entity
  * data earns nothing and is reported in the decision's notes instead.
  */
-export function riskScore(signal: Signal, risk: Policy['risk']): RiskScore {
+/** The risk table's name-keyed parts, lower-cased once per policy load. */
+export interface RiskIndex {
+  tactics: Map<string, number>;
+  techniques: Map<string, number>;
+  products: Map<string, number>;
+}
+
+export function indexRisk(risk: Policy['risk']): RiskIndex {
+  const lower = (table: Record<string, number>) => new Map(Object.entries(table).map(([k, v]) => [k.toLowerCase(), v]));
+  return { tactics: lower(risk.tactics), techniques: lower(risk.techniques), products: lower(risk.products) };
+}
+
+export function riskScore(signal: Signal, lowered: LoweredSignal, risk: Policy['risk'], index: RiskIndex): RiskScore {
   const factors: ScoreFactor[] = [];
   const add = (factor: ScoreFactor['factor'], value: string, points: number | undefined): void => {
     if (points) factors.push({ factor, value, points });
   };
 
   add('severity', signal.severity, risk.severity[signal.severity]);
-  for (const tactic of signal.tactics) add('tactic', tactic, lookup(risk.tactics, tactic));
-  for (const technique of signal.techniques)
-    add('technique', technique, lookup(risk.techniques, technique) ?? lookup(risk.techniques, technique.split('.')[0] ?? ''));
-  for (const product of signal.products) add('product', product, lookup(risk.products, product));
+  signal.tactics.forEach((tactic, i) => add('tactic', tactic, index.tactics.get(lowered.tactics[i] as string)));
+  signal.techniques.forEach((technique, i) => {
+    // T1078 in the table also scores the sub-technique T1078.004.
+    const lower = lowered.techniques[i] as string;
+    add('technique', technique, index.techniques.get(lower) ?? index.techniques.get(lower.split('.')[0] as string));
+  });
+  signal.products.forEach((product, i) => add('product', product, index.products.get(lowered.products[i] as string)));
 
   const accounts = signal.entities.filter((e): e is AccountEntity => e.kind === 'account');
   const hosts = signal.entities.filter((e): e is HostEntity => e.kind === 'host');
@@ -38,14 +54,6 @@ export function riskScore(signal: Signal, risk: Policy['risk']): RiskScore {
     factors.reduce((sum, f) => sum + f.points, 0),
   );
   return { total, factors };
-}
-
-/** Policy tables are keyed as humans type them; match tactic, technique and product names without regard to case. */
-function lookup(table: Record<string, number>, name: string): number | undefined {
-  if (Object.hasOwn(table, name)) return table[name];
-  const lower = name.toLowerCase();
-  for (const key of Object.keys(table)) if (key.toLowerCase() === lower) return table[key];
-  return undefined;
 }
 
 function maxBy<T>(items: T[], score: (item: T) => number): T | undefined {

@@ -132,12 +132,16 @@ function severity(fields: Fields, name: string): Severity {
   return match;
 }
 
+/** Labels as objects (`{ labelName, labelType }`, from ARM) or plain strings. */
 function labels(props: Fields): string[] {
-  return props.array('labels').flatMap((raw, i) => {
-    if (typeof raw === 'string') return raw.trim() ? [raw.trim()] : [];
-    const name = Fields.of(raw, props.at(`labels[${i}]`)).string('labelName');
-    return name ? [name] : [];
-  });
+  const raw = props.array('labels');
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const item = raw[i];
+    const name = typeof item === 'string' ? item.trim() : Fields.of(item, props.at(`labels[${i}]`)).string('labelName');
+    if (name) out.push(name);
+  }
+  return out;
 }
 
 function splitList(fields: Fields, name: string): string[] {
