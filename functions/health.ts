@@ -20,8 +20,13 @@ export const health = defineHttpFunction({
       const { policy, queueStats } = await runtime();
       ok = true;
       details = {
-        policy: { origin: policy.origin, digest: policy.digest, mode: policy.policy.mode, rules: policy.policy.rules.length },
-        modeOverride: settings.modeOverride,
+        policy: { origin: policy.origin, digest: policy.digest, rules: policy.policy.rules.length },
+        // audit wins: the engine enforces only when both the policy and RESPONDER_MODE allow it.
+        mode: {
+          policy: policy.policy.mode,
+          setting: settings.modeOverride,
+          effective: policy.policy.mode === 'audit' || settings.modeOverride === 'audit' ? 'audit' : 'enforce',
+        },
         auth: settings.auth,
         queue: queueStats(),
       };

@@ -70,8 +70,8 @@ describe('GET /api/health', () => {
     const res = await call(health, 'health', { method: 'GET', headers: reader });
     expect(res.json).toMatchObject({
       status: 'ok',
-      policy: { origin: 'built-in default', mode: 'audit', rules: 4 },
-      modeOverride: 'enforce',
+      policy: { origin: 'built-in default', rules: 4 },
+      mode: { policy: 'audit', setting: 'enforce', effective: 'audit' },
       auth: 'entra',
       queue: { ready: 0 },
     });
