@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * The local host: what `npm start` runs. Azure Functions Core Tools cannot be installed everywhere, so this serves
- * every registered HTTP function at the same routes as Azure (http://localhost:7071/api/...) and drives the
- * queue-triggered worker from an embedded queue with Service Bus's delivery semantics. Users with Core Tools can run
+ * every registered HTTP function at the same routes as Azure (http://localhost:7071/api/...), drives the
+ * queue-triggered worker from an embedded queue with Service Bus's delivery semantics, and runs timer functions on
+ * their schedules. Users with Core Tools can run
  * `func start` against the same build instead.
  */
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
@@ -16,6 +17,7 @@ import { MemoryLedger } from '../shared/ledger/memoryLedger';
 import { EmbeddedQueue } from '../shared/queue/embeddedQueue';
 import { configureRuntime, runtime } from '../shared/runtime';
 import { ALL_ROLES, startLocalAuthority } from './localAuthority';
+import { TimerDriver } from './timerDriver';
 
 /** The local sandbox tenant: tokens minted here name it; nothing outside this process trusts them. */
 const LOCAL_TENANT = '7e57ab1e-0000-4000-8000-00000000cafe';
@@ -52,6 +54,9 @@ async function main(): Promise<void> {
     );
   }
 
+  const timers = new TimerDriver(registry.timers, hostLog);
+  timers.start();
+
   const token = await authority.mint(ALL_ROLES);
   mkdirSync(STATE_DIR, { recursive: true });
   const tokenFile = path.join(STATE_DIR, 'local-token');
@@ -83,6 +88,9 @@ async function main(): Promise<void> {
         `  ${r.methods.join(',').padEnd(5)} ${base}/api/${r.route.padEnd(10)} ${'roles' in r.auth ? `role ${r.auth.roles.join(' or ')}` : 'public (details with a role)'}`,
     ),
     `  GET   ${base}/local/ledger     this host only: every ledger entry`,
+    ...(registry.timers.length
+      ? ['', 'Timers (UTC)', ...registry.timers.map((t) => `  ${t.name.padEnd(20)} ${t.schedule}${t.runOnStartup ? ' (and at start-up)' : ''}`)]
+      : []),
     '',
     'Try it: send the sample incident, then read what was done and why',
     `  curl -s -X POST ${base}/api/incidents -H "Authorization: Bearer $(cat ${tokenFile})" -H "Content-Type: application/json" --data @cli/samples/incident.json`,
@@ -93,6 +101,7 @@ async function main(): Promise<void> {
   console.log(lines.join('\n'));
 
   const stop = () => {
+    timers.stop();
     queue.stop();
     server.close(() => process.exit(0));
   };

@@ -1,4 +1,4 @@
-import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import type { HttpRequest, HttpResponseInit, InvocationContext, Timer } from '@azure/functions';
 import type { AuthRequirement } from './httpFunction';
 
 /**
@@ -21,9 +21,17 @@ export interface QueueRegistration {
   handler: (message: unknown, context: InvocationContext) => Promise<void>;
 }
 
+export interface TimerRegistration {
+  name: string;
+  schedule: string;
+  runOnStartup: boolean;
+  handler: (timer: Timer, context: InvocationContext) => Promise<void>;
+}
+
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 export const registry = {
   http: [] as HttpRegistration[],
   queues: [] as QueueRegistration[],
+  timers: [] as TimerRegistration[],
 };
