@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { incidents } from '../../functions/incidents';
 import type { ActionCommand } from '../../shared/actions/command';
@@ -59,6 +60,57 @@ describe('POST /api/incidents', () => {
       first.json.recorded.map((r: { key: string }) => [r.key, false]),
     );
     expect((engine.queue as EmbeddedQueue).stats().ready).toBe(2);
+  });
+
+  it('plans only what is new when an update brings more entities', async () => {
+    const first = await post(sampleIncident());
+    const update = sampleIncident();
+    update.objectEventType = 'Update';
+    update.object.properties.relatedEntities.push({
+      kind: 'Account',
+      properties: { accountName: 'megan.bowen', upnSuffix: 'contoso.com', aadUserId: '2b3c4d5e-0000-4000-8000-000000000042' },
+    });
+    const second = await post(update);
+    expect(second.json.decision.actions.map((a: { kind: string; target: { upn: string } }) => `${a.kind} ${a.target.upn}`)).toEqual([
+      'revokeSessions megan.bowen@contoso.com',
+    ]);
+    expect(second.json.decision.skipped.map((s: { reason: string }) => s.reason)).toEqual(['already-done', 'already-done']);
+    expect(engine.ledger.all()).toHaveLength(first.json.recorded.length + 1);
+  });
+
+  it('never answers a random body with a 5xx', async () => {
+    const base = sampleIncident();
+    const paths = [
+      'object',
+      'object.properties',
+      'object.properties.relatedEntities',
+      'object.properties.relatedEntities.0.properties',
+      'object.properties.severity',
+      'object.id',
+    ];
+    const bodies = fc.oneof(
+      fc.jsonValue().map((v) => JSON.stringify(v)),
+      fc.string(),
+      fc.record({ path: fc.constantFrom(...paths), value: fc.jsonValue() }).map(({ path, value }) => {
+        const body = structuredClone(base);
+        const keys = path.split('.');
+        let node: any = body;
+        for (const key of keys.slice(0, -1)) node = node[key];
+        node[keys.at(-1) as string] = value;
+        return JSON.stringify(body);
+      }),
+    );
+    const statuses = new Set<number>();
+    await fc.assert(
+      fc.asyncProperty(bodies, async (text) => {
+        const res = await call(incidents, 'incidents', { body: text, headers: { ...submit, 'content-type': 'application/json' } });
+        statuses.add(res.status);
+        expect([202, 400]).toContain(res.status);
+        if (res.status === 400) expect(res.json.error.message.length).toBeGreaterThan(5);
+      }),
+      { numRuns: 400, seed: 11 },
+    );
+    expect(statuses).toEqual(new Set([202, 400]));
   });
 
   it('plans each action once when deliveries race', async () => {
