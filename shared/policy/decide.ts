@@ -51,7 +51,7 @@ export const capKey = (cap: CapGuardrail): string => `${cap.action}/${cap.per.te
  * decision. Same inputs, same decision: no clock, no randomness, no I/O.
  *
  * Order of judgement for each (action, target) a matched rule wants — first hit wins:
- * duplicate (an earlier rule already planned it) -> protected -> needs-approval (including "cannot verify it is not
+ * duplicate (an earlier rule already judged it) -> protected -> needs-approval (including "cannot verify it is not
  * protected") -> circuit-open (cap reached) -> planned.
  */
 export function decide(signal: Signal, compiled: CompiledPolicy, context: DecisionContext = {}): Decision {
@@ -76,7 +76,8 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
   const rules: RuleResult[] = [];
   const actions: PlannedAction[] = [];
   const skipped: SkippedAction[] = [];
-  const plannedBy = new Map<string, string>();
+  /** One verdict per (action, target): later rules that want it again are recorded as duplicates of the first. */
+  const judgedBy = new Map<string, { ruleId: string; verdict: string }>();
   const capCount = new Map<string, number>();
 
   for (const { rule, sets } of compiled.rules) {
@@ -99,12 +100,26 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
       for (const entity of candidates) {
         const { target, key: tKey } = targets.get(entity) as { target: ActionTarget; key: string };
         const key = idempotencyKey(signal.subject, step.kind, tKey);
-        const skip = judge(step, entity, key, signal, compiled, plannedBy, capCount, context);
+        const first = judgedBy.get(key);
+        if (first !== undefined) {
+          skipped.push({
+            kind: step.kind,
+            target,
+            idempotencyKey: key,
+            params: step.params,
+            ruleId: rule.id,
+            mode,
+            reason: 'duplicate',
+            detail: `already ${first.verdict} by rule ${first.ruleId}`,
+          });
+          continue;
+        }
+        const skip = judge(step, entity, signal, compiled, capCount, context);
+        judgedBy.set(key, { ruleId: rule.id, verdict: skip ? `judged ${skip.reason}` : 'planned' });
         if (skip) {
           skipped.push({ kind: step.kind, target, idempotencyKey: key, params: step.params, ruleId: rule.id, mode, reason: skip.reason, detail: skip.detail });
           continue;
         }
-        plannedBy.set(key, rule.id);
         actions.push({ idempotencyKey: key, kind: step.kind, target, params: step.params, ruleId: rule.id, mode, reason });
       }
     }
@@ -132,16 +147,11 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
 function judge(
   step: ActionStep,
   entity: AccountEntity | HostEntity,
-  key: string,
   signal: Signal,
   compiled: CompiledPolicy,
-  plannedBy: Map<string, string>,
   capCount: Map<string, number>,
   context: DecisionContext,
 ): Pick<SkippedAction, 'reason' | 'detail'> | undefined {
-  const earlier = plannedBy.get(key);
-  if (earlier !== undefined) return { reason: 'duplicate', detail: `already planned by rule ${earlier}` };
-
   const verdict = entity.kind === 'account' ? checkAccount(entity, compiled.protection) : checkHost(entity, compiled.protection);
   if (verdict.status === 'protected') return { reason: 'protected', detail: verdict.why };
   if (verdict.status === 'unverified') return { reason: 'needs-approval', detail: `cannot verify it is not protected: ${verdict.why}` };

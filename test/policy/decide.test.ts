@@ -236,6 +236,15 @@ rules:
     expect(busy.actions).toHaveLength(1);
   });
 
+  it('gives each action on a target one verdict, however many rules want it', () => {
+    const twice = policy(GUARDED.replace('rules:\n', 'rules:\n  - { id: first, then: [disableUser] }\n'));
+    const d = decide(signal({ entities: [account({ upn: 'breakglass1@contoso.com', privileged: false })] }), twice);
+    expect(d.skipped.filter((s) => s.reason !== 'no-target').map((s) => [s.ruleId, s.reason, s.detail])).toEqual([
+      ['first', 'protected', 'breakglass1@contoso.com is listed as protected (UPN)'],
+      ['all-users', 'duplicate', 'already judged protected by rule first'],
+    ]);
+  });
+
   it('never lets a cap count a skipped action', () => {
     const users = [account({ privileged: true }), account({ aadUserId: '00000002-0000-4000-8000-000000000000', upn: 'u2@contoso.com', privileged: false })];
     expect(decide(signal({ entities: users }), p).actions).toHaveLength(1);
