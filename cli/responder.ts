@@ -14,7 +14,7 @@ import { loadPolicy } from '../shared/composition';
 import { decide } from '../shared/policy/decide';
 import { readPolicyFile } from '../shared/policy/load';
 import { normalizeSentinelPayload } from '../shared/signals/sentinel';
-import { formatDecision } from './formatDecision';
+import { explainDecision } from '../shared/policy/explain';
 
 const USAGE = `usage:
   responder plan <incident.json> [--policy <file>] [--json]
@@ -57,7 +57,7 @@ function plan(file: string, flags: Map<string, string | true>, print: (text: str
   const policy = loadPolicy(policyFile === undefined ? settings : { ...settings, policyText: undefined, policyPath: policyFile });
   const signal = normalizeSentinelPayload(parseJson(readText(file), file));
   const decision = decide(signal, policy, { modeOverride: settings.modeOverride });
-  print(flags.get('json') ? JSON.stringify(decision, null, 2) : formatDecision(decision));
+  print(flags.get('json') ? JSON.stringify(decision, null, 2) : explainDecision(decision));
   return 0;
 }
 

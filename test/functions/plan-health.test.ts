@@ -1,3 +1,4 @@
+import { HttpRequest, InvocationContext } from '@azure/functions';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { health } from '../../functions/health';
 import { plan } from '../../functions/plan';
@@ -26,6 +27,20 @@ describe('POST /api/plan', () => {
     expect(decision.score.factors.map((f: { factor: string }) => f.factor)).toEqual(['severity', 'tactic', 'product', 'deviceRisk']);
     expect(decision.rules.find((r: { ruleId: string }) => r.ruleId === 'credential-theft').matched).toBe(true);
     expect(engine.ledger.all()).toEqual([]);
+  });
+
+  it('answers in plain text for a terminal when asked', async () => {
+    const request = new HttpRequest({
+      method: 'POST',
+      url: 'http://localhost:7071/api/plan',
+      headers: { ...reader, accept: 'text/plain', 'content-type': 'application/json' },
+      body: { string: JSON.stringify(sampleIncident()) },
+    });
+    const res = await plan(request, new InvocationContext({ invocationId: 'text', functionName: 'plan', logHandler: () => undefined }));
+    expect(res.status).toBe(200);
+    expect(new Headers(res.headers as Record<string, string>).get('content-type')).toBe('text/plain; charset=utf-8');
+    expect(res.body).toContain('Risk score 80/100');
+    expect(res.body).toContain('✓ credential-theft [audit]');
   });
 
   it('tries a draft policy sent with the incident', async () => {

@@ -1,9 +1,9 @@
-import { ACTIONS } from '../shared/actions/catalogue';
-import { targetLabel } from '../shared/actions/target';
-import type { Decision } from '../shared/policy/decision';
+import { ACTIONS } from '../actions/catalogue';
+import { targetLabel } from '../actions/target';
+import type { Decision } from './decision';
 
 /** A decision as an analyst reads it: score and where it came from, each rule's verdict, what happens and what not. */
-export function formatDecision(decision: Decision): string {
+export function explainDecision(decision: Decision): string {
   const out: string[] = [];
   out.push(`${decision.title}`);
   out.push(`  ${decision.source} ${decision.subject}`);
