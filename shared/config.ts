@@ -1,3 +1,4 @@
+import { CLOUD_PRESETS, CLOUDS, type CloudEndpoints, type CloudName } from './cloud';
 import { ConfigError } from './errors';
 import type { Mode } from './policy/schema';
 import { isGuid } from './signals/identifiers';
@@ -9,8 +10,12 @@ import { isGuid } from './signals/identifiers';
 export interface ResponderConfig {
   /** Entra tenant whose tokens are accepted (AZURE_TENANT_ID). */
   tenantId: string | undefined;
+  /** AZURE_CLOUD: the preset the endpoints below start from. */
+  cloud: CloudName;
   /** AZURE_AUTHORITY_HOST, without a trailing slash: `https://login.microsoftonline.us` for US Government. */
   authorityHost: string;
+  /** GRAPH_ENDPOINT, DEFENDER_ENDPOINT, ARM_ENDPOINT (origins), over the cloud's preset. */
+  endpoints: Omit<CloudEndpoints, 'authorityHost'>;
   /** RESPONDER_AUDIENCE: the engine's app ID URI and/or client id, comma-separated. */
   audiences: string[];
   /** RESPONDER_TOKEN_ISSUERS: overrides the two derived issuers (v2 and v1), comma-separated. */
@@ -47,9 +52,22 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
   if (tenantId === undefined) problems.push('AZURE_TENANT_ID is not set: no token can be validated');
   else if (!isGuid(tenantId)) problems.push(`AZURE_TENANT_ID must be the tenant's GUID, got ${JSON.stringify(tenantId)}`);
 
-  const authorityHost = (env.AZURE_AUTHORITY_HOST?.trim() || 'https://login.microsoftonline.com').replace(/\/+$/, '');
-  if (!/^https:\/\/[^/\s]+$/.test(authorityHost))
-    problems.push(`AZURE_AUTHORITY_HOST must be an https origin such as https://login.microsoftonline.us, got ${JSON.stringify(authorityHost)}`);
+  const cloudText = env.AZURE_CLOUD?.trim() || 'AzurePublicCloud';
+  const cloud = CLOUDS.find((c) => c.toLowerCase() === cloudText.toLowerCase());
+  if (!cloud) problems.push(`AZURE_CLOUD must be one of ${CLOUDS.join(', ')}, got ${JSON.stringify(cloudText)}`);
+  const preset = CLOUD_PRESETS[cloud ?? 'AzurePublicCloud'];
+  const origin = (name: string, fallback: string | undefined, example: string): string | undefined => {
+    const value = (env[name]?.trim() || fallback)?.replace(/\/+$/, '');
+    if (value !== undefined && !/^https:\/\/[^/\s]+$/.test(value))
+      problems.push(`${name} must be an https origin such as ${example}, got ${JSON.stringify(value)}`);
+    return value;
+  };
+  const authorityHost = origin('AZURE_AUTHORITY_HOST', preset.authorityHost, 'https://login.microsoftonline.us') as string;
+  const endpoints = {
+    graph: origin('GRAPH_ENDPOINT', preset.graph, 'https://graph.microsoft.us') as string,
+    defender: origin('DEFENDER_ENDPOINT', preset.defender, 'https://api-gov.securitycenter.microsoft.us'),
+    arm: origin('ARM_ENDPOINT', preset.arm, 'https://management.usgovcloudapi.net') as string,
+  };
 
   const audiences = list('RESPONDER_AUDIENCE');
   if (audiences.length === 0) problems.push('RESPONDER_AUDIENCE is not set: the app ID URI (api://…) and/or client id callers request tokens for');
@@ -75,7 +93,9 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
   const issuers = list('RESPONDER_TOKEN_ISSUERS');
   return {
     tenantId,
+    cloud: cloud ?? 'AzurePublicCloud',
     authorityHost,
+    endpoints,
     audiences,
     issuers: issuers.length || tenantId === undefined ? issuers : defaultIssuers(authorityHost, tenantId),
     auth: auth === 'easyauth' ? 'easyauth' : 'entra',

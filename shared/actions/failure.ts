@@ -1,0 +1,37 @@
+import { ApiError } from '../clients/apiError';
+
+export type FailureClass = 'transient' | 'permanent' | 'blocked';
+
+export interface ClassifiedFailure {
+  class: FailureClass;
+  /** Wait at least this long before retrying (transient only): the API's Retry-After or a known floor. */
+  retryAfterMs?: number;
+  status?: number;
+  code?: string;
+  detail: string;
+}
+
+/** PIM refuses to remove an assignment within about five minutes of its activation (reference/graph.md). */
+const ACTIVE_DURATION_FLOOR_MS = 5 * 60_000;
+
+/**
+ * The one failure classifier every executor uses (reference/servicebus.md, "Classify every failure"):
+ * - transient: no answer, time-outs, 429 (with its Retry-After), 408, 5xx, PIM's ActiveDurationTooShort;
+ * - blocked: 403 — for Graph writes on a user this is the privileged-target refusal (an app cannot disable an
+ *   admin), or a missing permission; neither gets better by retrying, both need a human;
+ * - permanent: every other 4xx (validation, not found).
+ * The API's status and code are kept for the ledger.
+ */
+export function classifyFailure(error: unknown): ClassifiedFailure {
+  if (!(error instanceof ApiError)) {
+    return { class: 'transient', detail: `no answer: ${(error as Error)?.message ?? String(error)}` };
+  }
+  const base = { status: error.status, ...(error.code !== undefined && { code: error.code }) };
+  const said = `${error.api} ${error.status || 'no answer'}${error.code ? ` ${error.code}` : ''}: ${error.message}`;
+  if (error.status === 0 || error.status === 408 || error.status === 429 || error.status >= 500) {
+    return { class: 'transient', ...base, ...(error.retryAfterMs !== undefined && { retryAfterMs: error.retryAfterMs }), detail: said };
+  }
+  if (error.code === 'ActiveDurationTooShort') return { class: 'transient', ...base, retryAfterMs: ACTIVE_DURATION_FLOOR_MS, detail: said };
+  if (error.status === 403) return { class: 'blocked', ...base, detail: said };
+  return { class: 'permanent', ...base, detail: said };
+}

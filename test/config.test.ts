@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { defenderScopeFor, scopeFor } from '../shared/cloud';
+import { readConfig } from '../shared/config';
+
+const base = { AZURE_TENANT_ID: '5f1c7a3e-0b2d-4e6f-8a9b-1c2d3e4f5a6b', RESPONDER_AUDIENCE: 'api://x' };
+
+describe('cloud endpoints', () => {
+  it('start from the AZURE_CLOUD preset', () => {
+    expect(readConfig(base)).toMatchObject({
+      cloud: 'AzurePublicCloud',
+      authorityHost: 'https://login.microsoftonline.com',
+      endpoints: { graph: 'https://graph.microsoft.com', defender: 'https://api.security.microsoft.com', arm: 'https://management.azure.com' },
+    });
+    expect(readConfig({ ...base, AZURE_CLOUD: 'azureusgovernmentdod' })).toMatchObject({
+      cloud: 'AzureUSGovernmentDoD',
+      authorityHost: 'https://login.microsoftonline.us',
+      endpoints: {
+        graph: 'https://dod-graph.microsoft.us',
+        defender: 'https://api-gov.securitycenter.microsoft.us',
+        arm: 'https://management.usgovcloudapi.net',
+      },
+      issuers: ['https://login.microsoftonline.us/5f1c7a3e-0b2d-4e6f-8a9b-1c2d3e4f5a6b/v2.0', 'https://sts.windows.net/5f1c7a3e-0b2d-4e6f-8a9b-1c2d3e4f5a6b/'],
+    });
+    expect(readConfig({ ...base, AZURE_CLOUD: 'AzureChinaCloud' }).endpoints.defender).toBeUndefined();
+  });
+
+  it('take each override over the preset, and refuse what is not an https origin', () => {
+    const config = readConfig({ ...base, AZURE_CLOUD: 'AzureUSGovernment', GRAPH_ENDPOINT: 'https://127.0.0.1:8443/', DEFENDER_ENDPOINT: 'http://plain' });
+    expect(config.endpoints.graph).toBe('https://127.0.0.1:8443');
+    expect(config.problems).toEqual(['DEFENDER_ENDPOINT must be an https origin such as https://api-gov.securitycenter.microsoft.us, got "http://plain"']);
+    expect(readConfig({ ...base, AZURE_CLOUD: 'Mars' }).problems).toEqual([
+      'AZURE_CLOUD must be one of AzurePublicCloud, AzureUSGovernment, AzureUSGovernmentDoD, AzureChinaCloud, got "Mars"',
+    ]);
+  });
+
+  it('derive token scopes, with Defender public hosts sharing one audience', () => {
+    expect(scopeFor('https://graph.microsoft.us')).toBe('https://graph.microsoft.us/.default');
+    expect(defenderScopeFor('https://api.security.microsoft.com')).toBe('https://api.securitycenter.microsoft.com/.default');
+    expect(defenderScopeFor('https://eu.api.security.microsoft.com')).toBe('https://api.securitycenter.microsoft.com/.default');
+    expect(defenderScopeFor('https://api-gov.securitycenter.microsoft.us')).toBe('https://api-gov.securitycenter.microsoft.us/.default');
+  });
+});
