@@ -1,0 +1,35 @@
+import type { Directory } from '../clients/graph';
+import type { ActionKind } from './catalogue';
+import type { ActionCommand } from './command';
+import type { ClassifiedFailure } from './failure';
+
+/** What an executor works with: the APIs behind their ports, and for a rollback the snapshot it undoes. */
+export interface ExecutionContext {
+  directory: Directory;
+  /** For rollback kinds: the `rollback` the original action recorded in the ledger. */
+  snapshot?: unknown;
+}
+
+/** What an executor reports; the worker turns it into a ledger transition. */
+export type ExecutionOutcome =
+  | {
+      outcome: 'succeeded';
+      detail: string;
+      /** The target was already in the wanted state: nothing was written. */
+      alreadyDone: boolean;
+      /** What a rollback needs, kept in the ledger. */
+      rollback?: unknown;
+    }
+  /** Audit mode: the target was read and validated; no write API was called. */
+  | { outcome: 'audited'; detail: string }
+  | ({ outcome: 'failed' } & ClassifiedFailure);
+
+/**
+ * One module per action kind, each with the same shape: validate the target, read its current state first (a
+ * redelivered message must not repeat a side effect, and a rollback must not undo what someone else did), execute
+ * (unless auditing), verify, and return what a rollback needs.
+ */
+export interface ActionExecutor {
+  kind: ActionKind;
+  execute(command: ActionCommand, context: ExecutionContext): Promise<ExecutionOutcome>;
+}

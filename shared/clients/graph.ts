@@ -1,0 +1,103 @@
+import type { Client } from '@microsoft/microsoft-graph-client';
+import { scopeFor } from '../cloud';
+import type { ResponderConfig } from '../config';
+import { ApiError, parseRetryAfter } from './apiError';
+import { azureCredential } from './credential';
+
+/** What the engine reads and writes in the directory and ID Protection (reference/graph.md). */
+export interface DirectoryUser {
+  id: string;
+  userPrincipalName: string;
+  accountEnabled: boolean;
+  userType: 'Member' | 'Guest' | string;
+}
+
+export interface RiskyUser {
+  id: string;
+  riskLevel: string;
+  riskState: string;
+}
+
+/** The directory port: Graph in production and against the sandbox tenant. */
+export interface Directory {
+  /** By object id or UPN; undefined when the user does not exist. */
+  getUser(idOrUpn: string): Promise<DirectoryUser | undefined>;
+  setAccountEnabled(id: string, enabled: boolean): Promise<void>;
+  revokeSessions(id: string): Promise<void>;
+  /** Undefined when ID Protection holds no risk record for the user. */
+  getRiskyUser(id: string): Promise<RiskyUser | undefined>;
+  confirmCompromised(ids: string[]): Promise<void>;
+}
+
+export class GraphDirectory implements Directory {
+  constructor(private readonly client: Client) {}
+
+  async getUser(idOrUpn: string): Promise<DirectoryUser | undefined> {
+    return this.orUndefinedWhenMissing(() =>
+      this.call(() =>
+        this.client
+          .api(`/users/${encodeURIComponent(idOrUpn)}`)
+          .select('id,userPrincipalName,accountEnabled,userType')
+          .get(),
+      ),
+    );
+  }
+
+  async setAccountEnabled(id: string, enabled: boolean): Promise<void> {
+    await this.call(() => this.client.api(`/users/${encodeURIComponent(id)}`).patch({ accountEnabled: enabled }));
+  }
+
+  async revokeSessions(id: string): Promise<void> {
+    // Documented 200 { value: true }; a known issue says 204. Any 2xx is success (reference/graph.md).
+    await this.call(() => this.client.api(`/users/${encodeURIComponent(id)}/revokeSignInSessions`).post({}));
+  }
+
+  async getRiskyUser(id: string): Promise<RiskyUser | undefined> {
+    return this.orUndefinedWhenMissing(() => this.call(() => this.client.api(`/identityProtection/riskyUsers/${encodeURIComponent(id)}`).get()));
+  }
+
+  async confirmCompromised(ids: string[]): Promise<void> {
+    await this.call(() => this.client.api('/identityProtection/riskyUsers/confirmCompromised').post({ userIds: ids }));
+  }
+
+  private async orUndefinedWhenMissing<T>(read: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await read();
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** Every Graph failure leaves as an ApiError the failure classifier understands. */
+  private async call<T>(request: () => Promise<T>): Promise<T> {
+    try {
+      return await request();
+    } catch (error) {
+      const e = error as { statusCode?: number; code?: string | null; message?: string; headers?: Headers; body?: unknown };
+      const status = typeof e.statusCode === 'number' && e.statusCode > 0 ? e.statusCode : 0;
+      throw new ApiError('graph', status, e.code ?? undefined, e.message || 'no answer from Graph', parseRetryAfter(e.headers?.get?.('retry-after')));
+    }
+  }
+}
+
+/**
+ * The Graph client, configured for the cloud (or sandbox) in the settings. Tokens are attached only to Graph hosts
+ * or `customHosts` (host names without port), so a national cloud or an emulator must be listed there. The default
+ * middleware's RetryHandler is left out on purpose: it sleeps inside the call, while a worker must return and let
+ * the queue retry with backoff (reference/servicebus.md).
+ */
+export async function createGraphDirectory(config: Pick<ResponderConfig, 'endpoints' | 'authorityHost'>): Promise<GraphDirectory> {
+  const graph = await import('@microsoft/microsoft-graph-client');
+  const { TokenCredentialAuthenticationProvider } = await import('@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials/index.js');
+  const authProvider = new TokenCredentialAuthenticationProvider(await azureCredential(config.authorityHost), { scopes: [scopeFor(config.endpoints.graph)] });
+  const auth = new graph.AuthenticationHandler(authProvider);
+  auth.setNext(new graph.HTTPMessageHandler());
+  const client = graph.Client.initWithMiddleware({
+    middleware: auth,
+    baseUrl: `${config.endpoints.graph}/`,
+    defaultVersion: 'v1.0',
+    customHosts: new Set([new URL(config.endpoints.graph).hostname]),
+  });
+  return new GraphDirectory(client);
+}

@@ -1,0 +1,70 @@
+import { apiError, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
+import type { SandboxTenant, SandboxUser } from './tenant';
+
+/**
+ * The Graph v1.0 endpoints the engine uses (reference/graph.md), with their documented answers: disabling a
+ * privileged user app-only is refused with 403, revokeSignInSessions answers 200 `{ value: true }` (even for guests,
+ * where it does nothing), confirmCompromised answers 204 and raises the risk to high.
+ */
+export function graphRoutes(tenant: SandboxTenant): Route {
+  return (request) => {
+    if (!request.path.startsWith('/v1.0/')) return undefined;
+    const path = request.path.slice('/v1.0'.length);
+    let match: RegExpExecArray | null;
+
+    if ((match = /^\/users\/([^/]+)$/.exec(path))) return user(tenant, request, decodeURIComponent(match[1] as string));
+    if ((match = /^\/users\/([^/]+)\/revokeSignInSessions$/.exec(path)) && request.method === 'POST') {
+      const found = tenant.findUser(decodeURIComponent(match[1] as string));
+      if (!found) return notFound(match[1] as string);
+      found.sessionRevocations++;
+      return { status: 200, body: { '@odata.context': 'https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean', value: true } };
+    }
+    if ((match = /^\/identityProtection\/riskyUsers\/([^/]+)$/.exec(path)) && request.method === 'GET') {
+      const risky = tenant.riskyUsers.get((match[1] as string).toLowerCase());
+      return risky ? { status: 200, body: risky } : notFound(match[1] as string);
+    }
+    if ((match = /^\/identityProtection\/riskyUsers\/(confirmCompromised|dismiss)$/.exec(path)) && request.method === 'POST') {
+      const ids = (request.body as { userIds?: unknown })?.userIds;
+      if (!Array.isArray(ids) || ids.length === 0 || ids.some((id) => typeof id !== 'string' || !tenant.users.has(id.toLowerCase()))) {
+        return apiError(400, 'BadRequest', 'userIds must list existing user object ids');
+      }
+      for (const id of ids as string[]) {
+        if (match[1] === 'confirmCompromised') tenant.setRisk(id.toLowerCase(), 'high', 'confirmedCompromised');
+        else tenant.setRisk(id.toLowerCase(), 'none', 'dismissed');
+      }
+      return { status: 204 };
+    }
+    return undefined;
+  };
+}
+
+function user(tenant: SandboxTenant, request: SandboxRequest, idOrUpn: string): SandboxAnswer {
+  const found = tenant.findUser(idOrUpn);
+  if (!found) return notFound(idOrUpn);
+  if (request.method === 'GET') return { status: 200, body: select(found, request.query.get('$select')) };
+  if (request.method === 'PATCH') {
+    const patch = request.body as { accountEnabled?: unknown } | undefined;
+    if (typeof patch?.accountEnabled !== 'boolean') return apiError(400, 'Request_BadRequest', 'Invalid value specified for property accountEnabled.');
+    // accountEnabled is a sensitive attribute: app-only callers cannot change it on privileged admins.
+    if (found.privileged) return apiError(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.');
+    found.accountEnabled = patch.accountEnabled;
+    return { status: 204 };
+  }
+  return apiError(405, 'Request_BadRequest', `${request.method} is not supported on users`);
+}
+
+function select(user: SandboxUser, fields: string | null): Record<string, unknown> {
+  const all: Record<string, unknown> = {
+    id: user.id,
+    userPrincipalName: user.userPrincipalName,
+    displayName: user.displayName,
+    accountEnabled: user.accountEnabled,
+    userType: user.userType,
+  };
+  if (!fields) return all;
+  return Object.fromEntries(fields.split(',').map((f) => [f, all[f]]));
+}
+
+function notFound(id: string): SandboxAnswer {
+  return apiError(404, 'Request_ResourceNotFound', `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`);
+}

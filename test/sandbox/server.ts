@@ -1,0 +1,114 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { testTls } from '../support/tls';
+import { Faults } from './faults';
+import { graphRoutes } from './graph';
+import { apiError, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
+import { SandboxTenant } from './tenant';
+
+/**
+ * The sandbox tenant, served over HTTPS with the test run's throwaway certificate, so the real SDKs (the Graph
+ * client, @azure/identity, later Defender over fetch and the ARM SDK) run unchanged against it.
+ * - `/msi/token`: an App Service-style managed identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER), so
+ *   DefaultAzureCredential works as in Azure. It mints opaque tokens and remembers their audience.
+ * - `/v1.0/...`: the Graph endpoints the engine uses (test/sandbox/graph.ts).
+ * Every API call must carry a token minted here for that API's origin, or it gets 401, as in Azure.
+ */
+export class Sandbox {
+  readonly faults = new Faults();
+  readonly identityHeader = randomBytes(16).toString('hex');
+  private readonly tokens = new Map<string, string>();
+  private readonly routes: Route[];
+
+  private constructor(
+    readonly tenant: SandboxTenant,
+    private readonly server: Server,
+    readonly origin: string,
+  ) {
+    this.routes = [graphRoutes(tenant)];
+  }
+
+  static async start(tenant = new SandboxTenant()): Promise<Sandbox> {
+    const tls = testTls();
+    // The handler needs the Sandbox, and the Sandbox needs the listening server's port: bind late.
+    const handler: { handle?: (req: IncomingMessage, res: ServerResponse) => Promise<void> } = {};
+    const server = createServer({ key: readFileSync(tls.keyPath), cert: readFileSync(tls.certPath) }, (req, res) => void handler.handle?.(req, res));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const sandbox = new Sandbox(tenant, server, `https://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    handler.handle = (req, res) => sandbox.handle(req, res);
+    return sandbox;
+  }
+
+  /** App settings that point the engine (and DefaultAzureCredential) at this sandbox. */
+  settings(): Record<string, string> {
+    return {
+      GRAPH_ENDPOINT: this.origin,
+      DEFENDER_ENDPOINT: this.origin,
+      ARM_ENDPOINT: this.origin,
+      IDENTITY_ENDPOINT: `${this.origin}/msi/token`,
+      IDENTITY_HEADER: this.identityHeader,
+    };
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', this.origin);
+    const method = req.method ?? 'GET';
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const text = Buffer.concat(chunks).toString('utf8');
+
+    const fault = this.faults.take(method, url.pathname);
+    if (fault?.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+    if (fault?.drop) {
+      this.tenant.calls.push({ method, path: url.pathname, status: 0 });
+      req.socket.destroy();
+      return;
+    }
+    const answer = fault?.status ? { status: fault.status, body: fault.body, headers: fault.headers } : this.answer(req, method, url, text);
+    this.tenant.calls.push({ method, path: url.pathname, status: answer.status });
+    const headers: Record<string, string> = { ...answer.headers };
+    if (answer.body !== undefined) headers['content-type'] = 'application/json';
+    res.writeHead(answer.status, headers).end(answer.body === undefined ? undefined : JSON.stringify(answer.body));
+  }
+
+  private answer(req: IncomingMessage, method: string, url: URL, text: string): SandboxAnswer {
+    if (url.pathname === '/msi/token') return this.mintToken(req, url);
+    const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const audience = bearer === undefined ? undefined : this.tokens.get(bearer);
+    if (audience === undefined) return apiError(401, 'InvalidAuthenticationToken', 'Access token is empty or invalid.');
+    // Graph, Defender and ARM share the sandbox's origin, so a token is good for them all, and for nothing else.
+    if (audience !== this.origin)
+      return apiError(401, 'InvalidAuthenticationToken', `Access token validation failure: audience ${audience} is not ${this.origin}.`);
+    let body: unknown;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      return apiError(400, 'BadRequest', 'Unable to read JSON request payload.');
+    }
+    const request: SandboxRequest = { method, path: url.pathname, query: url.searchParams, body, audience };
+    for (const route of this.routes) {
+      const answer = route(request);
+      if (answer) return answer;
+    }
+    return apiError(404, 'NotFound', `the sandbox does not serve ${method} ${url.pathname}`);
+  }
+
+  /** App Service managed identity (api-version 2019-08-01): GET ?resource=…, header X-IDENTITY-HEADER. */
+  private mintToken(req: IncomingMessage, url: URL): SandboxAnswer {
+    if (req.headers['x-identity-header'] !== this.identityHeader) return { status: 401, body: { error: 'invalid identity header' } };
+    const resource = url.searchParams.get('resource');
+    if (!resource) return { status: 400, body: { error: 'resource is required' } };
+    const token = `sandbox.${randomBytes(24).toString('base64url')}`;
+    this.tokens.set(token, new URL(resource).origin);
+    const expiresOn = Math.floor(Date.now() / 1000) + 3600;
+    return { status: 200, body: { access_token: token, expires_on: String(expiresOn), resource, token_type: 'Bearer', client_id: 'sandbox-managed-identity' } };
+  }
+}
