@@ -1,3 +1,4 @@
+import type { Devices } from '../clients/defender';
 import type { Directory } from '../clients/graph';
 import type { ActionKind } from './catalogue';
 import type { ActionCommand } from './command';
@@ -6,6 +7,7 @@ import type { ClassifiedFailure } from './failure';
 /** What an executor works with: the APIs behind their ports, and for a rollback the snapshot it undoes. */
 export interface ExecutionContext {
   directory: Directory;
+  devices: Devices;
   /** For rollback kinds: the `rollback` the original action recorded in the ledger. */
   snapshot?: unknown;
 }
@@ -22,6 +24,11 @@ export type ExecutionOutcome =
     }
   /** Audit mode: the target was read and validated; no write API was called. */
   | { outcome: 'audited'; detail: string }
+  /**
+   * The API is still working on it (a Defender machine action is Pending). Run the same command again after
+   * `followUpAfterMs`: executors read the current state first, so the follow-up observes, never repeats.
+   */
+  | { outcome: 'pending'; detail: string; followUpAfterMs: number }
   | ({ outcome: 'failed' } & ClassifiedFailure);
 
 /**

@@ -3,35 +3,19 @@ import { confirmCompromised } from '../../shared/actions/confirmCompromised';
 import { disableUser, enableUser } from '../../shared/actions/disableUser';
 import type { ExecutionContext } from '../../shared/actions/executor';
 import { revokeSessions } from '../../shared/actions/revokeSessions';
-import { createGraphDirectory } from '../../shared/clients/graph';
 import { command } from '../fixtures/commands';
-import { Sandbox } from '../sandbox/server';
-import { DEMO, SandboxTenant } from '../sandbox/tenant';
+import type { Sandbox } from '../sandbox/server';
+import { DEMO } from '../sandbox/tenant';
+import { startSandboxContext } from '../support/sandboxContext';
 
 let sandbox: Sandbox;
 let context: ExecutionContext;
+let reset: () => void;
 beforeAll(async () => {
-  sandbox = await Sandbox.start();
-  // DefaultAzureCredential finds the managed identity as on App Service: IDENTITY_ENDPOINT + IDENTITY_HEADER.
-  Object.assign(process.env, sandbox.settings());
-  context = {
-    directory: await createGraphDirectory({
-      authorityHost: 'https://login.microsoftonline.com',
-      endpoints: { graph: sandbox.origin, defender: sandbox.origin, arm: sandbox.origin },
-    }),
-  };
+  ({ sandbox, context, reset } = await startSandboxContext());
 });
 afterAll(() => sandbox.close());
-beforeEach(() => {
-  // A fresh tenant per test, behind the same server and tokens.
-  const fresh = new SandboxTenant();
-  sandbox.tenant.users.clear();
-  sandbox.tenant.riskyUsers.clear();
-  for (const [id, u] of fresh.users) sandbox.tenant.users.set(id, u);
-  for (const [id, r] of fresh.riskyUsers) sandbox.tenant.riskyUsers.set(id, r);
-  sandbox.tenant.calls.length = 0;
-  sandbox.faults.clear();
-});
+beforeEach(() => reset());
 
 const adele = { type: 'user' as const, id: DEMO.adele, upn: 'adele.vance@contoso.com' };
 const tenant = () => sandbox.tenant;

@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { testTls } from '../support/tls';
 import { Faults } from './faults';
+import { defenderRoutes } from './defender';
 import { graphRoutes } from './graph';
 import { apiError, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
 import { SandboxTenant } from './tenant';
@@ -15,6 +16,7 @@ import { SandboxTenant } from './tenant';
  * - `/msi/token`: an App Service-style managed identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER), so
  *   DefaultAzureCredential works as in Azure. It mints opaque tokens and remembers their audience.
  * - `/v1.0/...`: the Graph endpoints the engine uses (test/sandbox/graph.ts).
+ * - `/api/...`: the Defender for Endpoint endpoints (test/sandbox/defender.ts).
  * Every API call must carry a token minted here for that API's origin, or it gets 401, as in Azure.
  */
 export class Sandbox {
@@ -28,7 +30,7 @@ export class Sandbox {
     private readonly server: Server,
     readonly origin: string,
   ) {
-    this.routes = [graphRoutes(tenant)];
+    this.routes = [graphRoutes(tenant), defenderRoutes(tenant)];
   }
 
   static async start(tenant = new SandboxTenant()): Promise<Sandbox> {

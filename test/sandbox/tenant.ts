@@ -26,6 +26,33 @@ export interface SandboxRiskyUser {
   isDeleted: boolean;
 }
 
+export interface SandboxMachine {
+  id: string;
+  computerDnsName: string;
+  aadDeviceId: string | null;
+  osPlatform: string;
+  healthStatus: string;
+  riskScore: 'None' | 'Informational' | 'Low' | 'Medium' | 'High';
+  exposureLevel: string;
+  machineTags: string[];
+  isolated: boolean;
+}
+
+export interface SandboxMachineAction {
+  id: string;
+  type: 'Isolate' | 'Unisolate';
+  status: 'Pending' | 'InProgress' | 'Succeeded' | 'Failed' | 'TimeOut' | 'Cancelled';
+  machineId: string;
+  computerDnsName: string;
+  requestor: string;
+  requestorComment: string;
+  isolationType?: 'Full' | 'Selective';
+  creationDateTimeUtc: string;
+  lastUpdateDateTimeUtc: string;
+  /** How this one ends when it completes (a test can make it fail). */
+  endsAs: 'Succeeded' | 'Failed' | 'TimeOut' | 'Cancelled';
+}
+
 export interface CallRecord {
   method: string;
   path: string;
@@ -40,10 +67,23 @@ export const DEMO = {
   guest: '5a5a5a5a-0000-4000-8000-00000000beef',
 } as const;
 
+export const DEMO_DEVICES = {
+  wks042: '0c1d9e3bbaf6b2c7e8f9a0b1c2d3e4f5a6b7c8d9',
+  websrv1: '9f8e7d6c5b4a39281706f5e4d3c2b1a098765432',
+  dc01: 'd0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0',
+} as const;
+
 export class SandboxTenant {
   readonly users = new Map<string, SandboxUser>();
   readonly riskyUsers = new Map<string, SandboxRiskyUser>();
+  readonly machines = new Map<string, SandboxMachine>();
+  readonly machineActions: SandboxMachineAction[] = [];
   readonly calls: CallRecord[] = [];
+  /** Machine actions complete this long after they are posted (Defender: seconds to minutes). */
+  actionCompletionMs = 0;
+  /** Defender's per-API quota: 100 calls per minute (reference/defender.md). Tests and benchmarks may compress it. */
+  defenderQuota = { max: 100, windowMs: 60_000 };
+  now: () => number = Date.now;
 
   constructor(seed = true) {
     if (!seed) return;
@@ -54,6 +94,43 @@ export class SandboxTenant {
     this.addUser({ id: DEMO.guest, userPrincipalName: 'partner_fabrikam.com#EXT#@contoso.onmicrosoft.com', displayName: 'Partner guest', userType: 'Guest' });
     this.setRisk(DEMO.adele, 'high');
     this.setRisk(DEMO.megan, 'medium');
+    this.addMachine({
+      id: DEMO_DEVICES.wks042,
+      computerDnsName: 'wks-042.contoso.com',
+      aadDeviceId: '80e2f5c1-3b7a-4c55-9d0e-1f2a3b4c5d6e',
+      riskScore: 'High',
+      machineTags: ['workstation'],
+    });
+    this.addMachine({ id: DEMO_DEVICES.websrv1, computerDnsName: 'websrv1.contoso.com', aadDeviceId: null, riskScore: 'Medium', machineTags: ['server'] });
+    this.addMachine({ id: DEMO_DEVICES.dc01, computerDnsName: 'dc01.contoso.com', aadDeviceId: null, riskScore: 'Low', machineTags: ['critical', 'server'] });
+  }
+
+  addMachine(machine: Partial<SandboxMachine> & Pick<SandboxMachine, 'id' | 'computerDnsName'>): SandboxMachine {
+    const full: SandboxMachine = {
+      aadDeviceId: null,
+      osPlatform: 'Windows11',
+      healthStatus: 'Active',
+      riskScore: 'None',
+      exposureLevel: 'Medium',
+      machineTags: [],
+      isolated: false,
+      ...machine,
+    };
+    this.machines.set(full.id, full);
+    return full;
+  }
+
+  /** Bring machine actions up to date: those whose time has come complete, and isolation state follows. */
+  advance(): void {
+    const now = this.now();
+    for (const action of this.machineActions) {
+      if (action.status !== 'Pending' && action.status !== 'InProgress') continue;
+      if (now - Date.parse(action.creationDateTimeUtc) < this.actionCompletionMs) continue;
+      action.status = action.endsAs;
+      action.lastUpdateDateTimeUtc = new Date(now).toISOString();
+      const machine = this.machines.get(action.machineId);
+      if (machine && action.status === 'Succeeded') machine.isolated = action.type === 'Isolate';
+    }
   }
 
   addUser(user: Partial<SandboxUser> & Pick<SandboxUser, 'id' | 'userPrincipalName' | 'displayName'>): SandboxUser {

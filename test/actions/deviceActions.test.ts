@@ -1,0 +1,166 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { ExecutionContext, ExecutionOutcome } from '../../shared/actions/executor';
+import { isolateDevice, unisolateDevice, type IsolationSnapshot } from '../../shared/actions/isolateDevice';
+import { command } from '../fixtures/commands';
+import type { Sandbox } from '../sandbox/server';
+import { DEMO_DEVICES } from '../sandbox/tenant';
+import { startSandboxContext } from '../support/sandboxContext';
+
+let sandbox: Sandbox;
+let context: ExecutionContext;
+let reset: () => void;
+beforeAll(async () => {
+  ({ sandbox, context, reset } = await startSandboxContext());
+});
+afterAll(() => sandbox.close());
+beforeEach(() => reset());
+
+const wks = { type: 'device' as const, id: DEMO_DEVICES.wks042, fqdn: 'wks-042.contoso.com' };
+const isolate = (target: object = wks, overrides = {}) =>
+  isolateDevice.execute(command('isolateDevice', target as never, { params: { isolationType: 'Selective' }, ...overrides }), context);
+const tenant = () => sandbox.tenant;
+const posts = (kind = 'isolate') => tenant().count('POST', new RegExp(`/${kind}$`));
+
+describe('isolateDevice through the Defender API', () => {
+  it('posts once, follows the machine action to Succeeded, and snapshots it for the rollback', async () => {
+    tenant().actionCompletionMs = 60_000;
+    const first = await isolate();
+    expect(first).toMatchObject({ outcome: 'pending', followUpAfterMs: 30_000 });
+    const [action] = tenant().machineActions;
+    expect(action).toMatchObject({ type: 'Isolate', status: 'Pending', isolationType: 'Selective' });
+    expect(action?.requestorComment).toContain(command('isolateDevice', wks).idempotencyKey);
+
+    // The follow-up (the same command, later) observes; it never posts again while the action is pending.
+    expect(await isolate()).toMatchObject({ outcome: 'pending', detail: expect.stringMatching(/Isolate of wks-042.contoso.com is Pending/) });
+    tenant().actionCompletionMs = 0;
+    const done = await isolate();
+    expect(done).toEqual({
+      outcome: 'succeeded',
+      alreadyDone: false,
+      rollback: { machineId: DEMO_DEVICES.wks042, isolationActionId: action?.id },
+      detail: `isolated wks-042.contoso.com (machine action ${action?.id} Succeeded)`,
+    });
+    expect(tenant().machines.get(DEMO_DEVICES.wks042)?.isolated).toBe(true);
+    expect(posts()).toBe(1);
+  });
+
+  it('recognizes its own isolation after a crash between posting and recording', async () => {
+    await isolate(); // posted; the worker dies before recording anything
+    const redelivered = await isolate();
+    expect(redelivered).toMatchObject({ outcome: 'succeeded', alreadyDone: false });
+    expect(posts()).toBe(1);
+  });
+
+  it('finds the device by Entra device id or exact FQDN, never by a partial name', async () => {
+    expect(await isolate({ type: 'device', aadDeviceId: '80e2f5c1-3b7a-4c55-9d0e-1f2a3b4c5d6e' })).toMatchObject({ outcome: 'pending' });
+    reset();
+    expect(await isolate({ type: 'device', fqdn: 'wks-042.contoso.com' })).toMatchObject({ outcome: 'pending' });
+    reset();
+    expect(await isolate({ type: 'device', fqdn: 'wks-04.contoso.com' })).toMatchObject({ outcome: 'failed', class: 'permanent', status: 404 });
+    expect(await isolate({ type: 'device', id: 'a'.repeat(40) })).toMatchObject({ outcome: 'failed', class: 'permanent', status: 404 });
+    expect(posts()).toBe(0);
+  });
+
+  it('refuses to guess between two devices with the same name', async () => {
+    tenant().addMachine({ id: 'b'.repeat(40), computerDnsName: 'wks-042.contoso.com' });
+    const outcome = await isolate({ type: 'device', fqdn: 'wks-042.contoso.com' });
+    expect(outcome).toMatchObject({ outcome: 'failed', class: 'permanent', detail: expect.stringMatching(/matches 2 Defender devices/) });
+  });
+
+  it('leaves a device someone else isolated alone, and its rollback refuses to release it', async () => {
+    tenant().machineActions.push(someoneElses('Isolate', 'Succeeded'));
+    const outcome = (await isolate()) as Extract<ExecutionOutcome, { outcome: 'succeeded' }>;
+    expect(outcome).toMatchObject({ outcome: 'succeeded', alreadyDone: true, rollback: { machineId: DEMO_DEVICES.wks042 } });
+    expect(posts()).toBe(0);
+    const release = await unisolateDevice.execute(command('unisolateDevice', wks), { ...context, snapshot: outcome.rollback });
+    expect(release).toMatchObject({ outcome: 'failed', class: 'permanent' });
+    expect(posts('unisolate')).toBe(0);
+  });
+
+  it("follows someone else's pending isolation instead of posting a second one", async () => {
+    tenant().actionCompletionMs = 60_000;
+    tenant().machineActions.push(someoneElses('Isolate', 'Pending'));
+    expect(await isolate()).toMatchObject({ outcome: 'pending' });
+    expect(posts()).toBe(0);
+  });
+
+  it('treats ActiveRequestAlreadyExists (a race with another requester) as in progress', async () => {
+    sandbox.faults.add({
+      method: 'POST',
+      path: /isolate$/,
+      count: 1,
+      status: 400,
+      body: { error: { code: 'ActiveRequestAlreadyExists', message: 'Action is already in progress', target: 'corr-1' } },
+    });
+    expect(await isolate()).toMatchObject({ outcome: 'pending', detail: expect.stringMatching(/already in progress/) });
+  });
+
+  it('reads, then posts nothing, in audit mode', async () => {
+    expect(await isolate(wks, { mode: 'audit' })).toEqual({ outcome: 'audited', detail: 'audit mode: would isolate wks-042.contoso.com (Selective)' });
+    expect(posts()).toBe(0);
+  });
+
+  it('is transient at the quota (keeping Retry-After) and on a dropped connection', async () => {
+    tenant().defenderQuota = { max: 2, windowMs: 60_000 };
+    const outcome = await isolate(); // GET machine, GET actions, then the POST is the third call
+    expect(outcome).toMatchObject({ outcome: 'failed', class: 'transient', status: 429, code: 'TooManyRequests' });
+    expect((outcome as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(0);
+    reset();
+    sandbox.faults.add({ method: 'POST', count: 1, drop: true });
+    expect(await isolate()).toMatchObject({ outcome: 'failed', class: 'transient', status: 0 });
+  });
+
+  it('reports its own failed isolation, and the next attempt posts a new one: one post per attempt', async () => {
+    await isolate();
+    tenant().machineActions[0]!.status = 'Failed';
+    tenant().machines.get(DEMO_DEVICES.wks042)!.isolated = false;
+    expect(await isolate()).toMatchObject({ outcome: 'failed', class: 'transient', detail: expect.stringMatching(/Failed$/) });
+    expect(await isolate()).toMatchObject({ outcome: 'failed', class: 'transient' }); // a redelivery of that attempt: still no post
+    expect(await isolate(wks, { attempt: 1 })).toMatchObject({ outcome: 'pending' });
+    expect(await isolate(wks, { attempt: 1 })).toMatchObject({ outcome: 'succeeded', alreadyDone: false });
+    expect(posts()).toBe(2);
+    expect(tenant().machineActions.map((a) => a.requestorComment.split(':')[0])).toEqual([
+      `Sentinel Responder ${command('isolateDevice', wks).idempotencyKey}#0`,
+      `Sentinel Responder ${command('isolateDevice', wks).idempotencyKey}#1`,
+    ]);
+  });
+});
+
+describe('unisolateDevice (rollback)', () => {
+  it('releases a device the engine isolated, once, and never while an isolation is pending', async () => {
+    await isolate();
+    const done = (await isolate()) as Extract<ExecutionOutcome, { outcome: 'succeeded' }>;
+    const snapshot = done.rollback as IsolationSnapshot;
+
+    tenant().actionCompletionMs = 60_000;
+    tenant().machineActions.push(someoneElses('Isolate', 'Pending'));
+    expect(await unisolateDevice.execute(command('unisolateDevice', wks, {}, 2), { ...context, snapshot })).toMatchObject({ outcome: 'pending' });
+    expect(posts('unisolate')).toBe(0);
+
+    tenant().machineActions.pop();
+    expect(await unisolateDevice.execute(command('unisolateDevice', wks, {}, 2), { ...context, snapshot })).toMatchObject({ outcome: 'pending' });
+    tenant().actionCompletionMs = 0;
+    expect(await unisolateDevice.execute(command('unisolateDevice', wks, {}, 2), { ...context, snapshot })).toMatchObject({
+      outcome: 'succeeded',
+      alreadyDone: false,
+    });
+    expect(tenant().machines.get(DEMO_DEVICES.wks042)?.isolated).toBe(false);
+    expect(posts('unisolate')).toBe(1);
+  });
+});
+
+function someoneElses(type: 'Isolate' | 'Unisolate', status: 'Pending' | 'Succeeded') {
+  const at = new Date().toISOString();
+  return {
+    id: `other-${Math.random().toString(16).slice(2)}`,
+    type,
+    status,
+    machineId: DEMO_DEVICES.wks042,
+    computerDnsName: 'wks-042.contoso.com',
+    requestor: 'soc-analyst@contoso.com',
+    requestorComment: 'manual isolation from the portal',
+    creationDateTimeUtc: at,
+    lastUpdateDateTimeUtc: at,
+    endsAs: 'Succeeded' as const,
+  };
+}
