@@ -7,6 +7,7 @@
  * `func start` against the same build instead.
  */
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import path from 'node:path';
@@ -17,6 +18,7 @@ import { MemoryLedger } from '../shared/ledger/memoryLedger';
 import { EmbeddedQueue } from '../shared/queue/embeddedQueue';
 import { configureRuntime, runtime } from '../shared/runtime';
 import { ALL_ROLES, startLocalAuthority } from './localAuthority';
+import { Sandbox } from '../test/sandbox/server';
 import { TimerDriver } from './timerDriver';
 
 /** The local sandbox tenant: tokens minted here name it; nothing outside this process trusts them. */
@@ -27,6 +29,12 @@ const STATE_DIR = '.responder';
 async function main(): Promise<void> {
   if (runningInAzure()) throw new Error('the local host does not run in Azure: the Functions host serves the app there');
   loadLocalSettings();
+  const tenant = (process.env.RESPONDER_TENANT || 'sandbox').toLowerCase();
+  if (tenant !== 'sandbox' && tenant !== 'azure') throw new Error(`RESPONDER_TENANT must be sandbox or azure, got ${JSON.stringify(tenant)}`);
+  if (tenant === 'sandbox' && !process.env.RESPONDER_SANDBOX_CA_TRUSTED) return relaunchTrustingSandbox();
+  // The sandbox's endpoints and managed identity replace the cloud's before the settings are first read.
+  const sandbox = tenant === 'sandbox' ? await Sandbox.start() : undefined;
+  if (sandbox) Object.assign(process.env, sandbox.settings());
   process.env.AZURE_TENANT_ID ||= LOCAL_TENANT;
   process.env.RESPONDER_AUDIENCE ||= LOCAL_AUDIENCE;
   const settings = config();
@@ -66,7 +74,7 @@ async function main(): Promise<void> {
   const port = Number(process.env.PORT || 7071);
   const host = process.env.HOST || '127.0.0.1';
   const server = createServer((req, res) => {
-    serve(req, res, ledger).catch((error: unknown) => {
+    serve(req, res, ledger, sandbox).catch((error: unknown) => {
       console.error(error);
       if (!res.headersSent) res.writeHead(500).end();
     });
@@ -78,7 +86,9 @@ async function main(): Promise<void> {
     '',
     'Sentinel Responder — local host',
     `  policy   ${policy.origin} (digest ${policy.digest}), mode ${policy.policy.mode}${settings.modeOverride === 'audit' ? ' (RESPONDER_MODE=audit)' : ''}`,
-    '  actions  recorded in audit mode: no executor calls a write API yet',
+    sandbox
+      ? `  tenant   sandbox at ${sandbox.origin}: Graph, Defender and a managed identity, seeded with demo users and devices (RESPONDER_TENANT=azure for real endpoints)`
+      : `  tenant   azure: ${settings.endpoints.graph}, ${settings.endpoints.defender ?? 'no Defender'}, with DefaultAzureCredential`,
     '  auth     local dev authority: tokens minted by this process, valid only here (cannot be enabled in Azure)',
     `  token    ${tokenFile} (all app roles, 12 h)`,
     '',
@@ -88,6 +98,7 @@ async function main(): Promise<void> {
         `  ${r.methods.join(',').padEnd(5)} ${base}/api/${r.route.padEnd(10)} ${'roles' in r.auth ? `role ${r.auth.roles.join(' or ')}` : 'public (details with a role)'}`,
     ),
     `  GET   ${base}/local/ledger     this host only: every ledger entry`,
+    ...(sandbox ? [`  GET   ${base}/local/sandbox    this host only: the sandbox tenant's users, devices, machine actions and API calls`] : []),
     ...(registry.timers.length
       ? ['', 'Timers (UTC)', ...registry.timers.map((t) => `  ${t.name.padEnd(20)} ${t.schedule}${t.runOnStartup ? ' (and at start-up)' : ''}`)]
       : []),
@@ -103,6 +114,7 @@ async function main(): Promise<void> {
   const stop = () => {
     timers.stop();
     queue.stop();
+    void sandbox?.close();
     server.close(() => process.exit(0));
   };
   process.once('SIGINT', stop);
@@ -128,10 +140,24 @@ function loadFunctions(): void {
   }
 }
 
-async function serve(req: IncomingMessage, res: ServerResponse, ledger: MemoryLedger): Promise<void> {
+async function serve(req: IncomingMessage, res: ServerResponse, ledger: MemoryLedger, sandbox: Sandbox | undefined): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost');
   if (url.pathname === '/local/ledger' && req.method === 'GET') {
     return send(res, { status: 200, jsonBody: { entries: ledger.all() } });
+  }
+  if (url.pathname === '/local/sandbox' && req.method === 'GET' && sandbox) {
+    const t = sandbox.tenant;
+    t.advance();
+    return send(res, {
+      status: 200,
+      jsonBody: {
+        users: [...t.users.values()],
+        riskyUsers: [...t.riskyUsers.values()],
+        machines: [...t.machines.values()],
+        machineActions: t.machineActions,
+        calls: t.calls,
+      },
+    });
   }
   const route = registry.http.find((r) => `/api/${r.route}` === url.pathname.replace(/\/+$/, ''));
   if (!route) return send(res, { status: 404, jsonBody: { error: { code: 'NotFound', message: `no function serves ${url.pathname}` } } });
@@ -159,6 +185,21 @@ function send(res: ServerResponse, response: HttpResponseInit): void {
     body = JSON.stringify(response.jsonBody, null, 2) + '\n';
   } else if (typeof response.body === 'string') body = response.body;
   res.writeHead(response.status ?? 200, Object.fromEntries(headers.entries())).end(body);
+}
+
+/**
+ * The sandbox serves HTTPS with a throwaway CA made here (.responder/tls), which this process must trust; Node reads
+ * NODE_EXTRA_CA_CERTS only at start-up, so the host starts itself again with it set, forwarding signals and exit code.
+ */
+async function relaunchTrustingSandbox(): Promise<void> {
+  const { createTestTls } = await import('../test/support/tlsMaterial.mjs');
+  const tls = createTestTls(path.resolve(STATE_DIR, 'tls'));
+  const child = spawn(process.execPath, [__filename, ...process.argv.slice(2)], {
+    stdio: 'inherit',
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: tls.caPath, RESPONDER_TEST_TLS_DIR: tls.dir, RESPONDER_SANDBOX_CA_TRUSTED: '1' },
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 }
 
 /** Invocation logs go to stderr, one JSON line each, like the Functions host's console. */

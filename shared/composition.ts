@@ -1,3 +1,7 @@
+import { EXECUTORS } from './actions/executors';
+import type { ExecutionContext } from './actions/executor';
+import { createDefenderDevices } from './clients/defender';
+import { createGraphDirectory } from './clients/graph';
 import { config, type ResponderConfig } from './config';
 import { ResponderEngine } from './engine';
 import { ConfigError, InputError } from './errors';
@@ -11,7 +15,7 @@ import type { Runtime, RuntimeOverrides } from './runtime';
 /**
  * Where the engine's parts are chosen and wired: the one place to read to know what runs. Until the Service Bus
  * and Table storage adapters exist, the queue is the embedded one (delivered to the worker by the local host) and
- * the ledger lives in memory.
+ * the ledger lives in memory. The Graph and Defender clients are built on the first action, once per process.
  */
 export function compose(overrides: RuntimeOverrides): Runtime {
   const settings = config();
@@ -19,7 +23,24 @@ export function compose(overrides: RuntimeOverrides): Runtime {
   const policy = loadPolicy(settings);
   const ledger = overrides.ledger ?? new MemoryLedger();
   const queue = overrides.queue ?? new EmbeddedQueue();
-  const engine = new ResponderEngine({ policy, ledger, queue, modeOverride: settings.modeOverride, now: overrides.now ?? (() => new Date()), log: logger() });
+  let clients: Promise<ExecutionContext> | undefined;
+  const executionContext =
+    overrides.executionContext ??
+    (() =>
+      (clients ??= (async () => ({
+        directory: await createGraphDirectory(settings),
+        devices: settings.endpoints.defender === undefined ? undefined : await createDefenderDevices(settings),
+      }))()));
+  const engine = new ResponderEngine({
+    executors: EXECUTORS,
+    executionContext,
+    policy,
+    ledger,
+    queue,
+    modeOverride: settings.modeOverride,
+    now: overrides.now ?? (() => new Date()),
+    log: logger(),
+  });
   return {
     config: settings,
     policy,

@@ -1,8 +1,11 @@
-import { ACTIONS, type ActionKind } from './actions/catalogue';
+import type { ActionKind } from './actions/catalogue';
+import type { ActionExecutor, ExecutionContext, ExecutionOutcome } from './actions/executor';
+import { classifyFailure } from './actions/failure';
+import { RETRY_POLICY, retryDelayMs } from './actions/retryPolicy';
 import { parseActionCommand, type ActionCommand } from './actions/command';
 import { targetLabel, type ActionTarget } from './actions/target';
-import { InputError } from './errors';
-import { LedgerConflictError, LedgerTransitionError, type ActionLedger, type LedgerEntry, type LedgerState } from './ledger/ledger';
+import { ConfigError, InputError } from './errors';
+import { LedgerConflictError, LedgerTransitionError, type ActionLedger, type LedgerAttempt, type LedgerEntry, type LedgerState } from './ledger/ledger';
 import type { Logger } from './log';
 import { capKey, decide, summarize, type CompiledPolicy } from './policy/decide';
 import type { Decision, PlannedAction, SkippedAction } from './policy/decision';
@@ -18,6 +21,11 @@ export interface EngineDeps {
   modeOverride: Mode;
   now: () => Date;
   log: Logger;
+  executors: Partial<Record<ActionKind, ActionExecutor>>;
+  /** The API clients executors use, created on first need (cold start matters). */
+  executionContext: () => Promise<ExecutionContext>;
+  /** For retry jitter; injected so tests are deterministic. */
+  random?: () => number;
 }
 
 /** What one submission did to the ledger, per action. */
@@ -37,7 +45,7 @@ export interface Submission {
 
 export interface WorkerOutcome {
   key?: string;
-  outcome: 'succeeded' | 'audited' | 'blocked' | 'duplicate' | 'poison';
+  outcome: 'succeeded' | 'audited' | 'pending' | 'retrying' | 'failed' | 'blocked' | 'duplicate' | 'poison';
   detail: string;
 }
 
@@ -118,7 +126,7 @@ export class ResponderEngine {
 
   /**
    * The worker's step for one delivered message: validate, claim, re-check protection against the current policy,
-   * execute, record. Until executors exist every action is recorded as audited: no write API is called.
+   * execute (the executor reads state first and writes nothing in audit mode), record, schedule what comes next.
    */
   async runCommand(body: unknown, delivery: QueueDelivery, log: Logger = this.deps.log): Promise<WorkerOutcome> {
     const { ledger, now } = this.deps;
@@ -156,19 +164,85 @@ export class ResponderEngine {
       return { key: entry.key, outcome: 'blocked', detail: verdict };
     }
 
-    const detail =
-      command.mode === 'audit'
-        ? `audit mode: would ${ACTIONS[command.kind].verb} for ${targetLabel(command.target)}; no write API called`
-        : `no executor for ${command.kind} is installed yet: recorded in audit mode, no write API called`;
-    await ledger.transition(
-      entry.key,
-      entry.etag,
-      'succeeded',
-      { by: 'worker', at, note: detail },
-      { attempts: [...entry.attempts, { attempt: command.attempt, at, outcome: 'audited', detail }] },
-    );
-    actionLog.info({ outcome: 'audited' }, detail);
-    return { key: entry.key, outcome: 'audited', detail };
+    const executor = this.deps.executors[command.kind];
+    let outcome: ExecutionOutcome;
+    if (!executor) {
+      outcome = { outcome: 'audited', detail: `no executor for ${command.kind} is installed yet: recorded in audit mode, no write API called` };
+    } else {
+      try {
+        outcome = await executor.execute(command, await this.deps.executionContext());
+      } catch (error) {
+        // Executors classify API failures themselves; what reaches here is a client that could not be built.
+        outcome =
+          error instanceof ConfigError ? { outcome: 'failed', class: 'permanent', detail: error.message } : { outcome: 'failed', ...classifyFailure(error) };
+      }
+    }
+    return this.record(entry, command, outcome, at, actionLog);
+  }
+
+  /**
+   * Turn an execution outcome into the ledger's next state, and schedule what comes next. The ledger moves first:
+   * if the process dies before the copy is scheduled, the entry waits `queued` and a redelivery of this message
+   * claims it again (executors read state first, so nothing is repeated); a copy scheduled first could instead
+   * arrive while the entry still looked `running` and be dropped as a duplicate.
+   */
+  private async record(entry: LedgerEntry, command: ActionCommand, outcome: ExecutionOutcome, at: string, log: Logger): Promise<WorkerOutcome> {
+    const { ledger, queue, now } = this.deps;
+    const attempt: LedgerAttempt = {
+      attempt: command.attempt,
+      at,
+      outcome: outcome.outcome === 'failed' ? outcome.class : outcome.outcome,
+      detail: outcome.detail,
+      ...(outcome.outcome === 'failed' && outcome.status !== undefined && { status: outcome.status }),
+      ...(outcome.outcome === 'failed' && outcome.code !== undefined && { code: outcome.code }),
+    };
+    const attempts = [...entry.attempts, attempt];
+    const event = { by: 'worker', at, note: outcome.detail };
+    const result = (state: WorkerOutcome['outcome']): WorkerOutcome => {
+      log.info({ outcome: state, ...(attempt.status !== undefined && { status: attempt.status }) }, outcome.detail);
+      return { key: entry.key, outcome: state, detail: outcome.detail };
+    };
+
+    switch (outcome.outcome) {
+      case 'succeeded':
+      case 'audited':
+        await ledger.transition(entry.key, entry.etag, 'succeeded', event, {
+          attempts,
+          ...(outcome.outcome === 'succeeded' && outcome.rollback !== undefined && { rollback: outcome.rollback }),
+        });
+        return result(outcome.outcome);
+      case 'pending': {
+        await ledger.transition(
+          entry.key,
+          entry.etag,
+          'queued',
+          { ...event, note: `${outcome.detail}; follow-up in ${Math.round(outcome.followUpAfterMs / 1000)} s` },
+          { attempts },
+        );
+        await queue.schedule({ ...command, followUp: (command.followUp ?? 0) + 1 }, new Date(now().getTime() + outcome.followUpAfterMs));
+        return result('pending');
+      }
+      case 'failed': {
+        const next = command.attempt + 1;
+        if (outcome.class === 'transient' && next < RETRY_POLICY.maxAttempts) {
+          const delay = retryDelayMs(command.attempt, outcome.retryAfterMs, this.deps.random);
+          await ledger.transition(
+            entry.key,
+            entry.etag,
+            'queued',
+            { ...event, note: `${outcome.detail}; attempt ${next + 1} in ${Math.round(delay / 1000)} s` },
+            { attempts },
+          );
+          const { followUp: _drop, ...retry } = command;
+          await queue.schedule({ ...retry, attempt: next }, new Date(now().getTime() + delay));
+          return result('retrying');
+        }
+        const state = outcome.class === 'blocked' ? 'blocked' : 'failed';
+        const why = outcome.class === 'transient' ? `gave up after ${next} attempts: ${outcome.detail}` : outcome.detail;
+        await ledger.transition(entry.key, entry.etag, state, { ...event, note: why }, { attempts, stateReason: why });
+        return result(state);
+      }
+    }
   }
 
   /**

@@ -1,3 +1,4 @@
+import type { ExecutionContext } from './actions/executor';
 import type { ResponderConfig } from './config';
 import type { ResponderEngine } from './engine';
 import type { ActionLedger } from './ledger/ledger';
@@ -25,6 +26,7 @@ export interface RuntimeOverrides {
   ledger?: ActionLedger;
   queue?: ActionQueue;
   now?: () => Date;
+  executionContext?: () => Promise<ExecutionContext>;
 }
 
 let overrides: RuntimeOverrides = {};

@@ -18,6 +18,8 @@ export interface ActionCommand {
   source: CommandSource;
   idempotencyKey: string;
   attempt: number;
+  /** Follow-ups of a pending action (a Defender machine action still running) within this attempt. */
+  followUp?: number;
   createdAt: string;
 }
 
@@ -67,6 +69,7 @@ const commandSchema = z.strictObject({
   }),
   idempotencyKey: z.string().regex(/^[0-9a-f]{32}$/),
   attempt: z.number().int().min(0).max(1000),
+  followUp: z.number().int().min(1).max(10_000).optional(),
   createdAt: z.iso.datetime(),
 });
 
@@ -83,6 +86,7 @@ export function parseActionCommand(body: unknown): ActionCommand {
 
 /** The Service Bus MessageId of a command: the key itself for the first send, a derived id for each retry copy
  * (reusing the id would make duplicate detection drop the copy silently; reference/servicebus.md). */
-export function messageIdOf(command: Pick<ActionCommand, 'idempotencyKey' | 'attempt'>): string {
-  return command.attempt === 0 ? command.idempotencyKey : `${command.idempotencyKey}:a${command.attempt}`;
+export function messageIdOf(command: Pick<ActionCommand, 'idempotencyKey' | 'attempt' | 'followUp'>): string {
+  const base = command.attempt === 0 ? command.idempotencyKey : `${command.idempotencyKey}:a${command.attempt}`;
+  return command.followUp ? `${base}:f${command.followUp}` : base;
 }

@@ -7,7 +7,8 @@ import type { ClassifiedFailure } from './failure';
 /** What an executor works with: the APIs behind their ports, and for a rollback the snapshot it undoes. */
 export interface ExecutionContext {
   directory: Directory;
-  devices: Devices;
+  /** Undefined where Defender for Endpoint is not offered (Azure China): device actions then fail permanently. */
+  devices: Devices | undefined;
   /** For rollback kinds: the `rollback` the original action recorded in the ledger. */
   snapshot?: unknown;
 }

@@ -26,6 +26,7 @@ export interface IsolationSnapshot {
 export const isolateDevice: ActionExecutor = {
   kind: 'isolateDevice',
   async execute(command, { devices }) {
+    if (!devices) return noDefender();
     return guarded(async () => {
       const found = await resolveDevice(command.target as DeviceTarget, devices);
       if ('outcome' in found) return found;
@@ -76,6 +77,7 @@ export const unisolateDevice: ActionExecutor = {
   kind: 'unisolateDevice',
   async execute(command, { devices, snapshot }) {
     const isolation = snapshot as IsolationSnapshot | undefined;
+    if (!devices) return noDefender();
     if (!isolation?.isolationActionId) {
       return {
         outcome: 'failed',
@@ -127,6 +129,10 @@ async function resolveDevice(target: DeviceTarget, devices: Devices): Promise<Ma
       detail: `${label} matches ${matches.length} Defender devices (${matches.map((m) => m.id).join(', ')}): refusing to guess`,
     };
   return matches[0] as Machine;
+}
+
+function noDefender(): ExecutionOutcome {
+  return { outcome: 'failed', class: 'permanent', detail: 'Defender for Endpoint is not configured in this cloud (DEFENDER_ENDPOINT)' };
 }
 
 /** Isolate and Unisolate actions only, newest first. */

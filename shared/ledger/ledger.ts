@@ -44,7 +44,7 @@ export interface LedgerEvent {
 export interface LedgerAttempt {
   attempt: number;
   at: string;
-  outcome: 'succeeded' | 'audited' | 'transient' | 'permanent' | 'blocked';
+  outcome: 'succeeded' | 'audited' | 'pending' | 'transient' | 'permanent' | 'blocked';
   detail: string;
   /** The API's answer, kept for the record: HTTP status and error code. */
   status?: number;

@@ -40,7 +40,7 @@ export class EmbeddedQueue implements ActionQueue {
   readonly deadLetters: DeadLetter[] = [];
   private readonly ready: Message[] = [];
   private readonly seen = new Map<string, number>();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly timers = new Map<NodeJS.Timeout, () => void>();
   private readonly idleWaiters: Array<() => void> = [];
   private handler: DeliveryHandler | undefined;
   private inFlight = 0;
@@ -67,17 +67,16 @@ export class EmbeddedQueue implements ActionQueue {
     if (this.isDuplicate(messageId)) return;
     const text = JSON.stringify(command);
     this.scheduled++;
-    const timer = setTimeout(
-      () => {
-        this.timers.delete(timer);
-        this.scheduled--;
-        this.ready.push({ messageId, text, deliveryCount: 0, enqueuedTimeUtc: new Date(this.now()).toISOString() });
-        this.pump();
-      },
-      Math.max(0, at.getTime() - this.now()),
-    );
+    const release = () => {
+      clearTimeout(timer);
+      this.timers.delete(timer);
+      this.scheduled--;
+      this.ready.push({ messageId, text, deliveryCount: 0, enqueuedTimeUtc: new Date(this.now()).toISOString() });
+      this.pump();
+    };
+    const timer = setTimeout(release, Math.max(0, at.getTime() - this.now()));
     timer.unref();
-    this.timers.add(timer);
+    this.timers.set(timer, release);
   }
 
   /** Start delivering to `handler` (the queue-triggered function). */
@@ -88,8 +87,13 @@ export class EmbeddedQueue implements ActionQueue {
 
   stop(): void {
     this.handler = undefined;
-    for (const timer of this.timers) clearTimeout(timer);
+    for (const timer of this.timers.keys()) clearTimeout(timer);
     this.timers.clear();
+  }
+
+  /** Deliver every scheduled message now, as if its time had come (tests, and a local host that will not wait). */
+  releaseScheduled(): void {
+    for (const release of [...this.timers.values()]) release();
   }
 
   /** Resolves when nothing is ready or in flight (scheduled messages may still be waiting). */

@@ -57,6 +57,7 @@ describe('the local host (npm start)', () => {
       `curl -s -X POST ${base}/api/incidents -H "Authorization: Bearer $(cat .responder/local-token)" -H "Content-Type: application/json" --data @cli/samples/incident.json`,
     );
     expect(banner).not.toContain('WARNING');
+    expect(banner).toMatch(/tenant {3}sandbox at https:\/\/127\.0\.0\.1:\d+/);
   });
 
   it('answers the printed example with a decision, and the worker records the action', async () => {
@@ -77,6 +78,14 @@ describe('the local host (npm start)', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     expect(entries.map((e) => `${e.kind}:${e.state}`)).toEqual(['revokeSessions:succeeded', 'isolateDevice:pending-approval']);
+
+    // Audit mode against the sandbox tenant: the worker read the user through the managed identity, wrote nothing.
+    const sandbox = (await (await fetch(`${base}/local/sandbox`)).json()) as {
+      calls: Array<{ method: string; path: string }>;
+      users: Array<{ id: string; sessionRevocations: number }>;
+    };
+    expect(sandbox.calls.map((c) => `${c.method} ${c.path}`)).toEqual(['GET /msi/token', 'GET /v1.0/users/6e7b768e-07e2-4810-8459-485f84f8f204']);
+    expect(sandbox.users.find((u) => u.id === '6e7b768e-07e2-4810-8459-485f84f8f204')?.sessionRevocations).toBe(0);
   });
 
   it('serves the same routes and errors as Azure', async () => {

@@ -55,6 +55,22 @@ export class Sandbox {
     };
   }
 
+  /** A freshly seeded tenant behind the same server and tokens, and no armed faults: between tests. */
+  reset(): void {
+    const fresh = new SandboxTenant();
+    const tenant = this.tenant;
+    for (const key of ['users', 'riskyUsers', 'machines'] as const) {
+      tenant[key].clear();
+      for (const [id, value] of fresh[key] as Map<string, never>) (tenant[key] as Map<string, never>).set(id, value);
+    }
+    tenant.machineActions.length = 0;
+    tenant.calls.length = 0;
+    tenant.actionCompletionMs = fresh.actionCompletionMs;
+    tenant.defenderQuota = { ...fresh.defenderQuota };
+    tenant.now = fresh.now;
+    this.faults.clear();
+  }
+
   close(): Promise<void> {
     this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));

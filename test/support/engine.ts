@@ -3,6 +3,7 @@ import { MemoryLedger } from '../../shared/ledger/memoryLedger';
 import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import type { ActionQueue } from '../../shared/queue/queue';
 import { configureRuntime } from '../../shared/runtime';
+import { Sandbox } from '../sandbox/server';
 import { TestAuthority } from './authority';
 
 const SETTINGS = [
@@ -23,10 +24,14 @@ export class EngineUnderTest {
   ledger = new MemoryLedger();
   queue: ActionQueue = new EmbeddedQueue();
 
-  private constructor(readonly authority: TestAuthority) {}
+  private constructor(
+    readonly authority: TestAuthority,
+    /** The tenant the executors act on: its Graph and Defender, over HTTPS, with a managed identity. */
+    readonly sandbox: Sandbox,
+  ) {}
 
   static async start(settings: Record<string, string> = {}): Promise<EngineUnderTest> {
-    const engine = new EngineUnderTest(await TestAuthority.start());
+    const engine = new EngineUnderTest(await TestAuthority.start(), await Sandbox.start());
     engine.configure(settings);
     return engine;
   }
@@ -34,8 +39,9 @@ export class EngineUnderTest {
   /** Apply app settings (on top of the authority's) and rebuild the runtime with fresh adapters. */
   configure(settings: Record<string, string> = {}, adapters: { queue?: ActionQueue } = {}): void {
     for (const name of SETTINGS) delete process.env[name];
-    Object.assign(process.env, { LOG_LEVEL: 'silent' }, this.authority.settings(), settings);
+    Object.assign(process.env, { LOG_LEVEL: 'silent' }, this.authority.settings(), this.sandbox.settings(), settings);
     resetConfig();
+    this.sandbox.reset();
     this.ledger = new MemoryLedger();
     this.queue = adapters.queue ?? new EmbeddedQueue();
     configureRuntime({ ledger: this.ledger, queue: this.queue });
@@ -45,7 +51,7 @@ export class EngineUnderTest {
     return { authorization: `Bearer ${await this.authority.token(roles, claims)}` };
   }
 
-  stop(): Promise<void> {
-    return this.authority.close();
+  async stop(): Promise<void> {
+    await Promise.all([this.authority.close(), this.sandbox.close()]);
   }
 }

@@ -4,7 +4,9 @@ import { actionWorker } from '../../functions/actionWorker';
 import { incidents } from '../../functions/incidents';
 import type { ActionCommand } from '../../shared/actions/command';
 import { type EmbeddedQueue } from '../../shared/queue/embeddedQueue';
+import { command as commandFor } from '../fixtures/commands';
 import { sampleIncident } from '../fixtures/incidents';
+import { DEMO, DEMO_DEVICES } from '../sandbox/tenant';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
 
@@ -39,25 +41,86 @@ function startWorker(queue: EmbeddedQueue): void {
 }
 
 describe('the action worker', () => {
-  it('takes each submitted action to a final ledger state, audited (no executors yet)', async () => {
+  it('contains for real: revokes the session, isolates the device, following the pending isolation', async () => {
     const queue = engine.queue as EmbeddedQueue;
     startWorker(queue);
     const res = await call(incidents, 'incidents', { body: sampleIncident(), headers: await engine.bearer(['Incidents.Submit']) });
     expect(res.status).toBe(202);
     await queue.idle();
-    const entries = engine.ledger.all();
-    expect(entries.map((e) => [e.kind, e.state])).toEqual([
+    expect(engine.ledger.all().map((e) => [e.kind, e.state])).toEqual([
       ['revokeSessions', 'succeeded'],
-      ['isolateDevice', 'succeeded'],
+      ['isolateDevice', 'queued'], // posted; a follow-up is scheduled to observe the machine action
     ]);
-    expect(entries[0]?.history.map((h) => h.state)).toEqual(['planned', 'queued', 'running', 'succeeded']);
-    expect(entries[0]?.attempts).toEqual([
-      expect.objectContaining({
-        attempt: 0,
-        outcome: 'audited',
-        detail: 'no executor for revokeSessions is installed yet: recorded in audit mode, no write API called',
-      }),
+    expect(queue.stats().scheduled).toBe(1);
+    queue.releaseScheduled();
+    await queue.idle();
+
+    const [revoke, isolate] = engine.ledger.all();
+    expect(revoke?.history.map((h) => h.state)).toEqual(['planned', 'queued', 'running', 'succeeded']);
+    expect(revoke?.attempts).toEqual([
+      expect.objectContaining({ attempt: 0, outcome: 'succeeded', detail: expect.stringMatching(/^revoked the sign-in sessions of adele.vance@contoso.com/) }),
     ]);
+    expect(isolate?.state).toBe('succeeded');
+    expect(isolate?.attempts.map((a) => a.outcome)).toEqual(['pending', 'succeeded']);
+    expect(isolate?.rollback).toMatchObject({ machineId: DEMO_DEVICES.wks042, isolationActionId: expect.any(String) });
+
+    const tenant = engine.sandbox.tenant;
+    expect(tenant.users.get(DEMO.adele)?.sessionRevocations).toBe(1);
+    expect(tenant.machines.get(DEMO_DEVICES.wks042)?.isolated).toBe(true);
+    expect(tenant.count('POST', /\/isolate$/)).toBe(1);
+  });
+
+  it('retries a transient failure with a derived copy, and gives up after the attempt budget', async () => {
+    const queue = engine.queue as EmbeddedQueue;
+    startWorker(queue);
+    engine.sandbox.faults.add({
+      method: 'POST',
+      path: /revokeSignInSessions$/,
+      count: 1,
+      status: 503,
+      body: { error: { code: 'serviceNotAvailable', message: 'try later' } },
+    });
+    await call(incidents, 'incidents', { body: sampleIncident(), headers: await engine.bearer(['Incidents.Submit']) });
+    await queue.idle();
+    const revoke = () => engine.ledger.all().find((e) => e.kind === 'revokeSessions');
+    expect(revoke()?.state).toBe('queued');
+    expect(revoke()?.history.at(-1)?.note).toMatch(/graph 503 serviceNotAvailable: try later; attempt 2 in \d+ s$/);
+    queue.releaseScheduled();
+    await queue.idle();
+    expect(revoke()?.state).toBe('succeeded');
+    expect(revoke()?.attempts.map((a) => `${a.attempt}:${a.outcome}${a.status ? `:${a.status}` : ''}`)).toEqual(['0:transient:503', '1:succeeded']);
+
+    engine.sandbox.faults.add({
+      method: 'POST',
+      path: /revokeSignInSessions$/,
+      count: 100,
+      status: 500,
+      body: { error: { code: 'generalException', message: 'down' } },
+    });
+    const update = sampleIncident();
+    update.object.id = update.object.id.replace(/Incidents\/.*$/, 'Incidents/another-incident');
+    await call(incidents, 'incidents', { body: update, headers: await engine.bearer(['Incidents.Submit']) });
+    for (let i = 0; i < 10; i++) {
+      await queue.idle();
+      queue.releaseScheduled();
+    }
+    await queue.idle();
+    const second = engine.ledger.all().find((e) => e.kind === 'revokeSessions' && e.source.subject.endsWith('another-incident'));
+    expect(second?.state).toBe('failed');
+    expect(second?.attempts).toHaveLength(8);
+    expect(second?.stateReason).toMatch(/^gave up after 8 attempts: graph 500 generalException: down/);
+    expect(queue.deadLetters).toEqual([]);
+  });
+
+  it('records a refusal of a privileged admin as blocked, without retrying it', async () => {
+    const { runtime } = await import('../../shared/runtime');
+    const { engine: core } = await runtime();
+    const blocked = commandFor('disableUser', { type: 'user', id: DEMO.megan }, {}, 0xef);
+    const key = blocked.idempotencyKey;
+    const outcome = await core.runCommand(blocked, { messageId: key, deliveryCount: 1, enqueuedTimeUtc: '' });
+    expect(outcome).toMatchObject({ outcome: 'blocked' });
+    expect((await engine.ledger.get(key))?.stateReason).toMatch(/403 Authorization_RequestDenied.*route to requirePimReapproval and a human/);
+    expect((engine.queue as EmbeddedQueue).stats().scheduled).toBe(0);
   });
 
   it('treats a second delivery of a finished action as a duplicate', async () => {
@@ -79,7 +142,7 @@ describe('the action worker', () => {
       createdAt: new Date().toISOString(),
     };
     const delivery = { messageId: entry!.key, deliveryCount: 1, enqueuedTimeUtc: new Date().toISOString() };
-    expect((await core.runCommand(command, delivery)).outcome).toBe('audited');
+    expect((await core.runCommand(command, delivery)).outcome).toBe('succeeded');
     expect(await core.runCommand(command, { ...delivery, deliveryCount: 2 })).toEqual({ key: entry!.key, outcome: 'duplicate', detail: 'already succeeded' });
     expect(engine.ledger.all()[0]?.attempts).toHaveLength(1);
     expect(queue.stats().ready).toBe(2);
@@ -121,7 +184,7 @@ describe('the action worker', () => {
       id: key,
       idempotencyKey: key,
       kind: 'revokeSessions',
-      target: { type: 'user', id: '12121212-1212-4212-8212-121212121212', upn: 'someone@contoso.com' },
+      target: { type: 'user', id: DEMO.adele, upn: 'adele.vance@contoso.com' },
       params: {},
       reason: 'test',
       mode: 'audit',
