@@ -2,6 +2,7 @@ import { EXECUTORS } from './actions/executors';
 import type { ExecutionContext } from './actions/executor';
 import { createDefenderDevices } from './clients/defender';
 import { createGraphDirectory } from './clients/graph';
+import { SentinelReports } from './clients/sentinel';
 import { config, type ResponderConfig } from './config';
 import { ResponderEngine } from './engine';
 import { ConfigError, InputError } from './errors';
@@ -30,6 +31,7 @@ export function compose(overrides: RuntimeOverrides): Runtime {
       (clients ??= (async () => ({
         directory: await createGraphDirectory(settings),
         devices: settings.endpoints.defender === undefined ? undefined : await createDefenderDevices(settings),
+        incidents: new SentinelReports(settings),
       }))()));
   const engine = new ResponderEngine({
     executors: EXECUTORS,

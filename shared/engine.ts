@@ -2,6 +2,9 @@ import type { ActionKind } from './actions/catalogue';
 import type { ActionExecutor, ExecutionContext, ExecutionOutcome } from './actions/executor';
 import { classifyFailure } from './actions/failure';
 import { RETRY_POLICY, retryDelayMs } from './actions/retryPolicy';
+import { OUTCOME_LABELS, outcomeComment, type ReportedState } from './actions/report';
+import { commentIdFor } from './clients/sentinel';
+import { parseIncidentArmId } from './signals/identifiers';
 import { parseActionCommand, type ActionCommand } from './actions/command';
 import { targetLabel, type ActionTarget } from './actions/target';
 import { ConfigError, InputError } from './errors';
@@ -198,8 +201,10 @@ export class ResponderEngine {
     };
     const attempts = [...entry.attempts, attempt];
     const event = { by: 'worker', at, note: outcome.detail };
-    const result = (state: WorkerOutcome['outcome']): WorkerOutcome => {
+    const result = async (state: WorkerOutcome['outcome']): Promise<WorkerOutcome> => {
       log.info({ outcome: state, ...(attempt.status !== undefined && { status: attempt.status }) }, outcome.detail);
+      if (state === 'succeeded' || state === 'audited' || state === 'failed' || state === 'blocked')
+        await this.report(command, state, outcome.detail, attempts.length, log);
       return { key: entry.key, outcome: state, detail: outcome.detail };
     };
 
@@ -210,7 +215,7 @@ export class ResponderEngine {
           attempts,
           ...(outcome.outcome === 'succeeded' && outcome.rollback !== undefined && { rollback: outcome.rollback }),
         });
-        return result(outcome.outcome);
+        return await result(outcome.outcome);
       case 'pending': {
         await ledger.transition(
           entry.key,
@@ -220,7 +225,7 @@ export class ResponderEngine {
           { attempts },
         );
         await queue.schedule({ ...command, followUp: (command.followUp ?? 0) + 1 }, new Date(now().getTime() + outcome.followUpAfterMs));
-        return result('pending');
+        return await result('pending');
       }
       case 'failed': {
         const next = command.attempt + 1;
@@ -235,12 +240,12 @@ export class ResponderEngine {
           );
           const { followUp: _drop, ...retry } = command;
           await queue.schedule({ ...retry, attempt: next }, new Date(now().getTime() + delay));
-          return result('retrying');
+          return await result('retrying');
         }
         const state = outcome.class === 'blocked' ? 'blocked' : 'failed';
         const why = outcome.class === 'transient' ? `gave up after ${next} attempts: ${outcome.detail}` : outcome.detail;
         await ledger.transition(entry.key, entry.etag, state, { ...event, note: why }, { attempts, stateReason: why });
-        return result(state);
+        return await result(state);
       }
     }
   }
@@ -277,6 +282,23 @@ export class ResponderEngine {
       }
     }
     throw new Error(`could not claim ${entry.key}: it kept changing`); // abandon: the broker redelivers
+  }
+
+  /**
+   * Tell the incident: one comment per action, its id derived from the idempotency key (a retry rewrites it, never
+   * adds a second), and a label per outcome. Best effort: the outcome is already in the ledger, so a Sentinel
+   * failure is logged, not retried at the action's expense.
+   */
+  private async report(command: ActionCommand, state: ReportedState, detail: string, attempts: number, log: Logger): Promise<void> {
+    const incident = command.source.incidentArmId ? parseIncidentArmId(command.source.incidentArmId) : undefined;
+    if (!incident) return;
+    try {
+      const { incidents } = await this.deps.executionContext();
+      await incidents.comment(incident, commentIdFor(command.idempotencyKey), outcomeComment(command, state, detail, attempts));
+      await incidents.label(incident, OUTCOME_LABELS[state]);
+    } catch (error) {
+      log.warn({ err: error, incidentId: command.source.incidentArmId }, 'could not comment on the incident; the outcome is in the ledger');
+    }
   }
 
   private async markQueued(entry: LedgerEntry, at: string): Promise<LedgerEntry> {

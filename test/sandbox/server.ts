@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { testTls } from '../support/tls';
 import { Faults } from './faults';
+import { armRoutes } from './arm';
 import { defenderRoutes } from './defender';
 import { graphRoutes } from './graph';
 import { apiError, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
@@ -17,6 +18,7 @@ import { SandboxTenant } from './tenant';
  *   DefaultAzureCredential works as in Azure. It mints opaque tokens and remembers their audience.
  * - `/v1.0/...`: the Graph endpoints the engine uses (test/sandbox/graph.ts).
  * - `/api/...`: the Defender for Endpoint endpoints (test/sandbox/defender.ts).
+ * - `/subscriptions/.../incidents/...`: Sentinel incidents and comments over ARM (test/sandbox/arm.ts).
  * Every API call must carry a token minted here for that API's origin, or it gets 401, as in Azure.
  */
 export class Sandbox {
@@ -30,7 +32,7 @@ export class Sandbox {
     private readonly server: Server,
     readonly origin: string,
   ) {
-    this.routes = [graphRoutes(tenant), defenderRoutes(tenant)];
+    this.routes = [graphRoutes(tenant), defenderRoutes(tenant), armRoutes(tenant)];
   }
 
   static async start(tenant = new SandboxTenant()): Promise<Sandbox> {
@@ -59,7 +61,7 @@ export class Sandbox {
   reset(): void {
     const fresh = new SandboxTenant();
     const tenant = this.tenant;
-    for (const key of ['users', 'riskyUsers', 'machines'] as const) {
+    for (const key of ['users', 'riskyUsers', 'machines', 'incidents'] as const) {
       tenant[key].clear();
       for (const [id, value] of fresh[key] as Map<string, never>) (tenant[key] as Map<string, never>).set(id, value);
     }

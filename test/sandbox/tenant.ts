@@ -53,6 +53,22 @@ export interface SandboxMachineAction {
   endsAs: 'Succeeded' | 'Failed' | 'TimeOut' | 'Cancelled';
 }
 
+export interface SandboxIncident {
+  id: string;
+  name: string;
+  etag: string;
+  properties: {
+    title: string;
+    severity: string;
+    status: string;
+    description?: string;
+    labels: Array<{ labelName: string; labelType: string }>;
+    owner?: unknown;
+    classification?: string;
+  };
+  comments: Map<string, { id: string; name: string; properties: { message: string; createdTimeUtc: string; lastModifiedTimeUtc: string } }>;
+}
+
 export interface CallRecord {
   method: string;
   path: string;
@@ -73,11 +89,17 @@ export const DEMO_DEVICES = {
   dc01: 'd0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0',
 } as const;
 
+/** The incident in cli/samples/incident.json. */
+export const SAMPLE_INCIDENT_ID =
+  '/subscriptions/0b8a3f7e-1c55-4a1e-9d5b-2f0c6c1b7d21/resourceGroups/rg-siem/providers/Microsoft.OperationalInsights/workspaces/law-sentinel/providers/Microsoft.SecurityInsights/Incidents/73e01a99-5cd7-4139-a149-9f2736ff2ab5';
+
 export class SandboxTenant {
   readonly users = new Map<string, SandboxUser>();
   readonly riskyUsers = new Map<string, SandboxRiskyUser>();
   readonly machines = new Map<string, SandboxMachine>();
   readonly machineActions: SandboxMachineAction[] = [];
+  /** Sentinel incidents by lower-cased ARM id. */
+  readonly incidents = new Map<string, SandboxIncident>();
   readonly calls: CallRecord[] = [];
   /** Machine actions complete this long after they are posted (Defender: seconds to minutes). */
   actionCompletionMs = 0;
@@ -94,6 +116,7 @@ export class SandboxTenant {
     this.addUser({ id: DEMO.guest, userPrincipalName: 'partner_fabrikam.com#EXT#@contoso.onmicrosoft.com', displayName: 'Partner guest', userType: 'Guest' });
     this.setRisk(DEMO.adele, 'high');
     this.setRisk(DEMO.megan, 'medium');
+    this.addIncident(SAMPLE_INCIDENT_ID, 'Credential theft followed by malware on WKS-042', 'High');
     this.addMachine({
       id: DEMO_DEVICES.wks042,
       computerDnsName: 'wks-042.contoso.com',
@@ -118,6 +141,18 @@ export class SandboxTenant {
     };
     this.machines.set(full.id, full);
     return full;
+  }
+
+  addIncident(armId: string, title: string, severity: string): SandboxIncident {
+    const incident: SandboxIncident = {
+      id: armId,
+      name: armId.split('/').pop() as string,
+      etag: '"1"',
+      properties: { title, severity, status: 'New', labels: [] },
+      comments: new Map(),
+    };
+    this.incidents.set(armId.toLowerCase(), incident);
+    return incident;
   }
 
   /** Bring machine actions up to date: those whose time has come complete, and isolation state follows. */

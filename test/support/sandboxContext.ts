@@ -1,6 +1,7 @@
 import type { ExecutionContext } from '../../shared/actions/executor';
 import { createDefenderDevices } from '../../shared/clients/defender';
 import { createGraphDirectory } from '../../shared/clients/graph';
+import { SentinelReports } from '../../shared/clients/sentinel';
 import { Sandbox } from '../sandbox/server';
 
 /**
@@ -15,7 +16,11 @@ export async function startSandboxContext(): Promise<{ sandbox: Sandbox; context
     cloud: 'AzurePublicCloud' as const,
     endpoints: { graph: sandbox.origin, defender: sandbox.origin, arm: sandbox.origin },
   };
-  const context: ExecutionContext = { directory: await createGraphDirectory(settings), devices: await createDefenderDevices(settings) };
+  const context: ExecutionContext = {
+    directory: await createGraphDirectory(settings),
+    devices: await createDefenderDevices(settings),
+    incidents: new SentinelReports(settings),
+  };
   const reset = () => sandbox.reset();
   return { sandbox, context, reset };
 }

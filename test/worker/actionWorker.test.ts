@@ -6,7 +6,7 @@ import type { ActionCommand } from '../../shared/actions/command';
 import { type EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { command as commandFor } from '../fixtures/commands';
 import { sampleIncident } from '../fixtures/incidents';
-import { DEMO, DEMO_DEVICES } from '../sandbox/tenant';
+import { DEMO, DEMO_DEVICES, SAMPLE_INCIDENT_ID } from '../sandbox/tenant';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
 
@@ -68,6 +68,15 @@ describe('the action worker', () => {
     expect(tenant.users.get(DEMO.adele)?.sessionRevocations).toBe(1);
     expect(tenant.machines.get(DEMO_DEVICES.wks042)?.isolated).toBe(true);
     expect(tenant.count('POST', /\/isolate$/)).toBe(1);
+
+    // One comment per action on the sandbox incident, and the outcome's label.
+    const incident = tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())!;
+    const messages = [...incident.comments.values()].map((c) => c.properties.message.split('\n')[0]);
+    expect(messages).toEqual([
+      'Sentinel Responder — revokeSessions on adele.vance@contoso.com: done',
+      'Sentinel Responder — isolateDevice on wks-042.contoso.com: done',
+    ]);
+    expect(incident.properties.labels.map((l) => l.labelName)).toEqual(['responder-contained']);
   });
 
   it('retries a transient failure with a derived copy, and gives up after the attempt budget', async () => {

@@ -1,0 +1,79 @@
+import type { SecurityInsights } from '@azure/arm-securityinsight';
+import { scopeFor } from '../cloud';
+import type { ResponderConfig } from '../config';
+import type { IncidentArmIdParts } from '../signals/identifiers';
+import { ApiError, parseRetryAfter } from './apiError';
+import { azureCredential } from './credential';
+
+/** Writing back to the incident an action came from (reference/sentinel.md). */
+export interface IncidentReports {
+  /** Create, or rewrite, the comment with this id: the caller derives it from the action, so a retry never duplicates. */
+  comment(incident: IncidentArmIdParts, commentId: string, message: string): Promise<void>;
+  /** Add a label unless the incident has it (read, then write back with the ETag: the PUT replaces the incident). */
+  label(incident: IncidentArmIdParts, label: string): Promise<void>;
+}
+
+/**
+ * Sentinel through @azure/arm-securityinsight 1.0.0-beta.6 (pinned: the TypeSpec rewrite changes the surface; this
+ * file is the only one that knows it). One client per subscription, built on first use. The SDK's own retries are
+ * off: they sleep inside the call, and the worker's retries belong to the queue.
+ */
+export class SentinelReports implements IncidentReports {
+  private readonly clients = new Map<string, Promise<SecurityInsights>>();
+
+  constructor(private readonly config: Pick<ResponderConfig, 'endpoints' | 'authorityHost'>) {}
+
+  async comment(incident: IncidentArmIdParts, commentId: string, message: string): Promise<void> {
+    const client = await this.client(incident.subscriptionId);
+    await call(() => client.incidentComments.createOrUpdate(incident.resourceGroup, incident.workspaceName, incident.incidentName, commentId, { message }));
+  }
+
+  async label(incident: IncidentArmIdParts, label: string): Promise<void> {
+    const client = await this.client(incident.subscriptionId);
+    const current = await call(() => client.incidents.get(incident.resourceGroup, incident.workspaceName, incident.incidentName));
+    if (current.labels?.some((l) => l.labelName.toLowerCase() === label.toLowerCase())) return;
+    await call(() =>
+      client.incidents.createOrUpdate(incident.resourceGroup, incident.workspaceName, incident.incidentName, {
+        etag: current.etag,
+        title: current.title,
+        severity: current.severity,
+        status: current.status,
+        ...(current.description !== undefined && { description: current.description }),
+        ...(current.owner !== undefined && { owner: current.owner }),
+        ...(current.classification !== undefined && { classification: current.classification }),
+        labels: [...(current.labels ?? []).map((l) => ({ labelName: l.labelName })), { labelName: label }],
+      }),
+    );
+  }
+
+  private client(subscriptionId: string): Promise<SecurityInsights> {
+    let client = this.clients.get(subscriptionId);
+    if (!client) {
+      client = (async () => {
+        const { SecurityInsights } = await import('@azure/arm-securityinsight');
+        return new SecurityInsights(await azureCredential(this.config.authorityHost), subscriptionId, {
+          endpoint: this.config.endpoints.arm,
+          credentialScopes: [scopeFor(this.config.endpoints.arm)],
+          retryOptions: { maxRetries: 0 },
+        });
+      })();
+      this.clients.set(subscriptionId, client);
+    }
+    return client;
+  }
+}
+
+async function call<T>(request: () => Promise<T>): Promise<T> {
+  try {
+    return await request();
+  } catch (error) {
+    const e = error as { statusCode?: number; code?: string; message?: string; response?: { headers?: { get(name: string): string | undefined } } };
+    throw new ApiError('arm', e.statusCode ?? 0, e.code, e.message ?? 'no answer from ARM', parseRetryAfter(e.response?.headers?.get('retry-after')));
+  }
+}
+
+/** A comment id is a GUID: the action's 32-hex idempotency key, dashed. */
+export function commentIdFor(idempotencyKey: string): string {
+  const k = idempotencyKey;
+  return `${k.slice(0, 8)}-${k.slice(8, 12)}-${k.slice(12, 16)}-${k.slice(16, 20)}-${k.slice(20, 32)}`;
+}
