@@ -4,6 +4,7 @@ import { createDefenderDevices } from './clients/defender';
 import { createGraphDirectory } from './clients/graph';
 import { SentinelReports } from './clients/sentinel';
 import { config, type ResponderConfig } from './config';
+import { Enricher } from './enrichment/enrich';
 import { ResponderEngine } from './engine';
 import { ConfigError, InputError } from './errors';
 import { MemoryLedger } from './ledger/memoryLedger';
@@ -33,9 +34,11 @@ export function compose(overrides: RuntimeOverrides): Runtime {
         devices: settings.endpoints.defender === undefined ? undefined : await createDefenderDevices(settings),
         incidents: new SentinelReports(settings),
       }))()));
+  const enricher = settings.enrichment ? new Enricher(executionContext) : undefined;
   const engine = new ResponderEngine({
     executors: EXECUTORS,
     executionContext,
+    ...(enricher && { enrich: (signal, compiled) => enricher.enrich(signal, compiled.groupsOfInterest) }),
     policy,
     ledger,
     queue,

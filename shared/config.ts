@@ -29,6 +29,8 @@ export interface ResponderConfig {
   policyPath: string | undefined;
   /** RESPONDER_IDENTITY_OBJECT_IDS: the engine's own identities (managed identity object id), always protected. */
   engineIdentities: string[];
+  /** RESPONDER_ENRICHMENT: `on` (default) reads user risk, privilege, groups and device data before deciding. */
+  enrichment: boolean;
   /** RESPONDER_MAX_BODY_BYTES: requests above it get 413. */
   maxBodyBytes: number;
   /** LOG_LEVEL: pino level. */
@@ -78,6 +80,9 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
   const mode = (env.RESPONDER_MODE?.trim() || 'enforce').toLowerCase();
   if (mode !== 'audit' && mode !== 'enforce') problems.push(`RESPONDER_MODE must be audit or enforce, got ${JSON.stringify(mode)}`);
 
+  const enrichment = (env.RESPONDER_ENRICHMENT?.trim() || 'on').toLowerCase();
+  if (enrichment !== 'on' && enrichment !== 'off') problems.push(`RESPONDER_ENRICHMENT must be on or off, got ${JSON.stringify(enrichment)}`);
+
   const engineIdentities = list('RESPONDER_IDENTITY_OBJECT_IDS');
   for (const id of engineIdentities) if (!isGuid(id)) problems.push(`RESPONDER_IDENTITY_OBJECT_IDS: ${JSON.stringify(id)} is not an object id (GUID)`);
 
@@ -103,6 +108,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
     policyText: env.RESPONDER_POLICY?.trim() || undefined,
     policyPath: env.RESPONDER_POLICY_PATH?.trim() || undefined,
     engineIdentities: engineIdentities.map((id) => id.toLowerCase()),
+    enrichment: enrichment !== 'off',
     maxBodyBytes: Number.isInteger(maxBodyBytes) ? maxBodyBytes : DEFAULT_MAX_BODY_BYTES,
     logLevel: LOG_LEVELS.includes(logLevel) ? logLevel : 'info',
     problems,

@@ -29,6 +29,8 @@ export interface EngineDeps {
   executionContext: () => Promise<ExecutionContext>;
   /** For retry jitter; injected so tests are deterministic. */
   random?: () => number;
+  /** Fills in user risk, privilege, groups and device data before deciding; absent when enrichment is off. */
+  enrich?: (signal: Signal, policy: CompiledPolicy) => Promise<Signal>;
 }
 
 /** What one submission did to the ledger, per action. */
@@ -72,7 +74,8 @@ export class ResponderEngine {
   }
 
   /** The decision, with the ledger's view (caps spent, actions already recorded), and no side effect. */
-  async plan(signal: Signal, policy: CompiledPolicy = this.deps.policy): Promise<Decision> {
+  async plan(given: Signal, policy: CompiledPolicy = this.deps.policy): Promise<Decision> {
+    const signal = this.deps.enrich ? await this.deps.enrich(given, policy) : given;
     const decision = decide(signal, policy, { modeOverride: this.deps.modeOverride, capUsage: await this.capUsage(policy) });
     const existing = await this.existingEntries(decision);
     return withLedgerView(decision, existing);
@@ -84,8 +87,9 @@ export class ResponderEngine {
    * send or a crash is sent again by the next delivery: the relay retries on 503, and the MessageId is the
    * idempotency key, so Service Bus drops a copy that did get through.
    */
-  async submit(signal: Signal, by: string, parentLog: Logger = this.deps.log): Promise<Submission> {
+  async submit(given: Signal, by: string, parentLog: Logger = this.deps.log): Promise<Submission> {
     const { ledger, queue, now } = this.deps;
+    const signal = this.deps.enrich ? await this.deps.enrich(given, this.deps.policy) : given;
     const log = parentLog.child({
       incidentId: signal.incident?.armId ?? signal.subject,
       ...(signal.incident?.number !== undefined && { incidentNumber: signal.incident.number }),

@@ -27,6 +27,12 @@ export interface Directory {
   /** Undefined when ID Protection holds no risk record for the user. */
   getRiskyUser(id: string): Promise<RiskyUser | undefined>;
   confirmCompromised(ids: string[]): Promise<void>;
+  /** Users ID Protection currently rates at risk or confirmed compromised, all pages. */
+  listRiskyUsers(): Promise<RiskyUser[]>;
+  /** Active directory role assignments (PIM: activated or permanently assigned). */
+  listActiveRoles(principalId: string): Promise<Array<{ roleDefinitionId: string; assignmentType: string }>>;
+  /** Which of `groupIds` (at most 20) the user belongs to, transitively. */
+  checkMemberGroups(id: string, groupIds: string[]): Promise<string[]>;
 }
 
 export class GraphDirectory implements Directory {
@@ -58,6 +64,43 @@ export class GraphDirectory implements Directory {
 
   async confirmCompromised(ids: string[]): Promise<void> {
     await this.call(() => this.client.api('/identityProtection/riskyUsers/confirmCompromised').post({ userIds: ids }));
+  }
+
+  async listRiskyUsers(): Promise<RiskyUser[]> {
+    const users: RiskyUser[] = [];
+    let page = await this.call(
+      () =>
+        this.client
+          .api('/identityProtection/riskyUsers')
+          .filter("riskState eq 'atRisk' or riskState eq 'confirmedCompromised'")
+          .select('id,riskLevel,riskState')
+          .top(500)
+          .get() as Promise<{ value: RiskyUser[]; '@odata.nextLink'?: string }>,
+    );
+    users.push(...page.value);
+    while (page['@odata.nextLink']) {
+      const next = page['@odata.nextLink'];
+      page = await this.call(() => this.client.api(next).get());
+      users.push(...page.value);
+    }
+    return users;
+  }
+
+  async listActiveRoles(principalId: string): Promise<Array<{ roleDefinitionId: string; assignmentType: string }>> {
+    const { value } = await this.call(
+      () =>
+        this.client.api('/roleManagement/directory/roleAssignmentScheduleInstances').filter(`principalId eq '${principalId}'`).get() as Promise<{
+          value: Array<{ roleDefinitionId: string; assignmentType: string }>;
+        }>,
+    );
+    return value;
+  }
+
+  async checkMemberGroups(id: string, groupIds: string[]): Promise<string[]> {
+    const { value } = await this.call(
+      () => this.client.api(`/users/${encodeURIComponent(id)}/checkMemberGroups`).post({ groupIds }) as Promise<{ value: string[] }>,
+    );
+    return value;
   }
 
   private async orUndefinedWhenMissing<T>(read: () => Promise<T>): Promise<T | undefined> {

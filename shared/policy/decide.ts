@@ -17,6 +17,8 @@ export interface CompiledPolicy extends LoadedPolicy {
   /** Rules with their name lists as lower-cased sets. */
   rules: Array<{ rule: PolicyRule; sets: RuleSets }>;
   risk: RiskIndex;
+  /** Groups the policy names (protected, approvals): enrichment checks membership of these only. */
+  groupsOfInterest: string[];
   /** The caps that apply to each action kind, with their keys: looked up per action, so built once. */
   capsByKind: Map<string, Array<{ key: string; max: number; per: string }>>;
 }
@@ -29,6 +31,9 @@ export function compilePolicy(loaded: LoadedPolicy, engineIdentities: readonly s
     approvals: compileApprovals(loaded.policy.guardrails.approvals),
     rules: loaded.policy.rules.map((rule) => ({ rule, sets: ruleSets(rule.when) })),
     risk: indexRisk(loaded.policy.risk),
+    groupsOfInterest: [
+      ...new Set([...loaded.policy.protected.groups, ...loaded.policy.guardrails.approvals.flatMap((a) => a.when.groups ?? [])].map((g) => g.toLowerCase())),
+    ],
     capsByKind: loaded.policy.guardrails.caps.reduce((byKind, cap) => {
       const list = byKind.get(cap.action) ?? [];
       list.push({ key: capKey(cap), max: cap.max, per: cap.per.text });

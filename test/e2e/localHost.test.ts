@@ -69,23 +69,33 @@ describe('the local host (npm start)', () => {
     expect(res.status).toBe(202);
     const { decision } = (await res.json()) as { decision: { summary: string; actions: Array<{ kind: string }> } };
     expect(decision.summary).toBe(
-      'score 80 | rules credential-theft, malware-on-endpoint | planned: revokeSessions adele.vance@contoso.com (audit) | 1 held for approval',
+      'score 100 | rules compromised-identity, credential-theft, malware-on-endpoint | planned: disableUser adele.vance@contoso.com (audit); revokeSessions adele.vance@contoso.com (audit); confirmCompromised adele.vance@contoso.com (audit); isolateDevice wks-042.contoso.com (audit)',
     );
 
     let entries: Array<{ kind: string; state: string }> = [];
-    for (let i = 0; i < 50 && !entries.some((e) => e.state === 'succeeded'); i++) {
+    for (let i = 0; i < 100 && !(entries.length === 4 && entries.every((e) => e.state === 'succeeded')); i++) {
       entries = ((await (await fetch(`${base}/local/ledger`)).json()) as { entries: typeof entries }).entries;
       await new Promise((r) => setTimeout(r, 20));
     }
-    expect(entries.map((e) => `${e.kind}:${e.state}`)).toEqual(['revokeSessions:succeeded', 'isolateDevice:pending-approval']);
+    expect(entries.map((e) => `${e.kind}:${e.state}`)).toEqual([
+      'disableUser:succeeded',
+      'revokeSessions:succeeded',
+      'confirmCompromised:succeeded',
+      'isolateDevice:succeeded',
+    ]);
 
-    // Audit mode against the sandbox tenant: the worker read the user through the managed identity, wrote nothing.
+    // Audit mode against the sandbox tenant: the engine read through the managed identity and changed no user or
+    // device; its only writes are comments and a label on the incident, saying what it would have done.
     const sandbox = (await (await fetch(`${base}/local/sandbox`)).json()) as {
       calls: Array<{ method: string; path: string }>;
-      users: Array<{ id: string; sessionRevocations: number }>;
+      users: Array<{ id: string; accountEnabled: boolean; sessionRevocations: number }>;
+      machines: Array<{ id: string; isolated: boolean }>;
     };
-    expect(sandbox.calls.map((c) => `${c.method} ${c.path}`)).toEqual(['GET /msi/token', 'GET /v1.0/users/6e7b768e-07e2-4810-8459-485f84f8f204']);
-    expect(sandbox.users.find((u) => u.id === '6e7b768e-07e2-4810-8459-485f84f8f204')?.sessionRevocations).toBe(0);
+    const writes = sandbox.calls.filter((c) => c.method !== 'GET');
+    expect(writes.length).toBeGreaterThan(0);
+    for (const write of writes) expect(`${write.method} ${write.path}`).toMatch(/^PUT \/subscriptions\/.*\/incidents\/73e01a99-5cd7-4139-a149-9f2736ff2ab5/i);
+    expect(sandbox.users.find((u) => u.id === '6e7b768e-07e2-4810-8459-485f84f8f204')).toMatchObject({ accountEnabled: true, sessionRevocations: 0 });
+    expect(sandbox.machines.every((m) => !m.isolated)).toBe(true);
   });
 
   it('serves the same routes and errors as Azure', async () => {

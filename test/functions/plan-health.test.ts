@@ -24,8 +24,14 @@ describe('POST /api/plan', () => {
     const { decision } = res.json;
     expect(decision.policy.origin).toBe('built-in default');
     expect(decision.mode).toBe('audit');
-    expect(decision.score.factors.map((f: { factor: string }) => f.factor)).toEqual(['severity', 'tactic', 'product', 'deviceRisk']);
-    expect(decision.rules.find((r: { ruleId: string }) => r.ruleId === 'credential-theft').matched).toBe(true);
+    // Enriched from the sandbox tenant: Adele's user risk (ID Protection), no active role, the device's tags.
+    expect(decision.score.factors.map((f: { factor: string }) => f.factor)).toEqual(['severity', 'tactic', 'product', 'userRisk', 'deviceRisk']);
+    expect(decision.rules.filter((r: { matched: boolean }) => r.matched).map((r: { ruleId: string }) => r.ruleId)).toEqual([
+      'compromised-identity',
+      'credential-theft',
+      'malware-on-endpoint',
+    ]);
+    expect(decision.actions.map((a: { kind: string }) => a.kind)).toEqual(['disableUser', 'revokeSessions', 'confirmCompromised', 'isolateDevice']);
     expect(engine.ledger.all()).toEqual([]);
   });
 
@@ -39,8 +45,27 @@ describe('POST /api/plan', () => {
     const res = await plan(request, new InvocationContext({ invocationId: 'text', functionName: 'plan', logHandler: () => undefined }));
     expect(res.status).toBe(200);
     expect(new Headers(res.headers as Record<string, string>).get('content-type')).toBe('text/plain; charset=utf-8');
-    expect(res.body).toContain('Risk score 80/100');
+    expect(res.body).toContain('Risk score 100/100');
     expect(res.body).toContain('✓ credential-theft [audit]');
+  });
+
+  it('degrades, not fails, when enrichment data is unavailable: unknown data holds actions for a human', async () => {
+    engine.sandbox.faults.add({
+      path: /riskyUsers|roleAssignmentScheduleInstances/,
+      count: 10,
+      status: 503,
+      body: { error: { code: 'serviceNotAvailable', message: 'down' } },
+    });
+    const res = await call(plan, 'plan', { body: sampleIncident(), headers: reader });
+    expect(res.status).toBe(200);
+    const { decision } = res.json;
+    expect(decision.notes).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^user risk \(ID Protection\) unavailable \(graph 503 serviceNotAvailable: down\): treated as unknown$/),
+        expect.stringMatching(/^privileged roles of adele.vance@contoso.com \(PIM\) unavailable/),
+      ]),
+    );
+    expect(decision.rules.find((r: { ruleId: string }) => r.ruleId === 'compromised-identity').matched).toBe(false);
   });
 
   it('tries a draft policy sent with the incident', async () => {

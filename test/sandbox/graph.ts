@@ -19,9 +19,25 @@ export function graphRoutes(tenant: SandboxTenant): Route {
       found.sessionRevocations++;
       return { status: 200, body: { '@odata.context': 'https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean', value: true } };
     }
+    if (path === '/identityProtection/riskyUsers' && request.method === 'GET') {
+      const states = [...(request.query.get('$filter') ?? '').matchAll(/riskState eq '(\w+)'/g)].map((m) => m[1]);
+      return { status: 200, body: { value: [...tenant.riskyUsers.values()].filter((r) => states.length === 0 || states.includes(r.riskState)) } };
+    }
     if ((match = /^\/identityProtection\/riskyUsers\/([^/]+)$/.exec(path)) && request.method === 'GET') {
       const risky = tenant.riskyUsers.get((match[1] as string).toLowerCase());
       return risky ? { status: 200, body: risky } : notFound(match[1] as string);
+    }
+    if (path === '/roleManagement/directory/roleAssignmentScheduleInstances' && request.method === 'GET') {
+      const principal = /^principalId eq '([0-9a-f-]{36})'$/i.exec(request.query.get('$filter') ?? '')?.[1]?.toLowerCase();
+      if (!principal) return apiError(400, 'BadRequest', 'filter by principalId');
+      return { status: 200, body: { value: tenant.roleAssignments.filter((a) => a.principalId === principal) } };
+    }
+    if ((match = /^\/users\/([^/]+)\/checkMemberGroups$/.exec(path)) && request.method === 'POST') {
+      const found = tenant.findUser(decodeURIComponent(match[1] as string));
+      if (!found) return notFound(match[1] as string);
+      const wanted = (request.body as { groupIds?: unknown })?.groupIds;
+      if (!Array.isArray(wanted) || wanted.length > 20) return apiError(400, 'Request_BadRequest', 'groupIds: between 1 and 20 group ids');
+      return { status: 200, body: { value: wanted.filter((g) => typeof g === 'string' && found.groupIds.includes(g.toLowerCase())) } };
     }
     if ((match = /^\/identityProtection\/riskyUsers\/(confirmCompromised|dismiss)$/.exec(path)) && request.method === 'POST') {
       const ids = (request.body as { userIds?: unknown })?.userIds;

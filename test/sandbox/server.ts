@@ -66,6 +66,7 @@ export class Sandbox {
       for (const [id, value] of fresh[key] as Map<string, never>) (tenant[key] as Map<string, never>).set(id, value);
     }
     tenant.machineActions.length = 0;
+    tenant.roleAssignments.splice(0, tenant.roleAssignments.length, ...fresh.roleAssignments);
     tenant.calls.length = 0;
     tenant.actionCompletionMs = fresh.actionCompletionMs;
     tenant.defenderQuota = { ...fresh.defenderQuota };

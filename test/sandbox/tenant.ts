@@ -13,7 +13,24 @@ export interface SandboxUser {
   privileged: boolean;
   /** revokeSignInSessions calls received. */
   sessionRevocations: number;
+  /** Group object ids the user belongs to (transitively). */
+  groupIds: string[];
 }
+
+/** An active directory role assignment (PIM roleAssignmentScheduleInstance). */
+export interface SandboxRoleAssignment {
+  id: string;
+  principalId: string;
+  roleDefinitionId: string;
+  directoryScopeId: string;
+  assignmentType: 'Activated' | 'Assigned';
+  memberType: 'Direct' | 'Group';
+  startDateTime: string;
+  endDateTime: string | null;
+}
+
+export const GLOBAL_ADMINISTRATOR = '62e90394-69f5-4237-9190-012177145e10';
+export const TIER0_GROUP = '7e700000-0000-4000-8000-0000000000a0';
 
 export interface SandboxRiskyUser {
   id: string;
@@ -98,6 +115,7 @@ export class SandboxTenant {
   readonly riskyUsers = new Map<string, SandboxRiskyUser>();
   readonly machines = new Map<string, SandboxMachine>();
   readonly machineActions: SandboxMachineAction[] = [];
+  readonly roleAssignments: SandboxRoleAssignment[] = [];
   /** Sentinel incidents by lower-cased ARM id. */
   readonly incidents = new Map<string, SandboxIncident>();
   readonly calls: CallRecord[] = [];
@@ -116,6 +134,9 @@ export class SandboxTenant {
     this.addUser({ id: DEMO.guest, userPrincipalName: 'partner_fabrikam.com#EXT#@contoso.onmicrosoft.com', displayName: 'Partner guest', userType: 'Guest' });
     this.setRisk(DEMO.adele, 'high');
     this.setRisk(DEMO.megan, 'medium');
+    this.assignRole(DEMO.megan, GLOBAL_ADMINISTRATOR, 'Activated');
+    this.assignRole(DEMO.breakglass, GLOBAL_ADMINISTRATOR, 'Assigned');
+    this.users.get(DEMO.breakglass)?.groupIds.push(TIER0_GROUP);
     this.addIncident(SAMPLE_INCIDENT_ID, 'Credential theft followed by malware on WKS-042', 'High');
     this.addMachine({
       id: DEMO_DEVICES.wks042,
@@ -141,6 +162,20 @@ export class SandboxTenant {
     };
     this.machines.set(full.id, full);
     return full;
+  }
+
+  assignRole(principalId: string, roleDefinitionId: string, assignmentType: 'Activated' | 'Assigned'): void {
+    const now = new Date().toISOString();
+    this.roleAssignments.push({
+      id: `${principalId}-${roleDefinitionId}`,
+      principalId,
+      roleDefinitionId,
+      directoryScopeId: '/',
+      assignmentType,
+      memberType: 'Direct',
+      startDateTime: now,
+      endDateTime: assignmentType === 'Activated' ? new Date(Date.now() + 8 * 3600_000).toISOString() : null,
+    });
   }
 
   addIncident(armId: string, title: string, severity: string): SandboxIncident {
@@ -169,7 +204,7 @@ export class SandboxTenant {
   }
 
   addUser(user: Partial<SandboxUser> & Pick<SandboxUser, 'id' | 'userPrincipalName' | 'displayName'>): SandboxUser {
-    const full: SandboxUser = { accountEnabled: true, userType: 'Member', privileged: false, sessionRevocations: 0, ...user };
+    const full: SandboxUser = { accountEnabled: true, userType: 'Member', privileged: false, sessionRevocations: 0, groupIds: [], ...user };
     this.users.set(full.id, full);
     return full;
   }

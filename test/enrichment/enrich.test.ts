@@ -1,0 +1,81 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { ExecutionContext } from '../../shared/actions/executor';
+import { Enricher } from '../../shared/enrichment/enrich';
+import type { AccountEntity, HostEntity } from '../../shared/signals/signal';
+import { account, host, signal } from '../fixtures/signals';
+import type { Sandbox } from '../sandbox/server';
+import { DEMO, DEMO_DEVICES, TIER0_GROUP } from '../sandbox/tenant';
+import { startSandboxContext } from '../support/sandboxContext';
+
+let sandbox: Sandbox;
+let context: ExecutionContext;
+let reset: () => void;
+beforeAll(async () => {
+  ({ sandbox, context, reset } = await startSandboxContext());
+});
+afterAll(() => sandbox.close());
+beforeEach(() => reset());
+
+const enricher = () => new Enricher(async () => context);
+
+describe('enrichment from the sandbox tenant', () => {
+  it('fills in user risk, privilege and group membership, resolving a UPN to its object id', async () => {
+    const s = await enricher().enrich(
+      signal({
+        entities: [
+          account(),
+          { kind: 'account', upn: 'megan.bowen@contoso.com' },
+          account({ aadUserId: DEMO.breakglass, upn: 'breakglass1@contoso.com' }),
+          account({ aadUserId: DEMO.jsmith, upn: 'jsmith@contoso.com' }),
+        ],
+      }),
+      [TIER0_GROUP],
+    );
+    const [adele, megan, breakglass, jsmith] = s.entities as AccountEntity[];
+    expect(adele).toMatchObject({ userRisk: 'high', privileged: false, groupIds: [] });
+    expect(megan).toMatchObject({ aadUserId: DEMO.megan, userRisk: 'medium', privileged: true });
+    expect(breakglass).toMatchObject({ privileged: true, groupIds: [TIER0_GROUP] });
+    expect(jsmith).toMatchObject({ userRisk: 'none', privileged: false });
+    expect(s.notes).toEqual([]);
+  });
+
+  it('reads the risky-user list once for many accounts and many incidents', async () => {
+    const e = enricher();
+    await e.enrich(signal({ entities: [account(), account({ aadUserId: DEMO.jsmith, upn: 'jsmith@contoso.com' })] }), []);
+    await e.enrich(signal({ entities: [account({ aadUserId: DEMO.megan, upn: 'megan.bowen@contoso.com' })] }), []);
+    expect(sandbox.tenant.calls.filter((c) => c.path === '/v1.0/identityProtection/riskyUsers')).toHaveLength(1);
+  });
+
+  it('fills in device risk, tags and the Defender id, by id or exact name', async () => {
+    const s = await enricher().enrich(
+      signal({
+        entities: [
+          host({ mdatpDeviceId: undefined }),
+          { kind: 'host', fqdn: 'websrv1.contoso.com', hostName: 'websrv1' },
+          { kind: 'host', fqdn: 'ghost.contoso.com' },
+        ],
+      }),
+      [],
+    );
+    const [wks, web, ghost] = s.entities as HostEntity[];
+    expect(wks).toMatchObject({ mdatpDeviceId: DEMO_DEVICES.wks042, deviceRisk: 'High', tags: ['workstation'] });
+    expect(web).toMatchObject({ mdatpDeviceId: DEMO_DEVICES.websrv1, deviceRisk: 'Medium', tags: ['server'] });
+    expect(ghost?.tags).toBeUndefined();
+    expect(s.notes).toEqual(['ghost.contoso.com is not a single Defender for Endpoint device: its risk and tags are unknown']);
+  });
+
+  it('degrades: what cannot be read stays unknown, with a note, and is not cached', async () => {
+    sandbox.faults.add({ path: /^\/api\/machines/, count: 1, drop: true });
+    sandbox.faults.add({ path: /riskyUsers$/, count: 1, status: 429, body: { error: { code: 'TooManyRequests', message: 'one request per second' } } });
+    const e = enricher();
+    const s = await e.enrich(signal({ entities: [account(), host()] }), []);
+    expect((s.entities[0] as AccountEntity).userRisk).toBeUndefined();
+    expect((s.entities[1] as HostEntity).tags).toBeUndefined();
+    expect(s.notes).toEqual([
+      'user risk (ID Protection) unavailable (graph 429 TooManyRequests: one request per second): treated as unknown',
+      expect.stringMatching(/^Defender data for wks-042.contoso.com unavailable \(defender no answer/),
+    ]);
+    const again = await e.enrich(signal({ entities: [account(), host()] }), []);
+    expect(again.entities).toMatchObject([{ userRisk: 'high' }, { tags: ['workstation'] }]);
+  });
+});
