@@ -12,6 +12,26 @@ export interface DirectoryUser {
   userType: 'Member' | 'Guest' | string;
 }
 
+export interface ActiveRole {
+  roleDefinitionId: string;
+  directoryScopeId: string;
+  /** `Activated`: a just-in-time PIM activation; `Assigned`: permanently active. */
+  assignmentType: 'Activated' | 'Assigned' | string;
+  /** `Direct`, or `Group` when it comes from a role-assignable group (not removable per user). */
+  memberType: string;
+  startDateTime?: string;
+  endDateTime?: string | null;
+}
+
+export interface RoleChange {
+  schedule: 'assignment' | 'eligibility';
+  action: 'adminRemove' | 'adminAssign';
+  principalId: string;
+  roleDefinitionId: string;
+  directoryScopeId: string;
+  justification: string;
+}
+
 export interface RiskyUser {
   id: string;
   riskLevel: string;
@@ -30,7 +50,13 @@ export interface Directory {
   /** Users ID Protection currently rates at risk or confirmed compromised, all pages. */
   listRiskyUsers(): Promise<RiskyUser[]>;
   /** Active directory role assignments (PIM: activated or permanently assigned). */
-  listActiveRoles(principalId: string): Promise<Array<{ roleDefinitionId: string; assignmentType: string }>>;
+  listActiveRoles(principalId: string): Promise<ActiveRole[]>;
+  /** Eligible directory role assignments (PIM). */
+  listEligibleRoles(principalId: string): Promise<Array<{ roleDefinitionId: string; directoryScopeId: string }>>;
+  /** Whether activating the role needs an approval (rule Approval_EndUser_Assignment of its PIM policy). */
+  activationNeedsApproval(roleDefinitionId: string): Promise<boolean>;
+  /** POST roleAssignmentScheduleRequests (adminRemove, adminAssign) or roleEligibilityScheduleRequests (adminAssign). */
+  requestRoleChange(request: RoleChange): Promise<void>;
   /** Which of `groupIds` (at most 20) the user belongs to, transitively. */
   checkMemberGroups(id: string, groupIds: string[]): Promise<string[]>;
 }
@@ -86,14 +112,54 @@ export class GraphDirectory implements Directory {
     return users;
   }
 
-  async listActiveRoles(principalId: string): Promise<Array<{ roleDefinitionId: string; assignmentType: string }>> {
+  async listActiveRoles(principalId: string): Promise<ActiveRole[]> {
     const { value } = await this.call(
       () =>
         this.client.api('/roleManagement/directory/roleAssignmentScheduleInstances').filter(`principalId eq '${principalId}'`).get() as Promise<{
-          value: Array<{ roleDefinitionId: string; assignmentType: string }>;
+          value: ActiveRole[];
         }>,
     );
     return value;
+  }
+
+  async listEligibleRoles(principalId: string): Promise<Array<{ roleDefinitionId: string; directoryScopeId: string }>> {
+    const { value } = await this.call(
+      () =>
+        this.client.api('/roleManagement/directory/roleEligibilitySchedules').filter(`principalId eq '${principalId}'`).get() as Promise<{
+          value: Array<{ roleDefinitionId: string; directoryScopeId: string }>;
+        }>,
+    );
+    return value;
+  }
+
+  async activationNeedsApproval(roleDefinitionId: string): Promise<boolean> {
+    const { value } = await this.call(
+      () =>
+        this.client
+          .api('/policies/roleManagementPolicyAssignments')
+          .filter(`scopeId eq '/' and scopeType eq 'DirectoryRole' and roleDefinitionId eq '${roleDefinitionId}'`)
+          .expand('policy($expand=rules)')
+          .get() as Promise<{ value: Array<{ policy?: { rules?: Array<{ id: string; setting?: { isApprovalRequired?: boolean } }> } }> }>,
+    );
+    const rule = value[0]?.policy?.rules?.find((r) => r.id === 'Approval_EndUser_Assignment');
+    return rule?.setting?.isApprovalRequired === true;
+  }
+
+  async requestRoleChange(change: RoleChange): Promise<void> {
+    const path =
+      change.schedule === 'assignment'
+        ? '/roleManagement/directory/roleAssignmentScheduleRequests'
+        : '/roleManagement/directory/roleEligibilityScheduleRequests';
+    await this.call(() =>
+      this.client.api(path).post({
+        action: change.action,
+        principalId: change.principalId,
+        roleDefinitionId: change.roleDefinitionId,
+        directoryScopeId: change.directoryScopeId,
+        justification: change.justification,
+        ...(change.action === 'adminAssign' && { scheduleInfo: { startDateTime: new Date().toISOString(), expiration: { type: 'noExpiration' } } }),
+      }),
+    );
   }
 
   async checkMemberGroups(id: string, groupIds: string[]): Promise<string[]> {

@@ -1,5 +1,5 @@
 import { apiError, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
-import type { SandboxTenant, SandboxUser } from './tenant';
+import type { SandboxRoleAssignment, SandboxTenant, SandboxUser } from './tenant';
 
 /**
  * The Graph v1.0 endpoints the engine uses (reference/graph.md), with their documented answers: disabling a
@@ -32,6 +32,7 @@ export function graphRoutes(tenant: SandboxTenant): Route {
       if (!principal) return apiError(400, 'BadRequest', 'filter by principalId');
       return { status: 200, body: { value: tenant.roleAssignments.filter((a) => a.principalId === principal) } };
     }
+    if (path.startsWith('/roleManagement/') || path.startsWith('/policies/')) return pim(tenant, request, path);
     if ((match = /^\/users\/([^/]+)\/checkMemberGroups$/.exec(path)) && request.method === 'POST') {
       const found = tenant.findUser(decodeURIComponent(match[1] as string));
       if (!found) return notFound(match[1] as string);
@@ -83,4 +84,60 @@ function select(user: SandboxUser, fields: string | null): Record<string, unknow
 
 function notFound(id: string): SandboxAnswer {
   return apiError(404, 'Request_ResourceNotFound', `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`);
+}
+
+/**
+ * PIM for directory roles (reference/graph.md): eligibility schedules, role policies with their approval rule, and
+ * schedule requests: adminRemove of an assignment that does not exist answers RoleAssignmentDoesNotExist, of an
+ * activation younger than five minutes ActiveDurationTooShort; adminAssign of one that exists RoleAssignmentExists.
+ */
+function pim(tenant: SandboxTenant, request: SandboxRequest, path: string): SandboxAnswer | undefined {
+  const principal = /principalId eq '([0-9a-f-]{36})'/i.exec(request.query.get('$filter') ?? '')?.[1]?.toLowerCase();
+  if (path === '/roleManagement/directory/roleEligibilitySchedules' && request.method === 'GET') {
+    return { status: 200, body: { value: tenant.roleEligibilities.filter((e) => e.principalId === principal) } };
+  }
+  if (path === '/policies/roleManagementPolicyAssignments' && request.method === 'GET') {
+    const roleId = /roleDefinitionId eq '([0-9a-f-]{36})'/i.exec(request.query.get('$filter') ?? '')?.[1]?.toLowerCase();
+    if (!roleId) return apiError(400, 'BadRequest', 'filter by roleDefinitionId');
+    const isApprovalRequired = tenant.activationApproval.get(roleId) ?? true;
+    return {
+      status: 200,
+      body: { value: [{ roleDefinitionId: roleId, policy: { rules: [{ id: 'Approval_EndUser_Assignment', setting: { isApprovalRequired } }] } }] },
+    };
+  }
+  const body = request.body as
+    { action?: string; principalId?: string; roleDefinitionId?: string; directoryScopeId?: string; justification?: string } | undefined;
+  if (request.method !== 'POST' || !body?.principalId || !body.roleDefinitionId || !body.justification) {
+    return request.method === 'POST' ? apiError(400, 'InvalidRequest', 'principalId, roleDefinitionId and justification are required') : undefined;
+  }
+  const match = (r: { principalId: string; roleDefinitionId: string; directoryScopeId: string }) =>
+    r.principalId === body.principalId?.toLowerCase() && r.roleDefinitionId === body.roleDefinitionId && r.directoryScopeId === (body.directoryScopeId ?? '/');
+  if (path === '/roleManagement/directory/roleAssignmentScheduleRequests') {
+    const index = tenant.roleAssignments.findIndex(match);
+    if (body.action === 'adminRemove') {
+      if (index < 0) return apiError(400, 'RoleAssignmentDoesNotExist', 'The Role assignment does not exist.');
+      const assignment = tenant.roleAssignments[index] as SandboxRoleAssignment;
+      if (assignment.assignmentType === 'Activated' && Date.now() - Date.parse(assignment.startDateTime) < 5 * 60_000) {
+        return apiError(400, 'ActiveDurationTooShort', 'Minimum required activation duration is 5 minutes.');
+      }
+      tenant.roleAssignments.splice(index, 1);
+      return { status: 201, body: { id: `req-${Date.now()}`, action: 'adminRemove', status: 'Revoked', ...body } };
+    }
+    if (body.action === 'adminAssign') {
+      if (index >= 0) return apiError(400, 'RoleAssignmentExists', 'The Role assignment already exists.');
+      tenant.assignRole(body.principalId.toLowerCase(), body.roleDefinitionId, 'Assigned');
+      return { status: 201, body: { id: `req-${Date.now()}`, action: 'adminAssign', status: 'Provisioned', ...body } };
+    }
+  }
+  if (path === '/roleManagement/directory/roleEligibilityScheduleRequests' && body.action === 'adminAssign') {
+    if (tenant.roleEligibilities.some(match)) return apiError(400, 'RoleAssignmentExists', 'The Role assignment already exists.');
+    tenant.roleEligibilities.push({
+      id: `elig-${Date.now()}`,
+      principalId: body.principalId.toLowerCase(),
+      roleDefinitionId: body.roleDefinitionId,
+      directoryScopeId: body.directoryScopeId ?? '/',
+    });
+    return { status: 201, body: { id: `req-${Date.now()}`, action: 'adminAssign', status: 'Provisioned', ...body } };
+  }
+  return apiError(400, 'InvalidRequest', `unsupported action ${body.action} on ${path}`);
 }

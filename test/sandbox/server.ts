@@ -67,6 +67,9 @@ export class Sandbox {
     }
     tenant.machineActions.length = 0;
     tenant.roleAssignments.splice(0, tenant.roleAssignments.length, ...fresh.roleAssignments);
+    tenant.roleEligibilities.splice(0, tenant.roleEligibilities.length, ...fresh.roleEligibilities);
+    tenant.activationApproval.clear();
+    for (const [role, required] of fresh.activationApproval) tenant.activationApproval.set(role, required);
     tenant.calls.length = 0;
     tenant.actionCompletionMs = fresh.actionCompletionMs;
     tenant.defenderQuota = { ...fresh.defenderQuota };

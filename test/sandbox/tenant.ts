@@ -30,6 +30,7 @@ export interface SandboxRoleAssignment {
 }
 
 export const GLOBAL_ADMINISTRATOR = '62e90394-69f5-4237-9190-012177145e10';
+export const SECURITY_ADMINISTRATOR = '194ae4cb-b126-40b2-bd5b-6091b380977d';
 export const TIER0_GROUP = '7e700000-0000-4000-8000-0000000000a0';
 
 export interface SandboxRiskyUser {
@@ -116,6 +117,9 @@ export class SandboxTenant {
   readonly machines = new Map<string, SandboxMachine>();
   readonly machineActions: SandboxMachineAction[] = [];
   readonly roleAssignments: SandboxRoleAssignment[] = [];
+  readonly roleEligibilities: Array<{ id: string; principalId: string; roleDefinitionId: string; directoryScopeId: string }> = [];
+  /** PIM policy per role: does activating it need an approval? Roles not listed do. */
+  readonly activationApproval = new Map<string, boolean>([[SECURITY_ADMINISTRATOR, false]]);
   /** Sentinel incidents by lower-cased ARM id. */
   readonly incidents = new Map<string, SandboxIncident>();
   readonly calls: CallRecord[] = [];
@@ -134,7 +138,7 @@ export class SandboxTenant {
     this.addUser({ id: DEMO.guest, userPrincipalName: 'partner_fabrikam.com#EXT#@contoso.onmicrosoft.com', displayName: 'Partner guest', userType: 'Guest' });
     this.setRisk(DEMO.adele, 'high');
     this.setRisk(DEMO.megan, 'medium');
-    this.assignRole(DEMO.megan, GLOBAL_ADMINISTRATOR, 'Activated');
+    this.assignRole(DEMO.megan, GLOBAL_ADMINISTRATOR, 'Activated', 60 * 60_000);
     this.assignRole(DEMO.breakglass, GLOBAL_ADMINISTRATOR, 'Assigned');
     this.users.get(DEMO.breakglass)?.groupIds.push(TIER0_GROUP);
     this.addIncident(SAMPLE_INCIDENT_ID, 'Credential theft followed by malware on WKS-042', 'High');
@@ -164,8 +168,9 @@ export class SandboxTenant {
     return full;
   }
 
-  assignRole(principalId: string, roleDefinitionId: string, assignmentType: 'Activated' | 'Assigned'): void {
-    const now = new Date().toISOString();
+  /** An active role assignment, started `startedMsAgo` ago (PIM refuses to remove one younger than ~5 minutes). */
+  assignRole(principalId: string, roleDefinitionId: string, assignmentType: 'Activated' | 'Assigned', startedMsAgo = 0): void {
+    const now = new Date(Date.now() - startedMsAgo).toISOString();
     this.roleAssignments.push({
       id: `${principalId}-${roleDefinitionId}`,
       principalId,

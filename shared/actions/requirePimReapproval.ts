@@ -1,0 +1,151 @@
+import { ApiError } from '../clients/apiError';
+import type { ActiveRole, Directory } from '../clients/graph';
+import type { ActionCommand } from './command';
+import type { ActionExecutor, ExecutionOutcome } from './executor';
+import { classifyFailure } from './failure';
+import { targetLabel } from './target';
+
+/** What requirePimReapproval removed, for the record and for restorePimAssignments. */
+export interface PimSnapshot {
+  principalId: string;
+  removed: Array<{ roleDefinitionId: string; directoryScopeId: string; assignmentType: string }>;
+  /** Roles whose activation needs no approval: removal alone does not force a human to approve the next one. */
+  policyGaps: string[];
+}
+
+/**
+ * requirePimReapproval (reference/graph.md, "PIM"). There is no per-user "reapprove" switch, and an app cannot change
+ * a role's approval rule; requiring reapproval means ending the user's active privileged access so that getting it
+ * back needs a fresh PIM activation, which the role's policy gates with approval:
+ * 1. read the active assignments (direct ones: a group-based assignment is not removable per user, and is reported);
+ * 2. check each role's approval rule and report a policy gap where activation needs none;
+ * 3. a permanent assignment is first made eligible (so the user can still request the role, with approval);
+ * 4. adminRemove each active assignment; RoleAssignmentDoesNotExist means re-read (often already removed);
+ *    ActiveDurationTooShort (within ~5 minutes of activation) is transient, retried after the floor;
+ * 5. verify. Everything is read first, so a redelivery after a crash never posts a request twice.
+ * Sessions are revoked by the revokeSessions action the policy plans next to it: one place per idea.
+ */
+export const requirePimReapproval: ActionExecutor = {
+  kind: 'requirePimReapproval',
+  async execute(command, { directory }) {
+    const who = targetLabel(command.target);
+    try {
+      const principalId = await objectId(command, directory);
+      if (!principalId) return { outcome: 'failed', class: 'permanent', status: 404, detail: `user ${who} does not exist` };
+      const active = await directory.listActiveRoles(principalId);
+      const direct = active.filter((r) => r.memberType !== 'Group');
+      const viaGroups = active.length - direct.length;
+      const groupNote = viaGroups ? `; ${viaGroups} role(s) held through a group are not removable per user: remove the user from the group` : '';
+      if (direct.length === 0) {
+        return {
+          outcome: 'succeeded',
+          alreadyDone: true,
+          rollback: { principalId, removed: [], policyGaps: [] } satisfies PimSnapshot,
+          detail: `${who} holds no direct active privileged role${groupNote}`,
+        };
+      }
+      const policyGaps: string[] = [];
+      for (const roleId of new Set(direct.map((r) => r.roleDefinitionId))) if (!(await directory.activationNeedsApproval(roleId))) policyGaps.push(roleId);
+      const gapNote = policyGaps.length
+        ? `; POLICY GAP: activating ${policyGaps.join(', ')} needs no approval, so the user can re-activate alone — require approval in PIM`
+        : '';
+      const roles = direct.map((r) => `${r.roleDefinitionId} (${r.assignmentType})`).join(', ');
+      if (command.mode === 'audit') return { outcome: 'audited', detail: `audit mode: would end ${roles} for ${who}${gapNote}${groupNote}` };
+
+      const justification = `Sentinel Responder ${command.idempotencyKey}: ${command.reason}`.slice(0, 500);
+      const eligible = await directory.listEligibleRoles(principalId);
+      for (const role of direct) await endAssignment(directory, principalId, role, eligible, justification);
+
+      const remaining = (await directory.listActiveRoles(principalId)).filter((r) => r.memberType !== 'Group' && direct.some((d) => same(d, r)));
+      if (remaining.length)
+        return {
+          outcome: 'failed',
+          class: 'transient',
+          detail: `PIM accepted the removal but ${who} still holds ${remaining.map((r) => r.roleDefinitionId).join(', ')}`,
+        };
+      const snapshot: PimSnapshot = {
+        principalId,
+        removed: direct.map(({ roleDefinitionId, directoryScopeId, assignmentType }) => ({ roleDefinitionId, directoryScopeId, assignmentType })),
+        policyGaps,
+      };
+      return {
+        outcome: 'succeeded',
+        alreadyDone: false,
+        rollback: snapshot,
+        detail: `ended ${roles} for ${who}; getting them back needs a PIM activation${gapNote}${groupNote}`,
+      };
+    } catch (error) {
+      return failed(error);
+    }
+  },
+};
+
+/**
+ * restorePimAssignments: the rollback. Permanent assignments the engine removed are assigned again; just-in-time
+ * activations are not recreated — the user asks PIM again, which is the point of requiring reapproval.
+ */
+export const restorePimAssignments: ActionExecutor = {
+  kind: 'restorePimAssignments',
+  async execute(command, { directory, snapshot }) {
+    const removed = snapshot as PimSnapshot | undefined;
+    if (!removed?.removed) return { outcome: 'failed', class: 'permanent', detail: 'refused: nothing to restore (no requirePimReapproval snapshot)' };
+    const permanent = removed.removed.filter((r) => r.assignmentType === 'Assigned');
+    const note = removed.removed.length > permanent.length ? '; activations are not recreated: the user requests them in PIM' : '';
+    try {
+      const active = await directory.listActiveRoles(removed.principalId);
+      const missing = permanent.filter((r) => !active.some((a) => same(a, r)));
+      if (missing.length === 0) return { outcome: 'succeeded', alreadyDone: true, detail: `nothing to restore${note}` };
+      if (command.mode === 'audit')
+        return { outcome: 'audited', detail: `audit mode: would restore ${missing.map((r) => r.roleDefinitionId).join(', ')}${note}` };
+      for (const role of missing) {
+        await directory.requestRoleChange({
+          schedule: 'assignment',
+          action: 'adminAssign',
+          principalId: removed.principalId,
+          roleDefinitionId: role.roleDefinitionId,
+          directoryScopeId: role.directoryScopeId,
+          justification: `Sentinel Responder rollback ${command.idempotencyKey}`,
+        });
+      }
+      return { outcome: 'succeeded', alreadyDone: false, detail: `restored ${missing.map((r) => r.roleDefinitionId).join(', ')}${note}` };
+    } catch (error) {
+      return failed(error);
+    }
+  },
+};
+
+async function endAssignment(
+  directory: Directory,
+  principalId: string,
+  role: ActiveRole,
+  eligible: Array<{ roleDefinitionId: string; directoryScopeId: string }>,
+  justification: string,
+): Promise<void> {
+  const scope = { principalId, roleDefinitionId: role.roleDefinitionId, directoryScopeId: role.directoryScopeId, justification };
+  if (role.assignmentType === 'Assigned' && !eligible.some((e) => same(e, role))) {
+    await tolerate(['RoleAssignmentExists'], () => directory.requestRoleChange({ schedule: 'eligibility', action: 'adminAssign', ...scope }));
+  }
+  await tolerate(['RoleAssignmentDoesNotExist'], () => directory.requestRoleChange({ schedule: 'assignment', action: 'adminRemove', ...scope }));
+}
+
+/** Codes that mean "already in the wanted state": the verification re-read settles it. */
+async function tolerate(codes: string[], request: () => Promise<void>): Promise<void> {
+  try {
+    await request();
+  } catch (error) {
+    if (!(error instanceof ApiError && error.code !== undefined && codes.includes(error.code))) throw error;
+  }
+}
+
+async function objectId(command: ActionCommand, directory: Directory): Promise<string | undefined> {
+  if (command.target.type !== 'user') return undefined;
+  if (command.target.id) return command.target.id;
+  return command.target.upn ? (await directory.getUser(command.target.upn))?.id : undefined;
+}
+
+const same = (a: { roleDefinitionId: string; directoryScopeId: string }, b: { roleDefinitionId: string; directoryScopeId: string }): boolean =>
+  a.roleDefinitionId === b.roleDefinitionId && a.directoryScopeId === b.directoryScopeId;
+
+function failed(error: unknown): ExecutionOutcome {
+  return { outcome: 'failed', ...classifyFailure(error) };
+}
