@@ -11,19 +11,17 @@ import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import path from 'node:path';
-import { runningInAzure } from '../shared/auth/caller';
+import { ROLES, runningInAzure } from '../shared/auth/caller';
 import { registry } from '../shared/azure/registry';
 import { config } from '../shared/config';
 import { MemoryLedger } from '../shared/ledger/memoryLedger';
 import { EmbeddedQueue } from '../shared/queue/embeddedQueue';
 import { configureRuntime, runtime } from '../shared/runtime';
-import { ALL_ROLES, startLocalAuthority } from './localAuthority';
 import { Sandbox } from '../test/sandbox/server';
 import { TimerDriver } from './timerDriver';
 
-/** The local sandbox tenant: tokens minted here name it; nothing outside this process trusts them. */
-const LOCAL_TENANT = '7e57ab1e-0000-4000-8000-00000000cafe';
-const LOCAL_AUDIENCE = 'api://sentinel-responder';
+/** The object id the local developer's token carries: what the ledger records as the requester. */
+const LOCAL_DEVELOPER_OID = '00000de0-0000-4000-8000-000000000001';
 const STATE_DIR = '.responder';
 
 async function main(): Promise<void> {
@@ -35,12 +33,9 @@ async function main(): Promise<void> {
   // The sandbox's endpoints and managed identity replace the cloud's before the settings are first read.
   const sandbox = tenant === 'sandbox' ? await Sandbox.start() : undefined;
   if (sandbox) Object.assign(process.env, sandbox.settings());
-  process.env.AZURE_TENANT_ID ||= LOCAL_TENANT;
-  process.env.RESPONDER_AUDIENCE ||= LOCAL_AUDIENCE;
   const settings = config();
   if (settings.problems.length) throw new Error(`settings are invalid:\n  - ${settings.problems.join('\n  - ')}`);
 
-  const authority = await startLocalAuthority(settings.tenantId as string, settings.audiences[0] as string, settings.authorityHost);
   const ledger = new MemoryLedger();
   const queue = new EmbeddedQueue();
   configureRuntime({ ledger, queue });
@@ -65,11 +60,21 @@ async function main(): Promise<void> {
   const timers = new TimerDriver(registry.timers, hostLog);
   timers.start();
 
-  const token = await authority.mint(ALL_ROLES);
-  mkdirSync(STATE_DIR, { recursive: true });
+  // A token the sandbox's authority minted, with every app role: validated by the same code as in Azure.
   const tokenFile = path.join(STATE_DIR, 'local-token');
-  writeFileSync(tokenFile, token);
-  chmodSync(tokenFile, 0o600);
+  if (sandbox) {
+    mkdirSync(STATE_DIR, { recursive: true });
+    writeFileSync(
+      tokenFile,
+      await sandbox.authority.token(
+        Object.values(ROLES),
+        { oid: LOCAL_DEVELOPER_OID, name: 'local developer', idtyp: 'user', scp: 'access_as_user' },
+        { expiresIn: '12h' },
+      ),
+    );
+    chmodSync(tokenFile, 0o600);
+  }
+  const bearer = sandbox ? `$(cat ${tokenFile})` : `$(az account get-access-token --scope ${settings.audiences[0]}/.default --query accessToken -o tsv)`;
 
   const port = Number(process.env.PORT || 7071);
   const host = process.env.HOST || '127.0.0.1';
@@ -89,8 +94,9 @@ async function main(): Promise<void> {
     sandbox
       ? `  tenant   sandbox at ${sandbox.origin}: Graph, Defender and a managed identity, seeded with demo users and devices (RESPONDER_TENANT=azure for real endpoints)`
       : `  tenant   azure: ${settings.endpoints.graph}, ${settings.endpoints.defender ?? 'no Defender'}, with DefaultAzureCredential`,
-    '  auth     local dev authority: tokens minted by this process, valid only here (cannot be enabled in Azure)',
-    `  token    ${tokenFile} (all app roles, 12 h)`,
+    sandbox
+      ? `  auth     tokens from the sandbox's authority, validated as in Azure; ${tokenFile} holds one with every app role (12 h)`
+      : `  auth     Entra tokens for ${settings.audiences[0]} from tenant ${settings.tenantId}, with the app roles the routes need`,
     '',
     'Routes',
     ...registry.http.map(
@@ -104,7 +110,7 @@ async function main(): Promise<void> {
       : []),
     '',
     'Try it: send the sample incident, then read what was done and why',
-    `  curl -s -X POST ${base}/api/incidents -H "Authorization: Bearer $(cat ${tokenFile})" -H "Content-Type: application/json" --data @cli/samples/incident.json`,
+    `  curl -s -X POST ${base}/api/incidents -H "Authorization: Bearer ${bearer}" -H "Content-Type: application/json" --data @cli/samples/incident.json`,
     `  curl -s ${base}/local/ledger`,
     '  npm run responder -- plan cli/samples/incident.json   # the same decision, explained for a human',
     '',

@@ -21,7 +21,7 @@ export interface Caller {
   tenantId: string | undefined;
   /** `user` for a signed-in analyst, `app` for a managed identity or service principal. */
   kind: 'user' | 'app';
-  via: 'entra' | 'easyauth' | 'local';
+  via: 'entra' | 'easyauth';
 }
 
 /** Authentication (401), authorization (403), or the engine cannot check at all (503). */

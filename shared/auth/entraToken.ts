@@ -1,7 +1,7 @@
 // jose ships ES modules only; Node 20 loads them from CommonJS through import().
 import type { JWTPayload, JWTVerifyGetKey } from 'jose' with { 'resolution-mode': 'import' };
 import { signingKeysUrl, type ResponderConfig } from '../config';
-import { AuthError, runningInAzure, type Caller } from './caller';
+import { AuthError, type Caller } from './caller';
 
 type Jose = typeof import('jose', { with: { 'resolution-mode': 'import' } });
 let jose: Promise<Jose> | undefined;
@@ -9,19 +9,7 @@ let jose: Promise<Jose> | undefined;
 const loadJose = (): Promise<Jose> => (jose ??= import('jose'));
 
 const remoteKeySets = new Map<string, JWTVerifyGetKey>();
-let localKeys: { keys: JWTVerifyGetKey; issuer: string } | undefined;
-
-/**
- * The local host's dev authority: it mints its own tokens and hands the engine the matching public keys, in
- * process. There is no setting for this, and it refuses to run in Azure, so it cannot be switched on in production.
- */
-export function useLocalSigningKeys(keys: JWTVerifyGetKey, issuer: string): void {
-  if (runningInAzure()) throw new Error('local signing keys are for the local host only and cannot be used in Azure');
-  localKeys = { keys, issuer };
-}
-
 async function keySet(config: ResponderConfig): Promise<JWTVerifyGetKey> {
-  if (localKeys) return localKeys.keys;
   const url = signingKeysUrl(config);
   let keys = remoteKeySets.get(url.href);
   if (!keys) {
@@ -43,7 +31,7 @@ export async function verifyEntraToken(token: string, config: ResponderConfig): 
   try {
     ({ payload } = await jwtVerify(token, await keySet(config), {
       algorithms: ['RS256'],
-      issuer: localKeys ? [localKeys.issuer] : config.issuers,
+      issuer: config.issuers,
       audience: config.audiences,
       clockTolerance: 60,
       requiredClaims: ['exp', 'iss', 'aud'],
@@ -61,7 +49,7 @@ export async function verifyEntraToken(token: string, config: ResponderConfig): 
   const name = [payload.upn, payload.preferred_username, payload.name, payload.appid, payload.azp].find((v): v is string => typeof v === 'string') ?? objectId;
   // App-only tokens carry idtyp=app (v2) or no scp claim; delegated (user) tokens carry scp.
   const kind = payload.idtyp === 'app' || (payload.scp === undefined && payload.idtyp !== 'user') ? 'app' : 'user';
-  return { objectId, name, roles, tenantId: typeof payload.tid === 'string' ? payload.tid : undefined, kind, via: localKeys ? 'local' : 'entra' };
+  return { objectId, name, roles, tenantId: typeof payload.tid === 'string' ? payload.tid : undefined, kind, via: 'entra' };
 }
 
 function describeTokenError(error: unknown, errors: Jose['errors']): string {

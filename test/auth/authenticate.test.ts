@@ -2,15 +2,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authenticate } from '../../shared/auth/authenticate';
 import { AuthError, authorize } from '../../shared/auth/caller';
 import { readConfig } from '../../shared/config';
-import { TEST_AUDIENCE, TEST_TENANT, TestAuthority } from '../support/authority';
+import { SANDBOX_AUDIENCE as TEST_AUDIENCE, SANDBOX_TENANT_ID as TEST_TENANT, type SandboxAuthority } from '../sandbox/authority';
+import { Sandbox } from '../sandbox/server';
 
-let authority: TestAuthority;
+let sandbox: Sandbox;
+let authority: SandboxAuthority;
 beforeAll(async () => {
-  authority = await TestAuthority.start();
+  sandbox = await Sandbox.start();
+  authority = sandbox.authority;
 });
-afterAll(() => authority.close());
+afterAll(() => sandbox.close());
 
-const settings = (extra: Record<string, string> = {}) => readConfig({ ...authority.settings(), ...extra });
+const settings = (extra: Record<string, string> = {}) => readConfig({ ...sandbox.settings(), ...extra });
 const headers = (h: Record<string, string>) => new Headers(h);
 const withToken = (token: string) => headers({ authorization: `Bearer ${token}` });
 
@@ -35,7 +38,7 @@ describe('Entra access tokens', () => {
       kind: 'app',
       via: 'entra',
     });
-    expect(authority.requests).toContain(`/${TEST_TENANT}/discovery/v2.0/keys`);
+    expect(sandbox.tenant.calls.map((c) => c.path)).toContain(`/${TEST_TENANT}/discovery/v2.0/keys`);
   });
 
   it('accepts the v1 issuer form (https://sts.windows.net/{tenant}/)', async () => {

@@ -45,8 +45,7 @@ describe('the local host (npm start)', () => {
     const port = await freePort();
     ({ child: host, banner } = await startHost(cwd, { PORT: String(port), LOG_LEVEL: 'warn' }));
     base = `http://localhost:${port}`;
-    const tokenFile = /token\s+(\S+)/.exec(banner)?.[1] as string;
-    token = readFileSync(path.join(cwd, tokenFile), 'utf8');
+    token = readFileSync(path.join(cwd, '.responder/local-token'), 'utf8');
   }, 120_000);
   afterAll(() => void host?.kill('SIGTERM'));
 
@@ -58,6 +57,9 @@ describe('the local host (npm start)', () => {
     );
     expect(banner).not.toContain('WARNING');
     expect(banner).toMatch(/tenant {3}sandbox at https:\/\/127\.0\.0\.1:\d+/);
+    expect(banner).toContain(
+      "auth     tokens from the sandbox's authority, validated as in Azure; .responder/local-token holds one with every app role (12 h)",
+    );
   });
 
   it('answers the printed example with a decision, and the worker records the action', async () => {
@@ -86,11 +88,17 @@ describe('the local host (npm start)', () => {
 
     // Audit mode against the sandbox tenant: the engine read through the managed identity and changed no user or
     // device; its only writes are comments and a label on the incident, saying what it would have done.
-    const sandbox = (await (await fetch(`${base}/local/sandbox`)).json()) as {
+    type SandboxState = {
       calls: Array<{ method: string; path: string }>;
       users: Array<{ id: string; accountEnabled: boolean; sessionRevocations: number }>;
       machines: Array<{ id: string; isolated: boolean }>;
     };
+    // Comments follow the ledger (the outcome is recorded first, then reported): wait for all four.
+    let sandbox: SandboxState = { calls: [], users: [], machines: [] };
+    for (let i = 0; i < 100 && sandbox.calls.filter((c) => c.method === 'PUT' && /\/comments\//i.test(c.path)).length < 4; i++) {
+      sandbox = (await (await fetch(`${base}/local/sandbox`)).json()) as SandboxState;
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const writes = sandbox.calls.filter((c) => c.method !== 'GET');
     expect(writes.length).toBeGreaterThan(0);
     for (const write of writes) expect(`${write.method} ${write.path}`).toMatch(/^PUT \/subscriptions\/.*\/incidents\/73e01a99-5cd7-4139-a149-9f2736ff2ab5/i);

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { testTls } from '../support/tls';
 import { Faults } from './faults';
 import { armRoutes } from './arm';
+import { SANDBOX_AUDIENCE, SANDBOX_TENANT_ID, SandboxAuthority } from './authority';
 import { defenderRoutes } from './defender';
 import { graphRoutes } from './graph';
 import { apiError, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
@@ -14,6 +15,8 @@ import { SandboxTenant } from './tenant';
 /**
  * The sandbox tenant, served over HTTPS with the test run's throwaway certificate, so the real SDKs (the Graph
  * client, @azure/identity, later Defender over fetch and the ARM SDK) run unchanged against it.
+ * - `/{tenant}/discovery/v2.0/keys`: an Entra-style authority's signing keys (test/sandbox/authority.ts), so the
+ *   engine validates the tokens the sandbox mints with its production code.
  * - `/msi/token`: an App Service-style managed identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER), so
  *   DefaultAzureCredential works as in Azure. It mints opaque tokens and remembers their audience.
  * - `/v1.0/...`: the Graph endpoints the engine uses (test/sandbox/graph.ts).
@@ -31,6 +34,7 @@ export class Sandbox {
     readonly tenant: SandboxTenant,
     private readonly server: Server,
     readonly origin: string,
+    readonly authority: SandboxAuthority,
   ) {
     this.routes = [graphRoutes(tenant), defenderRoutes(tenant), armRoutes(tenant)];
   }
@@ -41,14 +45,18 @@ export class Sandbox {
     const handler: { handle?: (req: IncomingMessage, res: ServerResponse) => Promise<void> } = {};
     const server = createServer({ key: readFileSync(tls.keyPath), cert: readFileSync(tls.certPath) }, (req, res) => void handler.handle?.(req, res));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const sandbox = new Sandbox(tenant, server, `https://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const sandbox = new Sandbox(tenant, server, origin, await SandboxAuthority.create(origin));
     handler.handle = (req, res) => sandbox.handle(req, res);
     return sandbox;
   }
 
-  /** App settings that point the engine (and DefaultAzureCredential) at this sandbox. */
+  /** App settings that point the engine (its token validation, DefaultAzureCredential, every client) at this sandbox. */
   settings(): Record<string, string> {
     return {
+      AZURE_TENANT_ID: SANDBOX_TENANT_ID,
+      AZURE_AUTHORITY_HOST: this.origin,
+      RESPONDER_AUDIENCE: SANDBOX_AUDIENCE,
       GRAPH_ENDPOINT: this.origin,
       DEFENDER_ENDPOINT: this.origin,
       ARM_ENDPOINT: this.origin,
@@ -105,6 +113,7 @@ export class Sandbox {
 
   private answer(req: IncomingMessage, method: string, url: URL, text: string): SandboxAnswer {
     if (url.pathname === '/msi/token') return this.mintToken(req, url);
+    if (url.pathname === `/${SANDBOX_TENANT_ID}/discovery/v2.0/keys`) return { status: 200, body: this.authority.jwks };
     const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
     const audience = bearer === undefined ? undefined : this.tokens.get(bearer);
     if (audience === undefined) return apiError(401, 'InvalidAuthenticationToken', 'Access token is empty or invalid.');

@@ -4,7 +4,7 @@ import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import type { ActionQueue } from '../../shared/queue/queue';
 import { configureRuntime } from '../../shared/runtime';
 import { Sandbox } from '../sandbox/server';
-import { TestAuthority } from './authority';
+import type { SandboxAuthority } from '../sandbox/authority';
 
 const SETTINGS = [
   'AZURE_TENANT_ID',
@@ -25,13 +25,16 @@ export class EngineUnderTest {
   queue: ActionQueue = new EmbeddedQueue();
 
   private constructor(
-    readonly authority: TestAuthority,
-    /** The tenant the executors act on: its Graph and Defender, over HTTPS, with a managed identity. */
+    /** The tenant the engine serves and acts on: its authority, Graph, Defender and ARM, over HTTPS. */
     readonly sandbox: Sandbox,
   ) {}
 
+  get authority(): SandboxAuthority {
+    return this.sandbox.authority;
+  }
+
   static async start(settings: Record<string, string> = {}): Promise<EngineUnderTest> {
-    const engine = new EngineUnderTest(await TestAuthority.start(), await Sandbox.start());
+    const engine = new EngineUnderTest(await Sandbox.start());
     engine.configure(settings);
     return engine;
   }
@@ -39,7 +42,7 @@ export class EngineUnderTest {
   /** Apply app settings (on top of the authority's) and rebuild the runtime with fresh adapters. */
   configure(settings: Record<string, string> = {}, adapters: { queue?: ActionQueue } = {}): void {
     for (const name of SETTINGS) delete process.env[name];
-    Object.assign(process.env, { LOG_LEVEL: 'silent' }, this.authority.settings(), this.sandbox.settings(), settings);
+    Object.assign(process.env, { LOG_LEVEL: 'silent' }, this.sandbox.settings(), settings);
     resetConfig();
     this.sandbox.reset();
     this.ledger = new MemoryLedger();
@@ -51,7 +54,7 @@ export class EngineUnderTest {
     return { authorization: `Bearer ${await this.authority.token(roles, claims)}` };
   }
 
-  async stop(): Promise<void> {
-    await Promise.all([this.authority.close(), this.sandbox.close()]);
+  stop(): Promise<void> {
+    return this.sandbox.close();
   }
 }
