@@ -86,6 +86,13 @@ describe('disableUser through the Graph SDK', () => {
     expect(await disableUser.execute(command('disableUser', adele), context)).toMatchObject({ outcome: 'succeeded', alreadyDone: false });
   });
 
+  it('is transient at the Graph write quota, keeping its Retry-After', async () => {
+    tenant().graphWriteQuota = { max: 0, windowMs: 150_000 };
+    const outcome = await disableUser.execute(command('disableUser', adele), context);
+    expect(outcome).toMatchObject({ outcome: 'failed', class: 'transient', status: 429, code: 'TooManyRequests' });
+    expect((outcome as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(0);
+  });
+
   it('rolls back: re-enables only an account it disabled itself', async () => {
     const done = await disableUser.execute(command('disableUser', adele), context);
     const snapshot = (done as { rollback: unknown }).rollback;

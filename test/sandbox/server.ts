@@ -81,6 +81,7 @@ export class Sandbox {
     tenant.calls.length = 0;
     tenant.actionCompletionMs = fresh.actionCompletionMs;
     tenant.defenderQuota = { ...fresh.defenderQuota };
+    tenant.graphWriteQuota = { ...fresh.graphWriteQuota };
     tenant.now = fresh.now;
     this.faults.clear();
   }

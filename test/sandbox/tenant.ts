@@ -125,6 +125,8 @@ export class SandboxTenant {
   readonly calls: CallRecord[] = [];
   /** Machine actions complete this long after they are posted (Defender: seconds to minutes). */
   actionCompletionMs = 0;
+  /** Graph's identity write quota (reference/graph.md: 3,000 per 2.5 minutes per app and tenant); tests compress it. */
+  graphWriteQuota = { max: 3000, windowMs: 150_000 };
   /** Defender's per-API quota: 100 calls per minute (reference/defender.md). Tests and benchmarks may compress it. */
   defenderQuota = { max: 100, windowMs: 60_000 };
   now: () => number = Date.now;

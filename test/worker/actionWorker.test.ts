@@ -1,8 +1,10 @@
 import { InvocationContext } from '@azure/functions';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { actionWorker } from '../../functions/actionWorker';
 import { incidents } from '../../functions/incidents';
 import type { ActionCommand } from '../../shared/actions/command';
+import { DEFAULT_POLICY_PATH } from '../../shared/policy/load';
 import { type EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { command as commandFor } from '../fixtures/commands';
 import { sampleIncident } from '../fixtures/incidents';
@@ -17,6 +19,9 @@ rules:
   - { id: creds, when: { tactics: [CredentialAccess] }, then: [revokeSessions] }
   - { id: hosts, when: { entity: host }, then: [isolateDevice] }
 `;
+
+/** The shipped default policy, enforced (its per-rule audit modes kept). */
+const DEFAULT_ENFORCED = readFileSync(DEFAULT_POLICY_PATH, 'utf8').replace(/^mode: audit$/m, 'mode: enforce');
 
 let engine: EngineUnderTest;
 beforeAll(async () => {
@@ -119,6 +124,35 @@ describe('the action worker', () => {
     expect(second?.attempts).toHaveLength(8);
     expect(second?.stateReason).toMatch(/^gave up after 8 attempts: graph 500 generalException: down/);
     expect(queue.deadLetters).toEqual([]);
+  });
+
+  it('routes a risky admin to PIM reapproval, and holds disabling them for a human, as the default policy says', async () => {
+    engine.configure({ RESPONDER_POLICY: DEFAULT_ENFORCED });
+    engine.sandbox.tenant.setRisk(DEMO.megan, 'high'); // both compromised-identity and risky-admin want her
+    const queue = engine.queue as EmbeddedQueue;
+    startWorker(queue);
+    const incident = sampleIncident();
+    incident.object.properties.relatedEntities = [
+      { kind: 'Account', properties: { accountName: 'megan.bowen', upnSuffix: 'contoso.com', aadUserId: DEMO.megan } },
+    ];
+    const res = await call(incidents, 'incidents', { body: incident, headers: await engine.bearer(['Incidents.Submit']) });
+    expect(res.json.decision.actions.map((a: { kind: string; ruleId: string }) => `${a.kind}:${a.ruleId}`)).toEqual([
+      'revokeSessions:compromised-identity',
+      'confirmCompromised:compromised-identity',
+      'requirePimReapproval:risky-admin',
+    ]);
+    expect(res.json.decision.skipped).toContainEqual(
+      expect.objectContaining({ kind: 'disableUser', reason: 'needs-approval', detail: 'privileged account (privileged user)' }),
+    );
+    await queue.idle();
+    expect(engine.ledger.all().map((e) => `${e.kind}:${e.state}`)).toEqual([
+      'revokeSessions:succeeded',
+      'confirmCompromised:succeeded',
+      'requirePimReapproval:succeeded',
+      'disableUser:pending-approval',
+    ]);
+    expect(engine.sandbox.tenant.roleAssignments.filter((a) => a.principalId === DEMO.megan)).toEqual([]);
+    expect(engine.sandbox.tenant.users.get(DEMO.megan)?.accountEnabled).toBe(true);
   });
 
   it('records a refusal of a privileged admin as blocked, without retrying it', async () => {
