@@ -2,8 +2,8 @@ import { defineQueueFunction } from '../shared/azure/queueFunction';
 import { runtime } from '../shared/runtime';
 
 /**
- * Service Bus queue `actions` — executes one ActionCommand per message: claims it in the ledger, re-checks
- * protection, executes (audit-only until executors exist), records the outcome.
+ * Service Bus queue `actions` — one message at a time: an ActionCommand (claim it in the ledger, re-check protection,
+ * execute, record, report) or an incident to evaluate again now that Sentinel may have added its entities.
  */
 export const actionWorker = defineQueueFunction({
   name: 'actionWorker',
@@ -11,7 +11,7 @@ export const actionWorker = defineQueueFunction({
   connection: 'ServiceBusConnection',
   async handle(message, delivery, log) {
     const { engine } = await runtime();
-    const outcome = await engine.runCommand(message, delivery, log);
+    const outcome = await engine.handleMessage(message, delivery, log);
     log.debug({ actionId: outcome.key, outcome: outcome.outcome }, outcome.detail);
   },
 });

@@ -4,7 +4,9 @@ import { classifyFailure } from './actions/failure';
 import { RETRY_POLICY, retryDelayMs } from './actions/retryPolicy';
 import { OUTCOME_LABELS, outcomeComment, type ReportedState } from './actions/report';
 import { commentIdFor } from './clients/sentinel';
-import { parseIncidentArmId } from './signals/identifiers';
+import { parseIncidentArmId, type IncidentArmIdParts } from './signals/identifiers';
+import { normalizeSentinelPayload } from './signals/sentinel';
+import { isReevaluation, parseReevaluation, REEVALUATE_AFTER_MS, type IncidentReevaluation } from './queue/reevaluation';
 import { parseActionCommand, type ActionCommand } from './actions/command';
 import { targetLabel, type ActionTarget } from './actions/target';
 import { ConfigError, InputError } from './errors';
@@ -15,7 +17,7 @@ import type { Decision, PlannedAction, SkippedAction } from './policy/decision';
 import { checkAccount, checkHost } from './policy/protection';
 import type { Mode } from './policy/schema';
 import type { ActionQueue, QueueDelivery } from './queue/queue';
-import type { Signal } from './signals/signal';
+import type { IncidentRef, Signal } from './signals/signal';
 
 export interface EngineDeps {
   policy: CompiledPolicy;
@@ -75,7 +77,8 @@ export class ResponderEngine {
 
   /** The decision, with the ledger's view (caps spent, actions already recorded), and no side effect. */
   async plan(given: Signal, policy: CompiledPolicy = this.deps.policy): Promise<Decision> {
-    const signal = this.deps.enrich ? await this.deps.enrich(given, policy) : given;
+    const listed = await this.withListedEntities(given, this.deps.log);
+    const signal = this.deps.enrich ? await this.deps.enrich(listed, policy) : listed;
     const decision = decide(signal, policy, { modeOverride: this.deps.modeOverride, capUsage: await this.capUsage(policy) });
     const existing = await this.existingEntries(decision);
     return withLedgerView(decision, existing);
@@ -87,13 +90,15 @@ export class ResponderEngine {
    * send or a crash is sent again by the next delivery: the relay retries on 503, and the MessageId is the
    * idempotency key, so Service Bus drops a copy that did get through.
    */
-  async submit(given: Signal, by: string, parentLog: Logger = this.deps.log): Promise<Submission> {
+  async submit(given: Signal, by: string, parentLog: Logger = this.deps.log, reevaluations = 0): Promise<Submission> {
     const { ledger, queue, now } = this.deps;
-    const signal = this.deps.enrich ? await this.deps.enrich(given, this.deps.policy) : given;
     const log = parentLog.child({
-      incidentId: signal.incident?.armId ?? signal.subject,
-      ...(signal.incident?.number !== undefined && { incidentNumber: signal.incident.number }),
+      incidentId: given.incident?.armId ?? given.subject,
+      ...(given.incident?.number !== undefined && { incidentNumber: given.incident.number }),
     });
+    const listed = await this.withListedEntities(given, log);
+    if (listed.incident && listed.entities.length === 0) await this.scheduleReevaluation(listed, reevaluations, log);
+    const signal = this.deps.enrich ? await this.deps.enrich(listed, this.deps.policy) : listed;
     const decision = decide(signal, this.deps.policy, { modeOverride: this.deps.modeOverride, capUsage: await this.capUsage(this.deps.policy) });
     const at = now().toISOString();
     const recorded: RecordedAction[] = [];
@@ -129,6 +134,25 @@ export class ResponderEngine {
     const result = withLedgerView(decision, existing);
     log.info({ score: decision.score.total, sent: toSend.length, recorded: recorded.length, policy: decision.policy.digest, by }, result.summary);
     return { decision: result, recorded };
+  }
+
+  /** The worker's entry: an incident to look at again, or an action to take. */
+  async handleMessage(body: unknown, delivery: QueueDelivery, log: Logger = this.deps.log): Promise<WorkerOutcome> {
+    if (!isReevaluation(body)) return this.runCommand(body, delivery, log);
+    let message: IncidentReevaluation;
+    try {
+      message = parseReevaluation(body);
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      log.error({ messageId: delivery.messageId, problem: error.message }, 'poison message: not a re-evaluation');
+      return { outcome: 'poison', detail: error.message };
+    }
+    const parts = parseIncidentArmId(message.incidentArmId) as IncidentArmIdParts;
+    const { incidents } = await this.deps.executionContext();
+    // A failure here throws: the broker redelivers the message, and the re-evaluation is not lost.
+    const signal = normalizeSentinelPayload(await incidents.incidentWithEntities(parts));
+    const { decision } = await this.submit(signal, 'engine (re-evaluation)', log, message.attempt);
+    return { outcome: 'succeeded', detail: `re-evaluated ${message.incidentArmId}: ${decision.summary}` };
   }
 
   /**
@@ -286,6 +310,45 @@ export class ResponderEngine {
       }
     }
     throw new Error(`could not claim ${entry.key}: it kept changing`); // abandon: the broker redelivers
+  }
+
+  /**
+   * Trigger payloads may carry no entities (Sentinel fills them in later, or the relay omits them): list them through
+   * ARM before deciding. If that fails, decide on what arrived and say so.
+   */
+  private async withListedEntities(signal: Signal, log: Logger): Promise<Signal> {
+    if (!signal.incident || signal.entities.length > 0) return signal;
+    const parts = parseIncidentArmId(signal.incident.armId) as IncidentArmIdParts;
+    try {
+      const { incidents } = await this.deps.executionContext();
+      const listed = normalizeSentinelPayload(await incidents.incidentWithEntities(parts));
+      const note = `the payload carried no entities: ${listed.entities.length} listed through ARM`;
+      return {
+        ...signal,
+        entities: listed.entities,
+        notes: [...signal.notes.filter((n) => !/no relatedEntities/.test(n)), note, ...listed.notes.filter((n) => !/no relatedEntities/.test(n))],
+      };
+    } catch (error) {
+      log.warn({ err: error }, 'could not list the incident entities through ARM');
+      return {
+        ...signal,
+        notes: [...signal.notes, `listing the incident's entities through ARM failed (${classifyFailure(error).detail}): deciding on the payload alone`],
+      };
+    }
+  }
+
+  /** No entities yet: look again in a few minutes rather than decide on nothing, a bounded number of times. */
+  private async scheduleReevaluation(signal: Signal, done: number, log: Logger): Promise<void> {
+    const delay = REEVALUATE_AFTER_MS[done];
+    const armId = (signal.incident as IncidentRef).armId;
+    if (delay === undefined) {
+      signal.notes.push(`still no entities after ${done} re-evaluations: giving up; the incident's next update will be evaluated`);
+      return;
+    }
+    const at = new Date(this.deps.now().getTime() + delay);
+    await this.deps.queue.schedule({ type: 'reevaluateIncident', incidentArmId: armId, attempt: done + 1, createdAt: this.deps.now().toISOString() }, at);
+    signal.notes.push(`no entities yet: the incident will be evaluated again at ${at.toISOString()}`);
+    log.info({ at: at.toISOString(), attempt: done + 1 }, 'no entities yet: re-evaluation scheduled');
   }
 
   /**

@@ -1,6 +1,6 @@
 import type { Devices } from '../clients/defender';
 import type { Directory } from '../clients/graph';
-import type { IncidentReports } from '../clients/sentinel';
+import type { SentinelIncidents } from '../clients/sentinel';
 import type { ActionKind } from './catalogue';
 import type { ActionCommand } from './command';
 import type { ClassifiedFailure } from './failure';
@@ -11,7 +11,7 @@ export interface ExecutionContext {
   /** Undefined where Defender for Endpoint is not offered (Azure China): device actions then fail permanently. */
   devices: Devices | undefined;
   /** Comments and labels on the incident an action came from. */
-  incidents: IncidentReports;
+  incidents: SentinelIncidents;
   /** For rollback kinds: the `rollback` the original action recorded in the ledger. */
   snapshot?: unknown;
 }

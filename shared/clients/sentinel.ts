@@ -5,8 +5,13 @@ import type { IncidentArmIdParts } from '../signals/identifiers';
 import { ApiError, parseRetryAfter } from './apiError';
 import { azureCredential } from './credential';
 
-/** Writing back to the incident an action came from (reference/sentinel.md). */
-export interface IncidentReports {
+/** Reading an incident, and writing back to the incident an action came from (reference/sentinel.md). */
+export interface SentinelIncidents {
+  /**
+   * The incident as ARM JSON (`{ id, properties: { …, relatedEntities } }`), its entities listed through
+   * `incidents.listEntities` (trigger payloads may lack them; Sentinel adds them minutes after creation).
+   */
+  incidentWithEntities(incident: IncidentArmIdParts): Promise<Record<string, unknown>>;
   /** Create, or rewrite, the comment with this id: the caller derives it from the action, so a retry never duplicates. */
   comment(incident: IncidentArmIdParts, commentId: string, message: string): Promise<void>;
   /** Add a label unless the incident has it (read, then write back with the ETag: the PUT replaces the incident). */
@@ -18,10 +23,30 @@ export interface IncidentReports {
  * file is the only one that knows it). One client per subscription, built on first use. The SDK's own retries are
  * off: they sleep inside the call, and the worker's retries belong to the queue.
  */
-export class SentinelReports implements IncidentReports {
+export class SentinelReports implements SentinelIncidents {
   private readonly clients = new Map<string, Promise<SecurityInsights>>();
 
   constructor(private readonly config: Pick<ResponderConfig, 'endpoints' | 'authorityHost'>) {}
+
+  async incidentWithEntities(incident: IncidentArmIdParts): Promise<Record<string, unknown>> {
+    const client = await this.client(incident.subscriptionId);
+    // The JSON as the service sent it, not the SDK's model: beta.6 types entities' additionalData values as objects
+    // and turns a string such as MdatpDeviceId into a character-indexed object. Dates stay ISO strings too.
+    // (parsedBody is no help: the SDK's deserializer rewrites it in place; bodyAsText is untouched.)
+    const raw = (into: { body?: unknown }) => ({
+      onResponse: (response: { bodyAsText?: string | null }) =>
+        void (into.body = response.bodyAsText ? (JSON.parse(response.bodyAsText) as unknown) : undefined),
+    });
+    const got: { body?: unknown } = {};
+    const listed: { body?: unknown } = {};
+    await Promise.all([
+      call(() => client.incidents.get(incident.resourceGroup, incident.workspaceName, incident.incidentName, raw(got))),
+      call(() => client.incidents.listEntities(incident.resourceGroup, incident.workspaceName, incident.incidentName, raw(listed))),
+    ]);
+    const body = (got.body ?? {}) as { id?: unknown; properties?: Record<string, unknown> };
+    const entities = ((listed.body ?? {}) as { entities?: unknown[] }).entities ?? [];
+    return { ...body, properties: { ...body.properties, relatedEntities: entities } };
+  }
 
   async comment(incident: IncidentArmIdParts, commentId: string, message: string): Promise<void> {
     const client = await this.client(incident.subscriptionId);

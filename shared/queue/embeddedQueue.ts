@@ -1,6 +1,5 @@
 import type { ActionCommand } from '../actions/command';
-import { messageIdOf } from '../actions/command';
-import type { ActionQueue, QueueDelivery } from './queue';
+import { messageIdOf, type ActionQueue, type QueueDelivery, type QueueMessage } from './queue';
 
 export type DeliveryHandler = (body: unknown, delivery: QueueDelivery) => Promise<void>;
 
@@ -62,10 +61,10 @@ export class EmbeddedQueue implements ActionQueue {
     this.pump();
   }
 
-  async schedule(command: ActionCommand, at: Date): Promise<void> {
-    const messageId = messageIdOf(command);
+  async schedule(message: QueueMessage, at: Date): Promise<void> {
+    const messageId = messageIdOf(message);
     if (this.isDuplicate(messageId)) return;
-    const text = JSON.stringify(command);
+    const text = JSON.stringify(message);
     this.scheduled++;
     const release = () => {
       clearTimeout(timer);

@@ -1,4 +1,9 @@
 import type { ActionCommand } from '../actions/command';
+import { reevaluationMessageId, type IncidentReevaluation } from './reevaluation';
+import { messageIdOf as actionMessageId } from '../actions/command';
+
+/** What travels on the actions queue. */
+export type QueueMessage = ActionCommand | IncidentReevaluation;
 
 /**
  * The action queue port. Production: Azure Service Bus queue `actions`. Local host and tests: EmbeddedQueue, which
@@ -7,8 +12,8 @@ import type { ActionCommand } from '../actions/command';
 export interface ActionQueue {
   /** Resolves only once every command is accepted by the queue; rejects if any is not. */
   send(commands: readonly ActionCommand[]): Promise<void>;
-  /** Deliver `command` no earlier than `at` (retry copies, follow-ups). */
-  schedule(command: ActionCommand, at: Date): Promise<void>;
+  /** Deliver `message` no earlier than `at` (retry copies, follow-ups, re-evaluations). */
+  schedule(message: QueueMessage, at: Date): Promise<void>;
 }
 
 /** What a queue-triggered handler learns about the delivery (the Service Bus trigger's metadata). */
@@ -16,4 +21,9 @@ export interface QueueDelivery {
   messageId: string;
   deliveryCount: number;
   enqueuedTimeUtc: string;
+}
+
+/** The Service Bus MessageId of any queue message (duplicate detection keys on it). */
+export function messageIdOf(message: QueueMessage): string {
+  return 'type' in message ? reevaluationMessageId(message) : actionMessageId(message);
 }

@@ -35,6 +35,17 @@ describe('reporting to Sentinel through @azure/arm-securityinsight', () => {
     expect(sandbox.tenant.count('PUT', /incidents\/[^/]+$/i)).toBe(1);
   });
 
+  it('reads an incident and lists its entities as the service sent them', async () => {
+    const json = (await context.incidents.incidentWithEntities(incident)) as {
+      id: string;
+      properties: { severity: string; relatedEntities: Array<Record<string, any>> };
+    };
+    expect(json.id).toBe(SAMPLE_INCIDENT_ID);
+    expect(json.properties.severity).toBe('High');
+    // @azure/arm-securityinsight beta.6 would turn this string into a character-indexed object: we keep the raw JSON.
+    expect(json.properties.relatedEntities[1]?.properties.additionalData.MdatpDeviceId).toBe('0c1d9e3bbaf6b2c7e8f9a0b1c2d3e4f5a6b7c8d9');
+  });
+
   it('raises what the failure classifier understands', async () => {
     sandbox.faults.add({
       method: 'PUT',

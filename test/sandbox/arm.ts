@@ -2,11 +2,11 @@ import { apiError, type Route, type SandboxAnswer, type SandboxRequest } from '.
 import type { SandboxIncident, SandboxTenant } from './tenant';
 
 const INCIDENT =
-  /^(\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.OperationalInsights\/workspaces\/[^/]+\/providers\/Microsoft\.SecurityInsights\/incidents\/[^/]+)(\/comments(?:\/([^/]+))?)?$/i;
+  /^(\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.OperationalInsights\/workspaces\/[^/]+\/providers\/Microsoft\.SecurityInsights\/incidents\/[^/]+)(\/comments(?:\/([^/]+))?|\/entities)?$/i;
 
 /**
- * The Sentinel ARM endpoints the engine uses (reference/sentinel.md): read an incident, replace it (PUT, guarded by
- * its ETag: a stale one answers 412), and create or rewrite a comment whose id the caller chooses.
+ * The Sentinel ARM endpoints the engine uses (reference/sentinel.md): read an incident, list its entities, replace it
+ * (PUT, guarded by its ETag: a stale one answers 412), and create or rewrite a comment whose id the caller chooses.
  */
 export function armRoutes(tenant: SandboxTenant): Route {
   return (request) => {
@@ -17,6 +17,7 @@ export function armRoutes(tenant: SandboxTenant): Route {
     const incident = tenant.incidents.get((match[1] as string).toLowerCase());
     if (!incident) return apiError(404, 'NotFound', `Incident ${match[1]} was not found`);
     if (!match[2]) return incidentRoute(incident, request);
+    if (match[2].toLowerCase() === '/entities' && request.method === 'POST') return { status: 200, body: { entities: incident.entities, metaData: [] } };
     if (match[3] && request.method === 'PUT') return putComment(incident, decodeURIComponent(match[3]), request);
     if (!match[3] && request.method === 'GET') return { status: 200, body: { value: [...incident.comments.values()] } };
     return undefined;

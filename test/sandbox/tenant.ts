@@ -83,7 +83,10 @@ export interface SandboxIncident {
     labels: Array<{ labelName: string; labelType: string }>;
     owner?: unknown;
     classification?: string;
+    additionalData?: Record<string, unknown>;
   };
+  /** What incidents.listEntities answers (ARM entity shape). Sentinel fills these in over time. */
+  entities: unknown[];
   comments: Map<string, { id: string; name: string; properties: { message: string; createdTimeUtc: string; lastModifiedTimeUtc: string } }>;
 }
 
@@ -110,6 +113,30 @@ export const DEMO_DEVICES = {
 /** The incident in cli/samples/incident.json. */
 export const SAMPLE_INCIDENT_ID =
   '/subscriptions/0b8a3f7e-1c55-4a1e-9d5b-2f0c6c1b7d21/resourceGroups/rg-siem/providers/Microsoft.OperationalInsights/workspaces/law-sentinel/providers/Microsoft.SecurityInsights/Incidents/73e01a99-5cd7-4139-a149-9f2736ff2ab5';
+
+/** The sample incident's entities, as incidents.listEntities returns them. */
+const SAMPLE_INCIDENT_ENTITIES = [
+  {
+    id: `${SAMPLE_INCIDENT_ID}/Entities/e1d3d618-e11f-478b-98e3-bb381539a8e1`,
+    name: 'e1d3d618-e11f-478b-98e3-bb381539a8e1',
+    type: 'Microsoft.SecurityInsights/Entities',
+    kind: 'Account',
+    properties: { friendlyName: 'Adele Vance', accountName: 'adele.vance', upnSuffix: 'contoso.com', aadUserId: DEMO.adele },
+  },
+  {
+    id: `${SAMPLE_INCIDENT_ID}/Entities/f2b1c7a0-7d7e-4c1e-8d7e-6d3c1b2a9f00`,
+    name: 'f2b1c7a0-7d7e-4c1e-8d7e-6d3c1b2a9f00',
+    type: 'Microsoft.SecurityInsights/Entities',
+    kind: 'Host',
+    properties: {
+      friendlyName: 'WKS-042',
+      hostName: 'WKS-042',
+      dnsDomain: 'contoso.com',
+      osFamily: 'Windows',
+      additionalData: { MdatpDeviceId: DEMO_DEVICES.wks042 },
+    },
+  },
+];
 
 export class SandboxTenant {
   readonly users = new Map<string, SandboxUser>();
@@ -143,7 +170,11 @@ export class SandboxTenant {
     this.assignRole(DEMO.megan, GLOBAL_ADMINISTRATOR, 'Activated', 60 * 60_000);
     this.assignRole(DEMO.breakglass, GLOBAL_ADMINISTRATOR, 'Assigned');
     this.users.get(DEMO.breakglass)?.groupIds.push(TIER0_GROUP);
-    this.addIncident(SAMPLE_INCIDENT_ID, 'Credential theft followed by malware on WKS-042', 'High');
+    this.addIncident(SAMPLE_INCIDENT_ID, 'Credential theft followed by malware on WKS-042', 'High', SAMPLE_INCIDENT_ENTITIES, {
+      tactics: ['CredentialAccess', 'Execution'],
+      techniques: ['T1003'],
+      alertProductNames: ['Microsoft Defender Advanced Threat Protection'],
+    });
     this.addMachine({
       id: DEMO_DEVICES.wks042,
       computerDnsName: 'wks-042.contoso.com',
@@ -185,12 +216,13 @@ export class SandboxTenant {
     });
   }
 
-  addIncident(armId: string, title: string, severity: string): SandboxIncident {
+  addIncident(armId: string, title: string, severity: string, entities: unknown[] = [], additionalData: Record<string, unknown> = {}): SandboxIncident {
     const incident: SandboxIncident = {
       id: armId,
       name: armId.split('/').pop() as string,
       etag: '"1"',
-      properties: { title, severity, status: 'New', labels: [] },
+      properties: { title, severity, status: 'New', labels: [], additionalData },
+      entities,
       comments: new Map(),
     };
     this.incidents.set(armId.toLowerCase(), incident);

@@ -155,6 +155,52 @@ describe('the action worker', () => {
     expect(engine.sandbox.tenant.users.get(DEMO.megan)?.accountEnabled).toBe(true);
   });
 
+  it('lists the entities through ARM when the payload carries none', async () => {
+    const body = sampleIncident();
+    delete body.object.properties.relatedEntities;
+    const res = await call(incidents, 'incidents', { body, headers: await engine.bearer(['Incidents.Submit']) });
+    expect(res.status).toBe(202);
+    expect(res.json.decision.actions.map((a: { kind: string }) => a.kind)).toEqual(['revokeSessions', 'isolateDevice']);
+    expect(res.json.decision.notes).toContain('the payload carried no entities: 2 listed through ARM');
+  });
+
+  it('evaluates an incident again later when Sentinel has not added its entities yet', async () => {
+    const queue = engine.queue as EmbeddedQueue;
+    startWorker(queue);
+    const sentinel = engine.sandbox.tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())!;
+    const entities = sentinel.entities;
+    sentinel.entities = [];
+    const body = sampleIncident();
+    delete body.object.properties.relatedEntities;
+    const res = await call(incidents, 'incidents', { body, headers: await engine.bearer(['Incidents.Submit']) });
+    expect(res.json.decision.actions).toEqual([]);
+    expect(res.json.decision.notes).toContainEqual(expect.stringMatching(/^no entities yet: the incident will be evaluated again at /));
+    // A second delivery of the same incident schedules no second re-evaluation (same MessageId).
+    await call(incidents, 'incidents', { body, headers: await engine.bearer(['Incidents.Submit']) });
+    expect(queue.stats().scheduled).toBe(1);
+
+    sentinel.entities = entities; // Sentinel has caught up
+    queue.releaseScheduled();
+    await queue.idle();
+    expect(engine.ledger.all().map((e) => `${e.kind}:${e.state}`)).toEqual(['revokeSessions:succeeded', 'isolateDevice:queued']);
+    expect(engine.ledger.all()[0]?.history[0]?.by).toBe('engine (re-evaluation)');
+  });
+
+  it('stops re-evaluating after the last attempt, and says so', async () => {
+    const queue = engine.queue as EmbeddedQueue;
+    startWorker(queue);
+    engine.sandbox.tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())!.entities = [];
+    const body = sampleIncident();
+    delete body.object.properties.relatedEntities;
+    await call(incidents, 'incidents', { body, headers: await engine.bearer(['Incidents.Submit']) });
+    for (let i = 0; i < 4; i++) {
+      queue.releaseScheduled();
+      await queue.idle();
+    }
+    expect(queue.stats()).toMatchObject({ scheduled: 0, deadLettered: 0 });
+    expect(engine.ledger.all()).toEqual([]);
+  });
+
   it('records a refusal of a privileged admin as blocked, without retrying it', async () => {
     const { runtime } = await import('../../shared/runtime');
     const { engine: core } = await runtime();
