@@ -11,6 +11,7 @@ import { readConfig } from '../shared/config';
 import { ConfigError, InputError } from '../shared/errors';
 import { parseJson } from '../shared/json';
 import { loadPolicy } from '../shared/composition';
+import { diagnose } from '../shared/doctor';
 import { decide } from '../shared/policy/decide';
 import { readPolicyFile } from '../shared/policy/load';
 import { normalizeSentinelPayload } from '../shared/signals/sentinel';
@@ -18,10 +19,11 @@ import { explainDecision } from '../shared/policy/explain';
 
 const USAGE = `usage:
   responder plan <incident.json> [--policy <file>] [--json]
-  responder policy validate <file>`;
+  responder policy validate <file>
+  responder doctor [--policy <file>] [--json]      permission preflight with the app settings in the environment`;
 
-/** Exit codes: 0 done, 1 the input or policy is invalid, 2 the command line is wrong. */
-export function run(argv: string[], print: (text: string) => void, env: NodeJS.ProcessEnv = process.env): number {
+/** Exit codes: 0 done, 1 the input or policy is invalid (or, for doctor, a permission is missing), 2 the command line is wrong. */
+export async function run(argv: string[], print: (text: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const [command, ...rest] = argv;
   const flags = new Map<string, string | true>();
   const positional: string[] = [];
@@ -35,6 +37,7 @@ export function run(argv: string[], print: (text: string) => void, env: NodeJS.P
   try {
     if (command === 'plan' && positional.length === 1) return plan(positional[0] as string, flags, print, env);
     if (command === 'policy' && positional[0] === 'validate' && positional.length === 2) return validate(positional[1] as string, print);
+    if (command === 'doctor' && positional.length === 0) return await doctor(flags, print, env);
     if (command === 'help' || command === '--help' || command === undefined) {
       print(USAGE);
       return command === undefined ? 2 : 0;
@@ -59,6 +62,25 @@ function plan(file: string, flags: Map<string, string | true>, print: (text: str
   const decision = decide(signal, policy, { modeOverride: settings.modeOverride });
   print(flags.get('json') ? JSON.stringify(decision, null, 2) : explainDecision(decision));
   return 0;
+}
+
+async function doctor(flags: Map<string, string | true>, print: (text: string) => void, env: NodeJS.ProcessEnv): Promise<number> {
+  const settings = readConfig(env);
+  const policyFile = flags.get('policy');
+  const policy = loadPolicy(typeof policyFile === 'string' ? { ...settings, policyText: undefined, policyPath: policyFile } : settings);
+  const diagnosis = await diagnose(settings, policy);
+  if (flags.get('json')) {
+    print(JSON.stringify(diagnosis, null, 2));
+    return diagnosis.ok ? 0 : 1;
+  }
+  for (const api of diagnosis.apis) {
+    print(`${api.api.padEnd(9)} ${api.token === 'ok' ? `token ok, ${api.roles.length} app role(s)` : api.token}${api.problem ? `: ${api.problem}` : ''}`);
+  }
+  for (const c of diagnosis.capabilities) {
+    print(`${c.ok ? '✓' : '✗'} ${c.capability}${c.missing.map((m) => ` — missing ${m.api} ${m.permissions.join(' + ')} (to ${m.why})`).join('')}`);
+  }
+  for (const note of diagnosis.notes) print(`note: ${note}`);
+  return diagnosis.ok ? 0 : 1;
 }
 
 function validate(file: string, print: (text: string) => void): number {
@@ -87,5 +109,5 @@ function usage(print: (text: string) => void, problem: string): number {
 }
 
 if (require.main === module) {
-  process.exitCode = run(process.argv.slice(2), (text) => console.log(text));
+  void run(process.argv.slice(2), (text) => console.log(text)).then((code) => (process.exitCode = code));
 }

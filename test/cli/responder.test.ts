@@ -6,9 +6,9 @@ import { run } from '../../cli/responder';
 import { DEFAULT_POLICY_PATH } from '../../shared/policy/load';
 import { ALERT_PATH, SAMPLE_INCIDENT_PATH } from '../fixtures/incidents';
 
-function responder(...argv: string[]): { code: number; out: string } {
+async function responder(...argv: string[]): Promise<{ code: number; out: string }> {
   const lines: string[] = [];
-  const code = run(argv, (t) => void lines.push(t), {});
+  const code = await run(argv, (t) => void lines.push(t), {});
   return { code, out: lines.join('\n') };
 }
 
@@ -19,9 +19,9 @@ const file = (name: string, text: string) => {
   return p;
 };
 
-describe('responder plan', () => {
-  it('explains the decision for the sample incident', () => {
-    const { code, out } = responder('plan', SAMPLE_INCIDENT_PATH);
+describe('responder plan', async () => {
+  it('explains the decision for the sample incident', async () => {
+    const { code, out } = await responder('plan', SAMPLE_INCIDENT_PATH);
     expect(code).toBe(0);
     expect(out).toContain('Credential theft followed by malware on WKS-042');
     expect(out).toContain('policy built-in default');
@@ -32,41 +32,44 @@ describe('responder plan', () => {
     expect(out).toContain('isolateDevice → wks-042.contoso.com: needs-approval — server or critical device (device tags unknown)');
   });
 
-  it('prints the decision as JSON, and works on alerts', () => {
-    const { code, out } = responder('plan', ALERT_PATH, '--json');
+  it('prints the decision as JSON, and works on alerts', async () => {
+    const { code, out } = await responder('plan', ALERT_PATH, '--json');
     expect(code).toBe(0);
     const decision = JSON.parse(out);
     expect(decision).toMatchObject({ source: 'alert', severity: 'High', mode: 'audit' });
   });
 
-  it('uses --policy', () => {
+  it('uses --policy', async () => {
     const policy = file('enforce.yaml', 'version: 1\nmode: enforce\nrules:\n  - { id: everyone, then: [disableUser] }\n');
-    const { out } = responder('plan', SAMPLE_INCIDENT_PATH, '--policy', policy, '--json');
+    const { out } = await responder('plan', SAMPLE_INCIDENT_PATH, '--policy', policy, '--json');
     expect(JSON.parse(out).actions).toEqual([expect.objectContaining({ kind: 'disableUser', mode: 'enforce' })]);
   });
 
-  it('exits 1 with the precise problem for bad input, 2 for a bad command line', () => {
-    expect(responder('plan', file('bad.json', '{"object": {"id": "x"}'))).toEqual({ code: 1, out: expect.stringMatching(/^error: .*bad\.json: invalid JSON/) });
-    expect(responder('plan', file('schema.json', '{"SystemAlertId": "a", "Severity": "Huge"}')).out).toBe(
+  it('exits 1 with the precise problem for bad input, 2 for a bad command line', async () => {
+    expect(await responder('plan', file('bad.json', '{"object": {"id": "x"}'))).toEqual({
+      code: 1,
+      out: expect.stringMatching(/^error: .*bad\.json: invalid JSON/),
+    });
+    expect((await responder('plan', file('schema.json', '{"SystemAlertId": "a", "Severity": "Huge"}'))).out).toBe(
       'error: Severity: expected one of Informational, Low, Medium, High, got "Huge"',
     );
-    expect(responder('plan', path.join(tmp, 'missing.json')).out).toMatch(/missing\.json: cannot read: ENOENT/);
-    expect(responder('plan').code).toBe(2);
-    expect(responder('plan', 'x', '--frobnicate').out).toMatch(/^error: unknown option --frobnicate/);
-    expect(responder('deploy').code).toBe(2);
+    expect((await responder('plan', path.join(tmp, 'missing.json'))).out).toMatch(/missing\.json: cannot read: ENOENT/);
+    expect((await responder('plan')).code).toBe(2);
+    expect((await responder('plan', 'x', '--frobnicate')).out).toMatch(/^error: unknown option --frobnicate/);
+    expect((await responder('deploy')).code).toBe(2);
   });
 });
 
-describe('responder policy validate', () => {
-  it('summarizes a valid policy', () => {
-    const { code, out } = responder('policy', 'validate', DEFAULT_POLICY_PATH);
+describe('responder policy validate', async () => {
+  it('summarizes a valid policy', async () => {
+    const { code, out } = await responder('policy', 'validate', DEFAULT_POLICY_PATH);
     expect(code).toBe(0);
     expect(out).toMatch(/valid \(digest [0-9a-f]{12}\)/);
     expect(out).toContain('mode audit; 4 rule(s), 1 in audit mode; 2 approval guardrail(s); 4 cap(s)');
   });
 
-  it('lists every problem with its line', () => {
-    const { code, out } = responder(
+  it('lists every problem with its line', async () => {
+    const { code, out } = await responder(
       'policy',
       'validate',
       file(

@@ -118,6 +118,21 @@ describe('GET /api/health', () => {
     expect(res.json.policy.digest).toMatch(/^[0-9a-f]{12}$/);
   });
 
+  it('runs the permission preflight on ?deep=true, for readers only', async () => {
+    const res = await call(health, 'health', { method: 'GET', headers: reader, query: { deep: 'true' } });
+    expect(res.status).toBe(200);
+    expect(res.json.status).toBe('ok');
+    expect(res.json.permissions).toMatchObject({
+      ok: true,
+      apis: [
+        { api: 'graph', token: 'ok' },
+        { api: 'defender', token: 'ok' },
+        { api: 'arm', token: 'ok' },
+      ],
+    });
+    expect(await (await call(health, 'health', { method: 'GET', query: { deep: 'true' } })).json).toEqual({ status: 'ok' });
+  });
+
   it('refuses a bad token rather than treating it as anonymous', async () => {
     const res = await call(health, 'health', { method: 'GET', headers: { authorization: `Bearer ${engine.authority.unsignedToken(['Responder.Read'])}` } });
     expect(res.status).toBe(401);

@@ -82,6 +82,7 @@ export class Sandbox {
     tenant.actionCompletionMs = fresh.actionCompletionMs;
     tenant.defenderQuota = { ...fresh.defenderQuota };
     tenant.graphWriteQuota = { ...fresh.graphWriteQuota };
+    tenant.managedIdentityRoles = [...fresh.managedIdentityRoles];
     tenant.now = fresh.now;
     this.faults.clear();
   }
@@ -105,14 +106,14 @@ export class Sandbox {
       req.socket.destroy();
       return;
     }
-    const answer = fault?.status ? { status: fault.status, body: fault.body, headers: fault.headers } : this.answer(req, method, url, text);
+    const answer = fault?.status ? { status: fault.status, body: fault.body, headers: fault.headers } : await this.answer(req, method, url, text);
     this.tenant.calls.push({ method, path: url.pathname, status: answer.status });
     const headers: Record<string, string> = { ...answer.headers };
     if (answer.body !== undefined) headers['content-type'] = 'application/json';
     res.writeHead(answer.status, headers).end(answer.body === undefined ? undefined : JSON.stringify(answer.body));
   }
 
-  private answer(req: IncomingMessage, method: string, url: URL, text: string): SandboxAnswer {
+  private async answer(req: IncomingMessage, method: string, url: URL, text: string): Promise<SandboxAnswer> {
     if (url.pathname === '/msi/token') return this.mintToken(req, url);
     if (url.pathname === `/${SANDBOX_TENANT_ID}/discovery/v2.0/keys`) return { status: 200, body: this.authority.jwks };
     const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
@@ -136,11 +137,16 @@ export class Sandbox {
   }
 
   /** App Service managed identity (api-version 2019-08-01): GET ?resource=…, header X-IDENTITY-HEADER. */
-  private mintToken(req: IncomingMessage, url: URL): SandboxAnswer {
+  private async mintToken(req: IncomingMessage, url: URL): Promise<SandboxAnswer> {
     if (req.headers['x-identity-header'] !== this.identityHeader) return { status: 401, body: { error: 'invalid identity header' } };
     const resource = url.searchParams.get('resource');
     if (!resource) return { status: 400, body: { error: 'resource is required' } };
-    const token = `sandbox.${randomBytes(24).toString('base64url')}`;
+    // A signed JWT carrying the identity's app roles, like Entra's: the permission preflight reads them.
+    const token = await this.authority.token(this.tenant.managedIdentityRoles, {
+      aud: new URL(resource).origin,
+      oid: 'sandbox-managed-identity',
+      jti: randomBytes(8).toString('hex'),
+    });
     this.tokens.set(token, new URL(resource).origin);
     const expiresOn = Math.floor(Date.now() / 1000) + 3600;
     return { status: 200, body: { access_token: token, expires_on: String(expiresOn), resource, token_type: 'Bearer', client_id: 'sandbox-managed-identity' } };

@@ -150,6 +150,19 @@ export class SandboxTenant {
   /** Sentinel incidents by lower-cased ARM id. */
   readonly incidents = new Map<string, SandboxIncident>();
   readonly calls: CallRecord[] = [];
+  /** The app roles the managed identity holds (on Graph and Defender alike: the sandbox serves both on one origin). */
+  managedIdentityRoles: string[] = [
+    'User.Read.All',
+    'User.EnableDisableAccount.All',
+    'User.RevokeSessions.All',
+    'IdentityRiskyUser.ReadWrite.All',
+    'RoleAssignmentSchedule.ReadWrite.Directory',
+    'RoleEligibilitySchedule.ReadWrite.Directory',
+    'RoleManagementPolicy.Read.Directory',
+    'GroupMember.Read.All',
+    'Machine.Read.All',
+    'Machine.Isolate',
+  ];
   /** Machine actions complete this long after they are posted (Defender: seconds to minutes). */
   actionCompletionMs = 0;
   /** Graph's identity write quota (reference/graph.md: 3,000 per 2.5 minutes per app and tenant); tests compress it. */
