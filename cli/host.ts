@@ -16,6 +16,7 @@ import { registry } from '../shared/azure/registry';
 import { config } from '../shared/config';
 import { MemoryLedger } from '../shared/ledger/memoryLedger';
 import { EmbeddedQueue } from '../shared/queue/embeddedQueue';
+import { DEFAULT_POLICY_PATH } from '../shared/policy/load';
 import { configureRuntime, runtime } from '../shared/runtime';
 import { Sandbox } from '../test/sandbox/server';
 import { TimerDriver } from './timerDriver';
@@ -33,11 +34,16 @@ async function main(): Promise<void> {
   // The sandbox's endpoints and managed identity replace the cloud's before the settings are first read.
   const sandbox = tenant === 'sandbox' ? await Sandbox.start() : undefined;
   if (sandbox) Object.assign(process.env, sandbox.settings());
+  // Against the sandbox nothing real can be hurt: unless told otherwise, the demo enforces the default policy (every
+  // rule), so the example visibly contains. RESPONDER_MODE=audit rehearses instead.
+  const sandboxDemo = sandbox !== undefined && !process.env.RESPONDER_POLICY && !process.env.RESPONDER_POLICY_PATH;
+  if (sandboxDemo) process.env.RESPONDER_POLICY = enforcedDefaultPolicy();
   const settings = config();
   if (settings.problems.length) throw new Error(`settings are invalid:\n  - ${settings.problems.join('\n  - ')}`);
 
   const ledger = new MemoryLedger();
-  const queue = new EmbeddedQueue();
+  // The sandbox completes machine actions at once: follow-ups and retries need not wait their real delays there.
+  const queue = new EmbeddedQueue(sandbox ? { maxScheduleDelayMs: 2000 } : {});
   configureRuntime({ ledger, queue });
   loadFunctions();
   const { policy } = await runtime(); // fail now, not on the first request, if the policy is invalid
@@ -90,7 +96,9 @@ async function main(): Promise<void> {
   const lines = [
     '',
     'Sentinel Responder — local host',
-    `  policy   ${policy.origin} (digest ${policy.digest}), mode ${policy.policy.mode}${settings.modeOverride === 'audit' ? ' (RESPONDER_MODE=audit)' : ''}`,
+    sandboxDemo
+      ? `  policy   built-in default, every rule enforced against the sandbox (digest ${policy.digest})${settings.modeOverride === 'audit' ? ', but RESPONDER_MODE=audit: nothing is changed' : '; RESPONDER_MODE=audit to rehearse instead'}`
+      : `  policy   ${policy.origin} (digest ${policy.digest}), mode ${policy.policy.mode}${settings.modeOverride === 'audit' ? ' (RESPONDER_MODE=audit)' : ''}`,
     sandbox
       ? `  tenant   sandbox at ${sandbox.origin}: Graph, Defender and a managed identity, seeded with demo users and devices (RESPONDER_TENANT=azure for real endpoints)`
       : `  tenant   azure: ${settings.endpoints.graph}, ${settings.endpoints.defender ?? 'no Defender'}, with DefaultAzureCredential`,
@@ -191,6 +199,13 @@ function send(res: ServerResponse, response: HttpResponseInit): void {
     body = JSON.stringify(response.jsonBody, null, 2) + '\n';
   } else if (typeof response.body === 'string') body = response.body;
   res.writeHead(response.status ?? 200, Object.fromEntries(headers.entries())).end(body);
+}
+
+/** The default policy with its global and per-rule audit modes lifted: for the sandbox demo only. */
+function enforcedDefaultPolicy(): string {
+  return readFileSync(DEFAULT_POLICY_PATH, 'utf8')
+    .replace(/^mode: audit$/m, 'mode: enforce')
+    .replace(/^ {4}mode: audit$/gm, '');
 }
 
 /**

@@ -25,6 +25,8 @@ export interface EmbeddedQueueOptions {
   duplicateWindowMs?: number;
   /** Handlers running at once (host.json maxConcurrentCalls). */
   concurrency?: number;
+  /** Cap on how long a scheduled message waits: the local host compresses time against the sandbox tenant. */
+  maxScheduleDelayMs?: number;
   now?: () => number;
 }
 
@@ -47,12 +49,14 @@ export class EmbeddedQueue implements ActionQueue {
   private readonly maxDeliveryCount: number;
   private readonly duplicateWindowMs: number;
   private readonly concurrency: number;
+  private readonly maxScheduleDelayMs: number;
   private readonly now: () => number;
 
   constructor(options: EmbeddedQueueOptions = {}) {
     this.maxDeliveryCount = options.maxDeliveryCount ?? 10;
     this.duplicateWindowMs = options.duplicateWindowMs ?? 10 * 60_000;
     this.concurrency = options.concurrency ?? 4;
+    this.maxScheduleDelayMs = options.maxScheduleDelayMs ?? Number.POSITIVE_INFINITY;
     this.now = options.now ?? Date.now;
   }
 
@@ -73,7 +77,7 @@ export class EmbeddedQueue implements ActionQueue {
       this.ready.push({ messageId, text, deliveryCount: 0, enqueuedTimeUtc: new Date(this.now()).toISOString() });
       this.pump();
     };
-    const timer = setTimeout(release, Math.max(0, at.getTime() - this.now()));
+    const timer = setTimeout(release, Math.min(this.maxScheduleDelayMs, Math.max(0, at.getTime() - this.now())));
     timer.unref();
     this.timers.set(timer, release);
   }

@@ -33,6 +33,36 @@ function startHost(cwd: string, env: Record<string, string>): Promise<{ child: C
   });
 }
 
+const ADELE = '6e7b768e-07e2-4810-8459-485f84f8f204';
+
+interface SandboxState {
+  calls: Array<{ method: string; path: string }>;
+  users: Array<{ id: string; accountEnabled: boolean; sessionRevocations: number }>;
+  machines: Array<{ computerDnsName: string; isolated: boolean }>;
+}
+
+/** Send the sample as the banner says, then wait for the four actions to finish and their comments to be written. */
+async function sendSampleAndWait(base: string, token: string): Promise<{ summary: string; state: SandboxState }> {
+  const res = await fetch(`${base}/api/incidents`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: readFileSync(SAMPLE_INCIDENT_PATH, 'utf8'),
+  });
+  expect(res.status).toBe(202);
+  const { decision } = (await res.json()) as { decision: { summary: string } };
+  let entries: Array<{ state: string }> = [];
+  let state: SandboxState = { calls: [], users: [], machines: [] };
+  const comments = () => state.calls.filter((c) => c.method === 'PUT' && /\/comments\//i.test(c.path)).length;
+  for (let i = 0; i < 250 && !(entries.length === 4 && entries.every((e) => e.state === 'succeeded') && comments() >= 4); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    entries = ((await (await fetch(`${base}/local/ledger`)).json()) as { entries: typeof entries }).entries;
+    state = (await (await fetch(`${base}/local/sandbox`)).json()) as SandboxState;
+  }
+  expect(entries.map((e) => e.state)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+  expect(comments()).toBeGreaterThanOrEqual(4);
+  return { summary: decision.summary, state };
+}
+
 describe('the local host (npm start)', () => {
   let host: ChildProcess | undefined;
   let banner = '';
@@ -62,48 +92,30 @@ describe('the local host (npm start)', () => {
     );
   });
 
-  it('answers the printed example with a decision, and the worker records the action', async () => {
-    const res = await fetch(`${base}/api/incidents`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: readFileSync(SAMPLE_INCIDENT_PATH, 'utf8'),
-    });
-    expect(res.status).toBe(202);
-    const { decision } = (await res.json()) as { decision: { summary: string; actions: Array<{ kind: string }> } };
-    expect(decision.summary).toBe(
-      'score 100 | rules compromised-identity, credential-theft, malware-on-endpoint | planned: disableUser adele.vance@contoso.com (audit); revokeSessions adele.vance@contoso.com (audit); confirmCompromised adele.vance@contoso.com (audit); isolateDevice wks-042.contoso.com (audit)',
+  it('contains when the printed example is sent: a sandbox user and device, and comments on the sandbox incident', async () => {
+    expect(banner).toContain('policy   built-in default, every rule enforced against the sandbox');
+    const { summary, state } = await sendSampleAndWait(base, token);
+    expect(summary).toBe(
+      'score 100 | rules compromised-identity, credential-theft, malware-on-endpoint | planned: disableUser adele.vance@contoso.com; revokeSessions adele.vance@contoso.com; confirmCompromised adele.vance@contoso.com; isolateDevice wks-042.contoso.com',
     );
+    expect(state.users.find((u) => u.id === ADELE)).toMatchObject({ accountEnabled: false, sessionRevocations: 1 });
+    expect(state.machines.find((m) => m.computerDnsName === 'wks-042.contoso.com')?.isolated).toBe(true);
+  });
 
-    let entries: Array<{ kind: string; state: string }> = [];
-    for (let i = 0; i < 100 && !(entries.length === 4 && entries.every((e) => e.state === 'succeeded')); i++) {
-      entries = ((await (await fetch(`${base}/local/ledger`)).json()) as { entries: typeof entries }).entries;
-      await new Promise((r) => setTimeout(r, 20));
+  it('rehearses with RESPONDER_MODE=audit: reads, comments, changes no user or device', async () => {
+    const cwd = mkdtempSync(path.join(tmpdir(), 'responder-host-'));
+    const port = await freePort();
+    const { child } = await startHost(cwd, { PORT: String(port), LOG_LEVEL: 'warn', RESPONDER_MODE: 'audit' });
+    try {
+      const { summary, state } = await sendSampleAndWait(`http://localhost:${port}`, readFileSync(path.join(cwd, '.responder/local-token'), 'utf8'));
+      expect(summary).toMatch(/planned: disableUser adele.vance@contoso.com \(audit\);/);
+      const writes = state.calls.filter((c) => c.method !== 'GET');
+      for (const write of writes) expect(`${write.method} ${write.path}`).toMatch(/^PUT \/subscriptions\/.*\/incidents\/73e01a99-5cd7-4139-a149-9f2736ff2ab5/i);
+      expect(state.users.find((u) => u.id === ADELE)).toMatchObject({ accountEnabled: true, sessionRevocations: 0 });
+      expect(state.machines.every((m) => !m.isolated)).toBe(true);
+    } finally {
+      child.kill('SIGTERM');
     }
-    expect(entries.map((e) => `${e.kind}:${e.state}`)).toEqual([
-      'disableUser:succeeded',
-      'revokeSessions:succeeded',
-      'confirmCompromised:succeeded',
-      'isolateDevice:succeeded',
-    ]);
-
-    // Audit mode against the sandbox tenant: the engine read through the managed identity and changed no user or
-    // device; its only writes are comments and a label on the incident, saying what it would have done.
-    type SandboxState = {
-      calls: Array<{ method: string; path: string }>;
-      users: Array<{ id: string; accountEnabled: boolean; sessionRevocations: number }>;
-      machines: Array<{ id: string; isolated: boolean }>;
-    };
-    // Comments follow the ledger (the outcome is recorded first, then reported): wait for all four.
-    let sandbox: SandboxState = { calls: [], users: [], machines: [] };
-    for (let i = 0; i < 100 && sandbox.calls.filter((c) => c.method === 'PUT' && /\/comments\//i.test(c.path)).length < 4; i++) {
-      sandbox = (await (await fetch(`${base}/local/sandbox`)).json()) as SandboxState;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const writes = sandbox.calls.filter((c) => c.method !== 'GET');
-    expect(writes.length).toBeGreaterThan(0);
-    for (const write of writes) expect(`${write.method} ${write.path}`).toMatch(/^PUT \/subscriptions\/.*\/incidents\/73e01a99-5cd7-4139-a149-9f2736ff2ab5/i);
-    expect(sandbox.users.find((u) => u.id === '6e7b768e-07e2-4810-8459-485f84f8f204')).toMatchObject({ accountEnabled: true, sessionRevocations: 0 });
-    expect(sandbox.machines.every((m) => !m.isolated)).toBe(true);
   });
 
   it('serves the same routes and errors as Azure', async () => {
