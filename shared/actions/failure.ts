@@ -16,7 +16,8 @@ const ACTIVE_DURATION_FLOOR_MS = 5 * 60_000;
 
 /**
  * The one failure classifier every executor uses (reference/servicebus.md, "Classify every failure"):
- * - transient: no answer, time-outs, 429 (with its Retry-After), 408, 5xx, PIM's ActiveDurationTooShort;
+ * - transient: no answer, time-outs, 429 (with its Retry-After), 408, 5xx, PIM's ActiveDurationTooShort,
+ *   PendingRoleAssignmentRequest and ResourceIsLocked;
  * - blocked: 403 — for Graph writes on a user this is the privileged-target refusal (an app cannot disable an
  *   admin), or a missing permission; neither gets better by retrying, both need a human;
  * - permanent: every other 4xx (validation, not found).
@@ -32,6 +33,8 @@ export function classifyFailure(error: unknown): ClassifiedFailure {
     return { class: 'transient', ...base, ...(error.retryAfterMs !== undefined && { retryAfterMs: error.retryAfterMs }), detail: said };
   }
   if (error.code === 'ActiveDurationTooShort') return { class: 'transient', ...base, retryAfterMs: ACTIVE_DURATION_FLOOR_MS, detail: said };
+  // PIM: another request for this assignment is being processed, or the resource is briefly locked: both pass.
+  if (error.code === 'PendingRoleAssignmentRequest' || error.code === 'ResourceIsLocked') return { class: 'transient', ...base, detail: said };
   if (error.status === 403) return { class: 'blocked', ...base, detail: said };
   return { class: 'permanent', ...base, detail: said };
 }

@@ -98,6 +98,7 @@ export class Enricher {
     const risk = DEVICE_RISK_LEVELS.find((r) => r === machine.riskScore);
     if (risk) out.deviceRisk = risk;
     if (!out.aadDeviceId && machine.aadDeviceId) out.aadDeviceId = machine.aadDeviceId.toLowerCase();
+    if (machine.exposureLevel) out.exposure = machine.exposureLevel;
     return out;
   }
 

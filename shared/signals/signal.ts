@@ -53,6 +53,8 @@ export interface HostEntity {
   deviceRisk?: DeviceRiskLevel;
   /** Defender machine tags, filled by enrichment. Undefined means unknown. */
   tags?: string[];
+  /** Defender exposure level (None, Low, Medium, High), filled by enrichment; carried for analysts. */
+  exposure?: string;
 }
 
 /** Any other entity kind (Ip, Url, File, FileHash, Mailbox, …, and kinds we have never seen): carried, never dropped. */

@@ -58,7 +58,7 @@ describe('enrichment from the sandbox tenant', () => {
       [],
     );
     const [wks, web, ghost] = s.entities as HostEntity[];
-    expect(wks).toMatchObject({ mdatpDeviceId: DEMO_DEVICES.wks042, deviceRisk: 'High', tags: ['workstation'] });
+    expect(wks).toMatchObject({ mdatpDeviceId: DEMO_DEVICES.wks042, deviceRisk: 'High', tags: ['workstation'], exposure: 'Medium' });
     expect(web).toMatchObject({ mdatpDeviceId: DEMO_DEVICES.websrv1, deviceRisk: 'Medium', tags: ['server'] });
     expect(ghost?.tags).toBeUndefined();
     expect(s.notes).toEqual(['ghost.contoso.com is not a single Defender for Endpoint device: its risk and tags are unknown']);
