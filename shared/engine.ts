@@ -6,7 +6,7 @@ import { OUTCOME_LABELS, outcomeComment, type ReportedState } from './actions/re
 import { commentIdFor } from './clients/sentinel';
 import { parseIncidentArmId, type IncidentArmIdParts } from './signals/identifiers';
 import { normalizeSentinelPayload } from './signals/sentinel';
-import { isReevaluation, parseReevaluation, REEVALUATE_AFTER_MS, type IncidentReevaluation } from './queue/reevaluation';
+import { isReevaluation, parseReevaluation, REEVALUATE_AFTER_MS } from './queue/reevaluation';
 import { parseActionCommand, type ActionCommand } from './actions/command';
 import { targetLabel, type ActionTarget } from './actions/target';
 import { ConfigError, InputError } from './errors';
@@ -139,14 +139,8 @@ export class ResponderEngine {
   /** The worker's entry: an incident to look at again, or an action to take. */
   async handleMessage(body: unknown, delivery: QueueDelivery, log: Logger = this.deps.log): Promise<WorkerOutcome> {
     if (!isReevaluation(body)) return this.runCommand(body, delivery, log);
-    let message: IncidentReevaluation;
-    try {
-      message = parseReevaluation(body);
-    } catch (error) {
-      if (!(error instanceof InputError)) throw error;
-      log.error({ messageId: delivery.messageId, problem: error.message }, 'poison message: not a re-evaluation');
-      return { outcome: 'poison', detail: error.message };
-    }
+    const message = parseOrPoison(() => parseReevaluation(body), 'a re-evaluation', delivery, log);
+    if ('outcome' in message) return message;
     const parts = parseIncidentArmId(message.incidentArmId) as IncidentArmIdParts;
     const { incidents } = await this.deps.executionContext();
     // A failure here throws: the broker redelivers the message, and the re-evaluation is not lost.
@@ -161,14 +155,8 @@ export class ResponderEngine {
    */
   async runCommand(body: unknown, delivery: QueueDelivery, log: Logger = this.deps.log): Promise<WorkerOutcome> {
     const { ledger, now } = this.deps;
-    let command: ActionCommand;
-    try {
-      command = parseActionCommand(body);
-    } catch (error) {
-      if (!(error instanceof InputError)) throw error;
-      log.error({ messageId: delivery.messageId, problem: error.message }, 'poison message: not an ActionCommand');
-      return { outcome: 'poison', detail: error.message };
-    }
+    const command = parseOrPoison(() => parseActionCommand(body), 'an ActionCommand', delivery, log);
+    if ('outcome' in command) return command;
     const actionLog = log.child({
       actionId: command.id,
       kind: command.kind,
@@ -394,6 +382,20 @@ export class ResponderEngine {
       if (entry && entry.state !== 'planned') existing.set(entry.key, entry);
     }
     return existing;
+  }
+}
+
+/**
+ * A message the schema refuses is poison: logged and completed, never retried (ten quick redeliveries would not make
+ * it valid). Dead-lettering it with a reason comes with the Service Bus adapter.
+ */
+function parseOrPoison<T>(parse: () => T, what: string, delivery: QueueDelivery, log: Logger): T | WorkerOutcome {
+  try {
+    return parse();
+  } catch (error) {
+    if (!(error instanceof InputError)) throw error;
+    log.error({ messageId: delivery.messageId, problem: error.message }, `poison message: not ${what}`);
+    return { outcome: 'poison', detail: error.message };
   }
 }
 

@@ -1,6 +1,6 @@
 import type { ActionExecutor } from './executor';
 import { classifyFailure } from './failure';
-import { targetLabel } from './target';
+import { targetLabel, userReference } from './target';
 
 /**
  * confirmCompromised: POST identityProtection/riskyUsers/confirmCompromised (ID Protection P2). Reads the risky-user
@@ -11,7 +11,7 @@ export const confirmCompromised: ActionExecutor = {
   kind: 'confirmCompromised',
   async execute(command, { directory }) {
     const who = targetLabel(command.target);
-    const ref = command.target.type === 'user' ? (command.target.id ?? command.target.upn) : undefined;
+    const ref = userReference(command.target);
     if (ref === undefined) return { outcome: 'failed', class: 'permanent', detail: 'confirmCompromised needs a user object id or UPN' };
     try {
       const id = command.target.type === 'user' && command.target.id ? command.target.id : (await directory.getUser(ref))?.id;

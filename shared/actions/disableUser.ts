@@ -2,7 +2,7 @@ import type { Directory, DirectoryUser } from '../clients/graph';
 import type { ActionCommand } from './command';
 import type { ActionExecutor, ExecutionOutcome } from './executor';
 import { classifyFailure } from './failure';
-import { targetLabel } from './target';
+import { targetLabel, userReference } from './target';
 
 /** What disableUser records so that its rollback can tell whether the account was enabled before. */
 export interface AccountSnapshot {
@@ -34,7 +34,7 @@ export const enableUser: ActionExecutor = {
 async function setEnabled(command: ActionCommand, directory: Directory, enabled: boolean): Promise<ExecutionOutcome> {
   const who = targetLabel(command.target);
   const verb = enabled ? 'enable' : 'disable';
-  const id = command.target.type === 'user' ? (command.target.id ?? command.target.upn) : undefined;
+  const id = userReference(command.target);
   if (id === undefined) return { outcome: 'failed', class: 'permanent', detail: `${command.kind} needs a user object id or UPN` };
   try {
     const before: DirectoryUser | undefined = await directory.getUser(id);

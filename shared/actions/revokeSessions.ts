@@ -1,6 +1,6 @@
 import type { ActionExecutor } from './executor';
 import { classifyFailure } from './failure';
-import { targetLabel } from './target';
+import { targetLabel, userReference } from './target';
 
 /**
  * revokeSessions: POST revokeSignInSessions. Repeating it is harmless (it only invalidates refresh tokens issued
@@ -11,7 +11,7 @@ export const revokeSessions: ActionExecutor = {
   kind: 'revokeSessions',
   async execute(command, { directory }) {
     const who = targetLabel(command.target);
-    const id = command.target.type === 'user' ? (command.target.id ?? command.target.upn) : undefined;
+    const id = userReference(command.target);
     if (id === undefined) return { outcome: 'failed', class: 'permanent', detail: 'revokeSessions needs a user object id or UPN' };
     try {
       const user = await directory.getUser(id);

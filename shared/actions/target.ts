@@ -55,3 +55,8 @@ export function targetLabel(target: ActionTarget): string {
   if (target.type === 'user') return target.upn ?? target.displayName ?? target.id ?? '(unknown user)';
   return target.fqdn ?? target.hostName ?? target.id ?? target.aadDeviceId ?? '(unknown device)';
 }
+
+/** The object id or UPN to address a user target by in Graph, or undefined when it is not a user or has neither. */
+export function userReference(target: ActionTarget): string | undefined {
+  return target.type === 'user' ? (target.id ?? target.upn) : undefined;
+}

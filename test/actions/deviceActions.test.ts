@@ -1,24 +1,16 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { ExecutionContext, ExecutionOutcome } from '../../shared/actions/executor';
+import { describe, expect, it } from 'vitest';
+import type { ExecutionOutcome } from '../../shared/actions/executor';
 import { isolateDevice, unisolateDevice, type IsolationSnapshot } from '../../shared/actions/isolateDevice';
 import { command } from '../fixtures/commands';
-import type { Sandbox } from '../sandbox/server';
 import { DEMO_DEVICES } from '../sandbox/tenant';
-import { startSandboxContext } from '../support/sandboxContext';
+import { useSandboxContext } from '../support/sandboxContext';
 
-let sandbox: Sandbox;
-let context: ExecutionContext;
-let reset: () => void;
-beforeAll(async () => {
-  ({ sandbox, context, reset } = await startSandboxContext());
-});
-afterAll(() => sandbox.close());
-beforeEach(() => reset());
+const env = useSandboxContext();
 
 const wks = { type: 'device' as const, id: DEMO_DEVICES.wks042, fqdn: 'wks-042.contoso.com' };
 const isolate = (target: object = wks, overrides = {}) =>
-  isolateDevice.execute(command('isolateDevice', target as never, { params: { isolationType: 'Selective' }, ...overrides }), context);
-const tenant = () => sandbox.tenant;
+  isolateDevice.execute(command('isolateDevice', target as never, { params: { isolationType: 'Selective' }, ...overrides }), env.context);
+const tenant = () => env.sandbox.tenant;
 const posts = (kind = 'isolate') => tenant().count('POST', new RegExp(`/${kind}$`));
 
 describe('isolateDevice through the Defender API', () => {
@@ -53,9 +45,9 @@ describe('isolateDevice through the Defender API', () => {
 
   it('finds the device by Entra device id or exact FQDN, never by a partial name', async () => {
     expect(await isolate({ type: 'device', aadDeviceId: '80e2f5c1-3b7a-4c55-9d0e-1f2a3b4c5d6e' })).toMatchObject({ outcome: 'pending' });
-    reset();
+    env.sandbox.reset();
     expect(await isolate({ type: 'device', fqdn: 'wks-042.contoso.com' })).toMatchObject({ outcome: 'pending' });
-    reset();
+    env.sandbox.reset();
     expect(await isolate({ type: 'device', fqdn: 'wks-04.contoso.com' })).toMatchObject({ outcome: 'failed', class: 'permanent', status: 404 });
     expect(await isolate({ type: 'device', id: 'a'.repeat(40) })).toMatchObject({ outcome: 'failed', class: 'permanent', status: 404 });
     expect(posts()).toBe(0);
@@ -72,7 +64,7 @@ describe('isolateDevice through the Defender API', () => {
     const outcome = (await isolate()) as Extract<ExecutionOutcome, { outcome: 'succeeded' }>;
     expect(outcome).toMatchObject({ outcome: 'succeeded', alreadyDone: true, rollback: { machineId: DEMO_DEVICES.wks042 } });
     expect(posts()).toBe(0);
-    const release = await unisolateDevice.execute(command('unisolateDevice', wks), { ...context, snapshot: outcome.rollback });
+    const release = await unisolateDevice.execute(command('unisolateDevice', wks), { ...env.context, snapshot: outcome.rollback });
     expect(release).toMatchObject({ outcome: 'failed', class: 'permanent' });
     expect(posts('unisolate')).toBe(0);
   });
@@ -85,7 +77,7 @@ describe('isolateDevice through the Defender API', () => {
   });
 
   it('treats ActiveRequestAlreadyExists (a race with another requester) as in progress', async () => {
-    sandbox.faults.add({
+    env.sandbox.faults.add({
       method: 'POST',
       path: /isolate$/,
       count: 1,
@@ -105,8 +97,8 @@ describe('isolateDevice through the Defender API', () => {
     const outcome = await isolate(); // GET machine, GET actions, then the POST is the third call
     expect(outcome).toMatchObject({ outcome: 'failed', class: 'transient', status: 429, code: 'TooManyRequests' });
     expect((outcome as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(0);
-    reset();
-    sandbox.faults.add({ method: 'POST', count: 1, drop: true });
+    env.sandbox.reset();
+    env.sandbox.faults.add({ method: 'POST', count: 1, drop: true });
     expect(await isolate()).toMatchObject({ outcome: 'failed', class: 'transient', status: 0 });
   });
 
@@ -134,13 +126,13 @@ describe('unisolateDevice (rollback)', () => {
 
     tenant().actionCompletionMs = 60_000;
     tenant().machineActions.push(someoneElses('Isolate', 'Pending'));
-    expect(await unisolateDevice.execute(command('unisolateDevice', wks, {}, 2), { ...context, snapshot })).toMatchObject({ outcome: 'pending' });
+    expect(await unisolateDevice.execute(command('unisolateDevice', wks, {}, 2), { ...env.context, snapshot })).toMatchObject({ outcome: 'pending' });
     expect(posts('unisolate')).toBe(0);
 
     tenant().machineActions.pop();
-    expect(await unisolateDevice.execute(command('unisolateDevice', wks, {}, 2), { ...context, snapshot })).toMatchObject({ outcome: 'pending' });
+    expect(await unisolateDevice.execute(command('unisolateDevice', wks, {}, 2), { ...env.context, snapshot })).toMatchObject({ outcome: 'pending' });
     tenant().actionCompletionMs = 0;
-    expect(await unisolateDevice.execute(command('unisolateDevice', wks, {}, 2), { ...context, snapshot })).toMatchObject({
+    expect(await unisolateDevice.execute(command('unisolateDevice', wks, {}, 2), { ...env.context, snapshot })).toMatchObject({
       outcome: 'succeeded',
       alreadyDone: false,
     });

@@ -1,23 +1,15 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { ExecutionContext, ExecutionOutcome } from '../../shared/actions/executor';
+import { describe, expect, it } from 'vitest';
+import type { ExecutionOutcome } from '../../shared/actions/executor';
 import { requirePimReapproval, restorePimAssignments, type PimSnapshot } from '../../shared/actions/requirePimReapproval';
 import { command } from '../fixtures/commands';
-import type { Sandbox } from '../sandbox/server';
 import { DEMO, GLOBAL_ADMINISTRATOR, SECURITY_ADMINISTRATOR } from '../sandbox/tenant';
-import { startSandboxContext } from '../support/sandboxContext';
+import { useSandboxContext } from '../support/sandboxContext';
 
-let sandbox: Sandbox;
-let context: ExecutionContext;
-let reset: () => void;
-beforeAll(async () => {
-  ({ sandbox, context, reset } = await startSandboxContext());
-});
-afterAll(() => sandbox.close());
-beforeEach(() => reset());
+const env = useSandboxContext();
 
-const tenant = () => sandbox.tenant;
+const tenant = () => env.sandbox.tenant;
 const megan = { type: 'user' as const, id: DEMO.megan, upn: 'megan.bowen@contoso.com' };
-const run = (target: object = megan, overrides = {}) => requirePimReapproval.execute(command('requirePimReapproval', target as never, overrides), context);
+const run = (target: object = megan, overrides = {}) => requirePimReapproval.execute(command('requirePimReapproval', target as never, overrides), env.context);
 const requests = () => tenant().count('POST', /ScheduleRequests$/);
 const rolesOf = (id: string) => tenant().roleAssignments.filter((a) => a.principalId === id);
 
@@ -72,7 +64,7 @@ describe('requirePimReapproval through Graph PIM', () => {
   });
 
   it('re-reads on RoleAssignmentDoesNotExist instead of trusting it', async () => {
-    sandbox.faults.add({
+    env.sandbox.faults.add({
       path: /roleAssignmentScheduleRequests$/,
       count: 1,
       status: 400,
@@ -96,7 +88,7 @@ describe('restorePimAssignments (rollback)', () => {
     tenant().assignRole(DEMO.megan, SECURITY_ADMINISTRATOR, 'Assigned');
     const done = (await run()) as Extract<ExecutionOutcome, { outcome: 'succeeded' }>;
     expect((done.rollback as PimSnapshot).removed).toHaveLength(2);
-    const restore = () => restorePimAssignments.execute(command('restorePimAssignments', megan, {}, 2), { ...context, snapshot: done.rollback });
+    const restore = () => restorePimAssignments.execute(command('restorePimAssignments', megan, {}, 2), { ...env.context, snapshot: done.rollback });
     expect(await restore()).toMatchObject({
       outcome: 'succeeded',
       alreadyDone: false,
@@ -104,6 +96,6 @@ describe('restorePimAssignments (rollback)', () => {
     });
     expect(rolesOf(DEMO.megan).map((a) => `${a.roleDefinitionId}:${a.assignmentType}`)).toEqual([`${SECURITY_ADMINISTRATOR}:Assigned`]);
     expect(await restore()).toMatchObject({ outcome: 'succeeded', alreadyDone: true });
-    expect(await restorePimAssignments.execute(command('restorePimAssignments', megan), context)).toMatchObject({ outcome: 'failed', class: 'permanent' });
+    expect(await restorePimAssignments.execute(command('restorePimAssignments', megan), env.context)).toMatchObject({ outcome: 'failed', class: 'permanent' });
   });
 });

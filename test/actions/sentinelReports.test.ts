@@ -1,42 +1,33 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { ExecutionContext } from '../../shared/actions/executor';
+import { describe, expect, it } from 'vitest';
 import { commentIdFor } from '../../shared/clients/sentinel';
 import { parseIncidentArmId } from '../../shared/signals/identifiers';
-import type { Sandbox } from '../sandbox/server';
 import { SAMPLE_INCIDENT_ID } from '../sandbox/tenant';
-import { startSandboxContext } from '../support/sandboxContext';
+import { useSandboxContext } from '../support/sandboxContext';
 
-let sandbox: Sandbox;
-let context: ExecutionContext;
-let reset: () => void;
-beforeAll(async () => {
-  ({ sandbox, context, reset } = await startSandboxContext());
-});
-afterAll(() => sandbox.close());
-beforeEach(() => reset());
+const env = useSandboxContext();
 
 const incident = parseIncidentArmId(SAMPLE_INCIDENT_ID)!;
-const stored = () => sandbox.tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())!;
+const stored = () => env.sandbox.tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())!;
 
 describe('reporting to Sentinel through @azure/arm-securityinsight', () => {
   it('writes one comment per action: a retry rewrites it, never adds a second', async () => {
     const id = commentIdFor('0123456789abcdef0123456789abcdef');
     expect(id).toBe('01234567-89ab-cdef-0123-456789abcdef');
-    await context.incidents.comment(incident, id, 'first outcome');
-    await context.incidents.comment(incident, id, 'rewritten outcome');
+    await env.context.incidents.comment(incident, id, 'first outcome');
+    await env.context.incidents.comment(incident, id, 'rewritten outcome');
     expect([...stored().comments.values()].map((c) => c.properties.message)).toEqual(['rewritten outcome']);
   });
 
   it('adds a label once, sending back the incident with its ETag', async () => {
-    await context.incidents.label(incident, 'responder-contained');
-    await context.incidents.label(incident, 'responder-contained');
+    await env.context.incidents.label(incident, 'responder-contained');
+    await env.context.incidents.label(incident, 'responder-contained');
     expect(stored().properties.labels.map((l) => l.labelName)).toEqual(['responder-contained']);
     expect(stored().properties).toMatchObject({ title: 'Credential theft followed by malware on WKS-042', severity: 'High', status: 'New' });
-    expect(sandbox.tenant.count('PUT', /incidents\/[^/]+$/i)).toBe(1);
+    expect(env.sandbox.tenant.count('PUT', /incidents\/[^/]+$/i)).toBe(1);
   });
 
   it('reads an incident and lists its entities as the service sent them', async () => {
-    const json = (await context.incidents.incidentWithEntities(incident)) as {
+    const json = (await env.context.incidents.incidentWithEntities(incident)) as {
       id: string;
       properties: { severity: string; relatedEntities: Array<Record<string, any>> };
     };
@@ -47,19 +38,19 @@ describe('reporting to Sentinel through @azure/arm-securityinsight', () => {
   });
 
   it('raises what the failure classifier understands', async () => {
-    sandbox.faults.add({
+    env.sandbox.faults.add({
       method: 'PUT',
       count: 1,
       status: 429,
       headers: { 'retry-after': '3' },
       body: { error: { code: 'TooManyRequests', message: 'throttled' } },
     });
-    await expect(context.incidents.comment(incident, commentIdFor('f'.repeat(32)), 'x')).rejects.toMatchObject({
+    await expect(env.context.incidents.comment(incident, commentIdFor('f'.repeat(32)), 'x')).rejects.toMatchObject({
       name: 'ApiError',
       api: 'arm',
       status: 429,
       retryAfterMs: 3000,
     });
-    await expect(context.incidents.label({ ...incident, incidentName: 'no-such-incident' }, 'x')).rejects.toMatchObject({ status: 404 });
+    await expect(env.context.incidents.label({ ...incident, incidentName: 'no-such-incident' }, 'x')).rejects.toMatchObject({ status: 404 });
   });
 });

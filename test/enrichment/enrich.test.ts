@@ -1,22 +1,13 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { ExecutionContext } from '../../shared/actions/executor';
+import { describe, expect, it } from 'vitest';
 import { Enricher } from '../../shared/enrichment/enrich';
 import type { AccountEntity, HostEntity } from '../../shared/signals/signal';
 import { account, host, signal } from '../fixtures/signals';
-import type { Sandbox } from '../sandbox/server';
 import { DEMO, DEMO_DEVICES, TIER0_GROUP } from '../sandbox/tenant';
-import { startSandboxContext } from '../support/sandboxContext';
+import { useSandboxContext } from '../support/sandboxContext';
 
-let sandbox: Sandbox;
-let context: ExecutionContext;
-let reset: () => void;
-beforeAll(async () => {
-  ({ sandbox, context, reset } = await startSandboxContext());
-});
-afterAll(() => sandbox.close());
-beforeEach(() => reset());
+const env = useSandboxContext();
 
-const enricher = () => new Enricher(async () => context);
+const enricher = () => new Enricher(async () => env.context);
 
 describe('enrichment from the sandbox tenant', () => {
   it('fills in user risk, privilege and group membership, resolving a UPN to its object id', async () => {
@@ -43,7 +34,7 @@ describe('enrichment from the sandbox tenant', () => {
     const e = enricher();
     await e.enrich(signal({ entities: [account(), account({ aadUserId: DEMO.jsmith, upn: 'jsmith@contoso.com' })] }), []);
     await e.enrich(signal({ entities: [account({ aadUserId: DEMO.megan, upn: 'megan.bowen@contoso.com' })] }), []);
-    expect(sandbox.tenant.calls.filter((c) => c.path === '/v1.0/identityProtection/riskyUsers')).toHaveLength(1);
+    expect(env.sandbox.tenant.calls.filter((c) => c.path === '/v1.0/identityProtection/riskyUsers')).toHaveLength(1);
   });
 
   it('fills in device risk, tags and the Defender id, by id or exact name', async () => {
@@ -65,8 +56,8 @@ describe('enrichment from the sandbox tenant', () => {
   });
 
   it('degrades: what cannot be read stays unknown, with a note, and is not cached', async () => {
-    sandbox.faults.add({ path: /^\/api\/machines/, count: 1, drop: true });
-    sandbox.faults.add({ path: /riskyUsers$/, count: 1, status: 429, body: { error: { code: 'TooManyRequests', message: 'one request per second' } } });
+    env.sandbox.faults.add({ path: /^\/api\/machines/, count: 1, drop: true });
+    env.sandbox.faults.add({ path: /riskyUsers$/, count: 1, status: 429, body: { error: { code: 'TooManyRequests', message: 'one request per second' } } });
     const e = enricher();
     const s = await e.enrich(signal({ entities: [account(), host()] }), []);
     expect((s.entities[0] as AccountEntity).userRisk).toBeUndefined();

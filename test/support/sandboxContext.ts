@@ -1,3 +1,4 @@
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 import type { ExecutionContext } from '../../shared/actions/executor';
 import { createDefenderDevices } from '../../shared/clients/defender';
 import { createGraphDirectory } from '../../shared/clients/graph';
@@ -23,4 +24,18 @@ export async function startSandboxContext(): Promise<{ sandbox: Sandbox; context
   };
   const reset = () => sandbox.reset();
   return { sandbox, context, reset };
+}
+
+/**
+ * For a test file: start the sandbox and its clients before the tests, give each test a freshly seeded tenant, and
+ * stop it after. Read `sandbox` and `context` inside tests (they are set once the file's hooks have run).
+ */
+export function useSandboxContext(): { readonly sandbox: Sandbox; readonly context: ExecutionContext } {
+  const state = {} as Awaited<ReturnType<typeof startSandboxContext>>;
+  beforeAll(async () => {
+    Object.assign(state, await startSandboxContext());
+  });
+  afterAll(() => state.sandbox.close());
+  beforeEach(() => state.reset());
+  return state;
 }
