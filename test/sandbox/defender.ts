@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { apiError, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
+import { apiError, slidingQuota, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
 import type { SandboxMachine, SandboxMachineAction, SandboxTenant } from './tenant';
 
 /**
@@ -9,16 +9,15 @@ import type { SandboxMachine, SandboxMachineAction, SandboxTenant } from './tena
  * the quota of calls per window answers 429 with Retry-After; body field names are case-sensitive.
  */
 export function defenderRoutes(tenant: SandboxTenant): Route {
-  const recent: number[] = [];
+  const quota = slidingQuota(
+    () => tenant.now(),
+    () => tenant.defenderQuota,
+    'API calls quota exceeded',
+  );
   return (request) => {
     if (!request.path.startsWith('/api/')) return undefined;
-    const now = tenant.now();
-    while (recent.length && now - (recent[0] as number) >= tenant.defenderQuota.windowMs) recent.shift();
-    if (recent.length >= tenant.defenderQuota.max) {
-      const retryAfter = Math.max(1, Math.ceil((tenant.defenderQuota.windowMs - (now - (recent[0] as number))) / 1000));
-      return apiError(429, 'TooManyRequests', 'API calls quota exceeded', { 'retry-after': String(retryAfter) });
-    }
-    recent.push(now);
+    const throttled = quota();
+    if (throttled) return throttled;
     tenant.advance();
     return route(tenant, request);
   };

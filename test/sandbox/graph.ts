@@ -1,4 +1,4 @@
-import { apiError, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
+import { apiError, slidingQuota, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
 import type { SandboxRoleAssignment, SandboxTenant, SandboxUser } from './tenant';
 
 /**
@@ -7,18 +7,15 @@ import type { SandboxRoleAssignment, SandboxTenant, SandboxUser } from './tenant
  * where it does nothing), confirmCompromised answers 204 and raises the risk to high.
  */
 export function graphRoutes(tenant: SandboxTenant): Route {
-  const writes: number[] = [];
+  const writeQuota = slidingQuota(
+    () => tenant.now(),
+    () => tenant.graphWriteQuota,
+    'Too many requests: identity write quota exceeded',
+  );
   return (request) => {
     if (!request.path.startsWith('/v1.0/')) return undefined;
-    if (request.method !== 'GET') {
-      const now = tenant.now();
-      while (writes.length && now - (writes[0] as number) >= tenant.graphWriteQuota.windowMs) writes.shift();
-      if (writes.length >= tenant.graphWriteQuota.max) {
-        const retryAfter = Math.max(1, Math.ceil((tenant.graphWriteQuota.windowMs - (now - (writes[0] as number))) / 1000));
-        return apiError(429, 'TooManyRequests', 'Too many requests: identity write quota exceeded', { 'retry-after': String(retryAfter) });
-      }
-      writes.push(now);
-    }
+    const throttled = request.method === 'GET' ? undefined : writeQuota();
+    if (throttled) return throttled;
     const path = request.path.slice('/v1.0'.length);
     let match: RegExpExecArray | null;
 

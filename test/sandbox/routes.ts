@@ -22,3 +22,22 @@ export const apiError = (status: number, code: string, message: string, headers?
   body: { error: { code, message } },
   ...(headers && { headers }),
 });
+
+/**
+ * A sliding-window quota, as the real APIs enforce them: each call counts; past `max` in `windowMs` the answer is a
+ * 429 whose Retry-After says when the oldest call leaves the window. Returns that 429, or undefined under the quota.
+ */
+export function slidingQuota(now: () => number, limit: () => { max: number; windowMs: number }, message: string): () => SandboxAnswer | undefined {
+  const calls: number[] = [];
+  return () => {
+    const at = now();
+    const { max, windowMs } = limit();
+    while (calls.length && at - (calls[0] as number) >= windowMs) calls.shift();
+    if (calls.length >= max) {
+      const retryAfter = Math.max(1, Math.ceil((windowMs - (at - (calls[0] ?? at))) / 1000));
+      return apiError(429, 'TooManyRequests', message, { 'retry-after': String(retryAfter) });
+    }
+    calls.push(at);
+    return undefined;
+  };
+}
