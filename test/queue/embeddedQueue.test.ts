@@ -1,22 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { ActionCommand } from '../../shared/actions/command';
 import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
+import { command as commandFixture } from '../fixtures/commands';
 
-const command = (n: number, attempt = 0): ActionCommand => {
-  const key = n.toString(16).padStart(32, '0');
-  return {
-    id: key,
-    idempotencyKey: key,
-    kind: 'revokeSessions',
-    target: { type: 'user', id: '6e7b768e-07e2-4810-8459-485f84f8f204' },
-    params: {},
-    reason: 'r',
-    mode: 'audit',
-    source: { type: 'incident', subject: 's' },
-    attempt,
-    createdAt: '2026-11-28T00:00:00.000Z',
-  };
-};
+const command = (n: number, attempt = 0): ActionCommand =>
+  commandFixture('revokeSessions', { type: 'user', id: '6e7b768e-07e2-4810-8459-485f84f8f204' }, { mode: 'audit', attempt }, n);
 
 describe('the embedded queue keeps Service Bus delivery semantics', () => {
   it('delivers each message as JSON with its MessageId and delivery count', async () => {
