@@ -10,8 +10,8 @@ export const actionWorker = defineQueueFunction({
   queueName: 'actions',
   connection: 'ServiceBusConnection',
   async handle(message, delivery, log) {
-    const { engine } = await runtime();
-    const outcome = await engine.handleMessage(message, delivery, log);
+    const { worker } = await runtime();
+    const outcome = await worker.handleMessage(message, delivery, log);
     log.debug({ actionId: outcome.key, outcome: outcome.outcome }, outcome.detail);
   },
 });

@@ -5,7 +5,9 @@ import { createGraphDirectory } from './clients/graph';
 import { SentinelReports } from './clients/sentinel';
 import { config, type ResponderConfig } from './config';
 import { Enricher } from './enrichment/enrich';
-import { ResponderEngine } from './engine';
+import { ResponderEngine, type EngineDeps } from './engine';
+import type { Signal } from './signals/signal';
+import { ActionWorker } from './worker';
 import { ConfigError, InputError } from './errors';
 import { MemoryLedger } from './ledger/memoryLedger';
 import { logger } from './log';
@@ -35,21 +37,23 @@ export function compose(overrides: RuntimeOverrides): Runtime {
         incidents: new SentinelReports(settings),
       }))()));
   const enricher = settings.enrichment ? new Enricher(executionContext) : undefined;
-  const engine = new ResponderEngine({
+  const deps: EngineDeps = {
     executors: EXECUTORS,
     executionContext,
-    ...(enricher && { enrich: (signal, compiled) => enricher.enrich(signal, compiled.groupsOfInterest) }),
+    ...(enricher && { enrich: (signal: Signal, compiled: CompiledPolicy) => enricher.enrich(signal, compiled.groupsOfInterest) }),
     policy,
     ledger,
     queue,
     modeOverride: settings.modeOverride,
     now: overrides.now ?? (() => new Date()),
     log: logger(),
-  });
+  };
+  const engine = new ResponderEngine(deps);
   return {
     config: settings,
     policy,
     engine,
+    worker: new ActionWorker(deps, engine),
     ledger,
     queue,
     compileDraftPolicy: (text) => compileDraftPolicy(text, settings.engineIdentities),

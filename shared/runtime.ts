@@ -1,6 +1,7 @@
 import type { ExecutionContext } from './actions/executor';
 import type { ResponderConfig } from './config';
 import type { ResponderEngine } from './engine';
+import type { ActionWorker } from './worker';
 import type { ActionLedger } from './ledger/ledger';
 import type { CompiledPolicy } from './policy/decide';
 import type { ActionQueue } from './queue/queue';
@@ -13,6 +14,7 @@ export interface Runtime {
   config: ResponderConfig;
   policy: CompiledPolicy;
   engine: ResponderEngine;
+  worker: ActionWorker;
   ledger: ActionLedger;
   queue: ActionQueue;
   /** Compile a policy a caller sent (POST /api/plan): problems are the caller's, so they raise InputError (400). */

@@ -203,7 +203,7 @@ describe('the action worker', () => {
 
   it('records a refusal of a privileged admin as blocked, without retrying it', async () => {
     const { runtime } = await import('../../shared/runtime');
-    const { engine: core } = await runtime();
+    const { worker: core } = await runtime();
     const blocked = commandFor('disableUser', { type: 'user', id: DEMO.megan }, {}, 0xef);
     const key = blocked.idempotencyKey;
     const outcome = await core.runCommand(blocked, { messageId: key, deliveryCount: 1, enqueuedTimeUtc: '' });
@@ -216,7 +216,7 @@ describe('the action worker', () => {
     const queue = engine.queue as EmbeddedQueue;
     await call(incidents, 'incidents', { body: sampleIncident(), headers: await engine.bearer(['Incidents.Submit']) });
     const { runtime } = await import('../../shared/runtime');
-    const { engine: core } = await runtime();
+    const { worker: core } = await runtime();
     const [entry] = engine.ledger.all();
     const command: ActionCommand = {
       id: entry!.key,
@@ -239,7 +239,7 @@ describe('the action worker', () => {
 
   it('refuses at execution a target the policy protects now', async () => {
     const { runtime } = await import('../../shared/runtime');
-    const { engine: core } = await runtime();
+    const { worker: core } = await runtime();
     const key = 'ab'.repeat(16);
     const command: ActionCommand = {
       id: key,
@@ -297,7 +297,7 @@ describe('the action worker', () => {
       });
       return state === 'queued' ? engine.ledger.transition(key, entry.etag, 'queued', { by: 'test', at }) : entry;
     };
-    const core = async () => (await (await import('../../shared/runtime')).runtime()).engine;
+    const core = async () => (await (await import('../../shared/runtime')).runtime()).worker;
 
     it('runs an action delivered before the submitter marked it queued', async () => {
       await seed('planned', new Date().toISOString());

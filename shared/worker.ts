@@ -1,0 +1,271 @@
+import type { ActionCommand } from './actions/command';
+import { parseActionCommand } from './actions/command';
+import type { ExecutionOutcome } from './actions/executor';
+import { classifyFailure } from './actions/failure';
+import { OUTCOME_LABELS, outcomeComment, type ReportedState } from './actions/report';
+import { RETRY_POLICY, retryDelayMs } from './actions/retryPolicy';
+import type { ActionTarget } from './actions/target';
+import { commentIdFor } from './clients/sentinel';
+import type { EngineDeps, ResponderEngine } from './engine';
+import { ConfigError, InputError } from './errors';
+import { LedgerConflictError, type LedgerAttempt, type LedgerEntry } from './ledger/ledger';
+import type { Logger } from './log';
+import type { CompiledPolicy } from './policy/decide';
+import { checkAccount, checkHost } from './policy/protection';
+import type { QueueDelivery } from './queue/queue';
+import { isReevaluation, parseReevaluation } from './queue/reevaluation';
+import { parseIncidentArmId, type IncidentArmIdParts } from './signals/identifiers';
+import { normalizeSentinelPayload } from './signals/sentinel';
+
+export interface WorkerOutcome {
+  key?: string;
+  outcome: 'succeeded' | 'audited' | 'pending' | 'retrying' | 'failed' | 'blocked' | 'duplicate' | 'poison';
+  detail: string;
+}
+
+/** How long a claimed (`running`) action belongs to its delivery: Service Bus's longest automatic lock renewal. */
+export const RUNNING_LEASE_MS = 5 * 60_000;
+
+/**
+ * The worker: what the queue-triggered function runs for each message. An ActionCommand is claimed in the ledger,
+ * re-checked against protection, executed by its executor, recorded, reported on its incident, and followed up or
+ * retried through the queue; an incident re-evaluation goes back through the engine.
+ */
+export class ActionWorker {
+  constructor(
+    private readonly deps: EngineDeps,
+    private readonly engine: ResponderEngine,
+  ) {}
+
+  /** The worker's entry: an incident to look at again, or an action to take. */
+  async handleMessage(body: unknown, delivery: QueueDelivery, log: Logger = this.deps.log): Promise<WorkerOutcome> {
+    if (!isReevaluation(body)) return this.runCommand(body, delivery, log);
+    const message = parseOrPoison(() => parseReevaluation(body), 'a re-evaluation', delivery, log);
+    if ('outcome' in message) return message;
+    const parts = parseIncidentArmId(message.incidentArmId) as IncidentArmIdParts;
+    const { incidents } = await this.deps.executionContext();
+    // A failure here throws: the broker redelivers the message, and the re-evaluation is not lost.
+    const signal = normalizeSentinelPayload(await incidents.incidentWithEntities(parts));
+    const { decision } = await this.engine.submit(signal, 'engine (re-evaluation)', log, message.attempt);
+    return { outcome: 'succeeded', detail: `re-evaluated ${message.incidentArmId}: ${decision.summary}` };
+  }
+
+  /**
+   * The worker's step for one delivered message: validate, claim, re-check protection against the current policy,
+   * execute (the executor reads state first and writes nothing in audit mode), record, schedule what comes next.
+   */
+  async runCommand(body: unknown, delivery: QueueDelivery, log: Logger = this.deps.log): Promise<WorkerOutcome> {
+    const { ledger, now } = this.deps;
+    const command = parseOrPoison(() => parseActionCommand(body), 'an ActionCommand', delivery, log);
+    if ('outcome' in command) return command;
+    const actionLog = log.child({
+      actionId: command.id,
+      kind: command.kind,
+      incidentId: command.source.incidentArmId ?? command.source.subject,
+      attempt: command.attempt,
+    });
+    const at = now().toISOString();
+    let entry = (await ledger.get(command.idempotencyKey)) ?? (await ledger.create(entryFromCommand(command, at))).entry;
+
+    const claim = await this.claim(entry, delivery, at);
+    if (claim.outcome) return claim.outcome;
+    entry = claim.entry;
+
+    const verdict = protectionOf(command.target, this.deps.policy);
+    if (verdict) {
+      await ledger.transition(
+        entry.key,
+        entry.etag,
+        'blocked',
+        { by: 'worker', at, note: verdict },
+        { stateReason: verdict, attempts: [...entry.attempts, { attempt: command.attempt, at, outcome: 'blocked', detail: verdict }] },
+      );
+      actionLog.warn({ reason: verdict }, 'refused at execution: target is protected');
+      return { key: entry.key, outcome: 'blocked', detail: verdict };
+    }
+
+    const executor = this.deps.executors[command.kind];
+    let outcome: ExecutionOutcome;
+    if (!executor) {
+      outcome = { outcome: 'audited', detail: `no executor for ${command.kind} is installed yet: recorded in audit mode, no write API called` };
+    } else {
+      try {
+        outcome = await executor.execute(command, await this.deps.executionContext());
+      } catch (error) {
+        // Executors classify API failures themselves; what reaches here is a client that could not be built.
+        outcome =
+          error instanceof ConfigError ? { outcome: 'failed', class: 'permanent', detail: error.message } : { outcome: 'failed', ...classifyFailure(error) };
+      }
+    }
+    return this.record(entry, command, outcome, at, actionLog);
+  }
+
+  /**
+   * Turn an execution outcome into the ledger's next state, and schedule what comes next. The ledger moves first:
+   * if the process dies before the copy is scheduled, the entry waits `queued` and a redelivery of this message
+   * claims it again (executors read state first, so nothing is repeated); a copy scheduled first could instead
+   * arrive while the entry still looked `running` and be dropped as a duplicate.
+   */
+  private async record(entry: LedgerEntry, command: ActionCommand, outcome: ExecutionOutcome, at: string, log: Logger): Promise<WorkerOutcome> {
+    const { ledger, queue, now } = this.deps;
+    const attempt: LedgerAttempt = {
+      attempt: command.attempt,
+      at,
+      outcome: outcome.outcome === 'failed' ? outcome.class : outcome.outcome,
+      detail: outcome.detail,
+      ...(outcome.outcome === 'failed' && outcome.status !== undefined && { status: outcome.status }),
+      ...(outcome.outcome === 'failed' && outcome.code !== undefined && { code: outcome.code }),
+    };
+    const attempts = [...entry.attempts, attempt];
+    const event = { by: 'worker', at, note: outcome.detail };
+    const result = async (state: WorkerOutcome['outcome']): Promise<WorkerOutcome> => {
+      log.info({ outcome: state, ...(attempt.status !== undefined && { status: attempt.status }) }, outcome.detail);
+      if (state === 'succeeded' || state === 'audited' || state === 'failed' || state === 'blocked')
+        await this.report(command, state, outcome.detail, attempts.length, log);
+      return { key: entry.key, outcome: state, detail: outcome.detail };
+    };
+
+    switch (outcome.outcome) {
+      case 'succeeded':
+      case 'audited':
+        await ledger.transition(entry.key, entry.etag, 'succeeded', event, {
+          attempts,
+          ...(outcome.outcome === 'succeeded' && outcome.rollback !== undefined && { rollback: outcome.rollback }),
+        });
+        return await result(outcome.outcome);
+      case 'pending': {
+        await ledger.transition(
+          entry.key,
+          entry.etag,
+          'queued',
+          { ...event, note: `${outcome.detail}; follow-up in ${Math.round(outcome.followUpAfterMs / 1000)} s` },
+          { attempts },
+        );
+        await queue.schedule({ ...command, followUp: (command.followUp ?? 0) + 1 }, new Date(now().getTime() + outcome.followUpAfterMs));
+        return await result('pending');
+      }
+      case 'failed': {
+        const next = command.attempt + 1;
+        if (outcome.class === 'transient' && next < RETRY_POLICY.maxAttempts) {
+          const delay = retryDelayMs(command.attempt, outcome.retryAfterMs, this.deps.random);
+          await ledger.transition(
+            entry.key,
+            entry.etag,
+            'queued',
+            { ...event, note: `${outcome.detail}; attempt ${next + 1} in ${Math.round(delay / 1000)} s` },
+            { attempts },
+          );
+          const { followUp: _drop, ...retry } = command;
+          await queue.schedule({ ...retry, attempt: next }, new Date(now().getTime() + delay));
+          return await result('retrying');
+        }
+        const state = outcome.class === 'blocked' ? 'blocked' : 'failed';
+        const why = outcome.class === 'transient' ? `gave up after ${next} attempts: ${outcome.detail}` : outcome.detail;
+        await ledger.transition(entry.key, entry.etag, state, { ...event, note: why }, { attempts, stateReason: why });
+        return await result(state);
+      }
+    }
+  }
+
+  /**
+   * Make this delivery the one that runs the action, or say why not. ETag-guarded; a conflict means the entry moved
+   * (the submitter marked it queued, another delivery claimed it), so read it again and judge afresh.
+   */
+  private async claim(first: LedgerEntry, delivery: QueueDelivery, at: string): Promise<{ entry: LedgerEntry; outcome?: WorkerOutcome }> {
+    const { ledger } = this.deps;
+    let entry = first;
+    for (let tries = 0; tries < 5; tries++) {
+      const by = { by: 'worker', at, note: `delivery ${delivery.deliveryCount} of ${delivery.messageId}` };
+      try {
+        switch (entry.state) {
+          // The broker can deliver before the submitter has marked the entry queued: a `planned` entry whose
+          // message arrived is on the queue by definition, so the worker records that step itself.
+          case 'planned':
+            entry = await ledger.transition(entry.key, entry.etag, 'queued', { ...by, note: 'delivered before the submitter marked it queued' });
+            continue;
+          case 'queued':
+            return { entry: await ledger.transition(entry.key, entry.etag, 'running', by) };
+          case 'running':
+            // Another delivery holds it, unless its lease ran out (that worker died mid-way): then take it over.
+            if (Date.parse(at) - Date.parse(entry.updatedAt) < RUNNING_LEASE_MS)
+              return { entry, outcome: { key: entry.key, outcome: 'duplicate', detail: 'running in another delivery' } };
+            return { entry: await ledger.transition(entry.key, entry.etag, 'running', { ...by, note: `taken over: lease expired (${by.note})` }) };
+          default:
+            return { entry, outcome: { key: entry.key, outcome: 'duplicate', detail: `already ${entry.state}` } };
+        }
+      } catch (error) {
+        if (!(error instanceof LedgerConflictError)) throw error;
+        entry = (await ledger.get(entry.key)) ?? entry;
+      }
+    }
+    throw new Error(`could not claim ${entry.key}: it kept changing`); // abandon: the broker redelivers
+  }
+
+  /**
+   * Tell the incident: one comment per action, its id derived from the idempotency key (a retry rewrites it, never
+   * adds a second), and a label per outcome. Best effort: the outcome is already in the ledger, so a Sentinel
+   * failure is logged, not retried at the action's expense.
+   */
+  private async report(command: ActionCommand, state: ReportedState, detail: string, attempts: number, log: Logger): Promise<void> {
+    const incident = command.source.incidentArmId ? parseIncidentArmId(command.source.incidentArmId) : undefined;
+    if (!incident) return;
+    try {
+      const { incidents } = await this.deps.executionContext();
+      await incidents.comment(incident, commentIdFor(command.idempotencyKey), outcomeComment(command, state, detail, attempts));
+      await incidents.label(incident, OUTCOME_LABELS[state]);
+    } catch (error) {
+      log.warn({ err: error, incidentId: command.source.incidentArmId }, 'could not comment on the incident; the outcome is in the ledger');
+    }
+  }
+}
+
+/**
+ * A message the schema refuses is poison: logged and completed, never retried (ten quick redeliveries would not make
+ * it valid). Dead-lettering it with a reason comes with the Service Bus adapter.
+ */
+function parseOrPoison<T>(parse: () => T, what: string, delivery: QueueDelivery, log: Logger): T | WorkerOutcome {
+  try {
+    return parse();
+  } catch (error) {
+    if (!(error instanceof InputError)) throw error;
+    log.error({ messageId: delivery.messageId, problem: error.message }, `poison message: not ${what}`);
+    return { outcome: 'poison', detail: error.message };
+  }
+}
+
+function entryFromCommand(command: ActionCommand, at: string) {
+  return {
+    key: command.idempotencyKey,
+    kind: command.kind,
+    target: command.target,
+    params: command.params,
+    mode: command.mode,
+    reason: command.reason,
+    source: command.source,
+    state: 'queued' as const,
+    createdAt: at,
+    by: 'worker',
+  };
+}
+
+/** Re-check protection at execution time, against the policy in force now (it may have changed since deciding). */
+function protectionOf(target: ActionTarget, policy: CompiledPolicy): string | undefined {
+  const verdict =
+    target.type === 'user'
+      ? checkAccount(
+          { kind: 'account', ...(target.id && { aadUserId: target.id }), ...(target.upn && { upn: target.upn, accountName: target.upn.split('@')[0] }) },
+          policy.protection,
+        )
+      : checkHost(
+          {
+            kind: 'host',
+            ...(target.id && { mdatpDeviceId: target.id }),
+            ...(target.aadDeviceId && { aadDeviceId: target.aadDeviceId }),
+            ...(target.fqdn && { fqdn: target.fqdn }),
+            ...(target.hostName && { hostName: target.hostName }),
+          },
+          policy.protection,
+        );
+  // Unverified data was already judged at decision time (held for a human); here only a positive match blocks.
+  return verdict.status === 'protected' ? verdict.why : undefined;
+}
