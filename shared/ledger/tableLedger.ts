@@ -1,0 +1,177 @@
+// This module costs ~80 ms to load (@azure/data-tables): the composition imports it lazily, only when configured.
+import { TableClient, type TableEntityResult } from '@azure/data-tables';
+import {
+  COUNTED_STATES,
+  canTransition,
+  LedgerConflictError,
+  LedgerTransitionError,
+  type ActionLedger,
+  type LedgerEntry,
+  type LedgerState,
+  type NewLedgerEntry,
+} from './ledger';
+
+/** The JSON-valued parts of an entry: Table storage columns are flat, so these travel as JSON text. */
+const JSON_COLUMNS = ['target', 'params', 'source', 'history', 'attempts', 'rollback'] as const;
+
+interface Row {
+  partitionKey: string;
+  rowKey: string;
+  kind: string;
+  state: string;
+  mode: string;
+  reason: string;
+  subject: string;
+  stateReason?: string;
+  createdAt: string;
+  updatedAt: string;
+  target: string;
+  params: string;
+  source: string;
+  history: string;
+  attempts: string;
+  rollback?: string;
+}
+
+/**
+ * The action ledger on Azure Table storage (already part of every Functions app). One entity per action: PartitionKey
+ * is the key's first two hex characters (256 partitions, so no hot partition), RowKey the idempotency key. Insert is
+ * the atomic "create if absent" (409 when it exists); every transition is a Replace guarded by the ETag read (412 when
+ * someone wrote in between), which is what makes concurrent workers safe. Kind, state, subject and times are columns,
+ * for the queries by subject and for the caps.
+ */
+export class TableLedger implements ActionLedger {
+  constructor(private readonly table: TableClient) {}
+
+  async create(input: NewLedgerEntry): Promise<{ created: boolean; entry: LedgerEntry }> {
+    const { by, ...fields } = input;
+    const entry: Omit<LedgerEntry, 'etag'> = {
+      ...fields,
+      updatedAt: input.createdAt,
+      history: [{ at: input.createdAt, state: input.state, by, ...(input.stateReason && { note: input.stateReason }) }],
+      attempts: [],
+    };
+    try {
+      const response = await this.table.createEntity(toRow(entry));
+      return { created: true, entry: { ...entry, etag: response.etag as string } };
+    } catch (error) {
+      if (statusOf(error) !== 409) throw error;
+      return { created: false, entry: (await this.get(input.key)) as LedgerEntry };
+    }
+  }
+
+  async get(key: string): Promise<LedgerEntry | undefined> {
+    try {
+      return fromRow(await this.table.getEntity<Row>(partitionOf(key), key));
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async transition(
+    key: string,
+    etag: string,
+    to: LedgerState,
+    event: { by: string; note?: string; at: string },
+    patch: Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason'>> = {},
+  ): Promise<LedgerEntry> {
+    const current = await this.get(key);
+    if (!current || current.etag !== etag) throw new LedgerConflictError(key);
+    if (!canTransition(current.state, to)) throw new LedgerTransitionError(key, current.state, to);
+    const { etag: _read, ...rest } = current;
+    const next: Omit<LedgerEntry, 'etag'> = {
+      ...rest,
+      ...patch,
+      state: to,
+      updatedAt: event.at,
+      history: [...current.history, { at: event.at, state: to, by: event.by, ...(event.note && { note: event.note }) }],
+    };
+    try {
+      const response = await this.table.updateEntity(toRow(next), 'Replace', { etag });
+      return { ...next, etag: response.etag as string };
+    } catch (error) {
+      if (statusOf(error) === 412) throw new LedgerConflictError(key);
+      throw error;
+    }
+  }
+
+  async listBySubject(subject: string): Promise<LedgerEntry[]> {
+    const entries: LedgerEntry[] = [];
+    for await (const row of this.table.listEntities<Row>({ queryOptions: { filter: `subject eq ${quote(subject)}` } })) entries.push(fromRow(row));
+    return entries;
+  }
+
+  async countSince(kind: LedgerEntry['kind'], since: string): Promise<number> {
+    const states = COUNTED_STATES.map((s) => `state eq ${quote(s)}`).join(' or ');
+    const filter = `kind eq ${quote(kind)} and createdAt ge ${quote(since)} and (${states})`;
+    let count = 0;
+    for await (const _row of this.table.listEntities({ queryOptions: { filter, select: ['RowKey'] } })) count++;
+    return count;
+  }
+}
+
+/** Open the ledger table (creating it if needed) from a connection string, e.g. Azurite's in tests. */
+export async function openTableLedger(connectionString: string, tableName = 'actionledger'): Promise<TableLedger> {
+  const table = TableClient.fromConnectionString(connectionString, tableName, {
+    allowInsecureConnection: /UseDevelopmentStorage|127\.0\.0\.1|localhost/.test(connectionString),
+  });
+  try {
+    await table.createTable();
+  } catch (error) {
+    if (statusOf(error) !== 409) throw error;
+  }
+  return new TableLedger(table);
+}
+
+const partitionOf = (key: string): string => key.slice(0, 2);
+
+/** OData string literal: single quotes doubled. */
+const quote = (value: string): string => `'${value.replace(/'/g, "''")}'`;
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { statusCode?: number }).statusCode;
+}
+
+function toRow(entry: Omit<LedgerEntry, 'etag'>): Row {
+  const row: Row = {
+    partitionKey: partitionOf(entry.key),
+    rowKey: entry.key,
+    kind: entry.kind,
+    state: entry.state,
+    mode: entry.mode,
+    reason: entry.reason,
+    subject: entry.source.subject,
+    createdAt: entry.createdAt,
+    updatedAt: entry.updatedAt,
+    target: '',
+    params: '',
+    source: '',
+    history: '',
+    attempts: '',
+  };
+  if (entry.stateReason !== undefined) row.stateReason = entry.stateReason;
+  for (const column of JSON_COLUMNS) if (entry[column] !== undefined) row[column] = JSON.stringify(entry[column]);
+  return row;
+}
+
+function fromRow(row: TableEntityResult<Row>): LedgerEntry {
+  const entry: LedgerEntry = {
+    key: row.rowKey as string,
+    kind: row.kind as LedgerEntry['kind'],
+    target: JSON.parse(row.target),
+    params: JSON.parse(row.params),
+    mode: row.mode as LedgerEntry['mode'],
+    reason: row.reason,
+    source: JSON.parse(row.source),
+    state: row.state as LedgerState,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+    history: JSON.parse(row.history),
+    attempts: JSON.parse(row.attempts),
+    etag: row.etag,
+  };
+  if (row.stateReason !== undefined) entry.stateReason = row.stateReason;
+  if (row.rollback !== undefined) entry.rollback = JSON.parse(row.rollback);
+  return entry;
+}

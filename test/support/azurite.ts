@@ -1,0 +1,64 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { connect, createServer } from 'node:net';
+import path from 'node:path';
+
+/**
+ * Azurite's Table service, started by the tests (pure JS, in memory). The account name and key below are Azurite's
+ * public, documented development defaults — TEST-ONLY, not a secret of anyone's.
+ */
+const DEV_ACCOUNT = 'devstoreaccount1';
+const DEV_KEY_TEST_ONLY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+
+export class Azurite {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly port: number,
+  ) {}
+
+  static async start(): Promise<Azurite> {
+    const port = await freePort();
+    const main = path.join(__dirname, '../../node_modules/azurite/dist/src/table/main.js');
+    // Started by its node entry, not npx: killing npx would orphan the child.
+    const child = spawn(
+      process.execPath,
+      [main, '--inMemoryPersistence', '--silent', '--skipApiVersionCheck', '--disableTelemetry', '--tableHost', '127.0.0.1', '--tablePort', String(port)],
+      {
+        stdio: 'ignore',
+      },
+    );
+    await waitForPort(port, 15_000);
+    return new Azurite(child, port);
+  }
+
+  get connectionString(): string {
+    return `DefaultEndpointsProtocol=http;AccountName=${DEV_ACCOUNT};AccountKey=${DEV_KEY_TEST_ONLY};TableEndpoint=http://127.0.0.1:${this.port}/${DEV_ACCOUNT};`;
+  }
+
+  stop(): void {
+    this.child.kill('SIGTERM');
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.end();
+        resolve(true);
+      }).on('error', () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > deadline) throw new Error(`Azurite did not listen on ${port} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
