@@ -11,7 +11,7 @@ import type { Mode } from './policy/schema';
 import type { ActionQueue } from './queue/queue';
 import { REEVALUATE_AFTER_MS } from './queue/reevaluation';
 import { parseIncidentArmId, type IncidentArmIdParts } from './signals/identifiers';
-import { normalizeSentinelPayload } from './signals/sentinel';
+import { NO_ENTITIES_NOTE, normalizeSentinelPayload } from './signals/sentinel';
 import type { IncidentRef, Signal } from './signals/signal';
 
 export interface EngineDeps {
@@ -137,7 +137,7 @@ export class ResponderEngine {
       return {
         ...signal,
         entities: listed.entities,
-        notes: [...signal.notes.filter((n) => !/no relatedEntities/.test(n)), note, ...listed.notes.filter((n) => !/no relatedEntities/.test(n))],
+        notes: [...signal.notes.filter((n) => n !== NO_ENTITIES_NOTE), note, ...listed.notes.filter((n) => n !== NO_ENTITIES_NOTE)],
       };
     } catch (error) {
       log.warn({ err: error }, 'could not list the incident entities through ARM');

@@ -6,6 +6,9 @@ import { parseIncidentArmId } from './identifiers';
 import type { Entity, IncidentRef, Severity, Signal } from './signal';
 import { SEVERITIES } from './signal';
 
+/** The note on an incident that arrived without entities; the engine replaces it once it has listed them. */
+export const NO_ENTITIES_NOTE = 'the incident carries no relatedEntities (Sentinel may add them later; an update will bring them)';
+
 /**
  * Normalizes what Sentinel sends into a Signal. Three shapes are accepted (reference/sentinel.md):
  * - the incident trigger body an automation rule's relay posts: `{ objectSchemaType: "Incident", object: {…} }`,
@@ -58,7 +61,7 @@ function normalizeIncident(incident: Fields, eventType: string | undefined): Sig
 
   const entityPath = props.at('relatedEntities');
   const rawEntities = props.array('relatedEntities');
-  if (rawEntities.length === 0) notes.push('the incident carries no relatedEntities (Sentinel may add them later; an update will bring them)');
+  if (rawEntities.length === 0) notes.push(NO_ENTITIES_NOTE);
   const entities = mergeEntities(parseEntities(rawEntities, entityPath), notes);
 
   const ref: IncidentRef = {
