@@ -108,3 +108,38 @@ export interface ActionLedger {
   /** Entries of `kind` created at or after `since` and in a counted state: what a cap has already spent. */
   countSince(kind: ActionKind, since: string): Promise<number>;
 }
+
+/** A new entry as every adapter stores it: its first history event says who created it in which state. */
+export function firstEntry(input: NewLedgerEntry): Omit<LedgerEntry, 'etag'> {
+  const { by, ...fields } = input;
+  return {
+    ...fields,
+    updatedAt: input.createdAt,
+    history: [{ at: input.createdAt, state: input.state, by, ...(input.stateReason && { note: input.stateReason }) }],
+    attempts: [],
+  };
+}
+
+/**
+ * The entry after a transition, for every adapter: refused unless `etag` is the one stored (someone wrote since it
+ * was read) and the state machine allows the move. The adapter then writes it, guarded by the same ETag.
+ */
+export function nextEntry(
+  current: LedgerEntry | undefined,
+  key: string,
+  etag: string,
+  to: LedgerState,
+  event: { by: string; note?: string; at: string },
+  patch: Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason'>>,
+): Omit<LedgerEntry, 'etag'> {
+  if (!current || current.etag !== etag) throw new LedgerConflictError(key);
+  if (!canTransition(current.state, to)) throw new LedgerTransitionError(key, current.state, to);
+  const { etag: _read, ...rest } = current;
+  return {
+    ...rest,
+    ...patch,
+    state: to,
+    updatedAt: event.at,
+    history: [...current.history, { at: event.at, state: to, by: event.by, ...(event.note && { note: event.note }) }],
+  };
+}

@@ -1,13 +1,4 @@
-import {
-  canTransition,
-  COUNTED_STATES,
-  LedgerConflictError,
-  LedgerTransitionError,
-  type ActionLedger,
-  type LedgerEntry,
-  type LedgerState,
-  type NewLedgerEntry,
-} from './ledger';
+import { COUNTED_STATES, firstEntry, nextEntry, type ActionLedger, type LedgerEntry, type LedgerState, type NewLedgerEntry } from './ledger';
 
 /**
  * The in-memory twin of the action ledger, for the local host and tests. Same contract as the Table storage
@@ -20,14 +11,7 @@ export class MemoryLedger implements ActionLedger {
   async create(input: NewLedgerEntry): Promise<{ created: boolean; entry: LedgerEntry }> {
     const existing = this.entries.get(input.key);
     if (existing) return { created: false, entry: structuredClone(existing) };
-    const { by, ...fields } = input;
-    const entry: LedgerEntry = {
-      ...fields,
-      updatedAt: input.createdAt,
-      history: [{ at: input.createdAt, state: input.state, by, ...(input.stateReason && { note: input.stateReason }) }],
-      attempts: [],
-      etag: this.nextEtag(),
-    };
+    const entry: LedgerEntry = { ...firstEntry(input), etag: this.nextEtag() };
     this.entries.set(entry.key, entry);
     return { created: true, entry: structuredClone(entry) };
   }
@@ -44,17 +28,7 @@ export class MemoryLedger implements ActionLedger {
     event: { by: string; note?: string; at: string },
     patch: Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason'>> = {},
   ): Promise<LedgerEntry> {
-    const entry = this.entries.get(key);
-    if (!entry || entry.etag !== etag) throw new LedgerConflictError(key);
-    if (!canTransition(entry.state, to)) throw new LedgerTransitionError(key, entry.state, to);
-    const next: LedgerEntry = {
-      ...entry,
-      ...patch,
-      state: to,
-      updatedAt: event.at,
-      history: [...entry.history, { at: event.at, state: to, by: event.by, ...(event.note && { note: event.note }) }],
-      etag: this.nextEtag(),
-    };
+    const next: LedgerEntry = { ...nextEntry(this.entries.get(key), key, etag, to, event, patch), etag: this.nextEtag() };
     this.entries.set(key, next);
     return structuredClone(next);
   }

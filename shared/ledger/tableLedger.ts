@@ -1,10 +1,11 @@
-// This module costs ~80 ms to load (@azure/data-tables): the composition imports it lazily, only when configured.
+// This module costs ~80 ms to load (@azure/data-tables): import it lazily, only when Table storage is configured.
+// (Not wired into the composition yet: that comes with the Service Bus adapter.)
 import { TableClient, type TableEntityResult } from '@azure/data-tables';
 import {
   COUNTED_STATES,
-  canTransition,
+  firstEntry,
   LedgerConflictError,
-  LedgerTransitionError,
+  nextEntry,
   type ActionLedger,
   type LedgerEntry,
   type LedgerState,
@@ -44,13 +45,7 @@ export class TableLedger implements ActionLedger {
   constructor(private readonly table: TableClient) {}
 
   async create(input: NewLedgerEntry): Promise<{ created: boolean; entry: LedgerEntry }> {
-    const { by, ...fields } = input;
-    const entry: Omit<LedgerEntry, 'etag'> = {
-      ...fields,
-      updatedAt: input.createdAt,
-      history: [{ at: input.createdAt, state: input.state, by, ...(input.stateReason && { note: input.stateReason }) }],
-      attempts: [],
-    };
+    const entry = firstEntry(input);
     try {
       const response = await this.table.createEntity(toRow(entry));
       return { created: true, entry: { ...entry, etag: response.etag as string } };
@@ -76,17 +71,7 @@ export class TableLedger implements ActionLedger {
     event: { by: string; note?: string; at: string },
     patch: Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason'>> = {},
   ): Promise<LedgerEntry> {
-    const current = await this.get(key);
-    if (!current || current.etag !== etag) throw new LedgerConflictError(key);
-    if (!canTransition(current.state, to)) throw new LedgerTransitionError(key, current.state, to);
-    const { etag: _read, ...rest } = current;
-    const next: Omit<LedgerEntry, 'etag'> = {
-      ...rest,
-      ...patch,
-      state: to,
-      updatedAt: event.at,
-      history: [...current.history, { at: event.at, state: to, by: event.by, ...(event.note && { note: event.note }) }],
-    };
+    const next = nextEntry(await this.get(key), key, etag, to, event, patch);
     try {
       const response = await this.table.updateEntity(toRow(next), 'Replace', { etag });
       return { ...next, etag: response.etag as string };
