@@ -25,6 +25,8 @@ export interface SentinelIncidents {
  */
 export class SentinelReports implements SentinelIncidents {
   private readonly clients = new Map<string, Promise<SecurityInsights>>();
+  /** Labels this process has already put on incidents: every action of an incident reports, one label suffices. */
+  private readonly labelled = new Set<string>();
 
   constructor(private readonly config: Pick<ResponderConfig, 'endpoints' | 'authorityHost'>) {}
 
@@ -54,21 +56,26 @@ export class SentinelReports implements SentinelIncidents {
   }
 
   async label(incident: IncidentArmIdParts, label: string): Promise<void> {
+    const done = `${incident.subscriptionId}/${incident.resourceGroup}/${incident.workspaceName}/${incident.incidentName}|${label}`.toLowerCase();
+    if (this.labelled.has(done)) return;
     const client = await this.client(incident.subscriptionId);
     const current = await call(() => client.incidents.get(incident.resourceGroup, incident.workspaceName, incident.incidentName));
-    if (current.labels?.some((l) => l.labelName.toLowerCase() === label.toLowerCase())) return;
-    await call(() =>
-      client.incidents.createOrUpdate(incident.resourceGroup, incident.workspaceName, incident.incidentName, {
-        etag: current.etag,
-        title: current.title,
-        severity: current.severity,
-        status: current.status,
-        ...(current.description !== undefined && { description: current.description }),
-        ...(current.owner !== undefined && { owner: current.owner }),
-        ...(current.classification !== undefined && { classification: current.classification }),
-        labels: [...(current.labels ?? []).map((l) => ({ labelName: l.labelName })), { labelName: label }],
-      }),
-    );
+    if (!current.labels?.some((l) => l.labelName.toLowerCase() === label.toLowerCase())) {
+      await call(() =>
+        client.incidents.createOrUpdate(incident.resourceGroup, incident.workspaceName, incident.incidentName, {
+          etag: current.etag,
+          title: current.title,
+          severity: current.severity,
+          status: current.status,
+          ...(current.description !== undefined && { description: current.description }),
+          ...(current.owner !== undefined && { owner: current.owner }),
+          ...(current.classification !== undefined && { classification: current.classification }),
+          labels: [...(current.labels ?? []).map((l) => ({ labelName: l.labelName })), { labelName: label }],
+        }),
+      );
+    }
+    if (this.labelled.size >= 10_000) this.labelled.clear();
+    this.labelled.add(done);
   }
 
   private client(subscriptionId: string): Promise<SecurityInsights> {

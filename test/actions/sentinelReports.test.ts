@@ -24,6 +24,8 @@ describe('reporting to Sentinel through @azure/arm-securityinsight', () => {
     expect(stored().properties.labels.map((l) => l.labelName)).toEqual(['responder-contained']);
     expect(stored().properties).toMatchObject({ title: 'Credential theft followed by malware on WKS-042', severity: 'High', status: 'New' });
     expect(env.sandbox.tenant.count('PUT', /incidents\/[^/]+$/i)).toBe(1);
+    // The second call did not even read the incident: this process had labelled it already.
+    expect(env.sandbox.tenant.count('GET', /incidents\/[^/]+$/i)).toBe(1);
   });
 
   it('reads an incident and lists its entities as the service sent them', async () => {
