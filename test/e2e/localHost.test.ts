@@ -1,22 +1,13 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SAMPLE_INCIDENT_PATH } from '../fixtures/incidents';
+import { freePort } from '../support/net';
 
 const ROOT = path.join(__dirname, '../..');
 const HOST = path.join(ROOT, 'dist/cli/host.js');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Start the compiled local host as `npm start` does, in its own working directory; resolve with its banner. */
 function startHost(cwd: string, env: Record<string, string>): Promise<{ child: ChildProcess; banner: string }> {
