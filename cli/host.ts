@@ -2,8 +2,8 @@
 /**
  * The local host: what `npm start` runs. Azure Functions Core Tools cannot be installed everywhere, so this serves
  * every registered HTTP function at the same routes as Azure (http://localhost:7071/api/...), drives the
- * queue-triggered worker from an embedded queue with Service Bus's delivery semantics, and runs timer functions on
- * their schedules. Users with Core Tools can run
+ * queue-triggered worker from Service Bus (when ServiceBusConnection is set) or from an embedded queue with Service
+ * Bus's delivery semantics, and runs timer functions on their schedules. Users with Core Tools can run
  * `func start` against the same build instead.
  */
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
@@ -16,6 +16,8 @@ import { registry } from '../shared/azure/registry';
 import { config } from '../shared/config';
 import { MemoryLedger } from '../shared/ledger/memoryLedger';
 import { EmbeddedQueue } from '../shared/queue/embeddedQueue';
+import type { ServiceBusActionQueue } from '../shared/queue/serviceBusQueue';
+import type { ActionLedger } from '../shared/ledger/ledger';
 import { DEFAULT_POLICY_PATH } from '../shared/policy/load';
 import { configureRuntime, runtime } from '../shared/runtime';
 import { Sandbox } from '../test/sandbox/server';
@@ -41,16 +43,20 @@ async function main(): Promise<void> {
   const settings = config();
   if (settings.problems.length) throw new Error(`settings are invalid:\n  - ${settings.problems.join('\n  - ')}`);
 
-  const ledger = new MemoryLedger();
+  // Service Bus and Table storage when their app settings are present (compose opens them), else in-memory twins.
   // The sandbox completes machine actions at once: follow-ups and retries need not wait their real delays there.
-  const queue = new EmbeddedQueue(sandbox ? { maxScheduleDelayMs: 2000 } : {});
-  configureRuntime({ ledger, queue });
+  configureRuntime({
+    ...(!settings.storage && { ledger: new MemoryLedger() }),
+    ...(!settings.serviceBus && { queue: new EmbeddedQueue(sandbox ? { maxScheduleDelayMs: 2000 } : {}) }),
+  });
   loadFunctions();
-  const { policy } = await runtime(); // fail now, not on the first request, if the policy is invalid
+  // Fail now, not on the first request, if the policy is invalid or the broker or storage cannot be reached.
+  const { policy, queue, ledger } = await runtime();
+  const drivenQueue = queue as EmbeddedQueue | ServiceBusActionQueue;
 
   for (const fn of registry.queues) {
     if (fn.queueName !== 'actions') continue;
-    queue.start((body, delivery) =>
+    drivenQueue.start((body, delivery) =>
       fn.handler(
         body,
         new InvocationContext({
@@ -102,6 +108,8 @@ async function main(): Promise<void> {
     sandbox
       ? `  tenant   sandbox at ${sandbox.origin}: Graph, Defender and a managed identity, seeded with demo users and devices (RESPONDER_TENANT=azure for real endpoints)`
       : `  tenant   azure: ${settings.endpoints.graph}, ${settings.endpoints.defender ?? 'no Defender'}, with DefaultAzureCredential`,
+    `  queue    ${settings.serviceBus ? `Service Bus ${'connectionString' in settings.serviceBus ? '(ServiceBusConnection)' : settings.serviceBus.fullyQualifiedNamespace}, queue actions` : 'embedded, in memory: set ServiceBusConnection for Service Bus'}`,
+    `  ledger   ${settings.storage ? 'Azure Table storage (AzureWebJobsStorage), table actionledger' : 'in memory: set AzureWebJobsStorage for Table storage'}`,
     sandbox
       ? `  auth     tokens from the sandbox's authority, validated as in Azure; ${tokenFile} holds one with every app role (12 h)`
       : `  auth     Entra tokens for ${settings.audiences[0]} from tenant ${settings.tenantId}, with the app roles the routes need`,
@@ -111,7 +119,7 @@ async function main(): Promise<void> {
       (r) =>
         `  ${r.methods.join(',').padEnd(5)} ${base}/api/${r.route.padEnd(10)} ${'roles' in r.auth ? `role ${r.auth.roles.join(' or ')}` : 'public (details with a role)'}`,
     ),
-    `  GET   ${base}/local/ledger     this host only: every ledger entry`,
+    `  GET   ${base}/local/ledger     this host only: every ledger entry and dead-letter record`,
     ...(sandbox ? [`  GET   ${base}/local/sandbox    this host only: the sandbox tenant's users, devices, machine actions and API calls`] : []),
     ...(registry.timers.length
       ? ['', 'Timers (UTC)', ...registry.timers.map((t) => `  ${t.name.padEnd(20)} ${t.schedule}${t.runOnStartup ? ' (and at start-up)' : ''}`)]
@@ -127,7 +135,7 @@ async function main(): Promise<void> {
 
   const stop = () => {
     timers.stop();
-    queue.stop();
+    void drivenQueue.stop();
     void sandbox?.close();
     server.close(() => process.exit(0));
   };
@@ -154,10 +162,10 @@ function loadFunctions(): void {
   }
 }
 
-async function serve(req: IncomingMessage, res: ServerResponse, ledger: MemoryLedger, sandbox: Sandbox | undefined): Promise<void> {
+async function serve(req: IncomingMessage, res: ServerResponse, ledger: ActionLedger, sandbox: Sandbox | undefined): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost');
   if (url.pathname === '/local/ledger' && req.method === 'GET') {
-    return send(res, { status: 200, jsonBody: { entries: ledger.all() } });
+    return send(res, { status: 200, jsonBody: { entries: await ledger.list(), deadLetters: await ledger.listDeadLetters() } });
   }
   if (url.pathname === '/local/sandbox' && req.method === 'GET' && sandbox) {
     const t = sandbox.tenant;

@@ -14,19 +14,23 @@ import { logger } from './log';
 import { compilePolicy, type CompiledPolicy } from './policy/decide';
 import { DEFAULT_POLICY_PATH, parsePolicy, readPolicyFile } from './policy/load';
 import { EmbeddedQueue } from './queue/embeddedQueue';
+import type { ActionQueue } from './queue/queue';
+import type { ActionLedger } from './ledger/ledger';
+import { azureCredential } from './clients/credential';
 import type { Runtime, RuntimeOverrides } from './runtime';
 
 /**
- * Where the engine's parts are chosen and wired: the one place to read to know what runs. Until the Service Bus
- * and Table storage adapters exist, the queue is the embedded one (delivered to the worker by the local host) and
- * the ledger lives in memory. The Graph and Defender clients are built on the first action, once per process.
+ * Where the engine's parts are chosen and wired: the one place to read to know what runs. The queue is Service Bus
+ * and the ledger Table storage whenever their standard app settings are present (always in Azure: config.ts refuses
+ * to run there without them); otherwise the in-memory twins, which the local host drives itself. The Graph and
+ * Defender clients are built on the first action, once per process.
  */
-export function compose(overrides: RuntimeOverrides): Runtime {
+export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
   const settings = config();
   if (settings.problems.length > 0) throw new ConfigError('the engine is not configured', settings.problems);
   const policy = loadPolicy(settings);
-  const ledger = overrides.ledger ?? new MemoryLedger();
-  const queue = overrides.queue ?? new EmbeddedQueue();
+  const ledger = overrides.ledger ?? (await openLedger(settings));
+  const queue = overrides.queue ?? (await openQueue(settings));
   let clients: Promise<ExecutionContext> | undefined;
   const executionContext =
     overrides.executionContext ??
@@ -59,6 +63,26 @@ export function compose(overrides: RuntimeOverrides): Runtime {
     compileDraftPolicy: (text) => compileDraftPolicy(text, settings.engineIdentities),
     queueStats: () => (queue instanceof EmbeddedQueue ? queue.stats() : undefined),
   };
+}
+
+/** Table storage when AzureWebJobsStorage says where; else in memory (local host and tests only). */
+async function openLedger(settings: ResponderConfig): Promise<ActionLedger> {
+  const storage = settings.storage;
+  if (!storage) return new MemoryLedger();
+  const { openTableLedger } = await import('./ledger/tableLedger.js');
+  return openTableLedger('connectionString' in storage ? storage : { ...storage, credential: await azureCredential(settings.authorityHost) });
+}
+
+/** Service Bus when ServiceBusConnection says where; else the embedded queue (local host and tests only). */
+async function openQueue(settings: ResponderConfig): Promise<ActionQueue> {
+  const serviceBus = settings.serviceBus;
+  if (!serviceBus) return new EmbeddedQueue();
+  const { ServiceBusActionQueue, createServiceBusClient } = await import('./queue/serviceBusQueue.js');
+  const connection =
+    'connectionString' in serviceBus
+      ? ({ kind: 'connectionString', ...serviceBus } as const)
+      : ({ kind: 'identity', ...serviceBus, credential: await azureCredential(settings.authorityHost) } as const);
+  return new ServiceBusActionQueue(createServiceBusClient(connection));
 }
 
 function compileDraftPolicy(text: string, engineIdentities: string[]): CompiledPolicy {

@@ -1,3 +1,4 @@
+import { runningInAzure } from './auth/caller';
 import { CLOUD_PRESETS, CLOUDS, type CloudEndpoints, type CloudName } from './cloud';
 import { ConfigError } from './errors';
 import type { Mode } from './policy/schema';
@@ -35,6 +36,17 @@ export interface ResponderConfig {
   maxBodyBytes: number;
   /** LOG_LEVEL: pino level. */
   logLevel: string;
+  /**
+   * The actions queue: `ServiceBusConnection` (a connection string; emulators with `UseDevelopmentEmulator=true`) or
+   * `ServiceBusConnection__fullyQualifiedNamespace` (managed identity), the settings the Service Bus trigger reads
+   * too. Unset: the embedded, in-memory queue, which only the local host may use.
+   */
+  serviceBus: { connectionString: string } | { fullyQualifiedNamespace: string } | undefined;
+  /**
+   * The action ledger's table: `AzureWebJobsStorage` (a connection string; `UseDevelopmentStorage=true` is Azurite) or
+   * `AzureWebJobsStorage__tableServiceUri` / `AzureWebJobsStorage__accountName` (managed identity). Unset: in memory.
+   */
+  storage: { connectionString: string } | { tableServiceUri: string } | undefined;
   /** Problems found while reading; non-empty means the engine must not act (health says why, routes answer 503). */
   problems: string[];
 }
@@ -95,6 +107,14 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
   const logLevel = (env.LOG_LEVEL?.trim() || 'info').toLowerCase();
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
 
+  const serviceBus = serviceBusSetting(env, problems);
+  const storage = storageSetting(env, problems);
+  if (runningInAzure(env)) {
+    // In Azure the in-memory twins would lose every action at the next restart: refuse to act instead.
+    if (!serviceBus) problems.push('ServiceBusConnection__fullyQualifiedNamespace (or ServiceBusConnection) is not set: actions have no durable queue');
+    if (!storage) problems.push('AzureWebJobsStorage is not set: actions have no durable ledger');
+  }
+
   const issuers = list('RESPONDER_TOKEN_ISSUERS');
   return {
     tenantId,
@@ -111,8 +131,44 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
     enrichment: enrichment !== 'off',
     maxBodyBytes: Number.isInteger(maxBodyBytes) ? maxBodyBytes : DEFAULT_MAX_BODY_BYTES,
     logLevel: LOG_LEVELS.includes(logLevel) ? logLevel : 'info',
+    serviceBus,
+    storage,
     problems,
   };
+}
+
+function serviceBusSetting(env: NodeJS.ProcessEnv, problems: string[]): ResponderConfig['serviceBus'] {
+  const namespace = env.ServiceBusConnection__fullyQualifiedNamespace?.trim();
+  if (namespace) {
+    if (!/^[a-z0-9][a-z0-9.-]*\.[a-z]{2,}$/i.test(namespace))
+      problems.push(
+        `ServiceBusConnection__fullyQualifiedNamespace must be a host name such as contoso-responder.servicebus.windows.net, got ${JSON.stringify(namespace)}`,
+      );
+    return { fullyQualifiedNamespace: namespace };
+  }
+  const connectionString = env.ServiceBusConnection?.trim();
+  if (!connectionString) return undefined;
+  if (!/(^|;)\s*Endpoint=sb:\/\/[^;]+/i.test(connectionString))
+    problems.push('ServiceBusConnection must be a Service Bus connection string (Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…)');
+  return { connectionString };
+}
+
+function storageSetting(env: NodeJS.ProcessEnv, problems: string[]): ResponderConfig['storage'] {
+  const uri = env.AzureWebJobsStorage__tableServiceUri?.trim();
+  const account = env.AzureWebJobsStorage__accountName?.trim();
+  if (uri || account) {
+    const tableServiceUri = uri || `https://${account}.table.core.windows.net`;
+    if (!/^https:\/\/[^/\s]+\/?$/.test(tableServiceUri))
+      problems.push(
+        `AzureWebJobsStorage__tableServiceUri must be an https origin such as https://account.table.core.windows.net, got ${JSON.stringify(tableServiceUri)}`,
+      );
+    return { tableServiceUri };
+  }
+  const connectionString = env.AzureWebJobsStorage?.trim();
+  if (!connectionString) return undefined;
+  if (!/UseDevelopmentStorage=true|AccountName=|TableEndpoint=/i.test(connectionString))
+    problems.push('AzureWebJobsStorage must be a storage connection string (AccountName=…;AccountKey=… or UseDevelopmentStorage=true)');
+  return { connectionString };
 }
 
 /**

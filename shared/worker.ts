@@ -8,7 +8,7 @@ import type { ActionTarget } from './actions/target';
 import { commentIdFor } from './clients/sentinel';
 import type { EngineDeps, ResponderEngine } from './engine';
 import { ConfigError, InputError } from './errors';
-import { LedgerConflictError, type LedgerAttempt, type LedgerEntry } from './ledger/ledger';
+import { DEAD_LETTER_BODY_MAX, LedgerConflictError, type LedgerAttempt, type LedgerEntry } from './ledger/ledger';
 import type { Logger } from './log';
 import type { CompiledPolicy } from './policy/decide';
 import { checkAccount, checkHost } from './policy/protection';
@@ -40,7 +40,7 @@ export class ActionWorker {
   /** The worker's entry: an incident to look at again, or an action to take. */
   async handleMessage(body: unknown, delivery: QueueDelivery, log: Logger = this.deps.log): Promise<WorkerOutcome> {
     if (!isReevaluation(body)) return this.runCommand(body, delivery, log);
-    const message = parseOrPoison(() => parseReevaluation(body), 'a re-evaluation', delivery, log);
+    const message = await this.parseOrDeadLetter(() => parseReevaluation(body), 'a re-evaluation', body, delivery, log);
     if ('outcome' in message) return message;
     const parts = parseIncidentArmId(message.incidentArmId) as IncidentArmIdParts;
     const { incidents } = await this.deps.executionContext();
@@ -56,7 +56,7 @@ export class ActionWorker {
    */
   async runCommand(body: unknown, delivery: QueueDelivery, log: Logger = this.deps.log): Promise<WorkerOutcome> {
     const { ledger, now } = this.deps;
-    const command = parseOrPoison(() => parseActionCommand(body), 'an ActionCommand', delivery, log);
+    const command = await this.parseOrDeadLetter(() => parseActionCommand(body), 'an ActionCommand', body, delivery, log);
     if ('outcome' in command) return command;
     const actionLog = log.child({
       actionId: command.id,
@@ -202,6 +202,92 @@ export class ActionWorker {
   }
 
   /**
+   * A message the schema refuses is dead-lettered at once, into the ledger's dead-letter records, and completed: ten
+   * quick redeliveries would not make it valid, and the Functions trigger in Node cannot dead-letter on the broker.
+   */
+  private async parseOrDeadLetter<T>(parse: () => T, what: string, body: unknown, delivery: QueueDelivery, log: Logger): Promise<T | WorkerOutcome> {
+    try {
+      return parse();
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      log.error({ messageId: delivery.messageId, problem: error.message }, `dead-lettered: not ${what}`);
+      await this.deps.ledger.recordDeadLetter({
+        messageId: delivery.messageId,
+        at: this.deps.now().toISOString(),
+        by: 'worker',
+        reason: 'SchemaInvalid',
+        description: `not ${what}: ${error.message}`,
+        deliveryCount: delivery.deliveryCount,
+        body: bodyText(body),
+      });
+      return { outcome: 'poison', detail: error.message };
+    }
+  }
+
+  /**
+   * The dead-letter reconciler's step (a timer in Azure): every message Service Bus dead-lettered becomes a ledger
+   * record, its action (if it is one) is marked `dead-lettered` and reported on its incident, and only then is the
+   * message removed from the dead-letter queue. Running twice, or on two instances, records each message once.
+   */
+  async reconcileDeadLetters(max = 100, log: Logger = this.deps.log): Promise<{ received: number; recorded: number; actions: number }> {
+    const { ledger, queue, now } = this.deps;
+    let recorded = 0;
+    let actions = 0;
+    const letters = await queue.receiveDeadLetters(max);
+    for (const letter of letters) {
+      const at = now().toISOString();
+      const why = `dead-lettered by Service Bus: ${letter.reason}${letter.description ? ` (${letter.description})` : ''}`;
+      let command: ActionCommand | undefined;
+      try {
+        command = parseActionCommand(letter.body);
+      } catch {
+        command = undefined; // not an action (a re-evaluation, or garbage): the record alone keeps it
+      }
+      if (command && (await this.markDeadLettered(command, why, at))) {
+        actions++;
+        await this.report(command, 'failed', why, command.attempt + 1, log);
+      }
+      const created = await ledger.recordDeadLetter({
+        messageId: letter.messageId,
+        at,
+        by: 'broker',
+        reason: letter.reason,
+        description: letter.description,
+        deliveryCount: letter.deliveryCount,
+        body: bodyText(letter.body),
+        ...(command && { actionKey: command.idempotencyKey }),
+        ...(command?.source.incidentArmId && { incidentArmId: command.source.incidentArmId }),
+      });
+      if (created) recorded++;
+      log.warn({ messageId: letter.messageId, reason: letter.reason, actionId: command?.id }, why);
+      await letter.settle();
+    }
+    return { received: letters.length, recorded, actions };
+  }
+
+  /** Move the action to `dead-lettered` unless it already reached a final state; true when it moved. */
+  private async markDeadLettered(command: ActionCommand, why: string, at: string): Promise<boolean> {
+    const { ledger } = this.deps;
+    const event = { by: 'reconciler', at, note: why };
+    for (let tries = 0; tries < 5; tries++) {
+      const entry = (await ledger.get(command.idempotencyKey)) ?? (await ledger.create(entryFromCommand(command, at, 'reconciler'))).entry;
+      try {
+        if (entry.state === 'planned') {
+          await ledger.transition(entry.key, entry.etag, 'queued', event); // then round again, to dead-lettered
+        } else if (entry.state === 'queued' || entry.state === 'running') {
+          await ledger.transition(entry.key, entry.etag, 'dead-lettered', event, { stateReason: why });
+          return true;
+        } else {
+          return false;
+        }
+      } catch (error) {
+        if (!(error instanceof LedgerConflictError)) throw error;
+      }
+    }
+    throw new Error(`could not mark ${command.idempotencyKey} dead-lettered: it kept changing`);
+  }
+
+  /**
    * Tell the incident: one comment per action, its id derived from the idempotency key (a retry rewrites it, never
    * adds a second), and a label per outcome. Best effort: the outcome is already in the ledger, so a Sentinel
    * failure is logged, not retried at the action's expense.
@@ -219,21 +305,18 @@ export class ActionWorker {
   }
 }
 
-/**
- * A message the schema refuses is poison: logged and completed, never retried (ten quick redeliveries would not make
- * it valid). Dead-lettering it with a reason comes with the Service Bus adapter.
- */
-function parseOrPoison<T>(parse: () => T, what: string, delivery: QueueDelivery, log: Logger): T | WorkerOutcome {
+/** What a dead-letter record keeps of a body: JSON text, cut to fit a Table storage property. */
+function bodyText(body: unknown): string {
+  let text: string;
   try {
-    return parse();
-  } catch (error) {
-    if (!(error instanceof InputError)) throw error;
-    log.error({ messageId: delivery.messageId, problem: error.message }, `poison message: not ${what}`);
-    return { outcome: 'poison', detail: error.message };
+    text = typeof body === 'string' ? body : (JSON.stringify(body) ?? String(body));
+  } catch {
+    text = String(body);
   }
+  return text.length > DEAD_LETTER_BODY_MAX ? `${text.slice(0, DEAD_LETTER_BODY_MAX)}…(cut)` : text;
 }
 
-function entryFromCommand(command: ActionCommand, at: string) {
+function entryFromCommand(command: ActionCommand, at: string, by = 'worker') {
   return {
     key: command.idempotencyKey,
     kind: command.kind,
@@ -244,7 +327,7 @@ function entryFromCommand(command: ActionCommand, at: string) {
     source: command.source,
     state: 'queued' as const,
     createdAt: at,
-    by: 'worker',
+    by,
   };
 }
 

@@ -25,9 +25,27 @@ export function defineQueueFunction(spec: QueueFunctionSpec): (message: unknown,
         deliveryCount: Number(meta.deliveryCount ?? 1),
         enqueuedTimeUtc: String(meta.enqueuedTimeUtc ?? ''),
       };
-      return spec.handle(message, delivery, logger().child({ invocationId: context.invocationId, function: spec.name, messageId: delivery.messageId }));
+      return spec.handle(
+        decodeBody(message),
+        delivery,
+        logger().child({ invocationId: context.invocationId, function: spec.name, messageId: delivery.messageId }),
+      );
     });
   registry.queues.push({ name: spec.name, queueName: spec.queueName, connection: spec.connection, handler });
   app.serviceBusQueue(spec.name, { queueName: spec.queueName, connection: spec.connection, handler });
   return handler;
+}
+
+/**
+ * The trigger hands a Node handler an object when the host recognised JSON, else the text or the bytes: all three
+ * arrive here as the parsed value. Text that is not JSON stays text, for the worker to refuse with a reason.
+ */
+export function decodeBody(message: unknown): unknown {
+  const text = typeof message === 'string' ? message : message instanceof Uint8Array ? Buffer.from(message).toString('utf8') : undefined;
+  if (text === undefined) return message;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
 }

@@ -92,6 +92,30 @@ export class LedgerTransitionError extends Error {
   }
 }
 
+/**
+ * A message that left the queue without becoming a final ledger state by the normal path: refused by the worker's
+ * schema check, or dead-lettered by the broker (MaxDeliveryCountExceeded, expired). The ledger keeps it so that
+ * nothing disappears silently; `responder deadletters` lists them and `responder replay` sends an action again.
+ */
+export interface DeadLetterRecord {
+  /** The message's MessageId on the queue: one record per message, however often it is reported. */
+  messageId: string;
+  at: string;
+  /** `worker`: refused as schema-invalid; `broker`: found in the dead-letter queue by the reconciler. */
+  by: 'worker' | 'broker';
+  reason: string;
+  description: string;
+  deliveryCount: number;
+  /** The body as received, as JSON text, cut at 32 KB. */
+  body: string;
+  /** When the body was a valid ActionCommand: its ledger entry. */
+  actionKey?: string;
+  incidentArmId?: string;
+}
+
+/** Bodies kept in a dead-letter record are cut here (a Table storage property holds 64 KB). */
+export const DEAD_LETTER_BODY_MAX = 32 * 1024;
+
 export interface ActionLedger {
   /** Insert if absent: the atomic gate that makes concurrent deliveries of one incident plan each action once. */
   create(entry: NewLedgerEntry): Promise<{ created: boolean; entry: LedgerEntry }>;
@@ -104,9 +128,35 @@ export interface ActionLedger {
     event: { by: string; note?: string; at: string },
     patch?: Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason'>>,
   ): Promise<LedgerEntry>;
-  listBySubject(subject: string): Promise<LedgerEntry[]>;
+  /** Entries matching every given field, oldest first: by incident (subject), by target, by state. */
+  list(filter?: LedgerFilter): Promise<LedgerEntry[]>;
   /** Entries of `kind` created at or after `since` and in a counted state: what a cap has already spent. */
   countSince(kind: ActionKind, since: string): Promise<number>;
+  /** Keep a dead-lettered message; a second report of the same MessageId changes nothing (returns false). */
+  recordDeadLetter(record: DeadLetterRecord): Promise<boolean>;
+  listDeadLetters(): Promise<DeadLetterRecord[]>;
+}
+
+export interface LedgerFilter {
+  /** The incident's ARM id, or the sweep or request the action came from. */
+  subject?: string;
+  /** Any identifier of the target (object id, UPN, machine id, Entra device id, FQDN, host name), any case. */
+  target?: string;
+  state?: LedgerState;
+}
+
+/** The identifiers a target can be found by, lower-cased. */
+export function targetKeys(target: ActionTarget): string[] {
+  const values = target.type === 'user' ? [target.id, target.upn] : [target.id, target.aadDeviceId, target.fqdn, target.hostName];
+  return values.filter((v): v is string => Boolean(v)).map((v) => v.toLowerCase());
+}
+
+export function matchesFilter(entry: LedgerEntry, filter: LedgerFilter): boolean {
+  return (
+    (filter.subject === undefined || entry.source.subject === filter.subject) &&
+    (filter.state === undefined || entry.state === filter.state) &&
+    (filter.target === undefined || targetKeys(entry.target).includes(filter.target.toLowerCase()))
+  );
 }
 
 /** A new entry as every adapter stores it: its first history event says who created it in which state. */

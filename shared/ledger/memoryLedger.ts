@@ -1,4 +1,15 @@
-import { COUNTED_STATES, firstEntry, nextEntry, type ActionLedger, type LedgerEntry, type LedgerState, type NewLedgerEntry } from './ledger';
+import {
+  COUNTED_STATES,
+  firstEntry,
+  matchesFilter,
+  nextEntry,
+  type ActionLedger,
+  type DeadLetterRecord,
+  type LedgerFilter,
+  type LedgerEntry,
+  type LedgerState,
+  type NewLedgerEntry,
+} from './ledger';
 
 /**
  * The in-memory twin of the action ledger, for the local host and tests. Same contract as the Table storage
@@ -6,6 +17,7 @@ import { COUNTED_STATES, firstEntry, nextEntry, type ActionLedger, type LedgerEn
  */
 export class MemoryLedger implements ActionLedger {
   private readonly entries = new Map<string, LedgerEntry>();
+  private readonly deadLetters = new Map<string, DeadLetterRecord>();
   private version = 0;
 
   async create(input: NewLedgerEntry): Promise<{ created: boolean; entry: LedgerEntry }> {
@@ -33,14 +45,27 @@ export class MemoryLedger implements ActionLedger {
     return structuredClone(next);
   }
 
-  async listBySubject(subject: string): Promise<LedgerEntry[]> {
-    return [...this.entries.values()].filter((e) => e.source.subject === subject).map((e) => structuredClone(e));
+  async list(filter: LedgerFilter = {}): Promise<LedgerEntry[]> {
+    return [...this.entries.values()]
+      .filter((e) => matchesFilter(e, filter))
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
+      .map((e) => structuredClone(e));
   }
 
   async countSince(kind: LedgerEntry['kind'], since: string): Promise<number> {
     let count = 0;
     for (const e of this.entries.values()) if (e.kind === kind && e.createdAt >= since && COUNTED_STATES.includes(e.state)) count++;
     return count;
+  }
+
+  async recordDeadLetter(record: DeadLetterRecord): Promise<boolean> {
+    if (this.deadLetters.has(record.messageId)) return false;
+    this.deadLetters.set(record.messageId, structuredClone(record));
+    return true;
+  }
+
+  async listDeadLetters(): Promise<DeadLetterRecord[]> {
+    return [...this.deadLetters.values()].map((r) => structuredClone(r));
   }
 
   /** Everything, for the local host's inspection route and tests. */

@@ -1,13 +1,17 @@
-// This module costs ~80 ms to load (@azure/data-tables): import it lazily, only when Table storage is configured.
-// (Not wired into the composition yet: that comes with the Service Bus adapter.)
+// This module costs ~80 ms to load (@azure/data-tables): the composition imports it only when Table storage is configured.
+import { createHash } from 'node:crypto';
 import { TableClient, type TableEntityResult } from '@azure/data-tables';
+import type { TokenCredential } from '@azure/identity';
 import {
   COUNTED_STATES,
   firstEntry,
   LedgerConflictError,
+  matchesFilter,
   nextEntry,
   type ActionLedger,
+  type DeadLetterRecord,
   type LedgerEntry,
+  type LedgerFilter,
   type LedgerState,
   type NewLedgerEntry,
 } from './ledger';
@@ -81,10 +85,17 @@ export class TableLedger implements ActionLedger {
     }
   }
 
-  async listBySubject(subject: string): Promise<LedgerEntry[]> {
+  async list(filter: LedgerFilter = {}): Promise<LedgerEntry[]> {
+    // The server narrows by subject and state (columns); the target, one of several identifiers, is matched here.
+    const clauses = [`PartitionKey ne '${DEAD_LETTER_PARTITION}'`];
+    if (filter.subject !== undefined) clauses.push(`subject eq ${quote(filter.subject)}`);
+    if (filter.state !== undefined) clauses.push(`state eq ${quote(filter.state)}`);
     const entries: LedgerEntry[] = [];
-    for await (const row of this.table.listEntities<Row>({ queryOptions: { filter: `subject eq ${quote(subject)}` } })) entries.push(fromRow(row));
-    return entries;
+    for await (const row of this.table.listEntities<Row>({ queryOptions: { filter: clauses.join(' and ') } })) {
+      const entry = fromRow(row);
+      if (matchesFilter(entry, filter)) entries.push(entry);
+    }
+    return entries.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   }
 
   async countSince(kind: LedgerEntry['kind'], since: string): Promise<number> {
@@ -94,13 +105,41 @@ export class TableLedger implements ActionLedger {
     for await (const _row of this.table.listEntities({ queryOptions: { filter, select: ['RowKey'] } })) count++;
     return count;
   }
+
+  async recordDeadLetter(record: DeadLetterRecord): Promise<boolean> {
+    // A MessageId may hold characters a RowKey may not (/ \ # ?): the row is keyed by its hash.
+    const rowKey = createHash('sha256').update(record.messageId).digest('hex').slice(0, 32);
+    try {
+      await this.table.createEntity({ partitionKey: DEAD_LETTER_PARTITION, rowKey, ...record });
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 409) return false;
+      throw error;
+    }
+  }
+
+  async listDeadLetters(): Promise<DeadLetterRecord[]> {
+    const records: DeadLetterRecord[] = [];
+    const rows = this.table.listEntities<DeadLetterRecord>({ queryOptions: { filter: `PartitionKey eq '${DEAD_LETTER_PARTITION}'` } });
+    for await (const { partitionKey: _p, rowKey: _r, etag: _e, timestamp: _t, ...record } of rows) records.push(record as DeadLetterRecord);
+    return records.sort((a, b) => a.at.localeCompare(b.at));
+  }
 }
 
-/** Open the ledger table (creating it if needed) from a connection string, e.g. Azurite's in tests. */
-export async function openTableLedger(connectionString: string, tableName = 'actionledger'): Promise<TableLedger> {
-  const table = TableClient.fromConnectionString(connectionString, tableName, {
-    allowInsecureConnection: /UseDevelopmentStorage|127\.0\.0\.1|localhost/.test(connectionString),
-  });
+/** Dead-letter records share the table; action entries live in the 256 hex partitions, so the names cannot meet. */
+const DEAD_LETTER_PARTITION = 'deadletter';
+
+/** Where the ledger's table is: a connection string (Azurite's in tests), or a table endpoint and the managed identity. */
+export type TableLocation = { connectionString: string } | { tableServiceUri: string; credential: TokenCredential };
+
+/** Open the ledger table, creating it if needed. */
+export async function openTableLedger(location: TableLocation, tableName = 'actionledger'): Promise<TableLedger> {
+  const table =
+    'connectionString' in location
+      ? TableClient.fromConnectionString(location.connectionString, tableName, {
+          allowInsecureConnection: /UseDevelopmentStorage|127\.0\.0\.1|localhost/.test(location.connectionString),
+        })
+      : new TableClient(location.tableServiceUri, tableName, location.credential);
   try {
     await table.createTable();
   } catch (error) {

@@ -1,7 +1,5 @@
 import type { ActionCommand } from '../actions/command';
-import { messageIdOf, type ActionQueue, type QueueDelivery, type QueueMessage } from './queue';
-
-export type DeliveryHandler = (body: unknown, delivery: QueueDelivery) => Promise<void>;
+import { messageIdOf, type ActionQueue, type DeadLetteredMessage, type DeliveryHandler, type QueueMessage } from './queue';
 
 export interface DeadLetter {
   messageId: string;
@@ -80,6 +78,16 @@ export class EmbeddedQueue implements ActionQueue {
     const timer = setTimeout(release, Math.min(this.maxScheduleDelayMs, Math.max(0, at.getTime() - this.now())));
     timer.unref();
     this.timers.set(timer, release);
+  }
+
+  async receiveDeadLetters(max: number): Promise<DeadLetteredMessage[]> {
+    return this.deadLetters.slice(0, max).map((letter) => ({
+      ...letter,
+      settle: async () => {
+        const index = this.deadLetters.indexOf(letter);
+        if (index >= 0) this.deadLetters.splice(index, 1);
+      },
+    }));
   }
 
   /** Start delivering to `handler` (the queue-triggered function). */

@@ -14,6 +14,19 @@ export interface ActionQueue {
   send(commands: readonly ActionCommand[]): Promise<void>;
   /** Deliver `message` no earlier than `at` (retry copies, follow-ups, re-evaluations). */
   schedule(message: QueueMessage, at: Date): Promise<void>;
+  /** Up to `max` messages from the queue's dead-letter sub-queue, each locked until settled (the reconciler's input). */
+  receiveDeadLetters(max: number): Promise<DeadLetteredMessage[]>;
+}
+
+/** A message the broker dead-lettered (MaxDeliveryCountExceeded, TTLExpiredException, …). */
+export interface DeadLetteredMessage {
+  messageId: string;
+  body: unknown;
+  reason: string;
+  description: string;
+  deliveryCount: number;
+  /** Remove it from the dead-letter queue: only once the ledger holds its record. */
+  settle(): Promise<void>;
 }
 
 /** What a queue-triggered handler learns about the delivery (the Service Bus trigger's metadata). */
@@ -22,6 +35,9 @@ export interface QueueDelivery {
   deliveryCount: number;
   enqueuedTimeUtc: string;
 }
+
+/** The queue-triggered function, as a queue that drives it itself (local host, tests) calls it: throw = abandon. */
+export type DeliveryHandler = (body: unknown, delivery: QueueDelivery) => Promise<void>;
 
 /** The Service Bus MessageId of any queue message (duplicate detection keys on it). */
 export function messageIdOf(message: QueueMessage): string {

@@ -129,7 +129,11 @@ describe('POST /api/incidents', () => {
   });
 
   it('answers 503 when the queue refuses, and a retry of the same incident gets the actions through', async () => {
-    const failing: ActionQueue = { send: async () => Promise.reject(new Error('broker unreachable')), schedule: async () => undefined };
+    const failing: ActionQueue = {
+      send: async () => Promise.reject(new Error('broker unreachable')),
+      schedule: async () => undefined,
+      receiveDeadLetters: async () => [],
+    };
     engine.configure({ RESPONDER_POLICY: POLICY }, { queue: failing });
     const ledger = engine.ledger;
     const res = await post(sampleIncident());
@@ -142,7 +146,7 @@ describe('POST /api/incidents', () => {
     // The relay retries; the queue is back. Same ledger, planned entries are sent again.
     const sent: ActionCommand[] = [];
     const { configureRuntime } = await import('../../shared/runtime');
-    configureRuntime({ ledger, queue: { send: async (c) => void sent.push(...c), schedule: async () => undefined } });
+    configureRuntime({ ledger, queue: { send: async (c) => void sent.push(...c), schedule: async () => undefined, receiveDeadLetters: async () => [] } });
     const retry = await post(sampleIncident());
     expect(retry.status).toBe(202);
     expect(sent.map((c) => c.kind)).toEqual(['revokeSessions', 'isolateDevice']);

@@ -22,8 +22,8 @@ describe('every registered function', () => {
       expect(readFileSync(path.join(FUNCTIONS_DIR, file), 'utf8'), file).not.toMatch(/\bapp\.(http|get|post|put|patch|delete|serviceBusQueue|timer|generic)\(/);
     expect(registry.http.map((r) => r.name).sort()).toEqual(['health', 'incidents', 'plan']);
     expect(registry.queues.map((r) => `${r.name}:${r.queueName}`)).toEqual(['actionWorker:actions']);
-    // Every timer's schedule was parsed at registration (the sweeps arrive with a later issue).
-    expect(registry.timers).toEqual([]);
+    // Every timer's schedule was parsed at registration: a typo would have thrown on import.
+    expect(registry.timers.map((t) => `${t.name}:${t.schedule}`)).toEqual(['deadLetterReconciler:0 */5 * * * *']);
   });
 
   it('refuses callers without credentials on every HTTP route that requires a role', async () => {

@@ -73,7 +73,7 @@ export function ledgerContract(name: string, make: () => ActionLedger | Promise<
       expect((await ledger.get('k1'))?.state).toBe('planned');
     });
 
-    it('lists by subject and counts what caps spend in a window', async () => {
+    it('lists by subject, state and any target identifier, oldest first, and counts what caps spend in a window', async () => {
       const ledger = await make();
       for (const [key, state, createdAt, subject] of [
         ['a', 'queued', '2026-11-28T10:00:00.000Z', 'incident-a'],
@@ -86,10 +86,44 @@ export function ledgerContract(name: string, make: () => ActionLedger | Promise<
         );
         if (state === 'queued') await ledger.transition(key, e.etag, 'queued', { by: 'engine', at });
       }
-      expect((await ledger.listBySubject('incident-a')).map((e) => e.key).sort()).toEqual(['a', 'b']);
+      expect((await ledger.list({ subject: 'incident-a' })).map((e) => e.key).sort()).toEqual(['a', 'b']);
+      expect((await ledger.list({ state: 'queued' })).map((e) => e.key)).toEqual(['d', 'a']);
+      expect((await ledger.list({ subject: 'incident-b', state: 'blocked' })).map((e) => e.key)).toEqual(['c']);
+      expect(await ledger.list({ target: '6E7B768E-07E2-4810-8459-485F84F8F204', state: 'pending-approval' })).toHaveLength(1);
+      expect(await ledger.list({ target: 'someone-else@contoso.com' })).toEqual([]);
       expect(await ledger.countSince('disableUser', '2026-11-28T09:30:00.000Z')).toBe(1);
       expect(await ledger.countSince('disableUser', '2026-11-28T08:00:00.000Z')).toBe(2);
       expect(await ledger.countSince('isolateDevice', '2026-11-28T08:00:00.000Z')).toBe(0);
+    });
+
+    it('keeps each dead-lettered message once, apart from the entries (caps and subject queries do not see it)', async () => {
+      const ledger = await make();
+      await ledger.create(entry('k1', { state: 'queued' }));
+      const record = {
+        messageId: 'odd/id#with?chars\\:a1',
+        at,
+        by: 'broker' as const,
+        reason: 'MaxDeliveryCountExceeded',
+        description: 'delivered 10 times',
+        deliveryCount: 10,
+        body: '{"kind":"disableUser"}',
+        actionKey: 'k1',
+        incidentArmId: '/subscriptions/x/incidents/1',
+      };
+      expect(await ledger.recordDeadLetter(record)).toBe(true);
+      expect(await ledger.recordDeadLetter({ ...record, reason: 'again' })).toBe(false);
+      await ledger.recordDeadLetter({
+        messageId: 'm2',
+        at: '2026-11-28T10:02:00.000Z',
+        by: 'worker',
+        reason: 'SchemaInvalid',
+        description: 'kind: required',
+        deliveryCount: 1,
+        body: '{}',
+      });
+      expect(await ledger.listDeadLetters()).toEqual([record, expect.objectContaining({ messageId: 'm2', by: 'worker' })]);
+      expect(await ledger.countSince('disableUser', '2026-11-28T08:00:00.000Z')).toBe(1);
+      expect(await ledger.list({ subject: 'incident-a' })).toHaveLength(1);
     });
   });
 }

@@ -11,11 +11,11 @@ afterAll(() => azurite.stop());
 
 let tables = 0;
 // A fresh table per test: the same contract the in-memory twin passes, against the real SDK and Azurite.
-ledgerContract('Azure Table storage (Azurite)', () => openTableLedger(azurite.connectionString, `ledger${++tables}`));
+ledgerContract('Azure Table storage (Azurite)', () => openTableLedger({ connectionString: azurite.connectionString }, `ledger${++tables}`));
 
 describe('the Table storage ledger', () => {
   it('keeps what a rollback needs and the API answers, across a reload', async () => {
-    const ledger = await openTableLedger(azurite.connectionString, 'ledgerreload');
+    const ledger = await openTableLedger({ connectionString: azurite.connectionString }, 'ledgerreload');
     const { entry } = await ledger.create({
       key: 'ab'.repeat(16),
       kind: 'isolateDevice',
@@ -41,7 +41,7 @@ describe('the Table storage ledger', () => {
         rollback: { machineId: 'c'.repeat(40), isolationActionId: 'a1' },
       },
     );
-    const reloaded = await (await openTableLedger(azurite.connectionString, 'ledgerreload')).get(entry.key);
+    const reloaded = await (await openTableLedger({ connectionString: azurite.connectionString }, 'ledgerreload')).get(entry.key);
     expect(reloaded).toMatchObject({
       state: 'succeeded',
       target: { fqdn: "o'brien-pc.contoso.com" },
@@ -49,6 +49,6 @@ describe('the Table storage ledger', () => {
       attempts: [{ status: 201 }],
     });
     expect(reloaded?.history.map((h) => h.state)).toEqual(['planned', 'queued', 'running', 'succeeded']);
-    expect((await ledger.listBySubject("incident-with-'quote'")).map((e) => e.key)).toEqual([entry.key]);
+    expect((await ledger.list({ subject: "incident-with-'quote'" })).map((e) => e.key)).toEqual([entry.key]);
   });
 });

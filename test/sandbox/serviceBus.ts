@@ -1,0 +1,448 @@
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo, Server, Socket } from 'node:net';
+import rhea, { type Delivery, type EventContext, type Message, type Receiver, type Sender } from 'rhea';
+
+/**
+ * A Service Bus broker for tests: AMQP 1.0 on `rhea`, close enough to Azure Service Bus that the real
+ * `@azure/service-bus` client runs against it unchanged (facts in reference/servicebus.md). It keeps queues with
+ * peek-lock delivery, delivery counts, lock renewal and expiry, dead-lettering (explicit and MaxDeliveryCountExceeded),
+ * scheduled messages, duplicate detection on MessageId, and fault hooks a test turns on to prove the engine survives
+ * a broker misbehaving the way a real one can. Not durable across restarts of the emulator itself: tests that kill
+ * the engine keep the emulator running.
+ *
+ * Connect with `connectionString` (plain TCP, `UseDevelopmentEmulator=true`, SASL ANONYMOUS plus a `$cbs` token
+ * exchange that accepts any token).
+ */
+
+/** One message as the broker holds it. */
+export interface BrokerMessage {
+  sequenceNumber: number;
+  messageId: string;
+  /** The message as the client encoded it (properties, annotations, body), minus broker annotations. */
+  message: Message;
+  enqueuedAt: number;
+  /** Deliveries so far (Service Bus counts every delivery; abandon and lock expiry put it back). */
+  deliveryCount: number;
+  lockToken?: string;
+  lockedUntil?: number;
+  /** The link that holds the lock: the settlement must come back on it. */
+  heldBy?: Sender;
+  deadLetterReason?: string;
+  deadLetterDescription?: string;
+}
+
+export interface BrokerQueueOptions {
+  /** Lock duration; Service Bus default 60 s. Tests shorten it so a lost lock comes back quickly. */
+  lockDurationMs?: number;
+  /** Service Bus default 10. */
+  maxDeliveryCount?: number;
+  /** Duplicate detection window keyed on MessageId (Service Bus default 10 minutes). 0 turns it off. */
+  duplicateWindowMs?: number;
+}
+
+/** Faults a test can turn on. Counters count down as they fire. */
+export interface BrokerFaults {
+  /** The next N settlements (complete, abandon, dead-letter) fail with `MessageLockLost`; the lock is gone too. */
+  failSettles: number;
+  /** The next N deliveries are also put back on the queue as a second copy: an at-least-once duplicate. */
+  duplicateDeliveries: number;
+  /** The next N sends (and schedule requests) are refused with `amqp:internal-error`. */
+  failSends: number;
+  /** Delay before the broker answers a settlement: a slow broker. */
+  settleDelayMs: number;
+}
+
+const DEAD_LETTER_SUFFIX = '/$deadletterqueue';
+const BATCH_FORMAT = 0x80013700;
+const LOCK_LOST = 'com.microsoft:message-lock-lost';
+
+class BrokerQueue {
+  readonly ready: BrokerMessage[] = [];
+  readonly locked = new Map<string, BrokerMessage>();
+  readonly scheduled = new Map<number, { at: number; message: BrokerMessage }>();
+  readonly seen = new Map<string, number>();
+  readonly consumers = new Set<Sender>();
+
+  constructor(
+    readonly name: string,
+    readonly options: Required<BrokerQueueOptions>,
+  ) {}
+}
+
+export class ServiceBusEmulator {
+  readonly faults: BrokerFaults = { failSettles: 0, duplicateDeliveries: 0, failSends: 0, settleDelayMs: 0 };
+  /** Every message the broker accepted from a client, in order (sends and schedules): what tests count. */
+  readonly accepted: Array<{ queue: string; messageId: string; scheduledFor?: number }> = [];
+  private readonly queues = new Map<string, BrokerQueue>();
+  private readonly replyLinks = new Map<string, Sender>();
+  private readonly sockets = new Set<Socket>();
+  private readonly container = rhea.create_container({ id: 'servicebus-emulator' });
+  private server: Server | undefined;
+  private ticker: NodeJS.Timeout | undefined;
+  private sequence = 0;
+
+  constructor(private readonly defaults: BrokerQueueOptions = {}) {
+    this.container.sasl_server_mechanisms.enable_anonymous();
+    this.container.on('sender_open', (context: EventContext) => this.onConsumerOpen(context.sender as Sender));
+    this.container.on('sender_close', (context: EventContext) => this.forgetLink(context.sender as Sender));
+    this.container.on('sendable', (context: EventContext) => this.pump(context.sender as Sender));
+    this.container.on('sender_draining', (context: EventContext) => this.pump(context.sender as Sender));
+    this.container.on('message', (context: EventContext) => this.onMessage(context));
+    // rhea also raises 'released' for every 'modified' (abandon): listening to both would settle twice.
+    for (const outcome of ['accepted', 'rejected', 'modified'])
+      this.container.on(outcome, (context: EventContext) => this.onSettle(context.sender as Sender, context.delivery as Delivery, outcome));
+    this.container.on('disconnected', () => undefined);
+    this.container.on('connection_error', () => undefined);
+    this.container.on('error', () => undefined);
+  }
+
+  /** Listen on 127.0.0.1 (port 0 picks one). */
+  async start(port = 0): Promise<this> {
+    const server = this.container.listen({ port, host: '127.0.0.1' }) as unknown as Server;
+    server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+    this.server = server;
+    this.ticker = setInterval(() => this.tick(), 10);
+    this.ticker.unref();
+    return this;
+  }
+
+  get port(): number {
+    return (this.server?.address() as AddressInfo).port;
+  }
+
+  get connectionString(): string {
+    return `Endpoint=sb://127.0.0.1:${this.port};SharedAccessKeyName=test-only;SharedAccessKey=test-only-not-a-secret;UseDevelopmentEmulator=true`;
+  }
+
+  async stop(): Promise<void> {
+    if (this.ticker) clearInterval(this.ticker);
+    this.dropConnections();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  /** Create (or reconfigure) a queue. Sending to a queue nobody created creates it with the defaults. */
+  createQueue(name: string, options: BrokerQueueOptions = {}): void {
+    const merged = { lockDurationMs: 60_000, maxDeliveryCount: 10, duplicateWindowMs: 10 * 60_000, ...this.defaults, ...options };
+    const existing = this.queues.get(name.toLowerCase());
+    if (existing) Object.assign(existing.options, merged);
+    else this.queues.set(name.toLowerCase(), new BrokerQueue(name, merged));
+  }
+
+  /** Counts for assertions: ready, locked (in flight), scheduled, dead-lettered. */
+  stats(name: string): { ready: number; locked: number; scheduled: number; deadLettered: number } {
+    const queue = this.queue(name);
+    return {
+      ready: queue.ready.length,
+      locked: queue.locked.size,
+      scheduled: queue.scheduled.size,
+      deadLettered: this.queue(name + DEAD_LETTER_SUFFIX).ready.length,
+    };
+  }
+
+  /** Messages waiting in the queue's dead-letter sub-queue. */
+  deadLetters(name: string): BrokerMessage[] {
+    return [...this.queue(name + DEAD_LETTER_SUFFIX).ready, ...this.queue(name + DEAD_LETTER_SUFFIX).locked.values()];
+  }
+
+  /** Fault: cut every client connection at the socket, as a network failure would. Locks stay until they expire. */
+  dropConnections(): void {
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  /** Fault: every lock held now expires at once; the messages go back to the queue (their delivery counted). */
+  expireLocks(): void {
+    for (const queue of this.queues.values()) for (const message of queue.locked.values()) message.lockedUntil = 0;
+    this.tick();
+  }
+
+  /** Deliver every scheduled message now, as if its time had come. */
+  releaseScheduled(): void {
+    for (const queue of this.queues.values()) for (const entry of queue.scheduled.values()) entry.at = 0;
+    this.tick();
+  }
+
+  /** Nothing ready, locked or scheduled in `name`. */
+  isDrained(name: string): boolean {
+    const stats = this.stats(name);
+    return stats.ready === 0 && stats.locked === 0 && stats.scheduled === 0;
+  }
+
+  private queue(name: string): BrokerQueue {
+    const key = name.toLowerCase();
+    if (!this.queues.has(key)) this.createQueue(name);
+    return this.queues.get(key) as BrokerQueue;
+  }
+
+  // ---- links ----------------------------------------------------------------------------------------------------
+
+  /** A client receiver attached: either a consumer of a queue, or the reply end of `$cbs` / `$management`. */
+  private onConsumerOpen(sender: Sender): void {
+    const address = String(attachOf(sender).source?.address ?? '');
+    const replyTo = attachOf(sender).target?.address;
+    if (address === '$cbs' || address.toLowerCase().endsWith('/$management')) {
+      this.replyLinks.set(String(replyTo ?? sender.name), sender);
+      this.replyLinks.set(sender.name, sender);
+      return;
+    }
+    this.queue(address).consumers.add(sender);
+    this.pump(sender);
+  }
+
+  private forgetLink(sender: Sender): void {
+    for (const queue of this.queues.values()) queue.consumers.delete(sender);
+    for (const [key, link] of this.replyLinks) if (link === sender) this.replyLinks.delete(key);
+  }
+
+  private onMessage(context: EventContext): void {
+    const receiver = context.receiver as Receiver;
+    const delivery = context.delivery as Delivery;
+    const message = context.message as Message;
+    const address = String(attachOf(receiver).target?.address ?? '');
+    if (address === '$cbs') return this.reply(message, 200, {});
+    if (address.toLowerCase().endsWith('/$management')) return this.onManagement(address.slice(0, -'/$management'.length), message);
+    if (this.faults.failSends > 0) {
+      this.faults.failSends--;
+      delivery.update(true, outcomes.rejected({ error: { condition: 'amqp:internal-error', description: 'emulator fault: send refused' } }).described());
+      return;
+    }
+    // rhea hands over a non-zero message format undecoded: the SDK's batch envelope.
+    const inner = delivery.format === BATCH_FORMAT ? unbatch(decode(message as unknown as Buffer)) : [message];
+    for (const each of inner) this.enqueue(this.queue(address), each as Message);
+    delivery.update(true, outcomes.accepted().described());
+  }
+
+  // ---- the queue's life ------------------------------------------------------------------------------------------
+
+  /** Accept a message: duplicate detection first (a repeat is reported accepted and silently dropped). */
+  private enqueue(queue: BrokerQueue, message: Message, scheduledFor?: number): number | undefined {
+    const messageId = String(message.message_id ?? randomUUID());
+    message.message_id = messageId;
+    const now = Date.now();
+    const last = queue.seen.get(messageId);
+    if (queue.options.duplicateWindowMs > 0 && last !== undefined && now - last < queue.options.duplicateWindowMs) return undefined;
+    queue.seen.set(messageId, now);
+    this.accepted.push({ queue: queue.name, messageId, ...(scheduledFor !== undefined && { scheduledFor }) });
+    const stored: BrokerMessage = { sequenceNumber: ++this.sequence, messageId, message, enqueuedAt: now, deliveryCount: 0 };
+    if (scheduledFor !== undefined && scheduledFor > now) queue.scheduled.set(stored.sequenceNumber, { at: scheduledFor, message: stored });
+    else this.makeReady(queue, stored);
+    return stored.sequenceNumber;
+  }
+
+  private makeReady(queue: BrokerQueue, message: BrokerMessage): void {
+    message.lockToken = undefined;
+    message.lockedUntil = undefined;
+    message.heldBy = undefined;
+    queue.ready.push(message);
+    for (const consumer of queue.consumers) this.pump(consumer);
+  }
+
+  /** A delivery came back (abandon, expiry, failed settle): again, or to the dead-letter queue once the count is spent. */
+  private putBack(queue: BrokerQueue, message: BrokerMessage): void {
+    if (message.lockToken) queue.locked.delete(message.lockToken);
+    if (message.deliveryCount >= queue.options.maxDeliveryCount)
+      return this.deadLetter(queue, message, 'MaxDeliveryCountExceeded', `delivered ${message.deliveryCount} times`);
+    this.makeReady(queue, message);
+  }
+
+  private deadLetter(queue: BrokerQueue, message: BrokerMessage, reason: string, description: string): void {
+    if (message.lockToken) queue.locked.delete(message.lockToken);
+    message.deadLetterReason = reason;
+    message.deadLetterDescription = description;
+    message.deliveryCount = 0;
+    message.message.application_properties = { ...message.message.application_properties, DeadLetterReason: reason, DeadLetterErrorDescription: description };
+    this.makeReady(this.queue(queue.name + DEAD_LETTER_SUFFIX), message);
+  }
+
+  /** Send ready messages to a consumer while it has credit; answer a drain when there is nothing left. */
+  private pump(sender: Sender): void {
+    const queue = [...this.queues.values()].find((q) => q.consumers.has(sender));
+    if (!queue) return;
+    const presettled = attachOf(sender).snd_settle_mode === 1;
+    while (queue.ready.length > 0 && sender.sendable()) {
+      const message = queue.ready.shift() as BrokerMessage;
+      message.deliveryCount++;
+      const lockToken = randomUUID();
+      if (!presettled) {
+        message.lockToken = lockToken;
+        message.lockedUntil = Date.now() + queue.options.lockDurationMs;
+        message.heldBy = sender;
+        queue.locked.set(lockToken, message);
+      }
+      sender.send(this.outgoing(message), lockTokenTag(lockToken));
+      if (this.faults.duplicateDeliveries > 0) {
+        this.faults.duplicateDeliveries--;
+        queue.ready.push({ ...message, sequenceNumber: ++this.sequence, deliveryCount: 0, lockToken: undefined, lockedUntil: undefined, heldBy: undefined });
+      }
+    }
+    // A receiver that drains its credit (receiveMessages does, once it stops waiting) learns there is nothing more.
+    if (queue.ready.length === 0) sender.set_drained(true);
+  }
+
+  /** The message as delivered: the broker's annotations and the delivery count added to what the client sent. */
+  private outgoing(message: BrokerMessage): Message {
+    return {
+      ...message.message,
+      delivery_count: message.deliveryCount - 1,
+      message_annotations: {
+        ...message.message.message_annotations,
+        'x-opt-sequence-number': rhea.types.wrap_long(message.sequenceNumber),
+        'x-opt-enqueued-time': new Date(message.enqueuedAt),
+        ...(message.lockedUntil !== undefined && { 'x-opt-locked-until': new Date(message.lockedUntil) }),
+      },
+    };
+  }
+
+  private onSettle(sender: Sender, delivery: Delivery, outcome: string): void {
+    if (this.replyLinks.has(sender.name)) return; // the client settling a $cbs / $management answer
+    const answer = () => this.settle(sender, delivery, outcome);
+    if (this.faults.settleDelayMs > 0) setTimeout(answer, this.faults.settleDelayMs);
+    else answer();
+  }
+
+  private settle(sender: Sender, delivery: Delivery, outcome: string): void {
+    const queue = [...this.queues.values()].find((q) => q.consumers.has(sender));
+    const token = tagToLockToken(delivery.tag as Buffer);
+    const message = queue?.locked.get(token);
+    if (!queue || !message || (message.lockedUntil ?? 0) < Date.now() || this.faults.failSettles > 0) {
+      if (queue && message) {
+        this.faults.failSettles = Math.max(0, this.faults.failSettles - 1);
+        this.putBack(queue, message);
+      }
+      const description = 'The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue.';
+      delivery.update(true, outcomes.rejected({ error: { condition: LOCK_LOST, description } }).described());
+      return;
+    }
+    const state = delivery.remote_state as { error?: { info?: Record<string, unknown> }; undeliverable_here?: boolean } | undefined;
+    if (outcome === 'accepted') {
+      queue.locked.delete(token);
+      delivery.update(true, outcomes.accepted().described());
+    } else if (outcome === 'rejected') {
+      const info = state?.error?.info ?? {};
+      this.deadLetter(queue, message, String(info.DeadLetterReason ?? 'DeadLettered'), String(info.DeadLetterErrorDescription ?? ''));
+      delivery.update(true, outcomes.rejected({}).described());
+    } else {
+      this.putBack(queue, message);
+      delivery.update(true, outcomes.released().described());
+    }
+  }
+
+  /** Scheduled messages whose time came, and locks that ran out. */
+  private tick(): void {
+    const now = Date.now();
+    for (const queue of this.queues.values()) {
+      for (const [sequenceNumber, entry] of queue.scheduled)
+        if (entry.at <= now) {
+          queue.scheduled.delete(sequenceNumber);
+          entry.message.enqueuedAt = now;
+          this.makeReady(queue, entry.message);
+        }
+      for (const message of [...queue.locked.values()]) if ((message.lockedUntil ?? 0) <= now) this.putBack(queue, message);
+    }
+  }
+
+  // ---- $management -----------------------------------------------------------------------------------------------
+
+  private onManagement(entity: string, request: Message): void {
+    const queue = this.queue(entity);
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    switch (request.application_properties?.operation) {
+      case 'com.microsoft:renew-lock': {
+        const expirations: Date[] = [];
+        for (const raw of (body['lock-tokens'] as Buffer[]) ?? []) {
+          const message = queue.locked.get(rhea.uuid_to_string(raw));
+          if (!message || (message.lockedUntil ?? 0) < Date.now()) return this.reply(request, 410, {}, LOCK_LOST, 'lock lost');
+          message.lockedUntil = Date.now() + queue.options.lockDurationMs;
+          expirations.push(new Date(message.lockedUntil));
+        }
+        return this.reply(request, 200, { expirations });
+      }
+      case 'com.microsoft:schedule-message': {
+        if (this.faults.failSends > 0) {
+          this.faults.failSends--;
+          return this.reply(request, 500, {}, 'amqp:internal-error', 'emulator fault: schedule refused');
+        }
+        const numbers: number[] = [];
+        for (const entry of (body.messages as Array<{ message: Buffer }>) ?? []) {
+          const message = decode(entry.message);
+          const at = message.message_annotations?.['x-opt-scheduled-enqueue-time'];
+          numbers.push(this.enqueue(queue, message, at === undefined ? Date.now() : new Date(at as Date).getTime()) ?? 0);
+        }
+        return this.reply(request, 200, { 'sequence-numbers': rhea.types.wrap_array(numbers, 0x81, undefined) });
+      }
+      case 'com.microsoft:cancel-scheduled-message': {
+        for (const raw of (body['sequence-numbers'] as Array<number | Buffer>) ?? [])
+          queue.scheduled.delete(Number(Buffer.isBuffer(raw) ? raw.readBigInt64BE() : raw));
+        return this.reply(request, 200, {});
+      }
+      case 'com.microsoft:peek-message': {
+        const from = Number(body['from-sequence-number'] ?? 0);
+        const count = Number(body['message-count'] ?? 1);
+        const all = [...queue.ready, ...queue.locked.values()].filter((m) => m.sequenceNumber >= from).sort((a, b) => a.sequenceNumber - b.sequenceNumber);
+        const page = all.slice(0, count).map((m) => ({ message: rhea.message.encode(this.outgoing(m)) }));
+        return page.length === 0 ? this.reply(request, 204, {}) : this.reply(request, 200, { messages: page });
+      }
+      default:
+        return this.reply(request, 501, {}, 'amqp:not-implemented', `the emulator does not implement ${String(request.application_properties?.operation)}`);
+    }
+  }
+
+  /** Answer a `$cbs` or `$management` request on the link its `reply_to` names. */
+  private reply(request: Message, status: number, body: Record<string, unknown>, condition?: string, description = 'OK'): void {
+    const link = this.replyLinks.get(String(request.reply_to));
+    if (!link) return;
+    link.send({
+      correlation_id: request.message_id,
+      application_properties: {
+        statusCode: status,
+        'status-code': status,
+        statusDescription: description,
+        'status-description': description,
+        ...(condition && { errorCondition: condition }),
+      },
+      body,
+    });
+  }
+}
+
+/** rhea's decoder, typed as the message the rest of rhea's typings use. */
+const decode = (buffer: Buffer): Message => rhea.message.decode(buffer) as unknown as Message;
+
+/** What rhea keeps of the peer's attach frame (not in its typings). */
+function attachOf(link: Sender | Receiver): { source?: { address?: string }; target?: { address?: string }; snd_settle_mode?: number } {
+  return (link as unknown as { remote: { attach?: ReturnType<typeof attachOf> } }).remote.attach ?? {};
+}
+
+/** Delivery outcomes as rhea encodes them (not in its typings). */
+const outcomes = rhea.message as unknown as {
+  accepted(): { described(): unknown };
+  released(): { described(): unknown };
+  rejected(fields: { error?: { condition: string; description: string } }): { described(): unknown };
+};
+
+/** A batch send is one envelope whose data sections are the encoded messages. */
+function unbatch(envelope: Message): Message[] {
+  const section = envelope.body as { content: Buffer | Buffer[]; multiple?: boolean };
+  const parts = section.multiple ? (section.content as Buffer[]) : [section.content as Buffer];
+  return parts.map(decode);
+}
+
+/** The delivery tag is the lock token, which the SDK reads in .NET GUID byte order (the swap is its own inverse). */
+export function lockTokenTag(lockToken: string): Buffer {
+  return dotNetGuidOrder(Buffer.from(lockToken.replace(/-/g, ''), 'hex'));
+}
+
+function tagToLockToken(tag: Buffer): string {
+  const hex = dotNetGuidOrder(tag).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+function dotNetGuidOrder(b: Buffer): Buffer {
+  return Buffer.from([b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], ...b.subarray(8)] as number[]);
+}
