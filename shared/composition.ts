@@ -70,7 +70,8 @@ async function openLedger(settings: ResponderConfig): Promise<ActionLedger> {
   const storage = settings.storage;
   if (!storage) return new MemoryLedger();
   const { openTableLedger } = await import('./ledger/tableLedger.js');
-  return openTableLedger('connectionString' in storage ? storage : { ...storage, credential: await azureCredential(settings.authorityHost) });
+  const location = 'connectionString' in storage ? storage : { ...storage, credential: await azureCredential(settings.authorityHost) };
+  return openTableLedger(location, settings.ledgerTable);
 }
 
 /** Service Bus when ServiceBusConnection says where; else the embedded queue (local host and tests only). */

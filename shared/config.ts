@@ -47,6 +47,8 @@ export interface ResponderConfig {
    * `AzureWebJobsStorage__tableServiceUri` / `AzureWebJobsStorage__accountName` (managed identity). Unset: in memory.
    */
   storage: { connectionString: string } | { tableServiceUri: string } | undefined;
+  /** RESPONDER_LEDGER_TABLE: the ledger's table name (default `actionledger`); one per engine sharing an account. */
+  ledgerTable: string;
   /** Problems found while reading; non-empty means the engine must not act (health says why, routes answer 503). */
   problems: string[];
 }
@@ -115,6 +117,10 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
     if (!storage) problems.push('AzureWebJobsStorage is not set: actions have no durable ledger');
   }
 
+  const ledgerTable = env.RESPONDER_LEDGER_TABLE?.trim() || 'actionledger';
+  if (!/^[A-Za-z][A-Za-z0-9]{2,62}$/.test(ledgerTable))
+    problems.push(`RESPONDER_LEDGER_TABLE must be a table name (3-63 letters and digits, starting with a letter), got ${JSON.stringify(ledgerTable)}`);
+
   const issuers = list('RESPONDER_TOKEN_ISSUERS');
   return {
     tenantId,
@@ -133,6 +139,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
     logLevel: LOG_LEVELS.includes(logLevel) ? logLevel : 'info',
     serviceBus,
     storage,
+    ledgerTable,
     problems,
   };
 }

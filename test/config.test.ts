@@ -40,3 +40,42 @@ describe('cloud endpoints', () => {
     expect(defenderScopeFor('https://api-gov.securitycenter.microsoft.us')).toBe('https://api-gov.securitycenter.microsoft.us/.default');
   });
 });
+
+describe('the queue and ledger settings', () => {
+  const sb = 'Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=TEST-ONLY';
+  it('read the Service Bus trigger’s own settings: a connection string, or the namespace for managed identity (which wins)', () => {
+    expect(readConfig({ ...base, ServiceBusConnection: sb }).serviceBus).toEqual({ connectionString: sb });
+    expect(
+      readConfig({ ...base, ServiceBusConnection: sb, ServiceBusConnection__fullyQualifiedNamespace: 'contoso.servicebus.windows.net' }).serviceBus,
+    ).toEqual({ fullyQualifiedNamespace: 'contoso.servicebus.windows.net' });
+    expect(readConfig(base).serviceBus).toBeUndefined();
+    expect(readConfig({ ...base, ServiceBusConnection: 'not a connection string' }).problems).toEqual([expect.stringMatching(/^ServiceBusConnection must be/)]);
+    expect(readConfig({ ...base, ServiceBusConnection__fullyQualifiedNamespace: 'sb://x/' }).problems).toEqual([
+      expect.stringMatching(/^ServiceBusConnection__fullyQualifiedNamespace must be a host name/),
+    ]);
+  });
+
+  it('read AzureWebJobsStorage as a connection string, Azurite’s shorthand, or an identity-based table endpoint', () => {
+    expect(readConfig({ ...base, AzureWebJobsStorage: 'UseDevelopmentStorage=true' }).storage).toEqual({ connectionString: 'UseDevelopmentStorage=true' });
+    expect(readConfig({ ...base, AzureWebJobsStorage__accountName: 'contosoresp' }).storage).toEqual({
+      tableServiceUri: 'https://contosoresp.table.core.windows.net',
+    });
+    expect(readConfig({ ...base, AzureWebJobsStorage__tableServiceUri: 'https://x.table.core.usgovcloudapi.net' }).storage).toEqual({
+      tableServiceUri: 'https://x.table.core.usgovcloudapi.net',
+    });
+    expect(readConfig({ ...base, AzureWebJobsStorage: 'nonsense' }).problems).toEqual([expect.stringMatching(/^AzureWebJobsStorage must be/)]);
+    expect(readConfig({ ...base, RESPONDER_LEDGER_TABLE: 'my-table' }).problems).toEqual([expect.stringMatching(/^RESPONDER_LEDGER_TABLE must be/)]);
+    expect(readConfig(base).ledgerTable).toBe('actionledger');
+  });
+
+  it('refuse to run in Azure on the in-memory twins, which would lose every action at the next restart', () => {
+    const problems = readConfig({ ...base, WEBSITE_INSTANCE_ID: 'abc' }).problems;
+    expect(problems).toEqual([
+      expect.stringMatching(/ServiceBusConnection.*no durable queue/),
+      expect.stringMatching(/AzureWebJobsStorage.*no durable ledger/),
+    ]);
+    expect(readConfig({ ...base, WEBSITE_INSTANCE_ID: 'abc', ServiceBusConnection: sb, AzureWebJobsStorage: 'UseDevelopmentStorage=true' }).problems).toEqual(
+      [],
+    );
+  });
+});

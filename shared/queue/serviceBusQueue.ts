@@ -1,5 +1,5 @@
 // This module loads @azure/service-bus (~100 ms): the composition imports it only when Service Bus is configured.
-import { ServiceBusClient, type ServiceBusMessage, type ServiceBusReceiver, type ServiceBusSender } from '@azure/service-bus';
+import { RetryMode, ServiceBusClient, type ServiceBusMessage, type ServiceBusReceiver, type ServiceBusSender } from '@azure/service-bus';
 import type { TokenCredential } from '@azure/identity';
 import type { ActionCommand } from '../actions/command';
 import { messageIdOf, type ActionQueue, type DeadLetteredMessage, type DeliveryHandler, type QueueMessage } from './queue';
@@ -15,7 +15,7 @@ export type ServiceBusConnection =
  * The action queue on Azure Service Bus. Every message carries its MessageId (the idempotency key, derived for retry
  * copies and follow-ups), so the broker's duplicate detection drops a re-send of the same step and nothing else.
  * `send` resolves only when the broker has accepted every command; the SDK's own retries are kept short (three
- * tries within ~30 s) because the caller behind it (the Sentinel relay) retries a 503 itself.
+ * tries, 0.5 s and 1 s apart) because the caller behind it (the Sentinel relay) retries a 503 itself.
  */
 export class ServiceBusActionQueue implements ActionQueue {
   private readonly sender: ServiceBusSender;
@@ -85,13 +85,14 @@ export class ServiceBusActionQueue implements ActionQueue {
     });
   }
 
-  /** Stop receiving and close the client (the local host at exit). */
-  stop(): Promise<void> {
-    return this.close();
+  /** Stop what `start` began; sending still works. */
+  async stop(): Promise<void> {
+    for (const stop of this.receiving.splice(0)) await stop();
   }
 
+  /** Stop receiving and close the client (the local host at exit). */
   async close(): Promise<void> {
-    for (const stop of this.receiving.splice(0)) await stop();
+    await this.stop();
     await this.deadLetterReceiver?.close();
     await this.sender.close();
     await this.client.close();
@@ -114,7 +115,8 @@ export function toServiceBusMessage(message: QueueMessage): ServiceBusMessage {
 
 /** One client per process, from the app settings: a connection string (emulators too) or the managed identity. */
 export function createServiceBusClient(connection: ServiceBusConnection): ServiceBusClient {
-  const options = { retryOptions: { maxRetries: 2, timeoutInMs: 10_000 } };
+  // The SDK's default waits 30 s between tries; the relay calling POST /api/incidents would time out first.
+  const options = { retryOptions: { maxRetries: 2, timeoutInMs: 10_000, retryDelayInMs: 500, maxRetryDelayInMs: 2000, mode: RetryMode.Exponential } };
   return connection.kind === 'connectionString'
     ? new ServiceBusClient(connection.connectionString, options)
     : new ServiceBusClient(connection.fullyQualifiedNamespace, connection.credential, options);

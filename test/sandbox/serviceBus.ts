@@ -55,6 +55,7 @@ export interface BrokerFaults {
 const DEAD_LETTER_SUFFIX = '/$deadletterqueue';
 const BATCH_FORMAT = 0x80013700;
 const LOCK_LOST = 'com.microsoft:message-lock-lost';
+const MAX_MESSAGE_BYTES = 256 * 1024;
 
 class BrokerQueue {
   readonly ready: BrokerMessage[] = [];
@@ -87,6 +88,10 @@ export class ServiceBusEmulator {
     this.container.on('sender_close', (context: EventContext) => this.forgetLink(context.sender as Sender));
     this.container.on('sendable', (context: EventContext) => this.pump(context.sender as Sender));
     this.container.on('sender_draining', (context: EventContext) => this.pump(context.sender as Sender));
+    // The SDK sizes its batches by the link's max_message_size: announce Standard tier's 256 KB in our attach reply.
+    this.container.on('receiver_open', (context: EventContext) => {
+      (context.receiver as unknown as { local: { attach: { max_message_size?: number } } }).local.attach.max_message_size = MAX_MESSAGE_BYTES;
+    });
     this.container.on('message', (context: EventContext) => this.onMessage(context));
     // rhea also raises 'released' for every 'modified' (abandon): listening to both would settle twice.
     for (const outcome of ['accepted', 'rejected', 'modified'])
@@ -127,12 +132,14 @@ export class ServiceBusEmulator {
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
-  /** Create (or reconfigure) a queue. Sending to a queue nobody created creates it with the defaults. */
+  /**
+   * Create a queue, empty, replacing one of that name with its dead-letter queue and duplicate-detection history
+   * (tests start each case on a fresh queue). Sending to a queue nobody created creates it with the defaults.
+   */
   createQueue(name: string, options: BrokerQueueOptions = {}): void {
     const merged = { lockDurationMs: 60_000, maxDeliveryCount: 10, duplicateWindowMs: 10 * 60_000, ...this.defaults, ...options };
-    const existing = this.queues.get(name.toLowerCase());
-    if (existing) Object.assign(existing.options, merged);
-    else this.queues.set(name.toLowerCase(), new BrokerQueue(name, merged));
+    this.queues.set(name.toLowerCase(), new BrokerQueue(name, merged));
+    this.queues.delete((name + DEAD_LETTER_SUFFIX).toLowerCase());
   }
 
   /** Counts for assertions: ready, locked (in flight), scheduled, dead-lettered. */

@@ -17,6 +17,10 @@ const SETTINGS = [
   'RESPONDER_MAX_BODY_BYTES',
   'RESPONDER_IDENTITY_OBJECT_IDS',
   'LOG_LEVEL',
+  'ServiceBusConnection',
+  'ServiceBusConnection__fullyQualifiedNamespace',
+  'AzureWebJobsStorage',
+  'RESPONDER_LEDGER_TABLE',
 ];
 
 /** The engine as the Functions host would run it, pointed at a test authority, with fresh in-memory adapters. */
@@ -39,15 +43,18 @@ export class EngineUnderTest {
     return engine;
   }
 
-  /** Apply app settings (on top of the authority's) and rebuild the runtime with fresh adapters. */
-  configure(settings: Record<string, string> = {}, adapters: { queue?: ActionQueue } = {}): void {
+  /**
+   * Apply app settings (on top of the authority's) and rebuild the runtime with fresh in-memory adapters, or, with
+   * `fromSettings`, with the adapters the settings name (Service Bus, Table storage), as in Azure.
+   */
+  configure(settings: Record<string, string> = {}, adapters: { queue?: ActionQueue; fromSettings?: boolean } = {}): void {
     for (const name of SETTINGS) delete process.env[name];
     Object.assign(process.env, { LOG_LEVEL: 'silent' }, this.sandbox.settings(), settings);
     resetConfig();
     this.sandbox.reset();
     this.ledger = new MemoryLedger();
     this.queue = adapters.queue ?? new EmbeddedQueue();
-    configureRuntime({ ledger: this.ledger, queue: this.queue });
+    configureRuntime(adapters.fromSettings ? {} : { ledger: this.ledger, queue: this.queue });
   }
 
   async bearer(roles: string[], claims: Record<string, unknown> = {}): Promise<Record<string, string>> {

@@ -1,0 +1,173 @@
+import { InvocationContext, type Timer } from '@azure/functions';
+import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { actionWorker } from '../../functions/actionWorker';
+import { deadLetterReconciler } from '../../functions/deadLetterReconciler';
+import { incidents } from '../../functions/incidents';
+import type { ActionLedger, LedgerEntry } from '../../shared/ledger/ledger';
+import type { ServiceBusActionQueue } from '../../shared/queue/serviceBusQueue';
+import { runtime } from '../../shared/runtime';
+import { command as commandFor } from '../fixtures/commands';
+import { sampleIncident } from '../fixtures/incidents';
+import { ServiceBusEmulator } from '../sandbox/serviceBus';
+import { DEMO, SAMPLE_INCIDENT_ID } from '../sandbox/tenant';
+import { Azurite } from '../support/azurite';
+import { EngineUnderTest } from '../support/engine';
+import { call } from '../support/http';
+
+/**
+ * The production pipeline end to end, every hop on its real client: the incidents function sends through
+ * @azure/service-bus to the AMQP emulator, the worker is driven from it with the Functions trigger's semantics,
+ * the ledger is Table storage on Azurite, and the actions land on the sandbox tenant over HTTPS.
+ */
+const POLICY = `version: 1
+mode: enforce
+rules:
+  - { id: creds, when: { tactics: [CredentialAccess] }, then: [revokeSessions] }
+  - { id: hosts, when: { entity: host }, then: [isolateDevice] }
+`;
+
+let engine: EngineUnderTest;
+let broker: ServiceBusEmulator;
+let azurite: Azurite;
+let table = 0;
+
+beforeAll(async () => {
+  [engine, broker, azurite] = await Promise.all([
+    EngineUnderTest.start(),
+    new ServiceBusEmulator({ lockDurationMs: 3000, maxDeliveryCount: 3 }).start(),
+    Azurite.start(),
+  ]);
+}, 60_000);
+afterAll(async () => {
+  await Promise.all([engine.stop(), broker.stop(), azurite.stop()]);
+});
+beforeEach(async () => {
+  // A fresh queue and table per test: the emulator and Azurite keep running.
+  broker.createQueue('actions');
+  engine.configure(
+    {
+      RESPONDER_POLICY: POLICY,
+      ServiceBusConnection: broker.connectionString,
+      AzureWebJobsStorage: azurite.connectionString,
+      RESPONDER_LEDGER_TABLE: `pipeline${++table}`,
+    },
+    { fromSettings: true },
+  );
+  const { queue } = await runtime();
+  (queue as ServiceBusActionQueue).start((body, delivery) =>
+    actionWorker(body, new InvocationContext({ invocationId: `w-${delivery.messageId}`, functionName: 'actionWorker', triggerMetadata: { ...delivery } })),
+  );
+  return async () => (queue as ServiceBusActionQueue).stop();
+});
+
+/** Wait until every ledger entry is final, releasing scheduled follow-ups as the broker's clock would. */
+async function settled(ledger: ActionLedger, expected: number, timeoutMs = 20_000): Promise<LedgerEntry[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const entries = await ledger.list();
+    if (
+      entries.length >= expected &&
+      entries.every((e) => ['succeeded', 'failed', 'blocked', 'dead-lettered'].includes(e.state)) &&
+      broker.isDrained('actions')
+    )
+      return entries;
+    if (Date.now() > deadline)
+      throw new Error(`not settled: ${entries.map((e) => `${e.kind}:${e.state}`).join(', ')} ${JSON.stringify(broker.stats('actions'))}`);
+    broker.releaseScheduled();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('the Service Bus pipeline (AMQP emulator, Azurite, sandbox tenant)', () => {
+  it('answers 202 once the commands are on the broker, then contains: each non-idempotent call made once', async () => {
+    const res = await call(incidents, 'incidents', { body: sampleIncident(), headers: await engine.bearer(['Incidents.Submit']) });
+    expect(res.json).toMatchObject({ decision: expect.anything() });
+    expect(res.status).toBe(202);
+    const { ledger } = await runtime();
+    const entries = await settled(ledger, 2);
+    expect(entries.map((e) => `${e.kind}:${e.state}`).sort()).toEqual(['isolateDevice:succeeded', 'revokeSessions:succeeded']);
+    const tenant = engine.sandbox.tenant;
+    expect(tenant.count('POST', /\/isolate$/)).toBe(1);
+    expect(tenant.count('POST', /revokeSignInSessions$/)).toBe(1);
+    // Message ids on the wire: the idempotency key, then derived ids for the follow-up.
+    const ids = broker.accepted.filter((m) => m.queue === 'actions').map((m) => m.messageId);
+    expect(ids).toEqual(expect.arrayContaining(entries.map((e) => e.key)));
+    expect(ids.some((id) => /:f1$/.test(id))).toBe(true);
+    expect(tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())?.comments.size).toBe(2);
+
+    // The relay retries the same incident: accepted again, nothing sent twice.
+    const replay = await call(incidents, 'incidents', { body: sampleIncident(), headers: await engine.bearer(['Incidents.Submit']) });
+    expect(replay.status).toBe(202);
+    await settled(ledger, 2);
+    expect(tenant.count('POST', /\/isolate$/)).toBe(1);
+  });
+
+  it('answers 503 when the broker refuses the send, so the relay retries; the retry goes through', async () => {
+    broker.faults.failSends = 100;
+    const res = await call(incidents, 'incidents', { body: sampleIncident(), headers: await engine.bearer(['Incidents.Submit']) });
+    expect(res.status).toBe(503);
+    const { ledger } = await runtime();
+    // Recorded as planned, never as queued: nothing counts against a cap, nothing runs.
+    expect((await ledger.list()).map((e) => e.state)).toEqual(['planned', 'planned']);
+    broker.faults.failSends = 0;
+    const retry = await call(incidents, 'incidents', { body: sampleIncident(), headers: await engine.bearer(['Incidents.Submit']) });
+    expect(retry.status).toBe(202);
+    expect((await settled(ledger, 2)).map((e) => e.state)).toEqual(['succeeded', 'succeeded']);
+  });
+
+  it('dead-letters a schema-invalid message at once, into the ledger, without ten redeliveries', async () => {
+    const client = new ServiceBusClient(broker.connectionString);
+    await client.createSender('actions').sendMessages({ messageId: 'garbage-1', body: { kind: 'formatDisk', target: 'everything' } });
+    const { ledger } = await runtime();
+    const deadline = Date.now() + 10_000;
+    while ((await ledger.listDeadLetters()).length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    const [record] = await ledger.listDeadLetters();
+    expect(record).toMatchObject({ messageId: 'garbage-1', by: 'worker', reason: 'SchemaInvalid', deliveryCount: 1 });
+    expect(record?.body).toContain('formatDisk');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(broker.stats('actions')).toMatchObject({ ready: 0, locked: 0, deadLettered: 0 });
+    await client.close();
+  });
+
+  it('reconciles what the broker dead-lettered: a ledger record, the action marked dead-lettered, a comment', async () => {
+    const { queue } = await runtime();
+    await (queue as ServiceBusActionQueue).stop(); // no worker: this message will exhaust its deliveries elsewhere
+    const command = commandFor(
+      'disableUser',
+      { type: 'user', id: DEMO.adele },
+      { source: { type: 'incident', subject: SAMPLE_INCIDENT_ID, incidentArmId: SAMPLE_INCIDENT_ID } },
+    );
+    const client = new ServiceBusClient(broker.connectionString);
+    await client.createSender('actions').sendMessages({ messageId: command.idempotencyKey, body: command, contentType: 'application/json' });
+    const receiver = client.createReceiver('actions');
+    for (let i = 0; i < 3; i++) {
+      const [message] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 1000 });
+      await receiver.abandonMessage(message as ServiceBusReceivedMessage); // a worker that kept crashing
+    }
+    expect(broker.stats('actions').deadLettered).toBe(1);
+
+    await deadLetterReconciler(
+      { isPastDue: false, schedule: { adjustForDST: false } } as Timer,
+      new InvocationContext({ functionName: 'deadLetterReconciler' }),
+    );
+    const { ledger } = await runtime();
+    expect(await ledger.listDeadLetters()).toEqual([
+      expect.objectContaining({ messageId: command.idempotencyKey, by: 'broker', reason: 'MaxDeliveryCountExceeded', actionKey: command.idempotencyKey }),
+    ]);
+    const entry = await ledger.get(command.idempotencyKey);
+    expect(entry?.state).toBe('dead-lettered');
+    expect(entry?.stateReason).toMatch(/^dead-lettered by Service Bus: MaxDeliveryCountExceeded/);
+    expect(broker.stats('actions').deadLettered).toBe(0);
+    const comments = [...(engine.sandbox.tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())?.comments.values() ?? [])];
+    expect(comments.map((c) => c.properties.message)).toEqual([expect.stringMatching(/FAILED: needs an analyst[\s\S]*dead-lettered by Service Bus/)]);
+
+    // A second run finds nothing new and changes nothing.
+    await deadLetterReconciler(
+      { isPastDue: false, schedule: { adjustForDST: false } } as Timer,
+      new InvocationContext({ functionName: 'deadLetterReconciler' }),
+    );
+    expect(await ledger.listDeadLetters()).toHaveLength(1);
+    await Promise.all([receiver.close(), client.close()]);
+  });
+});
