@@ -17,6 +17,8 @@ import { EmbeddedQueue } from './queue/embeddedQueue';
 import type { ActionQueue } from './queue/queue';
 import type { ActionLedger } from './ledger/ledger';
 import { azureCredential } from './clients/credential';
+import { Pacer, type PacedApi } from './coordination/pacer';
+import { MemorySharedState, type SharedState } from './coordination/sharedState';
 import type { Runtime, RuntimeOverrides } from './runtime';
 
 /**
@@ -29,15 +31,19 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
   const settings = config();
   if (settings.problems.length > 0) throw new ConfigError('the engine is not configured', settings.problems);
   const policy = loadPolicy(settings);
-  const ledger = overrides.ledger ?? (await openLedger(settings));
+  const stored = overrides.ledger ? { ledger: overrides.ledger, shared: overrides.shared ?? new MemorySharedState() } : await openLedger(settings);
+  const ledger = stored.ledger;
+  const shared = overrides.shared ?? stored.shared;
   const queue = overrides.queue ?? (await openQueue(settings));
+  const pacer = new Pacer(shared, settings.rateLimits);
+  const pace = (api: PacedApi) => pacer.take(api);
   let clients: Promise<ExecutionContext> | undefined;
   const executionContext =
     overrides.executionContext ??
     (() =>
       (clients ??= (async () => ({
-        directory: await createGraphDirectory(settings),
-        devices: settings.endpoints.defender === undefined ? undefined : await createDefenderDevices(settings),
+        directory: await createGraphDirectory(settings, pace),
+        devices: settings.endpoints.defender === undefined ? undefined : await createDefenderDevices(settings, pace),
         incidents: new SentinelReports(settings),
       }))()));
   const enricher = settings.enrichment ? new Enricher(executionContext) : undefined;
@@ -51,6 +57,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
     modeOverride: settings.modeOverride,
     now: overrides.now ?? (() => new Date()),
     log: logger(),
+    shared,
   };
   const engine = new ResponderEngine(deps);
   return {
@@ -60,18 +67,23 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
     worker: new ActionWorker(deps, engine),
     ledger,
     queue,
+    shared,
     compileDraftPolicy: (text) => compileDraftPolicy(text, settings.engineIdentities),
     queueStats: () => (queue instanceof EmbeddedQueue ? queue.stats() : undefined),
   };
 }
 
-/** Table storage when AzureWebJobsStorage says where; else in memory (local host and tests only). */
-async function openLedger(settings: ResponderConfig): Promise<ActionLedger> {
+/**
+ * Table storage when AzureWebJobsStorage says where, with the shared records (budgets, leases) in the same table;
+ * else both in memory (local host and tests only).
+ */
+async function openLedger(settings: ResponderConfig): Promise<{ ledger: ActionLedger; shared: SharedState }> {
   const storage = settings.storage;
-  if (!storage) return new MemoryLedger();
-  const { openTableLedger } = await import('./ledger/tableLedger.js');
+  if (!storage) return { ledger: new MemoryLedger(), shared: new MemorySharedState() };
+  const [{ openTableLedger }, { TableSharedState }] = await Promise.all([import('./ledger/tableLedger.js'), import('./coordination/tableSharedState.js')]);
   const location = 'connectionString' in storage ? storage : { ...storage, credential: await azureCredential(settings.authorityHost) };
-  return openTableLedger(location, settings.ledgerTable);
+  const ledger = await openTableLedger(location, settings.ledgerTable);
+  return { ledger, shared: new TableSharedState(ledger.table) };
 }
 
 /** Service Bus when ServiceBusConnection says where; else the embedded queue (local host and tests only). */

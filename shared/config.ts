@@ -1,4 +1,6 @@
 import { runningInAzure } from './auth/caller';
+import { parseBudgets, type Budget } from './coordination/budget';
+import { DEFAULT_API_BUDGETS, PACED_APIS, type PacedApi } from './coordination/pacer';
 import { CLOUD_PRESETS, CLOUDS, type CloudEndpoints, type CloudName } from './cloud';
 import { ConfigError } from './errors';
 import type { Mode } from './policy/schema';
@@ -49,6 +51,11 @@ export interface ResponderConfig {
   storage: { connectionString: string } | { tableServiceUri: string } | undefined;
   /** RESPONDER_LEDGER_TABLE: the ledger's table name (default `actionledger`); one per engine sharing an account. */
   ledgerTable: string;
+  /**
+   * RESPONDER_RATE_LIMITS: the API budgets the engine paces itself to, over the documented defaults, e.g.
+   * `defender=100/60s+1500/1h; idprotection=1/1s` (`off` paces nothing for that API). Benchmarks compress them.
+   */
+  rateLimits: Record<PacedApi, Budget[]>;
   /** Problems found while reading; non-empty means the engine must not act (health says why, routes answer 503). */
   problems: string[];
 }
@@ -121,6 +128,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
   if (!/^[A-Za-z][A-Za-z0-9]{2,62}$/.test(ledgerTable))
     problems.push(`RESPONDER_LEDGER_TABLE must be a table name (3-63 letters and digits, starting with a letter), got ${JSON.stringify(ledgerTable)}`);
 
+  const rateLimits = rateLimitSetting(env.RESPONDER_RATE_LIMITS, problems);
+
   const issuers = list('RESPONDER_TOKEN_ISSUERS');
   return {
     tenantId,
@@ -140,6 +149,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
     serviceBus,
     storage,
     ledgerTable,
+    rateLimits,
     problems,
   };
 }
@@ -205,4 +215,21 @@ export function config(): ResponderConfig {
 /** For the local host and tests, which set settings before the first request. */
 export function resetConfig(): void {
   current = undefined;
+}
+
+function rateLimitSetting(text: string | undefined, problems: string[]): Record<PacedApi, Budget[]> {
+  const limits = { ...DEFAULT_API_BUDGETS };
+  for (const entry of (text ?? '').split(';').filter((e) => e.trim())) {
+    const [name, value] = entry.split('=').map((part) => part.trim()) as [string, string | undefined];
+    if (!(PACED_APIS as readonly string[]).includes(name) || !value) {
+      problems.push(`RESPONDER_RATE_LIMITS: ${JSON.stringify(entry.trim())} must be <api>=<budgets> with api one of ${PACED_APIS.join(', ')}`);
+      continue;
+    }
+    try {
+      limits[name as PacedApi] = value === 'off' ? [] : parseBudgets(value);
+    } catch (error) {
+      problems.push(`RESPONDER_RATE_LIMITS: ${name}: ${(error as Error).message}`);
+    }
+  }
+  return limits;
 }

@@ -9,6 +9,8 @@ import { capKey, decide, summarize, type CompiledPolicy } from './policy/decide'
 import type { Decision, PlannedAction, SkippedAction } from './policy/decision';
 import type { Mode } from './policy/schema';
 import type { ActionQueue } from './queue/queue';
+import { spend, type BudgetAnswer, type BudgetRecord } from './coordination/budget';
+import type { SharedState } from './coordination/sharedState';
 import { REEVALUATE_AFTER_MS } from './queue/reevaluation';
 import { parseIncidentArmId, type IncidentArmIdParts } from './signals/identifiers';
 import { NO_ENTITIES_NOTE, normalizeSentinelPayload } from './signals/sentinel';
@@ -28,6 +30,8 @@ export interface EngineDeps {
   random?: () => number;
   /** Fills in user risk, privilege, groups and device data before deciding; absent when enrichment is off. */
   enrich?: (signal: Signal, policy: CompiledPolicy) => Promise<Signal>;
+  /** Records every instance shares: cap budgets here, device leases in the worker. */
+  shared: SharedState;
 }
 
 /** What one submission did to the ledger, per action. */
@@ -94,7 +98,10 @@ export class ResponderEngine {
 
     for (const action of decision.actions) {
       const { created, entry } = await ledger.create(newEntry(action, signal, 'planned', undefined, at, by));
-      if (created || entry.state === 'planned') toSend.push({ command: commandFor(entry, at), entry });
+      const overCap = created ? await this.reserveCaps(entry, at) : undefined;
+      if (overCap)
+        recorded.push(recordOf(await ledger.transition(entry.key, entry.etag, 'blocked', { by: 'engine', at, note: overCap }, { stateReason: overCap }), true));
+      else if (created || entry.state === 'planned') toSend.push({ command: commandFor(entry, at), entry });
       else existing.set(entry.key, entry);
       if (!created && entry.state !== 'planned') recorded.push(recordOf(entry, false));
     }
@@ -170,6 +177,21 @@ export class ResponderEngine {
       if (error instanceof LedgerConflictError || error instanceof LedgerTransitionError) return (await this.deps.ledger.get(entry.key)) ?? entry;
       throw error;
     }
+  }
+
+  /**
+   * The decision counted caps from the ledger as this instance saw it; another instance may have spent the same budget
+   * meanwhile. Each new action therefore takes its place in every cap's shared budget (one atomic swap per cap), and an
+   * action that finds a budget spent is blocked: ten instances cannot each spend the whole cap. Returns why, if so.
+   */
+  private async reserveCaps(entry: LedgerEntry, at: string): Promise<string | undefined> {
+    const now = Date.parse(at);
+    for (const cap of this.deps.policy.capsByKind.get(entry.kind) ?? []) {
+      const budget = [{ max: cap.max, windowMs: cap.perMs }];
+      const answer = await this.deps.shared.update<BudgetRecord, BudgetAnswer>(`cap:${cap.key}`, (record) => spend(record, budget, now));
+      if (!answer.granted) return `circuit open: cap reached: ${cap.max} ${entry.kind} per ${cap.per}, counted across every instance`;
+    }
+    return undefined;
   }
 
   private async capUsage(policy: CompiledPolicy): Promise<Map<string, number>> {

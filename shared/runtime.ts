@@ -5,6 +5,7 @@ import type { ActionWorker } from './worker';
 import type { ActionLedger } from './ledger/ledger';
 import type { CompiledPolicy } from './policy/decide';
 import type { ActionQueue } from './queue/queue';
+import type { SharedState } from './coordination/sharedState';
 
 /**
  * The process's engine and its adapters, built on first use. Only types are imported here: the function entry
@@ -17,6 +18,8 @@ export interface Runtime {
   worker: ActionWorker;
   ledger: ActionLedger;
   queue: ActionQueue;
+  /** Records every instance shares: API and cap budgets, device leases. */
+  shared: SharedState;
   /** Compile a policy a caller sent (POST /api/plan): problems are the caller's, so they raise InputError (400). */
   compileDraftPolicy(text: string): CompiledPolicy;
   /** What the queue holds now, for health details. */
@@ -27,6 +30,7 @@ export interface Runtime {
 export interface RuntimeOverrides {
   ledger?: ActionLedger;
   queue?: ActionQueue;
+  shared?: SharedState;
   now?: () => Date;
   executionContext?: () => Promise<ExecutionContext>;
 }

@@ -4,7 +4,8 @@ import type { ExecutionOutcome } from './actions/executor';
 import { classifyFailure } from './actions/failure';
 import { OUTCOME_LABELS, outcomeComment, type ReportedState } from './actions/report';
 import { RETRY_POLICY, retryDelayMs } from './actions/retryPolicy';
-import type { ActionTarget } from './actions/target';
+import { targetLabel, type ActionTarget, type DeviceTarget } from './actions/target';
+import { ENGINE_PACED } from './coordination/pacer';
 import { commentIdFor } from './clients/sentinel';
 import type { EngineDeps, ResponderEngine } from './engine';
 import { ConfigError, InputError } from './errors';
@@ -19,7 +20,7 @@ import { normalizeSentinelPayload } from './signals/sentinel';
 
 export interface WorkerOutcome {
   key?: string;
-  outcome: 'succeeded' | 'audited' | 'pending' | 'retrying' | 'failed' | 'blocked' | 'duplicate' | 'poison';
+  outcome: 'succeeded' | 'audited' | 'pending' | 'retrying' | 'deferred' | 'failed' | 'blocked' | 'duplicate' | 'poison';
   detail: string;
 }
 
@@ -84,20 +85,52 @@ export class ActionWorker {
       return { key: entry.key, outcome: 'blocked', detail: verdict };
     }
 
-    const executor = this.deps.executors[command.kind];
-    let outcome: ExecutionOutcome;
-    if (!executor) {
-      outcome = { outcome: 'audited', detail: `no executor for ${command.kind} is installed yet: recorded in audit mode, no write API called` };
-    } else {
-      try {
-        outcome = await executor.execute(command, await this.deps.executionContext());
-      } catch (error) {
-        // Executors classify API failures themselves; what reaches here is a client that could not be built.
-        outcome =
-          error instanceof ConfigError ? { outcome: 'failed', class: 'permanent', detail: error.message } : { outcome: 'failed', ...classifyFailure(error) };
-      }
+    // One containment in flight per device: two actions racing between "read its machine actions" and "post"
+    // could both post. The lease lives in the shared records, so it holds across instances.
+    const device = command.target.type === 'device' ? deviceLeaseKey(command.target) : undefined;
+    if (device) {
+      const nowMs = now().getTime();
+      const lease = await this.deps.shared.update<DeviceLease, DeviceLease | undefined>(device, (held) =>
+        held && held.holder !== command.idempotencyKey && held.until > nowMs
+          ? { next: held, result: held }
+          : { next: { holder: command.idempotencyKey, until: nowMs + RUNNING_LEASE_MS }, result: undefined },
+      );
+      if (lease) return this.defer(entry, command, at, 5000, `another action on ${targetLabel(command.target)} is in flight (${lease.holder})`, actionLog);
     }
-    return this.record(entry, command, outcome, at, actionLog);
+    try {
+      return await this.record(entry, command, await this.execute(command), at, actionLog);
+    } finally {
+      if (device)
+        await this.deps.shared.update<DeviceLease, void>(device, (held) => ({
+          next: held?.holder === command.idempotencyKey ? undefined : held,
+          result: undefined,
+        }));
+    }
+  }
+
+  private async execute(command: ActionCommand): Promise<ExecutionOutcome> {
+    const executor = this.deps.executors[command.kind];
+    if (!executor) return { outcome: 'audited', detail: `no executor for ${command.kind} is installed yet: recorded in audit mode, no write API called` };
+    try {
+      return await executor.execute(command, await this.deps.executionContext());
+    } catch (error) {
+      // Executors classify API failures themselves; what reaches here is a client that could not be built.
+      return error instanceof ConfigError ? { outcome: 'failed', class: 'permanent', detail: error.message } : { outcome: 'failed', ...classifyFailure(error) };
+    }
+  }
+
+  /**
+   * Put the action back on the queue for later without spending an attempt: its API budget is spent (the pacer said
+   * when it frees up) or its device is busy. Spread over up to 30 s more, so a deferred burst does not return at once.
+   */
+  private async defer(entry: LedgerEntry, command: ActionCommand, at: string, waitMs: number, why: string, log: Logger): Promise<WorkerOutcome> {
+    const spread = Math.min(waitMs, 30_000) * (this.deps.random ?? Math.random)();
+    const when = new Date(this.deps.now().getTime() + waitMs + spread);
+    const detail = `${why}; deferred to ${when.toISOString()}`;
+    await this.deps.ledger.transition(entry.key, entry.etag, 'queued', { by: 'worker', at, note: detail });
+    await this.deps.queue.schedule({ ...command, deferral: (command.deferral ?? 0) + 1 }, when);
+    log.info({ outcome: 'deferred', until: when.toISOString() }, detail);
+    return { key: entry.key, outcome: 'deferred', detail };
   }
 
   /**
@@ -145,6 +178,7 @@ export class ActionWorker {
         return await result('pending');
       }
       case 'failed': {
+        if (outcome.code === ENGINE_PACED) return this.defer(entry, command, at, outcome.retryAfterMs ?? 1000, outcome.detail, log);
         const next = command.attempt + 1;
         if (outcome.class === 'transient' && next < RETRY_POLICY.maxAttempts) {
           const delay = retryDelayMs(command.attempt, outcome.retryAfterMs, this.deps.random);
@@ -155,7 +189,7 @@ export class ActionWorker {
             { ...event, note: `${outcome.detail}; attempt ${next + 1} in ${Math.round(delay / 1000)} s` },
             { attempts },
           );
-          const { followUp: _drop, ...retry } = command;
+          const { followUp: _followUp, deferral: _deferral, ...retry } = command;
           await queue.schedule({ ...retry, attempt: next }, new Date(now().getTime() + delay));
           return await result('retrying');
         }
@@ -303,6 +337,17 @@ export class ActionWorker {
       log.warn({ err: error, incidentId: command.source.incidentArmId }, 'could not comment on the incident; the outcome is in the ledger');
     }
   }
+}
+
+/** Who holds a device, until when (epoch ms): a lease, so a worker that dies mid-way frees the device in 5 minutes. */
+interface DeviceLease {
+  holder: string;
+  until: number;
+}
+
+/** A device's lease key: its strongest identifier, lower-cased. */
+function deviceLeaseKey(target: DeviceTarget): string {
+  return `device:${(target.id ?? target.aadDeviceId ?? target.fqdn ?? target.hostName ?? '').toLowerCase()}`;
 }
 
 /** What a dead-letter record keeps of a body: JSON text, cut to fit a Table storage property. */

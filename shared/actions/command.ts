@@ -20,6 +20,10 @@ export interface ActionCommand {
   attempt: number;
   /** Follow-ups of a pending action (a Defender machine action still running) within this attempt. */
   followUp?: number;
+  /** Deferrals within this attempt: the API budget was spent, or another action on the device was in flight. */
+  deferral?: number;
+  /** Replays an analyst asked for after the action failed or was dead-lettered; attempts count afresh. */
+  replay?: number;
   createdAt: string;
 }
 
@@ -70,6 +74,8 @@ const commandSchema = z.strictObject({
   idempotencyKey: z.string().regex(/^[0-9a-f]{32}$/),
   attempt: z.number().int().min(0).max(1000),
   followUp: z.number().int().min(1).max(10_000).optional(),
+  deferral: z.number().int().min(1).max(100_000).optional(),
+  replay: z.number().int().min(1).max(1000).optional(),
   createdAt: z.iso.datetime(),
 });
 
@@ -84,9 +90,16 @@ export function parseActionCommand(body: unknown): ActionCommand {
   return result.data as ActionCommand;
 }
 
-/** The Service Bus MessageId of a command: the key itself for the first send, a derived id for each retry copy
- * (reusing the id would make duplicate detection drop the copy silently; reference/servicebus.md). */
-export function messageIdOf(command: Pick<ActionCommand, 'idempotencyKey' | 'attempt' | 'followUp'>): string {
-  const base = command.attempt === 0 ? command.idempotencyKey : `${command.idempotencyKey}:a${command.attempt}`;
-  return command.followUp ? `${base}:f${command.followUp}` : base;
+/**
+ * The Service Bus MessageId of a command: the key itself for the first send, a derived id for every later copy —
+ * replay, retry attempt, follow-up, deferral — so no two copies of an action ever share one (reusing an id would make
+ * duplicate detection drop the copy silently; reference/servicebus.md).
+ */
+export function messageIdOf(command: Pick<ActionCommand, 'idempotencyKey' | 'attempt' | 'followUp' | 'deferral' | 'replay'>): string {
+  let id = command.idempotencyKey;
+  if (command.replay) id += `:r${command.replay}`;
+  if (command.attempt) id += `:a${command.attempt}`;
+  if (command.followUp) id += `:f${command.followUp}`;
+  if (command.deferral) id += `:d${command.deferral}`;
+  return id;
 }

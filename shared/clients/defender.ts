@@ -4,6 +4,7 @@ import type { ResponderConfig } from '../config';
 import { ConfigError } from '../errors';
 import { ApiError, parseRetryAfter } from './apiError';
 import { azureCredential } from './credential';
+import type { Pace } from '../coordination/pacer';
 
 /** Defender for Endpoint's Machine, the fields the engine uses (reference/defender.md). */
 export interface Machine {
@@ -50,6 +51,8 @@ export class DefenderDevices implements Devices {
     private readonly endpoint: string,
     private readonly credential: TokenCredential,
     private readonly scope: string,
+    /** Called before every request: Defender's 100/min and 1,500/h hold across all instances. */
+    private readonly pace: Pace = async () => undefined,
     private readonly timeoutMs = 20_000,
   ) {}
 
@@ -88,6 +91,7 @@ export class DefenderDevices implements Devices {
   }
 
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    await this.pace('defender');
     let response: Response;
     try {
       const { token } = (await this.credential.getToken(this.scope)) ?? { token: '' };
@@ -112,9 +116,9 @@ export class DefenderDevices implements Devices {
   }
 }
 
-export async function createDefenderDevices(config: Pick<ResponderConfig, 'endpoints' | 'authorityHost' | 'cloud'>): Promise<DefenderDevices> {
+export async function createDefenderDevices(config: Pick<ResponderConfig, 'endpoints' | 'authorityHost' | 'cloud'>, pace?: Pace): Promise<DefenderDevices> {
   const endpoint = config.endpoints.defender;
   if (endpoint === undefined)
     throw new ConfigError(`Defender for Endpoint is not available in ${config.cloud}: set DEFENDER_ENDPOINT or remove isolateDevice from the policy`);
-  return new DefenderDevices(endpoint, await azureCredential(config.authorityHost), defenderScopeFor(endpoint));
+  return new DefenderDevices(endpoint, await azureCredential(config.authorityHost), defenderScopeFor(endpoint), pace);
 }

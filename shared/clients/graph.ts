@@ -3,6 +3,7 @@ import { scopeFor } from '../cloud';
 import type { ResponderConfig } from '../config';
 import { ApiError, parseRetryAfter } from './apiError';
 import { azureCredential } from './credential';
+import type { Pace, PacedApi } from '../coordination/pacer';
 
 /** What the engine reads and writes in the directory and ID Protection (reference/graph.md). */
 export interface DirectoryUser {
@@ -62,7 +63,11 @@ export interface Directory {
 }
 
 export class GraphDirectory implements Directory {
-  constructor(private readonly client: Client) {}
+  constructor(
+    private readonly client: Client,
+    /** Called before identity writes and ID Protection calls, whose budgets hold across all instances. */
+    private readonly pace: Pace = async () => undefined,
+  ) {}
 
   async getUser(idOrUpn: string): Promise<DirectoryUser | undefined> {
     return this.orUndefinedWhenMissing(() =>
@@ -76,20 +81,22 @@ export class GraphDirectory implements Directory {
   }
 
   async setAccountEnabled(id: string, enabled: boolean): Promise<void> {
-    await this.call(() => this.client.api(`/users/${encodeURIComponent(id)}`).patch({ accountEnabled: enabled }));
+    await this.call(() => this.client.api(`/users/${encodeURIComponent(id)}`).patch({ accountEnabled: enabled }), 'graph-writes');
   }
 
   async revokeSessions(id: string): Promise<void> {
     // Documented 200 { value: true }; a known issue says 204. Any 2xx is success (reference/graph.md).
-    await this.call(() => this.client.api(`/users/${encodeURIComponent(id)}/revokeSignInSessions`).post({}));
+    await this.call(() => this.client.api(`/users/${encodeURIComponent(id)}/revokeSignInSessions`).post({}), 'graph-writes');
   }
 
   async getRiskyUser(id: string): Promise<RiskyUser | undefined> {
-    return this.orUndefinedWhenMissing(() => this.call(() => this.client.api(`/identityProtection/riskyUsers/${encodeURIComponent(id)}`).get()));
+    return this.orUndefinedWhenMissing(() =>
+      this.call(() => this.client.api(`/identityProtection/riskyUsers/${encodeURIComponent(id)}`).get(), 'idprotection'),
+    );
   }
 
   async confirmCompromised(ids: string[]): Promise<void> {
-    await this.call(() => this.client.api('/identityProtection/riskyUsers/confirmCompromised').post({ userIds: ids }));
+    await this.call(() => this.client.api('/identityProtection/riskyUsers/confirmCompromised').post({ userIds: ids }), 'idprotection');
   }
 
   async listRiskyUsers(): Promise<RiskyUser[]> {
@@ -102,11 +109,12 @@ export class GraphDirectory implements Directory {
           .select('id,riskLevel,riskState')
           .top(500)
           .get() as Promise<{ value: RiskyUser[]; '@odata.nextLink'?: string }>,
+      'idprotection',
     );
     users.push(...page.value);
     while (page['@odata.nextLink']) {
       const next = page['@odata.nextLink'];
-      page = await this.call(() => this.client.api(next).get());
+      page = await this.call(() => this.client.api(next).get(), 'idprotection');
       users.push(...page.value);
     }
     return users;
@@ -150,15 +158,17 @@ export class GraphDirectory implements Directory {
       change.schedule === 'assignment'
         ? '/roleManagement/directory/roleAssignmentScheduleRequests'
         : '/roleManagement/directory/roleEligibilityScheduleRequests';
-    await this.call(() =>
-      this.client.api(path).post({
-        action: change.action,
-        principalId: change.principalId,
-        roleDefinitionId: change.roleDefinitionId,
-        directoryScopeId: change.directoryScopeId,
-        justification: change.justification,
-        ...(change.action === 'adminAssign' && { scheduleInfo: { startDateTime: new Date().toISOString(), expiration: { type: 'noExpiration' } } }),
-      }),
+    await this.call(
+      () =>
+        this.client.api(path).post({
+          action: change.action,
+          principalId: change.principalId,
+          roleDefinitionId: change.roleDefinitionId,
+          directoryScopeId: change.directoryScopeId,
+          justification: change.justification,
+          ...(change.action === 'adminAssign' && { scheduleInfo: { startDateTime: new Date().toISOString(), expiration: { type: 'noExpiration' } } }),
+        }),
+      'graph-writes',
     );
   }
 
@@ -178,8 +188,9 @@ export class GraphDirectory implements Directory {
     }
   }
 
-  /** Every Graph failure leaves as an ApiError the failure classifier understands. */
-  private async call<T>(request: () => Promise<T>): Promise<T> {
+  /** Every Graph failure leaves as an ApiError the failure classifier understands. Paced first when `paced` names a budget. */
+  private async call<T>(request: () => Promise<T>, paced?: PacedApi): Promise<T> {
+    if (paced) await this.pace(paced);
     try {
       return await request();
     } catch (error) {
@@ -196,7 +207,7 @@ export class GraphDirectory implements Directory {
  * middleware's RetryHandler is left out on purpose: it sleeps inside the call, while a worker must return and let
  * the queue retry with backoff (reference/servicebus.md).
  */
-export async function createGraphDirectory(config: Pick<ResponderConfig, 'endpoints' | 'authorityHost'>): Promise<GraphDirectory> {
+export async function createGraphDirectory(config: Pick<ResponderConfig, 'endpoints' | 'authorityHost'>, pace?: Pace): Promise<GraphDirectory> {
   const graph = await import('@microsoft/microsoft-graph-client');
   const { TokenCredentialAuthenticationProvider } = await import('@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials/index.js');
   const authProvider = new TokenCredentialAuthenticationProvider(await azureCredential(config.authorityHost), { scopes: [scopeFor(config.endpoints.graph)] });
@@ -208,5 +219,5 @@ export async function createGraphDirectory(config: Pick<ResponderConfig, 'endpoi
     defaultVersion: 'v1.0',
     customHosts: new Set([new URL(config.endpoints.graph).hostname]),
   });
-  return new GraphDirectory(client);
+  return new GraphDirectory(client, pace);
 }

@@ -46,7 +46,7 @@ interface Row {
  * for the queries by subject and for the caps.
  */
 export class TableLedger implements ActionLedger {
-  constructor(private readonly table: TableClient) {}
+  constructor(readonly table: TableClient) {}
 
   async create(input: NewLedgerEntry): Promise<{ created: boolean; entry: LedgerEntry }> {
     const entry = firstEntry(input);
@@ -87,7 +87,7 @@ export class TableLedger implements ActionLedger {
 
   async list(filter: LedgerFilter = {}): Promise<LedgerEntry[]> {
     // The server narrows by subject and state (columns); the target, one of several identifiers, is matched here.
-    const clauses = [`PartitionKey ne '${DEAD_LETTER_PARTITION}'`];
+    const clauses = OTHER_PARTITIONS.map((partition) => `PartitionKey ne '${partition}'`);
     if (filter.subject !== undefined) clauses.push(`subject eq ${quote(filter.subject)}`);
     if (filter.state !== undefined) clauses.push(`state eq ${quote(filter.state)}`);
     const entries: LedgerEntry[] = [];
@@ -126,8 +126,13 @@ export class TableLedger implements ActionLedger {
   }
 }
 
-/** Dead-letter records share the table; action entries live in the 256 hex partitions, so the names cannot meet. */
+/**
+ * Dead-letter records and the shared records (tableSharedState.ts) share the table, each in its own partition; action
+ * entries live in the 256 two-hex-digit partitions, so the names cannot meet.
+ */
 const DEAD_LETTER_PARTITION = 'deadletter';
+export const SHARED_PARTITION = 'shared';
+const OTHER_PARTITIONS = [DEAD_LETTER_PARTITION, SHARED_PARTITION];
 
 /** Where the ledger's table is: a connection string (Azurite's in tests), or a table endpoint and the managed identity. */
 export type TableLocation = { connectionString: string } | { tableServiceUri: string; credential: TokenCredential };
@@ -153,7 +158,8 @@ const partitionOf = (key: string): string => key.slice(0, 2);
 /** OData string literal: single quotes doubled. */
 const quote = (value: string): string => `'${value.replace(/'/g, "''")}'`;
 
-function statusOf(error: unknown): number | undefined {
+/** The HTTP status of a Table storage error. */
+export function statusOf(error: unknown): number | undefined {
   return (error as { statusCode?: number }).statusCode;
 }
 

@@ -20,7 +20,7 @@ export interface CompiledPolicy extends LoadedPolicy {
   /** Groups the policy names (protected, approvals): enrichment checks membership of these only. */
   groupsOfInterest: string[];
   /** The caps that apply to each action kind, with their keys: looked up per action, so built once. */
-  capsByKind: Map<string, Array<{ key: string; max: number; per: string }>>;
+  capsByKind: Map<string, Array<{ key: string; max: number; per: string; perMs: number }>>;
 }
 
 export function compilePolicy(loaded: LoadedPolicy, engineIdentities: readonly string[] = []): CompiledPolicy {
@@ -36,9 +36,9 @@ export function compilePolicy(loaded: LoadedPolicy, engineIdentities: readonly s
     ],
     capsByKind: loaded.policy.guardrails.caps.reduce((byKind, cap) => {
       const list = byKind.get(cap.action) ?? [];
-      list.push({ key: capKey(cap), max: cap.max, per: cap.per.text });
+      list.push({ key: capKey(cap), max: cap.max, per: cap.per.text, perMs: cap.per.ms });
       return byKind.set(cap.action, list);
-    }, new Map<string, Array<{ key: string; max: number; per: string }>>()),
+    }, new Map<string, Array<{ key: string; max: number; per: string; perMs: number }>>()),
   };
 }
 

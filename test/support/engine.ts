@@ -21,6 +21,7 @@ const SETTINGS = [
   'ServiceBusConnection__fullyQualifiedNamespace',
   'AzureWebJobsStorage',
   'RESPONDER_LEDGER_TABLE',
+  'RESPONDER_RATE_LIMITS',
 ];
 
 /** The engine as the Functions host would run it, pointed at a test authority, with fresh in-memory adapters. */

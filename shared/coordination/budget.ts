@@ -1,0 +1,38 @@
+/**
+ * Sliding-window budgets, as the APIs count them: at most `max` uses in any `windowMs`. The record is the log of
+ * recent uses (newest last), one log per window; a use is granted only if every window has room, and a refusal says
+ * when the oldest use leaves the fullest window. Pure: the caller stores the record (SharedState).
+ */
+export interface Budget {
+  max: number;
+  windowMs: number;
+}
+
+/** One log of use times (epoch ms) per budget, in the order the budgets are given. */
+export type BudgetRecord = number[][];
+
+export type BudgetAnswer = { granted: true } | { granted: false; retryAt: number };
+
+export function spend(record: BudgetRecord | undefined, budgets: readonly Budget[], now: number): { next: BudgetRecord; result: BudgetAnswer } {
+  const logs = budgets.map((budget, i) => (record?.[i] ?? []).filter((at) => at > now - budget.windowMs));
+  let retryAt = 0;
+  budgets.forEach((budget, i) => {
+    const log = logs[i] as number[];
+    if (log.length >= budget.max) retryAt = Math.max(retryAt, (log[log.length - budget.max] as number) + budget.windowMs);
+  });
+  if (retryAt > 0) return { next: logs, result: { granted: false, retryAt } };
+  for (const log of logs) log.push(now);
+  return { next: logs, result: { granted: true } };
+}
+
+/** `100/60s,1500/1h`: budgets as written in settings. */
+export function parseBudgets(text: string): Budget[] {
+  return text.split(/[,+]/).map((part) => {
+    const match = /^\s*(\d+)\s*\/\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(part);
+    if (!match) throw new Error(`${JSON.stringify(part.trim())} is not a budget such as 100/60s or 1500/1h`);
+    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[3] as 'ms' | 's' | 'm' | 'h'];
+    const budget = { max: Number(match[1]), windowMs: Number(match[2]) * unit };
+    if (budget.max < 1 || budget.windowMs < 1) throw new Error(`${JSON.stringify(part.trim())}: both numbers must be positive`);
+    return budget;
+  });
+}

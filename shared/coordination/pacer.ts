@@ -1,0 +1,73 @@
+import { ApiError } from '../clients/apiError';
+import { spend, type Budget, type BudgetAnswer, type BudgetRecord } from './budget';
+import type { SharedState } from './sharedState';
+
+/** The API budgets the engine paces itself to (reference/defender.md, graph.md). */
+export const PACED_APIS = ['defender', 'graph-writes', 'idprotection'] as const;
+export type PacedApi = (typeof PACED_APIS)[number];
+
+export const DEFAULT_API_BUDGETS: Record<PacedApi, Budget[]> = {
+  // 100 calls per minute and 1,500 per hour. Counted over all Defender calls: stricter than "per API", never looser.
+  defender: [
+    { max: 100, windowMs: 60_000 },
+    { max: 1500, windowMs: 3_600_000 },
+  ],
+  // Identity and access writes: 3,000 per 2.5 minutes per app and tenant.
+  'graph-writes': [{ max: 3000, windowMs: 150_000 }],
+  // ID Protection: 1 request per second per tenant, and its 429 carries no Retry-After.
+  idprotection: [{ max: 1, windowMs: 1000 }],
+};
+
+/** The ApiError code of a call the engine itself held back: the worker defers the action, spending no attempt. */
+export const ENGINE_PACED = 'EnginePaced';
+
+/** A call granted at a window's edge reaches the API a little later: windows are widened by 2% so it cannot land inside. */
+const EDGE_MARGIN = 0.02;
+
+export interface PacerOptions {
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  /** Waits up to this long happen inside the call; longer ones become a deferral the queue carries (default 2 s). */
+  maxInlineWaitMs?: number;
+}
+
+/**
+ * Paces API calls to their budgets across every instance (the budgets live in SharedState), so a burst queues instead
+ * of hammering an API into 429s. `take` resolves when the call may go, after a short wait if need be; when the wait
+ * would be long it throws an ApiError 429 `EnginePaced` whose Retry-After is the wait: the worker then reschedules the
+ * action for that moment without spending one of its attempts.
+ */
+export class Pacer {
+  private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly maxInlineWaitMs: number;
+
+  constructor(
+    private readonly state: SharedState,
+    private readonly budgets: Record<PacedApi, Budget[]> = DEFAULT_API_BUDGETS,
+    options: PacerOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.maxInlineWaitMs = options.maxInlineWaitMs ?? 2000;
+  }
+
+  async take(api: PacedApi): Promise<void> {
+    const budgets = this.budgets[api].map((b) => ({ max: b.max, windowMs: Math.ceil(b.windowMs * (1 + EDGE_MARGIN)) }));
+    if (budgets.length === 0) return;
+    for (;;) {
+      const now = this.now();
+      const answer = await this.state.update<BudgetRecord, BudgetAnswer>(`pace:${api}`, (record) => spend(record, budgets, now));
+      if (answer.granted) return;
+      const wait = Math.max(1, answer.retryAt - now);
+      if (wait > this.maxInlineWaitMs) {
+        const said = this.budgets[api].map((b) => `${b.max} per ${b.windowMs / 1000} s`).join(' and ');
+        throw new ApiError(api === 'defender' ? 'defender' : 'graph', 429, ENGINE_PACED, `paced by the engine: the ${api} budget (${said}) is spent`, wait);
+      }
+      await this.sleep(wait);
+    }
+  }
+}
+
+/** The pacing a client calls before each request; absent, nothing is paced. */
+export type Pace = (api: PacedApi) => Promise<void>;

@@ -1,0 +1,116 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseBudgets, spend, type Budget, type BudgetRecord } from '../../shared/coordination/budget';
+import { ENGINE_PACED, Pacer, DEFAULT_API_BUDGETS } from '../../shared/coordination/pacer';
+import { MemorySharedState, type SharedState } from '../../shared/coordination/sharedState';
+import { TableSharedState } from '../../shared/coordination/tableSharedState';
+import { openTableLedger } from '../../shared/ledger/tableLedger';
+import { Azurite } from '../support/azurite';
+
+let azurite: Azurite;
+let tables = 0;
+beforeAll(async () => {
+  azurite = await Azurite.start();
+}, 30_000);
+afterAll(() => azurite.stop());
+
+/** Two instances of the engine on one table: the cross-instance case. */
+async function twoTableInstances(): Promise<[SharedState, SharedState]> {
+  const name = `shared${++tables}`;
+  const a = await openTableLedger({ connectionString: azurite.connectionString }, name);
+  const b = await openTableLedger({ connectionString: azurite.connectionString }, name);
+  return [new TableSharedState(a.table), new TableSharedState(b.table)];
+}
+
+const increment = (state: SharedState) => state.update<number, number>('counter', (n = 0) => ({ next: n + 1, result: n + 1 }));
+
+describe.each([
+  ['in memory', async (): Promise<[SharedState, SharedState]> => [new MemorySharedState(), new MemorySharedState()]],
+  ['on Table storage (Azurite), two instances', twoTableInstances],
+])('shared state %s', (name, make) => {
+  it('applies every concurrent change exactly once (compare-and-swap, retried on conflict)', async () => {
+    const [a, b] = await make();
+    const shared = name === 'in memory' ? [a, a] : [a, b];
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => increment(shared[i % 2] as SharedState)));
+    expect([...results].sort((x, y) => x - y)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(await a.update<number, number | undefined>('counter', (n) => ({ next: n, result: n }))).toBe(40);
+  });
+
+  it('deletes a record when the change says so, and starts afresh after', async () => {
+    const [a] = await make();
+    await increment(a);
+    await a.update<number, void>('counter', () => ({ next: undefined, result: undefined }));
+    expect(await increment(a)).toBe(1);
+  });
+});
+
+describe('sliding-window budgets', () => {
+  it('never grant more than max uses in any window, whatever the arrival times', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 5000 }), { minLength: 1, maxLength: 200 }),
+        fc.integer({ min: 1, max: 10 }),
+        fc.integer({ min: 1, max: 1000 }),
+        (gaps, max, windowMs) => {
+          const budgets: Budget[] = [{ max, windowMs }];
+          let record: BudgetRecord | undefined;
+          let now = 0;
+          const granted: number[] = [];
+          for (const gap of gaps) {
+            now += gap % 300;
+            const { next, result } = spend(record, budgets, now);
+            record = next;
+            if (result.granted) granted.push(now);
+            else expect(result.retryAt).toBeGreaterThan(now);
+          }
+          for (const at of granted) expect(granted.filter((t) => t > at - windowMs && t <= at).length).toBeLessThanOrEqual(max);
+        },
+      ),
+      { seed: 20261128, numRuns: 500 },
+    );
+  });
+
+  it('say when the fullest of several windows frees up', () => {
+    const budgets = parseBudgets('2/1s,3/10s');
+    let record: BudgetRecord | undefined;
+    const answers = [0, 100, 200, 1200, 1300].map((now) => {
+      const { next, result } = spend(record, budgets, now);
+      record = next;
+      return result;
+    });
+    expect(answers).toEqual([{ granted: true }, { granted: true }, { granted: false, retryAt: 1000 }, { granted: true }, { granted: false, retryAt: 10_000 }]);
+    expect(() => parseBudgets('100 per minute')).toThrow(/not a budget such as 100\/60s/);
+  });
+});
+
+describe('the pacer', () => {
+  it('waits briefly inside the call, and defers a long wait with Retry-After instead of sleeping', async () => {
+    let now = 0;
+    const slept: number[] = [];
+    const pacer = new Pacer(
+      new MemorySharedState(),
+      { ...DEFAULT_API_BUDGETS, defender: [{ max: 2, windowMs: 1000 }] },
+      {
+        now: () => now,
+        sleep: async (ms) => {
+          slept.push(ms);
+          now += ms;
+        },
+        maxInlineWaitMs: 500,
+      },
+    );
+    await pacer.take('defender');
+    await pacer.take('defender');
+    now = 700; // the first use leaves the (2%-widened) window at 1020: 320 ms, waited inline
+    await pacer.take('defender');
+    expect(slept).toEqual([320]);
+    now = 1100; // the next slot frees at 1020 + ... the second use (t=0) left; the third is at 1020: full until 2040
+    await pacer.take('defender');
+    await expect(pacer.take('defender')).rejects.toMatchObject({ status: 429, code: ENGINE_PACED, retryAfterMs: 940 });
+  });
+
+  it('paces nothing for an API whose budget is off', async () => {
+    const pacer = new Pacer(new MemorySharedState(), { ...DEFAULT_API_BUDGETS, idprotection: [] }, { sleep: () => Promise.reject(new Error('slept')) });
+    for (let i = 0; i < 10; i++) await pacer.take('idprotection');
+  });
+});

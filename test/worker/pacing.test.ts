@@ -1,0 +1,105 @@
+import { InvocationContext } from '@azure/functions';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { actionWorker } from '../../functions/actionWorker';
+import { incidents } from '../../functions/incidents';
+import { messageIdOf } from '../../shared/actions/command';
+import { type EmbeddedQueue } from '../../shared/queue/embeddedQueue';
+import { runtime } from '../../shared/runtime';
+import { normalizeSentinelPayload } from '../../shared/signals/sentinel';
+import { command as commandFor } from '../fixtures/commands';
+import { buildIncident, sampleIncident } from '../fixtures/incidents';
+import { DEMO_DEVICES } from '../sandbox/tenant';
+import { EngineUnderTest } from '../support/engine';
+import { call } from '../support/http';
+
+/** Pacing, device leases and caps: the limits that must hold across instances, seen from one worker. */
+const POLICY = `version: 1
+mode: enforce
+rules:
+  - { id: hosts, when: { entity: host }, then: [isolateDevice] }
+  - { id: users, when: { entity: account }, then: [revokeSessions] }
+guardrails:
+  caps: [{ action: revokeSessions, max: 3, per: PT1H }]
+`;
+
+let engine: EngineUnderTest;
+beforeAll(async () => {
+  engine = await EngineUnderTest.start();
+});
+afterAll(() => engine.stop());
+
+function startWorker(queue: EmbeddedQueue): void {
+  queue.start((body, delivery) =>
+    actionWorker(body, new InvocationContext({ invocationId: `w-${delivery.messageId}`, functionName: 'actionWorker', triggerMetadata: { ...delivery } })),
+  );
+}
+
+describe('pacing and blast-radius limits', () => {
+  it('defers an action whose Defender budget is spent instead of calling into a 429, spending no attempt', async () => {
+    engine.configure({ RESPONDER_POLICY: POLICY, RESPONDER_RATE_LIMITS: 'defender=2/60s' });
+    const queue = engine.queue as EmbeddedQueue;
+    startWorker(queue);
+    const res = await call(incidents, 'incidents', { body: sampleIncident(), headers: await engine.bearer(['Incidents.Submit']) });
+    expect(res.status).toBe(202);
+    await queue.idle();
+    const isolate = engine.ledger.all().find((e) => e.kind === 'isolateDevice');
+    expect(isolate?.state).toBe('queued');
+    expect(isolate?.attempts).toEqual([]); // a deferral is not an attempt
+    expect(isolate?.history.at(-1)?.note).toMatch(/paced by the engine: the defender budget \(2 per 60 s\) is spent; deferred to /);
+    expect(queue.stats().scheduled).toBe(1);
+    expect(engine.sandbox.tenant.calls.filter((c) => c.status === 429)).toEqual([]);
+    expect(engine.sandbox.tenant.count('POST', /\/isolate$/)).toBe(0);
+    queue.stop();
+  });
+
+  it('lets one containment per device be in flight: a second action on the device waits its turn', async () => {
+    engine.configure({ RESPONDER_POLICY: POLICY });
+    const queue = engine.queue as EmbeddedQueue;
+    const device = { type: 'device' as const, id: DEMO_DEVICES.websrv1 };
+    const first = commandFor('isolateDevice', device, { params: { isolationType: 'Full' } }, 1);
+    const second = commandFor('isolateDevice', device, { params: { isolationType: 'Selective' }, source: { type: 'incident', subject: 'another' } }, 2);
+    const seen: string[] = [];
+    queue.start(async (body, delivery) => {
+      seen.push(delivery.messageId);
+      await actionWorker(
+        body,
+        new InvocationContext({ invocationId: `w-${delivery.messageId}`, functionName: 'actionWorker', triggerMetadata: { ...delivery } }),
+      );
+    });
+    await queue.send([first, second]);
+    await queue.idle();
+    const deferred = engine.ledger.all().find((e) => e.history.some((h) => /is in flight/.test(h.note ?? '')));
+    expect(deferred?.history.find((h) => /is in flight/.test(h.note ?? ''))?.note).toMatch(
+      new RegExp(`another action on ${DEMO_DEVICES.websrv1} is in flight \\((${first.id}|${second.id})\\)`),
+    );
+    // Released and followed through: one isolate posted; the other found it pending and follows it.
+    for (let round = 0; round < 6 && engine.ledger.all().some((e) => e.state !== 'succeeded'); round++) {
+      queue.releaseScheduled();
+      await queue.idle();
+    }
+    expect(engine.ledger.all().map((e) => e.state)).toEqual(['succeeded', 'succeeded']);
+    expect(engine.sandbox.tenant.count('POST', /\/isolate$/)).toBe(1);
+    expect(seen).toContain(messageIdOf({ ...(deferred?.key === first.id ? first : second), deferral: 1 }));
+    queue.stop();
+  });
+
+  it('holds a cap across concurrent submissions: the budget is reserved atomically, not read and hoped for', async () => {
+    engine.configure({ RESPONDER_POLICY: POLICY });
+    const { engine: responder } = await runtime();
+    // Five incidents at once, two accounts each: ten revokeSessions wanted, a cap of three per hour.
+    const signals = Array.from({ length: 5 }, (_, i) => normalizeSentinelPayload(buildIncident({ accounts: 2, hosts: 0, incidentName: `cap-${i}` })));
+    // Distinct users per incident, so no two share an idempotency key.
+    signals.forEach((signal, i) =>
+      signal.entities.forEach((entity, j) => {
+        if (entity.kind === 'account') entity.aadUserId = `00000000-0000-4000-8000-0000000${i}${j}000`;
+      }),
+    );
+    await Promise.all(signals.map((signal) => responder.submit(signal, 'test')));
+    const revokes = engine.ledger.all().filter((e) => e.kind === 'revokeSessions');
+    expect(revokes).toHaveLength(10);
+    expect(revokes.filter((e) => e.state === 'queued')).toHaveLength(3);
+    const blocked = revokes.filter((e) => e.state === 'blocked');
+    expect(blocked).toHaveLength(7);
+    for (const entry of blocked) expect(entry.stateReason).toMatch(/^(circuit open: cap reached: 3 revokeSessions per PT1H|circuit-open: cap reached)/);
+  });
+});
