@@ -58,6 +58,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
     now: overrides.now ?? (() => new Date()),
     log: logger(),
     shared,
+    pacer,
   };
   const engine = new ResponderEngine(deps);
   return {

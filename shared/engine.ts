@@ -11,6 +11,7 @@ import type { Mode } from './policy/schema';
 import type { ActionQueue } from './queue/queue';
 import { spend, type BudgetAnswer, type BudgetRecord } from './coordination/budget';
 import type { SharedState } from './coordination/sharedState';
+import type { Pacer } from './coordination/pacer';
 import { REEVALUATE_AFTER_MS } from './queue/reevaluation';
 import { parseIncidentArmId, type IncidentArmIdParts } from './signals/identifiers';
 import { NO_ENTITIES_NOTE, normalizeSentinelPayload } from './signals/sentinel';
@@ -32,6 +33,8 @@ export interface EngineDeps {
   enrich?: (signal: Signal, policy: CompiledPolicy) => Promise<Signal>;
   /** Records every instance shares: cap budgets here, device leases in the worker. */
   shared: SharedState;
+  /** API budgets: the worker reserves each execution's calls; absent, nothing is paced. */
+  pacer?: Pacer;
 }
 
 /** What one submission did to the ledger, per action. */

@@ -69,6 +69,14 @@ export class ActionWorker {
     let entry = (await ledger.get(command.idempotencyKey)) ?? (await ledger.create(entryFromCommand(command, at))).entry;
 
     const claim = await this.claim(entry, delivery, at);
+    if (claim.heldUntil !== undefined) {
+      // Another delivery holds it. It may be alive (a duplicate delivery) or dead (its process crashed after claiming):
+      // come back when its lease runs out, and take over then if it is still not done. Dropping this delivery instead
+      // would lose the action whenever the holder had crashed.
+      await this.deps.queue.schedule({ ...command, deferral: (command.deferral ?? 0) + 1 }, new Date(claim.heldUntil));
+      actionLog.info({ outcome: 'deferred', until: new Date(claim.heldUntil).toISOString() }, 'running in another delivery: looking again when its lease ends');
+      return { key: entry.key, outcome: 'deferred', detail: `running in another delivery until ${new Date(claim.heldUntil).toISOString()}` };
+    }
     if (claim.outcome) return claim.outcome;
     entry = claim.entry;
 
@@ -111,8 +119,13 @@ export class ActionWorker {
   private async execute(command: ActionCommand): Promise<ExecutionOutcome> {
     const executor = this.deps.executors[command.kind];
     if (!executor) return { outcome: 'audited', detail: `no executor for ${command.kind} is installed yet: recorded in audit mode, no write API called` };
+    const { pacer } = this.deps;
     try {
-      return await executor.execute(command, await this.deps.executionContext());
+      const context = await this.deps.executionContext();
+      const cost = executor.apiCost?.(command);
+      if (!pacer || !cost) return await executor.execute(command, context);
+      const reservation = await pacer.reserve(cost); // a spent budget throws EnginePaced: deferred below, nothing called
+      return await pacer.within(reservation, () => executor.execute(command, context));
     } catch (error) {
       // Executors classify API failures themselves; what reaches here is a client that could not be built.
       return error instanceof ConfigError ? { outcome: 'failed', class: 'permanent', detail: error.message } : { outcome: 'failed', ...classifyFailure(error) };
@@ -205,7 +218,7 @@ export class ActionWorker {
    * Make this delivery the one that runs the action, or say why not. ETag-guarded; a conflict means the entry moved
    * (the submitter marked it queued, another delivery claimed it), so read it again and judge afresh.
    */
-  private async claim(first: LedgerEntry, delivery: QueueDelivery, at: string): Promise<{ entry: LedgerEntry; outcome?: WorkerOutcome }> {
+  private async claim(first: LedgerEntry, delivery: QueueDelivery, at: string): Promise<{ entry: LedgerEntry; outcome?: WorkerOutcome; heldUntil?: number }> {
     const { ledger } = this.deps;
     let entry = first;
     for (let tries = 0; tries < 5; tries++) {
@@ -222,7 +235,7 @@ export class ActionWorker {
           case 'running':
             // Another delivery holds it, unless its lease ran out (that worker died mid-way): then take it over.
             if (Date.parse(at) - Date.parse(entry.updatedAt) < RUNNING_LEASE_MS)
-              return { entry, outcome: { key: entry.key, outcome: 'duplicate', detail: 'running in another delivery' } };
+              return { entry, heldUntil: Date.parse(entry.updatedAt) + RUNNING_LEASE_MS + 1000 };
             return { entry: await ledger.transition(entry.key, entry.etag, 'running', { ...by, note: `taken over: lease expired (${by.note})` }) };
           default:
             return { entry, outcome: { key: entry.key, outcome: 'duplicate', detail: `already ${entry.state}` } };

@@ -9,6 +9,7 @@ import { targetLabel, userReference } from './target';
  */
 export const confirmCompromised: ActionExecutor = {
   kind: 'confirmCompromised',
+  apiCost: () => ({ idprotection: 1 }),
   async execute(command, { directory }) {
     const who = targetLabel(command.target);
     const ref = userReference(command.target);

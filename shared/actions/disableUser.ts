@@ -17,12 +17,14 @@ export interface AccountSnapshot {
  */
 export const disableUser: ActionExecutor = {
   kind: 'disableUser',
+  apiCost: () => ({ 'graph-writes': 1 }),
   execute: (command, { directory }) => setEnabled(command, directory, false),
 };
 
 /** enableUser: the rollback of disableUser only, and only when the snapshot says the account was enabled before. */
 export const enableUser: ActionExecutor = {
   kind: 'enableUser',
+  apiCost: () => ({ 'graph-writes': 1 }),
   async execute(command, { directory, snapshot }) {
     if ((snapshot as AccountSnapshot | undefined)?.wasEnabled !== true) {
       return { outcome: 'failed', class: 'permanent', detail: 'refused: only an account the engine itself disabled (snapshot wasEnabled=true) is re-enabled' };

@@ -1,3 +1,4 @@
+import type { PacedApi } from '../coordination/pacer';
 import type { Devices } from '../clients/defender';
 import type { Directory } from '../clients/graph';
 import type { SentinelIncidents } from '../clients/sentinel';
@@ -42,5 +43,10 @@ export type ExecutionOutcome =
  */
 export interface ActionExecutor {
   kind: ActionKind;
+  /**
+   * The paced API calls one execution makes, at most: the worker reserves them all before it starts, so a spent
+   * budget defers the action before its first call instead of stranding it between a read and its write.
+   */
+  apiCost?(command: ActionCommand): Partial<Record<PacedApi, number>>;
   execute(command: ActionCommand, context: ExecutionContext): Promise<ExecutionOutcome>;
 }

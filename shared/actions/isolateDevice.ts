@@ -25,6 +25,8 @@ export interface IsolationSnapshot {
  */
 export const isolateDevice: ActionExecutor = {
   kind: 'isolateDevice',
+  // Resolve the device, read its machine actions, post: three. A follow-up only reads.
+  apiCost: (command) => ({ defender: command.followUp ? 2 : 3 }),
   async execute(command, { devices }) {
     if (!devices) return noDefender();
     return guarded(async () => {
@@ -75,6 +77,7 @@ export const isolateDevice: ActionExecutor = {
  */
 export const unisolateDevice: ActionExecutor = {
   kind: 'unisolateDevice',
+  apiCost: (command) => ({ defender: command.followUp ? 2 : 3 }),
   async execute(command, { devices, snapshot }) {
     const isolation = snapshot as IsolationSnapshot | undefined;
     if (!devices) return noDefender();

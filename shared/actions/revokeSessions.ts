@@ -9,6 +9,7 @@ import { targetLabel, userReference } from './target';
  */
 export const revokeSessions: ActionExecutor = {
   kind: 'revokeSessions',
+  apiCost: () => ({ 'graph-writes': 1 }),
   async execute(command, { directory }) {
     const who = targetLabel(command.target);
     const id = userReference(command.target);

@@ -116,9 +116,13 @@ export class DefenderDevices implements Devices {
   }
 }
 
-export async function createDefenderDevices(config: Pick<ResponderConfig, 'endpoints' | 'authorityHost' | 'cloud'>, pace?: Pace): Promise<DefenderDevices> {
+export async function createDefenderDevices(
+  config: Pick<ResponderConfig, 'endpoints' | 'authorityHost' | 'cloud'>,
+  pace?: Pace,
+  credential?: TokenCredential,
+): Promise<DefenderDevices> {
   const endpoint = config.endpoints.defender;
   if (endpoint === undefined)
     throw new ConfigError(`Defender for Endpoint is not available in ${config.cloud}: set DEFENDER_ENDPOINT or remove isolateDevice from the policy`);
-  return new DefenderDevices(endpoint, await azureCredential(config.authorityHost), defenderScopeFor(endpoint), pace);
+  return new DefenderDevices(endpoint, credential ?? (await azureCredential(config.authorityHost)), defenderScopeFor(endpoint), pace);
 }

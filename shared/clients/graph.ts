@@ -1,3 +1,4 @@
+import type { TokenCredential } from '@azure/identity';
 import type { Client } from '@microsoft/microsoft-graph-client';
 import { scopeFor } from '../cloud';
 import type { ResponderConfig } from '../config';
@@ -207,10 +208,16 @@ export class GraphDirectory implements Directory {
  * middleware's RetryHandler is left out on purpose: it sleeps inside the call, while a worker must return and let
  * the queue retry with backoff (reference/servicebus.md).
  */
-export async function createGraphDirectory(config: Pick<ResponderConfig, 'endpoints' | 'authorityHost'>, pace?: Pace): Promise<GraphDirectory> {
+export async function createGraphDirectory(
+  config: Pick<ResponderConfig, 'endpoints' | 'authorityHost'>,
+  pace?: Pace,
+  credential?: TokenCredential,
+): Promise<GraphDirectory> {
   const graph = await import('@microsoft/microsoft-graph-client');
   const { TokenCredentialAuthenticationProvider } = await import('@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials/index.js');
-  const authProvider = new TokenCredentialAuthenticationProvider(await azureCredential(config.authorityHost), { scopes: [scopeFor(config.endpoints.graph)] });
+  const authProvider = new TokenCredentialAuthenticationProvider(credential ?? (await azureCredential(config.authorityHost)), {
+    scopes: [scopeFor(config.endpoints.graph)],
+  });
   const auth = new graph.AuthenticationHandler(authProvider);
   auth.setNext(new graph.HTTPMessageHandler());
   const client = graph.Client.initWithMiddleware({

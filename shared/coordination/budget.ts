@@ -13,15 +13,17 @@ export type BudgetRecord = number[][];
 
 export type BudgetAnswer = { granted: true } | { granted: false; retryAt: number };
 
-export function spend(record: BudgetRecord | undefined, budgets: readonly Budget[], now: number): { next: BudgetRecord; result: BudgetAnswer } {
+/** Spend `units` uses now, in every window, or none: all or nothing. `units` must not exceed any budget's max. */
+export function spend(record: BudgetRecord | undefined, budgets: readonly Budget[], now: number, units = 1): { next: BudgetRecord; result: BudgetAnswer } {
   const logs = budgets.map((budget, i) => (record?.[i] ?? []).filter((at) => at > now - budget.windowMs));
   let retryAt = 0;
   budgets.forEach((budget, i) => {
     const log = logs[i] as number[];
-    if (log.length >= budget.max) retryAt = Math.max(retryAt, (log[log.length - budget.max] as number) + budget.windowMs);
+    const mustLeave = log.length + units - budget.max; // this many of the oldest uses must age out first
+    if (mustLeave > 0) retryAt = Math.max(retryAt, (log[mustLeave - 1] as number) + budget.windowMs);
   });
   if (retryAt > 0) return { next: logs, result: { granted: false, retryAt } };
-  for (const log of logs) log.push(now);
+  for (const log of logs) for (let i = 0; i < units; i++) log.push(now);
   return { next: logs, result: { granted: true } };
 }
 

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { ApiError } from '../clients/apiError';
 import { spend, type Budget, type BudgetAnswer, type BudgetRecord } from './budget';
 import type { SharedState } from './sharedState';
@@ -52,15 +53,51 @@ export class Pacer {
     this.maxInlineWaitMs = options.maxInlineWaitMs ?? 2000;
   }
 
+  /**
+   * One call to `api`: drawn from the current execution's reservation if it has any left, else from the shared budget.
+   * A call beyond its execution's reservation waits its turn (up to a minute) rather than strand the action half-done.
+   */
   async take(api: PacedApi): Promise<void> {
+    const reservation = reservations.getStore();
+    const left = reservation?.get(api) ?? 0;
+    if (reservation && left > 0) {
+      reservation.set(api, left - 1);
+      return;
+    }
+    await this.acquire(api, 1, reservation ? Math.max(this.maxInlineWaitMs, COMMITTED_WAIT_MS) : this.maxInlineWaitMs);
+  }
+
+  /**
+   * Reserve every call an execution will make, before it makes any (all or nothing per API): a burst of actions then
+   * queues whole, instead of each one spending budget on its reads and being deferred before its write, forever.
+   * Throws the `EnginePaced` ApiError when a budget is spent; returns the reservation for `within`.
+   */
+  async reserve(costs: Partial<Record<PacedApi, number>>): Promise<Reservation> {
+    const reservation: Reservation = new Map();
+    for (const [api, units] of Object.entries(costs) as Array<[PacedApi, number]>) {
+      if (units <= 0 || this.budgets[api].length === 0) continue;
+      // A budget smaller than one execution's cost: reserve what fits, the rest waits its turn inside.
+      const fits = Math.min(units, ...this.budgets[api].map((b) => b.max));
+      await this.acquire(api, fits, this.maxInlineWaitMs);
+      reservation.set(api, fits);
+    }
+    return reservation;
+  }
+
+  /** Run an execution with its reservation: the clients' `take` draws on it. */
+  within<T>(reservation: Reservation, run: () => Promise<T>): Promise<T> {
+    return reservations.run(reservation, run);
+  }
+
+  private async acquire(api: PacedApi, units: number, maxWaitMs: number): Promise<void> {
     const budgets = this.budgets[api].map((b) => ({ max: b.max, windowMs: Math.ceil(b.windowMs * (1 + EDGE_MARGIN)) }));
     if (budgets.length === 0) return;
     for (;;) {
       const now = this.now();
-      const answer = await this.state.update<BudgetRecord, BudgetAnswer>(`pace:${api}`, (record) => spend(record, budgets, now));
+      const answer = await this.state.update<BudgetRecord, BudgetAnswer>(`pace:${api}`, (record) => spend(record, budgets, now, units));
       if (answer.granted) return;
       const wait = Math.max(1, answer.retryAt - now);
-      if (wait > this.maxInlineWaitMs) {
+      if (wait > maxWaitMs) {
         const said = this.budgets[api].map((b) => `${b.max} per ${b.windowMs / 1000} s`).join(' and ');
         throw new ApiError(api === 'defender' ? 'defender' : 'graph', 429, ENGINE_PACED, `paced by the engine: the ${api} budget (${said}) is spent`, wait);
       }
@@ -68,6 +105,14 @@ export class Pacer {
     }
   }
 }
+
+/** Calls an execution reserved and has not made yet, per API. */
+export type Reservation = Map<PacedApi, number>;
+
+const reservations = new AsyncLocalStorage<Reservation>();
+
+/** How long a call beyond its execution's reservation may wait inline. */
+const COMMITTED_WAIT_MS = 60_000;
 
 /** The pacing a client calls before each request; absent, nothing is paced. */
 export type Pace = (api: PacedApi) => Promise<void>;

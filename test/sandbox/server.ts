@@ -24,6 +24,11 @@ import { SandboxTenant } from './tenant';
  * - `/subscriptions/.../incidents/...`: Sentinel incidents and comments over ARM (test/sandbox/arm.ts).
  * Every API call must carry a token minted here for that API's origin, or it gets 401, as in Azure.
  */
+/** Every API the sandbox serves, over one tenant's state: the HTTPS server's, or an in-process twin's (the fault campaign). */
+export function tenantRoutes(tenant: SandboxTenant): Route[] {
+  return [graphRoutes(tenant), defenderRoutes(tenant), armRoutes(tenant)];
+}
+
 export class Sandbox {
   readonly faults = new Faults();
   readonly identityHeader = randomBytes(16).toString('hex');
@@ -36,7 +41,7 @@ export class Sandbox {
     readonly origin: string,
     readonly authority: SandboxAuthority,
   ) {
-    this.routes = [graphRoutes(tenant), defenderRoutes(tenant), armRoutes(tenant)];
+    this.routes = tenantRoutes(tenant);
   }
 
   static async start(tenant = new SandboxTenant()): Promise<Sandbox> {

@@ -2,6 +2,7 @@ import { InvocationContext } from '@azure/functions';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { actionWorker } from '../../functions/actionWorker';
+import { RUNNING_LEASE_MS } from '../../shared/worker';
 import { incidents } from '../../functions/incidents';
 import type { ActionCommand } from '../../shared/actions/command';
 import { DEFAULT_POLICY_PATH } from '../../shared/policy/load';
@@ -310,10 +311,18 @@ describe('the action worker', () => {
       ]);
     });
 
-    it('leaves an action another delivery is running alone, and takes it over once the lease has run out', async () => {
+    it('leaves an action another delivery is running alone, comes back when its lease ends, and takes it over if it must', async () => {
       const queued = await seed('queued', new Date().toISOString());
-      await engine.ledger.transition(key, queued.etag, 'running', { by: 'other-worker', at: new Date().toISOString() });
-      expect(await (await core()).runCommand(command, delivery)).toEqual({ key, outcome: 'duplicate', detail: 'running in another delivery' });
+      const claimed = await engine.ledger.transition(key, queued.etag, 'running', { by: 'other-worker', at: new Date().toISOString() });
+      // Dropping this delivery would lose the action if the holder had crashed: it is looked at again after the lease.
+      const leaseEnds = new Date(Date.parse(claimed.updatedAt) + RUNNING_LEASE_MS + 1000).toISOString();
+      expect(await (await core()).runCommand(command, delivery)).toEqual({
+        key,
+        outcome: 'deferred',
+        detail: `running in another delivery until ${leaseEnds}`,
+      });
+      expect((engine.queue as EmbeddedQueue).stats().scheduled).toBe(1);
+      expect((await engine.ledger.get(key))?.state).toBe('running');
 
       engine.configure({ RESPONDER_POLICY: POLICY });
       const old = new Date(Date.now() - 10 * 60_000).toISOString();

@@ -1,0 +1,422 @@
+import type { AccessToken, TokenCredential } from '@azure/identity';
+import type { ActionCommand } from '../../shared/actions/command';
+import { EXECUTORS } from '../../shared/actions/executors';
+import { createDefenderDevices } from '../../shared/clients/defender';
+import { createGraphDirectory } from '../../shared/clients/graph';
+import type { SentinelIncidents } from '../../shared/clients/sentinel';
+import { Pacer } from '../../shared/coordination/pacer';
+import { MemorySharedState } from '../../shared/coordination/sharedState';
+import { DEFAULT_API_BUDGETS } from '../../shared/coordination/pacer';
+import { ResponderEngine, type EngineDeps } from '../../shared/engine';
+import { LedgerConflictError, type ActionLedger, type LedgerEntry } from '../../shared/ledger/ledger';
+import { MemoryLedger } from '../../shared/ledger/memoryLedger';
+import { logger } from '../../shared/log';
+import { compilePolicy } from '../../shared/policy/decide';
+import { parsePolicy } from '../../shared/policy/load';
+import { messageIdOf, type ActionQueue, type DeadLetteredMessage, type QueueMessage } from '../../shared/queue/queue';
+import type { Signal } from '../../shared/signals/signal';
+import { ActionWorker } from '../../shared/worker';
+import { tenantRoutes } from '../sandbox/server';
+import { DEMO, DEMO_DEVICES, SandboxTenant } from '../sandbox/tenant';
+import type { SandboxAnswer } from '../sandbox/routes';
+
+/**
+ * The fault campaign's world, in one process and on a simulated clock: the real engine and worker, the real Graph
+ * and Defender clients (their `fetch` answered in-process by the sandbox tenant's own routes), a broker twin with
+ * Service Bus's delivery semantics, and a ledger twin — each with fault hooks a schedule drives. One schedule runs in
+ * milliseconds, so a thousand run in CI; a subset runs the same way through the real SDK, emulator and Azurite.
+ */
+
+export type ApiFault = 'ok' | 'throttle' | 'server-error' | 'slow' | 'lost-response';
+export type LedgerFault = 'ok' | 'conflict' | 'crash-before' | 'crash-after';
+export type DeliveryFault = 'ok' | 'duplicate' | 'lost-settle';
+
+export interface Schedule {
+  /** Incidents the relay submits: each names accounts and hosts by index into TARGETS. */
+  incidents: Array<{ users: number[]; devices: number[] }>;
+  /** Commands put straight on the queue, as if planned under an older policy (protected targets among them). */
+  direct: Array<{ kind: 'isolateDevice' | 'disableUser' | 'revokeSessions' | 'requirePimReapproval'; target: number }>;
+  /** The n-th API call, n-th ledger write, n-th delivery, n-th send or schedule meets the n-th fault (then ok). */
+  apiFaults: ApiFault[];
+  ledgerFaults: LedgerFault[];
+  deliveryFaults: DeliveryFault[];
+  sendFaults: boolean[];
+  concurrency: number;
+  /** A Defender budget the pacer holds the engine to, or none. */
+  defenderBudget?: { max: number; windowMs: number };
+  seed: number;
+}
+
+export const USERS = [DEMO.adele, DEMO.jsmith, DEMO.megan, DEMO.breakglass] as const;
+export const DEVICES = [DEMO_DEVICES.wks042, DEMO_DEVICES.websrv1, DEMO_DEVICES.dc01] as const;
+/** The policy protects the break-glass account and the domain controller: no schedule may touch them. */
+const POLICY = `version: 1
+mode: enforce
+protected: { users: [${DEMO.breakglass}], devices: [${DEMO_DEVICES.dc01}] }
+rules:
+  - { id: users, when: { entity: account }, then: [revokeSessions, disableUser] }
+  - { id: hosts, when: { entity: host }, then: [isolateDevice] }
+`;
+
+/** A crash: the error escapes the worker, as a process dying mid-step would leave the message unsettled. */
+export class Crash extends Error {
+  override readonly name = 'Crash';
+}
+
+export interface Outcome {
+  /** Every action's ledger entry at the end, by key. */
+  entries: LedgerEntry[];
+  /** Actions that did not reach a final state. */
+  lost: string[];
+  /** Non-idempotent calls repeated for one action. */
+  duplicates: string[];
+  /** Calls that touched a protected principal. */
+  protectedTouched: string[];
+  deliveries: number;
+  faultsFired: number;
+}
+
+const FINAL = new Set(['succeeded', 'failed', 'blocked', 'dead-lettered']);
+const MAX_DELIVERIES = 10;
+const LOCK_MS = 60_000;
+
+/** A deterministic PRNG (mulberry32): jitter and ordering come from the schedule's seed, so every run replays. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+class FaultCursor<T extends string | boolean> {
+  private index = 0;
+  fired = 0;
+  constructor(
+    private readonly faults: readonly T[],
+    private readonly ok: T,
+  ) {}
+  next(): T {
+    const fault = this.faults[this.index++] ?? this.ok;
+    if (fault !== this.ok) this.fired++;
+    return fault;
+  }
+}
+
+interface SimMessage {
+  messageId: string;
+  text: string;
+  deliveryCount: number;
+  availableAt: number;
+}
+
+/** The broker twin: peek-lock, redelivery on abandon, dead-lettering, scheduling, duplicate detection, and faults. */
+class SimBroker implements ActionQueue {
+  readonly pending: SimMessage[] = [];
+  readonly deadLetters: Array<SimMessage & { reason: string }> = [];
+  private readonly seen = new Set<string>();
+
+  constructor(
+    private readonly clock: { now: number },
+    private readonly sends: FaultCursor<boolean>,
+  ) {}
+
+  async send(commands: readonly ActionCommand[]): Promise<void> {
+    if (this.sends.next()) throw new Error('broker refused the send');
+    for (const command of commands) this.accept(command, this.clock.now);
+  }
+
+  async schedule(message: QueueMessage, at: Date): Promise<void> {
+    if (this.sends.next()) throw new Error('broker refused the schedule');
+    this.accept(message, at.getTime());
+  }
+
+  async receiveDeadLetters(max: number): Promise<DeadLetteredMessage[]> {
+    return this.deadLetters.slice(0, max).map((letter) => ({
+      messageId: letter.messageId,
+      body: JSON.parse(letter.text),
+      reason: letter.reason,
+      description: `delivered ${letter.deliveryCount} times`,
+      deliveryCount: letter.deliveryCount,
+      settle: async () => void this.deadLetters.splice(this.deadLetters.indexOf(letter), 1),
+    }));
+  }
+
+  private accept(message: QueueMessage, availableAt: number): void {
+    const messageId = messageIdOf(message);
+    if (this.seen.has(messageId)) return; // duplicate detection: accepted, dropped
+    this.seen.add(messageId);
+    this.pending.push({ messageId, text: JSON.stringify(message), deliveryCount: 0, availableAt });
+  }
+}
+
+/** The ledger twin with faults: spurious ETag conflicts, and crashes before or after a write lands. */
+class FaultyLedger implements ActionLedger {
+  constructor(
+    readonly inner: MemoryLedger,
+    private readonly faults: FaultCursor<LedgerFault>,
+  ) {}
+  create: ActionLedger['create'] = (entry) => this.inner.create(entry);
+  get: ActionLedger['get'] = (key) => this.inner.get(key);
+  list: ActionLedger['list'] = (filter) => this.inner.list(filter);
+  countSince: ActionLedger['countSince'] = (kind, since) => this.inner.countSince(kind, since);
+  recordDeadLetter: ActionLedger['recordDeadLetter'] = (record) => this.inner.recordDeadLetter(record);
+  listDeadLetters: ActionLedger['listDeadLetters'] = () => this.inner.listDeadLetters();
+  transition: ActionLedger['transition'] = async (key, etag, to, event, patch) => {
+    const fault = this.faults.next();
+    if (fault === 'conflict') throw new LedgerConflictError(key);
+    if (fault === 'crash-before') throw new Crash(`crashed before writing ${key} -> ${to}`);
+    const written = await this.inner.transition(key, etag, to, event, patch);
+    if (fault === 'crash-after') throw new Crash(`crashed after writing ${key} -> ${to}`);
+    return written;
+  };
+}
+
+/** A credential that never expires: the in-process APIs check nothing. */
+const STATIC_CREDENTIAL: TokenCredential = {
+  getToken: async (): Promise<AccessToken> => ({ token: 'campaign', expiresOnTimestamp: Date.now() + 3_600_000 }),
+};
+
+export const SIM_ORIGIN = 'https://sandbox.campaign';
+
+/**
+ * `fetch` for the real clients, answered by the sandbox tenant's routes without a socket. API faults apply per call:
+ * a 429 with Retry-After, a 503, a slow answer (the event loop turns, so concurrent handlers interleave), or a lost
+ * response — the call took effect but its answer never came back.
+ */
+function inProcessFetch(tenant: SandboxTenant, faults: FaultCursor<ApiFault>, log: Array<{ method: string; path: string; status: number; body: unknown }>) {
+  const routes = tenantRoutes(tenant);
+  return async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url);
+    const method = (init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase();
+    const text = typeof init?.body === 'string' ? init.body : input instanceof Request ? await input.text() : '';
+    const fault = faults.next();
+    if (fault === 'slow') for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+    if (fault === 'throttle') return json({ status: 429, body: { error: { code: 'TooManyRequests', message: 'throttled' } }, headers: { 'retry-after': '2' } });
+    if (fault === 'server-error') return json({ status: 503, body: { error: { code: 'ServiceUnavailable', message: 'try later' } } });
+    const body = text ? JSON.parse(text) : undefined;
+    let answer: SandboxAnswer | undefined;
+    for (const route of routes) if ((answer = route({ method, path: url.pathname, query: url.searchParams, body, audience: SIM_ORIGIN }))) break;
+    answer ??= { status: 404, body: { error: { code: 'NotFound', message: `no route ${method} ${url.pathname}` } } };
+    log.push({ method, path: url.pathname, status: answer.status, body });
+    tenant.calls.push({ method, path: url.pathname, status: answer.status });
+    if (fault === 'lost-response') throw new TypeError('fetch failed: connection reset after the request was sent');
+    return json(answer);
+  };
+}
+
+function json(answer: SandboxAnswer): Response {
+  return new Response(answer.body === undefined ? null : JSON.stringify(answer.body), {
+    status: answer.status,
+    headers: { 'content-type': 'application/json', ...answer.headers },
+  });
+}
+
+/** Comments and labels, kept in memory: reporting is best effort and not what the campaign proves. */
+const NO_SENTINEL: SentinelIncidents = {
+  incidentWithEntities: async () => {
+    throw new Error('not in the campaign');
+  },
+  comment: async () => undefined,
+  label: async () => undefined,
+};
+
+function signalFor(incident: Schedule['incidents'][number], index: number): Signal {
+  return {
+    source: 'incident',
+    subject: `campaign-incident-${index}`,
+    title: `campaign incident ${index}`,
+    severity: 'High',
+    tactics: ['CredentialAccess'],
+    techniques: [],
+    products: [],
+    labels: [],
+    entities: [
+      ...[...new Set(incident.users)].map((u) => ({ kind: 'account' as const, aadUserId: USERS[u % USERS.length] as string })),
+      ...[...new Set(incident.devices)].map((d) => ({ kind: 'host' as const, mdatpDeviceId: DEVICES[d % DEVICES.length] as string })),
+    ],
+    notes: [],
+  };
+}
+
+function directCommand(spec: Schedule['direct'][number], index: number, at: string): ActionCommand {
+  const device = spec.kind === 'isolateDevice';
+  const key = (0xd1000 + index).toString(16).padStart(32, '0');
+  return {
+    id: key,
+    idempotencyKey: key,
+    kind: spec.kind,
+    target: device
+      ? { type: 'device', id: DEVICES[spec.target % DEVICES.length] as string }
+      : { type: 'user', id: USERS[spec.target % USERS.length] as string },
+    params: device ? { isolationType: 'Full' } : {},
+    reason: 'campaign: planned under an older policy',
+    mode: 'enforce',
+    source: { type: 'incident', subject: `campaign-direct-${index}` },
+    attempt: 0,
+    createdAt: at,
+  };
+}
+
+/** Run one schedule to quiescence and judge it. */
+export async function runSchedule(schedule: Schedule): Promise<Outcome> {
+  const clock = { now: Date.parse('2026-11-28T12:00:00.000Z') };
+  const random = prng(schedule.seed);
+  const tenant = new SandboxTenant();
+  tenant.now = () => clock.now;
+  tenant.actionCompletionMs = 20_000;
+  const pimBefore = tenant.roleAssignments.filter((a) => a.principalId === DEMO.megan).length;
+  const api = new FaultCursor<ApiFault>(schedule.apiFaults, 'ok');
+  const ledgerFaults = new FaultCursor<LedgerFault>(schedule.ledgerFaults, 'ok');
+  const deliveries = new FaultCursor<DeliveryFault>(schedule.deliveryFaults, 'ok');
+  const sends = new FaultCursor<boolean>(schedule.sendFaults, false);
+  const calls: Array<{ method: string; path: string; status: number; body: unknown }> = [];
+  const broker = new SimBroker(clock, sends);
+  const ledger = new FaultyLedger(new MemoryLedger(), ledgerFaults);
+  const shared = new MemorySharedState();
+  const pacer = new Pacer(
+    shared,
+    { ...DEFAULT_API_BUDGETS, defender: schedule.defenderBudget ? [schedule.defenderBudget] : [] },
+    {
+      now: () => clock.now,
+      // Waiting is time passing on the simulated clock.
+      sleep: async (ms) => void (clock.now += ms),
+      maxInlineWaitMs: 0,
+    },
+  );
+  const endpoints = { graph: SIM_ORIGIN, defender: SIM_ORIGIN, arm: SIM_ORIGIN };
+  const settings = { endpoints, authorityHost: SIM_ORIGIN, cloud: 'AzurePublicCloud' as const };
+
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = inProcessFetch(tenant, api, calls) as typeof fetch;
+  try {
+    const pace = (which: Parameters<Pacer['take']>[0]) => pacer.take(which);
+    const context = {
+      directory: await createGraphDirectory(settings, pace, STATIC_CREDENTIAL),
+      devices: await createDefenderDevices(settings, pace, STATIC_CREDENTIAL),
+      incidents: NO_SENTINEL,
+    };
+    const deps: EngineDeps = {
+      policy: compilePolicy(parsePolicy(POLICY, 'campaign policy')),
+      ledger,
+      queue: broker,
+      shared,
+      modeOverride: 'enforce',
+      now: () => new Date(clock.now),
+      log: logger().child({ campaign: schedule.seed }),
+      executors: EXECUTORS,
+      executionContext: async () => context,
+      random,
+      pacer,
+    };
+    const engine = new ResponderEngine(deps);
+    const worker = new ActionWorker(deps, engine);
+
+    // The relay: submit each incident, and on any failure (503, a crash) try again, as a Logic App's retry policy does.
+    const at = new Date(clock.now).toISOString();
+    const keys = new Set<string>();
+    for (const [i, incident] of schedule.incidents.entries()) {
+      for (let tries = 0; ; tries++) {
+        try {
+          const { decision } = await engine.submit(signalFor(incident, i), 'campaign relay');
+          for (const action of decision.actions) keys.add(action.idempotencyKey);
+          for (const skip of decision.skipped) if (skip.idempotencyKey && skip.reason !== 'duplicate') keys.add(skip.idempotencyKey);
+          break;
+        } catch (error) {
+          if (tries > 20) throw new Error(`the relay gave up: ${(error as Error).message}`);
+        }
+      }
+    }
+    for (const [i, spec] of schedule.direct.entries()) {
+      const command = directCommand(spec, i, at);
+      await ledger.inner.create({ ...command, key: command.idempotencyKey, state: 'planned', createdAt: at, by: 'campaign' });
+      for (let tries = 0; ; tries++) {
+        try {
+          await broker.send([command]);
+          break;
+        } catch (error) {
+          if (tries > 20) throw error;
+        }
+      }
+      keys.add(command.idempotencyKey);
+    }
+
+    // The Functions host: deliver what is due, `concurrency` at a time, in an order the seed picks.
+    let delivered = 0;
+    for (let step = 0; step < 5000; step++) {
+      const due = broker.pending.filter((m) => m.availableAt <= clock.now);
+      if (due.length === 0) {
+        if (broker.pending.length === 0) break;
+        clock.now = Math.min(...broker.pending.map((m) => m.availableAt));
+        continue;
+      }
+      const batch: SimMessage[] = [];
+      while (batch.length < schedule.concurrency && due.length > 0) batch.push(...due.splice(Math.floor(random() * due.length), 1));
+      const runs: Array<Promise<void>> = [];
+      for (const message of batch) {
+        message.deliveryCount++;
+        message.availableAt = clock.now + LOCK_MS; // locked
+        const fault = deliveries.next();
+        const deliver = () =>
+          worker.handleMessage(JSON.parse(message.text), { messageId: message.messageId, deliveryCount: message.deliveryCount, enqueuedTimeUtc: at });
+        // A lost lock: the broker hands the same message to a second consumer while the first still works on it.
+        const handlers = fault === 'duplicate' ? [deliver(), deliver()] : [deliver()];
+        delivered += handlers.length;
+        runs.push(
+          Promise.allSettled(handlers).then(([first]) => {
+            const index = broker.pending.indexOf(message);
+            if (first?.status === 'fulfilled' && fault !== 'lost-settle') {
+              if (index >= 0) broker.pending.splice(index, 1); // completed
+            } else if (first?.status === 'rejected' && message.deliveryCount >= MAX_DELIVERIES) {
+              if (index >= 0) broker.pending.splice(index, 1);
+              broker.deadLetters.push({ ...message, reason: 'MaxDeliveryCountExceeded' });
+            } else if (first?.status === 'rejected') {
+              message.availableAt = clock.now; // abandoned: redelivered at once
+            }
+            // lost-settle: the completion never reached the broker; the lock runs out and it comes back
+          }),
+        );
+      }
+      await Promise.all(runs);
+      clock.now += 10;
+    }
+    // The dead-letter reconciler's timer.
+    await worker.reconcileDeadLetters(1000);
+
+    const entries = await ledger.inner.list();
+    const byKey = new Map(entries.map((e) => [e.key, e]));
+    const lost = [...keys].filter((key) => !FINAL.has(byKey.get(key)?.state ?? 'missing')).map((key) => `${key}:${byKey.get(key)?.state ?? 'missing'}`);
+    if (broker.pending.length > 0) lost.push(`${broker.pending.length} messages still on the queue`);
+
+    const duplicates: string[] = [];
+    const posts = new Map<string, number>();
+    for (const action of tenant.machineActions) {
+      const key = /Sentinel Responder ([0-9a-f]{32})#/.exec(action.requestorComment ?? '')?.[1] ?? 'unknown';
+      posts.set(`${action.type}:${key}`, (posts.get(`${action.type}:${key}`) ?? 0) + 1);
+    }
+    for (const [what, count] of posts) if (count > 1) duplicates.push(`${what} posted ${count} times`);
+    const pimRemovals = calls.filter(
+      (c) => c.path.endsWith('roleAssignmentScheduleRequests') && c.status < 400 && (c.body as { action?: string })?.action === 'adminRemove',
+    );
+    if (pimRemovals.length > pimBefore) duplicates.push(`PIM adminRemove succeeded ${pimRemovals.length} times for ${pimBefore} assignments`);
+
+    const protectedTouched = calls
+      .filter((c) => c.method !== 'GET' && c.status < 400 && (c.path.includes(DEMO.breakglass) || c.path.includes(DEMO_DEVICES.dc01)))
+      .map((c) => `${c.method} ${c.path}`);
+    if (tenant.users.get(DEMO.breakglass)?.accountEnabled === false) protectedTouched.push('break-glass account disabled');
+
+    return {
+      entries,
+      lost,
+      duplicates,
+      protectedTouched,
+      deliveries: delivered,
+      faultsFired: api.fired + ledgerFaults.fired + deliveries.fired + sends.fired,
+    };
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+}
