@@ -96,7 +96,8 @@ export class ServiceBusEmulator {
     // rhea also raises 'released' for every 'modified' (abandon): listening to both would settle twice.
     for (const outcome of ['accepted', 'rejected', 'modified'])
       this.container.on(outcome, (context: EventContext) => this.onSettle(context.sender as Sender, context.delivery as Delivery, outcome));
-    this.container.on('disconnected', () => undefined);
+    // Peek-locks belong to the link that received them: when it goes, the messages come back (their delivery counted).
+    this.container.on('disconnected', (context: EventContext) => this.releaseLocksOf((link) => link.connection === context.connection));
     this.container.on('connection_error', () => undefined);
     this.container.on('error', () => undefined);
   }
@@ -203,6 +204,7 @@ export class ServiceBusEmulator {
   }
 
   private forgetLink(sender: Sender): void {
+    this.releaseLocksOf((link) => link === sender);
     for (const queue of this.queues.values()) queue.consumers.delete(sender);
     for (const [key, link] of this.replyLinks) if (link === sender) this.replyLinks.delete(key);
   }
@@ -265,6 +267,11 @@ export class ServiceBusEmulator {
     message.deliveryCount = 0;
     message.message.application_properties = { ...message.message.application_properties, DeadLetterReason: reason, DeadLetterErrorDescription: description };
     this.makeReady(this.queue(queue.name + DEAD_LETTER_SUFFIX), message);
+  }
+
+  private releaseLocksOf(held: (link: Sender) => boolean): void {
+    for (const queue of this.queues.values())
+      for (const message of [...queue.locked.values()]) if (message.heldBy && held(message.heldBy)) this.putBack(queue, message);
   }
 
   /** Send ready messages to a consumer while it has credit; answer a drain when there is nothing left. */
