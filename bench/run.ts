@@ -5,9 +5,11 @@
  *     Small (2 entities) and large (200 entities, 50 alerts), with the default policy.
  *  2. Cold start: importing the compiled function entry points, against importing @azure/functions alone, each in
  *     a fresh process. Target: <= 3x.
+ *  3. The action pipeline under a burst and at a steady rate: see bench/pipeline.ts.
  */
-import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadPolicy } from '../shared/composition';
 import { decide } from '../shared/policy/decide';
@@ -101,3 +103,14 @@ console.log(
 );
 console.log('');
 if (small.ratio > 1 || large.ratio > 1 || cold.ratio > 3) process.exitCode = 1;
+
+// 3. The pipeline (bench/pipeline.ts), in a process that trusts a throwaway test CA for the HTTPS sandbox.
+void (async () => {
+  const { createTestTls } = await import('../test/support/tlsMaterial.mjs');
+  const tls = createTestTls(mkdtempSync(path.join(tmpdir(), 'responder-bench-tls-')));
+  const pipeline = spawnSync(process.execPath, [path.join(__dirname, 'pipeline.js')], {
+    stdio: 'inherit',
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: tls.caPath, RESPONDER_TEST_TLS_DIR: tls.dir },
+  });
+  if (pipeline.status !== 0) process.exitCode = 1;
+})();

@@ -47,25 +47,29 @@ async function main(): Promise<void> {
   // The sandbox completes machine actions at once: follow-ups and retries need not wait their real delays there.
   configureRuntime({
     ...(!settings.storage && { ledger: new MemoryLedger() }),
-    ...(!settings.serviceBus && { queue: new EmbeddedQueue(sandbox ? { maxScheduleDelayMs: 2000 } : {}) }),
+    ...(!settings.serviceBus && { queue: new EmbeddedQueue({ concurrency: maxConcurrentCalls(), ...(sandbox && { maxScheduleDelayMs: 2000 }) }) }),
   });
   loadFunctions();
   // Fail now, not on the first request, if the policy is invalid or the broker or storage cannot be reached.
   const { policy, queue, ledger } = await runtime();
   const drivenQueue = queue as EmbeddedQueue | ServiceBusActionQueue;
 
+  // As many deliveries at once as host.json lets the Functions host run (extensions.serviceBus.maxConcurrentCalls).
+  const concurrency = maxConcurrentCalls();
   for (const fn of registry.queues) {
     if (fn.queueName !== 'actions') continue;
-    drivenQueue.start((body, delivery) =>
-      fn.handler(
-        body,
-        new InvocationContext({
-          invocationId: `${fn.name}-${delivery.messageId}-${delivery.deliveryCount}`,
-          functionName: fn.name,
-          triggerMetadata: { ...delivery },
-          logHandler: hostLog,
-        }),
-      ),
+    drivenQueue.start(
+      (body, delivery) =>
+        fn.handler(
+          body,
+          new InvocationContext({
+            invocationId: `${fn.name}-${delivery.messageId}-${delivery.deliveryCount}`,
+            functionName: fn.name,
+            triggerMetadata: { ...delivery },
+            logHandler: hostLog,
+          }),
+        ),
+      { concurrency },
     );
   }
 
@@ -234,6 +238,13 @@ async function relaunchTrustingSandbox(): Promise<void> {
 /** Invocation logs go to stderr, one JSON line each, like the Functions host's console. */
 function hostLog(_level: unknown, ...args: unknown[]): void {
   process.stderr.write(`${args.map(String).join(' ')}\n`);
+}
+
+function maxConcurrentCalls(): number {
+  const hostJson = JSON.parse(readFileSync(path.join(__dirname, '../../host.json'), 'utf8')) as {
+    extensions?: { serviceBus?: { maxConcurrentCalls?: number } };
+  };
+  return hostJson.extensions?.serviceBus?.maxConcurrentCalls ?? 16;
 }
 
 /** Read local.settings.json "Values" as Core Tools does, without overriding what the environment already sets. */

@@ -59,6 +59,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
     log: logger(),
     shared,
     pacer,
+    ...(settings.followUpMs !== undefined && { followUpMs: settings.followUpMs }),
   };
   const engine = new ResponderEngine(deps);
   return {

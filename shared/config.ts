@@ -56,6 +56,8 @@ export interface ResponderConfig {
    * `defender=100/60s+1500/1h; idprotection=1/1s` (`off` paces nothing for that API). Benchmarks compress them.
    */
   rateLimits: Record<PacedApi, Budget[]>;
+  /** RESPONDER_FOLLOW_UP_SECONDS: wait before reading a pending Defender machine action again (default 30). */
+  followUpMs: number | undefined;
   /** Problems found while reading; non-empty means the engine must not act (health says why, routes answer 503). */
   problems: string[];
 }
@@ -129,6 +131,10 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
     problems.push(`RESPONDER_LEDGER_TABLE must be a table name (3-63 letters and digits, starting with a letter), got ${JSON.stringify(ledgerTable)}`);
 
   const rateLimits = rateLimitSetting(env.RESPONDER_RATE_LIMITS, problems);
+  const followUpText = env.RESPONDER_FOLLOW_UP_SECONDS?.trim();
+  const followUpSeconds = followUpText ? Number(followUpText) : undefined;
+  if (followUpSeconds !== undefined && !(followUpSeconds >= 0.1 && followUpSeconds <= 3600))
+    problems.push(`RESPONDER_FOLLOW_UP_SECONDS must be a number of seconds between 0.1 and 3600, got ${JSON.stringify(followUpText)}`);
 
   const issuers = list('RESPONDER_TOKEN_ISSUERS');
   return {
@@ -150,6 +156,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
     storage,
     ledgerTable,
     rateLimits,
+    followUpMs: followUpSeconds !== undefined && followUpSeconds >= 0.1 && followUpSeconds <= 3600 ? followUpSeconds * 1000 : undefined,
     problems,
   };
 }

@@ -35,6 +35,8 @@ export interface EngineDeps {
   shared: SharedState;
   /** API budgets: the worker reserves each execution's calls; absent, nothing is paced. */
   pacer?: Pacer;
+  /** RESPONDER_FOLLOW_UP_SECONDS: how long a pending machine action waits before it is read again (else the executor's 30 s). */
+  followUpMs?: number;
 }
 
 /** What one submission did to the ledger, per action. */

@@ -180,14 +180,15 @@ export class ActionWorker {
         });
         return await result(outcome.outcome);
       case 'pending': {
+        const followUpMs = this.deps.followUpMs ?? outcome.followUpAfterMs;
         await ledger.transition(
           entry.key,
           entry.etag,
           'queued',
-          { ...event, note: `${outcome.detail}; follow-up in ${Math.round(outcome.followUpAfterMs / 1000)} s` },
+          { ...event, note: `${outcome.detail}; follow-up in ${Math.round(followUpMs / 1000)} s` },
           { attempts },
         );
-        await queue.schedule({ ...command, followUp: (command.followUp ?? 0) + 1 }, new Date(now().getTime() + outcome.followUpAfterMs));
+        await queue.schedule({ ...command, followUp: (command.followUp ?? 0) + 1 }, new Date(now().getTime() + followUpMs));
         return await result('pending');
       }
       case 'failed': {

@@ -27,6 +27,26 @@ export function spend(record: BudgetRecord | undefined, budgets: readonly Budget
   return { next: logs, result: { granted: true } };
 }
 
+/**
+ * A reserved use happens now: move its stamp from when it was reserved to now, if the windows have room now; else keep
+ * the reservation and say when to try again. So the log holds the times calls really went out, and a reserved call
+ * made late cannot push a window past its budget.
+ */
+export function restamp(
+  record: BudgetRecord | undefined,
+  budgets: readonly Budget[],
+  reservedAt: number,
+  now: number,
+): { next: BudgetRecord; result: BudgetAnswer } {
+  const logs = budgets.map((budget, i) => (record?.[i] ?? []).filter((at) => at > now - budget.windowMs));
+  const others = logs.map((log) => {
+    const own = log.indexOf(reservedAt);
+    return own < 0 ? log : [...log.slice(0, own), ...log.slice(own + 1)];
+  });
+  const moved = spend(others, budgets, now);
+  return moved.result.granted ? moved : { next: logs, result: moved.result };
+}
+
 /** `100/60s,1500/1h`: budgets as written in settings. */
 export function parseBudgets(text: string): Budget[] {
   return text.split(/[,+]/).map((part) => {

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { ApiError } from '../clients/apiError';
-import { spend, type Budget, type BudgetAnswer, type BudgetRecord } from './budget';
+import { restamp, spend, type Budget, type BudgetAnswer, type BudgetRecord } from './budget';
 import type { SharedState } from './sharedState';
 
 /** The API budgets the engine paces itself to (reference/defender.md, graph.md). */
@@ -59,12 +59,19 @@ export class Pacer {
    */
   async take(api: PacedApi): Promise<void> {
     const reservation = reservations.getStore();
-    const left = reservation?.get(api) ?? 0;
-    if (reservation && left > 0) {
-      reservation.set(api, left - 1);
+    const held = reservation?.get(api);
+    if (!reservation) {
+      await this.acquire(api, 1, this.maxInlineWaitMs);
       return;
     }
-    await this.acquire(api, 1, reservation ? Math.max(this.maxInlineWaitMs, COMMITTED_WAIT_MS) : this.maxInlineWaitMs);
+    const committedWaitMs = Math.max(this.maxInlineWaitMs, COMMITTED_WAIT_MS);
+    if (!held || held.left === 0) {
+      await this.acquire(api, 1, committedWaitMs);
+      return;
+    }
+    held.left--;
+    // The call goes out now, not when it was reserved: its stamp moves, and it waits if the window is full now.
+    await this.until(api, committedWaitMs, (record, budgets, now) => restamp(record, budgets, held.at, now));
   }
 
   /**
@@ -78,8 +85,8 @@ export class Pacer {
       if (units <= 0 || this.budgets[api].length === 0) continue;
       // A budget smaller than one execution's cost: reserve what fits, the rest waits its turn inside.
       const fits = Math.min(units, ...this.budgets[api].map((b) => b.max));
-      await this.acquire(api, fits, this.maxInlineWaitMs);
-      reservation.set(api, fits);
+      const at = await this.acquire(api, fits, this.maxInlineWaitMs);
+      reservation.set(api, { left: fits, at });
     }
     return reservation;
   }
@@ -89,13 +96,22 @@ export class Pacer {
     return reservations.run(reservation, run);
   }
 
-  private async acquire(api: PacedApi, units: number, maxWaitMs: number): Promise<void> {
+  /** Spend `units` now, waiting up to `maxWaitMs`; returns the time stamped. */
+  private acquire(api: PacedApi, units: number, maxWaitMs: number): Promise<number> {
+    return this.until(api, maxWaitMs, (record, budgets, now) => spend(record, budgets, now, units));
+  }
+
+  private async until(
+    api: PacedApi,
+    maxWaitMs: number,
+    change: (record: BudgetRecord | undefined, budgets: Budget[], now: number) => { next: BudgetRecord; result: BudgetAnswer },
+  ): Promise<number> {
     const budgets = this.budgets[api].map((b) => ({ max: b.max, windowMs: Math.ceil(b.windowMs * (1 + EDGE_MARGIN)) }));
-    if (budgets.length === 0) return;
     for (;;) {
       const now = this.now();
-      const answer = await this.state.update<BudgetRecord, BudgetAnswer>(`pace:${api}`, (record) => spend(record, budgets, now, units));
-      if (answer.granted) return;
+      if (budgets.length === 0) return now;
+      const answer = await this.state.update<BudgetRecord, BudgetAnswer>(`pace:${api}`, (record) => change(record, budgets, now));
+      if (answer.granted) return now;
       const wait = Math.max(1, answer.retryAt - now);
       if (wait > maxWaitMs) {
         const said = this.budgets[api].map((b) => `${b.max} per ${b.windowMs / 1000} s`).join(' and ');
@@ -106,8 +122,8 @@ export class Pacer {
   }
 }
 
-/** Calls an execution reserved and has not made yet, per API. */
-export type Reservation = Map<PacedApi, number>;
+/** Calls an execution reserved and has not made yet, per API, and when they were reserved. */
+export type Reservation = Map<PacedApi, { left: number; at: number }>;
 
 const reservations = new AsyncLocalStorage<Reservation>();
 

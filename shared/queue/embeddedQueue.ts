@@ -90,8 +90,8 @@ export class EmbeddedQueue implements ActionQueue {
     }));
   }
 
-  /** Start delivering to `handler` (the queue-triggered function). */
-  start(handler: DeliveryHandler): void {
+  /** Start delivering to `handler` (the queue-triggered function). Concurrency is the constructor's. */
+  start(handler: DeliveryHandler, _options: { concurrency?: number } = {}): void {
     this.handler = handler;
     this.pump();
   }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseBudgets, spend, type Budget, type BudgetRecord } from '../../shared/coordination/budget';
+import { parseBudgets, restamp, spend, type Budget, type BudgetRecord } from '../../shared/coordination/budget';
 import { ENGINE_PACED, Pacer, DEFAULT_API_BUDGETS } from '../../shared/coordination/pacer';
 import { MemorySharedState, type SharedState } from '../../shared/coordination/sharedState';
 import { TableSharedState } from '../../shared/coordination/tableSharedState';
@@ -83,7 +83,33 @@ describe('sliding-window budgets', () => {
   });
 });
 
+describe('reserved uses', () => {
+  const budgets = [{ max: 3, windowMs: 1000 }];
+  it('move their stamp to when the call really goes out, if the window has room then', () => {
+    expect(restamp([[0, 300, 400]], budgets, 0, 700)).toEqual({ next: [[300, 400, 700]], result: { granted: true } });
+  });
+  it('keep the reservation and wait when the window is full at call time', () => {
+    expect(restamp([[100, 300, 400]], budgets, 50, 700)).toEqual({ next: [[100, 300, 400]], result: { granted: false, retryAt: 1100 } });
+  });
+});
+
 describe('the pacer', () => {
+  it('reserves an execution’s calls up front; the calls inside draw on it, each stamped when it goes out', async () => {
+    let now = 0;
+    const state = new MemorySharedState();
+    const pacer = new Pacer(state, { ...DEFAULT_API_BUDGETS, defender: [{ max: 3, windowMs: 1000 }] }, { now: () => now, maxInlineWaitMs: 0 });
+    const reservation = await pacer.reserve({ defender: 3 });
+    await expect(pacer.reserve({ defender: 1 })).rejects.toMatchObject({ code: ENGINE_PACED }); // the budget is held
+    now = 200;
+    await pacer.within(reservation, async () => {
+      await pacer.take('defender');
+      now = 300;
+      await pacer.take('defender');
+    });
+    const record = await state.update<BudgetRecord, BudgetRecord | undefined>('pace:defender', (r) => ({ next: r, result: r }));
+    expect(record).toEqual([[0, 200, 300]]); // one reservation stamp left unused, two calls stamped when made
+  });
+
   it('waits briefly inside the call, and defers a long wait with Retry-After instead of sleeping', async () => {
     let now = 0;
     const slept: number[] = [];

@@ -107,12 +107,12 @@ export class Sandbox {
     const fault = this.faults.take(method, url.pathname);
     if (fault?.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
     if (fault?.drop) {
-      this.tenant.calls.push({ method, path: url.pathname, status: 0 });
+      this.tenant.calls.push({ method, path: url.pathname, status: 0, at: Date.now() });
       req.socket.destroy();
       return;
     }
     const answer = fault?.status ? { status: fault.status, body: fault.body, headers: fault.headers } : await this.answer(req, method, url, text);
-    this.tenant.calls.push({ method, path: url.pathname, status: answer.status });
+    this.tenant.calls.push({ method, path: url.pathname, status: answer.status, at: Date.now() });
     const headers: Record<string, string> = { ...answer.headers };
     if (answer.body !== undefined) headers['content-type'] = 'application/json';
     res.writeHead(answer.status, headers).end(answer.body === undefined ? undefined : JSON.stringify(answer.body));

@@ -94,6 +94,8 @@ export interface CallRecord {
   method: string;
   path: string;
   status: number;
+  /** When the call arrived (epoch ms): what benchmarks measure rates and latencies by. */
+  at?: number;
 }
 
 export const DEMO = {

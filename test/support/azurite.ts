@@ -18,7 +18,8 @@ export class Azurite {
 
   static async start(): Promise<Azurite> {
     const port = await freePort();
-    const main = path.join(__dirname, '../../node_modules/azurite/dist/src/table/main.js');
+    // Resolved as a package, so it is found from the sources (tests) and from dist/ (the compiled benchmark) alike.
+    const main = path.join(path.dirname(require.resolve('azurite/package.json')), 'dist/src/table/main.js');
     // Started by its node entry, not npx: killing npx would orphan the child.
     const child = spawn(
       process.execPath,
