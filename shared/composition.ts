@@ -60,6 +60,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
     shared,
     pacer,
     ...(settings.followUpMs !== undefined && { followUpMs: settings.followUpMs }),
+    ...(settings.runningLeaseMs !== undefined && { runningLeaseMs: settings.runningLeaseMs }),
   };
   const engine = new ResponderEngine(deps);
   return {

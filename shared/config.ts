@@ -58,6 +58,8 @@ export interface ResponderConfig {
   rateLimits: Record<PacedApi, Budget[]>;
   /** RESPONDER_FOLLOW_UP_SECONDS: wait before reading a pending Defender machine action again (default 30). */
   followUpMs: number | undefined;
+  /** RESPONDER_RUNNING_LEASE_SECONDS: how long a claimed action is its worker's; keep it equal to functionTimeout. */
+  runningLeaseMs: number | undefined;
   /** Problems found while reading; non-empty means the engine must not act (health says why, routes answer 503). */
   problems: string[];
 }
@@ -131,10 +133,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
     problems.push(`RESPONDER_LEDGER_TABLE must be a table name (3-63 letters and digits, starting with a letter), got ${JSON.stringify(ledgerTable)}`);
 
   const rateLimits = rateLimitSetting(env.RESPONDER_RATE_LIMITS, problems);
-  const followUpText = env.RESPONDER_FOLLOW_UP_SECONDS?.trim();
-  const followUpSeconds = followUpText ? Number(followUpText) : undefined;
-  if (followUpSeconds !== undefined && !(followUpSeconds >= 0.1 && followUpSeconds <= 3600))
-    problems.push(`RESPONDER_FOLLOW_UP_SECONDS must be a number of seconds between 0.1 and 3600, got ${JSON.stringify(followUpText)}`);
+  const followUpMs = secondsSetting(env, 'RESPONDER_FOLLOW_UP_SECONDS', 0.1, 3600, problems);
+  const runningLeaseMs = secondsSetting(env, 'RESPONDER_RUNNING_LEASE_SECONDS', 1, 3600, problems);
 
   const issuers = list('RESPONDER_TOKEN_ISSUERS');
   return {
@@ -156,7 +156,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
     storage,
     ledgerTable,
     rateLimits,
-    followUpMs: followUpSeconds !== undefined && followUpSeconds >= 0.1 && followUpSeconds <= 3600 ? followUpSeconds * 1000 : undefined,
+    followUpMs,
+    runningLeaseMs,
     problems,
   };
 }
@@ -239,4 +240,14 @@ function rateLimitSetting(text: string | undefined, problems: string[]): Record<
     }
   }
   return limits;
+}
+
+/** An optional setting in seconds, as milliseconds; out of range is a problem (and unset). */
+function secondsSetting(env: NodeJS.ProcessEnv, name: string, min: number, max: number, problems: string[]): number | undefined {
+  const text = env[name]?.trim();
+  if (!text) return undefined;
+  const seconds = Number(text);
+  if (seconds >= min && seconds <= max) return seconds * 1000;
+  problems.push(`${name} must be a number of seconds between ${min} and ${max}, got ${JSON.stringify(text)}`);
+  return undefined;
 }

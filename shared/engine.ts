@@ -37,6 +37,8 @@ export interface EngineDeps {
   pacer?: Pacer;
   /** RESPONDER_FOLLOW_UP_SECONDS: how long a pending machine action waits before it is read again (else the executor's 30 s). */
   followUpMs?: number;
+  /** RESPONDER_RUNNING_LEASE_SECONDS: a claim's lease (else 5 minutes, host.json's functionTimeout). */
+  runningLeaseMs?: number;
 }
 
 /** What one submission did to the ledger, per action. */

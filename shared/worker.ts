@@ -24,7 +24,10 @@ export interface WorkerOutcome {
   detail: string;
 }
 
-/** How long a claimed (`running`) action belongs to its delivery: Service Bus's longest automatic lock renewal. */
+/**
+ * How long a claimed (`running`) action belongs to its delivery: Service Bus's longest automatic lock renewal and
+ * host.json's functionTimeout, both 5 minutes. RESPONDER_RUNNING_LEASE_SECONDS changes it with them.
+ */
 export const RUNNING_LEASE_MS = 5 * 60_000;
 
 /**
@@ -37,6 +40,11 @@ export class ActionWorker {
     private readonly deps: EngineDeps,
     private readonly engine: ResponderEngine,
   ) {}
+
+  /** How long a claim (and a device lease) holds before another delivery may take over: no handler outlives it. */
+  private get leaseMs(): number {
+    return this.deps.runningLeaseMs ?? RUNNING_LEASE_MS;
+  }
 
   /** The worker's entry: an incident to look at again, or an action to take. */
   async handleMessage(body: unknown, delivery: QueueDelivery, log: Logger = this.deps.log): Promise<WorkerOutcome> {
@@ -101,7 +109,7 @@ export class ActionWorker {
       const lease = await this.deps.shared.update<DeviceLease, DeviceLease | undefined>(device, (held) =>
         held && held.holder !== command.idempotencyKey && held.until > nowMs
           ? { next: held, result: held }
-          : { next: { holder: command.idempotencyKey, until: nowMs + RUNNING_LEASE_MS }, result: undefined },
+          : { next: { holder: command.idempotencyKey, until: nowMs + this.leaseMs }, result: undefined },
       );
       if (lease) return this.defer(entry, command, at, 5000, `another action on ${targetLabel(command.target)} is in flight (${lease.holder})`, actionLog);
     }
@@ -235,8 +243,7 @@ export class ActionWorker {
             return { entry: await ledger.transition(entry.key, entry.etag, 'running', by) };
           case 'running':
             // Another delivery holds it, unless its lease ran out (that worker died mid-way): then take it over.
-            if (Date.parse(at) - Date.parse(entry.updatedAt) < RUNNING_LEASE_MS)
-              return { entry, heldUntil: Date.parse(entry.updatedAt) + RUNNING_LEASE_MS + 1000 };
+            if (Date.parse(at) - Date.parse(entry.updatedAt) < this.leaseMs) return { entry, heldUntil: Date.parse(entry.updatedAt) + this.leaseMs + 1000 };
             return { entry: await ledger.transition(entry.key, entry.etag, 'running', { ...by, note: `taken over: lease expired (${by.note})` }) };
           default:
             return { entry, outcome: { key: entry.key, outcome: 'duplicate', detail: `already ${entry.state}` } };
