@@ -8,7 +8,7 @@
  */
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import path from 'node:path';
 import { ROLES, runningInAzure } from '../shared/auth/caller';
@@ -22,6 +22,7 @@ import { DEFAULT_POLICY_PATH } from '../shared/policy/load';
 import { configureRuntime, runtime } from '../shared/runtime';
 import { Sandbox } from '../test/sandbox/server';
 import { TimerDriver } from './timerDriver';
+import { loadLocalSettings } from './localSettings';
 
 /** The object id the local developer's token carries: what the ledger records as the requester. */
 const LOCAL_DEVELOPER_OID = '00000de0-0000-4000-8000-000000000001';
@@ -245,13 +246,6 @@ function maxConcurrentCalls(): number {
     extensions?: { serviceBus?: { maxConcurrentCalls?: number } };
   };
   return hostJson.extensions?.serviceBus?.maxConcurrentCalls ?? 16;
-}
-
-/** Read local.settings.json "Values" as Core Tools does, without overriding what the environment already sets. */
-function loadLocalSettings(): void {
-  if (!existsSync('local.settings.json')) return;
-  const values = (JSON.parse(readFileSync('local.settings.json', 'utf8')) as { Values?: Record<string, string> }).Values ?? {};
-  for (const [name, value] of Object.entries(values)) if (process.env[name] === undefined) process.env[name] = String(value);
 }
 
 main().catch((error: unknown) => {

@@ -3,8 +3,12 @@
  * responder — the engine's command line, for SOC engineers writing and testing policy.
  *   responder plan <incident.json> [--policy <file>] [--json]   the decision for an incident, explained
  *   responder policy validate <file>                           check a policy; every problem with its line
- * Nothing here calls an API or writes anywhere: plan is the same pure decision POST /api/plan returns (without
- * the ledger's view of what was already done).
+ *   responder doctor                                           permission preflight
+ *   responder deadletters [--json]                             what was dead-lettered, and actions that failed
+ *   responder replay <action key> [--by <name>]                send a failed or dead-lettered action again
+ * plan and policy validate call no API and write nothing: plan is the same pure decision POST /api/plan returns
+ * (without the ledger's view of what was already done). deadletters and replay use the app settings in the
+ * environment (or local.settings.json) to reach the ledger and the queue, as the deployed engine does.
  */
 import { readFileSync } from 'node:fs';
 import { readConfig } from '../shared/config';
@@ -16,11 +20,16 @@ import { decide } from '../shared/policy/decide';
 import { readPolicyFile } from '../shared/policy/load';
 import { normalizeSentinelPayload } from '../shared/signals/sentinel';
 import { explainDecision } from '../shared/policy/explain';
+import { targetLabel } from '../shared/actions/target';
+import { runtime } from '../shared/runtime';
+import { loadLocalSettings } from './localSettings';
 
 const USAGE = `usage:
   responder plan <incident.json> [--policy <file>] [--json]
   responder policy validate <file>
-  responder doctor [--policy <file>] [--json]      permission preflight with the app settings in the environment`;
+  responder doctor [--policy <file>] [--json]      permission preflight with the app settings in the environment
+  responder deadletters [--json]                   dead-lettered messages and failed actions, from the ledger
+  responder replay <action key> [--by <name>]      send a failed or dead-lettered action again`;
 
 /** Exit codes: 0 done, 1 the input or policy is invalid (or, for doctor, a permission is missing), 2 the command line is wrong. */
 export async function run(argv: string[], print: (text: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -31,6 +40,7 @@ export async function run(argv: string[], print: (text: string) => void, env: No
     const arg = rest[i] as string;
     if (arg === '--json') flags.set('json', true);
     else if (arg === '--policy') flags.set('policy', rest[++i] ?? '');
+    else if (arg === '--by') flags.set('by', rest[++i] ?? '');
     else if (arg.startsWith('--')) return usage(print, `unknown option ${arg}`);
     else positional.push(arg);
   }
@@ -38,6 +48,8 @@ export async function run(argv: string[], print: (text: string) => void, env: No
     if (command === 'plan' && positional.length === 1) return plan(positional[0] as string, flags, print, env);
     if (command === 'policy' && positional[0] === 'validate' && positional.length === 2) return validate(positional[1] as string, print);
     if (command === 'doctor' && positional.length === 0) return await doctor(flags, print, env);
+    if (command === 'deadletters' && positional.length === 0) return await deadLetters(flags, print);
+    if (command === 'replay' && positional.length === 1) return await replay(positional[0] as string, flags, print, env);
     if (command === 'help' || command === '--help' || command === undefined) {
       print(USAGE);
       return command === undefined ? 2 : 0;
@@ -83,6 +95,33 @@ async function doctor(flags: Map<string, string | true>, print: (text: string) =
   return diagnosis.ok ? 0 : 1;
 }
 
+async function deadLetters(flags: Map<string, string | true>, print: (text: string) => void): Promise<number> {
+  const { ledger } = await runtime();
+  const records = await ledger.listDeadLetters();
+  const failed = [...(await ledger.list({ state: 'dead-lettered' })), ...(await ledger.list({ state: 'failed' }))];
+  if (flags.get('json')) {
+    print(JSON.stringify({ deadLetters: records, failedActions: failed }, null, 2));
+    return 0;
+  }
+  print(`${records.length} dead-lettered message(s)`);
+  for (const r of records)
+    print(
+      `  ${r.at}  ${r.by === 'worker' ? 'refused by the worker' : 'dead-lettered by Service Bus'}: ${r.reason} ${r.description}  message ${r.messageId}${r.actionKey ? `  action ${r.actionKey}` : ''}`,
+    );
+  print(`${failed.length} action(s) failed or dead-lettered (replay one with: responder replay <action key>)`);
+  for (const e of failed) print(`  ${e.key}  ${e.kind} on ${targetLabel(e.target)}: ${e.state}: ${e.stateReason ?? ''}`);
+  return 0;
+}
+
+async function replay(key: string, flags: Map<string, string | true>, print: (text: string) => void, env: NodeJS.ProcessEnv): Promise<number> {
+  const by = flags.get('by');
+  if (by === '' || by === true) return usage(print, '--by needs a name');
+  const { engine } = await runtime();
+  const entry = await engine.replay(key, `${by ?? env.USER ?? 'cli'} (responder replay)`);
+  print(`${entry.key}  ${entry.kind} on ${targetLabel(entry.target)}: ${entry.state} (sent again)`);
+  return 0;
+}
+
 function validate(file: string, print: (text: string) => void): number {
   const { policy, digest } = readPolicyFile(file);
   const audit = policy.rules.filter((r) => r.mode === 'audit').length;
@@ -109,5 +148,13 @@ function usage(print: (text: string) => void, problem: string): number {
 }
 
 if (require.main === module) {
-  void run(process.argv.slice(2), (text) => console.log(text)).then((code) => (process.exitCode = code));
+  loadLocalSettings();
+  // Exit once done: the Service Bus and Table clients deadletters and replay open would keep the process alive.
+  void run(process.argv.slice(2), (text) => console.log(text)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      console.error(`error: ${(error as Error).message}`);
+      process.exit(1);
+    },
+  );
 }

@@ -9,6 +9,7 @@ import { capKey, decide, summarize, type CompiledPolicy } from './policy/decide'
 import type { Decision, PlannedAction, SkippedAction } from './policy/decision';
 import type { Mode } from './policy/schema';
 import type { ActionQueue } from './queue/queue';
+import { InputError } from './errors';
 import { spend, type BudgetAnswer, type BudgetRecord } from './coordination/budget';
 import type { SharedState } from './coordination/sharedState';
 import type { Pacer } from './coordination/pacer';
@@ -135,6 +136,33 @@ export class ResponderEngine {
     const result = withLedgerView(decision, existing);
     log.info({ score: decision.score.total, sent: toSend.length, recorded: recorded.length, policy: decision.policy.digest, by }, result.summary);
     return { decision: result, recorded };
+  }
+
+  /**
+   * Send a failed or dead-lettered action again, on an analyst's word: attempts count afresh, and the command carries
+   * a replay number so its MessageId is new (the broker would drop a reused one). The entry goes back to `planned`
+   * first and to `queued` once the queue has the command, as a new action does: if the send fails, the entry waits
+   * `planned` and replaying again picks it up. Returns the entry as it now stands.
+   */
+  async replay(key: string, by: string, log: Logger = this.deps.log): Promise<LedgerEntry> {
+    const { ledger, queue, now } = this.deps;
+    const at = now().toISOString();
+    let entry = await ledger.get(key);
+    if (!entry) throw new InputError('key', `no action ${key} in the ledger`);
+    const replay = entry.history.filter((event) => event.note?.startsWith('replay ')).length + (entry.state === 'planned' ? 0 : 1);
+    if (entry.state === 'failed' || entry.state === 'dead-lettered') {
+      entry = await ledger.transition(key, entry.etag, 'planned', { by, at, note: `replay ${replay} requested by ${by}` });
+    } else if (entry.state !== 'planned') {
+      throw new InputError('key', `action ${key} is ${entry.state}: only a failed or dead-lettered action can be replayed`);
+    }
+    try {
+      await queue.send([{ ...commandFor(entry, at), ...(replay > 0 && { replay }) }]);
+    } catch (error) {
+      log.error({ err: error, actionId: key }, 'replay: the queue did not take the command');
+      throw new QueueUnavailableError(`the action queue did not accept the replay of ${key}: try again`);
+    }
+    log.warn({ actionId: key, by, replay }, `replayed ${entry.kind} on ${targetLabel(entry.target)}`);
+    return this.markQueued(entry, at);
   }
 
   /**

@@ -162,7 +162,8 @@ function comment(command: ActionCommand): string {
   return `Sentinel Responder ${attemptTag(command)}: ${command.reason}`.slice(0, 1000);
 }
 
-const attemptTag = (command: ActionCommand): string => `${command.idempotencyKey}#${command.attempt}`;
+/** `key#attempt`, or `key#r<replay>.<attempt>` once an analyst replayed the action: each try of each replay is told apart. */
+const attemptTag = (command: ActionCommand): string => `${command.idempotencyKey}#${command.replay ? `r${command.replay}.` : ''}${command.attempt}`;
 
 /** Map failures; ActiveRequestAlreadyExists means someone's action is in progress: read and follow it. */
 async function guarded(run: () => Promise<ExecutionOutcome>, command: ActionCommand): Promise<ExecutionOutcome> {

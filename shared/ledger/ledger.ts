@@ -19,8 +19,9 @@ const TRANSITIONS: Record<LedgerState, readonly LedgerState[]> = {
   // running -> queued: a transient failure scheduled a retry copy. running -> running: a delivery took over an
   // action whose previous worker died (its lease ran out).
   running: ['running', 'succeeded', 'failed', 'queued', 'blocked', 'dead-lettered'],
-  failed: ['queued', 'dead-lettered'],
-  'dead-lettered': ['queued'],
+  // -> planned: an analyst replays it (planned until the queue has taken the command, as for a new action).
+  failed: ['queued', 'dead-lettered', 'planned'],
+  'dead-lettered': ['queued', 'planned'],
   succeeded: ['rolled-back'],
   blocked: [],
   'rolled-back': [],

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { actionWorker } from '../../functions/actionWorker';
 import { deadLetterReconciler } from '../../functions/deadLetterReconciler';
 import { incidents } from '../../functions/incidents';
+import { run } from '../../cli/responder';
 import type { ActionLedger, LedgerEntry } from '../../shared/ledger/ledger';
 import type { ServiceBusActionQueue } from '../../shared/queue/serviceBusQueue';
 import { runtime } from '../../shared/runtime';
@@ -169,5 +170,22 @@ describe('the Service Bus pipeline (AMQP emulator, Azurite, sandbox tenant)', ()
     );
     expect(await ledger.listDeadLetters()).toHaveLength(1);
     await Promise.all([receiver.close(), client.close()]);
+
+    // The analyst's side: list what was dead-lettered, replay the action, and it runs to the end.
+    const printed: string[] = [];
+    expect(await run(['deadletters'], (line) => printed.push(line))).toBe(0);
+    expect(printed.join('\n')).toContain(`dead-lettered by Service Bus: MaxDeliveryCountExceeded`);
+    expect(printed.join('\n')).toContain(`${command.idempotencyKey}  disableUser on ${DEMO.adele}: dead-lettered`);
+    (queue as ServiceBusActionQueue).start((body, delivery) =>
+      actionWorker(body, new InvocationContext({ invocationId: `w-${delivery.messageId}`, functionName: 'actionWorker', triggerMetadata: { ...delivery } })),
+    );
+    expect(await run(['replay', command.idempotencyKey, '--by', 'analyst@contoso.com'], (line) => printed.push(line))).toBe(0);
+    const [replayed] = await settled(ledger, 1);
+    expect(replayed?.state).toBe('succeeded');
+    expect(replayed?.history.map((h) => h.state)).toEqual(['queued', 'dead-lettered', 'planned', 'queued', 'running', 'succeeded']);
+    expect(broker.accepted.map((m) => m.messageId)).toContain(`${command.idempotencyKey}:r1`);
+    expect(engine.sandbox.tenant.users.get(DEMO.adele)?.accountEnabled).toBe(false);
+    expect(await run(['replay', command.idempotencyKey], (line) => printed.push(line))).toBe(1);
+    expect(printed.at(-1)).toBe(`error: key: action ${command.idempotencyKey} is succeeded: only a failed or dead-lettered action can be replayed`);
   });
 });
