@@ -135,7 +135,8 @@ export class ActionWorker {
       const reservation = await pacer.reserve(cost); // a spent budget throws EnginePaced: deferred below, nothing called
       return await pacer.within(reservation, () => executor.execute(command, context));
     } catch (error) {
-      // Executors classify API failures themselves; what reaches here is a client that could not be built.
+      // Executors classify API failures themselves; what reaches here is a client that could not be built, or the
+      // pacer's EnginePaced (a spent budget: record() defers the action, spending no attempt).
       return error instanceof ConfigError ? { outcome: 'failed', class: 'permanent', detail: error.message } : { outcome: 'failed', ...classifyFailure(error) };
     }
   }

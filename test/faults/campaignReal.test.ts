@@ -12,6 +12,7 @@ import { DEMO, DEMO_DEVICES } from '../sandbox/tenant';
 import { Azurite } from '../support/azurite';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
+import { CAMPAIGN_POLICY } from './simulation';
 
 /**
  * The representative subset of the fault campaign that runs the production path end to end: @azure/service-bus
@@ -20,13 +21,6 @@ import { call } from '../support/http';
  * Retry-After, 5xx, connections cut mid-call). Same three judgements as the in-process campaign.
  */
 const RUNS = Number(process.env.CAMPAIGN_REAL_RUNS ?? 12);
-const POLICY = `version: 1
-mode: enforce
-protected: { users: [${DEMO.breakglass}], devices: [${DEMO_DEVICES.dc01}] }
-rules:
-  - { id: users, when: { entity: account }, then: [revokeSessions, disableUser] }
-  - { id: hosts, when: { entity: host }, then: [isolateDevice] }
-`;
 
 let engine: EngineUnderTest;
 let broker: ServiceBusEmulator;
@@ -83,7 +77,7 @@ describe('the fault campaign through the real SDK, the AMQP emulator, Azurite an
         Object.assign(broker.faults, { duplicateDeliveries: schedule.duplicateDeliveries, failSettles: schedule.failSettles, failSends: schedule.failSends });
         engine.configure(
           {
-            RESPONDER_POLICY: POLICY,
+            RESPONDER_POLICY: CAMPAIGN_POLICY,
             ServiceBusConnection: broker.connectionString,
             AzureWebJobsStorage: azurite.connectionString,
             RESPONDER_LEDGER_TABLE: `real${++run}`,

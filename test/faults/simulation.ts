@@ -49,8 +49,8 @@ export interface Schedule {
 
 export const USERS = [DEMO.adele, DEMO.jsmith, DEMO.megan, DEMO.breakglass] as const;
 export const DEVICES = [DEMO_DEVICES.wks042, DEMO_DEVICES.websrv1, DEMO_DEVICES.dc01] as const;
-/** The policy protects the break-glass account and the domain controller: no schedule may touch them. */
-const POLICY = `version: 1
+/** The campaign's policy: it protects the break-glass account and the domain controller, which no schedule may touch. */
+export const CAMPAIGN_POLICY = `version: 1
 mode: enforce
 protected: { users: [${DEMO.breakglass}], devices: [${DEMO_DEVICES.dc01}] }
 rules:
@@ -300,7 +300,7 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
       incidents: NO_SENTINEL,
     };
     const deps: EngineDeps = {
-      policy: compilePolicy(parsePolicy(POLICY, 'campaign policy')),
+      policy: compilePolicy(parsePolicy(CAMPAIGN_POLICY, 'campaign policy')),
       ledger,
       queue: broker,
       shared,
