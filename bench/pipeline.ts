@@ -105,12 +105,14 @@ async function main(): Promise<void> {
     // 1. The burst, against the compressed quota.
     tenant.defenderQuota = { max: QUOTA_PER_S, windowMs: 1000 };
     broker.createQueue('actions');
-    // Time is compressed 60x for the quota (a minute becomes a second), so for the machine-action polling too: 30 s -> 0.5 s.
+    // Time is compressed 60x for the quota (a minute becomes a second), so for the engine's own clocks too: machine-
+    // action polling 30 s -> 0.5 s, the retry backoff's base 10 s -> 0.17 s.
     const burst = await startHost({
       ...common,
       RESPONDER_LEDGER_TABLE: 'benchburst',
       RESPONDER_RATE_LIMITS: `defender=${QUOTA_PER_S}/1s`,
       RESPONDER_FOLLOW_UP_SECONDS: '0.5',
+      RESPONDER_RETRY_BASE_SECONDS: '0.17',
     });
     progress('host up; sending the burst');
     const started = Date.now();

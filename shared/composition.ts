@@ -1,4 +1,5 @@
 import { EXECUTORS } from './actions/executors';
+import { RETRY_POLICY } from './actions/retryPolicy';
 import type { ExecutionContext } from './actions/executor';
 import { createDefenderDevices } from './clients/defender';
 import { createGraphDirectory } from './clients/graph';
@@ -61,6 +62,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
     pacer,
     ...(settings.followUpMs !== undefined && { followUpMs: settings.followUpMs }),
     ...(settings.runningLeaseMs !== undefined && { runningLeaseMs: settings.runningLeaseMs }),
+    ...(settings.retryBaseMs !== undefined && { retryPolicy: { ...RETRY_POLICY, baseMs: settings.retryBaseMs } }),
   };
   const engine = new ResponderEngine(deps);
   return {

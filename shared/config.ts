@@ -60,6 +60,8 @@ export interface ResponderConfig {
   followUpMs: number | undefined;
   /** RESPONDER_RUNNING_LEASE_SECONDS: how long a claimed action is its worker's; keep it equal to functionTimeout. */
   runningLeaseMs: number | undefined;
+  /** RESPONDER_RETRY_BASE_SECONDS: the retry backoff's first ceiling (default 10; doubles per attempt, capped at 15 min). */
+  retryBaseMs: number | undefined;
   /** Problems found while reading; non-empty means the engine must not act (health says why, routes answer 503). */
   problems: string[];
 }
@@ -135,6 +137,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
   const rateLimits = rateLimitSetting(env.RESPONDER_RATE_LIMITS, problems);
   const followUpMs = secondsSetting(env, 'RESPONDER_FOLLOW_UP_SECONDS', 0.1, 3600, problems);
   const runningLeaseMs = secondsSetting(env, 'RESPONDER_RUNNING_LEASE_SECONDS', 1, 3600, problems);
+  const retryBaseMs = secondsSetting(env, 'RESPONDER_RETRY_BASE_SECONDS', 0.1, 600, problems);
 
   const issuers = list('RESPONDER_TOKEN_ISSUERS');
   return {
@@ -158,6 +161,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
     rateLimits,
     followUpMs,
     runningLeaseMs,
+    retryBaseMs,
     problems,
   };
 }

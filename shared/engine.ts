@@ -13,6 +13,7 @@ import { InputError } from './errors';
 import { spend, type BudgetAnswer, type BudgetRecord } from './coordination/budget';
 import type { SharedState } from './coordination/sharedState';
 import type { Pacer } from './coordination/pacer';
+import type { RetryPolicy } from './actions/retryPolicy';
 import { REEVALUATE_AFTER_MS } from './queue/reevaluation';
 import { parseIncidentArmId, type IncidentArmIdParts } from './signals/identifiers';
 import { NO_ENTITIES_NOTE, normalizeSentinelPayload } from './signals/sentinel';
@@ -40,6 +41,8 @@ export interface EngineDeps {
   followUpMs?: number;
   /** RESPONDER_RUNNING_LEASE_SECONDS: a claim's lease (else 5 minutes, host.json's functionTimeout). */
   runningLeaseMs?: number;
+  /** The retry policy, if RESPONDER_RETRY_BASE_SECONDS changes its base (else RETRY_POLICY). */
+  retryPolicy?: RetryPolicy;
 }
 
 /** What one submission did to the ledger, per action. */

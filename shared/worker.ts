@@ -203,8 +203,8 @@ export class ActionWorker {
       case 'failed': {
         if (outcome.code === ENGINE_PACED) return this.defer(entry, command, at, outcome.retryAfterMs ?? 1000, outcome.detail, log);
         const next = command.attempt + 1;
-        if (outcome.class === 'transient' && next < RETRY_POLICY.maxAttempts) {
-          const delay = retryDelayMs(command.attempt, outcome.retryAfterMs, this.deps.random);
+        if (outcome.class === 'transient' && next < (this.deps.retryPolicy ?? RETRY_POLICY).maxAttempts) {
+          const delay = retryDelayMs(command.attempt, outcome.retryAfterMs, this.deps.random, this.deps.retryPolicy);
           await ledger.transition(
             entry.key,
             entry.etag,

@@ -79,3 +79,29 @@ describe('the queue and ledger settings', () => {
     );
   });
 });
+
+describe('the pipeline tuning settings', () => {
+  it('read API budgets, polling, lease and retry base, and name what is wrong', () => {
+    const tuned = readConfig({
+      ...base,
+      RESPONDER_RATE_LIMITS: 'defender=100/1s; idprotection=off',
+      RESPONDER_FOLLOW_UP_SECONDS: '0.5',
+      RESPONDER_RUNNING_LEASE_SECONDS: '60',
+      RESPONDER_RETRY_BASE_SECONDS: '0.17',
+    });
+    expect(tuned.problems).toEqual([]);
+    expect(tuned.rateLimits.defender).toEqual([{ max: 100, windowMs: 1000 }]);
+    expect(tuned.rateLimits.idprotection).toEqual([]);
+    expect(tuned.rateLimits['graph-writes']).toEqual([{ max: 3000, windowMs: 150_000 }]);
+    expect([tuned.followUpMs, tuned.runningLeaseMs, tuned.retryBaseMs]).toEqual([500, 60_000, 170]);
+    expect(
+      readConfig({ ...base, RESPONDER_RATE_LIMITS: 'mde=1/1s; defender=fast', RESPONDER_FOLLOW_UP_SECONDS: 'soon', RESPONDER_RUNNING_LEASE_SECONDS: '0' })
+        .problems,
+    ).toEqual([
+      'RESPONDER_RATE_LIMITS: "mde=1/1s" must be <api>=<budgets> with api one of defender, graph-writes, idprotection',
+      'RESPONDER_RATE_LIMITS: defender: "fast" is not a budget such as 100/60s or 1500/1h',
+      'RESPONDER_FOLLOW_UP_SECONDS must be a number of seconds between 0.1 and 3600, got "soon"',
+      'RESPONDER_RUNNING_LEASE_SECONDS must be a number of seconds between 1 and 3600, got "0"',
+    ]);
+  });
+});

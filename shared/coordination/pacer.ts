@@ -70,7 +70,9 @@ export class Pacer {
       return;
     }
     held.left--;
-    // The call goes out now, not when it was reserved: its stamp moves, and it waits if the window is full now.
+    // Made within the windows' edge margin of its reservation, the call's stamp is already right: no shared write.
+    if (this.now() - held.at <= Math.min(...this.budgets[api].map((b) => b.windowMs)) * EDGE_MARGIN) return;
+    // Else the call goes out now, not when it was reserved: its stamp moves, and it waits if the window is full now.
     await this.until(api, committedWaitMs, (record, budgets, now) => restamp(record, budgets, held.at, now));
   }
 
