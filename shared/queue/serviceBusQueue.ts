@@ -114,9 +114,12 @@ export function toServiceBusMessage(message: QueueMessage): ServiceBusMessage {
 }
 
 /** One client per process, from the app settings: a connection string (emulators too) or the managed identity. */
-export function createServiceBusClient(connection: ServiceBusConnection): ServiceBusClient {
+export function createServiceBusClient(connection: ServiceBusConnection, endpoint?: { customEndpointAddress: string }): ServiceBusClient {
   // The SDK's default waits 30 s between tries; the relay calling POST /api/incidents would time out first.
-  const options = { retryOptions: { maxRetries: 2, timeoutInMs: 10_000, retryDelayInMs: 500, maxRetryDelayInMs: 2000, mode: RetryMode.Exponential } };
+  const options = {
+    ...endpoint,
+    retryOptions: { maxRetries: 2, timeoutInMs: 10_000, retryDelayInMs: 500, maxRetryDelayInMs: 2000, mode: RetryMode.Exponential },
+  };
   return connection.kind === 'connectionString'
     ? new ServiceBusClient(connection.connectionString, options)
     : new ServiceBusClient(connection.fullyQualifiedNamespace, connection.credential, options);

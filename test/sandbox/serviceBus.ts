@@ -102,9 +102,13 @@ export class ServiceBusEmulator {
     this.container.on('error', () => undefined);
   }
 
-  /** Listen on 127.0.0.1 (port 0 picks one). */
-  async start(port = 0): Promise<this> {
-    const server = this.container.listen({ port, host: '127.0.0.1' }) as unknown as Server;
+  /**
+   * Listen on 127.0.0.1 (port 0 picks one): plain TCP, as the SDK speaks to an emulator, or with `tls` (the test CA's
+   * certificate) for the managed-identity shape, which always speaks TLS (reach it with `customEndpointAddress`).
+   */
+  async start(port = 0, tls?: { key: Buffer; cert: Buffer }): Promise<this> {
+    const options = tls ? { port, host: '127.0.0.1', transport: 'tls' as const, key: tls.key, cert: tls.cert } : { port, host: '127.0.0.1' };
+    const server = this.container.listen(options as Parameters<typeof this.container.listen>[0]) as unknown as Server;
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
