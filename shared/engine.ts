@@ -152,7 +152,9 @@ export class ResponderEngine {
     const at = now().toISOString();
     let entry = await ledger.get(key);
     if (!entry) throw new InputError('key', `no action ${key} in the ledger`);
-    const replay = entry.history.filter((event) => event.note?.startsWith('replay ')).length + (entry.state === 'planned' ? 0 : 1);
+    // Every return to `planned` after the first event was a replay; a failed or dead-lettered entry is about to make one more.
+    const replays = entry.history.filter((event, i) => i > 0 && event.state === 'planned').length;
+    const replay = replays + (entry.state === 'planned' ? 0 : 1);
     if (entry.state === 'failed' || entry.state === 'dead-lettered') {
       entry = await ledger.transition(key, entry.etag, 'planned', { by, at, note: `replay ${replay} requested by ${by}` });
     } else if (entry.state !== 'planned') {

@@ -81,7 +81,7 @@ export class ActionWorker {
       // Another delivery holds it. It may be alive (a duplicate delivery) or dead (its process crashed after claiming):
       // come back when its lease runs out, and take over then if it is still not done. Dropping this delivery instead
       // would lose the action whenever the holder had crashed.
-      await this.deps.queue.schedule({ ...command, deferral: (command.deferral ?? 0) + 1 }, new Date(claim.heldUntil));
+      await this.scheduleDeferred(command, new Date(claim.heldUntil));
       actionLog.info({ outcome: 'deferred', until: new Date(claim.heldUntil).toISOString() }, 'running in another delivery: looking again when its lease ends');
       return { key: entry.key, outcome: 'deferred', detail: `running in another delivery until ${new Date(claim.heldUntil).toISOString()}` };
     }
@@ -150,7 +150,7 @@ export class ActionWorker {
     const when = new Date(this.deps.now().getTime() + waitMs + spread);
     const detail = `${why}; deferred to ${when.toISOString()}`;
     await this.deps.ledger.transition(entry.key, entry.etag, 'queued', { by: 'worker', at, note: detail });
-    await this.deps.queue.schedule({ ...command, deferral: (command.deferral ?? 0) + 1 }, when);
+    await this.scheduleDeferred(command, when);
     log.info({ outcome: 'deferred', until: when.toISOString() }, detail);
     return { key: entry.key, outcome: 'deferred', detail };
   }
@@ -255,6 +255,11 @@ export class ActionWorker {
       }
     }
     throw new Error(`could not claim ${entry.key}: it kept changing`); // abandon: the broker redelivers
+  }
+
+  /** The same attempt again at `when`: a deferral has its own MessageId and spends no attempt. */
+  private scheduleDeferred(command: ActionCommand, when: Date): Promise<void> {
+    return this.deps.queue.schedule({ ...command, deferral: (command.deferral ?? 0) + 1 }, when);
   }
 
   /**

@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { TableClient } from '@azure/data-tables';
-import { SHARED_PARTITION, statusOf } from '../ledger/tableLedger';
+import { rowKeyFor, SHARED_PARTITION, statusOf } from '../ledger/tableLedger';
 import type { SharedState } from './sharedState';
 
 /** Shared records live beside the ledger's entries, in their own partition. */
@@ -28,7 +27,7 @@ export class TableSharedState implements SharedState {
   }
 
   private async swap<T, R>(key: string, change: (current: T | undefined) => { next: T | undefined; result: R }): Promise<R> {
-    const rowKey = createHash('sha256').update(key).digest('hex').slice(0, 32);
+    const rowKey = rowKeyFor(key);
     for (let tries = 0; tries < MAX_TRIES; tries++) {
       let etag: string | undefined;
       let current: T | undefined;

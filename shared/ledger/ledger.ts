@@ -75,6 +75,16 @@ export interface LedgerEntry {
 
 export type NewLedgerEntry = Omit<LedgerEntry, 'etag' | 'history' | 'attempts' | 'updatedAt'> & { by: string };
 
+/** Who moves an entry, when, and why: one history event. */
+export interface LedgerEventInput {
+  by: string;
+  note?: string;
+  at: string;
+}
+
+/** What a transition may change besides the state. */
+export type LedgerPatch = Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason'>>;
+
 export class LedgerConflictError extends Error {
   override readonly name = 'LedgerConflictError';
   constructor(readonly key: string) {
@@ -122,13 +132,7 @@ export interface ActionLedger {
   create(entry: NewLedgerEntry): Promise<{ created: boolean; entry: LedgerEntry }>;
   get(key: string): Promise<LedgerEntry | undefined>;
   /** Move an entry to `to`, if the transition is allowed and `etag` is still current. */
-  transition(
-    key: string,
-    etag: string,
-    to: LedgerState,
-    event: { by: string; note?: string; at: string },
-    patch?: Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason'>>,
-  ): Promise<LedgerEntry>;
+  transition(key: string, etag: string, to: LedgerState, event: LedgerEventInput, patch?: LedgerPatch): Promise<LedgerEntry>;
   /** Entries matching every given field, oldest first: by incident (subject), by target, by state. */
   list(filter?: LedgerFilter): Promise<LedgerEntry[]>;
   /** Entries of `kind` created at or after `since` and in a counted state: what a cap has already spent. */
@@ -180,8 +184,8 @@ export function nextEntry(
   key: string,
   etag: string,
   to: LedgerState,
-  event: { by: string; note?: string; at: string },
-  patch: Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason'>>,
+  event: LedgerEventInput,
+  patch: LedgerPatch,
 ): Omit<LedgerEntry, 'etag'> {
   if (!current || current.etag !== etag) throw new LedgerConflictError(key);
   if (!canTransition(current.state, to)) throw new LedgerTransitionError(key, current.state, to);

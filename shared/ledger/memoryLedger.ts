@@ -5,7 +5,9 @@ import {
   nextEntry,
   type ActionLedger,
   type DeadLetterRecord,
+  type LedgerEventInput,
   type LedgerFilter,
+  type LedgerPatch,
   type LedgerEntry,
   type LedgerState,
   type NewLedgerEntry,
@@ -33,13 +35,7 @@ export class MemoryLedger implements ActionLedger {
     return entry && structuredClone(entry);
   }
 
-  async transition(
-    key: string,
-    etag: string,
-    to: LedgerState,
-    event: { by: string; note?: string; at: string },
-    patch: Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason'>> = {},
-  ): Promise<LedgerEntry> {
+  async transition(key: string, etag: string, to: LedgerState, event: LedgerEventInput, patch: LedgerPatch = {}): Promise<LedgerEntry> {
     const next: LedgerEntry = { ...nextEntry(this.entries.get(key), key, etag, to, event, patch), etag: this.nextEtag() };
     this.entries.set(key, next);
     return structuredClone(next);

@@ -11,7 +11,9 @@ import {
   type ActionLedger,
   type DeadLetterRecord,
   type LedgerEntry,
+  type LedgerEventInput,
   type LedgerFilter,
+  type LedgerPatch,
   type LedgerState,
   type NewLedgerEntry,
 } from './ledger';
@@ -68,13 +70,7 @@ export class TableLedger implements ActionLedger {
     }
   }
 
-  async transition(
-    key: string,
-    etag: string,
-    to: LedgerState,
-    event: { by: string; note?: string; at: string },
-    patch: Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason'>> = {},
-  ): Promise<LedgerEntry> {
+  async transition(key: string, etag: string, to: LedgerState, event: LedgerEventInput, patch: LedgerPatch = {}): Promise<LedgerEntry> {
     const next = nextEntry(await this.get(key), key, etag, to, event, patch);
     try {
       const response = await this.table.updateEntity(toRow(next), 'Replace', { etag });
@@ -107,8 +103,7 @@ export class TableLedger implements ActionLedger {
   }
 
   async recordDeadLetter(record: DeadLetterRecord): Promise<boolean> {
-    // A MessageId may hold characters a RowKey may not (/ \ # ?): the row is keyed by its hash.
-    const rowKey = createHash('sha256').update(record.messageId).digest('hex').slice(0, 32);
+    const rowKey = rowKeyFor(record.messageId);
     try {
       await this.table.createEntity({ partitionKey: DEAD_LETTER_PARTITION, rowKey, ...record });
       return true;
@@ -157,6 +152,11 @@ const partitionOf = (key: string): string => key.slice(0, 2);
 
 /** OData string literal: single quotes doubled. */
 const quote = (value: string): string => `'${value.replace(/'/g, "''")}'`;
+
+/** A RowKey for any text (a MessageId, a shared record's name), which may hold characters a RowKey may not (/ \ # ?). */
+export function rowKeyFor(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 32);
+}
 
 /** The HTTP status of a Table storage error. */
 export function statusOf(error: unknown): number | undefined {

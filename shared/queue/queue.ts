@@ -6,8 +6,9 @@ import { messageIdOf as actionMessageId } from '../actions/command';
 export type QueueMessage = ActionCommand | IncidentReevaluation;
 
 /**
- * The action queue port. Production: Azure Service Bus queue `actions`. Local host and tests: EmbeddedQueue, which
- * keeps Service Bus's delivery semantics. Either way the MessageId is `messageIdOf(command)`.
+ * The action queue port: Azure Service Bus queue `actions` (ServiceBusActionQueue) wherever ServiceBusConnection is
+ * set, else EmbeddedQueue, an in-memory twin with Service Bus's delivery semantics (local host, tests). Either way the
+ * MessageId is `messageIdOf(message)`.
  */
 export interface ActionQueue {
   /** Resolves only once every command is accepted by the queue; rejects if any is not. */
