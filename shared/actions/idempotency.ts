@@ -2,14 +2,18 @@ import { hash } from 'node:crypto';
 import type { ActionKind } from './catalogue';
 
 /**
- * The idempotency key of an action: a hash of (subject, kind, target). The subject is the incident ARM id (or
- * the request or finding id), so every delivery of the same incident — Sentinel fires on create and on each
- * update — yields the same key for the same action on the same target. It is the ledger key and the base of every
- * Service Bus MessageId; 32 hex characters keep it valid as a Table RowKey and leave room for derived retry ids.
+ * The idempotency keys of one subject's actions: each a hash of (subject, kind, target). The subject is the incident
+ * ARM id (or the request or finding id), so every delivery of the same incident — Sentinel fires on create and on
+ * each update — yields the same key for the same action on the same target. It is the ledger key and the base of
+ * every Service Bus MessageId; 32 hex characters keep it valid as a Table RowKey and leave room for derived retry ids.
+ *
+ * SHA-256, not a faster non-cryptographic hash: whoever shapes incident entities must not be able to craft a target
+ * whose key collides with another action's and so make the engine skip it as "already done". The subject (an ARM id
+ * of some 200 characters) is hashed once; each key then hashes the subject's digest with the kind and the target, a
+ * third of the bytes. A hash of collision-resistant hashes is collision-resistant.
  */
-export function idempotencyKey(subject: string, kind: ActionKind, targetKey: string): string {
-  // SHA-256, not a faster non-cryptographic hash: whoever shapes incident entities must not be able to craft a
-  // target whose key collides with another action's and so make the engine skip it as "already done".
+export function idempotencyKeys(subject: string): (kind: ActionKind, targetKey: string) => string {
+  const subjectDigest = hash('sha256', subject, 'hex');
   // crypto.hash (one shot) costs half of createHash per key.
-  return hash('sha256', `${subject}\n${kind}\n${targetKey}`, 'hex').slice(0, 32);
+  return (kind, targetKey) => hash('sha256', `${subjectDigest}\n${kind}\n${targetKey}`, 'hex').slice(0, 32);
 }

@@ -38,16 +38,21 @@ export function deviceTarget(host: HostEntity): DeviceTarget {
 }
 
 /**
- * The one identifier that names a target in keys and logs: the strongest one present (device lookup order from
- * reference/sentinel.md: Defender id, then Entra device id, then exact FQDN). Undefined when there is none.
+ * The one identifier that names a target in keys and logs, lower-cased: the strongest one present (device lookup
+ * order from reference/sentinel.md: Defender id, then Entra device id, then exact FQDN). Undefined when there is none.
+ * Two targets of one type are the same target exactly when their ids are equal.
  */
+export function targetId(target: ActionTarget): string | undefined {
+  // toLowerCase returns the very string when it is already lower-case, as normalized signals' ids are: the string
+  // (and the hash a Map has cached on it) is reused, not copied.
+  const id = target.type === 'user' ? (target.id ?? target.upn) : (target.id ?? target.aadDeviceId ?? target.fqdn);
+  return id?.toLowerCase();
+}
+
+/** `user:<id>` or `device:<id>`: the target's part of an idempotency key. */
 export function targetKey(target: ActionTarget): string | undefined {
-  if (target.type === 'user') {
-    const id = target.id ?? target.upn;
-    return id === undefined ? undefined : `user:${id.toLowerCase()}`;
-  }
-  const id = target.id ?? target.aadDeviceId ?? target.fqdn;
-  return id === undefined ? undefined : `device:${id.toLowerCase()}`;
+  const id = targetId(target);
+  return id === undefined ? undefined : `${target.type}:${id}`;
 }
 
 /** A short human label: `jdoe@contoso.com`, `web01.contoso.com`. */

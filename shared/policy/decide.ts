@@ -1,24 +1,25 @@
 import { ACTIONS } from '../actions/catalogue';
-import { idempotencyKey } from '../actions/idempotency';
-import { deviceTarget, targetKey, targetLabel, userTarget, type ActionTarget } from '../actions/target';
+import { idempotencyKeys } from '../actions/idempotency';
+import { deviceTarget, targetId, targetKey, targetLabel, userTarget } from '../actions/target';
 import type { AccountEntity, HostEntity, Signal } from '../signals/signal';
 import { approvalRequired, compileApprovals, type CompiledApproval } from './approvals';
 import type { Decision, PlannedAction, RuleResult, SkippedAction } from './decision';
 import type { LoadedPolicy } from './load';
 import { checkAccount, checkHost, indexProtection, type ProtectionIndex } from './protection';
-import type { ActionStep, CapGuardrail, Mode, PolicyRule } from './schema';
+import type { ActionStep, CapGuardrail, Mode } from './schema';
 import { indexRisk, riskScore, type RiskIndex } from './score';
-import { lowerSignal, matchRule, ruleSets, type RuleSets } from './rules';
+import { compileRule, lowerSignal, matchRule, type Candidate, type CompiledRule } from './rules';
 
 /** A policy prepared for deciding: its lists indexed once, at load, not per signal. */
 export interface CompiledPolicy extends LoadedPolicy {
   protection: ProtectionIndex;
   approvals: CompiledApproval[];
-  /** Rules with their name lists as lower-cased sets. */
-  rules: Array<{ rule: PolicyRule; sets: RuleSets }>;
+  rules: CompiledRule[];
   risk: RiskIndex;
   /** Groups the policy names (protected, approvals): enrichment checks membership of these only. */
   groupsOfInterest: string[];
+  /** Which entity data some rule reads: the decision notes where that data is unknown. */
+  entityData: { usesUserRisk: boolean; usesPrivilege: boolean; usesDeviceData: boolean };
   /** The caps that apply to each action kind, with their keys: looked up per action, so built once. */
   capsByKind: Map<string, Array<{ key: string; max: number; per: string; perMs: number }>>;
 }
@@ -29,7 +30,12 @@ export function compilePolicy(loaded: LoadedPolicy, engineIdentities: readonly s
     ...loaded,
     protection: indexProtection(loaded.policy.protected, ids),
     approvals: compileApprovals(loaded.policy.guardrails.approvals),
-    rules: loaded.policy.rules.map((rule) => ({ rule, sets: ruleSets(rule.when) })),
+    rules: loaded.policy.rules.map(compileRule),
+    entityData: {
+      usesUserRisk: loaded.policy.rules.some((r) => r.when.userRisk),
+      usesPrivilege: loaded.policy.rules.some((r) => r.when.privileged !== undefined),
+      usesDeviceData: loaded.policy.rules.some((r) => r.when.deviceRisk || r.when.deviceTags),
+    },
     risk: indexRisk(loaded.policy.risk),
     groupsOfInterest: [
       ...new Set([...loaded.policy.protected.groups, ...loaded.policy.guardrails.approvals.flatMap((a) => a.when.groups ?? [])].map((g) => g.toLowerCase())),
@@ -64,53 +70,57 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
   const globalMode: Mode = context.modeOverride === 'audit' || policy.mode === 'audit' ? 'audit' : 'enforce';
   const lowered = lowerSignal(signal);
   const score = riskScore(signal, lowered, policy.risk, compiled.risk);
-  // Each entity's target and target key, once: rules and steps below look them up instead of rebuilding them.
-  const targets = new Map<AccountEntity | HostEntity, { target: ActionTarget; key: string }>();
-  const accounts: AccountEntity[] = [];
-  const hosts: HostEntity[] = [];
+  // Each entity's target and target key, once: rules and steps below carry them instead of rebuilding them.
+  const accounts: Candidate<AccountEntity>[] = [];
+  const hosts: Candidate<HostEntity>[] = [];
   for (const entity of signal.entities) {
     if (entity.kind === 'other') continue;
     const target = entity.kind === 'account' ? userTarget(entity) : deviceTarget(entity);
-    const key = targetKey(target);
-    if (key === undefined) continue; // noted by the normalizer: nothing identifies it
-    targets.set(entity, { target, key });
-    if (entity.kind === 'account') accounts.push(entity);
-    else hosts.push(entity);
+    const id = targetId(target);
+    if (id === undefined) continue; // noted by the normalizer: nothing identifies it
+    if (entity.kind === 'account') accounts.push({ entity, target, id });
+    else hosts.push({ entity, target, id });
   }
 
+  const keyOf = idempotencyKeys(signal.subject);
   const rules: RuleResult[] = [];
   const actions: PlannedAction[] = [];
   const skipped: SkippedAction[] = [];
-  /** One verdict per (action, target): later rules that want it again are recorded as duplicates of the first. */
-  const judgedBy = new Map<string, { ruleId: string; verdict: string }>();
+  /**
+   * One verdict per (action, target): later rules that want it again are recorded as duplicates of the first. Keyed
+   * by kind, then by target id (the kind fixes the target's type): both strings already exist and have their hash
+   * cached, where a combined key would be built, copied and hashed for every pair.
+   */
+  const judgedBy = new Map<string, Map<string, { ruleId: string; verdict: string; key: string }>>();
   const capCount = new Map<string, number>();
 
-  for (const { rule, sets } of compiled.rules) {
+  for (const compiledRule of compiled.rules) {
+    const { rule } = compiledRule;
     const mode: Mode = globalMode === 'audit' || rule.mode === 'audit' ? 'audit' : 'enforce';
     if (!rule.enabled) {
       rules.push({ ruleId: rule.id, matched: false, mode, explanation: ['disabled'] });
       continue;
     }
-    const match = matchRule(rule, sets, signal, lowered, score.total, accounts, hosts);
+    const match = matchRule(compiledRule, signal, lowered, score.total, accounts, hosts);
     rules.push({ ruleId: rule.id, matched: match.matched, mode, explanation: match.explanation });
     if (!match.matched) continue;
     const reason = `rule ${rule.id}: ${match.explanation.join(', ')}`;
 
     for (const step of rule.then) {
-      const candidates = ACTIONS[step.kind].target === 'user' ? match.accounts : match.hosts;
+      let judged = judgedBy.get(step.kind);
+      if (judged === undefined) judgedBy.set(step.kind, (judged = new Map()));
+      const candidates: Candidate[] = ACTIONS[step.kind].target === 'user' ? match.accounts : match.hosts;
       if (candidates.length === 0) {
         skipped.push({ kind: step.kind, ruleId: rule.id, reason: 'no-target', detail: `the signal has no ${ACTIONS[step.kind].target} this rule may act on` });
         continue;
       }
-      for (const entity of candidates) {
-        const { target, key: tKey } = targets.get(entity) as { target: ActionTarget; key: string };
-        const key = idempotencyKey(signal.subject, step.kind, tKey);
-        const first = judgedBy.get(key);
+      for (const { entity, target, id } of candidates) {
+        const first = judged.get(id);
         if (first !== undefined) {
           skipped.push({
             kind: step.kind,
             target,
-            idempotencyKey: key,
+            idempotencyKey: first.key,
             params: step.params,
             ruleId: rule.id,
             mode,
@@ -119,8 +129,9 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
           });
           continue;
         }
+        const key = keyOf(step.kind, targetKey(target) as string);
         const skip = judge(step, entity, signal, compiled, capCount, context);
-        judgedBy.set(key, { ruleId: rule.id, verdict: skip ? `judged ${skip.reason}` : 'planned' });
+        judged.set(id, { ruleId: rule.id, verdict: skip ? `judged ${skip.reason}` : 'planned', key });
         if (skip) {
           skipped.push({ kind: step.kind, target, idempotencyKey: key, params: step.params, ruleId: rule.id, mode, reason: skip.reason, detail: skip.detail });
           continue;
@@ -130,7 +141,7 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
     }
   }
 
-  const notes = [...signal.notes, ...unknownData(accounts, hosts, policy.rules)];
+  const unknown = unknownData(accounts, hosts, compiled);
   const decision: Decision = {
     subject: signal.subject,
     source: signal.source,
@@ -142,7 +153,7 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
     rules,
     actions,
     skipped,
-    notes,
+    notes: unknown.length ? [...signal.notes, ...unknown] : [...signal.notes],
     summary: '',
   };
   decision.summary = summarize(decision);
@@ -175,14 +186,18 @@ function judge(
   return undefined;
 }
 
-function unknownData(accounts: AccountEntity[], hosts: HostEntity[], rules: PolicyRule[]): string[] {
+function unknownData(accounts: Candidate<AccountEntity>[], hosts: Candidate<HostEntity>[], compiled: CompiledPolicy): string[] {
   const notes: string[] = [];
-  const usesUserRisk = rules.some((r) => r.when.userRisk);
-  const usesPrivilege = rules.some((r) => r.when.privileged !== undefined);
-  const usesDeviceData = rules.some((r) => r.when.deviceRisk || r.when.deviceTags);
-  const noRisk = accounts.filter((a) => a.userRisk === undefined).length;
-  const noPrivilege = accounts.filter((a) => a.privileged === undefined).length;
-  const noDeviceData = hosts.filter((h) => h.deviceRisk === undefined || h.tags === undefined).length;
+  const { usesUserRisk, usesPrivilege, usesDeviceData } = compiled.entityData;
+  if (!usesUserRisk && !usesPrivilege && !usesDeviceData) return notes;
+  let noRisk = 0;
+  let noPrivilege = 0;
+  let noDeviceData = 0;
+  for (const { entity } of accounts) {
+    if (entity.userRisk === undefined) noRisk++;
+    if (entity.privileged === undefined) noPrivilege++;
+  }
+  for (const { entity } of hosts) if (entity.deviceRisk === undefined || entity.tags === undefined) noDeviceData++;
   if (usesUserRisk && noRisk) notes.push(`user risk unknown for ${noRisk} of ${accounts.length} account(s): rules on userRisk cannot match them`);
   if (usesPrivilege && noPrivilege) notes.push(`privilege unknown for ${noPrivilege} of ${accounts.length} account(s): rules on privileged cannot match them`);
   if (usesDeviceData && noDeviceData)
@@ -194,18 +209,20 @@ const SUMMARY_ACTIONS = 5;
 
 /** One line for a human: score, rules, what is planned, what is held or refused. */
 export function summarize(decision: Decision): string {
-  const matched = decision.rules.filter((r) => r.matched).map((r) => r.ruleId);
+  const matched: string[] = [];
+  for (const r of decision.rules) if (r.matched) matched.push(r.ruleId);
   // The first few by name; a large incident's summary stays one readable line.
-  const planned = decision.actions.slice(0, SUMMARY_ACTIONS).map((a) => `${a.kind} ${targetLabel(a.target)}${a.mode === 'audit' ? ' (audit)' : ''}`);
+  const planned: string[] = [];
+  for (const a of decision.actions.slice(0, SUMMARY_ACTIONS)) planned.push(`${a.kind} ${targetLabel(a.target)}${a.mode === 'audit' ? ' (audit)' : ''}`);
   if (decision.actions.length > SUMMARY_ACTIONS) planned.push(`and ${decision.actions.length - SUMMARY_ACTIONS} more`);
-  const held = decision.skipped.filter((s) => s.reason === 'needs-approval').length;
-  const refused = decision.skipped.filter((s) => s.reason === 'protected').length;
-  const parts = [
-    `score ${decision.score.total}`,
-    matched.length ? `rules ${matched.join(', ')}` : 'no rule matched',
-    planned.length ? `planned: ${planned.join('; ')}` : 'nothing planned',
-  ];
-  if (held) parts.push(`${held} held for approval`);
-  if (refused) parts.push(`${refused} refused (protected)`);
-  return parts.join(' | ');
+  let held = 0;
+  let refused = 0;
+  for (const s of decision.skipped) {
+    if (s.reason === 'needs-approval') held++;
+    else if (s.reason === 'protected') refused++;
+  }
+  let summary = `score ${decision.score.total} | ${matched.length ? `rules ${matched.join(', ')}` : 'no rule matched'} | ${planned.length ? `planned: ${planned.join('; ')}` : 'nothing planned'}`;
+  if (held) summary += ` | ${held} held for approval`;
+  if (refused) summary += ` | ${refused} refused (protected)`;
+  return summary;
 }

@@ -1,18 +1,40 @@
+import type { ActionTarget } from '../actions/target';
+import { techniqueOf } from '../signals/identifiers';
 import type { AccountEntity, HostEntity, Signal } from '../signals/signal';
 import type { PolicyRule, RuleConditions, ScoreOperator } from './schema';
 import { accountLabel } from './score';
 
-/** A rule's name lists, lower-cased into sets once per policy load: matching is then one lookup per value. */
-export interface RuleSets {
-  tactics?: Set<string>;
-  techniques?: Set<string>;
-  products?: Set<string>;
-  labels?: Set<string>;
+const NAME_LISTS = ['tactics', 'techniques', 'products', 'labels'] as const;
+type NameList = (typeof NAME_LISTS)[number];
+
+/**
+ * A rule prepared once per policy load, so that judging a signal is lookups and comparisons: its name lists as
+ * lower-cased sets, and the fixed words of its explanations (the lists it names, joined) already written.
+ */
+export interface CompiledRule {
+  rule: PolicyRule;
+  lists: Array<{ name: NameList; singular: string; wanted: Set<string>; text: string }>;
+  /** `userRisk high/medium, privileged true`: what the rule asks of an account; undefined when it asks nothing. */
+  accountWants?: string;
+  /** `deviceRisk High, a tag of server`: what the rule asks of a device; undefined when it asks nothing. */
+  hostWants?: string;
 }
 
-export function ruleSets(when: RuleConditions): RuleSets {
-  const set = (names: string[] | undefined) => names && new Set(names.map((n) => n.toLowerCase()));
-  return { tactics: set(when.tactics), techniques: set(when.techniques), products: set(when.products), labels: set(when.labels) };
+export function compileRule(rule: PolicyRule): CompiledRule {
+  const when = rule.when;
+  const lists: CompiledRule['lists'] = [];
+  for (const name of NAME_LISTS) {
+    const names = when[name];
+    if (names) lists.push({ name, singular: name.slice(0, -1), wanted: new Set(names.map((n) => n.toLowerCase())), text: names.join(', ') });
+  }
+  const compiled: CompiledRule = { rule, lists };
+  const accountWants = [when.userRisk && `userRisk ${when.userRisk.join('/')}`, when.privileged !== undefined && `privileged ${when.privileged}`].filter(
+    Boolean,
+  );
+  const hostWants = [when.deviceRisk && `deviceRisk ${when.deviceRisk.join('/')}`, when.deviceTags && `a tag of ${when.deviceTags.join('/')}`].filter(Boolean);
+  if (accountWants.length) compiled.accountWants = accountWants.join(', ');
+  if (hostWants.length) compiled.hostWants = hostWants.join(', ');
+  return compiled;
 }
 
 /** The signal's name lists, lower-cased once per decision (not once per rule). */
@@ -24,16 +46,29 @@ export interface LoweredSignal {
 }
 
 export function lowerSignal(signal: Signal): LoweredSignal {
-  const lower = (names: string[]) => names.map((n) => n.toLowerCase());
   return { tactics: lower(signal.tactics), techniques: lower(signal.techniques), products: lower(signal.products), labels: lower(signal.labels) };
+}
+
+function lower(names: string[]): string[] {
+  const out = new Array<string>(names.length);
+  for (let i = 0; i < names.length; i++) out[i] = (names[i] as string).toLowerCase();
+  return out;
+}
+
+/** An entity an action could target, with its target and target id worked out once per decision. */
+export interface Candidate<E extends AccountEntity | HostEntity = AccountEntity | HostEntity> {
+  entity: E;
+  target: ActionTarget;
+  /** `targetId(target)`: equal ids, same target. */
+  id: string;
 }
 
 export interface RuleMatch {
   matched: boolean;
   explanation: string[];
   /** The entities the rule's actions may target: those that satisfy the rule's entity conditions. */
-  accounts: AccountEntity[];
-  hosts: HostEntity[];
+  accounts: Candidate<AccountEntity>[];
+  hosts: Candidate<HostEntity>[];
 }
 
 /**
@@ -42,43 +77,46 @@ export interface RuleMatch {
  * never satisfies a condition: the engine does not act on what it does not know.
  */
 export function matchRule(
-  rule: PolicyRule,
-  sets: RuleSets,
+  compiled: CompiledRule,
   signal: Signal,
   lowered: LoweredSignal,
   score: number,
-  accounts: AccountEntity[],
-  hosts: HostEntity[],
+  accounts: Candidate<AccountEntity>[],
+  hosts: Candidate<HostEntity>[],
 ): RuleMatch {
-  const when = rule.when;
+  const when = compiled.rule.when;
   const held: string[] = [];
-  const fail = (why: string): RuleMatch => ({ matched: false, explanation: [why], accounts: [], hosts: [] });
 
-  if (when.source && !when.source.includes(signal.source)) return fail(`source is ${signal.source}, not ${when.source.join(' or ')}`);
-  if (when.source) held.push(`source ${signal.source}`);
-  if (when.severity && !when.severity.includes(signal.severity)) return fail(`severity is ${signal.severity}, not ${when.severity.join(' or ')}`);
-  if (when.severity) held.push(`severity ${signal.severity}`);
-  for (const name of ['tactics', 'techniques', 'products', 'labels'] as const) {
-    const wanted = sets[name];
-    if (!wanted) continue;
+  if (when.source) {
+    if (!when.source.includes(signal.source)) return fail(`source is ${signal.source}, not ${when.source.join(' or ')}`);
+    held.push(`source ${signal.source}`);
+  }
+  if (when.severity) {
+    if (!when.severity.includes(signal.severity)) return fail(`severity is ${signal.severity}, not ${when.severity.join(' or ')}`);
+    held.push(`severity ${signal.severity}`);
+  }
+  for (const { name, singular, wanted, text } of compiled.lists) {
     const present = lowered[name];
     let hit = -1;
-    for (let i = 0; i < present.length && hit < 0; i++) {
+    for (let i = 0; i < present.length; i++) {
       const value = present[i] as string;
       // `T1078` in a policy covers the sub-techniques `T1078.004` a signal may name.
-      if (wanted.has(value) || (name === 'techniques' && wanted.has(value.split('.')[0] as string))) hit = i;
+      if (wanted.has(value) || (name === 'techniques' && wanted.has(techniqueOf(value)))) {
+        hit = i;
+        break;
+      }
     }
-    if (hit < 0) return fail(`${name}: none of ${when[name]?.join(', ')} (has ${signal[name].length ? signal[name].join(', ') : 'none'})`);
-    held.push(`${name.replace(/s$/, '')} ${signal[name][hit]}`);
+    if (hit < 0) return fail(`${name}: none of ${text} (has ${signal[name].length ? signal[name].join(', ') : 'none'})`);
+    held.push(`${singular} ${signal[name][hit]}`);
   }
   if (when.score) {
     if (!compare(score, when.score.op, when.score.value)) return fail(`score ${score} is not ${when.score.op} ${when.score.value}`);
     held.push(`score ${score} ${when.score.op} ${when.score.value}`);
   }
 
-  const eligibleAccounts = filterAccounts(accounts, when, held);
-  const eligibleHosts = filterHosts(hosts, when, held);
+  const eligibleAccounts = compiled.accountWants === undefined ? accounts : filterAccounts(accounts, when, compiled.accountWants, held);
   if (typeof eligibleAccounts === 'string') return fail(eligibleAccounts);
+  const eligibleHosts = compiled.hostWants === undefined ? hosts : filterHosts(hosts, when, compiled.hostWants, held);
   if (typeof eligibleHosts === 'string') return fail(eligibleHosts);
   if (when.entity) {
     const has = when.entity.filter((k) => (k === 'account' ? eligibleAccounts.length : eligibleHosts.length) > 0);
@@ -88,13 +126,17 @@ export function matchRule(
   return { matched: true, explanation: held, accounts: eligibleAccounts, hosts: eligibleHosts };
 }
 
+function fail(why: string): RuleMatch {
+  return { matched: false, explanation: [why], accounts: [], hosts: [] };
+}
+
 /** Accounts meeting the account conditions; a string explains why none does. */
-function filterAccounts(accounts: AccountEntity[], when: RuleConditions, held: string[]): AccountEntity[] | string {
-  if (!when.userRisk && when.privileged === undefined) return accounts;
-  const eligible: AccountEntity[] = [];
+function filterAccounts(accounts: Candidate<AccountEntity>[], when: RuleConditions, wanted: string, held: string[]): Candidate<AccountEntity>[] | string {
+  const eligible: Candidate<AccountEntity>[] = [];
   let unknown = 0;
   let firstUnknown: AccountEntity | undefined;
-  for (const a of accounts) {
+  for (const candidate of accounts) {
+    const a = candidate.entity;
     if ((when.userRisk && a.userRisk === undefined) || (when.privileged !== undefined && a.privileged === undefined)) {
       unknown++;
       firstUnknown ??= a;
@@ -103,11 +145,8 @@ function filterAccounts(accounts: AccountEntity[], when: RuleConditions, held: s
       (!when.userRisk || (a.userRisk !== undefined && when.userRisk.includes(a.userRisk))) &&
       (when.privileged === undefined || a.privileged === when.privileged)
     )
-      eligible.push(a);
+      eligible.push(candidate);
   }
-  const wanted = [when.userRisk && `userRisk ${when.userRisk.join('/')}`, when.privileged !== undefined && `privileged ${when.privileged}`]
-    .filter(Boolean)
-    .join(', ');
   if (eligible.length === 0) {
     // Name the account when there is one; count them when there are many (a 200-entity incident).
     const why =
@@ -122,17 +161,18 @@ function filterAccounts(accounts: AccountEntity[], when: RuleConditions, held: s
   return eligible;
 }
 
-function filterHosts(hosts: HostEntity[], when: RuleConditions, held: string[]): HostEntity[] | string {
-  if (!when.deviceRisk && !when.deviceTags) return hosts;
-  const eligible = hosts.filter(
-    (h) =>
+function filterHosts(hosts: Candidate<HostEntity>[], when: RuleConditions, wanted: string, held: string[]): Candidate<HostEntity>[] | string {
+  const eligible: Candidate<HostEntity>[] = [];
+  let unknown = 0;
+  for (const candidate of hosts) {
+    const h = candidate.entity;
+    if ((when.deviceRisk && h.deviceRisk === undefined) || (when.deviceTags && h.tags === undefined)) unknown++;
+    if (
       (!when.deviceRisk || (h.deviceRisk !== undefined && when.deviceRisk.includes(h.deviceRisk))) &&
-      (!when.deviceTags || (h.tags !== undefined && h.tags.some((t) => when.deviceTags?.some((w) => sameText(w, t))))),
-  );
-  const wanted = [when.deviceRisk && `deviceRisk ${when.deviceRisk.join('/')}`, when.deviceTags && `a tag of ${when.deviceTags.join('/')}`]
-    .filter(Boolean)
-    .join(', ');
-  const unknown = hosts.filter((h) => (when.deviceRisk && h.deviceRisk === undefined) || (when.deviceTags && h.tags === undefined)).length;
+      (!when.deviceTags || (h.tags !== undefined && h.tags.some((t) => when.deviceTags?.some((w) => sameText(w, t)))))
+    )
+      eligible.push(candidate);
+  }
   if (eligible.length === 0) return `no device with ${wanted}${unknown ? ` (${unknown} device(s) with unknown risk or tags)` : ''}`;
   held.push(`${eligible.length} device(s) with ${wanted}`);
   return eligible;

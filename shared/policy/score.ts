@@ -1,13 +1,9 @@
 import type { AccountEntity, HostEntity, Signal } from '../signals/signal';
 import type { ScoreFactor, RiskScore } from './decision';
+import { techniqueOf } from '../signals/identifiers';
 import type { LoweredSignal } from './rules';
 import type { Policy } from './schema';
 
-/**
- * The explainable risk score: every point comes from a named factor in the policy's `risk` table. Entity risk
- * counts once, from the riskiest entity (two risky users do not make an incident twice as severe). Unknown entity
- * data earns nothing and is reported in the decision's notes instead.
- */
 /** The risk table's name-keyed parts, lower-cased once per policy load. */
 export interface RiskIndex {
   tactics: Map<string, number>;
@@ -20,53 +16,57 @@ export function indexRisk(risk: Policy['risk']): RiskIndex {
   return { tactics: lower(risk.tactics), techniques: lower(risk.techniques), products: lower(risk.products) };
 }
 
+/**
+ * The explainable risk score: every point comes from a named factor in the policy's `risk` table. Entity risk
+ * counts once, from the riskiest entity (two risky users do not make an incident twice as severe). Unknown entity
+ * data earns nothing and is reported in the decision's notes instead.
+ */
 export function riskScore(signal: Signal, lowered: LoweredSignal, risk: Policy['risk'], index: RiskIndex): RiskScore {
   const factors: ScoreFactor[] = [];
+  let total = 0;
   const add = (factor: ScoreFactor['factor'], value: string, points: number | undefined): void => {
-    if (points) factors.push({ factor, value, points });
+    if (!points) return;
+    factors.push({ factor, value, points });
+    total += points;
   };
 
   add('severity', signal.severity, risk.severity[signal.severity]);
-  signal.tactics.forEach((tactic, i) => add('tactic', tactic, index.tactics.get(lowered.tactics[i] as string)));
-  signal.techniques.forEach((technique, i) => {
+  for (let i = 0; i < signal.tactics.length; i++) add('tactic', signal.tactics[i] as string, index.tactics.get(lowered.tactics[i] as string));
+  for (let i = 0; i < signal.techniques.length; i++) {
     // T1078 in the table also scores the sub-technique T1078.004.
     const lower = lowered.techniques[i] as string;
-    add('technique', technique, index.techniques.get(lower) ?? index.techniques.get(lower.split('.')[0] as string));
-  });
-  signal.products.forEach((product, i) => add('product', product, index.products.get(lowered.products[i] as string)));
+    add('technique', signal.techniques[i] as string, index.techniques.get(lower) ?? index.techniques.get(techniqueOf(lower)));
+  }
+  for (let i = 0; i < signal.products.length; i++) add('product', signal.products[i] as string, index.products.get(lowered.products[i] as string));
 
-  const accounts = signal.entities.filter((e): e is AccountEntity => e.kind === 'account');
-  const hosts = signal.entities.filter((e): e is HostEntity => e.kind === 'host');
-  const riskiestUser = maxBy(accounts, (a) => (a.userRisk ? (risk.userRisk[a.userRisk] ?? 0) : 0));
-  if (riskiestUser?.userRisk) add('userRisk', `${riskiestUser.userRisk} (${accountLabel(riskiestUser)})`, risk.userRisk[riskiestUser.userRisk]);
-  const riskiestHost = maxBy(hosts, (h) => (h.deviceRisk ? (risk.deviceRisk[h.deviceRisk] ?? 0) : 0));
-  if (riskiestHost?.deviceRisk)
-    add(
-      'deviceRisk',
-      `${riskiestHost.deviceRisk} (${riskiestHost.fqdn ?? riskiestHost.hostName ?? riskiestHost.mdatpDeviceId})`,
-      risk.deviceRisk[riskiestHost.deviceRisk],
-    );
-  const admin = accounts.find((a) => a.privileged === true);
-  if (admin) add('privileged', accountLabel(admin), risk.privileged);
-
-  const total = Math.min(
-    100,
-    factors.reduce((sum, f) => sum + f.points, 0),
-  );
-  return { total, factors };
-}
-
-function maxBy<T>(items: T[], score: (item: T) => number): T | undefined {
-  let best: T | undefined;
-  let bestScore = 0;
-  for (const item of items) {
-    const s = score(item);
-    if (s > bestScore) {
-      best = item;
-      bestScore = s;
+  // One pass over the entities: the riskiest user, the riskiest device, the first privileged account.
+  let riskiestUser: AccountEntity | undefined;
+  let userPoints = 0;
+  let riskiestHost: HostEntity | undefined;
+  let hostPoints = 0;
+  let admin: AccountEntity | undefined;
+  for (const entity of signal.entities) {
+    if (entity.kind === 'account') {
+      const points = entity.userRisk ? (risk.userRisk[entity.userRisk] ?? 0) : 0;
+      if (points > userPoints) {
+        riskiestUser = entity;
+        userPoints = points;
+      }
+      if (entity.privileged === true) admin ??= entity;
+    } else if (entity.kind === 'host') {
+      const points = entity.deviceRisk ? (risk.deviceRisk[entity.deviceRisk] ?? 0) : 0;
+      if (points > hostPoints) {
+        riskiestHost = entity;
+        hostPoints = points;
+      }
     }
   }
-  return best;
+  if (riskiestUser?.userRisk) add('userRisk', `${riskiestUser.userRisk} (${accountLabel(riskiestUser)})`, userPoints);
+  if (riskiestHost?.deviceRisk)
+    add('deviceRisk', `${riskiestHost.deviceRisk} (${riskiestHost.fqdn ?? riskiestHost.hostName ?? riskiestHost.mdatpDeviceId})`, hostPoints);
+  if (admin) add('privileged', accountLabel(admin), risk.privileged);
+
+  return { total: Math.min(100, total), factors };
 }
 
 export function accountLabel(account: AccountEntity): string {

@@ -1,125 +1,200 @@
 import { InputError } from '../errors';
 import type { AccountEntity, DeviceRiskLevel, Entity, HostEntity, OtherEntity } from './signal';
 import { DEVICE_RISK_LEVELS } from './signal';
-import { Fields } from './fields';
+import { describe, FieldTable, isRecord, textOf, type Location } from './fields';
 import { isDnsName, isGuid, isMdeDeviceId, isUpn } from './identifiers';
+
+/** The fields read from each kind of entity object, found in one pass over its keys. */
+const OUTER = new FieldTable(['kind', 'type', 'properties', '$ref', '$id']);
+const ACCOUNT = new FieldTable([
+  'additionalData',
+  'aadUserId',
+  'accountName',
+  'name',
+  'upnSuffix',
+  'userPrincipalName',
+  'displayName',
+  'friendlyName',
+  'aadTenantId',
+  'sid',
+  'ntDomain',
+]);
+const ACCOUNT_EXTRA = new FieldTable(['AadUserId']);
+/** Host identifiers and risk are read from the entity first, then from its additionalData. */
+const HOST_SHARED = ['MdatpDeviceId', 'AadDeviceId', 'FQDN', 'RiskScore'] as const;
+const HOST = new FieldTable([...HOST_SHARED, 'additionalData', 'hostName', 'dnsDomain', 'netBiosName', 'azureID', 'osFamily']);
+const HOST_EXTRA = new FieldTable(HOST_SHARED);
+
+/**
+ * Where an entity's fields sit, spelled out only for an error: `relatedEntities[3].properties.aadUserId`. Building
+ * that text for every entity of a 200-entity incident would cost more than reading them.
+ */
+class EntityLocation implements Location {
+  constructor(
+    private readonly list: string,
+    private readonly index: number,
+    private readonly suffix: string,
+  ) {}
+
+  at(name: string): string {
+    return `${this.list}[${this.index}]${this.suffix}.${name}`;
+  }
+
+  nested(name: string): EntityLocation {
+    return new EntityLocation(this.list, this.index, `${this.suffix}.${name}`);
+  }
+}
 
 /**
  * Entities as Sentinel sends them, in either spelling:
  * - incident `relatedEntities`: `{ kind: "Account", properties: { aadUserId, accountName, upnSuffix, additionalData } }`
  * - alert `Entities`: `{ "$id": "1", "Type": "account", "AadUserId": …, "UPNSuffix": … }` (properties inline)
- * Unknown kinds are carried as `other`; they never fail the parse (reference/sentinel.md).
+ * Unknown kinds are carried as `other`; they never fail the parse (reference/sentinel.md). `list` and `index` say
+ * where the entity is, for errors: `object.properties.relatedEntities` and 3.
  */
-export function parseEntity(raw: unknown, path: string): Entity | undefined {
-  const outer = Fields.of(raw, path);
-  const kind = entityKind(outer);
+export function parseEntity(raw: unknown, list: string, index: number): Entity | undefined {
+  const outerAt = new EntityLocation(list, index, '');
+  if (!isRecord(raw)) throw new InputError(`${list}[${index}]`, `expected an object, got ${describe(raw)}`);
+  const outer = OUTER.read(raw);
+  const kind = entityKind(outer, outerAt);
   // An alert entity that is only a `$ref` points at an entity listed elsewhere in the same array.
   if (kind === undefined) return undefined;
-  const props = outer.object('properties') ?? outer;
+  const properties = outer[2];
+  let props = raw;
+  let at = outerAt;
+  if (properties !== undefined && properties !== null) {
+    if (!isRecord(properties)) throw new InputError(outerAt.at('properties'), `expected an object, got ${describe(properties)}`);
+    props = properties;
+    at = outerAt.nested('properties');
+  }
   switch (kind) {
     case 'account':
-      return parseAccount(props);
+      return parseAccount(props, at);
     case 'host':
-      return parseHost(props);
+      return parseHost(props, at);
     default:
       return parseOther(kind, props);
   }
 }
 
 /** The entity's kind, lower-cased; undefined for a bare `{ "$ref": … }`. */
-function entityKind(outer: Fields): string | undefined {
+function entityKind(outer: unknown[], at: Location): string | undefined {
   // Incident entities carry `type: "Microsoft.SecurityInsights/Entities"` next to `kind`; alert entities carry `Type`.
-  const kind = outer.string('kind') ?? outer.string('type');
+  const kind = textOf(outer[0], at, 'kind') ?? textOf(outer[1], at, 'type');
   if (kind !== undefined && !kind.includes('/')) return kind.toLowerCase();
-  if (outer.get('$ref') !== undefined && outer.get('$id') === undefined) return undefined;
-  throw new InputError(outer.at('kind'), 'every entity needs a kind (Account, Host, Ip, …)');
+  if (outer[3] !== undefined && outer[4] === undefined) return undefined;
+  throw new InputError(at.at('kind'), 'every entity needs a kind (Account, Host, Ip, …)');
 }
 
-function parseAccount(props: Fields): AccountEntity {
-  const extra = props.object('additionalData');
-  const aadUserId = guid(props, 'aadUserId') ?? (extra ? guid(extra, 'AadUserId') : undefined);
-  const accountName = props.string('accountName') ?? props.string('name');
-  const upnSuffix = props.string('upnSuffix');
-  const upnText = accountName?.includes('@') ? accountName : accountName && upnSuffix ? `${accountName}@${upnSuffix}` : props.string('userPrincipalName');
+/** An entity's `additionalData` object, or undefined; its fields are read with `table`. */
+function additionalData(value: unknown, table: FieldTable<string>, at: EntityLocation): { values: unknown[]; at: EntityLocation } | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isRecord(value)) throw new InputError(at.at('additionalData'), `expected an object, got ${describe(value)}`);
+  return { values: table.read(value), at: at.nested('additionalData') };
+}
+
+function parseAccount(props: Record<string, unknown>, at: EntityLocation): AccountEntity {
+  const [extraData, aadUserIdRaw, accountNameRaw, name, upnSuffixRaw, userPrincipalName, displayNameRaw, friendlyName, aadTenantIdRaw, sid, ntDomain] =
+    ACCOUNT.read(props);
+  const extra = additionalData(extraData, ACCOUNT_EXTRA, at);
+  const aadUserId = guid(aadUserIdRaw, at, 'aadUserId') ?? (extra ? guid(extra.values[0], extra.at, 'AadUserId') : undefined);
+  const accountName = textOf(accountNameRaw, at, 'accountName') ?? textOf(name, at, 'name');
+  const upnSuffix = textOf(upnSuffixRaw, at, 'upnSuffix');
+  const upnText = accountName?.includes('@')
+    ? accountName
+    : accountName && upnSuffix
+      ? `${accountName}@${upnSuffix}`
+      : textOf(userPrincipalName, at, 'userPrincipalName');
   const upn = upnText && isUpn(upnText) ? upnText.toLowerCase() : undefined;
-  return dropUndefined({
-    kind: 'account' as const,
-    aadUserId,
-    upn,
-    accountName,
-    upnSuffix,
-    displayName: props.string('displayName') ?? props.string('friendlyName'),
-    aadTenantId: guid(props, 'aadTenantId'),
-    sid: props.string('sid'),
-    ntDomain: props.string('ntDomain'),
-  });
+  const displayName = textOf(displayNameRaw, at, 'displayName') ?? textOf(friendlyName, at, 'friendlyName');
+  const aadTenantId = guid(aadTenantIdRaw, at, 'aadTenantId');
+  const sidText = textOf(sid, at, 'sid');
+  const ntDomainText = textOf(ntDomain, at, 'ntDomain');
+
+  // Only the fields present, in one order: entities are compared and serialized, and objects built alike share a shape.
+  const account: AccountEntity = { kind: 'account' };
+  if (aadUserId !== undefined) account.aadUserId = aadUserId;
+  if (upn !== undefined) account.upn = upn;
+  if (accountName !== undefined) account.accountName = accountName;
+  if (upnSuffix !== undefined) account.upnSuffix = upnSuffix;
+  if (displayName !== undefined) account.displayName = displayName;
+  if (aadTenantId !== undefined) account.aadTenantId = aadTenantId;
+  if (sidText !== undefined) account.sid = sidText;
+  if (ntDomainText !== undefined) account.ntDomain = ntDomainText;
+  return account;
 }
 
-function parseHost(props: Fields): HostEntity {
-  const extra = props.object('additionalData');
-  const read = (name: string): string | undefined => props.string(name) ?? extra?.string(name);
-  const mdatp = read('MdatpDeviceId');
-  if (mdatp !== undefined && !isMdeDeviceId(mdatp)) {
-    throw new InputError(props.at('MdatpDeviceId'), 'a Defender device id is 40 hexadecimal characters');
-  }
-  const aadDeviceId = read('AadDeviceId');
-  if (aadDeviceId !== undefined && !isGuid(aadDeviceId)) throw new InputError(props.at('AadDeviceId'), 'expected a GUID');
-  const hostName = props.string('hostName');
-  const dnsDomain = props.string('dnsDomain');
-  const fqdnText = read('FQDN') ?? (hostName?.includes('.') ? hostName : hostName && dnsDomain ? `${hostName}.${dnsDomain}` : undefined);
+function parseHost(props: Record<string, unknown>, at: EntityLocation): HostEntity {
+  const values = HOST.read(props);
+  const extra = additionalData(values[4], HOST_EXTRA, at);
+  // The entity's own value first; additionalData fills the gap (alerts put Defender ids there).
+  const read = (i: number): string | undefined =>
+    textOf(values[i], at, HOST_SHARED[i] as string) ?? (extra && textOf(extra.values[i], extra.at, HOST_SHARED[i] as string));
+  const mdatp = read(0);
+  if (mdatp !== undefined && !isMdeDeviceId(mdatp)) throw new InputError(at.at('MdatpDeviceId'), 'a Defender device id is 40 hexadecimal characters');
+  const aadDeviceId = read(1);
+  if (aadDeviceId !== undefined && !isGuid(aadDeviceId)) throw new InputError(at.at('AadDeviceId'), 'expected a GUID');
+  const hostName = textOf(values[5], at, 'hostName');
+  const dnsDomain = textOf(values[6], at, 'dnsDomain');
+  const fqdnText = read(2) ?? (hostName?.includes('.') ? hostName : hostName && dnsDomain ? `${hostName}.${dnsDomain}` : undefined);
   // A name that is not a DNS name is kept for display but never used to find a device.
   const fqdn = fqdnText && isDnsName(fqdnText) ? fqdnText.toLowerCase() : undefined;
-  return dropUndefined({
-    kind: 'host' as const,
-    mdatpDeviceId: mdatp?.toLowerCase(),
-    aadDeviceId: aadDeviceId?.toLowerCase(),
-    fqdn,
-    hostName,
-    dnsDomain,
-    netBiosName: props.string('netBiosName'),
-    azureId: props.string('azureID'),
-    osFamily: props.string('osFamily'),
-    deviceRisk: deviceRisk(read('RiskScore')),
-  });
+  const netBiosName = textOf(values[7], at, 'netBiosName');
+  const azureId = textOf(values[8], at, 'azureID');
+  const osFamily = textOf(values[9], at, 'osFamily');
+  const risk = deviceRisk(read(3));
+
+  const host: HostEntity = { kind: 'host' };
+  if (mdatp !== undefined) host.mdatpDeviceId = mdatp.toLowerCase();
+  if (aadDeviceId !== undefined) host.aadDeviceId = aadDeviceId.toLowerCase();
+  if (fqdn !== undefined) host.fqdn = fqdn;
+  if (hostName !== undefined) host.hostName = hostName;
+  if (dnsDomain !== undefined) host.dnsDomain = dnsDomain;
+  if (netBiosName !== undefined) host.netBiosName = netBiosName;
+  if (azureId !== undefined) host.azureId = azureId;
+  if (osFamily !== undefined) host.osFamily = osFamily;
+  if (risk !== undefined) host.deviceRisk = risk;
+  return host;
 }
 
 /** The property that identifies an entity of each well-known kind (EntityTypes.json). */
-const VALUE_PROPERTY: Record<string, string[]> = {
-  ip: ['address'],
-  url: ['url'],
-  file: ['fileName', 'name'],
-  filehash: ['hashValue', 'value'],
-  mailbox: ['mailboxPrimaryAddress', 'upn'],
-  mailmessage: ['internetMessageId', 'networkMessageId'],
-  cloudapplication: ['name', 'appId'],
-  dns: ['domainName'],
-  process: ['commandLine', 'processId'],
-  registrykey: ['key'],
-  registryvalue: ['name'],
-  malware: ['malwareName', 'name'],
-  azureresource: ['resourceId'],
-  securitygroup: ['objectGuid', 'distinguishedName'],
-  iotdevice: ['deviceId'],
-  submissionmail: ['submissionId'],
-};
+const VALUE_PROPERTY: Record<string, FieldTable<string>> = Object.fromEntries(
+  Object.entries({
+    ip: ['address'],
+    url: ['url'],
+    file: ['fileName', 'name'],
+    filehash: ['hashValue', 'value'],
+    mailbox: ['mailboxPrimaryAddress', 'upn'],
+    mailmessage: ['internetMessageId', 'networkMessageId'],
+    cloudapplication: ['name', 'appId'],
+    dns: ['domainName'],
+    process: ['commandLine', 'processId'],
+    registrykey: ['key'],
+    registryvalue: ['name'],
+    malware: ['malwareName', 'name'],
+    azureresource: ['resourceId'],
+    securitygroup: ['objectGuid', 'distinguishedName'],
+    iotdevice: ['deviceId'],
+    submissionmail: ['submissionId'],
+  }).map(([kind, names]) => [kind, new FieldTable(names)]),
+);
+/** Kinds we do not know are named by their name. */
+const ANY_VALUE = new FieldTable(['name', 'friendlyName']);
 
-function parseOther(sourceKind: string, props: Fields): OtherEntity {
-  let value: string | undefined;
-  for (const name of VALUE_PROPERTY[sourceKind] ?? ['name', 'friendlyName']) {
-    const candidate = props.get(name);
-    if (typeof candidate === 'string' || typeof candidate === 'number') {
-      value = String(candidate);
-      break;
-    }
-  }
-  return dropUndefined({ kind: 'other' as const, sourceKind, value, properties: props.raw() });
+function parseOther(sourceKind: string, props: Record<string, unknown>): OtherEntity {
+  // The first of the kind's value properties that holds text or a number.
+  const table = Object.hasOwn(VALUE_PROPERTY, sourceKind) ? (VALUE_PROPERTY[sourceKind] as FieldTable<string>) : ANY_VALUE;
+  const candidate = table.read(props).find((v) => typeof v === 'string' || typeof v === 'number');
+  return candidate === undefined
+    ? { kind: 'other', sourceKind, properties: props }
+    : { kind: 'other', sourceKind, value: String(candidate), properties: props };
 }
 
-function guid(fields: Fields, name: string): string | undefined {
-  const value = fields.string(name);
-  if (value === undefined) return undefined;
-  if (!isGuid(value)) throw new InputError(fields.at(name), `expected a GUID, got ${JSON.stringify(value)}`);
-  return value.toLowerCase();
+function guid(value: unknown, at: Location, name: string): string | undefined {
+  const text = textOf(value, at, name);
+  if (text === undefined) return undefined;
+  if (!isGuid(text)) throw new InputError(at.at(name), `expected a GUID, got ${JSON.stringify(text)}`);
+  return text.toLowerCase();
 }
 
 function deviceRisk(value: string | undefined): DeviceRiskLevel | undefined {
@@ -128,30 +203,17 @@ function deviceRisk(value: string | undefined): DeviceRiskLevel | undefined {
 }
 
 /**
- * Entities are compared and serialized: keep them free of explicit `undefined` fields. Copies rather than
- * `delete`s, which would turn every entity into a slow dictionary-mode object.
+ * The identifier two mentions of one entity share, lower-cased: the strongest present (accounts by object id then
+ * UPN; hosts by Defender id, Entra device id, FQDN; other kinds by their value); undefined when there is none.
  */
-function dropUndefined<T extends object>(value: T): T {
-  const out: Record<string, unknown> = {};
-  for (const key in value) if (value[key] !== undefined) out[key] = value[key];
-  return out as T;
-}
-
-/** The identity two entity mentions share when they are the same thing; undefined when there is nothing to go by. */
-export function entityIdentity(entity: Entity): string | undefined {
+function identifierOf(entity: Entity): string | undefined {
   switch (entity.kind) {
     case 'account':
-      return entity.aadUserId ? `account:${entity.aadUserId}` : entity.upn ? `account:${entity.upn}` : undefined;
+      return entity.aadUserId ?? entity.upn;
     case 'host':
-      return entity.mdatpDeviceId
-        ? `host:${entity.mdatpDeviceId}`
-        : entity.aadDeviceId
-          ? `host:${entity.aadDeviceId}`
-          : entity.fqdn
-            ? `host:${entity.fqdn}`
-            : undefined;
+      return entity.mdatpDeviceId ?? entity.aadDeviceId ?? entity.fqdn;
     default:
-      return entity.value === undefined ? undefined : `${entity.sourceKind}:${entity.value.toLowerCase()}`;
+      return entity.value?.toLowerCase();
   }
 }
 
@@ -160,20 +222,28 @@ export function entityIdentity(entity: Entity): string | undefined {
  * each field, later ones fill the gaps.
  */
 export function mergeEntities(entities: Entity[], notes: string[]): Entity[] {
-  const byIdentity = new Map<string, Entity>();
+  // One map per kind, keyed by the identifier itself: no identity string is built per entity.
+  const byKind = new Map<string, Map<string, Entity>>();
   const merged: Entity[] = [];
   for (const entity of entities) {
-    const identity = entityIdentity(entity);
-    if (entity.kind !== 'other' && identity === undefined) {
-      notes.push(`${entity.kind} entity without a usable identifier (no object id, UPN, device id or FQDN): no action can target it`);
+    const id = identifierOf(entity);
+    if (id === undefined) {
+      if (entity.kind !== 'other') {
+        notes.push(`${entity.kind} entity without a usable identifier (no object id, UPN, device id or FQDN): no action can target it`);
+      }
+      merged.push(entity);
+      continue;
     }
-    const existing = identity === undefined ? undefined : byIdentity.get(identity);
+    const kind = entity.kind === 'other' ? entity.sourceKind : entity.kind;
+    let known = byKind.get(kind);
+    if (known === undefined) byKind.set(kind, (known = new Map()));
+    const existing = known.get(id);
     if (existing) {
       const target = existing as unknown as Record<string, unknown>;
       for (const [key, value] of Object.entries(entity)) if (target[key] === undefined) target[key] = value;
       continue;
     }
-    if (identity !== undefined) byIdentity.set(identity, entity);
+    known.set(id, entity);
     merged.push(entity);
   }
   return merged;

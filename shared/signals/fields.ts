@@ -5,7 +5,7 @@ import { InputError } from '../errors';
  * (camelCase from ARM, PascalCase from Logic Apps outputs and alert records), so every read goes through here.
  * Each failed read names the full path of the field, which becomes the 400 message.
  */
-export class Fields {
+export class Fields implements Location {
   private keys: string[] | undefined;
 
   private constructor(
@@ -34,12 +34,7 @@ export class Fields {
 
   /** A non-empty trimmed string, or undefined when absent, null or blank. Numbers are accepted as their text. */
   string(name: string): string | undefined {
-    const value = this.get(name);
-    if (value === undefined || value === null) return undefined;
-    if (typeof value === 'number' && Number.isFinite(value)) return String(value);
-    if (typeof value !== 'string') throw new InputError(this.at(name), `expected a string, got ${describe(value)}`);
-    const trimmed = value.trim();
-    return trimmed === '' ? undefined : trimmed;
+    return textOf(this.get(name), this, name);
   }
 
   requiredString(name: string): string {
@@ -91,6 +86,75 @@ export class Fields {
   /** All own properties, for carrying an entity we do not interpret. */
   raw(): Record<string, unknown> {
     return this.record;
+  }
+}
+
+/** Where an object sits in the payload: `at(name)` spells out a field's path, which only an error needs. */
+export interface Location {
+  at(name: string): string;
+}
+
+/**
+ * A field read from untrusted JSON as text: a non-empty trimmed string, or undefined when absent, null or blank.
+ * Numbers are accepted as their text; anything else is an error naming the field's path.
+ */
+export function textOf(value: unknown, where: Location, name: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'string') {
+    const trimmed = value.trim();
+    return trimmed === '' ? undefined : trimmed;
+  }
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  throw new InputError(where.at(name), `expected a string, got ${describe(value)}`);
+}
+
+/**
+ * The fields one kind of object is read for, found in one pass over the object's keys: the hot path for the
+ * hundreds of entities of a large incident, where a lookup per wanted name (most of them absent) costs more than
+ * JSON.parse did. Same rules as `Fields.get`: own keys only; a key spelled exactly as listed wins, otherwise the first
+ * key equal to the name without regard to ASCII case.
+ */
+export class FieldTable<const N extends string> {
+  /** Each name, and its camelCase, PascalCase and lower-case spellings: the ways payloads really spell it. */
+  private readonly spellings = new Map<string, number>();
+
+  constructor(readonly names: readonly N[]) {
+    if (names.length > 30) throw new Error('a field table tracks exact matches in a 30-bit mask');
+    names.forEach((name, i) => {
+      for (const spelling of [name, name[0]?.toLowerCase() + name.slice(1), name[0]?.toUpperCase() + name.slice(1), name.toLowerCase()]) {
+        if (!this.spellings.has(spelling)) this.spellings.set(spelling, i);
+      }
+    });
+  }
+
+  /** The values of the table's names in `record`, by position in `names`; undefined where absent. */
+  read(record: Record<string, unknown>): unknown[] {
+    const values = new Array<unknown>(this.names.length);
+    let exact = 0;
+    const keys = Object.keys(record);
+    for (let k = 0; k < keys.length; k++) {
+      const key = keys[k] as string;
+      let i = this.spellings.get(key);
+      if (i === undefined) {
+        i = this.matchIgnoringCase(key);
+        if (i === undefined) continue;
+      }
+      if (key === this.names[i]) {
+        values[i] = record[key];
+        exact |= 1 << i;
+      } else if ((exact & (1 << i)) === 0 && values[i] === undefined) {
+        values[i] = record[key];
+      }
+    }
+    return values;
+  }
+
+  private matchIgnoringCase(key: string): number | undefined {
+    for (let i = 0; i < this.names.length; i++) {
+      const name = this.names[i] as string;
+      if (name.length === key.length && sameLettersIgnoringCase(name, key)) return i;
+    }
+    return undefined;
   }
 }
 

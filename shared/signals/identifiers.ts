@@ -3,21 +3,122 @@
  * "ids checked against allow-list patterns"). One place, so signals, manual requests and executors agree.
  */
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/**
+ * The patterns, as regular expressions would spell them (ASCII letters either case):
+ *   GUID            [0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
+ *   Defender id     [0-9a-f]{40}
+ *   UPN             [^\s@/\\'"?#%]+ @ label(.label)+   a label: [a-z0-9], or [a-z0-9][a-z0-9-]*[a-z0-9]
+ *   DNS name        at most 253 characters; labels of [a-z0-9_][a-z0-9_-]{0,62}, separated by dots
+ * Written as loops over character codes: a large incident checks hundreds of ids, and these cost a fraction of a
+ * regular expression's call. test/signals/identifiers.test.ts holds each loop to its regular expression.
+ */
+const HEX = 1;
+const LETTER_OR_DIGIT = 2;
+const DNS_FIRST = 4; // a DNS label's first character: letter, digit or _
+const DNS_REST = 8; // the rest of a DNS label: letter, digit, _ or -
+/** What each ASCII code may be; codes above 127 are none of these. */
+const CLASS = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  const ch = String.fromCharCode(c);
+  const hex = /[0-9a-f]/i.test(ch);
+  const alnum = /[0-9a-z]/i.test(ch);
+  CLASS[c] = (hex ? HEX : 0) | (alnum ? LETTER_OR_DIGIT | DNS_FIRST | DNS_REST : 0) | (ch === '_' ? DNS_FIRST | DNS_REST : 0) | (ch === '-' ? DNS_REST : 0);
+}
+const is = (code: number, kind: number): boolean => code < 128 && ((CLASS[code] as number) & kind) !== 0;
+
+export function isGuid(value: string): boolean {
+  if (value.length !== 36) return false;
+  for (let i = 0; i < 36; i++) {
+    const code = value.charCodeAt(i);
+    if (i === 8 || i === 13 || i === 18 || i === 23 ? code !== 0x2d : !is(code, HEX)) return false;
+  }
+  return true;
+}
+
 /** Defender for Endpoint machine ids are 40 hex characters. */
-const MDE_DEVICE_ID = /^[0-9a-f]{40}$/i;
-/** Deliberately loose (UPNs are varied) but with no whitespace, slashes, quotes or control characters. */
-const UPN = /^[^\s@/\\'"?#%]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/i;
-/** RFC 1123 host names: labels of letters, digits and hyphens. */
-const DNS_NAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*$/i;
+export function isMdeDeviceId(value: string): boolean {
+  if (value.length !== 40) return false;
+  for (let i = 0; i < 40; i++) if (!is(value.charCodeAt(i), HEX)) return false;
+  return true;
+}
+
+/** Deliberately loose (UPNs are varied) but with no whitespace, slashes, quotes or control characters in the name. */
+export function isUpn(value: string): boolean {
+  if (value.length > 320) return false;
+  const at = value.indexOf('@');
+  if (at < 1) return false;
+  for (let i = 0; i < at; i++) if (!mayBeInUpnName(value.charCodeAt(i))) return false;
+  // The domain: two labels at least; each starts and ends with a letter or digit, with hyphens only inside.
+  let labels = 0;
+  let start = at + 1;
+  while (start <= value.length) {
+    let end = value.indexOf('.', start);
+    if (end === -1) end = value.length;
+    if (end === start || !is(value.charCodeAt(start), LETTER_OR_DIGIT) || !is(value.charCodeAt(end - 1), LETTER_OR_DIGIT)) return false;
+    for (let i = start + 1; i < end - 1; i++) {
+      const code = value.charCodeAt(i);
+      if (code !== 0x2d && !is(code, LETTER_OR_DIGIT)) return false;
+    }
+    labels++;
+    start = end + 1;
+  }
+  return labels >= 2;
+}
+
+/** Not `@ / \ ' " ? # %` and not whitespace (what a regular expression's \s matches). */
+function mayBeInUpnName(code: number): boolean {
+  switch (code) {
+    case 0x40: // @
+    case 0x2f: // /
+    case 0x5c: // \
+    case 0x27: // '
+    case 0x22: // "
+    case 0x3f: // ?
+    case 0x23: // #
+    case 0x25: // %
+      return false;
+  }
+  return !isWhitespace(code);
+}
+
+/** ECMAScript's WhiteSpace and LineTerminator: the characters of \s. */
+function isWhitespace(code: number): boolean {
+  if (code <= 0x20) return code === 0x20 || (code >= 0x09 && code <= 0x0d);
+  if (code < 0xa0) return false;
+  return (
+    code === 0xa0 ||
+    code === 0x1680 ||
+    (code >= 0x2000 && code <= 0x200a) ||
+    code === 0x2028 ||
+    code === 0x2029 ||
+    code === 0x202f ||
+    code === 0x205f ||
+    code === 0x3000 ||
+    code === 0xfeff
+  );
+}
+
+/** RFC 1123 host names: labels of letters, digits and hyphens (and _, which Windows names carry). */
+export function isDnsName(value: string): boolean {
+  if (value.length < 1 || value.length > 253) return false;
+  let labelLength = 0;
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code === 0x2e) {
+      if (labelLength === 0) return false;
+      labelLength = 0;
+    } else if (labelLength === 0 ? is(code, DNS_FIRST) : is(code, DNS_REST) && labelLength < 63) {
+      labelLength++;
+    } else {
+      return false;
+    }
+  }
+  return labelLength > 0;
+}
+
 /** /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.OperationalInsights/workspaces/{ws}/providers/Microsoft.SecurityInsights/Incidents/{id} */
 const INCIDENT_ARM_ID =
   /^\/subscriptions\/([0-9a-f-]{36})\/resourceGroups\/([-\w._()]{1,90})\/providers\/Microsoft\.OperationalInsights\/workspaces\/([-\w]{1,63})\/providers\/Microsoft\.SecurityInsights\/Incidents\/([-\w]{1,64})$/i;
-
-export const isGuid = (value: string): boolean => GUID.test(value);
-export const isMdeDeviceId = (value: string): boolean => MDE_DEVICE_ID.test(value);
-export const isUpn = (value: string): boolean => value.length <= 320 && UPN.test(value);
-export const isDnsName = (value: string): boolean => DNS_NAME.test(value);
 
 export interface IncidentArmIdParts {
   subscriptionId: string;
@@ -37,4 +138,10 @@ export function parseIncidentArmId(armId: string): IncidentArmIdParts | undefine
 export function shortHostName(name: string): string {
   const dot = name.indexOf('.');
   return (dot === -1 ? name : name.slice(0, dot)).toLowerCase();
+}
+
+/** The ATT&CK technique a sub-technique belongs to: `T1078.004` -> `T1078`; a technique is its own. */
+export function techniqueOf(id: string): string {
+  const dot = id.indexOf('.');
+  return dot === -1 ? id : id.slice(0, dot);
 }

@@ -121,10 +121,10 @@ function normalizeAlert(alert: Fields): Signal {
 
 function parseEntities(raw: unknown[], path: string): Entity[] {
   const entities: Entity[] = [];
-  raw.forEach((item, i) => {
-    const entity = parseEntity(item, `${path}[${i}]`);
+  for (let i = 0; i < raw.length; i++) {
+    const entity = parseEntity(raw[i], path, i);
     if (entity) entities.push(entity);
-  });
+  }
   return entities;
 }
 

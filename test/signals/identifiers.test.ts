@@ -1,0 +1,100 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { isDnsName, isGuid, isMdeDeviceId, isUpn } from '../../shared/signals/identifiers';
+
+/**
+ * The identifier checks are loops over character codes, for speed; these regular expressions are their definition.
+ * Each check must agree with its expression on every string, including the near misses a generator of random text
+ * would rarely hit: so the strings are built from the characters that matter, and from valid ids with one mutation.
+ */
+const DEFINITIONS = {
+  guid: { check: isGuid, pattern: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i },
+  mde: { check: isMdeDeviceId, pattern: /^[0-9a-f]{40}$/i },
+  upn: {
+    check: isUpn,
+    pattern: /^[^\s@/\\'"?#%]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/i,
+    maxLength: 320,
+  },
+  dns: { check: isDnsName, pattern: /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*$/i },
+} as const;
+
+const expected = (name: keyof typeof DEFINITIONS, value: string): boolean => {
+  const def = DEFINITIONS[name];
+  return ('maxLength' in def ? value.length <= def.maxLength : true) && def.pattern.test(value);
+};
+
+/** Characters that decide the answers: hex and non-hex letters in both cases, separators, forbidden punctuation, every kind of whitespace, and non-ASCII look-alikes (ſ and K fold to ASCII letters in some case rules). */
+const MEANINGFUL = [
+  ...'0123456789abcdefABCDEFgGzZ-._@/\\\'"?#%: \t\n\r\v\f',
+  '\u00a0',
+  '\u1680',
+  '\u2000',
+  '\u200a',
+  '\u2028',
+  '\u2029',
+  '\u202f',
+  '\u205f',
+  '\u3000',
+  '\ufeff',
+  '\u0085',
+  '\u180e',
+  '\u200b',
+  '\u017f',
+  '\u212a',
+  'é',
+  '\u0130',
+  '\ud83d',
+];
+const meaningfulText = (maxLength: number) => fc.array(fc.constantFrom(...MEANINGFUL), { maxLength }).map((cs) => cs.join(''));
+
+const VALID = {
+  guid: '6e7b768e-07e2-4810-8459-485f84f8f204',
+  mde: '0c1d9e3bbaf6b2c7e8f9a0b1c2d3e4f5a6b7c8d9',
+  upn: 'adele.vance@mail.contoso-ltd.com',
+  dns: 'wks_042.corp-1.contoso.com',
+};
+/** A valid id with one character replaced, inserted or removed. */
+const mutated = (valid: string) =>
+  fc
+    .record({ at: fc.nat(valid.length), op: fc.constantFrom('replace', 'insert', 'remove'), ch: fc.constantFrom(...MEANINGFUL) })
+    .map(({ at, op, ch }) => valid.slice(0, at) + (op === 'remove' ? '' : ch) + valid.slice(op === 'insert' ? at : at + 1));
+
+describe.each(Object.keys(DEFINITIONS) as Array<keyof typeof DEFINITIONS>)('%s check', (name) => {
+  const { check } = DEFINITIONS[name];
+
+  it('accepts the valid example and rejects the empty string', () => {
+    expect(check(VALID[name])).toBe(true);
+    expect(check(VALID[name].toUpperCase())).toBe(true);
+    expect(check('')).toBe(false);
+  });
+
+  it('agrees with its regular expression on strings of the characters that matter', () => {
+    fc.assert(
+      fc.property(meaningfulText(48), (value) => check(value) === expected(name, value)),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('agrees with its regular expression on one-character mutations of a valid id', () => {
+    fc.assert(
+      fc.property(mutated(VALID[name]), (value) => check(value) === expected(name, value)),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+describe('length limits', () => {
+  const label = (n: number) => 'a'.repeat(n);
+  it.each([
+    ['dns', `${label(63)}.com`],
+    ['dns', `${label(64)}.com`],
+    ['dns', Array.from({ length: 4 }, () => label(63)).join('.')],
+    ['dns', `${Array.from({ length: 3 }, () => label(63)).join('.')}.${label(61)}`],
+    ['dns', `${Array.from({ length: 3 }, () => label(63)).join('.')}.${label(62)}`],
+    ['upn', `${label(300)}@${label(15)}.com`],
+    ['upn', `${label(301)}@${label(15)}.com`],
+    ['upn', `a@${label(400)}.com`],
+  ] as const)('%s %#', (name, value) => {
+    expect(DEFINITIONS[name].check(value)).toBe(expected(name, value));
+  });
+});
