@@ -1,4 +1,4 @@
-import { ACTIONS } from '../actions/catalogue';
+import { ACTIONS, type PlannableActionKind } from '../actions/catalogue';
 import { idempotencyKeys } from '../actions/idempotency';
 import { deviceTarget, targetId, targetKey, targetLabel, userTarget } from '../actions/target';
 import type { AccountEntity, HostEntity, Signal } from '../signals/signal';
@@ -8,6 +8,7 @@ import type { LoadedPolicy } from './load';
 import { checkAccount, checkHost, indexProtection, type ProtectionIndex } from './protection';
 import type { ActionStep, CapGuardrail, Mode } from './schema';
 import { indexRisk, riskScore, type RiskIndex } from './score';
+import { joinText } from './text';
 import { compileRule, lowerSignal, matchRule, type Candidate, type CompiledRule } from './rules';
 
 /** A policy prepared for deciding: its lists indexed once, at load, not per signal. */
@@ -88,10 +89,10 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
   const skipped: SkippedAction[] = [];
   /**
    * One verdict per (action, target): later rules that want it again are recorded as duplicates of the first. Keyed
-   * by kind, then by target id (the kind fixes the target's type): both strings already exist and have their hash
-   * cached, where a combined key would be built, copied and hashed for every pair.
+   * by target id, then by kind (which fixes the target's type): the id string already exists and has its hash cached,
+   * where a combined key would be built, copied and hashed for every pair.
    */
-  const judgedBy = new Map<string, Map<string, { ruleId: string; verdict: string; key: string }>>();
+  const judgedBy = new Map<string, Partial<Record<PlannableActionKind, { ruleId: string; verdict: string; key: string }>>>();
   const capCount = new Map<string, number>();
 
   for (const compiledRule of compiled.rules) {
@@ -104,18 +105,17 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
     const match = matchRule(compiledRule, signal, lowered, score.total, accounts, hosts);
     rules.push({ ruleId: rule.id, matched: match.matched, mode, explanation: match.explanation });
     if (!match.matched) continue;
-    const reason = `rule ${rule.id}: ${match.explanation.join(', ')}`;
+    const reason = `rule ${rule.id}: ${joinText(match.explanation, ', ')}`;
 
     for (const step of rule.then) {
-      let judged = judgedBy.get(step.kind);
-      if (judged === undefined) judgedBy.set(step.kind, (judged = new Map()));
       const candidates: Candidate[] = ACTIONS[step.kind].target === 'user' ? match.accounts : match.hosts;
       if (candidates.length === 0) {
         skipped.push({ kind: step.kind, ruleId: rule.id, reason: 'no-target', detail: `the signal has no ${ACTIONS[step.kind].target} this rule may act on` });
         continue;
       }
       for (const { entity, target, id } of candidates) {
-        const first = judged.get(id);
+        let judged = judgedBy.get(id);
+        const first = judged?.[step.kind];
         if (first !== undefined) {
           skipped.push({
             kind: step.kind,
@@ -131,7 +131,8 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
         }
         const key = keyOf(step.kind, targetKey(target) as string);
         const skip = judge(step, entity, signal, compiled, capCount, context);
-        judged.set(id, { ruleId: rule.id, verdict: skip ? `judged ${skip.reason}` : 'planned', key });
+        if (judged === undefined) judgedBy.set(id, (judged = {}));
+        judged[step.kind] = { ruleId: rule.id, verdict: skip ? `judged ${skip.reason}` : 'planned', key };
         if (skip) {
           skipped.push({ kind: step.kind, target, idempotencyKey: key, params: step.params, ruleId: rule.id, mode, reason: skip.reason, detail: skip.detail });
           continue;
@@ -221,7 +222,7 @@ export function summarize(decision: Decision): string {
     if (s.reason === 'needs-approval') held++;
     else if (s.reason === 'protected') refused++;
   }
-  let summary = `score ${decision.score.total} | ${matched.length ? `rules ${matched.join(', ')}` : 'no rule matched'} | ${planned.length ? `planned: ${planned.join('; ')}` : 'nothing planned'}`;
+  let summary = `score ${decision.score.total} | ${matched.length ? `rules ${joinText(matched, ', ')}` : 'no rule matched'} | ${planned.length ? `planned: ${joinText(planned, '; ')}` : 'nothing planned'}`;
   if (held) summary += ` | ${held} held for approval`;
   if (refused) summary += ` | ${refused} refused (protected)`;
   return summary;

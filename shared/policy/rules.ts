@@ -119,9 +119,12 @@ export function matchRule(
   const eligibleHosts = compiled.hostWants === undefined ? hosts : filterHosts(hosts, when, compiled.hostWants, held);
   if (typeof eligibleHosts === 'string') return fail(eligibleHosts);
   if (when.entity) {
-    const has = when.entity.filter((k) => (k === 'account' ? eligibleAccounts.length : eligibleHosts.length) > 0);
-    if (has.length === 0) return fail(`no ${when.entity.join(' or ')} entity it could act on`);
-    held.push(`has ${has.join(' and ')}`);
+    let has = '';
+    for (const kind of when.entity) {
+      if ((kind === 'account' ? eligibleAccounts.length : eligibleHosts.length) > 0) has = has ? `${has} and ${kind}` : kind;
+    }
+    if (!has) return fail(`no ${when.entity.join(' or ')} entity it could act on`);
+    held.push(`has ${has}`);
   }
   return { matched: true, explanation: held, accounts: eligibleAccounts, hosts: eligibleHosts };
 }

@@ -222,8 +222,9 @@ function identifierOf(entity: Entity): string | undefined {
  * each field, later ones fill the gaps.
  */
 export function mergeEntities(entities: Entity[], notes: string[]): Entity[] {
-  // One map per kind, keyed by the identifier itself: no identity string is built per entity.
-  const byKind = new Map<string, Map<string, Entity>>();
+  // Keyed by the identifier itself, no string built per entity; mentions of other kinds with an equal identifier (an
+  // Entra device id equal to a user's object id) sit in the same slot's list and are told apart by kind.
+  const byId = new Map<string, Entity[]>();
   const merged: Entity[] = [];
   for (const entity of entities) {
     const id = identifierOf(entity);
@@ -234,17 +235,20 @@ export function mergeEntities(entities: Entity[], notes: string[]): Entity[] {
       merged.push(entity);
       continue;
     }
-    const kind = entity.kind === 'other' ? entity.sourceKind : entity.kind;
-    let known = byKind.get(kind);
-    if (known === undefined) byKind.set(kind, (known = new Map()));
-    const existing = known.get(id);
+    const same = byId.get(id);
+    const existing = same?.find((e) => sameKind(e, entity));
     if (existing) {
       const target = existing as unknown as Record<string, unknown>;
       for (const [key, value] of Object.entries(entity)) if (target[key] === undefined) target[key] = value;
       continue;
     }
-    known.set(id, entity);
+    if (same) same.push(entity);
+    else byId.set(id, [entity]);
     merged.push(entity);
   }
   return merged;
+}
+
+function sameKind(a: Entity, b: Entity): boolean {
+  return a.kind === b.kind && (a.kind !== 'other' || a.sourceKind === (b as OtherEntity).sourceKind);
 }

@@ -128,9 +128,12 @@ function parseEntities(raw: unknown[], path: string): Entity[] {
   return entities;
 }
 
+/** Each severity by its own spelling and in lower case: `High` and `high` are found without lower-casing anything. */
+const SEVERITY_BY_NAME = new Map<string, Severity>(SEVERITIES.flatMap((s) => [[s, s] as const, [s.toLowerCase(), s] as const]));
+
 function severity(fields: Fields, name: string): Severity {
   const value = fields.requiredString(name);
-  const match = SEVERITIES.find((s) => s.toLowerCase() === value.toLowerCase());
+  const match = SEVERITY_BY_NAME.get(value) ?? SEVERITY_BY_NAME.get(value.toLowerCase());
   if (!match) throw new InputError(fields.at(name), `expected one of ${SEVERITIES.join(', ')}, got ${JSON.stringify(value)}`);
   return match;
 }
