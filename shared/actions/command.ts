@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { InputError } from '../errors';
 import { SIGNAL_SOURCES } from '../signals/signal';
 import { ACTION_KINDS, ISOLATION_TYPES, type ActionKind, type ActionParams } from './catalogue';
+import { IDEMPOTENCY_KEY_PATTERN } from './idempotency';
 import type { ActionTarget } from './target';
 
 /**
@@ -58,7 +59,7 @@ const target = z.discriminatedUnion('type', [
 ]);
 
 const commandSchema = z.strictObject({
-  id: z.string().regex(/^[0-9a-f]{32}$/),
+  id: z.string().regex(IDEMPOTENCY_KEY_PATTERN, 'expected an idempotency key'),
   kind: z.enum(ACTION_KINDS),
   target,
   params: z.strictObject({ isolationType: z.enum(ISOLATION_TYPES).optional() }),
@@ -71,7 +72,7 @@ const commandSchema = z.strictObject({
     ruleId: z.string().max(64).optional(),
     requestedBy: z.string().max(320).optional(),
   }),
-  idempotencyKey: z.string().regex(/^[0-9a-f]{32}$/),
+  idempotencyKey: z.string().regex(IDEMPOTENCY_KEY_PATTERN, 'expected an idempotency key'),
   attempt: z.number().int().min(0).max(1000),
   followUp: z.number().int().min(1).max(10_000).optional(),
   deferral: z.number().int().min(1).max(100_000).optional(),

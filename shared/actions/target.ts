@@ -49,12 +49,6 @@ export function targetId(target: ActionTarget): string | undefined {
   return id?.toLowerCase();
 }
 
-/** `user:<id>` or `device:<id>`: the target's part of an idempotency key. */
-export function targetKey(target: ActionTarget): string | undefined {
-  const id = targetId(target);
-  return id === undefined ? undefined : `${target.type}:${id}`;
-}
-
 /** A short human label: `jdoe@contoso.com`, `web01.contoso.com`. */
 export function targetLabel(target: ActionTarget): string {
   if (target.type === 'user') return target.upn ?? target.displayName ?? target.id ?? '(unknown user)';

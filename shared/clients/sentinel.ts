@@ -1,4 +1,5 @@
 import type { SecurityInsights } from '@azure/arm-securityinsight';
+import { hash } from 'node:crypto';
 import { scopeFor } from '../cloud';
 import type { ResponderConfig } from '../config';
 import type { IncidentArmIdParts } from '../signals/identifiers';
@@ -104,8 +105,8 @@ async function call<T>(request: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A comment id is a GUID: the action's 32-hex idempotency key, dashed. */
+/** A comment id is a GUID: 32 hex characters of SHA-256 of the action's idempotency key, dashed. */
 export function commentIdFor(idempotencyKey: string): string {
-  const k = idempotencyKey;
+  const k = hash('sha256', idempotencyKey, 'hex');
   return `${k.slice(0, 8)}-${k.slice(8, 12)}-${k.slice(12, 16)}-${k.slice(16, 20)}-${k.slice(20, 32)}`;
 }

@@ -42,7 +42,7 @@ interface Row {
 
 /**
  * The action ledger on Azure Table storage (already part of every Functions app). One entity per action: PartitionKey
- * is the key's first two hex characters (256 partitions, so no hot partition), RowKey the idempotency key. Insert is
+ * is the key's last two hex characters (256 partitions, so no hot partition), RowKey the idempotency key. Insert is
  * the atomic "create if absent" (409 when it exists); every transition is a Replace guarded by the ETag read (412 when
  * someone wrote in between), which is what makes concurrent workers safe. Kind, state, subject and times are columns,
  * for the queries by subject and for the caps.
@@ -148,7 +148,11 @@ export async function openTableLedger(location: TableLocation, tableName = 'acti
   return new TableLedger(table);
 }
 
-const partitionOf = (key: string): string => key.slice(0, 2);
+/**
+ * The last two hex characters of the key, which ends with the target's id or its hash: 256 partitions spread by target,
+ * so the actions of one large incident do not crowd one partition (the key starts with the incident's digest).
+ */
+const partitionOf = (key: string): string => key.slice(-2);
 
 /** OData string literal: single quotes doubled. */
 const quote = (value: string): string => `'${value.replace(/'/g, "''")}'`;

@@ -1,6 +1,6 @@
 import { ACTIONS, type PlannableActionKind } from '../actions/catalogue';
-import { idempotencyKeys } from '../actions/idempotency';
-import { deviceTarget, targetId, targetKey, targetLabel, userTarget } from '../actions/target';
+import { idempotencyKeys, targetKeyPart } from '../actions/idempotency';
+import { deviceTarget, targetId, targetLabel, userTarget } from '../actions/target';
 import type { AccountEntity, HostEntity, Signal } from '../signals/signal';
 import { approvalRequired, compileApprovals, type CompiledApproval } from './approvals';
 import type { Decision, PlannedAction, RuleResult, SkippedAction } from './decision';
@@ -79,8 +79,9 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
     const target = entity.kind === 'account' ? userTarget(entity) : deviceTarget(entity);
     const id = targetId(target);
     if (id === undefined) continue; // noted by the normalizer: nothing identifies it
-    if (entity.kind === 'account') accounts.push({ entity, target, id });
-    else hosts.push({ entity, target, id });
+    const keyPart = targetKeyPart(id);
+    if (entity.kind === 'account') accounts.push({ entity, target, id, keyPart });
+    else hosts.push({ entity, target, id, keyPart });
   }
 
   const keyOf = idempotencyKeys(signal.subject);
@@ -113,7 +114,7 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
         skipped.push({ kind: step.kind, ruleId: rule.id, reason: 'no-target', detail: `the signal has no ${ACTIONS[step.kind].target} this rule may act on` });
         continue;
       }
-      for (const { entity, target, id } of candidates) {
+      for (const { entity, target, id, keyPart } of candidates) {
         let judged = judgedBy.get(id);
         const first = judged?.[step.kind];
         if (first !== undefined) {
@@ -129,7 +130,7 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
           });
           continue;
         }
-        const key = keyOf(step.kind, targetKey(target) as string);
+        const key = keyOf(step.kind, keyPart);
         const skip = judge(step, entity, signal, compiled, capCount, context);
         if (judged === undefined) judgedBy.set(id, (judged = {}));
         judged[step.kind] = { ruleId: rule.id, verdict: skip ? `judged ${skip.reason}` : 'planned', key };

@@ -8,6 +8,8 @@ import { accountLabel } from './score';
  * `unverified`, never `clear`; the caller then holds the action for a human.
  */
 export type ProtectionVerdict = { status: 'clear' } | { status: 'protected' | 'unverified'; why: string };
+/** One shared object for the common answer: checked for every candidate action, it need not be allocated each time. */
+const CLEAR: ProtectionVerdict = Object.freeze({ status: 'clear' });
 
 /** The protected lists, sorted by identifier type once per policy load (not per entity). */
 export interface ProtectionIndex {
@@ -70,7 +72,7 @@ export function checkAccount(account: AccountEntity, index: ProtectionIndex): Pr
     return { status: 'unverified', why: `${label()} has no account name to compare with the protected names` };
   if (account.groupIds === undefined && index.groupIds.size > 0)
     return { status: 'unverified', why: `group membership of ${label()} is unknown, and protected groups are listed` };
-  return { status: 'clear' };
+  return CLEAR;
 }
 
 export function checkHost(host: HostEntity, index: ProtectionIndex): ProtectionVerdict {
@@ -89,7 +91,7 @@ export function checkHost(host: HostEntity, index: ProtectionIndex): ProtectionV
     return { status: 'unverified', why: `${label} has no name to compare with the protected device names` };
   if (host.tags === undefined && index.deviceTags.size > 0)
     return { status: 'unverified', why: `the tags of ${label} are unknown, and protected tags are listed` };
-  return { status: 'clear' };
+  return CLEAR;
 }
 
 /**
@@ -98,12 +100,14 @@ export function checkHost(host: HostEntity, index: ProtectionIndex): ProtectionV
  * names are two different devices.
  */
 function matchesListedName(host: HostEntity, index: ProtectionIndex): boolean {
-  for (const raw of [host.fqdn, host.hostName, host.netBiosName]) {
-    if (!raw) continue;
-    const name = raw.toLowerCase();
-    const qualified = name.includes('.');
-    const short = qualified ? shortHostName(name) : name;
-    for (const listed of index.deviceNames) if (qualified && listed.qualified ? name === listed.name : short === listed.short) return true;
-  }
+  return nameIsListed(host.fqdn, index) || nameIsListed(host.hostName, index) || nameIsListed(host.netBiosName, index);
+}
+
+function nameIsListed(raw: string | undefined, index: ProtectionIndex): boolean {
+  if (!raw) return false;
+  const name = raw.toLowerCase();
+  const qualified = name.includes('.');
+  const short = qualified ? shortHostName(name) : name;
+  for (const listed of index.deviceNames) if (qualified && listed.qualified ? name === listed.name : short === listed.short) return true;
   return false;
 }

@@ -61,6 +61,8 @@ export interface Candidate<E extends AccountEntity | HostEntity = AccountEntity 
   target: ActionTarget;
   /** `targetId(target)`: equal ids, same target. */
   id: string;
+  /** `targetKeyPart(id)`: the target's part of its idempotency keys. */
+  keyPart: string;
 }
 
 export interface RuleMatch {

@@ -11,8 +11,10 @@ const stored = () => env.sandbox.tenant.incidents.get(SAMPLE_INCIDENT_ID.toLower
 
 describe('reporting to Sentinel through @azure/arm-securityinsight', () => {
   it('writes one comment per action: a retry rewrites it, never adds a second', async () => {
-    const id = commentIdFor('0123456789abcdef0123456789abcdef');
-    expect(id).toBe('01234567-89ab-cdef-0123-456789abcdef');
+    const id = commentIdFor('0123456789abcdef01234567.revokeSessions.6e7b768e-07e2-4810-8459-485f84f8f204');
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(commentIdFor('0123456789abcdef01234567.revokeSessions.6e7b768e-07e2-4810-8459-485f84f8f204')).toBe(id);
+    expect(commentIdFor('0123456789abcdef01234567.disableUser.6e7b768e-07e2-4810-8459-485f84f8f204')).not.toBe(id);
     await env.context.incidents.comment(incident, id, 'first outcome');
     await env.context.incidents.comment(incident, id, 'rewritten outcome');
     expect([...stored().comments.values()].map((c) => c.properties.message)).toEqual(['rewritten outcome']);
@@ -47,7 +49,7 @@ describe('reporting to Sentinel through @azure/arm-securityinsight', () => {
       headers: { 'retry-after': '3' },
       body: { error: { code: 'TooManyRequests', message: 'throttled' } },
     });
-    await expect(env.context.incidents.comment(incident, commentIdFor('f'.repeat(32)), 'x')).rejects.toMatchObject({
+    await expect(env.context.incidents.comment(incident, commentIdFor('f'.repeat(24) + '.disableUser.' + 'f'.repeat(40)), 'x')).rejects.toMatchObject({
       name: 'ApiError',
       api: 'arm',
       status: 429,

@@ -135,7 +135,7 @@ describe('the fault campaign through the real SDK, the AMQP emulator, Azurite an
           const tenant = engine.sandbox.tenant;
           const posts = new Map<string, number>();
           for (const action of tenant.machineActions) {
-            const key = /Sentinel Responder ([0-9a-f]{32})#/.exec(action.requestorComment ?? '')?.[1] ?? 'unknown';
+            const key = /Sentinel Responder (\S+?)#/.exec(action.requestorComment ?? '')?.[1] ?? 'unknown';
             posts.set(key, (posts.get(key) ?? 0) + 1);
           }
           const duplicates = [...posts].filter(([, count]) => count > 1).map(([key, count]) => `${key} posted ${count} times`);

@@ -1,5 +1,7 @@
 import type { AccessToken, TokenCredential } from '@azure/identity';
 import type { ActionCommand } from '../../shared/actions/command';
+import { idempotencyKeys, targetKeyPart } from '../../shared/actions/idempotency';
+import type { ActionTarget } from '../../shared/actions/target';
 import { EXECUTORS } from '../../shared/actions/executors';
 import { createDefenderDevices } from '../../shared/clients/defender';
 import { createGraphDirectory } from '../../shared/clients/graph';
@@ -244,18 +246,20 @@ function signalFor(incident: Schedule['incidents'][number], index: number): Sign
 
 function directCommand(spec: Schedule['direct'][number], index: number, at: string): ActionCommand {
   const device = spec.kind === 'isolateDevice';
-  const key = (0xd1000 + index).toString(16).padStart(32, '0');
+  const target: ActionTarget = device
+    ? { type: 'device', id: DEVICES[spec.target % DEVICES.length] as string }
+    : { type: 'user', id: USERS[spec.target % USERS.length] as string };
+  const subject = `campaign-direct-${index}`;
+  const key = idempotencyKeys(subject)(spec.kind, targetKeyPart(target.id as string));
   return {
     id: key,
     idempotencyKey: key,
     kind: spec.kind,
-    target: device
-      ? { type: 'device', id: DEVICES[spec.target % DEVICES.length] as string }
-      : { type: 'user', id: USERS[spec.target % USERS.length] as string },
+    target,
     params: device ? { isolationType: 'Full' } : {},
     reason: 'campaign: planned under an older policy',
     mode: 'enforce',
-    source: { type: 'incident', subject: `campaign-direct-${index}` },
+    source: { type: 'incident', subject },
     attempt: 0,
     createdAt: at,
   };
@@ -394,7 +398,7 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
     const duplicates: string[] = [];
     const posts = new Map<string, number>();
     for (const action of tenant.machineActions) {
-      const key = /Sentinel Responder ([0-9a-f]{32})#/.exec(action.requestorComment ?? '')?.[1] ?? 'unknown';
+      const key = /Sentinel Responder (\S+?)#/.exec(action.requestorComment ?? '')?.[1] ?? 'unknown';
       posts.set(`${action.type}:${key}`, (posts.get(`${action.type}:${key}`) ?? 0) + 1);
     }
     for (const [what, count] of posts) if (count > 1) duplicates.push(`${what} posted ${count} times`);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { IDEMPOTENCY_KEY_PATTERN } from '../../shared/actions/idempotency';
 import { capKey, decide } from '../../shared/policy/decide';
 import { account, defaultPolicy, host, policy, signal } from '../fixtures/signals';
 
@@ -220,7 +221,7 @@ rules:
     } else {
       expect(d.actions).toEqual([]);
       expect(judged.map((s) => s.reason)).toEqual([reason]);
-      expect(judged[0]?.idempotencyKey).toMatch(/^[0-9a-f]{32}$/);
+      expect(judged[0]?.idempotencyKey).toMatch(IDEMPOTENCY_KEY_PATTERN);
     }
   });
 

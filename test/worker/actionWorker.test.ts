@@ -5,6 +5,7 @@ import { actionWorker } from '../../functions/actionWorker';
 import { RUNNING_LEASE_MS } from '../../shared/worker';
 import { incidents } from '../../functions/incidents';
 import type { ActionCommand } from '../../shared/actions/command';
+import { idempotencyKeys } from '../../shared/actions/idempotency';
 import { DEFAULT_POLICY_PATH } from '../../shared/policy/load';
 import { type EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { command as commandFor } from '../fixtures/commands';
@@ -241,7 +242,7 @@ describe('the action worker', () => {
   it('refuses at execution a target the policy protects now', async () => {
     const { runtime } = await import('../../shared/runtime');
     const { worker: core } = await runtime();
-    const key = 'ab'.repeat(16);
+    const key = idempotencyKeys('request-1')('disableUser', '99999999-9999-4999-8999-999999999999');
     const command: ActionCommand = {
       id: key,
       idempotencyKey: key,
@@ -269,7 +270,7 @@ describe('the action worker', () => {
   });
 
   describe('claiming', () => {
-    const key = 'cd'.repeat(16);
+    const key = idempotencyKeys('inc')('revokeSessions', DEMO.adele);
     const command: ActionCommand = {
       id: key,
       idempotencyKey: key,
