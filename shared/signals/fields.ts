@@ -119,7 +119,7 @@ export class FieldTable<const N extends string> {
   private readonly spellings = new Map<string, number>();
 
   constructor(readonly names: readonly N[]) {
-    if (names.length > 30) throw new Error('a field table tracks exact matches in a 30-bit mask');
+    if (names.length > 30) throw new Error('a field table tracks exact matches in a 30-bit mask, and slots in an Int8Array');
     names.forEach((name, i) => {
       for (const spelling of [name, name[0]?.toLowerCase() + name.slice(1), name[0]?.toUpperCase() + name.slice(1), name.toLowerCase()]) {
         if (!this.spellings.has(spelling)) this.spellings.set(spelling, i);
@@ -127,26 +127,44 @@ export class FieldTable<const N extends string> {
     });
   }
 
+  /**
+   * The slot of each key of the last object read, in its key order: objects of one kind in one payload nearly always
+   * list the same keys in the same order, so the next one is matched by comparing keys (internalized strings: a
+   * pointer comparison) instead of looking each up. Slot: the name's index for an exact spelling, index + INEXACT for a
+   * spelling that matches only without regard to case, NO_SLOT for a key the table does not read.
+   */
+  private lastKeys: string[] = [];
+  private lastSlots: Int8Array = new Int8Array(0);
+
   /** The values of the table's names in `record`, by position in `names`; undefined where absent. */
   read(record: Record<string, unknown>): unknown[] {
     const values = new Array<unknown>(this.names.length);
-    let exact = 0;
     const keys = Object.keys(record);
+    let slots = this.lastSlots;
+    if (!sameKeys(keys, this.lastKeys)) {
+      slots = new Int8Array(keys.length);
+      for (let k = 0; k < keys.length; k++) slots[k] = this.slotOf(keys[k] as string);
+      this.lastKeys = keys;
+      this.lastSlots = slots;
+    }
+    let exact = 0;
     for (let k = 0; k < keys.length; k++) {
-      const key = keys[k] as string;
-      let i = this.spellings.get(key);
-      if (i === undefined) {
-        i = this.matchIgnoringCase(key);
-        if (i === undefined) continue;
-      }
-      if (key === this.names[i]) {
-        values[i] = record[key];
-        exact |= 1 << i;
-      } else if ((exact & (1 << i)) === 0 && values[i] === undefined) {
-        values[i] = record[key];
+      const slot = slots[k] as number;
+      if (slot === NO_SLOT) continue;
+      if (slot < INEXACT) {
+        values[slot] = record[keys[k] as string];
+        exact |= 1 << slot;
+      } else if ((exact & (1 << (slot - INEXACT))) === 0 && values[slot - INEXACT] === undefined) {
+        values[slot - INEXACT] = record[keys[k] as string];
       }
     }
     return values;
+  }
+
+  private slotOf(key: string): number {
+    const i = this.spellings.get(key) ?? this.matchIgnoringCase(key);
+    if (i === undefined) return NO_SLOT;
+    return key === this.names[i] ? i : i + INEXACT;
   }
 
   private matchIgnoringCase(key: string): number | undefined {
@@ -156,6 +174,15 @@ export class FieldTable<const N extends string> {
     }
     return undefined;
   }
+}
+
+const NO_SLOT = -1;
+const INEXACT = 32;
+
+function sameKeys(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** ASCII case-insensitive equality of two strings of equal length, without allocating lower-cased copies. */
