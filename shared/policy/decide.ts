@@ -209,21 +209,25 @@ function unknownData(accounts: Candidate<AccountEntity>[], hosts: Candidate<Host
 
 const SUMMARY_ACTIONS = 5;
 
-/** One line for a human: score, rules, what is planned, what is held or refused. */
+/** One line for a human: score, rules, what is planned, what is held or refused. Built in one pass: every decision writes it. */
 export function summarize(decision: Decision): string {
-  const matched: string[] = [];
-  for (const r of decision.rules) if (r.matched) matched.push(r.ruleId);
+  let rules = '';
+  for (const r of decision.rules) if (r.matched) rules = rules ? `${rules}, ${r.ruleId}` : `rules ${r.ruleId}`;
   // The first few by name; a large incident's summary stays one readable line.
-  const planned: string[] = [];
-  for (const a of decision.actions.slice(0, SUMMARY_ACTIONS)) planned.push(`${a.kind} ${targetLabel(a.target)}${a.mode === 'audit' ? ' (audit)' : ''}`);
-  if (decision.actions.length > SUMMARY_ACTIONS) planned.push(`and ${decision.actions.length - SUMMARY_ACTIONS} more`);
+  let planned = '';
+  const shown = Math.min(decision.actions.length, SUMMARY_ACTIONS);
+  for (let i = 0; i < shown; i++) {
+    const a = decision.actions[i] as PlannedAction;
+    planned += `${i ? '; ' : 'planned: '}${a.kind} ${targetLabel(a.target)}${a.mode === 'audit' ? ' (audit)' : ''}`;
+  }
+  if (decision.actions.length > SUMMARY_ACTIONS) planned += `; and ${decision.actions.length - SUMMARY_ACTIONS} more`;
   let held = 0;
   let refused = 0;
   for (const s of decision.skipped) {
     if (s.reason === 'needs-approval') held++;
     else if (s.reason === 'protected') refused++;
   }
-  let summary = `score ${decision.score.total} | ${matched.length ? `rules ${joinText(matched, ', ')}` : 'no rule matched'} | ${planned.length ? `planned: ${joinText(planned, '; ')}` : 'nothing planned'}`;
+  let summary = `score ${decision.score.total} | ${rules || 'no rule matched'} | ${planned || 'nothing planned'}`;
   if (held) summary += ` | ${held} held for approval`;
   if (refused) summary += ` | ${refused} refused (protected)`;
   return summary;

@@ -23,21 +23,11 @@ export function indexRisk(risk: Policy['risk']): RiskIndex {
  */
 export function riskScore(signal: Signal, lowered: LoweredSignal, risk: Policy['risk'], index: RiskIndex): RiskScore {
   const factors: ScoreFactor[] = [];
-  let total = 0;
-  const add = (factor: ScoreFactor['factor'], value: string, points: number | undefined): void => {
-    if (!points) return;
-    factors.push({ factor, value, points });
-    total += points;
-  };
-
-  add('severity', signal.severity, risk.severity[signal.severity]);
-  for (let i = 0; i < signal.tactics.length; i++) add('tactic', signal.tactics[i] as string, index.tactics.get(lowered.tactics[i] as string));
-  for (let i = 0; i < signal.techniques.length; i++) {
-    // T1078 in the table also scores the sub-technique T1078.004.
-    const lower = lowered.techniques[i] as string;
-    add('technique', signal.techniques[i] as string, index.techniques.get(lower) ?? index.techniques.get(techniqueOf(lower)));
-  }
-  for (let i = 0; i < signal.products.length; i++) add('product', signal.products[i] as string, index.products.get(lowered.products[i] as string));
+  const severityPoints = risk.severity[signal.severity];
+  if (severityPoints) factors.push({ factor: 'severity', value: signal.severity, points: severityPoints });
+  scoreNames(factors, 'tactic', signal.tactics, lowered.tactics, index.tactics);
+  scoreNames(factors, 'technique', signal.techniques, lowered.techniques, index.techniques);
+  scoreNames(factors, 'product', signal.products, lowered.products, index.products);
 
   // One pass over the entities: the riskiest user, the riskiest device, the first privileged account.
   let riskiestUser: AccountEntity | undefined;
@@ -61,12 +51,25 @@ export function riskScore(signal: Signal, lowered: LoweredSignal, risk: Policy['
       }
     }
   }
-  if (riskiestUser?.userRisk) add('userRisk', `${riskiestUser.userRisk} (${accountLabel(riskiestUser)})`, userPoints);
-  if (riskiestHost?.deviceRisk)
-    add('deviceRisk', `${riskiestHost.deviceRisk} (${riskiestHost.fqdn ?? riskiestHost.hostName ?? riskiestHost.mdatpDeviceId})`, hostPoints);
-  if (admin) add('privileged', accountLabel(admin), risk.privileged);
+  if (riskiestUser) factors.push({ factor: 'userRisk', value: `${riskiestUser.userRisk} (${accountLabel(riskiestUser)})`, points: userPoints });
+  if (riskiestHost) {
+    const name = riskiestHost.fqdn ?? riskiestHost.hostName ?? riskiestHost.mdatpDeviceId;
+    factors.push({ factor: 'deviceRisk', value: `${riskiestHost.deviceRisk} (${name})`, points: hostPoints });
+  }
+  if (admin && risk.privileged) factors.push({ factor: 'privileged', value: accountLabel(admin), points: risk.privileged });
 
+  let total = 0;
+  for (const f of factors) total += f.points;
   return { total: Math.min(100, total), factors };
+}
+
+/** A factor for each name the risk table scores: T1078 in the table also scores the sub-technique T1078.004. */
+function scoreNames(factors: ScoreFactor[], factor: ScoreFactor['factor'], names: string[], lowered: string[], table: Map<string, number>): void {
+  for (let i = 0; i < names.length; i++) {
+    const lower = lowered[i] as string;
+    const points = table.get(lower) ?? (factor === 'technique' ? table.get(techniqueOf(lower)) : undefined);
+    if (points) factors.push({ factor, value: names[i] as string, points });
+  }
 }
 
 export function accountLabel(account: AccountEntity): string {

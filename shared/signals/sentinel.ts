@@ -47,17 +47,19 @@ function normalizeIncident(incident: Fields, eventType: string | undefined): Sig
   const extra = props.object('additionalData');
   const notes: string[] = [];
 
-  const tactics = new Set(extra?.strings('tactics') ?? []);
-  const techniques = new Set(extra?.strings('techniques') ?? []);
-  const products = new Set(extra?.strings('alertProductNames') ?? []);
-  props.array('alerts').forEach((raw, i) => {
-    const alert = Fields.of(raw, props.at(`alerts[${i}]`));
+  const tactics = extra?.strings('tactics') ?? [];
+  const techniques = extra?.strings('techniques') ?? [];
+  const products = extra?.strings('alertProductNames') ?? [];
+  const alerts = props.array('alerts');
+  for (let i = 0; i < alerts.length; i++) {
+    const alert = Fields.of(alerts[i], props.at(`alerts[${i}]`));
     const alertProps = alert.object('properties') ?? alert;
-    for (const tactic of alertProps.strings('tactics')) tactics.add(tactic);
-    for (const technique of alertProps.strings('techniques')) techniques.add(technique);
+    // A loop, not push(...list): a crafted alert with a huge list must not overflow the call's argument stack.
+    for (const tactic of alertProps.strings('tactics')) tactics.push(tactic);
+    for (const technique of alertProps.strings('techniques')) techniques.push(technique);
     const product = alertProps.string('productName');
-    if (product) products.add(product);
-  });
+    if (product) products.push(product);
+  }
 
   const entityPath = props.at('relatedEntities');
   const rawEntities = props.array('relatedEntities');
@@ -83,9 +85,9 @@ function normalizeIncident(incident: Fields, eventType: string | undefined): Sig
     title: props.string('title') ?? `Incident ${number ?? parts.incidentName}`,
     severity: severity(props, 'severity'),
     incident: ref,
-    tactics: [...tactics],
-    techniques: [...techniques],
-    products: [...products],
+    tactics: distinct(tactics),
+    techniques: distinct(techniques),
+    products: distinct(products),
     labels: labels(props),
     entities,
     notes,
@@ -130,6 +132,13 @@ function parseEntities(raw: unknown[], path: string): Entity[] {
 
 /** Each severity by its own spelling and in lower case: `High` and `high` are found without lower-casing anything. */
 const SEVERITY_BY_NAME = new Map<string, Severity>(SEVERITIES.flatMap((s) => [[s, s] as const, [s.toLowerCase(), s] as const]));
+
+/** The names in first-seen order, each once. Most lists hold a handful of names and no repeats: no set for those. */
+function distinct(names: string[]): string[] {
+  if (names.length > 8) return [...new Set(names)];
+  for (let i = 1; i < names.length; i++) if (names.lastIndexOf(names[i] as string, i - 1) !== -1) return [...new Set(names)];
+  return names;
+}
 
 function severity(fields: Fields, name: string): Severity {
   const value = fields.requiredString(name);
