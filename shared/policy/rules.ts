@@ -131,8 +131,11 @@ export function matchRule(
   return { matched: true, explanation: held, accounts: eligibleAccounts, hosts: eligibleHosts };
 }
 
+/** No targets: one frozen list for every rule that does not match, rather than two new ones each time. */
+const NONE: never[] = Object.freeze([]) as unknown as never[];
+
 function fail(why: string): RuleMatch {
-  return { matched: false, explanation: [why], accounts: [], hosts: [] };
+  return { matched: false, explanation: [why], accounts: NONE, hosts: NONE };
 }
 
 /** Accounts meeting the account conditions; a string explains why none does. */
