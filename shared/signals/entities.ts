@@ -1,7 +1,7 @@
 import { InputError } from '../errors';
 import type { AccountEntity, DeviceRiskLevel, Entity, HostEntity, OtherEntity } from './signal';
 import { DEVICE_RISK_LEVELS } from './signal';
-import { describe, FieldTable, isRecord, textOf, type Location } from './fields';
+import { describe, FieldTable, isRecord, spelledAs, textOf, type Location } from './fields';
 import { isDnsName, isGuid, isMdeDeviceId, isUpn } from './identifiers';
 
 /** The fields read from each kind of entity object, found in one pass over its keys. */
@@ -197,9 +197,10 @@ function guid(value: unknown, at: Location, name: string): string | undefined {
   return text.toLowerCase();
 }
 
+const deviceRiskLevel = spelledAs(DEVICE_RISK_LEVELS);
+
 function deviceRisk(value: string | undefined): DeviceRiskLevel | undefined {
-  if (value === undefined) return undefined;
-  return DEVICE_RISK_LEVELS.find((level) => level.toLowerCase() === value.toLowerCase());
+  return value === undefined ? undefined : deviceRiskLevel(value);
 }
 
 /**

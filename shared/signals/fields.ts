@@ -89,6 +89,16 @@ export class Fields implements Location {
   }
 }
 
+/**
+ * Finds one of `values` in a text whatever its case (`high` -> `High`): a lookup of the text as written, then of it
+ * lower-cased, so the usual spellings are found without lower-casing anything.
+ */
+export function spelledAs<const T extends string>(values: readonly T[]): (text: string) => T | undefined {
+  const byName = new Map<string, T>();
+  for (const value of values) byName.set(value, value).set(value.toLowerCase(), value);
+  return (text) => byName.get(text) ?? byName.get(text.toLowerCase());
+}
+
 /** Where an object sits in the payload: `at(name)` spells out a field's path, which only an error needs. */
 export interface Location {
   at(name: string): string;

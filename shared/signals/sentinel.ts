@@ -1,7 +1,7 @@
 import { InputError } from '../errors';
 import { parseJson } from '../json';
 import { mergeEntities, parseEntity } from './entities';
-import { Fields, isRecord } from './fields';
+import { Fields, isRecord, spelledAs } from './fields';
 import { parseIncidentArmId } from './identifiers';
 import type { Entity, IncidentRef, Severity, Signal } from './signal';
 import { SEVERITIES } from './signal';
@@ -130,8 +130,7 @@ function parseEntities(raw: unknown[], path: string): Entity[] {
   return entities;
 }
 
-/** Each severity by its own spelling and in lower case: `High` and `high` are found without lower-casing anything. */
-const SEVERITY_BY_NAME = new Map<string, Severity>(SEVERITIES.flatMap((s) => [[s, s] as const, [s.toLowerCase(), s] as const]));
+const severityNamed = spelledAs(SEVERITIES);
 
 /** The names in first-seen order, each once. Most lists hold a handful of names and no repeats: no set for those. */
 function distinct(names: string[]): string[] {
@@ -142,7 +141,7 @@ function distinct(names: string[]): string[] {
 
 function severity(fields: Fields, name: string): Severity {
   const value = fields.requiredString(name);
-  const match = SEVERITY_BY_NAME.get(value) ?? SEVERITY_BY_NAME.get(value.toLowerCase());
+  const match = severityNamed(value);
   if (!match) throw new InputError(fields.at(name), `expected one of ${SEVERITIES.join(', ')}, got ${JSON.stringify(value)}`);
   return match;
 }
