@@ -26,22 +26,27 @@ const HOST = new FieldTable([...HOST_SHARED, 'additionalData', 'hostName', 'dnsD
 const HOST_EXTRA = new FieldTable(HOST_SHARED);
 
 /**
- * Where an entity's fields sit, spelled out only for an error: `relatedEntities[3].properties.aadUserId`. Building
- * that text for every entity of a 200-entity incident would cost more than reading them.
+ * Where the entity being read sits, spelled out only for an error: `relatedEntities[3].properties.aadUserId`. One per
+ * list, moved from entity to entity: parsing is synchronous, so an error always names the entity it is thrown for, and
+ * a 200-entity incident does not build path objects it will almost never use.
  */
-class EntityLocation implements Location {
-  constructor(
-    private readonly list: string,
-    private readonly index: number,
-    private readonly suffix: string,
-  ) {}
+export class EntityCursor {
+  index = 0;
+  /** The entity object itself. */
+  readonly entity: Location = this.location('');
+  /** Its fields and additionalData: under `properties` (incident entities) or inline (alert entities). */
+  readonly nested: EntityAt = { fields: this.location('.properties'), data: this.location('.properties.additionalData') };
+  readonly inline: EntityAt = { fields: this.entity, data: this.location('.additionalData') };
 
-  at(name: string): string {
-    return `${this.list}[${this.index}]${this.suffix}.${name}`;
+  constructor(readonly list: string) {}
+
+  /** The path of the current entity. */
+  get path(): string {
+    return `${this.list}[${this.index}]`;
   }
 
-  nested(name: string): EntityLocation {
-    return new EntityLocation(this.list, this.index, `${this.suffix}.${name}`);
+  private location(suffix: string): Location {
+    return { at: (name) => `${this.path}${suffix}.${name}` };
   }
 }
 
@@ -52,21 +57,17 @@ class EntityLocation implements Location {
  * Unknown kinds are carried as `other`; they never fail the parse (reference/sentinel.md). `list` and `index` say
  * where the entity is, for errors: `object.properties.relatedEntities` and 3.
  */
-export function parseEntity(raw: unknown, list: string, index: number): Entity | undefined {
-  const outerAt = new EntityLocation(list, index, '');
-  if (!isRecord(raw)) throw new InputError(`${list}[${index}]`, `expected an object, got ${describe(raw)}`);
+export function parseEntity(raw: unknown, cursor: EntityCursor): Entity | undefined {
+  if (!isRecord(raw)) throw new InputError(cursor.path, `expected an object, got ${describe(raw)}`);
   const outer = OUTER.read(raw);
-  const kind = entityKind(outer, outerAt);
+  const kind = entityKind(outer, cursor.entity);
   // An alert entity that is only a `$ref` points at an entity listed elsewhere in the same array.
   if (kind === undefined) return undefined;
   const properties = outer[2];
-  let props = raw;
-  let at = outerAt;
-  if (properties !== undefined && properties !== null) {
-    if (!isRecord(properties)) throw new InputError(outerAt.at('properties'), `expected an object, got ${describe(properties)}`);
-    props = properties;
-    at = outerAt.nested('properties');
-  }
+  const nested = properties !== undefined && properties !== null;
+  if (nested && !isRecord(properties)) throw new InputError(cursor.entity.at('properties'), `expected an object, got ${describe(properties)}`);
+  const props = nested ? (properties as Record<string, unknown>) : raw;
+  const at = nested ? cursor.nested : cursor.inline;
   switch (kind) {
     case 'account':
       return parseAccount(props, at);
@@ -75,6 +76,12 @@ export function parseEntity(raw: unknown, list: string, index: number): Entity |
     default:
       return parseOther(kind, props);
   }
+}
+
+/** Where an entity's fields are, and where its additionalData's are. */
+interface EntityAt {
+  fields: Location;
+  data: Location;
 }
 
 /** The entity's kind, lower-cased; undefined for a bare `{ "$ref": … }`. */
@@ -86,18 +93,18 @@ function entityKind(outer: unknown[], at: Location): string | undefined {
   throw new InputError(at.at('kind'), 'every entity needs a kind (Account, Host, Ip, …)');
 }
 
-/** An entity's `additionalData` object, or undefined; its fields are read with `table`. */
-function additionalData(value: unknown, table: FieldTable<string>, at: EntityLocation): { values: unknown[]; at: EntityLocation } | undefined {
+/** The fields of an entity's `additionalData` object, read with `table`; undefined when it has none. */
+function additionalData(value: unknown, table: FieldTable<string>, at: Location): unknown[] | undefined {
   if (value === undefined || value === null) return undefined;
   if (!isRecord(value)) throw new InputError(at.at('additionalData'), `expected an object, got ${describe(value)}`);
-  return { values: table.read(value), at: at.nested('additionalData') };
+  return table.read(value);
 }
 
-function parseAccount(props: Record<string, unknown>, at: EntityLocation): AccountEntity {
+function parseAccount(props: Record<string, unknown>, { fields: at, data }: EntityAt): AccountEntity {
   const [extraData, aadUserIdRaw, accountNameRaw, name, upnSuffixRaw, userPrincipalName, displayNameRaw, friendlyName, aadTenantIdRaw, sid, ntDomain] =
     ACCOUNT.read(props);
   const extra = additionalData(extraData, ACCOUNT_EXTRA, at);
-  const aadUserId = guid(aadUserIdRaw, at, 'aadUserId') ?? (extra ? guid(extra.values[0], extra.at, 'AadUserId') : undefined);
+  const aadUserId = guid(aadUserIdRaw, at, 'aadUserId') ?? (extra ? guid(extra[0], data, 'AadUserId') : undefined);
   const accountName = textOf(accountNameRaw, at, 'accountName') ?? textOf(name, at, 'name');
   const upnSuffix = textOf(upnSuffixRaw, at, 'upnSuffix');
   const upnText = accountName?.includes('@')
@@ -124,12 +131,12 @@ function parseAccount(props: Record<string, unknown>, at: EntityLocation): Accou
   return account;
 }
 
-function parseHost(props: Record<string, unknown>, at: EntityLocation): HostEntity {
+function parseHost(props: Record<string, unknown>, { fields: at, data }: EntityAt): HostEntity {
   const values = HOST.read(props);
   const extra = additionalData(values[4], HOST_EXTRA, at);
   // The entity's own value first; additionalData fills the gap (alerts put Defender ids there).
   const read = (i: number): string | undefined =>
-    textOf(values[i], at, HOST_SHARED[i] as string) ?? (extra && textOf(extra.values[i], extra.at, HOST_SHARED[i] as string));
+    textOf(values[i], at, HOST_SHARED[i] as string) ?? (extra && textOf(extra[i], data, HOST_SHARED[i] as string));
   const mdatp = read(0);
   if (mdatp !== undefined && !isMdeDeviceId(mdatp)) throw new InputError(at.at('MdatpDeviceId'), 'a Defender device id is 40 hexadecimal characters');
   const aadDeviceId = read(1);

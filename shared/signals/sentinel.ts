@@ -1,6 +1,6 @@
 import { InputError } from '../errors';
 import { parseJson } from '../json';
-import { mergeEntities, parseEntity } from './entities';
+import { EntityCursor, mergeEntities, parseEntity } from './entities';
 import { Fields, isRecord, spelledAs } from './fields';
 import { parseIncidentArmId } from './identifiers';
 import type { Entity, IncidentRef, Severity, Signal } from './signal';
@@ -123,8 +123,9 @@ function normalizeAlert(alert: Fields): Signal {
 
 function parseEntities(raw: unknown[], path: string): Entity[] {
   const entities: Entity[] = [];
-  for (let i = 0; i < raw.length; i++) {
-    const entity = parseEntity(raw[i], path, i);
+  const cursor = new EntityCursor(path);
+  for (; cursor.index < raw.length; cursor.index++) {
+    const entity = parseEntity(raw[cursor.index], cursor);
     if (entity) entities.push(entity);
   }
   return entities;
