@@ -1,9 +1,9 @@
-import { ACTIONS, type PlannableActionKind } from '../actions/catalogue';
+import type { PlannableActionKind } from '../actions/catalogue';
 import { idempotencyKeys, targetKeyPart } from '../actions/idempotency';
 import { deviceTarget, targetId, targetLabel, userTarget } from '../actions/target';
 import type { AccountEntity, HostEntity, Signal } from '../signals/signal';
 import { approvalRequired, compileApprovals, type CompiledApproval } from './approvals';
-import type { Decision, PlannedAction, RuleResult, SkippedAction } from './decision';
+import { SKIP_REASONS, type Decision, type PlannedAction, type RuleResult, type SkippedAction, type SkipReason } from './decision';
 import type { LoadedPolicy } from './load';
 import { checkAccount, checkHost, indexProtection, type ProtectionIndex } from './protection';
 import type { ActionStep, CapGuardrail, Mode } from './schema';
@@ -93,7 +93,7 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
    * by target id, then by kind (which fixes the target's type): the id string already exists and has its hash cached,
    * where a combined key would be built, copied and hashed for every pair.
    */
-  const judgedBy = new Map<string, Partial<Record<PlannableActionKind, { ruleId: string; verdict: string; key: string }>>>();
+  const judgedBy = new Map<string, Verdict[]>();
   const capCount = new Map<string, number>();
 
   for (const compiledRule of compiled.rules) {
@@ -108,15 +108,15 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
     if (!match.matched) continue;
     const reason = `rule ${rule.id}: ${joinText(match.explanation, ', ')}`;
 
-    for (const step of rule.then) {
-      const candidates: Candidate[] = ACTIONS[step.kind].target === 'user' ? match.accounts : match.hosts;
+    for (const { step, targetType } of compiledRule.steps) {
+      const candidates: Candidate[] = targetType === 'user' ? match.accounts : match.hosts;
       if (candidates.length === 0) {
-        skipped.push({ kind: step.kind, ruleId: rule.id, reason: 'no-target', detail: `the signal has no ${ACTIONS[step.kind].target} this rule may act on` });
+        skipped.push({ kind: step.kind, ruleId: rule.id, reason: 'no-target', detail: `the signal has no ${targetType} this rule may act on` });
         continue;
       }
       for (const { entity, target, id, keyPart } of candidates) {
-        let judged = judgedBy.get(id);
-        const first = judged?.[step.kind];
+        const judged = judgedBy.get(id);
+        const first = judged?.find((v) => v.kind === step.kind);
         if (first !== undefined) {
           skipped.push({
             kind: step.kind,
@@ -132,8 +132,9 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
         }
         const key = keyOf(step.kind, keyPart);
         const skip = judge(step, entity, signal, compiled, capCount, context);
-        if (judged === undefined) judgedBy.set(id, (judged = {}));
-        judged[step.kind] = { ruleId: rule.id, verdict: skip ? `judged ${skip.reason}` : 'planned', key };
+        const verdict: Verdict = { kind: step.kind, ruleId: rule.id, verdict: skip ? VERDICT[skip.reason] : 'planned', key };
+        if (judged === undefined) judgedBy.set(id, [verdict]);
+        else judged.push(verdict);
         if (skip) {
           skipped.push({ kind: step.kind, target, idempotencyKey: key, params: step.params, ruleId: rule.id, mode, reason: skip.reason, detail: skip.detail });
           continue;
@@ -161,6 +162,16 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
   decision.summary = summarize(decision);
   return decision;
 }
+
+/** The first judgement of an (action, target), which later rules' wanting it again are recorded as duplicates of. */
+interface Verdict {
+  kind: PlannableActionKind;
+  ruleId: string;
+  verdict: string;
+  key: string;
+}
+
+const VERDICT = Object.fromEntries(SKIP_REASONS.map((reason) => [reason, `judged ${reason}`])) as Record<SkipReason, string>;
 
 function judge(
   step: ActionStep,

@@ -1,7 +1,8 @@
 import type { ActionTarget } from '../actions/target';
 import { techniqueOf } from '../signals/identifiers';
 import type { AccountEntity, HostEntity, Signal } from '../signals/signal';
-import type { PolicyRule, RuleConditions, ScoreOperator } from './schema';
+import { ACTIONS, type TargetType } from '../actions/catalogue';
+import type { ActionStep, PolicyRule, RuleConditions, ScoreOperator } from './schema';
 import { accountLabel } from './score';
 
 const NAME_LISTS = ['tactics', 'techniques', 'products', 'labels'] as const;
@@ -13,6 +14,8 @@ type NameList = (typeof NAME_LISTS)[number];
  */
 export interface CompiledRule {
   rule: PolicyRule;
+  /** The rule's actions, each with the type of target it acts on. */
+  steps: Array<{ step: ActionStep; targetType: TargetType }>;
   lists: Array<{ name: NameList; singular: string; wanted: Set<string>; text: string }>;
   /** `userRisk high/medium, privileged true`: what the rule asks of an account; undefined when it asks nothing. */
   accountWants?: string;
@@ -27,7 +30,7 @@ export function compileRule(rule: PolicyRule): CompiledRule {
     const names = when[name];
     if (names) lists.push({ name, singular: name.slice(0, -1), wanted: new Set(names.map((n) => n.toLowerCase())), text: names.join(', ') });
   }
-  const compiled: CompiledRule = { rule, lists };
+  const compiled: CompiledRule = { rule, steps: rule.then.map((step) => ({ step, targetType: ACTIONS[step.kind].target })), lists };
   const accountWants = [when.userRisk && `userRisk ${when.userRisk.join('/')}`, when.privileged !== undefined && `privileged ${when.privileged}`].filter(
     Boolean,
   );
