@@ -53,6 +53,7 @@ export function lowerSignal(signal: Signal): LoweredSignal {
 }
 
 function lower(names: string[]): string[] {
+  if (names.length === 0) return NONE;
   const out = new Array<string>(names.length);
   for (let i = 0; i < names.length; i++) out[i] = (names[i] as string).toLowerCase();
   return out;

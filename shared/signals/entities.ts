@@ -134,22 +134,20 @@ function parseAccount(props: Record<string, unknown>, { fields: at, data }: Enti
 function parseHost(props: Record<string, unknown>, { fields: at, data }: EntityAt): HostEntity {
   const values = HOST.read(props);
   const extra = additionalData(values[4], HOST_EXTRA, at);
-  // The entity's own value first; additionalData fills the gap (alerts put Defender ids there).
-  const read = (i: number): string | undefined =>
-    textOf(values[i], at, HOST_SHARED[i] as string) ?? (extra && textOf(extra[i], data, HOST_SHARED[i] as string));
-  const mdatp = read(0);
+  const mdatp = ownOrData(values, extra, 0, at, data);
   if (mdatp !== undefined && !isMdeDeviceId(mdatp)) throw new InputError(at.at('MdatpDeviceId'), 'a Defender device id is 40 hexadecimal characters');
-  const aadDeviceId = read(1);
+  const aadDeviceId = ownOrData(values, extra, 1, at, data);
   if (aadDeviceId !== undefined && !isGuid(aadDeviceId)) throw new InputError(at.at('AadDeviceId'), 'expected a GUID');
   const hostName = textOf(values[5], at, 'hostName');
   const dnsDomain = textOf(values[6], at, 'dnsDomain');
-  const fqdnText = read(2) ?? (hostName?.includes('.') ? hostName : hostName && dnsDomain ? `${hostName}.${dnsDomain}` : undefined);
+  const fqdnText =
+    ownOrData(values, extra, 2, at, data) ?? (hostName?.includes('.') ? hostName : hostName && dnsDomain ? `${hostName}.${dnsDomain}` : undefined);
   // A name that is not a DNS name is kept for display but never used to find a device.
   const fqdn = fqdnText && isDnsName(fqdnText) ? fqdnText.toLowerCase() : undefined;
   const netBiosName = textOf(values[7], at, 'netBiosName');
   const azureId = textOf(values[8], at, 'azureID');
   const osFamily = textOf(values[9], at, 'osFamily');
-  const risk = deviceRisk(read(3));
+  const risk = deviceRisk(ownOrData(values, extra, 3, at, data));
 
   const host: HostEntity = { kind: 'host' };
   if (mdatp !== undefined) host.mdatpDeviceId = mdatp.toLowerCase();
@@ -162,6 +160,12 @@ function parseHost(props: Record<string, unknown>, { fields: at, data }: EntityA
   if (osFamily !== undefined) host.osFamily = osFamily;
   if (risk !== undefined) host.deviceRisk = risk;
   return host;
+}
+
+/** A host field from the entity itself first; additionalData fills the gap (alerts put Defender ids there). */
+function ownOrData(values: unknown[], extra: unknown[] | undefined, i: number, at: Location, data: Location): string | undefined {
+  const name = HOST_SHARED[i] as string;
+  return textOf(values[i], at, name) ?? (extra && textOf(extra[i], data, name));
 }
 
 /** The property that identifies an entity of each well-known kind (EntityTypes.json). */
