@@ -1,3 +1,4 @@
+import { IDEMPOTENCY_KEY_PATTERN } from './actions/idempotency';
 import type { ActionKind } from './actions/catalogue';
 import type { ActionCommand } from './actions/command';
 import type { ActionExecutor, ExecutionContext } from './actions/executor';
@@ -150,6 +151,7 @@ export class ResponderEngine {
   async replay(key: string, by: string, log: Logger = this.deps.log): Promise<LedgerEntry> {
     const { ledger, queue, now } = this.deps;
     const at = now().toISOString();
+    if (!IDEMPOTENCY_KEY_PATTERN.test(key)) throw new InputError('key', `${JSON.stringify(key)} is not an action key (<24 hex>.<kind>.<target>)`);
     let entry = await ledger.get(key);
     if (!entry) throw new InputError('key', `no action ${key} in the ledger`);
     // Every return to `planned` after the first event was a replay; a failed or dead-lettered entry is about to make one more.

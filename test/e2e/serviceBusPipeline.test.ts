@@ -187,5 +187,7 @@ describe('the Service Bus pipeline (AMQP emulator, Azurite, sandbox tenant)', ()
     expect(engine.sandbox.tenant.users.get(DEMO.adele)?.accountEnabled).toBe(false);
     expect(await run(['replay', command.idempotencyKey], (line) => printed.push(line))).toBe(1);
     expect(printed.at(-1)).toBe(`error: key: action ${command.idempotencyKey} is succeeded: only a failed or dead-lettered action can be replayed`);
+    expect(await run(['replay', 'not-a-key'], (line) => printed.push(line))).toBe(1);
+    expect(printed.at(-1)).toBe('error: key: "not-a-key" is not an action key (<24 hex>.<kind>.<target>)');
   });
 });
