@@ -54,8 +54,8 @@ export class EntityCursor {
  * Entities as Sentinel sends them, in either spelling:
  * - incident `relatedEntities`: `{ kind: "Account", properties: { aadUserId, accountName, upnSuffix, additionalData } }`
  * - alert `Entities`: `{ "$id": "1", "Type": "account", "AadUserId": …, "UPNSuffix": … }` (properties inline)
- * Unknown kinds are carried as `other`; they never fail the parse (reference/sentinel.md). `list` and `index` say
- * where the entity is, for errors: `object.properties.relatedEntities` and 3.
+ * Unknown kinds are carried as `other`; they never fail the parse (reference/sentinel.md). The cursor says which
+ * entity of which list this is, for errors.
  */
 export function parseEntity(raw: unknown, cursor: EntityCursor): Entity | undefined {
   if (!isRecord(raw)) throw new InputError(cursor.path, `expected an object, got ${describe(raw)}`);

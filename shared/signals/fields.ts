@@ -120,9 +120,9 @@ export function textOf(value: unknown, where: Location, name: string): string | 
 
 /**
  * The fields one kind of object is read for, found in one pass over the object's keys: the hot path for the
- * hundreds of entities of a large incident, where a lookup per wanted name (most of them absent) costs more than
- * JSON.parse did. Same rules as `Fields.get`: own keys only; a key spelled exactly as listed wins, otherwise the first
- * key equal to the name without regard to ASCII case.
+ * hundreds of entities of a large incident, where a case-insensitive lookup per wanted name (most of them absent, so
+ * each a scan of the keys) cost more than parsing the JSON had. Same rules as `Fields.get`: own keys only; a key
+ * spelled exactly as listed wins, otherwise the first key equal to the name without regard to ASCII case.
  */
 export class FieldTable<const N extends string> {
   /** Each name, and its camelCase, PascalCase and lower-case spellings: the ways payloads really spell it. */

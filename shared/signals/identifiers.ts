@@ -9,8 +9,9 @@
  *   Defender id     [0-9a-f]{40}
  *   UPN             [^\s@/\\'"?#%]+ @ label(.label)+   a label: [a-z0-9], or [a-z0-9][a-z0-9-]*[a-z0-9]
  *   DNS name        at most 253 characters; labels of [a-z0-9_][a-z0-9_-]{0,62}, separated by dots
- * Written as loops over character codes: a large incident checks hundreds of ids, and these cost a fraction of a
- * regular expression's call. test/signals/identifiers.test.ts holds each loop to its regular expression.
+ * Written as loops over character codes: a large incident checks hundreds of ids, and in the engine's hot path the
+ * loops cost less than the expressions did (normalizing the benchmark's large incident: 133 µs against 148 µs, measured
+ * alternately on 2026-11-29). test/signals/identifiers.test.ts holds each loop to its regular expression.
  */
 const HEX = 1;
 const LETTER_OR_DIGIT = 2;
