@@ -57,9 +57,14 @@ export function indexProtection(
 export function checkAccount(account: AccountEntity, index: ProtectionIndex): ProtectionVerdict {
   // Called for every candidate action: the label is built only when there is something to say.
   const label = (): string => accountLabel(account);
-  if (account.aadUserId && index.userIds.has(account.aadUserId)) return { status: 'protected', why: `${label()} is listed as protected (object id)` };
-  if (account.upn && index.upns.has(account.upn)) return { status: 'protected', why: `${label()} is listed as protected (UPN)` };
-  if (index.userNames.size > 0 && [account.accountName?.toLowerCase(), account.upn?.split('@')[0]].some((n) => n !== undefined && index.userNames.has(n)))
+  // Ids compared lower-cased whoever built the signal (toLowerCase returns the very string when it already is).
+  if (account.aadUserId && index.userIds.has(account.aadUserId.toLowerCase()))
+    return { status: 'protected', why: `${label()} is listed as protected (object id)` };
+  if (account.upn && index.upns.has(account.upn.toLowerCase())) return { status: 'protected', why: `${label()} is listed as protected (UPN)` };
+  if (
+    index.userNames.size > 0 &&
+    [account.accountName?.toLowerCase(), account.upn?.toLowerCase().split('@')[0]].some((n) => n !== undefined && index.userNames.has(n))
+  )
     return { status: 'protected', why: `${label()} is listed as protected (account name)` };
   if (account.groupIds?.some((g) => index.groupIds.has(g.toLowerCase()))) return { status: 'protected', why: `${label()} is a member of a protected group` };
 
@@ -77,8 +82,10 @@ export function checkAccount(account: AccountEntity, index: ProtectionIndex): Pr
 
 export function checkHost(host: HostEntity, index: ProtectionIndex): ProtectionVerdict {
   const label = host.fqdn ?? host.hostName ?? host.mdatpDeviceId ?? host.aadDeviceId ?? '(unknown device)';
-  if (host.mdatpDeviceId && index.deviceIds.has(host.mdatpDeviceId)) return { status: 'protected', why: `${label} is listed as protected (Defender id)` };
-  if (host.aadDeviceId && index.aadDeviceIds.has(host.aadDeviceId)) return { status: 'protected', why: `${label} is listed as protected (Entra device id)` };
+  if (host.mdatpDeviceId && index.deviceIds.has(host.mdatpDeviceId.toLowerCase()))
+    return { status: 'protected', why: `${label} is listed as protected (Defender id)` };
+  if (host.aadDeviceId && index.aadDeviceIds.has(host.aadDeviceId.toLowerCase()))
+    return { status: 'protected', why: `${label} is listed as protected (Entra device id)` };
   if (index.deviceNames.length > 0 && matchesListedName(host, index)) return { status: 'protected', why: `${label} is listed as protected (name)` };
   const tag = host.tags?.find((t) => index.deviceTags.has(t.toLowerCase()));
   if (tag !== undefined) return { status: 'protected', why: `${label} carries the protected tag "${tag}"` };

@@ -206,6 +206,13 @@ rules:
       reason: undefined,
     },
     { name: 'protected device by Defender id', entity: host({ mdatpDeviceId: 'ffffffffffffffffffffffffffffffffffffffff', tags: [] }), reason: 'protected' },
+    // Signals from elsewhere than the Sentinel normalizer (manual requests, risk records) may not lower-case their ids.
+    { name: 'protected Defender id, upper-cased in the signal', entity: host({ mdatpDeviceId: 'F'.repeat(40), tags: [] }), reason: 'protected' },
+    {
+      name: 'protected UPN, mixed case in the signal',
+      entity: account({ aadUserId: undefined, upn: 'BreakGlass1@Contoso.com', privileged: false }),
+      reason: 'protected',
+    },
     { name: 'device with no Defender id while ids are listed', entity: host({ mdatpDeviceId: undefined, tags: [] }), reason: 'needs-approval' },
     { name: 'server tag', entity: host({ tags: ['Server'] }), reason: 'needs-approval' },
     { name: 'tags unknown', entity: host(), reason: 'needs-approval' },

@@ -16,15 +16,16 @@ import { policy } from '../fixtures/signals';
  */
 type Value<A> = A extends fc.Arbitrary<infer T> ? T : never;
 const hex = (n: number, width: number) => n.toString(16).padStart(width, '0');
+// Ids with letters in them, so that a signal can spell them in either case.
 const PEOPLE = Array.from({ length: 6 }, (_, i) => ({
-  id: `00000000-0000-4000-8000-${hex(i, 12)}`,
+  id: `a0000000-0000-4000-8000-${hex(i + 0xabc0, 12)}`,
   upn: `person${i}@contoso.com`,
   name: `person${i}`,
   group: `10000000-0000-4000-8000-${hex(i % 3, 12)}`,
 }));
 const DEVICES = Array.from({ length: 6 }, (_, i) => ({
-  mde: hex(i + 1, 40),
-  aad: `20000000-0000-4000-8000-${hex(i, 12)}`,
+  mde: `ab${hex(i + 1, 38)}`,
+  aad: `b0000000-0000-4000-8000-${hex(i + 0xdef0, 12)}`,
   fqdn: `host${i}.contoso.com`,
   tag: i % 2 === 0 ? 'server' : 'workstation',
 }));
@@ -49,6 +50,8 @@ const accountMention = fc.record({
   showGroups: usually,
   userRisk: optional(fc.constantFrom(...USER_RISK_LEVELS)),
   privileged: optional(fc.boolean()),
+  /** Signals built elsewhere than the Sentinel normalizer may not lower-case ids: protection must not depend on it. */
+  upperCase: fc.boolean(),
 });
 const hostMention = fc.record({
   index: fc.nat(5),
@@ -57,6 +60,7 @@ const hostMention = fc.record({
   name: fc.constantFrom('fqdn', 'short', 'none'),
   showTags: usually,
   deviceRisk: optional(fc.constantFrom(...DEVICE_RISK_LEVELS)),
+  upperCase: fc.boolean(),
 });
 
 const ruleArb = fc.record({
@@ -99,8 +103,9 @@ function policyYaml(world: Value<typeof protectedWorld>, rules: Value<typeof rul
 function mentionAccount(m: Value<typeof accountMention>): AccountEntity {
   const p = PEOPLE[m.index]!;
   const a: AccountEntity = { kind: 'account' };
-  if (m.showId) a.aadUserId = p.id;
-  if (m.showUpn) a.upn = p.upn;
+  const spell = (id: string) => (m.upperCase ? id.toUpperCase() : id);
+  if (m.showId) a.aadUserId = spell(p.id);
+  if (m.showUpn) a.upn = spell(p.upn);
   if (m.showName) a.accountName = p.name;
   if (m.showGroups) a.groupIds = [p.group];
   if (m.userRisk) a.userRisk = m.userRisk;
@@ -111,8 +116,9 @@ function mentionAccount(m: Value<typeof accountMention>): AccountEntity {
 function mentionHost(m: Value<typeof hostMention>): HostEntity {
   const d = DEVICES[m.index]!;
   const h: HostEntity = { kind: 'host' };
-  if (m.showMde) h.mdatpDeviceId = d.mde;
-  if (m.showAad) h.aadDeviceId = d.aad;
+  const spell = (id: string) => (m.upperCase ? id.toUpperCase() : id);
+  if (m.showMde) h.mdatpDeviceId = spell(d.mde);
+  if (m.showAad) h.aadDeviceId = spell(d.aad);
   if (m.name === 'fqdn') h.fqdn = d.fqdn;
   if (m.name !== 'none') h.hostName = m.name === 'fqdn' ? d.fqdn.split('.')[0]!.toUpperCase() : d.fqdn.split('.')[0]!;
   if (m.showTags) h.tags = [d.tag];
