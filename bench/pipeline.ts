@@ -9,15 +9,14 @@
  *  2. Latency: a steady 50 incidents per second for 10 s; from POST /api/incidents to the isolate call arriving at
  *     the emulator, p50 and p99 (the quota is lifted here: this measures the pipeline, not the pacing).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { openTableLedger } from '../shared/ledger/tableLedger';
 import { buildIncident } from '../test/fixtures/incidents';
 import { Sandbox } from '../test/sandbox/server';
 import { ServiceBusEmulator } from '../test/sandbox/serviceBus';
 import { Azurite } from '../test/support/azurite';
-import { freePort } from '../test/support/net';
+import { startLocalHost } from '../test/support/localHost';
 
 const BURST = 1000;
 const QUOTA_PER_S = 100;
@@ -30,6 +29,8 @@ rules:
 `;
 
 const deviceId = (i: number): string => `be${i.toString(16).padStart(38, '0')}`;
+/** The host's errors show in the benchmark's output. */
+const HOST_STDIO: StdioOptions = ['ignore', 'ignore', 'inherit'];
 
 function incidentFor(i: number): Record<string, unknown> {
   const incident = buildIncident({ accounts: 0, hosts: 1, incidentName: `bench-${i}` });
@@ -37,27 +38,6 @@ function incidentFor(i: number): Record<string, unknown> {
   host.properties.hostName = `BENCH-${i}`;
   host.properties.additionalData.MdatpDeviceId = deviceId(i);
   return incident;
-}
-
-async function startHost(env: Record<string, string>): Promise<{ child: ChildProcess; base: string }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [path.join(__dirname, '../cli/host.js')], {
-    env: { ...process.env, ...env, PORT: String(port), RESPONDER_TENANT: 'azure', LOG_LEVEL: 'error' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const base = `http://127.0.0.1:${port}`;
-  for (const deadline = Date.now() + 30_000; ;) {
-    if (child.exitCode !== null) throw new Error(`the local host exited with ${child.exitCode}`);
-    if (
-      await fetch(`${base}/api/health`).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      return { child, base };
-    if (Date.now() > deadline) throw new Error('the local host did not answer within 30 s');
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 /** The child's peak resident set (Linux VmHWM), in MiB. */
@@ -107,13 +87,16 @@ async function main(): Promise<void> {
     broker.createQueue('actions');
     // Time is compressed 60x for the quota (a minute becomes a second), so for the engine's own clocks too: machine-
     // action polling 30 s -> 0.5 s, the retry backoff's base 10 s -> 0.17 s.
-    const burst = await startHost({
-      ...common,
-      RESPONDER_LEDGER_TABLE: 'benchburst',
-      RESPONDER_RATE_LIMITS: `defender=${QUOTA_PER_S}/1s`,
-      RESPONDER_FOLLOW_UP_SECONDS: '0.5',
-      RESPONDER_RETRY_BASE_SECONDS: '0.17',
-    });
+    const burst = await startLocalHost(
+      {
+        ...common,
+        RESPONDER_LEDGER_TABLE: 'benchburst',
+        RESPONDER_RATE_LIMITS: `defender=${QUOTA_PER_S}/1s`,
+        RESPONDER_FOLLOW_UP_SECONDS: '0.5',
+        RESPONDER_RETRY_BASE_SECONDS: '0.17',
+      },
+      HOST_STDIO,
+    );
     progress('host up; sending the burst');
     const started = Date.now();
     const queue = Array.from({ length: BURST }, (_, i) => i);
@@ -162,7 +145,7 @@ async function main(): Promise<void> {
     // 2. Latency at a steady 50 incidents per second, the quota lifted.
     tenant.defenderQuota = { max: 1_000_000, windowMs: 1000 };
     broker.createQueue('actions');
-    const steady = await startHost({ ...common, RESPONDER_LEDGER_TABLE: 'benchsteady', RESPONDER_RATE_LIMITS: 'defender=off' });
+    const steady = await startLocalHost({ ...common, RESPONDER_LEDGER_TABLE: 'benchsteady', RESPONDER_RATE_LIMITS: 'defender=off' }, HOST_STDIO);
     const sentAt = new Map<string, number>();
     const sends: Array<Promise<number>> = [];
     const steadyStart = Date.now();

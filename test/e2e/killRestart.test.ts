@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTableLedger } from '../../shared/ledger/tableLedger';
@@ -6,7 +6,7 @@ import { buildIncident } from '../fixtures/incidents';
 import { Sandbox } from '../sandbox/server';
 import { ServiceBusEmulator } from '../sandbox/serviceBus';
 import { Azurite } from '../support/azurite';
-import { freePort } from '../support/net';
+import { startLocalHost } from '../support/localHost';
 
 /**
  * `npm start` on the real pipeline, killed with SIGKILL in the middle of a burst and started again on the same broker
@@ -35,38 +35,19 @@ afterAll(async () => {
   azurite.stop();
 });
 
-async function startHost(): Promise<{ child: ChildProcess; base: string }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/cli/host.js')], {
-    env: {
-      ...process.env,
-      ...sandbox.settings(),
-      RESPONDER_TENANT: 'azure',
-      PORT: String(port),
-      ServiceBusConnection: broker.connectionString,
-      AzureWebJobsStorage: azurite.connectionString,
-      RESPONDER_LEDGER_TABLE: 'killrestart',
-      RESPONDER_POLICY: POLICY,
-      RESPONDER_ENRICHMENT: 'off',
-      // Slow enough that the kill lands mid-burst; short leases and polling so the restart finishes in seconds.
-      RESPONDER_RATE_LIMITS: 'defender=20/1s',
-      RESPONDER_FOLLOW_UP_SECONDS: '0.3',
-      RESPONDER_RUNNING_LEASE_SECONDS: '3',
-      LOG_LEVEL: 'error',
-    },
-    stdio: 'ignore',
+function startHost(): Promise<{ child: ChildProcess; base: string }> {
+  return startLocalHost({
+    ...sandbox.settings(),
+    ServiceBusConnection: broker.connectionString,
+    AzureWebJobsStorage: azurite.connectionString,
+    RESPONDER_LEDGER_TABLE: 'killrestart',
+    RESPONDER_POLICY: POLICY,
+    RESPONDER_ENRICHMENT: 'off',
+    // Slow enough that the kill lands mid-burst; short leases and polling so the restart finishes in seconds.
+    RESPONDER_RATE_LIMITS: 'defender=20/1s',
+    RESPONDER_FOLLOW_UP_SECONDS: '0.3',
+    RESPONDER_RUNNING_LEASE_SECONDS: '3',
   });
-  const base = `http://127.0.0.1:${port}`;
-  for (const deadline = Date.now() + 30_000; ; await new Promise((resolve) => setTimeout(resolve, 100))) {
-    if (
-      await fetch(`${base}/api/health`).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      return { child, base };
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error('the local host did not start');
-  }
 }
 
 describe('the local host on Service Bus and Table storage', () => {

@@ -1,0 +1,34 @@
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { freePort } from './net';
+
+/** The repository root, from the sources (vitest) or from dist/ (the compiled benchmark). */
+const ROOT = (() => {
+  let dir = __dirname;
+  while (!existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
+  return dir;
+})();
+
+/**
+ * The compiled local host (`dist/cli/host.js`, run `npm run build` first) as a child process on a free port, with
+ * `env` over this process's environment, in the Azure tenant and quiet logging unless `env` says otherwise. Resolves
+ * once GET /api/health answers; fails if the host exits first or does not answer within 30 s.
+ */
+export async function startLocalHost(env: Record<string, string>, stdio: StdioOptions = 'ignore'): Promise<{ child: ChildProcess; base: string }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist/cli/host.js')], {
+    env: { ...process.env, RESPONDER_TENANT: 'azure', LOG_LEVEL: 'error', ...env, PORT: String(port) },
+    stdio,
+  });
+  const base = `http://127.0.0.1:${port}`;
+  for (const deadline = Date.now() + 30_000; ; await new Promise((resolve) => setTimeout(resolve, 100))) {
+    if (child.exitCode !== null) throw new Error(`the local host exited with ${child.exitCode}`);
+    const up = await fetch(`${base}/api/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (up) return { child, base };
+    if (Date.now() > deadline) throw new Error('the local host did not answer within 30 s');
+  }
+}
