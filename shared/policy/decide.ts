@@ -8,7 +8,6 @@ import type { LoadedPolicy } from './load';
 import { checkAccount, checkHost, indexProtection, type ProtectionIndex } from './protection';
 import type { ActionStep, CapGuardrail, Mode } from './schema';
 import { indexRisk, riskScore, type RiskIndex } from './score';
-import { joinText } from './text';
 import { compileRule, lowerSignal, matchRule, type Candidate, type CompiledRule } from './rules';
 
 /** A policy prepared for deciding: its lists indexed once, at load, not per signal. */
@@ -216,6 +215,16 @@ function unknownData(accounts: Candidate<AccountEntity>[], hosts: Candidate<Host
   if (usesDeviceData && noDeviceData)
     notes.push(`risk or tags unknown for ${noDeviceData} of ${hosts.length} device(s): rules on deviceRisk/deviceTags cannot match them`);
   return notes;
+}
+
+/**
+ * `items.join(separator)`, for the reason every planned action carries: a loop of concatenations costs less than half of
+ * Array.prototype.join on the few short items an explanation has (measured on Node 20).
+ */
+function joinText(items: readonly string[], separator: string): string {
+  let text = items.length > 0 ? (items[0] as string) : '';
+  for (let i = 1; i < items.length; i++) text += separator + (items[i] as string);
+  return text;
 }
 
 const SUMMARY_ACTIONS = 5;
