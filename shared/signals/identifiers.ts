@@ -19,12 +19,16 @@ const DNS_FIRST = 4; // a DNS label's first character: letter, digit or _
 const DNS_REST = 8; // the rest of a DNS label: letter, digit, _ or -
 /** What each ASCII code may be; codes above 127 are none of these. */
 const CLASS = new Uint8Array(128);
-for (let c = 0; c < 128; c++) {
-  const ch = String.fromCharCode(c);
-  const hex = /[0-9a-f]/i.test(ch);
-  const alnum = /[0-9a-z]/i.test(ch);
-  CLASS[c] = (hex ? HEX : 0) | (alnum ? LETTER_OR_DIGIT | DNS_FIRST | DNS_REST : 0) | (ch === '_' ? DNS_FIRST | DNS_REST : 0) | (ch === '-' ? DNS_REST : 0);
-}
+/** Filled at import without compiling regular expressions: every entry point loads this module, and cold start counts. */
+const mark = (chars: string, kinds: number): void => {
+  for (const ch of chars) CLASS[ch.charCodeAt(0)] = (CLASS[ch.charCodeAt(0)] as number) | kinds;
+};
+const DIGITS = '0123456789';
+const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
+mark(DIGITS + LETTERS + LETTERS.toUpperCase(), LETTER_OR_DIGIT | DNS_FIRST | DNS_REST);
+mark(DIGITS + 'abcdefABCDEF', HEX);
+mark('_', DNS_FIRST | DNS_REST);
+mark('-', DNS_REST);
 const is = (code: number, kind: number): boolean => code < 128 && ((CLASS[code] as number) & kind) !== 0;
 
 export function isGuid(value: string): boolean {
