@@ -138,36 +138,42 @@ export class FieldTable<const N extends string> {
   }
 
   /**
-   * The slot of each key of the last object read, in its key order: objects of one kind in one payload nearly always
-   * list the same keys in the same order, so the next one is matched by comparing keys (internalized strings: a
-   * pointer comparison) instead of looking each up. Slot: the name's index for an exact spelling, index + INEXACT for a
-   * spelling that matches only without regard to case, NO_SLOT for a key the table does not read.
+   * The keys of the last object read that had a new key order, and the slot of each: objects of one kind in one
+   * payload nearly always list the same keys in the same order, so the next one is matched by comparing keys
+   * (internalized strings: a pointer comparison) instead of looking each up. Slot: the name's index for an exact
+   * spelling, index + INEXACT for a spelling that matches only without regard to case, NO_SLOT for a key the table
+   * does not read.
    */
   private lastKeys: string[] = [];
   private lastSlots: Int8Array = new Int8Array(0);
 
   /** The values of the table's names in `record`, by position in `names`; undefined where absent. */
   read(record: Record<string, unknown>): unknown[] {
+    // for…in, not Object.keys: no array of keys per object, and V8 turns `record[key]` into a direct field load. It
+    // also visits inherited enumerable keys, which the last keys (own keys only) never include: such an object
+    // takes the path below, which reads own keys only.
     const values = new Array<unknown>(this.names.length);
-    const keys = Object.keys(record);
-    let slots = this.lastSlots;
-    if (!sameKeys(keys, this.lastKeys)) {
-      slots = new Int8Array(keys.length);
-      for (let k = 0; k < keys.length; k++) slots[k] = this.slotOf(keys[k] as string);
-      this.lastKeys = keys;
-      this.lastSlots = slots;
-    }
+    const keys = this.lastKeys;
+    const slots = this.lastSlots;
     let exact = 0;
-    for (let k = 0; k < keys.length; k++) {
-      const slot = slots[k] as number;
-      if (slot === NO_SLOT) continue;
-      if (slot < INEXACT) {
-        values[slot] = record[keys[k] as string];
-        exact |= 1 << slot;
-      } else if ((exact & (1 << (slot - INEXACT))) === 0 && values[slot - INEXACT] === undefined) {
-        values[slot - INEXACT] = record[keys[k] as string];
-      }
+    let k = 0;
+    for (const key in record) {
+      if (key !== keys[k]) return this.readNewOrder(record);
+      exact = fill(values, exact, slots[k++] as number, record[key]);
     }
+    return k === keys.length ? values : this.readNewOrder(record);
+  }
+
+  /** `read` for an object whose keys differ from the last one's: each key looked up, and remembered for the next. */
+  private readNewOrder(record: Record<string, unknown>): unknown[] {
+    const keys = Object.keys(record);
+    const slots = new Int8Array(keys.length);
+    for (let k = 0; k < keys.length; k++) slots[k] = this.slotOf(keys[k] as string);
+    this.lastKeys = keys;
+    this.lastSlots = slots;
+    const values = new Array<unknown>(this.names.length);
+    let exact = 0;
+    for (let k = 0; k < keys.length; k++) exact = fill(values, exact, slots[k] as number, record[keys[k] as string]);
     return values;
   }
 
@@ -189,10 +195,19 @@ export class FieldTable<const N extends string> {
 const NO_SLOT = -1;
 const INEXACT = 32;
 
-function sameKeys(a: string[], b: string[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+/**
+ * Stores a key's value in its slot: an exact spelling always; a case-insensitive one only if no exact spelling was
+ * seen and the slot is still empty. `exact` has a bit per name found exactly spelled; the updated mask is returned.
+ */
+function fill(values: unknown[], exact: number, slot: number, value: unknown): number {
+  if (slot === NO_SLOT) return exact;
+  if (slot < INEXACT) {
+    values[slot] = value;
+    return exact | (1 << slot);
+  }
+  const name = slot - INEXACT;
+  if ((exact & (1 << name)) === 0 && values[name] === undefined) values[name] = value;
+  return exact;
 }
 
 /** ASCII case-insensitive equality of two strings of equal length, without allocating lower-cased copies. */

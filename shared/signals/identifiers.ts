@@ -32,18 +32,29 @@ mark('-', DNS_REST);
 const is = (code: number, kind: number): boolean => code < 128 && ((CLASS[code] as number) & kind) !== 0;
 
 export function isGuid(value: string): boolean {
-  if (value.length !== 36) return false;
-  for (let i = 0; i < 36; i++) {
-    const code = value.charCodeAt(i);
-    if (i === 8 || i === 13 || i === 18 || i === 23 ? code !== 0x2d : !is(code, HEX)) return false;
-  }
-  return true;
+  // The dashes first, then each run of hex digits: a test per character of where a dash belongs cost nearly twice as
+  // much, and every account and device id of every incident is checked.
+  return (
+    value.length === 36 &&
+    value.charCodeAt(8) === 0x2d &&
+    value.charCodeAt(13) === 0x2d &&
+    value.charCodeAt(18) === 0x2d &&
+    value.charCodeAt(23) === 0x2d &&
+    isHexRun(value, 0, 8) &&
+    isHexRun(value, 9, 13) &&
+    isHexRun(value, 14, 18) &&
+    isHexRun(value, 19, 23) &&
+    isHexRun(value, 24, 36)
+  );
 }
 
 /** Defender for Endpoint machine ids are 40 hex characters. */
 export function isMdeDeviceId(value: string): boolean {
-  if (value.length !== 40) return false;
-  for (let i = 0; i < 40; i++) if (!is(value.charCodeAt(i), HEX)) return false;
+  return value.length === 40 && isHexRun(value, 0, 40);
+}
+
+function isHexRun(value: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (!is(value.charCodeAt(i), HEX)) return false;
   return true;
 }
 
