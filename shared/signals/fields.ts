@@ -29,7 +29,7 @@ export class Fields implements Location {
   }
 
   at(name: string): string {
-    return this.path ? `${this.path}.${name}` : name;
+    return pathTo(this.path, name);
   }
 
   /** A non-empty trimmed string, or undefined when absent, null or blank. Numbers are accepted as their text. */
@@ -38,54 +38,24 @@ export class Fields implements Location {
   }
 
   requiredString(name: string): string {
-    const value = this.string(name);
-    if (value === undefined) throw new InputError(this.at(name), 'is required');
-    return value;
+    return requiredTextOf(this.get(name), this, name);
   }
 
   number(name: string): number | undefined {
-    const value = this.get(name);
-    if (value === undefined || value === null || value === '') return undefined;
-    const parsed = typeof value === 'string' ? Number(value) : value;
-    if (typeof parsed !== 'number' || !Number.isFinite(parsed)) {
-      throw new InputError(this.at(name), `expected a number, got ${describe(value)}`);
-    }
-    return parsed;
+    return numberOf(this.get(name), this, name);
   }
 
   object(name: string): Fields | undefined {
-    const value = this.get(name);
-    if (value === undefined || value === null) return undefined;
-    return Fields.of(value, this.at(name));
+    const record = recordOf(this.get(name), this, name);
+    return record && new Fields(this.at(name), record);
   }
 
   array(name: string): unknown[] {
-    const value = this.get(name);
-    if (value === undefined || value === null) return [];
-    if (!Array.isArray(value)) throw new InputError(this.at(name), `expected an array, got ${describe(value)}`);
-    return value;
+    return arrayOf(this.get(name), this, name);
   }
 
-  /** An array of strings; blanks dropped. A lone string is accepted as a one-element list. */
   strings(name: string): string[] {
-    const value = this.get(name);
-    if (value === undefined || value === null) return [];
-    if (typeof value === 'string') return value.trim() ? [value.trim()] : [];
-    if (!Array.isArray(value)) throw new InputError(this.at(name), `expected an array, got ${describe(value)}`);
-    const out: string[] = [];
-    for (let i = 0; i < value.length; i++) {
-      const item: unknown = value[i];
-      if (item === null || item === undefined) continue;
-      if (typeof item !== 'string') throw new InputError(`${this.at(name)}[${i}]`, `expected a string, got ${describe(item)}`);
-      const trimmed = item.trim();
-      if (trimmed) out.push(trimmed);
-    }
-    return out;
-  }
-
-  /** All own properties, for carrying an entity we do not interpret. */
-  raw(): Record<string, unknown> {
-    return this.record;
+    return stringsOf(this.get(name), this, name);
   }
 }
 
@@ -104,6 +74,36 @@ export interface Location {
   at(name: string): string;
 }
 
+function pathTo(path: string, name: string): string {
+  return path ? `${path}.${name}` : name;
+}
+
+/** An object at a fixed place in the payload (`object.properties`); the empty path is the payload itself. */
+export class PathLocation implements Location {
+  constructor(readonly path: string) {}
+
+  at(name: string): string {
+    return pathTo(this.path, name);
+  }
+}
+
+/** The index-th item of a list (`…alerts[3]`): its path is spelled out only if an error names it. */
+export class ItemLocation implements Location {
+  constructor(
+    private readonly list: Location,
+    private readonly name: string,
+    private readonly index: number,
+  ) {}
+
+  get path(): string {
+    return `${this.list.at(this.name)}[${this.index}]`;
+  }
+
+  at(name: string): string {
+    return `${this.path}.${name}`;
+  }
+}
+
 /**
  * A field read from untrusted JSON as text: a non-empty trimmed string, or undefined when absent, null or blank.
  * Numbers are accepted as their text; anything else is an error naming the field's path.
@@ -116,6 +116,50 @@ export function textOf(value: unknown, where: Location, name: string): string | 
   }
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
   throw new InputError(where.at(name), `expected a string, got ${describe(value)}`);
+}
+
+export function requiredTextOf(value: unknown, where: Location, name: string): string {
+  const text = textOf(value, where, name);
+  if (text === undefined) throw new InputError(where.at(name), 'is required');
+  return text;
+}
+
+/** A number, or a string holding one; undefined when absent, null or empty. */
+export function numberOf(value: unknown, where: Location, name: string): number | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  const parsed = typeof value === 'string' ? Number(value) : value;
+  if (typeof parsed !== 'number' || !Number.isFinite(parsed)) throw new InputError(where.at(name), `expected a number, got ${describe(value)}`);
+  return parsed;
+}
+
+/** An object, or undefined when absent or null. */
+export function recordOf(value: unknown, where: Location, name: string): Record<string, unknown> | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isRecord(value)) throw new InputError(where.at(name), `expected an object, got ${describe(value)}`);
+  return value;
+}
+
+/** An array; empty when absent or null. */
+export function arrayOf(value: unknown, where: Location, name: string): unknown[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new InputError(where.at(name), `expected an array, got ${describe(value)}`);
+  return value;
+}
+
+/** An array of strings, trimmed, blanks and nulls dropped. A lone string is accepted as a one-element list. */
+export function stringsOf(value: unknown, where: Location, name: string): string[] {
+  if (value === undefined || value === null) return [];
+  if (typeof value === 'string') return value.trim() ? [value.trim()] : [];
+  if (!Array.isArray(value)) throw new InputError(where.at(name), `expected an array, got ${describe(value)}`);
+  const out: string[] = [];
+  for (let i = 0; i < value.length; i++) {
+    const item: unknown = value[i];
+    if (item === null || item === undefined) continue;
+    if (typeof item !== 'string') throw new InputError(`${where.at(name)}[${i}]`, `expected a string, got ${describe(item)}`);
+    const trimmed = item.trim();
+    if (trimmed) out.push(trimmed);
+  }
+  return out;
 }
 
 /**

@@ -1,13 +1,53 @@
 import { InputError } from '../errors';
 import { parseJson } from '../json';
 import { EntityCursor, mergeEntities, parseEntity } from './entities';
-import { Fields, isRecord, spelledAs } from './fields';
+import {
+  arrayOf,
+  describe,
+  FieldTable,
+  Fields,
+  isRecord,
+  ItemLocation,
+  numberOf,
+  PathLocation,
+  recordOf,
+  requiredTextOf,
+  spelledAs,
+  stringsOf,
+  textOf,
+  type Location,
+} from './fields';
 import { parseIncidentArmId } from './identifiers';
 import type { Entity, IncidentRef, Severity, Signal } from './signal';
 import { SEVERITIES } from './signal';
 
 /** The note on an incident that arrived without entities; the engine replaces it once it has listed them. */
 export const NO_ENTITIES_NOTE = 'the incident carries no relatedEntities (Sentinel may add them later; an update will bring them)';
+
+/** The fields read from each object of an incident, each found in one pass over the object's keys. */
+const PAYLOAD = new FieldTable(['SystemAlertId', 'object', 'objectSchemaType', 'objectEventType', 'id', 'properties']);
+const INCIDENT = new FieldTable(['id', 'properties']);
+const PROPERTIES = new FieldTable(['title', 'severity', 'status', 'incidentNumber', 'incidentUrl', 'labels', 'alerts', 'relatedEntities', 'additionalData']);
+const ADDITIONAL_DATA = new FieldTable(['tactics', 'techniques', 'alertProductNames']);
+/** An incident's alert: ARM nests its fields under `properties`; other sources put them inline. */
+const ALERT = new FieldTable(['properties', 'tactics', 'techniques', 'productName']);
+const ALERT_PROPERTIES = new FieldTable(['tactics', 'techniques', 'productName']);
+const LABEL = new FieldTable(['labelName']);
+
+/** Where an incident's objects sit in the two incident shapes, for errors. */
+interface IncidentAt {
+  incident: PathLocation;
+  properties: PathLocation;
+  additionalData: PathLocation;
+}
+const incidentAt = (path: string): IncidentAt => ({
+  incident: new PathLocation(path),
+  properties: new PathLocation(path ? `${path}.properties` : 'properties'),
+  additionalData: new PathLocation(path ? `${path}.properties.additionalData` : 'properties.additionalData'),
+});
+const IN_TRIGGER_BODY = incidentAt('object');
+const BARE = incidentAt('');
+const PAYLOAD_AT = new PathLocation('');
 
 /**
  * Normalizes what Sentinel sends into a Signal. Three shapes are accepted (reference/sentinel.md):
@@ -17,54 +57,62 @@ export const NO_ENTITIES_NOTE = 'the incident carries no relatedEntities (Sentin
  */
 export function normalizeSentinelPayload(body: unknown): Signal {
   if (!isRecord(body)) throw new InputError('', 'expected a JSON object (a Sentinel incident or alert)');
-  const top = Fields.of(body, '');
-  if (top.get('SystemAlertId') !== undefined) return normalizeAlert(top);
-  const object = top.object('object');
-  if (object) {
-    const schemaType = top.string('objectSchemaType');
+  const [systemAlertId, object, schemaTypeRaw, eventType, id, properties] = PAYLOAD.read(body);
+  if (systemAlertId !== undefined) return normalizeAlert(Fields.of(body, ''));
+  const incident = recordOf(object, PAYLOAD_AT, 'object');
+  if (incident) {
+    const schemaType = textOf(schemaTypeRaw, PAYLOAD_AT, 'objectSchemaType');
     if (schemaType !== undefined && schemaType.toLowerCase() !== 'incident') {
       throw new InputError('objectSchemaType', `expected "Incident", got ${JSON.stringify(schemaType)}`);
     }
-    return normalizeIncident(object, top.string('objectEventType'));
+    const [incidentId, incidentProperties] = INCIDENT.read(incident);
+    return normalizeIncident(incidentId, incidentProperties, IN_TRIGGER_BODY, textOf(eventType, PAYLOAD_AT, 'objectEventType'));
   }
-  if (top.get('properties') !== undefined && top.get('id') !== undefined) return normalizeIncident(top, undefined);
+  if (properties !== undefined && id !== undefined) return normalizeIncident(id, properties, BARE, undefined);
   throw new InputError(
     '',
     'not a Sentinel incident or alert: expected an automation-rule trigger body ({ "object": { "id", "properties" } }), an ARM incident ({ "id", "properties" }) or a SecurityAlert ({ "SystemAlertId", … })',
   );
 }
 
-function normalizeIncident(incident: Fields, eventType: string | undefined): Signal {
-  const armId = incident.requiredString('id');
+function normalizeIncident(id: unknown, properties: unknown, at: IncidentAt, eventType: string | undefined): Signal {
+  const armId = requiredTextOf(id, at.incident, 'id');
   const parts = parseIncidentArmId(armId);
   if (!parts) {
     throw new InputError(
-      incident.at('id'),
+      at.incident.at('id'),
       'expected an incident ARM id: /subscriptions/{guid}/resourceGroups/{rg}/providers/Microsoft.OperationalInsights/workspaces/{workspace}/providers/Microsoft.SecurityInsights/Incidents/{id}',
     );
   }
-  const props = Fields.of(incident.get('properties'), incident.at('properties'));
-  const extra = props.object('additionalData');
+  if (!isRecord(properties)) throw new InputError(at.incident.at('properties'), `expected an object, got ${describe(properties)}`);
+  const [title, severityRaw, status, incidentNumber, incidentUrl, labelList, alertList, relatedEntities, additionalData] = PROPERTIES.read(properties);
+  const props = at.properties;
+  const extra = recordOf(additionalData, props, 'additionalData');
+  const [tacticList, techniqueList, productList] = extra ? ADDITIONAL_DATA.read(extra) : [];
   const notes: string[] = [];
 
-  const tactics = extra?.strings('tactics') ?? [];
-  const techniques = extra?.strings('techniques') ?? [];
-  const products = extra?.strings('alertProductNames') ?? [];
-  const alerts = props.array('alerts');
+  const tactics = stringsOf(tacticList, at.additionalData, 'tactics');
+  const techniques = stringsOf(techniqueList, at.additionalData, 'techniques');
+  const products = stringsOf(productList, at.additionalData, 'alertProductNames');
+  const alerts = arrayOf(alertList, props, 'alerts');
   for (let i = 0; i < alerts.length; i++) {
-    const alert = Fields.of(alerts[i], props.at(`alerts[${i}]`));
-    const alertProps = alert.object('properties') ?? alert;
+    const where = new ItemLocation(props, 'alerts', i);
+    const alert = alerts[i];
+    if (!isRecord(alert)) throw new InputError(where.path, `expected an object, got ${describe(alert)}`);
+    const [nested, ...inline] = ALERT.read(alert);
+    const alertProperties = recordOf(nested, where, 'properties');
+    const [alertTactics, alertTechniques, productName] = alertProperties ? ALERT_PROPERTIES.read(alertProperties) : inline;
+    const alertAt = alertProperties ? new PathLocation(where.at('properties')) : where;
     // A loop, not push(...list): a crafted alert with a huge list must not overflow the call's argument stack.
-    for (const tactic of alertProps.strings('tactics')) tactics.push(tactic);
-    for (const technique of alertProps.strings('techniques')) techniques.push(technique);
-    const product = alertProps.string('productName');
+    for (const tactic of stringsOf(alertTactics, alertAt, 'tactics')) tactics.push(tactic);
+    for (const technique of stringsOf(alertTechniques, alertAt, 'techniques')) techniques.push(technique);
+    const product = textOf(productName, alertAt, 'productName');
     if (product) products.push(product);
   }
 
-  const entityPath = props.at('relatedEntities');
-  const rawEntities = props.array('relatedEntities');
+  const rawEntities = arrayOf(relatedEntities, props, 'relatedEntities');
   if (rawEntities.length === 0) notes.push(NO_ENTITIES_NOTE);
-  const entities = mergeEntities(parseEntities(rawEntities, entityPath), notes);
+  const entities = mergeEntities(parseEntities(rawEntities, props.at('relatedEntities')), notes);
 
   const ref: IncidentRef = {
     armId,
@@ -73,27 +121,27 @@ function normalizeIncident(incident: Fields, eventType: string | undefined): Sig
     resourceGroup: parts.resourceGroup,
     workspaceName: parts.workspaceName,
   };
-  const number = props.number('incidentNumber');
+  const number = numberOf(incidentNumber, props, 'incidentNumber');
   if (number !== undefined) ref.number = number;
-  const url = props.string('incidentUrl');
+  const url = textOf(incidentUrl, props, 'incidentUrl');
   if (url !== undefined) ref.url = url;
   if (eventType !== undefined) ref.eventType = eventType;
 
   const signal: Signal = {
     source: 'incident',
     subject: armId.toLowerCase(),
-    title: props.string('title') ?? `Incident ${number ?? parts.incidentName}`,
-    severity: severity(props, 'severity'),
+    title: textOf(title, props, 'title') ?? `Incident ${number ?? parts.incidentName}`,
+    severity: severityOf(severityRaw, props, 'severity'),
     incident: ref,
     tactics: distinct(tactics),
     techniques: distinct(techniques),
     products: distinct(products),
-    labels: labels(props),
+    labels: labels(labelList, props),
     entities,
     notes,
   };
-  const status = props.string('status');
-  if (status !== undefined) signal.status = status;
+  const statusText = textOf(status, props, 'status');
+  if (statusText !== undefined) signal.status = statusText;
   return signal;
 }
 
@@ -108,7 +156,7 @@ function normalizeAlert(alert: Fields): Signal {
     source: 'alert',
     subject: `alert:${alertId.toLowerCase()}`,
     title: alert.string('AlertDisplayName') ?? alert.string('AlertName') ?? `Alert ${alertId}`,
-    severity: severity(alert, 'Severity'),
+    severity: severityOf(alert.get('Severity'), alert, 'Severity'),
     tactics: splitList(alert, 'Tactics'),
     techniques: embeddedArray(alert, 'Techniques').filter((t): t is string => typeof t === 'string'),
     products: [alert.string('ProductName')].filter((p): p is string => p !== undefined),
@@ -140,20 +188,23 @@ function distinct(names: string[]): string[] {
   return names;
 }
 
-function severity(fields: Fields, name: string): Severity {
-  const value = fields.requiredString(name);
-  const match = severityNamed(value);
-  if (!match) throw new InputError(fields.at(name), `expected one of ${SEVERITIES.join(', ')}, got ${JSON.stringify(value)}`);
+function severityOf(value: unknown, where: Location, name: string): Severity {
+  const text = requiredTextOf(value, where, name);
+  const match = severityNamed(text);
+  if (!match) throw new InputError(where.at(name), `expected one of ${SEVERITIES.join(', ')}, got ${JSON.stringify(text)}`);
   return match;
 }
 
 /** Labels as objects (`{ labelName, labelType }`, from ARM) or plain strings. */
-function labels(props: Fields): string[] {
-  const raw = props.array('labels');
+function labels(value: unknown, props: Location): string[] {
+  const list = arrayOf(value, props, 'labels');
   const out: string[] = [];
-  for (let i = 0; i < raw.length; i++) {
-    const item = raw[i];
-    const name = typeof item === 'string' ? item.trim() : Fields.of(item, props.at(`labels[${i}]`)).string('labelName');
+  for (let i = 0; i < list.length; i++) {
+    const item = list[i];
+    let name: string | undefined;
+    if (typeof item === 'string') name = item.trim();
+    else if (isRecord(item)) name = textOf(LABEL.read(item)[0], new ItemLocation(props, 'labels', i), 'labelName');
+    else throw new InputError(new ItemLocation(props, 'labels', i).path, `expected an object, got ${describe(item)}`);
     if (name) out.push(name);
   }
   return out;
