@@ -33,10 +33,10 @@ const HOST_EXTRA = new FieldTable(HOST_SHARED);
 export class EntityCursor {
   index = 0;
   /** The entity object itself. */
-  readonly entity: Location = this.location('');
+  readonly entity: Location = new CursorLocation(this, '');
   /** Its fields and additionalData: under `properties` (incident entities) or inline (alert entities). */
-  readonly nested: EntityAt = { fields: this.location('.properties'), data: this.location('.properties.additionalData') };
-  readonly inline: EntityAt = { fields: this.entity, data: this.location('.additionalData') };
+  readonly nested: EntityAt = { fields: new CursorLocation(this, '.properties'), data: new CursorLocation(this, '.properties.additionalData') };
+  readonly inline: EntityAt = { fields: this.entity, data: new CursorLocation(this, '.additionalData') };
 
   constructor(readonly list: string) {}
 
@@ -44,9 +44,17 @@ export class EntityCursor {
   get path(): string {
     return `${this.list}[${this.index}]`;
   }
+}
 
-  private location(suffix: string): Location {
-    return { at: (name) => `${this.path}${suffix}.${name}` };
+/** A place inside whichever entity the cursor is on. */
+class CursorLocation implements Location {
+  constructor(
+    private readonly cursor: EntityCursor,
+    private readonly suffix: string,
+  ) {}
+
+  at(name: string): string {
+    return `${this.cursor.path}${this.suffix}.${name}`;
   }
 }
 
@@ -88,7 +96,7 @@ interface EntityAt {
 function entityKind(outer: unknown[], at: Location): string | undefined {
   // Incident entities carry `type: "Microsoft.SecurityInsights/Entities"` next to `kind`; alert entities carry `Type`.
   const kind = textOf(outer[0], at, 'kind') ?? textOf(outer[1], at, 'type');
-  if (kind !== undefined && !kind.includes('/')) return kind.toLowerCase();
+  if (kind !== undefined && !kind.includes('/')) return KIND_NAMES.get(kind) ?? kind.toLowerCase();
   if (outer[3] !== undefined && outer[4] === undefined) return undefined;
   throw new InputError(at.at('kind'), 'every entity needs a kind (Account, Host, Ip, …)');
 }
@@ -168,27 +176,35 @@ function ownOrData(values: unknown[], extra: unknown[] | undefined, i: number, a
   return textOf(values[i], at, name) ?? (extra && textOf(extra[i], data, name));
 }
 
-/** The property that identifies an entity of each well-known kind (EntityTypes.json). */
+/** The property that identifies an entity of each well-known kind (EntityTypes.json), by the kind's usual spelling. */
+const VALUE_PROPERTIES: Record<string, string[]> = {
+  Ip: ['address'],
+  Url: ['url'],
+  File: ['fileName', 'name'],
+  FileHash: ['hashValue', 'value'],
+  Mailbox: ['mailboxPrimaryAddress', 'upn'],
+  MailMessage: ['internetMessageId', 'networkMessageId'],
+  CloudApplication: ['name', 'appId'],
+  Dns: ['domainName'],
+  Process: ['commandLine', 'processId'],
+  RegistryKey: ['key'],
+  RegistryValue: ['name'],
+  Malware: ['malwareName', 'name'],
+  AzureResource: ['resourceId'],
+  SecurityGroup: ['objectGuid', 'distinguishedName'],
+  IoTDevice: ['deviceId'],
+  SubmissionMail: ['submissionId'],
+};
+/** The same, by the kind's lower-case name. */
 const VALUE_PROPERTY: Record<string, FieldTable<string>> = Object.fromEntries(
-  Object.entries({
-    ip: ['address'],
-    url: ['url'],
-    file: ['fileName', 'name'],
-    filehash: ['hashValue', 'value'],
-    mailbox: ['mailboxPrimaryAddress', 'upn'],
-    mailmessage: ['internetMessageId', 'networkMessageId'],
-    cloudapplication: ['name', 'appId'],
-    dns: ['domainName'],
-    process: ['commandLine', 'processId'],
-    registrykey: ['key'],
-    registryvalue: ['name'],
-    malware: ['malwareName', 'name'],
-    azureresource: ['resourceId'],
-    securitygroup: ['objectGuid', 'distinguishedName'],
-    iotdevice: ['deviceId'],
-    submissionmail: ['submissionId'],
-  }).map(([kind, names]) => [kind, new FieldTable(names)]),
+  Object.entries(VALUE_PROPERTIES).map(([kind, names]) => [kind.toLowerCase(), new FieldTable(names)]),
 );
+/**
+ * Each known kind's lower-case name, from its usual spellings (incident entities say `Account`, alert entities
+ * `account`): most entities' kinds are found without building a lower-cased copy.
+ */
+const KIND_NAMES = new Map<string, string>();
+for (const kind of ['Account', 'Host', ...Object.keys(VALUE_PROPERTIES)]) KIND_NAMES.set(kind, kind.toLowerCase()).set(kind.toLowerCase(), kind.toLowerCase());
 /** Kinds we do not know are named by their name. */
 const ANY_VALUE = new FieldTable(['name', 'friendlyName']);
 
