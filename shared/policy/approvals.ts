@@ -41,36 +41,41 @@ export function compileApprovals(approvals: readonly ApprovalGuardrail[]): Compi
 /** The reason the approval applies, or undefined when it does not. */
 function conditionsHold(approval: CompiledApproval, entity: AccountEntity | HostEntity, source: SignalSource): string | undefined {
   const when = approval.when;
-  const reasons: string[] = [];
+  let reasons = '';
   if (when.sources) {
     if (!when.sources.includes(source)) return undefined;
-    reasons.push(`source ${source}`);
+    reasons = also(reasons, `source ${source}`);
   }
   if (entity.kind === 'account') {
     if (when.deviceTags || when.devices) return undefined;
     if (when.privileged !== undefined) {
-      if (entity.privileged === undefined) reasons.push('privilege unknown');
+      if (entity.privileged === undefined) reasons = also(reasons, 'privilege unknown');
       else if (entity.privileged !== when.privileged) return undefined;
-      else reasons.push(entity.privileged ? 'privileged user' : 'unprivileged user');
+      else reasons = also(reasons, entity.privileged ? 'privileged user' : 'unprivileged user');
     }
     if ((when.users || when.groups) && approval.listed) {
       const verdict = checkAccount(entity, approval.listed);
       if (verdict.status === 'clear') return undefined;
-      reasons.push(verdict.why.replace('protected', 'needing approval'));
+      reasons = also(reasons, verdict.why.replace('protected', 'needing approval'));
     }
   } else {
     if (when.privileged !== undefined || when.users || when.groups) return undefined;
     if (when.deviceTags) {
       const tag = entity.tags?.find((t) => when.deviceTags?.some((w) => w.toLowerCase() === t.toLowerCase()));
-      if (entity.tags === undefined) reasons.push('device tags unknown');
+      if (entity.tags === undefined) reasons = also(reasons, 'device tags unknown');
       else if (tag === undefined) return undefined;
-      else reasons.push(`device tagged ${tag}`);
+      else reasons = also(reasons, `device tagged ${tag}`);
     }
     if (when.devices && approval.listed) {
       const verdict = checkHost(entity, approval.listed);
       if (verdict.status === 'clear') return undefined;
-      reasons.push(verdict.why.replace('protected', 'needing approval'));
+      reasons = also(reasons, verdict.why.replace('protected', 'needing approval'));
     }
   }
-  return reasons.length ? reasons.join(', ') : `every ${approval.action === '*' ? 'action' : approval.action} needs approval`;
+  return reasons || `every ${approval.action === '*' ? 'action' : approval.action} needs approval`;
+}
+
+/** `reasons, reason`: built by concatenation, as every planned action of a kind with an approval guardrail asks. */
+function also(reasons: string, reason: string): string {
+  return reasons ? `${reasons}, ${reason}` : reason;
 }

@@ -115,7 +115,7 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
       }
       for (const { entity, target, id, keyPart } of candidates) {
         const judged = judgedBy.get(id);
-        const first = judged?.find((v) => v.kind === step.kind);
+        const first = judged === undefined ? undefined : verdictOn(judged, step.kind);
         if (first !== undefined) {
           skipped.push({
             kind: step.kind,
@@ -168,6 +168,12 @@ interface Verdict {
   ruleId: string;
   verdict: string;
   key: string;
+}
+
+/** The verdict on one kind of action among a target's (a loop: no closure per candidate action). */
+function verdictOn(judged: Verdict[], kind: PlannableActionKind): Verdict | undefined {
+  for (const verdict of judged) if (verdict.kind === kind) return verdict;
+  return undefined;
 }
 
 const VERDICT = Object.fromEntries(SKIP_REASONS.map((reason) => [reason, `judged ${reason}`])) as Record<SkipReason, string>;

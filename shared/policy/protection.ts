@@ -56,27 +56,26 @@ export function indexProtection(
 
 export function checkAccount(account: AccountEntity, index: ProtectionIndex): ProtectionVerdict {
   // Called for every candidate action: the label is built only when there is something to say.
-  const label = (): string => accountLabel(account);
   // Ids compared lower-cased whoever built the signal (toLowerCase returns the very string when it already is).
   if (account.aadUserId && index.userIds.has(account.aadUserId.toLowerCase()))
-    return { status: 'protected', why: `${label()} is listed as protected (object id)` };
-  if (account.upn && index.upns.has(account.upn.toLowerCase())) return { status: 'protected', why: `${label()} is listed as protected (UPN)` };
+    return { status: 'protected', why: `${accountLabel(account)} is listed as protected (object id)` };
+  if (account.upn && index.upns.has(account.upn.toLowerCase())) return { status: 'protected', why: `${accountLabel(account)} is listed as protected (UPN)` };
   if (
     index.userNames.size > 0 &&
     [account.accountName?.toLowerCase(), account.upn?.toLowerCase().split('@')[0]].some((n) => n !== undefined && index.userNames.has(n))
   )
-    return { status: 'protected', why: `${label()} is listed as protected (account name)` };
-  if (account.groupIds?.some((g) => index.groupIds.has(g.toLowerCase()))) return { status: 'protected', why: `${label()} is a member of a protected group` };
+    return { status: 'protected', why: `${accountLabel(account)} is listed as protected (account name)` };
+  if (account.groupIds?.some((g) => index.groupIds.has(g.toLowerCase()))) return { status: 'protected', why: `${accountLabel(account)} is a member of a protected group` };
 
   // The engine's own identity counts too: run locally, DefaultAzureCredential signs in as a developer's user
   // account, which does have a UPN.
   if (!account.aadUserId && index.userIds.size > 0)
-    return { status: 'unverified', why: `${label()} has no object id to compare with the protected object ids` };
-  if (!account.upn && index.upns.size > 0) return { status: 'unverified', why: `${label()} has no UPN to compare with the protected UPNs` };
+    return { status: 'unverified', why: `${accountLabel(account)} has no object id to compare with the protected object ids` };
+  if (!account.upn && index.upns.size > 0) return { status: 'unverified', why: `${accountLabel(account)} has no UPN to compare with the protected UPNs` };
   if (!account.accountName && !account.upn && index.userNames.size > 0)
-    return { status: 'unverified', why: `${label()} has no account name to compare with the protected names` };
+    return { status: 'unverified', why: `${accountLabel(account)} has no account name to compare with the protected names` };
   if (account.groupIds === undefined && index.groupIds.size > 0)
-    return { status: 'unverified', why: `group membership of ${label()} is unknown, and protected groups are listed` };
+    return { status: 'unverified', why: `group membership of ${accountLabel(account)} is unknown, and protected groups are listed` };
   return CLEAR;
 }
 
