@@ -20,8 +20,8 @@ export interface ProtectionIndex {
   groupIds: Set<string>;
   deviceIds: Set<string>;
   aadDeviceIds: Set<string>;
-  /** Host names, fully qualified or short, lower-cased, with their short (first-label) form. */
-  deviceNames: Array<{ name: string; short: string; qualified: boolean }>;
+  /** Host names, lower-cased: the fully qualified ones, the short ones (no domain), and the short form of all. */
+  deviceNames: { qualified: Set<string>; unqualified: Set<string>; shortForms: Set<string> };
   deviceTags: Set<string>;
 }
 
@@ -36,7 +36,7 @@ export function indexProtection(
     groupIds: new Set(lists.groups.map((g) => g.toLowerCase())),
     deviceIds: new Set(),
     aadDeviceIds: new Set(),
-    deviceNames: [],
+    deviceNames: { qualified: new Set(), unqualified: new Set(), shortForms: new Set() },
     deviceTags: new Set(lists.deviceTags.map((t) => t.toLowerCase())),
   };
   for (const raw of lists.users) {
@@ -49,7 +49,10 @@ export function indexProtection(
     const device = raw.toLowerCase();
     if (isMdeDeviceId(device)) index.deviceIds.add(device);
     else if (isGuid(device)) index.aadDeviceIds.add(device);
-    else index.deviceNames.push({ name: device, short: shortHostName(device), qualified: device.includes('.') });
+    else {
+      index.deviceNames[device.includes('.') ? 'qualified' : 'unqualified'].add(device);
+      index.deviceNames.shortForms.add(shortHostName(device));
+    }
   }
   return index;
 }
@@ -65,7 +68,8 @@ export function checkAccount(account: AccountEntity, index: ProtectionIndex): Pr
     [account.accountName?.toLowerCase(), account.upn?.toLowerCase().split('@')[0]].some((n) => n !== undefined && index.userNames.has(n))
   )
     return { status: 'protected', why: `${accountLabel(account)} is listed as protected (account name)` };
-  if (account.groupIds?.some((g) => index.groupIds.has(g.toLowerCase()))) return { status: 'protected', why: `${accountLabel(account)} is a member of a protected group` };
+  if (account.groupIds?.some((g) => index.groupIds.has(g.toLowerCase())))
+    return { status: 'protected', why: `${accountLabel(account)} is a member of a protected group` };
 
   // The engine's own identity counts too: run locally, DefaultAzureCredential signs in as a developer's user
   // account, which does have a UPN.
@@ -85,7 +89,7 @@ export function checkHost(host: HostEntity, index: ProtectionIndex): ProtectionV
     return { status: 'protected', why: `${label} is listed as protected (Defender id)` };
   if (host.aadDeviceId && index.aadDeviceIds.has(host.aadDeviceId.toLowerCase()))
     return { status: 'protected', why: `${label} is listed as protected (Entra device id)` };
-  if (index.deviceNames.length > 0 && matchesListedName(host, index)) return { status: 'protected', why: `${label} is listed as protected (name)` };
+  if (index.deviceNames.shortForms.size > 0 && matchesListedName(host, index)) return { status: 'protected', why: `${label} is listed as protected (name)` };
   const tag = host.tags?.find((t) => index.deviceTags.has(t.toLowerCase()));
   if (tag !== undefined) return { status: 'protected', why: `${label} carries the protected tag "${tag}"` };
 
@@ -93,7 +97,7 @@ export function checkHost(host: HostEntity, index: ProtectionIndex): ProtectionV
     return { status: 'unverified', why: `${label} has no Defender id to compare with the protected device ids` };
   if (!host.aadDeviceId && index.aadDeviceIds.size > 0)
     return { status: 'unverified', why: `${label} has no Entra device id to compare with the protected device ids` };
-  if (!host.fqdn && !host.hostName && index.deviceNames.length > 0)
+  if (!host.fqdn && !host.hostName && index.deviceNames.shortForms.size > 0)
     return { status: 'unverified', why: `${label} has no name to compare with the protected device names` };
   if (host.tags === undefined && index.deviceTags.size > 0)
     return { status: 'unverified', why: `the tags of ${label} are unknown, and protected tags are listed` };
@@ -112,8 +116,10 @@ function matchesListedName(host: HostEntity, index: ProtectionIndex): boolean {
 function nameIsListed(raw: string | undefined, index: ProtectionIndex): boolean {
   if (!raw) return false;
   const name = raw.toLowerCase();
-  const qualified = name.includes('.');
-  const short = qualified ? shortHostName(name) : name;
-  for (const listed of index.deviceNames) if (qualified && listed.qualified ? name === listed.name : short === listed.short) return true;
-  return false;
+  const { qualified, unqualified, shortForms } = index.deviceNames;
+  const dot = name.indexOf('.');
+  // A short name is compared with the short form of every listed name; a qualified one with the listed qualified
+  // names as it is, and with the listed short names by its first label. Sets: a SOC may protect hundreds of servers.
+  if (dot === -1) return shortForms.has(name);
+  return qualified.has(name) || (unqualified.size > 0 && unqualified.has(name.slice(0, dot)));
 }
