@@ -87,6 +87,18 @@ export class PathLocation implements Location {
   }
 }
 
+/** The object under field `name` of the object at `parent` (`…alerts[3].properties`), spelled out only for an error. */
+export class FieldLocation implements Location {
+  constructor(
+    private readonly parent: Location,
+    private readonly name: string,
+  ) {}
+
+  at(name: string): string {
+    return `${this.parent.at(this.name)}.${name}`;
+  }
+}
+
 /** The index-th item of a list (`…alerts[3]`): its path is spelled out only if an error names it. */
 export class ItemLocation implements Location {
   constructor(

@@ -5,6 +5,7 @@ import {
   arrayOf,
   describe,
   FieldTable,
+  FieldLocation,
   Fields,
   isRecord,
   ItemLocation,
@@ -40,11 +41,11 @@ interface IncidentAt {
   properties: PathLocation;
   additionalData: PathLocation;
 }
-const incidentAt = (path: string): IncidentAt => ({
-  incident: new PathLocation(path),
-  properties: new PathLocation(path ? `${path}.properties` : 'properties'),
-  additionalData: new PathLocation(path ? `${path}.properties.additionalData` : 'properties.additionalData'),
-});
+const incidentAt = (path: string): IncidentAt => {
+  const incident = new PathLocation(path);
+  const properties = new PathLocation(incident.at('properties'));
+  return { incident, properties, additionalData: new PathLocation(properties.at('additionalData')) };
+};
 const IN_TRIGGER_BODY = incidentAt('object');
 const BARE = incidentAt('');
 const PAYLOAD_AT = new PathLocation('');
@@ -102,7 +103,7 @@ function normalizeIncident(id: unknown, properties: unknown, at: IncidentAt, eve
     const [nested, ...inline] = ALERT.read(alert);
     const alertProperties = recordOf(nested, where, 'properties');
     const [alertTactics, alertTechniques, productName] = alertProperties ? ALERT_PROPERTIES.read(alertProperties) : inline;
-    const alertAt = alertProperties ? new PathLocation(where.at('properties')) : where;
+    const alertAt = alertProperties ? new FieldLocation(where, 'properties') : where;
     // A loop, not push(...list): a crafted alert with a huge list must not overflow the call's argument stack.
     for (const tactic of stringsOf(alertTactics, alertAt, 'tactics')) tactics.push(tactic);
     for (const technique of stringsOf(alertTechniques, alertAt, 'techniques')) techniques.push(technique);

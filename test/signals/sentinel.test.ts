@@ -127,6 +127,28 @@ describe('incident trigger body', () => {
     expect(error.message).toMatch(message);
   });
 
+  it.each([
+    ['an alert that is not an object', (p: Record<string, any>) => (p.alerts = [{}, 'alert']), 'alerts[1]', /expected an object, got the string/],
+    ['nested alert properties that are not an object', (p: Record<string, any>) => (p.alerts = [{ properties: [] }]), 'alerts[0].properties', /an array/],
+    [
+      "a nested alert's tactic that is not a string",
+      (p: Record<string, any>) => (p.alerts = [{ properties: { tactics: ['Execution', 7] } }]),
+      'alerts[0].properties.tactics[1]',
+      /expected a string, got number 7/,
+    ],
+    ["an inline alert's product that is an object", (p: Record<string, any>) => (p.alerts = [{ productName: {} }]), 'alerts[0].productName', /an object/],
+    ['a label that is a number', (p: Record<string, any>) => (p.labels = ['ok', 3]), 'labels[1]', /expected an object, got number 3/],
+    ["a label's name that is an array", (p: Record<string, any>) => (p.labels = [{ labelName: [] }]), 'labels[0].labelName', /an array/],
+    ['additionalData that is a string', (p: Record<string, any>) => (p.additionalData = 'x'), 'additionalData', /the string "x"/],
+  ])('names the path of %s, in either incident shape', (_name, spoil, path, message) => {
+    const body = sampleIncident();
+    spoil(body.object.properties);
+    const inTriggerBody = inputError(() => normalizeSentinelPayload(body));
+    expect(inTriggerBody.path).toBe(`object.properties.${path}`);
+    expect(inTriggerBody.message).toMatch(message);
+    expect(inputError(() => normalizeSentinelPayload(body.object)).path).toBe(`properties.${path}`);
+  });
+
   it('rejects a bad severity, a bad entity id and a non-array entity list with their paths', () => {
     const severity = sampleIncident();
     severity.object.properties.severity = 'Critical';
