@@ -46,7 +46,7 @@ export class EmbeddedQueue implements ActionQueue {
   private scheduled = 0;
   private readonly maxDeliveryCount: number;
   private readonly duplicateWindowMs: number;
-  private readonly concurrency: number;
+  private concurrency: number;
   private readonly maxScheduleDelayMs: number;
   private readonly now: () => number;
 
@@ -90,8 +90,9 @@ export class EmbeddedQueue implements ActionQueue {
     }));
   }
 
-  /** Start delivering to `handler` (the queue-triggered function). Concurrency is the constructor's. */
-  start(handler: DeliveryHandler, _options: { concurrency?: number } = {}): void {
+  /** Start delivering to `handler` (the queue-triggered function), at most `concurrency` at once (else the constructor's). */
+  start(handler: DeliveryHandler, options: { concurrency?: number } = {}): void {
+    if (options.concurrency !== undefined) this.concurrency = options.concurrency;
     this.handler = handler;
     this.pump();
   }

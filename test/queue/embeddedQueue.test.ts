@@ -46,6 +46,23 @@ describe('the embedded queue keeps Service Bus delivery semantics', () => {
     expect(ids).toEqual([command(1).idempotencyKey, `${command(1).idempotencyKey}:a1`, command(1).idempotencyKey]);
   });
 
+  it.each([
+    ['the constructor', { concurrency: 2 }, {}, 2],
+    ['start, as for the Service Bus queue', { concurrency: 4 }, { concurrency: 3 }, 3],
+  ])('runs no more handlers at once than %s says', async (_where, constructed, started, limit) => {
+    const queue = new EmbeddedQueue(constructed);
+    let running = 0;
+    let most = 0;
+    queue.start(async () => {
+      most = Math.max(most, ++running);
+      await new Promise((r) => setTimeout(r, 5));
+      running--;
+    }, started);
+    await queue.send(Array.from({ length: 12 }, (_, i) => command(i)));
+    await queue.idle();
+    expect(most).toBe(limit);
+  });
+
   it('holds scheduled messages until their time', async () => {
     const queue = new EmbeddedQueue();
     const seen: number[] = [];
