@@ -72,6 +72,8 @@ export class ServiceBusActionQueue implements ActionQueue {
         processMessage: (message) =>
           handler(message.body, {
             messageId: String(message.messageId),
+            // The JavaScript SDK gives the AMQP header's count (0 on the first delivery); the Functions host, built on
+            // the .NET SDK, gives ServiceBusReceivedMessage.DeliveryCount, which "starts at 1". Handlers see the latter.
             deliveryCount: (message.deliveryCount ?? 0) + 1,
             enqueuedTimeUtc: message.enqueuedTimeUtc?.toISOString() ?? '',
           }),
