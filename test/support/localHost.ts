@@ -1,14 +1,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from './net';
-
-/** The repository root, from the sources (vitest) or from dist/ (the compiled benchmark). */
-const ROOT = (() => {
-  let dir = __dirname;
-  while (!existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
-  return dir;
-})();
+import { REPOSITORY_ROOT } from './repositoryRoot';
 
 /**
  * The compiled local host (`dist/cli/host.js`, run `npm run build` first) as a child process on a free port, with
@@ -17,7 +10,7 @@ const ROOT = (() => {
  */
 export async function startLocalHost(env: Record<string, string>, stdio: StdioOptions = 'ignore'): Promise<{ child: ChildProcess; base: string }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/cli/host.js')], {
+  const child = spawn(process.execPath, [path.join(REPOSITORY_ROOT, 'dist/cli/host.js')], {
     env: { ...process.env, RESPONDER_TENANT: 'azure', LOG_LEVEL: 'error', ...env, PORT: String(port) },
     stdio,
   });
