@@ -68,8 +68,19 @@ function progress(message: string): void {
 
 const percentile = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] as number;
 
+/**
+ * The processes this run starts (Azurite, the local host): stopped however the run ends. Interrupted or killed, or
+ * with its output cut short (`| head`), the benchmark would otherwise leave them running, holding a core.
+ */
+const children: Array<() => void> = [];
+process.on('exit', () => {
+  for (const stop of children) stop();
+});
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => process.exit(1));
+
 async function main(): Promise<void> {
   const [sandbox, broker, azurite] = await Promise.all([Sandbox.start(), new ServiceBusEmulator().start(), Azurite.start()]);
+  children.push(() => azurite.stop());
   const tenant = sandbox.tenant;
   for (let i = 0; i < BURST + STEADY_RATE * STEADY_SECONDS; i++) tenant.addMachine({ id: deviceId(i), computerDnsName: `bench-${i}.contoso.com` });
   const token = await sandbox.authority.token(['Incidents.Submit'], {}, { expiresIn: '1h' });
@@ -97,6 +108,7 @@ async function main(): Promise<void> {
       },
       HOST_STDIO,
     );
+    children.push(() => burst.child.kill('SIGTERM'));
     progress('host up; sending the burst');
     const started = Date.now();
     const queue = Array.from({ length: BURST }, (_, i) => i);
@@ -146,6 +158,7 @@ async function main(): Promise<void> {
     tenant.defenderQuota = { max: 1_000_000, windowMs: 1000 };
     broker.createQueue('actions');
     const steady = await startLocalHost({ ...common, RESPONDER_LEDGER_TABLE: 'benchsteady', RESPONDER_RATE_LIMITS: 'defender=off' }, HOST_STDIO);
+    children.push(() => steady.child.kill('SIGTERM'));
     const sentAt = new Map<string, number>();
     const sends: Array<Promise<number>> = [];
     const steadyStart = Date.now();
