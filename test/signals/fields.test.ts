@@ -31,6 +31,9 @@ describe('FieldTable', () => {
   it('never reads inherited properties, nor names that only look alike beyond ASCII', () => {
     const inheriting = Object.assign(Object.create({ kind: 'Account' }) as Record<string, unknown>, { aadUserId: 'own' });
     expect(table.read(inheriting)).toEqual(['own', undefined]);
+    // Right after an object with the same own keys: the inherited key must not be read as the next one in order.
+    expect(table.read(parsed('{"aadUserId":"plain"}'))).toEqual(['plain', undefined]);
+    expect(table.read(inheriting)).toEqual(['own', undefined]);
     // JSON.parse makes "__proto__" an own key like any other, not a prototype.
     expect(table.read(parsed('{"__proto__":{"kind":"Account"}}'))).toEqual([undefined, undefined]);
     expect(table.read(parsed('{"\u212aind":"Account"}'))).toEqual([undefined, undefined]); // KELVIN SIGN lower-cases to k
