@@ -1,17 +1,35 @@
 import { InputError } from '../errors';
 
+/** Where an object sits in the payload: `at(name)` spells out a field's path, which only an error needs. */
+export interface Location {
+  at(name: string): string;
+}
+
+/** An object at a fixed place in the payload (`object.properties`); the empty path is the payload itself. */
+export class PathLocation implements Location {
+  constructor(readonly path: string) {}
+
+  at(name: string): string {
+    return this.path ? `${this.path}.${name}` : name;
+  }
+}
+
 /**
  * Case-insensitive, typed reads from untrusted JSON. Sentinel's key casing is not reliable across sources
- * (camelCase from ARM, PascalCase from Logic Apps outputs and alert records), so every read goes through here.
- * Each failed read names the full path of the field, which becomes the 400 message.
+ * (camelCase from ARM, PascalCase from Logic Apps outputs and alert records), so every read of a payload goes through
+ * this module: `Fields` looks up one name at a time (the alert record, the plan request); a `FieldTable` reads every
+ * field of an incident's objects and entities in one pass. Each failed read names the full path of the field, which
+ * becomes the 400 message.
  */
-export class Fields implements Location {
+export class Fields extends PathLocation {
   private keys: string[] | undefined;
 
   private constructor(
-    readonly path: string,
+    path: string,
     private readonly record: Record<string, unknown>,
-  ) {}
+  ) {
+    super(path);
+  }
 
   static of(value: unknown, path: string): Fields {
     if (!isRecord(value)) throw new InputError(path, `expected an object, got ${describe(value)}`);
@@ -26,10 +44,6 @@ export class Fields implements Location {
     this.keys ??= Object.keys(this.record);
     for (const key of this.keys) if (key.length === name.length && sameLettersIgnoringCase(key, name)) return this.record[key];
     return undefined;
-  }
-
-  at(name: string): string {
-    return pathTo(this.path, name);
   }
 
   /** A non-empty trimmed string, or undefined when absent, null or blank. Numbers are accepted as their text. */
@@ -67,24 +81,6 @@ export function spelledAs<const T extends string>(values: readonly T[]): (text: 
   const byName = new Map<string, T>();
   for (const value of values) byName.set(value, value).set(value.toLowerCase(), value);
   return (text) => byName.get(text) ?? byName.get(text.toLowerCase());
-}
-
-/** Where an object sits in the payload: `at(name)` spells out a field's path, which only an error needs. */
-export interface Location {
-  at(name: string): string;
-}
-
-function pathTo(path: string, name: string): string {
-  return path ? `${path}.${name}` : name;
-}
-
-/** An object at a fixed place in the payload (`object.properties`); the empty path is the payload itself. */
-export class PathLocation implements Location {
-  constructor(readonly path: string) {}
-
-  at(name: string): string {
-    return pathTo(this.path, name);
-  }
 }
 
 /** The object under field `name` of the object at `parent` (`…alerts[3].properties`), spelled out only for an error. */
