@@ -1,5 +1,4 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTableLedger } from '../../shared/ledger/tableLedger';
 import { buildIncident } from '../fixtures/incidents';
@@ -7,12 +6,12 @@ import { Sandbox } from '../sandbox/server';
 import { ServiceBusEmulator } from '../sandbox/serviceBus';
 import { Azurite } from '../support/azurite';
 import { startLocalHost } from '../support/localHost';
+import { REPOSITORY_ROOT } from '../support/repositoryRoot';
 
 /**
  * `npm start` on the real pipeline, killed with SIGKILL in the middle of a burst and started again on the same broker
  * and storage: every action finishes, and each device is isolated exactly once.
  */
-const ROOT = path.join(__dirname, '../..');
 const INCIDENTS = 40;
 const POLICY = `version: 1
 mode: enforce
@@ -25,7 +24,7 @@ let sandbox: Sandbox;
 let broker: ServiceBusEmulator;
 let azurite: Azurite;
 beforeAll(async () => {
-  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' });
+  execFileSync('npm', ['run', 'build'], { cwd: REPOSITORY_ROOT, stdio: 'ignore' });
   [sandbox, broker, azurite] = await Promise.all([Sandbox.start(), new ServiceBusEmulator().start(), Azurite.start()]);
   sandbox.tenant.defenderQuota = { max: 20, windowMs: 1000 }; // the engine paces to the same budget
   for (let i = 0; i < INCIDENTS; i++) sandbox.tenant.addMachine({ id: deviceId(i), computerDnsName: `kill-${i}.contoso.com` });

@@ -5,9 +5,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SAMPLE_INCIDENT_PATH } from '../fixtures/incidents';
 import { freePort } from '../support/net';
+import { REPOSITORY_ROOT } from '../support/repositoryRoot';
 
-const ROOT = path.join(__dirname, '../..');
-const HOST = path.join(ROOT, 'dist/cli/host.js');
+const HOST = path.join(REPOSITORY_ROOT, 'dist/cli/host.js');
 
 /** Start the compiled local host as `npm start` does, in its own working directory; resolve with its banner. */
 function startHost(cwd: string, env: Record<string, string>): Promise<{ child: ChildProcess; banner: string }> {
@@ -61,7 +61,7 @@ describe('the local host (npm start)', () => {
   let token = '';
 
   beforeAll(async () => {
-    execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' });
+    execFileSync('npm', ['run', 'build'], { cwd: REPOSITORY_ROOT, stdio: 'ignore' });
     const cwd = mkdtempSync(path.join(tmpdir(), 'responder-host-'));
     const port = await freePort();
     ({ child: host, banner } = await startHost(cwd, { PORT: String(port), LOG_LEVEL: 'warn' }));
