@@ -8,7 +8,7 @@ import type { LoadedPolicy } from './load';
 import { checkAccount, checkHost, indexProtection, type ProtectionIndex } from './protection';
 import type { ActionStep, CapGuardrail, Mode } from './schema';
 import { indexRisk, riskScore, type RiskIndex } from './score';
-import { compileRule, lowerSignal, matchRule, type Candidate, type CompiledRule } from './rules';
+import { compileRule, matchRule, type Candidate, type CompiledRule } from './rules';
 
 /** A policy prepared for deciding: its lists indexed once, at load, not per signal. */
 export interface CompiledPolicy extends LoadedPolicy {
@@ -68,8 +68,7 @@ export const capKey = (cap: CapGuardrail): string => `${cap.action}/${cap.per.te
 export function decide(signal: Signal, compiled: CompiledPolicy, context: DecisionContext = {}): Decision {
   const { policy } = compiled;
   const globalMode: Mode = context.modeOverride === 'audit' || policy.mode === 'audit' ? 'audit' : 'enforce';
-  const lowered = lowerSignal(signal);
-  const score = riskScore(signal, lowered, policy.risk, compiled.risk);
+  const score = riskScore(signal, policy.risk, compiled.risk);
   // Each entity's target and target key, once: rules and steps below carry them instead of rebuilding them.
   const accounts: Candidate<AccountEntity>[] = [];
   const hosts: Candidate<HostEntity>[] = [];
@@ -102,7 +101,7 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
       rules.push({ ruleId: rule.id, matched: false, mode, explanation: ['disabled'] });
       continue;
     }
-    const match = matchRule(compiledRule, signal, lowered, score.total, accounts, hosts);
+    const match = matchRule(compiledRule, signal, score.total, accounts, hosts);
     rules.push({ ruleId: rule.id, matched: match.matched, mode, explanation: match.explanation });
     if (!match.matched) continue;
     const reason = `rule ${rule.id}: ${joinText(match.explanation, ', ')}`;

@@ -1,22 +1,22 @@
 import type { ActionTarget } from '../actions/target';
-import { techniqueOf } from '../signals/identifiers';
 import type { AccountEntity, HostEntity, Signal } from '../signals/signal';
 import { ACTIONS, type TargetType } from '../actions/catalogue';
 import type { ActionStep, PolicyRule, RuleConditions, ScoreOperator } from './schema';
+import { NameIndex } from './names';
 import { accountLabel } from './score';
 
 const NAME_LISTS = ['tactics', 'techniques', 'products', 'labels'] as const;
 type NameList = (typeof NAME_LISTS)[number];
 
 /**
- * A rule prepared once per policy load, so that judging a signal is lookups and comparisons: its name lists as
- * lower-cased sets, and the fixed words of its explanations (the lists it names, joined) already written.
+ * A rule prepared once per policy load, so that judging a signal is lookups and comparisons: its name lists
+ * indexed, and the fixed words of its explanations (the lists it names, joined) already written.
  */
 export interface CompiledRule {
   rule: PolicyRule;
   /** The rule's actions, each with the type of target it acts on. */
   steps: Array<{ step: ActionStep; targetType: TargetType }>;
-  lists: Array<{ name: NameList; singular: string; wanted: Set<string>; text: string }>;
+  lists: Array<{ name: NameList; singular: string; wanted: NameIndex<true>; text: string }>;
   /** `userRisk high/medium, privileged true`: what the rule asks of an account; undefined when it asks nothing. */
   accountWants?: string;
   /** `deviceRisk High, a tag of server`: what the rule asks of a device; undefined when it asks nothing. */
@@ -28,7 +28,7 @@ export function compileRule(rule: PolicyRule): CompiledRule {
   const lists: CompiledRule['lists'] = [];
   for (const name of NAME_LISTS) {
     const names = when[name];
-    if (names) lists.push({ name, singular: name.slice(0, -1), wanted: new Set(names.map((n) => n.toLowerCase())), text: names.join(', ') });
+    if (names) lists.push({ name, singular: name.slice(0, -1), wanted: NameIndex.of(names), text: names.join(', ') });
   }
   const compiled: CompiledRule = { rule, steps: rule.then.map((step) => ({ step, targetType: ACTIONS[step.kind].target })), lists };
   const accountWants = [when.userRisk && `userRisk ${when.userRisk.join('/')}`, when.privileged !== undefined && `privileged ${when.privileged}`].filter(
@@ -38,25 +38,6 @@ export function compileRule(rule: PolicyRule): CompiledRule {
   if (accountWants.length) compiled.accountWants = accountWants.join(', ');
   if (hostWants.length) compiled.hostWants = hostWants.join(', ');
   return compiled;
-}
-
-/** The signal's name lists, lower-cased once per decision (not once per rule). */
-export interface LoweredSignal {
-  tactics: string[];
-  techniques: string[];
-  products: string[];
-  labels: string[];
-}
-
-export function lowerSignal(signal: Signal): LoweredSignal {
-  return { tactics: lower(signal.tactics), techniques: lower(signal.techniques), products: lower(signal.products), labels: lower(signal.labels) };
-}
-
-function lower(names: string[]): string[] {
-  if (names.length === 0) return NONE;
-  const out = new Array<string>(names.length);
-  for (let i = 0; i < names.length; i++) out[i] = (names[i] as string).toLowerCase();
-  return out;
 }
 
 /** An entity an action could target, with its target and target id worked out once per decision. */
@@ -85,7 +66,6 @@ export interface RuleMatch {
 export function matchRule(
   compiled: CompiledRule,
   signal: Signal,
-  lowered: LoweredSignal,
   score: number,
   accounts: Candidate<AccountEntity>[],
   hosts: Candidate<HostEntity>[],
@@ -102,18 +82,16 @@ export function matchRule(
     held.push(`severity ${signal.severity}`);
   }
   for (const { name, singular, wanted, text } of compiled.lists) {
-    const present = lowered[name];
-    let hit = -1;
-    for (let i = 0; i < present.length; i++) {
-      const value = present[i] as string;
-      // `T1078` in a policy covers the sub-techniques `T1078.004` a signal may name.
-      if (wanted.has(value) || (name === 'techniques' && wanted.has(techniqueOf(value)))) {
-        hit = i;
+    const present = signal[name];
+    let hit: string | undefined;
+    for (const value of present) {
+      if (wanted.get(value, name === 'techniques')) {
+        hit = value;
         break;
       }
     }
-    if (hit < 0) return fail(`${name}: none of ${text} (has ${signal[name].length ? signal[name].join(', ') : 'none'})`);
-    held.push(`${singular} ${signal[name][hit]}`);
+    if (hit === undefined) return fail(`${name}: none of ${text} (has ${present.length ? present.join(', ') : 'none'})`);
+    held.push(`${singular} ${hit}`);
   }
   if (when.score) {
     if (!compare(score, when.score.op, when.score.value)) return fail(`score ${score} is not ${when.score.op} ${when.score.value}`);

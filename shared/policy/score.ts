@@ -1,19 +1,18 @@
 import type { AccountEntity, HostEntity, Signal } from '../signals/signal';
 import type { ScoreFactor, RiskScore } from './decision';
-import { techniqueOf } from '../signals/identifiers';
-import type { LoweredSignal } from './rules';
+import { NameIndex } from './names';
 import type { Policy } from './schema';
 
-/** The risk table's name-keyed parts, lower-cased once per policy load. */
+/** The risk table's name-keyed parts, indexed once per policy load. */
 export interface RiskIndex {
-  tactics: Map<string, number>;
-  techniques: Map<string, number>;
-  products: Map<string, number>;
+  tactics: NameIndex<number>;
+  techniques: NameIndex<number>;
+  products: NameIndex<number>;
 }
 
 export function indexRisk(risk: Policy['risk']): RiskIndex {
-  const lower = (table: Record<string, number>) => new Map(Object.entries(table).map(([k, v]) => [k.toLowerCase(), v]));
-  return { tactics: lower(risk.tactics), techniques: lower(risk.techniques), products: lower(risk.products) };
+  const index = (table: Record<string, number>) => new NameIndex(Object.entries(table));
+  return { tactics: index(risk.tactics), techniques: index(risk.techniques), products: index(risk.products) };
 }
 
 /**
@@ -21,13 +20,13 @@ export function indexRisk(risk: Policy['risk']): RiskIndex {
  * counts once, from the riskiest entity (two risky users do not make an incident twice as severe). Unknown entity
  * data earns nothing and is reported in the decision's notes instead.
  */
-export function riskScore(signal: Signal, lowered: LoweredSignal, risk: Policy['risk'], index: RiskIndex): RiskScore {
+export function riskScore(signal: Signal, risk: Policy['risk'], index: RiskIndex): RiskScore {
   const factors: ScoreFactor[] = [];
   const severityPoints = risk.severity[signal.severity];
   if (severityPoints) factors.push({ factor: 'severity', value: signal.severity, points: severityPoints });
-  scoreNames(factors, 'tactic', signal.tactics, lowered.tactics, index.tactics);
-  scoreNames(factors, 'technique', signal.techniques, lowered.techniques, index.techniques);
-  scoreNames(factors, 'product', signal.products, lowered.products, index.products);
+  scoreNames(factors, 'tactic', signal.tactics, index.tactics);
+  scoreNames(factors, 'technique', signal.techniques, index.techniques);
+  scoreNames(factors, 'product', signal.products, index.products);
 
   // One pass over the entities: the riskiest user, the riskiest device, the first privileged account.
   let riskiestUser: AccountEntity | undefined;
@@ -64,11 +63,10 @@ export function riskScore(signal: Signal, lowered: LoweredSignal, risk: Policy['
 }
 
 /** A factor for each name the risk table scores: T1078 in the table also scores the sub-technique T1078.004. */
-function scoreNames(factors: ScoreFactor[], factor: ScoreFactor['factor'], names: string[], lowered: string[], table: Map<string, number>): void {
-  for (let i = 0; i < names.length; i++) {
-    const lower = lowered[i] as string;
-    const points = table.get(lower) ?? (factor === 'technique' ? table.get(techniqueOf(lower)) : undefined);
-    if (points) factors.push({ factor, value: names[i] as string, points });
+function scoreNames(factors: ScoreFactor[], factor: ScoreFactor['factor'], names: string[], table: NameIndex<number>): void {
+  for (const name of names) {
+    const points = table.get(name, factor === 'technique');
+    if (points) factors.push({ factor, value: name, points });
   }
 }
 

@@ -1,0 +1,32 @@
+import { techniqueOf } from '../signals/identifiers';
+
+/**
+ * The names a policy lists (tactics, techniques, products, labels), looked up in any case: Sentinel's spelling of a
+ * name is not reliable. `T1078` in a policy also covers the sub-techniques (`T1078.004`) a signal may name.
+ *
+ * The policy's own spellings are keys as well as the lower-cased ones, so the usual case — a signal that spells a
+ * name as the policy does — costs one lookup and no lower-cased copy; every other name is lower-cased once here.
+ */
+export class NameIndex<V> {
+  private readonly byName = new Map<string, V>();
+
+  /** When two entries differ only in case, the later one's value wins, under either spelling. */
+  constructor(entries: ReadonlyArray<readonly [string, V]>) {
+    for (const [name, value] of entries) this.byName.set(name.toLowerCase(), value);
+    for (const [name] of entries) this.byName.set(name, this.byName.get(name.toLowerCase()) as V);
+  }
+
+  /** A set of names, each in any case. */
+  static of(names: readonly string[]): NameIndex<true> {
+    return new NameIndex(names.map((name) => [name, true] as const));
+  }
+
+  /** The value for `name` in any case; with `technique`, a sub-technique falls back to its technique's value. */
+  get(name: string, technique: boolean): V | undefined {
+    const exact = this.byName.get(name);
+    if (exact !== undefined) return exact;
+    const lower = name.toLowerCase();
+    const value = lower === name ? undefined : this.byName.get(lower);
+    return value === undefined && technique ? this.byName.get(techniqueOf(lower)) : value;
+  }
+}
