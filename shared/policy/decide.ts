@@ -3,7 +3,7 @@ import { idempotencyKeys, targetKeyPart } from '../actions/idempotency';
 import { deviceTarget, targetId, targetLabel, userTarget } from '../actions/target';
 import type { AccountEntity, HostEntity, Signal } from '../signals/signal';
 import { approvalRequired, compileApprovals, type CompiledApproval } from './approvals';
-import { SKIP_REASONS, type Decision, type PlannedAction, type RuleResult, type SkippedAction, type SkipReason } from './decision';
+import { SKIP_REASONS, type Decision, type PlannedAction, type PolicyRef, type RuleResult, type SkippedAction, type SkipReason } from './decision';
 import type { LoadedPolicy } from './load';
 import { checkAccount, checkHost, indexProtection, type ProtectionIndex } from './protection';
 import type { ActionStep, CapGuardrail, Mode } from './schema';
@@ -12,6 +12,8 @@ import { compileRule, matchRule, type Candidate, type CompiledRule } from './rul
 
 /** A policy prepared for deciding: its lists indexed once, at load, not per signal. */
 export interface CompiledPolicy extends LoadedPolicy {
+  /** What each decision says of the policy that made it: one frozen object, not one per decision. */
+  ref: Readonly<PolicyRef>;
   protection: ProtectionIndex;
   approvals: CompiledApproval[];
   rules: CompiledRule[];
@@ -28,6 +30,7 @@ export function compilePolicy(loaded: LoadedPolicy, engineIdentities: readonly s
   const ids = [...new Set(engineIdentities.map((id) => id.toLowerCase()))];
   return {
     ...loaded,
+    ref: Object.freeze({ digest: loaded.digest, origin: loaded.origin }),
     protection: indexProtection(loaded.policy.protected, ids),
     approvals: compileApprovals(loaded.policy.guardrails.approvals),
     rules: loaded.policy.rules.map(compileRule),
@@ -148,13 +151,13 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
     source: signal.source,
     title: signal.title,
     severity: signal.severity,
-    policy: { digest: compiled.digest, origin: compiled.origin },
+    policy: compiled.ref,
     mode: globalMode,
     score,
     rules,
     actions,
     skipped,
-    notes: unknown.length ? [...signal.notes, ...unknown] : [...signal.notes],
+    notes: unknown.length ? signal.notes.concat(unknown) : signal.notes.slice(),
     summary: '',
   };
   decision.summary = summarize(decision);

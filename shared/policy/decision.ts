@@ -52,12 +52,19 @@ export interface SkippedAction {
   detail: string;
 }
 
+/** Which policy made a decision. */
+export interface PolicyRef {
+  digest: string;
+  origin: string;
+}
+
 export interface Decision {
   subject: string;
   source: SignalSource;
   title: string;
   severity: Severity;
-  policy: { digest: string; origin: string };
+  /** Shared by every decision of one loaded policy, and frozen. */
+  policy: Readonly<PolicyRef>;
   /** The global mode after every override (settings, policy): `audit` wins over `enforce`. */
   mode: Mode;
   score: RiskScore;
