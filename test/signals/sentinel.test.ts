@@ -103,6 +103,35 @@ describe('incident trigger body', () => {
     expect(signal.tactics).toEqual(['CredentialAccess', 'Execution']);
   });
 
+  // Short lists are merged by scanning, long ones through a Map: both must give the same entities.
+  it.each([5, 8, 9, 30])('merges repeated mentions alike in a list of %i entities', (size) => {
+    const id = '6e7b768e-07e2-4810-8459-485f84f8f204';
+    const mentions = [
+      { kind: 'Account', properties: { aadUserId: id, accountName: 'adele' } },
+      // An Entra device id equal to the user's object id: another entity, not a mention of the user.
+      { kind: 'Host', properties: { hostName: 'wks-7', additionalData: { AadDeviceId: id } } },
+      { kind: 'Account', properties: { aadUserId: id.toUpperCase(), accountName: 'adele', upnSuffix: 'contoso.com', friendlyName: 'Adele' } },
+      { kind: 'Ip', properties: { address: '10.0.0.7' } },
+      { kind: 'Ip', properties: { address: '10.0.0.7' } },
+    ];
+    const others = Array.from({ length: size - mentions.length }, (_, i) => ({ kind: 'Host', properties: { hostName: `srv-${i}`, dnsDomain: 'contoso.com' } }));
+    const body = sampleIncident();
+    body.object.properties.relatedEntities = [...mentions, ...others];
+    const entities = normalizeSentinelPayload(body).entities;
+    expect(entities).toHaveLength(3 + others.length);
+    // The first mention's fields win; the later one fills the gaps.
+    expect(entities[0]).toEqual({
+      kind: 'account',
+      aadUserId: id,
+      accountName: 'adele',
+      upn: 'adele@contoso.com',
+      upnSuffix: 'contoso.com',
+      displayName: 'Adele',
+    });
+    expect(entities[1]).toEqual({ kind: 'host', aadDeviceId: id, hostName: 'wks-7' });
+    expect(entities[2]).toMatchObject({ kind: 'other', sourceKind: 'ip', value: '10.0.0.7' });
+  });
+
   it('normalizes a 200-entity, 50-alert incident', () => {
     const signal = normalizeSentinelPayload(buildIncident({ accounts: 100, hosts: 60, others: 40, alerts: 50 }));
     expect(signal.entities).toHaveLength(200);
