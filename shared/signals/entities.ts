@@ -245,20 +245,14 @@ function identifierOf(entity: Entity): string | undefined {
   }
 }
 
-/** Up to this many entities, earlier mentions are found by comparing identifiers: cheaper than building a Map. */
-const SCAN_UP_TO = 8;
-
 /**
  * Merge repeated mentions of one entity (alerts repeat them; incident updates add detail): the first mention wins
  * each field, later ones fill the gaps.
  */
 export function mergeEntities(entities: Entity[], notes: string[]): Entity[] {
   // Keyed by the identifier itself, no string built per entity; mentions of other kinds with an equal identifier (an
-  // Entra device id equal to a user's object id) sit in the same slot's list and are told apart by kind. A handful of
-  // entities (most incidents) are kept in two parallel lists instead, scanned.
-  const byId = entities.length > SCAN_UP_TO ? new Map<string, Entity[]>() : undefined;
-  const ids: string[] = [];
-  const withId: Entity[] = [];
+  // Entra device id equal to a user's object id) sit in the same slot's list and are told apart by kind.
+  const byId = new Map<string, Entity[]>();
   const merged: Entity[] = [];
   for (const entity of entities) {
     const id = identifierOf(entity);
@@ -269,27 +263,18 @@ export function mergeEntities(entities: Entity[], notes: string[]): Entity[] {
       merged.push(entity);
       continue;
     }
-    const same = byId?.get(id);
-    const existing = byId ? same?.find((e) => sameKind(e, entity)) : scanFor(ids, withId, id, entity);
+    const same = byId.get(id);
+    const existing = same?.find((e) => sameKind(e, entity));
     if (existing) {
       const target = existing as unknown as Record<string, unknown>;
       for (const [key, value] of Object.entries(entity)) if (target[key] === undefined) target[key] = value;
       continue;
     }
-    if (!byId) {
-      ids.push(id);
-      withId.push(entity);
-    } else if (same) same.push(entity);
+    if (same) same.push(entity);
     else byId.set(id, [entity]);
     merged.push(entity);
   }
   return merged;
-}
-
-/** The earlier mention of `entity` among the few kept in `ids`/`withId`, if any. */
-function scanFor(ids: string[], withId: Entity[], id: string, entity: Entity): Entity | undefined {
-  for (let i = 0; i < ids.length; i++) if (ids[i] === id && sameKind(withId[i] as Entity, entity)) return withId[i];
-  return undefined;
 }
 
 function sameKind(a: Entity, b: Entity): boolean {
