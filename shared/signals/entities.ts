@@ -1,7 +1,7 @@
 import { InputError } from '../errors';
 import type { AccountEntity, DeviceRiskLevel, Entity, HostEntity, OtherEntity } from './signal';
 import { DEVICE_RISK_LEVELS } from './signal';
-import { describe, FieldTable, isRecord, spelledAs, textOf, type Location } from './fields';
+import { describe, FieldTable, isRecord, quote, spelledAs, textOf, type Location } from './fields';
 import { isDnsName, isGuid, isMdeDeviceId, isUpn } from './identifiers';
 
 /** The fields read from each kind of entity object, found in one pass over its keys. */
@@ -142,10 +142,8 @@ function parseAccount(props: Record<string, unknown>, { fields: at, data }: Enti
 function parseHost(props: Record<string, unknown>, { fields: at, data }: EntityAt): HostEntity {
   const values = HOST.read(props);
   const extra = additionalData(values[4], HOST_EXTRA, at);
-  const mdatp = ownOrData(values, extra, 0, at, data);
-  if (mdatp !== undefined && !isMdeDeviceId(mdatp)) throw new InputError(at.at('MdatpDeviceId'), 'a Defender device id is 40 hexadecimal characters');
-  const aadDeviceId = ownOrData(values, extra, 1, at, data);
-  if (aadDeviceId !== undefined && !isGuid(aadDeviceId)) throw new InputError(at.at('AadDeviceId'), 'expected a GUID');
+  const mdatp = deviceId(values, extra, 0, at, data);
+  const aadDeviceId = deviceId(values, extra, 1, at, data);
   const hostName = textOf(values[5], at, 'hostName');
   const dnsDomain = textOf(values[6], at, 'dnsDomain');
   const fqdnText =
@@ -158,8 +156,8 @@ function parseHost(props: Record<string, unknown>, { fields: at, data }: EntityA
   const risk = deviceRisk(ownOrData(values, extra, 3, at, data));
 
   const host: HostEntity = { kind: 'host' };
-  if (mdatp !== undefined) host.mdatpDeviceId = mdatp.toLowerCase();
-  if (aadDeviceId !== undefined) host.aadDeviceId = aadDeviceId.toLowerCase();
+  if (mdatp !== undefined) host.mdatpDeviceId = mdatp;
+  if (aadDeviceId !== undefined) host.aadDeviceId = aadDeviceId;
   if (fqdn !== undefined) host.fqdn = fqdn;
   if (hostName !== undefined) host.hostName = hostName;
   if (dnsDomain !== undefined) host.dnsDomain = dnsDomain;
@@ -174,6 +172,22 @@ function parseHost(props: Record<string, unknown>, { fields: at, data }: EntityA
 function ownOrData(values: unknown[], extra: unknown[] | undefined, i: number, at: Location, data: Location): string | undefined {
   const name = HOST_SHARED[i] as string;
   return textOf(values[i], at, name) ?? (extra && textOf(extra[i], data, name));
+}
+
+/**
+ * The Defender device id (0) or the Entra device id (1), lower-cased, from the entity or its additionalData; a
+ * malformed one is refused at the place it was read, which is where the sender has to look.
+ */
+function deviceId(values: unknown[], extra: unknown[] | undefined, i: 0 | 1, at: Location, data: Location): string | undefined {
+  const name = HOST_SHARED[i];
+  const own = textOf(values[i], at, name);
+  const id = own ?? (extra && textOf(extra[i], data, name));
+  if (id === undefined) return undefined;
+  if (!(i === 0 ? isMdeDeviceId(id) : isGuid(id))) {
+    const expected = i === 0 ? 'a Defender device id is 40 hexadecimal characters' : 'expected a GUID';
+    throw new InputError((own === undefined ? data : at).at(name), `${expected}, got ${quote(id)}`);
+  }
+  return id.toLowerCase();
 }
 
 /** The property that identifies an entity of each well-known kind (EntityTypes.json), by the kind's usual spelling. */
@@ -220,7 +234,7 @@ function parseOther(sourceKind: string, props: Record<string, unknown>): OtherEn
 function guid(value: unknown, at: Location, name: string): string | undefined {
   const text = textOf(value, at, name);
   if (text === undefined) return undefined;
-  if (!isGuid(text)) throw new InputError(at.at(name), `expected a GUID, got ${JSON.stringify(text)}`);
+  if (!isGuid(text)) throw new InputError(at.at(name), `expected a GUID, got ${quote(text)}`);
   return text.toLowerCase();
 }
 

@@ -262,6 +262,11 @@ function fill(values: unknown[], exact: number, slot: number, value: unknown): n
   return exact;
 }
 
+/** Text from a payload, quoted for an error message: cut at 40 characters, so a huge value is not echoed back. */
+export function quote(text: string): string {
+  return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
+}
+
 /** ASCII case-insensitive equality of two strings of equal length, without allocating lower-cased copies. */
 function sameLettersIgnoringCase(a: string, b: string): boolean {
   for (let i = 0; i < a.length; i++) {
@@ -281,6 +286,6 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
 export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  if (typeof value === 'string') return `the string ${quote(value)}`;
   return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
 }

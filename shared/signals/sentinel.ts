@@ -11,6 +11,7 @@ import {
   ItemLocation,
   numberOf,
   PathLocation,
+  quote,
   recordOf,
   requiredTextOf,
   spelledAs,
@@ -64,7 +65,7 @@ export function normalizeSentinelPayload(body: unknown): Signal {
   if (incident) {
     const schemaType = textOf(schemaTypeRaw, PAYLOAD_AT, 'objectSchemaType');
     if (schemaType !== undefined && schemaType.toLowerCase() !== 'incident') {
-      throw new InputError('objectSchemaType', `expected "Incident", got ${JSON.stringify(schemaType)}`);
+      throw new InputError('objectSchemaType', `expected "Incident", got ${quote(schemaType)}`);
     }
     const [incidentId, incidentProperties] = INCIDENT.read(incident);
     return normalizeIncident(incidentId, incidentProperties, IN_TRIGGER_BODY, textOf(eventType, PAYLOAD_AT, 'objectEventType'));
@@ -192,7 +193,7 @@ function distinct(names: string[]): string[] {
 function severityOf(value: unknown, where: Location, name: string): Severity {
   const text = requiredTextOf(value, where, name);
   const match = severityNamed(text);
-  if (!match) throw new InputError(where.at(name), `expected one of ${SEVERITIES.join(', ')}, got ${JSON.stringify(text)}`);
+  if (!match) throw new InputError(where.at(name), `expected one of ${SEVERITIES.join(', ')}, got ${quote(text)}`);
   return match;
 }
 

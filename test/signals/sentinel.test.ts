@@ -201,6 +201,44 @@ describe('incident trigger body', () => {
     expect(inputError(() => normalizeSentinelPayload(noKind)).path).toBe('object.properties.relatedEntities[0].kind');
   });
 
+  // Defender alerts put device ids in the host's additionalData: a bad one is reported where it was read.
+  it.each([
+    ['MdatpDeviceId', 'own', 'properties.MdatpDeviceId', /40 hexadecimal characters, got "x' or 1=1"/],
+    ['MdatpDeviceId', 'additionalData', 'properties.additionalData.MdatpDeviceId', /40 hexadecimal characters, got "x' or 1=1"/],
+    ['AadDeviceId', 'own', 'properties.AadDeviceId', /expected a GUID, got "x' or 1=1"/],
+    ['AadDeviceId', 'additionalData', 'properties.additionalData.AadDeviceId', /expected a GUID, got "x' or 1=1"/],
+  ])('names where a malformed %s was read (%s)', (field, where, path, message) => {
+    const body = sampleIncident();
+    const host = body.object.properties.relatedEntities[1].properties;
+    delete host[field];
+    host.additionalData = {};
+    (where === 'own' ? host : host.additionalData)[field] = "x' or 1=1";
+    const error = inputError(() => normalizeSentinelPayload(body));
+    expect(error.path).toBe(`object.properties.relatedEntities[1].${path}`);
+    expect(error.message).toMatch(message);
+
+    const alert = sampleAlert();
+    const alertHost = alert.Entities.find((e: Record<string, unknown>) => e.Type === 'host');
+    delete alertHost[field];
+    alertHost.additionalData = {};
+    (where === 'own' ? alertHost : alertHost.additionalData)[field] = "x' or 1=1";
+    expect(inputError(() => normalizeSentinelPayload(alert)).path).toBe(`Entities[${alert.Entities.indexOf(alertHost)}].${path.replace('properties.', '')}`);
+  });
+
+  it('quotes at most 40 characters of a bad value back', () => {
+    const body = sampleIncident();
+    const [account, host] = body.object.properties.relatedEntities;
+    account.properties.aadUserId = 'x'.repeat(100_000);
+    host.properties.additionalData.MdatpDeviceId = 'y'.repeat(100_000);
+    body.object.properties.severity = 'z'.repeat(100_000);
+    const failure = () => inputError(() => normalizeSentinelPayload(body)).message;
+    expect(failure()).toBe(`object.properties.relatedEntities[0].properties.aadUserId: expected a GUID, got "${'x'.repeat(40)}…"`);
+    delete account.properties.aadUserId;
+    expect(failure()).toMatch(/40 hexadecimal characters, got "y{40}…"$/);
+    delete host.properties.additionalData.MdatpDeviceId;
+    expect(failure()).toBe(`object.properties.severity: expected one of Informational, Low, Medium, High, got "${'z'.repeat(40)}…"`);
+  });
+
   it('never uses a host name that is not a DNS name to find a device', () => {
     const body = sampleIncident();
     body.object.properties.relatedEntities[1].properties = { hostName: 'evil/../name', dnsDomain: 'contoso.com' };
