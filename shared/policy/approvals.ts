@@ -1,5 +1,6 @@
 import type { PlannableActionKind } from '../actions/catalogue';
 import type { AccountEntity, HostEntity, SignalSource } from '../signals/signal';
+import { NameIndex } from './names';
 import { checkAccount, checkHost, indexProtection } from './protection';
 import type { ApprovalGuardrail } from './schema';
 
@@ -26,6 +27,7 @@ export function approvalRequired(
 /** An approval guardrail with its name lists indexed once per policy load. */
 export interface CompiledApproval extends ApprovalGuardrail {
   listed: ReturnType<typeof indexProtection> | undefined;
+  deviceTags: NameIndex<true> | undefined;
 }
 
 export function compileApprovals(approvals: readonly ApprovalGuardrail[]): CompiledApproval[] {
@@ -35,6 +37,7 @@ export function compileApprovals(approvals: readonly ApprovalGuardrail[]): Compi
       a.when.users || a.when.groups || a.when.devices
         ? indexProtection({ users: a.when.users ?? [], groups: a.when.groups ?? [], devices: a.when.devices ?? [], deviceTags: [] }, [])
         : undefined,
+    deviceTags: a.when.deviceTags && NameIndex.of(a.when.deviceTags),
   }));
 }
 
@@ -60,8 +63,8 @@ function conditionsHold(approval: CompiledApproval, entity: AccountEntity | Host
     }
   } else {
     if (when.privileged !== undefined || when.users || when.groups) return undefined;
-    if (when.deviceTags) {
-      const tag = entity.tags?.find((t) => when.deviceTags?.some((w) => w.toLowerCase() === t.toLowerCase()));
+    if (approval.deviceTags) {
+      const tag = entity.tags && approval.deviceTags.firstOf(entity.tags);
       if (entity.tags === undefined) reasons = also(reasons, 'device tags unknown');
       else if (tag === undefined) return undefined;
       else reasons = also(reasons, `device tagged ${tag}`);

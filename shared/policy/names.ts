@@ -9,10 +9,13 @@ import { techniqueOf } from '../signals/identifiers';
  */
 export class NameIndex<V> {
   private readonly byName = new Map<string, V>();
+  /** How many names it holds, counting names that differ only in case once. */
+  readonly size: number;
 
   /** When two entries differ only in case, the later one's value wins, under either spelling. */
   constructor(entries: ReadonlyArray<readonly [string, V]>) {
     for (const [name, value] of entries) this.byName.set(name.toLowerCase(), value);
+    this.size = this.byName.size;
     for (const [name] of entries) this.byName.set(name, this.byName.get(name.toLowerCase()) as V);
   }
 
@@ -28,5 +31,11 @@ export class NameIndex<V> {
     const lower = name.toLowerCase();
     const value = lower === name ? undefined : this.byName.get(lower);
     return value === undefined && technique ? this.byName.get(techniqueOf(lower)) : value;
+  }
+
+  /** The first of `names` that the index holds, in the spelling given: a device's first listed tag. */
+  firstOf(names: readonly string[]): string | undefined {
+    for (const name of names) if (this.get(name, false) !== undefined) return name;
+    return undefined;
   }
 }

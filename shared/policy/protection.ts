@@ -1,5 +1,6 @@
 import { isGuid, isMdeDeviceId, shortHostName } from '../signals/identifiers';
 import type { AccountEntity, HostEntity } from '../signals/signal';
+import { NameIndex } from './names';
 import { accountLabel } from './score';
 
 /**
@@ -22,7 +23,7 @@ export interface ProtectionIndex {
   aadDeviceIds: Set<string>;
   /** Host names, lower-cased: the fully qualified ones, the short ones (no domain), and the short form of all. */
   deviceNames: { qualified: Set<string>; unqualified: Set<string>; shortForms: Set<string> };
-  deviceTags: Set<string>;
+  deviceTags: NameIndex<true>;
 }
 
 export function indexProtection(
@@ -37,7 +38,7 @@ export function indexProtection(
     deviceIds: new Set(),
     aadDeviceIds: new Set(),
     deviceNames: { qualified: new Set(), unqualified: new Set(), shortForms: new Set() },
-    deviceTags: new Set(lists.deviceTags.map((t) => t.toLowerCase())),
+    deviceTags: NameIndex.of(lists.deviceTags),
   };
   for (const raw of lists.users) {
     const user = raw.toLowerCase();
@@ -90,7 +91,7 @@ export function checkHost(host: HostEntity, index: ProtectionIndex): ProtectionV
   if (host.aadDeviceId && index.aadDeviceIds.has(host.aadDeviceId.toLowerCase()))
     return { status: 'protected', why: `${label} is listed as protected (Entra device id)` };
   if (index.deviceNames.shortForms.size > 0 && matchesListedName(host, index)) return { status: 'protected', why: `${label} is listed as protected (name)` };
-  const tag = host.tags?.find((t) => index.deviceTags.has(t.toLowerCase()));
+  const tag = host.tags && index.deviceTags.firstOf(host.tags);
   if (tag !== undefined) return { status: 'protected', why: `${label} carries the protected tag "${tag}"` };
 
   if (!host.mdatpDeviceId && index.deviceIds.size > 0)

@@ -21,6 +21,8 @@ export interface CompiledRule {
   accountWants?: string;
   /** `deviceRisk High, a tag of server`: what the rule asks of a device; undefined when it asks nothing. */
   hostWants?: string;
+  /** The rule's `deviceTags`, indexed. */
+  deviceTags?: NameIndex<true>;
 }
 
 export function compileRule(rule: PolicyRule): CompiledRule {
@@ -37,6 +39,7 @@ export function compileRule(rule: PolicyRule): CompiledRule {
   const hostWants = [when.deviceRisk && `deviceRisk ${when.deviceRisk.join('/')}`, when.deviceTags && `a tag of ${when.deviceTags.join('/')}`].filter(Boolean);
   if (accountWants.length) compiled.accountWants = accountWants.join(', ');
   if (hostWants.length) compiled.hostWants = hostWants.join(', ');
+  if (when.deviceTags) compiled.deviceTags = NameIndex.of(when.deviceTags);
   return compiled;
 }
 
@@ -100,7 +103,7 @@ export function matchRule(
 
   const eligibleAccounts = compiled.accountWants === undefined ? accounts : filterAccounts(accounts, when, compiled.accountWants, held);
   if (typeof eligibleAccounts === 'string') return fail(eligibleAccounts);
-  const eligibleHosts = compiled.hostWants === undefined ? hosts : filterHosts(hosts, when, compiled.hostWants, held);
+  const eligibleHosts = compiled.hostWants === undefined ? hosts : filterHosts(hosts, compiled, compiled.hostWants, held);
   if (typeof eligibleHosts === 'string') return fail(eligibleHosts);
   if (when.entity) {
     let has = '';
@@ -151,7 +154,9 @@ function filterAccounts(accounts: Candidate<AccountEntity>[], when: RuleConditio
   return eligible;
 }
 
-function filterHosts(hosts: Candidate<HostEntity>[], when: RuleConditions, wanted: string, held: string[]): Candidate<HostEntity>[] | string {
+function filterHosts(hosts: Candidate<HostEntity>[], compiled: CompiledRule, wanted: string, held: string[]): Candidate<HostEntity>[] | string {
+  const { rule, deviceTags } = compiled;
+  const when = rule.when;
   const eligible: Candidate<HostEntity>[] = [];
   let unknown = 0;
   for (const candidate of hosts) {
@@ -159,17 +164,13 @@ function filterHosts(hosts: Candidate<HostEntity>[], when: RuleConditions, wante
     if ((when.deviceRisk && h.deviceRisk === undefined) || (when.deviceTags && h.tags === undefined)) unknown++;
     if (
       (!when.deviceRisk || (h.deviceRisk !== undefined && when.deviceRisk.includes(h.deviceRisk))) &&
-      (!when.deviceTags || (h.tags !== undefined && h.tags.some((t) => when.deviceTags?.some((w) => sameText(w, t)))))
+      (!deviceTags || (h.tags !== undefined && deviceTags.firstOf(h.tags) !== undefined))
     )
       eligible.push(candidate);
   }
   if (eligible.length === 0) return `no device with ${wanted}${unknown ? ` (${unknown} device(s) with unknown risk or tags)` : ''}`;
   held.push(`${eligible.length} device(s) with ${wanted}`);
   return eligible;
-}
-
-function sameText(a: string, b: string): boolean {
-  return a.length === b.length && a.toLowerCase() === b.toLowerCase();
 }
 
 function compare(score: number, op: ScoreOperator, value: number): boolean {

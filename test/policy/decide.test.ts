@@ -232,6 +232,26 @@ rules:
     }
   });
 
+  it('reads device tags in any case, in a rule, an approval and the protected list alike', () => {
+    const tagged = policy(`version: 1
+mode: enforce
+protected: { users: [], groups: [], devices: [], deviceTags: [Tier0] }
+guardrails:
+  approvals:
+    - { action: isolateDevice, when: { deviceTags: [server] }, reason: server }
+rules:
+  - { id: vip-devices, when: { deviceTags: [VIP] }, then: [isolateDevice] }
+`);
+    const judge = (tags: string[]) => {
+      const d = decide(signal({ entities: [host({ tags })] }), tagged);
+      return [...d.actions.map((a) => a.kind), ...d.skipped.map((s) => `${s.reason}: ${s.detail}`), ...(d.rules[0]?.matched ? [] : d.rules[0]!.explanation)];
+    };
+    expect(judge(['vip'])).toEqual(['isolateDevice']);
+    expect(judge(['Vip', 'TIER0'])).toEqual(['protected: wks-042.contoso.com carries the protected tag "TIER0"']);
+    expect(judge(['SERVER', 'vIp'])).toEqual(['needs-approval: server (device tagged SERVER)']);
+    expect(judge(['VIPs'])).toEqual(['no device with a tag of VIP']);
+  });
+
   it('opens the circuit at the cap, counting the ledger and this decision', () => {
     const users = [1, 2, 3].map((i) => account({ aadUserId: `0000000${i}-0000-4000-8000-000000000000`, upn: `u${i}@contoso.com`, privileged: false }));
     const fresh = decide(signal({ entities: users }), p);
