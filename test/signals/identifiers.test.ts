@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isDnsName, isGuid, isMdeDeviceId, isUpn } from '../../shared/signals/identifiers';
+import { isDnsName, isGuid, isMdeDeviceId, isUpn, parseIncidentArmId } from '../../shared/signals/identifiers';
 
 /**
  * The identifier checks are loops over character codes, for speed; these regular expressions are their definition.
@@ -96,5 +96,69 @@ describe('length limits', () => {
     ['upn', `a@${label(400)}.com`],
   ] as const)('%s %#', (name, value) => {
     expect(DEFINITIONS[name].check(value)).toBe(expected(name, value));
+  });
+});
+
+describe('incident ARM id', () => {
+  /** The definition: each part bounded in the expression itself. parseIncidentArmId checks the lengths after matching. */
+  const DEFINITION =
+    /^\/subscriptions\/([0-9a-f-]{36})\/resourceGroups\/([-\w._()]{1,90})\/providers\/Microsoft\.OperationalInsights\/workspaces\/([-\w]{1,63})\/providers\/Microsoft\.SecurityInsights\/Incidents\/([-\w]{1,64})$/i;
+  const define = (armId: string) => {
+    const m = DEFINITION.exec(armId);
+    return m ? { subscriptionId: m[1], resourceGroup: m[2], workspaceName: m[3], incidentName: m[4] } : undefined;
+  };
+  const armId = (sub: string, rg: string, ws: string, id: string) =>
+    `/subscriptions/${sub}/resourceGroups/${rg}/providers/Microsoft.OperationalInsights/workspaces/${ws}/providers/Microsoft.SecurityInsights/Incidents/${id}`;
+  const VALID_ID = armId('0b8a3f7e-1c55-4a1e-9d5b-2f0c6c1b7d21', 'rg-siem', 'law-sentinel', '73e01a99-5cd7-4139-a149-9f2736ff2ab5');
+
+  it('parses a valid id, in any case', () => {
+    expect(parseIncidentArmId(VALID_ID)).toEqual({
+      subscriptionId: '0b8a3f7e-1c55-4a1e-9d5b-2f0c6c1b7d21',
+      resourceGroup: 'rg-siem',
+      workspaceName: 'law-sentinel',
+      incidentName: '73e01a99-5cd7-4139-a149-9f2736ff2ab5',
+    });
+    expect(parseIncidentArmId(VALID_ID.toLowerCase())).toEqual(define(VALID_ID.toLowerCase()));
+  });
+
+  it.each([
+    ['a 35-character subscription', armId('0'.repeat(35), 'rg', 'ws', 'id')],
+    ['a 37-character subscription', armId('0'.repeat(37), 'rg', 'ws', 'id')],
+    ['a 90-character resource group', armId('0'.repeat(36), 'r'.repeat(90), 'ws', 'id')],
+    ['a 91-character resource group', armId('0'.repeat(36), 'r'.repeat(91), 'ws', 'id')],
+    ['a 63-character workspace', armId('0'.repeat(36), 'rg', 'w'.repeat(63), 'id')],
+    ['a 64-character workspace', armId('0'.repeat(36), 'rg', 'w'.repeat(64), 'id')],
+    ['a 64-character incident name', armId('0'.repeat(36), 'rg', 'ws', 'i'.repeat(64))],
+    ['a 65-character incident name', armId('0'.repeat(36), 'rg', 'ws', 'i'.repeat(65))],
+    ['an empty resource group', armId('0'.repeat(36), '', 'ws', 'id')],
+    ['a path in the resource group', armId('0'.repeat(36), 'rg/../x', 'ws', 'id')],
+  ])('agrees with the definition on %s', (_what, value) => {
+    expect(parseIncidentArmId(value)).toEqual(define(value));
+  });
+
+  it('agrees with the definition on one-character mutations of a valid id', () => {
+    const mutation = fc.record({
+      at: fc.nat(VALID_ID.length),
+      op: fc.constantFrom('replace', 'insert', 'remove'),
+      ch: fc.constantFrom(...MEANINGFUL, '(', ')', 'Z', '_'),
+    });
+    fc.assert(
+      fc.property(mutation, ({ at, op, ch }) => {
+        const value = VALID_ID.slice(0, at) + (op === 'remove' ? '' : ch) + VALID_ID.slice(op === 'insert' ? at : at + 1);
+        expect(parseIncidentArmId(value)).toEqual(define(value));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('agrees with the definition on ids built from parts of any length and content', () => {
+    const part = (max: number) => fc.string({ unit: fc.constantFrom(...'0aF-_.()/xZ'), maxLength: max });
+    fc.assert(
+      fc.property(part(40), part(95), part(68), part(68), (sub, rg, ws, id) => {
+        const value = armId(sub, rg, ws, id);
+        expect(parseIncidentArmId(value)).toEqual(define(value));
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
