@@ -146,9 +146,13 @@ export class Sandbox {
     if (req.headers['x-identity-header'] !== this.identityHeader) return { status: 401, body: { error: 'invalid identity header' } };
     const resource = url.searchParams.get('resource');
     if (!resource) return { status: 400, body: { error: 'resource is required' } };
-    // A signed JWT carrying the identity's app roles, like Entra's: the permission preflight reads them.
+    // A signed JWT carrying the identity's app roles, like Entra's: the permission preflight reads them. Shaped as a
+    // v1 token, as a managed identity's are (asked for by `resource`): sts.windows.net issuer, nbf. Azurite checks both.
     const token = await this.authority.token(this.tenant.managedIdentityRoles, {
       aud: new URL(resource).origin,
+      iss: `https://sts.windows.net/${SANDBOX_TENANT_ID}/`,
+      ver: '1.0',
+      nbf: Math.floor(Date.now() / 1000) - 60,
       oid: 'sandbox-managed-identity',
       jti: randomBytes(8).toString('hex'),
     });

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import path from 'node:path';
 import { freePort } from './net';
+import type { TestTls } from './tls';
 
 /**
  * Azurite's Table service, started by the tests (pure JS, in memory). The account name and key below are Azurite's
@@ -16,20 +17,41 @@ export class Azurite {
     readonly port: number,
   ) {}
 
-  static async start(): Promise<Azurite> {
+  /**
+   * With `tls`, Azurite serves HTTPS and accepts Entra bearer tokens (`--oauth basic`: it checks a token's issuer,
+   * audience and lifetime, not its signature), as the managed identity's connection in Azure needs.
+   */
+  static async start(options: { tls?: TestTls } = {}): Promise<Azurite> {
     const port = await freePort();
     // Resolved as a package, so it is found from the sources (tests) and from dist/ (the compiled benchmark) alike.
     const main = path.join(path.dirname(require.resolve('azurite/package.json')), 'dist/src/table/main.js');
     // Started by its node entry, not npx: killing npx would orphan the child.
+    const bearer = options.tls ? ['--cert', options.tls.certPath, '--key', options.tls.keyPath, '--oauth', 'basic'] : [];
     const child = spawn(
       process.execPath,
-      [main, '--inMemoryPersistence', '--silent', '--skipApiVersionCheck', '--disableTelemetry', '--tableHost', '127.0.0.1', '--tablePort', String(port)],
+      [
+        main,
+        '--inMemoryPersistence',
+        '--silent',
+        '--skipApiVersionCheck',
+        '--disableTelemetry',
+        '--tableHost',
+        '127.0.0.1',
+        '--tablePort',
+        String(port),
+        ...bearer,
+      ],
       {
         stdio: 'ignore',
       },
     );
     await waitForPort(port, 15_000);
     return new Azurite(child, port);
+  }
+
+  /** The table endpoint for a token credential (Azurite started with `tls`): on an IP address the account is in the path. */
+  get tableServiceUri(): string {
+    return `https://127.0.0.1:${this.port}/${DEV_ACCOUNT}`;
   }
 
   get connectionString(): string {
