@@ -47,6 +47,19 @@ export function restamp(
   return moved.result.granted ? moved : { next: logs, result: moved.result };
 }
 
+/** Give back `units` uses stamped at `reservedAt` that were never made (a reservation abandoned). */
+export function release(record: BudgetRecord | undefined, reservedAt: number, units: number): BudgetRecord {
+  return (record ?? []).map((stamps) => {
+    const log = [...stamps];
+    for (let n = 0; n < units; n++) {
+      const own = log.lastIndexOf(reservedAt);
+      if (own < 0) break;
+      log.splice(own, 1);
+    }
+    return log;
+  });
+}
+
 /** `100/60s,1500/1h`: budgets as written in settings. */
 export function parseBudgets(text: string): Budget[] {
   return text.split(/[,+]/).map((part) => {

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { ApiError } from '../clients/apiError';
-import { restamp, spend, type Budget, type BudgetAnswer, type BudgetRecord } from './budget';
+import { release, restamp, spend, type Budget, type BudgetAnswer, type BudgetRecord } from './budget';
 import type { SharedState } from './sharedState';
 
 /** The API budgets the engine paces itself to (reference/defender.md, graph.md). */
@@ -77,18 +77,27 @@ export class Pacer {
   }
 
   /**
-   * Reserve every call an execution will make, before it makes any (all or nothing per API): a burst of actions then
+   * Reserve every call an execution will make, before it makes any (all or nothing): a burst of actions then
    * queues whole, instead of each one spending budget on its reads and being deferred before its write, forever.
    * Throws the `EnginePaced` ApiError when a budget is spent; returns the reservation for `within`.
    */
   async reserve(costs: Partial<Record<PacedApi, number>>): Promise<Reservation> {
     const reservation: Reservation = new Map();
-    for (const [api, units] of Object.entries(costs) as Array<[PacedApi, number]>) {
-      if (units <= 0 || this.budgets[api].length === 0) continue;
-      // A budget smaller than one execution's cost: reserve what fits, the rest waits its turn inside.
-      const fits = Math.min(units, ...this.budgets[api].map((b) => b.max));
-      const at = await this.acquire(api, fits, this.maxInlineWaitMs);
-      reservation.set(api, { left: fits, at });
+    try {
+      for (const [api, units] of Object.entries(costs) as Array<[PacedApi, number]>) {
+        if (units <= 0 || this.budgets[api].length === 0) continue;
+        // A budget smaller than one execution's cost: reserve what fits, the rest waits its turn inside.
+        const fits = Math.min(units, ...this.budgets[api].map((b) => b.max));
+        const at = await this.acquire(api, fits, this.maxInlineWaitMs);
+        reservation.set(api, { left: fits, at });
+      }
+    } catch (error) {
+      // One API's budget is spent: the action is deferred whole, so the units it reserved from the others go back. If
+      // giving them back fails, they stay spent: the budget then counts too many calls, never too few.
+      for (const [api, { left, at }] of reservation) {
+        await this.state.update<BudgetRecord, void>(`pace:${api}`, (record) => ({ next: release(record, at, left), result: undefined })).catch(() => undefined);
+      }
+      throw error;
     }
     return reservation;
   }

@@ -110,6 +110,14 @@ describe('the pacer', () => {
     expect(record).toEqual([[0, 200, 300]]); // one reservation stamp left unused, two calls stamped when made
   });
 
+  it('gives back what it reserved from one API when another API’s budget is spent', async () => {
+    const budgets = { ...DEFAULT_API_BUDGETS, defender: [{ max: 3, windowMs: 1000 }], 'graph-writes': [{ max: 1, windowMs: 1000 }] };
+    const pacer = new Pacer(new MemorySharedState(), budgets, { now: () => 0, maxInlineWaitMs: 0 });
+    await pacer.reserve({ 'graph-writes': 1 });
+    await expect(pacer.reserve({ defender: 2, 'graph-writes': 1 })).rejects.toMatchObject({ code: ENGINE_PACED });
+    await expect(pacer.reserve({ defender: 3 })).resolves.toBeDefined(); // the two defender units came back
+  });
+
   it('waits briefly inside the call, and defers a long wait with Retry-After instead of sleeping', async () => {
     let now = 0;
     const slept: number[] = [];
