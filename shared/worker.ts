@@ -314,7 +314,7 @@ export class ActionWorker {
         by: 'broker',
         reason: letter.reason,
         description: letter.description,
-        deliveryCount: letter.deliveryCount,
+        ...(letter.deliveryCount !== undefined && { deliveryCount: letter.deliveryCount }),
         body: bodyText(letter.body),
         ...(command && { actionKey: command.idempotencyKey }),
         ...(command?.source.incidentArmId && { incidentArmId: command.source.incidentArmId }),

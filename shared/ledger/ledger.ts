@@ -116,7 +116,8 @@ export interface DeadLetterRecord {
   by: 'worker' | 'broker';
   reason: string;
   description: string;
-  deliveryCount: number;
+  /** Deliveries before it was dead-lettered, when known (DeadLetteredMessage.deliveryCount). */
+  deliveryCount?: number;
   /** The body as received, as JSON text, cut at 32 KB. */
   body: string;
   /** When the body was a valid ActionCommand: its ledger entry. */

@@ -25,7 +25,12 @@ export interface DeadLetteredMessage {
   body: unknown;
   reason: string;
   description: string;
-  deliveryCount: number;
+  /**
+   * How many times it was delivered before it was dead-lettered, when the queue can tell. Service Bus cannot: a
+   * dead-lettered message's count starts again in the dead-letter queue (azure-sdk-for-net#53437), and its
+   * description says it instead ("could not be consumed after 10 delivery attempts").
+   */
+  deliveryCount?: number;
   /** Remove it from the dead-letter queue: only once the ledger holds its record. */
   settle(): Promise<void>;
 }

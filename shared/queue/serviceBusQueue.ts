@@ -55,7 +55,7 @@ export class ServiceBusActionQueue implements ActionQueue {
       body: message.body,
       reason: message.deadLetterReason ?? 'unknown',
       description: message.deadLetterErrorDescription ?? '',
-      deliveryCount: message.deliveryCount ?? 0,
+      // No deliveryCount: in the dead-letter queue it counts deliveries from there, not the ones that failed.
       settle: () => receiver.completeMessage(message),
     }));
   }

@@ -268,7 +268,7 @@ export class ServiceBusEmulator {
     if (message.lockToken) queue.locked.delete(message.lockToken);
     message.deadLetterReason = reason;
     message.deadLetterDescription = description;
-    message.deliveryCount = 0;
+    message.deliveryCount = 0; // as Service Bus does: the count starts again in the dead-letter queue
     message.message.application_properties = { ...message.message.application_properties, DeadLetterReason: reason, DeadLetterErrorDescription: description };
     this.makeReady(this.queue(queue.name + DEAD_LETTER_SUFFIX), message);
   }
