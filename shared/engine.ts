@@ -10,14 +10,13 @@ import { capKey, decide, summarize, type CompiledPolicy } from './policy/decide'
 import type { Decision, PlannedAction, SkippedAction } from './policy/decision';
 import type { Mode } from './policy/schema';
 import type { ActionQueue } from './queue/queue';
-import { InputError } from './errors';
+import { InputError, quote } from './errors';
 import { spend, type BudgetAnswer, type BudgetRecord } from './coordination/budget';
 import type { SharedState } from './coordination/sharedState';
 import type { Pacer } from './coordination/pacer';
 import type { RetryPolicy } from './actions/retryPolicy';
 import { REEVALUATE_AFTER_MS } from './queue/reevaluation';
 import { parseIncidentArmId, type IncidentArmIdParts } from './signals/identifiers';
-import { quote } from './signals/fields';
 import { NO_ENTITIES_NOTE, normalizeSentinelPayload } from './signals/sentinel';
 import type { IncidentRef, Signal } from './signals/signal';
 

@@ -14,6 +14,11 @@ export class InputError extends Error {
   }
 }
 
+/** Text from a request, quoted for an error message: cut at 40 characters, so a huge value is not echoed back. */
+export function quote(text: string): string {
+  return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
+}
+
 /** The engine's own configuration (policy file, app settings) is unusable. Not the caller's fault: 503, not 400. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';

@@ -2,7 +2,7 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 import { authenticate } from '../auth/authenticate';
 import { AuthError, authorize, type Caller, type Role } from '../auth/caller';
 import { config } from '../config';
-import { ConfigError, InputError } from '../errors';
+import { ConfigError, InputError, quote } from '../errors';
 import { parseJson } from '../json';
 import { logger, withLogSink, type Logger } from '../log';
 import { registry, type HttpMethod } from './registry';
@@ -80,12 +80,12 @@ async function handle(spec: HttpFunctionSpec, request: HttpRequest, context: Inv
       }
       const contentType = request.headers.get('content-type') ?? '';
       if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType)) {
-        return problem(
-          415,
-          'UnsupportedMediaType',
-          `Content-Type must be application/json, got ${contentType ? JSON.stringify(contentType) : 'none'}`,
-          context,
-        );
+        return problem(415, 'UnsupportedMediaType', `Content-Type must be application/json, got ${contentType ? quote(contentType) : 'none'}`, context);
+      }
+      // JSON between systems is UTF-8 (RFC 8259); a body declared otherwise would be read as garbage.
+      const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(contentType)?.[1];
+      if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+        return problem(415, 'UnsupportedMediaType', `JSON must be sent as UTF-8, got charset=${quote(charset)}`, context);
       }
       body = parseJson(text);
     }
@@ -146,5 +146,12 @@ async function readBodyCapped(request: HttpRequest, cap: number): Promise<string
     }
     chunks.push(value);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  try {
+    return UTF8.decode(Buffer.concat(chunks));
+  } catch {
+    throw new InputError('body', 'is not UTF-8 text: JSON must be sent as UTF-8');
+  }
 }
+
+/** Strict: bytes that are not UTF-8 are refused rather than replaced by U+FFFD. A leading byte order mark is dropped. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });

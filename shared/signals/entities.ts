@@ -1,7 +1,7 @@
-import { InputError } from '../errors';
+import { InputError, quote } from '../errors';
 import type { AccountEntity, DeviceRiskLevel, Entity, HostEntity, OtherEntity } from './signal';
 import { DEVICE_RISK_LEVELS } from './signal';
-import { describe, FieldTable, isRecord, quote, spelledAs, textOf, type Location } from './fields';
+import { describe, FieldTable, isRecord, spelledAs, textOf, type Location } from './fields';
 import { isDnsName, isGuid, isMdeDeviceId, isUpn } from './identifiers';
 
 /** The fields read from each kind of entity object, found in one pass over its keys. */

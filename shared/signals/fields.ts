@@ -1,4 +1,4 @@
-import { InputError } from '../errors';
+import { InputError, quote } from '../errors';
 
 /** Where an object sits in the payload: `at(name)` spells out a field's path, which only an error needs. */
 export interface Location {
@@ -260,11 +260,6 @@ function fill(values: unknown[], exact: number, slot: number, value: unknown): n
   const name = slot - INEXACT;
   if ((exact & (1 << name)) === 0 && values[name] === undefined) values[name] = value;
   return exact;
-}
-
-/** Text from a payload, quoted for an error message: cut at 40 characters, so a huge value is not echoed back. */
-export function quote(text: string): string {
-  return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
 }
 
 /** ASCII case-insensitive equality of two strings of equal length, without allocating lower-cased copies. */

@@ -1,4 +1,4 @@
-import { InputError } from '../errors';
+import { InputError, quote } from '../errors';
 import { parseJson } from '../json';
 import { EntityCursor, mergeEntities, parseEntity } from './entities';
 import {
@@ -11,7 +11,6 @@ import {
   ItemLocation,
   numberOf,
   PathLocation,
-  quote,
   recordOf,
   requiredTextOf,
   spelledAs,

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -37,6 +37,13 @@ describe('responder plan', async () => {
     expect(code).toBe(0);
     const decision = JSON.parse(out);
     expect(decision).toMatchObject({ source: 'alert', severity: 'High', mode: 'audit' });
+  });
+
+  it('reads an incident file saved with a byte order mark (Windows tools write one)', async () => {
+    const withBom = file('bom.json', `\ufeff${readFileSync(SAMPLE_INCIDENT_PATH, 'utf8')}`);
+    const { code, out } = await responder('plan', withBom, '--json');
+    expect(code).toBe(0);
+    expect(JSON.parse(out).title).toBe('Credential theft followed by malware on WKS-042');
   });
 
   it('uses --policy', async () => {

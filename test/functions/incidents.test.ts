@@ -196,6 +196,22 @@ describe('POST /api/incidents', () => {
       expect(none.status).toBe(415);
     });
 
+    it('reads the body as UTF-8: a byte order mark is ignored, other bytes and charsets are refused precisely', async () => {
+      const json = JSON.stringify(sampleIncident());
+      const bom = await call(incidents, 'incidents', {
+        body: new Uint8Array([0xef, 0xbb, 0xbf, ...Buffer.from(json)]),
+        headers: { ...submit, 'content-type': 'application/json' },
+      });
+      expect(bom.status).toBe(202);
+
+      const latin1 = Buffer.from(json.replace('WKS-042', 'WKS-042 caf\u00e9'), 'latin1'); // é as one byte: not UTF-8
+      const notUtf8 = await call(incidents, 'incidents', { body: new Uint8Array(latin1), headers: { ...submit, 'content-type': 'application/json' } });
+      expect([notUtf8.status, notUtf8.json.error.message]).toEqual([400, 'body: is not UTF-8 text: JSON must be sent as UTF-8']);
+
+      const utf16 = await call(incidents, 'incidents', { body: json, headers: { ...submit, 'content-type': 'application/json; charset=utf-16' } });
+      expect([utf16.status, utf16.json.error.message]).toEqual([415, 'JSON must be sent as UTF-8, got charset="utf-16"']);
+    });
+
     it('accepts JSON with a charset and vendor JSON types', async () => {
       const res = await call(incidents, 'incidents', {
         body: JSON.stringify(sampleIncident()),

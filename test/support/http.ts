@@ -3,7 +3,7 @@ import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/fu
 export interface CallOptions {
   method?: string;
   headers?: Record<string, string>;
-  /** A string is sent as is; anything else as JSON with Content-Type application/json. */
+  /** A string or bytes are sent as they are; anything else as JSON with Content-Type application/json. */
   body?: unknown;
   query?: Record<string, string>;
 }
@@ -21,15 +21,16 @@ export async function call(
   options: CallOptions = {},
 ): Promise<CallResult> {
   const headers: Record<string, string> = { ...options.headers };
-  let body: string | undefined;
-  if (typeof options.body === 'string') body = options.body;
+  let body: { string: string } | { bytes: Uint8Array } | undefined;
+  if (typeof options.body === 'string') body = { string: options.body };
+  else if (options.body instanceof Uint8Array) body = { bytes: options.body };
   else if (options.body !== undefined) {
-    body = JSON.stringify(options.body);
+    body = { string: JSON.stringify(options.body) };
     headers['content-type'] ??= 'application/json';
   }
   const url = new URL(`http://localhost:7071/api/${route}`);
   for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);
-  const request = new HttpRequest({ method: options.method ?? 'POST', url: url.href, headers, ...(body !== undefined && { body: { string: body } }) });
+  const request = new HttpRequest({ method: options.method ?? 'POST', url: url.href, headers, ...(body !== undefined && { body }) });
   const context = new InvocationContext({ invocationId: 'test-invocation', functionName: route, logHandler: () => undefined });
   const response = await handler(request, context);
   return {
