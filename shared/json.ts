@@ -23,6 +23,8 @@ export function parseJson(withBom: string, path = 'body'): unknown {
         })
       : JSON.parse(text);
   } catch (error) {
+    // Thousands of nested arrays parse, but walking them with the reviver above runs out of stack.
+    if (error instanceof RangeError) throw new InputError(path, 'nested too deeply: an incident is a few levels deep');
     throw new InputError(path, `invalid JSON: ${(error as Error).message}`);
   }
   if (forbidden !== undefined) throw new InputError(path, `the key "${forbidden}" is not allowed`);

@@ -167,6 +167,8 @@ describe('POST /api/incidents', () => {
       ['a JSON array', '[1,2]', 400, /expected a JSON object/],
       ['a prototype-polluting key', '{"__proto__": {"admin": true}, "object": {}}', 400, /the key "__proto__" is not allowed/],
       ['an escaped prototype key', '{"\\u005f_proto__": {}}', 400, /the key "__proto__" is not allowed/],
+      // The word "constructor" makes parseJson look for prototype keys, walking every level.
+      ['100,000 nested arrays', `{"note": "constructor", "deep": ${'['.repeat(100_000)}${']'.repeat(100_000)}}`, 400, /^body: nested too deeply/],
     ])('rejects %s', async (_name, body, status, message) => {
       const res = await call(incidents, 'incidents', { body, headers: { ...submit, 'content-type': 'application/json' } });
       expect(res.status).toBe(status);
