@@ -8,8 +8,8 @@ const MAYBE_FORBIDDEN = /__proto__|constructor|prototype|\\u/;
  * JSON.parse for untrusted text: a syntax error or a prototype-polluting key becomes an InputError naming where.
  * A leading byte order mark is ignored, as RFC 8259 allows: Windows tools write one (PowerShell 5's `Out-File`, Notepad).
  */
-export function parseJson(withBom: string, path = 'body'): unknown {
-  const text = withBom.charCodeAt(0) === 0xfeff ? withBom.slice(1) : withBom;
+export function parseJson(raw: string, path = 'body'): unknown {
+  const text = raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
   let forbidden: string | undefined;
   let value: unknown;
   // A reviver makes JSON.parse several times slower: run it only when such a key could be present at all

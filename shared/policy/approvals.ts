@@ -1,6 +1,6 @@
 import type { PlannableActionKind } from '../actions/catalogue';
 import type { AccountEntity, HostEntity, SignalSource } from '../signals/signal';
-import { NameIndex } from './names';
+import { NameIndex } from '../signals/names';
 import { checkAccount, checkHost, indexProtection } from './protection';
 import type { ApprovalGuardrail } from './schema';
 

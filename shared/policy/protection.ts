@@ -1,6 +1,6 @@
 import { isGuid, isMdeDeviceId, shortHostName } from '../signals/identifiers';
 import type { AccountEntity, HostEntity } from '../signals/signal';
-import { NameIndex } from './names';
+import { NameIndex } from '../signals/names';
 import { accountLabel } from './score';
 
 /**

@@ -2,7 +2,7 @@ import type { ActionTarget } from '../actions/target';
 import type { AccountEntity, HostEntity, Signal } from '../signals/signal';
 import { ACTIONS, type TargetType } from '../actions/catalogue';
 import type { ActionStep, PolicyRule, RuleConditions, ScoreOperator } from './schema';
-import { NameIndex } from './names';
+import { NameIndex } from '../signals/names';
 import { accountLabel } from './score';
 
 const NAME_LISTS = ['tactics', 'techniques', 'products', 'labels'] as const;

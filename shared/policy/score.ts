@@ -1,6 +1,6 @@
 import type { AccountEntity, HostEntity, Signal } from '../signals/signal';
 import type { ScoreFactor, RiskScore } from './decision';
-import { NameIndex } from './names';
+import { NameIndex } from '../signals/names';
 import type { Policy } from './schema';
 
 /** The risk table's name-keyed parts, indexed once per policy load. */

@@ -3,6 +3,7 @@ import type { AccountEntity, DeviceRiskLevel, Entity, HostEntity, OtherEntity } 
 import { DEVICE_RISK_LEVELS } from './signal';
 import { describe, FieldTable, isRecord, spelledAs, textOf, type Location } from './fields';
 import { isDnsName, isGuid, isMdeDeviceId, isUpn } from './identifiers';
+import { NameIndex } from './names';
 
 /** The fields read from each kind of entity object, found in one pass over its keys. */
 const OUTER = new FieldTable(['kind', 'type', 'properties', '$ref', '$id']);
@@ -96,7 +97,7 @@ interface EntityAt {
 function entityKind(outer: unknown[], at: Location): string | undefined {
   // Incident entities carry `type: "Microsoft.SecurityInsights/Entities"` next to `kind`; alert entities carry `Type`.
   const kind = textOf(outer[0], at, 'kind') ?? textOf(outer[1], at, 'type');
-  if (kind !== undefined && !kind.includes('/')) return KIND_NAMES.get(kind) ?? kind.toLowerCase();
+  if (kind !== undefined && !kind.includes('/')) return KIND_NAMES.get(kind, false) ?? kind.toLowerCase();
   if (outer[3] !== undefined && outer[4] === undefined) return undefined;
   throw new InputError(at.at('kind'), 'every entity needs a kind (Account, Host, Ip, …)');
 }
@@ -217,8 +218,7 @@ const VALUE_PROPERTY: Record<string, FieldTable<string>> = Object.fromEntries(
  * Each known kind's lower-case name, from its usual spellings (incident entities say `Account`, alert entities
  * `account`): most entities' kinds are found without building a lower-cased copy.
  */
-const KIND_NAMES = new Map<string, string>();
-for (const kind of ['Account', 'Host', ...Object.keys(VALUE_PROPERTIES)]) KIND_NAMES.set(kind, kind.toLowerCase()).set(kind.toLowerCase(), kind.toLowerCase());
+const KIND_NAMES = new NameIndex(['Account', 'Host', ...Object.keys(VALUE_PROPERTIES)].map((kind) => [kind, kind.toLowerCase()] as const));
 /** Kinds we do not know are named by their name. */
 const ANY_VALUE = new FieldTable(['name', 'friendlyName']);
 

@@ -1,4 +1,5 @@
 import { InputError, quote } from '../errors';
+import { NameIndex } from './names';
 
 /** Where an object sits in the payload: `at(name)` spells out a field's path, which only an error needs. */
 export interface Location {
@@ -73,14 +74,10 @@ export class Fields extends PathLocation {
   }
 }
 
-/**
- * Finds one of `values` in a text whatever its case (`high` -> `High`): a lookup of the text as written, then of it
- * lower-cased, so the usual spellings are found without lower-casing anything.
- */
+/** Finds one of `values` in a text whatever its case (`high` -> `High`). */
 export function spelledAs<const T extends string>(values: readonly T[]): (text: string) => T | undefined {
-  const byName = new Map<string, T>();
-  for (const value of values) byName.set(value, value).set(value.toLowerCase(), value);
-  return (text) => byName.get(text) ?? byName.get(text.toLowerCase());
+  const index = new NameIndex(values.map((value) => [value, value] as const));
+  return (text) => index.get(text, false);
 }
 
 /** The object under field `name` of the object at `parent` (`…alerts[3].properties`), spelled out only for an error. */

@@ -103,7 +103,7 @@ describe('incident trigger body', () => {
     expect(signal.tactics).toEqual(['CredentialAccess', 'Execution']);
   });
 
-  it.each([5, 8, 9, 30])('merges repeated mentions alike in a list of %i entities', (size) => {
+  it.each([5, 8, 9, 30])('merges repeated mentions in a list of %i entities', (size) => {
     const id = '6e7b768e-07e2-4810-8459-485f84f8f204';
     const mentions = [
       { kind: 'Account', properties: { aadUserId: id, accountName: 'adele' } },

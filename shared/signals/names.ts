@@ -1,11 +1,12 @@
-import { techniqueOf } from '../signals/identifiers';
+import { techniqueOf } from './identifiers';
 
 /**
- * The names a policy lists (tactics, techniques, products, labels), looked up in any case: Sentinel's spelling of a
- * name is not reliable. `T1078` in a policy also covers the sub-techniques (`T1078.004`) a signal may name.
+ * Names looked up in any case — a policy's tactics, techniques, products, labels and tags, severities, entity kinds —
+ * because Sentinel's spelling of a name is not reliable. `T1078` also covers the sub-techniques (`T1078.004`) when
+ * looked up as a technique.
  *
- * The policy's own spellings are keys as well as the lower-cased ones, so the usual case — a signal that spells a
- * name as the policy does — costs one lookup and no lower-cased copy; every other name is lower-cased once here.
+ * The names' own spellings are keys as well as the lower-cased ones, so the usual case — a name spelled as it was
+ * listed — costs one lookup and no lower-cased copy; every other name is lower-cased once here.
  */
 export class NameIndex<V> {
   private readonly byName = new Map<string, V>();

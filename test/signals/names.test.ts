@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { NameIndex } from '../../shared/policy/names';
+import { NameIndex } from '../../shared/signals/names';
 import { techniqueOf } from '../../shared/signals/identifiers';
 
 const TABLE: Array<[string, number]> = [
