@@ -8,9 +8,11 @@ import { Azurite } from '../support/azurite';
 import { testTls } from '../support/tls';
 
 /**
- * The connection Azure uses: no account key, the managed identity's bearer token (AzureWebJobsStorage__tableServiceUri
- * or __accountName). DefaultAzureCredential finds the sandbox's App Service-style identity endpoint; Azurite, over
- * HTTPS, accepts only a token issued for https://storage.azure.com.
+ * The connection Azure uses: no account key, the managed identity's bearer token. DefaultAzureCredential finds the
+ * sandbox's App Service-style identity endpoint; Azurite, over HTTPS, accepts only a token issued for
+ * https://storage.azure.com. The table location is given to openTableLedger directly, not through
+ * AzureWebJobsStorage__tableServiceUri: Azurite on an IP address wants the account in the path, and the setting is an
+ * origin (config.test.ts covers how the setting is read).
  */
 let sandbox: Sandbox;
 let azurite: Azurite;
