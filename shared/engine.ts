@@ -151,7 +151,7 @@ export class ResponderEngine {
   async replay(key: string, by: string, log: Logger = this.deps.log): Promise<LedgerEntry> {
     const { ledger, queue, now } = this.deps;
     const at = now().toISOString();
-    if (!IDEMPOTENCY_KEY_PATTERN.test(key)) throw new InputError('key', `${quote(key)} is not an action key (<24 hex>.<kind>.<target>)`);
+    if (!IDEMPOTENCY_KEY_PATTERN.test(key)) throw new InputError('key', `${quote(key)} is not an action key (<40 hex>.<kind>.<target>)`);
     let entry = await ledger.get(key);
     if (!entry) throw new InputError('key', `no action ${key} in the ledger`);
     // Every return to `planned` after the first event was a replay; a failed or dead-lettered entry is about to make one more.

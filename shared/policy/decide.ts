@@ -85,7 +85,7 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
     else hosts.push({ entity, target, id, keyPart });
   }
 
-  const keyOf = idempotencyKeys(signal.subject);
+  const keyOf = idempotencyKeys(signal);
   const rules: RuleResult[] = [];
   const actions: PlannedAction[] = [];
   const skipped: SkippedAction[] = [];

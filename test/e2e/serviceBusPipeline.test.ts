@@ -197,6 +197,6 @@ describe('the Service Bus pipeline (AMQP emulator, Azurite, sandbox tenant)', ()
     expect(await run(['replay', command.idempotencyKey], (line) => printed.push(line))).toBe(1);
     expect(printed.at(-1)).toBe(`error: key: action ${command.idempotencyKey} is succeeded: only a failed or dead-lettered action can be replayed`);
     expect(await run(['replay', 'not-a-key'], (line) => printed.push(line))).toBe(1);
-    expect(printed.at(-1)).toBe('error: key: "not-a-key" is not an action key (<24 hex>.<kind>.<target>)');
+    expect(printed.at(-1)).toBe('error: key: "not-a-key" is not an action key (<40 hex>.<kind>.<target>)');
   });
 });

@@ -250,7 +250,7 @@ function directCommand(spec: Schedule['direct'][number], index: number, at: stri
     ? { type: 'device', id: DEVICES[spec.target % DEVICES.length] as string }
     : { type: 'user', id: USERS[spec.target % USERS.length] as string };
   const subject = `campaign-direct-${index}`;
-  const key = idempotencyKeys(subject)(spec.kind, targetKeyPart(target.id as string));
+  const key = idempotencyKeys({ subject })(spec.kind, targetKeyPart(target.id as string));
   return {
     id: key,
     idempotencyKey: key,

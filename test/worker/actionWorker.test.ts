@@ -242,7 +242,7 @@ describe('the action worker', () => {
   it('refuses at execution a target the policy protects now', async () => {
     const { runtime } = await import('../../shared/runtime');
     const { worker: core } = await runtime();
-    const key = idempotencyKeys('request-1')('disableUser', '99999999-9999-4999-8999-999999999999');
+    const key = idempotencyKeys({ subject: 'request-1' })('disableUser', '99999999-9999-4999-8999-999999999999');
     const command: ActionCommand = {
       id: key,
       idempotencyKey: key,
@@ -270,7 +270,7 @@ describe('the action worker', () => {
   });
 
   describe('claiming', () => {
-    const key = idempotencyKeys('inc')('revokeSessions', DEMO.adele);
+    const key = idempotencyKeys({ subject: 'inc' })('revokeSessions', DEMO.adele);
     const command: ActionCommand = {
       id: key,
       idempotencyKey: key,
