@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { isGuid, isMdeDeviceId } from '../signals/identifiers';
+import { isGuid, isGuidAt, isMdeDeviceId } from '../signals/identifiers';
 import type { IncidentRef, Signal } from '../signals/signal';
 import { ACTION_KINDS, type ActionKind } from './catalogue';
 
@@ -37,9 +37,10 @@ export function idempotencyKeys(signal: Pick<Signal, 'subject' | 'incident'>): (
 }
 
 function subjectKeyPart({ subject, incident }: Pick<Signal, 'subject' | 'incident'>): string {
-  if (incident === undefined || !isGuid(incident.name)) return hash('sha256', subject, 'hex').slice(0, 40);
-  const name = incident.name.toLowerCase();
-  return `${workspaceDigest(incident)}${name.slice(0, 8)}${name.slice(9, 13)}${name.slice(14, 18)}${name.slice(19, 23)}${name.slice(24)}`;
+  // An incident's subject is its ARM id lower-cased, which ends with its name: the GUID is read there, already lower-case.
+  const at = subject.length - 36;
+  if (incident === undefined || incident.name.length !== 36 || !isGuidAt(subject, at)) return hash('sha256', subject, 'hex').slice(0, 40);
+  return `${workspaceDigest(incident)}${subject.slice(at, at + 8)}${subject.slice(at + 9, at + 13)}${subject.slice(at + 14, at + 18)}${subject.slice(at + 19, at + 23)}${subject.slice(at + 24)}`;
 }
 
 /**

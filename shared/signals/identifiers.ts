@@ -32,19 +32,29 @@ mark('-', DNS_REST);
 const is = (code: number, kind: number): boolean => code < 128 && ((CLASS[code] as number) & kind) !== 0;
 
 export function isGuid(value: string): boolean {
+  return value.length === 36 && isGuidAt(value, 0);
+}
+
+/**
+ * Whether the 36 characters from `at` in `text` are a GUID: reads one where it sits (the end of an incident's ARM id)
+ * rather than sliced out, because a sliced string passed here makes every other GUID check slower too (V8 then
+ * compiles the loops for two kinds of string: 4% of a small incident's decision, measured).
+ */
+export function isGuidAt(text: string, at: number): boolean {
   // The dashes first, then each run of hex digits: a test per character of where a dash belongs cost nearly twice as
   // much, and every account and device id of every incident is checked.
   return (
-    value.length === 36 &&
-    value.charCodeAt(8) === 0x2d &&
-    value.charCodeAt(13) === 0x2d &&
-    value.charCodeAt(18) === 0x2d &&
-    value.charCodeAt(23) === 0x2d &&
-    isHexRun(value, 0, 8) &&
-    isHexRun(value, 9, 13) &&
-    isHexRun(value, 14, 18) &&
-    isHexRun(value, 19, 23) &&
-    isHexRun(value, 24, 36)
+    at >= 0 &&
+    text.length >= at + 36 &&
+    text.charCodeAt(at + 8) === 0x2d &&
+    text.charCodeAt(at + 13) === 0x2d &&
+    text.charCodeAt(at + 18) === 0x2d &&
+    text.charCodeAt(at + 23) === 0x2d &&
+    isHexRun(text, at, at + 8) &&
+    isHexRun(text, at + 9, at + 13) &&
+    isHexRun(text, at + 14, at + 18) &&
+    isHexRun(text, at + 19, at + 23) &&
+    isHexRun(text, at + 24, at + 36)
   );
 }
 

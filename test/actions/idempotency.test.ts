@@ -52,8 +52,10 @@ describe('idempotency keys', () => {
 
   it('hash the whole subject when it is not an incident named by a GUID', () => {
     expect(idempotencyKeys({ subject: 'alert:2518...-x' })('disableUser', GUID)).toBe(`${sha256('alert:2518...-x').slice(0, 40)}.disableUser.${GUID}`);
-    const named = incident('inc-1');
-    expect(idempotencyKeys(named)('disableUser', GUID)).toBe(`${sha256(named.subject).slice(0, 40)}.disableUser.${GUID}`);
+    for (const name of ['inc-1', 'x'.repeat(36), `${INCIDENT_GUID.slice(1)}0`.replace('-', '_')]) {
+      const named = incident(name);
+      expect(idempotencyKeys(named)('disableUser', GUID)).toBe(`${sha256(named.subject).slice(0, 40)}.disableUser.${GUID}`);
+    }
   });
 
   it('are the same for the same incident however its ARM id is spelled, and differ between workspaces', () => {

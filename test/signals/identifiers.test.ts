@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isDnsName, isGuid, isMdeDeviceId, isUpn, parseIncidentArmId } from '../../shared/signals/identifiers';
+import { isDnsName, isGuid, isGuidAt, isMdeDeviceId, isUpn, parseIncidentArmId } from '../../shared/signals/identifiers';
 
 /**
  * The identifier checks are loops over character codes, for speed; these regular expressions are their definition.
@@ -78,6 +78,33 @@ describe.each(Object.keys(DEFINITIONS) as Array<keyof typeof DEFINITIONS>)('%s c
   it('agrees with its regular expression on one-character mutations of a valid id', () => {
     fc.assert(
       fc.property(mutated(VALID[name]), (value) => check(value) === expected(name, value)),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+describe('a GUID within a longer text', () => {
+  const isGuidThere = (text: string, at: number) => at >= 0 && text.length >= at + 36 && DEFINITIONS.guid.pattern.test(text.slice(at, at + 36));
+
+  it('is found where it sits, and nowhere else', () => {
+    const text = `/incidents/${VALID.guid}`;
+    expect(isGuidAt(text, 11)).toBe(true);
+    for (const at of [-1, 0, 10, 12, text.length - 35, text.length]) expect(isGuidAt(text, at)).toBe(false);
+  });
+
+  it('agrees with the expression on the 36 characters from any position, valid or mutated', () => {
+    fc.assert(
+      fc.property(
+        meaningfulText(12),
+        fc.oneof(mutated(VALID.guid), meaningfulText(40)),
+        meaningfulText(12),
+        fc.integer({ min: -2, max: 30 }),
+        (before, middle, after, shift) => {
+          const text = before + middle + after;
+          const at = before.length + (shift % 3 === 0 ? 0 : shift);
+          return isGuidAt(text, at) === isGuidThere(text, at);
+        },
+      ),
       { numRuns: 3000 },
     );
   });
