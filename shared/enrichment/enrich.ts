@@ -1,6 +1,8 @@
 import { classifyFailure } from '../actions/failure';
 import type { Devices, Machine } from '../clients/defender';
 import type { Directory } from '../clients/graph';
+import { describe } from '../signals/fields';
+import { isGuid, isMdeDeviceId } from '../signals/identifiers';
 import { DEVICE_RISK_LEVELS, USER_RISK_LEVELS, type AccountEntity, type Entity, type HostEntity, type Signal } from '../signals/signal';
 
 export interface EnrichmentPorts {
@@ -51,6 +53,11 @@ export class Enricher {
       const user = await this.attempt(notes, `object id of ${label}`, () => this.cached(`user:${upn}`, async () => (await directory.getUser(upn)) ?? null));
       if (user === null) notes.push(`${label} is not in the directory`);
       if (!user) return out;
+      // What an API answers becomes the target of an action and part of its key: checked like a payload's ids.
+      if (typeof user.id !== 'string' || !isGuid(user.id)) {
+        notes.push(`the directory answered ${describe(user.id)} as the object id of ${label}, not a GUID: treated as unknown`);
+        return out;
+      }
       out.aadUserId = user.id.toLowerCase();
     }
     const id = out.aadUserId;
@@ -86,7 +93,9 @@ export class Enricher {
         const found = host.aadDeviceId
           ? await devices.findMachines({ aadDeviceId: host.aadDeviceId })
           : await devices.findMachines({ computerDnsName: host.fqdn as string });
-        const exact = found.filter((m) => !host.fqdn || host.aadDeviceId || m.computerDnsName.toLowerCase() === host.fqdn);
+        const exact = found.filter(
+          (m) => !host.fqdn || host.aadDeviceId || (typeof m.computerDnsName === 'string' && m.computerDnsName.toLowerCase() === host.fqdn),
+        );
         return exact.length === 1 ? (exact[0] as Machine) : null;
       }),
     );
@@ -94,11 +103,20 @@ export class Enricher {
       if (machine === null) notes.push(`${label} is not a single Defender for Endpoint device: its risk and tags are unknown`);
       return host;
     }
-    const out: HostEntity = { ...host, mdatpDeviceId: host.mdatpDeviceId ?? machine.id.toLowerCase(), tags: machine.machineTags ?? [] };
+    // Defender's answer is checked like a payload: its id becomes the isolation's target, and tags missing from it must
+    // hold an isolation for approval (unknown), not let it through as "no critical tag".
+    if (typeof machine.id !== 'string' || !isMdeDeviceId(machine.id)) {
+      notes.push(`Defender answered ${describe(machine.id)} as the id of ${label}, not a Defender device id: its risk and tags are unknown`);
+      return host;
+    }
+    const out: HostEntity = { ...host, mdatpDeviceId: host.mdatpDeviceId ?? machine.id.toLowerCase() };
+    const tags: unknown = machine.machineTags;
+    if (Array.isArray(tags) && tags.every((tag) => typeof tag === 'string')) out.tags = tags;
+    else notes.push(`Defender gave no list of machine tags for ${label}: its tags are unknown`);
     const risk = DEVICE_RISK_LEVELS.find((r) => r === machine.riskScore);
     if (risk) out.deviceRisk = risk;
-    if (!out.aadDeviceId && machine.aadDeviceId) out.aadDeviceId = machine.aadDeviceId.toLowerCase();
-    if (machine.exposureLevel) out.exposure = machine.exposureLevel;
+    if (!out.aadDeviceId && typeof machine.aadDeviceId === 'string' && isGuid(machine.aadDeviceId)) out.aadDeviceId = machine.aadDeviceId.toLowerCase();
+    if (typeof machine.exposureLevel === 'string' && machine.exposureLevel) out.exposure = machine.exposureLevel;
     return out;
   }
 

@@ -69,4 +69,31 @@ describe('enrichment from the sandbox tenant', () => {
     const again = await e.enrich(signal({ entities: [account(), host()] }), []);
     expect(again.entities).toMatchObject([{ userRisk: 'high' }, { tags: ['workstation'] }]);
   });
+
+  it('checks what the APIs answer like a payload: a malformed id leaves the entity unknown, missing tags stay unknown', async () => {
+    const machine = { id: DEMO_DEVICES.wks042, computerDnsName: 'wks-042.contoso.com', aadDeviceId: 'junk', riskScore: 'High', machineTags: ['workstation'] };
+    env.sandbox.faults.add({
+      method: 'GET',
+      path: /^\/v1\.0\/users\/megan/,
+      count: 1,
+      status: 200,
+      body: { id: 'megan', userPrincipalName: 'megan.bowen@contoso.com' },
+    });
+    env.sandbox.faults.add({ method: 'GET', path: /^\/api\/machines\//, count: 1, status: 200, body: { ...machine, id: 'not-a-defender-id' } });
+    const s = await enricher().enrich(signal({ entities: [{ kind: 'account', upn: 'megan.bowen@contoso.com' }, host()] }), []);
+    expect(s.entities).toEqual([{ kind: 'account', upn: 'megan.bowen@contoso.com' }, host()]);
+    expect(s.notes).toEqual([
+      'the directory answered the string "megan" as the object id of megan.bowen@contoso.com, not a GUID: treated as unknown',
+      'Defender answered the string "not-a-defender-id" as the id of wks-042.contoso.com, not a Defender device id: its risk and tags are unknown',
+    ]);
+
+    const { machineTags: _tags, ...untagged } = machine;
+    env.sandbox.faults.add({ method: 'GET', path: /^\/api\/machines\//, count: 1, status: 200, body: untagged });
+    const t = await enricher().enrich(signal({ entities: [host({ aadDeviceId: undefined })] }), []);
+    const [wks] = t.entities as HostEntity[];
+    expect(wks).toMatchObject({ mdatpDeviceId: DEMO_DEVICES.wks042, deviceRisk: 'High' });
+    expect(wks?.tags).toBeUndefined();
+    expect(wks?.aadDeviceId).toBeUndefined();
+    expect(t.notes).toEqual(['Defender gave no list of machine tags for wks-042.contoso.com: its tags are unknown']);
+  });
 });
