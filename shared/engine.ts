@@ -285,7 +285,7 @@ function withLedgerView(decision: Decision, existing: Map<string, LedgerEntry>):
         ruleId: action.ruleId,
         mode: action.mode,
         reason: 'already-done',
-        detail: `recorded ${entry.state} at ${entry.updatedAt}`,
+        detail: `recorded ${entry.state}${entry.mode === 'audit' ? ' in audit mode' : ''} at ${entry.updatedAt}`,
       });
   }
   const result = { ...decision, actions, skipped };

@@ -62,6 +62,23 @@ describe('POST /api/incidents', () => {
     expect((engine.queue as EmbeddedQueue).stats().ready).toBe(2);
   });
 
+  it('keeps the first decision on an action: one audited stays audited when the policy turns to enforce', async () => {
+    engine.configure({ RESPONDER_POLICY: POLICY.replace('mode: enforce', 'mode: audit') });
+    const first = await post(sampleIncident());
+    expect(first.json.decision.actions.map((a: { mode: string }) => a.mode)).toEqual(['audit', 'audit']);
+    // The app restarts with the new policy; the ledger and the queue are the same.
+    engine.configure({ RESPONDER_POLICY: POLICY }, { ledger: engine.ledger, queue: engine.queue });
+    const update = sampleIncident();
+    update.objectEventType = 'Update';
+    const second = await post(update);
+    expect(second.json.decision.actions).toEqual([]);
+    expect(second.json.decision.skipped.map((s: { reason: string; mode: string; detail: string }) => [s.reason, s.mode, s.detail])).toEqual([
+      ['already-done', 'enforce', expect.stringMatching(/^recorded queued in audit mode at /)],
+      ['already-done', 'enforce', expect.stringMatching(/^recorded queued in audit mode at /)],
+    ]);
+    expect((engine.queue as EmbeddedQueue).stats().ready).toBe(2);
+  });
+
   it('plans only what is new when an update brings more entities', async () => {
     const first = await post(sampleIncident());
     const update = sampleIncident();

@@ -45,15 +45,16 @@ export class EngineUnderTest {
   }
 
   /**
-   * Apply app settings (on top of the authority's) and rebuild the runtime with fresh in-memory adapters, or, with
-   * `fromSettings`, with the adapters the settings name (Service Bus, Table storage), as in Azure.
+   * Apply app settings (on top of the authority's) and rebuild the runtime with fresh in-memory adapters (or the ones
+   * given: a restart with new settings), or, with `fromSettings`, with the adapters the settings name (Service Bus,
+   * Table storage), as in Azure.
    */
-  configure(settings: Record<string, string> = {}, adapters: { queue?: ActionQueue; fromSettings?: boolean } = {}): void {
+  configure(settings: Record<string, string> = {}, adapters: { queue?: ActionQueue; ledger?: MemoryLedger; fromSettings?: boolean } = {}): void {
     for (const name of SETTINGS) delete process.env[name];
     Object.assign(process.env, { LOG_LEVEL: 'silent' }, this.sandbox.settings(), settings);
     resetConfig();
     this.sandbox.reset();
-    this.ledger = new MemoryLedger();
+    this.ledger = adapters.ledger ?? new MemoryLedger();
     this.queue = adapters.queue ?? new EmbeddedQueue();
     configureRuntime(adapters.fromSettings ? {} : { ledger: this.ledger, queue: this.queue });
   }
