@@ -28,8 +28,8 @@ import { ACTION_KINDS, type ActionKind } from './catalogue';
  *
  * An incident's key carries its GUID rather than a hash of its ARM id because that hash was a tenth of the time a
  * decision on a small incident took (one native hash call costs 0.3–0.4 µs, nearly all of it fixed); the workspace is
- * hashed once per workspace, not per incident. (Before, SHA-256 of the whole (subject, kind, target) per action had
- * been two thirds of the time a decision on a large incident took: hence the target part.)
+ * hashed once per workspace, not per incident. Target ids are carried for the same reason: SHA-256 of the whole
+ * (subject, kind, target) per action had been two thirds of the time a decision on a large incident took.
  */
 export function idempotencyKeys(signal: Pick<Signal, 'subject' | 'incident'>): (kind: ActionKind, targetPart: string) => string {
   const subjectPart = subjectKeyPart(signal);
