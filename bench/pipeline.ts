@@ -8,6 +8,9 @@
  *     twice. Reported: the worker's peak RSS. BENCH_DEBUG=1 prints the Defender calls per second.
  *  2. Latency: a steady 50 incidents per second for 10 s; from POST /api/incidents to the isolate call arriving at
  *     the emulator, p50 and p99 (the quota is lifted here: this measures the pipeline, not the pacing).
+ *  3. Outbreak: 300 incidents at once, one device each, with enrichment on and a policy whose guardrail needs the
+ *     device's tags, against the compressed quota: enrichment's reads compete with the containments for Defender's
+ *     budget, and a device whose data cannot be read is held for a human. Reported: isolations done, and held.
  */
 import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -19,6 +22,16 @@ import { Azurite } from '../test/support/azurite';
 import { startLocalHost } from '../test/support/localHost';
 
 const BURST = 1000;
+const OUTBREAK = 300;
+/** Isolations need a device's tags: unknown tags hold them for approval. */
+const OUTBREAK_POLICY = `version: 1
+mode: enforce
+guardrails:
+  approvals:
+    - { action: isolateDevice, when: { deviceTags: [critical] }, reason: critical device }
+rules:
+  - { id: hosts, when: { entity: host }, then: [isolateDevice] }
+`;
 const QUOTA_PER_S = 100;
 const STEADY_RATE = 50;
 const STEADY_SECONDS = 10;
@@ -82,7 +95,9 @@ async function main(): Promise<void> {
   const [sandbox, broker, azurite] = await Promise.all([Sandbox.start(), new ServiceBusEmulator().start(), Azurite.start()]);
   children.push(() => azurite.stop());
   const tenant = sandbox.tenant;
-  for (let i = 0; i < BURST + STEADY_RATE * STEADY_SECONDS; i++) tenant.addMachine({ id: deviceId(i), computerDnsName: `bench-${i}.contoso.com` });
+  for (let i = 0; i < BURST + STEADY_RATE * STEADY_SECONDS + OUTBREAK; i++) {
+    tenant.addMachine({ id: deviceId(i), computerDnsName: `bench-${i}.contoso.com`, machineTags: ['workstation'] });
+  }
   const token = await sandbox.authority.token(['Incidents.Submit'], {}, { expiresIn: '1h' });
   const common = {
     ...sandbox.settings(),
@@ -182,6 +197,33 @@ async function main(): Promise<void> {
     }
     steady.child.kill('SIGTERM');
 
+    // 3. The outbreak: enrichment on, the quota compressed again.
+    tenant.defenderQuota = { max: QUOTA_PER_S, windowMs: 1000 };
+    broker.createQueue('actions');
+    const outbreak = await startLocalHost(
+      {
+        ...common,
+        RESPONDER_POLICY: OUTBREAK_POLICY,
+        RESPONDER_ENRICHMENT: 'on',
+        RESPONDER_LEDGER_TABLE: 'benchoutbreak',
+        RESPONDER_RATE_LIMITS: `defender=${QUOTA_PER_S}/1s`,
+        RESPONDER_FOLLOW_UP_SECONDS: '0.5',
+        RESPONDER_RETRY_BASE_SECONDS: '0.17',
+      },
+      HOST_STDIO,
+    );
+    children.push(() => outbreak.child.kill('SIGTERM'));
+    const first = BURST + STEADY_RATE * STEADY_SECONDS;
+    await Promise.all(Array.from({ length: OUTBREAK }, (_, n) => post(outbreak.base, token, incidentFor(first + n))));
+    const outbreakLedger = await openTableLedger({ connectionString: azurite.connectionString }, 'benchoutbreak');
+    for (const deadline = Date.now() + 5 * 60_000; Date.now() < deadline && !broker.isDrained('actions');) {
+      progress(`outbreak: broker ${JSON.stringify(broker.stats('actions'))}`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    const outbreakDone = (await outbreakLedger.list({ state: 'succeeded' })).length;
+    const outbreakHeld = (await outbreakLedger.list({ state: 'pending-approval' })).length;
+    outbreak.child.kill('SIGTERM');
+
     const fmt = (n: number, d = 2) => n.toFixed(d);
     console.log(
       `\nburst: ${BURST} device isolations against Defender's quota compressed to ${QUOTA_PER_S} calls/s (the local host on Service Bus + Table storage)`,
@@ -195,6 +237,8 @@ async function main(): Promise<void> {
     console.log(`  worker (local host) peak RSS ${fmt(rss, 0)} MiB`);
     console.log(`\nlatency: ${STEADY_RATE} incidents/s for ${STEADY_SECONDS} s, POST /api/incidents -> isolate call at the emulator`);
     console.log(`  ${latencies.length}/${sentAt.size} contained; p50 ${fmt(percentile(latencies, 50), 0)} ms, p99 ${fmt(percentile(latencies, 99), 0)} ms`);
+    console.log(`\noutbreak: ${OUTBREAK} incidents at once, enrichment on, isolations guarded by device tags, the same compressed quota`);
+    console.log(`  ${outbreakDone} isolated, ${outbreakHeld} held for approval because the device's data could not be read`);
     failed = drainRate < 0.9 || share429 > 0.01 || lost !== 0 || duplicated !== 0 || latencies.length < sentAt.size;
   } finally {
     await Promise.all([sandbox.close(), broker.stop()]);

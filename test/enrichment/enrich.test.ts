@@ -7,7 +7,14 @@ import { useSandboxContext } from '../support/sandboxContext';
 
 const env = useSandboxContext();
 
-const enricher = () => new Enricher(async () => env.context);
+/** Waits between attempts are recorded, not slept. */
+const waits: number[] = [];
+const enricher = () =>
+  new Enricher(
+    async () => env.context,
+    Date.now,
+    async (ms) => void waits.push(ms),
+  );
 
 describe('enrichment from the sandbox tenant', () => {
   it('fills in user risk, privilege and group membership, resolving a UPN to its object id', async () => {
@@ -55,9 +62,50 @@ describe('enrichment from the sandbox tenant', () => {
     expect(s.notes).toEqual(['ghost.contoso.com is not a single Defender for Endpoint device: its risk and tags are unknown']);
   });
 
+  it('tries a transient failure again, after its Retry-After, and a permanent one never', async () => {
+    waits.length = 0;
+    env.sandbox.faults.add({
+      path: /^\/api\/machines/,
+      count: 2,
+      status: 429,
+      headers: { 'retry-after': '2' },
+      body: { error: { code: 'TooManyRequests', message: 'quota' } },
+    });
+    env.sandbox.faults.add({ path: /riskyUsers$/, count: 1, drop: true });
+    const s = await enricher().enrich(signal({ entities: [account(), host()] }), []);
+    expect(s.entities).toMatchObject([{ userRisk: 'high' }, { tags: ['workstation'] }]);
+    expect(s.notes).toEqual([]);
+    // The dropped connection names no wait: 250 ms; the 429s' Retry-After: 2 s, twice.
+    expect(waits.sort((a, b) => a - b)).toEqual([250, 2000, 2000]);
+
+    waits.length = 0;
+    env.sandbox.faults.add({ path: /^\/api\/machines/, count: 1, status: 400, body: { error: { code: 'InvalidRequest', message: 'bad id' } } });
+    const t = await enricher().enrich(signal({ entities: [host()] }), []);
+    expect(t.notes).toEqual(['Defender data for wks-042.contoso.com unavailable (defender 400 InvalidRequest: bad id): treated as unknown']);
+    expect(waits).toEqual([]);
+  });
+
+  it('gives up after three attempts, or sooner when the wait asked for is too long for a request in flight', async () => {
+    waits.length = 0;
+    env.sandbox.faults.add({ path: /^\/api\/machines/, count: 3, status: 503, body: { error: { code: 'ServiceUnavailable', message: 'down' } } });
+    env.sandbox.faults.add({
+      path: /riskyUsers$/,
+      count: 1,
+      status: 429,
+      headers: { 'retry-after': '30' },
+      body: { error: { code: 'TooManyRequests', message: 'later' } },
+    });
+    const s = await enricher().enrich(signal({ entities: [account(), host()] }), []);
+    expect(s.notes).toEqual([
+      'user risk (ID Protection) unavailable (graph 429 TooManyRequests: later): treated as unknown',
+      'Defender data for wks-042.contoso.com unavailable (defender 503 ServiceUnavailable: down): treated as unknown',
+    ]);
+    expect(waits.sort((a, b) => a - b)).toEqual([250, 500]);
+  });
+
   it('degrades: what cannot be read stays unknown, with a note, and is not cached', async () => {
-    env.sandbox.faults.add({ path: /^\/api\/machines/, count: 1, drop: true });
-    env.sandbox.faults.add({ path: /riskyUsers$/, count: 1, status: 429, body: { error: { code: 'TooManyRequests', message: 'one request per second' } } });
+    env.sandbox.faults.add({ path: /^\/api\/machines/, count: 3, drop: true });
+    env.sandbox.faults.add({ path: /riskyUsers$/, count: 3, status: 429, body: { error: { code: 'TooManyRequests', message: 'one request per second' } } });
     const e = enricher();
     const s = await e.enrich(signal({ entities: [account(), host()] }), []);
     expect((s.entities[0] as AccountEntity).userRisk).toBeUndefined();
