@@ -37,8 +37,9 @@ export function isGuid(value: string): boolean {
 
 /**
  * Whether the 36 characters from `at` in `text` are a GUID: reads one where it sits (the end of an incident's ARM id)
- * rather than sliced out, because a sliced string passed here makes every other GUID check slower too (V8 then
- * compiles the loops for two kinds of string: 4% of a small incident's decision, measured).
+ * rather than sliced out. Checking the regular expression's capture instead (a sliced string: each character read
+ * goes through its parent) cost 4% of a small incident's decision, measured alternately; alone, the check of a sliced
+ * GUID took 86 ns against 51 ns for a flat one.
  */
 export function isGuidAt(text: string, at: number): boolean {
   // The dashes first, then each run of hex digits: a test per character of where a dash belongs cost nearly twice as
