@@ -214,6 +214,7 @@ async function main(): Promise<void> {
     );
     children.push(() => outbreak.child.kill('SIGTERM'));
     const first = BURST + STEADY_RATE * STEADY_SECONDS;
+    const callsBefore = tenant.calls.length;
     await Promise.all(Array.from({ length: OUTBREAK }, (_, n) => post(outbreak.base, token, incidentFor(first + n))));
     const outbreakLedger = await openTableLedger({ connectionString: azurite.connectionString }, 'benchoutbreak');
     for (const deadline = Date.now() + 5 * 60_000; Date.now() < deadline && !broker.isDrained('actions');) {
@@ -223,6 +224,8 @@ async function main(): Promise<void> {
     const outbreakDone = (await outbreakLedger.list({ state: 'succeeded' })).length;
     const outbreakHeld = (await outbreakLedger.list({ state: 'pending-approval' })).length;
     outbreak.child.kill('SIGTERM');
+    const outbreakCalls = tenant.calls.slice(callsBefore).filter((c) => c.path.startsWith('/api/'));
+    const outbreak429 = outbreakCalls.filter((c) => c.status === 429).length;
 
     const fmt = (n: number, d = 2) => n.toFixed(d);
     console.log(
@@ -239,6 +242,7 @@ async function main(): Promise<void> {
     console.log(`  ${latencies.length}/${sentAt.size} contained; p50 ${fmt(percentile(latencies, 50), 0)} ms, p99 ${fmt(percentile(latencies, 99), 0)} ms`);
     console.log(`\noutbreak: ${OUTBREAK} incidents at once, enrichment on, isolations guarded by device tags, the same compressed quota`);
     console.log(`  ${outbreakDone} isolated, ${outbreakHeld} held for approval because the device's data could not be read`);
+    console.log(`  429 answers ${outbreak429}/${outbreakCalls.length} Defender calls`);
     failed = drainRate < 0.9 || share429 > 0.01 || lost !== 0 || duplicated !== 0 || latencies.length < sentAt.size;
   } finally {
     await Promise.all([sandbox.close(), broker.stop()]);

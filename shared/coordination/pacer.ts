@@ -119,11 +119,17 @@ export class Pacer {
   ): Promise<number> {
     const budgets = this.budgets[api].map((b) => ({ max: b.max, windowMs: Math.ceil(b.windowMs * (1 + EDGE_MARGIN)) }));
     for (;;) {
-      const now = this.now();
-      if (budgets.length === 0) return now;
-      const answer = await this.state.update<BudgetRecord, BudgetAnswer>(`pace:${api}`, (record) => change(record, budgets, now));
-      if (answer.granted) return now;
-      const wait = Math.max(1, answer.retryAt - now);
+      if (budgets.length === 0) return this.now();
+      // The clock is read inside the swap, not before it: calls wait their turn for the shared record (this process
+      // chains its writes to it), and a stamp taken before that wait would be older than the call, so the windows
+      // would admit more calls than the API counts in them.
+      const { answer, at } = await this.state.update<BudgetRecord, { answer: BudgetAnswer; at: number }>(`pace:${api}`, (record) => {
+        const now = this.now();
+        const { next, result } = change(record, budgets, now);
+        return { next, result: { answer: result, at: now } };
+      });
+      if (answer.granted) return at;
+      const wait = Math.max(1, answer.retryAt - this.now());
       if (wait > maxWaitMs) {
         const said = this.budgets[api].map((b) => `${b.max} per ${b.windowMs / 1000} s`).join(' and ');
         throw new ApiError(api === 'defender' ? 'defender' : 'graph', 429, ENGINE_PACED, `paced by the engine: the ${api} budget (${said}) is spent`, wait);

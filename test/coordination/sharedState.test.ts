@@ -143,6 +143,23 @@ describe('the pacer', () => {
     await expect(pacer.take('defender')).rejects.toMatchObject({ status: 429, code: ENGINE_PACED, retryAfterMs: 940 });
   });
 
+  it('stamps a call when the shared record lets it through, not when it started waiting for the record', async () => {
+    // Writes to one record are chained: under load a call waits its turn. Its stamp must be the time it was let
+    // through, or the window would count it as older than it is and admit more calls than the API does.
+    let now = 0;
+    const memory = new MemorySharedState();
+    let release!: () => void;
+    const turn = new Promise<void>((resolve) => (release = resolve));
+    const queued: SharedState = { update: async (key, change) => (await turn, memory.update(key, change)) };
+    const pacer = new Pacer(queued, { ...DEFAULT_API_BUDGETS, defender: [{ max: 2, windowMs: 1000 }] }, { now: () => now });
+    const call = pacer.take('defender');
+    now = 700; // the record was busy for 700 ms
+    release();
+    await call;
+    const record = await memory.update<BudgetRecord, BudgetRecord | undefined>('pace:defender', (r) => ({ next: r, result: r }));
+    expect(record).toEqual([[700]]);
+  });
+
   it('paces nothing for an API whose budget is off', async () => {
     const pacer = new Pacer(new MemorySharedState(), { ...DEFAULT_API_BUDGETS, idprotection: [] }, { sleep: () => Promise.reject(new Error('slept')) });
     for (let i = 0; i < 10; i++) await pacer.take('idprotection');
