@@ -33,6 +33,11 @@ rules:
   - { id: hosts, when: { entity: host }, then: [isolateDevice] }
 `;
 const QUOTA_PER_S = 100;
+/**
+ * Time is compressed 60x for the quota (a minute becomes a second), so for the engine's own clocks too: machine-action
+ * polling 30 s -> 0.5 s, the retry backoff's base 10 s -> 0.17 s.
+ */
+const COMPRESSED = { RESPONDER_RATE_LIMITS: `defender=${QUOTA_PER_S}/1s`, RESPONDER_FOLLOW_UP_SECONDS: '0.5', RESPONDER_RETRY_BASE_SECONDS: '0.17' };
 const STEADY_RATE = 50;
 const STEADY_SECONDS = 10;
 const POLICY = `version: 1
@@ -111,18 +116,7 @@ async function main(): Promise<void> {
     // 1. The burst, against the compressed quota.
     tenant.defenderQuota = { max: QUOTA_PER_S, windowMs: 1000 };
     broker.createQueue('actions');
-    // Time is compressed 60x for the quota (a minute becomes a second), so for the engine's own clocks too: machine-
-    // action polling 30 s -> 0.5 s, the retry backoff's base 10 s -> 0.17 s.
-    const burst = await startLocalHost(
-      {
-        ...common,
-        RESPONDER_LEDGER_TABLE: 'benchburst',
-        RESPONDER_RATE_LIMITS: `defender=${QUOTA_PER_S}/1s`,
-        RESPONDER_FOLLOW_UP_SECONDS: '0.5',
-        RESPONDER_RETRY_BASE_SECONDS: '0.17',
-      },
-      HOST_STDIO,
-    );
+    const burst = await startLocalHost({ ...common, ...COMPRESSED, RESPONDER_LEDGER_TABLE: 'benchburst' }, HOST_STDIO);
     children.push(() => burst.child.kill('SIGTERM'));
     progress('host up; sending the burst');
     const started = Date.now();
@@ -201,15 +195,7 @@ async function main(): Promise<void> {
     tenant.defenderQuota = { max: QUOTA_PER_S, windowMs: 1000 };
     broker.createQueue('actions');
     const outbreak = await startLocalHost(
-      {
-        ...common,
-        RESPONDER_POLICY: OUTBREAK_POLICY,
-        RESPONDER_ENRICHMENT: 'on',
-        RESPONDER_LEDGER_TABLE: 'benchoutbreak',
-        RESPONDER_RATE_LIMITS: `defender=${QUOTA_PER_S}/1s`,
-        RESPONDER_FOLLOW_UP_SECONDS: '0.5',
-        RESPONDER_RETRY_BASE_SECONDS: '0.17',
-      },
+      { ...common, ...COMPRESSED, RESPONDER_POLICY: OUTBREAK_POLICY, RESPONDER_ENRICHMENT: 'on', RESPONDER_LEDGER_TABLE: 'benchoutbreak' },
       HOST_STDIO,
     );
     children.push(() => outbreak.child.kill('SIGTERM'));
