@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { classifyFailure } from '../actions/failure';
 import type { Devices, Machine } from '../clients/defender';
 import type { Directory } from '../clients/graph';
@@ -40,7 +41,7 @@ export class Enricher {
   constructor(
     private readonly ports: () => Promise<EnrichmentPorts>,
     private readonly now: () => number = Date.now,
-    private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    private readonly sleep: (ms: number) => Promise<void> = (ms) => delay(ms),
   ) {}
 
   async enrich(signal: Signal, groupsOfInterest: readonly string[]): Promise<Signal> {
