@@ -10,7 +10,8 @@
  *     the emulator, p50 and p99 (the quota is lifted here: this measures the pipeline, not the pacing).
  *  3. Outbreak: 300 incidents at once, one device each, with enrichment on and a policy whose guardrail needs the
  *     device's tags, against the compressed quota: enrichment's reads compete with the containments for Defender's
- *     budget, and a device whose data cannot be read is held for a human. Reported: isolations done, and held.
+ *     budget, and a device whose data cannot be read is held for a human. Reported: isolations done and held, and
+ *     Defender's 429 answers.
  */
 import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';

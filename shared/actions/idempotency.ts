@@ -18,7 +18,7 @@ import { ACTION_KINDS, type ActionKind } from './catalogue';
  *
  * It is the ledger key (a valid Table RowKey) and the base of every Service Bus MessageId: at most 99 characters for
  * the engine's kinds and targets, leaving room for the derived retry suffixes under the broker's 128. Distinct
- * actions never share a key: incident GUIDs and target ids are carried whole, the workspace keeps two workspaces'
+ * actions do not share a key: incident GUIDs and target ids are carried whole, the workspace keeps two workspaces'
  * incidents apart, and the rest are told apart by SHA-256 — so nobody who shapes incident entities can craft a target
  * whose key collides with another action's and make the engine skip it as "already done". (Eight hex characters
  * keep workspaces apart only where their incidents' GUIDs are also equal, which Sentinel's random GUIDs never are; to
