@@ -39,7 +39,9 @@ export class TimerDriver {
         try {
           await timer.handler(info, context);
         } catch (error) {
-          this.onLog(`timer ${timer.name} failed: ${(error as Error).message}`);
+          const { name, message, code, statusCode } = error as Error & { code?: unknown; statusCode?: unknown };
+          const said = [name, code, statusCode].filter((part) => part !== undefined && part !== '').join(' ');
+          this.onLog(`timer ${timer.name} failed: ${said}${message ? `: ${message}` : ''}`);
         }
         if (!this.stopped) arm(schedule.next(this.now()));
       };

@@ -1,6 +1,7 @@
 import { IDEMPOTENCY_KEY_PATTERN } from './actions/idempotency';
 import type { ActionKind } from './actions/catalogue';
-import type { ActionCommand } from './actions/command';
+import { parseActionCommand, type ActionCommand } from './actions/command';
+import { reportedCommand, reportOutcome } from './actions/report';
 import type { ActionExecutor, ExecutionContext } from './actions/executor';
 import { classifyFailure } from './actions/failure';
 import { targetLabel, type ActionTarget } from './actions/target';
@@ -105,7 +106,7 @@ export class ResponderEngine {
     const decision = decide(signal, this.deps.policy, { modeOverride: this.deps.modeOverride, capUsage: await this.capUsage(this.deps.policy) });
     const at = now().toISOString();
     const recorded: RecordedAction[] = [];
-    const toSend: Array<{ command: ActionCommand; entry: LedgerEntry }> = [];
+    let toSend: Array<{ command: ActionCommand; entry: LedgerEntry }> = [];
     const existing = new Map<string, LedgerEntry>();
 
     for (const action of decision.actions) {
@@ -125,6 +126,21 @@ export class ResponderEngine {
       recorded.push(recordOf(entry, created));
     }
 
+    // A command the queue's schema would refuse would be dead-lettered as poison on arrival: end it here instead, with
+    // its reason, and send the rest. (Signals bound what they read, so this is a second line, not the first.)
+    const sendable: typeof toSend = [];
+    for (const { command, entry } of toSend) {
+      const refusal = unqueueable(command);
+      if (refusal === undefined) {
+        sendable.push({ command, entry });
+        continue;
+      }
+      const why = `cannot be queued: ${refusal}`;
+      recorded.push(recordOf(await ledger.transition(entry.key, entry.etag, 'failed', { by: 'engine', at, note: why }, { stateReason: why }), true));
+      log.error({ actionId: entry.key }, why);
+      await reportOutcome(async () => (await this.deps.executionContext()).incidents, reportedCommand(command), 'failed', why, 0, log);
+    }
+    toSend = sendable;
     if (toSend.length > 0) {
       try {
         await queue.send(toSend.map((s) => s.command));
@@ -154,11 +170,11 @@ export class ResponderEngine {
     if (!IDEMPOTENCY_KEY_PATTERN.test(key)) throw new InputError('key', `${quote(key)} is not an action key (<40 hex>.<kind>.<target>)`);
     let entry = await ledger.get(key);
     if (!entry) throw new InputError('key', `no action ${key} in the ledger`);
-    // Every return to `planned` after the first event was a replay; a failed or dead-lettered entry is about to make one more.
-    const replays = entry.history.filter((event, i) => i > 0 && event.state === 'planned').length;
+    // A failed or dead-lettered entry is about to make one more replay; a planned one is waiting to send its last.
+    const replays = entry.replays ?? 0;
     const replay = replays + (entry.state === 'planned' ? 0 : 1);
     if (entry.state === 'failed' || entry.state === 'dead-lettered') {
-      entry = await ledger.transition(key, entry.etag, 'planned', { by, at, note: `replay ${replay} requested by ${by}` });
+      entry = await ledger.transition(key, entry.etag, 'planned', { by, at, note: `replay ${replay} requested by ${by}` }, { replays: replay });
     } else if (entry.state !== 'planned') {
       throw new InputError('key', `action ${key} is ${entry.state}: only a failed or dead-lettered action can be replayed`);
     }
@@ -338,6 +354,17 @@ function commandFor(entry: LedgerEntry, at: string): ActionCommand {
     attempt: 0,
     createdAt: at,
   };
+}
+
+/** Why the queue's schema would refuse a command, or undefined when it would carry it. */
+function unqueueable(command: ActionCommand): string | undefined {
+  try {
+    parseActionCommand(command);
+    return undefined;
+  } catch (error) {
+    if (error instanceof InputError) return error.message;
+    throw error;
+  }
 }
 
 function recordOf(entry: LedgerEntry, isNew: boolean): RecordedAction {

@@ -2,20 +2,21 @@ import type { ActionCommand } from './actions/command';
 import { parseActionCommand } from './actions/command';
 import type { ExecutionOutcome } from './actions/executor';
 import { classifyFailure } from './actions/failure';
-import { OUTCOME_LABELS, outcomeComment, type ReportedState } from './actions/report';
+import { reportedCommand, reportOutcome, type ReportedAction, type ReportedState } from './actions/report';
 import { RETRY_POLICY, retryDelayMs } from './actions/retryPolicy';
 import { targetLabel, type ActionTarget, type DeviceTarget } from './actions/target';
 import { ENGINE_PACED } from './coordination/pacer';
-import { commentIdFor } from './clients/sentinel';
 import type { EngineDeps, ResponderEngine } from './engine';
 import { ConfigError, InputError } from './errors';
-import { DEAD_LETTER_BODY_MAX, LedgerConflictError, type LedgerAttempt, type LedgerEntry } from './ledger/ledger';
+import { attemptCount, LedgerConflictError, type LedgerAttempt, type LedgerEntry } from './ledger/ledger';
+import { IDEMPOTENCY_KEY_PATTERN } from './actions/idempotency';
 import type { Logger } from './log';
 import type { CompiledPolicy } from './policy/decide';
 import { checkAccount, checkHost } from './policy/protection';
 import type { QueueDelivery } from './queue/queue';
 import { isReevaluation, parseReevaluation } from './queue/reevaluation';
 import { parseIncidentArmId, type IncidentArmIdParts } from './signals/identifiers';
+import { isRecord } from './signals/fields';
 import { normalizeSentinelPayload } from './signals/sentinel';
 
 export interface WorkerOutcome {
@@ -176,7 +177,7 @@ export class ActionWorker {
     const result = async (state: WorkerOutcome['outcome']): Promise<WorkerOutcome> => {
       log.info({ outcome: state, ...(attempt.status !== undefined && { status: attempt.status }) }, outcome.detail);
       if (state === 'succeeded' || state === 'audited' || state === 'failed' || state === 'blocked')
-        await this.report(command, state, outcome.detail, attempts.length, log);
+        await this.report(reportedCommand(command), state, outcome.detail, attemptCount(attempts), log);
       return { key: entry.key, outcome: state, detail: outcome.detail };
     };
 
@@ -272,16 +273,23 @@ export class ActionWorker {
     } catch (error) {
       if (!(error instanceof InputError)) throw error;
       log.error({ messageId: delivery.messageId, problem: error.message }, `dead-lettered: not ${what}`);
+      const at = this.deps.now().toISOString();
+      const why = `refused by the worker: not ${what}: ${error.message}`;
+      const key = claimedKey(body);
       await this.deps.ledger.recordDeadLetter({
         messageId: delivery.messageId,
-        at: this.deps.now().toISOString(),
+        at,
         by: 'worker',
         reason: 'SchemaInvalid',
         description: `not ${what}: ${error.message}`,
         deliveryCount: delivery.deliveryCount,
         body: bodyText(body),
+        ...(key && { actionKey: key }),
       });
-      return { outcome: 'poison', detail: error.message };
+      // The message names an action the ledger holds: end it there too, so it does not wait `queued` forever.
+      const ended = key ? await this.markDeadLettered(key, why, at) : undefined;
+      if (ended) await this.report(ended, 'failed', why, attemptCount(ended.attempts), log);
+      return { key, outcome: 'poison', detail: error.message };
     }
   }
 
@@ -295,75 +303,81 @@ export class ActionWorker {
     let recorded = 0;
     let actions = 0;
     const letters = await queue.receiveDeadLetters(max);
+    let failures = 0;
     for (const letter of letters) {
-      const at = now().toISOString();
-      const why = `dead-lettered by Service Bus: ${letter.reason}${letter.description ? ` (${letter.description})` : ''}`;
-      let command: ActionCommand | undefined;
+      // One letter that cannot be recorded (storage down) stays on the dead-letter queue for the next run, and says
+      // so; it does not stop the others from being recorded.
       try {
-        command = parseActionCommand(letter.body);
-      } catch {
-        command = undefined; // not an action (a re-evaluation, or garbage): the record alone keeps it
+        const at = now().toISOString();
+        const why = `dead-lettered by Service Bus: ${letter.reason}${letter.description ? ` (${letter.description})` : ''}`;
+        let command: ActionCommand | undefined;
+        try {
+          command = parseActionCommand(letter.body);
+        } catch {
+          command = undefined; // not an action (a re-evaluation, or garbage): the record alone keeps it
+        }
+        const ended = command && (await this.markDeadLettered(command.idempotencyKey, why, at, command));
+        if (command && ended) {
+          actions++;
+          await this.report(reportedCommand(command), 'failed', why, command.attempt + 1, log);
+        }
+        const created = await ledger.recordDeadLetter({
+          messageId: letter.messageId,
+          at,
+          by: 'broker',
+          reason: letter.reason,
+          description: letter.description,
+          ...(letter.deliveryCount !== undefined && { deliveryCount: letter.deliveryCount }),
+          body: bodyText(letter.body),
+          ...(command && { actionKey: command.idempotencyKey }),
+          ...(command?.source.incidentArmId && { incidentArmId: command.source.incidentArmId }),
+        });
+        if (created) recorded++;
+        log.warn({ messageId: letter.messageId, reason: letter.reason, actionId: command?.id }, why);
+        await letter.settle();
+      } catch (error) {
+        failures++;
+        log.error({ err: error, messageId: letter.messageId }, 'could not record a dead-lettered message: it stays on the dead-letter queue for the next run');
       }
-      if (command && (await this.markDeadLettered(command, why, at))) {
-        actions++;
-        await this.report(command, 'failed', why, command.attempt + 1, log);
-      }
-      const created = await ledger.recordDeadLetter({
-        messageId: letter.messageId,
-        at,
-        by: 'broker',
-        reason: letter.reason,
-        description: letter.description,
-        ...(letter.deliveryCount !== undefined && { deliveryCount: letter.deliveryCount }),
-        body: bodyText(letter.body),
-        ...(command && { actionKey: command.idempotencyKey }),
-        ...(command?.source.incidentArmId && { incidentArmId: command.source.incidentArmId }),
-      });
-      if (created) recorded++;
-      log.warn({ messageId: letter.messageId, reason: letter.reason, actionId: command?.id }, why);
-      await letter.settle();
     }
+    if (failures > 0) throw new Error(`${failures} of ${letters.length} dead-lettered message(s) could not be recorded; they stay on the dead-letter queue`);
     return { received: letters.length, recorded, actions };
   }
 
-  /** Move the action to `dead-lettered` unless it already reached a final state; true when it moved. */
-  private async markDeadLettered(command: ActionCommand, why: string, at: string): Promise<boolean> {
+  /**
+   * Move the action to `dead-lettered` unless it already reached a final state, and return it then. An entry that does
+   * not exist yet is created from the command, when there is one (a message can outrun its submitter).
+   */
+  private async markDeadLettered(key: string, why: string, at: string, command?: ActionCommand): Promise<LedgerEntry | undefined> {
     const { ledger } = this.deps;
     const event = { by: 'reconciler', at, note: why };
     for (let tries = 0; tries < 5; tries++) {
-      const entry = (await ledger.get(command.idempotencyKey)) ?? (await ledger.create(entryFromCommand(command, at, 'reconciler'))).entry;
+      const entry = (await ledger.get(key)) ?? (command && (await ledger.create(entryFromCommand(command, at, 'reconciler'))).entry);
+      if (!entry) return undefined;
       try {
         if (entry.state === 'planned') {
           await ledger.transition(entry.key, entry.etag, 'queued', event); // then round again, to dead-lettered
         } else if (entry.state === 'queued' || entry.state === 'running') {
-          await ledger.transition(entry.key, entry.etag, 'dead-lettered', event, { stateReason: why });
-          return true;
+          return await ledger.transition(entry.key, entry.etag, 'dead-lettered', event, { stateReason: why });
         } else {
-          return false;
+          return undefined;
         }
       } catch (error) {
         if (!(error instanceof LedgerConflictError)) throw error;
       }
     }
-    throw new Error(`could not mark ${command.idempotencyKey} dead-lettered: it kept changing`);
+    throw new Error(`could not mark ${key} dead-lettered: it kept changing`);
   }
 
-  /**
-   * Tell the incident: one comment per action, its id derived from the idempotency key (a retry rewrites it, never
-   * adds a second), and a label per outcome. Best effort: the outcome is already in the ledger, so a Sentinel
-   * failure is logged, not retried at the action's expense.
-   */
-  private async report(command: ActionCommand, state: ReportedState, detail: string, attempts: number, log: Logger): Promise<void> {
-    const incident = command.source.incidentArmId ? parseIncidentArmId(command.source.incidentArmId) : undefined;
-    if (!incident) return;
-    try {
-      const { incidents } = await this.deps.executionContext();
-      await incidents.comment(incident, commentIdFor(command.idempotencyKey), outcomeComment(command, state, detail, attempts));
-      await incidents.label(incident, OUTCOME_LABELS[state]);
-    } catch (error) {
-      log.warn({ err: error, incidentId: command.source.incidentArmId }, 'could not comment on the incident; the outcome is in the ledger');
-    }
+  private report(action: ReportedAction, state: ReportedState, detail: string, attempts: number, log: Logger): Promise<void> {
+    return reportOutcome(async () => (await this.deps.executionContext()).incidents, action, state, detail, attempts, log);
   }
+}
+
+/** The action key a message names, if it names one in the form keys take, however malformed the rest of it is. */
+function claimedKey(body: unknown): string | undefined {
+  const key = isRecord(body) ? body.idempotencyKey : undefined;
+  return typeof key === 'string' && IDEMPOTENCY_KEY_PATTERN.test(key) ? key : undefined;
 }
 
 /** Who holds a device, until when (epoch ms): a lease, so a worker that dies mid-way frees the device in 5 minutes. */
@@ -377,15 +391,13 @@ function deviceLeaseKey(target: DeviceTarget): string {
   return `device:${(target.id ?? target.aadDeviceId ?? target.fqdn ?? target.hostName ?? '').toLowerCase()}`;
 }
 
-/** What a dead-letter record keeps of a body: JSON text, cut to fit a Table storage property. */
+/** What a dead-letter record keeps of a body: JSON text (the ledger cuts it to fit). */
 function bodyText(body: unknown): string {
-  let text: string;
   try {
-    text = typeof body === 'string' ? body : (JSON.stringify(body) ?? String(body));
+    return typeof body === 'string' ? body : (JSON.stringify(body) ?? String(body));
   } catch {
-    text = String(body);
+    return String(body);
   }
-  return text.length > DEAD_LETTER_BODY_MAX ? `${text.slice(0, DEAD_LETTER_BODY_MAX)}…(cut)` : text;
 }
 
 function entryFromCommand(command: ActionCommand, at: string, by = 'worker') {

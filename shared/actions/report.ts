@@ -1,8 +1,12 @@
+import { commentIdFor, type SentinelIncidents } from '../clients/sentinel';
+import { displayText } from '../limits';
+import type { Logger } from '../log';
+import { parseIncidentArmId } from '../signals/identifiers';
 import { ACTIONS } from './catalogue';
 import type { ActionCommand } from './command';
 import { targetLabel } from './target';
 
-export type ReportedState = 'succeeded' | 'audited' | 'failed' | 'blocked';
+export type ReportedState = 'succeeded' | 'audited' | 'failed' | 'blocked' | 'held';
 
 /** The label an outcome puts on its incident, so analysts can filter: what was contained, rehearsed, or needs them. */
 export const OUTCOME_LABELS: Record<ReportedState, string> = {
@@ -10,22 +14,73 @@ export const OUTCOME_LABELS: Record<ReportedState, string> = {
   audited: 'responder-audit',
   failed: 'responder-needs-attention',
   blocked: 'responder-needs-attention',
+  held: 'responder-needs-attention',
 };
 
-/** The incident comment for an action's outcome: what, on whom, the result, why, and the key to find it by. */
-export function outcomeComment(command: ActionCommand, state: ReportedState, detail: string, attempts: number): string {
-  const headline = {
-    succeeded: 'done',
-    audited: 'audit only: nothing was changed',
-    failed: 'FAILED: needs an analyst',
-    blocked: 'BLOCKED: needs an analyst',
-  }[state];
+const HEADLINES: Record<ReportedState, string> = {
+  succeeded: 'done',
+  audited: 'audit only: nothing was changed',
+  failed: 'FAILED: needs an analyst',
+  blocked: 'BLOCKED: needs an analyst',
+  held: 'HELD for an analyst: nothing was changed',
+};
+
+/** What a report says of an action: the fields an ActionCommand and a ledger entry share. */
+export type ReportedAction = Pick<ActionCommand, 'kind' | 'target' | 'reason' | 'mode' | 'source'> & { key: string };
+
+/** A command as a report names it: by its key. */
+export const reportedCommand = (command: ActionCommand): ReportedAction => ({ ...command, key: command.idempotencyKey });
+
+/**
+ * The incident comment for an action's outcome: what, on whom, the result, why, and the key to find it by. Sentinel
+ * renders comments as HTML and Markdown, and names and API answers come from what happens on endpoints, so every value
+ * is shown as inert text: one line, HTML escaped, links defanged. Only the engine's own words start a line. Each value
+ * is cut, so a comment stays far below Sentinel's 30,000 characters (incident-navigate-triage.md, "Supported input").
+ */
+export function outcomeComment(action: ReportedAction, state: ReportedState, detail: string, attempts: number): string {
   return [
-    `Sentinel Responder — ${command.kind} on ${targetLabel(command.target)}: ${headline}`,
-    `Result: ${detail}`,
-    `Why: ${command.reason}`,
-    `Action: ${ACTIONS[command.kind].verb}; mode ${command.mode}; attempts ${attempts}; key ${command.idempotencyKey}`,
-  ]
-    .join('\n')
-    .slice(0, 4000);
+    `Sentinel Responder — ${action.kind} on ${inert(targetLabel(action.target), 400)}: ${HEADLINES[state]}`,
+    `Result: ${inert(detail, 1500)}`,
+    `Why: ${inert(action.reason, 1500)}`,
+    `Action: ${ACTIONS[action.kind].verb}; mode ${action.mode}; attempts ${attempts}; key ${action.key}`,
+  ].join('\n');
+}
+
+/**
+ * Outside text made inert for a comment: on one line, `<`, `>` and `&` escaped so no tag is rendered, and URLs and
+ * Markdown links broken (`hxxps[:]//`, `] (`) so none is clickable. Cut to `max` characters.
+ */
+export function inert(text: string, max: number): string {
+  return displayText(text, max)
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/\bhttp(s?):\/\//gi, 'hxxp$1[:]//')
+    .replace(/:\/\//g, '[:]//')
+    .replace(/\bwww\./gi, 'www[.]')
+    .replace(/\]\(/g, '] (');
+}
+
+/**
+ * Tell the incident: one comment per action, its id derived from the action's key (a retry rewrites it, never adds a
+ * second), and a label per outcome. Best effort: the outcome is already in the ledger, so a Sentinel failure is
+ * logged, not retried at the action's expense.
+ */
+export async function reportOutcome(
+  incidents: () => Promise<SentinelIncidents>,
+  action: ReportedAction,
+  state: ReportedState,
+  detail: string,
+  attempts: number,
+  log: Logger,
+): Promise<void> {
+  const incident = action.source.incidentArmId ? parseIncidentArmId(action.source.incidentArmId) : undefined;
+  if (!incident) return;
+  try {
+    const sentinel = await incidents();
+    await sentinel.comment(incident, commentIdFor(action.key), outcomeComment(action, state, detail, attempts));
+    await sentinel.label(incident, OUTCOME_LABELS[state]);
+  } catch (error) {
+    log.warn({ err: error, incidentId: action.source.incidentArmId }, 'could not comment on the incident; the outcome is in the ledger');
+  }
 }

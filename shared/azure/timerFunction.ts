@@ -18,7 +18,16 @@ export interface TimerFunctionSpec {
 export function defineTimerFunction(spec: TimerFunctionSpec): (timer: Timer, context: InvocationContext) => Promise<void> {
   parseSchedule(spec.schedule);
   const handler = (timer: Timer, context: InvocationContext): Promise<void> =>
-    withLogSink(context, () => spec.handle(timer, logger().child({ invocationId: context.invocationId, function: spec.name })));
+    withLogSink(context, async () => {
+      const log = logger().child({ invocationId: context.invocationId, function: spec.name });
+      try {
+        await spec.handle(timer, log);
+      } catch (error) {
+        // Said here, with the error in full, before the host records the run as failed: a timer has no caller to tell.
+        log.error({ err: error }, `timer ${spec.name} failed`);
+        throw error;
+      }
+    });
   registry.timers.push({ name: spec.name, schedule: spec.schedule, runOnStartup: spec.runOnStartup ?? false, handler });
   app.timer(spec.name, { schedule: spec.schedule, runOnStartup: spec.runOnStartup ?? false, handler });
   return handler;

@@ -1,6 +1,7 @@
 import type { ActionKind, ActionParams } from '../actions/catalogue';
 import type { CommandSource } from '../actions/command';
 import type { ActionTarget } from '../actions/target';
+import { cut, displayText, TEXT_LIMITS } from '../limits';
 
 /**
  * The action ledger: one entry per action (per idempotency key), the single record of what the engine planned,
@@ -13,7 +14,8 @@ export type LedgerState = (typeof LEDGER_STATES)[number];
 
 /** Allowed transitions. Anything else is a bug or a stale writer, and is refused. */
 const TRANSITIONS: Record<LedgerState, readonly LedgerState[]> = {
-  planned: ['queued', 'pending-approval', 'blocked'],
+  // planned -> failed: its command cannot be carried by the queue at all (the engine checks before sending).
+  planned: ['queued', 'pending-approval', 'blocked', 'failed'],
   'pending-approval': ['queued', 'blocked'],
   queued: ['running', 'blocked', 'dead-lettered'],
   // running -> queued: a transient failure scheduled a retry copy. running -> running: a delivery took over an
@@ -40,6 +42,8 @@ export interface LedgerEvent {
   /** Who moved it: `engine`, `worker`, an analyst's object id. */
   by: string;
   note?: string;
+  /** On the one event that stands for many: how many events it replaced (a long history keeps its ends). */
+  omitted?: number;
 }
 
 export interface LedgerAttempt {
@@ -50,6 +54,8 @@ export interface LedgerAttempt {
   /** The API's answer, kept for the record: HTTP status and error code. */
   status?: number;
   code?: string;
+  /** On the one record that stands for many: how many attempts it replaced (a long list keeps its ends). */
+  omitted?: number;
 }
 
 export interface LedgerEntry {
@@ -69,6 +75,8 @@ export interface LedgerEntry {
   attempts: LedgerAttempt[];
   /** What a rollback needs (the state before the action), written by the executor. */
   rollback?: unknown;
+  /** Replays an analyst asked for so far: each replay's command needs a MessageId of its own. */
+  replays?: number;
   /** Optimistic concurrency: every write must present the ETag it read. */
   etag: string;
 }
@@ -83,7 +91,7 @@ export interface LedgerEventInput {
 }
 
 /** What a transition may change besides the state. */
-export type LedgerPatch = Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason'>>;
+export type LedgerPatch = Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason' | 'replays'>>;
 
 export class LedgerConflictError extends Error {
   override readonly name = 'LedgerConflictError';
@@ -118,15 +126,27 @@ export interface DeadLetterRecord {
   description: string;
   /** Deliveries before it was dead-lettered, when known (DeadLetteredMessage.deliveryCount). */
   deliveryCount?: number;
-  /** The body as received, as JSON text, cut at 32 KB. */
+  /** The body as received, as JSON text, cut at TEXT_LIMITS.deadLetterBody characters. */
   body: string;
   /** When the body was a valid ActionCommand: its ledger entry. */
   actionKey?: string;
   incidentArmId?: string;
 }
 
-/** Bodies kept in a dead-letter record are cut here (a Table storage property holds 64 KB). */
-export const DEAD_LETTER_BODY_MAX = 32 * 1024;
+/**
+ * A dead-letter record as every adapter stores it: whatever the broker or the message said, bounded to fit a Table
+ * storage entity (a string property holds 32,768 UTF-16 code units; the body is cut well below that, marked).
+ */
+export function boundedDeadLetter(record: DeadLetterRecord): DeadLetterRecord {
+  return {
+    ...record,
+    messageId: cut(record.messageId, TEXT_LIMITS.name),
+    reason: cut(record.reason, TEXT_LIMITS.name),
+    description: cut(record.description, TEXT_LIMITS.note),
+    body: cut(record.body, TEXT_LIMITS.deadLetterBody),
+    ...(record.incidentArmId !== undefined && { incidentArmId: cut(record.incidentArmId, TEXT_LIMITS.resource) }),
+  };
+}
 
 export interface ActionLedger {
   /** Insert if absent: the atomic gate that makes concurrent deliveries of one incident plan each action once. */
@@ -168,12 +188,56 @@ export function matchesFilter(entry: LedgerEntry, filter: LedgerFilter): boolean
 /** A new entry as every adapter stores it: its first history event says who created it in which state. */
 export function firstEntry(input: NewLedgerEntry): Omit<LedgerEntry, 'etag'> {
   const { by, ...fields } = input;
+  const stateReason = input.stateReason === undefined ? undefined : cut(input.stateReason, TEXT_LIMITS.note);
   return {
     ...fields,
+    reason: cut(input.reason, TEXT_LIMITS.reason),
+    ...(stateReason !== undefined && { stateReason }),
     updatedAt: input.createdAt,
-    history: [{ at: input.createdAt, state: input.state, by, ...(input.stateReason && { note: input.stateReason }) }],
+    history: [{ at: input.createdAt, state: input.state, by: logNote(by), ...(stateReason && { note: logNote(stateReason) }) }],
     attempts: [],
   };
+}
+
+/**
+ * How much history and how many attempts an entry keeps: the first few and the latest, with one record standing for
+ * those between, within `json` characters each. An action followed for days (a device offline with its isolation
+ * pending) or deferred for hours would otherwise outgrow a Table storage property (32,768 UTF-16 code units), and then
+ * no write could record how it ended.
+ */
+export const LEDGER_LOG_LIMITS = { keep: 40, first: 5, json: 24_000 } as const;
+
+/** `log` with its middle replaced by one record (made by `standIn` from the replaced ones) once over the limits. */
+function boundedLog<T extends { omitted?: number }>(log: T[], standIn: (replaced: T[], count: number) => T): T[] {
+  const { keep, first, json } = LEDGER_LOG_LIMITS;
+  if (log.length <= keep && JSON.stringify(log).length <= json) return log;
+  for (let latest = Math.min(keep - first - 1, log.length - first - 1); ; latest--) {
+    const replaced = log.slice(first, log.length - latest);
+    const count = replaced.reduce((n, item) => n + (item.omitted ?? 1), 0);
+    const kept = [...log.slice(0, first), standIn(replaced, count), ...log.slice(log.length - latest)];
+    if (latest <= 1 || JSON.stringify(kept).length <= json) return kept;
+  }
+}
+
+/** A note in a history event or an attempt: one line of at most TEXT_LIMITS.logNote characters. */
+const logNote = (text: string): string => displayText(text, TEXT_LIMITS.logNote);
+
+const boundedHistory = (history: LedgerEvent[]): LedgerEvent[] =>
+  boundedLog(history, (replaced, count) => {
+    const last = replaced[replaced.length - 1] as LedgerEvent;
+    return { at: last.at, state: last.state, by: 'ledger', note: `${count} events in between omitted; the last of them is shown`, omitted: count };
+  });
+
+const boundedAttempts = (attempts: LedgerAttempt[]): LedgerAttempt[] =>
+  boundedLog(attempts, (replaced, count) => ({
+    ...(replaced[replaced.length - 1] as LedgerAttempt),
+    detail: logNote(`${count} attempts and follow-ups in between omitted; the last of them: ${(replaced[replaced.length - 1] as LedgerAttempt).detail}`),
+    omitted: count,
+  }));
+
+/** How many attempts and follow-ups an entry records, counting those a long list stands for. */
+export function attemptCount(attempts: readonly LedgerAttempt[]): number {
+  return attempts.reduce((n, attempt) => n + (attempt.omitted ?? 1), 0);
 }
 
 /**
@@ -191,11 +255,16 @@ export function nextEntry(
   if (!current || current.etag !== etag) throw new LedgerConflictError(key);
   if (!canTransition(current.state, to)) throw new LedgerTransitionError(key, current.state, to);
   const { etag: _read, ...rest } = current;
+  const note = event.note && logNote(event.note);
   return {
     ...rest,
     ...patch,
+    ...(patch.stateReason !== undefined && { stateReason: cut(patch.stateReason, TEXT_LIMITS.note) }),
+    ...(patch.attempts !== undefined && {
+      attempts: boundedAttempts(patch.attempts.map((a) => ({ ...a, detail: logNote(a.detail), ...(a.code !== undefined && { code: cut(a.code, 64) }) }))),
+    }),
     state: to,
     updatedAt: event.at,
-    history: [...current.history, { at: event.at, state: to, by: event.by, ...(event.note && { note: event.note }) }],
+    history: boundedHistory([...current.history, { at: event.at, state: to, by: logNote(event.by), ...(note && { note }) }]),
   };
 }

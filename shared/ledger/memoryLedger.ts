@@ -1,4 +1,5 @@
 import {
+  boundedDeadLetter,
   COUNTED_STATES,
   firstEntry,
   matchesFilter,
@@ -55,8 +56,9 @@ export class MemoryLedger implements ActionLedger {
   }
 
   async recordDeadLetter(record: DeadLetterRecord): Promise<boolean> {
-    if (this.deadLetters.has(record.messageId)) return false;
-    this.deadLetters.set(record.messageId, structuredClone(record));
+    const bounded = boundedDeadLetter(record);
+    if (this.deadLetters.has(bounded.messageId)) return false;
+    this.deadLetters.set(bounded.messageId, bounded);
     return true;
   }
 

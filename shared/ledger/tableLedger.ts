@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { TableClient, type TableEntityResult } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/identity';
 import {
+  boundedDeadLetter,
   COUNTED_STATES,
   firstEntry,
   LedgerConflictError,
@@ -30,6 +31,7 @@ interface Row {
   reason: string;
   subject: string;
   stateReason?: string;
+  replays?: number;
   createdAt: string;
   updatedAt: string;
   target: string;
@@ -102,7 +104,8 @@ export class TableLedger implements ActionLedger {
     return count;
   }
 
-  async recordDeadLetter(record: DeadLetterRecord): Promise<boolean> {
+  async recordDeadLetter(input: DeadLetterRecord): Promise<boolean> {
+    const record = boundedDeadLetter(input);
     const rowKey = rowKeyFor(record.messageId);
     try {
       await this.table.createEntity({ partitionKey: DEAD_LETTER_PARTITION, rowKey, ...record });
@@ -185,6 +188,7 @@ function toRow(entry: Omit<LedgerEntry, 'etag'>): Row {
     attempts: '',
   };
   if (entry.stateReason !== undefined) row.stateReason = entry.stateReason;
+  if (entry.replays !== undefined) row.replays = entry.replays;
   for (const column of JSON_COLUMNS) if (entry[column] !== undefined) row[column] = JSON.stringify(entry[column]);
   return row;
 }
@@ -206,6 +210,7 @@ function fromRow(row: TableEntityResult<Row>): LedgerEntry {
     etag: row.etag,
   };
   if (row.stateReason !== undefined) entry.stateReason = row.stateReason;
+  if (row.replays !== undefined) entry.replays = row.replays;
   if (row.rollback !== undefined) entry.rollback = JSON.parse(row.rollback);
   return entry;
 }

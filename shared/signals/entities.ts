@@ -1,7 +1,8 @@
 import { InputError, quote } from '../errors';
+import { TEXT_LIMITS } from '../limits';
 import type { AccountEntity, DeviceRiskLevel, Entity, HostEntity, OtherEntity } from './signal';
 import { DEVICE_RISK_LEVELS } from './signal';
-import { describe, FieldTable, isRecord, spelledAs, textOf, type Location } from './fields';
+import { boundedText, describe, FieldTable, isRecord, spelledAs, textOf, type Location } from './fields';
 import { isDnsName, isGuid, isMdeDeviceId, isUpn } from './identifiers';
 import { NameIndex } from './names';
 
@@ -38,6 +39,8 @@ export class EntityCursor {
   /** Its fields and additionalData: under `properties` (incident entities) or inline (alert entities). */
   readonly nested: EntityAt = { fields: new CursorLocation(this, '.properties'), data: new CursorLocation(this, '.properties.additionalData') };
   readonly inline: EntityAt = { fields: this.entity, data: new CursorLocation(this, '.additionalData') };
+  /** Fields of the list's entities that were longer than their limits, and cut: `path (length characters)`. */
+  readonly cuts: string[] = [];
 
   constructor(readonly list: string) {}
 
@@ -79,11 +82,11 @@ export function parseEntity(raw: unknown, cursor: EntityCursor): Entity | undefi
   const at = nested ? cursor.nested : cursor.inline;
   switch (kind) {
     case 'account':
-      return parseAccount(props, at);
+      return parseAccount(props, at, cursor.cuts);
     case 'host':
-      return parseHost(props, at);
+      return parseHost(props, at, cursor.cuts);
     default:
-      return parseOther(kind, props);
+      return parseOther(kind, props, cursor.entity, at.fields, cursor.cuts);
   }
 }
 
@@ -109,23 +112,29 @@ function additionalData(value: unknown, table: FieldTable<string>, at: Location)
   return table.read(value);
 }
 
-function parseAccount(props: Record<string, unknown>, { fields: at, data }: EntityAt): AccountEntity {
+function parseAccount(props: Record<string, unknown>, { fields: at, data }: EntityAt, cuts: string[]): AccountEntity {
   const [extraData, aadUserIdRaw, accountNameRaw, name, upnSuffixRaw, userPrincipalName, displayNameRaw, friendlyName, aadTenantIdRaw, sid, ntDomain] =
     ACCOUNT.read(props);
   const extra = additionalData(extraData, ACCOUNT_EXTRA, at);
   const aadUserId = guid(aadUserIdRaw, at, 'aadUserId') ?? (extra ? guid(extra[0], data, 'AadUserId') : undefined);
-  const accountName = textOf(accountNameRaw, at, 'accountName') ?? textOf(name, at, 'name');
-  const upnSuffix = textOf(upnSuffixRaw, at, 'upnSuffix');
-  const upnText = accountName?.includes('@')
-    ? accountName
-    : accountName && upnSuffix
-      ? `${accountName}@${upnSuffix}`
+  const accountNameField = accountNameRaw === undefined || accountNameRaw === null ? 'name' : 'accountName';
+  const accountNameText = textOf(accountNameRaw, at, 'accountName') ?? textOf(name, at, 'name');
+  const upnSuffixText = textOf(upnSuffixRaw, at, 'upnSuffix');
+  // The UPN is built from the text as sent and then validated (at most 320 characters): never from a cut copy.
+  const upnText = accountNameText?.includes('@')
+    ? accountNameText
+    : accountNameText && upnSuffixText
+      ? `${accountNameText}@${upnSuffixText}`
       : textOf(userPrincipalName, at, 'userPrincipalName');
   const upn = upnText && isUpn(upnText) ? upnText.toLowerCase() : undefined;
-  const displayName = textOf(displayNameRaw, at, 'displayName') ?? textOf(friendlyName, at, 'friendlyName');
+  const accountName = boundedText(accountNameText, at, accountNameField, TEXT_LIMITS.upn, cuts);
+  const upnSuffix = boundedText(upnSuffixText, at, 'upnSuffix', TEXT_LIMITS.hostName, cuts);
+  const displayName =
+    boundedText(textOf(displayNameRaw, at, 'displayName'), at, 'displayName', TEXT_LIMITS.name, cuts) ??
+    boundedText(textOf(friendlyName, at, 'friendlyName'), at, 'friendlyName', TEXT_LIMITS.name, cuts);
   const aadTenantId = guid(aadTenantIdRaw, at, 'aadTenantId');
-  const sidText = textOf(sid, at, 'sid');
-  const ntDomainText = textOf(ntDomain, at, 'ntDomain');
+  const sidText = boundedText(textOf(sid, at, 'sid'), at, 'sid', TEXT_LIMITS.name, cuts);
+  const ntDomainText = boundedText(textOf(ntDomain, at, 'ntDomain'), at, 'ntDomain', TEXT_LIMITS.name, cuts);
 
   // Only the fields present, in one order: entities are compared and serialized, and objects built alike share a shape.
   const account: AccountEntity = { kind: 'account' };
@@ -140,20 +149,23 @@ function parseAccount(props: Record<string, unknown>, { fields: at, data }: Enti
   return account;
 }
 
-function parseHost(props: Record<string, unknown>, { fields: at, data }: EntityAt): HostEntity {
+function parseHost(props: Record<string, unknown>, { fields: at, data }: EntityAt, cuts: string[]): HostEntity {
   const values = HOST.read(props);
   const extra = additionalData(values[4], HOST_EXTRA, at);
   const mdatp = deviceId(values, extra, 0, at, data);
   const aadDeviceId = deviceId(values, extra, 1, at, data);
-  const hostName = textOf(values[5], at, 'hostName');
-  const dnsDomain = textOf(values[6], at, 'dnsDomain');
+  const hostNameText = textOf(values[5], at, 'hostName');
+  const dnsDomainText = textOf(values[6], at, 'dnsDomain');
   const fqdnText =
-    ownOrData(values, extra, 2, at, data) ?? (hostName?.includes('.') ? hostName : hostName && dnsDomain ? `${hostName}.${dnsDomain}` : undefined);
-  // A name that is not a DNS name is kept for display but never used to find a device.
+    ownOrData(values, extra, 2, at, data) ??
+    (hostNameText?.includes('.') ? hostNameText : hostNameText && dnsDomainText ? `${hostNameText}.${dnsDomainText}` : undefined);
+  // A name that is not a DNS name (at most 253 characters) is kept, cut, for display, but never used to find a device.
   const fqdn = fqdnText && isDnsName(fqdnText) ? fqdnText.toLowerCase() : undefined;
-  const netBiosName = textOf(values[7], at, 'netBiosName');
-  const azureId = textOf(values[8], at, 'azureID');
-  const osFamily = textOf(values[9], at, 'osFamily');
+  const hostName = boundedText(hostNameText, at, 'hostName', TEXT_LIMITS.hostName, cuts);
+  const dnsDomain = boundedText(dnsDomainText, at, 'dnsDomain', TEXT_LIMITS.hostName, cuts);
+  const netBiosName = boundedText(textOf(values[7], at, 'netBiosName'), at, 'netBiosName', TEXT_LIMITS.name, cuts);
+  const azureId = boundedText(textOf(values[8], at, 'azureID'), at, 'azureID', TEXT_LIMITS.resource, cuts);
+  const osFamily = boundedText(textOf(values[9], at, 'osFamily'), at, 'osFamily', TEXT_LIMITS.name, cuts);
   const risk = deviceRisk(ownOrData(values, extra, 3, at, data));
 
   const host: HostEntity = { kind: 'host' };
@@ -222,13 +234,14 @@ const KIND_NAMES = new NameIndex(['Account', 'Host', ...Object.keys(VALUE_PROPER
 /** Kinds we do not know are named by their name. */
 const ANY_VALUE = new FieldTable(['name', 'friendlyName']);
 
-function parseOther(sourceKind: string, props: Record<string, unknown>): OtherEntity {
+function parseOther(sourceKind: string, props: Record<string, unknown>, entityAt: Location, at: Location, cuts: string[]): OtherEntity {
   // The first of the kind's value properties that holds text or a number.
   const table = Object.hasOwn(VALUE_PROPERTY, sourceKind) ? (VALUE_PROPERTY[sourceKind] as FieldTable<string>) : ANY_VALUE;
   const candidate = table.read(props).find((v) => typeof v === 'string' || typeof v === 'number');
+  const kind = boundedText(sourceKind, entityAt, 'kind', TEXT_LIMITS.name, cuts) as string;
   return candidate === undefined
-    ? { kind: 'other', sourceKind, properties: props }
-    : { kind: 'other', sourceKind, value: String(candidate), properties: props };
+    ? { kind: 'other', sourceKind: kind, properties: props }
+    : { kind: 'other', sourceKind: kind, value: boundedText(String(candidate), at, 'value', TEXT_LIMITS.resource, cuts) as string, properties: props };
 }
 
 function guid(value: unknown, at: Location, name: string): string | undefined {

@@ -1,4 +1,5 @@
 import { InputError, quote } from '../errors';
+import { displayText } from '../limits';
 import { NameIndex } from './names';
 
 /** Where an object sits in the payload: `at(name)` spells out a field's path, which only an error needs. */
@@ -121,6 +122,16 @@ export function textOf(value: unknown, where: Location, name: string): string | 
   }
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
   throw new InputError(where.at(name), `expected a string, got ${describe(value)}`);
+}
+
+/**
+ * Text kept for display and for matching names, never to find anyone by: one line, at most `max` characters — cut and
+ * marked beyond, with its path and length added to `cuts` for the signal's notes.
+ */
+export function boundedText(text: string | undefined, where: Location, name: string, max: number, cuts: string[]): string | undefined {
+  if (text === undefined) return undefined;
+  if (text.length > max) cuts.push(`${where.at(name)} (${text.length} characters)`);
+  return displayText(text, max);
 }
 
 export function requiredTextOf(value: unknown, where: Location, name: string): string {

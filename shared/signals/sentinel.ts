@@ -1,8 +1,10 @@
 import { InputError, quote } from '../errors';
 import { parseJson } from '../json';
+import { TEXT_LIMITS } from '../limits';
 import { EntityCursor, mergeEntities, parseEntity } from './entities';
 import {
   arrayOf,
+  boundedText,
   describe,
   FieldTable,
   FieldLocation,
@@ -91,10 +93,11 @@ function normalizeIncident(id: unknown, properties: unknown, at: IncidentAt, eve
   const extra = recordOf(additionalData, props, 'additionalData');
   const [tacticList, techniqueList, productList] = extra ? ADDITIONAL_DATA.read(extra) : [];
   const notes: string[] = [];
+  const cuts: string[] = [];
 
-  const tactics = stringsOf(tacticList, at.additionalData, 'tactics');
-  const techniques = stringsOf(techniqueList, at.additionalData, 'techniques');
-  const products = stringsOf(productList, at.additionalData, 'alertProductNames');
+  const tactics = names(stringsOf(tacticList, at.additionalData, 'tactics'), at.additionalData, 'tactics', cuts);
+  const techniques = names(stringsOf(techniqueList, at.additionalData, 'techniques'), at.additionalData, 'techniques', cuts);
+  const products = names(stringsOf(productList, at.additionalData, 'alertProductNames'), at.additionalData, 'alertProductNames', cuts);
   const alerts = arrayOf(alertList, props, 'alerts');
   for (let i = 0; i < alerts.length; i++) {
     const where = new ItemLocation(props, 'alerts', i);
@@ -105,15 +108,15 @@ function normalizeIncident(id: unknown, properties: unknown, at: IncidentAt, eve
     const [alertTactics, alertTechniques, productName] = alertProperties ? ALERT_PROPERTIES.read(alertProperties) : inline;
     const alertAt = alertProperties ? new FieldLocation(where, 'properties') : where;
     // A loop, not push(...list): a crafted alert with a huge list must not overflow the call's argument stack.
-    for (const tactic of stringsOf(alertTactics, alertAt, 'tactics')) tactics.push(tactic);
-    for (const technique of stringsOf(alertTechniques, alertAt, 'techniques')) techniques.push(technique);
-    const product = textOf(productName, alertAt, 'productName');
+    for (const tactic of names(stringsOf(alertTactics, alertAt, 'tactics'), alertAt, 'tactics', cuts)) tactics.push(tactic);
+    for (const technique of names(stringsOf(alertTechniques, alertAt, 'techniques'), alertAt, 'techniques', cuts)) techniques.push(technique);
+    const product = boundedText(textOf(productName, alertAt, 'productName'), alertAt, 'productName', TEXT_LIMITS.name, cuts);
     if (product) products.push(product);
   }
 
   const rawEntities = arrayOf(relatedEntities, props, 'relatedEntities');
   if (rawEntities.length === 0) notes.push(NO_ENTITIES_NOTE);
-  const entities = mergeEntities(parseEntities(rawEntities, props.at('relatedEntities')), notes);
+  const entities = mergeEntities(parseEntities(rawEntities, props.at('relatedEntities'), cuts), notes);
 
   const ref: IncidentRef = {
     armId,
@@ -124,25 +127,26 @@ function normalizeIncident(id: unknown, properties: unknown, at: IncidentAt, eve
   };
   const number = numberOf(incidentNumber, props, 'incidentNumber');
   if (number !== undefined) ref.number = number;
-  const url = textOf(incidentUrl, props, 'incidentUrl');
+  const url = boundedText(textOf(incidentUrl, props, 'incidentUrl'), props, 'incidentUrl', TEXT_LIMITS.resource, cuts);
   if (url !== undefined) ref.url = url;
-  if (eventType !== undefined) ref.eventType = eventType;
+  if (eventType !== undefined) ref.eventType = boundedText(eventType, PAYLOAD_AT, 'objectEventType', TEXT_LIMITS.name, cuts);
 
   const signal: Signal = {
     source: 'incident',
     subject: armId.toLowerCase(),
-    title: textOf(title, props, 'title') ?? `Incident ${number ?? parts.incidentName}`,
+    title: boundedText(textOf(title, props, 'title'), props, 'title', TEXT_LIMITS.title, cuts) ?? `Incident ${number ?? parts.incidentName}`,
     severity: severityOf(severityRaw, props, 'severity'),
     incident: ref,
     tactics: distinct(tactics),
     techniques: distinct(techniques),
     products: distinct(products),
-    labels: labels(labelList, props),
+    labels: labels(labelList, props, cuts),
     entities,
     notes,
   };
-  const statusText = textOf(status, props, 'status');
+  const statusText = boundedText(textOf(status, props, 'status'), props, 'status', TEXT_LIMITS.name, cuts);
   if (statusText !== undefined) signal.status = statusText;
+  noteCuts(cuts, notes);
   return signal;
 }
 
@@ -150,34 +154,56 @@ function normalizeAlert(alert: Fields): Signal {
   const alertId = alert.requiredString('SystemAlertId');
   if (!/^[\w.:-]{1,128}$/.test(alertId)) throw new InputError(alert.at('SystemAlertId'), 'expected an alert id (letters, digits, "-", "_", ".", ":")');
   const notes: string[] = [];
+  const cuts: string[] = [];
   // In Log Analytics the SecurityAlert record holds Entities and Techniques as JSON text, and Tactics as "A, B".
-  const entities = mergeEntities(parseEntities(embeddedArray(alert, 'Entities'), alert.at('Entities')), notes);
+  const entities = mergeEntities(parseEntities(embeddedArray(alert, 'Entities'), alert.at('Entities'), cuts), notes);
   if (entities.length === 0) notes.push('the alert carries no entities');
+  const title = alert.string('AlertDisplayName') === undefined ? 'AlertName' : 'AlertDisplayName';
   const signal: Signal = {
     source: 'alert',
     subject: `alert:${alertId.toLowerCase()}`,
-    title: alert.string('AlertDisplayName') ?? alert.string('AlertName') ?? `Alert ${alertId}`,
+    title: boundedText(alert.string(title), alert, title, TEXT_LIMITS.title, cuts) ?? `Alert ${alertId}`,
     severity: severityOf(alert.get('Severity'), alert, 'Severity'),
-    tactics: splitList(alert, 'Tactics'),
-    techniques: embeddedArray(alert, 'Techniques').filter((t): t is string => typeof t === 'string'),
-    products: [alert.string('ProductName')].filter((p): p is string => p !== undefined),
+    tactics: names(splitList(alert, 'Tactics'), alert, 'Tactics', cuts),
+    techniques: names(
+      embeddedArray(alert, 'Techniques').filter((t): t is string => typeof t === 'string'),
+      alert,
+      'Techniques',
+      cuts,
+    ),
+    products: [boundedText(alert.string('ProductName'), alert, 'ProductName', TEXT_LIMITS.name, cuts)].filter((p): p is string => p !== undefined),
     labels: [],
     entities,
     notes,
   };
-  const status = alert.string('Status');
+  const status = boundedText(alert.string('Status'), alert, 'Status', TEXT_LIMITS.name, cuts);
   if (status !== undefined) signal.status = status;
+  noteCuts(cuts, notes);
   return signal;
 }
 
-function parseEntities(raw: unknown[], path: string): Entity[] {
+function parseEntities(raw: unknown[], path: string, cuts: string[]): Entity[] {
   const entities: Entity[] = [];
   const cursor = new EntityCursor(path);
   for (; cursor.index < raw.length; cursor.index++) {
     const entity = parseEntity(raw[cursor.index], cursor);
     if (entity) entities.push(entity);
   }
+  for (const cut of cursor.cuts) cuts.push(cut);
   return entities;
+}
+
+/** A list of names (tactics, techniques, products, labels), each bounded as `bounded` does. */
+function names(list: string[], where: Location, name: string, cuts: string[]): string[] {
+  for (let i = 0; i < list.length; i++) list[i] = boundedText(list[i], where, `${name}[${i}]`, TEXT_LIMITS.name, cuts) as string;
+  return list;
+}
+
+/** Say in the signal's notes what was cut, so that whoever reads the decision knows the payload said more. */
+function noteCuts(cuts: string[], notes: string[]): void {
+  if (cuts.length === 0) return;
+  const shown = cuts.slice(0, 3).join(', ');
+  notes.push(`${cuts.length} field(s) longer than their limits were cut and marked ${JSON.stringify('…')}: ${shown}${cuts.length > 3 ? ', …' : ''}`);
 }
 
 const severityNamed = spelledAs(SEVERITIES);
@@ -197,7 +223,7 @@ function severityOf(value: unknown, where: Location, name: string): Severity {
 }
 
 /** Labels as objects (`{ labelName, labelType }`, from ARM) or plain strings. */
-function labels(value: unknown, props: Location): string[] {
+function labels(value: unknown, props: Location, cuts: string[]): string[] {
   const list = arrayOf(value, props, 'labels');
   const out: string[] = [];
   for (let i = 0; i < list.length; i++) {
@@ -206,7 +232,7 @@ function labels(value: unknown, props: Location): string[] {
     if (typeof item === 'string') name = item.trim();
     else if (isRecord(item)) name = textOf(LABEL.read(item)[0], new ItemLocation(props, 'labels', i), 'labelName');
     else throw new InputError(new ItemLocation(props, 'labels', i).path, `expected an object, got ${describe(item)}`);
-    if (name) out.push(name);
+    if (name) out.push(boundedText(name, new ItemLocation(props, 'labels', i), 'labelName', TEXT_LIMITS.name, cuts) as string);
   }
   return out;
 }

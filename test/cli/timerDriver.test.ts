@@ -54,6 +54,6 @@ describe('the local host runs timer functions on their schedules', () => {
     await new Promise((r) => setTimeout(r, 1300));
     driver.stop();
     expect(calls).toBeGreaterThanOrEqual(2);
-    expect(logged).toContain('timer flaky failed: boom');
+    expect(logged).toContain('timer flaky failed: Error: boom');
   });
 });

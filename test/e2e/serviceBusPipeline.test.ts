@@ -199,4 +199,78 @@ describe('the Service Bus pipeline (AMQP emulator, Azurite, sandbox tenant)', ()
     expect(await run(['replay', 'not-a-key'], (line) => printed.push(line))).toBe(1);
     expect(printed.at(-1)).toBe('error: key: "not-a-key" is not an action key (<40 hex>.<kind>.<target>)');
   });
+
+  it('contains despite oversized names: a 300-character friendly name and a 40 KB host name are cut where they enter, never poison', async () => {
+    const incident = sampleIncident();
+    const [account, host] = incident.object.properties.relatedEntities as Array<{ properties: Record<string, any> }>;
+    account!.properties.friendlyName = 'A'.repeat(300);
+    host!.properties.hostName = `WKS-042${'x'.repeat(40 * 1024)}`;
+    host!.properties.friendlyName = 'H'.repeat(300);
+    const res = await call(incidents, 'incidents', { body: incident, headers: await engine.bearer(['Incidents.Submit']) });
+    expect(res.status).toBe(202);
+    expect(res.json.decision.notes).toContainEqual(
+      expect.stringMatching(/^\d field\(s\) longer than their limits were cut and marked "…": .*hostName \(40967 characters\)/),
+    );
+    const { ledger } = await runtime();
+    const entries = await settled(ledger, 2);
+    expect(entries.map((e) => [e.kind, e.state])).toEqual(
+      expect.arrayContaining([
+        ['revokeSessions', 'succeeded'],
+        ['isolateDevice', 'succeeded'],
+      ]),
+    );
+    const isolation = entries.find((e) => e.kind === 'isolateDevice');
+    expect(isolation?.target).toMatchObject({ type: 'device', id: expect.stringMatching(/^[0-9a-f]{40}$/) });
+    expect((isolation?.target as { hostName: string }).hostName).toHaveLength(253);
+    expect((isolation?.target as { hostName: string }).hostName.endsWith('…')).toBe(true);
+    expect(await ledger.listDeadLetters()).toEqual([]);
+  });
+
+  it('records an oversized dead-lettered message, cut and marked, and drains it; a malformed command ends its ledger entry', async () => {
+    const { queue, ledger } = await runtime();
+    await (queue as ServiceBusActionQueue).stop();
+    const client = new ServiceBusClient(broker.connectionString);
+    const sender = client.createSender('actions');
+    // 100 KB of text in a message the worker never got to: the broker dead-letters it after its deliveries.
+    await sender.sendMessages({ messageId: 'huge-1', body: { note: 'x'.repeat(100 * 1024) } });
+    const receiver = client.createReceiver('actions');
+    for (let i = 0; i < 3; i++) {
+      const [message] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 1000 });
+      await receiver.abandonMessage(message as ServiceBusReceivedMessage);
+    }
+    await receiver.close();
+    expect(broker.stats('actions').deadLettered).toBe(1);
+    await deadLetterReconciler(
+      { isPastDue: false, schedule: { adjustForDST: false } } as Timer,
+      new InvocationContext({ functionName: 'deadLetterReconciler' }),
+    );
+    const [record] = await ledger.listDeadLetters();
+    expect(record).toMatchObject({ messageId: 'huge-1', by: 'broker', reason: 'MaxDeliveryCountExceeded' });
+    expect(record!.body.length).toBeLessThanOrEqual(30_000);
+    expect(record!.body.endsWith('…')).toBe(true);
+    expect(broker.stats('actions').deadLettered).toBe(0);
+
+    // A queued action whose message arrives malformed (here: a host name no command may carry) ends dead-lettered, with
+    // its reason and a comment, instead of waiting `queued` forever.
+    const command = commandFor(
+      'isolateDevice',
+      { type: 'device', id: 'ab'.repeat(20), hostName: 'h'.repeat(300) },
+      { source: { type: 'incident', subject: SAMPLE_INCIDENT_ID, incidentArmId: SAMPLE_INCIDENT_ID } },
+    );
+    const { entry } = await ledger.create({ ...command, key: command.idempotencyKey, state: 'planned', createdAt: command.createdAt, by: 'test' });
+    await ledger.transition(entry.key, entry.etag, 'queued', { by: 'test', at: command.createdAt });
+    (queue as ServiceBusActionQueue).start((body, delivery) =>
+      actionWorker(body, new InvocationContext({ invocationId: `w-${delivery.messageId}`, functionName: 'actionWorker', triggerMetadata: { ...delivery } })),
+    );
+    await sender.sendMessages({ messageId: command.idempotencyKey, body: command, contentType: 'application/json' });
+    const [ended] = await settled(ledger, 1);
+    expect(ended).toMatchObject({
+      key: command.idempotencyKey,
+      state: 'dead-lettered',
+      stateReason: expect.stringMatching(/^refused by the worker: not an ActionCommand: target/),
+    });
+    const comments = [...(engine.sandbox.tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())?.comments.values() ?? [])];
+    expect(comments.map((c) => c.properties.message)).toContainEqual(expect.stringMatching(/FAILED: needs an analyst[\s\S]*refused by the worker/));
+    await client.close();
+  });
 });

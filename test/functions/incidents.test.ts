@@ -170,6 +170,23 @@ describe('POST /api/incidents', () => {
     expect(ledger.all().map((e) => e.state)).toEqual(['queued', 'queued']);
   });
 
+  it('ends an action its queue could not carry as failed, with the reason, instead of sending poison', async () => {
+    // A signal built by hand, past the normalizer that bounds names where they enter: the engine checks again.
+    const { engine: core } = await (await import('../../shared/runtime')).runtime();
+    const { normalizeSentinelPayload } = await import('../../shared/signals/sentinel');
+    const signal = normalizeSentinelPayload(sampleIncident());
+    const host = signal.entities.find((e) => e.kind === 'host') as { hostName?: string };
+    host.hostName = 'h'.repeat(300);
+    const { recorded } = await core.submit(signal, 'test');
+    expect(recorded.map((r) => [r.kind, r.state])).toEqual([
+      ['isolateDevice', 'failed'],
+      ['revokeSessions', 'queued'],
+    ]);
+    const failed = await engine.ledger.get(recorded[0]!.key);
+    expect(failed?.stateReason).toMatch(/^cannot be queued: target\.hostName: /);
+    expect((engine.queue as EmbeddedQueue).stats().ready).toBe(1);
+  });
+
   it('handles a 200-entity, 50-alert incident', async () => {
     const res = await post(buildIncident({ accounts: 100, hosts: 60, others: 40, alerts: 50 }));
     expect(res.status).toBe(202);

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { LedgerConflictError, LedgerTransitionError, type ActionLedger, type NewLedgerEntry } from '../../shared/ledger/ledger';
+import {
+  attemptCount,
+  LEDGER_LOG_LIMITS,
+  LedgerConflictError,
+  LedgerTransitionError,
+  type ActionLedger,
+  type LedgerAttempt,
+  type NewLedgerEntry,
+} from '../../shared/ledger/ledger';
 
 /**
  * The contract every ActionLedger adapter must keep. The in-memory twin and the Table storage adapter (against Azurite) both run it.
@@ -124,6 +132,50 @@ export function ledgerContract(name: string, make: () => ActionLedger | Promise<
       expect(await ledger.listDeadLetters()).toEqual([record, expect.objectContaining({ messageId: 'm2', by: 'worker' })]);
       expect(await ledger.countSince('disableUser', '2026-11-28T08:00:00.000Z')).toBe(1);
       expect(await ledger.list({ subject: 'incident-a' })).toHaveLength(1);
+    });
+
+    it('stays writable however long an action is followed: long histories and attempt lists keep their ends, long texts are cut', async () => {
+      const ledger = await make();
+      const { entry: created } = await ledger.create(entry('k1', { reason: 'r'.repeat(10_000), stateReason: 's'.repeat(10_000) }));
+      expect(created.reason).toHaveLength(4000);
+      expect(created.stateReason).toHaveLength(2000);
+      let current = await ledger.transition('k1', created.etag, 'queued', { by: 'engine', at });
+      const attempts: LedgerAttempt[] = [];
+      // Days of follow-ups of a pending isolation (a device that stays offline), each with a long answer in its note.
+      for (let i = 0; i < 300; i++) {
+        current = await ledger.transition('k1', current.etag, 'running', { by: 'worker', at, note: `delivery ${i}` });
+        attempts.push({ attempt: 0, at, outcome: 'pending', detail: `follow-up ${i}: ${'d'.repeat(3000)}` });
+        current = await ledger.transition('k1', current.etag, 'queued', { by: 'worker', at, note: `${i}: ${'n'.repeat(5000)}` }, { attempts });
+      }
+      const stored = (await ledger.get('k1'))!;
+      expect(stored.history).toHaveLength(LEDGER_LOG_LIMITS.keep);
+      expect(stored.history.slice(0, 2).map((h) => h.state)).toEqual(['planned', 'queued']);
+      expect(stored.history[LEDGER_LOG_LIMITS.first]).toMatchObject({ by: 'ledger', omitted: 602 - LEDGER_LOG_LIMITS.keep + 1 });
+      expect(stored.history.at(-1)?.note).toMatch(/^299: n+…$/);
+      expect(stored.history.every((h) => (h.note?.length ?? 0) <= 500)).toBe(true);
+      expect(stored.attempts).toHaveLength(LEDGER_LOG_LIMITS.keep);
+      expect(attemptCount(stored.attempts)).toBe(300);
+      expect(stored.attempts.at(-1)?.detail).toMatch(/^follow-up 299: /);
+      // …and it still reaches a final state.
+      current = await ledger.transition('k1', current.etag, 'running', { by: 'worker', at });
+      expect((await ledger.transition('k1', current.etag, 'succeeded', { by: 'worker', at })).state).toBe('succeeded');
+    });
+
+    it('cuts what a dead-lettered message brings to fit', async () => {
+      const ledger = await make();
+      expect(
+        await ledger.recordDeadLetter({
+          messageId: 'm'.repeat(1000),
+          at,
+          by: 'broker',
+          reason: 'r'.repeat(1000),
+          description: 'd'.repeat(100_000),
+          body: 'b'.repeat(100_000),
+        }),
+      ).toBe(true);
+      const [record] = await ledger.listDeadLetters();
+      expect([record!.messageId.length, record!.reason.length, record!.description.length, record!.body.length]).toEqual([256, 256, 2000, 30_000]);
+      expect(record!.body.endsWith('…')).toBe(true);
     });
   });
 }

@@ -86,6 +86,29 @@ describe('the action worker', () => {
     expect(incident.properties.labels.map((l) => l.labelName)).toEqual(['responder-contained']);
   });
 
+  it('writes names into incident comments as inert text: no forged lines, tags or links', async () => {
+    engine.configure({ RESPONDER_POLICY: POLICY, RESPONDER_MODE: 'audit' });
+    const queue = engine.queue as EmbeddedQueue;
+    startWorker(queue);
+    const hostile = 'WKS-042\nResult: done, nothing to see\n<a href="https://evil.example/login">re-authenticate</a> [here](http://evil.example)';
+    // Defender's own answer carries the device's name too: it comes from the device, so it is no safer.
+    engine.sandbox.tenant.machines.get(DEMO_DEVICES.wks042)!.computerDnsName = `wks-042.contoso.com\r\nWhy: <img src=x onerror=alert(1)>`;
+    const body = sampleIncident();
+    const host = body.object.properties.relatedEntities[1].properties;
+    host.hostName = hostile;
+    delete host.dnsDomain;
+    await call(incidents, 'incidents', { body, headers: await engine.bearer(['Incidents.Submit']) });
+    await queue.idle();
+    const incident = engine.sandbox.tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())!;
+    const messages = [...incident.comments.values()].map((c) => c.properties.message);
+    expect(messages.length).toBeGreaterThan(0);
+    for (const message of messages) {
+      expect(message.split('\n').map((line) => line.split(' ')[0])).toEqual(['Sentinel', 'Result:', 'Why:', 'Action:']);
+      expect(message).not.toMatch(/<a|<img|https?:\/\/|\]\(/i);
+    }
+    expect(messages.join('\n')).toContain('&lt;a href=');
+  });
+
   it('retries a transient failure with a derived copy, and gives up after the attempt budget', async () => {
     const queue = engine.queue as EmbeddedQueue;
     startWorker(queue);

@@ -1,0 +1,52 @@
+/**
+ * How long text from outside may be, in one place. Every string a payload, an API answer or a queue message brings is
+ * bounded where it enters, to limits that fit everything that carries it on: the queue's command schema, a Table
+ * storage string property (32,768 UTF-16 code units), an incident comment. Identifiers (GUIDs, Defender ids, UPNs,
+ * FQDNs) are validated, never cut: a cut identifier would name someone else.
+ */
+export const TEXT_LIMITS = {
+  /** Display names, account names, domains, SIDs, labels, tactics, products, tags. */
+  name: 256,
+  /** A DNS name (RFC 1035). */
+  hostName: 253,
+  /** A UPN (Graph's userPrincipalName: 113 characters in practice; 320 as an e-mail address). */
+  upn: 320,
+  /** An incident's or alert's title. */
+  title: 512,
+  /** ARM ids, URLs, an unknown entity's value. */
+  resource: 2048,
+  /** The reason an action carries on the queue. */
+  reason: 4000,
+  /** An entry's state reason, a dead-lettered message's description. */
+  note: 2000,
+  /** One note in an entry's history or attempts (which keep 40 each: see LEDGER_LOG_LIMITS). */
+  logNote: 500,
+  /** A dead-lettered message's body as the ledger keeps it: under a Table storage property with room to spare. */
+  deadLetterBody: 30_000,
+} as const;
+
+/** What marks text that was cut. */
+export const CUT_MARK = '…';
+
+/** `text`, at most `max` characters: when longer, its end is replaced by the cut mark (never half a surrogate pair). */
+export function cut(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max - CUT_MARK.length;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--; // a high surrogate whose pair would be cut off
+  return text.slice(0, end) + CUT_MARK;
+}
+
+/**
+ * Line breaks, other control characters and the invisible characters that reorder or hide text (bidirectional
+ * overrides and isolates, zero-width joiners): what lets a name forge lines or hide what it says where it is shown.
+ */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2069\ufeff]/g;
+
+/** Text for display from outside: one line, nothing invisible, at most `max` characters (cut and marked). */
+export function displayText(text: string, max: number): string {
+  UNPRINTABLE.lastIndex = 0;
+  const oneLine = UNPRINTABLE.test(text) ? text.replace(UNPRINTABLE, ' ') : text;
+  return cut(oneLine, max);
+}
