@@ -186,7 +186,7 @@ async function serve(req: IncomingMessage, res: ServerResponse, ledger: ActionLe
       },
     });
   }
-  const route = registry.http.find((r) => `/api/${r.route}` === url.pathname.replace(/\/+$/, ''));
+  const route = registry.http.find((r) => `/api/${r.route}` === withoutTrailingSlashes(url.pathname));
   if (!route) return send(res, { status: 404, jsonBody: { error: { code: 'NotFound', message: `no function serves ${url.pathname}` } } });
 
   const chunks: Buffer[] = [];
@@ -202,6 +202,13 @@ async function serve(req: IncomingMessage, res: ServerResponse, ledger: ActionLe
   });
   const context = new InvocationContext({ invocationId: crypto.randomUUID(), functionName: route.name, logHandler: hostLog });
   send(res, await route.handler(request, context));
+}
+
+/** The path without its trailing slashes: a loop, where `/\/+$/` would be quadratic on a long run of slashes. */
+function withoutTrailingSlashes(path: string): string {
+  let end = path.length;
+  while (end > 1 && path.charCodeAt(end - 1) === 0x2f) end--;
+  return path.slice(0, end);
 }
 
 function send(res: ServerResponse, response: HttpResponseInit): void {

@@ -78,21 +78,24 @@ async function handle(spec: HttpFunctionSpec, request: HttpRequest, context: Inv
           'is empty: post a Sentinel incident as JSON (the Logic Apps designer\'s "Run trigger" sends no body; run the playbook from an incident instead)',
         );
       }
-      const contentType = request.headers.get('content-type') ?? '';
-      if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType)) {
-        return problem(415, 'UnsupportedMediaType', `Content-Type must be application/json, got ${contentType ? quote(contentType) : 'none'}`, context);
-      }
-      // JSON between systems is UTF-8 (RFC 8259); a body declared otherwise would be read as garbage.
-      const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(contentType)?.[1];
-      if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
-        return problem(415, 'UnsupportedMediaType', `JSON must be sent as UTF-8, got charset=${quote(charset)}`, context);
-      }
+      const unsupported = unsupportedMediaType(request.headers.get('content-type') ?? '');
+      if (unsupported) return problem(415, 'UnsupportedMediaType', unsupported, context);
       body = parseJson(text);
     }
     return await spec.handle({ request, body, caller, log, context });
   } catch (error) {
     return errorResponse(error, log, context);
   }
+}
+
+/** Why a body of this Content-Type is refused (415), or undefined for JSON in UTF-8. */
+export function unsupportedMediaType(contentType: string): string | undefined {
+  if (!/^application\/([\w.+-]+\+)?json\s*(;|$)/i.test(contentType))
+    return `Content-Type must be application/json, got ${contentType ? quote(contentType) : 'none'}`;
+  // JSON between systems is UTF-8 (RFC 8259); a body declared otherwise would be read as garbage.
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(contentType)?.[1];
+  if (charset !== undefined && !/^utf-?8$/i.test(charset)) return `JSON must be sent as UTF-8, got charset=${quote(charset)}`;
+  return undefined;
 }
 
 function errorResponse(error: unknown, log: Logger, context: InvocationContext): HttpResponseInit {
