@@ -1,10 +1,11 @@
 import type { ActionCommand } from './actions/command';
 import { parseActionCommand } from './actions/command';
+import { executeOnVerifiedTarget } from './actions/execute';
 import type { ExecutionOutcome } from './actions/executor';
 import { classifyFailure } from './actions/failure';
 import { reportedCommand, reportOutcome, type ReportedAction, type ReportedState } from './actions/report';
 import { RETRY_POLICY, retryDelayMs } from './actions/retryPolicy';
-import { targetLabel, type ActionTarget, type DeviceTarget } from './actions/target';
+import { targetLabel, type DeviceTarget } from './actions/target';
 import { ENGINE_PACED } from './coordination/pacer';
 import type { EngineDeps, ResponderEngine } from './engine';
 import { ConfigError, InputError } from './errors';
@@ -12,7 +13,7 @@ import { attemptCount, LedgerConflictError, type LedgerAttempt, type LedgerEntry
 import { IDEMPOTENCY_KEY_PATTERN } from './actions/idempotency';
 import type { Logger } from './log';
 import type { CompiledPolicy } from './policy/decide';
-import { checkAccount, checkHost } from './policy/protection';
+import type { Mode } from './policy/schema';
 import type { QueueDelivery } from './queue/queue';
 import { isReevaluation, parseReevaluation } from './queue/reevaluation';
 import { parseIncidentArmId, type IncidentArmIdParts } from './signals/identifiers';
@@ -21,7 +22,7 @@ import { normalizeSentinelPayload } from './signals/sentinel';
 
 export interface WorkerOutcome {
   key?: string;
-  outcome: 'succeeded' | 'audited' | 'pending' | 'retrying' | 'deferred' | 'failed' | 'blocked' | 'duplicate' | 'poison';
+  outcome: 'succeeded' | 'audited' | 'pending' | 'held' | 'retrying' | 'deferred' | 'failed' | 'blocked' | 'duplicate' | 'poison';
   detail: string;
 }
 
@@ -61,8 +62,9 @@ export class ActionWorker {
   }
 
   /**
-   * The worker's step for one delivered message: validate, claim, re-check protection against the current policy,
-   * execute (the executor reads state first and writes nothing in audit mode), record, schedule what comes next.
+   * The worker's step for one delivered message: validate, claim, resolve the target in the directory and check it
+   * against the current policy, execute (the executor reads state first and writes nothing in audit mode), record,
+   * schedule what comes next.
    */
   async runCommand(body: unknown, delivery: QueueDelivery, log: Logger = this.deps.log): Promise<WorkerOutcome> {
     const { ledger, now } = this.deps;
@@ -88,19 +90,6 @@ export class ActionWorker {
     }
     if (claim.outcome) return claim.outcome;
     entry = claim.entry;
-
-    const verdict = protectionOf(command.target, this.deps.policy);
-    if (verdict) {
-      await ledger.transition(
-        entry.key,
-        entry.etag,
-        'blocked',
-        { by: 'worker', at, note: verdict },
-        { stateReason: verdict, attempts: [...entry.attempts, { attempt: command.attempt, at, outcome: 'blocked', detail: verdict }] },
-      );
-      actionLog.warn({ reason: verdict }, 'refused at execution: target is protected');
-      return { key: entry.key, outcome: 'blocked', detail: verdict };
-    }
 
     // One containment in flight per device: two actions racing between "read its machine actions" and "post"
     // could both post. The lease lives in the shared records, so it holds across instances.
@@ -128,13 +117,15 @@ export class ActionWorker {
   private async execute(command: ActionCommand): Promise<ExecutionOutcome> {
     const executor = this.deps.executors[command.kind];
     if (!executor) return { outcome: 'audited', detail: `no executor for ${command.kind} is installed yet: recorded in audit mode, no write API called` };
-    const { pacer } = this.deps;
+    const { pacer, policy } = this.deps;
+    const mode = modeNow(command, policy, this.deps.modeOverride);
+    const run = mode.audit && command.mode === 'enforce' ? { ...command, mode: 'audit' as const } : command;
     try {
       const context = await this.deps.executionContext();
-      const cost = executor.apiCost?.(command);
-      if (!pacer || !cost) return await executor.execute(command, context);
-      const reservation = await pacer.reserve(cost); // a spent budget throws EnginePaced: deferred below, nothing called
-      return await pacer.within(reservation, () => executor.execute(command, context));
+      const cost = executor.apiCost?.(run);
+      const execute = () => executeOnVerifiedTarget(executor, run, context, policy.protection);
+      const outcome = !pacer || !cost ? await execute() : await pacer.within(await pacer.reserve(cost), execute); // a spent budget throws EnginePaced
+      return run === command || outcome.outcome !== 'audited' ? outcome : { ...outcome, detail: `${outcome.detail} (${mode.why})` };
     } catch (error) {
       // Executors classify API failures themselves; what reaches here is a client that could not be built, or the
       // pacer's EnginePaced (a spent budget: record() defers the action, spending no attempt).
@@ -176,12 +167,15 @@ export class ActionWorker {
     const event = { by: 'worker', at, note: outcome.detail };
     const result = async (state: WorkerOutcome['outcome']): Promise<WorkerOutcome> => {
       log.info({ outcome: state, ...(attempt.status !== undefined && { status: attempt.status }) }, outcome.detail);
-      if (state === 'succeeded' || state === 'audited' || state === 'failed' || state === 'blocked')
+      if (state === 'succeeded' || state === 'audited' || state === 'failed' || state === 'blocked' || state === 'held')
         await this.report(reportedCommand(command), state, outcome.detail, attemptCount(attempts), log);
       return { key: entry.key, outcome: state, detail: outcome.detail };
     };
 
     switch (outcome.outcome) {
+      case 'held':
+        await ledger.transition(entry.key, entry.etag, 'pending-approval', event, { attempts, stateReason: outcome.detail });
+        return await result('held');
       case 'succeeded':
       case 'audited':
         await ledger.transition(entry.key, entry.etag, 'succeeded', event, {
@@ -400,6 +394,20 @@ function bodyText(body: unknown): string {
   }
 }
 
+/**
+ * The mode an execution runs in now. Audit wins, whoever says it: the command (as decided), RESPONDER_MODE, or the policy
+ * in force now, globally or for the command's rule. So a retry, a deferral or a replay of an action decided in enforce
+ * mode rehearses once the engine is switched to audit.
+ */
+function modeNow(command: ActionCommand, policy: CompiledPolicy, override: Mode): { audit: boolean; why: string } {
+  if (command.mode === 'audit') return { audit: true, why: 'decided in audit mode' };
+  if (override === 'audit') return { audit: true, why: 'RESPONDER_MODE=audit' };
+  if (policy.policy.mode === 'audit') return { audit: true, why: 'the policy in force is in audit mode' };
+  const rule = command.source.ruleId === undefined ? undefined : policy.policy.rules.find((r) => r.id === command.source.ruleId);
+  if (rule?.mode === 'audit') return { audit: true, why: `rule ${rule.id} is in audit mode now` };
+  return { audit: false, why: '' };
+}
+
 function entryFromCommand(command: ActionCommand, at: string, by = 'worker') {
   return {
     key: command.idempotencyKey,
@@ -413,26 +421,4 @@ function entryFromCommand(command: ActionCommand, at: string, by = 'worker') {
     createdAt: at,
     by,
   };
-}
-
-/** Re-check protection at execution time, against the policy in force now (it may have changed since deciding). */
-function protectionOf(target: ActionTarget, policy: CompiledPolicy): string | undefined {
-  const verdict =
-    target.type === 'user'
-      ? checkAccount(
-          { kind: 'account', ...(target.id && { aadUserId: target.id }), ...(target.upn && { upn: target.upn, accountName: target.upn.split('@')[0] }) },
-          policy.protection,
-        )
-      : checkHost(
-          {
-            kind: 'host',
-            ...(target.id && { mdatpDeviceId: target.id }),
-            ...(target.aadDeviceId && { aadDeviceId: target.aadDeviceId }),
-            ...(target.fqdn && { fqdn: target.fqdn }),
-            ...(target.hostName && { hostName: target.hostName }),
-          },
-          policy.protection,
-        );
-  // Unverified data was already judged at decision time (held for a human); here only a positive match blocks.
-  return verdict.status === 'protected' ? verdict.why : undefined;
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InputError } from '../errors';
+import { TEXT_LIMITS } from '../limits';
 import { SIGNAL_SOURCES } from '../signals/signal';
 import { ACTION_KINDS, ISOLATION_TYPES, type ActionKind, type ActionParams } from './catalogue';
 import { IDEMPOTENCY_KEY_PATTERN } from './idempotency';
@@ -43,8 +44,10 @@ const target = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('user'),
     id: z.string().regex(guid).optional(),
-    upn: z.string().max(320).optional(),
-    displayName: z.string().max(256).optional(),
+    upn: z.string().max(TEXT_LIMITS.upn).optional(),
+    accountName: z.string().max(TEXT_LIMITS.upn).optional(),
+    sid: z.string().max(TEXT_LIMITS.name).optional(),
+    displayName: z.string().max(TEXT_LIMITS.name).optional(),
   }),
   z.strictObject({
     type: z.literal('device'),
@@ -53,8 +56,9 @@ const target = z.discriminatedUnion('type', [
       .regex(/^[0-9a-f]{40}$/i)
       .optional(),
     aadDeviceId: z.string().regex(guid).optional(),
-    fqdn: z.string().max(253).optional(),
-    hostName: z.string().max(253).optional(),
+    fqdn: z.string().max(TEXT_LIMITS.hostName).optional(),
+    hostName: z.string().max(TEXT_LIMITS.hostName).optional(),
+    netBiosName: z.string().max(TEXT_LIMITS.name).optional(),
   }),
 ]);
 
@@ -63,7 +67,7 @@ const commandSchema = z.strictObject({
   kind: z.enum(ACTION_KINDS),
   target,
   params: z.strictObject({ isolationType: z.enum(ISOLATION_TYPES).optional() }),
-  reason: z.string().max(4000),
+  reason: z.string().max(TEXT_LIMITS.reason),
   mode: z.enum(['audit', 'enforce']),
   source: z.strictObject({
     type: z.enum(SIGNAL_SOURCES),

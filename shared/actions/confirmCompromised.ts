@@ -1,22 +1,18 @@
 import type { ActionExecutor } from './executor';
 import { classifyFailure } from './failure';
-import { targetLabel, userReference } from './target';
 
 /**
  * confirmCompromised: POST identityProtection/riskyUsers/confirmCompromised (ID Protection P2). Reads the risky-user
- * record first: already confirmed is done. The call takes object ids only, so a UPN target is resolved first.
+ * record first: already confirmed is done. The call takes object ids: the directory's, as the worker resolved it.
  * ID Protection allows one request per second per tenant: pacing belongs to the pipeline, a 429 here is transient.
  */
 export const confirmCompromised: ActionExecutor = {
   kind: 'confirmCompromised',
   apiCost: () => ({ idprotection: 1 }),
-  async execute(command, { directory }) {
-    const who = targetLabel(command.target);
-    const ref = userReference(command.target);
-    if (ref === undefined) return { outcome: 'failed', class: 'permanent', detail: 'confirmCompromised needs a user object id or UPN' };
+  async execute(command, { directory, target }) {
+    if (target.type !== 'user') return { outcome: 'failed', class: 'permanent', detail: 'confirmCompromised acts on users' };
+    const { id, upn: who } = target.verified;
     try {
-      const id = command.target.type === 'user' && command.target.id ? command.target.id : (await directory.getUser(ref))?.id;
-      if (id === undefined) return { outcome: 'failed', class: 'permanent', status: 404, detail: `user ${who} does not exist` };
       const risky = await directory.getRiskyUser(id);
       if (risky?.riskState === 'confirmedCompromised') return { outcome: 'succeeded', alreadyDone: true, detail: `${who} was already confirmed compromised` };
       if (command.mode === 'audit')

@@ -1,8 +1,6 @@
-import type { Directory, DirectoryUser } from '../clients/graph';
 import type { ActionCommand } from './command';
-import type { ActionExecutor, ExecutionOutcome } from './executor';
+import type { ActionExecutor, ExecutionOutcome, TargetedContext } from './executor';
 import { classifyFailure } from './failure';
-import { targetLabel, userReference } from './target';
 
 /** What disableUser records so that its rollback can tell whether the account was enabled before. */
 export interface AccountSnapshot {
@@ -18,37 +16,36 @@ export interface AccountSnapshot {
 export const disableUser: ActionExecutor = {
   kind: 'disableUser',
   apiCost: () => ({ 'graph-writes': 1 }),
-  execute: (command, { directory }) => setEnabled(command, directory, false),
+  execute: (command, context) => setEnabled(command, context, false),
 };
 
 /** enableUser: the rollback of disableUser only, and only when the snapshot says the account was enabled before. */
 export const enableUser: ActionExecutor = {
   kind: 'enableUser',
   apiCost: () => ({ 'graph-writes': 1 }),
-  async execute(command, { directory, snapshot }) {
-    if ((snapshot as AccountSnapshot | undefined)?.wasEnabled !== true) {
+  async execute(command, context) {
+    if ((context.snapshot as AccountSnapshot | undefined)?.wasEnabled !== true) {
       return { outcome: 'failed', class: 'permanent', detail: 'refused: only an account the engine itself disabled (snapshot wasEnabled=true) is re-enabled' };
     }
-    return setEnabled(command, directory, true);
+    return setEnabled(command, context, true);
   },
 };
 
-async function setEnabled(command: ActionCommand, directory: Directory, enabled: boolean): Promise<ExecutionOutcome> {
-  const who = targetLabel(command.target);
+async function setEnabled(command: ActionCommand, { directory, target }: TargetedContext, enabled: boolean): Promise<ExecutionOutcome> {
+  if (target.type !== 'user') return { outcome: 'failed', class: 'permanent', detail: `${command.kind} acts on users` };
+  // The account as the directory answered for it moments ago: the state before, and the identity acted on.
+  const { user: before, verified } = target;
+  const who = verified.upn;
   const verb = enabled ? 'enable' : 'disable';
-  const id = userReference(command.target);
-  if (id === undefined) return { outcome: 'failed', class: 'permanent', detail: `${command.kind} needs a user object id or UPN` };
   try {
-    const before: DirectoryUser | undefined = await directory.getUser(id);
-    if (!before) return { outcome: 'failed', class: 'permanent', status: 404, detail: `user ${who} does not exist` };
     const rollback: AccountSnapshot = { wasEnabled: before.accountEnabled };
     if (before.accountEnabled === enabled) {
       return { outcome: 'succeeded', alreadyDone: true, rollback, detail: `${who} was already ${enabled ? 'enabled' : 'disabled'}: nothing written` };
     }
     if (command.mode === 'audit')
       return { outcome: 'audited', detail: `audit mode: would ${verb} ${who} (currently ${before.accountEnabled ? 'enabled' : 'disabled'})` };
-    await directory.setAccountEnabled(before.id, enabled);
-    const after = await directory.getUser(before.id);
+    await directory.setAccountEnabled(verified.id, enabled);
+    const after = await directory.getUser(verified.id);
     if (after?.accountEnabled !== enabled) {
       return { outcome: 'failed', class: 'transient', detail: `Graph accepted the change but ${who} still reads accountEnabled=${after?.accountEnabled}` };
     }

@@ -1,6 +1,7 @@
 import type { PacedApi } from '../coordination/pacer';
-import type { Devices } from '../clients/defender';
-import type { Directory } from '../clients/graph';
+import type { Devices, Machine } from '../clients/defender';
+import type { Directory, DirectoryUser } from '../clients/graph';
+import type { VerifiedDevice, VerifiedUser } from '../signals/signal';
 import type { SentinelIncidents } from '../clients/sentinel';
 import type { ActionKind } from './catalogue';
 import type { ActionCommand } from './command';
@@ -17,6 +18,15 @@ export interface ExecutionContext {
   snapshot?: unknown;
 }
 
+/**
+ * The target as the directory answered for it: resolved and checked (protection, identity) before any executor runs,
+ * so an executor acts on the directory's identity, never on a payload's claim (shared/actions/execute.ts).
+ */
+export type ResolvedTarget = { type: 'user'; verified: VerifiedUser; user: DirectoryUser } | { type: 'device'; verified: VerifiedDevice; machine: Machine };
+
+/** What an executor runs with: the APIs, and its resolved target. */
+export type TargetedContext = ExecutionContext & { target: ResolvedTarget };
+
 /** What an executor reports; the worker turns it into a ledger transition. */
 export type ExecutionOutcome =
   | {
@@ -29,6 +39,11 @@ export type ExecutionOutcome =
     }
   /** Audit mode: the target was read and validated; no write API was called. */
   | { outcome: 'audited'; detail: string }
+  /**
+   * Not for the engine to decide: the payload and the directory disagree on who the target is, or the directory cannot
+   * tell which record it is. Nothing was written; the action waits for a human (`pending-approval`).
+   */
+  | { outcome: 'held'; detail: string }
   /**
    * The API is still working on it (a Defender machine action is Pending). Run the same command again after
    * `followUpAfterMs`: executors read the current state first, so the follow-up observes, never repeats.
@@ -48,5 +63,5 @@ export interface ActionExecutor {
    * budget defers the action before its first call instead of stranding it between a read and its write.
    */
   apiCost?(command: ActionCommand): Partial<Record<PacedApi, number>>;
-  execute(command: ActionCommand, context: ExecutionContext): Promise<ExecutionOutcome>;
+  execute(command: ActionCommand, context: TargetedContext): Promise<ExecutionOutcome>;
 }

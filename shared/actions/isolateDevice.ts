@@ -1,8 +1,9 @@
-import { FINAL_ACTION_STATES, type Devices, type Machine, type MachineAction } from '../clients/defender';
+import { FINAL_ACTION_STATES, type MachineAction } from '../clients/defender';
+import type { VerifiedDevice } from '../signals/signal';
 import type { ActionCommand } from './command';
-import type { ActionExecutor, ExecutionOutcome } from './executor';
+import type { ActionExecutor, ExecutionOutcome, ResolvedTarget } from './executor';
 import { classifyFailure } from './failure';
-import { targetLabel, type DeviceTarget } from './target';
+import { targetLabel } from './target';
 
 /** How soon to look again at a pending machine action: Defender usually completes isolation within a minute. */
 export const FOLLOW_UP_MS = 30_000;
@@ -17,7 +18,7 @@ export interface IsolationSnapshot {
 /**
  * isolateDevice (reference/defender.md). Defender's isolate is not idempotent: a second POST while one is pending
  * answers 400 ActiveRequestAlreadyExists, or worse, stays Pending and completes after a later release. So:
- * 1. resolve the device exactly (Defender id, then Entra device id, then exact FQDN; ambiguity is an error);
+ * 1. the worker has resolved the device to its live Defender record and checked it (shared/actions/execute.ts);
  * 2. read its recent machine actions: anything pending (isolate or release, anyone's) means wait and follow up;
  *    isolated already means done; each POST carries `key#attempt` in its Comment, so a redelivery after a crash
  *    recognizes the engine's own action, and each attempt posts at most once;
@@ -25,14 +26,13 @@ export interface IsolationSnapshot {
  */
 export const isolateDevice: ActionExecutor = {
   kind: 'isolateDevice',
-  // Resolve the device, read its machine actions, post: three. A follow-up only reads.
+  // Resolve the device (the worker, before the executor), read its machine actions, post: three. A follow-up only reads.
   apiCost: (command) => ({ defender: command.followUp ? 2 : 3 }),
-  async execute(command, { devices }) {
+  async execute(command, { devices, target }) {
     if (!devices) return noDefender();
+    const machine = deviceOf(target);
+    if (!machine) return notADevice(command);
     return guarded(async () => {
-      const found = await resolveDevice(command.target as DeviceTarget, devices);
-      if ('outcome' in found) return found;
-      const machine = found;
       const actions = isolationActions(await devices.listMachineActions(machine.id));
       const ours = actions.find((a) => a.type === 'Isolate' && a.requestorComment?.includes(command.idempotencyKey));
       const pending = actions.find((a) => !isFinal(a));
@@ -78,7 +78,7 @@ export const isolateDevice: ActionExecutor = {
 export const unisolateDevice: ActionExecutor = {
   kind: 'unisolateDevice',
   apiCost: (command) => ({ defender: command.followUp ? 2 : 3 }),
-  async execute(command, { devices, snapshot }) {
+  async execute(command, { devices, snapshot, target }) {
     const isolation = snapshot as IsolationSnapshot | undefined;
     if (!devices) return noDefender();
     if (!isolation?.isolationActionId) {
@@ -88,9 +88,15 @@ export const unisolateDevice: ActionExecutor = {
         detail: 'refused: only a device the engine itself isolated is released (no isolation action in the snapshot)',
       };
     }
+    const machine = deviceOf(target);
+    if (!machine) return notADevice(command);
+    if (machine.id !== isolation.machineId && machine.mergedFrom !== isolation.machineId)
+      return {
+        outcome: 'failed',
+        class: 'permanent',
+        detail: `refused: the isolation was of ${isolation.machineId}, the device's live record is ${machine.id}`,
+      };
     return guarded(async () => {
-      const machine = await devices.getMachine(isolation.machineId);
-      if (!machine) return { outcome: 'failed', class: 'permanent', status: 404, detail: `device ${isolation.machineId} is no longer in Defender` };
       const actions = isolationActions(await devices.listMachineActions(machine.id));
       const pending = actions.find((a) => !isFinal(a));
       if (pending) return following(pending, machine);
@@ -114,24 +120,13 @@ export const unisolateDevice: ActionExecutor = {
   },
 };
 
-/** The device, or the outcome that explains why there is none to act on. */
-async function resolveDevice(target: DeviceTarget, devices: Devices): Promise<Machine | ExecutionOutcome> {
-  const label = targetLabel(target);
-  let matches: Machine[];
-  if (target.id) {
-    const machine = await devices.getMachine(target.id);
-    matches = machine ? [machine] : [];
-  } else if (target.aadDeviceId) matches = await devices.findMachines({ aadDeviceId: target.aadDeviceId });
-  else if (target.fqdn) matches = (await devices.findMachines({ computerDnsName: target.fqdn })).filter((m) => m.computerDnsName.toLowerCase() === target.fqdn);
-  else return { outcome: 'failed', class: 'permanent', detail: `${label}: no Defender id, Entra device id or FQDN to find the device by` };
-  if (matches.length === 0) return { outcome: 'failed', class: 'permanent', status: 404, detail: `${label} is not a Defender for Endpoint device` };
-  if (matches.length > 1)
-    return {
-      outcome: 'failed',
-      class: 'permanent',
-      detail: `${label} matches ${matches.length} Defender devices (${matches.map((m) => m.id).join(', ')}): refusing to guess`,
-    };
-  return matches[0] as Machine;
+/** The device the worker resolved, as Defender describes it: its id and name are what the executor acts on and reports. */
+function deviceOf(target: ResolvedTarget): VerifiedDevice | undefined {
+  return target.type === 'device' ? target.verified : undefined;
+}
+
+function notADevice(command: ActionCommand): ExecutionOutcome {
+  return { outcome: 'failed', class: 'permanent', detail: `${command.kind} acts on devices` };
 }
 
 function noDefender(): ExecutionOutcome {
@@ -145,7 +140,7 @@ function isolationActions(actions: MachineAction[]): MachineAction[] {
 
 const isFinal = (action: MachineAction): boolean => (FINAL_ACTION_STATES as readonly string[]).includes(action.status);
 
-function following(action: MachineAction, machine: Machine): ExecutionOutcome {
+function following(action: MachineAction, machine: VerifiedDevice): ExecutionOutcome {
   return {
     outcome: 'pending',
     followUpAfterMs: FOLLOW_UP_MS,

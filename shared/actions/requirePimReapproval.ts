@@ -1,9 +1,7 @@
 import { ApiError } from '../clients/apiError';
 import type { ActiveRole, Directory } from '../clients/graph';
-import type { ActionCommand } from './command';
 import type { ActionExecutor, ExecutionOutcome } from './executor';
 import { classifyFailure } from './failure';
-import { targetLabel } from './target';
 
 /** What requirePimReapproval removed, for the record and for restorePimAssignments. */
 export interface PimSnapshot {
@@ -27,11 +25,10 @@ export interface PimSnapshot {
  */
 export const requirePimReapproval: ActionExecutor = {
   kind: 'requirePimReapproval',
-  async execute(command, { directory }) {
-    const who = targetLabel(command.target);
+  async execute(command, { directory, target }) {
+    if (target.type !== 'user') return { outcome: 'failed', class: 'permanent', detail: 'requirePimReapproval acts on users' };
+    const { id: principalId, upn: who } = target.verified;
     try {
-      const principalId = await objectId(command, directory);
-      if (!principalId) return { outcome: 'failed', class: 'permanent', status: 404, detail: `user ${who} does not exist` };
       const active = await directory.listActiveRoles(principalId);
       const direct = active.filter((r) => r.memberType !== 'Group');
       const viaGroups = active.length - direct.length;
@@ -86,9 +83,11 @@ export const requirePimReapproval: ActionExecutor = {
  */
 export const restorePimAssignments: ActionExecutor = {
   kind: 'restorePimAssignments',
-  async execute(command, { directory, snapshot }) {
+  async execute(command, { directory, snapshot, target }) {
     const removed = snapshot as PimSnapshot | undefined;
     if (!removed?.removed) return { outcome: 'failed', class: 'permanent', detail: 'refused: nothing to restore (no requirePimReapproval snapshot)' };
+    if (target.verified.id !== removed.principalId)
+      return { outcome: 'failed', class: 'permanent', detail: `refused: the snapshot is of ${removed.principalId}, the target is ${target.verified.id}` };
     const permanent = removed.removed.filter((r) => r.assignmentType === 'Assigned');
     const note = removed.removed.length > permanent.length ? '; activations are not recreated: the user requests them in PIM' : '';
     try {
@@ -135,12 +134,6 @@ async function tolerate(codes: string[], request: () => Promise<void>): Promise<
   } catch (error) {
     if (!(error instanceof ApiError && error.code !== undefined && codes.includes(error.code))) throw error;
   }
-}
-
-async function objectId(command: ActionCommand, directory: Directory): Promise<string | undefined> {
-  if (command.target.type !== 'user') return undefined;
-  if (command.target.id) return command.target.id;
-  return command.target.upn ? (await directory.getUser(command.target.upn))?.id : undefined;
 }
 
 const same = (a: { roleDefinitionId: string; directoryScopeId: string }, b: { roleDefinitionId: string; directoryScopeId: string }): boolean =>

@@ -3,14 +3,22 @@ import type { AccountEntity, HostEntity } from '../signals/signal';
 /** Who or what an action acts on. Built from an entity; carries every identifier we have, strongest first. */
 export type ActionTarget = UserTarget | DeviceTarget;
 
+/**
+ * A user as the signal named them. The id (else the UPN) finds them in the directory; the other identifiers are claims
+ * the worker checks against the directory's answer before acting (shared/policy/identity.ts). The display name is shown,
+ * never compared.
+ */
 export interface UserTarget {
   type: 'user';
   /** Entra object id. */
   id?: string;
   upn?: string;
+  accountName?: string;
+  sid?: string;
   displayName?: string;
 }
 
+/** A device as the signal named it: the Defender id, else the Entra device id, else the FQDN finds it; names are claims. */
 export interface DeviceTarget {
   type: 'device';
   /** Defender for Endpoint machine id. */
@@ -18,12 +26,15 @@ export interface DeviceTarget {
   aadDeviceId?: string;
   fqdn?: string;
   hostName?: string;
+  netBiosName?: string;
 }
 
 export function userTarget(account: AccountEntity): UserTarget {
   const target: UserTarget = { type: 'user' };
   if (account.aadUserId) target.id = account.aadUserId;
   if (account.upn) target.upn = account.upn;
+  if (account.accountName) target.accountName = account.accountName;
+  if (account.sid) target.sid = account.sid;
   if (account.displayName) target.displayName = account.displayName;
   return target;
 }
@@ -34,6 +45,7 @@ export function deviceTarget(host: HostEntity): DeviceTarget {
   if (host.aadDeviceId) target.aadDeviceId = host.aadDeviceId;
   if (host.fqdn) target.fqdn = host.fqdn;
   if (host.hostName) target.hostName = host.hostName;
+  if (host.netBiosName) target.netBiosName = host.netBiosName;
   return target;
 }
 

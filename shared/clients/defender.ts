@@ -16,6 +16,13 @@ export interface Machine {
   riskScore?: string;
   exposureLevel?: string;
   machineTags: string[];
+  /** `Onboarded`, `CanBeOnboarded`, `Unsupported`, `InsufficientInfo` (the Machine doc spells the field in lower case). */
+  onboardingStatus?: string;
+  onboardingstatus?: string;
+  /** When Defender last received a full report from the device. */
+  lastSeen?: string;
+  /** Set on a stale record a re-onboarded device left behind: the id of its live record. Not in every API version. */
+  mergedIntoMachineId?: string | null;
 }
 
 export const FINAL_ACTION_STATES = ['Succeeded', 'Failed', 'TimeOut', 'Cancelled'] as const;

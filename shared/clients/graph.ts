@@ -12,7 +12,17 @@ export interface DirectoryUser {
   userPrincipalName: string;
   accountEnabled: boolean;
   userType: 'Member' | 'Guest' | string;
+  displayName?: string | null;
+  mail?: string | null;
+  /** Present for users synchronized from Active Directory, null for cloud-only users (Graph: "returned only on $select"). */
+  onPremisesSamAccountName?: string | null;
+  onPremisesSecurityIdentifier?: string | null;
+  onPremisesUserPrincipalName?: string | null;
 }
+
+/** What the engine reads of a user: who they are (for protection and identity checks) and the state its actions change. */
+const USER_FIELDS =
+  'id,userPrincipalName,accountEnabled,userType,displayName,mail,onPremisesSamAccountName,onPremisesSecurityIdentifier,onPremisesUserPrincipalName';
 
 export interface ActiveRole {
   roleDefinitionId: string;
@@ -63,6 +73,13 @@ export interface Directory {
   checkMemberGroups(id: string, groupIds: string[]): Promise<string[]>;
 }
 
+/** Which of `groups` the user belongs to, transitively: checkMemberGroups takes 20 group ids at a time. */
+export async function memberGroups(directory: Directory, id: string, groups: readonly string[]): Promise<string[]> {
+  const chunks: string[][] = [];
+  for (let i = 0; i < groups.length; i += 20) chunks.push(groups.slice(i, i + 20));
+  return (await Promise.all(chunks.map((chunk) => directory.checkMemberGroups(id, chunk)))).flat();
+}
+
 export class GraphDirectory implements Directory {
   constructor(
     private readonly client: Client,
@@ -75,7 +92,7 @@ export class GraphDirectory implements Directory {
       this.call(() =>
         this.client
           .api(`/users/${encodeURIComponent(idOrUpn)}`)
-          .select('id,userPrincipalName,accountEnabled,userType')
+          .select(USER_FIELDS)
           .get(),
       ),
     );

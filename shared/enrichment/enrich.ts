@@ -1,9 +1,10 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { classifyFailure } from '../actions/failure';
-import type { Devices, Machine } from '../clients/defender';
-import type { Directory } from '../clients/graph';
-import { describe } from '../signals/fields';
-import { isGuid, isMdeDeviceId } from '../signals/identifiers';
+import { resolveDevice, resolveUser } from '../actions/resolveTarget';
+import type { Devices } from '../clients/defender';
+import { memberGroups, type Directory } from '../clients/graph';
+import { displayText, TEXT_LIMITS } from '../limits';
+import { isDnsName } from '../signals/identifiers';
 import { DEVICE_RISK_LEVELS, USER_RISK_LEVELS, type AccountEntity, type Entity, type HostEntity, type Signal } from '../signals/signal';
 
 export interface EnrichmentPorts {
@@ -60,21 +61,24 @@ export class Enricher {
   private async account(account: AccountEntity, { directory }: EnrichmentPorts, groups: readonly string[], notes: string[]): Promise<AccountEntity> {
     const out: AccountEntity = { ...account };
     const label = account.upn ?? account.aadUserId ?? '(account)';
-    if (!out.aadUserId && out.upn) {
-      // UPNs are resolved once, early: actions and protection checks then key on the object id.
-      const upn = out.upn;
-      const user = await this.attempt(notes, `object id of ${label}`, () => this.cached(`user:${upn}`, async () => (await directory.getUser(upn)) ?? null));
-      if (user === null) notes.push(`${label} is not in the directory`);
-      if (!user) return out;
-      // What an API answers becomes the target of an action and part of its key: checked like a payload's ids.
-      if (typeof user.id !== 'string' || !isGuid(user.id)) {
-        notes.push(`the directory answered ${describe(user.id)} as the object id of ${label}, not a GUID: treated as unknown`);
-        return out;
-      }
-      out.aadUserId = user.id.toLowerCase();
+    // The directory decides who the account is: it is read even when the payload gives an object id, so that
+    // protection and the identity check compare what Graph says with what the payload claims.
+    const reference = account.aadUserId ?? account.upn;
+    if (reference === undefined) return out;
+    const resolved = await this.attempt(notes, `the directory's record of ${label}`, () =>
+      this.cached(`user:${reference}`, () => resolveUser({ id: account.aadUserId, upn: account.upn }, directory)),
+    );
+    if (!resolved) return out;
+    if (resolved.status !== 'found') {
+      notes.push(resolved.why);
+      return out;
     }
-    const id = out.aadUserId;
-    if (!id) return out;
+    const user = resolved.verified;
+    out.verified = user;
+    // UPNs are resolved once, early: actions and protection checks then key on the object id.
+    out.aadUserId ??= user.id;
+    out.upn ??= user.upn;
+    const id = user.id;
 
     const levels = await this.attempt(notes, 'user risk (ID Protection)', () => this.riskLevels(directory));
     if (levels) {
@@ -86,9 +90,7 @@ export class Enricher {
     if (roles) out.privileged = roles.length > 0;
     if (groups.length > 0) {
       const member = await this.attempt(notes, `group membership of ${label}`, () =>
-        this.cached(`groups:${id}:${groups.join(',')}`, async () =>
-          (await Promise.all(chunks(groups, 20).map((g) => directory.checkMemberGroups(id, g)))).flat(),
-        ),
+        this.cached(`groups:${id}:${groups.join(',')}`, () => memberGroups(directory, id, groups)),
       );
       if (member) out.groupIds = member.map((g) => g.toLowerCase());
     }
@@ -100,36 +102,23 @@ export class Enricher {
     const label = host.fqdn ?? host.hostName ?? host.mdatpDeviceId ?? '(device)';
     const key = host.mdatpDeviceId ?? host.aadDeviceId ?? host.fqdn;
     if (!key) return host;
-    const machine = await this.attempt(notes, `Defender data for ${label}`, () =>
-      this.cached(`machine:${key}`, async (): Promise<Machine | null> => {
-        if (host.mdatpDeviceId) return (await devices.getMachine(host.mdatpDeviceId)) ?? null;
-        const found = host.aadDeviceId
-          ? await devices.findMachines({ aadDeviceId: host.aadDeviceId })
-          : await devices.findMachines({ computerDnsName: host.fqdn as string });
-        const exact = found.filter(
-          (m) => !host.fqdn || host.aadDeviceId || (typeof m.computerDnsName === 'string' && m.computerDnsName.toLowerCase() === host.fqdn),
-        );
-        return exact.length === 1 ? (exact[0] as Machine) : null;
-      }),
+    const resolved = await this.attempt(notes, `Defender data for ${label}`, () =>
+      this.cached(`machine:${key}`, () => resolveDevice({ id: host.mdatpDeviceId, aadDeviceId: host.aadDeviceId, fqdn: host.fqdn }, devices)),
     );
-    if (!machine) {
-      if (machine === null) notes.push(`${label} is not a single Defender for Endpoint device: its risk and tags are unknown`);
+    if (!resolved) return host;
+    if (resolved.status !== 'found') {
+      notes.push(`${resolved.why}: the risk and tags of ${label} are unknown`);
       return host;
     }
-    // Defender's answer is checked like a payload: its id becomes the isolation's target, and tags missing from it must
-    // hold an isolation for approval (unknown), not let it through as "no critical tag".
-    if (typeof machine.id !== 'string' || !isMdeDeviceId(machine.id)) {
-      notes.push(`Defender answered ${describe(machine.id)} as the id of ${label}, not a Defender device id: its risk and tags are unknown`);
-      return host;
-    }
-    const out: HostEntity = { ...host, mdatpDeviceId: host.mdatpDeviceId ?? machine.id.toLowerCase() };
-    const tags: unknown = machine.machineTags;
-    if (Array.isArray(tags) && tags.every((tag) => typeof tag === 'string')) out.tags = tags;
+    const { verified: device, record: machine } = resolved;
+    const out: HostEntity = { ...host, verified: device, mdatpDeviceId: host.mdatpDeviceId ?? device.id };
+    if (device.tags) out.tags = device.tags;
     else notes.push(`Defender gave no list of machine tags for ${label}: its tags are unknown`);
     const risk = DEVICE_RISK_LEVELS.find((r) => r === machine.riskScore);
     if (risk) out.deviceRisk = risk;
-    if (!out.aadDeviceId && typeof machine.aadDeviceId === 'string' && isGuid(machine.aadDeviceId)) out.aadDeviceId = machine.aadDeviceId.toLowerCase();
-    if (typeof machine.exposureLevel === 'string' && machine.exposureLevel) out.exposure = machine.exposureLevel;
+    if (!out.aadDeviceId && device.aadDeviceId) out.aadDeviceId = device.aadDeviceId;
+    if (!out.fqdn && isDnsName(device.computerDnsName)) out.fqdn = device.computerDnsName;
+    if (typeof machine.exposureLevel === 'string' && machine.exposureLevel) out.exposure = displayText(machine.exposureLevel, TEXT_LIMITS.name);
     return out;
   }
 
@@ -170,12 +159,6 @@ export class Enricher {
       }
     }
   }
-}
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }
 
 function dedupe(notes: string[]): string[] {

@@ -20,7 +20,8 @@ const TRANSITIONS: Record<LedgerState, readonly LedgerState[]> = {
   queued: ['running', 'blocked', 'dead-lettered'],
   // running -> queued: a transient failure scheduled a retry copy. running -> running: a delivery took over an
   // action whose previous worker died (its lease ran out).
-  running: ['running', 'succeeded', 'failed', 'queued', 'blocked', 'dead-lettered'],
+  // running -> pending-approval: the directory disagreed with the payload on who the target is: held for a human.
+  running: ['running', 'succeeded', 'failed', 'queued', 'blocked', 'dead-lettered', 'pending-approval'],
   // -> planned: an analyst replays it (planned until the queue has taken the command, as for a new action).
   failed: ['queued', 'dead-lettered', 'planned'],
   'dead-lettered': ['queued', 'planned'],
@@ -49,7 +50,7 @@ export interface LedgerEvent {
 export interface LedgerAttempt {
   attempt: number;
   at: string;
-  outcome: 'succeeded' | 'audited' | 'pending' | 'transient' | 'permanent' | 'blocked';
+  outcome: 'succeeded' | 'audited' | 'pending' | 'held' | 'transient' | 'permanent' | 'blocked';
   detail: string;
   /** The API's answer, kept for the record: HTTP status and error code. */
   status?: number;

@@ -65,8 +65,8 @@ export const capKey = (cap: CapGuardrail): string => `${cap.action}/${cap.per.te
  * decision. Same inputs, same decision: no clock, no randomness, no I/O.
  *
  * Order of judgement for each (action, target) a matched rule wants — first hit wins:
- * duplicate (an earlier rule already judged it) -> protected -> needs-approval (including "cannot verify it is not
- * protected") -> circuit-open (cap reached) -> planned.
+ * duplicate (an earlier rule already judged it) -> protected -> needs-approval (including "the payload and the
+ * directory disagree on who this is" and "cannot verify it is not protected") -> circuit-open (cap reached) -> planned.
  */
 export function decide(signal: Signal, compiled: CompiledPolicy, context: DecisionContext = {}): Decision {
   const { policy } = compiled;
@@ -190,6 +190,7 @@ function judge(
 ): Pick<SkippedAction, 'reason' | 'detail'> | undefined {
   const verdict = entity.kind === 'account' ? checkAccount(entity, compiled.protection) : checkHost(entity, compiled.protection);
   if (verdict.status === 'protected') return { reason: 'protected', detail: verdict.why };
+  if (verdict.status === 'conflict') return { reason: 'needs-approval', detail: verdict.why };
   if (verdict.status === 'unverified') return { reason: 'needs-approval', detail: `cannot verify it is not protected: ${verdict.why}` };
 
   const approval = approvalRequired(compiled.approvals, step.kind, entity, signal.source);

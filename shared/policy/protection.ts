@@ -1,14 +1,17 @@
 import { isGuid, isMdeDeviceId, shortHostName } from '../signals/identifiers';
-import type { AccountEntity, HostEntity } from '../signals/signal';
+import type { AccountEntity, HostEntity, VerifiedDevice, VerifiedUser } from '../signals/signal';
+import { deviceConflicts, namesOf, userConflicts, type DeviceClaims, type UserClaims } from './identity';
 import { NameIndex } from '../signals/names';
 import { accountLabel } from './score';
 
 /**
- * Who and what the engine must never touch, and how to tell. The rule that keeps it safe: when the signal lacks the
- * data to tell (no object id to compare with a listed id, group membership or device tags unknown), the answer is
- * `unverified`, never `clear`; the caller then holds the action for a human.
+ * Who and what the engine must never touch, and how to tell. The directory decides who a target is: protection is
+ * checked against what Graph or Defender answered for it (`verified`) as well as against the payload, and a payload that
+ * names someone else than the directory is a `conflict`. When the data is not enough to tell (no object id to compare
+ * with a listed id, group membership or device tags unknown), the answer is `unverified`, never `clear`. The caller
+ * holds the action for a human on either.
  */
-export type ProtectionVerdict = { status: 'clear' } | { status: 'protected' | 'unverified'; why: string };
+export type ProtectionVerdict = { status: 'clear' } | { status: 'protected' | 'unverified' | 'conflict'; why: string };
 /** One shared object for the common answer: checked for every candidate action, it need not be allocated each time. */
 const CLEAR: ProtectionVerdict = Object.freeze({ status: 'clear' });
 
@@ -18,6 +21,8 @@ export interface ProtectionIndex {
   upns: Set<string>;
   /** Listed without a domain (`breakglass1`): matched against account names and UPN local parts. */
   userNames: Set<string>;
+  /** On-premises SIDs (`S-1-5-21-…`), upper-cased. */
+  sids: Set<string>;
   groupIds: Set<string>;
   deviceIds: Set<string>;
   aadDeviceIds: Set<string>;
@@ -25,6 +30,8 @@ export interface ProtectionIndex {
   deviceNames: { qualified: Set<string>; unqualified: Set<string>; shortForms: Set<string> };
   deviceTags: NameIndex<true>;
 }
+
+const SID = /^S-1-\d{1,20}(-\d{1,10}){1,15}$/i;
 
 export function indexProtection(
   lists: { users: string[]; groups: string[]; devices: string[]; deviceTags: string[] },
@@ -34,6 +41,7 @@ export function indexProtection(
     userIds: new Set(engineIdentities.map((id) => id.toLowerCase())),
     upns: new Set(),
     userNames: new Set(),
+    sids: new Set(),
     groupIds: new Set(lists.groups.map((g) => g.toLowerCase())),
     deviceIds: new Set(),
     aadDeviceIds: new Set(),
@@ -43,6 +51,7 @@ export function indexProtection(
   for (const raw of lists.users) {
     const user = raw.toLowerCase();
     if (isGuid(user)) index.userIds.add(user);
+    else if (SID.test(user)) index.sids.add(user.toUpperCase());
     else if (user.includes('@')) index.upns.add(user);
     else index.userNames.add(user);
   }
@@ -58,51 +67,128 @@ export function indexProtection(
   return index;
 }
 
+/**
+ * Is this account protected? In order: what the directory says it is (when enrichment or the worker verified it), then
+ * whether the payload's identifiers disagree with the directory (a conflict: held for a human, even when the payload
+ * names a protected account: that name on someone else's id must neither act on them nor spare the real target), then
+ * what the payload says, then whether the data is enough to tell.
+ */
 export function checkAccount(account: AccountEntity, index: ProtectionIndex): ProtectionVerdict {
-  // Called for every candidate action: the label is built only when there is something to say.
-  // Ids compared lower-cased whoever built the signal (toLowerCase returns the very string when it already is).
-  if (account.aadUserId && index.userIds.has(account.aadUserId.toLowerCase()))
-    return { status: 'protected', why: `${accountLabel(account)} is listed as protected (object id)` };
-  if (account.upn && index.upns.has(account.upn.toLowerCase())) return { status: 'protected', why: `${accountLabel(account)} is listed as protected (UPN)` };
-  if (
-    index.userNames.size > 0 &&
-    [account.accountName?.toLowerCase(), account.upn?.toLowerCase().split('@')[0]].some((n) => n !== undefined && index.userNames.has(n))
-  )
-    return { status: 'protected', why: `${accountLabel(account)} is listed as protected (account name)` };
-  if (account.groupIds?.some((g) => index.groupIds.has(g.toLowerCase())))
-    return { status: 'protected', why: `${accountLabel(account)} is a member of a protected group` };
+  const claims = { id: account.aadUserId, upn: account.upn, accountName: account.accountName, sid: account.sid };
+  return checkUser(claims, account.verified, account.groupIds, index, accountLabel(account));
+}
+
+/** `checkAccount` on an action's target and what the directory answered for it (the worker, at execution). */
+export function checkUser(
+  claims: UserClaims,
+  verified: VerifiedUser | undefined,
+  groupIds: readonly string[] | undefined,
+  index: ProtectionIndex,
+  label: string = verified?.upn ?? claims.upn ?? claims.id ?? '(unknown account)',
+): ProtectionVerdict {
+  if (verified) {
+    const listed = listedUser({ id: verified.id, upns: [verified.upn, verified.onPremisesUpn], names: namesOf(verified), sid: verified.sid }, index);
+    if (listed) return { status: 'protected', why: `${verified.upn} is listed as protected (${listed}, as the directory says)` };
+    const conflicts = userConflicts(claims, verified);
+    if (conflicts.length > 0) {
+      const named = listedUser(userNames(claims), index);
+      return {
+        status: 'conflict',
+        why: `the payload and the directory disagree on who ${label} is: ${conflicts.join('; ')}${named ? `; the payload's ${named} is protected` : ''}`,
+      };
+    }
+  }
+  const listed = listedUser(userNames(claims), index);
+  if (listed) return { status: 'protected', why: `${label} is listed as protected (${listed})` };
+  if (groupIds?.some((g) => index.groupIds.has(g.toLowerCase()))) return { status: 'protected', why: `${label} is a member of a protected group` };
 
   // The engine's own identity counts too: run locally, DefaultAzureCredential signs in as a developer's user
-  // account, which does have a UPN.
-  if (!account.aadUserId && index.userIds.size > 0)
-    return { status: 'unverified', why: `${accountLabel(account)} has no object id to compare with the protected object ids` };
-  if (!account.upn && index.upns.size > 0) return { status: 'unverified', why: `${accountLabel(account)} has no UPN to compare with the protected UPNs` };
-  if (!account.accountName && !account.upn && index.userNames.size > 0)
-    return { status: 'unverified', why: `${accountLabel(account)} has no account name to compare with the protected names` };
-  if (account.groupIds === undefined && index.groupIds.size > 0)
-    return { status: 'unverified', why: `group membership of ${accountLabel(account)} is unknown, and protected groups are listed` };
+  // account, which does have a UPN. Verified, the directory's object id and UPN are known.
+  if (!verified && !claims.id && index.userIds.size > 0)
+    return { status: 'unverified', why: `${label} has no object id to compare with the protected object ids` };
+  if (!verified && !claims.upn && index.upns.size > 0) return { status: 'unverified', why: `${label} has no UPN to compare with the protected UPNs` };
+  if (!verified && !claims.accountName && !claims.upn && index.userNames.size > 0)
+    return { status: 'unverified', why: `${label} has no account name to compare with the protected names` };
+  if (!verified && !claims.sid && index.sids.size > 0) return { status: 'unverified', why: `${label} has no SID to compare with the protected SIDs` };
+  if (groupIds === undefined && index.groupIds.size > 0)
+    return { status: 'unverified', why: `group membership of ${label} is unknown, and protected groups are listed` };
   return CLEAR;
 }
 
+/** What a payload calls a user, for the protected lists. */
+function userNames(claims: UserClaims): { id?: string | undefined; upns: Array<string | undefined>; names: string[]; sid?: string | undefined } {
+  const upn = claims.upn?.toLowerCase();
+  const names = [claims.accountName?.toLowerCase(), upn?.split('@')[0]].filter((n): n is string => n !== undefined);
+  return { id: claims.id?.toLowerCase(), upns: [upn], names, sid: claims.sid };
+}
+
+/** Which list names the user (`object id`, `UPN`, `account name`, `SID`), or undefined. */
+function listedUser(
+  who: { id?: string | undefined; upns: Array<string | undefined>; names: string[]; sid?: string | undefined },
+  index: ProtectionIndex,
+): string | undefined {
+  if (who.id !== undefined && index.userIds.has(who.id)) return 'object id';
+  if (who.upns.some((upn) => upn !== undefined && index.upns.has(upn))) return 'UPN';
+  if (index.userNames.size > 0 && who.names.some((name) => index.userNames.has(name))) return 'account name';
+  if (who.sid !== undefined && index.sids.has(who.sid.toUpperCase())) return 'SID';
+  return undefined;
+}
+
+/** Is this device protected? The same order as for accounts: Defender's record, a conflict, the payload, enough data. */
 export function checkHost(host: HostEntity, index: ProtectionIndex): ProtectionVerdict {
-  const label = host.fqdn ?? host.hostName ?? host.mdatpDeviceId ?? host.aadDeviceId ?? '(unknown device)';
-  if (host.mdatpDeviceId && index.deviceIds.has(host.mdatpDeviceId.toLowerCase()))
-    return { status: 'protected', why: `${label} is listed as protected (Defender id)` };
-  if (host.aadDeviceId && index.aadDeviceIds.has(host.aadDeviceId.toLowerCase()))
-    return { status: 'protected', why: `${label} is listed as protected (Entra device id)` };
-  if (index.deviceNames.shortForms.size > 0 && matchesListedName(host, index)) return { status: 'protected', why: `${label} is listed as protected (name)` };
-  const tag = host.tags && index.deviceTags.firstOf(host.tags);
+  const claims = { id: host.mdatpDeviceId, aadDeviceId: host.aadDeviceId, fqdn: host.fqdn, hostName: host.hostName, netBiosName: host.netBiosName };
+  return checkDevice(claims, host.verified, host.verified?.tags ?? host.tags, index);
+}
+
+/** `checkHost` on an action's target and what Defender answered for it (the worker, at execution). */
+export function checkDevice(
+  claims: DeviceClaims,
+  verified: VerifiedDevice | undefined,
+  tags: readonly string[] | undefined,
+  index: ProtectionIndex,
+): ProtectionVerdict {
+  const label = verified?.computerDnsName ?? claims.fqdn ?? claims.hostName ?? claims.id ?? claims.aadDeviceId ?? '(unknown device)';
+  if (verified) {
+    const listed = listedDevice({ id: verified.id, aadDeviceId: verified.aadDeviceId, names: [verified.computerDnsName] }, index);
+    if (listed) return { status: 'protected', why: `${label} is listed as protected (${listed}, as Defender says)` };
+    const conflicts = deviceConflicts(claims, verified);
+    if (conflicts.length > 0) {
+      const named = listedDevice(deviceNames(claims), index);
+      return {
+        status: 'conflict',
+        why: `the payload and Defender disagree on which device this is: ${conflicts.join('; ')}${named ? `; the payload's ${named} is protected` : ''}`,
+      };
+    }
+  }
+  const listed = listedDevice(deviceNames(claims), index);
+  if (listed) return { status: 'protected', why: `${label} is listed as protected (${listed})` };
+  const tag = tags && index.deviceTags.firstOf(tags);
   if (tag !== undefined) return { status: 'protected', why: `${label} carries the protected tag "${tag}"` };
 
-  if (!host.mdatpDeviceId && index.deviceIds.size > 0)
+  // Verified, Defender's record gives the device's id and name, and no Entra device id means it has none.
+  if (!verified && !claims.id && index.deviceIds.size > 0)
     return { status: 'unverified', why: `${label} has no Defender id to compare with the protected device ids` };
-  if (!host.aadDeviceId && index.aadDeviceIds.size > 0)
+  if (!verified && !claims.aadDeviceId && index.aadDeviceIds.size > 0)
     return { status: 'unverified', why: `${label} has no Entra device id to compare with the protected device ids` };
-  if (!host.fqdn && !host.hostName && index.deviceNames.shortForms.size > 0)
+  if (!verified && !claims.fqdn && !claims.hostName && index.deviceNames.shortForms.size > 0)
     return { status: 'unverified', why: `${label} has no name to compare with the protected device names` };
-  if (host.tags === undefined && index.deviceTags.size > 0)
-    return { status: 'unverified', why: `the tags of ${label} are unknown, and protected tags are listed` };
+  if (tags === undefined && index.deviceTags.size > 0) return { status: 'unverified', why: `the tags of ${label} are unknown, and protected tags are listed` };
   return CLEAR;
+}
+
+function deviceNames(claims: DeviceClaims): { id?: string | undefined; aadDeviceId?: string | undefined; names: Array<string | undefined> } {
+  return { id: claims.id?.toLowerCase(), aadDeviceId: claims.aadDeviceId?.toLowerCase(), names: [claims.fqdn, claims.hostName, claims.netBiosName] };
+}
+
+/** Which list names the device (`Defender id`, `Entra device id`, `name`), or undefined. */
+function listedDevice(
+  device: { id?: string | undefined; aadDeviceId?: string | undefined; names: Array<string | undefined> },
+  index: ProtectionIndex,
+): string | undefined {
+  if (device.id !== undefined && index.deviceIds.has(device.id)) return 'Defender id';
+  if (device.aadDeviceId !== undefined && index.aadDeviceIds.has(device.aadDeviceId)) return 'Entra device id';
+  if (index.deviceNames.shortForms.size > 0 && device.names.some((name) => nameIsListed(name, index))) return 'name';
+  return undefined;
 }
 
 /**
@@ -110,10 +196,6 @@ export function checkHost(host: HostEntity, index: ProtectionIndex): ProtectionV
  * compared (`DC01` is taken to be `dc01.contoso.com`), erring toward protection; two different fully qualified
  * names are two different devices.
  */
-function matchesListedName(host: HostEntity, index: ProtectionIndex): boolean {
-  return nameIsListed(host.fqdn, index) || nameIsListed(host.hostName, index) || nameIsListed(host.netBiosName, index);
-}
-
 function nameIsListed(raw: string | undefined, index: ProtectionIndex): boolean {
   if (!raw) return false;
   const name = raw.toLowerCase();

@@ -71,5 +71,5 @@ function scoreNames(factors: ScoreFactor[], factor: ScoreFactor['factor'], names
 }
 
 export function accountLabel(account: AccountEntity): string {
-  return account.upn ?? account.displayName ?? account.aadUserId ?? '(unknown account)';
+  return account.verified?.upn ?? account.upn ?? account.displayName ?? account.aadUserId ?? '(unknown account)';
 }

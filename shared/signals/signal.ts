@@ -35,6 +35,8 @@ export interface AccountEntity {
   privileged?: boolean;
   /** Group object ids, filled by enrichment. Undefined means unknown. */
   groupIds?: string[];
+  /** Who the account is, as the directory says: filled by enrichment. Undefined means not (yet) verified. */
+  verified?: VerifiedUser;
 }
 
 export interface HostEntity {
@@ -55,6 +57,35 @@ export interface HostEntity {
   tags?: string[];
   /** Defender exposure level (None, Low, Medium, High), filled by enrichment; carried for analysts. */
   exposure?: string;
+  /** Which device it is, as Defender says: filled by enrichment. Undefined means not (yet) verified. */
+  verified?: VerifiedDevice;
+}
+
+/**
+ * A user as the directory (Graph) describes it: the identity that protection is checked against and that actions act
+ * on. Payload identifiers are claims; these are the answers. On-premises values are present for synchronized users.
+ */
+export interface VerifiedUser {
+  id: string;
+  upn: string;
+  /** The other names the directory gives the user, lower-cased: what a payload may call them by. */
+  onPremisesUpn?: string;
+  samAccountName?: string;
+  sid?: string;
+  mail?: string;
+  guest: boolean;
+}
+
+/** A device as Defender for Endpoint describes its live machine record. */
+export interface VerifiedDevice {
+  id: string;
+  /** Lower-cased. */
+  computerDnsName: string;
+  aadDeviceId?: string;
+  /** Undefined when Defender gave no list of tags: unknown. */
+  tags?: string[];
+  /** Set when the id the action named is a stale record Defender merged into this one. */
+  mergedFrom?: string;
 }
 
 /** Any other entity kind (Ip, Url, File, FileHash, Mailbox, …, and kinds we have never seen): carried, never dropped. */

@@ -1,3 +1,4 @@
+import { executeOnVerifiedTarget } from '../../shared/actions/execute';
 import { describe, expect, it } from 'vitest';
 import type { ExecutionOutcome } from '../../shared/actions/executor';
 import { isolateDevice, unisolateDevice, type IsolationSnapshot } from '../../shared/actions/isolateDevice';
@@ -9,7 +10,7 @@ const env = useSandboxContext();
 
 const wks = { type: 'device' as const, id: DEMO_DEVICES.wks042, fqdn: 'wks-042.contoso.com' };
 const isolate = (target: object = wks, overrides = {}) =>
-  isolateDevice.execute(command('isolateDevice', target as never, { params: { isolationType: 'Selective' }, ...overrides }), env.context);
+  executeOnVerifiedTarget(isolateDevice, command('isolateDevice', target as never, { params: { isolationType: 'Selective' }, ...overrides }), env.context);
 const tenant = () => env.sandbox.tenant;
 const posts = (kind = 'isolate') => tenant().count('POST', new RegExp(`/${kind}$`));
 
@@ -53,10 +54,39 @@ describe('isolateDevice through the Defender API', () => {
     expect(posts()).toBe(0);
   });
 
-  it('refuses to guess between two devices with the same name', async () => {
+  it('holds for a human, never guesses, between two devices with the same name that both report', async () => {
     tenant().addMachine({ id: 'b'.repeat(40), computerDnsName: 'wks-042.contoso.com' });
     const outcome = await isolate({ type: 'device', fqdn: 'wks-042.contoso.com' });
-    expect(outcome).toMatchObject({ outcome: 'failed', class: 'permanent', detail: expect.stringMatching(/matches 2 Defender devices/) });
+    expect(outcome).toEqual({
+      outcome: 'held',
+      detail: `wks-042.contoso.com: 2 Defender records (${DEMO_DEVICES.wks042}, ${'b'.repeat(40)}) and none of them is clearly the live one`,
+    });
+    expect(posts()).toBe(0);
+  });
+
+  it('isolates the live record of a re-onboarded device: not the stale one its name or Entra id also matches', async () => {
+    const aad = '80e2f5c1-3b7a-4c55-9d0e-1f2a3b4c5d6e';
+    // The reimaged device's new record; the old one stops reporting and, in time, Defender merges it into the new one.
+    tenant().machines.get(DEMO_DEVICES.wks042)!.healthStatus = 'Inactive';
+    tenant().addMachine({ id: 'c'.repeat(40), computerDnsName: 'wks-042.contoso.com', aadDeviceId: aad, machineTags: ['workstation'] });
+    expect(await isolate({ type: 'device', aadDeviceId: aad })).toMatchObject({ outcome: 'pending' });
+    // By name, the same live record: already isolated by the first.
+    expect(await isolate({ type: 'device', fqdn: 'wks-042.contoso.com' }, { attempt: 1 })).toMatchObject({ outcome: 'succeeded' });
+    expect(tenant().machineActions.map((a) => a.machineId)).toEqual(['c'.repeat(40)]);
+    env.sandbox.reset();
+    tenant().addMachine({ id: 'c'.repeat(40), computerDnsName: 'wks-042.contoso.com', machineTags: ['workstation'] });
+    tenant().machines.get(DEMO_DEVICES.wks042)!.mergedIntoMachineId = 'c'.repeat(40);
+    // Named by the stale record's own Defender id (an old alert), it is followed to the record it was merged into.
+    expect(await isolate(wks)).toMatchObject({ outcome: 'pending' });
+    expect(tenant().machineActions.map((a) => a.machineId)).toEqual(['c'.repeat(40)]);
+  });
+
+  it('picks, among records none of which reports any more, the one seen last', async () => {
+    tenant().machines.get(DEMO_DEVICES.wks042)!.healthStatus = 'Inactive';
+    tenant().machines.get(DEMO_DEVICES.wks042)!.lastSeen = '2026-11-01T00:00:00Z';
+    tenant().addMachine({ id: 'd'.repeat(40), computerDnsName: 'wks-042.contoso.com', healthStatus: 'Inactive', lastSeen: '2026-11-20T00:00:00Z' });
+    expect(await isolate({ type: 'device', fqdn: 'wks-042.contoso.com' })).toMatchObject({ outcome: 'pending' });
+    expect(tenant().machineActions.map((a) => a.machineId)).toEqual(['d'.repeat(40)]);
   });
 
   it('leaves a device someone else isolated alone, and its rollback refuses to release it', async () => {
@@ -64,7 +94,7 @@ describe('isolateDevice through the Defender API', () => {
     const outcome = (await isolate()) as Extract<ExecutionOutcome, { outcome: 'succeeded' }>;
     expect(outcome).toMatchObject({ outcome: 'succeeded', alreadyDone: true, rollback: { machineId: DEMO_DEVICES.wks042 } });
     expect(posts()).toBe(0);
-    const release = await unisolateDevice.execute(command('unisolateDevice', wks), { ...env.context, snapshot: outcome.rollback });
+    const release = await executeOnVerifiedTarget(unisolateDevice, command('unisolateDevice', wks), { ...env.context, snapshot: outcome.rollback });
     expect(release).toMatchObject({ outcome: 'failed', class: 'permanent' });
     expect(posts('unisolate')).toBe(0);
   });
@@ -126,13 +156,17 @@ describe('unisolateDevice (rollback)', () => {
 
     tenant().actionCompletionMs = 60_000;
     tenant().machineActions.push(someoneElses('Isolate', 'Pending'));
-    expect(await unisolateDevice.execute(command('unisolateDevice', wks, {}, 2), { ...env.context, snapshot })).toMatchObject({ outcome: 'pending' });
+    expect(await executeOnVerifiedTarget(unisolateDevice, command('unisolateDevice', wks, {}, 2), { ...env.context, snapshot })).toMatchObject({
+      outcome: 'pending',
+    });
     expect(posts('unisolate')).toBe(0);
 
     tenant().machineActions.pop();
-    expect(await unisolateDevice.execute(command('unisolateDevice', wks, {}, 2), { ...env.context, snapshot })).toMatchObject({ outcome: 'pending' });
+    expect(await executeOnVerifiedTarget(unisolateDevice, command('unisolateDevice', wks, {}, 2), { ...env.context, snapshot })).toMatchObject({
+      outcome: 'pending',
+    });
     tenant().actionCompletionMs = 0;
-    expect(await unisolateDevice.execute(command('unisolateDevice', wks, {}, 2), { ...env.context, snapshot })).toMatchObject({
+    expect(await executeOnVerifiedTarget(unisolateDevice, command('unisolateDevice', wks, {}, 2), { ...env.context, snapshot })).toMatchObject({
       outcome: 'succeeded',
       alreadyDone: false,
     });

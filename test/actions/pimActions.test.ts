@@ -1,3 +1,4 @@
+import { executeOnVerifiedTarget } from '../../shared/actions/execute';
 import { describe, expect, it } from 'vitest';
 import type { ExecutionOutcome } from '../../shared/actions/executor';
 import { requirePimReapproval, restorePimAssignments, type PimSnapshot } from '../../shared/actions/requirePimReapproval';
@@ -9,7 +10,8 @@ const env = useSandboxContext();
 
 const tenant = () => env.sandbox.tenant;
 const megan = { type: 'user' as const, id: DEMO.megan, upn: 'megan.bowen@contoso.com' };
-const run = (target: object = megan, overrides = {}) => requirePimReapproval.execute(command('requirePimReapproval', target as never, overrides), env.context);
+const run = (target: object = megan, overrides = {}) =>
+  executeOnVerifiedTarget(requirePimReapproval, command('requirePimReapproval', target as never, overrides), env.context);
 const requests = () => tenant().count('POST', /ScheduleRequests$/);
 const rolesOf = (id: string) => tenant().roleAssignments.filter((a) => a.principalId === id);
 
@@ -88,7 +90,8 @@ describe('restorePimAssignments (rollback)', () => {
     tenant().assignRole(DEMO.megan, SECURITY_ADMINISTRATOR, 'Assigned');
     const done = (await run()) as Extract<ExecutionOutcome, { outcome: 'succeeded' }>;
     expect((done.rollback as PimSnapshot).removed).toHaveLength(2);
-    const restore = () => restorePimAssignments.execute(command('restorePimAssignments', megan, {}, 2), { ...env.context, snapshot: done.rollback });
+    const restore = () =>
+      executeOnVerifiedTarget(restorePimAssignments, command('restorePimAssignments', megan, {}, 2), { ...env.context, snapshot: done.rollback });
     expect(await restore()).toMatchObject({
       outcome: 'succeeded',
       alreadyDone: false,
@@ -96,6 +99,9 @@ describe('restorePimAssignments (rollback)', () => {
     });
     expect(rolesOf(DEMO.megan).map((a) => `${a.roleDefinitionId}:${a.assignmentType}`)).toEqual([`${SECURITY_ADMINISTRATOR}:Assigned`]);
     expect(await restore()).toMatchObject({ outcome: 'succeeded', alreadyDone: true });
-    expect(await restorePimAssignments.execute(command('restorePimAssignments', megan), env.context)).toMatchObject({ outcome: 'failed', class: 'permanent' });
+    expect(await executeOnVerifiedTarget(restorePimAssignments, command('restorePimAssignments', megan), env.context)).toMatchObject({
+      outcome: 'failed',
+      class: 'permanent',
+    });
   });
 });

@@ -200,16 +200,16 @@ describe('the Service Bus pipeline (AMQP emulator, Azurite, sandbox tenant)', ()
     expect(printed.at(-1)).toBe('error: key: "not-a-key" is not an action key (<40 hex>.<kind>.<target>)');
   });
 
-  it('contains despite oversized names: a 300-character friendly name and a 40 KB host name are cut where they enter, never poison', async () => {
+  it('contains despite oversized names: a 300-character friendly name and a 40 KB domain are cut where they enter, never poison', async () => {
     const incident = sampleIncident();
     const [account, host] = incident.object.properties.relatedEntities as Array<{ properties: Record<string, any> }>;
     account!.properties.friendlyName = 'A'.repeat(300);
-    host!.properties.hostName = `WKS-042${'x'.repeat(40 * 1024)}`;
+    host!.properties.dnsDomain = `contoso.com${'x'.repeat(40 * 1024)}`;
     host!.properties.friendlyName = 'H'.repeat(300);
     const res = await call(incidents, 'incidents', { body: incident, headers: await engine.bearer(['Incidents.Submit']) });
     expect(res.status).toBe(202);
     expect(res.json.decision.notes).toContainEqual(
-      expect.stringMatching(/^\d field\(s\) longer than their limits were cut and marked "…": .*hostName \(40967 characters\)/),
+      expect.stringMatching(/^\d field\(s\) longer than their limits were cut and marked "…": .*dnsDomain \(40971 characters\)/),
     );
     const { ledger } = await runtime();
     const entries = await settled(ledger, 2);
@@ -219,10 +219,23 @@ describe('the Service Bus pipeline (AMQP emulator, Azurite, sandbox tenant)', ()
         ['isolateDevice', 'succeeded'],
       ]),
     );
-    const isolation = entries.find((e) => e.kind === 'isolateDevice');
-    expect(isolation?.target).toMatchObject({ type: 'device', id: expect.stringMatching(/^[0-9a-f]{40}$/) });
+    expect(await ledger.listDeadLetters()).toEqual([]);
+  });
+
+  it('holds, with both names, an isolation whose 40 KB host name is not the name Defender knows the device by', async () => {
+    const incident = sampleIncident();
+    incident.object.properties.relatedEntities[1].properties.hostName = `WKS-042${'x'.repeat(40 * 1024)}`;
+    const res = await call(incidents, 'incidents', { body: incident, headers: await engine.bearer(['Incidents.Submit']) });
+    expect(res.status).toBe(202);
+    const { ledger } = await runtime();
+    const isolation = (await ledger.list()).find((e) => e.kind === 'isolateDevice');
+    expect(isolation).toMatchObject({
+      state: 'pending-approval',
+      stateReason: expect.stringMatching(
+        /^needs-approval: the payload and Defender disagree on which device this is: the payload's host name is wks-042x+…, Defender's is wks-042\.contoso\.com/,
+      ),
+    });
     expect((isolation?.target as { hostName: string }).hostName).toHaveLength(253);
-    expect((isolation?.target as { hostName: string }).hostName.endsWith('…')).toBe(true);
     expect(await ledger.listDeadLetters()).toEqual([]);
   });
 

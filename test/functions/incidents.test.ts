@@ -5,6 +5,7 @@ import type { ActionCommand } from '../../shared/actions/command';
 import type { ActionQueue } from '../../shared/queue/queue';
 import { type EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { buildIncident, sampleIncident } from '../fixtures/incidents';
+import { DEMO, DEMO_DEVICES } from '../sandbox/tenant';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
 
@@ -137,12 +138,62 @@ describe('POST /api/incidents', () => {
     expect((engine.queue as EmbeddedQueue).stats().ready).toBe(2);
   });
 
-  it('records the refusal of a protected user and plans nothing for them', async () => {
+  it('refuses a protected user the directory names, whatever name the payload gives them', async () => {
+    // The break-glass account's object id under another user's name: the directory says who it is.
+    const body = sampleIncident();
+    Object.assign(body.object.properties.relatedEntities[0].properties, { aadUserId: DEMO.breakglass, accountName: 'adele.vance' });
+    const res = await post(body);
+    expect(res.json.decision.skipped).toEqual([
+      expect.objectContaining({
+        kind: 'revokeSessions',
+        reason: 'protected',
+        detail: 'breakglass1@contoso.com is listed as protected (UPN, as the directory says)',
+      }),
+    ]);
+    expect(res.json.recorded).toContainEqual(expect.objectContaining({ kind: 'revokeSessions', state: 'blocked' }));
+    expect(engine.sandbox.tenant.users.get(DEMO.breakglass)?.sessionRevocations).toBe(0);
+  });
+
+  it('refuses a protected device Defender names, whatever host name the payload gives it; holds a protected name on another device', async () => {
+    engine.configure({ RESPONDER_POLICY: POLICY.replace('users: [breakglass1@contoso.com]', 'users: [breakglass1@contoso.com], devices: [dc01.contoso.com]') });
+    // WKS-042 by name, dc01 by Defender id: Defender says it is dc01, which is protected.
+    const disguised = sampleIncident();
+    disguised.object.properties.relatedEntities[1].properties.additionalData.MdatpDeviceId = DEMO_DEVICES.dc01;
+    const refused = await post(disguised);
+    expect(refused.json.decision.skipped).toContainEqual(
+      expect.objectContaining({ kind: 'isolateDevice', reason: 'protected', detail: 'dc01.contoso.com is listed as protected (name, as Defender says)' }),
+    );
+    // The reverse: the protected name on the attacker's own machine neither spares it nor isolates it unseen.
+    const sheltered = sampleIncident();
+    Object.assign(sheltered.object.properties.relatedEntities[1].properties, { hostName: 'DC01', friendlyName: 'DC01' });
+    sheltered.object.name = sheltered.object.id = sheltered.object.id.replace(/Incidents\/.*$/, 'Incidents/00000000-0000-4000-8000-0000000000d1');
+    const held = await post(sheltered);
+    expect(held.json.decision.skipped).toContainEqual(
+      expect.objectContaining({
+        kind: 'isolateDevice',
+        reason: 'needs-approval',
+        detail:
+          "the payload and Defender disagree on which device this is: the payload's host name is dc01.contoso.com, Defender's is wks-042.contoso.com; the payload's host name is dc01, Defender's is wks-042.contoso.com; the payload's name is protected",
+      }),
+    );
+    expect(held.json.recorded).toContainEqual(expect.objectContaining({ kind: 'isolateDevice', state: 'pending-approval' }));
+    expect(engine.sandbox.tenant.count('POST', /\/isolate$/)).toBe(0);
+  });
+
+  it('holds for a human a payload that names a protected user on someone else: neither is acted on', async () => {
     const body = sampleIncident();
     body.object.properties.relatedEntities[0].properties.accountName = 'BreakGlass1';
     const res = await post(body);
-    expect(res.json.decision.skipped).toEqual([expect.objectContaining({ kind: 'revokeSessions', reason: 'protected' })]);
-    expect(res.json.recorded).toContainEqual(expect.objectContaining({ kind: 'revokeSessions', state: 'blocked' }));
+    expect(res.json.decision.skipped).toEqual([
+      expect.objectContaining({
+        kind: 'revokeSessions',
+        reason: 'needs-approval',
+        detail: expect.stringMatching(
+          /^the payload and the directory disagree on who adele\.vance@contoso\.com is: the payload's UPN is breakglass1@contoso\.com, the directory's is adele\.vance@contoso\.com; .*; the payload's UPN is protected$/,
+        ),
+      }),
+    ]);
+    expect(res.json.recorded).toContainEqual(expect.objectContaining({ kind: 'revokeSessions', state: 'pending-approval' }));
   });
 
   it('answers 503 when the queue refuses, and a retry of the same incident gets the actions through', async () => {
@@ -171,6 +222,7 @@ describe('POST /api/incidents', () => {
   });
 
   it('ends an action its queue could not carry as failed, with the reason, instead of sending poison', async () => {
+    engine.configure({ RESPONDER_POLICY: POLICY, RESPONDER_ENRICHMENT: 'off' });
     // A signal built by hand, past the normalizer that bounds names where they enter: the engine checks again.
     const { engine: core } = await (await import('../../shared/runtime')).runtime();
     const { normalizeSentinelPayload } = await import('../../shared/signals/sentinel');

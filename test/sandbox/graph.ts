@@ -84,6 +84,10 @@ function select(user: SandboxUser, fields: string | null): Record<string, unknow
     displayName: user.displayName,
     accountEnabled: user.accountEnabled,
     userType: user.userType,
+    mail: user.mail ?? null,
+    onPremisesSamAccountName: user.onPremisesSamAccountName ?? null,
+    onPremisesSecurityIdentifier: user.onPremisesSecurityIdentifier ?? null,
+    onPremisesUserPrincipalName: user.onPremisesUserPrincipalName ?? null,
   };
   if (!fields) return all;
   return Object.fromEntries(fields.split(',').map((f) => [f, all[f]]));

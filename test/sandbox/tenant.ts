@@ -15,6 +15,11 @@ export interface SandboxUser {
   sessionRevocations: number;
   /** Group object ids the user belongs to (transitively). */
   groupIds: string[];
+  mail?: string;
+  /** For a user synchronized from Active Directory; Graph answers null for cloud-only users. */
+  onPremisesSamAccountName?: string;
+  onPremisesSecurityIdentifier?: string;
+  onPremisesUserPrincipalName?: string;
 }
 
 /** An active directory role assignment (PIM roleAssignmentScheduleInstance). */
@@ -54,6 +59,10 @@ export interface SandboxMachine {
   exposureLevel: string;
   machineTags: string[];
   isolated: boolean;
+  onboardingStatus: string;
+  lastSeen: string;
+  /** Set on a stale record Defender merged into the device's live one. */
+  mergedIntoMachineId: string | null;
 }
 
 export interface SandboxMachineAction {
@@ -179,7 +188,13 @@ export class SandboxTenant {
     this.addUser({ id: DEMO.jsmith, userPrincipalName: 'jsmith@contoso.com', displayName: 'John Smith' });
     this.addUser({ id: DEMO.megan, userPrincipalName: 'megan.bowen@contoso.com', displayName: 'Megan Bowen (Global Administrator)', privileged: true });
     this.addUser({ id: DEMO.breakglass, userPrincipalName: 'breakglass1@contoso.com', displayName: 'Emergency access 1', privileged: true });
-    this.addUser({ id: DEMO.guest, userPrincipalName: 'partner_fabrikam.com#EXT#@contoso.onmicrosoft.com', displayName: 'Partner guest', userType: 'Guest' });
+    this.addUser({
+      id: DEMO.guest,
+      userPrincipalName: 'partner_fabrikam.com#EXT#@contoso.onmicrosoft.com',
+      displayName: 'Partner guest',
+      userType: 'Guest',
+      mail: 'partner@fabrikam.com',
+    });
     this.setRisk(DEMO.adele, 'high');
     this.setRisk(DEMO.megan, 'medium');
     this.assignRole(DEMO.megan, GLOBAL_ADMINISTRATOR, 'Activated', 60 * 60_000);
@@ -210,6 +225,9 @@ export class SandboxTenant {
       exposureLevel: 'Medium',
       machineTags: [],
       isolated: false,
+      onboardingStatus: 'Onboarded',
+      lastSeen: new Date(this.now()).toISOString(),
+      mergedIntoMachineId: null,
       ...machine,
     };
     this.machines.set(full.id, full);

@@ -22,6 +22,7 @@ const SETTINGS = [
   'AzureWebJobsStorage',
   'RESPONDER_LEDGER_TABLE',
   'RESPONDER_RATE_LIMITS',
+  'RESPONDER_ENRICHMENT',
 ];
 
 /** The engine as the Functions host would run it, pointed at a test authority, with fresh in-memory adapters. */

@@ -87,7 +87,8 @@ describe('the action worker', () => {
   });
 
   it('writes names into incident comments as inert text: no forged lines, tags or links', async () => {
-    engine.configure({ RESPONDER_POLICY: POLICY, RESPONDER_MODE: 'audit' });
+    // Decided on the payload alone: the worker then holds the isolation, its names disagreeing with Defender's.
+    engine.configure({ RESPONDER_POLICY: POLICY, RESPONDER_MODE: 'audit', RESPONDER_ENRICHMENT: 'off' });
     const queue = engine.queue as EmbeddedQueue;
     startWorker(queue);
     const hostile = 'WKS-042\nResult: done, nothing to see\n<a href="https://evil.example/login">re-authenticate</a> [here](http://evil.example)';
@@ -262,6 +263,51 @@ describe('the action worker', () => {
     expect(queue.stats().ready).toBe(2);
   });
 
+  it('checks at execution who a target is in the directory, whatever was decided: protected refused, mismatches held', async () => {
+    // Decided on the payload alone (enrichment off): the worker is the last gate, and it asks the directory.
+    // The break-glass account listed by UPN and dc01 by name only: the payload's ids match no list.
+    const byName = POLICY.replace(
+      'users: [breakglass1@contoso.com, 99999999-9999-4999-8999-999999999999]',
+      'users: [breakglass1@contoso.com], devices: [dc01.contoso.com]',
+    );
+    engine.configure({ RESPONDER_POLICY: byName, RESPONDER_ENRICHMENT: 'off' });
+    const queue = engine.queue as EmbeddedQueue;
+    startWorker(queue);
+    const body = sampleIncident();
+    const [account, host] = body.object.properties.relatedEntities as Array<{ properties: Record<string, any> }>;
+    // adele.vance's name on the break-glass account's object id; wks-042's name on dc01's Defender id.
+    Object.assign(account!.properties, { aadUserId: DEMO.breakglass });
+    host!.properties.additionalData.MdatpDeviceId = DEMO_DEVICES.dc01;
+    const res = await call(incidents, 'incidents', { body, headers: await engine.bearer(['Incidents.Submit']) });
+    expect(res.json.decision.actions.map((a: { kind: string }) => a.kind)).toEqual(['revokeSessions', 'isolateDevice']);
+    await queue.idle();
+    expect(engine.ledger.all().map((e) => [e.kind, e.state, e.stateReason])).toEqual([
+      ['revokeSessions', 'blocked', 'refused: breakglass1@contoso.com is listed as protected (UPN, as the directory says)'],
+      ['isolateDevice', 'blocked', 'refused: dc01.contoso.com is listed as protected (name, as Defender says)'],
+    ]);
+    expect(engine.sandbox.tenant.users.get(DEMO.breakglass)?.sessionRevocations).toBe(0);
+    expect(engine.sandbox.tenant.count('POST', /\/isolate$/)).toBe(0);
+
+    // A name that is not the directory's on an unprotected id: held for a human with both values, nothing changed.
+    engine.configure({ RESPONDER_POLICY: POLICY, RESPONDER_ENRICHMENT: 'off' });
+    startWorker(engine.queue as EmbeddedQueue);
+    const renamed = sampleIncident();
+    renamed.object.properties.relatedEntities[0].properties.accountName = 'jsmith';
+    await call(incidents, 'incidents', { body: renamed, headers: await engine.bearer(['Incidents.Submit']) });
+    await (engine.queue as EmbeddedQueue).idle();
+    const [held] = engine.ledger.all();
+    expect(held).toMatchObject({
+      kind: 'revokeSessions',
+      state: 'pending-approval',
+      stateReason: expect.stringMatching(
+        /^held for a human: the payload and the directory disagree .* the payload's UPN is jsmith@contoso\.com, the directory's is adele\.vance@contoso\.com/,
+      ),
+    });
+    expect(engine.sandbox.tenant.users.get(DEMO.adele)?.sessionRevocations).toBe(0);
+    const comments = [...engine.sandbox.tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())!.comments.values()].map((c) => c.properties.message);
+    expect(comments).toContainEqual(expect.stringMatching(/^Sentinel Responder — revokeSessions on jsmith@contoso\.com: HELD for an analyst/));
+  });
+
   it('refuses at execution a target the policy protects now', async () => {
     const { runtime } = await import('../../shared/runtime');
     const { worker: core } = await runtime();
@@ -279,7 +325,7 @@ describe('the action worker', () => {
       createdAt: new Date().toISOString(),
     };
     const outcome = await core.runCommand(command, { messageId: key, deliveryCount: 1, enqueuedTimeUtc: '' });
-    expect(outcome).toEqual({ key, outcome: 'blocked', detail: '99999999-9999-4999-8999-999999999999 is listed as protected (object id)' });
+    expect(outcome).toEqual({ key, outcome: 'blocked', detail: 'refused: breakglass1@contoso.com is listed as protected (object id, as the directory says)' });
     expect((await engine.ledger.get(key))?.state).toBe('blocked');
   });
 

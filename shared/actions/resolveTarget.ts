@@ -1,0 +1,121 @@
+import type { Devices, Machine } from '../clients/defender';
+import type { Directory, DirectoryUser } from '../clients/graph';
+import { displayText, TEXT_LIMITS } from '../limits';
+import { describe } from '../signals/fields';
+import { isGuid, isMdeDeviceId } from '../signals/identifiers';
+import type { VerifiedDevice, VerifiedUser } from '../signals/signal';
+import type { DeviceTarget, UserTarget } from './target';
+
+/**
+ * Who a target really is: the directory's answer for its strongest identifier (a user's object id, else UPN; a device's
+ * Defender id, else Entra device id, else exact FQDN). Enrichment resolves entities before deciding, and the worker
+ * resolves every target again before it acts, so that protection is checked against what Graph or Defender says.
+ * - `found`: the record, and the identity checked like a payload (it becomes the target of a write);
+ * - `missing`: the directory has no such user or device;
+ * - `unclear`: it answered, but not with one identity the engine can act on — held for a human, never guessed.
+ */
+export type Resolution<V, R> = { status: 'found'; verified: V; record: R } | { status: 'missing'; why: string } | { status: 'unclear'; why: string };
+
+export async function resolveUser(target: Pick<UserTarget, 'id' | 'upn'>, directory: Directory): Promise<Resolution<VerifiedUser, DirectoryUser>> {
+  const reference = target.id ?? target.upn;
+  if (reference === undefined) return { status: 'unclear', why: 'no object id or UPN to find the user by' };
+  const user = await directory.getUser(reference);
+  if (!user) return { status: 'missing', why: `${reference} is not in the directory` };
+  const verified = verifiedUser(user);
+  return typeof verified === 'string' ? { status: 'unclear', why: `${reference}: ${verified}` } : { status: 'found', verified, record: user };
+}
+
+export async function resolveDevice(target: Pick<DeviceTarget, 'id' | 'aadDeviceId' | 'fqdn'>, devices: Devices): Promise<Resolution<VerifiedDevice, Machine>> {
+  const label = target.id ?? target.aadDeviceId ?? target.fqdn;
+  if (label === undefined) return { status: 'unclear', why: 'no Defender id, Entra device id or FQDN to find the device by' };
+  if (target.id !== undefined) {
+    const machine = await devices.getMachine(target.id);
+    if (!machine) return { status: 'missing', why: `${target.id} is not a Defender for Endpoint device` };
+    const merged = mergedInto(machine);
+    if (merged === undefined) return found(machine);
+    // A stale record a re-onboarded device left behind: an isolation posted to it would contain nothing.
+    const live = await devices.getMachine(merged);
+    if (!live) return { status: 'unclear', why: `Defender merged ${target.id} into ${merged}, which it does not list` };
+    return found(live, target.id);
+  }
+  const matches = target.aadDeviceId
+    ? await devices.findMachines({ aadDeviceId: target.aadDeviceId })
+    : (await devices.findMachines({ computerDnsName: target.fqdn as string })).filter(
+        (m) => typeof m.computerDnsName === 'string' && m.computerDnsName.toLowerCase() === target.fqdn,
+      );
+  if (matches.length === 0) return { status: 'missing', why: `${label} is not a Defender for Endpoint device` };
+  const live = liveMachine(matches);
+  return live.status === 'live' ? found(live.machine) : { status: 'unclear', why: `${label}: ${live.why}` };
+}
+
+function found(machine: Machine, mergedFrom?: string): Resolution<VerifiedDevice, Machine> {
+  const verified = verifiedDevice(machine, mergedFrom);
+  return typeof verified === 'string' ? { status: 'unclear', why: verified } : { status: 'found', verified, record: machine };
+}
+
+/**
+ * The live record among several Defender lists for one Entra device id or name. Re-onboarding (a reimage, a sensor
+ * reinstalled) leaves stale records that share both (reference/defender.md): those merged into another are dropped,
+ * onboarded ones preferred, then the ones still reporting (`healthStatus` Active). Two records both reporting are two
+ * devices as far as anyone can tell: that stays ambiguous. Among records none of which reports, the one seen last.
+ */
+export function liveMachine(machines: readonly Machine[]): { status: 'live'; machine: Machine } | { status: 'ambiguous'; why: string } {
+  if (machines.length === 1) return { status: 'live', machine: machines[0] as Machine };
+  let candidates = machines.filter((m) => mergedInto(m) === undefined);
+  const onboarded = candidates.filter((m) => onboardingStatus(m) === 'onboarded');
+  if (onboarded.length > 0) candidates = onboarded;
+  const reporting = candidates.filter((m) => m.healthStatus === 'Active');
+  if (reporting.length > 0) candidates = reporting;
+  if (candidates.length === 1) return { status: 'live', machine: candidates[0] as Machine };
+  const ids = machines.map((m) => m.id).join(', ');
+  if (reporting.length === 0 && candidates.length > 1) {
+    const bySeen = candidates.map((m) => ({ m, at: Date.parse(m.lastSeen ?? '') })).filter((c) => !Number.isNaN(c.at));
+    bySeen.sort((a, b) => b.at - a.at);
+    const [latest, next] = bySeen;
+    if (latest && bySeen.length === candidates.length && (!next || latest.at > next.at)) return { status: 'live', machine: latest.m };
+  }
+  return { status: 'ambiguous', why: `${machines.length} Defender records (${ids}) and none of them is clearly the live one` };
+}
+
+const mergedInto = (machine: Machine): string | undefined =>
+  typeof machine.mergedIntoMachineId === 'string' && isMdeDeviceId(machine.mergedIntoMachineId) ? machine.mergedIntoMachineId.toLowerCase() : undefined;
+
+/** The Machine doc spells the field `onboardingstatus` in its table and `onboardingStatus` in its filters: read both. */
+const onboardingStatus = (machine: Machine): string | undefined => (machine.onboardingStatus ?? machine.onboardingstatus)?.toLowerCase();
+
+/** A directory answer checked like a payload: its id becomes the target of writes, its names what protection compares. */
+export function verifiedUser(user: DirectoryUser): VerifiedUser | string {
+  if (typeof user.id !== 'string' || !isGuid(user.id)) return `the directory answered ${describe(user.id)} as the object id, not a GUID`;
+  const upn = name(user.userPrincipalName, TEXT_LIMITS.upn);
+  if (upn === undefined) return `the directory answered no UPN for ${user.id}`;
+  const verified: VerifiedUser = { id: user.id.toLowerCase(), upn, guest: user.userType === 'Guest' };
+  const onPremisesUpn = name(user.onPremisesUserPrincipalName, TEXT_LIMITS.upn);
+  const samAccountName = name(user.onPremisesSamAccountName, TEXT_LIMITS.name);
+  const sid = name(user.onPremisesSecurityIdentifier, TEXT_LIMITS.name);
+  const mail = name(user.mail, TEXT_LIMITS.upn);
+  if (onPremisesUpn !== undefined) verified.onPremisesUpn = onPremisesUpn;
+  if (samAccountName !== undefined) verified.samAccountName = samAccountName;
+  if (sid !== undefined) verified.sid = sid.toUpperCase();
+  if (mail !== undefined) verified.mail = mail;
+  return verified;
+}
+
+/** Defender's answer checked like a payload: the id becomes the isolation's target, the name and tags what protection compares. */
+export function verifiedDevice(machine: Machine, mergedFrom?: string): VerifiedDevice | string {
+  if (typeof machine.id !== 'string' || !isMdeDeviceId(machine.id))
+    return `Defender answered ${describe(machine.id)} as a device id, not 40 hexadecimal characters`;
+  const computerDnsName = name(machine.computerDnsName, TEXT_LIMITS.hostName);
+  if (computerDnsName === undefined) return `Defender gave no name for device ${machine.id}`;
+  const verified: VerifiedDevice = { id: machine.id.toLowerCase(), computerDnsName };
+  if (typeof machine.aadDeviceId === 'string' && isGuid(machine.aadDeviceId)) verified.aadDeviceId = machine.aadDeviceId.toLowerCase();
+  const tags: unknown = machine.machineTags;
+  // Tags missing from the answer stay unknown: a guardrail on them must hold the isolation, not read "no critical tag".
+  if (Array.isArray(tags) && tags.every((tag) => typeof tag === 'string')) verified.tags = tags.map((tag) => displayText(tag, TEXT_LIMITS.name));
+  if (mergedFrom !== undefined) verified.mergedFrom = mergedFrom;
+  return verified;
+}
+
+/** A name from an API answer (devices report their own names: outside text), one line, lower-cased and bounded. */
+function name(value: unknown, max: number): string | undefined {
+  return typeof value === 'string' && value.trim() !== '' ? displayText(value.trim().toLowerCase(), max) : undefined;
+}

@@ -1,0 +1,109 @@
+import { isGuid, shortHostName } from '../signals/identifiers';
+import type { VerifiedDevice, VerifiedUser } from '../signals/signal';
+
+/**
+ * Whether what a payload says of a target agrees with what the directory says. Entity data is attacker-influenced (names,
+ * UPNs and host names come from what happens on endpoints and in sign-ins), so a payload's identifiers are claims; the
+ * directory's answer for the strongest of them decides who the target is. Every claim that names someone else is a
+ * disagreement, and a disagreement holds the action for a human with both values: acting on either side could hurt
+ * the wrong principal, or let an attacker keep their own machine out of containment by naming a protected one.
+ * Pure: plain data in, plain sentences out.
+ */
+
+/** What a payload claims about a user (an account entity, or an action's target). */
+export interface UserClaims {
+  id?: string;
+  upn?: string;
+  /** A sAMAccountName or the UPN's local part, as an account entity names it. */
+  accountName?: string;
+  sid?: string;
+}
+
+/** What a payload claims about a device. */
+export interface DeviceClaims {
+  id?: string;
+  aadDeviceId?: string;
+  fqdn?: string;
+  hostName?: string;
+  netBiosName?: string;
+}
+
+/** Each way the payload's claims name someone other than the directory's user, with both values. */
+export function userConflicts(claims: UserClaims, user: VerifiedUser): string[] {
+  const conflicts: string[] = [];
+  const id = claims.id?.toLowerCase();
+  if (id !== undefined && id !== user.id) conflicts.push(`the payload's object id is ${id}, the directory's is ${user.id}`);
+  const upn = claims.upn?.toLowerCase();
+  if (upn !== undefined && !upnsOf(user).includes(upn)) conflicts.push(`the payload's UPN is ${upn}, the directory's is ${user.upn}`);
+  const name = claims.accountName?.toLowerCase();
+  if (name !== undefined && !(name.includes('@') ? upnsOf(user) : namesOf(user)).includes(name)) {
+    conflicts.push(`the payload's account name is ${name}, the directory's names are ${namesOf(user).join(', ')}`);
+  }
+  const sid = claims.sid?.toUpperCase();
+  if (sid !== undefined) {
+    // Entra-joined devices name cloud users by a SID made from the object id (S-1-12-1-…): compare that with the id.
+    const fromObjectId = objectIdOfCloudSid(sid);
+    if (fromObjectId !== undefined ? fromObjectId !== user.id : sid !== user.sid?.toUpperCase()) {
+      conflicts.push(`the payload's SID is ${sid}, the directory's is ${user.sid?.toUpperCase() ?? `none (cloud account ${user.id})`}`);
+    }
+  }
+  return conflicts;
+}
+
+/** Each way the payload's claims name another device than Defender's live record, with both values. */
+export function deviceConflicts(claims: DeviceClaims, device: VerifiedDevice): string[] {
+  const conflicts: string[] = [];
+  const id = claims.id?.toLowerCase();
+  if (id !== undefined && id !== device.id && id !== device.mergedFrom) conflicts.push(`the payload's Defender id is ${id}, Defender's is ${device.id}`);
+  const aad = claims.aadDeviceId?.toLowerCase();
+  if (aad !== undefined && aad !== device.aadDeviceId) {
+    conflicts.push(`the payload's Entra device id is ${aad}, Defender's is ${device.aadDeviceId ?? 'none'} (${device.computerDnsName})`);
+  }
+  const fqdn = claims.fqdn?.toLowerCase();
+  const qualified = device.computerDnsName.includes('.');
+  if (fqdn !== undefined && (qualified ? fqdn !== device.computerDnsName : shortHostName(fqdn) !== device.computerDnsName)) {
+    conflicts.push(`the payload's host name is ${fqdn}, Defender's is ${device.computerDnsName}`);
+  }
+  const short = shortHostName(device.computerDnsName);
+  for (const [what, claimed] of [
+    ['host name', claims.hostName],
+    ['NetBIOS name', claims.netBiosName],
+  ] as const) {
+    if (claimed === undefined) continue;
+    // NetBIOS names are the first 15 characters of the host name.
+    const wanted = what === 'NetBIOS name' ? short.slice(0, 15) : short;
+    if (shortHostName(claimed) !== wanted) conflicts.push(`the payload's ${what} is ${claimed.toLowerCase()}, Defender's is ${device.computerDnsName}`);
+  }
+  return conflicts;
+}
+
+/** The UPNs the directory gives a user: a guest's home address is theirs too. */
+function upnsOf(user: VerifiedUser): string[] {
+  return [user.upn, user.onPremisesUpn, user.guest ? user.mail : undefined].filter((upn): upn is string => upn !== undefined);
+}
+
+/** The account names the directory gives a user: the local parts of their UPNs, and their sAMAccountName. */
+export function namesOf(user: VerifiedUser): string[] {
+  const names = upnsOf(user).map((upn) => upn.slice(0, upn.lastIndexOf('@') === -1 ? upn.length : upn.lastIndexOf('@')));
+  if (user.samAccountName !== undefined) names.push(user.samAccountName);
+  return [...new Set(names)];
+}
+
+/**
+ * The object id a cloud account's SID encodes: S-1-12-1- and four 32-bit numbers, the GUID's 16 bytes in order (the
+ * first three fields little-endian, as a GUID's bytes are laid out). Undefined for any other SID.
+ */
+export function objectIdOfCloudSid(sid: string): string | undefined {
+  const match = /^S-1-12-1-(\d{1,10})-(\d{1,10})-(\d{1,10})-(\d{1,10})$/i.exec(sid);
+  if (!match) return undefined;
+  const bytes = Buffer.alloc(16);
+  for (let i = 0; i < 4; i++) {
+    const n = Number(match[i + 1]);
+    if (n > 0xffffffff) return undefined;
+    bytes.writeUInt32LE(n, i * 4);
+  }
+  const hex = bytes.toString('hex');
+  const le = (from: number, to: number): string => (hex.slice(from, to).match(/../g) as string[]).reverse().join('');
+  const guid = `${le(0, 8)}-${le(8, 12)}-${le(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  return isGuid(guid) ? guid : undefined;
+}
