@@ -25,6 +25,8 @@ export interface ResponderConfig {
   issuers: string[];
   /** RESPONDER_AUTH: `entra` validates bearer tokens itself; `easyauth` trusts App Service Authentication's header. */
   auth: 'entra' | 'easyauth';
+  /** App Service Authentication is in front of the app (App Service sets WEBSITE_AUTH_ENABLED=True, read-only). */
+  easyAuthEnabled: boolean;
   /** RESPONDER_MODE: `audit` forces audit over any policy; `enforce` (default) lets the policy decide. */
   modeOverride: Mode;
   /** RESPONDER_POLICY (inline YAML) or RESPONDER_POLICY_PATH (a file); else the built-in default policy. */
@@ -103,6 +105,13 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
 
   const auth = (env.RESPONDER_AUTH?.trim() || 'entra').toLowerCase();
   if (auth !== 'entra' && auth !== 'easyauth') problems.push(`RESPONDER_AUTH must be entra or easyauth, got ${JSON.stringify(auth)}`);
+  // X-MS-CLIENT-PRINCIPAL is trustworthy only behind App Service Authentication, which strips it from outside requests
+  // (configure-authentication-user-identities.md): anywhere else, anyone can send it.
+  const easyAuthEnabled = runningInAzure(env) && env.WEBSITE_AUTH_ENABLED?.trim().toLowerCase() === 'true';
+  if (auth === 'easyauth' && !easyAuthEnabled)
+    problems.push(
+      'RESPONDER_AUTH=easyauth trusts the X-MS-CLIENT-PRINCIPAL header, which only App Service Authentication can vouch for, and it is not enabled here (WEBSITE_AUTH_ENABLED is not True): use RESPONDER_AUTH=entra',
+    );
 
   const mode = (env.RESPONDER_MODE?.trim() || 'enforce').toLowerCase();
   if (mode !== 'audit' && mode !== 'enforce') problems.push(`RESPONDER_MODE must be audit or enforce, got ${JSON.stringify(mode)}`);
@@ -148,6 +157,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
     audiences,
     issuers: issuers.length || tenantId === undefined ? issuers : defaultIssuers(authorityHost, tenantId),
     auth: auth === 'easyauth' ? 'easyauth' : 'entra',
+    easyAuthEnabled,
     modeOverride: mode === 'audit' ? 'audit' : 'enforce',
     policyText: env.RESPONDER_POLICY?.trim() || undefined,
     policyPath: env.RESPONDER_POLICY_PATH?.trim() || undefined,

@@ -14,6 +14,7 @@ export interface HeaderSource {
  */
 export async function authenticate(headers: HeaderSource, config: ResponderConfig): Promise<Caller | undefined> {
   if (config.auth === 'easyauth') {
+    if (!config.easyAuthEnabled) throw new AuthError(503, 'RESPONDER_AUTH=easyauth, but App Service Authentication is not enabled: no caller can be trusted');
     const principal = headers.get('x-ms-client-principal');
     return principal ? callerFromEasyAuth(principal, config.tenantId) : undefined;
   }

@@ -120,19 +120,32 @@ describe('Easy Auth principal header', () => {
   const oid = 'http://schemas.microsoft.com/identity/claims/objectidentifier';
   const tid = 'http://schemas.microsoft.com/identity/claims/tenantid';
 
-  it('is trusted only when RESPONDER_AUTH=easyauth', async () => {
+  /** What App Service sets when its Authentication is on (reference-app-settings.md: WEBSITE_AUTH_ENABLED, read-only). */
+  const behindEasyAuth = { RESPONDER_AUTH: 'easyauth', WEBSITE_SITE_NAME: 'responder', WEBSITE_AUTH_ENABLED: 'True' };
+
+  it('is trusted only when RESPONDER_AUTH=easyauth and App Service Authentication is really in front', async () => {
     const header = principal([
       [oid, 'aaaaaaaa-1111-4222-8333-444455556666'],
       [tid, TEST_TENANT],
       ['roles', 'Incidents.Submit'],
     ]);
     expect(await authenticate(headers({ 'x-ms-client-principal': header }), settings())).toBeUndefined();
-    const caller = await authenticate(headers({ 'x-ms-client-principal': header }), settings({ RESPONDER_AUTH: 'easyauth' }));
+    const caller = await authenticate(headers({ 'x-ms-client-principal': header }), settings(behindEasyAuth));
     expect(caller).toMatchObject({ objectId: 'aaaaaaaa-1111-4222-8333-444455556666', roles: ['Incidents.Submit'], via: 'easyauth' });
+    // Anywhere else (a developer machine, the local host, App Service without Authentication) the header is anyone's.
+    for (const without of [
+      { RESPONDER_AUTH: 'easyauth' },
+      { ...behindEasyAuth, WEBSITE_AUTH_ENABLED: 'False' },
+      { ...behindEasyAuth, WEBSITE_SITE_NAME: '' },
+    ]) {
+      const refused = await refusal(authenticate(headers({ 'x-ms-client-principal': header }), settings(without)));
+      expect(refused).toMatchObject({ status: 503, message: expect.stringMatching(/App Service Authentication is not enabled/) });
+      expect(settings(without).problems).toContainEqual(expect.stringMatching(/^RESPONDER_AUTH=easyauth trusts the X-MS-CLIENT-PRINCIPAL header/));
+    }
   });
 
   it('refuses a principal from another tenant, without an object id, or not base64 JSON', async () => {
-    const easy = settings({ RESPONDER_AUTH: 'easyauth' });
+    const easy = settings(behindEasyAuth);
     for (const header of [
       principal([
         [oid, 'x'],
