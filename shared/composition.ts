@@ -5,7 +5,7 @@ import { createDefenderDevices } from './clients/defender';
 import { createGraphDirectory } from './clients/graph';
 import { SentinelReports } from './clients/sentinel';
 import { config, type ResponderConfig } from './config';
-import { Enricher } from './enrichment/enrich';
+import { Enricher, type EnrichOptions } from './enrichment/enrich';
 import { ResponderEngine, type EngineDeps } from './engine';
 import type { Signal } from './signals/signal';
 import { ActionWorker } from './worker';
@@ -51,7 +51,12 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
   const deps: EngineDeps = {
     executors: EXECUTORS,
     executionContext,
-    ...(enricher && { enrich: (signal: Signal, compiled: CompiledPolicy) => enricher.enrich(signal, compiled.groupsOfInterest) }),
+    ...(enricher && {
+      enrich: (signal: Signal, compiled: CompiledPolicy, options: EnrichOptions = {}) =>
+        options.preview
+          ? pacer.sparing(() => enricher.enrich(signal, compiled.groupsOfInterest, options))
+          : enricher.enrich(signal, compiled.groupsOfInterest, options),
+    }),
     policy,
     ledger,
     queue,

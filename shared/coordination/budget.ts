@@ -13,13 +13,22 @@ export type BudgetRecord = number[][];
 
 export type BudgetAnswer = { granted: true } | { granted: false; retryAt: number };
 
-/** Spend `units` uses now, in every window, or none: all or nothing. `units` must not exceed any budget's max. */
-export function spend(record: BudgetRecord | undefined, budgets: readonly Budget[], now: number, units = 1): { next: BudgetRecord; result: BudgetAnswer } {
+/**
+ * Spend `units` uses now, in every window, or none: all or nothing. `units` must not exceed any budget's max. With
+ * `keep`, a use is granted only if that share of each window's budget stays free for others after it.
+ */
+export function spend(
+  record: BudgetRecord | undefined,
+  budgets: readonly Budget[],
+  now: number,
+  units = 1,
+  keep = 0,
+): { next: BudgetRecord; result: BudgetAnswer } {
   const logs = budgets.map((budget, i) => (record?.[i] ?? []).filter((at) => at > now - budget.windowMs));
   let retryAt = 0;
   budgets.forEach((budget, i) => {
     const log = logs[i] as number[];
-    const mustLeave = log.length + units - budget.max; // this many of the oldest uses must age out first
+    const mustLeave = log.length + units - (budget.max - Math.floor(budget.max * keep)); // this many of the oldest uses must age out first
     if (mustLeave > 0) retryAt = Math.max(retryAt, (log[mustLeave - 1] as number) + budget.windowMs);
   });
   if (retryAt > 0) return { next: logs, result: { granted: false, retryAt } };

@@ -59,6 +59,7 @@ export class Pacer {
    * A call beyond its execution's reservation waits its turn (up to a minute) rather than strand the action half-done.
    */
   async take(api: PacedApi): Promise<void> {
+    if (sparing.getStore()) return this.takeSpare(api);
     const reservation = reservations.getStore();
     const held = reservation?.get(api);
     if (!reservation) {
@@ -103,6 +104,29 @@ export class Pacer {
     return reservation;
   }
 
+  /**
+   * Run reads that containment must not pay for (a what-if plan): inside, each call is made only if it fits a small
+   * budget of its own (a tenth of the API's) and leaves at least half of the API's shared budget free for containment;
+   * otherwise it is refused at once with the `EnginePaced` ApiError, and the caller goes without the data.
+   */
+  sparing<T>(run: () => Promise<T>): Promise<T> {
+    return sparing.run(true, run);
+  }
+
+  private async takeSpare(api: PacedApi): Promise<void> {
+    const budgets = this.budgets[api];
+    if (budgets.length === 0) return;
+    const own = budgets.map((b) => ({ max: Math.max(1, Math.floor(b.max * SPARE_SHARE)), windowMs: b.windowMs }));
+    const refuse = (wait: number) =>
+      new ApiError(api === 'defender' ? 'defender' : 'graph', 429, ENGINE_PACED, `not read: the ${api} budget is kept for containment`, wait);
+    const mine = await this.state.update<BudgetRecord, BudgetAnswer>(`pace-spare:${api}`, (record) => spend(record, own, this.now()));
+    if (!mine.granted) throw refuse(mine.retryAt - this.now());
+    // The shared windows are widened as `until` widens them, so the two count the same calls.
+    const shared = budgets.map((b) => ({ max: b.max, windowMs: Math.ceil(b.windowMs * (1 + EDGE_MARGIN)) }));
+    const answer = await this.state.update<BudgetRecord, BudgetAnswer>(`pace:${api}`, (record) => spend(record, shared, this.now(), 1, KEEP_FOR_CONTAINMENT));
+    if (!answer.granted) throw refuse(answer.retryAt - this.now());
+  }
+
   /** Run an execution with its reservation: the clients' `take` draws on it. */
   within<T>(reservation: Reservation, run: () => Promise<T>): Promise<T> {
     return reservations.run(reservation, run);
@@ -144,6 +168,11 @@ export class Pacer {
 export type Reservation = Map<PacedApi, { left: number; at: number }>;
 
 const reservations = new AsyncLocalStorage<Reservation>();
+/** Set while reads run that containment must not pay for (Pacer.sparing). */
+const sparing = new AsyncLocalStorage<true>();
+/** What reads for a plan may use: a tenth of each budget, and only while half of the shared budget stays free. */
+const SPARE_SHARE = 0.1;
+const KEEP_FOR_CONTAINMENT = 0.5;
 
 /** How long a call beyond its execution's reservation may wait inline. */
 const COMMITTED_WAIT_MS = 60_000;

@@ -27,6 +27,19 @@ export const ENRICHMENT_RETRY_WAIT_MS = 10_000;
 const RETRY_STEP_MS = 250;
 
 /**
+ * At most this many entities are read at once, and at most ENRICHED_PER_KIND accounts and as many devices per signal:
+ * a payload with a thousand UPNs must not become a thousand parallel Graph reads. Entities past the cap stay unknown
+ * (rules on their risk do not match, guardrails hold), and the worker still resolves every target before acting.
+ */
+export const ENRICHMENT_CONCURRENCY = 8;
+export const ENRICHED_PER_KIND = 50;
+
+/** How an enrichment runs: `preview` for a what-if plan, which tries each read once and never waits for a budget. */
+export interface EnrichOptions {
+  preview?: boolean;
+}
+
+/**
  * Verify explicitly: before deciding, fill in what the signal does not say — user risk (ID Protection), privilege
  * (active PIM role assignments), membership of the groups the policy names, and device risk, tags and Defender id.
  * Every lookup that fails leaves the value unknown and says so in the signal's notes: unknown data never makes a rule
@@ -45,28 +58,54 @@ export class Enricher {
     private readonly sleep: (ms: number) => Promise<void> = (ms) => delay(ms),
   ) {}
 
-  async enrich(signal: Signal, groupsOfInterest: readonly string[]): Promise<Signal> {
+  async enrich(signal: Signal, groupsOfInterest: readonly string[], options: EnrichOptions = {}): Promise<Signal> {
     const ports = await this.ports();
     const notes: string[] = [];
-    const entities = await Promise.all(
-      signal.entities.map((entity): Promise<Entity> | Entity => {
-        if (entity.kind === 'account') return this.account(entity, ports, groupsOfInterest, notes);
-        if (entity.kind === 'host') return this.host(entity, ports, notes);
-        return entity;
-      }),
-    );
+    const attempts = options.preview ? 1 : ENRICHMENT_READ_ATTEMPTS;
+    const seen = { account: 0, host: 0 };
+    const skipped = { account: 0, host: 0 };
+    const reads: Array<() => Promise<Entity>> = [];
+    const entities: Entity[] = signal.entities.slice();
+    entities.forEach((entity, i) => {
+      if (entity.kind === 'other') return;
+      if (++seen[entity.kind] > ENRICHED_PER_KIND) {
+        skipped[entity.kind]++;
+        return;
+      }
+      reads.push(
+        async () =>
+          (entities[i] =
+            entity.kind === 'account' ? await this.account(entity, ports, groupsOfInterest, notes, attempts) : await this.host(entity, ports, notes, attempts)),
+      );
+    });
+    await runAtMost(ENRICHMENT_CONCURRENCY, reads);
+    for (const kind of ['account', 'host'] as const) {
+      if (skipped[kind] > 0)
+        notes.push(
+          `${skipped[kind]} ${kind}(s) past the first ${ENRICHED_PER_KIND} were not enriched: their identity, risk and ${kind === 'account' ? 'privilege' : 'tags'} are unknown`,
+        );
+    }
     return { ...signal, entities, notes: [...signal.notes, ...dedupe(notes)] };
   }
 
-  private async account(account: AccountEntity, { directory }: EnrichmentPorts, groups: readonly string[], notes: string[]): Promise<AccountEntity> {
+  private async account(
+    account: AccountEntity,
+    { directory }: EnrichmentPorts,
+    groups: readonly string[],
+    notes: string[],
+    attempts: number,
+  ): Promise<AccountEntity> {
     const out: AccountEntity = { ...account };
     const label = account.upn ?? account.aadUserId ?? '(account)';
     // The directory decides who the account is: it is read even when the payload gives an object id, so that
     // protection and the identity check compare what Graph says with what the payload claims.
     const reference = account.aadUserId ?? account.upn;
     if (reference === undefined) return out;
-    const resolved = await this.attempt(notes, `the directory's record of ${label}`, () =>
-      this.cached(`user:${reference}`, () => resolveUser({ id: account.aadUserId, upn: account.upn }, directory)),
+    const resolved = await this.attempt(
+      notes,
+      `the directory's record of ${label}`,
+      () => this.cached(`user:${reference}`, () => resolveUser({ id: account.aadUserId, upn: account.upn }, directory)),
+      attempts,
     );
     if (!resolved) return out;
     if (resolved.status !== 'found') {
@@ -80,30 +119,41 @@ export class Enricher {
     out.upn ??= user.upn;
     const id = user.id;
 
-    const levels = await this.attempt(notes, 'user risk (ID Protection)', () => this.riskLevels(directory));
+    const levels = await this.attempt(notes, 'user risk (ID Protection)', () => this.riskLevels(directory), attempts);
     if (levels) {
       const level = levels.get(id) ?? 'none';
       out.userRisk = (USER_RISK_LEVELS as readonly string[]).includes(level) ? (level as AccountEntity['userRisk']) : 'none';
     }
-    const roles = await this.attempt(notes, `privileged roles of ${label} (PIM)`, () => this.cached(`roles:${id}`, () => directory.listActiveRoles(id)));
+    const roles = await this.attempt(
+      notes,
+      `privileged roles of ${label} (PIM)`,
+      () => this.cached(`roles:${id}`, () => directory.listActiveRoles(id)),
+      attempts,
+    );
     // Any active directory role counts as privileged: erring this way sends more actions to a human, never fewer.
     if (roles) out.privileged = roles.length > 0;
     if (groups.length > 0) {
-      const member = await this.attempt(notes, `group membership of ${label}`, () =>
-        this.cached(`groups:${id}:${groups.join(',')}`, () => memberGroups(directory, id, groups)),
+      const member = await this.attempt(
+        notes,
+        `group membership of ${label}`,
+        () => this.cached(`groups:${id}:${groups.join(',')}`, () => memberGroups(directory, id, groups)),
+        attempts,
       );
       if (member) out.groupIds = member.map((g) => g.toLowerCase());
     }
     return out;
   }
 
-  private async host(host: HostEntity, { devices }: EnrichmentPorts, notes: string[]): Promise<HostEntity> {
+  private async host(host: HostEntity, { devices }: EnrichmentPorts, notes: string[], attempts: number): Promise<HostEntity> {
     if (!devices) return host;
     const label = host.fqdn ?? host.hostName ?? host.mdatpDeviceId ?? '(device)';
     const key = host.mdatpDeviceId ?? host.aadDeviceId ?? host.fqdn;
     if (!key) return host;
-    const resolved = await this.attempt(notes, `Defender data for ${label}`, () =>
-      this.cached(`machine:${key}`, () => resolveDevice({ id: host.mdatpDeviceId, aadDeviceId: host.aadDeviceId, fqdn: host.fqdn }, devices)),
+    const resolved = await this.attempt(
+      notes,
+      `Defender data for ${label}`,
+      () => this.cached(`machine:${key}`, () => resolveDevice({ id: host.mdatpDeviceId, aadDeviceId: host.aadDeviceId, fqdn: host.fqdn }, devices)),
+      attempts,
     );
     if (!resolved) return host;
     if (resolved.status !== 'found') {
@@ -142,7 +192,7 @@ export class Enricher {
   }
 
   /** The value, or undefined with a note saying what could not be read and why; transient failures are tried again. */
-  private async attempt<T>(notes: string[], what: string, read: () => Promise<T>): Promise<T | undefined> {
+  private async attempt<T>(notes: string[], what: string, read: () => Promise<T>, maxAttempts: number): Promise<T | undefined> {
     let waited = 0;
     for (let attempts = 1; ; attempts++) {
       try {
@@ -150,7 +200,7 @@ export class Enricher {
       } catch (error) {
         const failure = classifyFailure(error);
         const wait = Math.max(failure.retryAfterMs ?? 0, RETRY_STEP_MS * attempts);
-        if (failure.class !== 'transient' || attempts >= ENRICHMENT_READ_ATTEMPTS || waited + wait > ENRICHMENT_RETRY_WAIT_MS) {
+        if (failure.class !== 'transient' || attempts >= maxAttempts || waited + wait > ENRICHMENT_RETRY_WAIT_MS) {
           notes.push(`${what} unavailable (${failure.detail}): treated as unknown`);
           return undefined;
         }
@@ -159,6 +209,15 @@ export class Enricher {
       }
     }
   }
+}
+
+/** Run `tasks`, at most `limit` at a time. */
+async function runAtMost(limit: number, tasks: ReadonlyArray<() => Promise<unknown>>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < tasks.length) await (tasks[next++] as () => Promise<unknown>)();
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
 }
 
 function dedupe(notes: string[]): string[] {

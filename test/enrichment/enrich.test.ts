@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Enricher } from '../../shared/enrichment/enrich';
+import { ENRICHED_PER_KIND, ENRICHMENT_CONCURRENCY, Enricher } from '../../shared/enrichment/enrich';
 import type { AccountEntity, HostEntity } from '../../shared/signals/signal';
 import { account, host, signal } from '../fixtures/signals';
 import { DEMO, DEMO_DEVICES, TIER0_GROUP } from '../sandbox/tenant';
@@ -143,5 +143,33 @@ describe('enrichment from the sandbox tenant', () => {
     expect(wks?.tags).toBeUndefined();
     expect(wks?.aadDeviceId).toBeUndefined();
     expect(t.notes).toEqual(['Defender gave no list of machine tags for wks-042.contoso.com: its tags are unknown']);
+  });
+
+  it('reads at most 8 entities at once, and at most 50 of each kind: a thousand UPNs are not a thousand parallel reads', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const users: string[] = [];
+    // The directory port, counting: each read holds its place for a moment, as a real call would.
+    const directory = {
+      ...env.context.directory,
+      async getUser(idOrUpn: string) {
+        most = Math.max(most, ++inFlight);
+        users.push(idOrUpn);
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        inFlight--;
+        return undefined;
+      },
+    };
+    const e = new Enricher(
+      async () => ({ ...env.context, directory }),
+      Date.now,
+      async () => undefined,
+    );
+    const entities = Array.from({ length: 1000 }, (_, i) => ({ kind: 'account' as const, upn: `user${i}@contoso.com` }));
+    const s = await e.enrich(signal({ entities }), []);
+    expect(most).toBe(ENRICHMENT_CONCURRENCY);
+    expect(users).toHaveLength(ENRICHED_PER_KIND);
+    expect(s.notes).toContain('950 account(s) past the first 50 were not enriched: their identity, risk and privilege are unknown');
+    expect(s.entities).toHaveLength(1000);
   });
 });
