@@ -11,7 +11,8 @@ import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import path from 'node:path';
-import { ROLES, runningInAzure } from '../shared/auth/caller';
+import { authenticate } from '../shared/auth/authenticate';
+import { AuthError, authorize, ROLES, runningInAzure } from '../shared/auth/caller';
 import { registry } from '../shared/azure/registry';
 import { config } from '../shared/config';
 import { MemoryLedger } from '../shared/ledger/memoryLedger';
@@ -124,15 +125,17 @@ async function main(): Promise<void> {
       (r) =>
         `  ${r.methods.join(',').padEnd(5)} ${base}/api/${r.route.padEnd(10)} ${'roles' in r.auth ? `role ${r.auth.roles.join(' or ')}` : 'public (details with a role)'}`,
     ),
-    `  GET   ${base}/local/ledger     this host only: every ledger entry and dead-letter record`,
-    ...(sandbox ? [`  GET   ${base}/local/sandbox    this host only: the sandbox tenant's users, devices, machine actions and API calls`] : []),
+    `  GET   ${base}/local/ledger     this host only, role Responder.Read: every ledger entry and dead-letter record`,
+    ...(sandbox
+      ? [`  GET   ${base}/local/sandbox    this host only, role Responder.Read: the sandbox tenant's users, devices, machine actions and API calls`]
+      : []),
     ...(registry.timers.length
       ? ['', 'Timers (UTC)', ...registry.timers.map((t) => `  ${t.name.padEnd(20)} ${t.schedule}${t.runOnStartup ? ' (and at start-up)' : ''}`)]
       : []),
     '',
     'Try it: send the sample incident, then read what was done and why',
     `  curl -s -X POST ${base}/api/incidents -H "Authorization: Bearer ${bearer}" -H "Content-Type: application/json" --data @cli/samples/incident.json`,
-    `  curl -s ${base}/local/ledger`,
+    `  curl -s ${base}/local/ledger -H "Authorization: Bearer ${bearer}"`,
     '  npm run responder -- plan cli/samples/incident.json   # the same decision, explained for a human',
     '',
   ];
@@ -167,8 +170,23 @@ function loadFunctions(): void {
   }
 }
 
+/**
+ * One request. The host listens on loopback, but a browser page can still reach it (DNS rebinding): a request must name
+ * this machine in its Host header, /local/* needs a token with Responder.Read like any route (with
+ * RESPONDER_TENANT=azure it shows the real ledger), and no body larger than the cap is read into memory.
+ */
 async function serve(req: IncomingMessage, res: ServerResponse, ledger: ActionLedger, sandbox: Sandbox | undefined): Promise<void> {
+  if (!LOCAL_HOST_NAMES.has(hostNameOf(req.headers.host))) {
+    return send(
+      res,
+      problem(421, 'MisdirectedRequest', `this local host answers requests to localhost only, not to ${JSON.stringify(req.headers.host ?? '')}`),
+    );
+  }
   const url = new URL(req.url ?? '/', 'http://localhost');
+  if (url.pathname.startsWith('/local/')) {
+    const refusal = await localRouteRefusal(req);
+    if (refusal) return send(res, refusal);
+  }
   if (url.pathname === '/local/ledger' && req.method === 'GET') {
     return send(res, { status: 200, jsonBody: { entries: await ledger.list(), deadLetters: await ledger.listDeadLetters() } });
   }
@@ -189,19 +207,67 @@ async function serve(req: IncomingMessage, res: ServerResponse, ledger: ActionLe
   const route = registry.http.find((r) => `/api/${r.route}` === withoutTrailingSlashes(url.pathname));
   if (!route) return send(res, { status: 404, jsonBody: { error: { code: 'NotFound', message: `no function serves ${url.pathname}` } } });
 
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const body = await readCapped(req, config().maxBodyBytes);
+  if (body === undefined) {
+    // Answer, then stop reading: the rest of the body is never buffered.
+    res.on('finish', () => req.destroy());
+    return send(res, problem(413, 'PayloadTooLarge', `the body exceeds ${config().maxBodyBytes} bytes (RESPONDER_MAX_BODY_BYTES)`), { close: true });
+  }
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
-  const body = Buffer.concat(chunks).toString('utf8');
   const request = new HttpRequest({
     method: req.method ?? 'GET',
     url: `http://localhost${req.url}`,
     headers,
-    ...(chunks.length && { body: { string: body } }),
+    ...(body.length > 0 && { body: { bytes: body } }),
   });
   const context = new InvocationContext({ invocationId: crypto.randomUUID(), functionName: route.name, logHandler: hostLog });
   send(res, await route.handler(request, context));
+}
+
+/** The names this machine answers to: loopback, and the address it was told to listen on. */
+const LOCAL_HOST_NAMES = new Set(['localhost', '127.0.0.1', '[::1]', ...(process.env.HOST && process.env.HOST !== '0.0.0.0' ? [process.env.HOST] : [])]);
+
+/** `localhost:7071` -> `localhost`, `[::1]:7071` -> `[::1]`. */
+function hostNameOf(host: string | undefined): string {
+  if (!host) return '';
+  const colon = host.lastIndexOf(':');
+  return (colon > host.lastIndexOf(']') ? host.slice(0, colon) : host).toLowerCase();
+}
+
+/** The same check as every route's: a valid token with Responder.Read, validated by the engine's own code. */
+async function localRouteRefusal(req: IncomingMessage): Promise<HttpResponseInit | undefined> {
+  try {
+    const caller = await authenticate({ get: (name) => headerOf(req, name) }, config());
+    if (!caller) throw new AuthError(401, 'no credentials: send "Authorization: Bearer $(cat .responder/local-token)"');
+    authorize(caller, [ROLES.read]);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof AuthError)) throw error;
+    return problem(error.status, error.status === 401 ? 'Unauthorized' : error.status === 403 ? 'Forbidden' : 'AuthUnavailable', error.message);
+  }
+}
+
+function headerOf(req: IncomingMessage, name: string): string | null {
+  const value = req.headers[name.toLowerCase()];
+  return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value;
+}
+
+/** The body, or undefined as soon as it is larger than `cap` bytes (by its declared length, or as it arrives). */
+async function readCapped(req: IncomingMessage, cap: number): Promise<Buffer | undefined> {
+  if (Number(req.headers['content-length'] ?? 0) > cap) return undefined;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > cap) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function problem(status: number, code: string, message: string): HttpResponseInit {
+  return { status, jsonBody: { error: { code, message } } };
 }
 
 /** The path without its trailing slashes: a loop, where `/\/+$/` would be quadratic on a long run of slashes. */
@@ -211,13 +277,14 @@ function withoutTrailingSlashes(path: string): string {
   return path.slice(0, end);
 }
 
-function send(res: ServerResponse, response: HttpResponseInit): void {
+function send(res: ServerResponse, response: HttpResponseInit, options: { close?: boolean } = {}): void {
   const headers = new Headers(response.headers as Record<string, string> | undefined);
   let body = '';
   if (response.jsonBody !== undefined) {
     headers.set('content-type', 'application/json; charset=utf-8');
     body = JSON.stringify(response.jsonBody, null, 2) + '\n';
   } else if (typeof response.body === 'string') body = response.body;
+  if (options.close) headers.set('connection', 'close');
   res.writeHead(response.status ?? 200, Object.fromEntries(headers.entries())).end(body);
 }
 

@@ -5,13 +5,15 @@
  *   responder policy validate <file>                           check a policy; every problem with its line
  *   responder doctor                                           permission preflight
  *   responder deadletters [--json]                             what was dead-lettered, and actions that failed
- *   responder replay <action key> [--by <name>]                send a failed or dead-lettered action again
+ *   responder replay <action key> [--reason <why>]             send a failed or dead-lettered action again
  * plan and policy validate call no API and write nothing: plan is the same pure decision POST /api/plan returns
  * (without the ledger's view of what was already done). deadletters and replay use the app settings in the
  * environment (or local.settings.json) to reach the ledger and the queue, as the deployed engine does.
  */
 import { readFileSync } from 'node:fs';
-import { readConfig } from '../shared/config';
+import { hostname, userInfo } from 'node:os';
+import { azureCredential } from '../shared/clients/credential';
+import { readConfig, type ResponderConfig } from '../shared/config';
 import { ConfigError, InputError } from '../shared/errors';
 import { parseJson } from '../shared/json';
 import { loadPolicy } from '../shared/composition';
@@ -29,7 +31,7 @@ const USAGE = `usage:
   responder policy validate <file>
   responder doctor [--policy <file>] [--json]      permission preflight with the app settings in the environment
   responder deadletters [--json]                   dead-lettered messages and failed actions, from the ledger
-  responder replay <action key> [--by <name>]      send a failed or dead-lettered action again`;
+  responder replay <action key> [--reason <why>]   send a failed or dead-lettered action again, recorded as yours`;
 
 /** Exit codes: 0 done, 1 the input or policy is invalid (or, for doctor, a permission is missing), 2 the command line is wrong. */
 export async function run(argv: string[], print: (text: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -40,7 +42,7 @@ export async function run(argv: string[], print: (text: string) => void, env: No
     const arg = rest[i] as string;
     if (arg === '--json') flags.set('json', true);
     else if (arg === '--policy') flags.set('policy', rest[++i] ?? '');
-    else if (arg === '--by') flags.set('by', rest[++i] ?? '');
+    else if (arg === '--reason') flags.set('reason', rest[++i] ?? '');
     else if (arg.startsWith('--')) return usage(print, `unknown option ${arg}`);
     else positional.push(arg);
   }
@@ -114,12 +116,30 @@ async function deadLetters(flags: Map<string, string | true>, print: (text: stri
 }
 
 async function replay(key: string, flags: Map<string, string | true>, print: (text: string) => void, env: NodeJS.ProcessEnv): Promise<number> {
-  const by = flags.get('by');
-  if (by === '' || by === true) return usage(print, '--by needs a name');
-  const { engine } = await runtime();
-  const entry = await engine.replay(key, `${by ?? env.USER ?? 'cli'} (responder replay)`);
+  const reason = flags.get('reason');
+  if (reason === '' || reason === true) return usage(print, '--reason needs a text');
+  const { engine, config: settings } = await runtime();
+  const entry = await engine.replay(key, await whoRunsThis(settings, env), reason);
   print(`${entry.key}  ${entry.kind} on ${targetLabel(entry.target)}: ${entry.state} (sent again)`);
   return 0;
+}
+
+/**
+ * Who the ledger records as replaying an action: never a name the command line claims. With the identity settings
+ * Azure uses, the Entra identity whose token reaches the ledger (its object id and name, from the token this process
+ * obtained for itself); with a connection string there is none, and the machine's own user is recorded as such.
+ */
+async function whoRunsThis(settings: ResponderConfig, env: NodeJS.ProcessEnv): Promise<string> {
+  if (settings.storage && 'tableServiceUri' in settings.storage) {
+    const credential = await azureCredential(settings.authorityHost);
+    const token = await credential.getToken(`${new URL(settings.storage.tableServiceUri).origin}/.default`);
+    const claims = token ? (JSON.parse(Buffer.from(token.token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>) : {};
+    const text = (name: string) => (typeof claims[name] === 'string' ? (claims[name] as string) : undefined);
+    const oid = text('oid');
+    if (oid) return `${text('upn') ?? text('preferred_username') ?? text('unique_name') ?? text('appid') ?? 'Entra identity'} (${oid}), with responder replay`;
+  }
+  const user = env.USER ?? env.USERNAME ?? userInfo().username;
+  return `${user}@${hostname()} (this machine's user: no Entra identity signs the ledger's connection), with responder replay`;
 }
 
 function validate(file: string, print: (text: string) => void): number {

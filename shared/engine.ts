@@ -20,6 +20,7 @@ import { REEVALUATE_AFTER_MS } from './queue/reevaluation';
 import { parseIncidentArmId, type IncidentArmIdParts } from './signals/identifiers';
 import { NO_ENTITIES_NOTE, normalizeSentinelPayload } from './signals/sentinel';
 import type { IncidentRef, Signal } from './signals/signal';
+import type { EnrichOptions } from './enrichment/enrich';
 
 export interface EngineDeps {
   policy: CompiledPolicy;
@@ -33,8 +34,11 @@ export interface EngineDeps {
   executionContext: () => Promise<ExecutionContext>;
   /** For retry jitter; injected so tests are deterministic. */
   random?: () => number;
-  /** Fills in user risk, privilege, groups and device data before deciding; absent when enrichment is off. */
-  enrich?: (signal: Signal, policy: CompiledPolicy) => Promise<Signal>;
+  /**
+   * Fills in who each entity is (the directory's answer), user risk, privilege, groups and device data before deciding;
+   * absent when enrichment is off. `preview` (a what-if plan) reads only what containment can spare.
+   */
+  enrich?: (signal: Signal, policy: CompiledPolicy, options?: EnrichOptions) => Promise<Signal>;
   /** Records every instance shares: cap budgets here, device leases in the worker. */
   shared: SharedState;
   /** API budgets: the worker reserves each execution's calls; absent, nothing is paced. */
@@ -82,7 +86,8 @@ export class ResponderEngine {
   /** The decision, with the ledger's view (caps spent, actions already recorded), and no side effect. */
   async plan(given: Signal, policy: CompiledPolicy = this.deps.policy): Promise<Decision> {
     const listed = await this.withListedEntities(given, this.deps.log);
-    const signal = this.deps.enrich ? await this.deps.enrich(listed, policy) : listed;
+    // A read-only route must not spend the API budgets containment needs: it reads only what they can spare.
+    const signal = this.deps.enrich ? await this.deps.enrich(listed, policy, { preview: true }) : listed;
     const decision = decide(signal, policy, { modeOverride: this.deps.modeOverride, capUsage: await this.capUsage(policy) });
     const existing = await this.existingEntries(decision);
     return withLedgerView(decision, existing);
@@ -122,8 +127,11 @@ export class ResponderEngine {
       const state = skipState(skip);
       if (!state || !skip.idempotencyKey || !skip.target) continue;
       const recordable = { ...skip, idempotencyKey: skip.idempotencyKey, target: skip.target };
-      const { created, entry } = await ledger.create(newEntry(recordable, signal, state, `${skip.reason}: ${skip.detail}`, at, by));
-      recorded.push(recordOf(entry, created));
+      const why = `${skip.reason}: ${skip.detail}`;
+      const { created, entry } = await ledger.create(newEntry(recordable, signal, state, why, at, by));
+      // An earlier delivery planned it but never got it onto the queue, deciding on less (say, before the directory
+      // could be read): nothing was sent, so this stricter verdict is the one that stands.
+      recorded.push(recordOf(!created && entry.state === 'planned' ? await this.holdPlanned(entry, state, why, at) : entry, created));
     }
 
     // A command the queue's schema would refuse would be dead-lettered as poison on arrival: end it here instead, with
@@ -164,7 +172,7 @@ export class ResponderEngine {
    * first and to `queued` once the queue has the command, as a new action does: if the send fails, the entry waits
    * `planned` and replaying again picks it up. Returns the entry as it now stands.
    */
-  async replay(key: string, by: string, log: Logger = this.deps.log): Promise<LedgerEntry> {
+  async replay(key: string, by: string, reason?: string, log: Logger = this.deps.log): Promise<LedgerEntry> {
     const { ledger, queue, now } = this.deps;
     const at = now().toISOString();
     if (!IDEMPOTENCY_KEY_PATTERN.test(key)) throw new InputError('key', `${quote(key)} is not an action key (<40 hex>.<kind>.<target>)`);
@@ -174,7 +182,8 @@ export class ResponderEngine {
     const replays = entry.replays ?? 0;
     const replay = replays + (entry.state === 'planned' ? 0 : 1);
     if (entry.state === 'failed' || entry.state === 'dead-lettered') {
-      entry = await ledger.transition(key, entry.etag, 'planned', { by, at, note: `replay ${replay} requested by ${by}` }, { replays: replay });
+      const why = reason ? `: ${reason}` : '';
+      entry = await ledger.transition(key, entry.etag, 'planned', { by, at, note: `replay ${replay} requested by ${by}${why}` }, { replays: replay });
     } else if (entry.state !== 'planned') {
       throw new InputError('key', `action ${key} is ${entry.state}: only a failed or dead-lettered action can be replayed`);
     }
@@ -225,6 +234,20 @@ export class ResponderEngine {
     await this.deps.queue.schedule({ type: 'reevaluateIncident', incidentArmId: armId, attempt: done + 1, createdAt: this.deps.now().toISOString() }, at);
     signal.notes.push(`no entities yet: the incident will be evaluated again at ${at.toISOString()}`);
     log.info({ at: at.toISOString(), attempt: done + 1 }, 'no entities yet: re-evaluation scheduled');
+  }
+
+  /** Move a planned (never sent) entry to `state`, unless a concurrent delivery moves it on first (then it is theirs). */
+  private async holdPlanned(first: LedgerEntry, state: LedgerState, why: string, at: string): Promise<LedgerEntry> {
+    let entry = first;
+    for (let tries = 0; tries < 5 && entry.state === 'planned'; tries++) {
+      try {
+        return await this.deps.ledger.transition(entry.key, entry.etag, state, { by: 'engine', at, note: why }, { stateReason: why });
+      } catch (error) {
+        if (!(error instanceof LedgerConflictError)) throw error;
+        entry = (await this.deps.ledger.get(entry.key)) ?? entry;
+      }
+    }
+    return entry;
   }
 
   private async markQueued(entry: LedgerEntry, at: string): Promise<LedgerEntry> {

@@ -1,5 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +27,28 @@ function startHost(cwd: string, env: Record<string, string>): Promise<{ child: C
 
 const ADELE = '6e7b768e-07e2-4810-8459-485f84f8f204';
 
+/**
+ * A request with any Host header (fetch will not set one), and a body sent in chunks without a length. A server that
+ * refuses a body mid-way may reset the connection before the client reads its answer: that is reported as `reset`.
+ */
+function raw(
+  port: number,
+  options: { host: string; path: string; method?: string; headers?: Record<string, string>; body?: Buffer },
+): Promise<{ status?: number; reset?: true }> {
+  return new Promise((resolve) => {
+    const req = request(
+      { port, host: '127.0.0.1', method: options.method ?? 'GET', path: options.path, headers: { host: options.host, ...options.headers } },
+      (res) => {
+        res.resume();
+        resolve({ status: res.statusCode ?? 0 });
+      },
+    );
+    req.on('error', () => resolve({ reset: true }));
+    if (options.body) for (let i = 0; i < options.body.length; i += 65536) req.write(options.body.subarray(i, i + 65536));
+    req.end();
+  });
+}
+
 interface SandboxState {
   calls: Array<{ method: string; path: string }>;
   users: Array<{ id: string; accountEnabled: boolean; sessionRevocations: number }>;
@@ -46,8 +69,9 @@ async function sendSampleAndWait(base: string, token: string): Promise<{ summary
   const comments = () => state.calls.filter((c) => c.method === 'PUT' && /\/comments\//i.test(c.path)).length;
   for (let i = 0; i < 250 && !(entries.length === 4 && entries.every((e) => e.state === 'succeeded') && comments() >= 4); i++) {
     await new Promise((r) => setTimeout(r, 20));
-    entries = ((await (await fetch(`${base}/local/ledger`)).json()) as { entries: typeof entries }).entries;
-    state = (await (await fetch(`${base}/local/sandbox`)).json()) as SandboxState;
+    const auth = { headers: { authorization: `Bearer ${token}` } };
+    entries = ((await (await fetch(`${base}/local/ledger`, auth)).json()) as { entries: typeof entries }).entries;
+    state = (await (await fetch(`${base}/local/sandbox`, auth)).json()) as SandboxState;
   }
   expect(entries.map((e) => e.state)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
   expect(comments()).toBeGreaterThanOrEqual(4);
@@ -115,6 +139,22 @@ describe('the local host (npm start)', () => {
     const empty = await fetch(`${base}/api/incidents`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
     expect(empty.status).toBe(400);
     expect((await fetch(`${base}/api/nowhere`)).status).toBe(404);
+  });
+
+  it('answers only to localhost, shows /local/* only with a token, and never reads an oversized body', async () => {
+    const port = Number(new URL(base).port);
+    // DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1.
+    expect((await raw(port, { host: `evil.example:${port}`, path: '/api/health' })).status).toBe(421);
+    expect((await raw(port, { host: `localhost:${port}`, path: '/api/health' })).status).toBe(200);
+    expect((await fetch(`${base}/local/ledger`)).status).toBe(401);
+    expect((await fetch(`${base}/local/sandbox`, { headers: { authorization: 'Bearer not.a.token' } })).status).toBe(401);
+    // 200 MB declared, and 2 MB sent without a length: refused, unauthenticated, without being read whole.
+    expect(
+      (await raw(port, { host: `localhost:${port}`, path: '/api/incidents', method: 'POST', headers: { 'content-length': String(200 * 2 ** 20) } })).status,
+    ).toBe(413);
+    const chunked = await raw(port, { host: `localhost:${port}`, path: '/api/incidents', method: 'POST', body: Buffer.alloc(2 * 2 ** 20, 0x20) });
+    expect(chunked.status === 413 || chunked.reset).toBe(true);
+    expect((await fetch(`${base}/api/health`)).status).toBe(200);
   });
 
   it('refuses to run in Azure', async () => {

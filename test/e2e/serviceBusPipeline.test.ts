@@ -188,10 +188,16 @@ describe('the Service Bus pipeline (AMQP emulator, Azurite, sandbox tenant)', ()
     (queue as ServiceBusActionQueue).start((body, delivery) =>
       actionWorker(body, new InvocationContext({ invocationId: `w-${delivery.messageId}`, functionName: 'actionWorker', triggerMetadata: { ...delivery } })),
     );
-    expect(await run(['replay', command.idempotencyKey, '--by', 'analyst@contoso.com'], (line) => printed.push(line))).toBe(0);
+    // The actor is who runs the command, never a name it claims: here, with a connection string, this machine's user.
+    expect(await run(['replay', command.idempotencyKey, '--by', 'ceo@contoso.com'], (line) => printed.push(line))).toBe(2);
+    expect(await run(['replay', command.idempotencyKey, '--reason', 'the outage is over'], (line) => printed.push(line))).toBe(0);
     const [replayed] = await settled(ledger, 1);
     expect(replayed?.state).toBe('succeeded');
     expect(replayed?.history.map((h) => h.state)).toEqual(['queued', 'dead-lettered', 'planned', 'queued', 'running', 'succeeded']);
+    expect(replayed?.history[2]).toMatchObject({
+      by: expect.stringMatching(/^.+@.+ \(this machine's user: no Entra identity signs the ledger's connection\), with responder replay$/),
+      note: expect.stringMatching(/^replay 1 requested by .*: the outage is over$/),
+    });
     expect(broker.accepted.map((m) => m.messageId)).toContain(`${command.idempotencyKey}:r1`);
     expect(engine.sandbox.tenant.users.get(DEMO.adele)?.accountEnabled).toBe(false);
     expect(await run(['replay', command.idempotencyKey], (line) => printed.push(line))).toBe(1);

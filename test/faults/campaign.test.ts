@@ -7,8 +7,10 @@ process.env.LOG_LEVEL = 'silent';
 /**
  * The proof that nothing is lost and nothing happens twice: a thousand seeded, reproducible fault schedules — crashes
  * before and after writes, spurious ETag conflicts, duplicate and reordered deliveries, lost locks and settlements,
- * 429 and 5xx bursts, lost responses, slow APIs, refused sends, a spent API budget — each run to quiescence on the
- * in-process twins, then judged: every action final, no non-idempotent call twice, no protected principal touched.
+ * 429 and 5xx bursts, lost responses, slow APIs, refused sends, a spent API budget, entities that name one principal by
+ * another's id (protected ones among them) and names of 40 KB, decided with and without enrichment — each run to
+ * quiescence on the in-process twins, then judged: every action final (or held for a human, with its reason), no
+ * non-idempotent call twice, no protected principal touched.
  * A failing schedule prints its seed and shrinks to a minimal one: `CAMPAIGN_SEED=<seed>` replays the campaign, and
  * `CAMPAIGN_SCHEDULE='<the counterexample as JSON>'` replays one schedule and prints the histories of what it lost.
  */
@@ -16,10 +18,18 @@ const SEED = Number(process.env.CAMPAIGN_SEED ?? 20261128);
 const RUNS = Number(process.env.CAMPAIGN_RUNS ?? 1000);
 
 export const scheduleArbitrary: fc.Arbitrary<Schedule> = fc.record({
-  incidents: fc.array(fc.record({ users: fc.array(fc.nat(3), { maxLength: 2 }), devices: fc.array(fc.nat(2), { maxLength: 2 }) }), {
-    minLength: 1,
-    maxLength: 3,
-  }),
+  incidents: fc.array(
+    fc.record({
+      users: fc.array(fc.nat(3), { maxLength: 2 }),
+      devices: fc.array(fc.nat(2), { maxLength: 2 }),
+      disguises: fc.array(
+        fc.record({ kind: fc.constantFrom('user' as const, 'device' as const), target: fc.nat(3), namedAs: fc.nat(3), oversized: fc.boolean() }),
+        { maxLength: 2 },
+      ),
+    }),
+    { minLength: 1, maxLength: 3 },
+  ),
+  enrich: fc.boolean(),
   direct: fc.array(
     fc.record({
       kind: fc.constantFrom('isolateDevice' as const, 'disableUser' as const, 'revokeSessions' as const, 'requirePimReapproval' as const),

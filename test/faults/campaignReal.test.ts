@@ -31,7 +31,11 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => Promise.all([engine.stop(), broker.stop(), azurite.stop()]));
 
-/** The sample incident, plus the break-glass account and the domain controller the policy protects. */
+/**
+ * The sample incident, plus the break-glass account and the domain controller the policy protects, and two entities
+ * that disagree with the directory: John Smith's object id under the break-glass account's name, and the web server's
+ * Defender id under the domain controller's name with a 40 KB display name. Those two must be held, with their reason.
+ */
 function incidentWithProtectedEntities(): Record<string, any> {
   const incident = sampleIncident();
   const base = incident.object.id as string;
@@ -48,9 +52,25 @@ function incidentWithProtectedEntities(): Record<string, any> {
       kind: 'Host',
       properties: { hostName: 'DC01', dnsDomain: 'contoso.com', additionalData: { MdatpDeviceId: DEMO_DEVICES.dc01 } },
     },
+    {
+      id: `${base}/Entities/disguised-user`,
+      name: 'disguised-user',
+      kind: 'Account',
+      properties: { accountName: 'breakglass1', upnSuffix: 'contoso.com', aadUserId: DEMO.jsmith },
+    },
+    {
+      id: `${base}/Entities/disguised-host`,
+      name: 'disguised-host',
+      kind: 'Host',
+      properties: { hostName: 'DC01', dnsDomain: 'contoso.com', friendlyName: 'D'.repeat(40 * 1024), additionalData: { MdatpDeviceId: DEMO_DEVICES.websrv1 } },
+    },
   );
   return incident;
 }
+
+/** Final, or held for a human with the reason why. */
+const settled = (e: { state: string; stateReason?: string }): boolean =>
+  ['succeeded', 'failed', 'blocked', 'dead-lettered'].includes(e.state) || (e.state === 'pending-approval' && Boolean(e.stateReason));
 
 const realSchedule = fc.record({
   api: fc.array(
@@ -70,7 +90,7 @@ const realSchedule = fc.record({
 
 describe('the fault campaign through the real SDK, the AMQP emulator, Azurite and the sandbox over HTTPS', () => {
   it(`holds its three judgements over ${RUNS} schedules`, async () => {
-    const totals = { schedules: 0, actions: 0, lost: 0, duplicates: 0, protectedTouched: 0 };
+    const totals = { schedules: 0, actions: 0, lost: 0, held: 0, duplicates: 0, protectedTouched: 0 };
     await fc.assert(
       fc.asyncProperty(realSchedule, async (schedule) => {
         broker.createQueue('actions');
@@ -118,7 +138,7 @@ describe('the fault campaign through the real SDK, the AMQP emulator, Azurite an
           const deadline = Date.now() + 45_000;
           for (;;) {
             const entries = await ledger.list();
-            const open = entries.filter((e) => !['succeeded', 'failed', 'blocked', 'dead-lettered'].includes(e.state));
+            const open = entries.filter((e) => !settled(e));
             const { ready, scheduled } = broker.stats('actions');
             if (open.length === 0 && ready === 0 && scheduled === 0) break;
             if (Date.now() > deadline) break;
@@ -131,7 +151,9 @@ describe('the fault campaign through the real SDK, the AMQP emulator, Azurite an
           );
 
           const entries = await ledger.list();
-          const lost = entries.filter((e) => !['succeeded', 'failed', 'blocked', 'dead-lettered'].includes(e.state)).map((e) => `${e.kind}:${e.state}`);
+          const lost = entries.filter((e) => !settled(e)).map((e) => `${e.kind}:${e.state}`);
+          const held = entries.filter((e) => e.state === 'pending-approval' && e.target.type === (e.kind === 'isolateDevice' ? 'device' : 'user'));
+          totals.held += held.length;
           const tenant = engine.sandbox.tenant;
           const posts = new Map<string, number>();
           for (const action of tenant.machineActions) {
@@ -158,7 +180,7 @@ describe('the fault campaign through the real SDK, the AMQP emulator, Azurite an
       { seed: 20261128, numRuns: RUNS, endOnFailure: true },
     );
     console.log(
-      `fault campaign, real SDK subset: ${totals.schedules} schedules, ${totals.actions} actions; lost ${totals.lost}, duplicated ${totals.duplicates}, protected touched ${totals.protectedTouched}`,
+      `fault campaign, real SDK subset: ${totals.schedules} schedules, ${totals.actions} actions, ${totals.held} held for a human; lost ${totals.lost}, duplicated ${totals.duplicates}, protected touched ${totals.protectedTouched}`,
     );
   }, 600_000);
 });

@@ -16,7 +16,9 @@ import { logger } from '../../shared/log';
 import { compilePolicy } from '../../shared/policy/decide';
 import { parsePolicy } from '../../shared/policy/load';
 import { messageIdOf, type ActionQueue, type DeadLetteredMessage, type QueueMessage } from '../../shared/queue/queue';
-import type { Signal } from '../../shared/signals/signal';
+import { EntityCursor, mergeEntities, parseEntity } from '../../shared/signals/entities';
+import type { Entity, Signal } from '../../shared/signals/signal';
+import { Enricher } from '../../shared/enrichment/enrich';
 import { ActionWorker } from '../../shared/worker';
 import { tenantRoutes } from '../sandbox/server';
 import { DEMO, DEMO_DEVICES, SandboxTenant } from '../sandbox/tenant';
@@ -33,9 +35,22 @@ export type ApiFault = 'ok' | 'throttle' | 'server-error' | 'slow' | 'lost-respo
 export type LedgerFault = 'ok' | 'conflict' | 'crash-before' | 'crash-after';
 export type DeliveryFault = 'ok' | 'duplicate' | 'lost-settle';
 
+/**
+ * An entity whose identifiers disagree: the id of one principal under the name of another (maybe a protected one),
+ * and perhaps a name far longer than any limit, as an attacker who shapes entity data would send it.
+ */
+export interface Disguise {
+  kind: 'user' | 'device';
+  target: number;
+  namedAs: number;
+  oversized: boolean;
+}
+
 export interface Schedule {
-  /** Incidents the relay submits: each names accounts and hosts by index into TARGETS. */
-  incidents: Array<{ users: number[]; devices: number[] }>;
+  /** Incidents the relay submits: each names accounts and hosts by index into TARGETS, and disguised entities. */
+  incidents: Array<{ users: number[]; devices: number[]; disguises?: Disguise[] }>;
+  /** Decide with enrichment (the directory read before deciding), or on the payload alone (the worker is the gate). */
+  enrich?: boolean;
   /** Commands put straight on the queue, as if planned under an older policy (protected targets among them). */
   direct: Array<{ kind: 'isolateDevice' | 'disableUser' | 'revokeSessions' | 'requirePimReapproval'; target: number }>;
   /** The n-th API call, n-th ledger write, n-th delivery, n-th send or schedule meets the n-th fault (then ok). */
@@ -50,11 +65,16 @@ export interface Schedule {
 }
 
 export const USERS = [DEMO.adele, DEMO.jsmith, DEMO.megan, DEMO.breakglass] as const;
+const USER_NAMES = ['adele.vance', 'jsmith', 'megan.bowen', 'breakglass1'] as const;
 export const DEVICES = [DEMO_DEVICES.wks042, DEMO_DEVICES.websrv1, DEMO_DEVICES.dc01] as const;
-/** The campaign's policy: it protects the break-glass account and the domain controller, which no schedule may touch. */
+const DEVICE_NAMES = ['WKS-042', 'websrv1', 'DC01'] as const;
+/**
+ * The campaign's policy: it protects the break-glass account and the domain controller, which no schedule may touch,
+ * each by one id and by name (so a name on another's id is what protection must see through).
+ */
 export const CAMPAIGN_POLICY = `version: 1
 mode: enforce
-protected: { users: [${DEMO.breakglass}], devices: [${DEMO_DEVICES.dc01}] }
+protected: { users: [${DEMO.breakglass}, breakglass1@contoso.com], devices: [${DEMO_DEVICES.dc01}, dc01.contoso.com] }
 rules:
   - { id: users, when: { entity: account }, then: [revokeSessions, disableUser] }
   - { id: hosts, when: { entity: host }, then: [isolateDevice] }
@@ -68,7 +88,7 @@ export class Crash extends Error {
 export interface Outcome {
   /** Every action's ledger entry at the end, by key. */
   entries: LedgerEntry[];
-  /** Actions that did not reach a final state. */
+  /** Actions that did not reach a final state (or, held for a human, have no reason). */
   lost: string[];
   /** Non-idempotent calls repeated for one action. */
   duplicates: string[];
@@ -79,6 +99,8 @@ export interface Outcome {
 }
 
 const FINAL = new Set(['succeeded', 'failed', 'blocked', 'dead-lettered']);
+/** Where an action may stop short of a final state: held for a human, which it may only be with its reason. */
+const HELD = 'pending-approval';
 const MAX_DELIVERIES = 10;
 const LOCK_MS = 60_000;
 
@@ -226,7 +248,39 @@ const NO_SENTINEL: SentinelIncidents = {
   label: async () => undefined,
 };
 
+/**
+ * The incident as a signal, its entities read by the engine's own entity parser (so names are bounded where they enter,
+ * as from a real payload): each user and device by id and its own name, and each disguise by one principal's id under
+ * another's name.
+ */
 function signalFor(incident: Schedule['incidents'][number], index: number): Signal {
+  const long = (name: string, oversized: boolean) => (oversized ? `${name}${'x'.repeat(40 * 1024)}` : name);
+  const account = (id: number, named: number, oversized = false) => ({
+    kind: 'Account',
+    properties: {
+      aadUserId: USERS[id % USERS.length],
+      accountName: USER_NAMES[named % USER_NAMES.length],
+      upnSuffix: 'contoso.com',
+      friendlyName: long(USER_NAMES[named % USER_NAMES.length] as string, oversized),
+    },
+  });
+  const host = (id: number, named: number, oversized = false) => ({
+    kind: 'Host',
+    properties: {
+      hostName: long(DEVICE_NAMES[named % DEVICE_NAMES.length] as string, oversized),
+      dnsDomain: 'contoso.com',
+      additionalData: { MdatpDeviceId: DEVICES[id % DEVICES.length] },
+    },
+  });
+  const raw = [
+    ...[...new Set(incident.users)].map((u) => account(u, u)),
+    ...[...new Set(incident.devices)].map((d) => host(d, d)),
+    ...(incident.disguises ?? []).map((d) => (d.kind === 'user' ? account(d.target, d.namedAs, d.oversized) : host(d.target, d.namedAs, d.oversized))),
+  ];
+  const cursor = new EntityCursor('relatedEntities');
+  const parsed: Entity[] = [];
+  for (; cursor.index < raw.length; cursor.index++) parsed.push(parseEntity(raw[cursor.index], cursor) as Entity);
+  const notes: string[] = [];
   return {
     source: 'incident',
     subject: `campaign-incident-${index}`,
@@ -236,11 +290,8 @@ function signalFor(incident: Schedule['incidents'][number], index: number): Sign
     techniques: [],
     products: [],
     labels: [],
-    entities: [
-      ...[...new Set(incident.users)].map((u) => ({ kind: 'account' as const, aadUserId: USERS[u % USERS.length] as string })),
-      ...[...new Set(incident.devices)].map((d) => ({ kind: 'host' as const, mdatpDeviceId: DEVICES[d % DEVICES.length] as string })),
-    ],
-    notes: [],
+    entities: mergeEntities(parsed, notes),
+    notes,
   };
 }
 
@@ -315,6 +366,14 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
       executionContext: async () => context,
       random,
       pacer,
+      ...(schedule.enrich && {
+        enrich: (signal: Signal) =>
+          new Enricher(
+            async () => context,
+            () => clock.now,
+            async (ms) => void (clock.now += ms),
+          ).enrich(signal, []),
+      }),
     };
     const engine = new ResponderEngine(deps);
     const worker = new ActionWorker(deps, engine);
@@ -392,7 +451,8 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
 
     const entries = await ledger.inner.list();
     const byKey = new Map(entries.map((e) => [e.key, e]));
-    const lost = [...keys].filter((key) => !FINAL.has(byKey.get(key)?.state ?? 'missing')).map((key) => `${key}:${byKey.get(key)?.state ?? 'missing'}`);
+    const settled = (entry: LedgerEntry | undefined) => entry !== undefined && (FINAL.has(entry.state) || (entry.state === HELD && Boolean(entry.stateReason)));
+    const lost = [...keys].filter((key) => !settled(byKey.get(key))).map((key) => `${key}:${byKey.get(key)?.state ?? 'missing'}`);
     if (broker.pending.length > 0) lost.push(`${broker.pending.length} messages still on the queue`);
 
     const duplicates: string[] = [];

@@ -308,6 +308,23 @@ describe('the action worker', () => {
     expect(comments).toContainEqual(expect.stringMatching(/^Sentinel Responder — revokeSessions on jsmith@contoso\.com: HELD for an analyst/));
   });
 
+  it('rehearses once switched to audit: what was decided in enforce mode and is still queued changes nothing', async () => {
+    const submitted = await call(incidents, 'incidents', { body: sampleIncident(), headers: await engine.bearer(['Incidents.Submit']) });
+    expect(submitted.json.decision.actions.map((a: { mode: string }) => a.mode)).toEqual(['enforce', 'enforce']);
+    // The operator sets RESPONDER_MODE=audit and the app restarts; the queue and the ledger carry on.
+    engine.configure({ RESPONDER_POLICY: POLICY, RESPONDER_MODE: 'audit' }, { ledger: engine.ledger, queue: engine.queue });
+    const queue = engine.queue as EmbeddedQueue;
+    startWorker(queue);
+    await queue.idle();
+    expect(engine.ledger.all().map((e) => [e.kind, e.state, e.attempts.at(-1)?.outcome])).toEqual([
+      ['revokeSessions', 'succeeded', 'audited'],
+      ['isolateDevice', 'succeeded', 'audited'],
+    ]);
+    expect(engine.ledger.all()[0]?.attempts[0]?.detail).toMatch(/^audit mode: would revoke .* \(RESPONDER_MODE=audit\)$/);
+    expect(engine.sandbox.tenant.users.get(DEMO.adele)?.sessionRevocations).toBe(0);
+    expect(engine.sandbox.tenant.count('POST', /\/isolate$/)).toBe(0);
+  });
+
   it('refuses at execution a target the policy protects now', async () => {
     const { runtime } = await import('../../shared/runtime');
     const { worker: core } = await runtime();
