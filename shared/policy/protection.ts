@@ -89,6 +89,8 @@ export function checkUser(
   if (verified) {
     const listed = listedUser({ id: verified.id, upns: [verified.upn, verified.onPremisesUpn], names: namesOf(verified), sid: verified.sid }, index);
     if (listed) return { status: 'protected', why: `${verified.upn} is listed as protected (${listed}, as the directory says)` };
+    // Group membership is only ever read for the directory's user.
+    if (groupIds?.some((g) => index.groupIds.has(g.toLowerCase()))) return { status: 'protected', why: `${verified.upn} is a member of a protected group` };
     const conflicts = userConflicts(claims, verified);
     if (conflicts.length > 0) {
       const named = listedUser(userNames(claims), index);
@@ -151,6 +153,8 @@ export function checkDevice(
   if (verified) {
     const listed = listedDevice({ id: verified.id, aadDeviceId: verified.aadDeviceId, names: [verified.computerDnsName] }, index);
     if (listed) return { status: 'protected', why: `${label} is listed as protected (${listed}, as Defender says)` };
+    const tag = tags && index.deviceTags.firstOf(tags);
+    if (tag !== undefined) return { status: 'protected', why: `${label} carries the protected tag "${tag}"` };
     const conflicts = deviceConflicts(claims, verified);
     if (conflicts.length > 0) {
       const named = listedDevice(deviceNames(claims), index);
