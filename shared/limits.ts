@@ -38,11 +38,13 @@ export function cut(text: string, max: number): string {
 }
 
 /**
- * Line breaks, other control characters and the invisible characters that reorder or hide text (bidirectional
- * overrides and isolates, zero-width joiners): what lets a name forge lines or hide what it says where it is shown.
+ * Line breaks, other control characters and the invisible or blank characters that reorder or hide text (bidirectional
+ * overrides and isolates, zero-width joiners, soft hyphens, Hangul fillers): what lets a name forge lines or hide what
+ * it says where it is shown.
  */
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2069\ufeff]/g;
+const UNPRINTABLE =
+  // eslint-disable-next-line no-control-regex, no-misleading-character-class -- matching these characters one by one is the point
+  /[\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2069\u3000\u3164\ufeff\uffa0]/g;
 
 /** Text for display from outside: one line, nothing invisible, at most `max` characters (cut and marked). */
 export function displayText(text: string, max: number): string {

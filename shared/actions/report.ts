@@ -47,18 +47,19 @@ export function outcomeComment(action: ReportedAction, state: ReportedState, det
 }
 
 /**
- * Outside text made inert for a comment: on one line, `<`, `>` and `&` escaped so no tag is rendered, and URLs and
- * Markdown links broken (`hxxps[:]//`, `] (`) so none is clickable. Cut to `max` characters.
+ * Outside text made inert for a comment: on one line, `<`, `>` and `&` escaped so no tag is rendered, Markdown's marks
+ * escaped so none strikes out or restyles the engine's words, and URLs broken (`hxxps[:]//`, `www[.]`) so none is
+ * clickable. Cut to `max` characters first.
  */
 export function inert(text: string, max: number): string {
   return displayText(text, max)
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
+    .replace(/[\\`*_~[\]|#]/g, '\\$&')
     .replace(/\bhttp(s?):\/\//gi, 'hxxp$1[:]//')
     .replace(/:\/\//g, '[:]//')
-    .replace(/\bwww\./gi, 'www[.]')
-    .replace(/\]\(/g, '] (');
+    .replace(/\bwww\./gi, 'www[.]');
 }
 
 /**

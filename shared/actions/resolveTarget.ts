@@ -29,14 +29,19 @@ export async function resolveDevice(target: Pick<DeviceTarget, 'id' | 'aadDevice
   const label = target.id ?? target.aadDeviceId ?? target.fqdn;
   if (label === undefined) return { status: 'unclear', why: 'no Defender id, Entra device id or FQDN to find the device by' };
   if (target.id !== undefined) {
-    const machine = await devices.getMachine(target.id);
+    let machine = await devices.getMachine(target.id);
     if (!machine) return { status: 'missing', why: `${target.id} is not a Defender for Endpoint device` };
-    const merged = mergedInto(machine);
-    if (merged === undefined) return found(machine);
-    // A stale record a re-onboarded device left behind: an isolation posted to it would contain nothing.
-    const live = await devices.getMachine(merged);
-    if (!live) return { status: 'unclear', why: `Defender merged ${target.id} into ${merged}, which it does not list` };
-    return found(live, target.id);
+    // A stale record a re-onboarded device left behind points at its live one (an isolation posted to a stale record
+    // contains nothing): followed a few hops, and held for a human if the chain does not end.
+    const stale: string[] = [];
+    for (let merged = mergedInto(machine); merged !== undefined; merged = mergedInto(machine)) {
+      if (stale.length >= MERGE_HOPS) return { status: 'unclear', why: `Defender's records of ${target.id} are merged more than ${MERGE_HOPS} times over` };
+      stale.push(machine.id.toLowerCase());
+      const next: Machine | undefined = await devices.getMachine(merged);
+      if (!next) return { status: 'unclear', why: `Defender merged ${machine.id} into ${merged}, which it does not list` };
+      machine = next;
+    }
+    return found(machine, stale.length > 0 ? target.id.toLowerCase() : undefined, stale);
   }
   const matches = target.aadDeviceId
     ? await devices.findMachines({ aadDeviceId: target.aadDeviceId })
@@ -45,12 +50,19 @@ export async function resolveDevice(target: Pick<DeviceTarget, 'id' | 'aadDevice
       );
   if (matches.length === 0) return { status: 'missing', why: `${label} is not a Defender for Endpoint device` };
   const live = liveMachine(matches);
-  return live.status === 'live' ? found(live.machine) : { status: 'unclear', why: `${label}: ${live.why}` };
+  if (live.status === 'ambiguous') return { status: 'unclear', why: `${label}: ${live.why}` };
+  const others = matches.filter((m) => m !== live.machine && typeof m.id === 'string').map((m) => m.id.toLowerCase());
+  return found(live.machine, undefined, others);
 }
 
-function found(machine: Machine, mergedFrom?: string): Resolution<VerifiedDevice, Machine> {
+/** How many merges a chain of stale records may take to reach the live one. */
+const MERGE_HOPS = 3;
+
+function found(machine: Machine, mergedFrom: string | undefined, otherRecords: string[]): Resolution<VerifiedDevice, Machine> {
   const verified = verifiedDevice(machine, mergedFrom);
-  return typeof verified === 'string' ? { status: 'unclear', why: verified } : { status: 'found', verified, record: machine };
+  if (typeof verified === 'string') return { status: 'unclear', why: verified };
+  if (otherRecords.length > 0) verified.otherRecords = otherRecords;
+  return { status: 'found', verified, record: machine };
 }
 
 /**

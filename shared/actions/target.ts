@@ -61,9 +61,9 @@ export function targetId(target: ActionTarget): string | undefined {
   return id?.toLowerCase();
 }
 
-/** A short human label: `jdoe@contoso.com`, `web01.contoso.com`. */
+/** A short human label: `jdoe@contoso.com`, `web01.contoso.com`. A display name, which nothing checks, comes last. */
 export function targetLabel(target: ActionTarget): string {
-  if (target.type === 'user') return target.upn ?? target.displayName ?? target.id ?? '(unknown user)';
+  if (target.type === 'user') return target.upn ?? target.id ?? target.displayName ?? '(unknown user)';
   return target.fqdn ?? target.hostName ?? target.id ?? target.aadDeviceId ?? '(unknown device)';
 }
 

@@ -110,6 +110,7 @@ export class Enricher {
     if (!resolved) return out;
     if (resolved.status !== 'found') {
       notes.push(resolved.why);
+      if (resolved.status === 'missing') out.notFound = resolved.why;
       return out;
     }
     const user = resolved.verified;
@@ -158,7 +159,7 @@ export class Enricher {
     if (!resolved) return host;
     if (resolved.status !== 'found') {
       notes.push(`${resolved.why}: the risk and tags of ${label} are unknown`);
-      return host;
+      return resolved.status === 'missing' ? { ...host, notFound: resolved.why } : host;
     }
     const { verified: device, record: machine } = resolved;
     const out: HostEntity = { ...host, verified: device, mdatpDeviceId: host.mdatpDeviceId ?? device.id };

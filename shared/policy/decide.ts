@@ -188,6 +188,8 @@ function judge(
   capCount: Map<string, number>,
   context: DecisionContext,
 ): Pick<SkippedAction, 'reason' | 'detail'> | undefined {
+  // Not in the directory (or not in Defender): there is no one to act on, and no cap is spent on it.
+  if (entity.notFound !== undefined) return { reason: 'no-target', detail: entity.notFound };
   const verdict = entity.kind === 'account' ? checkAccount(entity, compiled.protection) : checkHost(entity, compiled.protection);
   if (verdict.status === 'protected') return { reason: 'protected', detail: verdict.why };
   if (verdict.status === 'conflict') return { reason: 'needs-approval', detail: verdict.why };

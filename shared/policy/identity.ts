@@ -33,20 +33,24 @@ export function userConflicts(claims: UserClaims, user: VerifiedUser): string[] 
   const conflicts: string[] = [];
   const id = claims.id?.toLowerCase();
   if (id !== undefined && id !== user.id) conflicts.push(`the payload's object id is ${id}, the directory's is ${user.id}`);
-  const upn = claims.upn?.toLowerCase();
-  if (upn !== undefined && !upnsOf(user).includes(upn)) conflicts.push(`the payload's UPN is ${upn}, the directory's is ${user.upn}`);
   const name = claims.accountName?.toLowerCase();
-  if (name !== undefined && !(name.includes('@') ? upnsOf(user) : namesOf(user)).includes(name)) {
+  const sid = claims.sid?.toUpperCase();
+  // Entra-joined devices name cloud users by a SID made from the object id (S-1-12-1-…), and by a local form of their
+  // name: a SID that is the object id vouches for the entity, and its name is not compared.
+  const cloudSid = sid === undefined ? undefined : objectIdOfCloudSid(sid);
+  if (sid !== undefined && (cloudSid !== undefined ? cloudSid !== user.id : sid !== user.sid?.toUpperCase())) {
+    conflicts.push(`the payload's SID is ${sid}, the directory's is ${user.sid?.toUpperCase() ?? `none (cloud account ${user.id})`}`);
+  }
+  const nameVouched = cloudSid !== undefined && cloudSid === user.id;
+  const nameKnown = name !== undefined && (name.includes('@') ? upnsOf(user) : namesOf(user)).includes(name);
+  if (name !== undefined && !nameVouched && !nameKnown) {
     conflicts.push(`the payload's account name is ${name}, the directory's names are ${namesOf(user).join(', ')}`);
   }
-  const sid = claims.sid?.toUpperCase();
-  if (sid !== undefined) {
-    // Entra-joined devices name cloud users by a SID made from the object id (S-1-12-1-…): compare that with the id.
-    const fromObjectId = objectIdOfCloudSid(sid);
-    if (fromObjectId !== undefined ? fromObjectId !== user.id : sid !== user.sid?.toUpperCase()) {
-      conflicts.push(`the payload's SID is ${sid}, the directory's is ${user.sid?.toUpperCase() ?? `none (cloud account ${user.id})`}`);
-    }
-  }
+  const upn = claims.upn?.toLowerCase();
+  // A UPN a payload built from the account name and a domain (accountName@upnSuffix) is only as good as that name: when
+  // the name is one of the user's, a guessed UPN that is not theirs is no disagreement.
+  const guessed = upn !== undefined && name !== undefined && nameKnown && upn.startsWith(`${name}@`);
+  if (upn !== undefined && !upnsOf(user).includes(upn) && !guessed) conflicts.push(`the payload's UPN is ${upn}, the directory's is ${user.upn}`);
   return conflicts;
 }
 

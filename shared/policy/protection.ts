@@ -1,6 +1,6 @@
 import { isGuid, isMdeDeviceId, shortHostName } from '../signals/identifiers';
 import type { AccountEntity, HostEntity, VerifiedDevice, VerifiedUser } from '../signals/signal';
-import { deviceConflicts, namesOf, userConflicts, type DeviceClaims, type UserClaims } from './identity';
+import { deviceConflicts, namesOf, objectIdOfCloudSid, userConflicts, type DeviceClaims, type UserClaims } from './identity';
 import { NameIndex } from '../signals/names';
 import { accountLabel } from './score';
 
@@ -49,14 +49,19 @@ export function indexProtection(
     deviceTags: NameIndex.of(lists.deviceTags),
   };
   for (const raw of lists.users) {
-    const user = raw.toLowerCase();
+    // `CONTOSO\breakglass1` is the account name breakglass1: the domain part never matches a UPN or a name alone.
+    const user = withoutDomainPrefix(raw.trim().toLowerCase());
+    const cloudAccount = objectIdOfCloudSid(user);
     if (isGuid(user)) index.userIds.add(user);
+    // A cloud account's SID (S-1-12-1-…) is its object id spelled otherwise: the directory gives such users no SID.
+    else if (cloudAccount !== undefined) index.userIds.add(cloudAccount);
     else if (SID.test(user)) index.sids.add(user.toUpperCase());
     else if (user.includes('@')) index.upns.add(user);
     else index.userNames.add(user);
   }
   for (const raw of lists.devices) {
-    const device = raw.toLowerCase();
+    // `dc01.contoso.com.` (fully qualified with the root) is dc01.contoso.com.
+    const device = raw.trim().toLowerCase().replace(/\.$/, '');
     if (isMdeDeviceId(device)) index.deviceIds.add(device);
     else if (isGuid(device)) index.aadDeviceIds.add(device);
     else {
@@ -67,6 +72,12 @@ export function indexProtection(
   return index;
 }
 
+/** `DOMAIN\name` -> `name`. */
+export function withoutDomainPrefix(name: string): string {
+  const slash = name.lastIndexOf('\\');
+  return slash === -1 ? name : name.slice(slash + 1);
+}
+
 /**
  * Is this account protected? In order: what the directory says it is (when enrichment or the worker verified it), then
  * whether the payload's identifiers disagree with the directory (a conflict: held for a human, even when the payload
@@ -75,7 +86,13 @@ export function indexProtection(
  */
 export function checkAccount(account: AccountEntity, index: ProtectionIndex): ProtectionVerdict {
   const claims = { id: account.aadUserId, upn: account.upn, accountName: account.accountName, sid: account.sid };
-  return checkUser(claims, account.verified, account.groupIds, index, accountLabel(account));
+  return withMentions(checkUser(claims, account.verified, account.groupIds, index, accountLabel(account)), account.mentionConflicts);
+}
+
+/** Mentions of one entity that name it differently are a disagreement too, unless it is refused outright. */
+function withMentions(verdict: ProtectionVerdict, mentionConflicts: readonly string[] | undefined): ProtectionVerdict {
+  if (verdict.status === 'protected' || !mentionConflicts?.length) return verdict;
+  return { status: 'conflict', why: `the payload's mentions of it disagree: ${mentionConflicts.join('; ')}` };
 }
 
 /** `checkAccount` on an action's target and what the directory answered for it (the worker, at execution). */
@@ -87,7 +104,11 @@ export function checkUser(
   label: string = verified?.upn ?? claims.upn ?? claims.id ?? '(unknown account)',
 ): ProtectionVerdict {
   if (verified) {
-    const listed = listedUser({ id: verified.id, upns: [verified.upn, verified.onPremisesUpn], names: namesOf(verified), sid: verified.sid }, index);
+    // Every address the directory gives the user counts, mail included: listed by any of them, they are protected.
+    const listed = listedUser(
+      { id: verified.id, upns: [verified.upn, verified.onPremisesUpn, verified.mail], names: namesOf(verified), sid: verified.sid },
+      index,
+    );
     if (listed) return { status: 'protected', why: `${verified.upn} is listed as protected (${listed}, as the directory says)` };
     // Group membership is only ever read for the directory's user.
     if (groupIds?.some((g) => index.groupIds.has(g.toLowerCase()))) return { status: 'protected', why: `${verified.upn} is a member of a protected group` };
@@ -101,7 +122,15 @@ export function checkUser(
     }
   }
   const listed = listedUser(userNames(claims), index);
-  if (listed) return { status: 'protected', why: `${label} is listed as protected (${listed})` };
+  // Unverified, only the identifier the user would be found by (the object id, else the UPN) can refuse: a protected
+  // name beside another id may be an attacker's disguise for their own account, which must not be spared on its word.
+  const lookup = claims.id !== undefined ? { id: claims.id } : { upn: claims.upn };
+  if (listed && (verified || listedUser(userNames(lookup), index))) return { status: 'protected', why: `${label} is listed as protected (${listed})` };
+  if (listed)
+    return {
+      status: 'unverified',
+      why: `the payload names a protected account (${listed}) beside ${label}, and the directory was not read to tell who this is`,
+    };
   if (groupIds?.some((g) => index.groupIds.has(g.toLowerCase()))) return { status: 'protected', why: `${label} is a member of a protected group` };
 
   // The engine's own identity counts too: run locally, DefaultAzureCredential signs in as a developer's user
@@ -139,7 +168,7 @@ function listedUser(
 /** Is this device protected? The same order as for accounts: Defender's record, a conflict, the payload, enough data. */
 export function checkHost(host: HostEntity, index: ProtectionIndex): ProtectionVerdict {
   const claims = { id: host.mdatpDeviceId, aadDeviceId: host.aadDeviceId, fqdn: host.fqdn, hostName: host.hostName, netBiosName: host.netBiosName };
-  return checkDevice(claims, host.verified, host.verified?.tags ?? host.tags, index);
+  return withMentions(checkDevice(claims, host.verified, host.verified?.tags ?? host.tags, index), host.mentionConflicts);
 }
 
 /** `checkHost` on an action's target and what Defender answered for it (the worker, at execution). */
@@ -151,7 +180,10 @@ export function checkDevice(
 ): ProtectionVerdict {
   const label = verified?.computerDnsName ?? claims.fqdn ?? claims.hostName ?? claims.id ?? claims.aadDeviceId ?? '(unknown device)';
   if (verified) {
-    const listed = listedDevice({ id: verified.id, aadDeviceId: verified.aadDeviceId, names: [verified.computerDnsName] }, index);
+    // The device's stale records are the device too: a list written before it was re-onboarded names one of those.
+    const listed =
+      listedDevice({ id: verified.id, aadDeviceId: verified.aadDeviceId, names: [verified.computerDnsName] }, index) ??
+      (verified.otherRecords?.some((id) => index.deviceIds.has(id)) ? 'Defender id of another record of it' : undefined);
     if (listed) return { status: 'protected', why: `${label} is listed as protected (${listed}, as Defender says)` };
     const tag = tags && index.deviceTags.firstOf(tags);
     if (tag !== undefined) return { status: 'protected', why: `${label} carries the protected tag "${tag}"` };
@@ -165,7 +197,11 @@ export function checkDevice(
     }
   }
   const listed = listedDevice(deviceNames(claims), index);
-  if (listed) return { status: 'protected', why: `${label} is listed as protected (${listed})` };
+  // As for accounts: unverified, only the identifier the device would be found by can refuse; other names hold.
+  const lookup = claims.id !== undefined ? { id: claims.id } : claims.aadDeviceId !== undefined ? { aadDeviceId: claims.aadDeviceId } : { fqdn: claims.fqdn };
+  if (listed && (verified || listedDevice(deviceNames(lookup), index))) return { status: 'protected', why: `${label} is listed as protected (${listed})` };
+  if (listed)
+    return { status: 'unverified', why: `the payload names a protected device (${listed}) beside ${label}, and Defender was not read to tell which it is` };
   const tag = tags && index.deviceTags.firstOf(tags);
   if (tag !== undefined) return { status: 'protected', why: `${label} carries the protected tag "${tag}"` };
 

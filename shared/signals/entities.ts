@@ -3,7 +3,7 @@ import { TEXT_LIMITS } from '../limits';
 import type { AccountEntity, DeviceRiskLevel, Entity, HostEntity, OtherEntity } from './signal';
 import { DEVICE_RISK_LEVELS } from './signal';
 import { boundedText, describe, FieldTable, isRecord, spelledAs, textOf, type Location } from './fields';
-import { isDnsName, isGuid, isMdeDeviceId, isUpn } from './identifiers';
+import { isDnsName, isGuid, isMdeDeviceId, isUpn, shortHostName } from './identifiers';
 import { NameIndex } from './names';
 
 /** The fields read from each kind of entity object, found in one pass over its keys. */
@@ -118,7 +118,8 @@ function parseAccount(props: Record<string, unknown>, { fields: at, data }: Enti
   const extra = additionalData(extraData, ACCOUNT_EXTRA, at);
   const aadUserId = guid(aadUserIdRaw, at, 'aadUserId') ?? (extra ? guid(extra[0], data, 'AadUserId') : undefined);
   const accountNameField = accountNameRaw === undefined || accountNameRaw === null ? 'name' : 'accountName';
-  const accountNameText = textOf(accountNameRaw, at, 'accountName') ?? textOf(name, at, 'name');
+  // Windows spells an on-premises account `CONTOSO\jsmith`: the name is after the backslash, the domain before it.
+  const [domainOfName, accountNameText] = splitDomain(textOf(accountNameRaw, at, 'accountName') ?? textOf(name, at, 'name'));
   const upnSuffixText = textOf(upnSuffixRaw, at, 'upnSuffix');
   // The UPN is built from the text as sent and then validated (at most 320 characters): never from a cut copy.
   const upnText = accountNameText?.includes('@')
@@ -134,7 +135,7 @@ function parseAccount(props: Record<string, unknown>, { fields: at, data }: Enti
     boundedText(textOf(friendlyName, at, 'friendlyName'), at, 'friendlyName', TEXT_LIMITS.name, cuts);
   const aadTenantId = guid(aadTenantIdRaw, at, 'aadTenantId');
   const sidText = boundedText(textOf(sid, at, 'sid'), at, 'sid', TEXT_LIMITS.name, cuts);
-  const ntDomainText = boundedText(textOf(ntDomain, at, 'ntDomain'), at, 'ntDomain', TEXT_LIMITS.name, cuts);
+  const ntDomainText = boundedText(textOf(ntDomain, at, 'ntDomain') ?? domainOfName, at, 'ntDomain', TEXT_LIMITS.name, cuts);
 
   // Only the fields present, in one order: entities are compared and serialized, and objects built alike share a shape.
   const account: AccountEntity = { kind: 'account' };
@@ -156,11 +157,14 @@ function parseHost(props: Record<string, unknown>, { fields: at, data }: EntityA
   const aadDeviceId = deviceId(values, extra, 1, at, data);
   const hostNameText = textOf(values[5], at, 'hostName');
   const dnsDomainText = textOf(values[6], at, 'dnsDomain');
+  // A domain without a dot (`CONTOSO`) is a NetBIOS domain, not a DNS suffix: it makes no FQDN.
   const fqdnText =
     ownOrData(values, extra, 2, at, data) ??
-    (hostNameText?.includes('.') ? hostNameText : hostNameText && dnsDomainText ? `${hostNameText}.${dnsDomainText}` : undefined);
+    (hostNameText?.includes('.') ? hostNameText : hostNameText && dnsDomainText?.includes('.') ? `${hostNameText}.${dnsDomainText}` : undefined);
   // A name that is not a DNS name (at most 253 characters) is kept, cut, for display, but never used to find a device.
-  const fqdn = fqdnText && isDnsName(fqdnText) ? fqdnText.toLowerCase() : undefined;
+  // `wks-042.contoso.com.` (rooted) is wks-042.contoso.com.
+  const fqdnBare = fqdnText?.endsWith('.') ? fqdnText.slice(0, -1) : fqdnText;
+  const fqdn = fqdnBare && isDnsName(fqdnBare) ? fqdnBare.toLowerCase() : undefined;
   const hostName = boundedText(hostNameText, at, 'hostName', TEXT_LIMITS.hostName, cuts);
   const dnsDomain = boundedText(dnsDomainText, at, 'dnsDomain', TEXT_LIMITS.hostName, cuts);
   const netBiosName = boundedText(textOf(values[7], at, 'netBiosName'), at, 'netBiosName', TEXT_LIMITS.name, cuts);
@@ -244,6 +248,13 @@ function parseOther(sourceKind: string, props: Record<string, unknown>, entityAt
     : { kind: 'other', sourceKind: kind, value: boundedText(String(candidate), at, 'value', TEXT_LIMITS.resource, cuts) as string, properties: props };
 }
 
+/** `CONTOSO\jsmith` -> [`CONTOSO`, `jsmith`]; a name without a backslash has no domain. */
+function splitDomain(text: string | undefined): [string | undefined, string | undefined] {
+  const slash = text?.lastIndexOf('\\') ?? -1;
+  if (text === undefined || slash === -1) return [undefined, text];
+  return [text.slice(0, slash) || undefined, text.slice(slash + 1) || undefined];
+}
+
 function guid(value: unknown, at: Location, name: string): string | undefined {
   const text = textOf(value, at, name);
   if (text === undefined) return undefined;
@@ -294,7 +305,12 @@ export function mergeEntities(entities: Entity[], notes: string[]): Entity[] {
     const existing = same?.find((e) => sameKind(e, entity));
     if (existing) {
       const target = existing as unknown as Record<string, unknown>;
-      for (const [key, value] of Object.entries(entity)) if (target[key] === undefined) target[key] = value;
+      for (const [key, value] of Object.entries(entity)) {
+        if (target[key] === undefined) target[key] = value;
+        // Two mentions of one entity that name it differently: kept in sight, so that the first cannot hide the second.
+        else if (IDENTIFYING.has(key) && typeof value === 'string' && !sameName(key, String(target[key]), value))
+          ((existing as AccountEntity | HostEntity).mentionConflicts ??= []).push(`one mention's ${key} is ${String(target[key])}, another's is ${value}`);
+      }
       continue;
     }
     if (same) same.push(entity);
@@ -302,6 +318,14 @@ export function mergeEntities(entities: Entity[], notes: string[]): Entity[] {
     merged.push(entity);
   }
   return merged;
+}
+
+/** The fields that say who an entity is: mentions of one entity must agree on them. */
+const IDENTIFYING = new Set(['aadUserId', 'upn', 'accountName', 'sid', 'mdatpDeviceId', 'aadDeviceId', 'fqdn', 'hostName', 'netBiosName']);
+
+/** Host names are compared by their first label (`WKS-042` is `wks-042.contoso.com`); everything else whole. */
+function sameName(key: string, a: string, b: string): boolean {
+  return key === 'hostName' || key === 'netBiosName' ? shortHostName(a) === shortHostName(b) : a.toLowerCase() === b.toLowerCase();
 }
 
 function sameKind(a: Entity, b: Entity): boolean {

@@ -37,6 +37,10 @@ export interface AccountEntity {
   groupIds?: string[];
   /** Who the account is, as the directory says: filled by enrichment. Undefined means not (yet) verified. */
   verified?: VerifiedUser;
+  /** Set by enrichment when the directory has no such user: nothing can be done to them. */
+  notFound?: string;
+  /** Where repeated mentions of the entity named it differently: it is held for a human, whoever the directory says. */
+  mentionConflicts?: string[];
 }
 
 export interface HostEntity {
@@ -59,6 +63,10 @@ export interface HostEntity {
   exposure?: string;
   /** Which device it is, as Defender says: filled by enrichment. Undefined means not (yet) verified. */
   verified?: VerifiedDevice;
+  /** Set by enrichment when Defender has no such device: nothing can be done to it. */
+  notFound?: string;
+  /** Where repeated mentions of the entity named it differently. */
+  mentionConflicts?: string[];
 }
 
 /**
@@ -86,6 +94,8 @@ export interface VerifiedDevice {
   tags?: string[];
   /** Set when the id the action named is a stale record Defender merged into this one. */
   mergedFrom?: string;
+  /** The ids of the device's other records seen while resolving it (stale ones): a protected list may name those. */
+  otherRecords?: string[];
 }
 
 /** Any other entity kind (Ip, Url, File, FileHash, Mailbox, …, and kinds we have never seen): carried, never dropped. */

@@ -81,6 +81,20 @@ describe('isolateDevice through the Defender API', () => {
     expect(tenant().machineActions.map((a) => a.machineId)).toEqual(['c'.repeat(40)]);
   });
 
+  it('follows a chain of merged records to the live one, and holds a chain that does not end', async () => {
+    const [s, l, m] = ['5', '6', '7'].map((c) => c.repeat(40)) as [string, string, string];
+    tenant().addMachine({ id: s, computerDnsName: 'wks-050.contoso.com', mergedIntoMachineId: l });
+    tenant().addMachine({ id: l, computerDnsName: 'wks-050.contoso.com', mergedIntoMachineId: m });
+    tenant().addMachine({ id: m, computerDnsName: 'wks-050.contoso.com' });
+    expect(await isolate({ type: 'device', id: s })).toMatchObject({ outcome: 'pending' });
+    expect(tenant().machineActions.map((a) => a.machineId)).toEqual([m]);
+    tenant().machines.get(m)!.mergedIntoMachineId = s; // a loop
+    expect(await isolate({ type: 'device', id: s }, { attempt: 1 })).toMatchObject({
+      outcome: 'held',
+      detail: expect.stringMatching(/merged more than 3 times over/),
+    });
+  });
+
   it('picks, among records none of which reports any more, the one seen last', async () => {
     tenant().machines.get(DEMO_DEVICES.wks042)!.healthStatus = 'Inactive';
     tenant().machines.get(DEMO_DEVICES.wks042)!.lastSeen = '2026-11-01T00:00:00Z';

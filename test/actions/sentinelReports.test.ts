@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { outcomeComment } from '../../shared/actions/report';
 import { commentIdFor } from '../../shared/clients/sentinel';
 import { parseIncidentArmId } from '../../shared/signals/identifiers';
 import { SAMPLE_INCIDENT_ID } from '../sandbox/tenant';
@@ -56,5 +57,21 @@ describe('reporting to Sentinel through @azure/arm-securityinsight', () => {
       retryAfterMs: 3000,
     });
     await expect(env.context.incidents.label({ ...incident, incidentName: 'no-such-incident' }, 'x')).rejects.toMatchObject({ status: 404 });
+  });
+
+  it('writes outside text into comments as inert text: no Markdown marks, invisible characters or unchecked names', () => {
+    const action = {
+      key: 'k',
+      kind: 'revokeSessions' as const,
+      target: { type: 'user' as const, id: '3c5a1e8e-2f62-4d8b-9c11-7a0d3b4c5e6f', displayName: 'Adele Vance (CEO) ~~' },
+      reason: 'rule x: **urgent** `now` [here](http://evil.example)',
+      mode: 'enforce' as const,
+      source: { type: 'incident' as const, subject: 's' },
+    };
+    const text = outcomeComment(action, 'held', 'WKS-042: done ~~\u00ad\u3164', 1);
+    // The title names the target by what identifies it, never by a display name nothing checks.
+    expect(text.split('\n')[0]).toBe('Sentinel Responder — revokeSessions on 3c5a1e8e-2f62-4d8b-9c11-7a0d3b4c5e6f: HELD for an analyst: nothing was changed');
+    expect(text).toContain('Result: WKS-042: done \\~\\~  ');
+    expect(text).toContain('Why: rule x: \\*\\*urgent\\*\\* \\`now\\` \\[here\\](hxxp[:]//evil.example)');
   });
 });

@@ -189,7 +189,7 @@ describe('POST /api/incidents', () => {
         kind: 'revokeSessions',
         reason: 'needs-approval',
         detail: expect.stringMatching(
-          /^the payload and the directory disagree on who adele\.vance@contoso\.com is: the payload's UPN is breakglass1@contoso\.com, the directory's is adele\.vance@contoso\.com; .*; the payload's UPN is protected$/,
+          /^the payload and the directory disagree on who adele\.vance@contoso\.com is: .*the payload's UPN is breakglass1@contoso\.com, the directory's is adele\.vance@contoso\.com; the payload's UPN is protected$/,
         ),
       }),
     ]);
@@ -240,6 +240,8 @@ describe('POST /api/incidents', () => {
   });
 
   it('handles a 200-entity, 50-alert incident', async () => {
+    // Decided on the payload (its made-up users and devices are not in the sandbox): the point here is the size.
+    engine.configure({ RESPONDER_POLICY: POLICY, RESPONDER_ENRICHMENT: 'off' });
     const res = await post(buildIncident({ accounts: 100, hosts: 60, others: 40, alerts: 50 }));
     expect(res.status).toBe(202);
     expect(res.json.decision.actions).toHaveLength(160);

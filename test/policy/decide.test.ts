@@ -177,9 +177,21 @@ rules:
     { name: 'protected UPN', entity: account({ aadUserId: undefined, upn: 'BreakGlass1@contoso.com'.toLowerCase(), privileged: false }), reason: 'protected' },
     { name: 'protected object id', entity: account({ aadUserId: '99999999-9999-4999-8999-999999999999', privileged: false }), reason: 'protected' },
     {
-      name: 'protected bare account name',
-      entity: account({ aadUserId: '12121212-1212-4212-8212-121212121212', upn: 'svc-backup@contoso.com', accountName: 'svc-backup', privileged: false }),
+      name: 'protected bare account name, as the directory says',
+      entity: account({
+        aadUserId: '12121212-1212-4212-8212-121212121212',
+        upn: 'svc-backup@contoso.com',
+        accountName: 'svc-backup',
+        privileged: false,
+        verified: { id: '12121212-1212-4212-8212-121212121212', upn: 'svc-backup@contoso.com', guest: false },
+      }),
       reason: 'protected',
+    },
+    {
+      // Unread, a protected name beside an id nothing lists may be a disguise: held for a human, neither acted on nor spared.
+      name: 'protected bare account name beside an unlisted id, the directory unread',
+      entity: account({ aadUserId: '12121212-1212-4212-8212-121212121212', upn: 'svc-backup@contoso.com', accountName: 'svc-backup', privileged: false }),
+      reason: 'needs-approval',
     },
     { name: "the engine's own identity", entity: account({ aadUserId: '77777777-7777-4777-8777-777777777777', privileged: false }), reason: 'protected' },
     {
@@ -191,14 +203,31 @@ rules:
     { name: 'privilege unknown', entity: account(), reason: 'needs-approval' },
     { name: 'ordinary user', entity: account({ privileged: false }), reason: undefined },
     {
-      name: 'protected device by FQDN',
-      entity: host({ mdatpDeviceId: '1111111111111111111111111111111111111111', fqdn: 'dc01.contoso.com', tags: [] }),
+      name: 'protected device by FQDN, as Defender says',
+      entity: host({
+        mdatpDeviceId: '1111111111111111111111111111111111111111',
+        fqdn: 'dc01.contoso.com',
+        tags: [],
+        verified: { id: '1111111111111111111111111111111111111111', computerDnsName: 'dc01.contoso.com', tags: [] },
+      }),
+      reason: 'protected',
+    },
+    { name: 'protected device found by its FQDN', entity: host({ mdatpDeviceId: undefined, fqdn: 'dc01.contoso.com', tags: [] }), reason: 'protected' },
+    {
+      name: 'protected device by short name, as Defender says',
+      entity: host({
+        mdatpDeviceId: '1111111111111111111111111111111111111111',
+        fqdn: undefined,
+        hostName: 'DC01',
+        tags: [],
+        verified: { id: '1111111111111111111111111111111111111111', computerDnsName: 'dc01.contoso.com', tags: [] },
+      }),
       reason: 'protected',
     },
     {
-      name: 'protected device by short name',
+      name: 'protected name beside an unlisted Defender id, Defender unread',
       entity: host({ mdatpDeviceId: '1111111111111111111111111111111111111111', fqdn: undefined, hostName: 'DC01', tags: [] }),
-      reason: 'protected',
+      reason: 'needs-approval',
     },
     {
       name: 'namesake in another domain',
@@ -266,7 +295,7 @@ rules:
 
   it('gives each action on a target one verdict, however many rules want it', () => {
     const twice = policy(GUARDED.replace('rules:\n', 'rules:\n  - { id: first, then: [disableUser] }\n'));
-    const d = decide(signal({ entities: [account({ upn: 'breakglass1@contoso.com', privileged: false })] }), twice);
+    const d = decide(signal({ entities: [account({ aadUserId: undefined, upn: 'breakglass1@contoso.com', privileged: false })] }), twice);
     expect(d.skipped.filter((s) => s.reason !== 'no-target').map((s) => [s.ruleId, s.reason, s.detail])).toEqual([
       ['first', 'protected', 'breakglass1@contoso.com is listed as protected (UPN)'],
       ['all-users', 'duplicate', 'already judged protected by rule first'],
@@ -289,7 +318,11 @@ describe('the default policy', () => {
     expect(d.skipped[0]?.detail).toBe('privileged account (privilege unknown)');
   });
   it('refuses the break-glass accounts', () => {
-    const d = decide(signal({ entities: [account({ upn: 'breakglass1@contoso.com', userRisk: 'high', privileged: false })] }), p);
+    const breakglass = { id: '99999999-9999-4999-8999-999999999999', upn: 'breakglass1@contoso.com', guest: false };
+    const d = decide(
+      signal({ entities: [account({ aadUserId: breakglass.id, upn: breakglass.upn, userRisk: 'high', privileged: false, verified: breakglass })] }),
+      p,
+    );
     expect(d.actions).toEqual([]);
     expect(new Set(d.skipped.map((s) => s.reason))).toEqual(new Set(['protected']));
   });

@@ -34,14 +34,17 @@ describe('who a payload says a user is, against the directory', () => {
     expect(userConflicts({ upn: 'jsmith@corp.contoso.com', accountName: 'JSMITH', sid: hybrid.sid!.toLowerCase() }, hybrid)).toEqual([]);
     // A guest as a sign-in names them: by their home address.
     expect(userConflicts({ upn: 'partner@fabrikam.com', accountName: 'partner' }, guest)).toEqual([]);
-    // An Entra-joined device names a cloud user by a SID made of the object id.
-    expect(userConflicts({ sid: cloudSidOf(adele.id) }, adele)).toEqual([]);
+    // An Entra-joined device names a cloud user by a SID made of the object id, and by a local form of the name.
+    expect(userConflicts({ sid: cloudSidOf(adele.id), accountName: 'adelevance' }, adele)).toEqual([]);
+    // A UPN a payload built from a sAMAccountName and a domain is a guess: the name is what is compared.
+    expect(userConflicts({ id: hybrid.id, accountName: 'jsmith', upn: 'jsmith@contoso.com' }, hybrid)).toEqual([]);
+    expect(userConflicts({ id: hybrid.id, accountName: 'jsmith2', upn: 'jsmith2@contoso.com' }, hybrid)).toHaveLength(2);
   });
 
   it('names each claim that points elsewhere, with both values', () => {
     expect(userConflicts({ id: adele.id, upn: 'breakglass1@contoso.com', accountName: 'breakglass1' }, adele)).toEqual([
-      "the payload's UPN is breakglass1@contoso.com, the directory's is adele.vance@contoso.com",
       "the payload's account name is breakglass1, the directory's names are adele.vance",
+      "the payload's UPN is breakglass1@contoso.com, the directory's is adele.vance@contoso.com",
     ]);
     expect(userConflicts({ id: '99999999-9999-4999-8999-999999999999', upn: adele.upn }, adele)).toEqual([
       `the payload's object id is 99999999-9999-4999-8999-999999999999, the directory's is ${adele.id}`,

@@ -12,7 +12,7 @@ const DEFINITIONS = {
   mde: { check: isMdeDeviceId, pattern: /^[0-9a-f]{40}$/i },
   upn: {
     check: isUpn,
-    pattern: /^[^\s@/\\'"?#%]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/i,
+    pattern: /^[^\s@/\\'"?%]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/i,
     maxLength: 320,
   },
   dns: { check: isDnsName, pattern: /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*$/i },

@@ -246,6 +246,23 @@ describe('incident trigger body', () => {
     expect(host.fqdn).toBeUndefined();
     expect(host.hostName).toBe('evil/../name');
   });
+
+  it('reads the forms Windows and Sentinel give names: DOMAIN\\name, rooted FQDNs, NetBIOS domains, guest UPNs', () => {
+    const body = sampleIncident();
+    body.object.properties.relatedEntities = [
+      { kind: 'Account', properties: { accountName: 'CONTOSO\\jsmith', aadUserId: '3c5a1e8e-2f62-4d8b-9c11-7a0d3b4c5e6f' } },
+      { kind: 'Account', properties: { accountName: 'partner_fabrikam.com#EXT#', upnSuffix: 'contoso.onmicrosoft.com' } },
+      { kind: 'Host', properties: { hostName: 'wks-042.contoso.com.' } },
+      { kind: 'Host', properties: { hostName: 'WKS-043', dnsDomain: 'CONTOSO' } },
+    ];
+    const [onPremises, guest, rooted, netbios] = normalizeSentinelPayload(body).entities as [AccountEntity, AccountEntity, HostEntity, HostEntity];
+    expect(onPremises).toMatchObject({ accountName: 'jsmith', ntDomain: 'CONTOSO' });
+    expect(guest.upn).toBe('partner_fabrikam.com#ext#@contoso.onmicrosoft.com');
+    expect(rooted.fqdn).toBe('wks-042.contoso.com');
+    // A domain without a dot is NetBIOS: no FQDN is made up from it.
+    expect(netbios.fqdn).toBeUndefined();
+    expect(netbios).toMatchObject({ hostName: 'WKS-043', dnsDomain: 'CONTOSO' });
+  });
 });
 
 describe('alert trigger body', () => {

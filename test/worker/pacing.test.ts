@@ -84,7 +84,8 @@ describe('pacing and blast-radius limits', () => {
   });
 
   it('holds a cap across concurrent submissions: the budget is reserved atomically, not read and hoped for', async () => {
-    engine.configure({ RESPONDER_POLICY: POLICY });
+    // Decided on the payload: its made-up users are not in the sandbox's directory (which would plan nothing for them).
+    engine.configure({ RESPONDER_POLICY: POLICY, RESPONDER_ENRICHMENT: 'off' });
     const { engine: responder } = await runtime();
     // Five incidents at once, two accounts each: ten revokeSessions wanted, a cap of three per hour.
     const signals = Array.from({ length: 5 }, (_, i) => normalizeSentinelPayload(buildIncident({ accounts: 2, hosts: 0, incidentName: `cap-${i}` })));
