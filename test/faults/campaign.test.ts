@@ -8,7 +8,7 @@ process.env.LOG_LEVEL = 'silent';
  * The proof that nothing is lost and nothing happens twice: a thousand seeded, reproducible fault schedules — crashes
  * before and after writes, spurious ETag conflicts, duplicate and reordered deliveries, lost locks and settlements,
  * 429 and 5xx bursts, lost responses, slow APIs, refused sends, a spent API budget, entities that name one principal by
- * another's id (protected ones among them) and names of 40 KB, decided with and without enrichment — each run to
+ * another's id (protected ones among them), names of 40 KB and malformed commands, decided with and without enrichment — each run to
  * quiescence on the in-process twins, then judged: every action final (or held for a human, with its reason), no
  * non-idempotent call twice, no protected principal touched.
  * A failing schedule prints its seed and shrinks to a minimal one: `CAMPAIGN_SEED=<seed>` replays the campaign, and
@@ -34,6 +34,7 @@ export const scheduleArbitrary: fc.Arbitrary<Schedule> = fc.record({
     fc.record({
       kind: fc.constantFrom('isolateDevice' as const, 'disableUser' as const, 'revokeSessions' as const, 'requirePimReapproval' as const),
       target: fc.nat(3),
+      malformed: fc.boolean(),
     }),
     { maxLength: 3 },
   ),

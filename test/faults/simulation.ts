@@ -51,8 +51,11 @@ export interface Schedule {
   incidents: Array<{ users: number[]; devices: number[]; disguises?: Disguise[] }>;
   /** Decide with enrichment (the directory read before deciding), or on the payload alone (the worker is the gate). */
   enrich?: boolean;
-  /** Commands put straight on the queue, as if planned under an older policy (protected targets among them). */
-  direct: Array<{ kind: 'isolateDevice' | 'disableUser' | 'revokeSessions' | 'requirePimReapproval'; target: number }>;
+  /**
+   * Commands put straight on the queue, as if planned under an older policy (protected targets among them); a malformed
+   * one carries a name no command may (the queue's schema refuses it), for an action the ledger holds.
+   */
+  direct: Array<{ kind: 'isolateDevice' | 'disableUser' | 'revokeSessions' | 'requirePimReapproval'; target: number; malformed?: boolean }>;
   /** The n-th API call, n-th ledger write, n-th delivery, n-th send or schedule meets the n-th fault (then ok). */
   apiFaults: ApiFault[];
   ledgerFaults: LedgerFault[];
@@ -298,8 +301,8 @@ function signalFor(incident: Schedule['incidents'][number], index: number): Sign
 function directCommand(spec: Schedule['direct'][number], index: number, at: string): ActionCommand {
   const device = spec.kind === 'isolateDevice';
   const target: ActionTarget = device
-    ? { type: 'device', id: DEVICES[spec.target % DEVICES.length] as string }
-    : { type: 'user', id: USERS[spec.target % USERS.length] as string };
+    ? { type: 'device', id: DEVICES[spec.target % DEVICES.length] as string, ...(spec.malformed && { hostName: 'h'.repeat(300) }) }
+    : { type: 'user', id: USERS[spec.target % USERS.length] as string, ...(spec.malformed && { displayName: 'd'.repeat(300) }) };
   const subject = `campaign-direct-${index}`;
   const key = idempotencyKeys({ subject })(spec.kind, targetKeyPart(target.id as string));
   return {
