@@ -182,7 +182,12 @@ async function serve(req: IncomingMessage, res: ServerResponse, ledger: ActionLe
       problem(421, 'MisdirectedRequest', `this local host answers requests to localhost only, not to ${JSON.stringify(req.headers.host ?? '')}`),
     );
   }
-  const url = new URL(req.url ?? '/', 'http://localhost');
+  let url: URL;
+  try {
+    url = new URL(req.url ?? '/', 'http://localhost');
+  } catch {
+    return send(res, problem(400, 'BadRequest', 'the request target is not a path'));
+  }
   if (url.pathname.startsWith('/local/')) {
     const refusal = await localRouteRefusal(req);
     if (refusal) return send(res, refusal);

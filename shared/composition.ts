@@ -52,10 +52,12 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
     executors: EXECUTORS,
     executionContext,
     ...(enricher && {
-      enrich: (signal: Signal, compiled: CompiledPolicy, options: EnrichOptions = {}) =>
-        options.preview
-          ? pacer.sparing(() => enricher.enrich(signal, compiled.groupsOfInterest, options))
-          : enricher.enrich(signal, compiled.groupsOfInterest, options),
+      enrich: (signal: Signal, compiled: CompiledPolicy, options: EnrichOptions = {}) => {
+        const withPolicy = { ...options, protection: compiled.protection };
+        return options.preview
+          ? pacer.sparing(() => enricher.enrich(signal, compiled.groupsOfInterest, withPolicy))
+          : enricher.enrich(signal, compiled.groupsOfInterest, withPolicy);
+      },
     }),
     policy,
     ledger,

@@ -231,7 +231,12 @@ export class ResponderEngine {
       return;
     }
     const at = new Date(this.deps.now().getTime() + delay);
-    await this.deps.queue.schedule({ type: 'reevaluateIncident', incidentArmId: armId, attempt: done + 1, createdAt: this.deps.now().toISOString() }, at);
+    try {
+      await this.deps.queue.schedule({ type: 'reevaluateIncident', incidentArmId: armId, attempt: done + 1, createdAt: this.deps.now().toISOString() }, at);
+    } catch (error) {
+      log.error({ err: error }, 'could not schedule the re-evaluation: answering 503 so the caller retries');
+      throw new QueueUnavailableError("the action queue did not accept the incident's re-evaluation: retry the request");
+    }
     signal.notes.push(`no entities yet: the incident will be evaluated again at ${at.toISOString()}`);
     log.info({ at: at.toISOString(), attempt: done + 1 }, 'no entities yet: re-evaluation scheduled');
   }

@@ -396,15 +396,19 @@ function bodyText(body: unknown): string {
 
 /**
  * The mode an execution runs in now. Audit wins, whoever says it: the command (as decided), RESPONDER_MODE, or the policy
- * in force now, globally or for the command's rule. So a retry, a deferral or a replay of an action decided in enforce
- * mode rehearses once the engine is switched to audit.
+ * in force now, globally or for the command's rule (disabled or removed since counts as audit). So a retry, a deferral
+ * or a replay of an action decided in enforce mode rehearses once the engine is switched to audit.
  */
 function modeNow(command: ActionCommand, policy: CompiledPolicy, override: Mode): { audit: boolean; why: string } {
   if (command.mode === 'audit') return { audit: true, why: 'decided in audit mode' };
   if (override === 'audit') return { audit: true, why: 'RESPONDER_MODE=audit' };
   if (policy.policy.mode === 'audit') return { audit: true, why: 'the policy in force is in audit mode' };
-  const rule = command.source.ruleId === undefined ? undefined : policy.policy.rules.find((r) => r.id === command.source.ruleId);
-  if (rule?.mode === 'audit') return { audit: true, why: `rule ${rule.id} is in audit mode now` };
+  const ruleId = command.source.ruleId;
+  if (ruleId === undefined) return { audit: false, why: '' };
+  const rule = policy.policy.rules.find((r) => r.id === ruleId);
+  if (!rule) return { audit: true, why: `rule ${ruleId} is no longer in the policy` };
+  if (!rule.enabled) return { audit: true, why: `rule ${ruleId} is disabled now` };
+  if (rule.mode === 'audit') return { audit: true, why: `rule ${ruleId} is in audit mode now` };
   return { audit: false, why: '' };
 }
 

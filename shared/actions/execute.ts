@@ -1,10 +1,10 @@
 import { memberGroups } from '../clients/graph';
-import { checkDevice, checkUser, indexProtection, type ProtectionIndex } from '../policy/protection';
+import { checkDevice, checkUser, indexProtection, needsRecordsSharingName, type ProtectionIndex } from '../policy/protection';
 import { ACTIONS } from './catalogue';
 import type { ActionCommand } from './command';
 import type { ActionExecutor, ExecutionContext, ExecutionOutcome, ResolvedTarget } from './executor';
 import { classifyFailure } from './failure';
-import { resolveDevice, resolveUser } from './resolveTarget';
+import { resolveDevice, resolveUser, withRecordsSharingName } from './resolveTarget';
 
 /** A policy that protects no one: for executors exercised on their own (tests). */
 const NOTHING_PROTECTED = indexProtection({ users: [], groups: [], devices: [], deviceTags: [] }, []);
@@ -27,7 +27,7 @@ export async function executeOnVerifiedTarget(
   protection: ProtectionIndex = NOTHING_PROTECTED,
 ): Promise<ExecutionOutcome> {
   try {
-    const resolved = await resolve(command, context);
+    const resolved = await resolve(command, context, protection);
     if (resolved.status === 'refused') return resolved.outcome;
     const refusal = await protectionRefusal(command, resolved.target, context, protection);
     if (refusal) return refusal;
@@ -39,7 +39,7 @@ export async function executeOnVerifiedTarget(
 
 type Resolved = { status: 'resolved'; target: ResolvedTarget } | { status: 'refused'; outcome: ExecutionOutcome };
 
-async function resolve(command: ActionCommand, { directory, devices }: ExecutionContext): Promise<Resolved> {
+async function resolve(command: ActionCommand, { directory, devices }: ExecutionContext, protection: ProtectionIndex): Promise<Resolved> {
   const { target } = command;
   const refused = (outcome: ExecutionOutcome): Resolved => ({ status: 'refused', outcome });
   if (ACTIONS[command.kind].target !== target.type)
@@ -53,7 +53,12 @@ async function resolve(command: ActionCommand, { directory, devices }: Execution
   }
   if (!devices) return refused({ outcome: 'failed', class: 'permanent', detail: 'Defender for Endpoint is not configured in this cloud (DEFENDER_ENDPOINT)' });
   const device = await resolveDevice(target, devices);
-  if (device.status === 'found') return { status: 'resolved', target: { type: 'device', verified: device.verified, machine: device.record } };
+  if (device.status === 'found') {
+    const verified = needsRecordsSharingName(protection, device.verified.computerDnsName)
+      ? await withRecordsSharingName(device.verified, devices)
+      : device.verified;
+    return { status: 'resolved', target: { type: 'device', verified, machine: device.record } };
+  }
   return refused(
     device.status === 'missing' ? { outcome: 'failed', class: 'permanent', status: 404, detail: device.why } : { outcome: 'held', detail: device.why },
   );

@@ -22,7 +22,7 @@ const HEADLINES: Record<ReportedState, string> = {
   audited: 'audit only: nothing was changed',
   failed: 'FAILED: needs an analyst',
   blocked: 'BLOCKED: needs an analyst',
-  held: 'HELD for an analyst: nothing was changed',
+  held: 'HELD: needs an analyst',
 };
 
 /** What a report says of an action: the fields an ActionCommand and a ledger entry share. */

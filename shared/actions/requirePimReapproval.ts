@@ -3,6 +3,9 @@ import type { ActiveRole, Directory } from '../clients/graph';
 import type { ActionExecutor, ExecutionOutcome } from './executor';
 import { classifyFailure } from './failure';
 
+/** At most this many role removals are made by one action (each is kept in its rollback snapshot). */
+export const MAX_RECORDED_ROLES = 100;
+
 /** What requirePimReapproval removed, for the record and for restorePimAssignments. */
 export interface PimSnapshot {
   principalId: string;
@@ -41,6 +44,13 @@ export const requirePimReapproval: ActionExecutor = {
           detail: `${who} holds no direct active privileged role${groupNote}`,
         };
       }
+      // Every removal is recorded for the rollback, in one ledger property: past this many, the record could not hold it,
+      // and roles the engine removed without recording them could not be given back.
+      if (direct.length > MAX_RECORDED_ROLES)
+        return {
+          outcome: 'held',
+          detail: `${who} holds ${direct.length} direct active roles, more than the ${MAX_RECORDED_ROLES} the engine can record for a rollback: a human must end them`,
+        };
       const policyGaps: string[] = [];
       for (const roleId of new Set(direct.map((r) => r.roleDefinitionId))) if (!(await directory.activationNeedsApproval(roleId))) policyGaps.push(roleId);
       const gapNote = policyGaps.length

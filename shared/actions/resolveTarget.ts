@@ -55,6 +55,28 @@ export async function resolveDevice(target: Pick<DeviceTarget, 'id' | 'aadDevice
   return found(live.machine, undefined, others);
 }
 
+/**
+ * The device's other records under its name, when protection needs them: stale ones (merged into it, or sharing its
+ * Entra device id, or no longer reporting), which a protected list written before a re-onboarding may name by their
+ * Defender id; and namesakes, other devices reporting the same name, since a device reports its own name (a compromised
+ * one can take a protected server's). One more Defender read, made only when the policy lists Defender ids or this
+ * device's name is listed.
+ */
+export async function withRecordsSharingName(device: VerifiedDevice, devices: Devices): Promise<VerifiedDevice> {
+  const others = (await devices.findMachines({ computerDnsName: device.computerDnsName })).filter(
+    (m) => typeof m.id === 'string' && m.id.toLowerCase() !== device.id,
+  );
+  const stale = new Set(device.otherRecords);
+  const namesakes: string[] = [];
+  for (const m of others) {
+    const id = m.id.toLowerCase();
+    const sameDevice = mergedInto(m) === device.id || (device.aadDeviceId !== undefined && m.aadDeviceId?.toLowerCase() === device.aadDeviceId);
+    if (sameDevice || m.healthStatus !== 'Active' || (onboardingStatus(m) ?? 'onboarded') !== 'onboarded') stale.add(id);
+    else namesakes.push(id);
+  }
+  return { ...device, ...(stale.size > 0 && { otherRecords: [...stale] }), ...(namesakes.length > 0 && { namesakes }) };
+}
+
 /** How many merges a chain of stale records may take to reach the live one. */
 const MERGE_HOPS = 3;
 

@@ -116,7 +116,12 @@ export class Pacer {
   private async takeSpare(api: PacedApi): Promise<void> {
     const budgets = this.budgets[api];
     if (budgets.length === 0) return;
-    const own = budgets.map((b) => ({ max: Math.max(1, Math.floor(b.max * SPARE_SHARE)), windowMs: b.windowMs }));
+    // A tenth of each budget; one too small to split (ID Protection's one call a second) lends one call per ten windows.
+    const own = budgets.map((b) =>
+      b.max * SPARE_SHARE >= 1
+        ? { max: Math.floor(b.max * SPARE_SHARE), windowMs: b.windowMs }
+        : { max: 1, windowMs: Math.ceil(b.windowMs / (b.max * SPARE_SHARE)) },
+    );
     const refuse = (wait: number) =>
       new ApiError(api === 'defender' ? 'defender' : 'graph', 429, ENGINE_PACED, `not read: the ${api} budget is kept for containment`, wait);
     const mine = await this.state.update<BudgetRecord, BudgetAnswer>(`pace-spare:${api}`, (record) => spend(record, own, this.now()));

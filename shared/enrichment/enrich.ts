@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { classifyFailure } from '../actions/failure';
-import { resolveDevice, resolveUser } from '../actions/resolveTarget';
+import { resolveDevice, resolveUser, withRecordsSharingName } from '../actions/resolveTarget';
+import { needsRecordsSharingName, type ProtectionIndex } from '../policy/protection';
 import type { Devices } from '../clients/defender';
 import { memberGroups, type Directory } from '../clients/graph';
 import { displayText, TEXT_LIMITS } from '../limits';
@@ -33,10 +34,14 @@ const RETRY_STEP_MS = 250;
  */
 export const ENRICHMENT_CONCURRENCY = 8;
 export const ENRICHED_PER_KIND = 50;
+/** checkMemberGroups takes 20 group ids a call. */
+const MEMBERSHIP_GROUPS_PER_CALL = 20;
 
 /** How an enrichment runs: `preview` for a what-if plan, which tries each read once and never waits for a budget. */
 export interface EnrichOptions {
   preview?: boolean;
+  /** The policy's protected lists: whether a device's other records under its name must be read too. */
+  protection?: ProtectionIndex;
 }
 
 /**
@@ -69,21 +74,23 @@ export class Enricher {
     entities.forEach((entity, i) => {
       if (entity.kind === 'other') return;
       if (++seen[entity.kind] > ENRICHED_PER_KIND) {
+        // Held, not acted on unread: a payload of made-up accounts must not spend the caps real containment needs.
         skipped[entity.kind]++;
+        entities[i] = { ...entity, notRead: `not read in the directory: past the first ${ENRICHED_PER_KIND} ${entity.kind}s of the signal` };
         return;
       }
       reads.push(
         async () =>
           (entities[i] =
-            entity.kind === 'account' ? await this.account(entity, ports, groupsOfInterest, notes, attempts) : await this.host(entity, ports, notes, attempts)),
+            entity.kind === 'account'
+              ? await this.account(entity, ports, groupsOfInterest, notes, attempts, options.preview === true)
+              : await this.host(entity, ports, notes, attempts, options)),
       );
     });
     await runAtMost(ENRICHMENT_CONCURRENCY, reads);
     for (const kind of ['account', 'host'] as const) {
       if (skipped[kind] > 0)
-        notes.push(
-          `${skipped[kind]} ${kind}(s) past the first ${ENRICHED_PER_KIND} were not enriched: their identity, risk and ${kind === 'account' ? 'privilege' : 'tags'} are unknown`,
-        );
+        notes.push(`${skipped[kind]} ${kind}(s) past the first ${ENRICHED_PER_KIND} were not read in the directory: actions on them are held for a human`);
     }
     return { ...signal, entities, notes: [...signal.notes, ...dedupe(notes)] };
   }
@@ -94,6 +101,7 @@ export class Enricher {
     groups: readonly string[],
     notes: string[],
     attempts: number,
+    preview: boolean,
   ): Promise<AccountEntity> {
     const out: AccountEntity = { ...account };
     const label = account.upn ?? account.aadUserId ?? '(account)';
@@ -104,7 +112,7 @@ export class Enricher {
     const resolved = await this.attempt(
       notes,
       `the directory's record of ${label}`,
-      () => this.cached(`user:${reference}`, () => resolveUser({ id: account.aadUserId, upn: account.upn }, directory)),
+      () => this.cached(`user:${reference}`, () => resolveUser({ id: account.aadUserId, upn: account.upn }, directory), preview),
       attempts,
     );
     if (!resolved) return out;
@@ -120,7 +128,7 @@ export class Enricher {
     out.upn ??= user.upn;
     const id = user.id;
 
-    const levels = await this.attempt(notes, 'user risk (ID Protection)', () => this.riskLevels(directory), attempts);
+    const levels = await this.attempt(notes, 'user risk (ID Protection)', () => this.riskLevels(directory, preview), attempts);
     if (levels) {
       const level = levels.get(id) ?? 'none';
       out.userRisk = (USER_RISK_LEVELS as readonly string[]).includes(level) ? (level as AccountEntity['userRisk']) : 'none';
@@ -128,16 +136,19 @@ export class Enricher {
     const roles = await this.attempt(
       notes,
       `privileged roles of ${label} (PIM)`,
-      () => this.cached(`roles:${id}`, () => directory.listActiveRoles(id)),
+      () => this.cached(`roles:${id}`, () => directory.listActiveRoles(id), preview),
       attempts,
     );
     // Any active directory role counts as privileged: erring this way sends more actions to a human, never fewer.
     if (roles) out.privileged = roles.length > 0;
-    if (groups.length > 0) {
+    if (groups.length > MEMBERSHIP_GROUPS_PER_CALL && preview) {
+      // A draft policy naming a thousand groups must not turn one plan into thousands of Graph calls.
+      notes.push(`group membership of ${label} not read for a plan: the policy names more than ${MEMBERSHIP_GROUPS_PER_CALL} groups`);
+    } else if (groups.length > 0) {
       const member = await this.attempt(
         notes,
         `group membership of ${label}`,
-        () => this.cached(`groups:${id}:${groups.join(',')}`, () => memberGroups(directory, id, groups)),
+        () => this.cached(`groups:${id}:${groups.join(',')}`, () => memberGroups(directory, id, groups), preview),
         attempts,
       );
       if (member) out.groupIds = member.map((g) => g.toLowerCase());
@@ -145,7 +156,8 @@ export class Enricher {
     return out;
   }
 
-  private async host(host: HostEntity, { devices }: EnrichmentPorts, notes: string[], attempts: number): Promise<HostEntity> {
+  private async host(host: HostEntity, { devices }: EnrichmentPorts, notes: string[], attempts: number, options: EnrichOptions): Promise<HostEntity> {
+    const preview = options.preview === true;
     if (!devices) return host;
     const label = host.fqdn ?? host.hostName ?? host.mdatpDeviceId ?? '(device)';
     const key = host.mdatpDeviceId ?? host.aadDeviceId ?? host.fqdn;
@@ -153,7 +165,16 @@ export class Enricher {
     const resolved = await this.attempt(
       notes,
       `Defender data for ${label}`,
-      () => this.cached(`machine:${key}`, () => resolveDevice({ id: host.mdatpDeviceId, aadDeviceId: host.aadDeviceId, fqdn: host.fqdn }, devices)),
+      () =>
+        this.cached(
+          `machine:${key}`,
+          async () => {
+            const found = await resolveDevice({ id: host.mdatpDeviceId, aadDeviceId: host.aadDeviceId, fqdn: host.fqdn }, devices);
+            if (found.status !== 'found' || !options.protection || !needsRecordsSharingName(options.protection, found.verified.computerDnsName)) return found;
+            return { ...found, verified: await withRecordsSharingName(found.verified, devices) };
+          },
+          preview,
+        ),
       attempts,
     );
     if (!resolved) return host;
@@ -173,23 +194,53 @@ export class Enricher {
     return out;
   }
 
-  private riskLevels(directory: Directory): Promise<Map<string, string>> {
-    if (!this.riskyUsers || this.now() - this.riskyUsers.at >= ENRICHMENT_TTL_MS) {
-      const levels = directory.listRiskyUsers().then((users) => new Map(users.map((u) => [u.id.toLowerCase(), u.riskLevel])));
-      this.riskyUsers = { at: this.now(), levels };
-      levels.catch(() => (this.riskyUsers = undefined)); // a failure is not cached
+  /**
+   * The tenant's at-risk users, read once per TTL. A plan's (`preview`) read is remembered only once it has succeeded: a
+   * read refused to spare containment's budget must never be the answer a concurrent incident waits on.
+   */
+  private riskLevels(directory: Directory, preview: boolean): Promise<Map<string, string>> {
+    const fresh = this.riskyUsers && this.now() - this.riskyUsers.at < ENRICHMENT_TTL_MS ? this.riskyUsers.levels : undefined;
+    if (fresh) return fresh;
+    const at = this.now();
+    const levels = directory.listRiskyUsers().then((users) => new Map(users.map((u) => [u.id.toLowerCase(), u.riskLevel])));
+    if (preview) {
+      levels.then(
+        (read) => {
+          if (!this.riskyUsers || this.now() - this.riskyUsers.at >= ENRICHMENT_TTL_MS) this.riskyUsers = { at, levels: Promise.resolve(read) };
+        },
+        () => undefined,
+      );
+      return levels;
     }
-    return this.riskyUsers.levels;
+    this.riskyUsers = { at, levels };
+    levels.catch(() => (this.riskyUsers = undefined)); // a failure is not cached
+    return levels;
   }
 
-  private cached<T>(key: string, read: () => Promise<T>): Promise<T> {
+  /** A read remembered for the TTL; a plan's (`preview`) reads are remembered only once they succeed, as above. */
+  private cached<T>(key: string, read: () => Promise<T>, preview: boolean): Promise<T> {
     const hit = this.cache.get(key);
     if (hit && this.now() - hit.at < ENRICHMENT_TTL_MS) return hit.value as Promise<T>;
+    const at = this.now();
     const value = read();
-    this.cache.set(key, { at: this.now(), value });
+    if (preview) {
+      value.then(
+        (read) => {
+          const now = this.cache.get(key);
+          if (!now || this.now() - now.at >= ENRICHMENT_TTL_MS) this.remember(key, at, Promise.resolve(read));
+        },
+        () => undefined,
+      );
+      return value;
+    }
+    this.remember(key, at, value);
     value.catch(() => this.cache.delete(key));
-    if (this.cache.size > 10_000) this.cache.delete(this.cache.keys().next().value as string);
     return value;
+  }
+
+  private remember(key: string, at: number, value: Promise<unknown>): void {
+    this.cache.set(key, { at, value });
+    if (this.cache.size > 10_000) this.cache.delete(this.cache.keys().next().value as string);
   }
 
   /** The value, or undefined with a note saying what could not be read and why; transient failures are tried again. */

@@ -192,6 +192,7 @@ function judge(
   if (entity.notFound !== undefined) return { reason: 'no-target', detail: entity.notFound };
   const verdict = entity.kind === 'account' ? checkAccount(entity, compiled.protection) : checkHost(entity, compiled.protection);
   if (verdict.status === 'protected') return { reason: 'protected', detail: verdict.why };
+  if (entity.notRead !== undefined) return { reason: 'needs-approval', detail: entity.notRead };
   if (verdict.status === 'conflict') return { reason: 'needs-approval', detail: verdict.why };
   if (verdict.status === 'unverified') return { reason: 'needs-approval', detail: `cannot verify it is not protected: ${verdict.why}` };
 

@@ -28,7 +28,14 @@ export function parsePolicy(text: string, origin: string): LoadedPolicy {
       doc.errors.map((e) => `line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`),
     );
   }
-  const result = policySchema.safeParse(doc.toJS({ maxAliasCount: 50 }));
+  let json: unknown;
+  try {
+    json = doc.toJS({ maxAliasCount: 50 });
+  } catch (error) {
+    // More alias references than allowed (a "billion laughs" document), or a reference the document cannot resolve.
+    throw new ConfigError(`policy ${origin} is not valid YAML`, [(error as Error).message.split('\n')[0] as string]);
+  }
+  const result = policySchema.safeParse(json);
   if (!result.success) {
     throw new ConfigError(
       `policy ${origin} is invalid`,

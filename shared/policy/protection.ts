@@ -86,13 +86,22 @@ export function withoutDomainPrefix(name: string): string {
  */
 export function checkAccount(account: AccountEntity, index: ProtectionIndex): ProtectionVerdict {
   const claims = { id: account.aadUserId, upn: account.upn, accountName: account.accountName, sid: account.sid };
-  return withMentions(checkUser(claims, account.verified, account.groupIds, index, accountLabel(account)), account.mentionConflicts);
+  const verdict = checkUser(claims, account.verified, account.groupIds, index, accountLabel(account));
+  if (verdict.status === 'protected' || !account.otherMentions?.length) return verdict;
+  // Other mentions that call the account differently: as long as every name is the directory's, they agree.
+  const others = account.otherMentions.map((m) => ({ id: m.aadUserId, upn: m.upn, accountName: m.accountName, sid: m.sid }));
+  return withMentions(verdict, account.verified ? others.flatMap((m) => userConflicts(m, account.verified as VerifiedUser)) : undefined);
 }
 
-/** Mentions of one entity that name it differently are a disagreement too, unless it is refused outright. */
-function withMentions(verdict: ProtectionVerdict, mentionConflicts: readonly string[] | undefined): ProtectionVerdict {
-  if (verdict.status === 'protected' || !mentionConflicts?.length) return verdict;
-  return { status: 'conflict', why: `the payload's mentions of it disagree: ${mentionConflicts.join('; ')}` };
+/**
+ * Mentions of one entity that name it differently: a conflict when the directory's record disagrees with one of them,
+ * or when there is no record to tell (`conflicts` undefined); unless the entity is refused outright.
+ */
+function withMentions(verdict: ProtectionVerdict, conflicts: string[] | undefined): ProtectionVerdict {
+  if (conflicts === undefined)
+    return { status: 'conflict', why: `the payload's mentions of it name it differently, and the directory was not read to tell which is right` };
+  if (conflicts.length === 0) return verdict;
+  return { status: 'conflict', why: `another mention of it in the payload disagrees with the directory: ${conflicts.join('; ')}` };
 }
 
 /** `checkAccount` on an action's target and what the directory answered for it (the worker, at execution). */
@@ -168,7 +177,16 @@ function listedUser(
 /** Is this device protected? The same order as for accounts: Defender's record, a conflict, the payload, enough data. */
 export function checkHost(host: HostEntity, index: ProtectionIndex): ProtectionVerdict {
   const claims = { id: host.mdatpDeviceId, aadDeviceId: host.aadDeviceId, fqdn: host.fqdn, hostName: host.hostName, netBiosName: host.netBiosName };
-  return withMentions(checkDevice(claims, host.verified, host.verified?.tags ?? host.tags, index), host.mentionConflicts);
+  const verdict = checkDevice(claims, host.verified, host.verified?.tags ?? host.tags, index);
+  if (verdict.status === 'protected' || !host.otherMentions?.length) return verdict;
+  const others = host.otherMentions.map((m) => ({
+    id: m.mdatpDeviceId,
+    aadDeviceId: m.aadDeviceId,
+    fqdn: m.fqdn,
+    hostName: m.hostName,
+    netBiosName: m.netBiosName,
+  }));
+  return withMentions(verdict, host.verified ? others.flatMap((m) => deviceConflicts(m, host.verified as VerifiedDevice)) : undefined);
 }
 
 /** `checkHost` on an action's target and what Defender answered for it (the worker, at execution). */
@@ -184,6 +202,12 @@ export function checkDevice(
     const listed =
       listedDevice({ id: verified.id, aadDeviceId: verified.aadDeviceId, names: [verified.computerDnsName] }, index) ??
       (verified.otherRecords?.some((id) => index.deviceIds.has(id)) ? 'Defender id of another record of it' : undefined);
+    // A device reports its own name: when other live devices report the same protected name, it proves nothing.
+    if (listed === 'name' && verified.namesakes?.length)
+      return {
+        status: 'conflict',
+        why: `${label} is a protected name, and ${verified.namesakes.length + 1} devices report it (${[verified.id, ...verified.namesakes].join(', ')}): which one is protected is for a human to say`,
+      };
     if (listed) return { status: 'protected', why: `${label} is listed as protected (${listed}, as Defender says)` };
     const tag = tags && index.deviceTags.firstOf(tags);
     if (tag !== undefined) return { status: 'protected', why: `${label} carries the protected tag "${tag}"` };
@@ -229,6 +253,14 @@ function listedDevice(
   if (device.aadDeviceId !== undefined && index.aadDeviceIds.has(device.aadDeviceId)) return 'Entra device id';
   if (index.deviceNames.shortForms.size > 0 && device.names.some((name) => nameIsListed(name, index))) return 'name';
   return undefined;
+}
+
+/**
+ * Whether protection needs a device's other records under its name (withRecordsSharingName): when Defender ids are
+ * listed (a stale record's may be), or when the device's own name is listed (another device may report it too).
+ */
+export function needsRecordsSharingName(index: ProtectionIndex, name: string): boolean {
+  return index.deviceIds.size > 0 || nameIsListed(name, index);
 }
 
 /**

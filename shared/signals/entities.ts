@@ -305,11 +305,15 @@ export function mergeEntities(entities: Entity[], notes: string[]): Entity[] {
     const existing = same?.find((e) => sameKind(e, entity));
     if (existing) {
       const target = existing as unknown as Record<string, unknown>;
+      let differs = false;
       for (const [key, value] of Object.entries(entity)) {
         if (target[key] === undefined) target[key] = value;
-        // Two mentions of one entity that name it differently: kept in sight, so that the first cannot hide the second.
-        else if (IDENTIFYING.has(key) && typeof value === 'string' && !sameName(key, String(target[key]), value))
-          ((existing as AccountEntity | HostEntity).mentionConflicts ??= []).push(`one mention's ${key} is ${String(target[key])}, another's is ${value}`);
+        else if (IDENTIFYING.has(key) && typeof value === 'string' && !sameName(key, String(target[key]), value)) differs = true;
+      }
+      // A mention that names the entity differently is kept in sight, so that the first cannot hide it.
+      if (differs) {
+        const names = Object.fromEntries(Object.entries(entity).filter(([key]) => IDENTIFYING.has(key)));
+        ((existing as { otherMentions?: unknown[] }).otherMentions ??= []).push(names);
       }
       continue;
     }

@@ -39,8 +39,13 @@ export interface AccountEntity {
   verified?: VerifiedUser;
   /** Set by enrichment when the directory has no such user: nothing can be done to them. */
   notFound?: string;
-  /** Where repeated mentions of the entity named it differently: it is held for a human, whoever the directory says. */
-  mentionConflicts?: string[];
+  /** Set by enrichment when it did not read the directory for this entity, and why: its actions are held. */
+  notRead?: string;
+  /**
+   * What other mentions of the entity (alerts repeat entities) called it, where that differs from the first mention:
+   * each is compared with the directory's record like the first.
+   */
+  otherMentions?: Array<Pick<AccountEntity, 'aadUserId' | 'upn' | 'accountName' | 'sid'>>;
 }
 
 export interface HostEntity {
@@ -65,8 +70,10 @@ export interface HostEntity {
   verified?: VerifiedDevice;
   /** Set by enrichment when Defender has no such device: nothing can be done to it. */
   notFound?: string;
-  /** Where repeated mentions of the entity named it differently. */
-  mentionConflicts?: string[];
+  /** Set by enrichment when it did not read Defender for this device, and why: its actions are held. */
+  notRead?: string;
+  /** What other mentions of the device called it, where that differs from the first mention. */
+  otherMentions?: Array<Pick<HostEntity, 'mdatpDeviceId' | 'aadDeviceId' | 'fqdn' | 'hostName' | 'netBiosName'>>;
 }
 
 /**
@@ -96,6 +103,8 @@ export interface VerifiedDevice {
   mergedFrom?: string;
   /** The ids of the device's other records seen while resolving it (stale ones): a protected list may name those. */
   otherRecords?: string[];
+  /** Other live devices that report the same name: a device names itself, so a protected name is then no proof. */
+  namesakes?: string[];
 }
 
 /** Any other entity kind (Ip, Url, File, FileHash, Mailbox, …, and kinds we have never seen): carried, never dropped. */

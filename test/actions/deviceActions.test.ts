@@ -2,6 +2,7 @@ import { executeOnVerifiedTarget } from '../../shared/actions/execute';
 import { describe, expect, it } from 'vitest';
 import type { ExecutionOutcome } from '../../shared/actions/executor';
 import { isolateDevice, unisolateDevice, type IsolationSnapshot } from '../../shared/actions/isolateDevice';
+import { indexProtection } from '../../shared/policy/protection';
 import { command } from '../fixtures/commands';
 import { DEMO_DEVICES } from '../sandbox/tenant';
 import { useSandboxContext } from '../support/sandboxContext';
@@ -93,6 +94,15 @@ describe('isolateDevice through the Defender API', () => {
       outcome: 'held',
       detail: expect.stringMatching(/merged more than 3 times over/),
     });
+  });
+
+  it("refuses at execution a device whose stale record's Defender id is listed, named by its live id", async () => {
+    tenant().machines.get(DEMO_DEVICES.dc01)!.mergedIntoMachineId = 'e'.repeat(40);
+    tenant().addMachine({ id: 'e'.repeat(40), computerDnsName: 'dc01.contoso.com', machineTags: [] });
+    const protection = indexProtection({ users: [], groups: [], devices: [DEMO_DEVICES.dc01], deviceTags: [] }, []);
+    const outcome = await executeOnVerifiedTarget(isolateDevice, command('isolateDevice', { type: 'device', id: 'e'.repeat(40) }), env.context, protection);
+    expect(outcome).toMatchObject({ outcome: 'failed', class: 'blocked', detail: expect.stringMatching(/Defender id of another record of it/) });
+    expect(posts()).toBe(0);
   });
 
   it('picks, among records none of which reports any more, the one seen last', async () => {

@@ -1,7 +1,7 @@
 import { executeOnVerifiedTarget } from '../../shared/actions/execute';
 import { describe, expect, it } from 'vitest';
 import type { ExecutionOutcome } from '../../shared/actions/executor';
-import { requirePimReapproval, restorePimAssignments, type PimSnapshot } from '../../shared/actions/requirePimReapproval';
+import { MAX_RECORDED_ROLES, requirePimReapproval, restorePimAssignments, type PimSnapshot } from '../../shared/actions/requirePimReapproval';
 import { command } from '../fixtures/commands';
 import { DEMO, GLOBAL_ADMINISTRATOR, SECURITY_ADMINISTRATOR } from '../sandbox/tenant';
 import { useSandboxContext } from '../support/sandboxContext';
@@ -103,5 +103,12 @@ describe('restorePimAssignments (rollback)', () => {
       outcome: 'failed',
       class: 'permanent',
     });
+  });
+
+  it('holds, before any write, a user with more roles than a rollback snapshot can record', async () => {
+    for (let i = 0; i <= MAX_RECORDED_ROLES; i++)
+      env.sandbox.tenant.assignRole(DEMO.megan, `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, 'Assigned');
+    expect(await run()).toMatchObject({ outcome: 'held', detail: expect.stringMatching(/holds 102 direct active roles, more than the 100/) });
+    expect(env.sandbox.tenant.count('POST', /roleAssignmentScheduleRequests$/)).toBe(0);
   });
 });

@@ -70,7 +70,7 @@ describe('reporting to Sentinel through @azure/arm-securityinsight', () => {
     };
     const text = outcomeComment(action, 'held', 'WKS-042: done ~~\u00ad\u3164', 1);
     // The title names the target by what identifies it, never by a display name nothing checks.
-    expect(text.split('\n')[0]).toBe('Sentinel Responder — revokeSessions on 3c5a1e8e-2f62-4d8b-9c11-7a0d3b4c5e6f: HELD for an analyst: nothing was changed');
+    expect(text.split('\n')[0]).toBe('Sentinel Responder — revokeSessions on 3c5a1e8e-2f62-4d8b-9c11-7a0d3b4c5e6f: HELD: needs an analyst');
     expect(text).toContain('Result: WKS-042: done \\~\\~  ');
     expect(text).toContain('Why: rule x: \\*\\*urgent\\*\\* \\`now\\` \\[here\\](hxxp[:]//evil.example)');
   });

@@ -110,6 +110,35 @@ describe('the pacer', () => {
     expect(record).toEqual([[0, 200, 300]]); // one reservation stamp left unused, two calls stamped when made
   });
 
+  it("spares a plan's reads only a tenth of a budget (one call per ten windows of a tiny one), and only while half is free", async () => {
+    let now = 0;
+    const pacer = new Pacer(
+      new MemorySharedState(),
+      { ...DEFAULT_API_BUDGETS, defender: [{ max: 100, windowMs: 60_000 }], idprotection: [{ max: 1, windowMs: 1000 }] },
+      { now: () => now, maxInlineWaitMs: 0 },
+    );
+    const spare = (api: 'defender' | 'idprotection') =>
+      pacer
+        .sparing(() => pacer.take(api))
+        .then(
+          () => 'read',
+          () => 'refused',
+        );
+    const defender = [];
+    for (let i = 0; i < 12; i++) defender.push(await spare('defender'));
+    expect(defender.filter((r) => r === 'read')).toHaveLength(10);
+    // ID Protection's one call a second: a plan may take one call in ten seconds, never two in a row.
+    expect([await spare('idprotection'), await spare('idprotection')]).toEqual(['read', 'refused']);
+    now = 5000;
+    expect(await spare('idprotection')).toBe('refused');
+    now = 10_500;
+    expect(await spare('idprotection')).toBe('read');
+    // With half of the shared budget spent by containment, a plan reads nothing more.
+    now = 120_000;
+    await pacer.reserve({ defender: 50 });
+    expect(await spare('defender')).toBe('refused');
+  });
+
   it('gives back what it reserved from one API when another API’s budget is spent', async () => {
     const budgets = { ...DEFAULT_API_BUDGETS, defender: [{ max: 3, windowMs: 1000 }], 'graph-writes': [{ max: 1, windowMs: 1000 }] };
     const pacer = new Pacer(new MemorySharedState(), budgets, { now: () => 0, maxInlineWaitMs: 0 });

@@ -146,6 +146,7 @@ describe('the local host (npm start)', () => {
     // DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1.
     expect((await raw(port, { host: `evil.example:${port}`, path: '/api/health' })).status).toBe(421);
     expect((await raw(port, { host: `localhost:${port}`, path: '/api/health' })).status).toBe(200);
+    expect((await raw(port, { host: `localhost:${port}`, path: '//' })).status).toBe(400);
     expect((await fetch(`${base}/local/ledger`)).status).toBe(401);
     expect((await fetch(`${base}/local/sandbox`, { headers: { authorization: 'Bearer not.a.token' } })).status).toBe(401);
     // 200 MB declared, and 2 MB sent without a length: refused, unauthenticated, without being read whole.

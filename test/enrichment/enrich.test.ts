@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { ApiError } from '../../shared/clients/apiError';
+import { ENGINE_PACED } from '../../shared/coordination/pacer';
 import { ENRICHED_PER_KIND, ENRICHMENT_CONCURRENCY, Enricher } from '../../shared/enrichment/enrich';
 import type { AccountEntity, HostEntity } from '../../shared/signals/signal';
 import { account, host, signal } from '../fixtures/signals';
@@ -169,7 +171,35 @@ describe('enrichment from the sandbox tenant', () => {
     const s = await e.enrich(signal({ entities }), []);
     expect(most).toBe(ENRICHMENT_CONCURRENCY);
     expect(users).toHaveLength(ENRICHED_PER_KIND);
-    expect(s.notes).toContain('950 account(s) past the first 50 were not enriched: their identity, risk and privilege are unknown');
+    expect(s.notes).toContain('950 account(s) past the first 50 were not read in the directory: actions on them are held for a human');
+    expect(s.entities[999]).toMatchObject({ notRead: 'not read in the directory: past the first 50 accounts of the signal' });
     expect(s.entities).toHaveLength(1000);
+  });
+
+  it("never hands containment a plan's refused read: a read refused to spare the budget is not what an incident waits on", async () => {
+    let reads = 0;
+    const devices = {
+      ...env.context.devices!,
+      async getMachine(id: string) {
+        // The plan's read: refused by the pacer's sparing mode, a moment after the incident's read asked for the same.
+        if (++reads === 1) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          throw new ApiError('defender', 429, ENGINE_PACED, 'not read: the defender budget is kept for containment', 60_000);
+        }
+        return env.context.devices!.getMachine(id);
+      },
+    };
+    const e = new Enricher(
+      async () => ({ ...env.context, devices }),
+      Date.now,
+      async () => undefined,
+    );
+    const [preview, incident] = await Promise.all([
+      e.enrich(signal({ entities: [host()] }), [], { preview: true }),
+      e.enrich(signal({ entities: [host()] }), []),
+    ]);
+    expect((preview.entities[0] as HostEntity).tags).toBeUndefined();
+    expect((incident.entities[0] as HostEntity).tags).toEqual(['workstation']);
+    expect(reads).toBe(2);
   });
 });

@@ -77,6 +77,37 @@ describe('protection, whatever form a list or a payload uses', () => {
     ]);
   });
 
+  it("refuses a device named by its live record's id when the list names a record it left behind", async () => {
+    engine.configure({ RESPONDER_POLICY: policyProtecting(`{ devices: [${DEMO_DEVICES.dc01}] }`) });
+    const tenant = engine.sandbox.tenant;
+    tenant.machines.get(DEMO_DEVICES.dc01)!.mergedIntoMachineId = 'e'.repeat(40);
+    tenant.addMachine({ id: 'e'.repeat(40), computerDnsName: 'dc01.contoso.com', machineTags: [] });
+    const res = await call(incidents, 'incidents', {
+      body: incidentWith(host({ hostName: 'DC01', dnsDomain: 'contoso.com', additionalData: { MdatpDeviceId: 'e'.repeat(40) } })),
+      headers: await engine.bearer(['Incidents.Submit']),
+    });
+    expect(res.json.decision.skipped).toEqual([
+      expect.objectContaining({ kind: 'isolateDevice', reason: 'protected', detail: expect.stringMatching(/Defender id of another record of it/) }),
+    ]);
+  });
+
+  it('holds, and does not refuse, a device that reports a protected name another live device reports too', async () => {
+    // A compromised Linux box renamed itself dc01.contoso.com: Defender reports the name it reports.
+    engine.configure({ RESPONDER_POLICY: policyProtecting('{ devices: [dc01.contoso.com] }') });
+    engine.sandbox.tenant.addMachine({ id: 'f'.repeat(40), computerDnsName: 'dc01.contoso.com', riskScore: 'High', machineTags: [] });
+    const res = await call(incidents, 'incidents', {
+      body: incidentWith(host({ hostName: 'dc01', dnsDomain: 'contoso.com', additionalData: { MdatpDeviceId: 'f'.repeat(40) } })),
+      headers: await engine.bearer(['Incidents.Submit']),
+    });
+    expect(res.json.decision.skipped).toEqual([
+      expect.objectContaining({
+        kind: 'isolateDevice',
+        reason: 'needs-approval',
+        detail: expect.stringMatching(/is a protected name, and 2 devices report it/),
+      }),
+    ]);
+  });
+
   it('holds, and does not refuse, a protected name the payload puts on an id nothing lists when the directory cannot be read', async () => {
     // The attacker's own workstation, named DC01: refusing would keep it out of containment on the payload's word.
     const d = await decide(
@@ -104,11 +135,21 @@ describe('protection, whatever form a list or a payload uses', () => {
     expect(d.skipped).toEqual([
       expect.objectContaining({
         reason: 'needs-approval',
-        detail: expect.stringMatching(
-          /^the payload's mentions of it disagree: one mention's upn is jsmith@contoso\.com, another's is breakglass1@contoso\.com/,
-        ),
+        detail: expect.stringMatching(/^another mention of it in the payload disagrees with the directory: the payload's account name is breakglass1/),
       }),
     ]);
+    // Mentions that name one hybrid user two true ways (DOMAIN\\sAMAccountName with the SID; the UPN) agree: nothing is held.
+    engine.configure({ RESPONDER_POLICY: policyProtecting('{ users: [breakglass1@contoso.com] }') });
+    engine.sandbox.tenant.users.get(DEMO.jsmith)!.onPremisesSamAccountName = 'jsmith2';
+    engine.sandbox.tenant.users.get(DEMO.jsmith)!.onPremisesSecurityIdentifier = 'S-1-5-21-1-2-3-1105';
+    const res = await call(incidents, 'incidents', {
+      body: incidentWith(
+        account({ aadUserId: DEMO.jsmith, accountName: 'CONTOSO\\jsmith2', sid: 'S-1-5-21-1-2-3-1105' }),
+        account({ aadUserId: DEMO.jsmith, accountName: 'jsmith', upnSuffix: 'contoso.com' }),
+      ),
+      headers: await engine.bearer(['Incidents.Submit']),
+    });
+    expect(res.json.decision.actions).toEqual([expect.objectContaining({ kind: 'revokeSessions' })]);
   });
 
   it('spends no cap on users the directory does not have', async () => {

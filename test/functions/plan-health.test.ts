@@ -103,6 +103,13 @@ describe('POST /api/plan', () => {
     expect(res.json.error.message).toContain('line 4: rules[0].then[0]: unknown action "explode"');
   });
 
+  it('answers 400, not 500, to a draft policy that multiplies itself through YAML aliases', async () => {
+    const aliases = ['a: &a [1, 2, 3]', ...Array.from({ length: 60 }, (_, i) => `k${i}: *a`)].join('\n');
+    const res = await call(plan, 'plan', { body: { incident: sampleIncident(), policy: aliases }, headers: reader });
+    expect(res.status).toBe(400);
+    expect(res.json.error.message).toMatch(/not valid YAML/);
+  });
+
   it('needs Responder.Read', async () => {
     expect((await call(plan, 'plan', { body: sampleIncident() })).status).toBe(401);
     expect((await call(plan, 'plan', { body: sampleIncident(), headers: await engine.bearer(['Incidents.Submit']) })).status).toBe(403);

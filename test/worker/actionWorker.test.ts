@@ -306,7 +306,7 @@ describe('the action worker', () => {
     });
     expect(engine.sandbox.tenant.users.get(DEMO.adele)?.sessionRevocations).toBe(0);
     const comments = [...engine.sandbox.tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())!.comments.values()].map((c) => c.properties.message);
-    expect(comments).toContainEqual(expect.stringMatching(/^Sentinel Responder — revokeSessions on jsmith@contoso\.com: HELD for an analyst/));
+    expect(comments).toContainEqual(expect.stringMatching(/^Sentinel Responder — revokeSessions on jsmith@contoso\.com: HELD: needs an analyst/));
   });
 
   it('rehearses once switched to audit: what was decided in enforce mode and is still queued changes nothing', async () => {
@@ -324,6 +324,37 @@ describe('the action worker', () => {
     expect(engine.ledger.all()[0]?.attempts[0]?.detail).toMatch(/^audit mode: would revoke .* \(RESPONDER_MODE=audit\)$/);
     expect(engine.sandbox.tenant.users.get(DEMO.adele)?.sessionRevocations).toBe(0);
     expect(engine.sandbox.tenant.count('POST', /\/isolate$/)).toBe(0);
+  });
+
+  it("answers 503, never 500, when the queue will not take an incident's re-evaluation", async () => {
+    const failing = { send: async () => undefined, schedule: async () => Promise.reject(new Error('broker unreachable')), receiveDeadLetters: async () => [] };
+    engine.configure({ RESPONDER_POLICY: POLICY }, { queue: failing });
+    engine.sandbox.tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())!.entities = [];
+    const body = sampleIncident();
+    delete body.object.properties.relatedEntities;
+    const res = await call(incidents, 'incidents', { body, headers: await engine.bearer(['Incidents.Submit']) });
+    expect(res.status).toBe(503);
+    expect(res.json.error.code).toBe('QueueUnavailable');
+  });
+
+  it('rehearses an action whose rule was disabled or removed since it was decided', async () => {
+    await call(incidents, 'incidents', { body: sampleIncident(), headers: await engine.bearer(['Incidents.Submit']) });
+    const disabled = POLICY.replace(
+      '{ id: creds, when: { tactics: [CredentialAccess] }, then: [revokeSessions] }',
+      '{ id: creds, enabled: false, when: { tactics: [CredentialAccess] }, then: [revokeSessions] }',
+    );
+    engine.configure(
+      { RESPONDER_POLICY: disabled.replace('  - { id: hosts, when: { entity: host }, then: [isolateDevice] }\n', '') },
+      { ledger: engine.ledger, queue: engine.queue },
+    );
+    const queue = engine.queue as EmbeddedQueue;
+    startWorker(queue);
+    await queue.idle();
+    expect(engine.ledger.all().map((e) => e.attempts.at(-1)?.detail)).toEqual([
+      expect.stringMatching(/^audit mode: would revoke .* \(rule creds is disabled now\)$/),
+      expect.stringMatching(/^audit mode: would isolate .* \(rule hosts is no longer in the policy\)$/),
+    ]);
+    expect(engine.sandbox.tenant.users.get(DEMO.adele)?.sessionRevocations).toBe(0);
   });
 
   it('refuses at execution a target the policy protects now', async () => {
