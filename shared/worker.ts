@@ -55,8 +55,11 @@ export class ActionWorker {
     if ('outcome' in message) return message;
     const parts = parseIncidentArmId(message.incidentArmId) as IncidentArmIdParts;
     const { incidents } = await this.deps.executionContext();
-    // A failure here throws: the broker redelivers the message, and the re-evaluation is not lost.
-    const signal = normalizeSentinelPayload(await incidents.incidentWithEntities(parts));
+    // A failure to read throws: the broker redelivers the message, and the re-evaluation is not lost. An incident that
+    // cannot be read as one is recorded with the reason instead: ten redeliveries would not make it readable.
+    const incident = await incidents.incidentWithEntities(parts);
+    const signal = await this.parseOrDeadLetter(() => normalizeSentinelPayload(incident), 'a readable incident', incident, delivery, log);
+    if ('outcome' in signal) return signal;
     const { decision } = await this.engine.submit(signal, 'engine (re-evaluation)', log, message.attempt);
     return { outcome: 'succeeded', detail: `re-evaluated ${message.incidentArmId}: ${decision.summary}` };
   }

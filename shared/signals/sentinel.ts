@@ -116,7 +116,7 @@ function normalizeIncident(id: unknown, properties: unknown, at: IncidentAt, eve
 
   const rawEntities = arrayOf(relatedEntities, props, 'relatedEntities');
   if (rawEntities.length === 0) notes.push(NO_ENTITIES_NOTE);
-  const entities = mergeEntities(parseEntities(rawEntities, props.at('relatedEntities'), cuts), notes);
+  const entities = mergeEntities(parseEntities(rawEntities, props.at('relatedEntities'), cuts, notes), notes);
 
   const ref: IncidentRef = {
     armId,
@@ -156,7 +156,7 @@ function normalizeAlert(alert: Fields): Signal {
   const notes: string[] = [];
   const cuts: string[] = [];
   // In Log Analytics the SecurityAlert record holds Entities and Techniques as JSON text, and Tactics as "A, B".
-  const entities = mergeEntities(parseEntities(embeddedArray(alert, 'Entities'), alert.at('Entities'), cuts), notes);
+  const entities = mergeEntities(parseEntities(embeddedArray(alert, 'Entities'), alert.at('Entities'), cuts, notes), notes);
   if (entities.length === 0) notes.push('the alert carries no entities');
   const title = alert.string('AlertDisplayName') === undefined ? 'AlertName' : 'AlertDisplayName';
   const signal: Signal = {
@@ -182,12 +182,22 @@ function normalizeAlert(alert: Fields): Signal {
   return signal;
 }
 
-function parseEntities(raw: unknown[], path: string, cuts: string[]): Entity[] {
+/**
+ * The entities, each read on its own: one that cannot be read (a malformed id, no kind) is left out with a note naming
+ * where and why, and the others are still contained. Entity fields come from what happens on endpoints, so one bad
+ * value must not stop an incident's whole containment.
+ */
+function parseEntities(raw: unknown[], path: string, cuts: string[], notes: string[]): Entity[] {
   const entities: Entity[] = [];
   const cursor = new EntityCursor(path);
   for (; cursor.index < raw.length; cursor.index++) {
-    const entity = parseEntity(raw[cursor.index], cursor);
-    if (entity) entities.push(entity);
+    try {
+      const entity = parseEntity(raw[cursor.index], cursor);
+      if (entity) entities.push(entity);
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      notes.push(`${cursor.path} left out: ${error.message}`);
+    }
   }
   for (const cut of cursor.cuts) cuts.push(cut);
   return entities;

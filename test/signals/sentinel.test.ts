@@ -177,20 +177,25 @@ describe('incident trigger body', () => {
     expect(inputError(() => normalizeSentinelPayload(body.object)).path).toBe(`properties.${path}`);
   });
 
-  it('rejects a bad severity, a bad entity id and a non-array entity list with their paths', () => {
+  it('rejects a bad severity and a non-array entity list with their paths; leaves out an unreadable entity with a note', () => {
     const severity = sampleIncident();
     severity.object.properties.severity = 'Critical';
     expect(inputError(() => normalizeSentinelPayload(severity)).message).toBe(
       'object.properties.severity: expected one of Informational, Low, Medium, High, got "Critical"',
     );
 
+    // One entity's bad id (endpoint data an attacker may shape) must not stop the incident's other containment.
     const badId = sampleIncident();
     badId.object.properties.relatedEntities[0].properties.aadUserId = 'not-a-guid';
-    expect(inputError(() => normalizeSentinelPayload(badId)).path).toBe('object.properties.relatedEntities[0].properties.aadUserId');
+    const withoutAccount = normalizeSentinelPayload(badId);
+    expect(withoutAccount.entities.map((e) => e.kind)).toEqual(['host', 'other']);
+    expect(withoutAccount.notes).toContain(
+      'object.properties.relatedEntities[0] left out: object.properties.relatedEntities[0].properties.aadUserId: expected a GUID, got "not-a-guid"',
+    );
 
     const badDevice = sampleIncident();
     badDevice.object.properties.relatedEntities[1].properties.additionalData.MdatpDeviceId = "x' or 1=1";
-    expect(inputError(() => normalizeSentinelPayload(badDevice)).message).toMatch(/40 hexadecimal/);
+    expect(normalizeSentinelPayload(badDevice).notes).toContainEqual(expect.stringMatching(/relatedEntities\[1\] left out: .*40 hexadecimal/));
 
     const notArray = sampleIncident();
     notArray.object.properties.relatedEntities = { kind: 'Account' };
@@ -198,7 +203,9 @@ describe('incident trigger body', () => {
 
     const noKind = sampleIncident();
     noKind.object.properties.relatedEntities = [{ properties: {} }];
-    expect(inputError(() => normalizeSentinelPayload(noKind)).path).toBe('object.properties.relatedEntities[0].kind');
+    expect(normalizeSentinelPayload(noKind).notes).toContainEqual(
+      expect.stringMatching(/^object\.properties\.relatedEntities\[0\] left out: object\.properties\.relatedEntities\[0\]\.kind: /),
+    );
   });
 
   // Defender alerts put device ids in the host's additionalData: a bad one is reported where it was read.
@@ -213,16 +220,17 @@ describe('incident trigger body', () => {
     delete host[field];
     host.additionalData = {};
     (where === 'own' ? host : host.additionalData)[field] = "x' or 1=1";
-    const error = inputError(() => normalizeSentinelPayload(body));
-    expect(error.path).toBe(`object.properties.relatedEntities[1].${path}`);
-    expect(error.message).toMatch(message);
+    const notes = normalizeSentinelPayload(body).notes;
+    expect(notes.find((n) => n.startsWith('object.properties.relatedEntities[1] left out: '))).toContain(`object.properties.relatedEntities[1].${path}: `);
+    expect(notes.join('\n')).toMatch(message);
 
     const alert = sampleAlert();
     const alertHost = alert.Entities.find((e: Record<string, unknown>) => e.Type === 'host');
     delete alertHost[field];
     alertHost.additionalData = {};
     (where === 'own' ? alertHost : alertHost.additionalData)[field] = "x' or 1=1";
-    expect(inputError(() => normalizeSentinelPayload(alert)).path).toBe(`Entities[${alert.Entities.indexOf(alertHost)}].${path.replace('properties.', '')}`);
+    const at = `Entities[${alert.Entities.indexOf(alertHost)}]`;
+    expect(normalizeSentinelPayload(alert).notes).toContainEqual(expect.stringContaining(`${at} left out: ${at}.${path.replace('properties.', '')}: `));
   });
 
   it('quotes at most 40 characters of a bad value back', () => {
@@ -231,12 +239,14 @@ describe('incident trigger body', () => {
     account.properties.aadUserId = 'x'.repeat(100_000);
     host.properties.additionalData.MdatpDeviceId = 'y'.repeat(100_000);
     body.object.properties.severity = 'z'.repeat(100_000);
-    const failure = () => inputError(() => normalizeSentinelPayload(body)).message;
-    expect(failure()).toBe(`object.properties.relatedEntities[0].properties.aadUserId: expected a GUID, got "${'x'.repeat(40)}…"`);
-    delete account.properties.aadUserId;
-    expect(failure()).toMatch(/40 hexadecimal characters, got "y{40}…"$/);
-    delete host.properties.additionalData.MdatpDeviceId;
-    expect(failure()).toBe(`object.properties.severity: expected one of Informational, Low, Medium, High, got "${'z'.repeat(40)}…"`);
+    expect(inputError(() => normalizeSentinelPayload(body)).message).toBe(
+      `object.properties.severity: expected one of Informational, Low, Medium, High, got "${'z'.repeat(40)}…"`,
+    );
+    body.object.properties.severity = 'High';
+    const notes = normalizeSentinelPayload(body).notes.join('\n');
+    expect(notes).toContain(`object.properties.relatedEntities[0].properties.aadUserId: expected a GUID, got "${'x'.repeat(40)}…"`);
+    expect(notes).toMatch(/40 hexadecimal characters, got "y{40}…"/);
+    expect(notes.length).toBeLessThan(1000);
   });
 
   it('never uses a host name that is not a DNS name to find a device', () => {

@@ -326,6 +326,17 @@ describe('the action worker', () => {
     expect(engine.sandbox.tenant.count('POST', /\/isolate$/)).toBe(0);
   });
 
+  it('records, instead of retrying ten times, a re-evaluation of an incident that cannot be read as one', async () => {
+    engine.sandbox.tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())!.properties.severity = 'Catastrophic';
+    const { worker: core } = await (await import('../../shared/runtime')).runtime();
+    const message = { type: 'reevaluateIncident', incidentArmId: SAMPLE_INCIDENT_ID, attempt: 1, createdAt: new Date().toISOString() };
+    const outcome = await core.handleMessage(message, { messageId: 'reeval-1', deliveryCount: 1, enqueuedTimeUtc: '' });
+    expect(outcome).toMatchObject({ outcome: 'poison', detail: expect.stringMatching(/severity: expected one of/) });
+    expect(await engine.ledger.listDeadLetters()).toEqual([
+      expect.objectContaining({ messageId: 'reeval-1', reason: 'SchemaInvalid', description: expect.stringMatching(/^not a readable incident: /) }),
+    ]);
+  });
+
   it("answers 503, never 500, when the queue will not take an incident's re-evaluation", async () => {
     const failing = { send: async () => undefined, schedule: async () => Promise.reject(new Error('broker unreachable')), receiveDeadLetters: async () => [] };
     engine.configure({ RESPONDER_POLICY: POLICY }, { queue: failing });
