@@ -2,7 +2,7 @@ import type { Devices, Machine } from '../clients/defender';
 import type { Directory, DirectoryUser } from '../clients/graph';
 import { displayText, TEXT_LIMITS } from '../limits';
 import { describe } from '../signals/fields';
-import { isGuid, isMdeDeviceId } from '../signals/identifiers';
+import { isGuid, isMdeDeviceId, shortHostName } from '../signals/identifiers';
 import type { VerifiedDevice, VerifiedUser } from '../signals/signal';
 import type { DeviceTarget, UserTarget } from './target';
 
@@ -51,30 +51,35 @@ export async function resolveDevice(target: Pick<DeviceTarget, 'id' | 'aadDevice
   if (matches.length === 0) return { status: 'missing', why: `${label} is not a Defender for Endpoint device` };
   const live = liveMachine(matches);
   if (live.status === 'ambiguous') return { status: 'unclear', why: `${label}: ${live.why}` };
-  const others = matches.filter((m) => m !== live.machine && typeof m.id === 'string').map((m) => m.id.toLowerCase());
-  return found(live.machine, undefined, others);
+  const resolved = found(live.machine, undefined, []);
+  return resolved.status === 'found' ? { ...resolved, verified: withOtherRecords(resolved.verified, matches) } : resolved;
 }
 
 /**
- * The device's other records under its name, when protection needs them: stale ones (merged into it, or sharing its
- * Entra device id, or no longer reporting), which a protected list written before a re-onboarding may name by their
- * Defender id; and namesakes, other devices reporting the same name, since a device reports its own name (a compromised
- * one can take a protected server's). One more Defender read, made only when the policy lists Defender ids or this
- * device's name is listed.
+ * The device's other records, and other devices, under its name, when protection needs them. A record is the device's
+ * own (stale: a protected list written before a re-onboarding may name it by its Defender id) only on evidence — merged
+ * into it, or the same Entra device id; every other record whose name has the same first label is a namesake, another
+ * device reporting the name (a device reports its own name, so a compromised one can take a protected server's, in any
+ * domain). One more Defender read, made only when the policy lists Defender ids or this device's name is listed.
  */
 export async function withRecordsSharingName(device: VerifiedDevice, devices: Devices): Promise<VerifiedDevice> {
-  const others = (await devices.findMachines({ computerDnsName: device.computerDnsName })).filter(
-    (m) => typeof m.id === 'string' && m.id.toLowerCase() !== device.id,
+  const short = shortHostName(device.computerDnsName);
+  const records = (await devices.findMachines({ computerDnsNameStartsWith: short })).filter(
+    (m) => typeof m.computerDnsName === 'string' && shortHostName(m.computerDnsName) === short,
   );
+  return withOtherRecords(device, records);
+}
+
+/** The device with the other records among `records` sorted into its own stale ones and other devices' (namesakes). */
+function withOtherRecords(device: VerifiedDevice, records: readonly Machine[]): VerifiedDevice {
   const stale = new Set(device.otherRecords);
-  const namesakes: string[] = [];
-  for (const m of others) {
-    const id = m.id.toLowerCase();
+  const namesakes = new Set(device.namesakes);
+  for (const m of records) {
+    if (typeof m.id !== 'string' || m.id.toLowerCase() === device.id) continue;
     const sameDevice = mergedInto(m) === device.id || (device.aadDeviceId !== undefined && m.aadDeviceId?.toLowerCase() === device.aadDeviceId);
-    if (sameDevice || m.healthStatus !== 'Active' || (onboardingStatus(m) ?? 'onboarded') !== 'onboarded') stale.add(id);
-    else namesakes.push(id);
+    (sameDevice ? stale : namesakes).add(m.id.toLowerCase());
   }
-  return { ...device, ...(stale.size > 0 && { otherRecords: [...stale] }), ...(namesakes.length > 0 && { namesakes }) };
+  return { ...device, ...(stale.size > 0 && { otherRecords: [...stale] }), ...(namesakes.size > 0 && { namesakes: [...namesakes] }) };
 }
 
 /** How many merges a chain of stale records may take to reach the live one. */

@@ -38,11 +38,14 @@ export interface MachineAction {
   lastUpdateDateTimeUtc?: string;
 }
 
+/** How machines are looked up: exactly by Entra device id or name, or by the start of their name. */
+export type MachineLookup = { aadDeviceId: string } | { computerDnsName: string } | { computerDnsNameStartsWith: string };
+
 /** The device port: Defender for Endpoint in production and against the sandbox tenant. */
 export interface Devices {
   getMachine(id: string): Promise<Machine | undefined>;
   /** Exact matches only; an empty list when nothing matches (Defender answers 404 then). */
-  findMachines(by: { aadDeviceId: string } | { computerDnsName: string }): Promise<Machine[]>;
+  findMachines(by: MachineLookup): Promise<Machine[]>;
   /** The device's machine actions, newest first. */
   listMachineActions(machineId: string): Promise<MachineAction[]>;
   isolate(machineId: string, comment: string, isolationType: 'Full' | 'Selective'): Promise<MachineAction>;
@@ -72,9 +75,15 @@ export class DefenderDevices implements Devices {
     }
   }
 
-  async findMachines(by: { aadDeviceId: string } | { computerDnsName: string }): Promise<Machine[]> {
-    const [field, value] = 'aadDeviceId' in by ? ['aadDeviceId', by.aadDeviceId] : ['computerDnsName', by.computerDnsName];
-    const filter = `${field} eq '${value.replace(/'/g, "''")}'`;
+  async findMachines(by: MachineLookup): Promise<Machine[]> {
+    const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
+    // startswith is among the filters the machines API documents (exposed-apis-odata-samples.md).
+    const filter =
+      'aadDeviceId' in by
+        ? `aadDeviceId eq ${literal(by.aadDeviceId)}`
+        : 'computerDnsName' in by
+          ? `computerDnsName eq ${literal(by.computerDnsName)}`
+          : `startswith(computerDnsName,${literal(by.computerDnsNameStartsWith)})`;
     try {
       return (await this.request<{ value: Machine[] }>('GET', `/api/machines?$filter=${encodeURIComponent(filter)}`)).value;
     } catch (error) {

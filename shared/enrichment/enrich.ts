@@ -165,16 +165,17 @@ export class Enricher {
     const resolved = await this.attempt(
       notes,
       `Defender data for ${label}`,
-      () =>
-        this.cached(
+      async () => {
+        const found = await this.cached(
           `machine:${key}`,
-          async () => {
-            const found = await resolveDevice({ id: host.mdatpDeviceId, aadDeviceId: host.aadDeviceId, fqdn: host.fqdn }, devices);
-            if (found.status !== 'found' || !options.protection || !needsRecordsSharingName(options.protection, found.verified.computerDnsName)) return found;
-            return { ...found, verified: await withRecordsSharingName(found.verified, devices) };
-          },
+          () => resolveDevice({ id: host.mdatpDeviceId, aadDeviceId: host.aadDeviceId, fqdn: host.fqdn }, devices),
           preview,
-        ),
+        );
+        if (found.status !== 'found' || !options.protection || !needsRecordsSharingName(options.protection, found.verified.computerDnsName)) return found;
+        // Remembered apart from the lookup: whether they are read depends on the policy (a plan's draft may not need them).
+        const verified = await this.cached(`names:${found.verified.id}`, () => withRecordsSharingName(found.verified, devices), preview);
+        return { ...found, verified };
+      },
       attempts,
     );
     if (!resolved) return host;

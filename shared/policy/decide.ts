@@ -193,6 +193,7 @@ function judge(
   const verdict = entity.kind === 'account' ? checkAccount(entity, compiled.protection) : checkHost(entity, compiled.protection);
   if (verdict.status === 'protected') return { reason: 'protected', detail: verdict.why };
   if (entity.notRead !== undefined) return { reason: 'needs-approval', detail: entity.notRead };
+  if (entity.malformed !== undefined) return { reason: 'needs-approval', detail: `an identifier the payload gave could not be read: ${entity.malformed}` };
   if (verdict.status === 'conflict') return { reason: 'needs-approval', detail: verdict.why };
   if (verdict.status === 'unverified') return { reason: 'needs-approval', detail: `cannot verify it is not protected: ${verdict.why}` };
 

@@ -41,6 +41,8 @@ export class EntityCursor {
   readonly inline: EntityAt = { fields: this.entity, data: new CursorLocation(this, '.additionalData') };
   /** Fields of the list's entities that were longer than their limits, and cut: `path (length characters)`. */
   readonly cuts: string[] = [];
+  /** Fields of the list's entities that could not be read and identify no one (an aadTenantId), left out: why. */
+  readonly ignored: string[] = [];
 
   constructor(readonly list: string) {}
 
@@ -82,7 +84,7 @@ export function parseEntity(raw: unknown, cursor: EntityCursor): Entity | undefi
   const at = nested ? cursor.nested : cursor.inline;
   switch (kind) {
     case 'account':
-      return parseAccount(props, at, cursor.cuts);
+      return parseAccount(props, at, cursor.cuts, cursor.ignored);
     case 'host':
       return parseHost(props, at, cursor.cuts);
     default:
@@ -112,11 +114,13 @@ function additionalData(value: unknown, table: FieldTable<string>, at: Location)
   return table.read(value);
 }
 
-function parseAccount(props: Record<string, unknown>, { fields: at, data }: EntityAt, cuts: string[]): AccountEntity {
+function parseAccount(props: Record<string, unknown>, { fields: at, data }: EntityAt, cuts: string[], ignored: string[]): AccountEntity {
   const [extraData, aadUserIdRaw, accountNameRaw, name, upnSuffixRaw, userPrincipalName, displayNameRaw, friendlyName, aadTenantIdRaw, sid, ntDomain] =
     ACCOUNT.read(props);
   const extra = additionalData(extraData, ACCOUNT_EXTRA, at);
-  const aadUserId = guid(aadUserIdRaw, at, 'aadUserId') ?? (extra ? guid(extra[0], data, 'AadUserId') : undefined);
+  // A malformed identifier does not drop the entity: its other identifiers still name it, and its actions are held.
+  const malformed: string[] = [];
+  const aadUserId = readable(() => guid(aadUserIdRaw, at, 'aadUserId') ?? (extra ? guid(extra[0], data, 'AadUserId') : undefined), malformed);
   const accountNameField = accountNameRaw === undefined || accountNameRaw === null ? 'name' : 'accountName';
   // Windows spells an on-premises account `CONTOSO\jsmith`: the name is after the backslash, the domain before it.
   const [domainOfName, accountNameText] = splitDomain(textOf(accountNameRaw, at, 'accountName') ?? textOf(name, at, 'name'));
@@ -133,7 +137,7 @@ function parseAccount(props: Record<string, unknown>, { fields: at, data }: Enti
   const displayName =
     boundedText(textOf(displayNameRaw, at, 'displayName'), at, 'displayName', TEXT_LIMITS.name, cuts) ??
     boundedText(textOf(friendlyName, at, 'friendlyName'), at, 'friendlyName', TEXT_LIMITS.name, cuts);
-  const aadTenantId = guid(aadTenantIdRaw, at, 'aadTenantId');
+  const aadTenantId = readable(() => guid(aadTenantIdRaw, at, 'aadTenantId'), ignored);
   const sidText = boundedText(textOf(sid, at, 'sid'), at, 'sid', TEXT_LIMITS.name, cuts);
   const ntDomainText = boundedText(textOf(ntDomain, at, 'ntDomain') ?? domainOfName, at, 'ntDomain', TEXT_LIMITS.name, cuts);
 
@@ -147,14 +151,16 @@ function parseAccount(props: Record<string, unknown>, { fields: at, data }: Enti
   if (aadTenantId !== undefined) account.aadTenantId = aadTenantId;
   if (sidText !== undefined) account.sid = sidText;
   if (ntDomainText !== undefined) account.ntDomain = ntDomainText;
+  if (malformed.length > 0) account.malformed = malformed.join('; ');
   return account;
 }
 
 function parseHost(props: Record<string, unknown>, { fields: at, data }: EntityAt, cuts: string[]): HostEntity {
   const values = HOST.read(props);
   const extra = additionalData(values[4], HOST_EXTRA, at);
-  const mdatp = deviceId(values, extra, 0, at, data);
-  const aadDeviceId = deviceId(values, extra, 1, at, data);
+  const malformed: string[] = [];
+  const mdatp = readable(() => deviceId(values, extra, 0, at, data), malformed);
+  const aadDeviceId = readable(() => deviceId(values, extra, 1, at, data), malformed);
   const hostNameText = textOf(values[5], at, 'hostName');
   const dnsDomainText = textOf(values[6], at, 'dnsDomain');
   // A domain without a dot (`CONTOSO`) is a NetBIOS domain, not a DNS suffix: it makes no FQDN.
@@ -182,6 +188,7 @@ function parseHost(props: Record<string, unknown>, { fields: at, data }: EntityA
   if (azureId !== undefined) host.azureId = azureId;
   if (osFamily !== undefined) host.osFamily = osFamily;
   if (risk !== undefined) host.deviceRisk = risk;
+  if (malformed.length > 0) host.malformed = malformed.join('; ');
   return host;
 }
 
@@ -253,6 +260,17 @@ function splitDomain(text: string | undefined): [string | undefined, string | un
   const slash = text?.lastIndexOf('\\') ?? -1;
   if (text === undefined || slash === -1) return [undefined, text];
   return [text.slice(0, slash) || undefined, text.slice(slash + 1) || undefined];
+}
+
+/** What `read` returns, or undefined with the reason in `problems` when the field cannot be read. */
+function readable<T>(read: () => T, problems: string[]): T | undefined {
+  try {
+    return read();
+  } catch (error) {
+    if (!(error instanceof InputError)) throw error;
+    problems.push(error.message);
+    return undefined;
+  }
 }
 
 function guid(value: unknown, at: Location, name: string): string | undefined {

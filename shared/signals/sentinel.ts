@@ -200,6 +200,7 @@ function parseEntities(raw: unknown[], path: string, cuts: string[], notes: stri
     }
   }
   for (const cut of cursor.cuts) cuts.push(cut);
+  for (const problem of cursor.ignored) notes.push(`ignored: ${problem}`);
   return entities;
 }
 

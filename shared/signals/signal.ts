@@ -41,6 +41,8 @@ export interface AccountEntity {
   notFound?: string;
   /** Set by enrichment when it did not read the directory for this entity, and why: its actions are held. */
   notRead?: string;
+  /** An identifier of the entity the payload gave but that could not be read, and why: its actions are held. */
+  malformed?: string;
   /**
    * What other mentions of the entity (alerts repeat entities) called it, where that differs from the first mention:
    * each is compared with the directory's record like the first.
@@ -72,6 +74,8 @@ export interface HostEntity {
   notFound?: string;
   /** Set by enrichment when it did not read Defender for this device, and why: its actions are held. */
   notRead?: string;
+  /** An identifier of the device the payload gave but that could not be read, and why: its actions are held. */
+  malformed?: string;
   /** What other mentions of the device called it, where that differs from the first mention. */
   otherMentions?: Array<Pick<HostEntity, 'mdatpDeviceId' | 'aadDeviceId' | 'fqdn' | 'hostName' | 'netBiosName'>>;
 }

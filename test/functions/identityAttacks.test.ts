@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { incidents } from '../../functions/incidents';
+import { plan } from '../../functions/plan';
 import { sampleIncident } from '../fixtures/incidents';
 import { DEMO, DEMO_DEVICES } from '../sandbox/tenant';
 import { EngineUnderTest } from '../support/engine';
@@ -104,6 +105,49 @@ describe('protection, whatever form a list or a payload uses', () => {
         kind: 'isolateDevice',
         reason: 'needs-approval',
         detail: expect.stringMatching(/is a protected name, and 2 devices report it/),
+      }),
+    ]);
+  });
+
+  it('holds a device reporting a protected name in another domain, or beside a protected server that stopped reporting', async () => {
+    const tenant = () => engine.sandbox.tenant;
+    const attacker = (name: string) => incidentWith(host({ hostName: name, additionalData: { MdatpDeviceId: 'f'.repeat(40) } }));
+    const held = async (listed: string, reported: string, setup: () => void = () => undefined) => {
+      engine.configure({ RESPONDER_POLICY: policyProtecting(`{ devices: [${listed}] }`) });
+      setup();
+      tenant().addMachine({ id: 'f'.repeat(40), computerDnsName: reported, riskScore: 'High', machineTags: [] });
+      const res = await call(incidents, 'incidents', { body: attacker(reported), headers: await engine.bearer(['Incidents.Submit']) });
+      return res.json.decision.skipped.map((x: { reason: string }) => x.reason);
+    };
+    expect(await held('dc01.contoso.com', 'dc01')).toEqual(['needs-approval']);
+    expect(await held('dc01', 'dc01.evil.local')).toEqual(['needs-approval']);
+    expect(
+      await held('dc01.contoso.com', 'dc01.contoso.com', () => (tenant().machines.get(DEMO_DEVICES.dc01)!.healthStatus = 'ImpairedCommunication')),
+    ).toEqual(['needs-approval']);
+  });
+
+  it('keeps a plan with a draft policy from switching off the checks real incidents get', async () => {
+    engine.configure({ RESPONDER_POLICY: policyProtecting('{ devices: [dc01.contoso.com] }') });
+    engine.sandbox.tenant.addMachine({ id: 'f'.repeat(40), computerDnsName: 'dc01.contoso.com', riskScore: 'High', machineTags: [] });
+    const body = incidentWith(host({ hostName: 'dc01', dnsDomain: 'contoso.com', additionalData: { MdatpDeviceId: 'f'.repeat(40) } }));
+    await call(plan, 'plan', {
+      body: { incident: body, policy: policyProtecting('{ users: [breakglass1@contoso.com] }') },
+      headers: await engine.bearer(['Responder.Read']),
+    });
+    const res = await call(incidents, 'incidents', { body, headers: await engine.bearer(['Incidents.Submit']) });
+    expect(res.json.decision.skipped).toEqual([expect.objectContaining({ reason: 'needs-approval', detail: expect.stringMatching(/2 devices report it/) })]);
+  });
+
+  it('holds, instead of dropping, an entity one of whose identifiers is malformed', async () => {
+    const d = await decide(
+      policyProtecting('{ users: [breakglass1@contoso.com] }'),
+      incidentWith(host({ hostName: 'wks-042', dnsDomain: 'contoso.com', additionalData: { MdatpDeviceId: DEMO_DEVICES.wks042, AadDeviceId: 'not-a-guid' } })),
+    );
+    expect(d.skipped).toEqual([
+      expect.objectContaining({
+        kind: 'isolateDevice',
+        reason: 'needs-approval',
+        detail: expect.stringMatching(/^an identifier the payload gave could not be read: .*AadDeviceId/),
       }),
     ]);
   });

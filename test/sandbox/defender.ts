@@ -27,11 +27,16 @@ function route(tenant: SandboxTenant, request: SandboxRequest): SandboxAnswer | 
   const path = request.path;
   let match: RegExpExecArray | null;
   if (path === '/api/machines' && request.method === 'GET') {
-    const filter = /^(computerDnsName|aadDeviceId) eq '((?:[^']|'')*)'$/.exec(request.query.get('$filter') ?? '');
-    if (!filter) return apiError(400, 'InvalidRequest', 'unsupported $filter');
-    const [, field, raw] = filter as unknown as [string, 'computerDnsName' | 'aadDeviceId', string];
-    const value = raw.replace(/''/g, "'").toLowerCase();
-    const found = [...tenant.machines.values()].filter((m) => (m[field] ?? '').toLowerCase() === value);
+    const text = request.query.get('$filter') ?? '';
+    const exact = /^(computerDnsName|aadDeviceId) eq '((?:[^']|'')*)'$/.exec(text);
+    const prefix = /^startswith\(computerDnsName,'((?:[^']|'')*)'\)$/.exec(text);
+    if (!exact && !prefix) return apiError(400, 'InvalidRequest', 'unsupported $filter');
+    const unquote = (raw: string) => raw.replace(/''/g, "'").toLowerCase();
+    const found = [...tenant.machines.values()].filter((m) =>
+      exact
+        ? (m[exact[1] as 'computerDnsName' | 'aadDeviceId'] ?? '').toLowerCase() === unquote(exact[2] as string)
+        : m.computerDnsName.toLowerCase().startsWith(unquote((prefix as RegExpExecArray)[1] as string)),
+    );
     return found.length ? { status: 200, body: { value: found.map(view) } } : apiError(404, 'ResourceNotFound', 'Machines were not found');
   }
   if ((match = /^\/api\/machines\/([^/]+)$/.exec(path)) && request.method === 'GET') {

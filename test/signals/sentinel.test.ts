@@ -177,25 +177,29 @@ describe('incident trigger body', () => {
     expect(inputError(() => normalizeSentinelPayload(body.object)).path).toBe(`properties.${path}`);
   });
 
-  it('rejects a bad severity and a non-array entity list with their paths; leaves out an unreadable entity with a note', () => {
+  it('rejects a bad severity and a non-array entity list with their paths; keeps an entity with a bad id, marked, and leaves out one without a kind', () => {
     const severity = sampleIncident();
     severity.object.properties.severity = 'Critical';
     expect(inputError(() => normalizeSentinelPayload(severity)).message).toBe(
       'object.properties.severity: expected one of Informational, Low, Medium, High, got "Critical"',
     );
 
-    // One entity's bad id (endpoint data an attacker may shape) must not stop the incident's other containment.
+    // One entity's bad id (endpoint data an attacker may shape) must not stop the incident's other containment, nor
+    // drop the entity: its other identifiers still name it, and it is marked so that its actions are held.
     const badId = sampleIncident();
     badId.object.properties.relatedEntities[0].properties.aadUserId = 'not-a-guid';
-    const withoutAccount = normalizeSentinelPayload(badId);
-    expect(withoutAccount.entities.map((e) => e.kind)).toEqual(['host', 'other']);
-    expect(withoutAccount.notes).toContain(
-      'object.properties.relatedEntities[0] left out: object.properties.relatedEntities[0].properties.aadUserId: expected a GUID, got "not-a-guid"',
-    );
-
-    const badDevice = sampleIncident();
-    badDevice.object.properties.relatedEntities[1].properties.additionalData.MdatpDeviceId = "x' or 1=1";
-    expect(normalizeSentinelPayload(badDevice).notes).toContainEqual(expect.stringMatching(/relatedEntities\[1\] left out: .*40 hexadecimal/));
+    const [account] = normalizeSentinelPayload(badId).entities as [AccountEntity];
+    expect(account).toMatchObject({
+      upn: 'adele.vance@contoso.com',
+      malformed: 'object.properties.relatedEntities[0].properties.aadUserId: expected a GUID, got "not-a-guid"',
+    });
+    expect(account.aadUserId).toBeUndefined();
+    // A field that identifies no one is just ignored, with a note.
+    const badTenant = sampleIncident();
+    badTenant.object.properties.relatedEntities[0].properties.aadTenantId = 'evil';
+    const tenantSignal = normalizeSentinelPayload(badTenant);
+    expect((tenantSignal.entities[0] as AccountEntity).malformed).toBeUndefined();
+    expect(tenantSignal.notes).toContainEqual(expect.stringMatching(/^ignored: .*aadTenantId: expected a GUID/));
 
     const notArray = sampleIncident();
     notArray.object.properties.relatedEntities = { kind: 'Account' };
@@ -220,9 +224,9 @@ describe('incident trigger body', () => {
     delete host[field];
     host.additionalData = {};
     (where === 'own' ? host : host.additionalData)[field] = "x' or 1=1";
-    const notes = normalizeSentinelPayload(body).notes;
-    expect(notes.find((n) => n.startsWith('object.properties.relatedEntities[1] left out: '))).toContain(`object.properties.relatedEntities[1].${path}: `);
-    expect(notes.join('\n')).toMatch(message);
+    const hostEntity = normalizeSentinelPayload(body).entities[1] as HostEntity;
+    expect(hostEntity.malformed).toContain(`object.properties.relatedEntities[1].${path}: `);
+    expect(hostEntity.malformed).toMatch(message);
 
     const alert = sampleAlert();
     const alertHost = alert.Entities.find((e: Record<string, unknown>) => e.Type === 'host');
@@ -230,7 +234,8 @@ describe('incident trigger body', () => {
     alertHost.additionalData = {};
     (where === 'own' ? alertHost : alertHost.additionalData)[field] = "x' or 1=1";
     const at = `Entities[${alert.Entities.indexOf(alertHost)}]`;
-    expect(normalizeSentinelPayload(alert).notes).toContainEqual(expect.stringContaining(`${at} left out: ${at}.${path.replace('properties.', '')}: `));
+    const alertEntity = normalizeSentinelPayload(alert).entities.find((e) => e.kind === 'host') as HostEntity;
+    expect(alertEntity.malformed).toContain(`${at}.${path.replace('properties.', '')}: `);
   });
 
   it('quotes at most 40 characters of a bad value back', () => {
@@ -243,10 +248,9 @@ describe('incident trigger body', () => {
       `object.properties.severity: expected one of Informational, Low, Medium, High, got "${'z'.repeat(40)}…"`,
     );
     body.object.properties.severity = 'High';
-    const notes = normalizeSentinelPayload(body).notes.join('\n');
-    expect(notes).toContain(`object.properties.relatedEntities[0].properties.aadUserId: expected a GUID, got "${'x'.repeat(40)}…"`);
-    expect(notes).toMatch(/40 hexadecimal characters, got "y{40}…"/);
-    expect(notes.length).toBeLessThan(1000);
+    const [first, second] = normalizeSentinelPayload(body).entities as [AccountEntity, HostEntity];
+    expect(first.malformed).toBe(`object.properties.relatedEntities[0].properties.aadUserId: expected a GUID, got "${'x'.repeat(40)}…"`);
+    expect(second.malformed).toMatch(/40 hexadecimal characters, got "y{40}…"$/);
   });
 
   it('never uses a host name that is not a DNS name to find a device', () => {
