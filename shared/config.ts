@@ -8,7 +8,7 @@ import { isGuid } from './signals/identifiers';
 
 /**
  * Every app setting the engine reads, parsed and checked in one place. Read once per process (lazily: cold start
- * matters); tests build their own with `readConfig(env)`. The README's configuration table mirrors this file.
+ * matters); tests build their own with `readConfig(env)`. docs/configuration.md mirrors this file.
  */
 export interface ResponderConfig {
   /** Entra tenant whose tokens are accepted (AZURE_TENANT_ID). */
