@@ -10,10 +10,10 @@ export const deadLetterReconciler = defineTimerFunction({
   name: 'deadLetterReconciler',
   schedule: '0 */5 * * * *',
   async handle(_timer, log) {
-    const { worker } = await runtime();
+    const { deadLetters } = await runtime();
     let total = 0;
     for (let page = 0; page < 50; page++) {
-      const { received, recorded } = await worker.reconcileDeadLetters(100, log);
+      const { received, recorded } = await deadLetters.reconcile(100, log);
       total += recorded;
       if (received < 100) break;
     }

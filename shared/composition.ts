@@ -8,10 +8,14 @@ import { config, type ResponderConfig } from './config';
 import { Enricher, type EnrichOptions } from './enrichment/enrich';
 import { ResponderEngine, type EngineDeps } from './engine';
 import type { Signal } from './signals/signal';
-import { ActionWorker } from './worker';
+import { ActionWorker, type WorkerDeps } from './worker';
+import { DeadLetterReconciler } from './deadLetters';
+import { executeCommand, type ExecutionDeps } from './actions/execute';
+import { RUNNING_LEASE_MS } from './actions/lifecycle';
+import { reportOutcome, type ReportedAction, type ReportedState } from './actions/report';
 import { ConfigError, InputError } from './errors';
 import { MemoryLedger } from './ledger/memoryLedger';
-import { logger } from './log';
+import { logger, type Logger } from './log';
 import { compilePolicy, type CompiledPolicy } from './policy/decide';
 import { DEFAULT_POLICY_PATH, parsePolicy, readPolicyFile } from './policy/load';
 import { EmbeddedQueue } from './queue/embeddedQueue';
@@ -48,7 +52,15 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
         incidents: new SentinelReports(settings),
       }))()));
   const enricher = settings.enrichment ? new Enricher(executionContext) : undefined;
-  const deps: EngineDeps = {
+  const { engine, worker, deadLetters } = assemble({
+    policy,
+    ledger,
+    queue,
+    shared,
+    pacer,
+    modeOverride: settings.modeOverride,
+    now: overrides.now ?? (() => new Date()),
+    log: logger(),
     executors: EXECUTORS,
     executionContext,
     ...(enricher && {
@@ -59,30 +71,60 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
           : enricher.enrich(signal, compiled.groupsOfInterest, withPolicy);
       },
     }),
-    policy,
-    ledger,
-    queue,
-    modeOverride: settings.modeOverride,
-    now: overrides.now ?? (() => new Date()),
-    log: logger(),
-    shared,
-    pacer,
-    ...(settings.followUpMs !== undefined && { followUpMs: settings.followUpMs }),
-    ...(settings.runningLeaseMs !== undefined && { runningLeaseMs: settings.runningLeaseMs }),
-    ...(settings.retryBaseMs !== undefined && { retryPolicy: { ...RETRY_POLICY, baseMs: settings.retryBaseMs } }),
-  };
-  const engine = new ResponderEngine(deps);
+    timings: {
+      retry: settings.retryBaseMs === undefined ? RETRY_POLICY : { ...RETRY_POLICY, baseMs: settings.retryBaseMs },
+      leaseMs: settings.runningLeaseMs ?? RUNNING_LEASE_MS,
+      ...(settings.followUpMs !== undefined && { followUpMs: settings.followUpMs }),
+    },
+  });
   return {
     config: settings,
     policy,
     engine,
-    worker: new ActionWorker(deps, engine),
+    worker,
+    deadLetters,
     ledger,
     queue,
     shared,
     compileDraftPolicy: (text) => compileDraftPolicy(text, settings.engineIdentities),
     queueStats: () => (queue instanceof EmbeddedQueue ? queue.stats() : undefined),
   };
+}
+
+/** Everything the engine's parts are made of: the adapters and settings compose() chooses (or a test's). */
+export type EngineParts = Omit<EngineDeps, 'incidents'> & Omit<ExecutionDeps, 'policy' | 'modeOverride'> & Pick<WorkerDeps, 'timings' | 'random'>;
+
+/** The engine, its worker and the dead-letter reconciler, each given the parts it uses. */
+export function assemble(parts: EngineParts): { engine: ResponderEngine; worker: ActionWorker; deadLetters: DeadLetterReconciler } {
+  const { ledger, queue, shared, now, log } = parts;
+  const incidents = async () => (await parts.executionContext()).incidents;
+  const report = (action: ReportedAction, state: ReportedState, detail: string, attempts: number, reportLog: Logger) =>
+    reportOutcome(incidents, action, state, detail, attempts, reportLog);
+  const engine = new ResponderEngine({
+    policy: parts.policy,
+    ledger,
+    queue,
+    shared,
+    modeOverride: parts.modeOverride,
+    now,
+    log,
+    incidents,
+    ...(parts.enrich && { enrich: parts.enrich }),
+  });
+  const worker = new ActionWorker({
+    ledger,
+    queue,
+    shared,
+    now,
+    log,
+    timings: parts.timings,
+    ...(parts.random && { random: parts.random }),
+    execute: (command, commandLog) => executeCommand(parts, command, commandLog),
+    report,
+    incidents,
+    submit: (signal, by, submitLog, reevaluations) => engine.submit(signal, by, submitLog, reevaluations),
+  });
+  return { engine, worker, deadLetters: new DeadLetterReconciler({ ledger, queue, now, log, report }) };
 }
 
 /**

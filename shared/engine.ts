@@ -2,7 +2,6 @@ import { IDEMPOTENCY_KEY_PATTERN } from './actions/idempotency';
 import type { ActionKind } from './actions/catalogue';
 import { parseActionCommand, type ActionCommand } from './actions/command';
 import { reportedCommand, reportOutcome } from './actions/report';
-import type { ActionExecutor, ExecutionContext } from './actions/executor';
 import { classifyFailure } from './actions/failure';
 import { targetLabel, type ActionTarget } from './actions/target';
 import { LedgerConflictError, LedgerTransitionError, type ActionLedger, type LedgerEntry, type LedgerState } from './ledger/ledger';
@@ -14,14 +13,14 @@ import type { ActionQueue } from './queue/queue';
 import { InputError, quote } from './errors';
 import { spend, type BudgetAnswer, type BudgetRecord } from './coordination/budget';
 import type { SharedState } from './coordination/sharedState';
-import type { Pacer } from './coordination/pacer';
-import type { RetryPolicy } from './actions/retryPolicy';
 import { REEVALUATE_AFTER_MS } from './queue/reevaluation';
 import { parseIncidentArmId, type IncidentArmIdParts } from './signals/identifiers';
 import { NO_ENTITIES_NOTE, normalizeSentinelPayload } from './signals/sentinel';
 import type { IncidentRef, Signal } from './signals/signal';
 import type { EnrichOptions } from './enrichment/enrich';
+import type { SentinelIncidents } from './clients/sentinel';
 
+/** What the engine uses to turn a signal into recorded, queued actions. */
 export interface EngineDeps {
   policy: CompiledPolicy;
   ledger: ActionLedger;
@@ -29,26 +28,15 @@ export interface EngineDeps {
   modeOverride: Mode;
   now: () => Date;
   log: Logger;
-  executors: Partial<Record<ActionKind, ActionExecutor>>;
-  /** The API clients executors use, created on first need (cold start matters). */
-  executionContext: () => Promise<ExecutionContext>;
-  /** For retry jitter; injected so tests are deterministic. */
-  random?: () => number;
+  /** The incident's entities when the payload has none, and comments on it. */
+  incidents: () => Promise<SentinelIncidents>;
   /**
    * Fills in who each entity is (the directory's answer), user risk, privilege, groups and device data before deciding;
    * absent when enrichment is off. `preview` (a what-if plan) reads only what containment can spare.
    */
   enrich?: (signal: Signal, policy: CompiledPolicy, options?: EnrichOptions) => Promise<Signal>;
-  /** Records every instance shares: cap budgets here, device leases in the worker. */
+  /** Records every instance shares: the caps' budgets. */
   shared: SharedState;
-  /** API budgets: the worker reserves each execution's calls; absent, nothing is paced. */
-  pacer?: Pacer;
-  /** RESPONDER_FOLLOW_UP_SECONDS: how long a pending machine action waits before it is read again (else the executor's 30 s). */
-  followUpMs?: number;
-  /** RESPONDER_RUNNING_LEASE_SECONDS: a claim's lease (else 5 minutes, host.json's functionTimeout). */
-  runningLeaseMs?: number;
-  /** The retry policy, if RESPONDER_RETRY_BASE_SECONDS changes its base (else RETRY_POLICY). */
-  retryPolicy?: RetryPolicy;
 }
 
 /** What one submission did to the ledger, per action. */
@@ -146,7 +134,7 @@ export class ResponderEngine {
       const why = `cannot be queued: ${refusal}`;
       recorded.push(recordOf(await ledger.transition(entry.key, entry.etag, 'failed', { by: 'engine', at, note: why }, { stateReason: why }), true));
       log.error({ actionId: entry.key }, why);
-      await reportOutcome(async () => (await this.deps.executionContext()).incidents, reportedCommand(command), 'failed', why, 0, log);
+      await reportOutcome(this.deps.incidents, reportedCommand(command), 'failed', why, 0, log);
     }
     toSend = sendable;
     if (toSend.length > 0) {
@@ -204,10 +192,8 @@ export class ResponderEngine {
    */
   private async withListedEntities(signal: Signal, log: Logger): Promise<Signal> {
     if (!signal.incident || signal.entities.length > 0) return signal;
-    const parts = parseIncidentArmId(signal.incident.armId) as IncidentArmIdParts;
     try {
-      const { incidents } = await this.deps.executionContext();
-      const listed = normalizeSentinelPayload(await incidents.incidentWithEntities(parts));
+      const listed = normalizeSentinelPayload(await (await this.deps.incidents()).incidentWithEntities(incidentParts(signal.incident)));
       const note = `the payload carried no entities: ${listed.entities.length} listed through ARM`;
       return {
         ...signal,
@@ -226,7 +212,8 @@ export class ResponderEngine {
   /** No entities yet: look again in a few minutes rather than decide on nothing, a bounded number of times. */
   private async scheduleReevaluation(signal: Signal, done: number, log: Logger): Promise<void> {
     const delay = REEVALUATE_AFTER_MS[done];
-    const armId = (signal.incident as IncidentRef).armId;
+    const armId = signal.incident?.armId;
+    if (armId === undefined) return;
     if (delay === undefined) {
       signal.notes.push(`still no entities after ${done} re-evaluations: giving up; the incident's next update will be evaluated`);
       return;
@@ -398,4 +385,11 @@ function unqueueable(command: ActionCommand): string | undefined {
 
 function recordOf(entry: LedgerEntry, isNew: boolean): RecordedAction {
   return { key: entry.key, kind: entry.kind, target: targetLabel(entry.target), state: entry.state, new: isNew };
+}
+
+/** The incident's ARM id taken apart; signals validate it where they are read, so failing here is a bug. */
+function incidentParts(incident: IncidentRef): IncidentArmIdParts {
+  const parts = parseIncidentArmId(incident.armId);
+  if (!parts) throw new Error(`not an incident ARM id: ${incident.armId}`);
+  return parts;
 }

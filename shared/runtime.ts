@@ -2,6 +2,7 @@ import type { ExecutionContext } from './actions/executor';
 import type { ResponderConfig } from './config';
 import type { ResponderEngine } from './engine';
 import type { ActionWorker } from './worker';
+import type { DeadLetterReconciler } from './deadLetters';
 import type { ActionLedger } from './ledger/ledger';
 import type { CompiledPolicy } from './policy/decide';
 import type { ActionQueue } from './queue/queue';
@@ -16,6 +17,7 @@ export interface Runtime {
   policy: CompiledPolicy;
   engine: ResponderEngine;
   worker: ActionWorker;
+  deadLetters: DeadLetterReconciler;
   ledger: ActionLedger;
   queue: ActionQueue;
   /** Records every instance shares: API and cap budgets, device leases. */

@@ -8,7 +8,8 @@ import { classifyFailure } from './failure';
  */
 export const confirmCompromised: ActionExecutor = {
   kind: 'confirmCompromised',
-  apiCost: () => ({ idprotection: 1 }),
+  // Read the user's risk, then confirm: two.
+  apiCost: () => ({ idprotection: 2 }),
   async execute(command, { directory, target }) {
     if (target.type !== 'user') return { outcome: 'failed', class: 'permanent', detail: 'confirmCompromised acts on users' };
     const { id, upn: who } = target.verified;

@@ -2,12 +2,95 @@ import { memberGroups } from '../clients/graph';
 import { checkDevice, checkUser, indexProtection, needsRecordsSharingName, type ProtectionIndex } from '../policy/protection';
 import { ACTIONS } from './catalogue';
 import type { ActionCommand } from './command';
-import type { ActionExecutor, ExecutionContext, ExecutionOutcome, ResolvedTarget } from './executor';
+import type { ApiCosts, Pacer } from '../coordination/pacer';
+import { ConfigError } from '../errors';
+import type { Logger } from '../log';
+import type { CompiledPolicy } from '../policy/decide';
+import type { Mode } from '../policy/schema';
+import type { ActionKind } from './catalogue';
+import type { ActionExecutor, ExecutionContext, ExecutionOutcome, ResolvedTarget, TargetedContext } from './executor';
 import { classifyFailure } from './failure';
 import { resolveDevice, resolveUser, withRecordsSharingName } from './resolveTarget';
 
 /** A policy that protects no one: for executors exercised on their own (tests). */
 const NOTHING_PROTECTED = indexProtection({ users: [], groups: [], devices: [], deviceTags: [] }, []);
+
+/** What carrying out a command needs: the executors, the APIs, the policy in force now, and the API budgets. */
+export interface ExecutionDeps {
+  executors: Partial<Record<ActionKind, ActionExecutor>>;
+  /** The API clients executors use, created on first need (cold start matters). */
+  executionContext: () => Promise<ExecutionContext>;
+  policy: CompiledPolicy;
+  /** RESPONDER_MODE: audit here makes every execution a rehearsal. */
+  modeOverride: Mode;
+  /** API budgets: each execution's calls are reserved before it starts; absent, nothing is paced. */
+  pacer?: Pacer;
+}
+
+/** Paced calls of a target's lookup: a device's Defender record (a merged record's successor is read beyond them). */
+function lookupCost(command: ActionCommand): ApiCosts {
+  return command.target.type === 'device' ? { defender: 1 } : {};
+}
+
+/**
+ * Carry out one command now, as the worker does for every delivery: in the mode the policy in force allows, with its
+ * API calls reserved first (a spent budget answers `paced`: the worker defers it), on the target the directory
+ * verifies. Never throws for an API's failure: it comes back classified.
+ */
+export async function executeCommand(deps: ExecutionDeps, command: ActionCommand, log: Logger): Promise<ExecutionOutcome> {
+  const executor = deps.executors[command.kind];
+  if (!executor) return { outcome: 'audited', detail: `no executor for ${command.kind} is installed yet: recorded in audit mode, no write API called` };
+  const mode = modeNow(command, deps.policy, deps.modeOverride);
+  const run = mode.audit && command.mode === 'enforce' ? { ...command, mode: 'audit' as const } : command;
+  try {
+    const context = await deps.executionContext();
+    const outcome = deps.pacer
+      ? await metered(deps.pacer, executor, run, context, deps.policy.protection, log)
+      : await executeOnVerifiedTarget(executor, run, context, deps.policy.protection);
+    return run === command || outcome.outcome !== 'audited' ? outcome : { ...outcome, detail: `${outcome.detail} (${mode.why})` };
+  } catch (error) {
+    // What reaches here is a client that could not be built, or a spent budget before the first call (EnginePaced).
+    return error instanceof ConfigError ? { outcome: 'failed', class: 'permanent', detail: error.message } : { outcome: 'failed', ...classifyFailure(error) };
+  }
+}
+
+/**
+ * The execution with its paced calls reserved before the first, all at once: the lookup's and the executor's then
+ * split, so a call the executor did not declare is told from a merged record the lookup followed. An executor that
+ * calls beyond its declaration is logged as an error (the executor tests fail on it); unused units go back.
+ */
+async function metered(
+  pacer: Pacer,
+  executor: ActionExecutor,
+  command: ActionCommand,
+  context: ExecutionContext,
+  protection: ProtectionIndex,
+  log: Logger,
+): Promise<ExecutionOutcome> {
+  const costs = executor.apiCost(command);
+  const lookup = await pacer.reserve(sum(lookupCost(command), costs));
+  const own = lookup.split(costs);
+  try {
+    const verified = await pacer.within(lookup, () => verifyTarget(command, context, protection));
+    if (verified.status === 'refused') return verified.outcome;
+    const reserve = async (more: ApiCosts) => void (await pacer.reserve(more, own));
+    return await pacer.within(own, () => runExecutor(executor, command, { ...context, target: verified.target, reserve }));
+  } finally {
+    for (const { api, declared, made } of own.overdrawn())
+      log.error(
+        { overdrawn: true, kind: command.kind, api, declared, made },
+        `${command.kind} made ${made} ${api} call(s) and declared ${declared}: its apiCost undercounts`,
+      );
+    await pacer.settle(lookup);
+    await pacer.settle(own);
+  }
+}
+
+function sum(a: ApiCosts, b: ApiCosts): ApiCosts {
+  const total: ApiCosts = { ...a };
+  for (const [api, n] of Object.entries(b) as Array<[keyof ApiCosts, number]>) total[api] = (total[api] ?? 0) + n;
+  return total;
+}
 
 /**
  * How every action is carried out: the directory decides who the target is.
@@ -26,12 +109,26 @@ export async function executeOnVerifiedTarget(
   context: ExecutionContext,
   protection: ProtectionIndex = NOTHING_PROTECTED,
 ): Promise<ExecutionOutcome> {
+  const verified = await verifyTarget(command, context, protection);
+  if (verified.status === 'refused') return verified.outcome;
+  return runExecutor(executor, command, { ...context, target: verified.target, reserve: async () => undefined });
+}
+
+/** Steps 1 and 2: the target as the directory answers for it, or the outcome that refuses or holds the action. */
+async function verifyTarget(command: ActionCommand, context: ExecutionContext, protection: ProtectionIndex): Promise<Resolved> {
   try {
     const resolved = await resolve(command, context, protection);
-    if (resolved.status === 'refused') return resolved.outcome;
+    if (resolved.status === 'refused') return resolved;
     const refusal = await protectionRefusal(command, resolved.target, context, protection);
-    if (refusal) return refusal;
-    return await executor.execute(command, { ...context, target: resolved.target });
+    return refusal ? { status: 'refused', outcome: refusal } : resolved;
+  } catch (error) {
+    return { status: 'refused', outcome: { outcome: 'failed', ...classifyFailure(error) } };
+  }
+}
+
+async function runExecutor(executor: ActionExecutor, command: ActionCommand, context: TargetedContext): Promise<ExecutionOutcome> {
+  try {
+    return await executor.execute(command, context);
   } catch (error) {
     return { outcome: 'failed', ...classifyFailure(error) };
   }
@@ -91,4 +188,22 @@ async function protectionRefusal(
     case 'unverified':
       return { outcome: 'held', detail: `held for a human: cannot verify it is not protected: ${verdict.why}` };
   }
+}
+
+/**
+ * The mode an execution runs in now. Audit wins, whoever says it: the command (as decided), RESPONDER_MODE, or the policy
+ * in force now, globally or for the command's rule (disabled or removed since counts as audit). So a retry, a deferral
+ * or a replay of an action decided in enforce mode rehearses once the engine is switched to audit.
+ */
+function modeNow(command: ActionCommand, policy: CompiledPolicy, override: Mode): { audit: boolean; why: string } {
+  if (command.mode === 'audit') return { audit: true, why: 'decided in audit mode' };
+  if (override === 'audit') return { audit: true, why: 'RESPONDER_MODE=audit' };
+  if (policy.policy.mode === 'audit') return { audit: true, why: 'the policy in force is in audit mode' };
+  const ruleId = command.source.ruleId;
+  if (ruleId === undefined) return { audit: false, why: '' };
+  const rule = policy.policy.rules.find((r) => r.id === ruleId);
+  if (!rule) return { audit: true, why: `rule ${ruleId} is no longer in the policy` };
+  if (!rule.enabled) return { audit: true, why: `rule ${ruleId} is disabled now` };
+  if (rule.mode === 'audit') return { audit: true, why: `rule ${ruleId} is in audit mode now` };
+  return { audit: false, why: '' };
 }

@@ -1,4 +1,4 @@
-import type { PacedApi } from '../coordination/pacer';
+import type { ApiCosts } from '../coordination/pacer';
 import type { Devices, Machine } from '../clients/defender';
 import type { Directory, DirectoryUser } from '../clients/graph';
 import type { VerifiedDevice, VerifiedUser } from '../signals/signal';
@@ -24,8 +24,12 @@ export interface ExecutionContext {
  */
 export type ResolvedTarget = { type: 'user'; verified: VerifiedUser; user: DirectoryUser } | { type: 'device'; verified: VerifiedDevice; machine: Machine };
 
-/** What an executor runs with: the APIs, and its resolved target. */
-export type TargetedContext = ExecutionContext & { target: ResolvedTarget };
+/**
+ * What an executor runs with: the APIs, its resolved target, and `reserve` for paced calls it learns it must make only
+ * once it has read (a role removal per role): reserved before the first write, they defer the action whole if the
+ * budget is spent.
+ */
+export type TargetedContext = ExecutionContext & { target: ResolvedTarget; reserve(costs: ApiCosts): Promise<void> };
 
 /** What an executor reports; the worker turns it into a ledger transition. */
 export type ExecutionOutcome =
@@ -59,9 +63,10 @@ export type ExecutionOutcome =
 export interface ActionExecutor {
   kind: ActionKind;
   /**
-   * The paced API calls one execution makes, at most: the worker reserves them all before it starts, so a spent
-   * budget defers the action before its first call instead of stranding it between a read and its write.
+   * The paced API calls one execution of this executor makes, at most (the target's lookup is counted apart): the
+   * worker reserves them all before it starts, so a spent budget defers the action before its first call instead of
+   * stranding it between a read and its write. A call beyond them is logged as an error, and fails the executor tests.
    */
-  apiCost?(command: ActionCommand): Partial<Record<PacedApi, number>>;
+  apiCost(command: ActionCommand): ApiCosts;
   execute(command: ActionCommand, context: TargetedContext): Promise<ExecutionOutcome>;
 }

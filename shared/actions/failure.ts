@@ -1,15 +1,27 @@
 import { ApiError } from '../clients/apiError';
+import { EnginePaced } from '../coordination/pacer';
 
-export type FailureClass = 'transient' | 'permanent' | 'blocked';
+/** How a failure is handled: retried with backoff, given up, refused for a human, or (paced) deferred unattempted. */
+export type FailureClass = ClassifiedFailure['class'];
 
-export interface ClassifiedFailure {
-  class: FailureClass;
+/** A failure the API answered, or that reached no answer: `status` and `code` are the API's, kept for the ledger. */
+export interface ApiFailure {
+  class: 'transient' | 'permanent' | 'blocked';
   /** Wait at least this long before retrying (transient only): the API's Retry-After or a known floor. */
   retryAfterMs?: number;
   status?: number;
   code?: string;
   detail: string;
 }
+
+/** No API was asked: the engine held the call back to stay within a budget, which frees up after `retryAfterMs`. */
+export interface PacedFailure {
+  class: 'paced';
+  retryAfterMs: number;
+  detail: string;
+}
+
+export type ClassifiedFailure = ApiFailure | PacedFailure;
 
 /** PIM refuses to remove an assignment within about five minutes of its activation (reference/graph.md). */
 const ACTIVE_DURATION_FLOOR_MS = 5 * 60_000;
@@ -21,9 +33,11 @@ const ACTIVE_DURATION_FLOOR_MS = 5 * 60_000;
  * - blocked: 403 — for Graph writes on a user this is the privileged-target refusal (an app cannot disable an
  *   admin), or a missing permission; neither gets better by retrying, both need a human;
  * - permanent: every other 4xx (validation, not found).
+ * - paced: the engine's own pacer held the call back (EnginePaced): nothing reached the API.
  * The API's status and code are kept for the ledger.
  */
 export function classifyFailure(error: unknown): ClassifiedFailure {
+  if (error instanceof EnginePaced) return { class: 'paced', retryAfterMs: error.retryAfterMs, detail: error.message };
   if (!(error instanceof ApiError)) {
     return { class: 'transient', detail: `no answer: ${(error as Error)?.message ?? String(error)}` };
   }

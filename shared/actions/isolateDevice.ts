@@ -26,8 +26,8 @@ export interface IsolationSnapshot {
  */
 export const isolateDevice: ActionExecutor = {
   kind: 'isolateDevice',
-  // Resolve the device (the worker, before the executor), read its machine actions, post: three. A follow-up only reads.
-  apiCost: (command) => ({ defender: command.followUp ? 2 : 3 }),
+  // Read its machine actions, post: two. A follow-up only reads.
+  apiCost: (command) => ({ defender: command.followUp ? 1 : 2 }),
   async execute(command, { devices, target }) {
     if (!devices) return noDefender();
     const machine = deviceOf(target);
@@ -77,7 +77,7 @@ export const isolateDevice: ActionExecutor = {
  */
 export const unisolateDevice: ActionExecutor = {
   kind: 'unisolateDevice',
-  apiCost: (command) => ({ defender: command.followUp ? 2 : 3 }),
+  apiCost: (command) => ({ defender: command.followUp ? 1 : 2 }),
   async execute(command, { devices, snapshot, target }) {
     const isolation = snapshot as IsolationSnapshot | undefined;
     if (!devices) return noDefender();
@@ -166,7 +166,7 @@ async function guarded(run: () => Promise<ExecutionOutcome>, command: ActionComm
     return await run();
   } catch (error) {
     const failure = classifyFailure(error);
-    if (failure.code === 'ActiveRequestAlreadyExists') {
+    if (failure.class !== 'paced' && failure.code === 'ActiveRequestAlreadyExists') {
       return {
         outcome: 'pending',
         followUpAfterMs: FOLLOW_UP_MS,

@@ -28,7 +28,9 @@ export interface PimSnapshot {
  */
 export const requirePimReapproval: ActionExecutor = {
   kind: 'requirePimReapproval',
-  async execute(command, { directory, target }) {
+  // Its writes depend on the roles it finds: it reserves them once it has read them, before the first write.
+  apiCost: () => ({}),
+  async execute(command, { directory, target, reserve }) {
     if (target.type !== 'user') return { outcome: 'failed', class: 'permanent', detail: 'requirePimReapproval acts on users' };
     const { id: principalId, upn: who } = target.verified;
     try {
@@ -61,6 +63,7 @@ export const requirePimReapproval: ActionExecutor = {
 
       const justification = `Sentinel Responder ${command.idempotencyKey}: ${command.reason}`.slice(0, 500);
       const eligible = await directory.listEligibleRoles(principalId);
+      await reserve({ 'graph-writes': direct.reduce((writes, role) => writes + (needsEligibility(role, eligible) ? 2 : 1), 0) });
       for (const role of direct) await endAssignment(directory, principalId, role, eligible, justification);
 
       const remaining = (await directory.listActiveRoles(principalId)).filter((r) => r.memberType !== 'Group' && direct.some((d) => same(d, r)));
@@ -93,7 +96,9 @@ export const requirePimReapproval: ActionExecutor = {
  */
 export const restorePimAssignments: ActionExecutor = {
   kind: 'restorePimAssignments',
-  async execute(command, { directory, snapshot, target }) {
+  // One write per role to give back, reserved once it has read which are missing.
+  apiCost: () => ({}),
+  async execute(command, { directory, snapshot, target, reserve }) {
     const removed = snapshot as PimSnapshot | undefined;
     if (!removed?.removed) return { outcome: 'failed', class: 'permanent', detail: 'refused: nothing to restore (no requirePimReapproval snapshot)' };
     if (target.verified.id !== removed.principalId)
@@ -106,6 +111,7 @@ export const restorePimAssignments: ActionExecutor = {
       if (missing.length === 0) return { outcome: 'succeeded', alreadyDone: true, detail: `nothing to restore${note}` };
       if (command.mode === 'audit')
         return { outcome: 'audited', detail: `audit mode: would restore ${missing.map((r) => r.roleDefinitionId).join(', ')}${note}` };
+      await reserve({ 'graph-writes': missing.length });
       for (const role of missing) {
         await directory.requestRoleChange({
           schedule: 'assignment',
@@ -131,10 +137,15 @@ async function endAssignment(
   justification: string,
 ): Promise<void> {
   const scope = { principalId, roleDefinitionId: role.roleDefinitionId, directoryScopeId: role.directoryScopeId, justification };
-  if (role.assignmentType === 'Assigned' && !eligible.some((e) => same(e, role))) {
+  if (needsEligibility(role, eligible)) {
     await tolerate(['RoleAssignmentExists'], () => directory.requestRoleChange({ schedule: 'eligibility', action: 'adminAssign', ...scope }));
   }
   await tolerate(['RoleAssignmentDoesNotExist'], () => directory.requestRoleChange({ schedule: 'assignment', action: 'adminRemove', ...scope }));
+}
+
+/** A permanent assignment is made eligible before it is removed, unless it already is. */
+function needsEligibility(role: ActiveRole, eligible: Array<{ roleDefinitionId: string; directoryScopeId: string }>): boolean {
+  return role.assignmentType === 'Assigned' && !eligible.some((e) => same(e, role));
 }
 
 /** Codes that mean "already in the wanted state": the verification re-read settles it. */

@@ -1,6 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ApiError } from '../clients/apiError';
 import { release, restamp, spend, type Budget, type BudgetAnswer, type BudgetRecord } from './budget';
 import type { SharedState } from './sharedState';
 
@@ -20,8 +19,21 @@ export const DEFAULT_API_BUDGETS: Record<PacedApi, Budget[]> = {
   idprotection: [{ max: 1, windowMs: 1000 }],
 };
 
-/** The ApiError code of a call the engine itself held back: the worker defers the action, spending no attempt. */
-export const ENGINE_PACED = 'EnginePaced';
+/**
+ * A call the engine itself held back because an API's budget is spent: not an answer from the API. The worker defers
+ * the action for `retryAfterMs` without spending an attempt; the enricher waits or goes without the data.
+ */
+export class EnginePaced extends Error {
+  override readonly name = 'EnginePaced';
+  constructor(
+    readonly api: PacedApi,
+    message: string,
+    /** When the budget frees up enough for this call. */
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+  }
+}
 
 /** A call granted at a window's edge reaches the API a little later: windows are widened by 2% so it cannot land inside. */
 const EDGE_MARGIN = 0.02;
@@ -36,7 +48,7 @@ export interface PacerOptions {
 /**
  * Paces API calls to their budgets across every instance (the budgets live in SharedState), so a burst queues instead
  * of hammering an API into 429s. `take` resolves when the call may go, after a short wait if need be; when the wait
- * would be long it throws an ApiError 429 `EnginePaced` whose Retry-After is the wait: the worker then reschedules the
+ * would be long it throws `EnginePaced` with the wait: the worker then reschedules the
  * action for that moment without spending one of its attempts.
  */
 export class Pacer {
@@ -55,59 +67,70 @@ export class Pacer {
   }
 
   /**
-   * One call to `api`: drawn from the current execution's reservation if it has any left, else from the shared budget.
-   * A call beyond its execution's reservation waits its turn (up to a minute) rather than strand the action half-done.
+   * One call to `api`: drawn from the current execution's reservation if it has a unit left, else from the shared
+   * budget. A call beyond its execution's reservation waits its turn (up to a minute) rather than strand the action
+   * half-done; the reservation counts it, so an executor that undercounts its calls is caught (`Reservation.overdrawn`).
    */
   async take(api: PacedApi): Promise<void> {
     if (sparing.getStore()) return this.takeSpare(api);
     const reservation = reservations.getStore();
-    const held = reservation?.get(api);
     if (!reservation) {
       await this.acquire(api, 1, this.maxInlineWaitMs);
       return;
     }
     const committedWaitMs = Math.max(this.maxInlineWaitMs, COMMITTED_WAIT_MS);
-    if (!held || held.left === 0) {
+    const unit = reservation.draw(api);
+    if (!unit) {
       await this.acquire(api, 1, committedWaitMs);
       return;
     }
-    held.left--;
     // Made within the windows' edge margin of its reservation, the call's stamp is already right: no shared write.
-    if (this.now() - held.at <= Math.min(...this.budgets[api].map((b) => b.windowMs)) * EDGE_MARGIN) return;
+    if (this.now() - unit.at <= Math.min(...this.budgets[api].map((b) => b.windowMs)) * EDGE_MARGIN) return;
     // Else the call goes out now, not when it was reserved: its stamp moves, and it waits if the window is full now.
-    await this.until(api, committedWaitMs, (record, budgets, now) => restamp(record, budgets, held.at, now));
+    await this.until(api, committedWaitMs, (record, budgets, now) => restamp(record, budgets, unit.at, now));
   }
 
   /**
    * Reserve every call an execution will make, before it makes any (all or nothing): a burst of actions then
    * queues whole, instead of each one spending budget on its reads and being deferred before its write, forever.
-   * Throws the `EnginePaced` ApiError when a budget is spent; returns the reservation for `within`.
+   * Throws `EnginePaced` when a budget is spent. Given a reservation, adds to it: an executor that learns what it must
+   * write (how many roles) reserves those calls before the first write.
    */
-  async reserve(costs: Partial<Record<PacedApi, number>>): Promise<Reservation> {
-    const reservation: Reservation = new Map();
+  async reserve(costs: ApiCosts, into: Reservation = new Reservation()): Promise<Reservation> {
+    const granted: HeldUnits[] = [];
     try {
       for (const [api, units] of Object.entries(costs) as Array<[PacedApi, number]>) {
         if (units <= 0 || this.budgets[api].length === 0) continue;
         // A budget smaller than one execution's cost: reserve what fits, the rest waits its turn inside.
         const fits = Math.min(units, ...this.budgets[api].map((b) => b.max));
-        const at = await this.acquire(api, fits, this.maxInlineWaitMs);
-        reservation.set(api, { left: fits, at });
+        granted.push({ api, left: fits, at: await this.acquire(api, fits, this.maxInlineWaitMs) });
       }
     } catch (error) {
-      // One API's budget is spent: the action is deferred whole, so the units it reserved from the others go back. If
-      // giving them back fails, they stay spent: the budget then counts too many calls, never too few.
-      for (const [api, { left, at }] of reservation) {
-        await this.state.update<BudgetRecord, void>(`pace:${api}`, (record) => ({ next: release(record, at, left), result: undefined })).catch(() => undefined);
-      }
+      // One API's budget is spent: the action is deferred whole, so the units it reserved from the others go back.
+      await this.giveBack(granted);
       throw error;
     }
-    return reservation;
+    into.add(costs, granted);
+    return into;
+  }
+
+  /** Give back the units a finished execution reserved and did not use, so the budgets count only calls made. */
+  settle(reservation: Reservation): Promise<void> {
+    return this.giveBack(reservation.unused());
+  }
+
+  /** If giving units back fails, they stay spent: the budget then counts too many calls, never too few. */
+  private async giveBack(units: readonly HeldUnits[]): Promise<void> {
+    for (const { api, left, at } of units) {
+      if (left <= 0) continue;
+      await this.state.update<BudgetRecord, void>(`pace:${api}`, (record) => ({ next: release(record, at, left), result: undefined })).catch(() => undefined);
+    }
   }
 
   /**
    * Run reads that containment must not pay for (a what-if plan): inside, each call is made only if it fits a small
    * budget of its own (a tenth of the API's) and leaves at least half of the API's shared budget free for containment;
-   * otherwise it is refused at once with the `EnginePaced` ApiError, and the caller goes without the data.
+   * otherwise it is refused at once with `EnginePaced`, and the caller goes without the data.
    */
   sparing<T>(run: () => Promise<T>): Promise<T> {
     return sparing.run(true, run);
@@ -122,8 +145,7 @@ export class Pacer {
         ? { max: Math.floor(b.max * SPARE_SHARE), windowMs: b.windowMs }
         : { max: 1, windowMs: Math.ceil(b.windowMs / (b.max * SPARE_SHARE)) },
     );
-    const refuse = (wait: number) =>
-      new ApiError(api === 'defender' ? 'defender' : 'graph', 429, ENGINE_PACED, `not read: the ${api} budget is kept for containment`, wait);
+    const refuse = (wait: number) => new EnginePaced(api, `not read: the ${api} budget is kept for containment`, wait);
     const mine = await this.state.update<BudgetRecord, BudgetAnswer>(`pace-spare:${api}`, (record) => spend(record, own, this.now()));
     if (!mine.granted) throw refuse(mine.retryAt - this.now());
     // The shared windows are widened as `until` widens them, so the two count the same calls.
@@ -162,15 +184,77 @@ export class Pacer {
       const wait = Math.max(1, answer.retryAt - this.now());
       if (wait > maxWaitMs) {
         const said = this.budgets[api].map((b) => `${b.max} per ${b.windowMs / 1000} s`).join(' and ');
-        throw new ApiError(api === 'defender' ? 'defender' : 'graph', 429, ENGINE_PACED, `paced by the engine: the ${api} budget (${said}) is spent`, wait);
+        throw new EnginePaced(api, `paced by the engine: the ${api} budget (${said}) is spent`, wait);
       }
       await this.sleep(wait);
     }
   }
 }
 
-/** Calls an execution reserved and has not made yet, per API, and when they were reserved. */
-export type Reservation = Map<PacedApi, { left: number; at: number }>;
+/** Paced calls per API. */
+export type ApiCosts = Partial<Record<PacedApi, number>>;
+
+/** Units of an API's shared budget held for an execution: how many are left, and when they were stamped. */
+interface HeldUnits {
+  api: PacedApi;
+  left: number;
+  at: number;
+}
+
+/**
+ * One execution's API calls: those it declared it would make, the units of the shared budgets held for them, and those
+ * it made. `overdrawn` names every API it called more often than it declared: an apiCost that undercounts.
+ */
+export class Reservation {
+  private readonly declared = new Map<PacedApi, number>();
+  private readonly made = new Map<PacedApi, number>();
+  private readonly held: HeldUnits[] = [];
+
+  add(costs: ApiCosts, units: HeldUnits[]): void {
+    for (const [api, n] of Object.entries(costs) as Array<[PacedApi, number]>) this.declared.set(api, (this.declared.get(api) ?? 0) + n);
+    this.held.push(...units);
+  }
+
+  /**
+   * A part of this reservation as one of its own: `costs` move to it, with as many of the held units as there are,
+   * so each part of an execution (the target's lookup, the executor) is counted against what it declared.
+   */
+  split(costs: ApiCosts): Reservation {
+    const part = new Reservation();
+    const units: HeldUnits[] = [];
+    for (const [api, n] of Object.entries(costs) as Array<[PacedApi, number]>) {
+      this.declared.set(api, (this.declared.get(api) ?? 0) - n);
+      let wanted = n;
+      for (const held of this.held) {
+        if (held.api !== api || wanted === 0) continue;
+        const moved = Math.min(held.left, wanted);
+        held.left -= moved;
+        wanted -= moved;
+        if (moved > 0) units.push({ api, left: moved, at: held.at });
+      }
+    }
+    part.add(costs, units);
+    return part;
+  }
+
+  /** Count one call to `api`; returns the held unit it uses, if one is left. */
+  draw(api: PacedApi): { at: number } | undefined {
+    this.made.set(api, (this.made.get(api) ?? 0) + 1);
+    const units = this.held.find((u) => u.api === api && u.left > 0);
+    if (units) units.left--;
+    return units;
+  }
+
+  overdrawn(): Array<{ api: PacedApi; declared: number; made: number }> {
+    return [...this.made]
+      .filter(([api, made]) => made > (this.declared.get(api) ?? 0))
+      .map(([api, made]) => ({ api, declared: this.declared.get(api) ?? 0, made }));
+  }
+
+  unused(): readonly HeldUnits[] {
+    return this.held.filter((u) => u.left > 0);
+  }
+}
 
 const reservations = new AsyncLocalStorage<Reservation>();
 /** Set while reads run that containment must not pay for (Pacer.sparing). */

@@ -253,7 +253,8 @@ export class Enricher {
       } catch (error) {
         const failure = classifyFailure(error);
         const wait = Math.max(failure.retryAfterMs ?? 0, RETRY_STEP_MS * attempts);
-        if (failure.class !== 'transient' || attempts >= maxAttempts || waited + wait > ENRICHMENT_RETRY_WAIT_MS) {
+        const passes = failure.class === 'transient' || failure.class === 'paced';
+        if (!passes || attempts >= maxAttempts || waited + wait > ENRICHMENT_RETRY_WAIT_MS) {
           notes.push(`${what} unavailable (${failure.detail}): treated as unknown`);
           return undefined;
         }

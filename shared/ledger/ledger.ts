@@ -1,5 +1,6 @@
 import type { ActionKind, ActionParams } from '../actions/catalogue';
 import type { CommandSource } from '../actions/command';
+import type { ApiFailure } from '../actions/failure';
 import type { ActionTarget } from '../actions/target';
 import { cut, displayText, TEXT_LIMITS } from '../limits';
 
@@ -50,7 +51,7 @@ export interface LedgerEvent {
 export interface LedgerAttempt {
   attempt: number;
   at: string;
-  outcome: 'succeeded' | 'audited' | 'pending' | 'held' | 'transient' | 'permanent' | 'blocked';
+  outcome: 'succeeded' | 'audited' | 'pending' | 'held' | ApiFailure['class'];
   detail: string;
   /** The API's answer, kept for the record: HTTP status and error code. */
   status?: number;

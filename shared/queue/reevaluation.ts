@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto';
 import { InputError } from '../errors';
 import { isRecord } from '../signals/fields';
-import { parseIncidentArmId } from '../signals/identifiers';
+import { parseIncidentArmId, type IncidentArmIdParts } from '../signals/identifiers';
 
 /**
  * "Look at this incident again later": queued when an incident arrives with no entities even after listing them
@@ -23,15 +23,19 @@ export function isReevaluation(body: unknown): boolean {
   return isRecord(body) && body.type === 'reevaluateIncident';
 }
 
-export function parseReevaluation(body: unknown): IncidentReevaluation {
+/** A re-evaluation as the worker reads it: with its incident's ARM id taken apart. */
+export type ParsedReevaluation = IncidentReevaluation & { incident: IncidentArmIdParts };
+
+export function parseReevaluation(body: unknown): ParsedReevaluation {
   if (!isRecord(body) || body.type !== 'reevaluateIncident') throw new InputError('type', 'expected "reevaluateIncident"');
   const { incidentArmId, attempt, createdAt } = body;
-  if (typeof incidentArmId !== 'string' || !parseIncidentArmId(incidentArmId)) throw new InputError('incidentArmId', 'expected an incident ARM id');
+  const incident = typeof incidentArmId === 'string' ? parseIncidentArmId(incidentArmId) : undefined;
+  if (typeof incidentArmId !== 'string' || !incident) throw new InputError('incidentArmId', 'expected an incident ARM id');
   if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 1 || attempt > REEVALUATE_AFTER_MS.length) {
     throw new InputError('attempt', `expected a whole number from 1 to ${REEVALUATE_AFTER_MS.length}`);
   }
   if (typeof createdAt !== 'string' || Number.isNaN(Date.parse(createdAt))) throw new InputError('createdAt', 'expected a date-time');
-  return { type: 'reevaluateIncident', incidentArmId, attempt, createdAt };
+  return { type: 'reevaluateIncident', incidentArmId, attempt, createdAt, incident };
 }
 
 /** One MessageId per incident and attempt: a second delivery of the same incident schedules no second copy. */

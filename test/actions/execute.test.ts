@@ -58,7 +58,10 @@ const context: ExecutionContext = { directory, devices, incidents: {} as Executi
 /** An executor that only records whom it was handed: what the gate let through. */
 function recorder(kind: 'revokeSessions' | 'isolateDevice'): { executor: ActionExecutor; ran: Array<TargetedContext['target']> } {
   const ran: Array<TargetedContext['target']> = [];
-  return { ran, executor: { kind, execute: async (_c, { target }) => (ran.push(target), { outcome: 'succeeded', alreadyDone: false, detail: 'ok' }) } };
+  return {
+    ran,
+    executor: { kind, apiCost: () => ({}), execute: async (_c, { target }) => (ran.push(target), { outcome: 'succeeded', alreadyDone: false, detail: 'ok' }) },
+  };
 }
 
 const choice = fc.oneof(fc.constant('own' as const), fc.constant(null), fc.nat(4));

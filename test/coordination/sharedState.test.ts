@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseBudgets, restamp, spend, type Budget, type BudgetRecord } from '../../shared/coordination/budget';
-import { ENGINE_PACED, Pacer, DEFAULT_API_BUDGETS } from '../../shared/coordination/pacer';
+import { EnginePaced, Pacer, DEFAULT_API_BUDGETS } from '../../shared/coordination/pacer';
 import { MemorySharedState, type SharedState } from '../../shared/coordination/sharedState';
 import { TableSharedState } from '../../shared/coordination/tableSharedState';
 import { openTableLedger } from '../../shared/ledger/tableLedger';
@@ -99,7 +99,7 @@ describe('the pacer', () => {
     const state = new MemorySharedState();
     const pacer = new Pacer(state, { ...DEFAULT_API_BUDGETS, defender: [{ max: 3, windowMs: 1000 }] }, { now: () => now, maxInlineWaitMs: 0 });
     const reservation = await pacer.reserve({ defender: 3 });
-    await expect(pacer.reserve({ defender: 1 })).rejects.toMatchObject({ code: ENGINE_PACED }); // the budget is held
+    await expect(pacer.reserve({ defender: 1 })).rejects.toBeInstanceOf(EnginePaced); // the budget is held
     now = 200;
     await pacer.within(reservation, async () => {
       await pacer.take('defender');
@@ -143,7 +143,7 @@ describe('the pacer', () => {
     const budgets = { ...DEFAULT_API_BUDGETS, defender: [{ max: 3, windowMs: 1000 }], 'graph-writes': [{ max: 1, windowMs: 1000 }] };
     const pacer = new Pacer(new MemorySharedState(), budgets, { now: () => 0, maxInlineWaitMs: 0 });
     await pacer.reserve({ 'graph-writes': 1 });
-    await expect(pacer.reserve({ defender: 2, 'graph-writes': 1 })).rejects.toMatchObject({ code: ENGINE_PACED });
+    await expect(pacer.reserve({ defender: 2, 'graph-writes': 1 })).rejects.toBeInstanceOf(EnginePaced);
     await expect(pacer.reserve({ defender: 3 })).resolves.toBeDefined(); // the two defender units came back
   });
 
@@ -169,7 +169,7 @@ describe('the pacer', () => {
     expect(slept).toEqual([320]);
     now = 1100; // the next slot frees at 1020 + ... the second use (t=0) left; the third is at 1020: full until 2040
     await pacer.take('defender');
-    await expect(pacer.take('defender')).rejects.toMatchObject({ status: 429, code: ENGINE_PACED, retryAfterMs: 940 });
+    await expect(pacer.take('defender')).rejects.toMatchObject({ name: 'EnginePaced', api: 'defender', retryAfterMs: 940 });
   });
 
   it('stamps a call when the shared record lets it through, not when it started waiting for the record', async () => {

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ApiError } from '../../shared/clients/apiError';
-import { ENGINE_PACED } from '../../shared/coordination/pacer';
+import { EnginePaced } from '../../shared/coordination/pacer';
 import { ENRICHED_PER_KIND, ENRICHMENT_CONCURRENCY, Enricher } from '../../shared/enrichment/enrich';
 import type { AccountEntity, HostEntity } from '../../shared/signals/signal';
 import { account, host, signal } from '../fixtures/signals';
@@ -184,7 +183,7 @@ describe('enrichment from the sandbox tenant', () => {
         // The plan's read: refused by the pacer's sparing mode, a moment after the incident's read asked for the same.
         if (++reads === 1) {
           await new Promise((resolve) => setTimeout(resolve, 20));
-          throw new ApiError('defender', 429, ENGINE_PACED, 'not read: the defender budget is kept for containment', 60_000);
+          throw new EnginePaced('defender', 'not read: the defender budget is kept for containment', 60_000);
         }
         return env.context.devices!.getMachine(id);
       },

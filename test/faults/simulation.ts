@@ -9,7 +9,9 @@ import type { SentinelIncidents } from '../../shared/clients/sentinel';
 import { Pacer } from '../../shared/coordination/pacer';
 import { MemorySharedState } from '../../shared/coordination/sharedState';
 import { DEFAULT_API_BUDGETS } from '../../shared/coordination/pacer';
-import { ResponderEngine, type EngineDeps } from '../../shared/engine';
+import { assemble } from '../../shared/composition';
+import { RUNNING_LEASE_MS } from '../../shared/actions/lifecycle';
+import { RETRY_POLICY } from '../../shared/actions/retryPolicy';
 import { LedgerConflictError, type ActionLedger, type LedgerEntry } from '../../shared/ledger/ledger';
 import { MemoryLedger } from '../../shared/ledger/memoryLedger';
 import { logger } from '../../shared/log';
@@ -19,7 +21,6 @@ import { messageIdOf, type ActionQueue, type DeadLetteredMessage, type QueueMess
 import { EntityCursor, mergeEntities, parseEntity } from '../../shared/signals/entities';
 import type { Entity, Signal } from '../../shared/signals/signal';
 import { Enricher } from '../../shared/enrichment/enrich';
-import { ActionWorker } from '../../shared/worker';
 import { tenantRoutes } from '../sandbox/server';
 import { DEMO, DEMO_DEVICES, SandboxTenant } from '../sandbox/tenant';
 import type { SandboxAnswer } from '../sandbox/routes';
@@ -357,7 +358,7 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
       devices: await createDefenderDevices(settings, pace, STATIC_CREDENTIAL),
       incidents: NO_SENTINEL,
     };
-    const deps: EngineDeps = {
+    const { engine, worker, deadLetters } = assemble({
       policy: compilePolicy(parsePolicy(CAMPAIGN_POLICY, 'campaign policy')),
       ledger,
       queue: broker,
@@ -369,6 +370,7 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
       executionContext: async () => context,
       random,
       pacer,
+      timings: { retry: RETRY_POLICY, leaseMs: RUNNING_LEASE_MS },
       ...(schedule.enrich && {
         enrich: (signal: Signal) =>
           new Enricher(
@@ -377,9 +379,7 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
             async (ms) => void (clock.now += ms),
           ).enrich(signal, []),
       }),
-    };
-    const engine = new ResponderEngine(deps);
-    const worker = new ActionWorker(deps, engine);
+    });
 
     // The relay: submit each incident, and on any failure (503, a crash) try again, as a Logic App's retry policy does.
     const at = new Date(clock.now).toISOString();
@@ -450,7 +450,7 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
       clock.now += 10;
     }
     // The dead-letter reconciler's timer.
-    await worker.reconcileDeadLetters(1000);
+    await deadLetters.reconcile(1000);
 
     const entries = await ledger.inner.list();
     const byKey = new Map(entries.map((e) => [e.key, e]));

@@ -1,0 +1,122 @@
+import { parseActionCommand, type ActionCommand } from './actions/command';
+import { deadLetterStep } from './actions/lifecycle';
+import { reportedCommand, type ReportedAction, type ReportedState } from './actions/report';
+import { LedgerConflictError, type ActionLedger, type LedgerEntry, type NewLedgerEntry } from './ledger/ledger';
+import type { Logger } from './log';
+import type { ActionQueue } from './queue/queue';
+
+/** What the reconciler uses. */
+export interface DeadLetterDeps {
+  ledger: ActionLedger;
+  queue: ActionQueue;
+  now: () => Date;
+  log: Logger;
+  report(action: ReportedAction, state: ReportedState, detail: string, attempts: number, log: Logger): Promise<void>;
+}
+
+/** How many times marking an entry reads it again after another writer moved it. */
+const MARK_TRIES = 5;
+
+/**
+ * The dead-letter reconciler (a timer in Azure): every message Service Bus dead-lettered becomes a ledger record, its
+ * action (if it is one) is marked `dead-lettered` and reported on its incident, and only then is the message removed
+ * from the dead-letter queue. Running twice, or on two instances, records each message once.
+ */
+export class DeadLetterReconciler {
+  constructor(private readonly deps: DeadLetterDeps) {}
+
+  async reconcile(max = 100, log: Logger = this.deps.log): Promise<{ received: number; recorded: number; actions: number }> {
+    let recorded = 0;
+    let actions = 0;
+    let failures = 0;
+    const letters = await this.deps.queue.receiveDeadLetters(max);
+    for (const letter of letters) {
+      // One letter that cannot be recorded (storage down) stays on the dead-letter queue for the next run, and says
+      // so; it does not stop the others from being recorded.
+      try {
+        const at = this.deps.now().toISOString();
+        const why = `dead-lettered by Service Bus: ${letter.reason}${letter.description ? ` (${letter.description})` : ''}`;
+        const command = actionIn(letter.body);
+        const ended = command && (await markDeadLettered(this.deps.ledger, command.idempotencyKey, why, at, command));
+        if (command && ended) {
+          actions++;
+          await this.deps.report(reportedCommand(command), 'failed', why, command.attempt + 1, log);
+        }
+        const created = await this.deps.ledger.recordDeadLetter({
+          messageId: letter.messageId,
+          at,
+          by: 'broker',
+          reason: letter.reason,
+          description: letter.description,
+          ...(letter.deliveryCount !== undefined && { deliveryCount: letter.deliveryCount }),
+          body: bodyText(letter.body),
+          ...(command && { actionKey: command.idempotencyKey }),
+          ...(command?.source.incidentArmId && { incidentArmId: command.source.incidentArmId }),
+        });
+        if (created) recorded++;
+        log.warn({ messageId: letter.messageId, reason: letter.reason, actionId: command?.id }, why);
+        await letter.settle();
+      } catch (error) {
+        failures++;
+        log.error({ err: error, messageId: letter.messageId }, 'could not record a dead-lettered message: it stays on the dead-letter queue for the next run');
+      }
+    }
+    if (failures > 0) throw new Error(`${failures} of ${letters.length} dead-lettered message(s) could not be recorded; they stay on the dead-letter queue`);
+    return { received: letters.length, recorded, actions };
+  }
+}
+
+/** The action a dead-lettered body carries, or undefined for a re-evaluation or garbage (the record alone keeps those). */
+function actionIn(body: unknown): ActionCommand | undefined {
+  try {
+    return parseActionCommand(body);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Move the action to `dead-lettered` unless it already reached a final state, and return it then. An entry that does
+ * not exist yet is created from the command, when there is one (a message can outrun its submitter).
+ */
+export async function markDeadLettered(ledger: ActionLedger, key: string, why: string, at: string, command?: ActionCommand): Promise<LedgerEntry | undefined> {
+  const event = { by: 'reconciler', at, note: why };
+  for (let tries = 0; tries < MARK_TRIES; tries++) {
+    const entry = (await ledger.get(key)) ?? (command && (await ledger.create(queuedEntry(command, at))).entry);
+    if (!entry) return undefined;
+    const to = deadLetterStep(entry.state);
+    if (!to) return undefined;
+    try {
+      const moved = await ledger.transition(entry.key, entry.etag, to, event, to === 'dead-lettered' ? { stateReason: why } : undefined);
+      if (moved.state === 'dead-lettered') return moved;
+    } catch (error) {
+      if (!(error instanceof LedgerConflictError)) throw error;
+    }
+  }
+  throw new Error(`could not mark ${key} dead-lettered: it kept changing`);
+}
+
+/** The ledger entry for a command whose entry is missing (a message can outrun its submitter). */
+export function queuedEntry(command: ActionCommand, at: string, by = 'reconciler'): NewLedgerEntry {
+  return {
+    key: command.idempotencyKey,
+    kind: command.kind,
+    target: command.target,
+    params: command.params,
+    mode: command.mode,
+    reason: command.reason,
+    source: command.source,
+    state: 'queued',
+    createdAt: at,
+    by,
+  };
+}
+
+/** What a dead-letter record keeps of a body: JSON text (the ledger cuts it to fit). */
+export function bodyText(body: unknown): string {
+  try {
+    return typeof body === 'string' ? body : (JSON.stringify(body) ?? String(body));
+  } catch {
+    return String(body);
+  }
+}
