@@ -88,43 +88,75 @@ export class ResponderEngine {
    * idempotency key, so Service Bus drops a copy that did get through.
    */
   async submit(given: Signal, by: string, parentLog: Logger = this.deps.log, reevaluations = 0): Promise<Submission> {
-    const { ledger, queue, now } = this.deps;
     const log = parentLog.child({
       incidentId: given.incident?.armId ?? given.subject,
       ...(given.incident?.number !== undefined && { incidentNumber: given.incident.number }),
     });
+    const signal = await this.prepare(given, reevaluations, log);
+    const decision = decide(signal, this.deps.policy, { modeOverride: this.deps.modeOverride, capUsage: await this.capUsage(this.deps.policy) });
+    const at = this.deps.now().toISOString();
+    const planned = await this.recordPlanned(decision.actions, signal, at, by);
+    const skipped = await this.recordSkipped(decision.skipped, signal, at, by);
+    const sent = await this.send(planned.toSend, at, log);
+    const recorded = [...planned.recorded, ...skipped, ...sent];
+    const result = withLedgerView(decision, planned.existing);
+    log.info({ score: decision.score.total, sent: planned.toSend.length, recorded: recorded.length, policy: decision.policy.digest, by }, result.summary);
+    return { decision: result, recorded };
+  }
+
+  /** The signal as the policy should see it: with the incident's entities listed if it came without, and enriched. */
+  private async prepare(given: Signal, reevaluations: number, log: Logger): Promise<Signal> {
     const listed = await this.withListedEntities(given, log);
     if (listed.incident && listed.entities.length === 0) await this.scheduleReevaluation(listed, reevaluations, log);
-    const signal = this.deps.enrich ? await this.deps.enrich(listed, this.deps.policy) : listed;
-    const decision = decide(signal, this.deps.policy, { modeOverride: this.deps.modeOverride, capUsage: await this.capUsage(this.deps.policy) });
-    const at = now().toISOString();
-    const recorded: RecordedAction[] = [];
-    let toSend: Array<{ command: ActionCommand; entry: LedgerEntry }> = [];
-    const existing = new Map<string, LedgerEntry>();
+    return this.deps.enrich ? this.deps.enrich(listed, this.deps.policy) : listed;
+  }
 
-    for (const action of decision.actions) {
-      const { created, entry } = await ledger.create(newEntry(action, signal, 'planned', undefined, at, by));
+  /**
+   * Create each planned action's entry (insert-if-absent). A new one takes its place in every cap first (blocked when a
+   * cap is spent); it, and one an earlier delivery left `planned`, are to be sent; any other was recorded before.
+   */
+  private async recordPlanned(actions: readonly PlannedAction[], signal: Signal, at: string, by: string): Promise<RecordedPlan> {
+    const plan: RecordedPlan = { recorded: [], toSend: [], existing: new Map() };
+    for (const action of actions) {
+      const { created, entry } = await this.deps.ledger.create(newEntry(action, signal, 'planned', undefined, at, by));
       const overCap = created ? await this.reserveCaps(entry, at) : undefined;
-      if (overCap)
-        recorded.push(recordOf(await ledger.transition(entry.key, entry.etag, 'blocked', { by: 'engine', at, note: overCap }, { stateReason: overCap }), true));
-      else if (created || entry.state === 'planned') toSend.push({ command: commandFor(entry, at), entry });
-      else existing.set(entry.key, entry);
-      if (!created && entry.state !== 'planned') recorded.push(recordOf(entry, false));
+      if (overCap) {
+        const blocked = await this.deps.ledger.transition(entry.key, entry.etag, 'blocked', { by: 'engine', at, note: overCap }, { stateReason: overCap });
+        plan.recorded.push(recordOf(blocked, true));
+      } else if (created || entry.state === 'planned') {
+        plan.toSend.push({ command: commandFor(entry, at), entry });
+      } else {
+        plan.existing.set(entry.key, entry);
+        plan.recorded.push(recordOf(entry, false));
+      }
     }
-    for (const skip of decision.skipped) {
+    return plan;
+  }
+
+  /** Record the actions held for a human and those refused, so they can be seen, counted and approved. */
+  private async recordSkipped(skipped: readonly SkippedAction[], signal: Signal, at: string, by: string): Promise<RecordedAction[]> {
+    const recorded: RecordedAction[] = [];
+    for (const skip of skipped) {
       const state = skipState(skip);
       if (!state || !skip.idempotencyKey || !skip.target) continue;
       const recordable = { ...skip, idempotencyKey: skip.idempotencyKey, target: skip.target };
       const why = `${skip.reason}: ${skip.detail}`;
-      const { created, entry } = await ledger.create(newEntry(recordable, signal, state, why, at, by));
+      const { created, entry } = await this.deps.ledger.create(newEntry(recordable, signal, state, why, at, by));
       // An earlier delivery planned it but never got it onto the queue, deciding on less (say, before the directory
       // could be read): nothing was sent, so this stricter verdict is the one that stands.
       recorded.push(recordOf(!created && entry.state === 'planned' ? await this.holdPlanned(entry, state, why, at) : entry, created));
     }
+    return recorded;
+  }
 
-    // A command the queue's schema would refuse would be dead-lettered as poison on arrival: end it here instead, with
-    // its reason, and send the rest. (Signals bound what they read, so this is a second line, not the first.)
-    const sendable: typeof toSend = [];
+  /**
+   * Send the commands in one batch, then mark each entry queued. A command the queue's schema would refuse would be
+   * dead-lettered as poison on arrival: it ends `failed` here instead, with its reason, and the rest are sent. (Signals
+   * bound what they read, so this is a second line, not the first.)
+   */
+  private async send(toSend: readonly Sendable[], at: string, log: Logger): Promise<RecordedAction[]> {
+    const recorded: RecordedAction[] = [];
+    const sendable: Sendable[] = [];
     for (const { command, entry } of toSend) {
       const refusal = unqueueable(command);
       if (refusal === undefined) {
@@ -132,26 +164,19 @@ export class ResponderEngine {
         continue;
       }
       const why = `cannot be queued: ${refusal}`;
-      recorded.push(recordOf(await ledger.transition(entry.key, entry.etag, 'failed', { by: 'engine', at, note: why }, { stateReason: why }), true));
+      recorded.push(recordOf(await this.deps.ledger.transition(entry.key, entry.etag, 'failed', { by: 'engine', at, note: why }, { stateReason: why }), true));
       log.error({ actionId: entry.key }, why);
       await reportOutcome(this.deps.incidents, reportedCommand(command), 'failed', why, 0, log);
     }
-    toSend = sendable;
-    if (toSend.length > 0) {
-      try {
-        await queue.send(toSend.map((s) => s.command));
-      } catch (error) {
-        log.error({ err: error, actions: toSend.length }, 'enqueue failed: answering 503 so the caller retries');
-        throw new QueueUnavailableError(`the action queue did not accept ${toSend.length} action(s): retry the request`);
-      }
-      for (const { entry } of toSend) {
-        const queued = await this.markQueued(entry, at);
-        recorded.push(recordOf(queued, true));
-      }
+    if (sendable.length === 0) return recorded;
+    try {
+      await this.deps.queue.send(sendable.map((s) => s.command));
+    } catch (error) {
+      log.error({ err: error, actions: sendable.length }, 'enqueue failed: answering 503 so the caller retries');
+      throw new QueueUnavailableError(`the action queue did not accept ${sendable.length} action(s): retry the request`);
     }
-    const result = withLedgerView(decision, existing);
-    log.info({ score: decision.score.total, sent: toSend.length, recorded: recorded.length, policy: decision.policy.digest, by }, result.summary);
-    return { decision: result, recorded };
+    for (const { entry } of sendable) recorded.push(recordOf(await this.markQueued(entry, at), true));
+    return recorded;
   }
 
   /**
@@ -285,6 +310,19 @@ export class ResponderEngine {
     }
     return existing;
   }
+}
+
+/** A command to send, and the entry it carries out. */
+interface Sendable {
+  command: ActionCommand;
+  entry: LedgerEntry;
+}
+
+/** What recording a decision's planned actions gave: what to send, what was recorded, and what earlier deliveries did. */
+interface RecordedPlan {
+  recorded: RecordedAction[];
+  toSend: Sendable[];
+  existing: Map<string, LedgerEntry>;
 }
 
 /** Held actions wait for a human; refusals and open circuits are recorded so that they can be seen and counted. */
