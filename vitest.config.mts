@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { defineConfig } from 'vitest/config';
-import { createTestTls } from './test/support/tlsMaterial.mts';
+import { createTestTls } from './sandbox/tlsMaterial.mts';
 
 // Test-only TLS material for the HTTPS emulators, made fresh for each run. NODE_EXTRA_CA_CERTS is read when a
 // process starts, so it is set here, before vitest forks its workers (which inherit this environment).

@@ -113,7 +113,7 @@ if (small.ratio > small.target || large.ratio > large.target || cold.ratio > 3) 
 
 // 3. The pipeline (bench/pipeline.ts), in a process that trusts a throwaway test CA for the HTTPS sandbox.
 void (async () => {
-  const { createTestTls } = await import('../test/support/tlsMaterial.mjs');
+  const { createTestTls } = await import('../sandbox/tlsMaterial.mjs');
   const tls = createTestTls(mkdtempSync(path.join(tmpdir(), 'responder-bench-tls-')));
   const pipeline = spawnSync(process.execPath, [path.join(__dirname, 'pipeline.js')], {
     stdio: 'inherit',

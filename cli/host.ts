@@ -21,7 +21,7 @@ import type { ServiceBusActionQueue } from '../shared/queue/serviceBusQueue';
 import type { ActionLedger } from '../shared/ledger/ledger';
 import { DEFAULT_POLICY_PATH } from '../shared/policy/load';
 import { configureRuntime, runtime } from '../shared/runtime';
-import { Sandbox } from '../test/sandbox/server';
+import { Sandbox } from '../sandbox/server';
 import { TimerDriver } from './timerDriver';
 import { loadLocalSettings } from './localSettings';
 
@@ -305,7 +305,7 @@ function enforcedDefaultPolicy(): string {
  * NODE_EXTRA_CA_CERTS only at start-up, so the host starts itself again with it set, forwarding signals and exit code.
  */
 async function relaunchTrustingSandbox(): Promise<void> {
-  const { createTestTls } = await import('../test/support/tlsMaterial.mjs');
+  const { createTestTls } = await import('../sandbox/tlsMaterial.mjs');
   const tls = createTestTls(path.resolve(STATE_DIR, 'tls'));
   const child = spawn(process.execPath, [__filename, ...process.argv.slice(2)], {
     stdio: 'inherit',

@@ -3,9 +3,9 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { command } from '../fixtures/commands';
 import { ServiceBusActionQueue, createServiceBusClient } from '../../shared/queue/serviceBusQueue';
-import { ServiceBusEmulator } from '../sandbox/serviceBus';
-import { Sandbox } from '../sandbox/server';
-import { testTls } from '../support/tls';
+import { ServiceBusEmulator } from '../../sandbox/serviceBus';
+import { Sandbox } from '../../sandbox/server';
+import { testTls } from '../../sandbox/tls';
 
 /**
  * The managed-identity shape of the connection (`ServiceBusConnection__fullyQualifiedNamespace`): the SDK speaks TLS

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import path from 'node:path';
 import { freePort } from './net';
-import type { TestTls } from './tls';
+import type { TestTls } from '../../sandbox/tls';
 
 /**
  * Azurite's Table service, started by the tests (pure JS, in memory). The account name and key below are Azurite's

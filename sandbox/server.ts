@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { testTls } from '../support/tls';
+import { testTls } from './tls';
 import { Faults } from './faults';
 import { armRoutes } from './arm';
 import { SANDBOX_AUDIENCE, SANDBOX_TENANT_ID, SandboxAuthority } from './authority';
@@ -15,13 +15,13 @@ import { SandboxTenant } from './tenant';
 /**
  * The sandbox tenant, served over HTTPS with the test run's throwaway certificate, so the real SDKs (the Graph
  * client, @azure/identity, later Defender over fetch and the ARM SDK) run unchanged against it.
- * - `/{tenant}/discovery/v2.0/keys`: an Entra-style authority's signing keys (test/sandbox/authority.ts), so the
+ * - `/{tenant}/discovery/v2.0/keys`: an Entra-style authority's signing keys (sandbox/authority.ts), so the
  *   engine validates the tokens the sandbox mints with its production code.
  * - `/msi/token`: an App Service-style managed identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER), so
  *   DefaultAzureCredential works as in Azure. It mints opaque tokens and remembers their audience.
- * - `/v1.0/...`: the Graph endpoints the engine uses (test/sandbox/graph.ts).
- * - `/api/...`: the Defender for Endpoint endpoints (test/sandbox/defender.ts).
- * - `/subscriptions/.../incidents/...`: Sentinel incidents and comments over ARM (test/sandbox/arm.ts).
+ * - `/v1.0/...`: the Graph endpoints the engine uses (sandbox/graph.ts).
+ * - `/api/...`: the Defender for Endpoint endpoints (sandbox/defender.ts).
+ * - `/subscriptions/.../incidents/...`: Sentinel incidents and comments over ARM (sandbox/arm.ts).
  * Every API call must carry a token minted here for that API's origin, or it gets 401, as in Azure.
  */
 /** Every API the sandbox serves, over one tenant's state: the HTTPS server's, or an in-process twin's (the fault campaign). */
