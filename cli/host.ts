@@ -305,11 +305,11 @@ function enforcedDefaultPolicy(): string {
  * NODE_EXTRA_CA_CERTS only at start-up, so the host starts itself again with it set, forwarding signals and exit code.
  */
 async function relaunchTrustingSandbox(): Promise<void> {
-  const { createTestTls } = await import('../sandbox/tlsMaterial.mjs');
-  const tls = createTestTls(path.resolve(STATE_DIR, 'tls'));
+  const { createSandboxTls } = await import('../sandbox/tlsMaterial.mjs');
+  const tls = createSandboxTls(path.resolve(STATE_DIR, 'tls'));
   const child = spawn(process.execPath, [__filename, ...process.argv.slice(2)], {
     stdio: 'inherit',
-    env: { ...process.env, NODE_EXTRA_CA_CERTS: tls.caPath, RESPONDER_TEST_TLS_DIR: tls.dir, RESPONDER_SANDBOX_CA_TRUSTED: '1' },
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: tls.caPath, RESPONDER_SANDBOX_TLS_DIR: tls.dir, RESPONDER_SANDBOX_CA_TRUSTED: '1' },
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
