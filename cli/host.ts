@@ -24,6 +24,7 @@ import { configureRuntime, runtime } from '../shared/runtime';
 import { Sandbox } from '../sandbox/server';
 import { TimerDriver } from './timerDriver';
 import { loadLocalSettings } from './localSettings';
+import { REPOSITORY_ROOT } from './repositoryRoot';
 
 /** The object id the local developer's token carries: what the ledger records as the requester. */
 const LOCAL_DEVELOPER_OID = '00000de0-0000-4000-8000-000000000001';
@@ -321,7 +322,8 @@ function hostLog(_level: unknown, ...args: unknown[]): void {
 }
 
 function maxConcurrentCalls(): number {
-  const hostJson = JSON.parse(readFileSync(path.join(__dirname, '../../host.json'), 'utf8')) as {
+  // From the repository root, not this file's depth: the same whether the host runs from dist/ or from the sources.
+  const hostJson = JSON.parse(readFileSync(path.join(REPOSITORY_ROOT, 'host.json'), 'utf8')) as {
     extensions?: { serviceBus?: { maxConcurrentCalls?: number } };
   };
   return hostJson.extensions?.serviceBus?.maxConcurrentCalls ?? 16;

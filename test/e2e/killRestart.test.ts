@@ -6,7 +6,7 @@ import { Sandbox } from '../../sandbox/server';
 import { ServiceBusEmulator } from '../../sandbox/serviceBus';
 import { Azurite } from '../support/azurite';
 import { startLocalHost } from '../support/localHost';
-import { REPOSITORY_ROOT } from '../support/repositoryRoot';
+import { REPOSITORY_ROOT } from '../../cli/repositoryRoot';
 
 /**
  * `npm start` on the real pipeline, killed with SIGKILL in the middle of a burst and started again on the same broker
