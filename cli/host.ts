@@ -153,22 +153,13 @@ async function main(): Promise<void> {
 }
 
 /**
- * Load every compiled entry point, as the Functions host does from package.json "main". Outside the Functions host,
- * @azure/functions warns that it is in test mode and skips its own registration: expected here (our registry
- * serves the routes), so those two warnings are not shown.
+ * Load every compiled entry point, as the Functions host does from package.json "main". Each records itself in the
+ * registry this host serves from; with no Functions host here, the adapters leave @azure/functions out of it.
  */
 function loadFunctions(): void {
-  const warn = console.warn;
-  console.warn = (...args: unknown[]) => {
-    if (!/^WARNING: (Failed to detect the Azure Functions runtime|Skipping call to register function)/.test(String(args[0]))) warn(...args);
-  };
-  try {
-    const dir = path.join(__dirname, '../functions');
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    for (const file of readdirSync(dir).filter((f) => f.endsWith('.js'))) require(path.join(dir, file));
-  } finally {
-    console.warn = warn;
-  }
+  const dir = path.join(__dirname, '../functions');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.js'))) require(path.join(dir, file));
 }
 
 /**
