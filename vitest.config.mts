@@ -2,13 +2,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { defineConfig } from 'vitest/config';
-import { createTestTls } from './test/support/tlsMaterial.mts';
+import { createSandboxTls } from './sandbox/tlsMaterial.mts';
 
-// Test-only TLS material for the HTTPS emulators, made fresh for each run. NODE_EXTRA_CA_CERTS is read when a
-// process starts, so it is set here, before vitest forks its workers (which inherit this environment).
-if (!process.env.RESPONDER_TEST_TLS_DIR) {
-  const tls = createTestTls(mkdtempSync(path.join(tmpdir(), 'responder-test-tls-')));
-  process.env.RESPONDER_TEST_TLS_DIR = tls.dir;
+// The sandbox's TLS material, made fresh for each run. NODE_EXTRA_CA_CERTS is read when a process starts, so it is
+// set here, before vitest forks its workers (which inherit this environment).
+if (!process.env.RESPONDER_SANDBOX_TLS_DIR) {
+  const tls = createSandboxTls(mkdtempSync(path.join(tmpdir(), 'responder-test-tls-')));
+  process.env.RESPONDER_SANDBOX_TLS_DIR = tls.dir;
   process.env.NODE_EXTRA_CA_CERTS = tls.caPath;
 }
 

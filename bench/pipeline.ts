@@ -17,8 +17,8 @@ import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { openTableLedger } from '../shared/ledger/tableLedger';
 import { buildIncident } from '../test/fixtures/incidents';
-import { Sandbox } from '../test/sandbox/server';
-import { ServiceBusEmulator } from '../test/sandbox/serviceBus';
+import { Sandbox } from '../sandbox/server';
+import { ServiceBusEmulator } from '../sandbox/serviceBus';
 import { Azurite } from '../test/support/azurite';
 import { startLocalHost } from '../test/support/localHost';
 

@@ -111,13 +111,13 @@ console.log(
 console.log('');
 if (small.ratio > small.target || large.ratio > large.target || cold.ratio > 3) process.exitCode = 1;
 
-// 3. The pipeline (bench/pipeline.ts), in a process that trusts a throwaway test CA for the HTTPS sandbox.
+// 3. The pipeline (bench/pipeline.ts), in a process that trusts a throwaway CA for the HTTPS sandbox.
 void (async () => {
-  const { createTestTls } = await import('../test/support/tlsMaterial.mjs');
-  const tls = createTestTls(mkdtempSync(path.join(tmpdir(), 'responder-bench-tls-')));
+  const { createSandboxTls } = await import('../sandbox/tlsMaterial.mjs');
+  const tls = createSandboxTls(mkdtempSync(path.join(tmpdir(), 'responder-bench-tls-')));
   const pipeline = spawnSync(process.execPath, [path.join(__dirname, 'pipeline.js')], {
     stdio: 'inherit',
-    env: { ...process.env, NODE_EXTRA_CA_CERTS: tls.caPath, RESPONDER_TEST_TLS_DIR: tls.dir },
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: tls.caPath, RESPONDER_SANDBOX_TLS_DIR: tls.dir },
   });
   if (pipeline.status !== 0) process.exitCode = 1;
 })();

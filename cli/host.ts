@@ -9,58 +9,104 @@
 import { HttpRequest, InvocationContext, type HttpResponseInit } from '@azure/functions';
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { authenticate } from '../shared/auth/authenticate';
 import { AuthError, authorize, ROLES, runningInAzure } from '../shared/auth/caller';
 import { registry } from '../shared/azure/registry';
-import { config } from '../shared/config';
+import { config, type ResponderConfig } from '../shared/config';
 import { MemoryLedger } from '../shared/ledger/memoryLedger';
 import { EmbeddedQueue } from '../shared/queue/embeddedQueue';
 import type { ServiceBusActionQueue } from '../shared/queue/serviceBusQueue';
 import type { ActionLedger } from '../shared/ledger/ledger';
+import type { CompiledPolicy } from '../shared/policy/decide';
 import { DEFAULT_POLICY_PATH } from '../shared/policy/load';
 import { configureRuntime, runtime } from '../shared/runtime';
-import { Sandbox } from '../test/sandbox/server';
+import { Sandbox } from '../sandbox/server';
 import { TimerDriver } from './timerDriver';
 import { loadLocalSettings } from './localSettings';
+import { REPOSITORY_ROOT } from './repositoryRoot';
 
 /** The object id the local developer's token carries: what the ledger records as the requester. */
 const LOCAL_DEVELOPER_OID = '00000de0-0000-4000-8000-000000000001';
 const STATE_DIR = '.responder';
+const TOKEN_FILE = path.join(STATE_DIR, 'local-token');
+
+type DrivenQueue = EmbeddedQueue | ServiceBusActionQueue;
 
 async function main(): Promise<void> {
   if (runningInAzure()) throw new Error('the local host does not run in Azure: the Functions host serves the app there');
   loadLocalSettings();
+  const tenant = chosenTenant();
+  if (tenant === 'sandbox' && !process.env.RESPONDER_SANDBOX_CA_TRUSTED) return relaunchTrustingSandbox();
+  const sandbox = tenant === 'sandbox' ? await startSandbox() : undefined;
+  const demoPolicy = sandbox !== undefined && enforceDemoPolicy();
+  const settings = readSettings();
+  const concurrency = maxConcurrentCalls();
+  const { policy, queue, ledger } = await composeEngine(settings, concurrency, sandbox !== undefined);
+  startQueueConsumer(queue, concurrency);
+  const timers = startTimers();
+  if (sandbox) await writeLocalToken(sandbox);
+  const { server, port } = await startHttpServer(ledger, sandbox);
+  console.log(banner({ port, settings, policy, sandbox, demoPolicy }));
+  stopOnSignal({ timers, queue, sandbox, server });
+}
+
+function chosenTenant(): 'sandbox' | 'azure' {
   const tenant = (process.env.RESPONDER_TENANT || 'sandbox').toLowerCase();
   if (tenant !== 'sandbox' && tenant !== 'azure') throw new Error(`RESPONDER_TENANT must be sandbox or azure, got ${JSON.stringify(tenant)}`);
-  if (tenant === 'sandbox' && !process.env.RESPONDER_SANDBOX_CA_TRUSTED) return relaunchTrustingSandbox();
-  // The sandbox's endpoints and managed identity replace the cloud's before the settings are first read.
-  const sandbox = tenant === 'sandbox' ? await Sandbox.start() : undefined;
-  if (sandbox) Object.assign(process.env, sandbox.settings());
-  // Against the sandbox nothing real can be hurt: unless told otherwise, the demo enforces the default policy (every
-  // rule), so the example visibly contains. RESPONDER_MODE=audit rehearses instead.
-  const sandboxDemo = sandbox !== undefined && !process.env.RESPONDER_POLICY && !process.env.RESPONDER_POLICY_PATH;
-  if (sandboxDemo) process.env.RESPONDER_POLICY = enforcedDefaultPolicy();
+  return tenant;
+}
+
+/** The sandbox's endpoints and managed identity replace the cloud's before the settings are first read. */
+async function startSandbox(): Promise<Sandbox> {
+  const sandbox = await Sandbox.start();
+  Object.assign(process.env, sandbox.settings());
+  return sandbox;
+}
+
+/**
+ * Against the sandbox nothing real can be hurt: unless a policy is given, the demo enforces the default policy (every
+ * rule), so the example visibly contains. RESPONDER_MODE=audit rehearses instead. Answers whether it applies.
+ */
+function enforceDemoPolicy(): boolean {
+  if (process.env.RESPONDER_POLICY || process.env.RESPONDER_POLICY_PATH) return false;
+  process.env.RESPONDER_POLICY = enforcedDefaultPolicy();
+  return true;
+}
+
+function readSettings(): ResponderConfig {
   const settings = config();
   if (settings.problems.length) throw new Error(`settings are invalid:\n  - ${settings.problems.join('\n  - ')}`);
+  return settings;
+}
 
-  // Service Bus and Table storage when their app settings are present (compose opens them), else in-memory twins.
-  // The sandbox completes machine actions at once: follow-ups and retries need not wait their real delays there.
+/**
+ * Service Bus and Table storage when their app settings are present (compose opens them), else in-memory twins; then
+ * the entry points. The runtime is opened now, so an invalid policy or an unreachable broker or storage fails start-up
+ * rather than the first request.
+ */
+async function composeEngine(
+  settings: ResponderConfig,
+  concurrency: number,
+  againstSandbox: boolean,
+): Promise<{ policy: CompiledPolicy; queue: DrivenQueue; ledger: ActionLedger }> {
   configureRuntime({
     ...(!settings.storage && { ledger: new MemoryLedger() }),
-    ...(!settings.serviceBus && { queue: new EmbeddedQueue({ concurrency: maxConcurrentCalls(), ...(sandbox && { maxScheduleDelayMs: 2000 }) }) }),
+    // The sandbox completes machine actions at once: follow-ups and retries need not wait their real delays there.
+    ...(!settings.serviceBus && { queue: new EmbeddedQueue({ concurrency, ...(againstSandbox && { maxScheduleDelayMs: 2000 }) }) }),
   });
   loadFunctions();
-  // Fail now, not on the first request, if the policy is invalid or the broker or storage cannot be reached.
   const { policy, queue, ledger } = await runtime();
-  const drivenQueue = queue as EmbeddedQueue | ServiceBusActionQueue;
+  return { policy, queue: queue as DrivenQueue, ledger };
+}
 
-  // As many deliveries at once as host.json lets the Functions host run (extensions.serviceBus.maxConcurrentCalls).
-  const concurrency = maxConcurrentCalls();
+/** Deliver the actions queue to its queue-triggered function, `concurrency` deliveries at once. */
+function startQueueConsumer(queue: DrivenQueue, concurrency: number): void {
   for (const fn of registry.queues) {
     if (fn.queueName !== 'actions') continue;
-    drivenQueue.start(
+    queue.start(
       (body, delivery) =>
         fn.handler(
           body,
@@ -74,41 +120,50 @@ async function main(): Promise<void> {
       { concurrency },
     );
   }
+}
 
+function startTimers(): TimerDriver {
   const timers = new TimerDriver(registry.timers, hostLog);
   timers.start();
+  return timers;
+}
 
-  // A token the sandbox's authority minted, with every app role: validated by the same code as in Azure.
-  const tokenFile = path.join(STATE_DIR, 'local-token');
-  if (sandbox) {
-    mkdirSync(STATE_DIR, { recursive: true });
-    writeFileSync(
-      tokenFile,
-      await sandbox.authority.token(
-        Object.values(ROLES),
-        { oid: LOCAL_DEVELOPER_OID, name: 'local developer', idtyp: 'user', scp: 'access_as_user' },
-        { expiresIn: '12h' },
-      ),
-    );
-    chmodSync(tokenFile, 0o600);
-  }
-  const bearer = sandbox ? `$(cat ${tokenFile})` : `$(az account get-access-token --scope ${settings.audiences[0]}/.default --query accessToken -o tsv)`;
+/** A token the sandbox's authority minted, with every app role, for the developer: validated by the same code as in Azure. */
+async function writeLocalToken(sandbox: Sandbox): Promise<void> {
+  mkdirSync(STATE_DIR, { recursive: true });
+  writeFileSync(
+    TOKEN_FILE,
+    await sandbox.authority.token(
+      Object.values(ROLES),
+      { oid: LOCAL_DEVELOPER_OID, name: 'local developer', idtyp: 'user', scp: 'access_as_user' },
+      { expiresIn: '12h' },
+    ),
+  );
+  chmodSync(TOKEN_FILE, 0o600);
+}
 
-  const port = Number(process.env.PORT || 7071);
+async function startHttpServer(ledger: ActionLedger, sandbox: Sandbox | undefined): Promise<{ server: Server; port: number }> {
   const host = process.env.HOST || '127.0.0.1';
+  const names = localHostNames(host);
   const server = createServer((req, res) => {
-    serve(req, res, ledger, sandbox).catch((error: unknown) => {
+    serve(req, res, { ledger, sandbox, names }).catch((error: unknown) => {
       console.error(error);
       if (!res.headersSent) res.writeHead(500).end();
     });
   });
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, host, resolve));
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(Number(process.env.PORT || 7071), host, resolve));
+  return { server, port: (server.address() as AddressInfo).port };
+}
 
-  const base = `http://localhost:${port}`;
-  const lines = [
+/** What the host serves and how to reach it, with a ready-to-run example. */
+function banner(view: { port: number; settings: ResponderConfig; policy: CompiledPolicy; sandbox: Sandbox | undefined; demoPolicy: boolean }): string {
+  const { settings, policy, sandbox } = view;
+  const base = `http://localhost:${view.port}`;
+  const bearer = sandbox ? `$(cat ${TOKEN_FILE})` : `$(az account get-access-token --scope ${settings.audiences[0]}/.default --query accessToken -o tsv)`;
+  return [
     '',
     'Sentinel Responder — local host',
-    sandboxDemo
+    view.demoPolicy
       ? `  policy   built-in default, every rule enforced against the sandbox (digest ${policy.digest})${settings.modeOverride === 'audit' ? ', but RESPONDER_MODE=audit: nothing is changed' : '; RESPONDER_MODE=audit to rehearse instead'}`
       : `  policy   ${policy.origin} (digest ${policy.digest}), mode ${policy.policy.mode}${settings.modeOverride === 'audit' ? ' (RESPONDER_MODE=audit)' : ''}`,
     sandbox
@@ -117,7 +172,7 @@ async function main(): Promise<void> {
     `  queue    ${settings.serviceBus ? `Service Bus ${'connectionString' in settings.serviceBus ? '(ServiceBusConnection)' : settings.serviceBus.fullyQualifiedNamespace}, queue actions` : 'embedded, in memory: set ServiceBusConnection for Service Bus'}`,
     `  ledger   ${settings.storage ? 'Azure Table storage (AzureWebJobsStorage), table actionledger' : 'in memory: set AzureWebJobsStorage for Table storage'}`,
     sandbox
-      ? `  auth     tokens from the sandbox's authority, validated as in Azure; ${tokenFile} holds one with every app role (12 h)`
+      ? `  auth     tokens from the sandbox's authority, validated as in Azure; ${TOKEN_FILE} holds one with every app role (12 h)`
       : `  auth     Entra tokens for ${settings.audiences[0]} from tenant ${settings.tenantId}, with the app roles the routes need`,
     '',
     'Routes',
@@ -138,36 +193,29 @@ async function main(): Promise<void> {
     `  curl -s ${base}/local/ledger -H "Authorization: Bearer ${bearer}"`,
     '  npm run responder -- plan cli/samples/incident.json   # the same decision, explained for a human',
     '',
-  ];
-  console.log(lines.join('\n'));
+  ].join('\n');
+}
 
+/** On Ctrl-C or SIGTERM: stop the timers and the consumer, close the sandbox, and exit once the server has closed. */
+function stopOnSignal(running: { timers: TimerDriver; queue: DrivenQueue; sandbox: Sandbox | undefined; server: Server }): void {
   const stop = () => {
-    timers.stop();
-    void drivenQueue.stop();
-    void sandbox?.close();
-    server.close(() => process.exit(0));
+    running.timers.stop();
+    void running.queue.stop();
+    void running.sandbox?.close();
+    running.server.close(() => process.exit(0));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
 }
 
 /**
- * Load every compiled entry point, as the Functions host does from package.json "main". Outside the Functions host,
- * @azure/functions warns that it is in test mode and skips its own registration: expected here (our registry
- * serves the routes), so those two warnings are not shown.
+ * Load every compiled entry point, as the Functions host does from package.json "main". Each records itself in the
+ * registry this host serves from; with no Functions host here, the adapters leave @azure/functions out of it.
  */
 function loadFunctions(): void {
-  const warn = console.warn;
-  console.warn = (...args: unknown[]) => {
-    if (!/^WARNING: (Failed to detect the Azure Functions runtime|Skipping call to register function)/.test(String(args[0]))) warn(...args);
-  };
-  try {
-    const dir = path.join(__dirname, '../functions');
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    for (const file of readdirSync(dir).filter((f) => f.endsWith('.js'))) require(path.join(dir, file));
-  } finally {
-    console.warn = warn;
-  }
+  const dir = path.join(__dirname, '../functions');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.js'))) require(path.join(dir, file));
 }
 
 /**
@@ -175,8 +223,12 @@ function loadFunctions(): void {
  * this machine in its Host header, /local/* needs a token with Responder.Read like any route (with
  * RESPONDER_TENANT=azure it shows the real ledger), and no body larger than the cap is read into memory.
  */
-async function serve(req: IncomingMessage, res: ServerResponse, ledger: ActionLedger, sandbox: Sandbox | undefined): Promise<void> {
-  if (!LOCAL_HOST_NAMES.has(hostNameOf(req.headers.host))) {
+async function serve(
+  req: IncomingMessage,
+  res: ServerResponse,
+  { ledger, sandbox, names }: { ledger: ActionLedger; sandbox: Sandbox | undefined; names: ReadonlySet<string> },
+): Promise<void> {
+  if (!names.has(hostNameOf(req.headers.host))) {
     return send(
       res,
       problem(421, 'MisdirectedRequest', `this local host answers requests to localhost only, not to ${JSON.stringify(req.headers.host ?? '')}`),
@@ -231,7 +283,9 @@ async function serve(req: IncomingMessage, res: ServerResponse, ledger: ActionLe
 }
 
 /** The names this machine answers to: loopback, and the address it was told to listen on. */
-const LOCAL_HOST_NAMES = new Set(['localhost', '127.0.0.1', '[::1]', ...(process.env.HOST && process.env.HOST !== '0.0.0.0' ? [process.env.HOST] : [])]);
+function localHostNames(host: string): ReadonlySet<string> {
+  return new Set(['localhost', '127.0.0.1', '[::1]', ...(host !== '0.0.0.0' ? [host] : [])]);
+}
 
 /** `localhost:7071` -> `localhost`, `[::1]:7071` -> `[::1]`. */
 function hostNameOf(host: string | undefined): string {
@@ -305,11 +359,11 @@ function enforcedDefaultPolicy(): string {
  * NODE_EXTRA_CA_CERTS only at start-up, so the host starts itself again with it set, forwarding signals and exit code.
  */
 async function relaunchTrustingSandbox(): Promise<void> {
-  const { createTestTls } = await import('../test/support/tlsMaterial.mjs');
-  const tls = createTestTls(path.resolve(STATE_DIR, 'tls'));
+  const { createSandboxTls } = await import('../sandbox/tlsMaterial.mjs');
+  const tls = createSandboxTls(path.resolve(STATE_DIR, 'tls'));
   const child = spawn(process.execPath, [__filename, ...process.argv.slice(2)], {
     stdio: 'inherit',
-    env: { ...process.env, NODE_EXTRA_CA_CERTS: tls.caPath, RESPONDER_TEST_TLS_DIR: tls.dir, RESPONDER_SANDBOX_CA_TRUSTED: '1' },
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: tls.caPath, RESPONDER_SANDBOX_TLS_DIR: tls.dir, RESPONDER_SANDBOX_CA_TRUSTED: '1' },
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
@@ -320,8 +374,10 @@ function hostLog(_level: unknown, ...args: unknown[]): void {
   process.stderr.write(`${args.map(String).join(' ')}\n`);
 }
 
+/** As many deliveries at once as host.json lets the Functions host run (extensions.serviceBus.maxConcurrentCalls). */
 function maxConcurrentCalls(): number {
-  const hostJson = JSON.parse(readFileSync(path.join(__dirname, '../../host.json'), 'utf8')) as {
+  // From the repository root, not this file's depth: the same whether the host runs from dist/ or from the sources.
+  const hostJson = JSON.parse(readFileSync(path.join(REPOSITORY_ROOT, 'host.json'), 'utf8')) as {
     extensions?: { serviceBus?: { maxConcurrentCalls?: number } };
   };
   return hostJson.extensions?.serviceBus?.maxConcurrentCalls ?? 16;

@@ -3,7 +3,7 @@ import { run } from '../cli/responder';
 import { readConfig } from '../shared/config';
 import { diagnose } from '../shared/doctor';
 import { defaultPolicy } from './fixtures/signals';
-import { Sandbox } from './sandbox/server';
+import { Sandbox } from '../sandbox/server';
 
 let sandbox: Sandbox;
 beforeAll(async () => {

@@ -5,7 +5,7 @@ import { config } from '../config';
 import { ConfigError, InputError, quote } from '../errors';
 import { parseJson } from '../json';
 import { logger, withLogSink, type Logger } from '../log';
-import { registry, type HttpMethod } from './registry';
+import { functionsHostPresent, registry, type HttpMethod } from './registry';
 
 /**
  * Who may call a route. Every HTTP function must state one: Node v4 functions default to anonymous, so the guard is
@@ -46,7 +46,7 @@ export function defineHttpFunction(spec: HttpFunctionSpec): HttpHandler {
   const handler: HttpHandler = (request, context) => withLogSink(context, () => handle(spec, request, context));
   registry.http.push({ name: spec.name, route: spec.route, methods: spec.methods, auth: spec.auth, handler });
   // authLevel anonymous: function keys are shared secrets, not authentication; the guard above validates Entra tokens.
-  app.http(spec.name, { route: spec.route, methods: [...spec.methods], authLevel: 'anonymous', handler });
+  if (functionsHostPresent()) app.http(spec.name, { route: spec.route, methods: [...spec.methods], authLevel: 'anonymous', handler });
   return handler;
 }
 

@@ -1,7 +1,7 @@
 import { app, type InvocationContext } from '@azure/functions';
 import type { QueueDelivery } from '../queue/queue';
 import { logger, withLogSink, type Logger } from '../log';
-import { registry } from './registry';
+import { functionsHostPresent, registry } from './registry';
 
 export interface QueueFunctionSpec {
   name: string;
@@ -32,7 +32,7 @@ export function defineQueueFunction(spec: QueueFunctionSpec): (message: unknown,
       );
     });
   registry.queues.push({ name: spec.name, queueName: spec.queueName, connection: spec.connection, handler });
-  app.serviceBusQueue(spec.name, { queueName: spec.queueName, connection: spec.connection, handler });
+  if (functionsHostPresent()) app.serviceBusQueue(spec.name, { queueName: spec.queueName, connection: spec.connection, handler });
   return handler;
 }
 

@@ -2,9 +2,9 @@ import type { HttpRequest, HttpResponseInit, InvocationContext, Timer } from '@a
 import type { AuthRequirement } from './httpFunction';
 
 /**
- * Every function the app registers, recorded as it registers. Without the Functions host, @azure/functions runs in
- * test mode and keeps no list of its own; the local host serves from this one, and a test walks it to prove that
- * every HTTP route is guarded.
+ * Every function the app registers, recorded as it registers. Without the Functions host, @azure/functions has no
+ * host to hand functions to and keeps no list of its own; the local host serves from this one, and a test walks it to
+ * prove that every HTTP route is guarded.
  */
 export interface HttpRegistration {
   name: string;
@@ -35,3 +35,18 @@ export const registry = {
   queues: [] as QueueRegistration[],
   timers: [] as TimerRegistration[],
 };
+
+/**
+ * Whether a Functions host runs this process, so app.* can hand it functions: its Node worker provides
+ * @azure/functions-core as a built-in module (not an npm package), and @azure/functions tells by the same require.
+ * Elsewhere (the local host, tests) app.* could only warn that it is in test mode, so the adapters skip it.
+ */
+export function functionsHostPresent(): boolean {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- resolves only inside the Functions worker
+    require('@azure/functions-core');
+    return true;
+  } catch {
+    return false;
+  }
+}

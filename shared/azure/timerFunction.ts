@@ -1,7 +1,7 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import { logger, withLogSink, type Logger } from '../log';
 import { parseSchedule } from './ncrontab';
-import { registry } from './registry';
+import { functionsHostPresent, registry } from './registry';
 
 export interface TimerFunctionSpec {
   name: string;
@@ -29,6 +29,6 @@ export function defineTimerFunction(spec: TimerFunctionSpec): (timer: Timer, con
       }
     });
   registry.timers.push({ name: spec.name, schedule: spec.schedule, runOnStartup: spec.runOnStartup ?? false, handler });
-  app.timer(spec.name, { schedule: spec.schedule, runOnStartup: spec.runOnStartup ?? false, handler });
+  if (functionsHostPresent()) app.timer(spec.name, { schedule: spec.schedule, runOnStartup: spec.runOnStartup ?? false, handler });
   return handler;
 }

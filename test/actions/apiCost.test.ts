@@ -15,7 +15,7 @@ import { MemorySharedState } from '../../shared/coordination/sharedState';
 import { compilePolicy } from '../../shared/policy/decide';
 import { parsePolicy } from '../../shared/policy/load';
 import { command } from '../fixtures/commands';
-import { DEMO, DEMO_DEVICES, SECURITY_ADMINISTRATOR } from '../sandbox/tenant';
+import { DEMO, DEMO_DEVICES, SECURITY_ADMINISTRATOR } from '../../sandbox/tenant';
 import { useSandboxContext } from '../support/sandboxContext';
 
 /**

@@ -4,7 +4,7 @@ import type { ExecutionOutcome } from '../../shared/actions/executor';
 import { isolateDevice, unisolateDevice, type IsolationSnapshot } from '../../shared/actions/isolateDevice';
 import { indexProtection } from '../../shared/policy/protection';
 import { command } from '../fixtures/commands';
-import { DEMO_DEVICES } from '../sandbox/tenant';
+import { DEMO_DEVICES } from '../../sandbox/tenant';
 import { useSandboxContext } from '../support/sandboxContext';
 
 const env = useSandboxContext();

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { ExecutionOutcome } from '../../shared/actions/executor';
 import { MAX_RECORDED_ROLES, requirePimReapproval, restorePimAssignments, type PimSnapshot } from '../../shared/actions/requirePimReapproval';
 import { command } from '../fixtures/commands';
-import { DEMO, GLOBAL_ADMINISTRATOR, SECURITY_ADMINISTRATOR } from '../sandbox/tenant';
+import { DEMO, GLOBAL_ADMINISTRATOR, SECURITY_ADMINISTRATOR } from '../../sandbox/tenant';
 import { useSandboxContext } from '../support/sandboxContext';
 
 const env = useSandboxContext();

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { outcomeComment } from '../../shared/actions/report';
 import { commentIdFor } from '../../shared/clients/sentinel';
 import { parseIncidentArmId } from '../../shared/signals/identifiers';
-import { SAMPLE_INCIDENT_ID } from '../sandbox/tenant';
+import { SAMPLE_INCIDENT_ID } from '../../sandbox/tenant';
 import { useSandboxContext } from '../support/sandboxContext';
 
 const env = useSandboxContext();

@@ -4,7 +4,7 @@ import { confirmCompromised } from '../../shared/actions/confirmCompromised';
 import { disableUser, enableUser } from '../../shared/actions/disableUser';
 import { revokeSessions } from '../../shared/actions/revokeSessions';
 import { command } from '../fixtures/commands';
-import { DEMO } from '../sandbox/tenant';
+import { DEMO } from '../../sandbox/tenant';
 import { useSandboxContext } from '../support/sandboxContext';
 
 const env = useSandboxContext();

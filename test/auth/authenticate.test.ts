@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authenticate } from '../../shared/auth/authenticate';
 import { AuthError, authorize } from '../../shared/auth/caller';
 import { readConfig } from '../../shared/config';
-import { SANDBOX_AUDIENCE as TEST_AUDIENCE, SANDBOX_TENANT_ID as TEST_TENANT, type SandboxAuthority } from '../sandbox/authority';
-import { Sandbox } from '../sandbox/server';
+import { SANDBOX_AUDIENCE as TEST_AUDIENCE, SANDBOX_TENANT_ID as TEST_TENANT, type SandboxAuthority } from '../../sandbox/authority';
+import { Sandbox } from '../../sandbox/server';
 
 let sandbox: Sandbox;
 let authority: SandboxAuthority;

@@ -2,11 +2,11 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTableLedger } from '../../shared/ledger/tableLedger';
 import { buildIncident } from '../fixtures/incidents';
-import { Sandbox } from '../sandbox/server';
-import { ServiceBusEmulator } from '../sandbox/serviceBus';
+import { Sandbox } from '../../sandbox/server';
+import { ServiceBusEmulator } from '../../sandbox/serviceBus';
 import { Azurite } from '../support/azurite';
 import { startLocalHost } from '../support/localHost';
-import { REPOSITORY_ROOT } from '../support/repositoryRoot';
+import { REPOSITORY_ROOT } from '../../cli/repositoryRoot';
 
 /**
  * `npm start` on the real pipeline, killed with SIGKILL in the middle of a burst and started again on the same broker

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SAMPLE_INCIDENT_PATH } from '../fixtures/incidents';
 import { freePort } from '../support/net';
-import { REPOSITORY_ROOT } from '../support/repositoryRoot';
+import { REPOSITORY_ROOT } from '../../cli/repositoryRoot';
 
 const HOST = path.join(REPOSITORY_ROOT, 'dist/cli/host.js');
 

@@ -3,7 +3,7 @@ import { EnginePaced } from '../../shared/coordination/pacer';
 import { ENRICHED_PER_KIND, ENRICHMENT_CONCURRENCY, Enricher } from '../../shared/enrichment/enrich';
 import type { AccountEntity, HostEntity } from '../../shared/signals/signal';
 import { account, host, signal } from '../fixtures/signals';
-import { DEMO, DEMO_DEVICES, TIER0_GROUP } from '../sandbox/tenant';
+import { DEMO, DEMO_DEVICES, TIER0_GROUP } from '../../sandbox/tenant';
 import { useSandboxContext } from '../support/sandboxContext';
 
 const env = useSandboxContext();

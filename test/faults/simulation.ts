@@ -21,9 +21,9 @@ import { messageIdOf, type ActionQueue, type DeadLetteredMessage, type QueueMess
 import { EntityCursor, mergeEntities, parseEntity } from '../../shared/signals/entities';
 import type { Entity, Signal } from '../../shared/signals/signal';
 import { Enricher } from '../../shared/enrichment/enrich';
-import { tenantRoutes } from '../sandbox/server';
-import { DEMO, DEMO_DEVICES, SandboxTenant } from '../sandbox/tenant';
-import type { SandboxAnswer } from '../sandbox/routes';
+import { tenantRoutes } from '../../sandbox/server';
+import { DEMO, DEMO_DEVICES, SandboxTenant } from '../../sandbox/tenant';
+import type { SandboxAnswer } from '../../sandbox/routes';
 
 /**
  * The fault campaign's world, in one process and on a simulated clock: the real engine and worker, the real Graph

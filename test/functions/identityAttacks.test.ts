@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { incidents } from '../../functions/incidents';
 import { plan } from '../../functions/plan';
 import { sampleIncident } from '../fixtures/incidents';
-import { DEMO, DEMO_DEVICES } from '../sandbox/tenant';
+import { DEMO, DEMO_DEVICES } from '../../sandbox/tenant';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
 

@@ -5,7 +5,7 @@ import type { ActionCommand } from '../../shared/actions/command';
 import type { ActionQueue } from '../../shared/queue/queue';
 import { type EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { buildIncident, sampleIncident } from '../fixtures/incidents';
-import { DEMO, DEMO_DEVICES } from '../sandbox/tenant';
+import { DEMO, DEMO_DEVICES } from '../../sandbox/tenant';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
 

@@ -3,9 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { azureCredential } from '../../shared/clients/credential';
 import { TableSharedState } from '../../shared/coordination/tableSharedState';
 import { openTableLedger } from '../../shared/ledger/tableLedger';
-import { Sandbox } from '../sandbox/server';
+import { Sandbox } from '../../sandbox/server';
 import { Azurite } from '../support/azurite';
-import { testTls } from '../support/tls';
+import { sandboxTls } from '../../sandbox/tls';
 
 /**
  * The connection Azure uses: no account key, the managed identity's bearer token. DefaultAzureCredential finds the
@@ -19,7 +19,7 @@ let azurite: Azurite;
 beforeAll(async () => {
   sandbox = await Sandbox.start();
   Object.assign(process.env, sandbox.settings());
-  azurite = await Azurite.start({ tls: testTls() });
+  azurite = await Azurite.start({ tls: sandboxTls() });
 }, 30_000);
 afterAll(async () => {
   azurite.stop();

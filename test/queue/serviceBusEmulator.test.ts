@@ -1,6 +1,6 @@
 import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ServiceBusEmulator } from '../sandbox/serviceBus';
+import { ServiceBusEmulator } from '../../sandbox/serviceBus';
 
 /**
  * The AMQP emulator, driven by the real @azure/service-bus client: the broker behaviours the engine's guarantees rest

@@ -3,9 +3,9 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { command } from '../fixtures/commands';
 import { ServiceBusActionQueue, createServiceBusClient } from '../../shared/queue/serviceBusQueue';
-import { ServiceBusEmulator } from '../sandbox/serviceBus';
-import { Sandbox } from '../sandbox/server';
-import { testTls } from '../support/tls';
+import { ServiceBusEmulator } from '../../sandbox/serviceBus';
+import { Sandbox } from '../../sandbox/server';
+import { sandboxTls } from '../../sandbox/tls';
 
 /**
  * The managed-identity shape of the connection (`ServiceBusConnection__fullyQualifiedNamespace`): the SDK speaks TLS
@@ -16,7 +16,7 @@ let broker: ServiceBusEmulator;
 let sandbox: Sandbox;
 const saved = { ...process.env };
 beforeAll(async () => {
-  const tls = testTls();
+  const tls = sandboxTls();
   [broker, sandbox] = await Promise.all([
     new ServiceBusEmulator().start(0, { key: readFileSync(tls.keyPath), cert: readFileSync(tls.certPath) }),
     Sandbox.start(),

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import path from 'node:path';
 import { freePort } from './net';
-import type { TestTls } from './tls';
+import type { SandboxTls } from '../../sandbox/tls';
 
 /**
  * Azurite's Table service, started by the tests (pure JS, in memory). The account name and key below are Azurite's
@@ -21,7 +21,7 @@ export class Azurite {
    * With `tls`, Azurite serves HTTPS and accepts Entra bearer tokens (`--oauth basic`: it checks a token's issuer,
    * audience and lifetime, not its signature), as the managed identity's connection in Azure needs.
    */
-  static async start(options: { tls?: TestTls } = {}): Promise<Azurite> {
+  static async start(options: { tls?: SandboxTls } = {}): Promise<Azurite> {
     const port = await freePort();
     // Resolved as a package, so it is found from the sources (tests) and from dist/ (the compiled benchmark) alike.
     const main = path.join(path.dirname(require.resolve('azurite/package.json')), 'dist/src/table/main.js');

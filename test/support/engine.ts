@@ -3,8 +3,8 @@ import { MemoryLedger } from '../../shared/ledger/memoryLedger';
 import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import type { ActionQueue } from '../../shared/queue/queue';
 import { configureRuntime } from '../../shared/runtime';
-import { Sandbox } from '../sandbox/server';
-import type { SandboxAuthority } from '../sandbox/authority';
+import { Sandbox } from '../../sandbox/server';
+import type { SandboxAuthority } from '../../sandbox/authority';
 
 const SETTINGS = [
   'AZURE_TENANT_ID',

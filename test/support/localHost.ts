@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import path from 'node:path';
 import { freePort } from './net';
-import { REPOSITORY_ROOT } from './repositoryRoot';
+import { REPOSITORY_ROOT } from '../../cli/repositoryRoot';
 
 /**
  * The compiled local host (`dist/cli/host.js`, run `npm run build` first) as a child process on a free port, with

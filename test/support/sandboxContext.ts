@@ -3,7 +3,7 @@ import type { ExecutionContext } from '../../shared/actions/executor';
 import { createDefenderDevices } from '../../shared/clients/defender';
 import { createGraphDirectory } from '../../shared/clients/graph';
 import { SentinelReports } from '../../shared/clients/sentinel';
-import { Sandbox } from '../sandbox/server';
+import { Sandbox } from '../../sandbox/server';
 
 /**
  * The sandbox tenant and the real clients pointed at it: DefaultAzureCredential finds the sandbox's managed identity

@@ -10,7 +10,7 @@ import { DEFAULT_POLICY_PATH } from '../../shared/policy/load';
 import { type EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { command as commandFor } from '../fixtures/commands';
 import { sampleIncident } from '../fixtures/incidents';
-import { DEMO, DEMO_DEVICES, SAMPLE_INCIDENT_ID } from '../sandbox/tenant';
+import { DEMO, DEMO_DEVICES, SAMPLE_INCIDENT_ID } from '../../sandbox/tenant';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
 

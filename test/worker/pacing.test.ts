@@ -8,7 +8,7 @@ import { runtime } from '../../shared/runtime';
 import { normalizeSentinelPayload } from '../../shared/signals/sentinel';
 import { command as commandFor } from '../fixtures/commands';
 import { buildIncident, sampleIncident } from '../fixtures/incidents';
-import { DEMO_DEVICES } from '../sandbox/tenant';
+import { DEMO_DEVICES } from '../../sandbox/tenant';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
 

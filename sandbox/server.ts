@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { testTls } from '../support/tls';
+import { sandboxTls } from './tls';
 import { Faults } from './faults';
 import { armRoutes } from './arm';
 import { SANDBOX_AUDIENCE, SANDBOX_TENANT_ID, SandboxAuthority } from './authority';
@@ -12,23 +12,23 @@ import { graphRoutes } from './graph';
 import { apiError, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
 import { SandboxTenant } from './tenant';
 
-/**
- * The sandbox tenant, served over HTTPS with the test run's throwaway certificate, so the real SDKs (the Graph
- * client, @azure/identity, later Defender over fetch and the ARM SDK) run unchanged against it.
- * - `/{tenant}/discovery/v2.0/keys`: an Entra-style authority's signing keys (test/sandbox/authority.ts), so the
- *   engine validates the tokens the sandbox mints with its production code.
- * - `/msi/token`: an App Service-style managed identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER), so
- *   DefaultAzureCredential works as in Azure. It mints opaque tokens and remembers their audience.
- * - `/v1.0/...`: the Graph endpoints the engine uses (test/sandbox/graph.ts).
- * - `/api/...`: the Defender for Endpoint endpoints (test/sandbox/defender.ts).
- * - `/subscriptions/.../incidents/...`: Sentinel incidents and comments over ARM (test/sandbox/arm.ts).
- * Every API call must carry a token minted here for that API's origin, or it gets 401, as in Azure.
- */
 /** Every API the sandbox serves, over one tenant's state: the HTTPS server's, or an in-process twin's (the fault campaign). */
 export function tenantRoutes(tenant: SandboxTenant): Route[] {
   return [graphRoutes(tenant), defenderRoutes(tenant), armRoutes(tenant)];
 }
 
+/**
+ * The sandbox tenant, served over HTTPS with a throwaway certificate (sandbox/tls.ts), so the real SDKs (the Graph
+ * client, @azure/identity, later Defender over fetch and the ARM SDK) run unchanged against it.
+ * - `/{tenant}/discovery/v2.0/keys`: an Entra-style authority's signing keys (sandbox/authority.ts), so the
+ *   engine validates the tokens the sandbox mints with its production code.
+ * - `/msi/token`: an App Service-style managed identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER), so
+ *   DefaultAzureCredential works as in Azure. It mints opaque tokens and remembers their audience.
+ * - `/v1.0/...`: the Graph endpoints the engine uses (sandbox/graph.ts).
+ * - `/api/...`: the Defender for Endpoint endpoints (sandbox/defender.ts).
+ * - `/subscriptions/.../incidents/...`: Sentinel incidents and comments over ARM (sandbox/arm.ts).
+ * Every API call must carry a token minted here for that API's origin, or it gets 401, as in Azure.
+ */
 export class Sandbox {
   readonly faults = new Faults();
   readonly identityHeader = randomBytes(16).toString('hex');
@@ -45,7 +45,7 @@ export class Sandbox {
   }
 
   static async start(tenant = new SandboxTenant()): Promise<Sandbox> {
-    const tls = testTls();
+    const tls = sandboxTls();
     // The handler needs the Sandbox, and the Sandbox needs the listening server's port: bind late.
     const handler: { handle?: (req: IncomingMessage, res: ServerResponse) => Promise<void> } = {};
     const server = createServer({ key: readFileSync(tls.keyPath), cert: readFileSync(tls.certPath) }, (req, res) => void handler.handle?.(req, res));

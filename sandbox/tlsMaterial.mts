@@ -3,11 +3,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 /**
- * TEST-ONLY TLS material, made with openssl and never committed: a throwaway CA and a certificate for localhost and
- * 127.0.0.1, valid two days. The test run (vitest.config.mts) and the local host's sandbox tenant use it; processes
- * trust the CA through NODE_EXTRA_CA_CERTS, which Node reads only at start-up.
+ * Make the sandbox's TLS material in `dir` with openssl (never committed): a throwaway CA and a certificate for
+ * localhost and 127.0.0.1, valid two days. Whoever starts the sandbox (the local host, the test run, the benchmark)
+ * makes it, then starts the processes that call the sandbox with NODE_EXTRA_CA_CERTS (Node reads it only at start-up)
+ * and RESPONDER_SANDBOX_TLS_DIR set. An ES module, so vitest.config.mts can import it.
  */
-export function createTestTls(dir: string): { dir: string; caPath: string } {
+export function createSandboxTls(dir: string): { dir: string; caPath: string } {
   mkdirSync(dir, { recursive: true });
   const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   openssl(
@@ -23,7 +24,7 @@ export function createTestTls(dir: string): { dir: string; caPath: string } {
     '-days',
     '2',
     '-subj',
-    '/CN=Sentinel Responder TEST-ONLY CA',
+    '/CN=Sentinel Responder sandbox CA (throwaway, local only)',
     '-addext',
     'basicConstraints=critical,CA:TRUE',
     '-addext',
