@@ -1,0 +1,91 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { REPOSITORY_ROOT } from '../cli/repositoryRoot';
+
+/**
+ * The import rules docs/architecture.md states, checked on the sources: a rule broken here is either a mistake in the
+ * change or a change of design, and then the document changes with it.
+ */
+interface Import {
+  from: string;
+  to: string;
+}
+
+function sources(folder: string): string[] {
+  const dir = path.join(REPOSITORY_ROOT, folder);
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const relative = path.posix.join(folder, entry.name);
+    if (entry.isDirectory()) return sources(relative);
+    return /\.m?ts$/.test(entry.name) && !entry.name.endsWith('.d.ts') ? [relative] : [];
+  });
+}
+
+/** Every import and dynamic import of each file: repository-relative paths for ours, the package name for the rest. */
+function importsOf(folders: string[]): Import[] {
+  const found: Import[] = [];
+  for (const file of folders.flatMap(sources)) {
+    const text = readFileSync(path.join(REPOSITORY_ROOT, file), 'utf8');
+    for (const match of text.matchAll(/(?:from|import\()\s*'([^']+)'/g)) {
+      const spec = match[1] as string;
+      const to = spec.startsWith('.') ? path.posix.normalize(path.posix.join(path.posix.dirname(file), spec)).replace(/\.m?js$/, '') : spec;
+      found.push({ from: file, to });
+    }
+  }
+  return found;
+}
+
+const within = (prefix: string) => (i: Import) => i.to === prefix || i.to.startsWith(`${prefix}/`);
+const breaking = (imports: Import[], allowed: (i: Import) => boolean) => imports.filter((i) => !allowed(i)).map((i) => `${i.from} -> ${i.to}`);
+
+describe('what each folder may import (docs/architecture.md)', () => {
+  it('signals: only themselves and the shared basics; no I/O', () => {
+    const allowed = ['shared/signals', 'shared/errors', 'shared/limits', 'shared/json'];
+    expect(breaking(importsOf(['shared/signals']), (i) => i.to.startsWith('node:') || allowed.some((a) => within(a)(i)))).toEqual([]);
+  });
+
+  it('policy: signals, the action vocabulary, zod and yaml; no I/O', () => {
+    const allowed = [
+      'shared/policy',
+      'shared/signals',
+      'shared/errors',
+      'shared/limits',
+      'shared/json',
+      'shared/actions/catalogue',
+      'shared/actions/target',
+      'shared/actions/idempotency',
+    ];
+    const packages = ['zod', 'yaml', 'node:crypto', 'node:fs', 'node:path'];
+    expect(breaking(importsOf(['shared/policy']), (i) => packages.includes(i.to) || allowed.some((a) => within(a)(i)))).toEqual([]);
+  });
+
+  it("the action lifecycle (the worker's rules) is pure: types, and the retry policy", () => {
+    const lifecycle = importsOf(['shared/actions']).filter((i) => i.from === 'shared/actions/lifecycle.ts');
+    expect(lifecycle.length).toBeGreaterThan(0);
+    const text = readFileSync(path.join(REPOSITORY_ROOT, 'shared/actions/lifecycle.ts'), 'utf8');
+    const valueImports = [...text.matchAll(/^import\s+(type\s+)?[^;]*?from\s+'([^']+)';/gm)].filter((m) => !m[1]).map((m) => m[2]);
+    expect(valueImports).toEqual(['./retryPolicy']);
+  });
+
+  it('the engine (shared/) never reaches into the host, the CLI, the sandbox or the tests', () => {
+    const outside = ['functions', 'cli', 'sandbox', 'test', 'bench'];
+    expect(breaking(importsOf(['shared']), (i) => !outside.some((o) => within(o)(i)))).toEqual([]);
+  });
+
+  it('only shared/azure/ and the local host talk to @azure/functions', () => {
+    const users = importsOf(['shared', 'functions', 'cli']).filter((i) => i.to === '@azure/functions');
+    expect(breaking(users, (i) => i.from.startsWith('shared/azure/') || i.from.startsWith('cli/'))).toEqual([]);
+  });
+
+  it('function entry points are thin: they import the engine and nothing of each other, the CLI or the sandbox', () => {
+    expect(breaking(importsOf(['functions']), (i) => within('shared')(i) || !i.to.includes('/') || i.to.startsWith('@'))).toEqual([]);
+  });
+
+  it('the sandbox is an independent tenant: it does not import the engine it stands in front of', () => {
+    expect(breaking(importsOf(['sandbox']), (i) => !within('shared')(i) && !within('test')(i))).toEqual([]);
+  });
+
+  it('product code never imports test code', () => {
+    expect(breaking(importsOf(['shared', 'functions', 'cli', 'sandbox']), (i) => !within('test')(i))).toEqual([]);
+  });
+});
