@@ -1,5 +1,5 @@
 import type { ActionCommand } from '../actions/command';
-import { reevaluationMessageId, type IncidentReevaluation } from './reevaluation';
+import { isReevaluation, reevaluationMessageId, type IncidentReevaluation } from './reevaluation';
 import { messageIdOf as actionMessageId } from '../actions/command';
 
 /** What travels on the actions queue. */
@@ -47,5 +47,5 @@ export type DeliveryHandler = (body: unknown, delivery: QueueDelivery) => Promis
 
 /** The Service Bus MessageId of any queue message (duplicate detection keys on it). */
 export function messageIdOf(message: QueueMessage): string {
-  return 'type' in message ? reevaluationMessageId(message) : actionMessageId(message);
+  return isReevaluation(message) ? reevaluationMessageId(message) : actionMessageId(message);
 }

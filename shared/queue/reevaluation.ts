@@ -19,7 +19,7 @@ export interface IncidentReevaluation {
 /** When to look again, after each re-evaluation that still found no entities; then the engine stops and says so. */
 export const REEVALUATE_AFTER_MS = [3 * 60_000, 6 * 60_000, 10 * 60_000];
 
-export function isReevaluation(body: unknown): boolean {
+export function isReevaluation(body: unknown): body is IncidentReevaluation {
   return isRecord(body) && body.type === 'reevaluateIncident';
 }
 

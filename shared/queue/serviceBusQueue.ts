@@ -3,6 +3,7 @@ import { RetryMode, ServiceBusClient, type ServiceBusMessage, type ServiceBusRec
 import type { TokenCredential } from '@azure/identity';
 import type { ActionCommand } from '../actions/command';
 import { messageIdOf, type ActionQueue, type DeadLetteredMessage, type DeliveryHandler, type QueueMessage } from './queue';
+import { isReevaluation } from './reevaluation';
 
 /** The queue the worker is triggered by (functions/actionWorker.ts). */
 export const ACTIONS_QUEUE = 'actions';
@@ -103,15 +104,12 @@ export class ServiceBusActionQueue implements ActionQueue {
 
 /** A queue message on the wire: JSON in a data section (what the Functions trigger hands a Node handler as an object). */
 export function toServiceBusMessage(message: QueueMessage): ServiceBusMessage {
-  const isCommand = !('type' in message);
+  const base = { messageId: messageIdOf(message), body: message, contentType: 'application/json' };
+  if (isReevaluation(message)) return { ...base, subject: message.type, applicationProperties: { incident: message.incidentArmId } };
   return {
-    messageId: messageIdOf(message),
-    body: message,
-    contentType: 'application/json',
-    subject: isCommand ? message.kind : message.type,
-    applicationProperties: isCommand
-      ? { attempt: message.attempt, ...(message.source.incidentArmId && { incident: message.source.incidentArmId }) }
-      : { incident: message.incidentArmId },
+    ...base,
+    subject: message.kind,
+    applicationProperties: { attempt: message.attempt, ...(message.source.incidentArmId && { incident: message.source.incidentArmId }) },
   };
 }
 
