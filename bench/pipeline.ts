@@ -3,9 +3,9 @@
  * as a child process on the real pipeline — Service Bus through the AMQP emulator, the ledger on Azurite — against
  * the sandbox tenant over HTTPS, its Defender quota time-compressed from 100 calls per minute to 100 per second.
  *  1. Burst: 1,000 incidents, one device each, sent at once. Targets: achieved Defender call rate >= 0.9 of the
- *     quota once the burst is queued (the rate from the very first call, while the sends still compete for this
- *     machine's two cores, is printed beside it), <= 1% of calls answered 429, 0 actions lost, 0 isolations posted
- *     twice. Reported: the worker's peak RSS. BENCH_DEBUG=1 prints the Defender calls per second.
+ *     quota once the burst is queued (the rate from the very first call is printed beside it), <= 1% of calls
+ *     answered 429, 0 actions lost, 0 isolations posted twice. Reported: the worker's peak RSS. BENCH_DEBUG=1 prints
+ *     the Defender calls per second.
  *  2. Latency: a steady 50 incidents per second for 10 s; from POST /api/incidents to the isolate call arriving at
  *     the emulator, p50 and p99 (the quota is lifted here: this measures the pipeline, not the pacing).
  *  3. Outbreak: 300 incidents at once, one device each, with enrichment on and a policy whose guardrail needs the
@@ -148,8 +148,8 @@ async function main(): Promise<void> {
     const answered = defender.filter((c) => c.status !== 429);
     const spanS = ((answered.at(-1)?.at ?? 0) - (answered[0]?.at ?? 0)) / 1000;
     const rate = answered.length / spanS / QUOTA_PER_S;
-    // While the 1,000 POSTs are still arriving, this 2-core machine also runs the load generator, the emulators and
-    // the host's HTTP side (separate instances in Azure): the drain after the burst is queued measures the pacing.
+    // While the POSTs are still arriving, this machine also runs the load generator, the emulators and the host's
+    // HTTP side (separate instances in Azure): the drain after the burst is queued measures the pacing.
     const drained = answered.filter((c) => (c.at ?? 0) >= burstQueued);
     const drainRate = drained.length / (((drained.at(-1)?.at ?? 0) - burstQueued) / 1000) / QUOTA_PER_S;
     if (process.env.BENCH_DEBUG) {

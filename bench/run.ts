@@ -48,8 +48,8 @@ function decideBench(
   const parse: number[] = [];
   const decided: number[] = [];
   // No forced gc() between batches: after a full collection V8 shrinks the young generation, and the next
-  // allocation-heavy batch pays for extra scavenges (measured here: decide twice as slow). A Functions worker never
-  // forces a collection, so neither does the benchmark.
+  // allocation-heavy batch pays for extra scavenges. A Functions worker never forces a collection, so neither does
+  // the benchmark.
   for (let round = 0; round < 15; round++) {
     parse.push(...timePerCall(() => JSON.parse(text), batch, 1));
     decided.push(...timePerCall(run, batch, 1));

@@ -18,8 +18,8 @@ export function tenantRoutes(tenant: SandboxTenant): Route[] {
 }
 
 /**
- * The sandbox tenant, served over HTTPS with a throwaway certificate (sandbox/tls.ts), so the real SDKs (the Graph
- * client, @azure/identity, later Defender over fetch and the ARM SDK) run unchanged against it.
+ * The sandbox tenant, served over HTTPS with a throwaway certificate (sandbox/tls.ts), so the real clients (the Graph
+ * client, @azure/identity, the ARM SDK, Defender over fetch) run unchanged against it.
  * - `/{tenant}/discovery/v2.0/keys`: an Entra-style authority's signing keys (sandbox/authority.ts), so the
  *   engine validates the tokens the sandbox mints with its production code.
  * - `/msi/token`: an App Service-style managed identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER), so

@@ -77,7 +77,7 @@ function actionIn(body: unknown): ActionCommand | undefined {
 
 /**
  * Move the action to `dead-lettered` unless it already reached a final state, and return it then. An entry that does
- * not exist yet is created from the command, when there is one (a message can outrun its submitter).
+ * not exist yet is created from the command, when there is one (queuedEntry).
  */
 export async function markDeadLettered(ledger: ActionLedger, key: string, why: string, at: string, command?: ActionCommand): Promise<LedgerEntry | undefined> {
   const event = { by: 'reconciler', at, note: why };

@@ -192,7 +192,7 @@ export class ResponderEngine {
     let entry = await ledger.get(key);
     if (!entry) throw new InputError('key', `no action ${key} in the ledger`);
     // A failed or dead-lettered entry is about to make one more replay; a planned one is waiting to send its last. (An
-    // entry from before replays were counted in it: every return to `planned` after its first event was one.)
+    // entry without `replays` counts them in its history: every return to `planned` after its first event was one.)
     const replays = entry.replays ?? entry.history.filter((event, i) => i > 0 && event.state === 'planned').length;
     const replay = replays + (entry.state === 'planned' ? 0 : 1);
     if (entry.state === 'failed' || entry.state === 'dead-lettered') {

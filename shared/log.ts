@@ -5,7 +5,7 @@ import { config } from './config';
 export type { Logger } from 'pino';
 
 /**
- * Logging: one pino logger per process, created on first use (pino costs ~15 ms to load; cold start matters).
+ * Logging: one pino logger per process, created on first use (pino is slow to load; cold start matters).
  * Lines go to whatever sink the current invocation installed (the Functions InvocationContext, so they reach
  * Application Insights with the invocation id), else to stdout. Secrets never reach a sink: known fields are
  * redacted by path, and strings are scrubbed of bearer tokens, JWTs and connection-string keys.

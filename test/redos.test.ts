@@ -16,9 +16,9 @@ import { command } from './fixtures/commands';
 /**
  * A ReDoS guard: every regular expression the engine applies to outside data (payloads, headers, log text, queue
  * messages, API answers) runs in time linear in its input. Each is run on 1 MiB shaped to make a backtracking pattern
- * slow. A quadratic one takes minutes on 1 MiB (the log scrubber's `\beyJ…` did, on `eyJ-eyJ-…`); a linear one takes
- * milliseconds, so the bounds below tell them apart on any machine without being a performance target. Each shape is
- * tried on 1/16 of the size first, so that a quadratic pattern fails in a second instead of blocking for minutes.
+ * slow. A quadratic one takes minutes on 1 MiB, a linear one milliseconds, so the bounds below tell them apart on any
+ * machine without being a performance target. Each shape is tried on 1/16 of the size first, so that a quadratic
+ * pattern fails in a second instead of blocking for minutes.
  */
 const MiB = 1 << 20;
 const BOUND_MS = { small: 250, full: 2000 };

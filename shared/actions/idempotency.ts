@@ -26,10 +26,8 @@ import { ACTION_KINDS, type ActionKind } from './catalogue';
  * that can already close or edit the incident itself.) A reader of the ledger or the queue sees at a glance which
  * incident an action belongs to, what it is and on whom.
  *
- * An incident's key carries its GUID rather than a hash of its ARM id because that hash was a tenth of the time a
- * decision on a small incident took (one native hash call costs 0.3–0.4 µs, nearly all of it fixed); the workspace is
- * hashed once per workspace, not per incident. Target ids are carried for the same reason: SHA-256 of the whole
- * (subject, kind, target) per action had been two thirds of the time a decision on a large incident took.
+ * Incident GUIDs and target ids are carried rather than hashed because a hash per incident or per action is a large
+ * share of a decision's cost (each native hash call has a fixed cost); the workspace's digest is remembered (below).
  */
 export function idempotencyKeys(signal: Pick<Signal, 'subject' | 'incident'>): (kind: ActionKind, targetPart: string) => string {
   const subjectPart = subjectKeyPart(signal);

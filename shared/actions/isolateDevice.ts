@@ -20,8 +20,7 @@ export interface IsolationSnapshot {
  * answers 400 ActiveRequestAlreadyExists, or worse, stays Pending and completes after a later release. So:
  * 1. the worker has resolved the device to its live Defender record and checked it (shared/actions/execute.ts);
  * 2. read its recent machine actions: anything pending (isolate or release, anyone's) means wait and follow up;
- *    isolated already means done; each POST carries `key#attempt` in its Comment, so a redelivery after a crash
- *    recognizes the engine's own action, and each attempt posts at most once;
+ *    isolated already means done; each POST carries `key#attempt` in its Comment (see `comment` below);
  * 3. only then POST, and follow the action to a final status by running the command again later (no sleeping).
  */
 export const isolateDevice: ActionExecutor = {

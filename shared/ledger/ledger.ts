@@ -6,8 +6,8 @@ import { cut, displayText, TEXT_LIMITS } from '../limits';
 
 /**
  * The action ledger: one entry per action (per idempotency key), the single record of what the engine planned,
- * held, did and undid, and why. The port below has an in-memory twin (local host, tests) and, later, an Azure Table
- * storage adapter; both pass the same contract tests.
+ * held, did and undid, and why. The port below has an in-memory twin (local host, tests) and an Azure Table storage
+ * adapter (tableLedger.ts); both pass the same contract tests.
  */
 
 export const LEDGER_STATES = ['planned', 'pending-approval', 'queued', 'running', 'succeeded', 'failed', 'dead-lettered', 'blocked', 'rolled-back'] as const;
@@ -204,8 +204,8 @@ export function firstEntry(input: NewLedgerEntry): Omit<LedgerEntry, 'etag'> {
 /**
  * How much history and how many attempts an entry keeps: the first few and the latest, with one record standing for
  * those between, within `json` characters each. An action followed for days (a device offline with its isolation
- * pending) or deferred for hours would otherwise outgrow a Table storage property (32,768 UTF-16 code units), and then
- * no write could record how it ended.
+ * pending) or deferred for hours would otherwise outgrow a Table storage string property (shared/limits.ts), and
+ * then no write could record how it ended.
  */
 export const LEDGER_LOG_LIMITS = { keep: 40, first: 5, json: 24_000 } as const;
 

@@ -1,4 +1,4 @@
-// This module costs ~80 ms to load (@azure/data-tables): the composition imports it only when Table storage is configured.
+// @azure/data-tables is slow to load: the composition imports this module only when Table storage is configured.
 import { createHash } from 'node:crypto';
 import { TableClient, type TableEntityResult } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/identity';

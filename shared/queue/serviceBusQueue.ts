@@ -1,4 +1,4 @@
-// This module loads @azure/service-bus (~100 ms): the composition imports it only when Service Bus is configured.
+// @azure/service-bus is slow to load: the composition imports this module only when Service Bus is configured.
 import { RetryMode, ServiceBusClient, type ServiceBusMessage, type ServiceBusReceiver, type ServiceBusSender } from '@azure/service-bus';
 import type { TokenCredential } from '@azure/identity';
 import type { ActionCommand } from '../actions/command';

@@ -167,7 +167,7 @@ describe('the pacer', () => {
     now = 700; // the first use leaves the (2%-widened) window at 1020: 320 ms, waited inline
     await pacer.take('defender');
     expect(slept).toEqual([320]);
-    now = 1100; // the next slot frees at 1020 + ... the second use (t=0) left; the third is at 1020: full until 2040
+    now = 1100; // the second use (t=0) has left: this one fits; the third (at 1020) then fills the window until 2040
     await pacer.take('defender');
     await expect(pacer.take('defender')).rejects.toMatchObject({ name: 'EnginePaced', api: 'defender', retryAfterMs: 940 });
   });

@@ -7,7 +7,7 @@ import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
 
 /**
- * What an attacker who shapes entity data tried against "the directory decides who a target is", each now a test:
+ * What an attacker who shapes entity data can try against "the directory decides who a target is", one test each:
  * protected principals listed in forms the payload does not use, stale Defender records, names on others' ids,
  * mentions that disagree, and budgets spent on users who do not exist.
  */
