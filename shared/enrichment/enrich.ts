@@ -131,7 +131,7 @@ export class Enricher {
     const levels = await this.attempt(notes, 'user risk (ID Protection)', () => this.riskLevels(directory, preview), attempts);
     if (levels) {
       const level = levels.get(id) ?? 'none';
-      out.userRisk = (USER_RISK_LEVELS as readonly string[]).includes(level) ? (level as AccountEntity['userRisk']) : 'none';
+      out.userRisk = USER_RISK_LEVELS.find((known) => known === level) ?? 'none';
     }
     const roles = await this.attempt(
       notes,
@@ -241,7 +241,8 @@ export class Enricher {
 
   private remember(key: string, at: number, value: Promise<unknown>): void {
     this.cache.set(key, { at, value });
-    if (this.cache.size > 10_000) this.cache.delete(this.cache.keys().next().value as string);
+    const oldest = this.cache.keys().next();
+    if (this.cache.size > 10_000 && !oldest.done) this.cache.delete(oldest.value);
   }
 
   /** The value, or undefined with a note saying what could not be read and why; transient failures are tried again. */

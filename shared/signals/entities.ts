@@ -363,17 +363,7 @@ export function mergeEntities(entities: Entity[], notes: string[]): Entity[] {
     const same = byId.get(id);
     const existing = same?.find((e) => sameKind(e, entity));
     if (existing) {
-      const target = existing as unknown as Record<string, unknown>;
-      let differs = false;
-      for (const [key, value] of Object.entries(entity)) {
-        if (target[key] === undefined) target[key] = value;
-        else if (IDENTIFYING.has(key) && typeof value === 'string' && !sameName(key, String(target[key]), value)) differs = true;
-      }
-      // A mention that names the entity differently is kept in sight, so that the first cannot hide it.
-      // Only accounts and hosts have identifying fields, hence other mentions.
-      if (differs && existing.kind !== 'other') {
-        (existing.otherMentions ??= []).push(Object.fromEntries(Object.entries(entity).filter(([key]) => IDENTIFYING.has(key))));
-      }
+      addMention(existing, entity);
       continue;
     }
     if (same) same.push(entity);
@@ -383,8 +373,48 @@ export function mergeEntities(entities: Entity[], notes: string[]): Entity[] {
   return merged;
 }
 
+/**
+ * A later mention of an entity, added to its first (of the same kind): it fills the first's gaps, and when it names the
+ * entity differently, it is kept in sight so that the first cannot hide it.
+ */
+function addMention(first: Entity, later: Entity): void {
+  if (first.kind === 'account' && later.kind === 'account') {
+    const differs = namedDifferently(first, later, ACCOUNT_NAMES);
+    fillGaps(first, later);
+    if (differs) (first.otherMentions ??= []).push(namesGiven(later, ACCOUNT_NAMES));
+  } else if (first.kind === 'host' && later.kind === 'host') {
+    const differs = namedDifferently(first, later, HOST_NAMES);
+    fillGaps(first, later);
+    if (differs) (first.otherMentions ??= []).push(namesGiven(later, HOST_NAMES));
+  } else {
+    fillGaps(first, later);
+  }
+}
+
+/** Every field the first mention has stays as it is; those it lacks come from the later one. */
+function fillGaps(first: Entity, later: Entity): void {
+  Object.assign(first, { ...later, ...first });
+}
+
 /** The fields that say who an entity is: mentions of one entity must agree on them. */
-const IDENTIFYING = new Set(['aadUserId', 'upn', 'accountName', 'sid', 'mdatpDeviceId', 'aadDeviceId', 'fqdn', 'hostName', 'netBiosName']);
+const ACCOUNT_NAMES = ['aadUserId', 'upn', 'accountName', 'sid'] as const;
+const HOST_NAMES = ['mdatpDeviceId', 'aadDeviceId', 'fqdn', 'hostName', 'netBiosName'] as const;
+
+/** Whether two mentions give the entity a different value for one of `names` (a name only one of them gives is a gap). */
+function namedDifferently<E extends AccountEntity | HostEntity, K extends keyof E & string>(first: E, later: E, names: readonly K[]): boolean {
+  return names.some((name) => {
+    const a = first[name];
+    const b = later[name];
+    return typeof a === 'string' && typeof b === 'string' && !sameName(name, a, b);
+  });
+}
+
+/** The values a mention gives for `names`, leaving out those it does not give. */
+function namesGiven<E extends AccountEntity | HostEntity, K extends keyof E>(entity: E, names: readonly K[]): Partial<Pick<E, K>> {
+  const given: Partial<Pick<E, K>> = {};
+  for (const name of names) if (entity[name] !== undefined) given[name] = entity[name];
+  return given;
+}
 
 /** Host names are compared by their first label (`WKS-042` is `wks-042.contoso.com`); everything else whole. */
 function sameName(key: string, a: string, b: string): boolean {

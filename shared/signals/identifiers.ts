@@ -163,9 +163,8 @@ export interface IncidentArmIdParts {
 }
 
 export function parseIncidentArmId(armId: string): IncidentArmIdParts | undefined {
-  const match = INCIDENT_ARM_ID.exec(armId);
-  if (!match) return undefined;
-  const [, subscriptionId, resourceGroup, workspaceName, incidentName] = match as unknown as [string, string, string, string, string];
+  const [, subscriptionId, resourceGroup, workspaceName, incidentName] = INCIDENT_ARM_ID.exec(armId) ?? [];
+  if (subscriptionId === undefined || resourceGroup === undefined || workspaceName === undefined || incidentName === undefined) return undefined;
   if (subscriptionId.length !== 36 || resourceGroup.length > 90 || workspaceName.length > 63 || incidentName.length > 64) return undefined;
   return { subscriptionId, resourceGroup, workspaceName, incidentName };
 }
