@@ -19,8 +19,7 @@ export const ENRICHMENT_TTL_MS = 60_000;
 /**
  * A read that fails transiently (a 429 with its Retry-After, a 5xx, no answer, the engine's own pacing) is made again,
  * up to this many times in all and waiting this long at most in all: enrichment runs inside the incident's request,
- * and what it cannot read holds the action for a human. In an outbreak (incidents of one device each, against
- * Defender's quota compressed) a single 429 on a read had held 9 to 15 of 300 isolations, and 133 of 1,000.
+ * and what it cannot read holds the action for a human, so one throttled read in an outbreak must not hold an isolation.
  */
 export const ENRICHMENT_READ_ATTEMPTS = 3;
 export const ENRICHMENT_RETRY_WAIT_MS = 10_000;
