@@ -19,7 +19,7 @@ export const ENRICHMENT_TTL_MS = 60_000;
 /**
  * A read that fails transiently (a 429 with its Retry-After, a 5xx, no answer, the engine's own pacing) is made again,
  * up to this many times in all and waiting this long at most in all: enrichment runs inside the incident's request,
- * and what it cannot read holds the action for a human, so a single transient failure must not be what holds it.
+ * and what it cannot read holds the action for a human, so one throttled read in an outbreak must not hold an isolation.
  */
 export const ENRICHMENT_READ_ATTEMPTS = 3;
 export const ENRICHMENT_RETRY_WAIT_MS = 10_000;
@@ -130,7 +130,7 @@ export class Enricher {
     const levels = await this.attempt(notes, 'user risk (ID Protection)', () => this.riskLevels(directory, preview), attempts);
     if (levels) {
       const level = levels.get(id) ?? 'none';
-      out.userRisk = (USER_RISK_LEVELS as readonly string[]).includes(level) ? (level as AccountEntity['userRisk']) : 'none';
+      out.userRisk = USER_RISK_LEVELS.find((known) => known === level) ?? 'none';
     }
     const roles = await this.attempt(
       notes,
@@ -240,7 +240,8 @@ export class Enricher {
 
   private remember(key: string, at: number, value: Promise<unknown>): void {
     this.cache.set(key, { at, value });
-    if (this.cache.size > 10_000) this.cache.delete(this.cache.keys().next().value as string);
+    const oldest = this.cache.keys().next();
+    if (this.cache.size > 10_000 && !oldest.done) this.cache.delete(oldest.value);
   }
 
   /** The value, or undefined with a note saying what could not be read and why; transient failures are tried again. */

@@ -3,7 +3,7 @@ import { idempotencyKeys, targetKeyPart } from '../actions/idempotency';
 import { deviceTarget, targetId, targetLabel, userTarget } from '../actions/target';
 import type { AccountEntity, HostEntity, Signal } from '../signals/signal';
 import { approvalRequired, compileApprovals, type CompiledApproval } from './approvals';
-import { SKIP_REASONS, type Decision, type PlannedAction, type PolicyRef, type RuleResult, type SkippedAction, type SkipReason } from './decision';
+import { type Decision, type PlannedAction, type PolicyRef, type RuleResult, type SkippedAction, type SkipReason } from './decision';
 import type { LoadedPolicy } from './load';
 import { checkAccount, checkHost, indexProtection, type ProtectionIndex } from './protection';
 import type { ActionStep, CapGuardrail, Mode } from './schema';
@@ -107,10 +107,10 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
     const match = matchRule(compiledRule, signal, score.total, accounts, hosts);
     rules.push({ ruleId: rule.id, matched: match.matched, mode, explanation: match.explanation });
     if (!match.matched) continue;
-    const reason = `rule ${rule.id}: ${joinText(match.explanation, ', ')}`;
+    const reason = `rule ${rule.id}: ${match.explanation.join(', ')}`;
 
     for (const { step, targetType } of compiledRule.steps) {
-      const candidates: Candidate[] = targetType === 'user' ? match.accounts : match.hosts;
+      const candidates: readonly Candidate[] = targetType === 'user' ? match.accounts : match.hosts;
       if (candidates.length === 0) {
         skipped.push({ kind: step.kind, ruleId: rule.id, reason: 'no-target', detail: `the signal has no ${targetType} this rule may act on` });
         continue;
@@ -127,13 +127,13 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
             ruleId: rule.id,
             mode,
             reason: 'duplicate',
-            detail: `already ${first.verdict} by rule ${first.ruleId}`,
+            detail: `already ${first.verdict === 'planned' ? 'planned' : `judged ${first.verdict}`} by rule ${first.ruleId}`,
           });
           continue;
         }
         const key = keyOf(step.kind, keyPart);
         const skip = judge(step, entity, signal, compiled, capCount, context);
-        const verdict: Verdict = { kind: step.kind, ruleId: rule.id, verdict: skip ? VERDICT[skip.reason] : 'planned', key };
+        const verdict: Verdict = { kind: step.kind, ruleId: rule.id, verdict: skip ? skip.reason : 'planned', key };
         if (judged === undefined) judgedBy.set(id, [verdict]);
         else judged.push(verdict);
         if (skip) {
@@ -168,7 +168,7 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
 interface Verdict {
   kind: PlannableActionKind;
   ruleId: string;
-  verdict: string;
+  verdict: SkipReason | 'planned';
   key: string;
 }
 
@@ -177,8 +177,6 @@ function verdictOn(judged: Verdict[], kind: PlannableActionKind): Verdict | unde
   for (const verdict of judged) if (verdict.kind === kind) return verdict;
   return undefined;
 }
-
-const VERDICT = Object.fromEntries(SKIP_REASONS.map((reason) => [reason, `judged ${reason}`])) as Record<SkipReason, string>;
 
 function judge(
   step: ActionStep,
@@ -228,16 +226,6 @@ function unknownData(accounts: Candidate<AccountEntity>[], hosts: Candidate<Host
   if (usesDeviceData && noDeviceData)
     notes.push(`risk or tags unknown for ${noDeviceData} of ${hosts.length} device(s): rules on deviceRisk/deviceTags cannot match them`);
   return notes;
-}
-
-/**
- * `items.join(separator)`, for the reason every planned action carries: a loop of concatenations costs less than half of
- * Array.prototype.join on the few short items an explanation has (measured on Node 20).
- */
-function joinText(items: readonly string[], separator: string): string {
-  let text = items.length > 0 ? (items[0] as string) : '';
-  for (let i = 1; i < items.length; i++) text += separator + (items[i] as string);
-  return text;
 }
 
 const SUMMARY_ACTIONS = 5;

@@ -106,8 +106,8 @@ export function objectIdOfCloudSid(sid: string): string | undefined {
     if (n > 0xffffffff) return undefined;
     bytes.writeUInt32LE(n, i * 4);
   }
-  const hex = bytes.toString('hex');
-  const le = (from: number, to: number): string => (hex.slice(from, to).match(/../g) as string[]).reverse().join('');
-  const guid = `${le(0, 8)}-${le(8, 12)}-${le(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  const inOrder = (from: number, to: number): string => bytes.toString('hex', from, to);
+  const reversed = (from: number, to: number): string => Buffer.from(bytes.subarray(from, to)).reverse().toString('hex');
+  const guid = `${reversed(0, 4)}-${reversed(4, 6)}-${reversed(6, 8)}-${inOrder(8, 10)}-${inOrder(10, 16)}`;
   return isGuid(guid) ? guid : undefined;
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { isMap, isSeq, parseDocument, type Document } from 'yaml';
+import { isMap, isNode, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { ConfigError } from '../errors';
 import { policySchema, type Policy } from './schema';
 
@@ -71,19 +71,18 @@ function formatPath(segments: readonly PropertyKey[]): string {
 /** The line of the deepest YAML node that exists on the path: the offending value or its nearest parent. */
 function lineOf(doc: Document, text: string, segments: readonly PropertyKey[]): number | undefined {
   let node: unknown = doc.contents;
-  let offset: number | undefined = (node as { range?: [number] } | null)?.range?.[0];
+  let offset = isNode(node) ? node.range?.[0] : undefined;
   for (const segment of segments) {
     let next: unknown;
     if (isMap(node)) {
-      const pair = node.items.find((p) => String((p.key as { value?: unknown } | null)?.value ?? p.key) === String(segment));
+      const pair = node.items.find((p) => String(isScalar(p.key) ? p.key.value : p.key) === String(segment));
       next = pair?.value ?? pair?.key;
     } else if (isSeq(node) && typeof segment === 'number') {
       next = node.items[segment];
     }
-    const range = (next as { range?: [number] } | null | undefined)?.range;
-    if (!range) break;
+    if (!isNode(next) || !next.range) break;
     node = next;
-    offset = range[0];
+    offset = next.range[0];
   }
   if (offset === undefined) return undefined;
   let line = 1;

@@ -90,7 +90,8 @@ export function checkAccount(account: AccountEntity, index: ProtectionIndex): Pr
   if (verdict.status === 'protected' || !account.otherMentions?.length) return verdict;
   // Other mentions that call the account differently: as long as every name is the directory's, they agree.
   const others = account.otherMentions.map((m) => ({ id: m.aadUserId, upn: m.upn, accountName: m.accountName, sid: m.sid }));
-  return withMentions(verdict, account.verified ? others.flatMap((m) => userConflicts(m, account.verified as VerifiedUser)) : undefined);
+  const verified = account.verified;
+  return withMentions(verdict, verified ? others.flatMap((m) => userConflicts(m, verified)) : undefined);
 }
 
 /**
@@ -186,7 +187,8 @@ export function checkHost(host: HostEntity, index: ProtectionIndex): ProtectionV
     hostName: m.hostName,
     netBiosName: m.netBiosName,
   }));
-  return withMentions(verdict, host.verified ? others.flatMap((m) => deviceConflicts(m, host.verified as VerifiedDevice)) : undefined);
+  const verified = host.verified;
+  return withMentions(verdict, verified ? others.flatMap((m) => deviceConflicts(m, verified)) : undefined);
 }
 
 /** `checkHost` on an action's target and what Defender answered for it (the worker, at execution). */

@@ -53,13 +53,16 @@ export interface Candidate<E extends AccountEntity | HostEntity = AccountEntity 
   keyPart: string;
 }
 
-export interface RuleMatch {
-  matched: boolean;
-  explanation: string[];
-  /** The entities the rule's actions may target: those that satisfy the rule's entity conditions. */
-  accounts: Candidate<AccountEntity>[];
-  hosts: Candidate<HostEntity>[];
-}
+/** A rule's verdict on a signal: the conditions that held and the targets it may act on, or the first that did not hold. */
+export type RuleMatch =
+  | {
+      matched: true;
+      explanation: string[];
+      /** The entities the rule's actions may target: those that satisfy the rule's entity conditions. */
+      accounts: readonly Candidate<AccountEntity>[];
+      hosts: readonly Candidate<HostEntity>[];
+    }
+  | { matched: false; explanation: string[] };
 
 /**
  * Does a rule apply to a signal, and to which of its entities? Signal conditions (source, severity, tactics, …) gate
@@ -70,8 +73,8 @@ export function matchRule(
   compiled: CompiledRule,
   signal: Signal,
   score: number,
-  accounts: Candidate<AccountEntity>[],
-  hosts: Candidate<HostEntity>[],
+  accounts: readonly Candidate<AccountEntity>[],
+  hosts: readonly Candidate<HostEntity>[],
 ): RuleMatch {
   const when = compiled.rule.when;
   const held: string[] = [];
@@ -101,30 +104,34 @@ export function matchRule(
     held.push(`score ${score} ${when.score.op} ${when.score.value}`);
   }
 
-  const eligibleAccounts = compiled.accountWants === undefined ? accounts : filterAccounts(accounts, when, compiled.accountWants, held);
-  if (typeof eligibleAccounts === 'string') return fail(eligibleAccounts);
-  const eligibleHosts = compiled.hostWants === undefined ? hosts : filterHosts(hosts, compiled, compiled.hostWants, held);
-  if (typeof eligibleHosts === 'string') return fail(eligibleHosts);
+  const eligibleAccounts = compiled.accountWants === undefined ? found(accounts) : filterAccounts(accounts, when, compiled.accountWants, held);
+  if (!eligibleAccounts.found) return fail(eligibleAccounts.why);
+  const eligibleHosts = compiled.hostWants === undefined ? found(hosts) : filterHosts(hosts, compiled, compiled.hostWants, held);
+  if (!eligibleHosts.found) return fail(eligibleHosts.why);
   if (when.entity) {
     let has = '';
     for (const kind of when.entity) {
-      if ((kind === 'account' ? eligibleAccounts.length : eligibleHosts.length) > 0) has = has ? `${has} and ${kind}` : kind;
+      if ((kind === 'account' ? eligibleAccounts.candidates.length : eligibleHosts.candidates.length) > 0) has = has ? `${has} and ${kind}` : kind;
     }
     if (!has) return fail(`no ${when.entity.join(' or ')} entity it could act on`);
     held.push(`has ${has}`);
   }
-  return { matched: true, explanation: held, accounts: eligibleAccounts, hosts: eligibleHosts };
+  return { matched: true, explanation: held, accounts: eligibleAccounts.candidates, hosts: eligibleHosts.candidates };
 }
-
-/** No targets: one frozen list for every rule that does not match, rather than two new ones each time. */
-const NONE: never[] = Object.freeze([]) as unknown as never[];
 
 function fail(why: string): RuleMatch {
-  return { matched: false, explanation: [why], accounts: NONE, hosts: NONE };
+  return { matched: false, explanation: [why] };
 }
 
-/** Accounts meeting the account conditions; a string explains why none does. */
-function filterAccounts(accounts: Candidate<AccountEntity>[], when: RuleConditions, wanted: string, held: string[]): Candidate<AccountEntity>[] | string {
+/** The candidates that meet a rule's entity conditions, or why none does. */
+type Eligible<E extends AccountEntity | HostEntity> = { found: true; candidates: readonly Candidate<E>[] } | { found: false; why: string };
+
+function found<E extends AccountEntity | HostEntity>(candidates: readonly Candidate<E>[]): Eligible<E> {
+  return { found: true, candidates };
+}
+
+/** Accounts meeting the account conditions, or why none does. */
+function filterAccounts(accounts: readonly Candidate<AccountEntity>[], when: RuleConditions, wanted: string, held: string[]): Eligible<AccountEntity> {
   const eligible: Candidate<AccountEntity>[] = [];
   let unknown = 0;
   let firstUnknown: AccountEntity | undefined;
@@ -148,13 +155,14 @@ function filterAccounts(accounts: Candidate<AccountEntity>[], when: RuleConditio
         : unknown === 1
           ? ` (${accountLabel(firstUnknown)}: risk or privilege unknown)`
           : ` (${unknown} accounts with unknown risk or privilege)`;
-    return `no account with ${wanted}${why}`;
+    return { found: false, why: `no account with ${wanted}${why}` };
   }
   held.push(`${eligible.length} account(s) with ${wanted}`);
-  return eligible;
+  return found(eligible);
 }
 
-function filterHosts(hosts: Candidate<HostEntity>[], compiled: CompiledRule, wanted: string, held: string[]): Candidate<HostEntity>[] | string {
+/** Devices meeting the device conditions, or why none does. */
+function filterHosts(hosts: readonly Candidate<HostEntity>[], compiled: CompiledRule, wanted: string, held: string[]): Eligible<HostEntity> {
   const { rule, deviceTags } = compiled;
   const when = rule.when;
   const eligible: Candidate<HostEntity>[] = [];
@@ -168,9 +176,9 @@ function filterHosts(hosts: Candidate<HostEntity>[], compiled: CompiledRule, wan
     )
       eligible.push(candidate);
   }
-  if (eligible.length === 0) return `no device with ${wanted}${unknown ? ` (${unknown} device(s) with unknown risk or tags)` : ''}`;
+  if (eligible.length === 0) return { found: false, why: `no device with ${wanted}${unknown ? ` (${unknown} device(s) with unknown risk or tags)` : ''}` };
   held.push(`${eligible.length} device(s) with ${wanted}`);
-  return eligible;
+  return found(eligible);
 }
 
 function compare(score: number, op: ScoreOperator, value: number): boolean {

@@ -41,22 +41,24 @@ function pointsBy<const T extends string>(keys: readonly T[]) {
 const points = z.number().int('points are whole numbers').min(0, 'points cannot be negative').max(100, 'points are at most 100');
 const text = z.string().trim().min(1, 'must not be empty');
 const names = listOf(text);
-const scoreCondition = z
-  .string()
-  .regex(/^\s*(>=|>|<=|<|==)\s*\d{1,3}\s*$/, 'expected a comparison with a number, e.g. ">= 60"')
-  .transform((value) => {
-    const [, op, n] = /^\s*(>=|>|<=|<|==)\s*(\d+)\s*$/.exec(value) as unknown as [string, ScoreOperator, string];
-    return { op, value: Number(n) };
-  });
-export type ScoreOperator = '>=' | '>' | '<=' | '<' | '==';
+const SCORE_OPERATORS = ['>=', '>', '<=', '<', '=='] as const;
+export type ScoreOperator = (typeof SCORE_OPERATORS)[number];
+const scoreCondition = z.string().transform((text, ctx) => {
+  const [, op, value] = /^\s*(>=|>|<=|<|==)\s*(\d{1,3})\s*$/.exec(text) ?? [];
+  const operator = SCORE_OPERATORS.find((known) => known === op);
+  if (operator === undefined || value === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected a comparison with a number, e.g. ">= 60"' });
+    return z.NEVER;
+  }
+  return { op: operator, value: Number(value) };
+});
 
 const actionName = oneOf(PLANNABLE_ACTIONS);
 const isolateParams = z.strictObject({ isolationType: oneOf(ISOLATION_TYPES).optional() });
 
 /** `disableUser` or `{ isolateDevice: { isolationType: Selective } }` */
 const actionStep = z.unknown().transform((step, ctx) => {
-  const [name, rawParams] =
-    typeof step === 'string' ? [step, {}] : isSingleKeyObject(step) ? (Object.entries(step)[0] as [string, unknown]) : [undefined, undefined];
+  const [name, rawParams] = typeof step === 'string' ? [step, {}] : (onlyEntry(step) ?? [undefined, undefined]);
   if (name === undefined) {
     ctx.addIssue({ code: 'custom', message: 'an action is a name (disableUser) or { name: { param: value } } with one name' });
     return z.NEVER;
@@ -76,8 +78,11 @@ const actionStep = z.unknown().transform((step, ctx) => {
   return { kind, params: { ...ACTIONS[kind].defaults, ...parsed.data } };
 });
 
-function isSingleKeyObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 1;
+/** The one key of an object that has exactly one, with its value. */
+function onlyEntry(value: unknown): [string, unknown] | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const entries = Object.entries(value);
+  return entries.length === 1 ? entries[0] : undefined;
 }
 
 const ruleConditions = z.strictObject({

@@ -19,9 +19,9 @@ export class PathLocation implements Location {
 /**
  * Case-insensitive, typed reads from untrusted JSON. Sentinel's key casing is not reliable across sources
  * (camelCase from ARM, PascalCase from Logic Apps outputs and alert records), so every read of a payload goes through
- * this module: `Fields` looks up one name at a time (the alert record, the plan request); a `FieldTable` reads every
- * field of an incident's objects and entities in one pass. Each failed read names the full path of the field, which
- * becomes the 400 message.
+ * this module: `Fields` looks up one name at a time (the alert record, the plan request); `FieldNames` reads the
+ * declared fields of an incident's objects and entities in one pass over each object's keys. Each failed read names the
+ * full path of the field, which becomes the 400 message.
  */
 export class Fields extends PathLocation {
   private keys: string[] | undefined;
@@ -128,6 +128,8 @@ export function textOf(value: unknown, where: Location, name: string): string | 
  * Text kept for display and for matching names, never to find anyone by: one line, at most `max` characters — cut and
  * marked beyond, with its path and length added to `cuts` for the signal's notes.
  */
+export function boundedText(text: string, where: Location, name: string, max: number, cuts: string[]): string;
+export function boundedText(text: string | undefined, where: Location, name: string, max: number, cuts: string[]): string | undefined;
 export function boundedText(text: string | undefined, where: Location, name: string, max: number, cuts: string[]): string | undefined {
   if (text === undefined) return undefined;
   if (text.length > max) cuts.push(`${where.at(name)} (${text.length} characters)`);
@@ -178,96 +180,50 @@ export function stringsOf(value: unknown, where: Location, name: string): string
   return out;
 }
 
+/** What `FieldNames.read` found in an object: each declared field under its declared name, absent when not sent. */
+export type FieldValues<N extends string> = { readonly [K in N]?: unknown };
+
+/** The values a `FieldNames` reads: `FieldValuesOf<typeof HOST>`. */
+export type FieldValuesOf<F> = F extends FieldNames<infer N> ? FieldValues<N> : never;
+
 /**
- * The fields one kind of object is read for, found in one pass over the object's keys: the hot path for the
- * hundreds of entities of a large incident, where a case-insensitive lookup per wanted name (most of them absent, so
- * each a scan of the keys) cost more than parsing the JSON had. Same rules as `Fields.get`: own keys only; a key
- * spelled exactly as listed wins, otherwise the first key equal to the name without regard to ASCII case.
+ * The fields one kind of object is read for, declared by name: `new FieldNames(['hostName', 'dnsDomain']).read(o)`
+ * is `{ hostName, dnsDomain }` from `o` however its keys are cased. Adding a name adds a field and moves no other.
+ * Same rules as `Fields.get`: own keys only; a key spelled exactly as declared wins, otherwise the first key equal to
+ * the name without regard to ASCII case.
  */
-export class FieldTable<const N extends string> {
-  /** Each name, and its camelCase, PascalCase and lower-case spellings: the ways payloads really spell it. */
-  private readonly spellings = new Map<string, number>();
+export class FieldNames<const N extends string> {
+  /** Each name under its own spelling: the usual key, found with one lookup. */
+  private readonly byName = new Map<string, N>();
 
   constructor(readonly names: readonly N[]) {
-    if (names.length > 30) throw new Error('a field table tracks exact matches in a 30-bit mask, and slots in an Int8Array');
-    names.forEach((name, i) => {
-      for (const spelling of [name, name[0]?.toLowerCase() + name.slice(1), name[0]?.toUpperCase() + name.slice(1), name.toLowerCase()]) {
-        if (!this.spellings.has(spelling)) this.spellings.set(spelling, i);
+    for (const name of names) {
+      // The values are a plain object: an absent field named like an Object.prototype member would read as inherited.
+      if (name in Object.prototype) throw new Error(`"${name}" cannot be a field name: every object inherits it`);
+      if (names.some((other) => other !== name && other.length === name.length && sameLettersIgnoringCase(other, name))) {
+        throw new Error(`"${name}" is declared twice (names are compared without regard to case)`);
       }
-    });
-  }
-
-  /**
-   * The keys of the last object read that had a new key order, and the slot of each: objects of one kind in one
-   * payload nearly always list the same keys in the same order, so the next one is matched by comparing keys
-   * (internalized strings: a pointer comparison) instead of looking each up. Slot: the name's index for an exact
-   * spelling, index + INEXACT for a spelling that matches only without regard to case, NO_SLOT for a key the table
-   * does not read.
-   */
-  private lastKeys: string[] = [];
-  private lastSlots: Int8Array = new Int8Array(0);
-
-  /** The values of the table's names in `record`, by position in `names`; undefined where absent. */
-  read(record: Record<string, unknown>): unknown[] {
-    // for…in, not Object.keys: no array of keys per object, and V8 turns `record[key]` into a direct field load. It
-    // also visits inherited enumerable keys, which the last keys (own keys only) never include: such an object
-    // takes the path below, which reads own keys only.
-    const values = new Array<unknown>(this.names.length);
-    const keys = this.lastKeys;
-    const slots = this.lastSlots;
-    let exact = 0;
-    let k = 0;
-    for (const key in record) {
-      if (key !== keys[k]) return this.readNewOrder(record);
-      exact = fill(values, exact, slots[k++] as number, record[key]);
+      this.byName.set(name, name);
     }
-    return k === keys.length ? values : this.readNewOrder(record);
   }
 
-  /** `read` for an object whose keys differ from the last one's: each key looked up, and remembered for the next. */
-  private readNewOrder(record: Record<string, unknown>): unknown[] {
-    const keys = Object.keys(record);
-    const slots = new Int8Array(keys.length);
-    for (let k = 0; k < keys.length; k++) slots[k] = this.slotOf(keys[k] as string);
-    this.lastKeys = keys;
-    this.lastSlots = slots;
-    const values = new Array<unknown>(this.names.length);
-    let exact = 0;
-    for (let k = 0; k < keys.length; k++) exact = fill(values, exact, slots[k] as number, record[keys[k] as string]);
+  read(record: Record<string, unknown>): FieldValues<N> {
+    const values: { [K in N]?: unknown } = {};
+    for (const key of Object.keys(record)) {
+      const name = this.nameOf(key);
+      // An exact spelling replaces what a key in another case left; a key in another case only fills an empty field.
+      if (name !== undefined && (key === name || !Object.hasOwn(values, name))) values[name] = record[key];
+    }
     return values;
   }
 
-  private slotOf(key: string): number {
-    const i = this.spellings.get(key) ?? this.matchIgnoringCase(key);
-    if (i === undefined) return NO_SLOT;
-    return key === this.names[i] ? i : i + INEXACT;
-  }
-
-  private matchIgnoringCase(key: string): number | undefined {
-    for (let i = 0; i < this.names.length; i++) {
-      const name = this.names[i] as string;
-      if (name.length === key.length && sameLettersIgnoringCase(name, key)) return i;
-    }
+  /** The declared name `key` spells, exactly or but for ASCII case; undefined when this kind reads no such field. */
+  private nameOf(key: string): N | undefined {
+    const exact = this.byName.get(key);
+    if (exact !== undefined) return exact;
+    for (const name of this.names) if (name.length === key.length && sameLettersIgnoringCase(name, key)) return name;
     return undefined;
   }
-}
-
-const NO_SLOT = -1;
-const INEXACT = 32;
-
-/**
- * Stores a key's value in its slot: an exact spelling always; a case-insensitive one only if no exact spelling was
- * seen and the slot is still empty. `exact` has a bit per name found exactly spelled; the updated mask is returned.
- */
-function fill(values: unknown[], exact: number, slot: number, value: unknown): number {
-  if (slot === NO_SLOT) return exact;
-  if (slot < INEXACT) {
-    values[slot] = value;
-    return exact | (1 << slot);
-  }
-  const name = slot - INEXACT;
-  if ((exact & (1 << name)) === 0 && values[name] === undefined) values[name] = value;
-  return exact;
 }
 
 /** ASCII case-insensitive equality of two strings of equal length, without allocating lower-cased copies. */

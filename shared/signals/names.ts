@@ -17,7 +17,10 @@ export class NameIndex<V> {
   constructor(entries: ReadonlyArray<readonly [string, V]>) {
     for (const [name, value] of entries) this.byName.set(name.toLowerCase(), value);
     this.size = this.byName.size;
-    for (const [name] of entries) this.byName.set(name, this.byName.get(name.toLowerCase()) as V);
+    for (const [name] of entries) {
+      const value = this.byName.get(name.toLowerCase());
+      if (value !== undefined) this.byName.set(name, value);
+    }
   }
 
   /** A set of names, each in any case. */

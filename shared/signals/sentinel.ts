@@ -1,13 +1,13 @@
 import { InputError, quote } from '../errors';
 import { parseJson } from '../json';
 import { TEXT_LIMITS } from '../limits';
-import { EntityCursor, mergeEntities, parseEntity } from './entities';
+import { mergeEntities, parseEntities } from './entities';
 import {
   arrayOf,
   boundedText,
   describe,
-  FieldTable,
   FieldLocation,
+  FieldNames,
   Fields,
   isRecord,
   ItemLocation,
@@ -21,21 +21,22 @@ import {
   type Location,
 } from './fields';
 import { parseIncidentArmId } from './identifiers';
-import type { Entity, IncidentRef, Severity, Signal } from './signal';
+import type { IncidentRef, Severity, Signal } from './signal';
 import { SEVERITIES } from './signal';
 
 /** The note on an incident that arrived without entities; the engine replaces it once it has listed them. */
 export const NO_ENTITIES_NOTE = 'the incident carries no relatedEntities (Sentinel may add them later; an update will bring them)';
 
-/** The fields read from each object of an incident, each found in one pass over the object's keys. */
-const PAYLOAD = new FieldTable(['SystemAlertId', 'object', 'objectSchemaType', 'objectEventType', 'id', 'properties']);
-const INCIDENT = new FieldTable(['id', 'properties']);
-const PROPERTIES = new FieldTable(['title', 'severity', 'status', 'incidentNumber', 'incidentUrl', 'labels', 'alerts', 'relatedEntities', 'additionalData']);
-const ADDITIONAL_DATA = new FieldTable(['tactics', 'techniques', 'alertProductNames']);
+/** What a payload is told apart by: an alert's `SystemAlertId`, a trigger body's `object`, an ARM incident's `id`. */
+const PAYLOAD = new FieldNames(['SystemAlertId', 'object', 'objectSchemaType', 'objectEventType', 'id', 'properties']);
+/** The fields read from each object of an incident (Microsoft.SecurityInsights/incidents). */
+const INCIDENT = new FieldNames(['id', 'properties']);
+const PROPERTIES = new FieldNames(['title', 'severity', 'status', 'incidentNumber', 'incidentUrl', 'labels', 'alerts', 'relatedEntities', 'additionalData']);
+const ADDITIONAL_DATA = new FieldNames(['tactics', 'techniques', 'alertProductNames']);
 /** An incident's alert: ARM nests its fields under `properties`; other sources put them inline. */
-const ALERT = new FieldTable(['properties', 'tactics', 'techniques', 'productName']);
-const ALERT_PROPERTIES = new FieldTable(['tactics', 'techniques', 'productName']);
-const LABEL = new FieldTable(['labelName']);
+const ALERT = new FieldNames(['properties', 'tactics', 'techniques', 'productName']);
+const ALERT_PROPERTIES = new FieldNames(['tactics', 'techniques', 'productName']);
+const LABEL = new FieldNames(['labelName']);
 
 /** Where an incident's objects sit in the two incident shapes, for errors. */
 interface IncidentAt {
@@ -60,18 +61,18 @@ const PAYLOAD_AT = new PathLocation('');
  */
 export function normalizeSentinelPayload(body: unknown): Signal {
   if (!isRecord(body)) throw new InputError('', 'expected a JSON object (a Sentinel incident or alert)');
-  const [systemAlertId, object, schemaTypeRaw, eventType, id, properties] = PAYLOAD.read(body);
-  if (systemAlertId !== undefined) return normalizeAlert(Fields.of(body, ''));
-  const incident = recordOf(object, PAYLOAD_AT, 'object');
-  if (incident) {
-    const schemaType = textOf(schemaTypeRaw, PAYLOAD_AT, 'objectSchemaType');
+  const payload = PAYLOAD.read(body);
+  if (payload.SystemAlertId !== undefined) return normalizeAlert(Fields.of(body, ''));
+  const object = recordOf(payload.object, PAYLOAD_AT, 'object');
+  if (object) {
+    const schemaType = textOf(payload.objectSchemaType, PAYLOAD_AT, 'objectSchemaType');
     if (schemaType !== undefined && schemaType.toLowerCase() !== 'incident') {
       throw new InputError('objectSchemaType', `expected "Incident", got ${quote(schemaType)}`);
     }
-    const [incidentId, incidentProperties] = INCIDENT.read(incident);
-    return normalizeIncident(incidentId, incidentProperties, IN_TRIGGER_BODY, textOf(eventType, PAYLOAD_AT, 'objectEventType'));
+    const incident = INCIDENT.read(object);
+    return normalizeIncident(incident.id, incident.properties, IN_TRIGGER_BODY, textOf(payload.objectEventType, PAYLOAD_AT, 'objectEventType'));
   }
-  if (properties !== undefined && id !== undefined) return normalizeIncident(id, properties, BARE, undefined);
+  if (payload.properties !== undefined && payload.id !== undefined) return normalizeIncident(payload.id, payload.properties, BARE, undefined);
   throw new InputError(
     '',
     'not a Sentinel incident or alert: expected an automation-rule trigger body ({ "object": { "id", "properties" } }), an ARM incident ({ "id", "properties" }) or a SecurityAlert ({ "SystemAlertId", … })',
@@ -88,35 +89,35 @@ function normalizeIncident(id: unknown, properties: unknown, at: IncidentAt, eve
     );
   }
   if (!isRecord(properties)) throw new InputError(at.incident.at('properties'), `expected an object, got ${describe(properties)}`);
-  const [title, severityRaw, status, incidentNumber, incidentUrl, labelList, alertList, relatedEntities, additionalData] = PROPERTIES.read(properties);
+  const fields = PROPERTIES.read(properties);
   const props = at.properties;
-  const extra = recordOf(additionalData, props, 'additionalData');
-  const [tacticList, techniqueList, productList] = extra ? ADDITIONAL_DATA.read(extra) : [];
+  const extraRecord = recordOf(fields.additionalData, props, 'additionalData');
+  const extra = extraRecord && ADDITIONAL_DATA.read(extraRecord);
   const notes: string[] = [];
   const cuts: string[] = [];
 
-  const tactics = names(stringsOf(tacticList, at.additionalData, 'tactics'), at.additionalData, 'tactics', cuts);
-  const techniques = names(stringsOf(techniqueList, at.additionalData, 'techniques'), at.additionalData, 'techniques', cuts);
-  const products = names(stringsOf(productList, at.additionalData, 'alertProductNames'), at.additionalData, 'alertProductNames', cuts);
-  const alerts = arrayOf(alertList, props, 'alerts');
+  const tactics = names(stringsOf(extra?.tactics, at.additionalData, 'tactics'), at.additionalData, 'tactics', cuts);
+  const techniques = names(stringsOf(extra?.techniques, at.additionalData, 'techniques'), at.additionalData, 'techniques', cuts);
+  const products = names(stringsOf(extra?.alertProductNames, at.additionalData, 'alertProductNames'), at.additionalData, 'alertProductNames', cuts);
+  const alerts = arrayOf(fields.alerts, props, 'alerts');
   for (let i = 0; i < alerts.length; i++) {
     const where = new ItemLocation(props, 'alerts', i);
     const alert = alerts[i];
     if (!isRecord(alert)) throw new InputError(where.path, `expected an object, got ${describe(alert)}`);
-    const [nested, ...inline] = ALERT.read(alert);
-    const alertProperties = recordOf(nested, where, 'properties');
-    const [alertTactics, alertTechniques, productName] = alertProperties ? ALERT_PROPERTIES.read(alertProperties) : inline;
-    const alertAt = alertProperties ? new FieldLocation(where, 'properties') : where;
+    const inline = ALERT.read(alert);
+    const nested = recordOf(inline.properties, where, 'properties');
+    const alertFields = nested ? ALERT_PROPERTIES.read(nested) : inline;
+    const alertAt = nested ? new FieldLocation(where, 'properties') : where;
     // A loop, not push(...list): a crafted alert with a huge list must not overflow the call's argument stack.
-    for (const tactic of names(stringsOf(alertTactics, alertAt, 'tactics'), alertAt, 'tactics', cuts)) tactics.push(tactic);
-    for (const technique of names(stringsOf(alertTechniques, alertAt, 'techniques'), alertAt, 'techniques', cuts)) techniques.push(technique);
-    const product = boundedText(textOf(productName, alertAt, 'productName'), alertAt, 'productName', TEXT_LIMITS.name, cuts);
+    for (const tactic of names(stringsOf(alertFields.tactics, alertAt, 'tactics'), alertAt, 'tactics', cuts)) tactics.push(tactic);
+    for (const technique of names(stringsOf(alertFields.techniques, alertAt, 'techniques'), alertAt, 'techniques', cuts)) techniques.push(technique);
+    const product = boundedText(textOf(alertFields.productName, alertAt, 'productName'), alertAt, 'productName', TEXT_LIMITS.name, cuts);
     if (product) products.push(product);
   }
 
-  const rawEntities = arrayOf(relatedEntities, props, 'relatedEntities');
+  const rawEntities = arrayOf(fields.relatedEntities, props, 'relatedEntities');
   if (rawEntities.length === 0) notes.push(NO_ENTITIES_NOTE);
-  const entities = mergeEntities(parseEntities(rawEntities, props.at('relatedEntities'), cuts, notes), notes);
+  const entities = mergeEntities(parseEntities(rawEntities, props, 'relatedEntities', cuts, notes), notes);
 
   const ref: IncidentRef = {
     armId,
@@ -125,26 +126,26 @@ function normalizeIncident(id: unknown, properties: unknown, at: IncidentAt, eve
     resourceGroup: parts.resourceGroup,
     workspaceName: parts.workspaceName,
   };
-  const number = numberOf(incidentNumber, props, 'incidentNumber');
+  const number = numberOf(fields.incidentNumber, props, 'incidentNumber');
   if (number !== undefined) ref.number = number;
-  const url = boundedText(textOf(incidentUrl, props, 'incidentUrl'), props, 'incidentUrl', TEXT_LIMITS.resource, cuts);
+  const url = boundedText(textOf(fields.incidentUrl, props, 'incidentUrl'), props, 'incidentUrl', TEXT_LIMITS.resource, cuts);
   if (url !== undefined) ref.url = url;
   if (eventType !== undefined) ref.eventType = boundedText(eventType, PAYLOAD_AT, 'objectEventType', TEXT_LIMITS.name, cuts);
 
   const signal: Signal = {
     source: 'incident',
     subject: armId.toLowerCase(),
-    title: boundedText(textOf(title, props, 'title'), props, 'title', TEXT_LIMITS.title, cuts) ?? `Incident ${number ?? parts.incidentName}`,
-    severity: severityOf(severityRaw, props, 'severity'),
+    title: boundedText(textOf(fields.title, props, 'title'), props, 'title', TEXT_LIMITS.title, cuts) ?? `Incident ${number ?? parts.incidentName}`,
+    severity: severityOf(fields.severity, props, 'severity'),
     incident: ref,
     tactics: distinct(tactics),
     techniques: distinct(techniques),
     products: distinct(products),
-    labels: labels(labelList, props, cuts),
+    labels: labels(fields.labels, props, cuts),
     entities,
     notes,
   };
-  const statusText = boundedText(textOf(status, props, 'status'), props, 'status', TEXT_LIMITS.name, cuts);
+  const statusText = boundedText(textOf(fields.status, props, 'status'), props, 'status', TEXT_LIMITS.name, cuts);
   if (statusText !== undefined) signal.status = statusText;
   noteCuts(cuts, notes);
   return signal;
@@ -156,7 +157,7 @@ function normalizeAlert(alert: Fields): Signal {
   const notes: string[] = [];
   const cuts: string[] = [];
   // In Log Analytics the SecurityAlert record holds Entities and Techniques as JSON text, and Tactics as "A, B".
-  const entities = mergeEntities(parseEntities(embeddedArray(alert, 'Entities'), alert.at('Entities'), cuts, notes), notes);
+  const entities = mergeEntities(parseEntities(embeddedArray(alert, 'Entities'), alert, 'Entities', cuts, notes), notes);
   if (entities.length === 0) notes.push('the alert carries no entities');
   const title = alert.string('AlertDisplayName') === undefined ? 'AlertName' : 'AlertDisplayName';
   const signal: Signal = {
@@ -182,32 +183,9 @@ function normalizeAlert(alert: Fields): Signal {
   return signal;
 }
 
-/**
- * The entities, each read on its own: one that cannot be read (a malformed id, no kind) is left out with a note naming
- * where and why, and the others are still contained. Entity fields come from what happens on endpoints, so one bad
- * value must not stop an incident's whole containment.
- */
-function parseEntities(raw: unknown[], path: string, cuts: string[], notes: string[]): Entity[] {
-  const entities: Entity[] = [];
-  const cursor = new EntityCursor(path);
-  for (; cursor.index < raw.length; cursor.index++) {
-    try {
-      const entity = parseEntity(raw[cursor.index], cursor);
-      if (entity) entities.push(entity);
-    } catch (error) {
-      if (!(error instanceof InputError)) throw error;
-      notes.push(`${cursor.path} left out: ${error.message}`);
-    }
-  }
-  for (const cut of cursor.cuts) cuts.push(cut);
-  for (const problem of cursor.ignored) notes.push(`ignored: ${problem}`);
-  return entities;
-}
-
 /** A list of names (tactics, techniques, products, labels), each bounded as `bounded` does. */
 function names(list: string[], where: Location, name: string, cuts: string[]): string[] {
-  for (let i = 0; i < list.length; i++) list[i] = boundedText(list[i], where, `${name}[${i}]`, TEXT_LIMITS.name, cuts) as string;
-  return list;
+  return list.map((text, i) => boundedText(text, where, `${name}[${i}]`, TEXT_LIMITS.name, cuts));
 }
 
 /** Say in the signal's notes what was cut, so that whoever reads the decision knows the payload said more. */
@@ -222,8 +200,7 @@ const severityNamed = spelledAs(SEVERITIES);
 /** The names in first-seen order, each once. Most lists hold a handful of names and no repeats: no set for those. */
 function distinct(names: string[]): string[] {
   if (names.length > 8) return [...new Set(names)];
-  for (let i = 1; i < names.length; i++) if (names.lastIndexOf(names[i] as string, i - 1) !== -1) return [...new Set(names)];
-  return names;
+  return names.some((name, i) => i > 0 && names.lastIndexOf(name, i - 1) !== -1) ? [...new Set(names)] : names;
 }
 
 function severityOf(value: unknown, where: Location, name: string): Severity {
@@ -241,9 +218,9 @@ function labels(value: unknown, props: Location, cuts: string[]): string[] {
     const item = list[i];
     let name: string | undefined;
     if (typeof item === 'string') name = item.trim();
-    else if (isRecord(item)) name = textOf(LABEL.read(item)[0], new ItemLocation(props, 'labels', i), 'labelName');
+    else if (isRecord(item)) name = textOf(LABEL.read(item).labelName, new ItemLocation(props, 'labels', i), 'labelName');
     else throw new InputError(new ItemLocation(props, 'labels', i).path, `expected an object, got ${describe(item)}`);
-    if (name) out.push(boundedText(name, new ItemLocation(props, 'labels', i), 'labelName', TEXT_LIMITS.name, cuts) as string);
+    if (name) out.push(boundedText(name, new ItemLocation(props, 'labels', i), 'labelName', TEXT_LIMITS.name, cuts));
   }
   return out;
 }

@@ -18,8 +18,9 @@ import { logger } from '../../shared/log';
 import { compilePolicy } from '../../shared/policy/decide';
 import { parsePolicy } from '../../shared/policy/load';
 import { messageIdOf, type ActionQueue, type DeadLetteredMessage, type QueueMessage } from '../../shared/queue/queue';
-import { EntityCursor, mergeEntities, parseEntity } from '../../shared/signals/entities';
-import type { Entity, Signal } from '../../shared/signals/signal';
+import { mergeEntities, parseEntities } from '../../shared/signals/entities';
+import { PathLocation } from '../../shared/signals/fields';
+import type { Signal } from '../../shared/signals/signal';
 import { Enricher } from '../../shared/enrichment/enrich';
 import { tenantRoutes } from '../../sandbox/server';
 import { DEMO, DEMO_DEVICES, SandboxTenant } from '../../sandbox/tenant';
@@ -281,10 +282,8 @@ function signalFor(incident: Schedule['incidents'][number], index: number): Sign
     ...[...new Set(incident.devices)].map((d) => host(d, d)),
     ...(incident.disguises ?? []).map((d) => (d.kind === 'user' ? account(d.target, d.namedAs, d.oversized) : host(d.target, d.namedAs, d.oversized))),
   ];
-  const cursor = new EntityCursor('relatedEntities');
-  const parsed: Entity[] = [];
-  for (; cursor.index < raw.length; cursor.index++) parsed.push(parseEntity(raw[cursor.index], cursor) as Entity);
   const notes: string[] = [];
+  const parsed = parseEntities(raw, new PathLocation(''), 'relatedEntities', [], notes);
   return {
     source: 'incident',
     subject: `campaign-incident-${index}`,
