@@ -27,11 +27,10 @@ import { Sandbox } from '../sandbox/server';
 import { TimerDriver } from './timerDriver';
 import { loadLocalSettings } from './localSettings';
 import { REPOSITORY_ROOT } from './repositoryRoot';
+import { LOCAL_STATE_DIR, LOCAL_TOKEN_FILE, LOOPBACK_NAMES } from './localToken';
 
 /** The object id the local developer's token carries: what the ledger records as the requester. */
 const LOCAL_DEVELOPER_OID = '00000de0-0000-4000-8000-000000000001';
-const STATE_DIR = '.responder';
-const TOKEN_FILE = path.join(STATE_DIR, 'local-token');
 
 type DrivenQueue = EmbeddedQueue | ServiceBusActionQueue;
 
@@ -130,16 +129,16 @@ function startTimers(): TimerDriver {
 
 /** A token the sandbox's authority minted, with every app role, for the developer: validated by the same code as in Azure. */
 async function writeLocalToken(sandbox: Sandbox): Promise<void> {
-  mkdirSync(STATE_DIR, { recursive: true });
+  mkdirSync(LOCAL_STATE_DIR, { recursive: true });
   writeFileSync(
-    TOKEN_FILE,
+    LOCAL_TOKEN_FILE,
     await sandbox.authority.token(
       Object.values(ROLES),
       { oid: LOCAL_DEVELOPER_OID, name: 'local developer', idtyp: 'user', scp: 'access_as_user' },
       { expiresIn: '12h' },
     ),
   );
-  chmodSync(TOKEN_FILE, 0o600);
+  chmodSync(LOCAL_TOKEN_FILE, 0o600);
 }
 
 async function startHttpServer(ledger: ActionLedger, sandbox: Sandbox | undefined): Promise<{ server: Server; port: number }> {
@@ -159,7 +158,7 @@ async function startHttpServer(ledger: ActionLedger, sandbox: Sandbox | undefine
 function banner(view: { port: number; settings: ResponderConfig; policy: CompiledPolicy; sandbox: Sandbox | undefined; demoPolicy: boolean }): string {
   const { settings, policy, sandbox } = view;
   const base = `http://localhost:${view.port}`;
-  const bearer = sandbox ? `$(cat ${TOKEN_FILE})` : `$(az account get-access-token --scope ${settings.audiences[0]}/.default --query accessToken -o tsv)`;
+  const bearer = sandbox ? `$(cat ${LOCAL_TOKEN_FILE})` : `$(az account get-access-token --scope ${settings.audiences[0]}/.default --query accessToken -o tsv)`;
   return [
     '',
     'Sentinel Responder — local host',
@@ -172,7 +171,7 @@ function banner(view: { port: number; settings: ResponderConfig; policy: Compile
     `  queue    ${settings.serviceBus ? `Service Bus ${'connectionString' in settings.serviceBus ? '(ServiceBusConnection)' : settings.serviceBus.fullyQualifiedNamespace}, queue actions` : 'embedded, in memory: set ServiceBusConnection for Service Bus'}`,
     `  ledger   ${settings.storage ? 'Azure Table storage (AzureWebJobsStorage), table actionledger' : 'in memory: set AzureWebJobsStorage for Table storage'}`,
     sandbox
-      ? `  auth     tokens from the sandbox's authority, validated as in Azure; ${TOKEN_FILE} holds one with every app role (12 h)`
+      ? `  auth     tokens from the sandbox's authority, validated as in Azure; ${LOCAL_TOKEN_FILE} holds one with every app role (12 h)`
       : `  auth     Entra tokens for ${settings.audiences[0]} from tenant ${settings.tenantId}, with the app roles the routes need`,
     '',
     'Routes',
@@ -191,7 +190,7 @@ function banner(view: { port: number; settings: ResponderConfig; policy: Compile
     'Try it: send the sample incident, then read what was done and why',
     `  curl -s -X POST ${base}/api/incidents -H "Authorization: Bearer ${bearer}" -H "Content-Type: application/json" --data @cli/samples/incident.json`,
     `  curl -s ${base}/local/ledger -H "Authorization: Bearer ${bearer}"`,
-    '  npm run responder -- plan cli/samples/incident.json   # the same decision, explained for a human',
+    `  npm run responder -- plan cli/samples/incident.json --host ${base}   # this engine's decision, explained for a human`,
     '',
   ].join('\n');
 }
@@ -284,7 +283,7 @@ async function serve(
 
 /** The names this machine answers to: loopback, and the address it was told to listen on. */
 function localHostNames(host: string): ReadonlySet<string> {
-  return new Set(['localhost', '127.0.0.1', '[::1]', ...(host !== '0.0.0.0' ? [host] : [])]);
+  return new Set([...LOOPBACK_NAMES, ...(host !== '0.0.0.0' ? [host] : [])]);
 }
 
 /** `localhost:7071` -> `localhost`, `[::1]:7071` -> `[::1]`. */
@@ -298,7 +297,7 @@ function hostNameOf(host: string | undefined): string {
 async function localRouteRefusal(req: IncomingMessage): Promise<HttpResponseInit | undefined> {
   try {
     const caller = await authenticate({ get: (name) => headerOf(req, name) }, config());
-    if (!caller) throw new AuthError(401, 'no credentials: send "Authorization: Bearer $(cat .responder/local-token)"');
+    if (!caller) throw new AuthError(401, `no credentials: send "Authorization: Bearer $(cat ${LOCAL_TOKEN_FILE})"`);
     authorize(caller, [ROLES.read]);
     return undefined;
   } catch (error) {
@@ -360,7 +359,7 @@ function enforcedDefaultPolicy(): string {
  */
 async function relaunchTrustingSandbox(): Promise<void> {
   const { createSandboxTls } = await import('../sandbox/tlsMaterial.mjs');
-  const tls = createSandboxTls(path.resolve(STATE_DIR, 'tls'));
+  const tls = createSandboxTls(path.resolve(LOCAL_STATE_DIR, 'tls'));
   const child = spawn(process.execPath, [__filename, ...process.argv.slice(2)], {
     stdio: 'inherit',
     env: { ...process.env, NODE_EXTRA_CA_CERTS: tls.caPath, RESPONDER_SANDBOX_TLS_DIR: tls.dir, RESPONDER_SANDBOX_CA_TRUSTED: '1' },

@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 /**
  * responder — the engine's command line, for SOC engineers writing and testing policy.
- *   responder plan <incident.json> [--policy <file>] [--json]   the decision for an incident, explained
- *   responder policy validate <file>                           check a policy; every problem with its line
- *   responder doctor                                           permission preflight
- *   responder deadletters [--json]                             what was dead-lettered, and actions that failed
- *   responder replay <action key> [--reason <why>]             send a failed or dead-lettered action again
- * plan and policy validate call no API and write nothing: plan is the same pure decision POST /api/plan returns
- * (without the ledger's view of what was already done). deadletters and replay use the app settings in the
- * environment (or local.settings.json) to reach the ledger and the queue, as the deployed engine does.
+ *   responder plan <incident.json> [--policy <file>] [--json]               the decision on the payload alone, explained
+ *   responder plan <incident.json> --host <url> [--policy <file>] [--json]  the engine's own decision, explained
+ *   responder policy validate <file>                                        check a policy; every problem with its line
+ *   responder doctor                                                        permission preflight
+ *   responder deadletters [--json]                                          what was dead-lettered, and actions that failed
+ *   responder replay <action key> [--reason <why>]                          send a failed or dead-lettered action again
+ * plan and policy validate write nothing. Offline, plan decides here without the directory and Defender lookups the
+ * engine makes before deciding, so its decision can differ from the engine's, and it says so; with --host it asks a
+ * running engine (POST /api/plan) for the engine's own. deadletters and replay use the app settings in the environment
+ * (or local.settings.json) to reach the ledger and the queue, as the deployed engine does.
  */
 import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
@@ -25,15 +27,25 @@ import { explainDecision } from '../shared/policy/explain';
 import { targetLabel } from '../shared/actions/target';
 import { runtime } from '../shared/runtime';
 import { loadLocalSettings } from './localSettings';
+import { LOCAL_TOKEN_FILE } from './localToken';
+import { bearerToken, EngineRequestError, engineBaseUrl, engineLabel, postPlan, type EngineAnswer } from './engineClient';
 
 const USAGE = `usage:
   responder plan <incident.json> [--policy <file>] [--json]
+                                                   decided here, on the payload alone: no directory or Defender lookups
+  responder plan <incident.json> --host <url> [--policy <file>] [--json]
+                                                   the decision of the engine at <url>, which enriches first (npm start
+                                                   serves http://localhost:7071); the token from RESPONDER_TOKEN, else
+                                                   for this machine ${LOCAL_TOKEN_FILE}
   responder policy validate <file>
   responder doctor [--policy <file>] [--json]      permission preflight with the app settings in the environment
   responder deadletters [--json]                   dead-lettered messages and failed actions, from the ledger
   responder replay <action key> [--reason <why>]   send a failed or dead-lettered action again, recorded as yours`;
 
-/** Exit codes: 0 done, 1 the input or policy is invalid (or, for doctor, a permission is missing), 2 the command line is wrong. */
+/**
+ * Exit codes: 0 done, 1 the input or policy is invalid (or, for doctor, a permission is missing; for plan --host, the
+ * engine refused or could not be reached), 2 the command line is wrong.
+ */
 export async function run(argv: string[], print: (text: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const [command, ...rest] = argv;
   const flags = new Map<string, string | true>();
@@ -43,11 +55,12 @@ export async function run(argv: string[], print: (text: string) => void, env: No
     if (arg === '--json') flags.set('json', true);
     else if (arg === '--policy') flags.set('policy', rest[++i] ?? '');
     else if (arg === '--reason') flags.set('reason', rest[++i] ?? '');
+    else if (arg === '--host') flags.set('host', rest[++i] ?? '');
     else if (arg.startsWith('--')) return usage(print, `unknown option ${arg}`);
     else positional.push(arg);
   }
   try {
-    if (command === 'plan' && positional.length === 1) return plan(positional[0] as string, flags, print, env);
+    if (command === 'plan' && positional.length === 1) return await plan(positional[0] as string, flags, print, env);
     if (command === 'policy' && positional[0] === 'validate' && positional.length === 2) return validate(positional[1] as string, print);
     if (command === 'doctor' && positional.length === 0) return await doctor(flags, print, env);
     if (command === 'deadletters' && positional.length === 0) return await deadLetters(flags, print);
@@ -58,7 +71,7 @@ export async function run(argv: string[], print: (text: string) => void, env: No
     }
     return usage(print, `unknown command: ${[command, ...positional].join(' ')}`);
   } catch (error) {
-    if (error instanceof InputError || error instanceof ConfigError) {
+    if (error instanceof InputError || error instanceof ConfigError || error instanceof EngineRequestError) {
       print(`error: ${error.message}`);
       return 1;
     }
@@ -66,16 +79,69 @@ export async function run(argv: string[], print: (text: string) => void, env: No
   }
 }
 
-function plan(file: string, flags: Map<string, string | true>, print: (text: string) => void, env: NodeJS.ProcessEnv): number {
+/** What an offline plan cannot know, said first: the engine's decision on the same incident can differ. */
+export const PAYLOAD_ALONE_NOTE =
+  "Decided on the payload alone, without the engine's directory and Defender lookups: user risk, privilege, groups, device risk and tags are unknown unless the payload has them. Ask the engine: --host <url>.";
+
+async function plan(file: string, flags: Map<string, string | true>, print: (text: string) => void, env: NodeJS.ProcessEnv): Promise<number> {
   const policyFile = flags.get('policy');
   if (policyFile === '' || policyFile === true) return usage(print, '--policy needs a file');
+  const host = flags.get('host');
+  const json = flags.get('json') === true;
+  if (host !== undefined) return planByEngine(file, { host: typeof host === 'string' ? host : '', policyFile, json }, print, env);
   const settings = readConfig(env);
   // The same precedence as the deployed engine (RESPONDER_POLICY, RESPONDER_POLICY_PATH, built-in), --policy first.
   const policy = loadPolicy(policyFile === undefined ? settings : { ...settings, policyText: undefined, policyPath: policyFile });
   const signal = normalizeSentinelPayload(parseJson(readText(file), file));
   const decision = decide(signal, policy, { modeOverride: settings.modeOverride });
-  print(flags.get('json') ? JSON.stringify(decision, null, 2) : explainDecision(decision));
+  print(json ? JSON.stringify({ enriched: false, note: PAYLOAD_ALONE_NOTE, decision }, null, 2) : `${PAYLOAD_ALONE_NOTE}\n\n${explainDecision(decision)}`);
   return 0;
+}
+
+/**
+ * The engine's own decision: POST /api/plan at `host` with the incident (and the draft policy, if given), printed with
+ * where it came from. The engine enriches, and reads the ledger's caps and earlier actions, before it decides.
+ */
+async function planByEngine(
+  file: string,
+  options: { host: string; policyFile: string | undefined; json: boolean },
+  print: (text: string) => void,
+  env: NodeJS.ProcessEnv,
+): Promise<number> {
+  const target = engineBaseUrl(options.host);
+  if ('problem' in target) return usage(print, target.problem);
+  const incident = parseJson(readText(file), file);
+  const body = options.policyFile === undefined ? incident : { incident, policy: readText(options.policyFile) };
+  const answer = await postPlan(target.url, body, { token: bearerToken(target.url, env), accept: options.json ? 'application/json' : 'text/plain' });
+  const label = engineLabel(target.url);
+  if (answer.status < 200 || answer.status > 299) {
+    const redirect = answer.location ? ` (a redirect to ${answer.location}, not followed)` : '';
+    print(`error: ${label}/api/plan answered ${answer.status}${answer.statusText ? ` ${answer.statusText}` : ''}${redirect}`);
+    if (answer.body.trim()) print(answer.body.trimEnd());
+    return 1;
+  }
+  const output = enginePlanOutput(answer, options.json, label);
+  if (output === undefined) {
+    print(`error: ${label} answered ${answer.status} with ${answer.contentType || 'no content type'}, not the engine's plan: is --host the engine's base URL?`);
+    return 1;
+  }
+  print(output);
+  return 0;
+}
+
+/** The engine's answer as printed, headed by where it was decided; undefined when the answer is not a plan. */
+function enginePlanOutput(answer: EngineAnswer, json: boolean, label: string): string | undefined {
+  const note = `Decided by ${label}, enriched as the engine does: what it could not look up is in the notes.`;
+  if (!json) return /^text\/plain\b/i.test(answer.contentType) ? `${note}\n\n${answer.body.trimEnd()}` : undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(answer.body);
+  } catch {
+    return undefined;
+  }
+  // The answer's own fields (`decision`, and whatever the engine adds) are kept as they are.
+  if (typeof parsed !== 'object' || parsed === null || !('decision' in parsed)) return undefined;
+  return JSON.stringify({ decidedBy: label, note, ...parsed }, null, 2);
 }
 
 async function doctor(flags: Map<string, string | true>, print: (text: string) => void, env: NodeJS.ProcessEnv): Promise<number> {

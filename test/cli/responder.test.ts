@@ -1,14 +1,20 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { run } from '../../cli/responder';
+import { afterAll, describe, expect, it } from 'vitest';
+import { PAYLOAD_ALONE_NOTE, run } from '../../cli/responder';
 import { DEFAULT_POLICY_PATH } from '../../shared/policy/load';
 import { ALERT_PATH, SAMPLE_INCIDENT_PATH } from '../fixtures/incidents';
 
 async function responder(...argv: string[]): Promise<{ code: number; out: string }> {
+  return responderWith({}, ...argv);
+}
+
+async function responderWith(env: NodeJS.ProcessEnv, ...argv: string[]): Promise<{ code: number; out: string }> {
   const lines: string[] = [];
-  const code = await run(argv, (t) => void lines.push(t), {});
+  const code = await run(argv, (t) => void lines.push(t), env);
   return { code, out: lines.join('\n') };
 }
 
@@ -20,9 +26,11 @@ const file = (name: string, text: string) => {
 };
 
 describe('responder plan', async () => {
-  it('explains the decision for the sample incident', async () => {
+  it('explains the decision for the sample incident, saying first that it was made on the payload alone', async () => {
     const { code, out } = await responder('plan', SAMPLE_INCIDENT_PATH);
     expect(code).toBe(0);
+    expect(out.split('\n')[0]).toBe(PAYLOAD_ALONE_NOTE);
+    expect(PAYLOAD_ALONE_NOTE).toMatch(/^Decided on the payload alone, without the engine's directory and Defender lookups: .* --host <url>\.$/);
     expect(out).toContain('Credential theft followed by malware on WKS-042');
     expect(out).toContain('policy built-in default');
     expect(out).toContain('Risk score 80/100');
@@ -32,10 +40,11 @@ describe('responder plan', async () => {
     expect(out).toContain('isolateDevice → wks-042.contoso.com: needs-approval — server or critical device (device tags unknown)');
   });
 
-  it('prints the decision as JSON, and works on alerts', async () => {
+  it('prints the decision as JSON, marked as not enriched, and works on alerts', async () => {
     const { code, out } = await responder('plan', ALERT_PATH, '--json');
     expect(code).toBe(0);
-    const decision = JSON.parse(out);
+    const { enriched, note, decision } = JSON.parse(out);
+    expect({ enriched, note }).toEqual({ enriched: false, note: PAYLOAD_ALONE_NOTE });
     expect(decision).toMatchObject({ source: 'alert', severity: 'High', mode: 'audit' });
   });
 
@@ -43,13 +52,13 @@ describe('responder plan', async () => {
     const withBom = file('bom.json', `\ufeff${readFileSync(SAMPLE_INCIDENT_PATH, 'utf8')}`);
     const { code, out } = await responder('plan', withBom, '--json');
     expect(code).toBe(0);
-    expect(JSON.parse(out).title).toBe('Credential theft followed by malware on WKS-042');
+    expect(JSON.parse(out).decision.title).toBe('Credential theft followed by malware on WKS-042');
   });
 
   it('uses --policy', async () => {
     const policy = file('enforce.yaml', 'version: 1\nmode: enforce\nrules:\n  - { id: everyone, then: [disableUser] }\n');
     const { out } = await responder('plan', SAMPLE_INCIDENT_PATH, '--policy', policy, '--json');
-    expect(JSON.parse(out).actions).toEqual([expect.objectContaining({ kind: 'disableUser', mode: 'enforce' })]);
+    expect(JSON.parse(out).decision.actions).toEqual([expect.objectContaining({ kind: 'disableUser', mode: 'enforce' })]);
   });
 
   it('exits 1 with the precise problem for bad input, 2 for a bad command line', async () => {
@@ -64,6 +73,58 @@ describe('responder plan', async () => {
     expect((await responder('plan')).code).toBe(2);
     expect((await responder('plan', 'x', '--frobnicate')).out).toMatch(/^error: unknown option --frobnicate/);
     expect((await responder('deploy')).code).toBe(2);
+  });
+
+  it('refuses a --host that is not an engine URL, or plain http off this machine (a usage error)', async () => {
+    for (const [host, problem] of [
+      [undefined, '--host needs the engine\'s http(s) URL, got ""'],
+      ['localhost:7071', '--host needs an http(s) URL, got localhost: in "localhost:7071"'],
+      ['http://responder.contoso.com', '--host http://responder.contoso.com: plain http only to this machine'],
+      ['https://responder.contoso.com/api/plan', "--host is the engine's base URL, without /api: https://responder.contoso.com"],
+    ] as const) {
+      const { code, out } = await responder('plan', SAMPLE_INCIDENT_PATH, ...(host === undefined ? ['--host'] : ['--host', host]));
+      expect(code).toBe(2);
+      expect(out).toContain(`error: ${problem}`);
+      expect(out).toContain('responder plan <incident.json> --host <url>');
+    }
+  });
+
+  it('asks for a token before calling an engine elsewhere: RESPONDER_TOKEN', async () => {
+    const { code, out } = await responder('plan', SAMPLE_INCIDENT_PATH, '--host', 'https://responder.contoso.com');
+    expect(code).toBe(1);
+    expect(out).toMatch(/^error: no token for https:\/\/responder\.contoso\.com: set RESPONDER_TOKEN to an access token with the app role Responder\.Read/);
+  });
+});
+
+describe('responder plan --host, answered by something other than the engine', () => {
+  let reply: (res: ServerResponse) => void = (res) => res.end();
+  const server = createServer((req, res) => req.resume().on('end', () => reply(res)));
+  const listening = new Promise<string>((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)),
+  );
+  afterAll(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+
+  it('a page that is not a plan: exit 1, and a hint that --host is wrong', async () => {
+    const host = await listening;
+    reply = (res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>welcome</html>');
+    for (const form of [[], ['--json']]) {
+      expect(await responderWith({ RESPONDER_TOKEN: 't' }, 'plan', SAMPLE_INCIDENT_PATH, '--host', host, ...form)).toEqual({
+        code: 1,
+        out: `error: ${host} answered 200 with text/html, not the engine's plan: is --host the engine's base URL?`,
+      });
+    }
+  });
+
+  it('a redirect: reported, not followed', async () => {
+    const host = await listening;
+    reply = (res) => res.writeHead(302, { location: 'https://login.example/' }).end();
+    expect(await responderWith({ RESPONDER_TOKEN: 't' }, 'plan', SAMPLE_INCIDENT_PATH, '--host', host)).toEqual({
+      code: 1,
+      out: `error: ${host}/api/plan answered 302 Found (a redirect to https://login.example/, not followed)`,
+    });
   });
 });
 

@@ -5,14 +5,20 @@ import { REPOSITORY_ROOT } from '../../cli/repositoryRoot';
 
 /**
  * The compiled local host (`dist/cli/host.js`, run `npm run build` first) as a child process on a free port, with
- * `env` over this process's environment, in the Azure tenant and quiet logging unless `env` says otherwise. Resolves
- * once GET /api/health answers; fails if the host exits first or does not answer within 30 s.
+ * `env` over this process's environment, in the Azure tenant and quiet logging unless `env` says otherwise, started in
+ * `cwd` if given (where it reads local.settings.json and writes .responder/). Resolves once GET /api/health answers; fails if the
+ * host exits first or does not answer within 30 s.
  */
-export async function startLocalHost(env: Record<string, string>, stdio: StdioOptions = 'ignore'): Promise<{ child: ChildProcess; base: string }> {
+export async function startLocalHost(
+  env: Record<string, string>,
+  stdio: StdioOptions = 'ignore',
+  cwd?: string,
+): Promise<{ child: ChildProcess; base: string }> {
   const port = await freePort();
   const child = spawn(process.execPath, [path.join(REPOSITORY_ROOT, 'dist/cli/host.js')], {
     env: { ...process.env, RESPONDER_TENANT: 'azure', LOG_LEVEL: 'error', ...env, PORT: String(port) },
     stdio,
+    cwd,
   });
   const base = `http://127.0.0.1:${port}`;
   for (const deadline = Date.now() + 30_000; ; await new Promise((resolve) => setTimeout(resolve, 100))) {
