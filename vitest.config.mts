@@ -12,6 +12,9 @@ if (!process.env.RESPONDER_SANDBOX_TLS_DIR) {
   process.env.NODE_EXTRA_CA_CERTS = tls.caPath;
 }
 
+// This run's own directory: test/support/build.ts builds dist/ once per run, whichever test file needs it first.
+process.env.RESPONDER_TEST_RUN_DIR = mkdtempSync(path.join(tmpdir(), 'responder-test-run-'));
+
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../shared/errors';
+import { readAtMost } from '../shared/streams';
 import { LOCAL_TOKEN_FILE, LOOPBACK_NAMES } from './localToken';
 
 /** A decision can be larger than the incident it is made for (1 MiB by default); an answer past this is not a plan. */
@@ -113,19 +114,7 @@ async function readCapped(res: Response, limit: number, url: string): Promise<st
     await res.body?.cancel();
     throw tooLarge();
   }
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  return new TextDecoder().decode(Buffer.concat(chunks));
+  const bytes = await readAtMost(res.body, limit);
+  if (bytes === undefined) throw tooLarge();
+  return new TextDecoder().decode(bytes);
 }

@@ -3,6 +3,7 @@ import { defineHttpFunction } from '../shared/azure/httpFunction';
 import { runtime } from '../shared/runtime';
 import { normalizeSentinelPayload } from '../shared/signals/sentinel';
 import { Fields, isRecord } from '../shared/signals/fields';
+import { InputError } from '../shared/errors';
 import { explainDecision } from '../shared/policy/explain';
 
 /** Text only when asked for it explicitly (curl's default Accept is any type: JSON then). */
@@ -23,7 +24,7 @@ export const plan = defineHttpFunction({
     const draft = isRecord(body) && 'incident' in body ? Fields.of(body, '') : undefined;
     const signal = normalizeSentinelPayload(draft ? draft.get('incident') : body);
     const { engine, compileDraftPolicy } = await runtime();
-    const policyText = draft?.string('policy');
+    const policyText = draftPolicy(draft?.get('policy'));
     const decision = await engine.plan(signal, policyText === undefined ? undefined : compileDraftPolicy(policyText));
     if (prefersText(request.headers.get('accept'))) {
       return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: `${explainDecision(decision)}\n` };
@@ -31,3 +32,10 @@ export const plan = defineHttpFunction({
     return { status: 200, jsonBody: { decision } };
   },
 });
+
+/** The draft policy as sent (untrimmed, so its digest is the file's); blank or absent means the deployed policy. */
+function draftPolicy(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw new InputError('policy', 'expected the policy as YAML text');
+  return value.trim() === '' ? undefined : value;
+}

@@ -5,6 +5,7 @@ import { config } from '../config';
 import { ConfigError, InputError, quote } from '../errors';
 import { parseJson } from '../json';
 import { logger, withLogSink, type Logger } from '../log';
+import { readAtMost } from '../streams';
 import { functionsHostPresent, registry, type HttpMethod } from './registry';
 
 /**
@@ -133,24 +134,12 @@ export function problem(
   return { status, headers, jsonBody: { error: { code, message, ...(target && { target }), invocationId: context.invocationId } } };
 }
 
-/** Read at most `cap` bytes; undefined when the body is larger (a chunked body has no Content-Length to check). */
+/** Read at most `cap` bytes as UTF-8 text; undefined when the body is larger. */
 async function readBodyCapped(request: HttpRequest, cap: number): Promise<string | undefined> {
-  if (!request.body) return '';
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > cap) {
-      await reader.cancel();
-      return undefined;
-    }
-    chunks.push(value);
-  }
+  const bytes = await readAtMost(request.body, cap);
+  if (bytes === undefined) return undefined;
   try {
-    return UTF8.decode(Buffer.concat(chunks));
+    return UTF8.decode(bytes);
   } catch {
     throw new InputError('body', 'is not UTF-8 text: JSON must be sent as UTF-8');
   }

@@ -9,6 +9,7 @@ import { PAYLOAD_ALONE_NOTE, run } from '../../cli/responder';
 import { SandboxAuthority } from '../../sandbox/authority';
 import { SAMPLE_INCIDENT_PATH } from '../fixtures/incidents';
 import { startLocalHost } from '../support/localHost';
+import { buildOnce } from '../support/build';
 
 /**
  * `responder plan --host` against the local host as `npm start` runs it: the sandbox tenant, the demo policy enforced,
@@ -43,7 +44,7 @@ describe('responder plan --host, against the local host (npm start)', () => {
   let token = '';
 
   beforeAll(async () => {
-    execFileSync('npm', ['run', 'build'], { cwd: REPOSITORY_ROOT, stdio: 'ignore' });
+    await buildOnce();
     cwd = mkdtempSync(path.join(tmpdir(), 'responder-plan-host-'));
     // The sandbox's TLS material vitest made is trusted already: the host need not start itself again to trust its own.
     ({ child: host, base } = await startLocalHost({ RESPONDER_TENANT: 'sandbox', RESPONDER_SANDBOX_CA_TRUSTED: '1' }, 'ignore', cwd));

@@ -1,4 +1,4 @@
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTableLedger } from '../../shared/ledger/tableLedger';
 import { buildIncident } from '../fixtures/incidents';
@@ -6,7 +6,7 @@ import { Sandbox } from '../../sandbox/server';
 import { ServiceBusEmulator } from '../../sandbox/serviceBus';
 import { Azurite } from '../support/azurite';
 import { startLocalHost } from '../support/localHost';
-import { REPOSITORY_ROOT } from '../../cli/repositoryRoot';
+import { buildOnce } from '../support/build';
 
 /**
  * `npm start` on the real pipeline, killed with SIGKILL in the middle of a burst and started again on the same broker
@@ -24,7 +24,7 @@ let sandbox: Sandbox;
 let broker: ServiceBusEmulator;
 let azurite: Azurite;
 beforeAll(async () => {
-  execFileSync('npm', ['run', 'build'], { cwd: REPOSITORY_ROOT, stdio: 'ignore' });
+  await buildOnce();
   [sandbox, broker, azurite] = await Promise.all([Sandbox.start(), new ServiceBusEmulator().start(), Azurite.start()]);
   sandbox.tenant.defenderQuota = { max: 20, windowMs: 1000 }; // the engine paces to the same budget
   for (let i = 0; i < INCIDENTS; i++) sandbox.tenant.addMachine({ id: deviceId(i), computerDnsName: `kill-${i}.contoso.com` });

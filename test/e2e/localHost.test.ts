@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SAMPLE_INCIDENT_PATH } from '../fixtures/incidents';
 import { freePort } from '../support/net';
 import { REPOSITORY_ROOT } from '../../cli/repositoryRoot';
+import { buildOnce } from '../support/build';
 
 const HOST = path.join(REPOSITORY_ROOT, 'dist/cli/host.js');
 
@@ -85,7 +86,7 @@ describe('the local host (npm start)', () => {
   let token = '';
 
   beforeAll(async () => {
-    execFileSync('npm', ['run', 'build'], { cwd: REPOSITORY_ROOT, stdio: 'ignore' });
+    await buildOnce();
     const cwd = mkdtempSync(path.join(tmpdir(), 'responder-host-'));
     const port = await freePort();
     ({ child: host, banner } = await startHost(cwd, { PORT: String(port), LOG_LEVEL: 'warn' }));

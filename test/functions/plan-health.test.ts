@@ -2,7 +2,7 @@ import { HttpRequest, InvocationContext } from '@azure/functions';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { health } from '../../functions/health';
 import { plan } from '../../functions/plan';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { incidents } from '../../functions/incidents';
 import { buildIncident, sampleIncident } from '../fixtures/incidents';
 import { EngineUnderTest } from '../support/engine';
@@ -91,6 +91,8 @@ describe('POST /api/plan', () => {
     expect(res.status).toBe(200);
     expect(res.json.decision.actions).toEqual([expect.objectContaining({ kind: 'disableUser', ruleId: 'draft-rule', mode: 'enforce' })]);
     expect(res.json.decision.policy.origin).toBe('the draft policy');
+    // The digest is the file's, as `responder plan --policy` computes it: the text is not trimmed on the way.
+    expect(res.json.decision.policy.digest).toBe(createHash('sha256').update(draft).digest('hex').slice(0, 12));
   });
 
   it('answers 400 naming the line of a bad draft policy', async () => {
