@@ -26,25 +26,29 @@ export interface EngineAnswer {
 }
 
 /** The engine's base URL from --host, or why it is refused (a usage error). */
-export function engineBaseUrl(text: string): { url: URL } | { problem: string } {
+export type EngineUrl = { valid: true; url: URL } | { valid: false; problem: string };
+
+export function engineBaseUrl(text: string): EngineUrl {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    return { problem: `--host needs the engine's http(s) URL, got ${JSON.stringify(text)}` };
+    return { valid: false, problem: `--host needs the engine's http(s) URL, got ${JSON.stringify(text)}` };
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return { problem: `--host needs an http(s) URL, got ${url.protocol} in ${JSON.stringify(text)}` };
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    return { valid: false, problem: `--host needs an http(s) URL, got ${url.protocol} in ${JSON.stringify(text)}` };
   if (url.protocol === 'http:' && !LOOPBACK_NAMES.has(url.hostname)) {
     return {
+      valid: false,
       problem: `--host ${url.origin}: plain http only to this machine (${[...LOOPBACK_NAMES].join(', ')}); the token must not cross a network in clear, use https://`,
     };
   }
-  if (url.username || url.password) return { problem: '--host must not carry credentials: put the token in RESPONDER_TOKEN' };
-  if (url.search || url.hash) return { problem: `--host is the engine's base URL, without a query or fragment, got ${JSON.stringify(text)}` };
+  if (url.username || url.password) return { valid: false, problem: '--host must not carry credentials: put the token in RESPONDER_TOKEN' };
+  if (url.search || url.hash) return { valid: false, problem: `--host is the engine's base URL, without a query or fragment, got ${JSON.stringify(text)}` };
   url.pathname = url.pathname.replace(/\/+$/, '');
   if (/\/api(\/plan)?$/i.test(url.pathname))
-    return { problem: `--host is the engine's base URL, without /api: ${url.origin}${url.pathname.replace(/\/api(\/plan)?$/i, '')}` };
-  return { url };
+    return { valid: false, problem: `--host is the engine's base URL, without /api: ${url.origin}${url.pathname.replace(/\/api(\/plan)?$/i, '')}` };
+  return { valid: true, url };
 }
 
 /** The engine's base URL as the user reads it: no trailing slash. */
@@ -117,4 +121,15 @@ async function readCapped(res: Response, limit: number, url: string): Promise<st
   const bytes = await readAtMost(res.body, limit);
   if (bytes === undefined) throw tooLarge();
   return new TextDecoder().decode(bytes);
+}
+
+/** An answer from another machine as this terminal may show it: control characters (escape sequences) made visible. */
+export function printable(text: string): string {
+  let shown = '';
+  for (const c of text) {
+    const code = c.charCodeAt(0);
+    const control = (code < 0x20 && c !== '\n' && c !== '\t') || (code >= 0x7f && code <= 0x9f);
+    shown += control ? `\\u${code.toString(16).padStart(4, '0')}` : c;
+  }
+  return shown;
 }

@@ -28,7 +28,7 @@ import { targetLabel } from '../shared/actions/target';
 import { runtime } from '../shared/runtime';
 import { loadLocalSettings } from './localSettings';
 import { LOCAL_TOKEN_FILE } from './localToken';
-import { bearerToken, EngineRequestError, engineBaseUrl, engineLabel, postPlan, type EngineAnswer } from './engineClient';
+import { bearerToken, EngineRequestError, engineBaseUrl, engineLabel, postPlan, printable, type EngineAnswer } from './engineClient';
 
 const USAGE = `usage:
   responder plan <incident.json> [--policy <file>] [--json]
@@ -109,7 +109,7 @@ async function planByEngine(
   env: NodeJS.ProcessEnv,
 ): Promise<number> {
   const target = engineBaseUrl(options.host);
-  if ('problem' in target) return usage(print, target.problem);
+  if (!target.valid) return usage(print, target.problem);
   const incident = parseJson(readText(file), file);
   const body = options.policyFile === undefined ? incident : { incident, policy: readText(options.policyFile) };
   const answer = await postPlan(target.url, body, { token: bearerToken(target.url, env), accept: options.json ? 'application/json' : 'text/plain' });
@@ -117,7 +117,7 @@ async function planByEngine(
   if (answer.status < 200 || answer.status > 299) {
     const redirect = answer.location ? ` (a redirect to ${answer.location}, not followed)` : '';
     print(`error: ${label}/api/plan answered ${answer.status}${answer.statusText ? ` ${answer.statusText}` : ''}${redirect}`);
-    if (answer.body.trim()) print(answer.body.trimEnd());
+    if (answer.body.trim()) print(printable(answer.body.trimEnd()));
     return 1;
   }
   const output = enginePlanOutput(answer, options.json, label);
@@ -125,7 +125,7 @@ async function planByEngine(
     print(`error: ${label} answered ${answer.status} with ${answer.contentType || 'no content type'}, not the engine's plan: is --host the engine's base URL?`);
     return 1;
   }
-  print(output);
+  print(printable(output));
   return 0;
 }
 

@@ -8,10 +8,12 @@ import {
   deferral,
   deferred,
   DEVICE_BUSY_WAIT_MS,
+  isRunning,
   releaseDevice,
   takeDevice,
   type DeviceLease,
   type LifecycleTimings,
+  type RunningEntry,
   type Step,
   type WorkerResult,
 } from './actions/lifecycle';
@@ -145,7 +147,7 @@ export class ActionWorker {
       if (step.claim === 'done') return { status: 'done', detail: step.detail };
       try {
         entry = await this.deps.ledger.transition(entry.key, entry.etag, step.to, { by: 'worker', at, note: step.note });
-        if (entry.state === 'running') return { status: 'claimed', entry };
+        if (isRunning(entry)) return { status: 'claimed', entry };
       } catch (error) {
         if (!(error instanceof LedgerConflictError)) throw error;
         entry = (await this.deps.ledger.get(entry.key)) ?? entry;
@@ -229,7 +231,7 @@ export class ActionWorker {
   }
 }
 
-type Claimed = { status: 'claimed'; entry: LedgerEntry } | { status: 'waiting'; until: Date } | { status: 'done'; detail: string };
+type Claimed = { status: 'claimed'; entry: RunningEntry } | { status: 'waiting'; until: Date } | { status: 'done'; detail: string };
 
 type Parsed<T> = { status: 'parsed'; value: T } | { status: 'refused'; outcome: WorkerOutcome };
 

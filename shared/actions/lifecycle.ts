@@ -56,6 +56,13 @@ export interface Step {
   detail: string;
 }
 
+/** An entry this delivery has claimed: the only kind an execution's outcome is recorded on. */
+export type RunningEntry = LedgerEntry & { state: 'running' };
+
+export function isRunning(entry: LedgerEntry): entry is RunningEntry {
+  return entry.state === 'running';
+}
+
 /** What a delivery does with the entry it names: make it its own, look again later, or leave it (it is done). */
 export type Claim = { claim: 'move'; to: 'queued' | 'running'; note: string } | { claim: 'wait'; until: Date } | { claim: 'done'; detail: string };
 
@@ -92,7 +99,7 @@ export function claimStep(entry: LedgerEntry, now: Date, leaseMs: number, delive
  * `jitter` (0 ≤ jitter < 1) spreads retries and deferrals; the caller draws it.
  */
 export function afterExecution(
-  entry: LedgerEntry,
+  entry: RunningEntry,
   command: ActionCommand,
   outcome: ExecutionOutcome,
   at: { started: string; now: Date },

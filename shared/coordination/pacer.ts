@@ -203,11 +203,12 @@ interface HeldUnits {
 
 /**
  * One execution's API calls: those it declared it would make, the units of the shared budgets held for them, and those
- * it made. `overdrawn` names every API it called more often than it declared: an apiCost that undercounts.
+ * it made. `overdrawn` names every API it called beyond what it had declared at the time: an apiCost that undercounts.
  */
 export class Reservation {
   private readonly declared = new Map<PacedApi, number>();
   private readonly made = new Map<PacedApi, number>();
+  private readonly overdraws = new Map<PacedApi, { api: PacedApi; declared: number; made: number }>();
   private readonly held: HeldUnits[] = [];
 
   add(costs: ApiCosts, units: HeldUnits[]): void {
@@ -237,18 +238,20 @@ export class Reservation {
     return part;
   }
 
-  /** Count one call to `api`; returns the held unit it uses, if one is left. */
+  /** Count one call to `api`; returns the held unit it uses, if one is left. A call past the declaration is an overdraw. */
   draw(api: PacedApi): { at: number } | undefined {
-    this.made.set(api, (this.made.get(api) ?? 0) + 1);
+    const made = (this.made.get(api) ?? 0) + 1;
+    this.made.set(api, made);
+    const declared = this.declared.get(api) ?? 0;
+    // Judged when the call is made: a reserve() after it does not make it reserved.
+    if (made > declared) this.overdraws.set(api, { api, declared, made });
     const units = this.held.find((u) => u.api === api && u.left > 0);
     if (units) units.left--;
     return units;
   }
 
   overdrawn(): Array<{ api: PacedApi; declared: number; made: number }> {
-    return [...this.made]
-      .filter(([api, made]) => made > (this.declared.get(api) ?? 0))
-      .map(([api, made]) => ({ api, declared: this.declared.get(api) ?? 0, made }));
+    return [...this.overdraws.values()];
   }
 
   unused(): readonly HeldUnits[] {

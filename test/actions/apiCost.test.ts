@@ -167,4 +167,20 @@ describe('an executor cannot make a paced call it did not reserve', () => {
     expect(outcome.outcome).toBe('succeeded'); // the call is still paced and made: containment is not stranded
     expect(overdrawn).toEqual([expect.objectContaining({ kind: 'revokeSessions', api: 'graph-writes', declared: 0, made: 1 })]);
   });
+
+  it('catches a write made before the reserve() that was meant to cover it', async () => {
+    const base = EXECUTORS.revokeSessions!;
+    const lateReserve: ActionExecutor = {
+      ...base,
+      apiCost: () => ({}),
+      async execute(cmd, context) {
+        const outcome = await base.execute(cmd, context); // the write, unreserved
+        await context.reserve({ 'graph-writes': 1 }); // declared after the fact
+        return outcome;
+      },
+    };
+    const { outcome, overdrawn } = await meter(lateReserve, command('revokeSessions', adele));
+    expect(outcome.outcome).toBe('succeeded');
+    expect(overdrawn).toEqual([expect.objectContaining({ kind: 'revokeSessions', api: 'graph-writes', declared: 0, made: 1 })]);
+  });
 });

@@ -23,7 +23,7 @@ const STARTED = '2026-12-01T11:59:59.000Z';
 const TIMINGS: LifecycleTimings = { retry: RETRY_POLICY, leaseMs: RUNNING_LEASE_MS };
 const cmd = command('isolateDevice', { type: 'device', id: 'a'.repeat(40) });
 
-function entry(state: LedgerState, updatedAt = STARTED): LedgerEntry {
+function entry<S extends LedgerState>(state: S, updatedAt = STARTED): LedgerEntry & { state: S } {
   return {
     key: cmd.idempotencyKey,
     kind: cmd.kind,

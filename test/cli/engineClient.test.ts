@@ -4,13 +4,13 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerToken, EngineRequestError, engineBaseUrl, engineLabel, postPlan } from '../../cli/engineClient';
+import { bearerToken, EngineRequestError, engineBaseUrl, engineLabel, postPlan, printable } from '../../cli/engineClient';
 import { ConfigError } from '../../shared/errors';
 import { freePort } from '../support/net';
 
 const base = (text: string): URL => {
   const parsed = engineBaseUrl(text);
-  if ('problem' in parsed) throw new Error(parsed.problem);
+  if (!parsed.valid) throw new Error(parsed.problem);
   return parsed.url;
 };
 
@@ -40,7 +40,7 @@ describe('engineBaseUrl (--host)', () => {
     ['http://localhost:7071/api/plan/', /without \/api: http:\/\/localhost:7071$/],
   ])('refuses %j', (text, problem) => {
     const parsed = engineBaseUrl(text);
-    expect('problem' in parsed && parsed.problem).toMatch(problem);
+    expect(!parsed.valid && parsed.problem).toMatch(problem);
   });
 });
 
@@ -144,5 +144,11 @@ describe('postPlan', () => {
     await expect(postPlan(nothing, {}, { token: 't', accept: 'text/plain' })).rejects.toThrow(
       /^cannot reach http:\/\/127\.0\.0\.1:\d+\/api\/plan: connect ECONNREFUSED .* \(is the local host running\? npm start\)$/,
     );
+  });
+});
+
+describe("what the CLI prints of another machine's answer", () => {
+  it('shows control characters instead of letting them drive the terminal', () => {
+    expect(printable('ok\n\tline\u001b]0;owned\u0007\u009b2J')).toBe('ok\n\tline\\u001b]0;owned\\u0007\\u009b2J');
   });
 });
