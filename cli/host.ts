@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { authenticate } from '../shared/auth/authenticate';
 import { AuthError, authorize, ROLES, runningInAzure } from '../shared/auth/caller';
-import { registry } from '../shared/azure/registry';
+import { matchRoute, registry, type HttpMethod } from '../shared/azure/registry';
 import { config, type ResponderConfig } from '../shared/config';
 import { MemoryLedger } from '../shared/ledger/memoryLedger';
 import { EmbeddedQueue } from '../shared/queue/embeddedQueue';
@@ -260,8 +260,18 @@ async function serve(
       },
     });
   }
-  const route = registry.http.find((r) => `/api/${r.route}` === withoutTrailingSlashes(url.pathname));
-  if (!route) return send(res, { status: 404, jsonBody: { error: { code: 'NotFound', message: `no function serves ${url.pathname}` } } });
+  const below = withoutTrailingSlashes(url.pathname).replace(/^\/api\//, '');
+  // Like the Functions host: the route whose template matches and whose methods include this one; else one that
+  // matches the path (it answers 405 with the methods it takes).
+  const matching = url.pathname.startsWith('/api/')
+    ? registry.http.flatMap((r) => {
+        const params = matchRoute(r.route, below);
+        return params ? [{ r, params }] : [];
+      })
+    : [];
+  const found = matching.find(({ r }) => r.methods.includes((req.method ?? 'GET') as HttpMethod)) ?? matching[0];
+  if (!found) return send(res, { status: 404, jsonBody: { error: { code: 'NotFound', message: `no function serves ${url.pathname}` } } });
+  const { r: route, params } = found;
 
   const body = await readCapped(req, config().maxBodyBytes);
   if (body === undefined) {
@@ -275,6 +285,7 @@ async function serve(
     method: req.method ?? 'GET',
     url: `http://localhost${req.url}`,
     headers,
+    params,
     ...(body.length > 0 && { body: { bytes: body } }),
   });
   const context = new InvocationContext({ invocationId: crypto.randomUUID(), functionName: route.name, logHandler: hostLog });

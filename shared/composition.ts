@@ -10,6 +10,7 @@ import { ResponderEngine, type EngineDeps } from './engine';
 import type { Signal } from './signals/signal';
 import { ActionWorker, type WorkerDeps } from './worker';
 import { DeadLetterReconciler } from './deadLetters';
+import { AnalystActions } from './analysts';
 import { executeCommand, type ExecutionDeps } from './actions/execute';
 import { RUNNING_LEASE_MS } from './actions/lifecycle';
 import { reportOutcome, type ReportedAction, type ReportedState } from './actions/report';
@@ -52,7 +53,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
         incidents: new SentinelReports(settings),
       }))()));
   const enricher = settings.enrichment ? new Enricher(executionContext) : undefined;
-  const { engine, worker, deadLetters } = assemble({
+  const { engine, worker, deadLetters, analysts } = assemble({
     policy,
     ledger,
     queue,
@@ -83,6 +84,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
     engine,
     worker,
     deadLetters,
+    analysts,
     ledger,
     queue,
     shared,
@@ -95,7 +97,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
 export type EngineParts = Omit<EngineDeps, 'incidents'> & Omit<ExecutionDeps, 'policy' | 'modeOverride'> & Pick<WorkerDeps, 'timings' | 'random'>;
 
 /** The engine, its worker and the dead-letter reconciler, each given the parts it uses. */
-export function assemble(parts: EngineParts): { engine: ResponderEngine; worker: ActionWorker; deadLetters: DeadLetterReconciler } {
+export function assemble(parts: EngineParts): { engine: ResponderEngine; worker: ActionWorker; deadLetters: DeadLetterReconciler; analysts: AnalystActions } {
   const { ledger, queue, shared, now, log } = parts;
   const incidents = async () => (await parts.executionContext()).incidents;
   const report = (action: ReportedAction, state: ReportedState, detail: string, attempts: number, reportLog: Logger) =>
@@ -124,7 +126,12 @@ export function assemble(parts: EngineParts): { engine: ResponderEngine; worker:
     incidents,
     submit: (signal, by, submitLog, reevaluations) => engine.submit(signal, by, submitLog, reevaluations),
   });
-  return { engine, worker, deadLetters: new DeadLetterReconciler({ ledger, queue, now, log, report }) };
+  return {
+    engine,
+    worker,
+    deadLetters: new DeadLetterReconciler({ ledger, queue, now, log, report }),
+    analysts: new AnalystActions({ ledger, queue, policy: parts.policy, now, log, report }),
+  };
 }
 
 /**

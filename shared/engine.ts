@@ -1,6 +1,6 @@
 import { IDEMPOTENCY_KEY_PATTERN } from './actions/idempotency';
 import type { ActionKind } from './actions/catalogue';
-import { parseActionCommand, type ActionCommand } from './actions/command';
+import { commandFor, parseActionCommand, type ActionCommand } from './actions/command';
 import { reportedCommand, reportOutcome } from './actions/report';
 import { classifyFailure } from './actions/failure';
 import { targetLabel, type ActionTarget } from './actions/target';
@@ -259,6 +259,8 @@ export class ResponderEngine {
     let entry = first;
     for (let tries = 0; tries < 5 && entry.state === 'planned'; tries++) {
       try {
+        // An analyst's approval stands: the next delivery sends it instead.
+        if (entry.decidedBy?.verdict === 'approved') return entry;
         return await this.deps.ledger.transition(entry.key, entry.etag, state, { by: 'engine', at, note: why }, { stateReason: why });
       } catch (error) {
         if (!(error instanceof LedgerConflictError)) throw error;
@@ -392,21 +394,6 @@ function newEntry(action: Recordable, signal: Signal, state: LedgerState, stateR
     ...(stateReason && { stateReason }),
     createdAt: at,
     by,
-  };
-}
-
-function commandFor(entry: LedgerEntry, at: string): ActionCommand {
-  return {
-    id: entry.key,
-    kind: entry.kind,
-    target: entry.target,
-    params: entry.params,
-    reason: entry.reason,
-    mode: entry.mode,
-    source: entry.source,
-    idempotencyKey: entry.key,
-    attempt: 0,
-    createdAt: at,
   };
 }
 

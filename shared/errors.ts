@@ -29,3 +29,19 @@ export class ConfigError extends Error {
     super(details.length ? `${message}\n  - ${details.join('\n  - ')}` : message);
   }
 }
+
+/**
+ * A well-formed request that the state of things refuses: no such action (404), an analyst approving their own
+ * request (403), an action in the wrong state for what was asked (409). `action` is what the caller should see.
+ */
+export class RefusedError extends Error {
+  override readonly name = 'RefusedError';
+  constructor(
+    readonly status: 403 | 404 | 409,
+    readonly code: string,
+    message: string,
+    readonly action?: unknown,
+  ) {
+    super(message);
+  }
+}

@@ -3,6 +3,7 @@ import type { ResponderConfig } from './config';
 import type { ResponderEngine } from './engine';
 import type { ActionWorker } from './worker';
 import type { DeadLetterReconciler } from './deadLetters';
+import type { AnalystActions } from './analysts';
 import type { ActionLedger } from './ledger/ledger';
 import type { CompiledPolicy } from './policy/decide';
 import type { ActionQueue } from './queue/queue';
@@ -18,6 +19,8 @@ export interface Runtime {
   engine: ResponderEngine;
   worker: ActionWorker;
   deadLetters: DeadLetterReconciler;
+  /** The analysts' side: list, show, approve, deny. */
+  analysts: AnalystActions;
   ledger: ActionLedger;
   queue: ActionQueue;
   /** Records every instance shares: API and cap budgets, device leases. */

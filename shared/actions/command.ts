@@ -4,6 +4,7 @@ import { TEXT_LIMITS } from '../limits';
 import { SIGNAL_SOURCES } from '../signals/signal';
 import { ACTION_KINDS, ISOLATION_TYPES, type ActionKind, type ActionParams } from './catalogue';
 import { IDEMPOTENCY_KEY_PATTERN } from './idempotency';
+import type { LedgerEntry } from '../ledger/ledger';
 import type { ActionTarget } from './target';
 
 /**
@@ -107,4 +108,20 @@ export function messageIdOf(command: Pick<ActionCommand, 'idempotencyKey' | 'att
   if (command.followUp) id += `:f${command.followUp}`;
   if (command.deferral) id += `:d${command.deferral}`;
   return id;
+}
+
+/** The first command for a ledger entry: attempt 0, sent by the engine or on an analyst's word. */
+export function commandFor(entry: LedgerEntry, at: string): ActionCommand {
+  return {
+    id: entry.key,
+    kind: entry.kind,
+    target: entry.target,
+    params: entry.params,
+    reason: entry.reason,
+    mode: entry.mode,
+    source: entry.source,
+    idempotencyKey: entry.key,
+    attempt: 0,
+    createdAt: at,
+  };
 }

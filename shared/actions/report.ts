@@ -6,7 +6,7 @@ import { ACTIONS } from './catalogue';
 import type { ActionCommand } from './command';
 import { targetLabel } from './target';
 
-export type ReportedState = 'succeeded' | 'audited' | 'failed' | 'blocked' | 'held';
+export type ReportedState = 'succeeded' | 'audited' | 'failed' | 'blocked' | 'held' | 'approved' | 'denied' | 'expired';
 
 /** The label an outcome puts on its incident, so analysts can filter: what was contained, rehearsed, or needs them. */
 export const OUTCOME_LABELS: Record<ReportedState, string> = {
@@ -15,6 +15,9 @@ export const OUTCOME_LABELS: Record<ReportedState, string> = {
   failed: 'responder-needs-attention',
   blocked: 'responder-needs-attention',
   held: 'responder-needs-attention',
+  approved: 'responder-approved',
+  denied: 'responder-denied',
+  expired: 'responder-needs-attention',
 };
 
 const HEADLINES: Record<ReportedState, string> = {
@@ -23,6 +26,9 @@ const HEADLINES: Record<ReportedState, string> = {
   failed: 'FAILED: needs an analyst',
   blocked: 'BLOCKED: needs an analyst',
   held: 'HELD: needs an analyst',
+  approved: 'approved: on its way',
+  denied: 'DENIED by an analyst: nothing was done',
+  expired: 'EXPIRED: no analyst decided in time; nothing was done',
 };
 
 /** What a report says of an action: the fields an ActionCommand and a ledger entry share. */
@@ -43,6 +49,7 @@ export function outcomeComment(action: ReportedAction, state: ReportedState, det
     `Result: ${inert(detail, 1500)}`,
     `Why: ${inert(action.reason, 1500)}`,
     `Action: ${ACTIONS[action.kind].verb}; mode ${action.mode}; attempts ${attempts}; key ${action.key}`,
+    ...(state === 'held' ? [`To decide: POST /api/actions/${action.key}/approve or /deny with a reason (role Responder.Approve)`] : []),
   ].join('\n');
 }
 

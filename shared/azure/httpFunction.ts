@@ -2,7 +2,7 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 import { authenticate } from '../auth/authenticate';
 import { AuthError, authorize, type Caller, type Role } from '../auth/caller';
 import { config } from '../config';
-import { ConfigError, InputError, quote } from '../errors';
+import { ConfigError, InputError, quote, RefusedError } from '../errors';
 import { parseJson } from '../json';
 import { logger, withLogSink, type Logger } from '../log';
 import { readAtMost } from '../streams';
@@ -106,6 +106,10 @@ function errorResponse(error: unknown, log: Logger, context: InvocationContext):
     const code = error.status === 401 ? 'Unauthorized' : error.status === 403 ? 'Forbidden' : 'AuthUnavailable';
     const headers: Record<string, string> = error.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : error.status === 503 ? { 'Retry-After': '30' } : {};
     return problem(error.status, code, error.message, context, headers);
+  }
+  if (error instanceof RefusedError) {
+    const refused = problem(error.status, error.code, error.message, context);
+    return error.action === undefined ? refused : { ...refused, jsonBody: { ...(refused.jsonBody as object), action: error.action } };
   }
   if (error instanceof ConfigError) {
     log.error({ problem: error.message }, 'engine misconfigured');

@@ -50,3 +50,30 @@ export function functionsHostPresent(): boolean {
     return false;
   }
 }
+
+/**
+ * The parameters of `path` (below /api/) under a route template as Azure Functions writes them (`actions/{key}/approve`),
+ * or undefined when it does not match. A parameter is one path segment, never empty; segments are URL-decoded.
+ */
+export function matchRoute(template: string, path: string): Record<string, string> | undefined {
+  const want = template.split('/');
+  const got = path.split('/');
+  if (want.length !== got.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < want.length; i++) {
+    const part = want[i] as string;
+    const segment = got[i] as string;
+    const name = /^\{(\w+)\}$/.exec(part)?.[1];
+    if (name === undefined) {
+      if (part.toLowerCase() !== segment.toLowerCase()) return undefined;
+      continue;
+    }
+    if (segment === '') return undefined;
+    try {
+      params[name] = decodeURIComponent(segment);
+    } catch {
+      return undefined;
+    }
+  }
+  return params;
+}

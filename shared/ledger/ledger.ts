@@ -10,14 +10,27 @@ import { cut, displayText, TEXT_LIMITS } from '../limits';
  * adapter (tableLedger.ts); both pass the same contract tests.
  */
 
-export const LEDGER_STATES = ['planned', 'pending-approval', 'queued', 'running', 'succeeded', 'failed', 'dead-lettered', 'blocked', 'rolled-back'] as const;
+export const LEDGER_STATES = [
+  'planned',
+  'pending-approval',
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'dead-lettered',
+  'blocked',
+  'rolled-back',
+  'denied',
+  'expired',
+] as const;
 export type LedgerState = (typeof LEDGER_STATES)[number];
 
 /** Allowed transitions. Anything else is a bug or a stale writer, and is refused. */
 const TRANSITIONS: Record<LedgerState, readonly LedgerState[]> = {
   // planned -> failed: its command cannot be carried by the queue at all (the engine checks before sending).
   planned: ['queued', 'pending-approval', 'blocked', 'failed'],
-  'pending-approval': ['queued', 'blocked'],
+  // -> planned: an analyst approved it (planned until the queue has taken the command). denied, expired: final.
+  'pending-approval': ['planned', 'queued', 'blocked', 'denied', 'expired'],
   queued: ['running', 'blocked', 'dead-lettered'],
   // running -> queued: a transient failure scheduled a retry copy. running -> running: a delivery took over an
   // action whose previous worker died (its lease ran out).
@@ -29,6 +42,8 @@ const TRANSITIONS: Record<LedgerState, readonly LedgerState[]> = {
   succeeded: ['rolled-back'],
   blocked: [],
   'rolled-back': [],
+  denied: [],
+  expired: [],
 };
 
 export function canTransition(from: LedgerState, to: LedgerState): boolean {
@@ -79,6 +94,8 @@ export interface LedgerEntry {
   rollback?: unknown;
   /** Replays an analyst asked for so far: each replay's command needs a MessageId of its own. */
   replays?: number;
+  /** The analyst who approved or denied it while it was held, when and why. */
+  decidedBy?: AnalystDecision;
   /** Optimistic concurrency: every write must present the ETag it read. */
   etag: string;
 }
@@ -92,8 +109,18 @@ export interface LedgerEventInput {
   at: string;
 }
 
+/** An analyst's word on a held action. */
+export interface AnalystDecision {
+  verdict: 'approved' | 'denied';
+  /** The analyst's object id, and a name to show. */
+  by: string;
+  name: string;
+  at: string;
+  reason: string;
+}
+
 /** What a transition may change besides the state. */
-export type LedgerPatch = Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason' | 'replays'>>;
+export type LedgerPatch = Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason' | 'replays' | 'decidedBy'>>;
 
 export class LedgerConflictError extends Error {
   override readonly name = 'LedgerConflictError';
@@ -171,6 +198,9 @@ export interface LedgerFilter {
   /** Any identifier of the target (object id, UPN, machine id, Entra device id, FQDN, host name), any case. */
   target?: string;
   state?: LedgerState;
+  kind?: ActionKind;
+  /** Created at or after this instant (ISO 8601). */
+  since?: string;
 }
 
 /** The identifiers a target can be found by, lower-cased. */
@@ -183,6 +213,8 @@ export function matchesFilter(entry: LedgerEntry, filter: LedgerFilter): boolean
   return (
     (filter.subject === undefined || entry.source.subject === filter.subject) &&
     (filter.state === undefined || entry.state === filter.state) &&
+    (filter.kind === undefined || entry.kind === filter.kind) &&
+    (filter.since === undefined || entry.createdAt >= filter.since) &&
     (filter.target === undefined || targetKeys(entry.target).includes(filter.target.toLowerCase()))
   );
 }
@@ -262,6 +294,9 @@ export function nextEntry(
     ...rest,
     ...patch,
     ...(patch.stateReason !== undefined && { stateReason: cut(patch.stateReason, TEXT_LIMITS.note) }),
+    ...(patch.decidedBy !== undefined && {
+      decidedBy: { ...patch.decidedBy, name: cut(patch.decidedBy.name, TEXT_LIMITS.name), reason: cut(patch.decidedBy.reason, TEXT_LIMITS.reason) },
+    }),
     ...(patch.attempts !== undefined && {
       attempts: boundedAttempts(patch.attempts.map((a) => ({ ...a, detail: logNote(a.detail), ...(a.code !== undefined && { code: cut(a.code, 64) }) }))),
     }),

@@ -20,7 +20,7 @@ import {
 } from './ledger';
 
 /** The JSON-valued parts of an entry: Table storage columns are flat, so these travel as JSON text. */
-const JSON_COLUMNS = ['target', 'params', 'source', 'history', 'attempts', 'rollback'] as const;
+const JSON_COLUMNS = ['target', 'params', 'source', 'history', 'attempts', 'rollback', 'decidedBy'] as const;
 
 interface Row {
   partitionKey: string;
@@ -40,6 +40,7 @@ interface Row {
   history: string;
   attempts: string;
   rollback?: string;
+  decidedBy?: string;
 }
 
 /**
@@ -84,10 +85,12 @@ export class TableLedger implements ActionLedger {
   }
 
   async list(filter: LedgerFilter = {}): Promise<LedgerEntry[]> {
-    // The server narrows by subject and state (columns); the target, one of several identifiers, is matched here.
+    // The server narrows by subject, state, kind and time (columns); the target, one of several identifiers, is matched here.
     const clauses = OTHER_PARTITIONS.map((partition) => `PartitionKey ne '${partition}'`);
     if (filter.subject !== undefined) clauses.push(`subject eq ${quote(filter.subject)}`);
     if (filter.state !== undefined) clauses.push(`state eq ${quote(filter.state)}`);
+    if (filter.kind !== undefined) clauses.push(`kind eq ${quote(filter.kind)}`);
+    if (filter.since !== undefined) clauses.push(`createdAt ge ${quote(filter.since)}`);
     const entries: LedgerEntry[] = [];
     for await (const row of this.table.listEntities<Row>({ queryOptions: { filter: clauses.join(' and ') } })) {
       const entry = fromRow(row);
@@ -212,5 +215,6 @@ function fromRow(row: TableEntityResult<Row>): LedgerEntry {
   if (row.stateReason !== undefined) entry.stateReason = row.stateReason;
   if (row.replays !== undefined) entry.replays = row.replays;
   if (row.rollback !== undefined) entry.rollback = JSON.parse(row.rollback);
+  if (row.decidedBy !== undefined) entry.decidedBy = JSON.parse(row.decidedBy);
   return entry;
 }

@@ -126,18 +126,24 @@ const approval = z.strictObject({
   reason: z.string().optional(),
 });
 
+/** An ISO 8601 duration, kept as written and in milliseconds. */
+const duration = z.string().transform((value, ctx) => {
+  const ms = parseDuration(value);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `expected an ISO 8601 duration such as PT15M, PT1H or P1D, got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return { text: value, ms };
+});
+
 const cap = z.strictObject({
   action: actionName,
   max: z.number().int().min(0, 'max cannot be negative'),
-  per: z.string().transform((value, ctx) => {
-    const ms = parseDuration(value);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `expected an ISO 8601 duration such as PT15M, PT1H or P1D, got ${JSON.stringify(value)}` });
-      return z.NEVER;
-    }
-    return { text: value, ms };
-  }),
+  per: duration,
 });
+
+/** How long a held action waits for an analyst before it expires, unless the policy says otherwise. */
+export const DEFAULT_APPROVAL_TTL = { text: 'PT24H', ms: 24 * 3_600_000 };
 
 export const policySchema = z
   .strictObject({
@@ -151,7 +157,9 @@ export const policySchema = z
         deviceTags: z.array(text).default([]),
       })
       .default({ users: [], groups: [], devices: [], deviceTags: [] }),
-    guardrails: z.strictObject({ approvals: z.array(approval).default([]), caps: z.array(cap).default([]) }).default({ approvals: [], caps: [] }),
+    guardrails: z
+      .strictObject({ approvals: z.array(approval).default([]), caps: z.array(cap).default([]), approvalTtl: duration.default(DEFAULT_APPROVAL_TTL) })
+      .default({ approvals: [], caps: [], approvalTtl: DEFAULT_APPROVAL_TTL }),
     risk: z
       .strictObject({
         severity: pointsBy(SEVERITIES).default({}),

@@ -62,6 +62,8 @@ describe('claimStep: what a delivery does with the entry it names, for every led
     ['dead-lettered', entry('dead-lettered'), { claim: 'done', detail: 'already dead-lettered' }],
     ['blocked', entry('blocked'), { claim: 'done', detail: 'already blocked' }],
     ['rolled-back', entry('rolled-back'), { claim: 'done', detail: 'already rolled-back' }],
+    ['denied: an analyst said no', entry('denied'), { claim: 'done', detail: 'already denied' }],
+    ['expired: no analyst decided in time', entry('expired'), { claim: 'done', detail: 'already expired' }],
   ];
 
   it('covers every state', () => {

@@ -6,6 +6,8 @@ export interface CallOptions {
   /** A string or bytes are sent as they are; anything else as JSON with Content-Type application/json. */
   body?: unknown;
   query?: Record<string, string>;
+  /** The route's parameters (`{key}`), as the Functions host fills them from the path. */
+  params?: Record<string, string>;
 }
 
 export interface CallResult {
@@ -30,7 +32,13 @@ export async function call(
   }
   const url = new URL(`http://localhost:7071/api/${route}`);
   for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.set(k, v);
-  const request = new HttpRequest({ method: options.method ?? 'POST', url: url.href, headers, ...(body !== undefined && { body }) });
+  const request = new HttpRequest({
+    method: options.method ?? 'POST',
+    url: url.href,
+    headers,
+    ...(options.params && { params: options.params }),
+    ...(body !== undefined && { body }),
+  });
   const context = new InvocationContext({ invocationId: 'test-invocation', functionName: route, logHandler: () => undefined });
   const response = await handler(request, context);
   return {

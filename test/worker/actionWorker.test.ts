@@ -104,7 +104,9 @@ describe('the action worker', () => {
     const messages = [...incident.comments.values()].map((c) => c.properties.message);
     expect(messages.length).toBeGreaterThan(0);
     for (const message of messages) {
-      expect(message.split('\n').map((line) => line.split(' ')[0])).toEqual(['Sentinel', 'Result:', 'Why:', 'Action:']);
+      // A held action's comment adds the engine's own line on how to decide it.
+      const engineWords = ['Sentinel', 'Result:', 'Why:', 'Action:', ...(/HELD/.test(message) ? ['To'] : [])];
+      expect(message.split('\n').map((line) => line.split(' ')[0])).toEqual(engineWords);
       // No tag, no scheme, no Markdown link (a bracket Markdown would read is escaped).
       expect(message).not.toMatch(/<a|<img|https?:\/\/|(?<!\\)\]\(/i);
     }
