@@ -1,7 +1,8 @@
 import { ROLES } from '../shared/auth/caller';
 import { defineHttpFunction } from '../shared/azure/httpFunction';
 import { runtime } from '../shared/runtime';
-import { analystOf, decisionReason, listFilter, pageSize, routeKey } from '../shared/analystRequests';
+import { actionRequest, analystOf, decisionReason, listFilter, pageSize, routeKey } from '../shared/analystRequests';
+import { RefusedError } from '../shared/errors';
 
 /** GET /api/actions — the ledger for analysts: filters state, kind, target, incident, since; newest first, paged. */
 export const listActions = defineHttpFunction({
@@ -15,6 +16,28 @@ export const listActions = defineHttpFunction({
     const page = await analysts.list(listFilter(query), pageSize(query.get('limit')), query.get('after') ?? undefined);
     const next = page.next === undefined ? undefined : nextLink(request.url, page.next);
     return { status: 200, jsonBody: { actions: page.actions, ...(next && { next }) } };
+  },
+});
+
+/**
+ * POST /api/actions — an analyst asks for one action: `{ kind, target, reason, incident?, params? }`. The same policy
+ * as automation judges it (source: manual): 202 with the action queued or held for approval; 403 Protected and 429
+ * CircuitOpen are recorded `blocked`; 409 when the same action on the target is already under way.
+ */
+export const requestAction = defineHttpFunction({
+  name: 'requestAction',
+  route: 'actions',
+  methods: ['POST'],
+  auth: { roles: [ROLES.act] },
+  body: 'json',
+  async handle({ body, caller, log }) {
+    const { engine } = await runtime();
+    const { decision, entry } = await engine.request(actionRequest(body, analystOf(caller)), log);
+    const skip = decision.skipped[0];
+    if (skip?.reason === 'protected') throw new RefusedError(403, 'Protected', `refused: ${skip.detail}`, entry);
+    if (skip?.reason === 'circuit-open') throw new RefusedError(429, 'CircuitOpen', skip.detail, entry);
+    if (entry === undefined) throw new RefusedError(404, 'TargetNotFound', skip?.detail ?? 'the request names no target the engine can find');
+    return { status: 202, jsonBody: { action: entry, decision } };
   },
 });
 

@@ -1,12 +1,15 @@
 import type { Analyst } from './actions/approval';
+import { ACTIONS, ISOLATION_TYPES, PLANNABLE_ACTIONS, ROLLBACK_ACTIONS, type PlannableActionKind } from './actions/catalogue';
 import { ACTION_KINDS, type ActionKind } from './actions/catalogue';
+import type { ManualRequest } from './engine';
+import type { AccountEntity, HostEntity, IncidentRef } from './signals/signal';
 import { IDEMPOTENCY_KEY_PATTERN } from './actions/idempotency';
 import type { Caller } from './auth/caller';
 import { InputError, quote } from './errors';
 import { LEDGER_STATES, type LedgerFilter, type LedgerState } from './ledger/ledger';
 import { TEXT_LIMITS } from './limits';
 import { Fields } from './signals/fields';
-import { parseIncidentArmId } from './signals/identifiers';
+import { isDnsName, isGuid, isMdeDeviceId, isUpn, parseIncidentArmId, shortHostName } from './signals/identifiers';
 
 /** What the analysts' routes read from a request, each refused with a 400 naming the field. */
 
@@ -73,4 +76,58 @@ function oneOf(field: string, value: string, allowed: readonly string[]): string
   const found = allowed.find((a) => a.toLowerCase() === value.toLowerCase());
   if (found === undefined) throw new InputError(field, `${quote(value)} is not one of ${allowed.join(', ')}`);
   return found;
+}
+
+/**
+ * POST /api/actions's body, `{ "kind", "target", "reason", "incident"?, "params"? }`: the kind tells the target's type
+ * (a user's UPN or object id; a device's FQDN, Defender id or Entra device id). Rollback kinds are asked for on the
+ * action they undo (/rollback), never here.
+ */
+export function actionRequest(body: unknown, analyst: Analyst): ManualRequest {
+  const fields = Fields.of(body, '');
+  const kindText = fields.requiredString('kind');
+  if ((ROLLBACK_ACTIONS as readonly string[]).includes(kindText)) {
+    throw new InputError('kind', `${kindText} undoes an action: ask for it with POST /api/actions/{key}/rollback on the action it undoes`);
+  }
+  const kind = oneOf('kind', kindText, PLANNABLE_ACTIONS) as PlannableActionKind;
+  const reason = decisionReason(body);
+  const targetText = fields.requiredString('target');
+  const entity = ACTIONS[kind].target === 'user' ? userNamed(targetText) : deviceNamed(targetText);
+  const incidentText = fields.string('incident');
+  const incident = incidentText === undefined ? undefined : incidentRef(incidentText);
+  return { step: { kind, params: actionParams(fields, kind) }, entity, reason, ...(incident && { incident }), by: analyst };
+}
+
+function userNamed(text: string): AccountEntity {
+  if (text.length > TEXT_LIMITS.upn) throw new InputError('target', `is ${text.length} characters: a UPN has at most ${TEXT_LIMITS.upn}`);
+  if (isGuid(text)) return { kind: 'account', aadUserId: text.toLowerCase() };
+  if (isUpn(text)) return { kind: 'account', upn: text.toLowerCase() };
+  throw new InputError('target', `${quote(text)} is not a user: expected a UPN (name@domain) or an Entra object id`);
+}
+
+function deviceNamed(text: string): HostEntity {
+  if (text.length > TEXT_LIMITS.hostName) throw new InputError('target', `is ${text.length} characters: a device name has at most ${TEXT_LIMITS.hostName}`);
+  if (isMdeDeviceId(text)) return { kind: 'host', mdatpDeviceId: text.toLowerCase() };
+  if (isGuid(text)) return { kind: 'host', aadDeviceId: text.toLowerCase() };
+  if (isDnsName(text) && text.includes('.')) return { kind: 'host', fqdn: text.toLowerCase(), hostName: shortHostName(text) };
+  throw new InputError('target', `${quote(text)} is not a device: expected a fully qualified name, a Defender id (40 hex) or an Entra device id`);
+}
+
+function incidentRef(armId: string): IncidentRef {
+  const parts = parseIncidentArmId(armId);
+  if (!parts) throw new InputError('incident', `${quote(armId)} is not an incident ARM id`);
+  return { armId, name: parts.incidentName, subscriptionId: parts.subscriptionId, resourceGroup: parts.resourceGroup, workspaceName: parts.workspaceName };
+}
+
+/** `params`: only what the kind takes (isolateDevice's isolationType), checked. */
+function actionParams(fields: Fields, kind: PlannableActionKind): ManualRequest['step']['params'] {
+  const params = fields.object('params');
+  if (params === undefined) return { ...ACTIONS[kind].defaults };
+  const isolationType = params.string('isolationType');
+  const other = Object.keys((fields.get('params') ?? {}) as object).filter((name) => name.toLowerCase() !== 'isolationtype');
+  if (other.length > 0 || (isolationType !== undefined && kind !== 'isolateDevice')) {
+    throw new InputError('params', `${kind} takes ${kind === 'isolateDevice' ? 'only isolationType' : 'no parameters'}`);
+  }
+  if (isolationType === undefined) return { ...ACTIONS[kind].defaults };
+  return { isolationType: oneOf('params.isolationType', isolationType, ISOLATION_TYPES) as (typeof ISOLATION_TYPES)[number] };
 }

@@ -3,20 +3,22 @@ import type { ActionKind } from './actions/catalogue';
 import { commandFor, parseActionCommand, type ActionCommand } from './actions/command';
 import { reportedCommand, reportOutcome } from './actions/report';
 import { classifyFailure } from './actions/failure';
-import { targetLabel, type ActionTarget } from './actions/target';
-import { LedgerConflictError, LedgerTransitionError, type ActionLedger, type LedgerEntry, type LedgerState } from './ledger/ledger';
+import { deviceTarget, targetId, targetLabel, userTarget, type ActionTarget } from './actions/target';
+import type { Analyst } from './actions/approval';
+import type { ActionStep } from './policy/schema';
+import { LedgerConflictError, LedgerTransitionError, targetKeys, type ActionLedger, type LedgerEntry, type LedgerState } from './ledger/ledger';
 import type { Logger } from './log';
-import { capKey, decide, summarize, type CompiledPolicy } from './policy/decide';
+import { capKey, decide, decideRequest, summarize, type CompiledPolicy } from './policy/decide';
 import type { Decision, PlannedAction, SkippedAction } from './policy/decision';
 import type { Mode } from './policy/schema';
 import type { ActionQueue } from './queue/queue';
-import { InputError, quote } from './errors';
+import { InputError, quote, RefusedError } from './errors';
 import { spend, type BudgetAnswer, type BudgetRecord } from './coordination/budget';
 import type { SharedState } from './coordination/sharedState';
 import { REEVALUATE_AFTER_MS } from './queue/reevaluation';
 import { parseIncidentArmId, type IncidentArmIdParts } from './signals/identifiers';
 import { NO_ENTITIES_NOTE, normalizeSentinelPayload } from './signals/sentinel';
-import type { IncidentRef, Signal } from './signals/signal';
+import type { AccountEntity, Entity, HostEntity, IncidentRef, Signal } from './signals/signal';
 import type { EnrichOptions } from './enrichment/enrich';
 import type { SentinelIncidents } from './clients/sentinel';
 
@@ -177,6 +179,62 @@ export class ResponderEngine {
     }
     for (const { entry } of sendable) recorded.push(recordOf(await this.markQueued(entry, at), true));
     return recorded;
+  }
+
+  /**
+   * An analyst's request for one action (POST /api/actions): the target resolved in the directory like an incident's
+   * (and bound to the directory's identity), judged by the same policy with `source: manual`, recorded and sent like
+   * automation's actions. One already planned, held, queued or running on the target is not asked twice: RefusedError
+   * 409 with it. Returns the decision and the action's entry as it now stands.
+   */
+  async request(request: ManualRequest, log: Logger = this.deps.log): Promise<{ decision: Decision; entry: LedgerEntry | undefined }> {
+    const { kind } = request.step;
+    const given: Signal = {
+      source: 'manual',
+      subject: 'request',
+      title: request.reason,
+      severity: 'Medium',
+      ...(request.incident && { incident: request.incident }),
+      tactics: [],
+      techniques: [],
+      products: [],
+      labels: [],
+      entities: [request.entity],
+      notes: [],
+    };
+    const enriched = this.deps.enrich ? await this.deps.enrich(given, this.deps.policy) : given;
+    const entity = boundToDirectory(enriched.entities[0] ?? request.entity);
+    const target = entity.kind === 'account' ? userTarget(entity) : deviceTarget(entity);
+    const id = targetId(target);
+    const earlier = id === undefined ? [] : await this.earlierOn(target, kind);
+    const active = earlier.find((entry) => ACTIVE_STATES.includes(entry.state));
+    if (active) throw new RefusedError(409, 'AlreadyActive', `${kind} on ${targetLabel(active.target)} is already ${active.state} (${active.key})`, active);
+    // The nth request for this action on this target: two analysts asking at once compute the same key, and the ledger
+    // creates it once.
+    const requests = earlier.filter((entry) => entry.source.type === 'manual').length;
+    const signal: Signal = { ...enriched, entities: [entity], subject: `request:${kind}:${id ?? 'unknown'}:${requests + 1}` };
+    const decision = decideRequest(signal, { step: request.step, reason: request.reason }, this.deps.policy, {
+      modeOverride: this.deps.modeOverride,
+      capUsage: await this.capUsage(this.deps.policy),
+    });
+    const at = this.deps.now().toISOString();
+    const by = request.by.objectId;
+    const planned = await this.recordPlanned(decision.actions, signal, at, by);
+    const raced = planned.existing.values().next().value;
+    if (raced) throw new RefusedError(409, 'AlreadyActive', `${kind} on ${targetLabel(raced.target)} was just requested by someone else (${raced.key})`, raced);
+    await this.recordSkipped(decision.skipped, signal, at, by);
+    await this.send(planned.toSend, at, log);
+    const key = decision.actions[0]?.idempotencyKey ?? decision.skipped[0]?.idempotencyKey;
+    const entry = key === undefined ? undefined : await this.deps.ledger.get(key);
+    log.warn({ actionId: key, by, state: entry?.state }, `requested ${kind} on ${targetLabel(target)}: ${decision.summary}`);
+    return { decision, entry };
+  }
+
+  /** Actions of `kind` the ledger holds on any identifier of `target`. */
+  private async earlierOn(target: ActionTarget, kind: ActionKind): Promise<LedgerEntry[]> {
+    const found = new Map<string, LedgerEntry>();
+    for (const identifier of targetKeys(target)) for (const entry of await this.deps.ledger.list({ target: identifier, kind })) found.set(entry.key, entry);
+    return [...found.values()];
   }
 
   /**
@@ -382,11 +440,14 @@ function newEntry(action: Recordable, signal: Signal, state: LedgerState, stateR
     target: action.target,
     params: action.params ?? {},
     mode: action.mode ?? 'audit',
-    reason: state === 'planned' ? (action.reason ?? '') : (stateReason ?? ''),
+    // An analyst's request keeps its reason whatever happens to it (its title is that reason); automation's held and
+    // refused actions are explained by the verdict.
+    reason: state === 'planned' ? (action.reason ?? '') : signal.source === 'manual' ? signal.title : (stateReason ?? ''),
     source: {
       type: signal.source,
       subject: signal.subject,
-      ruleId: action.ruleId,
+      // No rule of the policy planned an analyst's request: at execution, only the policy's own mode applies to it.
+      ...(signal.source !== 'manual' && { ruleId: action.ruleId }),
       ...(signal.incident && { incidentArmId: signal.incident.armId }),
       ...(signal.source === 'manual' && { requestedBy: by }),
     },
@@ -417,4 +478,23 @@ function incidentParts(incident: IncidentRef): IncidentArmIdParts {
   const parts = parseIncidentArmId(incident.armId);
   if (!parts) throw new Error(`not an incident ARM id: ${incident.armId}`);
   return parts;
+}
+
+/** What an analyst asks for: one action, on the entity the request names, why, and by whom. */
+export interface ManualRequest {
+  step: ActionStep;
+  entity: AccountEntity | HostEntity;
+  reason: string;
+  incident?: IncidentRef;
+  by: Analyst;
+}
+
+/** States in which an action is still to happen: a second request for it is refused. */
+const ACTIVE_STATES: readonly LedgerState[] = ['planned', 'pending-approval', 'queued', 'running'];
+
+/** The entity named by the directory's identity when enrichment verified it: the action then acts on that record. */
+function boundToDirectory(entity: Entity): AccountEntity | HostEntity {
+  if (entity.kind === 'account') return entity.verified ? { ...entity, aadUserId: entity.verified.id, upn: entity.verified.upn } : entity;
+  if (entity.kind === 'host') return entity.verified ? { ...entity, mdatpDeviceId: entity.verified.id, fqdn: entity.verified.computerDnsName } : entity;
+  throw new InputError('target', 'expected a user or a device');
 }

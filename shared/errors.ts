@@ -31,13 +31,14 @@ export class ConfigError extends Error {
 }
 
 /**
- * A well-formed request that the state of things refuses: no such action (404), an analyst approving their own
- * request (403), an action in the wrong state for what was asked (409). `action` is what the caller should see.
+ * A well-formed request that the state of things refuses: no such action or target (404), a protected target or an
+ * analyst approving their own request (403), an action in the wrong state for what was asked (409), a cap reached
+ * (429). `action` is what the caller should see.
  */
 export class RefusedError extends Error {
   override readonly name = 'RefusedError';
   constructor(
-    readonly status: 403 | 404 | 409,
+    readonly status: 403 | 404 | 409 | 429,
     readonly code: string,
     message: string,
     readonly action?: unknown,

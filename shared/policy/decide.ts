@@ -164,6 +164,53 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
   return decision;
 }
 
+/** What an analyst asks for: one action on the signal's one entity. */
+export interface ActionRequest {
+  step: ActionStep;
+  reason: string;
+}
+
+/** The rule id an analyst's request is explained under: no rule of the policy planned it. */
+export const REQUEST_RULE = 'analyst-request';
+
+/**
+ * An analyst's request, judged as automation's actions are and by the same function: not found -> protected ->
+ * needs-approval (guardrails may name `source: manual`) -> circuit-open -> planned, in the policy's mode. Pure.
+ */
+export function decideRequest(signal: Signal, request: ActionRequest, compiled: CompiledPolicy, context: DecisionContext = {}): Decision {
+  const mode: Mode = context.modeOverride === 'audit' || compiled.policy.mode === 'audit' ? 'audit' : 'enforce';
+  const entity = signal.entities.find((e): e is AccountEntity | HostEntity => e.kind !== 'other');
+  const { kind, params } = request.step;
+  const actions: PlannedAction[] = [];
+  const skipped: SkippedAction[] = [];
+  const target = entity === undefined ? undefined : entity.kind === 'account' ? userTarget(entity) : deviceTarget(entity);
+  const id = target === undefined ? undefined : targetId(target);
+  if (entity === undefined || target === undefined || id === undefined) {
+    skipped.push({ kind, ruleId: REQUEST_RULE, reason: 'no-target', detail: 'the request names no target the engine can identify' });
+  } else {
+    const key = idempotencyKeys(signal)(kind, targetKeyPart(id));
+    const skip = judge(request.step, entity, signal, compiled, new Map(), context);
+    if (skip) skipped.push({ kind, target, idempotencyKey: key, params, ruleId: REQUEST_RULE, mode, reason: skip.reason, detail: skip.detail });
+    else actions.push({ idempotencyKey: key, kind, target, params, ruleId: REQUEST_RULE, mode, reason: request.reason });
+  }
+  const decision: Decision = {
+    subject: signal.subject,
+    source: signal.source,
+    title: signal.title,
+    severity: signal.severity,
+    policy: compiled.ref,
+    mode,
+    score: riskScore(signal, compiled.policy.risk, compiled.risk),
+    rules: [{ ruleId: REQUEST_RULE, matched: true, mode, explanation: [`requested: ${request.reason}`] }],
+    actions,
+    skipped,
+    notes: signal.notes.slice(),
+    summary: '',
+  };
+  decision.summary = summarize(decision);
+  return decision;
+}
+
 /** The first judgement of an (action, target), which later rules' wanting it again are recorded as duplicates of. */
 interface Verdict {
   kind: PlannableActionKind;

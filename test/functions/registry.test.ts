@@ -20,7 +20,16 @@ describe('every registered function', () => {
   it('registers through the guarded adapters only, never app.* directly', () => {
     for (const file of files)
       expect(readFileSync(path.join(FUNCTIONS_DIR, file), 'utf8'), file).not.toMatch(/\bapp\.(http|get|post|put|patch|delete|serviceBusQueue|timer|generic)\(/);
-    expect(registry.http.map((r) => r.name).sort()).toEqual(['approveAction', 'denyAction', 'health', 'incidents', 'listActions', 'plan', 'showAction']);
+    expect(registry.http.map((r) => r.name).sort()).toEqual([
+      'approveAction',
+      'denyAction',
+      'health',
+      'incidents',
+      'listActions',
+      'plan',
+      'requestAction',
+      'showAction',
+    ]);
     expect(registry.queues.map((r) => `${r.name}:${r.queueName}`)).toEqual(['actionWorker:actions']);
     // Every timer's schedule was parsed at registration: a typo would have thrown on import.
     expect(registry.timers.map((t) => `${t.name}:${t.schedule}`)).toEqual(['deadLetterReconciler:0 */5 * * * *']);
