@@ -1,5 +1,7 @@
 import { ROLES } from '../shared/auth/caller';
-import { defineHttpFunction } from '../shared/azure/httpFunction';
+import type { LedgerEntry } from '../shared/ledger/ledger';
+import type { Decision } from '../shared/policy/decision';
+import { defineHttpFunction, type HttpResponseInit } from '../shared/azure/httpFunction';
 import { runtime } from '../shared/runtime';
 import { actionRequest, analystOf, decisionReason, listFilter, pageSize, routeKey } from '../shared/analystRequests';
 import { RefusedError } from '../shared/errors';
@@ -33,11 +35,7 @@ export const requestAction = defineHttpFunction({
   async handle({ body, caller, log }) {
     const { engine } = await runtime();
     const { decision, entry } = await engine.request(actionRequest(body, analystOf(caller)), log);
-    const skip = decision.skipped[0];
-    if (skip?.reason === 'protected') throw new RefusedError(403, 'Protected', `refused: ${skip.detail}`, entry);
-    if (skip?.reason === 'circuit-open') throw new RefusedError(429, 'CircuitOpen', skip.detail, entry);
-    if (entry === undefined) throw new RefusedError(404, 'TargetNotFound', skip?.detail ?? 'the request names no target the engine can find');
-    return { status: 202, jsonBody: { action: entry, decision } };
+    return requestAnswer(decision, entry);
   },
 });
 
@@ -86,4 +84,30 @@ function nextLink(url: string, after: string): string {
   const next = new URL(url);
   next.searchParams.set('after', after);
   return `${next.pathname}${next.search}`;
+}
+
+/**
+ * POST /api/actions/{key}/rollback — body { reason }: undo a succeeded disableUser, isolateDevice or
+ * requirePimReapproval the engine carried out, as a new action under the same guardrails; 409 for what cannot be undone.
+ */
+export const rollbackAction = defineHttpFunction({
+  name: 'rollbackAction',
+  route: 'actions/{key}/rollback',
+  methods: ['POST'],
+  auth: { roles: [ROLES.act] },
+  body: 'json',
+  async handle({ request, body, caller, log }) {
+    const { engine } = await runtime();
+    const { decision, entry } = await engine.rollback(routeKey(request.params.key), analystOf(caller), decisionReason(body), log);
+    return requestAnswer(decision, entry);
+  },
+});
+
+/** 202 with the new action, queued or held; or why the policy refused it (recorded blocked), or that it found no one. */
+function requestAnswer(decision: Decision, entry: LedgerEntry | undefined): HttpResponseInit {
+  const skip = decision.skipped[0];
+  if (skip?.reason === 'protected') throw new RefusedError(403, 'Protected', `refused: ${skip.detail}`, entry);
+  if (skip?.reason === 'circuit-open') throw new RefusedError(429, 'CircuitOpen', skip.detail, entry);
+  if (entry === undefined) throw new RefusedError(404, 'TargetNotFound', skip?.detail ?? 'the request names no target the engine can find');
+  return { status: 202, jsonBody: { action: entry, decision } };
 }

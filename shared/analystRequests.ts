@@ -10,6 +10,7 @@ import { LEDGER_STATES, type LedgerFilter, type LedgerState } from './ledger/led
 import { TEXT_LIMITS } from './limits';
 import { Fields } from './signals/fields';
 import { isDnsName, isGuid, isMdeDeviceId, isUpn, parseIncidentArmId, shortHostName } from './signals/identifiers';
+import { incidentRefOf } from './signals/sentinel';
 
 /** What the analysts' routes read from a request, each refused with a 400 naming the field. */
 
@@ -114,9 +115,9 @@ function deviceNamed(text: string): HostEntity {
 }
 
 function incidentRef(armId: string): IncidentRef {
-  const parts = parseIncidentArmId(armId);
-  if (!parts) throw new InputError('incident', `${quote(armId)} is not an incident ARM id`);
-  return { armId, name: parts.incidentName, subscriptionId: parts.subscriptionId, resourceGroup: parts.resourceGroup, workspaceName: parts.workspaceName };
+  const ref = incidentRefOf(armId);
+  if (!ref) throw new InputError('incident', `${quote(armId)} is not an incident ARM id`);
+  return ref;
 }
 
 /** `params`: only what the kind takes (isolateDevice's isolationType), checked. */

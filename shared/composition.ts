@@ -94,7 +94,9 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
 }
 
 /** Everything the engine's parts are made of: the adapters and settings compose() chooses (or a test's). */
-export type EngineParts = Omit<EngineDeps, 'incidents'> & Omit<ExecutionDeps, 'policy' | 'modeOverride'> & Pick<WorkerDeps, 'timings' | 'random'>;
+export type EngineParts = Omit<EngineDeps, 'incidents'> &
+  Omit<ExecutionDeps, 'policy' | 'modeOverride' | 'snapshotOf'> &
+  Pick<WorkerDeps, 'timings' | 'random'>;
 
 /** The engine, its worker and the dead-letter reconciler, each given the parts it uses. */
 export function assemble(parts: EngineParts): { engine: ResponderEngine; worker: ActionWorker; deadLetters: DeadLetterReconciler; analysts: AnalystActions } {
@@ -121,7 +123,7 @@ export function assemble(parts: EngineParts): { engine: ResponderEngine; worker:
     log,
     timings: parts.timings,
     ...(parts.random && { random: parts.random }),
-    execute: (command, commandLog) => executeCommand(parts, command, commandLog),
+    execute: (command, commandLog) => executeCommand({ ...parts, snapshotOf: async (key) => (await ledger.get(key))?.rollback }, command, commandLog),
     report,
     incidents,
     submit: (signal, by, submitLog, reevaluations) => engine.submit(signal, by, submitLog, reevaluations),

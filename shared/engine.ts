@@ -5,10 +5,10 @@ import { reportedCommand, reportOutcome } from './actions/report';
 import { classifyFailure } from './actions/failure';
 import { deviceTarget, targetId, targetLabel, userTarget, type ActionTarget } from './actions/target';
 import type { Analyst } from './actions/approval';
-import type { ActionStep } from './policy/schema';
+import { rollbackStep } from './actions/rollback';
 import { LedgerConflictError, LedgerTransitionError, targetKeys, type ActionLedger, type LedgerEntry, type LedgerState } from './ledger/ledger';
 import type { Logger } from './log';
-import { capKey, decide, decideRequest, summarize, type CompiledPolicy } from './policy/decide';
+import { capKey, decide, decideRequest, summarize, type CompiledPolicy, type RequestedStep } from './policy/decide';
 import type { Decision, PlannedAction, SkippedAction } from './policy/decision';
 import type { Mode } from './policy/schema';
 import type { ActionQueue } from './queue/queue';
@@ -17,7 +17,7 @@ import { spend, type BudgetAnswer, type BudgetRecord } from './coordination/budg
 import type { SharedState } from './coordination/sharedState';
 import { REEVALUATE_AFTER_MS } from './queue/reevaluation';
 import { parseIncidentArmId, type IncidentArmIdParts } from './signals/identifiers';
-import { NO_ENTITIES_NOTE, normalizeSentinelPayload } from './signals/sentinel';
+import { incidentRefOf, NO_ENTITIES_NOTE, normalizeSentinelPayload } from './signals/sentinel';
 import type { AccountEntity, Entity, HostEntity, IncidentRef, Signal } from './signals/signal';
 import type { EnrichOptions } from './enrichment/enrich';
 import type { SentinelIncidents } from './clients/sentinel';
@@ -117,10 +117,10 @@ export class ResponderEngine {
    * Create each planned action's entry (insert-if-absent). A new one takes its place in every cap first (blocked when a
    * cap is spent); it, and one an earlier delivery left `planned`, are to be sent; any other was recorded before.
    */
-  private async recordPlanned(actions: readonly PlannedAction[], signal: Signal, at: string, by: string): Promise<RecordedPlan> {
+  private async recordPlanned(actions: readonly PlannedAction[], signal: Signal, at: string, by: string, rollbackOf?: string): Promise<RecordedPlan> {
     const plan: RecordedPlan = { recorded: [], toSend: [], existing: new Map() };
     for (const action of actions) {
-      const { created, entry } = await this.deps.ledger.create(newEntry(action, signal, 'planned', undefined, at, by));
+      const { created, entry } = await this.deps.ledger.create(newEntry(action, signal, 'planned', undefined, at, by, rollbackOf));
       const overCap = created ? await this.reserveCaps(entry, at) : undefined;
       if (overCap) {
         const blocked = await this.deps.ledger.transition(entry.key, entry.etag, 'blocked', { by: 'engine', at, note: overCap }, { stateReason: overCap });
@@ -136,14 +136,14 @@ export class ResponderEngine {
   }
 
   /** Record the actions held for a human and those refused, so they can be seen, counted and approved. */
-  private async recordSkipped(skipped: readonly SkippedAction[], signal: Signal, at: string, by: string): Promise<RecordedAction[]> {
+  private async recordSkipped(skipped: readonly SkippedAction[], signal: Signal, at: string, by: string, rollbackOf?: string): Promise<RecordedAction[]> {
     const recorded: RecordedAction[] = [];
     for (const skip of skipped) {
       const state = skipState(skip);
       if (!state || !skip.idempotencyKey || !skip.target) continue;
       const recordable = { ...skip, idempotencyKey: skip.idempotencyKey, target: skip.target };
       const why = `${skip.reason}: ${skip.detail}`;
-      const { created, entry } = await this.deps.ledger.create(newEntry(recordable, signal, state, why, at, by));
+      const { created, entry } = await this.deps.ledger.create(newEntry(recordable, signal, state, why, at, by, rollbackOf));
       // An earlier delivery planned it but never got it onto the queue, deciding on less (say, before the directory
       // could be read): nothing was sent, so this stricter verdict is the one that stands.
       recorded.push(recordOf(!created && entry.state === 'planned' ? await this.holdPlanned(entry, state, why, at) : entry, created));
@@ -211,23 +211,71 @@ export class ResponderEngine {
     if (active) throw new RefusedError(409, 'AlreadyActive', `${kind} on ${targetLabel(active.target)} is already ${active.state} (${active.key})`, active);
     // The nth request for this action on this target: two analysts asking at once compute the same key, and the ledger
     // creates it once.
-    const requests = earlier.filter((entry) => entry.source.type === 'manual').length;
-    const signal: Signal = { ...enriched, entities: [entity], subject: `request:${kind}:${id ?? 'unknown'}:${requests + 1}` };
+    const { rollbackOf } = request;
+    const requests = earlier.filter((entry) => entry.source.type === 'manual' && entry.source.rollbackOf === rollbackOf).length;
+    const subject = rollbackOf ? `rollback:${rollbackOf}:${requests + 1}` : `request:${kind}:${id ?? 'unknown'}:${requests + 1}`;
+    const signal: Signal = { ...enriched, entities: [entity], subject };
     const decision = decideRequest(signal, { step: request.step, reason: request.reason }, this.deps.policy, {
       modeOverride: this.deps.modeOverride,
       capUsage: await this.capUsage(this.deps.policy),
     });
     const at = this.deps.now().toISOString();
     const by = request.by.objectId;
-    const planned = await this.recordPlanned(decision.actions, signal, at, by);
+    const planned = await this.recordPlanned(decision.actions, signal, at, by, rollbackOf);
     const raced = planned.existing.values().next().value;
     if (raced) throw new RefusedError(409, 'AlreadyActive', `${kind} on ${targetLabel(raced.target)} was just requested by someone else (${raced.key})`, raced);
-    await this.recordSkipped(decision.skipped, signal, at, by);
+    await this.recordSkipped(decision.skipped, signal, at, by, rollbackOf);
     await this.send(planned.toSend, at, log);
     const key = decision.actions[0]?.idempotencyKey ?? decision.skipped[0]?.idempotencyKey;
     const entry = key === undefined ? undefined : await this.deps.ledger.get(key);
     log.warn({ actionId: key, by, state: entry?.state }, `requested ${kind} on ${targetLabel(target)}: ${decision.summary}`);
     return { decision, entry };
+  }
+
+  /**
+   * Undo a succeeded action (POST /api/actions/{key}/rollback): a new action of the undoing kind, on the same target,
+   * asked for and judged like any analyst's request (a policy may hold rollbacks), linked both ways — its
+   * source.rollbackOf names the original, and the original's rolledBackBy and history name it. The original becomes
+   * `rolled-back` once the rollback succeeds (the worker).
+   */
+  async rollback(key: string, by: Analyst, reason: string, log: Logger = this.deps.log): Promise<{ decision: Decision; entry: LedgerEntry | undefined }> {
+    const original = await this.deps.ledger.get(key);
+    if (!original) throw new RefusedError(404, 'NotFound', `no action ${key} in the ledger`);
+    const step = rollbackStep(original);
+    if (step.step === 'refuse') throw new RefusedError(409, step.code, step.why, original);
+    const result = await this.request(
+      {
+        step: { kind: step.kind, params: {} },
+        entity: entityOf(original.target),
+        reason,
+        ...(original.source.incidentArmId && { incident: incidentRefOf(original.source.incidentArmId) }),
+        by,
+        rollbackOf: original.key,
+      },
+      log,
+    );
+    if (result.entry) await this.linkRollback(original.key, result.entry.key, `rollback ${result.entry.key} requested by ${by.name}: ${reason}`);
+    return result;
+  }
+
+  /** Name the rollback on the original (a history event, and rolledBackBy), unless it has moved on meanwhile. */
+  private async linkRollback(key: string, rollbackKey: string, note: string): Promise<void> {
+    for (let tries = 0; tries < 5; tries++) {
+      const original = await this.deps.ledger.get(key);
+      if (original?.state !== 'succeeded') return;
+      try {
+        await this.deps.ledger.transition(
+          key,
+          original.etag,
+          'succeeded',
+          { by: 'engine', at: this.deps.now().toISOString(), note },
+          { rolledBackBy: rollbackKey },
+        );
+        return;
+      } catch (error) {
+        if (!(error instanceof LedgerConflictError)) throw error;
+      }
+    }
   }
 
   /** Actions of `kind` the ledger holds on any identifier of `target`. */
@@ -433,7 +481,7 @@ type Recordable = {
   reason?: string;
 };
 
-function newEntry(action: Recordable, signal: Signal, state: LedgerState, stateReason: string | undefined, at: string, by: string) {
+function newEntry(action: Recordable, signal: Signal, state: LedgerState, stateReason: string | undefined, at: string, by: string, rollbackOf?: string) {
   return {
     key: action.idempotencyKey,
     kind: action.kind,
@@ -450,6 +498,7 @@ function newEntry(action: Recordable, signal: Signal, state: LedgerState, stateR
       ...(signal.source !== 'manual' && { ruleId: action.ruleId }),
       ...(signal.incident && { incidentArmId: signal.incident.armId }),
       ...(signal.source === 'manual' && { requestedBy: by }),
+      ...(rollbackOf && { rollbackOf }),
     },
     state,
     ...(stateReason && { stateReason }),
@@ -482,11 +531,13 @@ function incidentParts(incident: IncidentRef): IncidentArmIdParts {
 
 /** What an analyst asks for: one action, on the entity the request names, why, and by whom. */
 export interface ManualRequest {
-  step: ActionStep;
+  step: RequestedStep;
   entity: AccountEntity | HostEntity;
   reason: string;
   incident?: IncidentRef;
   by: Analyst;
+  /** For a rollback: the key of the action it undoes. */
+  rollbackOf?: string;
 }
 
 /** States in which an action is still to happen: a second request for it is refused. */
@@ -497,4 +548,16 @@ function boundToDirectory(entity: Entity): AccountEntity | HostEntity {
   if (entity.kind === 'account') return entity.verified ? { ...entity, aadUserId: entity.verified.id, upn: entity.verified.upn } : entity;
   if (entity.kind === 'host') return entity.verified ? { ...entity, mdatpDeviceId: entity.verified.id, fqdn: entity.verified.computerDnsName } : entity;
   throw new InputError('target', 'expected a user or a device');
+}
+
+/** The entity a recorded target stands for: what enrichment resolves again before a rollback is judged. */
+function entityOf(target: ActionTarget): AccountEntity | HostEntity {
+  if (target.type === 'user') return { kind: 'account', ...(target.id && { aadUserId: target.id }), ...(target.upn && { upn: target.upn }) };
+  return {
+    kind: 'host',
+    ...(target.id && { mdatpDeviceId: target.id }),
+    ...(target.aadDeviceId && { aadDeviceId: target.aadDeviceId }),
+    ...(target.fqdn && { fqdn: target.fqdn }),
+    ...(target.hostName && { hostName: target.hostName }),
+  };
 }

@@ -128,6 +128,7 @@ export class ActionWorker {
     const { write } = step;
     await this.deps.ledger.transition(entry.key, entry.etag, write.to, { by: 'worker', at, note: write.note }, write.patch);
     if (step.schedule) await this.schedule(step.schedule);
+    if (step.undid) await this.markRolledBack(step.undid, entry.key, at);
     const status = write.patch?.attempts?.at(-1)?.status;
     log.info({ outcome: step.result, ...(status !== undefined && { status }), ...(step.schedule && { next: step.schedule.at.toISOString() }) }, step.detail);
     if (step.report) await this.deps.report(reportedCommand(command), step.report, step.detail, attemptCount(write.patch?.attempts ?? entry.attempts), log);
@@ -219,6 +220,20 @@ export class ActionWorker {
       const ended = key ? await markDeadLettered(this.deps.ledger, key, why, at) : undefined;
       if (ended) await this.deps.report(ended, 'failed', why, attemptCount(ended.attempts), log);
       return { status: 'refused', outcome: { ...(key && { key }), outcome: 'poison', detail: error.message } };
+    }
+  }
+
+  /** The action a succeeded rollback undid ends `rolled-back`, naming it; one that moved on meanwhile is left. */
+  private async markRolledBack(key: string, by: string, at: string): Promise<void> {
+    for (let tries = 0; tries < CLAIM_TRIES; tries++) {
+      const original = await this.deps.ledger.get(key);
+      if (original?.state !== 'succeeded') return;
+      try {
+        await this.deps.ledger.transition(key, original.etag, 'rolled-back', { by: 'worker', at, note: `rolled back by ${by}` }, { rolledBackBy: by });
+        return;
+      } catch (error) {
+        if (!(error instanceof LedgerConflictError)) throw error;
+      }
     }
   }
 

@@ -38,6 +38,8 @@ export interface CommandSource {
   ruleId?: string;
   /** Object id (or name) of the analyst or app that asked, for manual requests and approvals. */
   requestedBy?: string;
+  /** For a rollback: the key of the action it undoes (its snapshot says what to restore). */
+  rollbackOf?: string;
 }
 
 const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -76,6 +78,7 @@ const commandSchema = z.strictObject({
     incidentArmId: z.string().max(1024).optional(),
     ruleId: z.string().max(64).optional(),
     requestedBy: z.string().max(320).optional(),
+    rollbackOf: z.string().regex(IDEMPOTENCY_KEY_PATTERN, 'expected an idempotency key').optional(),
   }),
   idempotencyKey: z.string().regex(IDEMPOTENCY_KEY_PATTERN, 'expected an idempotency key'),
   attempt: z.number().int().min(0).max(1000),

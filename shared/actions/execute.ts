@@ -25,6 +25,8 @@ export interface ExecutionDeps {
   modeOverride: Mode;
   /** API budgets: each execution's calls are reserved before it starts; absent, nothing is paced. */
   pacer?: Pacer;
+  /** What the action a rollback undoes recorded for it (its `rollback` snapshot), from the ledger. */
+  snapshotOf(key: string): Promise<unknown>;
 }
 
 /** Paced calls of a target's lookup: a device's Defender record (a merged record's successor is read beyond them). */
@@ -43,7 +45,8 @@ export async function executeCommand(deps: ExecutionDeps, command: ActionCommand
   const mode = modeNow(command, deps.policy, deps.modeOverride);
   const run = mode.audit && command.mode === 'enforce' ? { ...command, mode: 'audit' as const } : command;
   try {
-    const context = await deps.executionContext();
+    const snapshot = run.source.rollbackOf === undefined ? undefined : await deps.snapshotOf(run.source.rollbackOf);
+    const context = { ...(await deps.executionContext()), ...(snapshot !== undefined && { snapshot }) };
     const outcome = deps.pacer
       ? await metered(deps.pacer, executor, run, context, deps.policy.protection, log)
       : await executeOnVerifiedTarget(executor, run, context, deps.policy.protection);

@@ -54,6 +54,8 @@ export interface Step {
   report?: ReportedState;
   result: WorkerResult;
   detail: string;
+  /** A rollback that succeeded: the key of the action it undid, which becomes `rolled-back`. */
+  undid?: string;
 }
 
 /** An entry this delivery has claimed: the only kind an execution's outcome is recorded on. */
@@ -116,7 +118,8 @@ export function afterExecution(
     case 'succeeded':
     case 'audited': {
       const rollback = outcome.outcome === 'succeeded' && outcome.rollback !== undefined ? { rollback: outcome.rollback } : {};
-      return { write: { to: 'succeeded', note: detail, patch: { attempts, ...rollback } }, report: outcome.outcome, result: outcome.outcome, detail };
+      const undid = outcome.outcome === 'succeeded' && command.source.rollbackOf !== undefined ? { undid: command.source.rollbackOf } : {};
+      return { write: { to: 'succeeded', note: detail, patch: { attempts, ...rollback } }, report: outcome.outcome, result: outcome.outcome, detail, ...undid };
     }
     case 'pending': {
       const waitMs = timings.followUpMs ?? outcome.followUpAfterMs;

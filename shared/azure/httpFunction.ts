@@ -1,4 +1,7 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+
+/** What a handler answers, for entry points that build it in a helper (they import nothing of @azure/functions). */
+export type { HttpResponseInit };
 import { authenticate } from '../auth/authenticate';
 import { AuthError, authorize, type Caller, type Role } from '../auth/caller';
 import { config } from '../config';

@@ -39,7 +39,8 @@ const TRANSITIONS: Record<LedgerState, readonly LedgerState[]> = {
   // -> planned: an analyst replays it (planned until the queue has taken the command, as for a new action).
   failed: ['queued', 'dead-lettered', 'planned'],
   'dead-lettered': ['queued', 'planned'],
-  succeeded: ['rolled-back'],
+  // succeeded -> succeeded: a rollback of it was requested (the history says by whom; rolledBackBy links it).
+  succeeded: ['rolled-back', 'succeeded'],
   blocked: [],
   'rolled-back': [],
   denied: [],
@@ -96,6 +97,8 @@ export interface LedgerEntry {
   replays?: number;
   /** The analyst who approved or denied it while it was held, when and why. */
   decidedBy?: AnalystDecision;
+  /** The key of the latest rollback asked for it; the rollback's source.rollbackOf links back. */
+  rolledBackBy?: string;
   /** Optimistic concurrency: every write must present the ETag it read. */
   etag: string;
 }
@@ -120,7 +123,7 @@ export interface AnalystDecision {
 }
 
 /** What a transition may change besides the state. */
-export type LedgerPatch = Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason' | 'replays' | 'decidedBy'>>;
+export type LedgerPatch = Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason' | 'replays' | 'decidedBy' | 'rolledBackBy'>>;
 
 export class LedgerConflictError extends Error {
   override readonly name = 'LedgerConflictError';

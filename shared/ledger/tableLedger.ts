@@ -32,6 +32,7 @@ interface Row {
   subject: string;
   stateReason?: string;
   replays?: number;
+  rolledBackBy?: string;
   createdAt: string;
   updatedAt: string;
   target: string;
@@ -192,6 +193,7 @@ function toRow(entry: Omit<LedgerEntry, 'etag'>): Row {
   };
   if (entry.stateReason !== undefined) row.stateReason = entry.stateReason;
   if (entry.replays !== undefined) row.replays = entry.replays;
+  if (entry.rolledBackBy !== undefined) row.rolledBackBy = entry.rolledBackBy;
   for (const column of JSON_COLUMNS) if (entry[column] !== undefined) row[column] = JSON.stringify(entry[column]);
   return row;
 }
@@ -214,6 +216,7 @@ function fromRow(row: TableEntityResult<Row>): LedgerEntry {
   };
   if (row.stateReason !== undefined) entry.stateReason = row.stateReason;
   if (row.replays !== undefined) entry.replays = row.replays;
+  if (row.rolledBackBy !== undefined) entry.rolledBackBy = row.rolledBackBy;
   if (row.rollback !== undefined) entry.rollback = JSON.parse(row.rollback);
   if (row.decidedBy !== undefined) entry.decidedBy = JSON.parse(row.decidedBy);
   return entry;

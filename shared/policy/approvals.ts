@@ -1,4 +1,4 @@
-import type { PlannableActionKind } from '../actions/catalogue';
+import type { ActionKind } from '../actions/catalogue';
 import type { AccountEntity, HostEntity, SignalSource } from '../signals/signal';
 import { NameIndex } from '../signals/names';
 import { checkAccount, checkHost, indexProtection } from './protection';
@@ -12,7 +12,7 @@ import type { ApprovalGuardrail } from './schema';
  */
 export function approvalRequired(
   approvals: readonly CompiledApproval[],
-  kind: PlannableActionKind,
+  kind: ActionKind,
   entity: AccountEntity | HostEntity,
   source: SignalSource,
 ): string | undefined {

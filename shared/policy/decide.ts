@@ -1,4 +1,4 @@
-import type { PlannableActionKind } from '../actions/catalogue';
+import type { ActionKind, PlannableActionKind } from '../actions/catalogue';
 import { idempotencyKeys, targetKeyPart } from '../actions/idempotency';
 import { deviceTarget, targetId, targetLabel, userTarget } from '../actions/target';
 import type { AccountEntity, HostEntity, Signal } from '../signals/signal';
@@ -166,7 +166,7 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
 
 /** What an analyst asks for: one action on the signal's one entity. */
 export interface ActionRequest {
-  step: ActionStep;
+  step: RequestedStep;
   reason: string;
 }
 
@@ -225,8 +225,11 @@ function verdictOn(judged: Verdict[], kind: PlannableActionKind): Verdict | unde
   return undefined;
 }
 
+/** One action to judge: a rule's step, or what an analyst asked for (a rollback included). */
+export type RequestedStep = { kind: ActionKind; params: ActionStep['params'] };
+
 function judge(
-  step: ActionStep,
+  step: RequestedStep,
   entity: AccountEntity | HostEntity,
   signal: Signal,
   compiled: CompiledPolicy,

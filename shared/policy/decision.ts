@@ -1,4 +1,4 @@
-import type { ActionParams, PlannableActionKind } from '../actions/catalogue';
+import type { ActionKind, ActionParams } from '../actions/catalogue';
 import type { ActionTarget } from '../actions/target';
 import type { Severity, SignalSource } from '../signals/signal';
 import type { Mode } from './schema';
@@ -27,7 +27,7 @@ export interface RuleResult {
 
 export interface PlannedAction {
   idempotencyKey: string;
-  kind: PlannableActionKind;
+  kind: ActionKind;
   target: ActionTarget;
   params: ActionParams;
   ruleId: string;
@@ -40,7 +40,7 @@ export const SKIP_REASONS = ['protected', 'needs-approval', 'circuit-open', 'alr
 export type SkipReason = (typeof SKIP_REASONS)[number];
 
 export interface SkippedAction {
-  kind: PlannableActionKind;
+  kind: ActionKind;
   /** Absent for `no-target`: the rule wanted the action but the signal had nothing it could apply to. */
   target?: ActionTarget;
   /** Present whenever there is a target: held actions are recorded under it and approved by it. */

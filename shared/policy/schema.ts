@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ACTIONS, ISOLATION_TYPES, isActionKind, PLANNABLE_ACTIONS, type PlannableActionKind } from '../actions/catalogue';
+import { ACTION_KINDS, ACTIONS, ISOLATION_TYPES, isActionKind, PLANNABLE_ACTIONS, type PlannableActionKind } from '../actions/catalogue';
 import { DEVICE_RISK_LEVELS, SEVERITIES, SIGNAL_SOURCES, USER_RISK_LEVELS } from '../signals/signal';
 import { parseDuration } from './duration';
 
@@ -53,7 +53,8 @@ const scoreCondition = z.string().transform((text, ctx) => {
   return { op: operator, value: Number(value) };
 });
 
-const actionName = oneOf(PLANNABLE_ACTIONS);
+/** Guardrails and caps may name rollbacks too (enableUser, …): an analyst asks for those, and a policy may hold them. */
+const anyActionName = oneOf(ACTION_KINDS);
 const isolateParams = z.strictObject({ isolationType: oneOf(ISOLATION_TYPES).optional() });
 
 /** `disableUser` or `{ isolateDevice: { isolationType: Selective } }` */
@@ -112,7 +113,7 @@ const rule = z.strictObject({
 });
 
 const approval = z.strictObject({
-  action: z.union([z.literal('*'), actionName]),
+  action: z.union([z.literal('*'), anyActionName]),
   when: z
     .strictObject({
       privileged: z.boolean().optional(),
@@ -137,7 +138,7 @@ const duration = z.string().transform((value, ctx) => {
 });
 
 const cap = z.strictObject({
-  action: actionName,
+  action: anyActionName,
   max: z.number().int().min(0, 'max cannot be negative'),
   per: duration,
 });

@@ -243,3 +243,10 @@ function embeddedArray(fields: Fields, name: string): unknown[] {
   if (!Array.isArray(parsed)) throw new InputError(fields.at(name), 'expected a JSON array');
   return parsed;
 }
+
+/** The incident an ARM id names, without its properties; undefined when it is not an incident ARM id. */
+export function incidentRefOf(armId: string): IncidentRef | undefined {
+  const parts = parseIncidentArmId(armId);
+  if (!parts) return undefined;
+  return { armId, name: parts.incidentName, subscriptionId: parts.subscriptionId, resourceGroup: parts.resourceGroup, workspaceName: parts.workspaceName };
+}

@@ -60,6 +60,7 @@ beforeAll(async () => {
     policy: ENFORCE,
     modeOverride: 'enforce',
     pacer,
+    snapshotOf: async () => undefined,
   });
 });
 let deps: (executors: ExecutionDeps['executors'], snapshot?: unknown) => ExecutionDeps;

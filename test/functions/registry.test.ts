@@ -28,6 +28,7 @@ describe('every registered function', () => {
       'listActions',
       'plan',
       'requestAction',
+      'rollbackAction',
       'showAction',
     ]);
     expect(registry.queues.map((r) => `${r.name}:${r.queueName}`)).toEqual(['actionWorker:actions']);

@@ -6,11 +6,11 @@ import { ledgerContract } from './ledgerContract';
 ledgerContract('in-memory', () => new MemoryLedger());
 
 describe('the state machine', () => {
-  it('has no way out of blocked or rolled-back, and only rollback out of succeeded', () => {
+  it('has no way out of blocked, rolled-back, denied or expired, and only rollback out of succeeded', () => {
     for (const to of LEDGER_STATES) {
-      expect(canTransition('blocked', to)).toBe(false);
-      expect(canTransition('rolled-back', to)).toBe(false);
-      expect(canTransition('succeeded', to)).toBe(to === 'rolled-back');
+      for (const final of ['blocked', 'rolled-back', 'denied', 'expired'] as const) expect(canTransition(final, to), `${final} -> ${to}`).toBe(false);
+      // succeeded -> succeeded records that a rollback was asked for; it changes nothing else.
+      expect(canTransition('succeeded', to)).toBe(to === 'rolled-back' || to === 'succeeded');
     }
   });
 });

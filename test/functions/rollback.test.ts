@@ -1,0 +1,154 @@
+import { InvocationContext } from '@azure/functions';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { requestAction, rollbackAction, showAction } from '../../functions/actions';
+import { actionWorker } from '../../functions/actionWorker';
+import type { LedgerEntry } from '../../shared/ledger/ledger';
+import type { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
+import { DEMO, DEMO_DEVICES, SECURITY_ADMINISTRATOR } from '../../sandbox/tenant';
+import { EngineUnderTest } from '../support/engine';
+import { call } from '../support/http';
+
+/** Rollbacks: new actions that undo what the engine did, under the same policy, linked both ways. */
+const POLICY = (approvals = '[]') => `version: 1
+mode: enforce
+guardrails: { approvals: ${approvals} }
+rules: []
+`;
+const ANALYST = '0a0b0c0d-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+
+let engine: EngineUnderTest;
+beforeAll(async () => {
+  engine = await EngineUnderTest.start();
+});
+afterAll(() => engine.stop());
+beforeEach(() => engine.configure({ RESPONDER_POLICY: POLICY() }));
+
+const actor = () => engine.bearer(['Responder.Act', 'Responder.Read'], { oid: ANALYST, name: 'Analyst A' });
+
+function startWorker(): EmbeddedQueue {
+  const queue = engine.queue as EmbeddedQueue;
+  queue.start((body, delivery) =>
+    actionWorker(body, new InvocationContext({ invocationId: `w-${delivery.messageId}`, functionName: 'actionWorker', triggerMetadata: { ...delivery } })),
+  );
+  return queue;
+}
+
+/** Run everything on the queue to its end, follow-ups included. */
+async function drain(queue: EmbeddedQueue): Promise<void> {
+  for (let i = 0; i < 5; i++) {
+    await queue.idle();
+    queue.releaseScheduled();
+  }
+  await queue.idle();
+}
+
+/** Ask for an action, run it, and return its entry as the ledger ends it. */
+async function done(kind: string, target: string, queue: EmbeddedQueue): Promise<LedgerEntry> {
+  const res = await call(requestAction, 'actions', { body: { kind, target, reason: 'contain' }, headers: await actor() });
+  expect(res.status).toBe(202);
+  await drain(queue);
+  return (await engine.ledger.get(res.json.action.key))!;
+}
+
+const rollback = async (key: string, reason = 'false positive: the user confirmed the sign-in') =>
+  call(rollbackAction, `actions/${key}/rollback`, { params: { key }, headers: await actor(), body: { reason } });
+
+describe('POST /api/actions/{key}/rollback', () => {
+  it('re-enables an account the engine disabled, and links the two actions both ways', async () => {
+    const queue = startWorker();
+    const disabled = await done('disableUser', 'adele.vance@contoso.com', queue);
+    expect(disabled.state).toBe('succeeded');
+    expect(engine.sandbox.tenant.users.get(DEMO.adele)?.accountEnabled).toBe(false);
+
+    const res = await rollback(disabled.key);
+    expect(res.status).toBe(202);
+    expect(res.json.action).toMatchObject({ kind: 'enableUser', source: { type: 'manual', requestedBy: ANALYST, rollbackOf: disabled.key } });
+    await drain(queue);
+    queue.stop();
+
+    expect(engine.sandbox.tenant.users.get(DEMO.adele)?.accountEnabled).toBe(true);
+    const enable = await engine.ledger.get(res.json.action.key);
+    expect(enable?.state).toBe('succeeded');
+    const original = await call(showAction, `actions/${disabled.key}`, { method: 'GET', params: { key: disabled.key }, headers: await actor() });
+    expect(original.json.action).toMatchObject({ state: 'rolled-back', rolledBackBy: enable?.key });
+    expect(original.json.action.history.map((h: { note?: string }) => h.note)).toEqual(
+      expect.arrayContaining([
+        `rollback ${enable?.key} requested by Analyst A: false positive: the user confirmed the sign-in`,
+        `rolled back by ${enable?.key}`,
+      ]),
+    );
+    // Undone once is undone: a second rollback is refused.
+    expect((await rollback(disabled.key)).json.error.code).toBe('AlreadyRolledBack');
+  });
+
+  it('releases a device the engine isolated', async () => {
+    const queue = startWorker();
+    const isolated = await done('isolateDevice', 'wks-042.contoso.com', queue);
+    expect(isolated.state).toBe('succeeded');
+    const res = await rollback(isolated.key);
+    expect(res.status).toBe(202);
+    await drain(queue);
+    queue.stop();
+    expect((await engine.ledger.get(res.json.action.key))?.state).toBe('succeeded');
+    expect(engine.sandbox.tenant.machines.get(DEMO_DEVICES.wks042)?.isolated).toBe(false);
+    expect(engine.sandbox.tenant.count('POST', /\/unisolate$/)).toBe(1);
+    expect((await engine.ledger.get(isolated.key))?.state).toBe('rolled-back');
+  });
+
+  it('gives back a permanent role the engine removed', async () => {
+    engine.sandbox.tenant.assignRole(DEMO.jsmith, SECURITY_ADMINISTRATOR, 'Assigned');
+    const queue = startWorker();
+    const removed = await done('requirePimReapproval', 'jsmith@contoso.com', queue);
+    expect(removed.state).toBe('succeeded');
+    const active = () => engine.sandbox.tenant.roleAssignments.filter((a) => a.principalId === DEMO.jsmith);
+    expect(active()).toEqual([]);
+    const res = await rollback(removed.key);
+    expect(res.status).toBe(202);
+    await drain(queue);
+    queue.stop();
+    expect((await engine.ledger.get(res.json.action.key))?.state).toBe('succeeded');
+    expect(active()).toEqual([expect.objectContaining({ roleDefinitionId: SECURITY_ADMINISTRATOR })]);
+  });
+
+  it('refuses to re-enable an account someone else had disabled: nothing is enabled', async () => {
+    engine.sandbox.tenant.users.get(DEMO.adele)!.accountEnabled = false;
+    const queue = startWorker();
+    const disabled = await done('disableUser', 'adele.vance@contoso.com', queue);
+    queue.stop();
+    expect(disabled).toMatchObject({ state: 'succeeded', rollback: { wasEnabled: false } });
+    const res = await rollback(disabled.key);
+    expect([res.status, res.json.error.code]).toEqual([409, 'NothingToUndo']);
+    expect(engine.sandbox.tenant.users.get(DEMO.adele)?.accountEnabled).toBe(false);
+    expect(engine.ledger.all().filter((e) => e.kind === 'enableUser')).toEqual([]);
+  });
+
+  it('says what cannot be undone: revoked sessions, a confirmation of compromise', async () => {
+    const queue = startWorker();
+    const revoked = await done('revokeSessions', 'adele.vance@contoso.com', queue);
+    queue.stop();
+    const res = await rollback(revoked.key);
+    expect([res.status, res.json.error.code]).toEqual([409, 'Irreversible']);
+    expect(res.json.error.message).toMatch(/revokeSessions cannot be undone/);
+  });
+
+  it('holds a rollback for approval where the policy says so, and refuses a second one meanwhile', async () => {
+    engine.configure({ RESPONDER_POLICY: POLICY('[{ action: enableUser, reason: re-enabling needs a second analyst }]') });
+    const queue = startWorker();
+    const disabled = await done('disableUser', 'adele.vance@contoso.com', queue);
+    queue.stop();
+    const res = await rollback(disabled.key);
+    expect(res.status).toBe(202);
+    expect(res.json.action).toMatchObject({ kind: 'enableUser', state: 'pending-approval' });
+    const again = await rollback(disabled.key, 'again');
+    expect([again.status, again.json.error.code, again.json.action.key]).toEqual([409, 'AlreadyActive', res.json.action.key]);
+    expect(engine.sandbox.tenant.users.get(DEMO.adele)?.accountEnabled).toBe(false);
+  });
+
+  it('answers 404 for an action it does not have, and 409 for one that has not succeeded', async () => {
+    const missing = `${'a'.repeat(40)}.disableUser.h${'b'.repeat(32)}`;
+    expect((await rollback(missing)).status).toBe(404);
+    const res = await call(requestAction, 'actions', { body: { kind: 'disableUser', target: 'adele.vance@contoso.com', reason: 'x' }, headers: await actor() });
+    const queued = await rollback(res.json.action.key);
+    expect([queued.status, queued.json.error.code]).toEqual([409, 'NotSucceeded']);
+  });
+});
