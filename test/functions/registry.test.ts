@@ -26,6 +26,7 @@ describe('every registered function', () => {
       'health',
       'incidents',
       'listActions',
+      'openapi',
       'plan',
       'requestAction',
       'rollbackAction',
