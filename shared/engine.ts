@@ -208,7 +208,13 @@ export class ResponderEngine {
     const id = targetId(target);
     const earlier = id === undefined ? [] : await this.earlierOn(target, kind);
     const active = earlier.find((entry) => ACTIVE_STATES.includes(entry.state));
-    if (active) throw new RefusedError(409, 'AlreadyActive', `${kind} on ${targetLabel(active.target)} is already ${active.state} (${active.key})`, active);
+    if (active) {
+      // Recorded but never queued (its send failed, or the process died first): send it now, as a retried incident would.
+      if (active.state === 'planned')
+        await this.send([{ command: commandFor(active, this.deps.now().toISOString()), entry: active }], this.deps.now().toISOString(), log);
+      const now = (await this.deps.ledger.get(active.key)) ?? active;
+      throw new RefusedError(409, 'AlreadyActive', `${kind} on ${targetLabel(now.target)} is already ${now.state} (${now.key})`, now);
+    }
     // The nth request for this action on this target: two analysts asking at once compute the same key, and the ledger
     // creates it once.
     const { rollbackOf } = request;

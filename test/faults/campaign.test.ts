@@ -48,6 +48,10 @@ export const scheduleArbitrary: fc.Arbitrary<Schedule> = fc.record({
   sendFaults: fc.array(fc.boolean(), { maxLength: 8 }),
   concurrency: fc.integer({ min: 1, max: 3 }),
   defenderBudget: fc.option(fc.record({ max: fc.integer({ min: 1, max: 4 }), windowMs: fc.constantFrom(1000, 30_000) }), { nil: undefined }),
+  analysts: fc.array(
+    fc.record({ op: fc.constantFrom('approve' as const, 'approveTwice' as const, 'deny' as const, 'rollback' as const), pick: fc.nat(5), atStep: fc.nat(40) }),
+    { maxLength: 4 },
+  ),
   seed: fc.nat(),
 });
 
@@ -68,6 +72,7 @@ describe('the fault campaign (in-process twins)', () => {
         expect(outcome.lost, 'lost actions').toEqual([]);
         expect(outcome.duplicates, 'repeated non-idempotent calls').toEqual([]);
         expect(outcome.protectedTouched, 'protected principals touched').toEqual([]);
+        expect(outcome.unapproved, 'held actions run without approval').toEqual([]);
       }),
       { seed: SEED, numRuns: RUNS, endOnFailure: true },
     );
@@ -82,11 +87,14 @@ describe('the fault campaign (in-process twins)', () => {
 it.runIf(process.env.CAMPAIGN_SCHEDULE)('replays one schedule (CAMPAIGN_SCHEDULE)', async () => {
   const outcome = await runSchedule(JSON.parse(process.env.CAMPAIGN_SCHEDULE as string) as Schedule);
   for (const entry of outcome.entries)
-    if (outcome.lost.some((l) => l.startsWith(entry.key)))
-      console.log(`${entry.key} ${entry.kind} ${JSON.stringify(entry.target)}\n  ${entry.history.map((h) => `${h.state}: ${h.note ?? ''}`).join('\n  ')}`);
-  expect({ lost: outcome.lost, duplicates: outcome.duplicates, protectedTouched: outcome.protectedTouched }).toEqual({
+    if ([...outcome.lost, ...outcome.duplicates, ...outcome.unapproved].some((l) => l.startsWith(entry.key)))
+      console.log(
+        `${entry.key} ${entry.kind} ${JSON.stringify(entry.target)} decidedBy ${JSON.stringify(entry.decidedBy)}\n  ${entry.history.map((h) => `${h.at} ${h.state} by ${h.by}: ${h.note ?? ''}`).join('\n  ')}\n  attempts: ${entry.attempts.map((a) => `${a.at} ${a.outcome}`).join(', ')}`,
+      );
+  expect({ lost: outcome.lost, duplicates: outcome.duplicates, protectedTouched: outcome.protectedTouched, unapproved: outcome.unapproved }).toEqual({
     lost: [],
     duplicates: [],
     protectedTouched: [],
+    unapproved: [],
   });
 });

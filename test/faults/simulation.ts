@@ -24,6 +24,7 @@ import type { Signal } from '../../shared/signals/signal';
 import { Enricher } from '../../shared/enrichment/enrich';
 import { tenantRoutes } from '../../sandbox/server';
 import { DEMO, DEMO_DEVICES, SandboxTenant } from '../../sandbox/tenant';
+import { RefusedError } from '../../shared/errors';
 import type { SandboxAnswer } from '../../sandbox/routes';
 
 /**
@@ -66,7 +67,19 @@ export interface Schedule {
   concurrency: number;
   /** A Defender budget the pacer holds the engine to, or none. */
   defenderBudget?: { max: number; windowMs: number };
+  /**
+   * Analysts at work while the queue drains: at delivery step `atStep`, approve (once, or twice at once by two
+   * analysts), deny, or roll back the `pick`-th action that can take it. Each retries after a failure, as an analyst
+   * clicks again.
+   */
+  analysts?: AnalystStep[];
   seed: number;
+}
+
+export interface AnalystStep {
+  op: 'approve' | 'approveTwice' | 'deny' | 'rollback';
+  pick: number;
+  atStep: number;
 }
 
 export const USERS = [DEMO.adele, DEMO.jsmith, DEMO.megan, DEMO.breakglass] as const;
@@ -80,6 +93,8 @@ const DEVICE_NAMES = ['WKS-042', 'websrv1', 'DC01'] as const;
 export const CAMPAIGN_POLICY = `version: 1
 mode: enforce
 protected: { users: [${DEMO.breakglass}, breakglass1@contoso.com], devices: [${DEMO_DEVICES.dc01}, dc01.contoso.com] }
+guardrails:
+  approvals: [{ action: disableUser, reason: an analyst approves each account disabled }]
 rules:
   - { id: users, when: { entity: account }, then: [revokeSessions, disableUser] }
   - { id: hosts, when: { entity: host }, then: [isolateDevice] }
@@ -99,14 +114,17 @@ export interface Outcome {
   duplicates: string[];
   /** Calls that touched a protected principal. */
   protectedTouched: string[];
+  /** Actions held for a human that ran without an analyst's approval. */
+  unapproved: string[];
   deliveries: number;
   faultsFired: number;
 }
 
-const FINAL = new Set(['succeeded', 'failed', 'blocked', 'dead-lettered']);
+const FINAL = new Set(['succeeded', 'failed', 'blocked', 'dead-lettered', 'denied', 'expired', 'rolled-back']);
 /** Where an action may stop short of a final state: held for a human, which it may only be with its reason. */
 const HELD = 'pending-approval';
 const MAX_DELIVERIES = 10;
+const ANALYSTS = ['0a0b0c0d-aaaa-4aaa-8aaa-aaaaaaaaaaaa', '0a0b0c0d-bbbb-4bbb-8bbb-bbbbbbbbbbbb'] as const;
 const LOCK_MS = 60_000;
 
 /** A deterministic PRNG (mulberry32): jitter and ordering come from the schedule's seed, so every run replays. */
@@ -357,7 +375,7 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
       devices: await createDefenderDevices(settings, pace, STATIC_CREDENTIAL),
       incidents: NO_SENTINEL,
     };
-    const { engine, worker, deadLetters } = assemble({
+    const { engine, worker, deadLetters, analysts } = assemble({
       policy: compilePolicy(parsePolicy(CAMPAIGN_POLICY, 'campaign policy')),
       ledger,
       queue: broker,
@@ -411,7 +429,38 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
 
     // The Functions host: deliver what is due, `concurrency` at a time, in an order the seed picks.
     let delivered = 0;
+    const analystSteps = [...(schedule.analysts ?? [])].sort((a, b) => a.atStep - b.atStep);
+    const analystAct = async (step: AnalystStep): Promise<void> => {
+      const all = await ledger.inner.list();
+      const eligible =
+        step.op === 'rollback'
+          ? all.filter((e) => e.state === 'succeeded' && (e.kind === 'disableUser' || e.kind === 'isolateDevice'))
+          : all.filter((e) => e.state === 'pending-approval');
+      const entry = eligible[step.pick % Math.max(1, eligible.length)];
+      if (!entry) return;
+      const [a, b] = [
+        { objectId: ANALYSTS[0], name: 'analyst a' },
+        { objectId: ANALYSTS[1], name: 'analyst b' },
+      ];
+      const once = async (run: () => Promise<unknown>) => {
+        for (let tries = 0; tries < 20; tries++) {
+          try {
+            return await run();
+          } catch (error) {
+            // A refusal is an answer (409: someone else decided first, or it is no longer held); anything else, click again.
+            if (error instanceof RefusedError) return undefined;
+          }
+        }
+        throw new Error(`an analyst gave up on ${step.op} ${entry.key}`);
+      };
+      if (step.op === 'approve') await once(() => analysts.approve(entry.key, a, 'approved in the campaign'));
+      else if (step.op === 'approveTwice')
+        await Promise.all([once(() => analysts.approve(entry.key, a, 'first')), once(() => analysts.approve(entry.key, b, 'second'))]);
+      else if (step.op === 'deny') await once(() => analysts.deny(entry.key, b, 'denied in the campaign'));
+      else await once(async () => keys.add(((await engine.rollback(entry.key, a, 'rolled back in the campaign')).entry?.key ?? entry.key) as string));
+    };
     for (let step = 0; step < 5000; step++) {
+      while (analystSteps.length > 0 && (analystSteps[0] as AnalystStep).atStep <= step) await analystAct(analystSteps.shift() as AnalystStep);
       const due = broker.pending.filter((m) => m.availableAt <= clock.now);
       if (due.length === 0) {
         if (broker.pending.length === 0) break;
@@ -454,10 +503,14 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
     const entries = await ledger.inner.list();
     const byKey = new Map(entries.map((e) => [e.key, e]));
     const settled = (entry: LedgerEntry | undefined) => entry !== undefined && (FINAL.has(entry.state) || (entry.state === HELD && Boolean(entry.stateReason)));
-    const lost = [...keys].filter((key) => !settled(byKey.get(key))).map((key) => `${key}:${byKey.get(key)?.state ?? 'missing'}`);
+    // Every action the relay and the analysts were told of, and every entry the ledger holds, reached an end.
+    const lost = [...new Set([...keys, ...byKey.keys()])]
+      .filter((key) => !settled(byKey.get(key)))
+      .map((key) => `${key}:${byKey.get(key)?.state ?? 'missing'}`);
     if (broker.pending.length > 0) lost.push(`${broker.pending.length} messages still on the queue`);
 
     const duplicates: string[] = [];
+    const unapproved: string[] = [];
     const posts = new Map<string, number>();
     for (const action of tenant.machineActions) {
       const key = /Sentinel Responder (\S+?)#/.exec(action.requestorComment ?? '')?.[1] ?? 'unknown';
@@ -469,6 +522,14 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
     );
     if (pimRemovals.length > pimBefore) duplicates.push(`PIM adminRemove succeeded ${pimRemovals.length} times for ${pimBefore} assignments`);
 
+    // Nothing held for a human ran without an analyst's approval before it (a run the worker held again wrote nothing).
+    for (const entry of entries) {
+      if (entry.history[0]?.state !== HELD) continue;
+      const approvals = entry.history.filter((event) => event.state === 'planned' && event.note?.startsWith('approved by')).map((event) => event.at);
+      const ran = entry.attempts.filter((attempt) => attempt.outcome !== 'held');
+      if (ran.some((attempt) => !approvals.some((at) => at <= attempt.at))) unapproved.push(`${entry.key} ran without an approval before it`);
+    }
+
     const protectedTouched = calls
       .filter((c) => c.method !== 'GET' && c.status < 400 && (c.path.includes(DEMO.breakglass) || c.path.includes(DEMO_DEVICES.dc01)))
       .map((c) => `${c.method} ${c.path}`);
@@ -479,6 +540,7 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
       lost,
       duplicates,
       protectedTouched,
+      unapproved,
       deliveries: delivered,
       faultsFired: api.fired + ledgerFaults.fired + deliveries.fired + sends.fired,
     };
