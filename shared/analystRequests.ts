@@ -8,7 +8,8 @@ import type { Caller } from './auth/caller';
 import { InputError, quote } from './errors';
 import { LEDGER_STATES, type LedgerFilter, type LedgerState } from './ledger/ledger';
 import { TEXT_LIMITS } from './limits';
-import { Fields } from './signals/fields';
+import { identifierOf, parseSingleEntity } from './signals/entities';
+import { Fields, PathLocation } from './signals/fields';
 import { isDnsName, isGuid, isMdeDeviceId, isUpn, parseIncidentArmId, shortHostName } from './signals/identifiers';
 import { incidentRefOf } from './signals/sentinel';
 
@@ -81,8 +82,9 @@ function oneOf(field: string, value: string, allowed: readonly string[]): string
 
 /**
  * POST /api/actions's body, `{ "kind", "target", "reason", "incident"?, "params"? }`: the kind tells the target's type
- * (a user's UPN or object id; a device's FQDN, Defender id or Entra device id). Rollback kinds are asked for on the
- * action they undo (/rollback), never here.
+ * (a user's UPN or object id; a device's FQDN, Defender id or Entra device id). Or, from a playbook run on an entity,
+ * `{ "kind", "entity", "reason"?, "params"? }` with the body of Sentinel's entity trigger (`entityTriggerTarget`).
+ * Rollback kinds are asked for on the action they undo (/rollback), never here.
  */
 export function actionRequest(body: unknown, analyst: Analyst): ManualRequest {
   const fields = Fields.of(body, '');
@@ -91,12 +93,63 @@ export function actionRequest(body: unknown, analyst: Analyst): ManualRequest {
     throw new InputError('kind', `${kindText} undoes an action: ask for it with POST /api/actions/{key}/rollback on the action it undoes`);
   }
   const kind = oneOf('kind', kindText, PLANNABLE_ACTIONS) as PlannableActionKind;
+  const step = { kind, params: actionParams(fields, kind) };
+  const given = (name: string) => fields.get(name) !== undefined && fields.get(name) !== null;
+  if (given('entity')) {
+    if (given('target')) throw new InputError('entity', 'give target (an identifier) or entity (the entity trigger body), not both');
+    if (given('incident')) throw new InputError('incident', "comes from the entity trigger body's IncidentArmID: leave it out");
+    const { entity, incident } = entityTriggerTarget(fields, kind);
+    // A Logic App has no reason to give unless the analyst typed one: a blank one is none.
+    const reason =
+      fields.string('reason') === undefined
+        ? `requested from Sentinel's entity trigger ${incident ? `on ${incident.armId}` : 'outside an incident'}`
+        : decisionReason(body);
+    return { step, entity, reason, ...(incident && { incident }), by: analyst };
+  }
   const reason = decisionReason(body);
+  if (!given('target')) throw new InputError('target', 'is required: the identifier of the user or device to act on (or entity: the entity trigger body)');
   const targetText = fields.requiredString('target');
   const entity = ACTIONS[kind].target === 'user' ? userNamed(targetText) : deviceNamed(targetText);
   const incidentText = fields.string('incident');
-  const incident = incidentText === undefined ? undefined : incidentRef(incidentText);
-  return { step: { kind, params: actionParams(fields, kind) }, entity, reason, ...(incident && { incident }), by: analyst };
+  const incident = incidentText === undefined ? undefined : incidentRef('incident', incidentText);
+  return { step, entity, reason, ...(incident && { incident }), by: analyst };
+}
+
+/**
+ * The body Sentinel's entity trigger ("Microsoft Sentinel entity", a playbook run on an account or host) hands the
+ * playbook, relayed as `entity`: `{ "Entity": { "properties": { "Name", "UPNSuffix", "AadUserId", … } },
+ * "IncidentArmID": "/subscriptions/…/Incidents/…" }` (test/fixtures/entityTrigger names the sources). The entity is read
+ * as incidents' and alerts' entities are, so its identifiers are checked alike. IncidentArmID is null or absent when
+ * the playbook ran outside an incident (hunting, an entity page).
+ */
+function entityTriggerTarget(fields: Fields, kind: PlannableActionKind): { entity: AccountEntity | HostEntity; incident: IncidentRef | undefined } {
+  const trigger = fields.object('entity');
+  if (trigger === undefined) throw new InputError('entity', 'expected the entity trigger body');
+  const targetType = ACTIONS[kind].target;
+  // As the trigger names them (`/entity/Account`, `/entity/Host`).
+  const [expected, other] = targetType === 'user' ? (['Account', 'Host'] as const) : (['Host', 'Account'] as const);
+  const wrongType = (got: string) =>
+    new InputError('entity', `${kind} acts on ${targetType === 'user' ? 'a user' : 'a device'}: expected an entity of type ${expected}, got ${quote(got)}`);
+  const typeText = trigger.string('EntityType');
+  if (typeText !== undefined && typeText.toLowerCase() !== expected.toLowerCase()) throw wrongType(typeText);
+  const raw = trigger.get('Entity');
+  if (raw === undefined || raw === null) throw new InputError(trigger.at('Entity'), 'is required: the entity the playbook was run on');
+  const at = new PathLocation(trigger.at('Entity'));
+  // The trigger's entity need not name its kind (the playbook's trigger path does): it is then read as the kind the
+  // action needs. Display text it brings is cut to its limits; a manual request carries no notes to report cuts in.
+  const entity = parseSingleEntity(raw, at, expected, []);
+  if (entity.kind === 'other') throw wrongType(entity.sourceKind ?? 'unknown');
+  if (entity.kind !== expected.toLowerCase()) throw wrongType(entity.kind === 'account' ? 'Account' : 'Host');
+  if (identifierOf(entity) === undefined) {
+    // Read as the other kind, an entity that then names someone is that kind: a host sent for a user action.
+    const asOther = typeText === undefined ? parseSingleEntity(raw, at, other, []) : undefined;
+    if (asOther !== undefined && asOther.kind === other.toLowerCase() && identifierOf(asOther) !== undefined) throw wrongType(other);
+    const needs =
+      targetType === 'user' ? 'an Entra object id (AadUserId) or a UPN (Name and UPNSuffix)' : 'a Defender id, an Entra device id or a fully qualified name';
+    throw new InputError(at.path, `names no one the engine can find: it needs ${needs}${entity.malformed ? ` (${entity.malformed})` : ''}`);
+  }
+  const armId = trigger.string('IncidentArmID');
+  return { entity, incident: armId === undefined ? undefined : incidentRef(trigger.at('IncidentArmID'), armId) };
 }
 
 function userNamed(text: string): AccountEntity {
@@ -114,9 +167,9 @@ function deviceNamed(text: string): HostEntity {
   throw new InputError('target', `${quote(text)} is not a device: expected a fully qualified name, a Defender id (40 hex) or an Entra device id`);
 }
 
-function incidentRef(armId: string): IncidentRef {
+function incidentRef(field: string, armId: string): IncidentRef {
   const ref = incidentRefOf(armId);
-  if (!ref) throw new InputError('incident', `${quote(armId)} is not an incident ARM id`);
+  if (!ref) throw new InputError(field, `${quote(armId)} is not an incident ARM id`);
   return ref;
 }
 

@@ -15,6 +15,7 @@ import {
   type FieldValues,
   type FieldValuesOf,
   type Location,
+  type PathLocation,
 } from './fields';
 import { isDnsName, isGuid, isMdeDeviceId, isUpn, shortHostName } from './identifiers';
 import { NameIndex } from './names';
@@ -125,15 +126,27 @@ export function parseEntities(raw: readonly unknown[], parent: Location, listNam
 }
 
 /**
+ * One entity on its own: the `Entity` of Sentinel's entity trigger, whose kind the playbook's trigger path names
+ * (`/entity/Account`) rather than the entity, so `kind` stands in when the entity names none. Read as a list's entities
+ * are: a malformed identifier is set aside in `malformed` (its actions are held), display text is cut and the cuts
+ * added to `cuts`.
+ */
+export function parseSingleEntity(raw: unknown, where: PathLocation, kind: string | undefined, cuts: string[]): Entity {
+  const entity = parseEntity(raw, where, { cuts, ignored: [] }, kind);
+  if (entity === undefined) throw new InputError(where.path, 'a bare { "$ref" } points at an entity elsewhere: expected the entity itself');
+  return entity;
+}
+
+/**
  * Entities as Sentinel sends them, in either spelling:
  * - incident `relatedEntities`: `{ kind: "Account", properties: { aadUserId, accountName, upnSuffix, additionalData } }`
  * - alert `Entities`: `{ "$id": "1", "Type": "account", "AadUserId": …, "UPNSuffix": … }` (properties inline)
  * Unknown kinds are carried as `other`; they never fail the parse (reference/sentinel.md).
  */
-function parseEntity(raw: unknown, where: ItemLocation, list: ListNotes): Entity | undefined {
+function parseEntity(raw: unknown, where: ItemLocation | PathLocation, list: ListNotes, givenKind?: string): Entity | undefined {
   if (!isRecord(raw)) throw new InputError(where.path, `expected an object, got ${describe(raw)}`);
   const entity = ENTITY.read(raw);
-  const kind = entityKind(entity, where);
+  const kind = entityKind(entity, where, givenKind);
   // An alert entity that is only a `$ref` points at an entity listed elsewhere in the same array.
   if (kind === undefined) return undefined;
   const properties = recordOf(entity.properties, where, 'properties');
@@ -150,11 +163,12 @@ function parseEntity(raw: unknown, where: ItemLocation, list: ListNotes): Entity
   }
 }
 
-/** The entity's kind, lower-cased; undefined for a bare `{ "$ref": … }`. */
-function entityKind(entity: FieldValuesOf<typeof ENTITY>, at: Location): string | undefined {
+/** The entity's kind (else `givenKind`), lower-cased; undefined for a bare `{ "$ref": … }`. */
+function entityKind(entity: FieldValuesOf<typeof ENTITY>, at: Location, givenKind?: string): string | undefined {
   // Incident entities carry `type: "Microsoft.SecurityInsights/Entities"` next to `kind`; alert entities carry `Type`.
-  const kind = textOf(entity.kind, at, 'kind') ?? textOf(entity.type, at, 'type');
-  if (kind !== undefined && !kind.includes('/')) return KIND_NAMES.get(kind, false) ?? kind.toLowerCase();
+  const own = textOf(entity.kind, at, 'kind') ?? textOf(entity.type, at, 'type');
+  const kind = own !== undefined && !own.includes('/') ? own : givenKind;
+  if (kind !== undefined) return KIND_NAMES.get(kind, false) ?? kind.toLowerCase();
   if (entity.$ref !== undefined && entity.$id === undefined) return undefined;
   throw new InputError(at.at('kind'), 'every entity needs a kind (Account, Host, Ip, …)');
 }
@@ -331,7 +345,7 @@ function deviceRisk(value: string | undefined): DeviceRiskLevel | undefined {
  * The identifier two mentions of one entity share, lower-cased: the strongest present (accounts by object id then
  * UPN; hosts by Defender id, Entra device id, FQDN; other kinds by their value); undefined when there is none.
  */
-function identifierOf(entity: Entity): string | undefined {
+export function identifierOf(entity: Entity): string | undefined {
   switch (entity.kind) {
     case 'account':
       return entity.aadUserId ?? entity.upn;
