@@ -58,6 +58,15 @@ export const schemas = {
   incident: z
     .record(z.string(), z.unknown())
     .describe('A Sentinel incident: the automation-rule trigger body { object: { id, properties } }, a bare ARM incident, or a SecurityAlert record.'),
+  /** The entity form: Sentinel's entity trigger body relayed as it came (test/fixtures/entityTrigger). */
+  entityRequest: z.object({
+    kind: z.enum(PLANNABLE_ACTIONS),
+    entity: z
+      .object({ Entity: z.record(z.string(), z.unknown()), IncidentArmID: z.string().nullable().optional() })
+      .loose()
+      .describe("The body Sentinel's entity trigger hands the playbook: { Entity: { properties: … }, IncidentArmID }."),
+    reason: reason.optional(),
+  }),
   actionRequest: z.object({
     kind: z.enum(PLANNABLE_ACTIONS),
     target: z.string().min(1).max(TEXT_LIMITS.upn).describe('User kinds: a UPN or an object id. Device kinds: an FQDN, a Defender id or an Entra device id.'),
@@ -106,7 +115,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   requestAction: {
     summary: 'An analyst asks for one action; judged by the same policy as automation (source: manual).',
     body: {
-      schema: schemas.actionRequest,
+      schema: z.union([schemas.actionRequest, schemas.entityRequest]),
       example: { kind: 'revokeSessions', target: 'adele.vance@contoso.com', reason: 'the user reported a phishing link' },
     },
     ok: { status: 202, description: 'Queued, or held for approval.', schema: z.object({ action: schemas.action, decision: schemas.decision }) },

@@ -1,7 +1,5 @@
-import { InvocationContext } from '@azure/functions';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { approveAction, requestAction } from '../../functions/actions';
-import { actionWorker } from '../../functions/actionWorker';
 import type { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { DEMO, DEMO_DEVICES, SAMPLE_INCIDENT_ID } from '../../sandbox/tenant';
 import { EngineUnderTest } from '../support/engine';
@@ -31,17 +29,9 @@ beforeEach(() => engine.configure({ RESPONDER_POLICY: POLICY }));
 const as = (roles: string[], oid = ANALYST_A, name = 'Analyst A') => engine.bearer(roles, { oid, name });
 const ask = async (body: Record<string, unknown>, oid = ANALYST_A) => call(requestAction, 'actions', { body, headers: await as(['Responder.Act'], oid) });
 
-function startWorker(): EmbeddedQueue {
-  const queue = engine.queue as EmbeddedQueue;
-  queue.start((body, delivery) =>
-    actionWorker(body, new InvocationContext({ invocationId: `w-${delivery.messageId}`, functionName: 'actionWorker', triggerMetadata: { ...delivery } })),
-  );
-  return queue;
-}
-
 describe('POST /api/actions: an analyst asks for an action', () => {
   it('queues it on the directory identity, runs it once, and records who asked and why', async () => {
-    const queue = startWorker();
+    const queue = engine.startWorker();
     const res = await ask({ kind: 'revokeSessions', target: 'Adele.Vance@contoso.com', reason: 'user reported a phishing link' });
     expect(res.status).toBe(202);
     // The worker may have taken it already: the route answers once the queue has it.
@@ -76,7 +66,7 @@ describe('POST /api/actions: an analyst asks for an action', () => {
   });
 
   it('holds what a guardrail naming manual requests holds; the requester cannot approve it, another analyst can', async () => {
-    const queue = startWorker();
+    const queue = engine.startWorker();
     const res = await ask({ kind: 'isolateDevice', target: 'websrv1.contoso.com', reason: 'ransomware note found', params: { isolationType: 'Selective' } });
     expect(res.status).toBe(202);
     expect(res.json.action).toMatchObject({ state: 'pending-approval', params: { isolationType: 'Selective' }, reason: 'ransomware note found' });

@@ -1,7 +1,5 @@
-import { InvocationContext } from '@azure/functions';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { approveAction, denyAction, listActions, showAction } from '../../functions/actions';
-import { actionWorker } from '../../functions/actionWorker';
 import { incidents } from '../../functions/incidents';
 import type { LedgerEntry } from '../../shared/ledger/ledger';
 import type { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
@@ -34,14 +32,6 @@ beforeEach(() => engine.configure({ RESPONDER_POLICY: POLICY() }));
 
 const as = (roles: string[], oid = ANALYST_A, name = 'Analyst A') => engine.bearer(roles, { oid, name });
 
-function startWorker(): EmbeddedQueue {
-  const queue = engine.queue as EmbeddedQueue;
-  queue.start((body, delivery) =>
-    actionWorker(body, new InvocationContext({ invocationId: `w-${delivery.messageId}`, functionName: 'actionWorker', triggerMetadata: { ...delivery } })),
-  );
-  return queue;
-}
-
 /** Submit the sample incident; return its two held actions. */
 async function held(): Promise<{ revoke: LedgerEntry; isolate: LedgerEntry }> {
   const res = await call(incidents, 'incidents', { body: sampleIncident(), headers: await engine.bearer(['Incidents.Submit']) });
@@ -61,7 +51,7 @@ const deny = async (key: string, headers: Record<string, string>, reason = 'fals
 describe('the analysts: approve and deny held actions', () => {
   it('runs an approved action exactly once, through the worker, and says who approved it and why', async () => {
     const { isolate } = await held();
-    const queue = startWorker();
+    const queue = engine.startWorker();
     const res = await approve(isolate.key, await as(['Responder.Approve']));
     expect(res.status).toBe(202);
     expect(res.json.action).toMatchObject({
@@ -110,7 +100,7 @@ describe('the analysts: approve and deny held actions', () => {
 
   it('refuses to deny an action that already ran', async () => {
     const { revoke } = await held();
-    const queue = startWorker();
+    const queue = engine.startWorker();
     expect((await approve(revoke.key, await as(['Responder.Approve']))).status).toBe(202);
     await queue.idle();
     queue.stop();

@@ -1,10 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { InvocationContext } from '@azure/functions';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { requestAction } from '../../functions/actions';
-import { actionWorker } from '../../functions/actionWorker';
 import { TEXT_LIMITS } from '../../shared/limits';
-import type { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { DEMO, DEMO_DEVICES, SAMPLE_INCIDENT_ID } from '../../sandbox/tenant';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
@@ -35,17 +32,9 @@ const ask = async (body: Record<string, unknown>) =>
 /** A trigger body like `base` whose Entity has `properties` instead. */
 const withProperties = (base: Record<string, unknown>, properties: Record<string, unknown>) => ({ ...base, Entity: { properties } });
 
-function startWorker(): EmbeddedQueue {
-  const queue = engine.queue as EmbeddedQueue;
-  queue.start((body, delivery) =>
-    actionWorker(body, new InvocationContext({ invocationId: `w-${delivery.messageId}`, functionName: 'actionWorker', triggerMetadata: { ...delivery } })),
-  );
-  return queue;
-}
-
 describe('POST /api/actions with the body of Sentinel entity trigger', () => {
   it('acts on the account the trigger names, once, and records the incident it came from', async () => {
-    const queue = startWorker();
+    const queue = engine.startWorker();
     const res = await ask({ kind: 'revokeSessions', entity: ACCOUNT, reason: 'run from the incident page' });
     expect(res.status).toBe(202);
     expect(res.json.action).toMatchObject({
@@ -61,7 +50,7 @@ describe('POST /api/actions with the body of Sentinel entity trigger', () => {
   });
 
   it('isolates the host the trigger names, found by its Defender id', async () => {
-    const queue = startWorker();
+    const queue = engine.startWorker();
     const res = await ask({ kind: 'isolateDevice', entity: HOST });
     expect(res.status).toBe(202);
     expect(res.json.action).toMatchObject({
@@ -129,7 +118,7 @@ describe('POST /api/actions with the body of Sentinel entity trigger', () => {
   it('holds an entity whose identifiers name two different users, and acts on neither without a human', async () => {
     // The object id is Adele's; the name is John Smith's.
     const mixed = withProperties(ACCOUNT, { Name: 'jsmith', UPNSuffix: 'contoso.com', AadUserId: DEMO.adele });
-    const queue = startWorker();
+    const queue = engine.startWorker();
     const res = await ask({ kind: 'disableUser', entity: mixed });
     expect(res.status).toBe(202);
     // Held on the directory's record for the object id, with the disagreement for the approver to see.

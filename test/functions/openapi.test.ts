@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROUTE_DOCS } from '../../shared/api/openapi';
@@ -53,5 +53,10 @@ describe('GET /api/openapi.json', () => {
       checked++;
     }
     expect(checked).toBeGreaterThanOrEqual(6);
+  });
+
+  it("takes the entity trigger's body, as the fixture has it, in the request's schema", async () => {
+    const entity = JSON.parse(readFileSync(path.join(__dirname, '../fixtures/entityTrigger/account.json'), 'utf8'));
+    expect(ROUTE_DOCS.requestAction?.body?.schema.safeParse({ kind: 'revokeSessions', entity }).success).toBe(true);
   });
 });

@@ -1,7 +1,5 @@
-import { InvocationContext } from '@azure/functions';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { requestAction, rollbackAction, showAction } from '../../functions/actions';
-import { actionWorker } from '../../functions/actionWorker';
 import type { LedgerEntry } from '../../shared/ledger/ledger';
 import type { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { DEMO, DEMO_DEVICES, SECURITY_ADMINISTRATOR } from '../../sandbox/tenant';
@@ -25,14 +23,6 @@ beforeEach(() => engine.configure({ RESPONDER_POLICY: POLICY() }));
 
 const actor = () => engine.bearer(['Responder.Act', 'Responder.Read'], { oid: ANALYST, name: 'Analyst A' });
 
-function startWorker(): EmbeddedQueue {
-  const queue = engine.queue as EmbeddedQueue;
-  queue.start((body, delivery) =>
-    actionWorker(body, new InvocationContext({ invocationId: `w-${delivery.messageId}`, functionName: 'actionWorker', triggerMetadata: { ...delivery } })),
-  );
-  return queue;
-}
-
 /** Run everything on the queue to its end, follow-ups included. */
 async function drain(queue: EmbeddedQueue): Promise<void> {
   for (let i = 0; i < 5; i++) {
@@ -55,7 +45,7 @@ const rollback = async (key: string, reason = 'false positive: the user confirme
 
 describe('POST /api/actions/{key}/rollback', () => {
   it('re-enables an account the engine disabled, and links the two actions both ways', async () => {
-    const queue = startWorker();
+    const queue = engine.startWorker();
     const disabled = await done('disableUser', 'adele.vance@contoso.com', queue);
     expect(disabled.state).toBe('succeeded');
     expect(engine.sandbox.tenant.users.get(DEMO.adele)?.accountEnabled).toBe(false);
@@ -82,7 +72,7 @@ describe('POST /api/actions/{key}/rollback', () => {
   });
 
   it('releases a device the engine isolated', async () => {
-    const queue = startWorker();
+    const queue = engine.startWorker();
     const isolated = await done('isolateDevice', 'wks-042.contoso.com', queue);
     expect(isolated.state).toBe('succeeded');
     const res = await rollback(isolated.key);
@@ -97,7 +87,7 @@ describe('POST /api/actions/{key}/rollback', () => {
 
   it('gives back a permanent role the engine removed', async () => {
     engine.sandbox.tenant.assignRole(DEMO.jsmith, SECURITY_ADMINISTRATOR, 'Assigned');
-    const queue = startWorker();
+    const queue = engine.startWorker();
     const removed = await done('requirePimReapproval', 'jsmith@contoso.com', queue);
     expect(removed.state).toBe('succeeded');
     const active = () => engine.sandbox.tenant.roleAssignments.filter((a) => a.principalId === DEMO.jsmith);
@@ -112,7 +102,7 @@ describe('POST /api/actions/{key}/rollback', () => {
 
   it('refuses to re-enable an account someone else had disabled: nothing is enabled', async () => {
     engine.sandbox.tenant.users.get(DEMO.adele)!.accountEnabled = false;
-    const queue = startWorker();
+    const queue = engine.startWorker();
     const disabled = await done('disableUser', 'adele.vance@contoso.com', queue);
     queue.stop();
     expect(disabled).toMatchObject({ state: 'succeeded', rollback: { wasEnabled: false } });
@@ -123,7 +113,7 @@ describe('POST /api/actions/{key}/rollback', () => {
   });
 
   it('says what cannot be undone: revoked sessions, a confirmation of compromise', async () => {
-    const queue = startWorker();
+    const queue = engine.startWorker();
     const revoked = await done('revokeSessions', 'adele.vance@contoso.com', queue);
     queue.stop();
     const res = await rollback(revoked.key);
@@ -133,7 +123,7 @@ describe('POST /api/actions/{key}/rollback', () => {
 
   it('holds a rollback for approval where the policy says so, and refuses a second one meanwhile', async () => {
     engine.configure({ RESPONDER_POLICY: POLICY('[{ action: enableUser, reason: re-enabling needs a second analyst }]') });
-    const queue = startWorker();
+    const queue = engine.startWorker();
     const disabled = await done('disableUser', 'adele.vance@contoso.com', queue);
     queue.stop();
     const res = await rollback(disabled.key);

@@ -1,5 +1,7 @@
 import { resetConfig } from '../../shared/config';
 import { MemoryLedger } from '../../shared/ledger/memoryLedger';
+import { InvocationContext } from '@azure/functions';
+import { actionWorker } from '../../functions/actionWorker';
 import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import type { ActionQueue } from '../../shared/queue/queue';
 import { configureRuntime } from '../../shared/runtime';
@@ -58,6 +60,15 @@ export class EngineUnderTest {
     this.ledger = adapters.ledger ?? new MemoryLedger();
     this.queue = adapters.queue ?? new EmbeddedQueue();
     configureRuntime(adapters.fromSettings ? {} : { ledger: this.ledger, queue: this.queue });
+  }
+
+  /** Deliver the queue's messages to the registered worker function, as the Functions host does; returns the queue. */
+  startWorker(): EmbeddedQueue {
+    const queue = this.queue as EmbeddedQueue;
+    queue.start((body, delivery) =>
+      actionWorker(body, new InvocationContext({ invocationId: `w-${delivery.messageId}`, functionName: 'actionWorker', triggerMetadata: { ...delivery } })),
+    );
+    return queue;
   }
 
   async bearer(roles: string[], claims: Record<string, unknown> = {}): Promise<Record<string, string>> {
