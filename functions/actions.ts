@@ -106,7 +106,10 @@ export const rollbackAction = defineHttpFunction({
 /** 202 with the new action, queued or held; or why the policy refused it (recorded blocked), or that it found no one. */
 function requestAnswer(decision: Decision, entry: LedgerEntry | undefined): HttpResponseInit {
   const skip = decision.skipped[0];
-  if (skip?.reason === 'protected') throw new RefusedError(403, 'Protected', `refused: ${skip.detail}`, entry);
+  if (skip?.reason === 'protected') {
+    const undo = entry?.source.rollbackOf ? ': the engine never acts on a protected target, not even to undo its own action; undo it by hand' : '';
+    throw new RefusedError(403, 'Protected', `refused: ${skip.detail}${undo}`, entry);
+  }
   if (skip?.reason === 'circuit-open') throw new RefusedError(429, 'CircuitOpen', skip.detail, entry);
   if (entry === undefined) throw new RefusedError(404, 'TargetNotFound', skip?.detail ?? 'the request names no target the engine can find');
   return { status: 202, jsonBody: { action: entry, decision } };

@@ -55,7 +55,7 @@ export function listFilter(query: URLSearchParams): LedgerFilter {
   const incident = query.get('incident');
   if (incident !== null) {
     if (!parseIncidentArmId(incident)) throw new InputError('incident', `${quote(incident)} is not an incident ARM id`);
-    filter.subject = incident.toLowerCase();
+    filter.incident = incident;
   }
   const since = query.get('since');
   if (since !== null) {

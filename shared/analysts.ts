@@ -2,7 +2,8 @@ import { approvalStep, type Analyst } from './actions/approval';
 import { commandFor } from './actions/command';
 import type { ReportedAction, ReportedState } from './actions/report';
 import { QueueUnavailableError } from './engine';
-import { RefusedError } from './errors';
+import { InputError, RefusedError } from './errors';
+import { IDEMPOTENCY_KEY_PATTERN } from './actions/idempotency';
 import { attemptCount, LedgerConflictError, type ActionLedger, type LedgerEntry, type LedgerFilter } from './ledger/ledger';
 import type { Logger } from './log';
 import type { CompiledPolicy } from './policy/decide';
@@ -38,8 +39,10 @@ export class AnalystActions {
 
   /** Actions matching `filter`, newest first, `limit` at a time; `after` is the `next` of the page before. */
   async list(filter: LedgerFilter, limit: number, after?: string): Promise<ActionPage> {
-    const all = (await this.deps.ledger.list(filter)).sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.key.localeCompare(a.key));
-    const start = after === undefined ? 0 : all.findIndex((e) => pageCursor(e) === after) + 1;
+    const all = (await this.deps.ledger.list(filter)).sort((a, b) => (pageCursor(a) < pageCursor(b) ? 1 : pageCursor(a) > pageCursor(b) ? -1 : 0));
+    // The page starts after the cursor's place in the order, whether or not its entry still matches the filter.
+    const start = after === undefined ? 0 : all.findIndex((e) => pageCursor(e) < parseCursor(after));
+    if (start < 0) return { actions: [] };
     const page = await Promise.all(all.slice(start, start + limit).map((entry) => this.expireIfDue(entry)));
     const last = page.at(-1);
     return { actions: page, ...(last && start + limit < all.length && { next: pageCursor(last) }) };
@@ -110,9 +113,8 @@ export class AnalystActions {
 
   /** Send an approved entry's command and mark it queued; its MessageId is new (an earlier run of it may have used one). */
   private async send(entry: LedgerEntry, at: string, log: Logger): Promise<LedgerEntry> {
-    const replay = entry.replays ?? 0;
     try {
-      await this.deps.queue.send([{ ...commandFor(entry, at), ...(replay > 0 && { replay }) }]);
+      await this.deps.queue.send([commandFor(entry, at)]);
     } catch (error) {
       log.error({ err: error, actionId: entry.key }, 'approval: the queue did not take the command');
       throw new QueueUnavailableError(`the action queue did not accept ${entry.key}: approve it again`);
@@ -153,4 +155,13 @@ export class AnalystActions {
 /** Where a page ends: the last entry's creation time and key (entries created in the same instant stay in order). */
 function pageCursor(entry: LedgerEntry): string {
   return `${entry.createdAt}|${entry.key}`;
+}
+
+/** A cursor as `next` gives it, or 400: a forged one must not silently restart the listing. */
+function parseCursor(after: string): string {
+  const [at, key, ...rest] = after.split('|');
+  if (rest.length > 0 || at === undefined || key === undefined || Number.isNaN(Date.parse(at)) || !IDEMPOTENCY_KEY_PATTERN.test(key)) {
+    throw new InputError('after', 'is not a cursor this listing gave: use the next link as it came');
+  }
+  return after;
 }

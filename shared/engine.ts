@@ -4,7 +4,7 @@ import { commandFor, parseActionCommand, type ActionCommand } from './actions/co
 import { reportedCommand, reportOutcome } from './actions/report';
 import { classifyFailure } from './actions/failure';
 import { deviceTarget, targetId, targetLabel, userTarget, type ActionTarget } from './actions/target';
-import type { Analyst } from './actions/approval';
+import { heldSince, type Analyst } from './actions/approval';
 import { rollbackStep } from './actions/rollback';
 import { LedgerConflictError, LedgerTransitionError, targetKeys, type ActionLedger, type LedgerEntry, type LedgerState } from './ledger/ledger';
 import type { Logger } from './log';
@@ -207,7 +207,10 @@ export class ResponderEngine {
     const target = entity.kind === 'account' ? userTarget(entity) : deviceTarget(entity);
     const id = targetId(target);
     const earlier = id === undefined ? [] : await this.earlierOn(target, kind);
-    const active = earlier.find((entry) => ACTIVE_STATES.includes(entry.state));
+    // A held one past the policy's approvalTtl can no longer run (it expires when next read): it does not count.
+    const ttl = this.deps.policy.policy.guardrails.approvalTtl.ms;
+    const overdue = (entry: LedgerEntry) => entry.state === 'pending-approval' && this.deps.now().getTime() - Date.parse(heldSince(entry)) > ttl;
+    const active = earlier.find((entry) => ACTIVE_STATES.includes(entry.state) && !overdue(entry));
     if (active) {
       // Recorded but never queued (its send failed, or the process died first): send it now, as a retried incident would.
       if (active.state === 'planned')
@@ -249,6 +252,17 @@ export class ResponderEngine {
     if (!original) throw new RefusedError(404, 'NotFound', `no action ${key} in the ledger`);
     const step = rollbackStep(original);
     if (step.step === 'refuse') throw new RefusedError(409, step.code, step.why, original);
+    // Another containment of the same kind that still stands on the target holds it too: undoing this one would undo it.
+    const standing = (await this.earlierOn(original.target, original.kind)).filter((entry) => entry.key !== original.key && entry.state === 'succeeded');
+    if (standing.length > 0) {
+      const others = standing.map((entry) => `${entry.key} (${entry.source.incidentArmId ?? entry.source.subject})`).join(', ');
+      throw new RefusedError(
+        409,
+        'HeldByAnother',
+        `another ${original.kind} still stands on ${targetLabel(original.target)}: ${others}; roll that back first, or undo it by hand`,
+        original,
+      );
+    }
     const result = await this.request(
       {
         step: { kind: step.kind, params: {} },
@@ -260,7 +274,9 @@ export class ResponderEngine {
       },
       log,
     );
-    if (result.entry) await this.linkRollback(original.key, result.entry.key, `rollback ${result.entry.key} requested by ${by.name}: ${reason}`);
+    // Linked only when it will run (or waits for an approval): a refused rollback is not the original's rollback.
+    if (result.entry && ACTIVE_STATES.includes(result.entry.state))
+      await this.linkRollback(original.key, result.entry.key, `rollback ${result.entry.key} requested by ${by.name}: ${reason}`);
     return result;
   }
 

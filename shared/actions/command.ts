@@ -113,9 +113,13 @@ export function messageIdOf(command: Pick<ActionCommand, 'idempotencyKey' | 'att
   return id;
 }
 
-/** The first command for a ledger entry: attempt 0, sent by the engine or on an analyst's word. */
+/**
+ * The first command of a ledger entry's latest send: attempt 0, and the entry's replay count, so every sender of a
+ * planned entry (the engine, a retried request, an approval) uses one MessageId and the broker drops the copies.
+ */
 export function commandFor(entry: LedgerEntry, at: string): ActionCommand {
   return {
+    ...(entry.replays ? { replay: entry.replays } : {}),
     id: entry.key,
     kind: entry.kind,
     target: entry.target,

@@ -100,12 +100,25 @@ export const unisolateDevice: ActionExecutor = {
       const pending = actions.find((a) => !isFinal(a));
       if (pending) return following(pending, machine);
       const latest = actions[0];
-      if (latest?.type !== 'Isolate' || latest.status !== 'Succeeded') {
-        const ours = latest?.requestorComment?.includes(command.idempotencyKey);
+      if (latest?.type === 'Unisolate' && latest.status !== 'Succeeded' && latest.requestorComment?.includes(attemptTag(command))) {
+        // This attempt's release ended Failed, TimeOut or Cancelled: the device is still isolated; the next attempt posts anew.
+        return { outcome: 'failed', class: 'transient', detail: `Defender reported machine action ${latest.id} ${latest.status}` };
+      }
+      // Whether the device is isolated is what the latest action that took effect says, not the latest one asked for.
+      const inForce = actions.find((a) => a.status === 'Succeeded');
+      if (inForce?.type !== 'Isolate') {
+        const ours = inForce?.requestorComment?.includes(command.idempotencyKey) ?? false;
         return {
           outcome: 'succeeded',
           alreadyDone: !ours,
           detail: `${machine.computerDnsName} is not isolated${latest ? ` (last: ${latest.type} ${latest.status})` : ''}`,
+        };
+      }
+      if (inForce.id !== isolation.isolationActionId) {
+        return {
+          outcome: 'failed',
+          class: 'blocked',
+          detail: `refused: the isolation in force on ${machine.computerDnsName} is ${inForce.id} (by ${inForce.requestor ?? 'someone else'}), not the engine's ${isolation.isolationActionId}: release it by hand if it should end`,
         };
       }
       if (command.mode === 'audit') return { outcome: 'audited', detail: `audit mode: would release ${machine.computerDnsName} from isolation` };

@@ -202,6 +202,8 @@ export interface LedgerFilter {
   target?: string;
   state?: LedgerState;
   kind?: ActionKind;
+  /** An incident's ARM id (any case): its own actions, and analysts' requests and rollbacks made for it. */
+  incident?: string;
   /** Created at or after this instant (ISO 8601). */
   since?: string;
 }
@@ -217,6 +219,9 @@ export function matchesFilter(entry: LedgerEntry, filter: LedgerFilter): boolean
     (filter.subject === undefined || entry.source.subject === filter.subject) &&
     (filter.state === undefined || entry.state === filter.state) &&
     (filter.kind === undefined || entry.kind === filter.kind) &&
+    (filter.incident === undefined ||
+      entry.source.subject === filter.incident.toLowerCase() ||
+      entry.source.incidentArmId?.toLowerCase() === filter.incident.toLowerCase()) &&
     (filter.since === undefined || entry.createdAt >= filter.since) &&
     (filter.target === undefined || targetKeys(entry.target).includes(filter.target.toLowerCase()))
   );

@@ -9,8 +9,8 @@ import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
 
 /**
- * Attacks on the analysts' API (issue 13). Each test states the behaviour the contract (or safety) asks for; the ones
- * that fail today are the findings of the attack report.
+ * Attacks on the analysts' API: each test is a way an approval, a request or a rollback could act on the wrong thing,
+ * twice, without its approval, or get stuck, and states what must happen instead.
  */
 const POLICY = (extra = '') => `version: 1
 mode: enforce
@@ -75,10 +75,16 @@ describe('attack: rollback', () => {
     await drain(queue);
     queue.stop();
 
-    expect(tenant.machines.get(DEMO_DEVICES.wks042)?.isolated).toBe(true); // Defender: still isolated
+    // The failed release is an attempt that failed (retried: the next attempt posts anew), never a success; and the
+    // ledger says rolled-back exactly when Defender says the device is released.
     const undo = await engine.ledger.get(res.json.action.key);
-    expect(undo?.state, `the release ended ${undo?.state}: ${undo?.history.at(-1)?.note}`).not.toBe('succeeded');
-    expect((await engine.ledger.get(isolated.key))?.state).not.toBe('rolled-back');
+    expect(
+      undo?.attempts.some((a) => a.outcome === 'transient' && /Failed/.test(a.detail)),
+      JSON.stringify(undo?.attempts),
+    ).toBe(true);
+    const released = tenant.machines.get(DEMO_DEVICES.wks042)?.isolated === false;
+    expect(undo?.state === 'succeeded').toBe(released);
+    expect((await engine.ledger.get(isolated.key))?.state === 'rolled-back').toBe(released);
   });
 
   it('SAFETY: a rollback never releases an isolation someone else made after the engine’s (released, then re-isolated by a human)', async () => {
@@ -137,7 +143,7 @@ describe('attack: rollback', () => {
     expect(enabled, `rollback answered ${res.status}; Adele enabled=${enabled} while ${second.key} still stands`).toBe(false);
   });
 
-  it('CORRECTNESS: a device the engine isolated can still be released after it is listed as protected', async () => {
+  it('DESIGN: a device listed as protected since the engine isolated it is released by hand: the engine never acts on it, not even to undo', async () => {
     const queue = startWorker();
     const isolated = await done('isolateDevice', 'wks-042.contoso.com', queue);
     expect(isolated.state).toBe('succeeded');
@@ -158,10 +164,12 @@ describe('attack: rollback', () => {
       endsAs: 'Succeeded',
     });
     const res = await rollback(isolated.key);
-    // Today: 403 Protected, and the refused rollback is linked on the original as if it were its rollback.
-    const original = await engine.ledger.get(isolated.key);
-    expect(original?.rolledBackBy === undefined || original.rolledBackBy === res.json.action?.key).toBe(true);
-    expect([res.status, res.json.error?.code], JSON.stringify(res.json.error)).toEqual([202, undefined]);
+    // The protected list is the customer's hard boundary: refused, recorded blocked, not linked, and the answer says how.
+    expect([res.status, res.json.error?.code]).toEqual([403, 'Protected']);
+    expect(res.json.error.message).toMatch(/by hand/);
+    expect(res.json.action.state).toBe('blocked');
+    expect((await engine.ledger.get(isolated.key))?.rolledBackBy).toBeUndefined();
+    expect(engine.sandbox.tenant.count('POST', /\/unisolate$/)).toBe(0);
   });
 
   it('CLARITY: a rollback the policy refused (blocked) is not linked on the original as its rollback', async () => {
