@@ -1,13 +1,11 @@
 /**
- * The command line asking a running engine (the local host, or a deployed one) for its plan: POST /api/plan with a
+ * The command line talking to a running engine (the local host, or a deployed one): GET or POST below its /api with a
  * bearer token, over HTTPS or plain HTTP to this machine only, reading a bounded answer within a deadline.
  */
-import { readFileSync } from 'node:fs';
-import { ConfigError } from '../shared/errors';
 import { readAtMost } from '../shared/streams';
-import { LOCAL_TOKEN_FILE, LOOPBACK_NAMES } from './localToken';
+import { LOOPBACK_NAMES } from './localToken';
 
-/** A decision can be larger than the incident it is made for (1 MiB by default); an answer past this is not a plan. */
+/** A decision can be larger than the incident it is made for (1 MiB by default), a page of actions larger still. */
 export const ANSWER_LIMIT_BYTES = 16 * 2 ** 20;
 export const ANSWER_TIMEOUT_MS = 30_000;
 
@@ -20,34 +18,35 @@ export interface EngineAnswer {
   status: number;
   statusText: string;
   contentType: string;
-  /** Where a redirect pointed: never followed, so the token goes only where --host says. */
+  /** Where a redirect pointed: never followed, so the token goes only where --url says. */
   location?: string;
   body: string;
 }
 
-/** The engine's base URL from --host, or why it is refused (a usage error). */
+/** The engine's base URL from --url (or its alias --host, named as typed), or why it is refused (a usage error). */
 export type EngineUrl = { valid: true; url: URL } | { valid: false; problem: string };
 
-export function engineBaseUrl(text: string): EngineUrl {
+export function engineBaseUrl(text: string, option = '--url'): EngineUrl {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    return { valid: false, problem: `--host needs the engine's http(s) URL, got ${JSON.stringify(text)}` };
+    return { valid: false, problem: `${option} needs the engine's http(s) URL, got ${JSON.stringify(text)}` };
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:')
-    return { valid: false, problem: `--host needs an http(s) URL, got ${url.protocol} in ${JSON.stringify(text)}` };
+    return { valid: false, problem: `${option} needs an http(s) URL, got ${url.protocol} in ${JSON.stringify(text)}` };
   if (url.protocol === 'http:' && !LOOPBACK_NAMES.has(url.hostname)) {
     return {
       valid: false,
-      problem: `--host ${url.origin}: plain http only to this machine (${[...LOOPBACK_NAMES].join(', ')}); the token must not cross a network in clear, use https://`,
+      problem: `${option} ${url.origin}: plain http only to this machine (${[...LOOPBACK_NAMES].join(', ')}); the token must not cross a network in clear, use https://`,
     };
   }
-  if (url.username || url.password) return { valid: false, problem: '--host must not carry credentials: put the token in RESPONDER_TOKEN' };
-  if (url.search || url.hash) return { valid: false, problem: `--host is the engine's base URL, without a query or fragment, got ${JSON.stringify(text)}` };
+  if (url.username || url.password) return { valid: false, problem: `${option} must not carry credentials: put the token in RESPONDER_TOKEN` };
+  if (url.search || url.hash) return { valid: false, problem: `${option} is the engine's base URL, without a query or fragment, got ${JSON.stringify(text)}` };
   url.pathname = url.pathname.replace(/\/+$/, '');
-  if (/\/api(\/plan)?$/i.test(url.pathname))
-    return { valid: false, problem: `--host is the engine's base URL, without /api: ${url.origin}${url.pathname.replace(/\/api(\/plan)?$/i, '')}` };
+  const route = /\/api(\/(plan|actions)(\/.*)?)?$/i;
+  if (route.test(url.pathname))
+    return { valid: false, problem: `${option} is the engine's base URL, without /api: ${url.origin}${url.pathname.replace(route, '')}` };
   return { valid: true, url };
 }
 
@@ -56,40 +55,28 @@ export function engineLabel(url: URL): string {
   return `${url.origin}${url.pathname === '/' ? '' : url.pathname}`;
 }
 
-/**
- * The bearer token for the engine: RESPONDER_TOKEN when set; else, for this machine only, the token the local host wrote
- * where it was started (the command line runs from the same directory as `npm start`).
- */
-export function bearerToken(url: URL, env: NodeJS.ProcessEnv, localTokenFile = LOCAL_TOKEN_FILE): string {
-  const token = env.RESPONDER_TOKEN?.trim();
-  if (token) return token;
-  if (!LOOPBACK_NAMES.has(url.hostname)) {
-    throw new ConfigError(
-      `no token for ${url.origin}: set RESPONDER_TOKEN to an access token with the app role Responder.Read for the engine's audience (az account get-access-token --scope <RESPONDER_AUDIENCE>/.default --query accessToken -o tsv)`,
-    );
-  }
-  try {
-    const local = readFileSync(localTokenFile, 'utf8').trim();
-    if (local) return local;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigError(`cannot read ${localTokenFile}: ${(error as Error).message}`);
-  }
-  throw new ConfigError(`no token for ${url.origin}: no ${localTokenFile} here (npm start writes it where it runs) and RESPONDER_TOKEN is not set`);
+export interface EngineCall {
+  method: 'GET' | 'POST';
+  /** Below the base URL, starting /api/: `/api/actions?state=queued`. */
+  path: string;
+  /** Sent as JSON. */
+  body?: unknown;
+  token: string;
+  accept?: 'application/json' | 'text/plain';
+  timeoutMs?: number;
+  limitBytes?: number;
 }
 
-/** POST /api/plan below `base`, with `body` as JSON; the answer whatever its status, bounded in size and time. */
-export async function postPlan(
-  base: URL,
-  body: unknown,
-  options: { token: string; accept: 'text/plain' | 'application/json'; timeoutMs?: number; limitBytes?: number },
-): Promise<EngineAnswer> {
-  const { token, accept, timeoutMs = ANSWER_TIMEOUT_MS, limitBytes = ANSWER_LIMIT_BYTES } = options;
-  const url = `${engineLabel(base)}/api/plan`;
+/** One call to the engine below `base`; the answer whatever its status, bounded in size and time. */
+export async function callEngine(base: URL, call: EngineCall): Promise<EngineAnswer> {
+  const { method, path, body, token, accept = 'application/json', timeoutMs = ANSWER_TIMEOUT_MS, limitBytes = ANSWER_LIMIT_BYTES } = call;
+  if (!path.startsWith('/api/')) throw new Error(`not an engine route: ${path}`);
+  const url = `${engineLabel(base)}${path}`;
   try {
     const res = await fetch(url, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept },
-      body: JSON.stringify(body),
+      method,
+      headers: { authorization: `Bearer ${token}`, accept, ...(body !== undefined && { 'content-type': 'application/json' }) },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
       redirect: 'manual',
       // Bounds the whole exchange, the body's reading included.
       signal: AbortSignal.timeout(timeoutMs),
@@ -111,9 +98,19 @@ export async function postPlan(
   }
 }
 
+/** The answer's body as JSON, when it says it is JSON and parses; else undefined (a gateway's page, a proxy's error). */
+export function answerJson(answer: EngineAnswer): unknown {
+  if (!/^application\/([\w.+-]+\+)?json\b/i.test(answer.contentType)) return undefined;
+  try {
+    return JSON.parse(answer.body);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The body as text, refused as soon as it is larger than `limit` bytes (by its declared length, or as it arrives). */
 async function readCapped(res: Response, limit: number, url: string): Promise<string> {
-  const tooLarge = () => new EngineRequestError(`the answer from ${url} exceeds ${limit} bytes: not the engine's plan`);
+  const tooLarge = () => new EngineRequestError(`the answer from ${url} exceeds ${limit} bytes: not an answer of the engine's`);
   if (Number(res.headers.get('content-length') ?? 0) > limit) {
     await res.body?.cancel();
     throw tooLarge();

@@ -190,7 +190,8 @@ function banner(view: { port: number; settings: ResponderConfig; policy: Compile
     'Try it: send the sample incident, then read what was done and why',
     `  curl -s -X POST ${base}/api/incidents -H "Authorization: Bearer ${bearer}" -H "Content-Type: application/json" --data @cli/samples/incident.json`,
     `  curl -s ${base}/local/ledger -H "Authorization: Bearer ${bearer}"`,
-    `  npm run responder -- plan cli/samples/incident.json --host ${base}   # this engine's decision, explained for a human`,
+    `  npm run responder -- plan cli/samples/incident.json --url ${base}   # this engine's decision, explained for a human`,
+    `  npm run responder -- actions list --url ${base}   # the ledger for analysts: act, approve, deny, rollback (npm run responder -- help)`,
     '',
   ].join('\n');
 }

