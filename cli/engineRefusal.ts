@@ -112,6 +112,10 @@ const BY_CODE: Record<string, Explain> = {
       : `if it is still needed, request it again (responder actions show ${keyOf(r, context)} says what it was)`,
   }),
   Irreversible: (r) => ({ cause: `${r.action?.kind ?? 'this kind of action'} cannot be undone`, fix: irreversibleFix(r.action) }),
+  HeldByAnother: (r) => ({
+    cause: `another ${r.action?.kind ?? 'containment'} of the same kind still stands on this target: undoing this one would undo that one too`,
+    fix: `roll back the other one first (its key is in the message: ${r.message ?? ''}), or undo it by hand if both should end`,
+  }),
   NothingToUndo: () => ({
     cause: 'the engine changed nothing it can undo: it ran in audit mode, or what it would undo was already so before it acted',
     fix: "there is nothing of the engine's to roll back; if the target must change, change it by hand (Entra admin center, Defender portal)",
