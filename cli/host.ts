@@ -158,6 +158,7 @@ async function startHttpServer(ledger: ActionLedger, sandbox: Sandbox | undefine
 function banner(view: { port: number; settings: ResponderConfig; policy: CompiledPolicy; sandbox: Sandbox | undefined; demoPolicy: boolean }): string {
   const { settings, policy, sandbox } = view;
   const base = `http://localhost:${view.port}`;
+  const routeWidth = Math.max(...registry.http.map((r) => r.route.length));
   const bearer = sandbox ? `$(cat ${LOCAL_TOKEN_FILE})` : `$(az account get-access-token --scope ${settings.audiences[0]}/.default --query accessToken -o tsv)`;
   return [
     '',
@@ -177,11 +178,13 @@ function banner(view: { port: number; settings: ResponderConfig; policy: Compile
     'Routes',
     ...registry.http.map(
       (r) =>
-        `  ${r.methods.join(',').padEnd(5)} ${base}/api/${r.route.padEnd(10)} ${'roles' in r.auth ? `role ${r.auth.roles.join(' or ')}` : 'public (details with a role)'}`,
+        `  ${r.methods.join(',').padEnd(5)} ${base}/api/${r.route.padEnd(routeWidth)} ${'roles' in r.auth ? `role ${r.auth.roles.join(' or ')}` : r.auth.detailRoles.length ? 'public (details with a role)' : 'public'}`,
     ),
-    `  GET   ${base}/local/ledger     this host only, role Responder.Read: every ledger entry and dead-letter record`,
+    `  GET   ${base}/${'local/ledger'.padEnd(routeWidth + 4)} this host only, role Responder.Read: every ledger entry and dead-letter record`,
     ...(sandbox
-      ? [`  GET   ${base}/local/sandbox    this host only, role Responder.Read: the sandbox tenant's users, devices, machine actions and API calls`]
+      ? [
+          `  GET   ${base}/${'local/sandbox'.padEnd(routeWidth + 4)} this host only, role Responder.Read: the sandbox tenant's users, devices, machine actions and API calls`,
+        ]
       : []),
     ...(registry.timers.length
       ? ['', 'Timers (UTC)', ...registry.timers.map((t) => `  ${t.name.padEnd(20)} ${t.schedule}${t.runOnStartup ? ' (and at start-up)' : ''}`)]

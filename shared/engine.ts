@@ -234,8 +234,13 @@ export class ResponderEngine {
     const raced = planned.existing.values().next().value;
     if (raced) throw new RefusedError(409, 'AlreadyActive', `${kind} on ${targetLabel(raced.target)} was just requested by someone else (${raced.key})`, raced);
     await this.recordSkipped(decision.skipped, signal, at, by, rollbackOf);
-    await this.send(planned.toSend, at, log);
     const key = decision.actions[0]?.idempotencyKey ?? decision.skipped[0]?.idempotencyKey;
+    // A rollback is named on the original before it is sent (the worker may end the original rolled-back at once);
+    // only one that will run or waits for an approval: a refused rollback is not the original's rollback.
+    const recorded = key === undefined ? undefined : await this.deps.ledger.get(key);
+    if (rollbackOf && recorded && ACTIVE_STATES.includes(recorded.state))
+      await this.linkRollback(rollbackOf, recorded.key, `rollback ${recorded.key} requested by ${request.by.name}: ${request.reason}`);
+    await this.send(planned.toSend, at, log);
     const entry = key === undefined ? undefined : await this.deps.ledger.get(key);
     log.warn({ actionId: key, by, state: entry?.state }, `requested ${kind} on ${targetLabel(target)}: ${decision.summary}`);
     return { decision, entry };
@@ -263,7 +268,7 @@ export class ResponderEngine {
         original,
       );
     }
-    const result = await this.request(
+    return this.request(
       {
         step: { kind: step.kind, params: {} },
         entity: entityOf(original.target),
@@ -274,10 +279,6 @@ export class ResponderEngine {
       },
       log,
     );
-    // Linked only when it will run (or waits for an approval): a refused rollback is not the original's rollback.
-    if (result.entry && ACTIVE_STATES.includes(result.entry.state))
-      await this.linkRollback(original.key, result.entry.key, `rollback ${result.entry.key} requested by ${by.name}: ${reason}`);
-    return result;
   }
 
   /** Name the rollback on the original (a history event, and rolledBackBy), unless it has moved on meanwhile. */

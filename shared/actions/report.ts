@@ -49,7 +49,9 @@ export function outcomeComment(action: ReportedAction, state: ReportedState, det
     `Result: ${inert(detail, 1500)}`,
     `Why: ${inert(action.reason, 1500)}`,
     `Action: ${ACTIONS[action.kind].verb}; mode ${action.mode}; attempts ${attempts}; key ${action.key}`,
-    ...(state === 'held' ? [`To decide: POST /api/actions/${action.key}/approve or /deny with a reason (role Responder.Approve)`] : []),
+    ...(state === 'held'
+      ? [`To decide (role Responder.Approve): responder actions approve ${action.key} --reason "<why>" (or deny), or POST /api/actions/${action.key}/approve`]
+      : []),
   ].join('\n');
 }
 
