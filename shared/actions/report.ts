@@ -50,7 +50,7 @@ export function outcomeComment(action: ReportedAction, state: ReportedState, det
     `Why: ${inert(action.reason, 1500)}`,
     `Action: ${ACTIONS[action.kind].verb}; mode ${action.mode}; attempts ${attempts}; key ${action.key}`,
     ...(state === 'held'
-      ? [`To decide (role Responder.Approve): responder actions approve ${action.key} --reason "<why>" (or deny), or POST /api/actions/${action.key}/approve`]
+      ? [`To decide (role Responder.Approve): responder actions approve ${action.key} --reason "…" (or deny), or POST /api/actions/${action.key}/approve`]
       : []),
   ].join('\n');
 }

@@ -96,8 +96,11 @@ describe('the local host (npm start)', () => {
   afterAll(() => void host?.kill('SIGTERM'));
 
   it('prints a banner with the routes and a ready-to-run example', () => {
-    expect(banner).toContain(`POST  ${base}/api/incidents  role Incidents.Submit`);
-    expect(banner).toContain(`GET   ${base}/api/health`);
+    // Each route on its line with its role, the roles aligned in one column.
+    const routes = banner.split('\n').filter((line) => line.includes(`${base}/api/`) && !line.includes('curl') && !line.includes('responder --'));
+    expect(routes.some((line) => /^ {2}POST {2}\S+\/api\/incidents +role Incidents\.Submit$/.test(line))).toBe(true);
+    expect(routes.some((line) => line.includes(`GET   ${base}/api/health `))).toBe(true);
+    expect(new Set(routes.map((line) => line.search(/ (role|public)/))).size).toBe(1);
     expect(banner).toContain(
       `curl -s -X POST ${base}/api/incidents -H "Authorization: Bearer $(cat .responder/local-token)" -H "Content-Type: application/json" --data @cli/samples/incident.json`,
     );
