@@ -229,7 +229,15 @@ export class ActionWorker {
       const original = await this.deps.ledger.get(key);
       if (original?.state !== 'succeeded') return;
       try {
-        await this.deps.ledger.transition(key, original.etag, 'rolled-back', { by: 'worker', at, note: `rolled back by ${by}` }, { rolledBackBy: by });
+        const undone = await this.deps.ledger.transition(
+          key,
+          original.etag,
+          'rolled-back',
+          { by: 'worker', at, note: `rolled back by ${by}` },
+          { rolledBackBy: by },
+        );
+        // The original's own comment on its incident says so (its id is derived from its key: rewritten, not added).
+        await this.deps.report(undone, 'rolled-back', `rolled back by ${by}`, attemptCount(undone.attempts), this.deps.log);
         return;
       } catch (error) {
         if (!(error instanceof LedgerConflictError)) throw error;

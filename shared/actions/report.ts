@@ -6,7 +6,7 @@ import { ACTIONS } from './catalogue';
 import type { ActionCommand } from './command';
 import { targetLabel } from './target';
 
-export type ReportedState = 'succeeded' | 'audited' | 'failed' | 'blocked' | 'held' | 'approved' | 'denied' | 'expired';
+export type ReportedState = 'succeeded' | 'audited' | 'failed' | 'blocked' | 'held' | 'approved' | 'denied' | 'expired' | 'rolled-back';
 
 /** The label an outcome puts on its incident, so analysts can filter: what was contained, rehearsed, or needs them. */
 export const OUTCOME_LABELS: Record<ReportedState, string> = {
@@ -18,6 +18,7 @@ export const OUTCOME_LABELS: Record<ReportedState, string> = {
   approved: 'responder-approved',
   denied: 'responder-denied',
   expired: 'responder-needs-attention',
+  'rolled-back': 'responder-rolled-back',
 };
 
 const HEADLINES: Record<ReportedState, string> = {
@@ -29,6 +30,7 @@ const HEADLINES: Record<ReportedState, string> = {
   approved: 'approved: on its way',
   denied: 'DENIED by an analyst: nothing was done',
   expired: 'EXPIRED: no analyst decided in time; nothing was done',
+  'rolled-back': "ROLLED BACK: undone on an analyst's request",
 };
 
 /** What a report says of an action: the fields an ActionCommand and a ledger entry share. */

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { approveAction, denyAction, listActions, showAction } from '../../functions/actions';
+import { approveAction, denyAction, listActions, requestAction, rollbackAction, showAction } from '../../functions/actions';
 import { incidents } from '../../functions/incidents';
 import type { LedgerEntry } from '../../shared/ledger/ledger';
 import type { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
@@ -144,7 +144,7 @@ describe('the analysts: approve and deny held actions', () => {
     expect((await approve(revoke.key, await as(['Responder.Approve'], ANALYST_B, 'B'))).status).toBe(202);
   });
 
-  it('answers the role matrix: Read lists and shows, Approve decides, nothing else does', async () => {
+  it('answers the role matrix: Read lists and shows, Approve decides, Act requests and rolls back, nothing else does', async () => {
     const { revoke } = await held();
     const key = revoke.key;
     const routes = [
@@ -156,6 +156,21 @@ describe('the analysts: approve and deny held actions', () => {
         role: 'Responder.Read',
       },
       { what: 'deny', run: (h: Record<string, string>) => deny(key, h), ok: 200, role: 'Responder.Approve' },
+      // Refused after the role check (the action is denied by then, or not succeeded): the role is what is tested.
+      { what: 'approve', run: (h: Record<string, string>) => approve(key, h), ok: 409, role: 'Responder.Approve' },
+      {
+        what: 'rollback',
+        run: (h: Record<string, string>) => call(rollbackAction, `actions/${key}/rollback`, { params: { key }, headers: h, body: { reason: 'undo' } }),
+        ok: 409,
+        role: 'Responder.Act',
+      },
+      {
+        what: 'request',
+        run: (h: Record<string, string>) =>
+          call(requestAction, 'actions', { headers: h, body: { kind: 'revokeSessions', target: 'jsmith@contoso.com', reason: 'x' } }),
+        ok: 202,
+        role: 'Responder.Act',
+      },
     ];
     for (const route of routes) {
       expect((await route.run({})).status, `${route.what} without a token`).toBe(401);

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { requestAction, rollbackAction, showAction } from '../../functions/actions';
 import type { LedgerEntry } from '../../shared/ledger/ledger';
 import type { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
-import { DEMO, DEMO_DEVICES, SECURITY_ADMINISTRATOR } from '../../sandbox/tenant';
+import { DEMO, DEMO_DEVICES, SAMPLE_INCIDENT_ID, SECURITY_ADMINISTRATOR } from '../../sandbox/tenant';
+import { commentIdFor } from '../../shared/clients/sentinel';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
 
@@ -140,5 +141,22 @@ describe('POST /api/actions/{key}/rollback', () => {
     const res = await call(requestAction, 'actions', { body: { kind: 'disableUser', target: 'adele.vance@contoso.com', reason: 'x' }, headers: await actor() });
     const queued = await rollback(res.json.action.key);
     expect([queued.status, queued.json.error.code]).toEqual([409, 'NotSucceeded']);
+  });
+
+  it("rewrites the original's comment on its incident: rolled back", async () => {
+    const queue = engine.startWorker();
+    const asked = await call(requestAction, 'actions', {
+      body: { kind: 'disableUser', target: 'adele.vance@contoso.com', reason: 'contain', incident: SAMPLE_INCIDENT_ID },
+      headers: await actor(),
+    });
+    expect(asked.status).toBe(202);
+    await drain(queue);
+    const key = asked.json.action.key as string;
+    expect((await rollback(key)).status).toBe(202);
+    await drain(queue);
+    queue.stop();
+    const incident = engine.sandbox.tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())!;
+    expect(incident.comments.get(commentIdFor(key))?.properties.message).toMatch(/^Sentinel Responder — disableUser on adele\.vance@contoso\.com: ROLLED BACK/);
+    expect(incident.properties.labels.map((l) => l.labelName)).toContain('responder-rolled-back');
   });
 });
