@@ -146,22 +146,14 @@ export function decide(signal: Signal, compiled: CompiledPolicy, context: Decisi
   }
 
   const unknown = unknownData(accounts, hosts, compiled);
-  const decision: Decision = {
-    subject: signal.subject,
-    source: signal.source,
-    title: signal.title,
-    severity: signal.severity,
-    policy: compiled.ref,
+  return decisionOf(signal, compiled, {
     mode: globalMode,
     score,
     rules,
     actions,
     skipped,
     notes: unknown.length ? signal.notes.concat(unknown) : signal.notes.slice(),
-    summary: '',
-  };
-  decision.summary = summarize(decision);
-  return decision;
+  });
 }
 
 /** What an analyst asks for: one action on the signal's one entity. */
@@ -193,18 +185,25 @@ export function decideRequest(signal: Signal, request: ActionRequest, compiled: 
     if (skip) skipped.push({ kind, target, idempotencyKey: key, params, ruleId: REQUEST_RULE, mode, reason: skip.reason, detail: skip.detail });
     else actions.push({ idempotencyKey: key, kind, target, params, ruleId: REQUEST_RULE, mode, reason: request.reason });
   }
-  const decision: Decision = {
-    subject: signal.subject,
-    source: signal.source,
-    title: signal.title,
-    severity: signal.severity,
-    policy: compiled.ref,
+  return decisionOf(signal, compiled, {
     mode,
     score: riskScore(signal, compiled.policy.risk, compiled.risk),
     rules: [{ ruleId: REQUEST_RULE, matched: true, mode, explanation: [`requested: ${request.reason}`] }],
     actions,
     skipped,
     notes: signal.notes.slice(),
+  });
+}
+
+/** A decision on `signal` under `compiled`, with what was judged, and its one-line summary. */
+function decisionOf(signal: Signal, compiled: CompiledPolicy, judged: Pick<Decision, 'mode' | 'score' | 'rules' | 'actions' | 'skipped' | 'notes'>): Decision {
+  const decision: Decision = {
+    subject: signal.subject,
+    source: signal.source,
+    title: signal.title,
+    severity: signal.severity,
+    policy: compiled.ref,
+    ...judged,
     summary: '',
   };
   decision.summary = summarize(decision);

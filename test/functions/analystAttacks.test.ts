@@ -1,9 +1,6 @@
-import { InvocationContext } from '@azure/functions';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { approveAction, listActions, requestAction, rollbackAction } from '../../functions/actions';
-import { actionWorker } from '../../functions/actionWorker';
 import type { LedgerEntry } from '../../shared/ledger/ledger';
-import type { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { DEMO, DEMO_DEVICES, SAMPLE_INCIDENT_ID } from '../../sandbox/tenant';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
@@ -29,29 +26,13 @@ beforeEach(() => engine.configure({ RESPONDER_POLICY: POLICY() }));
 const as = (roles: string[], oid = ANALYST_A, name = 'Analyst A') => engine.bearer(roles, { oid, name });
 const actor = () => as(['Responder.Act', 'Responder.Read']);
 
-function startWorker(): EmbeddedQueue {
-  const queue = engine.queue as EmbeddedQueue;
-  queue.start((body, delivery) =>
-    actionWorker(body, new InvocationContext({ invocationId: `w-${delivery.messageId}`, functionName: 'actionWorker', triggerMetadata: { ...delivery } })),
-  );
-  return queue;
-}
-
-async function drain(queue: EmbeddedQueue): Promise<void> {
-  for (let i = 0; i < 5; i++) {
-    await queue.idle();
-    queue.releaseScheduled();
-  }
-  await queue.idle();
-}
-
 const ask = async (body: Record<string, unknown>, headers?: Record<string, string>) =>
   call(requestAction, 'actions', { body: { reason: 'contain', ...body }, headers: headers ?? (await actor()) });
 
-async function done(kind: string, target: string, queue: EmbeddedQueue): Promise<LedgerEntry> {
+async function done(kind: string, target: string): Promise<LedgerEntry> {
   const res = await ask({ kind, target });
   expect(res.status).toBe(202);
-  await drain(queue);
+  await engine.drain();
   return (await engine.ledger.get(res.json.action.key))!;
 }
 
@@ -60,8 +41,8 @@ const rollback = async (key: string, reason = 'false positive') =>
 
 describe('attack: rollback', () => {
   it('SAFETY: a release that Defender reports Failed is not recorded as succeeded, and the isolation is not marked rolled-back', async () => {
-    const queue = startWorker();
-    const isolated = await done('isolateDevice', 'wks-042.contoso.com', queue);
+    const queue = engine.startWorker();
+    const isolated = await done('isolateDevice', 'wks-042.contoso.com');
     expect(isolated.state).toBe('succeeded');
     const tenant = engine.sandbox.tenant;
     tenant.actionCompletionMs = 3_600_000; // the release stays Pending until we say
@@ -72,7 +53,7 @@ describe('attack: rollback', () => {
     expect(release?.status).toBe('Pending');
     release!.endsAs = 'Failed';
     tenant.actionCompletionMs = 0;
-    await drain(queue);
+    await engine.drain();
     queue.stop();
 
     // The failed release is an attempt that failed (retried: the next attempt posts anew), never a success; and the
@@ -88,8 +69,8 @@ describe('attack: rollback', () => {
   });
 
   it('SAFETY: a rollback never releases an isolation someone else made after the engine’s (released, then re-isolated by a human)', async () => {
-    const queue = startWorker();
-    const isolated = await done('isolateDevice', 'wks-042.contoso.com', queue);
+    const queue = engine.startWorker();
+    const isolated = await done('isolateDevice', 'wks-042.contoso.com');
     expect(isolated).toMatchObject({ state: 'succeeded', rollback: { isolationActionId: expect.any(String) } });
     const tenant = engine.sandbox.tenant;
     // In the Defender portal: an analyst releases the device, then (new evidence) isolates it again, by hand.
@@ -118,7 +99,7 @@ describe('attack: rollback', () => {
       },
     );
     const res = await rollback(isolated.key);
-    await drain(queue);
+    await engine.drain();
     queue.stop();
     // The engine's isolation is no longer what holds the device: releasing it now would undo the human's isolation.
     expect(tenant.count('POST', /\/unisolate$/)).toBe(0);
@@ -127,14 +108,14 @@ describe('attack: rollback', () => {
   });
 
   it('SAFETY: rolling back one disable does not silently re-enable an account another, later containment still holds disabled', async () => {
-    const queue = startWorker();
-    const first = await done('disableUser', 'adele.vance@contoso.com', queue);
+    const queue = engine.startWorker();
+    const first = await done('disableUser', 'adele.vance@contoso.com');
     expect(first).toMatchObject({ state: 'succeeded', rollback: { wasEnabled: true } });
     // A second, separate request (another incident, another analyst) to disable her: already disabled, it succeeds.
-    const second = await done('disableUser', DEMO.adele, queue);
+    const second = await done('disableUser', DEMO.adele);
     expect(second).toMatchObject({ state: 'succeeded', rollback: { wasEnabled: false } });
     const res = await rollback(first.key, 'incident 1 was a false positive');
-    await drain(queue);
+    await engine.drain();
     queue.stop();
     // The ledger still says `second` holds Adele disabled (succeeded, cannot be rolled back: NothingToUndo) ...
     expect((await engine.ledger.get(second.key))?.state).toBe('succeeded');
@@ -144,8 +125,8 @@ describe('attack: rollback', () => {
   });
 
   it('DESIGN: a device listed as protected since the engine isolated it is released by hand: the engine never acts on it, not even to undo', async () => {
-    const queue = startWorker();
-    const isolated = await done('isolateDevice', 'wks-042.contoso.com', queue);
+    engine.startWorker();
+    const isolated = await done('isolateDevice', 'wks-042.contoso.com');
     expect(isolated.state).toBe('succeeded');
     // The box turns out to be critical: the policy now protects it. Leaving it isolated is the harm now.
     engine.configure({ RESPONDER_POLICY: POLICY('protected: { devices: [wks-042.contoso.com] }') }, { ledger: engine.ledger, queue: engine.queue });
@@ -173,8 +154,8 @@ describe('attack: rollback', () => {
   });
 
   it('CLARITY: a rollback the policy refused (blocked) is not linked on the original as its rollback', async () => {
-    const queue = startWorker();
-    const disabled = await done('disableUser', 'adele.vance@contoso.com', queue);
+    const queue = engine.startWorker();
+    const disabled = await done('disableUser', 'adele.vance@contoso.com');
     queue.stop();
     engine.configure(
       { RESPONDER_POLICY: POLICY('guardrails: { caps: [{ action: enableUser, max: 0, per: PT1H }] }') },
@@ -215,11 +196,11 @@ describe('attack: requests and approvals', () => {
   });
 
   it('CORRECTNESS: GET /api/actions?incident= lists the analysts’ requests and rollbacks on that incident', async () => {
-    const queue = startWorker();
+    const queue = engine.startWorker();
     const res = await ask({ kind: 'disableUser', target: 'adele.vance@contoso.com', incident: SAMPLE_INCIDENT_ID });
     expect(res.status).toBe(202);
     expect(res.json.action.source.incidentArmId).toBe(SAMPLE_INCIDENT_ID);
-    await drain(queue);
+    await engine.drain();
     queue.stop();
     const list = await call(listActions, 'actions', { method: 'GET', headers: await as(['Responder.Read']), query: { incident: SAMPLE_INCIDENT_ID } });
     expect(list.json.actions.map((a: LedgerEntry) => a.key)).toContain(res.json.action.key);
@@ -239,8 +220,8 @@ describe('attack: requests and approvals', () => {
     expect(res.json.action.state).toBe('queued');
     const key = res.json.action.key;
     adele.userPrincipalName = 'adele.v@contoso.com';
-    const queue = startWorker();
-    await drain(queue);
+    const queue = engine.startWorker();
+    await engine.drain();
     queue.stop();
     expect((await engine.ledger.get(key))?.state).toBe('pending-approval');
     adele.userPrincipalName = 'adele.vance@contoso.com'; // a human sorted the directory out
@@ -260,8 +241,8 @@ describe('attack: requests and approvals', () => {
     // A asks again (she does not know it was approved): 409 with the action, which the engine "sends now".
     const again = await ask({ kind: 'disableUser', target: 'adele.vance@contoso.com', reason: 'still needed' });
     expect(again.status).toBe(409);
-    startWorker();
-    await drain(queue);
+    engine.startWorker();
+    await engine.drain();
     queue.stop();
     const entry = await engine.ledger.get(key);
     // The resend reused the first run's MessageId: the broker dropped it as a duplicate, yet the entry was marked queued.
@@ -278,14 +259,14 @@ describe('attack: requests and approvals', () => {
       { RESPONDER_POLICY: POLICY("protected: { devices: [WKS-042] }\nguardrails: { approvals: [{ action: '*', reason: all held }] }") },
       { ledger: engine.ledger, queue: engine.queue },
     );
-    const queue = startWorker();
+    const queue = engine.startWorker();
     const ok = await call(approveAction, `actions/${key}/approve`, {
       params: { key },
       headers: await as(['Responder.Approve'], ANALYST_B, 'B'),
       body: { reason: 'go' },
     });
     expect(ok.status).toBe(202);
-    await drain(queue);
+    await engine.drain();
     queue.stop();
     expect(engine.sandbox.tenant.count('POST', /\/isolate$/)).toBe(0);
     expect((await engine.ledger.get(key))?.state).toBe('blocked');

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { requestAction, rollbackAction, showAction } from '../../functions/actions';
 import type { LedgerEntry } from '../../shared/ledger/ledger';
-import type { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { DEMO, DEMO_DEVICES, SAMPLE_INCIDENT_ID, SECURITY_ADMINISTRATOR } from '../../sandbox/tenant';
 import { commentIdFor } from '../../shared/clients/sentinel';
 import { EngineUnderTest } from '../support/engine';
@@ -24,20 +23,11 @@ beforeEach(() => engine.configure({ RESPONDER_POLICY: POLICY() }));
 
 const actor = () => engine.bearer(['Responder.Act', 'Responder.Read'], { oid: ANALYST, name: 'Analyst A' });
 
-/** Run everything on the queue to its end, follow-ups included. */
-async function drain(queue: EmbeddedQueue): Promise<void> {
-  for (let i = 0; i < 5; i++) {
-    await queue.idle();
-    queue.releaseScheduled();
-  }
-  await queue.idle();
-}
-
 /** Ask for an action, run it, and return its entry as the ledger ends it. */
-async function done(kind: string, target: string, queue: EmbeddedQueue): Promise<LedgerEntry> {
+async function done(kind: string, target: string): Promise<LedgerEntry> {
   const res = await call(requestAction, 'actions', { body: { kind, target, reason: 'contain' }, headers: await actor() });
   expect(res.status).toBe(202);
-  await drain(queue);
+  await engine.drain();
   return (await engine.ledger.get(res.json.action.key))!;
 }
 
@@ -47,14 +37,14 @@ const rollback = async (key: string, reason = 'false positive: the user confirme
 describe('POST /api/actions/{key}/rollback', () => {
   it('re-enables an account the engine disabled, and links the two actions both ways', async () => {
     const queue = engine.startWorker();
-    const disabled = await done('disableUser', 'adele.vance@contoso.com', queue);
+    const disabled = await done('disableUser', 'adele.vance@contoso.com');
     expect(disabled.state).toBe('succeeded');
     expect(engine.sandbox.tenant.users.get(DEMO.adele)?.accountEnabled).toBe(false);
 
     const res = await rollback(disabled.key);
     expect(res.status).toBe(202);
     expect(res.json.action).toMatchObject({ kind: 'enableUser', source: { type: 'manual', requestedBy: ANALYST, rollbackOf: disabled.key } });
-    await drain(queue);
+    await engine.drain();
     queue.stop();
 
     expect(engine.sandbox.tenant.users.get(DEMO.adele)?.accountEnabled).toBe(true);
@@ -74,11 +64,11 @@ describe('POST /api/actions/{key}/rollback', () => {
 
   it('releases a device the engine isolated', async () => {
     const queue = engine.startWorker();
-    const isolated = await done('isolateDevice', 'wks-042.contoso.com', queue);
+    const isolated = await done('isolateDevice', 'wks-042.contoso.com');
     expect(isolated.state).toBe('succeeded');
     const res = await rollback(isolated.key);
     expect(res.status).toBe(202);
-    await drain(queue);
+    await engine.drain();
     queue.stop();
     expect((await engine.ledger.get(res.json.action.key))?.state).toBe('succeeded');
     expect(engine.sandbox.tenant.machines.get(DEMO_DEVICES.wks042)?.isolated).toBe(false);
@@ -89,13 +79,13 @@ describe('POST /api/actions/{key}/rollback', () => {
   it('gives back a permanent role the engine removed', async () => {
     engine.sandbox.tenant.assignRole(DEMO.jsmith, SECURITY_ADMINISTRATOR, 'Assigned');
     const queue = engine.startWorker();
-    const removed = await done('requirePimReapproval', 'jsmith@contoso.com', queue);
+    const removed = await done('requirePimReapproval', 'jsmith@contoso.com');
     expect(removed.state).toBe('succeeded');
     const active = () => engine.sandbox.tenant.roleAssignments.filter((a) => a.principalId === DEMO.jsmith);
     expect(active()).toEqual([]);
     const res = await rollback(removed.key);
     expect(res.status).toBe(202);
-    await drain(queue);
+    await engine.drain();
     queue.stop();
     expect((await engine.ledger.get(res.json.action.key))?.state).toBe('succeeded');
     expect(active()).toEqual([expect.objectContaining({ roleDefinitionId: SECURITY_ADMINISTRATOR })]);
@@ -104,7 +94,7 @@ describe('POST /api/actions/{key}/rollback', () => {
   it('refuses to re-enable an account someone else had disabled: nothing is enabled', async () => {
     engine.sandbox.tenant.users.get(DEMO.adele)!.accountEnabled = false;
     const queue = engine.startWorker();
-    const disabled = await done('disableUser', 'adele.vance@contoso.com', queue);
+    const disabled = await done('disableUser', 'adele.vance@contoso.com');
     queue.stop();
     expect(disabled).toMatchObject({ state: 'succeeded', rollback: { wasEnabled: false } });
     const res = await rollback(disabled.key);
@@ -115,7 +105,7 @@ describe('POST /api/actions/{key}/rollback', () => {
 
   it('says what cannot be undone: revoked sessions, a confirmation of compromise', async () => {
     const queue = engine.startWorker();
-    const revoked = await done('revokeSessions', 'adele.vance@contoso.com', queue);
+    const revoked = await done('revokeSessions', 'adele.vance@contoso.com');
     queue.stop();
     const res = await rollback(revoked.key);
     expect([res.status, res.json.error.code]).toEqual([409, 'Irreversible']);
@@ -125,7 +115,7 @@ describe('POST /api/actions/{key}/rollback', () => {
   it('holds a rollback for approval where the policy says so, and refuses a second one meanwhile', async () => {
     engine.configure({ RESPONDER_POLICY: POLICY('[{ action: enableUser, reason: re-enabling needs a second analyst }]') });
     const queue = engine.startWorker();
-    const disabled = await done('disableUser', 'adele.vance@contoso.com', queue);
+    const disabled = await done('disableUser', 'adele.vance@contoso.com');
     queue.stop();
     const res = await rollback(disabled.key);
     expect(res.status).toBe(202);
@@ -150,10 +140,10 @@ describe('POST /api/actions/{key}/rollback', () => {
       headers: await actor(),
     });
     expect(asked.status).toBe(202);
-    await drain(queue);
+    await engine.drain();
     const key = asked.json.action.key as string;
     expect((await rollback(key)).status).toBe(202);
-    await drain(queue);
+    await engine.drain();
     queue.stop();
     const incident = engine.sandbox.tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())!;
     expect(incident.comments.get(commentIdFor(key))?.properties.message).toMatch(/^Sentinel Responder — disableUser on adele\.vance@contoso\.com: ROLLED BACK/);

@@ -71,6 +71,16 @@ export class EngineUnderTest {
     return queue;
   }
 
+  /** Run what the embedded queue holds to its end, follow-ups and retries included (scheduled messages released). */
+  async drain(rounds = 5): Promise<void> {
+    const queue = this.queue as EmbeddedQueue;
+    for (let i = 0; i < rounds; i++) {
+      await queue.idle();
+      queue.releaseScheduled();
+    }
+    await queue.idle();
+  }
+
   async bearer(roles: string[], claims: Record<string, unknown> = {}): Promise<Record<string, string>> {
     return { authorization: `Bearer ${await this.authority.token(roles, claims)}` };
   }
