@@ -1,4 +1,4 @@
-import { approvalStep, type Analyst } from './actions/approval';
+import { approvalStep, overdue, type Analyst } from './actions/approval';
 import { commandFor } from './actions/command';
 import type { ReportedAction, ReportedState } from './actions/report';
 import { QueueUnavailableError } from './engine';
@@ -130,10 +130,9 @@ export class AnalystActions {
   }
 
   private async expireIfDue(entry: LedgerEntry): Promise<LedgerEntry> {
-    if (entry.state !== 'pending-approval') return entry;
-    const step = approvalStep(entry, 'denied', { objectId: '', name: '' }, this.deps.now(), this.deps.policy.policy.guardrails.approvalTtl.ms);
-    if (step.step !== 'expire') return entry;
-    return this.expire(entry, step.why, this.deps.now().toISOString(), this.deps.log).catch(async (error) => {
+    const why = overdue(entry, this.deps.now(), this.deps.policy.policy.guardrails.approvalTtl.ms);
+    if (why === undefined) return entry;
+    return this.expire(entry, why, this.deps.now().toISOString(), this.deps.log).catch(async (error) => {
       if (error instanceof LedgerConflictError) return this.load(entry.key);
       throw error;
     });

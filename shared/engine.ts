@@ -4,7 +4,7 @@ import { commandFor, parseActionCommand, type ActionCommand } from './actions/co
 import { reportedCommand, reportOutcome } from './actions/report';
 import { classifyFailure } from './actions/failure';
 import { deviceTarget, targetId, targetLabel, userTarget, type ActionTarget } from './actions/target';
-import { heldSince, type Analyst } from './actions/approval';
+import { overdue, type Analyst } from './actions/approval';
 import { rollbackStep } from './actions/rollback';
 import { LedgerConflictError, LedgerTransitionError, targetKeys, type ActionLedger, type LedgerEntry, type LedgerState } from './ledger/ledger';
 import type { Logger } from './log';
@@ -209,8 +209,7 @@ export class ResponderEngine {
     const earlier = id === undefined ? [] : await this.earlierOn(target, kind);
     // A held one past the policy's approvalTtl can no longer run (it expires when next read): it does not count.
     const ttl = this.deps.policy.policy.guardrails.approvalTtl.ms;
-    const overdue = (entry: LedgerEntry) => entry.state === 'pending-approval' && this.deps.now().getTime() - Date.parse(heldSince(entry)) > ttl;
-    const active = earlier.find((entry) => ACTIVE_STATES.includes(entry.state) && !overdue(entry));
+    const active = earlier.find((entry) => ACTIVE_STATES.includes(entry.state) && overdue(entry, this.deps.now(), ttl) === undefined);
     if (active) {
       // Recorded but never queued (its send failed, or the process died first): send it now, as a retried incident would.
       if (active.state === 'planned')

@@ -21,6 +21,13 @@ export function heldSince(entry: LedgerEntry): string {
   return entry.createdAt;
 }
 
+/** Why a held action has waited past the policy's approvalTtl (it expires), or undefined while it may still be decided. */
+export function overdue(entry: LedgerEntry, now: Date, ttlMs: number): string | undefined {
+  if (entry.state !== 'pending-approval') return undefined;
+  const since = heldSince(entry);
+  return now.getTime() - Date.parse(since) > ttlMs ? `held since ${since}, longer than the policy's approvalTtl: expired` : undefined;
+}
+
 /**
  * The rules of an analyst's word on a held action, as a pure function:
  * - only a `pending-approval` action can be approved or denied (an approved one the queue did not take is sent again);
@@ -38,8 +45,8 @@ export function approvalStep(entry: LedgerEntry, verdict: 'approved' | 'denied',
       why: `action ${entry.key} is ${entry.state}: only a pending-approval action can be ${verdict}`,
     };
   }
-  const since = heldSince(entry);
-  if (now.getTime() - Date.parse(since) > ttlMs) return { step: 'expire', why: `held since ${since}, longer than the policy's approvalTtl: expired` };
+  const expired = overdue(entry, now, ttlMs);
+  if (expired !== undefined) return { step: 'expire', why: expired };
   const requester = entry.source.requestedBy;
   if (verdict === 'approved' && requester !== undefined && requester.toLowerCase() === analyst.objectId.toLowerCase()) {
     return { step: 'refuse', status: 403, code: 'FourEyes', why: `${analyst.name} requested this action: another analyst must approve it` };
