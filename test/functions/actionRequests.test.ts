@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { approveAction, requestAction } from '../../functions/actions';
 import type { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { DEMO, DEMO_DEVICES, SAMPLE_INCIDENT_ID } from '../../sandbox/tenant';
+import { ANALYST_A, ANALYST_B, analystBearer } from '../support/analysts';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
 
@@ -15,8 +16,6 @@ guardrails:
 rules: []
 `;
 
-const ANALYST_A = '0a0b0c0d-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const ANALYST_B = '0a0b0c0d-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
 const INCIDENT_ARM_ID = SAMPLE_INCIDENT_ID;
 
 let engine: EngineUnderTest;
@@ -26,7 +25,7 @@ beforeAll(async () => {
 afterAll(() => engine.stop());
 beforeEach(() => engine.configure({ RESPONDER_POLICY: POLICY }));
 
-const as = (roles: string[], oid = ANALYST_A, name = 'Analyst A') => engine.bearer(roles, { oid, name });
+const as = (roles: string[], oid = ANALYST_A, name = 'Analyst A') => analystBearer(engine, roles, oid, name);
 const ask = async (body: Record<string, unknown>, oid = ANALYST_A) => call(requestAction, 'actions', { body, headers: await as(['Responder.Act'], oid) });
 
 describe('POST /api/actions: an analyst asks for an action', () => {

@@ -5,6 +5,7 @@ import type { LedgerEntry } from '../../shared/ledger/ledger';
 import type { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { DEMO, DEMO_DEVICES, SAMPLE_INCIDENT_ID } from '../../sandbox/tenant';
 import { sampleIncident } from '../fixtures/incidents';
+import { ANALYST_A, ANALYST_B, analystBearer } from '../support/analysts';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
 
@@ -19,8 +20,6 @@ guardrails:
   approvalTtl: ${ttl}
 `;
 
-const ANALYST_A = '0a0b0c0d-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const ANALYST_B = '0a0b0c0d-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
 const ADELE_REVOKE_SUFFIX = `.revokeSessions.${DEMO.adele}`;
 
 let engine: EngineUnderTest;
@@ -30,7 +29,7 @@ beforeAll(async () => {
 afterAll(() => engine.stop());
 beforeEach(() => engine.configure({ RESPONDER_POLICY: POLICY() }));
 
-const as = (roles: string[], oid = ANALYST_A, name = 'Analyst A') => engine.bearer(roles, { oid, name });
+const as = (roles: string[], oid = ANALYST_A, name = 'Analyst A') => analystBearer(engine, roles, oid, name);
 
 /** Submit the sample incident; return its two held actions. */
 async function held(): Promise<{ revoke: LedgerEntry; isolate: LedgerEntry }> {

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { approveAction, listActions, requestAction, rollbackAction } from '../../functions/actions';
+import { approveAction, listActions, requestAction } from '../../functions/actions';
 import type { LedgerEntry } from '../../shared/ledger/ledger';
 import { DEMO, DEMO_DEVICES, SAMPLE_INCIDENT_ID } from '../../sandbox/tenant';
+import { ANALYST_A, ANALYST_B, analystBearer, requestAndRun, requestRollback } from '../support/analysts';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
 
@@ -13,8 +14,6 @@ const POLICY = (extra = '') => `version: 1
 mode: enforce
 rules: []
 ${extra}`;
-const ANALYST_A = '0a0b0c0d-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const ANALYST_B = '0a0b0c0d-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
 
 let engine: EngineUnderTest;
 beforeAll(async () => {
@@ -23,21 +22,14 @@ beforeAll(async () => {
 afterAll(() => engine.stop());
 beforeEach(() => engine.configure({ RESPONDER_POLICY: POLICY() }));
 
-const as = (roles: string[], oid = ANALYST_A, name = 'Analyst A') => engine.bearer(roles, { oid, name });
+const as = (roles: string[], oid = ANALYST_A, name = 'Analyst A') => analystBearer(engine, roles, oid, name);
 const actor = () => as(['Responder.Act', 'Responder.Read']);
 
 const ask = async (body: Record<string, unknown>, headers?: Record<string, string>) =>
   call(requestAction, 'actions', { body: { reason: 'contain', ...body }, headers: headers ?? (await actor()) });
 
-async function done(kind: string, target: string): Promise<LedgerEntry> {
-  const res = await ask({ kind, target });
-  expect(res.status).toBe(202);
-  await engine.drain();
-  return (await engine.ledger.get(res.json.action.key))!;
-}
-
-const rollback = async (key: string, reason = 'false positive') =>
-  call(rollbackAction, `actions/${key}/rollback`, { params: { key }, headers: await actor(), body: { reason } });
+const done = async (kind: string, target: string): Promise<LedgerEntry> => requestAndRun(engine, { kind, target }, await actor());
+const rollback = async (key: string, reason = 'false positive') => requestRollback(key, reason, await actor());
 
 describe('attack: rollback', () => {
   it('SAFETY: a release that Defender reports Failed is not recorded as succeeded, and the isolation is not marked rolled-back', async () => {

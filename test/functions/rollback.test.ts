@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { requestAction, rollbackAction, showAction } from '../../functions/actions';
+import { requestAction, showAction } from '../../functions/actions';
 import type { LedgerEntry } from '../../shared/ledger/ledger';
 import { DEMO, DEMO_DEVICES, SAMPLE_INCIDENT_ID, SECURITY_ADMINISTRATOR } from '../../sandbox/tenant';
 import { commentIdFor } from '../../shared/clients/sentinel';
+import { ANALYST_A, analystBearer, requestAndRun, requestRollback } from '../support/analysts';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
 
@@ -12,7 +13,6 @@ mode: enforce
 guardrails: { approvals: ${approvals} }
 rules: []
 `;
-const ANALYST = '0a0b0c0d-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 
 let engine: EngineUnderTest;
 beforeAll(async () => {
@@ -21,18 +21,10 @@ beforeAll(async () => {
 afterAll(() => engine.stop());
 beforeEach(() => engine.configure({ RESPONDER_POLICY: POLICY() }));
 
-const actor = () => engine.bearer(['Responder.Act', 'Responder.Read'], { oid: ANALYST, name: 'Analyst A' });
+const actor = () => analystBearer(engine, ['Responder.Act', 'Responder.Read']);
 
-/** Ask for an action, run it, and return its entry as the ledger ends it. */
-async function done(kind: string, target: string): Promise<LedgerEntry> {
-  const res = await call(requestAction, 'actions', { body: { kind, target, reason: 'contain' }, headers: await actor() });
-  expect(res.status).toBe(202);
-  await engine.drain();
-  return (await engine.ledger.get(res.json.action.key))!;
-}
-
-const rollback = async (key: string, reason = 'false positive: the user confirmed the sign-in') =>
-  call(rollbackAction, `actions/${key}/rollback`, { params: { key }, headers: await actor(), body: { reason } });
+const done = async (kind: string, target: string): Promise<LedgerEntry> => requestAndRun(engine, { kind, target }, await actor());
+const rollback = async (key: string, reason = 'false positive: the user confirmed the sign-in') => requestRollback(key, reason, await actor());
 
 describe('POST /api/actions/{key}/rollback', () => {
   it('re-enables an account the engine disabled, and links the two actions both ways', async () => {
@@ -43,7 +35,7 @@ describe('POST /api/actions/{key}/rollback', () => {
 
     const res = await rollback(disabled.key);
     expect(res.status).toBe(202);
-    expect(res.json.action).toMatchObject({ kind: 'enableUser', source: { type: 'manual', requestedBy: ANALYST, rollbackOf: disabled.key } });
+    expect(res.json.action).toMatchObject({ kind: 'enableUser', source: { type: 'manual', requestedBy: ANALYST_A, rollbackOf: disabled.key } });
     await engine.drain();
     queue.stop();
 
