@@ -27,7 +27,13 @@ export const apiError = (status: number, code: string, message: string, headers?
  * A sliding-window quota, as the real APIs enforce them: each call counts; past `max` in `windowMs` the answer is a
  * 429 whose Retry-After says when the oldest call leaves the window. Returns that 429, or undefined under the quota.
  */
-export function slidingQuota(now: () => number, limit: () => { max: number; windowMs: number }, message: string): () => SandboxAnswer | undefined {
+export function slidingQuota(
+  now: () => number,
+  limit: () => { max: number; windowMs: number },
+  message: string,
+  /** ID Protection's 429 says nothing of when to come back (reference/idprotection.md). */
+  { retryAfter: sayWhen = true }: { retryAfter?: boolean } = {},
+): () => SandboxAnswer | undefined {
   const calls: number[] = [];
   return () => {
     const at = now();
@@ -35,7 +41,7 @@ export function slidingQuota(now: () => number, limit: () => { max: number; wind
     while (calls.length && at - (calls[0] as number) >= windowMs) calls.shift();
     if (calls.length >= max) {
       const retryAfter = Math.max(1, Math.ceil((windowMs - (at - (calls[0] ?? at))) / 1000));
-      return apiError(429, 'TooManyRequests', message, { 'retry-after': String(retryAfter) });
+      return apiError(429, 'TooManyRequests', message, sayWhen ? { 'retry-after': String(retryAfter) } : undefined);
     }
     calls.push(at);
     return undefined;

@@ -87,6 +87,7 @@ export class Sandbox {
     tenant.actionCompletionMs = fresh.actionCompletionMs;
     tenant.defenderQuota = { ...fresh.defenderQuota };
     tenant.graphWriteQuota = { ...fresh.graphWriteQuota };
+    tenant.idProtectionQuota = { ...fresh.idProtectionQuota };
     tenant.managedIdentityRoles = [...fresh.managedIdentityRoles];
     tenant.now = fresh.now;
     this.faults.clear();

@@ -178,6 +178,11 @@ export class SandboxTenant {
   actionCompletionMs = 0;
   /** Graph's identity write quota (reference/graph.md: 3,000 per 2.5 minutes per app and tenant); tests compress it. */
   graphWriteQuota = { max: 3000, windowMs: 150_000 };
+  /**
+   * ID Protection's quota: about 1 request per second per tenant (reference/idprotection.md). Unlimited unless a test or
+   * benchmark sets it: executors tested alone call it unpaced, and the engine paces itself to 1/s by default.
+   */
+  idProtectionQuota = { max: Number.MAX_SAFE_INTEGER, windowMs: 1000 };
   /** Defender's per-API quota: 100 calls per minute (reference/defender.md). Tests and benchmarks may compress it. */
   defenderQuota = { max: 100, windowMs: 60_000 };
   now: () => number = Date.now;
