@@ -13,6 +13,8 @@ import { DeadLetterReconciler } from './deadLetters';
 import { AnalystActions } from './analysts';
 import { executeCommand, type ExecutionDeps } from './actions/execute';
 import { RUNNING_LEASE_MS } from './actions/lifecycle';
+import { FOLLOW_UP_MS } from './actions/isolateDevice';
+import { compressed } from './timeScale';
 import { reportOutcome, type ReportedAction, type ReportedState } from './actions/report';
 import { ConfigError, InputError } from './errors';
 import { MemoryLedger } from './ledger/memoryLedger';
@@ -41,7 +43,9 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
   const ledger = stored.ledger;
   const shared = overrides.shared ?? stored.shared;
   const queue = overrides.queue ?? (await openQueue(settings));
-  const pacer = new Pacer(shared, settings.rateLimits);
+  const scale = settings.timeScale;
+  if (scale !== 1) logger().warn({ timeScale: scale }, `time runs ${scale}x faster: every budget, lease and wait is compressed (a drill on the sandbox, never a real tenant)`);
+  const pacer = new Pacer(shared, compressed(settings.rateLimits, scale));
   const pace = (api: PacedApi) => pacer.take(api);
   let clients: Promise<ExecutionContext> | undefined;
   const executionContext =
@@ -72,11 +76,14 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
           : enricher.enrich(signal, compiled.groupsOfInterest, withPolicy);
       },
     }),
-    timings: {
-      retry: settings.retryBaseMs === undefined ? RETRY_POLICY : { ...RETRY_POLICY, baseMs: settings.retryBaseMs },
-      leaseMs: settings.runningLeaseMs ?? RUNNING_LEASE_MS,
-      ...(settings.followUpMs !== undefined && { followUpMs: settings.followUpMs }),
-    },
+    timings: compressed(
+      {
+        retry: settings.retryBaseMs === undefined ? RETRY_POLICY : { ...RETRY_POLICY, baseMs: settings.retryBaseMs },
+        leaseMs: settings.runningLeaseMs ?? RUNNING_LEASE_MS,
+        followUpMs: settings.followUpMs ?? FOLLOW_UP_MS,
+      },
+      scale,
+    ),
   });
   return {
     config: settings,

@@ -64,6 +64,8 @@ export interface ResponderConfig {
   runningLeaseMs: number | undefined;
   /** RESPONDER_RETRY_BASE_SECONDS: the retry backoff's first ceiling (default 10; doubles per attempt, capped at 15 min). */
   retryBaseMs: number | undefined;
+  /** RESPONDER_TIME_SCALE: every engine duration divided by this, for drills and benchmarks on the sandbox (shared/timeScale.ts); default 1. */
+  timeScale: number;
   /** Problems found while reading; non-empty means the engine must not act (health says why, routes answer 503). */
   problems: string[];
 }
@@ -147,6 +149,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
   const followUpMs = secondsSetting(env, 'RESPONDER_FOLLOW_UP_SECONDS', 0.1, 3600, problems);
   const runningLeaseMs = secondsSetting(env, 'RESPONDER_RUNNING_LEASE_SECONDS', 1, 3600, problems);
   const retryBaseMs = secondsSetting(env, 'RESPONDER_RETRY_BASE_SECONDS', 0.1, 600, problems);
+  const timeScale = Number(env.RESPONDER_TIME_SCALE?.trim() || '1');
+  if (!(timeScale >= 1 && timeScale <= 3600)) problems.push(`RESPONDER_TIME_SCALE must be a number from 1 to 3600, got ${JSON.stringify(env.RESPONDER_TIME_SCALE)}`);
 
   const issuers = list('RESPONDER_TOKEN_ISSUERS');
   return {
@@ -172,6 +176,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
     followUpMs,
     runningLeaseMs,
     retryBaseMs,
+    timeScale: timeScale >= 1 && timeScale <= 3600 ? timeScale : 1,
     problems,
   };
 }

@@ -104,4 +104,10 @@ describe('the pipeline tuning settings', () => {
       'RESPONDER_RUNNING_LEASE_SECONDS must be a number of seconds between 1 and 3600, got "0"',
     ]);
   });
+
+  it('read a time scale for drills, 1 unless set, and refuse one that would slow time down', () => {
+    expect(readConfig(base).timeScale).toBe(1);
+    expect(readConfig({ ...base, RESPONDER_TIME_SCALE: '6' }).timeScale).toBe(6);
+    expect(readConfig({ ...base, RESPONDER_TIME_SCALE: '0.5' }).problems).toEqual(['RESPONDER_TIME_SCALE must be a number from 1 to 3600, got "0.5"']);
+  });
 });
