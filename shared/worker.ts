@@ -246,10 +246,13 @@ export class ActionWorker {
     if (command.target.type !== 'device') return run(undefined);
     const device = deviceLeaseKey(command.target);
     const holder = command.idempotencyKey;
+    const takenAt = this.deps.now();
     const busy = await this.takeDevice(device, holder);
     if (busy) return run(busy);
     const renewing = keepAlive(
       async () => {
+        // Kept no longer than a claim is (lifecycle's `renewal`): past that, the execution is given up on.
+        if (!renewal(holder, takenAt, this.deps.now(), this.deps.timings.leaseMs).renew) return 'stop';
         const taken = await this.takeDevice(device, holder);
         if (taken) log.warn({ device, holder: taken.holder }, 'the device lease lapsed and another action holds it now');
         return taken ? 'stop' : 'renewed';

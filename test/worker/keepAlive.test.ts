@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ExecutionOutcome } from '../../shared/actions/executor';
-import { RUNNING_LEASE_MS, TAKEOVER_MARGIN_MS } from '../../shared/actions/lifecycle';
+import { MAX_HOLD_MS, RUNNING_LEASE_MS, TAKEOVER_MARGIN_MS } from '../../shared/actions/lifecycle';
 import { RETRY_POLICY } from '../../shared/actions/retryPolicy';
 import { MemorySharedState } from '../../shared/coordination/sharedState';
 import { LedgerConflictError, type LedgerLease } from '../../shared/ledger/ledger';
@@ -161,6 +161,22 @@ describe("the worker's keep-alive", () => {
     const entry = await ledger.get(disable.idempotencyKey);
     expect(entry?.history.map((h) => h.state)).toEqual(['queued', 'running', 'running', 'succeeded']);
     expect(entry?.attempts).toHaveLength(1); // exactly one execution recorded its outcome
+  });
+
+  it('stops renewing once an execution outlives functionTimeout: a redelivery takes over one lease later', async () => {
+    const hung = gate<ExecutionOutcome>();
+    executions.push(hung.promise);
+    const first = worker.runCommand(disable, delivery(1));
+    await vi.advanceTimersByTimeAsync(MAX_HOLD_MS);
+    expect(ledger.renewals).toBe(MAX_HOLD_MS / 20_000 - 1); // the tick at 300 s renews no more
+    expect(warnings).toEqual(['held for 300 s, longer than an execution may run: no longer renewed']);
+    expect((await ledger.get(disable.idempotencyKey))?.lease?.until).toBe(at(MAX_HOLD_MS - 20_000 + RUNNING_LEASE_MS));
+
+    await vi.advanceTimersByTimeAsync(RUNNING_LEASE_MS - 20_000);
+    expect((await worker.runCommand(disable, delivery(2))).outcome).toBe('succeeded');
+    hung.open(DONE);
+    expect((await first).outcome).toBe('duplicate');
+    expect((await ledger.get(disable.idempotencyKey))?.attempts).toHaveLength(1);
   });
 
   it('survives a failing ledger: renewals are tried again each tick; once taken over, the final write is refused and nothing recorded', async () => {
