@@ -47,6 +47,13 @@ function gate<T>(): { promise: Promise<T>; open: (value: T) => void } {
   return { promise, open };
 }
 
+/** An execution that runs until the test ends it, lined up for the next delivery to run. */
+function lineUpExecution(): (outcome: ExecutionOutcome) => void {
+  const execution = gate<ExecutionOutcome>();
+  executions.push(execution.promise);
+  return execution.open;
+}
+
 let ledger: RenewalFaultLedger;
 let shared: MemorySharedState;
 let warnings: string[];
@@ -85,8 +92,7 @@ const states = async (key: string) => (await ledger.get(key))?.history.map((h) =
 
 describe("the worker's keep-alive", () => {
   it('keeps a long execution its own: renewed every third of the lease, another delivery waits, the history gets no renewal lines', async () => {
-    const execution = gate<ExecutionOutcome>();
-    executions.push(execution.promise);
+    const finish = lineUpExecution();
     const first = worker.runCommand(disable, delivery(1));
     await vi.advanceTimersByTimeAsync(150_000); // two and a half leases
 
@@ -98,7 +104,7 @@ describe("the worker's keep-alive", () => {
       detail: `running in another delivery until ${at(200_000 + TAKEOVER_MARGIN_MS)}`,
     });
 
-    execution.open(DONE);
+    finish(DONE);
     expect((await first).outcome).toBe('succeeded');
     expect(await states(disable.idempotencyKey)).toEqual(['queued', 'running', 'succeeded']);
     const renewals = ledger.renewals;
@@ -111,15 +117,14 @@ describe("the worker's keep-alive", () => {
     const device = { type: 'device' as const, id: DEMO_DEVICES.websrv1 };
     const isolate = command('isolateDevice', device, {}, 1);
     const other = command('isolateDevice', device, { params: { isolationType: 'Selective' } }, 2);
-    const execution = gate<ExecutionOutcome>();
-    executions.push(execution.promise);
+    const finish = lineUpExecution();
     const first = worker.runCommand(isolate, { ...delivery(1), messageId: isolate.id });
     await vi.advanceTimersByTimeAsync(2 * RUNNING_LEASE_MS);
 
     const second = await worker.runCommand(other, { ...delivery(1), messageId: other.id });
     expect(second.outcome).toBe('deferred');
     expect(second.detail).toMatch(new RegExp(`^another action on ${DEMO_DEVICES.websrv1} is in flight \\(${isolate.idempotencyKey}\\)`));
-    execution.open({ outcome: 'pending', followUpAfterMs: 30_000, detail: 'isolation posted' });
+    finish({ outcome: 'pending', followUpAfterMs: 30_000, detail: 'isolation posted' });
     expect((await first).outcome).toBe('pending');
     // Released with the execution's end: the next action on the device may go.
     const held = await shared.update<unknown, unknown>(`device:${DEMO_DEVICES.websrv1}`, (current) => ({ next: current, result: current }));
@@ -127,9 +132,8 @@ describe("the worker's keep-alive", () => {
   });
 
   it('takes over from a holder stalled past its lease; the stalled one learns it from its keep-alive and records nothing', async () => {
-    const stalled = gate<ExecutionOutcome>();
-    const taker = gate<ExecutionOutcome>();
-    executions.push(stalled.promise, taker.promise);
+    const finishStalled = lineUpExecution();
+    const finishTaker = lineUpExecution();
     const wake = gate<void>();
     ledger.hang = wake.promise; // the holder's instance stalls: its renewal at 20 s never comes back
     const first = worker.runCommand(disable, delivery(1));
@@ -148,7 +152,7 @@ describe("the worker's keep-alive", () => {
     await vi.advanceTimersByTimeAsync(RUNNING_LEASE_MS / 2);
     expect(ledger.renewals - renewalsAfterLoss).toBe(1); // the new holder's renewal; the stalled one stopped renewing
 
-    stalled.open(DONE); // its execution ends while the new holder's still runs: it must not record over it
+    finishStalled(DONE); // its execution ends while the new holder's still runs: it must not record over it
     expect(await first).toEqual({
       key: disable.idempotencyKey,
       outcome: 'duplicate',
@@ -156,7 +160,7 @@ describe("the worker's keep-alive", () => {
     });
     expect((await ledger.get(disable.idempotencyKey))?.state).toBe('running');
 
-    taker.open(DONE);
+    finishTaker(DONE);
     expect((await second).outcome).toBe('succeeded');
     const entry = await ledger.get(disable.idempotencyKey);
     expect(entry?.history.map((h) => h.state)).toEqual(['queued', 'running', 'running', 'succeeded']);
@@ -164,8 +168,7 @@ describe("the worker's keep-alive", () => {
   });
 
   it('stops renewing once an execution outlives functionTimeout: a redelivery takes over one lease later', async () => {
-    const hung = gate<ExecutionOutcome>();
-    executions.push(hung.promise);
+    const finish = lineUpExecution();
     const first = worker.runCommand(disable, delivery(1));
     await vi.advanceTimersByTimeAsync(MAX_HOLD_MS);
     expect(ledger.renewals).toBe(MAX_HOLD_MS / 20_000 - 1); // the tick at 300 s renews no more
@@ -174,14 +177,13 @@ describe("the worker's keep-alive", () => {
 
     await vi.advanceTimersByTimeAsync(RUNNING_LEASE_MS - 20_000);
     expect((await worker.runCommand(disable, delivery(2))).outcome).toBe('succeeded');
-    hung.open(DONE);
+    finish(DONE);
     expect((await first).outcome).toBe('duplicate');
     expect((await ledger.get(disable.idempotencyKey))?.attempts).toHaveLength(1);
   });
 
   it('survives a failing ledger: renewals are tried again each tick; once taken over, the final write is refused and nothing recorded', async () => {
-    const stalled = gate<ExecutionOutcome>();
-    executions.push(stalled.promise);
+    const finish = lineUpExecution();
     ledger.fail = true;
     const first = worker.runCommand(disable, delivery(1));
     await vi.advanceTimersByTimeAsync(RUNNING_LEASE_MS);
@@ -191,14 +193,13 @@ describe("the worker's keep-alive", () => {
     ledger.fail = false;
     expect((await worker.runCommand(disable, delivery(2))).outcome).toBe('succeeded'); // taken over, finished at once
     ledger.fail = true; // the holder never gets a renewal through: only its final write tells it
-    stalled.open(DONE);
+    finish(DONE);
     expect(await first).toEqual({ key: disable.idempotencyKey, outcome: 'duplicate', detail: 'not recorded: the action is succeeded since' });
     expect((await ledger.get(disable.idempotencyKey))?.attempts).toHaveLength(1);
   });
 
   it('keeps its claim through a renewal that failed once, and through one whose answer was lost', async () => {
-    const execution = gate<ExecutionOutcome>();
-    executions.push(execution.promise);
+    const finish = lineUpExecution();
     ledger.fail = true;
     const first = worker.runCommand(disable, delivery(1));
     await vi.advanceTimersByTimeAsync(20_000);
@@ -209,7 +210,7 @@ describe("the worker's keep-alive", () => {
     await vi.advanceTimersByTimeAsync(20_001);
     expect((await worker.runCommand(disable, delivery(2))).outcome).toBe('deferred');
 
-    execution.open(DONE);
+    finish(DONE);
     expect((await first).outcome).toBe('succeeded');
     expect(await states(disable.idempotencyKey)).toEqual(['queued', 'running', 'succeeded']);
   });
