@@ -42,9 +42,9 @@ async function main(): Promise<void> {
   const sandbox = tenant === 'sandbox' ? await startSandbox() : undefined;
   const demoPolicy = sandbox !== undefined && enforceDemoPolicy();
   const settings = readSettings();
-  const concurrency = maxConcurrentCalls();
-  const { policy, queue, ledger } = await composeEngine(settings, concurrency, sandbox !== undefined);
-  startQueueConsumer(queue, concurrency);
+  const trigger = serviceBusTrigger();
+  const { policy, queue, ledger } = await composeEngine(settings, trigger.concurrency, sandbox !== undefined);
+  startQueueConsumer(queue, trigger);
   const timers = startTimers();
   if (sandbox) await writeLocalToken(sandbox);
   const { server, port } = await startHttpServer(ledger, sandbox);
@@ -101,8 +101,8 @@ async function composeEngine(
   return { policy, queue: queue as DrivenQueue, ledger };
 }
 
-/** Deliver the actions queue to its queue-triggered function, `concurrency` deliveries at once. */
-function startQueueConsumer(queue: DrivenQueue, concurrency: number): void {
+/** Deliver the actions queue to its queue-triggered function as the Functions host would, with host.json's trigger settings. */
+function startQueueConsumer(queue: DrivenQueue, trigger: ServiceBusTrigger): void {
   for (const fn of registry.queues) {
     if (fn.queueName !== 'actions') continue;
     queue.start(
@@ -116,7 +116,7 @@ function startQueueConsumer(queue: DrivenQueue, concurrency: number): void {
             logHandler: hostLog,
           }),
         ),
-      { concurrency },
+      trigger,
     );
   }
 }
@@ -388,13 +388,32 @@ function hostLog(_level: unknown, ...args: unknown[]): void {
   process.stderr.write(`${args.map(String).join(' ')}\n`);
 }
 
-/** As many deliveries at once as host.json lets the Functions host run (extensions.serviceBus.maxConcurrentCalls). */
-function maxConcurrentCalls(): number {
+/** The Service Bus trigger's settings in host.json, as the Functions host applies them to the actions queue. */
+interface ServiceBusTrigger {
+  /** maxConcurrentCalls: deliveries at once. */
+  concurrency: number;
+  /** maxAutoLockRenewalDuration: how long a running delivery's message lock is renewed. */
+  maxAutoLockRenewalMs: number;
+}
+
+function serviceBusTrigger(): ServiceBusTrigger {
   // From the repository root, not this file's depth: the same whether the host runs from dist/ or from the sources.
   const hostJson = JSON.parse(readFileSync(path.join(REPOSITORY_ROOT, 'host.json'), 'utf8')) as {
-    extensions?: { serviceBus?: { maxConcurrentCalls?: number } };
+    extensions?: { serviceBus?: { maxConcurrentCalls?: number; maxAutoLockRenewalDuration?: string } };
   };
-  return hostJson.extensions?.serviceBus?.maxConcurrentCalls ?? 16;
+  const serviceBus = hostJson.extensions?.serviceBus;
+  return {
+    concurrency: serviceBus?.maxConcurrentCalls ?? 16,
+    maxAutoLockRenewalMs: timeSpanMs(serviceBus?.maxAutoLockRenewalDuration ?? '00:05:00'),
+  };
+}
+
+/** A .NET TimeSpan as host.json writes it (`hh:mm:ss`), in milliseconds. */
+function timeSpanMs(text: string): number {
+  const match = /^(\d+):(\d{2}):(\d{2})$/.exec(text);
+  if (!match) throw new Error(`host.json: ${JSON.stringify(text)} is not a duration as hh:mm:ss`);
+  const [hours, minutes, seconds] = match.slice(1).map(Number) as [number, number, number];
+  return ((hours * 60 + minutes) * 60 + seconds) * 1000;
 }
 
 main().catch((error: unknown) => {

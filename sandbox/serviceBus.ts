@@ -50,6 +50,11 @@ export interface BrokerFaults {
   failSends: number;
   /** Delay before the broker answers a settlement: a slow broker. */
   settleDelayMs: number;
+  /**
+   * A client that goes away (link or connection closed, process killed) leaves its locks until they expire, as an
+   * instance that vanished does: the broker hears no goodbye, and redelivers only when the lock duration has passed.
+   */
+  locksOutliveClients: boolean;
 }
 
 const DEAD_LETTER_SUFFIX = '/$deadletterqueue';
@@ -71,7 +76,7 @@ class BrokerQueue {
 }
 
 export class ServiceBusEmulator {
-  readonly faults: BrokerFaults = { failSettles: 0, duplicateDeliveries: 0, failSends: 0, settleDelayMs: 0 };
+  readonly faults: BrokerFaults = { failSettles: 0, duplicateDeliveries: 0, failSends: 0, settleDelayMs: 0, locksOutliveClients: false };
   /** Every message the broker accepted from a client, in order (sends and schedules): what tests count. */
   readonly accepted: Array<{ queue: string; messageId: string; scheduledFor?: number }> = [];
   private readonly queues = new Map<string, BrokerQueue>();
@@ -85,7 +90,7 @@ export class ServiceBusEmulator {
   constructor(private readonly defaults: BrokerQueueOptions = {}) {
     this.container.sasl_server_mechanisms.enable_anonymous();
     this.container.on('sender_open', (context: EventContext) => this.onConsumerOpen(context.sender as Sender));
-    this.container.on('sender_close', (context: EventContext) => this.forgetLink(context.sender as Sender));
+    this.container.on('sender_close', (context: EventContext) => this.forgetLinks((link) => link === context.sender));
     this.container.on('sendable', (context: EventContext) => this.pump(context.sender as Sender));
     this.container.on('sender_draining', (context: EventContext) => this.pump(context.sender as Sender));
     // The SDK sizes its batches by the link's max_message_size: announce Standard tier's 256 KB in our attach reply.
@@ -97,7 +102,7 @@ export class ServiceBusEmulator {
     for (const outcome of ['accepted', 'rejected', 'modified'])
       this.container.on(outcome, (context: EventContext) => this.onSettle(context.sender as Sender, context.delivery as Delivery, outcome));
     // Peek-locks belong to the link that received them: when it goes, the messages come back (their delivery counted).
-    this.container.on('disconnected', (context: EventContext) => this.releaseLocksOf((link) => link.connection === context.connection));
+    this.container.on('disconnected', (context: EventContext) => this.forgetLinks((link) => link.connection === context.connection));
     this.container.on('connection_error', () => undefined);
     this.container.on('error', () => undefined);
   }
@@ -207,10 +212,11 @@ export class ServiceBusEmulator {
     this.pump(sender);
   }
 
-  private forgetLink(sender: Sender): void {
-    this.releaseLocksOf((link) => link === sender);
-    for (const queue of this.queues.values()) queue.consumers.delete(sender);
-    for (const [key, link] of this.replyLinks) if (link === sender) this.replyLinks.delete(key);
+  /** Links that closed, or whose connection went: no more deliveries to them (a dead link keeps its credit), locks back. */
+  private forgetLinks(gone: (link: Sender) => boolean): void {
+    this.releaseLocksOf(gone);
+    for (const queue of this.queues.values()) for (const consumer of queue.consumers) if (gone(consumer)) queue.consumers.delete(consumer);
+    for (const [key, link] of this.replyLinks) if (gone(link)) this.replyLinks.delete(key);
   }
 
   private onMessage(context: EventContext): void {
@@ -274,6 +280,7 @@ export class ServiceBusEmulator {
   }
 
   private releaseLocksOf(held: (link: Sender) => boolean): void {
+    if (this.faults.locksOutliveClients) return;
     for (const queue of this.queues.values())
       for (const message of [...queue.locked.values()]) if (message.heldBy && held(message.heldBy)) this.putBack(queue, message);
   }

@@ -60,7 +60,10 @@ export interface ResponderConfig {
   rateLimits: Record<PacedApi, Budget[]>;
   /** RESPONDER_FOLLOW_UP_SECONDS: wait before reading a pending Defender machine action again (default 30). */
   followUpMs: number | undefined;
-  /** RESPONDER_RUNNING_LEASE_SECONDS: how long a claimed action is its worker's; keep it equal to functionTimeout. */
+  /**
+   * RESPONDER_RUNNING_LEASE_SECONDS: how long a claimed action stays its worker's without a renewal (default 60; the
+   * worker renews it every third of it while it runs): about how long a crashed instance's actions wait for a takeover.
+   */
   runningLeaseMs: number | undefined;
   /** RESPONDER_RETRY_BASE_SECONDS: the retry backoff's first ceiling (default 10; doubles per attempt, capped at 15 min). */
   retryBaseMs: number | undefined;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { ActionCommand } from './actions/command';
 import { parseActionCommand } from './actions/command';
 import type { ExecutionOutcome } from './actions/executor';
@@ -8,10 +9,14 @@ import {
   deferral,
   deferred,
   DEVICE_BUSY_WAIT_MS,
+  holding,
   isRunning,
   releaseDevice,
+  renewal,
+  renewalIntervalMs,
   takeDevice,
   type DeviceLease,
+  type LedgerWrite,
   type LifecycleTimings,
   type RunningEntry,
   type Step,
@@ -19,6 +24,7 @@ import {
 } from './actions/lifecycle';
 import { reportedCommand, type ReportedAction, type ReportedState } from './actions/report';
 import { targetLabel, type DeviceTarget } from './actions/target';
+import { keepAlive, type RenewalResult } from './coordination/keepAlive';
 import type { SharedState } from './coordination/sharedState';
 import { bodyText, markDeadLettered, queuedEntry } from './deadLetters';
 import type { Submission } from './engine';
@@ -102,19 +108,28 @@ export class ActionWorker {
       return { key: first.key, outcome: 'deferred', detail };
     }
     if (claim.status === 'done') return { key: first.key, outcome: 'duplicate', detail: claim.detail };
-    const entry = claim.entry;
+    const { held } = claim;
 
-    return this.holdingDevice(command, async (busy) => {
-      const step = busy
-        ? deferral(
-            command,
-            this.deps.now(),
-            DEVICE_BUSY_WAIT_MS,
-            `another action on ${targetLabel(command.target)} is in flight (${busy.holder})`,
-            this.jitter(),
-          )
-        : afterExecution(entry, command, await this.deps.execute(command, actionLog), { started, now: this.deps.now() }, this.deps.timings, this.jitter());
-      return this.apply(entry, command, step, started, actionLog);
+    return this.holdingDevice(command, actionLog, async (busy) => {
+      const step = await this.keepingClaim(held, actionLog, async () =>
+        busy
+          ? deferral(
+              command,
+              this.deps.now(),
+              DEVICE_BUSY_WAIT_MS,
+              `another action on ${targetLabel(command.target)} is in flight (${busy.holder})`,
+              this.jitter(),
+            )
+          : afterExecution(
+              held.entry,
+              command,
+              await this.deps.execute(command, actionLog),
+              { started, now: this.deps.now() },
+              this.deps.timings,
+              this.jitter(),
+            ),
+      );
+      return this.apply(held, command, step, started, actionLog);
     });
   }
 
@@ -122,17 +137,37 @@ export class ActionWorker {
    * Write the step's ledger transition, then schedule its message, then report. The ledger moves first: if the process
    * dies before the message is scheduled, the entry waits `queued` and a redelivery of this message claims it again
    * (executors read state first, so nothing is repeated); a message scheduled first could instead arrive while the
-   * entry still looked `running` and be dropped as a duplicate.
+   * entry still looked `running` and be dropped as a duplicate. A claim another delivery took over records nothing.
    */
-  private async apply(entry: LedgerEntry, command: ActionCommand, step: Step, at: string, log: Logger): Promise<WorkerOutcome> {
+  private async apply(held: HeldClaim, command: ActionCommand, step: Step, at: string, log: Logger): Promise<WorkerOutcome> {
     const { write } = step;
-    await this.deps.ledger.transition(entry.key, entry.etag, write.to, { by: 'worker', at, note: write.note }, write.patch);
+    const key = held.entry.key;
+    if (!(await this.record(held, write, at, log))) return { key, outcome: 'duplicate', detail: `not recorded: ${held.lost}` };
     if (step.schedule) await this.schedule(step.schedule);
-    if (step.undid) await this.markRolledBack(step.undid, entry.key, at);
+    if (step.undid) await this.markRolledBack(step.undid, key, at);
     const status = write.patch?.attempts?.at(-1)?.status;
     log.info({ outcome: step.result, ...(status !== undefined && { status }), ...(step.schedule && { next: step.schedule.at.toISOString() }) }, step.detail);
-    if (step.report) await this.deps.report(reportedCommand(command), step.report, step.detail, attemptCount(write.patch?.attempts ?? entry.attempts), log);
-    return { key: entry.key, outcome: step.result, detail: step.detail };
+    if (step.report)
+      await this.deps.report(reportedCommand(command), step.report, step.detail, attemptCount(write.patch?.attempts ?? held.entry.attempts), log);
+    return { key, outcome: step.result, detail: step.detail };
+  }
+
+  /**
+   * The step's transition, under this delivery's claim (ETag-guarded). A conflict is judged by lifecycle's `holding`:
+   * this claim's own renewal moved the ETag (write again), or another delivery holds the action now (answers false).
+   */
+  private async record(held: HeldClaim, write: LedgerWrite, at: string, log: Logger): Promise<boolean> {
+    for (let tries = 0; tries < CLAIM_TRIES && held.lost === undefined; tries++) {
+      try {
+        await this.deps.ledger.transition(held.entry.key, held.entry.etag, write.to, { by: 'worker', at, note: write.note }, write.patch);
+        return true;
+      } catch (error) {
+        if (!(error instanceof LedgerConflictError)) throw error;
+        await this.readClaimAgain(held, log);
+      }
+    }
+    if (held.lost !== undefined) return false;
+    throw new Error(`could not record ${held.entry.key}: it kept changing`); // abandon: the broker redelivers
   }
 
   /**
@@ -141,14 +176,16 @@ export class ActionWorker {
    */
   private async claim(first: LedgerEntry, delivery: QueueDelivery, at: string): Promise<Claimed> {
     let entry = first;
-    const by = `delivery ${delivery.deliveryCount} of ${delivery.messageId}`;
+    // Unique to this claim: two deliveries of one message (a broker's duplicate) must not take each other's lease as their own.
+    const holder = `delivery ${delivery.deliveryCount} of ${delivery.messageId} (${randomUUID().slice(0, 8)})`;
     for (let tries = 0; tries < CLAIM_TRIES; tries++) {
-      const step = claimStep(entry, new Date(at), this.deps.timings.leaseMs, by);
+      const step = claimStep(entry, new Date(at), this.deps.timings.leaseMs, holder);
       if (step.claim === 'wait') return { status: 'waiting', until: step.until };
       if (step.claim === 'done') return { status: 'done', detail: step.detail };
       try {
-        entry = await this.deps.ledger.transition(entry.key, entry.etag, step.to, { by: 'worker', at, note: step.note });
-        if (isRunning(entry)) return { status: 'claimed', entry };
+        const lease = step.to === 'running' ? { lease: step.lease } : undefined;
+        entry = await this.deps.ledger.transition(entry.key, entry.etag, step.to, { by: 'worker', at, note: step.note }, lease);
+        if (isRunning(entry)) return { status: 'claimed', held: { entry, holder, claimedAt: new Date(at) } };
       } catch (error) {
         if (!(error instanceof LedgerConflictError)) throw error;
         entry = (await this.deps.ledger.get(entry.key)) ?? entry;
@@ -158,25 +195,85 @@ export class ActionWorker {
   }
 
   /**
-   * One containment in flight per device: two actions racing between "read its machine actions" and "post" could
-   * both post. The lease lives in the shared records, so it holds across instances; `run` learns who holds it, if
-   * another action does.
+   * Run `work` with the claim kept alive: its lease is renewed every third of a lease, so a short lease (a crashed
+   * instance's actions are taken over soon) does not cut a long execution short. Renewals stop before `work`'s result
+   * is recorded, so they cannot race the final write for the ETag.
    */
-  private async holdingDevice<T>(command: ActionCommand, run: (busy: DeviceLease | undefined) => Promise<T>): Promise<T> {
+  private async keepingClaim<T>(held: HeldClaim, log: Logger, work: () => Promise<T>): Promise<T> {
+    const renewing = keepAlive(() => this.renewClaim(held, log), renewalIntervalMs(this.deps.timings.leaseMs), renewalFailed(log, 'the claim'));
+    try {
+      return await work();
+    } finally {
+      await renewing.stop();
+    }
+  }
+
+  /** One keep-alive tick of the claim (lifecycle's `renewal`): extend its lease, or learn that it is no longer this delivery's. */
+  private async renewClaim(held: HeldClaim, log: Logger): Promise<RenewalResult> {
+    const next = renewal(held.holder, held.claimedAt, this.deps.now(), this.deps.timings.leaseMs);
+    if (!next.renew) {
+      log.warn({ holder: held.holder }, next.why);
+      return 'stop';
+    }
+    try {
+      const etag = await this.deps.ledger.renewLease(held.entry.key, held.entry.etag, next.lease);
+      held.entry = { ...held.entry, lease: next.lease, etag };
+      return 'renewed';
+    } catch (error) {
+      if (!(error instanceof LedgerConflictError)) throw error;
+      return (await this.readClaimAgain(held, log)) ? 'renewed' : 'stop';
+    }
+  }
+
+  /** After a refused write: go on with the entry as read if the claim is still this delivery's, else mark the claim lost. */
+  private async readClaimAgain(held: HeldClaim, log: Logger): Promise<boolean> {
+    const now = holding(await this.deps.ledger.get(held.entry.key), held.holder);
+    if (now.held) {
+      held.entry = now.entry;
+      return true;
+    }
+    held.lost = now.detail;
+    log.warn({ holder: held.holder }, `claim lost (${now.detail}): this delivery's outcome will not be recorded`);
+    return false;
+  }
+
+  /**
+   * One containment in flight per device: two actions racing between "read its machine actions" and "post" could
+   * both post. The lease lives in the shared records, so it holds across instances, and is kept alive like the claim
+   * while `run` runs; `run` learns who holds it, if another action does.
+   */
+  private async holdingDevice<T>(command: ActionCommand, log: Logger, run: (busy: DeviceLease | undefined) => Promise<T>): Promise<T> {
     if (command.target.type !== 'device') return run(undefined);
     const device = deviceLeaseKey(command.target);
     const holder = command.idempotencyKey;
-    const { shared, timings } = this.deps;
-    const busy = await shared.update<DeviceLease, DeviceLease | undefined>(device, (held) => {
-      const { next, busy } = takeDevice(held, holder, this.deps.now().getTime(), timings.leaseMs);
-      return { next, result: busy };
-    });
+    const takenAt = this.deps.now();
+    const busy = await this.takeDevice(device, holder);
     if (busy) return run(busy);
+    const renewing = keepAlive(
+      async () => {
+        // Kept no longer than a claim is (lifecycle's `renewal`): past that, the execution is given up on.
+        if (!renewal(holder, takenAt, this.deps.now(), this.deps.timings.leaseMs).renew) return 'stop';
+        const taken = await this.takeDevice(device, holder);
+        if (taken) log.warn({ device, holder: taken.holder }, 'the device lease lapsed and another action holds it now');
+        return taken ? 'stop' : 'renewed';
+      },
+      renewalIntervalMs(this.deps.timings.leaseMs),
+      renewalFailed(log, 'the device lease'),
+    );
     try {
       return await run(undefined);
     } finally {
-      await shared.update<DeviceLease, void>(device, (held) => ({ next: releaseDevice(held, holder), result: undefined }));
+      await renewing.stop();
+      await this.deps.shared.update<DeviceLease, void>(device, (held) => ({ next: releaseDevice(held, holder), result: undefined }));
     }
+  }
+
+  /** Take (or renew) the device's lease for `holder`; answers the other holder's lease if the device is busy. */
+  private takeDevice(device: string, holder: string): Promise<DeviceLease | undefined> {
+    return this.deps.shared.update<DeviceLease, DeviceLease | undefined>(device, (held) => {
+      const { next, busy } = takeDevice(held, holder, this.deps.now().getTime(), this.deps.timings.leaseMs);
+      return { next, result: busy };
+    });
   }
 
   /** An incident to evaluate again: read it from ARM as it is now, and submit it as the relay would. */
@@ -254,7 +351,21 @@ export class ActionWorker {
   }
 }
 
-type Claimed = { status: 'claimed'; entry: RunningEntry } | { status: 'waiting'; until: Date } | { status: 'done'; detail: string };
+type Claimed = { status: 'claimed'; held: HeldClaim } | { status: 'waiting'; until: Date } | { status: 'done'; detail: string };
+
+/** This delivery's claim while it runs: the entry as last written (its ETag moves with each renewal), and whether it was lost. */
+interface HeldClaim {
+  entry: RunningEntry;
+  holder: string;
+  claimedAt: Date;
+  /** Set once another delivery holds the action (or it ended another way): then this one records nothing. */
+  lost?: string;
+}
+
+/** A keep-alive's failed renewal: logged, and tried again at the next tick. */
+function renewalFailed(log: Logger, what: string): (error: unknown) => void {
+  return (error) => log.warn({ err: error }, `could not renew ${what}; trying again at the next renewal`);
+}
 
 type Parsed<T> = { status: 'parsed'; value: T } | { status: 'refused'; outcome: WorkerOutcome };
 

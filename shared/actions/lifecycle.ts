@@ -1,4 +1,4 @@
-import type { LedgerAttempt, LedgerEntry, LedgerPatch, LedgerState } from '../ledger/ledger';
+import type { LedgerAttempt, LedgerEntry, LedgerLease, LedgerPatch, LedgerState } from '../ledger/ledger';
 import type { ActionCommand } from './command';
 import type { ExecutionOutcome } from './executor';
 import type { PacedFailure } from './failure';
@@ -14,8 +14,15 @@ import { retryDelayMs, type RetryPolicy } from './retryPolicy';
 /** What the worker made of one message, as its log and the tests see it. */
 export type WorkerResult = 'succeeded' | 'audited' | 'pending' | 'held' | 'retrying' | 'deferred' | 'failed' | 'blocked' | 'duplicate' | 'poison';
 
-/** How long a claimed (`running`) action belongs to its delivery: Service Bus's longest lock renewal and host.json's functionTimeout. */
-export const RUNNING_LEASE_MS = 5 * 60_000;
+/**
+ * How long a claim (`running`) lasts unless its keep-alive renews it: Service Bus's default lock duration, since a
+ * crashed instance's message comes back only when its lock lapses anyway, so a lease as long costs no extra wait.
+ */
+export const RUNNING_LEASE_MS = 60_000;
+/** Renewals per lease: one every third of it, so two in a row may fail or be slow before the claim lapses. */
+export const RENEWALS_PER_LEASE = 3;
+/** How long a keep-alive may keep one claim: host.json's functionTimeout, after which the host has given up on the execution. */
+export const MAX_HOLD_MS = 5 * 60_000;
 /** A delivery that finds the action running elsewhere looks again this long after that claim's lease ends. */
 export const TAKEOVER_MARGIN_MS = 1000;
 /** A delivery that finds its device busy with another action looks again after this long (plus spread). */
@@ -66,28 +73,71 @@ export function isRunning(entry: LedgerEntry): entry is RunningEntry {
 }
 
 /** What a delivery does with the entry it names: make it its own, look again later, or leave it (it is done). */
-export type Claim = { claim: 'move'; to: 'queued' | 'running'; note: string } | { claim: 'wait'; until: Date } | { claim: 'done'; detail: string };
+export type Claim =
+  | { claim: 'move'; to: 'queued'; note: string }
+  | { claim: 'move'; to: 'running'; note: string; lease: LedgerLease }
+  | { claim: 'wait'; until: Date }
+  | { claim: 'done'; detail: string };
 
 /**
  * Whether this delivery may run the action now. A `planned` entry whose message was delivered is on the queue by
  * definition (the submitter had not marked it yet): it moves to `queued`, then is claimed. A `running` one belongs to
- * another delivery until its lease ends; after that, that delivery's process died, and this one takes over. `delivery`
- * names this delivery in the ledger's history.
+ * another delivery until its lease ends; after that, that delivery's process died or stalled, and this one takes over.
+ * `holder` names this delivery's claim (in the lease and the ledger's history); it must be unique to the claim.
  */
-export function claimStep(entry: LedgerEntry, now: Date, leaseMs: number, delivery: string): Claim {
+export function claimStep(entry: LedgerEntry, now: Date, leaseMs: number, holder: string): Claim {
+  const lease = { holder, until: new Date(now.getTime() + leaseMs).toISOString() };
   switch (entry.state) {
     case 'planned':
       return { claim: 'move', to: 'queued', note: 'delivered before the submitter marked it queued' };
     case 'queued':
-      return { claim: 'move', to: 'running', note: delivery };
+      return { claim: 'move', to: 'running', note: holder, lease };
     case 'running': {
-      const leaseEnds = Date.parse(entry.updatedAt) + leaseMs;
+      const leaseEnds = leaseEndOf(entry, leaseMs);
       if (now.getTime() < leaseEnds) return { claim: 'wait', until: new Date(leaseEnds + TAKEOVER_MARGIN_MS) };
-      return { claim: 'move', to: 'running', note: `taken over: lease expired (${delivery})` };
+      return { claim: 'move', to: 'running', note: `taken over: lease expired (${holder})`, lease };
     }
     default:
       return { claim: 'done', detail: `already ${entry.state}` };
   }
+}
+
+/** When a running entry's claim lapses (epoch ms): its lease, or for an entry claimed without one, `leaseMs` after the claim. */
+function leaseEndOf(entry: LedgerEntry, leaseMs: number): number {
+  return entry.lease ? Date.parse(entry.lease.until) : Date.parse(entry.updatedAt) + leaseMs;
+}
+
+/** What a keep-alive tick does: renew the claim with this lease, or stop renewing it, and why. */
+export type Renewal = { renew: true; lease: LedgerLease } | { renew: false; why: string };
+
+/** How often a claim's keep-alive renews it. */
+export function renewalIntervalMs(leaseMs: number): number {
+  return leaseMs / RENEWALS_PER_LEASE;
+}
+
+/**
+ * A keep-alive tick at `now` for a claim taken at `claimedAt`: renew it for another lease, until the claim is older than
+ * MAX_HOLD_MS (the Functions host stopped waiting for the execution: a redelivery takes over once the lease lapses).
+ */
+export function renewal(holder: string, claimedAt: Date, now: Date, leaseMs: number): Renewal {
+  if (now.getTime() - claimedAt.getTime() >= MAX_HOLD_MS)
+    return { renew: false, why: `held for ${seconds(now.getTime() - claimedAt.getTime())} s, longer than an execution may run: no longer renewed` };
+  return { renew: true, lease: { holder, until: new Date(now.getTime() + leaseMs).toISOString() } };
+}
+
+/** Whether `holder` still holds the entry, as read after a write of its own was refused (the ETag had changed). */
+export type Holding = { held: true; entry: RunningEntry } | { held: false; detail: string };
+
+/**
+ * After a conflict, read again: still `running` under this holder's lease means the write that changed the ETag was its
+ * own (a renewal whose answer was lost), so it goes on with the entry as read; anything else means another delivery took
+ * over (this one stalled past its lease), or the action ended another way. Then this delivery records nothing.
+ */
+export function holding(current: LedgerEntry | undefined, holder: string): Holding {
+  if (!current) return { held: false, detail: 'the entry is gone' };
+  if (!isRunning(current)) return { held: false, detail: `the action is ${current.state} since` };
+  if (current.lease?.holder !== holder) return { held: false, detail: `taken over by ${current.lease?.holder ?? 'another delivery'}` };
+  return { held: true, entry: current };
 }
 
 /**

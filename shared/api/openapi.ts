@@ -52,6 +52,10 @@ export const schemas = {
       attempts: z.array(z.record(z.string(), z.unknown())).describe("Every execution and the API's answer."),
       decidedBy: z.record(z.string(), z.unknown()).optional().describe("An analyst's approval or denial."),
       rolledBackBy: z.string().optional(),
+      lease: z
+        .object({ holder: z.string(), until: z.string() })
+        .optional()
+        .describe('While running: the delivery that holds it, and until when unless its worker renews it.'),
     })
     .loose(),
   decision: z.record(z.string(), z.unknown()).describe('The policy decision, explained: score, rules, planned and skipped actions, notes.'),

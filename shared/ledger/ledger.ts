@@ -99,6 +99,8 @@ export interface LedgerEntry {
   decidedBy?: AnalystDecision;
   /** The key of the latest rollback asked for it; the rollback's source.rollbackOf links back. */
   rolledBackBy?: string;
+  /** While `running`: which delivery holds it and until when; its keep-alive renews it. Gone once it leaves `running`. */
+  lease?: LedgerLease;
   /** Optimistic concurrency: every write must present the ETag it read. */
   etag: string;
 }
@@ -112,6 +114,12 @@ export interface LedgerEventInput {
   at: string;
 }
 
+/** A running action's claim: its holder (one delivery's claim, unique) and when it lapses unless renewed (ISO 8601). */
+export interface LedgerLease {
+  holder: string;
+  until: string;
+}
+
 /** An analyst's word on a held action. */
 export interface AnalystDecision {
   verdict: 'approved' | 'denied';
@@ -123,7 +131,7 @@ export interface AnalystDecision {
 }
 
 /** What a transition may change besides the state. */
-export type LedgerPatch = Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason' | 'replays' | 'decidedBy' | 'rolledBackBy'>>;
+export type LedgerPatch = Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason' | 'replays' | 'decidedBy' | 'rolledBackBy' | 'lease'>>;
 
 export class LedgerConflictError extends Error {
   override readonly name = 'LedgerConflictError';
@@ -186,6 +194,11 @@ export interface ActionLedger {
   get(key: string): Promise<LedgerEntry | undefined>;
   /** Move an entry to `to`, if the transition is allowed and `etag` is still current. */
   transition(key: string, etag: string, to: LedgerState, event: LedgerEventInput, patch?: LedgerPatch): Promise<LedgerEntry>;
+  /**
+   * Extend a running entry's lease, if `etag` is still current (else LedgerConflictError); resolves with the new ETag.
+   * Not a transition: no history event, `updatedAt` unchanged, so a long execution's renewals do not fill its history.
+   */
+  renewLease(key: string, etag: string, lease: LedgerLease): Promise<string>;
   /** Entries matching every given field, oldest first: by incident (subject), by target, by state. */
   list(filter?: LedgerFilter): Promise<LedgerEntry[]>;
   /** Entries of `kind` created at or after `since` and in a counted state: what a cap has already spent. */
@@ -296,7 +309,8 @@ export function nextEntry(
 ): Omit<LedgerEntry, 'etag'> {
   if (!current || current.etag !== etag) throw new LedgerConflictError(key);
   if (!canTransition(current.state, to)) throw new LedgerTransitionError(key, current.state, to);
-  const { etag: _read, ...rest } = current;
+  // A lease belongs to one stay in `running`: whatever comes next (a takeover included) brings its own or none.
+  const { etag: _read, lease: _lease, ...rest } = current;
   const note = event.note && logNote(event.note);
   return {
     ...rest,
@@ -312,4 +326,12 @@ export function nextEntry(
     updatedAt: event.at,
     history: boundedHistory([...current.history, { at: event.at, state: to, by: logNote(event.by), ...(note && { note }) }]),
   };
+}
+
+/** The entry after a lease renewal, for the adapters that write whole entries: refused unless `etag` is current. */
+export function renewedEntry(current: LedgerEntry | undefined, key: string, etag: string, lease: LedgerLease): Omit<LedgerEntry, 'etag'> {
+  if (!current || current.etag !== etag) throw new LedgerConflictError(key);
+  if (current.state !== 'running') throw new LedgerTransitionError(key, current.state, 'running');
+  const { etag: _read, ...rest } = current;
+  return { ...rest, lease };
 }

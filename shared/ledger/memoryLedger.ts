@@ -4,10 +4,12 @@ import {
   firstEntry,
   matchesFilter,
   nextEntry,
+  renewedEntry,
   type ActionLedger,
   type DeadLetterRecord,
   type LedgerEventInput,
   type LedgerFilter,
+  type LedgerLease,
   type LedgerPatch,
   type LedgerEntry,
   type LedgerState,
@@ -40,6 +42,12 @@ export class MemoryLedger implements ActionLedger {
     const next: LedgerEntry = { ...nextEntry(this.entries.get(key), key, etag, to, event, patch), etag: this.nextEtag() };
     this.entries.set(key, next);
     return structuredClone(next);
+  }
+
+  async renewLease(key: string, etag: string, lease: LedgerLease): Promise<string> {
+    const next: LedgerEntry = { ...renewedEntry(this.entries.get(key), key, etag, lease), etag: this.nextEtag() };
+    this.entries.set(key, next);
+    return next.etag;
   }
 
   async list(filter: LedgerFilter = {}): Promise<LedgerEntry[]> {

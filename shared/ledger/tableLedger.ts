@@ -14,13 +14,14 @@ import {
   type LedgerEntry,
   type LedgerEventInput,
   type LedgerFilter,
+  type LedgerLease,
   type LedgerPatch,
   type LedgerState,
   type NewLedgerEntry,
 } from './ledger';
 
 /** The JSON-valued parts of an entry: Table storage columns are flat, so these travel as JSON text. */
-const JSON_COLUMNS = ['target', 'params', 'source', 'history', 'attempts', 'rollback', 'decidedBy'] as const;
+const JSON_COLUMNS = ['target', 'params', 'source', 'history', 'attempts', 'rollback', 'decidedBy', 'lease'] as const;
 
 interface Row {
   partitionKey: string;
@@ -42,6 +43,7 @@ interface Row {
   attempts: string;
   rollback?: string;
   decidedBy?: string;
+  lease?: string;
 }
 
 /**
@@ -81,6 +83,18 @@ export class TableLedger implements ActionLedger {
       return { ...next, etag: response.etag as string };
     } catch (error) {
       if (statusOf(error) === 412) throw new LedgerConflictError(key);
+      throw error;
+    }
+  }
+
+  /** A Merge of the lease column alone, guarded by the ETag: a renewal does not rewrite the entry's history. */
+  async renewLease(key: string, etag: string, lease: LedgerLease): Promise<string> {
+    try {
+      const response = await this.table.updateEntity({ partitionKey: partitionOf(key), rowKey: key, lease: JSON.stringify(lease) }, 'Merge', { etag });
+      return response.etag as string;
+    } catch (error) {
+      // 412: written since it was read; 404: gone. Either way it is no longer the entry the caller holds.
+      if (statusOf(error) === 412 || statusOf(error) === 404) throw new LedgerConflictError(key);
       throw error;
     }
   }
@@ -219,5 +233,6 @@ function fromRow(row: TableEntityResult<Row>): LedgerEntry {
   if (row.rolledBackBy !== undefined) entry.rolledBackBy = row.rolledBackBy;
   if (row.rollback !== undefined) entry.rollback = JSON.parse(row.rollback);
   if (row.decidedBy !== undefined) entry.decidedBy = JSON.parse(row.decidedBy);
+  if (row.lease !== undefined) entry.lease = JSON.parse(row.lease);
   return entry;
 }

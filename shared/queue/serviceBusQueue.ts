@@ -63,11 +63,15 @@ export class ServiceBusActionQueue implements ActionQueue {
 
   /**
    * Deliver the queue to `handler` the way the Functions Service Bus trigger does in Azure: peek-lock, the lock renewed
-   * for up to five minutes, return = complete, throw = abandon (redelivered at once), `deliveryCount` 1-based. The
-   * local host and the tests use it; in Azure the Functions host does this itself.
+   * while the handler runs for up to `maxAutoLockRenewalMs` (host.json's maxAutoLockRenewalDuration, default five
+   * minutes), return = complete, throw = abandon (redelivered at once), `deliveryCount` 1-based. The local host and the
+   * tests use it; in Azure the Functions host does this itself.
    */
-  start(handler: DeliveryHandler, options: { concurrency?: number; onError?: (error: Error) => void } = {}): void {
-    const receiver = this.client.createReceiver(this.queueName, { receiveMode: 'peekLock', maxAutoLockRenewalDurationInMs: 5 * 60_000 });
+  start(handler: DeliveryHandler, options: { concurrency?: number; maxAutoLockRenewalMs?: number; onError?: (error: Error) => void } = {}): void {
+    const receiver = this.client.createReceiver(this.queueName, {
+      receiveMode: 'peekLock',
+      maxAutoLockRenewalDurationInMs: options.maxAutoLockRenewalMs ?? 5 * 60_000,
+    });
     const subscription = receiver.subscribe(
       {
         processMessage: (message) =>

@@ -6,11 +6,17 @@ import {
   deadLetterStep,
   deferral,
   DEFERRAL_SPREAD_MAX_MS,
+  holding,
+  MAX_HOLD_MS,
   releaseDevice,
+  renewal,
+  renewalIntervalMs,
   RUNNING_LEASE_MS,
   takeDevice,
   TAKEOVER_MARGIN_MS,
+  type Holding,
   type LifecycleTimings,
+  type Renewal,
   type Step,
 } from '../../shared/actions/lifecycle';
 import { RETRY_POLICY } from '../../shared/actions/retryPolicy';
@@ -23,8 +29,9 @@ const STARTED = '2026-12-01T11:59:59.000Z';
 const TIMINGS: LifecycleTimings = { retry: RETRY_POLICY, leaseMs: RUNNING_LEASE_MS };
 const cmd = command('isolateDevice', { type: 'device', id: 'a'.repeat(40) });
 
-function entry<S extends LedgerState>(state: S, updatedAt = STARTED): LedgerEntry & { state: S } {
+function entry<S extends LedgerState>(state: S, updatedAt = STARTED, lease?: { holder: string; until: string }): LedgerEntry & { state: S } {
   return {
+    ...(lease && { lease }),
     key: cmd.idempotencyKey,
     kind: cmd.kind,
     target: cmd.target,
@@ -42,19 +49,31 @@ function entry<S extends LedgerState>(state: S, updatedAt = STARTED): LedgerEntr
 }
 
 describe('claimStep: what a delivery does with the entry it names, for every ledger state', () => {
-  const leaseEndsAt = (ms: number) => new Date(NOW.getTime() - RUNNING_LEASE_MS + ms).toISOString();
+  const claimedAt = (ms: number) => new Date(NOW.getTime() - RUNNING_LEASE_MS + ms).toISOString();
+  const leaseUntil = (ms: number) => ({ holder: 'delivery 1 of n', until: new Date(NOW.getTime() + ms).toISOString() });
+  const lease = { holder: 'delivery 1 of m', until: new Date(NOW.getTime() + RUNNING_LEASE_MS).toISOString() };
   const table: Array<[string, LedgerEntry, ReturnType<typeof claimStep>]> = [
     ['planned: the message outran the submitter', entry('planned'), { claim: 'move', to: 'queued', note: 'delivered before the submitter marked it queued' }],
-    ['queued: claimed', entry('queued'), { claim: 'move', to: 'running', note: 'delivery 1 of m' }],
+    ['queued: claimed, for one lease', entry('queued'), { claim: 'move', to: 'running', note: 'delivery 1 of m', lease }],
     [
-      'running, lease alive: look again after it',
-      entry('running', leaseEndsAt(1000)),
+      'running, its lease (renewed since the claim) alive: look again after it',
+      entry('running', claimedAt(-10 * RUNNING_LEASE_MS), leaseUntil(1000)),
       { claim: 'wait', until: new Date(NOW.getTime() + 1000 + TAKEOVER_MARGIN_MS) },
     ],
     [
-      'running, lease ended: taken over',
-      entry('running', leaseEndsAt(0)),
-      { claim: 'move', to: 'running', note: 'taken over: lease expired (delivery 1 of m)' },
+      'running, its lease lapsed: taken over',
+      entry('running', claimedAt(RUNNING_LEASE_MS), leaseUntil(0)),
+      { claim: 'move', to: 'running', note: 'taken over: lease expired (delivery 1 of m)', lease },
+    ],
+    [
+      'running, claimed without a lease, alive: one lease from the claim',
+      entry('running', claimedAt(1000)),
+      { claim: 'wait', until: new Date(NOW.getTime() + 1000 + TAKEOVER_MARGIN_MS) },
+    ],
+    [
+      'running, claimed without a lease, ended: taken over',
+      entry('running', claimedAt(0)),
+      { claim: 'move', to: 'running', note: 'taken over: lease expired (delivery 1 of m)', lease },
     ],
     ['pending-approval: not for a delivery', entry('pending-approval'), { claim: 'done', detail: 'already pending-approval' }],
     ['succeeded', entry('succeeded'), { claim: 'done', detail: 'already succeeded' }],
@@ -241,9 +260,65 @@ describe('deferrals, device leases and dead letters', () => {
     expect(releaseDevice(held, 'a')).toBeUndefined();
   });
 
+  it('renews its own device lease and takes back a lapsed one it still needs (its keep-alive)', () => {
+    const held = takeDevice(undefined, 'a', 0, 1000).next;
+    expect(takeDevice(held, 'a', 400, 1000)).toEqual({ next: { holder: 'a', until: 1400 } });
+    expect(takeDevice(undefined, 'a', 400, 1000)).toEqual({ next: { holder: 'a', until: 1400 } }); // freed meanwhile
+    const other = takeDevice(held, 'b', 1000, 1000).next; // lapsed, and another action took it
+    expect(takeDevice(other, 'a', 1200, 1000).busy).toEqual(other); // lost: the keep-alive stops
+  });
+
   it.each(LEDGER_STATES.map((state) => [state]))('a dead letter naming a %s action', (state) => {
     const to = deadLetterStep(state);
     if (['planned', 'queued', 'running'].includes(state)) expect(to && canTransition(state, to)).toBe(true);
     else expect(to).toBeUndefined(); // it ended another way: the record of the letter is all that is added
+  });
+});
+
+describe('keep-alive: when a claim is renewed, and what a refused write means', () => {
+  const HOLDER = 'delivery 1 of m (0a1b2c3d)';
+  const claimed = new Date(NOW.getTime() - 30_000);
+  const renewedAt = (ms: number): Renewal => ({ renew: true, lease: { holder: HOLDER, until: new Date(NOW.getTime() + ms).toISOString() } });
+  const table: Array<{ what: string; claimedAt: Date; leaseMs?: number; expect: Renewal }> = [
+    { what: 'soon after the claim: one more lease from now', claimedAt: claimed, expect: renewedAt(RUNNING_LEASE_MS) },
+    { what: 'a configured lease is the one renewed', claimedAt: claimed, leaseMs: 5000, expect: renewedAt(5000) },
+    { what: 'a long execution, within functionTimeout: renewed', claimedAt: new Date(NOW.getTime() - MAX_HOLD_MS + 1), expect: renewedAt(RUNNING_LEASE_MS) },
+    {
+      what: 'past functionTimeout: no longer renewed (the host gave up on the execution; a redelivery takes over)',
+      claimedAt: new Date(NOW.getTime() - MAX_HOLD_MS),
+      expect: { renew: false, why: 'held for 300 s, longer than an execution may run: no longer renewed' },
+    },
+  ];
+
+  it.each(table)('$what', ({ claimedAt, leaseMs, expect: expected }) => {
+    expect(renewal(HOLDER, claimedAt, NOW, leaseMs ?? RUNNING_LEASE_MS)).toEqual(expected);
+  });
+
+  it('renews every third of the lease: two renewals in a row may fail before it lapses', () => {
+    expect(renewalIntervalMs(RUNNING_LEASE_MS)).toBe(20_000);
+    expect(renewalIntervalMs(RUNNING_LEASE_MS) * 3).toBeLessThanOrEqual(RUNNING_LEASE_MS);
+  });
+
+  const own = { holder: HOLDER, until: NOW.toISOString() };
+  const rows: Array<[string, LedgerEntry | undefined, Holding['held'], string?]> = [
+    ['running under its own lease: its own renewal moved the ETag; go on', entry('running', STARTED, own), true],
+    [
+      "running under another delivery's lease: taken over",
+      entry('running', STARTED, { holder: 'delivery 2 of m (99999999)', until: own.until }),
+      false,
+      'taken over by delivery 2 of m (99999999)',
+    ],
+    ['running without a lease (claimed by an older worker)', entry('running'), false, 'taken over by another delivery'],
+    ['queued again', entry('queued'), false, 'the action is queued since'],
+    ['succeeded (another delivery finished it)', entry('succeeded'), false, 'the action is succeeded since'],
+    ['dead-lettered by the reconciler', entry('dead-lettered'), false, 'the action is dead-lettered since'],
+    ['gone', undefined, false, 'the entry is gone'],
+  ];
+
+  it.each(rows)('%s', (_what, current, held, detail) => {
+    const judged = holding(current, HOLDER);
+    expect(judged.held).toBe(held);
+    if (judged.held) expect(judged.entry).toBe(current);
+    else expect(judged.detail).toBe(detail);
   });
 });

@@ -212,6 +212,7 @@ class FaultyLedger implements ActionLedger {
   countSince: ActionLedger['countSince'] = (kind, since) => this.inner.countSince(kind, since);
   recordDeadLetter: ActionLedger['recordDeadLetter'] = (record) => this.inner.recordDeadLetter(record);
   listDeadLetters: ActionLedger['listDeadLetters'] = () => this.inner.listDeadLetters();
+  renewLease: ActionLedger['renewLease'] = (key, etag, lease) => this.inner.renewLease(key, etag, lease);
   transition: ActionLedger['transition'] = async (key, etag, to, event, patch) => {
     const fault = this.faults.next();
     if (fault === 'conflict') throw new LedgerConflictError(key);

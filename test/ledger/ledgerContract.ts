@@ -66,6 +66,29 @@ export function ledgerContract(name: string, make: () => ActionLedger | Promise<
       await expect(ledger.transition('missing', 'W/"1"', 'queued', { by: 'x', at })).rejects.toBeInstanceOf(LedgerConflictError);
     });
 
+    it("renews a running entry's lease without a history event, ETag-guarded, and drops the lease when it leaves running", async () => {
+      const ledger = await make();
+      const { entry: planned } = await ledger.create(entry('k1'));
+      const queued = await ledger.transition('k1', planned.etag, 'queued', { by: 'engine', at });
+      const lease = { holder: 'delivery 1 of k1 (0a1b2c3d)', until: '2026-11-28T10:02:00.000Z' };
+      const running = await ledger.transition('k1', queued.etag, 'running', { by: 'worker', at, note: 'delivery 1' }, { lease });
+      expect(running.lease).toEqual(lease);
+      const renewed = { ...lease, until: '2026-11-28T10:02:20.000Z' };
+      const etag = await ledger.renewLease('k1', running.etag, renewed);
+      expect(etag).not.toBe(running.etag);
+      const stored = (await ledger.get('k1'))!;
+      // Renewals change the lease alone: no history line, the same updatedAt, however long the execution is kept alive.
+      expect(stored).toEqual({ ...running, lease: renewed, etag });
+      // The renewal moved the ETag: a write with the one read before it is refused, as is a renewal of a stale read.
+      await expect(ledger.transition('k1', running.etag, 'succeeded', { by: 'worker', at })).rejects.toBeInstanceOf(LedgerConflictError);
+      await expect(ledger.renewLease('k1', running.etag, renewed)).rejects.toBeInstanceOf(LedgerConflictError);
+      await expect(ledger.renewLease('missing', etag, renewed)).rejects.toBeInstanceOf(LedgerConflictError);
+      const done = await ledger.transition('k1', etag, 'succeeded', { by: 'worker', at });
+      expect(done.lease).toBeUndefined();
+      expect((await ledger.get('k1'))?.lease).toBeUndefined();
+      expect(done.history.map((h) => h.state)).toEqual(['planned', 'queued', 'running', 'succeeded']);
+    });
+
     it('lets exactly one of many concurrent writers win', async () => {
       const ledger = await make();
       const { entry: planned } = await ledger.create(entry('k1'));

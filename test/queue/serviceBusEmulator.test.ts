@@ -20,7 +20,7 @@ afterAll(async () => {
   await client.close();
   await broker.stop();
 });
-afterEach(() => Object.assign(broker.faults, { failSettles: 0, duplicateDeliveries: 0, failSends: 0, settleDelayMs: 0 }));
+afterEach(() => Object.assign(broker.faults, { failSettles: 0, duplicateDeliveries: 0, failSends: 0, settleDelayMs: 0, locksOutliveClients: false }));
 
 function nextQueue(): string {
   queue = `q${++queueNumber}`;
@@ -158,5 +158,22 @@ describe('Service Bus emulator with the real SDK', () => {
     const later = await receiver.receiveMessages(5, { maxWaitTimeInMs: 1000 });
     expect(later.map((m) => m.messageId).sort()).toEqual(['after-drop', 'm']);
     await receiver.close();
+  });
+
+  it('fault hook: a client that vanishes leaves its locks until they expire, then the message comes back', async () => {
+    const name = nextQueue();
+    await client.createSender(name).sendMessages({ messageId: 'held', body: {} });
+    broker.faults.locksOutliveClients = true;
+    const { messages, receiver } = await receiveAll(name);
+    const lockedUntil = messages[0]?.lockedUntilUtc?.getTime() ?? 0;
+    expect(messages.map((m) => m.messageId)).toEqual(['held']);
+    await receiver.close();
+    expect(broker.stats(name)).toMatchObject({ ready: 0, locked: 1 });
+    const next = client.createReceiver(name);
+    const again = await next.receiveMessages(1, { maxWaitTimeInMs: 4000 });
+    expect(again.map((m) => [m.messageId, m.deliveryCount])).toEqual([['held', 1]]);
+    expect(Date.now()).toBeGreaterThanOrEqual(lockedUntil); // once its lock ran out, not at once
+    await next.completeMessage(again[0] as ServiceBusReceivedMessage);
+    await next.close();
   });
 });
