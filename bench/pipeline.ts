@@ -19,7 +19,11 @@ async function main(): Promise<void> {
   let missed = false;
   try {
     const outbreak = await runOutbreak(world, TIME_SCALE);
-    printFigures(`outbreak: ${OUTBREAK} incidents at once, one risky user and one risky device each, enrichment on, every API at its documented limits`, outbreak.lines, outbreak.figures);
+    printFigures(
+      `outbreak: ${OUTBREAK} incidents at once, one risky user and one risky device each, enrichment on, every API at its documented limits`,
+      outbreak.lines,
+      outbreak.figures,
+    );
     const latency = await runLatency(world, TIME_SCALE, OUTBREAK);
     printFigures('latency: POST /api/incidents -> isolate call at Defender', latency.lines, latency.figures);
     missed = [...outbreak.figures, ...latency.figures].some((f) => !f.ok);

@@ -12,7 +12,7 @@ import { ActionWorker, type WorkerDeps } from './worker';
 import { DeadLetterReconciler } from './deadLetters';
 import { AnalystActions } from './analysts';
 import { executeCommand, type ExecutionDeps } from './actions/execute';
-import { RUNNING_LEASE_MS } from './actions/lifecycle';
+import { LIFECYCLE_TIMINGS, RUNNING_LEASE_MS } from './actions/lifecycle';
 import { FOLLOW_UP_MS } from './actions/isolateDevice';
 import { compressed } from './timeScale';
 import { reportOutcome, type ReportedAction, type ReportedState } from './actions/report';
@@ -44,7 +44,8 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
   const shared = overrides.shared ?? stored.shared;
   const queue = overrides.queue ?? (await openQueue(settings));
   const scale = settings.timeScale;
-  if (scale !== 1) logger().warn({ timeScale: scale }, `time runs ${scale}x faster: every budget, lease and wait is compressed (a drill on the sandbox, never a real tenant)`);
+  if (scale !== 1)
+    logger().warn({ timeScale: scale }, `time runs ${scale}x faster: every budget, lease and wait is compressed (a drill on the sandbox, never a real tenant)`);
   const pacer = new Pacer(shared, compressed(settings.rateLimits, scale));
   const pace = (api: PacedApi) => pacer.take(api);
   let clients: Promise<ExecutionContext> | undefined;
@@ -78,6 +79,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
     }),
     timings: compressed(
       {
+        ...LIFECYCLE_TIMINGS,
         retry: settings.retryBaseMs === undefined ? RETRY_POLICY : { ...RETRY_POLICY, baseMs: settings.retryBaseMs },
         leaseMs: settings.runningLeaseMs ?? RUNNING_LEASE_MS,
         followUpMs: settings.followUpMs ?? FOLLOW_UP_MS,

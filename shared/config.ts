@@ -153,7 +153,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
   const runningLeaseMs = secondsSetting(env, 'RESPONDER_RUNNING_LEASE_SECONDS', 1, 3600, problems);
   const retryBaseMs = secondsSetting(env, 'RESPONDER_RETRY_BASE_SECONDS', 0.1, 600, problems);
   const timeScale = Number(env.RESPONDER_TIME_SCALE?.trim() || '1');
-  if (!(timeScale >= 1 && timeScale <= 3600)) problems.push(`RESPONDER_TIME_SCALE must be a number from 1 to 3600, got ${JSON.stringify(env.RESPONDER_TIME_SCALE)}`);
+  if (!(timeScale >= 1 && timeScale <= 3600))
+    problems.push(`RESPONDER_TIME_SCALE must be a number from 1 to 3600, got ${JSON.stringify(env.RESPONDER_TIME_SCALE)}`);
 
   const issuers = list('RESPONDER_TOKEN_ISSUERS');
   return {

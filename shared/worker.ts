@@ -8,7 +8,6 @@ import {
   claimStep,
   deferral,
   deferred,
-  DEVICE_BUSY_WAIT_MS,
   holding,
   isRunning,
   releaseDevice,
@@ -116,9 +115,10 @@ export class ActionWorker {
           ? deferral(
               command,
               this.deps.now(),
-              DEVICE_BUSY_WAIT_MS,
+              this.deps.timings.deviceBusyWaitMs,
               `another action on ${targetLabel(command.target)} is in flight (${busy.holder})`,
               this.jitter(),
+              this.deps.timings,
             )
           : afterExecution(
               held.entry,
@@ -179,7 +179,7 @@ export class ActionWorker {
     // Unique to this claim: two deliveries of one message (a broker's duplicate) must not take each other's lease as their own.
     const holder = `delivery ${delivery.deliveryCount} of ${delivery.messageId} (${randomUUID().slice(0, 8)})`;
     for (let tries = 0; tries < CLAIM_TRIES; tries++) {
-      const step = claimStep(entry, new Date(at), this.deps.timings.leaseMs, holder);
+      const step = claimStep(entry, new Date(at), this.deps.timings, holder);
       if (step.claim === 'wait') return { status: 'waiting', until: step.until };
       if (step.claim === 'done') return { status: 'done', detail: step.detail };
       try {
@@ -210,7 +210,7 @@ export class ActionWorker {
 
   /** One keep-alive tick of the claim (lifecycle's `renewal`): extend its lease, or learn that it is no longer this delivery's. */
   private async renewClaim(held: HeldClaim, log: Logger): Promise<RenewalResult> {
-    const next = renewal(held.holder, held.claimedAt, this.deps.now(), this.deps.timings.leaseMs);
+    const next = renewal(held.holder, held.claimedAt, this.deps.now(), this.deps.timings);
     if (!next.renew) {
       log.warn({ holder: held.holder }, next.why);
       return 'stop';
@@ -252,7 +252,7 @@ export class ActionWorker {
     const renewing = keepAlive(
       async () => {
         // Kept no longer than a claim is (lifecycle's `renewal`): past that, the execution is given up on.
-        if (!renewal(holder, takenAt, this.deps.now(), this.deps.timings.leaseMs).renew) return 'stop';
+        if (!renewal(holder, takenAt, this.deps.now(), this.deps.timings).renew) return 'stop';
         const taken = await this.takeDevice(device, holder);
         if (taken) log.warn({ device, holder: taken.holder }, 'the device lease lapsed and another action holds it now');
         return taken ? 'stop' : 'renewed';

@@ -3,7 +3,7 @@ import type { ActionCommand } from './command';
 import type { ExecutionOutcome } from './executor';
 import type { PacedFailure } from './failure';
 import type { ReportedState } from './report';
-import { retryDelayMs, type RetryPolicy } from './retryPolicy';
+import { retryDelayMs, RETRY_POLICY, type RetryPolicy } from './retryPolicy';
 
 /**
  * The rules of an action's life once it is on the queue, as pure functions: given the ledger entry, what just happened
@@ -32,13 +32,31 @@ export const DEFERRAL_SPREAD_MAX_MS = 30_000;
 /** When the pacer names no wait for a spent budget. */
 export const PACED_DEFAULT_WAIT_MS = 1000;
 
-/** The timings the rules use: settings may change each (RESPONDER_FOLLOW_UP_SECONDS, RESPONDER_RETRY_BASE_SECONDS, …). */
+/**
+ * The timings the rules use, by name: settings may change some (RESPONDER_FOLLOW_UP_SECONDS, RESPONDER_RETRY_BASE_SECONDS,
+ * RESPONDER_RUNNING_LEASE_SECONDS) and RESPONDER_TIME_SCALE compresses them all.
+ */
 export interface LifecycleTimings {
   retry: RetryPolicy;
   /** Overrides the executor's follow-up wait for a pending machine action. */
   followUpMs?: number;
   leaseMs: number;
+  maxHoldMs: number;
+  takeoverMarginMs: number;
+  deviceBusyWaitMs: number;
+  deferralSpreadMaxMs: number;
+  pacedDefaultWaitMs: number;
 }
+
+export const LIFECYCLE_TIMINGS: LifecycleTimings = {
+  retry: RETRY_POLICY,
+  leaseMs: RUNNING_LEASE_MS,
+  maxHoldMs: MAX_HOLD_MS,
+  takeoverMarginMs: TAKEOVER_MARGIN_MS,
+  deviceBusyWaitMs: DEVICE_BUSY_WAIT_MS,
+  deferralSpreadMaxMs: DEFERRAL_SPREAD_MAX_MS,
+  pacedDefaultWaitMs: PACED_DEFAULT_WAIT_MS,
+};
 
 /** The entry moves to `to`, with the event's note and the fields written with it. */
 export interface LedgerWrite {
@@ -85,7 +103,8 @@ export type Claim =
  * another delivery until its lease ends; after that, that delivery's process died or stalled, and this one takes over.
  * `holder` names this delivery's claim (in the lease and the ledger's history); it must be unique to the claim.
  */
-export function claimStep(entry: LedgerEntry, now: Date, leaseMs: number, holder: string): Claim {
+export function claimStep(entry: LedgerEntry, now: Date, timings: Pick<LifecycleTimings, 'leaseMs' | 'takeoverMarginMs'>, holder: string): Claim {
+  const { leaseMs } = timings;
   const lease = { holder, until: new Date(now.getTime() + leaseMs).toISOString() };
   switch (entry.state) {
     case 'planned':
@@ -94,7 +113,7 @@ export function claimStep(entry: LedgerEntry, now: Date, leaseMs: number, holder
       return { claim: 'move', to: 'running', note: holder, lease };
     case 'running': {
       const leaseEnds = leaseEndOf(entry, leaseMs);
-      if (now.getTime() < leaseEnds) return { claim: 'wait', until: new Date(leaseEnds + TAKEOVER_MARGIN_MS) };
+      if (now.getTime() < leaseEnds) return { claim: 'wait', until: new Date(leaseEnds + timings.takeoverMarginMs) };
       return { claim: 'move', to: 'running', note: `taken over: lease expired (${holder})`, lease };
     }
     default:
@@ -117,10 +136,11 @@ export function renewalIntervalMs(leaseMs: number): number {
 
 /**
  * A keep-alive tick at `now` for a claim taken at `claimedAt`: renew it for another lease, until the claim is older than
- * MAX_HOLD_MS (the Functions host stopped waiting for the execution: a redelivery takes over once the lease lapses).
+ * `maxHoldMs` (the Functions host stopped waiting for the execution: a redelivery takes over once the lease lapses).
  */
-export function renewal(holder: string, claimedAt: Date, now: Date, leaseMs: number): Renewal {
-  if (now.getTime() - claimedAt.getTime() >= MAX_HOLD_MS)
+export function renewal(holder: string, claimedAt: Date, now: Date, timings: Pick<LifecycleTimings, 'leaseMs' | 'maxHoldMs'>): Renewal {
+  const { leaseMs } = timings;
+  if (now.getTime() - claimedAt.getTime() >= timings.maxHoldMs)
     return { renew: false, why: `held for ${seconds(now.getTime() - claimedAt.getTime())} s, longer than an execution may run: no longer renewed` };
   return { renew: true, lease: { holder, until: new Date(now.getTime() + leaseMs).toISOString() } };
 }
@@ -159,7 +179,7 @@ export function afterExecution(
   jitter: number,
 ): Step {
   if (outcome.outcome === 'failed' && outcome.class === 'paced')
-    return deferral(command, at.now, outcome.retryAfterMs ?? PACED_DEFAULT_WAIT_MS, outcome.detail, jitter);
+    return deferral(command, at.now, outcome.retryAfterMs ?? timings.pacedDefaultWaitMs, outcome.detail, jitter, timings);
   const attempts = [...entry.attempts, attemptOf(command, outcome, at.started)];
   const { detail } = outcome;
   switch (outcome.outcome) {
@@ -204,8 +224,15 @@ export function afterExecution(
  * The same attempt again later, spending no attempt: its API budget is spent (the pacer said for how long) or its
  * device is busy with another action. A deferral has a MessageId of its own (its count is part of it).
  */
-export function deferral(command: ActionCommand, now: Date, waitMs: number, why: string, jitter: number): Step {
-  const at = after(now, waitMs + Math.min(waitMs, DEFERRAL_SPREAD_MAX_MS) * jitter);
+export function deferral(
+  command: ActionCommand,
+  now: Date,
+  waitMs: number,
+  why: string,
+  jitter: number,
+  timings: Pick<LifecycleTimings, 'deferralSpreadMaxMs'>,
+): Step {
+  const at = after(now, waitMs + Math.min(waitMs, timings.deferralSpreadMaxMs) * jitter);
   const detail = `${why}; deferred to ${at.toISOString()}`;
   return { write: { to: 'queued', note: detail }, schedule: deferred(command, at), result: 'deferred', detail };
 }

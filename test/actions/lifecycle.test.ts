@@ -15,6 +15,7 @@ import {
   takeDevice,
   TAKEOVER_MARGIN_MS,
   type Holding,
+  LIFECYCLE_TIMINGS,
   type LifecycleTimings,
   type Renewal,
   type Step,
@@ -26,7 +27,7 @@ import { command } from '../fixtures/commands';
 /** The worker's rules, table by table: each row is an input and the transition it must produce. */
 const NOW = new Date('2026-12-01T12:00:00.000Z');
 const STARTED = '2026-12-01T11:59:59.000Z';
-const TIMINGS: LifecycleTimings = { retry: RETRY_POLICY, leaseMs: RUNNING_LEASE_MS };
+const TIMINGS: LifecycleTimings = LIFECYCLE_TIMINGS;
 const cmd = command('isolateDevice', { type: 'device', id: 'a'.repeat(40) });
 
 function entry<S extends LedgerState>(state: S, updatedAt = STARTED, lease?: { holder: string; until: string }): LedgerEntry & { state: S } {
@@ -90,7 +91,7 @@ describe('claimStep: what a delivery does with the entry it names, for every led
   });
 
   it.each(table)('%s', (_what, given, expected) => {
-    const step = claimStep(given, NOW, RUNNING_LEASE_MS, 'delivery 1 of m');
+    const step = claimStep(given, NOW, TIMINGS, 'delivery 1 of m');
     expect(step).toEqual(expected);
     if (step.claim === 'move') expect(canTransition(given.state, step.to)).toBe(true);
   });
@@ -245,7 +246,7 @@ describe('afterExecution: the transition each outcome produces for a running ent
 
 describe('deferrals, device leases and dead letters', () => {
   it('spreads a deferral over at most its wait, and at most 30 s more', () => {
-    const at = (waitMs: number, jitter: number) => (deferral(cmd, NOW, waitMs, 'busy', jitter).schedule?.at.getTime() ?? 0) - NOW.getTime();
+    const at = (waitMs: number, jitter: number) => (deferral(cmd, NOW, waitMs, 'busy', jitter, TIMINGS).schedule?.at.getTime() ?? 0) - NOW.getTime();
     expect(at(5000, 0)).toBe(5000);
     expect(at(5000, 0.5)).toBe(7500);
     expect(at(120_000, 0.5)).toBe(120_000 + DEFERRAL_SPREAD_MAX_MS / 2);
@@ -291,7 +292,7 @@ describe('keep-alive: when a claim is renewed, and what a refused write means', 
   ];
 
   it.each(table)('$what', ({ claimedAt, leaseMs, expect: expected }) => {
-    expect(renewal(HOLDER, claimedAt, NOW, leaseMs ?? RUNNING_LEASE_MS)).toEqual(expected);
+    expect(renewal(HOLDER, claimedAt, NOW, { ...TIMINGS, leaseMs: leaseMs ?? RUNNING_LEASE_MS })).toEqual(expected);
   });
 
   it('renews every third of the lease: two renewals in a row may fail before it lapses', () => {

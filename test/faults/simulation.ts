@@ -10,8 +10,7 @@ import { Pacer } from '../../shared/coordination/pacer';
 import { MemorySharedState } from '../../shared/coordination/sharedState';
 import { DEFAULT_API_BUDGETS } from '../../shared/coordination/pacer';
 import { assemble } from '../../shared/composition';
-import { RUNNING_LEASE_MS } from '../../shared/actions/lifecycle';
-import { RETRY_POLICY } from '../../shared/actions/retryPolicy';
+import { LIFECYCLE_TIMINGS } from '../../shared/actions/lifecycle';
 import { LedgerConflictError, type ActionLedger, type LedgerEntry } from '../../shared/ledger/ledger';
 import { MemoryLedger } from '../../shared/ledger/memoryLedger';
 import { logger } from '../../shared/log';
@@ -388,7 +387,7 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
       executionContext: async () => context,
       random,
       pacer,
-      timings: { retry: RETRY_POLICY, leaseMs: RUNNING_LEASE_MS },
+      timings: LIFECYCLE_TIMINGS,
       ...(schedule.enrich && {
         enrich: (signal: Signal) =>
           new Enricher(

@@ -1,8 +1,7 @@
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ExecutionOutcome } from '../../shared/actions/executor';
-import { MAX_HOLD_MS, RUNNING_LEASE_MS, TAKEOVER_MARGIN_MS } from '../../shared/actions/lifecycle';
-import { RETRY_POLICY } from '../../shared/actions/retryPolicy';
+import { LIFECYCLE_TIMINGS, MAX_HOLD_MS, RUNNING_LEASE_MS, TAKEOVER_MARGIN_MS } from '../../shared/actions/lifecycle';
 import { MemorySharedState } from '../../shared/coordination/sharedState';
 import { LedgerConflictError, type LedgerLease } from '../../shared/ledger/ledger';
 import { MemoryLedger } from '../../shared/ledger/memoryLedger';
@@ -73,7 +72,7 @@ beforeEach(() => {
     now: () => new Date(),
     log: pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line).msg) }),
     random: () => 0,
-    timings: { retry: RETRY_POLICY, leaseMs: RUNNING_LEASE_MS },
+    timings: LIFECYCLE_TIMINGS,
     // Each execution in turn takes the next outcome the test lined up; one not lined up ends at once.
     execute: () => executions.shift() ?? Promise.resolve(DONE),
     report: async () => undefined,
