@@ -12,7 +12,12 @@ export function graphRoutes(tenant: SandboxTenant): Route {
     () => tenant.graphWriteQuota,
     'Too many requests: identity write quota exceeded',
   );
-  const idProtectionQuota = slidingQuota(() => tenant.now(), () => tenant.idProtectionQuota, 'Too many requests', { retryAfter: false });
+  const idProtectionQuota = slidingQuota(
+    () => tenant.now(),
+    () => tenant.idProtectionQuota,
+    'Too many requests',
+    { retryAfter: false },
+  );
   return (request) => {
     if (!request.path.startsWith('/v1.0/')) return undefined;
     const throttled = request.path.startsWith('/v1.0/identityProtection/') ? idProtectionQuota() : request.method === 'GET' ? undefined : writeQuota();
