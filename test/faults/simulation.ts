@@ -246,10 +246,11 @@ function inProcessFetch(tenant: SandboxTenant, faults: FaultCursor<ApiFault>, lo
     if (fault === 'server-error') return json({ status: 503, body: { error: { code: 'ServiceUnavailable', message: 'try later' } } });
     const body = text ? JSON.parse(text) : undefined;
     let answer: SandboxAnswer | undefined;
-    for (const route of routes) if ((answer = route({ method, path: url.pathname, query: url.searchParams, body, audience: SIM_ORIGIN }))) break;
+    for (const route of routes)
+      if ((answer = route({ method, path: url.pathname, query: url.searchParams, body, audience: SIM_ORIGIN, origin: SIM_ORIGIN }))) break;
     answer ??= { status: 404, body: { error: { code: 'NotFound', message: `no route ${method} ${url.pathname}` } } };
     log.push({ method, path: url.pathname, status: answer.status, body });
-    tenant.calls.push({ method, path: url.pathname, status: answer.status });
+    tenant.calls.push({ method, path: url.pathname, query: url.search, status: answer.status });
     if (fault === 'lost-response') throw new TypeError('fetch failed: connection reset after the request was sent');
     return json(answer);
   };
