@@ -3,6 +3,7 @@ import type { ActionCommand } from '../../shared/actions/command';
 import { idempotencyKeys, targetKeyPart } from '../../shared/actions/idempotency';
 import type { ActionTarget } from '../../shared/actions/target';
 import { EXECUTORS } from '../../shared/actions/executors';
+import { BatchedDevices } from '../../shared/clients/batchedDevices';
 import { createDefenderDevices } from '../../shared/clients/defender';
 import { createGraphDirectory } from '../../shared/clients/graph';
 import type { SentinelIncidents } from '../../shared/clients/sentinel';
@@ -373,7 +374,8 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
     const pace = (which: Parameters<Pacer['take']>[0]) => pacer.take(which);
     const context = {
       directory: await createGraphDirectory(settings, pace, STATIC_CREDENTIAL),
-      devices: await createDefenderDevices(settings, pace, STATIC_CREDENTIAL),
+      // Batched as composition wires it, on the simulated clock.
+      devices: new BatchedDevices(await createDefenderDevices(settings, pace, STATIC_CREDENTIAL), { now: () => clock.now }),
       incidents: NO_SENTINEL,
     };
     const { engine, worker, deadLetters, analysts } = assemble({
