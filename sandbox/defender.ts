@@ -28,13 +28,13 @@ function route(tenant: SandboxTenant, request: SandboxRequest): SandboxAnswer | 
   let match: RegExpExecArray | null;
   if (path === '/api/machines' && request.method === 'GET') {
     const text = request.query.get('$filter') ?? '';
-    const exact = /^(computerDnsName|aadDeviceId) eq '((?:[^']|'')*)'$/.exec(text);
     const prefix = /^startswith\(computerDnsName,'((?:[^']|'')*)'\)$/.exec(text);
-    if (!exact && !prefix) return apiError(400, 'InvalidRequest', 'unsupported $filter');
-    const unquote = (raw: string) => raw.replace(/''/g, "'").toLowerCase();
+    const terms = prefix ? undefined : equalities(text, ['id', 'computerDnsName', 'aadDeviceId']);
+    if (!prefix && !terms) return apiError(400, 'InvalidRequest', 'unsupported $filter');
+    if (terms && terms.length > 1 && !tenant.defenderAcceptsOr) return apiError(400, 'InvalidRequest', "'or' is not supported in $filter");
     const found = [...tenant.machines.values()].filter((m) =>
-      exact
-        ? (m[exact[1] as 'computerDnsName' | 'aadDeviceId'] ?? '').toLowerCase() === unquote(exact[2] as string)
+      terms
+        ? terms.some(([field, value]) => (m[field as 'id' | 'computerDnsName' | 'aadDeviceId'] ?? '').toLowerCase() === value)
         : m.computerDnsName.toLowerCase().startsWith(unquote((prefix as RegExpExecArray)[1] as string)),
     );
     return found.length ? { status: 200, body: { value: found.map(view) } } : apiError(404, 'ResourceNotFound', 'Machines were not found');
@@ -47,15 +47,46 @@ function route(tenant: SandboxTenant, request: SandboxRequest): SandboxAnswer | 
     return post(tenant, request, decodeURIComponent(match[1] as string).toLowerCase(), match[2] === 'isolate' ? 'Isolate' : 'Unisolate');
   }
   if (path === '/api/machineactions' && request.method === 'GET') {
-    const machineId = /^machineId eq '([0-9a-f]{40})'$/i.exec(request.query.get('$filter') ?? '')?.[1]?.toLowerCase();
-    const value = tenant.machineActions.filter((a) => machineId === undefined || a.machineId === machineId).map(actionView);
-    return { status: 200, body: { value } };
+    const text = request.query.get('$filter') ?? '';
+    const terms = text === '' ? [] : equalities(text, ['machineId']);
+    if (!terms) return apiError(400, 'InvalidRequest', 'unsupported $filter');
+    if (terms.length > 1 && !tenant.defenderAcceptsOr) return apiError(400, 'InvalidRequest', "'or' is not supported in $filter");
+    const machineIds = new Set(terms.map(([, value]) => value));
+    const all = tenant.machineActions.filter((a) => machineIds.size === 0 || machineIds.has(a.machineId));
+    return page(all.map(actionView), tenant.defenderPageSize, request);
   }
   if ((match = /^\/api\/machineactions\/([^/]+)$/.exec(path)) && request.method === 'GET') {
     const action = tenant.machineActions.find((a) => a.id === match?.[1]);
     return action ? { status: 200, body: actionView(action) } : apiError(404, 'ResourceNotFound', 'Machine action was not found');
   }
   return undefined;
+}
+
+/** `field eq 'value'`, alone or joined by ` or ` (OData V4), on the fields given: [field, lower-cased value] each, or undefined. */
+function equalities(filter: string, fields: readonly string[]): Array<[field: string, value: string]> | undefined {
+  const term = new RegExp(`(${fields.join('|')}) eq '((?:[^']|'')*)'(?: or (?=.)|$)`, 'y');
+  const found: Array<[string, string]> = [];
+  while (term.lastIndex < filter.length) {
+    const match = term.exec(filter);
+    if (!match) return undefined;
+    found.push([match[1] as string, unquote(match[2] as string)]);
+  }
+  return found.length > 0 ? found : undefined;
+}
+
+const unquote = (raw: string): string => raw.replace(/''/g, "'").toLowerCase();
+
+/** One page of a collection from `$skip`, with an @odata.nextLink to the next page when there is one, as OData pages. */
+function page(items: unknown[], size: number, request: SandboxRequest): SandboxAnswer {
+  const skip = Number(request.query.get('$skip') ?? 0);
+  const body: Record<string, unknown> = { value: items.slice(skip, skip + size) };
+  if (skip + size < items.length) {
+    const next = new URL(request.path, request.origin);
+    for (const [name, value] of request.query) if (name !== '$skip') next.searchParams.set(name, value);
+    next.searchParams.set('$skip', String(skip + size));
+    body['@odata.nextLink'] = next.toString();
+  }
+  return { status: 200, body };
 }
 
 function post(tenant: SandboxTenant, request: SandboxRequest, machineId: string, type: 'Isolate' | 'Unisolate'): SandboxAnswer {

@@ -6,6 +6,8 @@ export interface SandboxRequest {
   body: unknown;
   /** The audience of the bearer token presented (the API origin it was issued for), or undefined. */
   audience: string | undefined;
+  /** The origin the request was made to: where the links in an answer point. */
+  origin: string;
 }
 
 export interface SandboxAnswer {

@@ -86,6 +86,8 @@ export class Sandbox {
     tenant.calls.length = 0;
     tenant.actionCompletionMs = fresh.actionCompletionMs;
     tenant.defenderQuota = { ...fresh.defenderQuota };
+    tenant.defenderAcceptsOr = fresh.defenderAcceptsOr;
+    tenant.defenderPageSize = fresh.defenderPageSize;
     tenant.graphWriteQuota = { ...fresh.graphWriteQuota };
     tenant.idProtectionQuota = { ...fresh.idProtectionQuota };
     tenant.managedIdentityRoles = [...fresh.managedIdentityRoles];
@@ -108,12 +110,12 @@ export class Sandbox {
     const fault = this.faults.take(method, url.pathname);
     if (fault?.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
     if (fault?.drop) {
-      this.tenant.calls.push({ method, path: url.pathname, status: 0, at: Date.now() });
+      this.tenant.calls.push({ method, path: url.pathname, query: url.search, status: 0, at: Date.now() });
       req.socket.destroy();
       return;
     }
     const answer = fault?.status ? { status: fault.status, body: fault.body, headers: fault.headers } : await this.answer(req, method, url, text);
-    this.tenant.calls.push({ method, path: url.pathname, status: answer.status, at: Date.now() });
+    this.tenant.calls.push({ method, path: url.pathname, query: url.search, status: answer.status, at: Date.now() });
     const headers: Record<string, string> = { ...answer.headers };
     if (answer.body !== undefined) headers['content-type'] = 'application/json';
     res.writeHead(answer.status, headers).end(answer.body === undefined ? undefined : JSON.stringify(answer.body));
@@ -134,7 +136,7 @@ export class Sandbox {
     } catch {
       return apiError(400, 'BadRequest', 'Unable to read JSON request payload.');
     }
-    const request: SandboxRequest = { method, path: url.pathname, query: url.searchParams, body, audience };
+    const request: SandboxRequest = { method, path: url.pathname, query: url.searchParams, body, audience, origin: this.origin };
     for (const route of this.routes) {
       const answer = route(request);
       if (answer) return answer;

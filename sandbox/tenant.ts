@@ -102,6 +102,8 @@ export interface SandboxIncident {
 export interface CallRecord {
   method: string;
   path: string;
+  /** The query string, `?` included (empty without one): which ids a list call asked for. */
+  query?: string;
   status: number;
   /** When the call arrived (epoch ms): what benchmarks measure rates and latencies by. */
   at?: number;
@@ -185,6 +187,10 @@ export class SandboxTenant {
   idProtectionQuota = { max: Number.MAX_SAFE_INTEGER, windowMs: 1000 };
   /** Defender's per-API quota: 100 calls per minute (reference/defender.md). Tests and benchmarks may compress it. */
   defenderQuota = { max: 100, windowMs: 60_000 };
+  /** Whether Defender's filters may join equalities with `or` (OData V4; its docs show no example): a test can refuse it. */
+  defenderAcceptsOr = true;
+  /** Items per page of a Defender collection (machine actions); past it, the answer carries an @odata.nextLink. */
+  defenderPageSize = 10_000;
   now: () => number = Date.now;
 
   constructor(seed = true) {
@@ -307,8 +313,30 @@ export class SandboxTenant {
     return this.users.get(key) ?? [...this.users.values()].find((u) => u.userPrincipalName.toLowerCase() === key);
   }
 
+  /** Defender calls made, per API as Defender limits them (reference/defender.md), answered or not. */
+  defenderCalls(): Partial<Record<DefenderApi, number>> {
+    const counts: Partial<Record<DefenderApi, number>> = {};
+    for (const call of this.calls) {
+      const api = defenderApiOf(call);
+      if (api) counts[api] = (counts[api] ?? 0) + 1;
+    }
+    return counts;
+  }
+
   /** How many calls matched, e.g. `count('PATCH', /\/users\//)`: to assert a side effect happened once. */
   count(method: string, path: RegExp): number {
     return this.calls.filter((c) => c.method === method && path.test(c.path) && c.status < 400).length;
   }
+}
+
+export type DefenderApi = 'machines' | 'machine' | 'machine-actions' | 'machine-action' | 'isolate' | 'unisolate';
+
+/** The Defender API a call was made to, or undefined for a call to another API. */
+export function defenderApiOf({ method, path }: Pick<CallRecord, 'method' | 'path'>): DefenderApi | undefined {
+  if (method === 'GET' && path === '/api/machines') return 'machines';
+  if (method === 'GET' && path === '/api/machineactions') return 'machine-actions';
+  if (method === 'GET' && /^\/api\/machines\/[^/]+$/.test(path)) return 'machine';
+  if (method === 'GET' && /^\/api\/machineactions\/[^/]+$/.test(path)) return 'machine-action';
+  if (method === 'POST') return /^\/api\/machines\/[^/]+\/(isolate|unisolate)$/.exec(path)?.[1] as DefenderApi | undefined;
+  return undefined;
 }

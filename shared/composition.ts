@@ -1,6 +1,7 @@
 import { EXECUTORS } from './actions/executors';
 import { RETRY_POLICY } from './actions/retryPolicy';
 import type { ExecutionContext } from './actions/executor';
+import { BatchedDevices } from './clients/batchedDevices';
 import { createDefenderDevices } from './clients/defender';
 import { createGraphDirectory } from './clients/graph';
 import { SentinelReports } from './clients/sentinel';
@@ -54,7 +55,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
     (() =>
       (clients ??= (async () => ({
         directory: await createGraphDirectory(settings, pace),
-        devices: settings.endpoints.defender === undefined ? undefined : await createDefenderDevices(settings, pace),
+        devices: settings.endpoints.defender === undefined ? undefined : new BatchedDevices(await createDefenderDevices(settings, pace)),
         incidents: new SentinelReports(settings),
       }))()));
   const enricher = settings.enrichment ? new Enricher(executionContext) : undefined;

@@ -29,11 +29,6 @@ export interface ExecutionDeps {
   snapshotOf(key: string): Promise<unknown>;
 }
 
-/** Paced calls of a target's lookup: a device's Defender record (a merged record's successor is read beyond them). */
-function lookupCost(command: ActionCommand): ApiCosts {
-  return command.target.type === 'device' ? { defender: 1 } : {};
-}
-
 /**
  * Carry out one command now, as the worker does for every delivery: in the mode the policy in force allows, with its
  * API calls reserved first (a spent budget answers `paced`: the worker defers it), on the target the directory
@@ -58,9 +53,11 @@ export async function executeCommand(deps: ExecutionDeps, command: ActionCommand
 }
 
 /**
- * The execution with its paced calls reserved before the first, all at once: the lookup's and the executor's then
- * split, so a call the executor did not declare is told from a merged record the lookup followed. An executor that
- * calls beyond its declaration is logged as an error (the executor tests fail on it); unused units go back.
+ * The execution with the writes its executor declares reserved before its first call, all at once, so a spent budget
+ * defers it before anything is read. Defender reads are not reserved: BatchedDevices answers many executions with one
+ * call, which no one execution's reservation could pay for; made within the reservation, they wait their turn on the
+ * shared budget as its calls would. An executor that calls beyond its declaration is logged as an error (the executor
+ * tests fail on it); unused units go back.
  */
 async function metered(
   pacer: Pacer,
@@ -70,29 +67,20 @@ async function metered(
   protection: ProtectionIndex,
   log: Logger,
 ): Promise<ExecutionOutcome> {
-  const costs = executor.apiCost(command);
-  const lookup = await pacer.reserve(sum(lookupCost(command), costs));
-  const own = lookup.split(costs);
+  const reservation = await pacer.reserve(executor.apiCost(command));
   try {
-    const verified = await pacer.within(lookup, () => verifyTarget(command, context, protection));
+    const verified = await pacer.within(reservation, () => verifyTarget(command, context, protection));
     if (verified.status === 'refused') return verified.outcome;
-    const reserve = async (more: ApiCosts) => void (await pacer.reserve(more, own));
-    return await pacer.within(own, () => runExecutor(executor, command, { ...context, target: verified.target, reserve }));
+    const reserve = async (more: ApiCosts) => void (await pacer.reserve(more, reservation));
+    return await pacer.within(reservation, () => runExecutor(executor, command, { ...context, target: verified.target, reserve }));
   } finally {
-    for (const { api, declared, made } of own.overdrawn())
+    for (const { api, declared, made } of reservation.overdrawn())
       log.error(
         { overdrawn: true, kind: command.kind, api, declared, made },
         `${command.kind} made ${made} ${api} call(s) and declared ${declared}: its apiCost undercounts`,
       );
-    await pacer.settle(lookup);
-    await pacer.settle(own);
+    await pacer.settle(reservation);
   }
-}
-
-function sum(a: ApiCosts, b: ApiCosts): ApiCosts {
-  const total: ApiCosts = { ...a };
-  for (const [api, n] of Object.entries(b) as Array<[keyof ApiCosts, number]>) total[api] = (total[api] ?? 0) + n;
-  return total;
 }
 
 /**

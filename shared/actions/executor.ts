@@ -63,9 +63,11 @@ export type ExecutionOutcome =
 export interface ActionExecutor {
   kind: ActionKind;
   /**
-   * The paced API calls one execution of this executor makes, at most (the target's lookup is counted apart): the
-   * worker reserves them all before it starts, so a spent budget defers the action before its first call instead of
-   * stranding it between a read and its write. A call beyond them is logged as an error, and fails the executor tests.
+   * The paced writes one execution of this executor makes, at most, and any paced read it makes outside the batched
+   * Defender reads (ID Protection's): the worker reserves them all before it starts, so a spent budget defers the action
+   * before its first call instead of stranding it between a read and its write. Defender reads are paced on the shared
+   * budget as they are made (shared/clients/batchedDevices.ts). A call beyond them is logged as an error, and fails
+   * the executor tests.
    */
   apiCost(command: ActionCommand): ApiCosts;
   execute(command: ActionCommand, context: TargetedContext): Promise<ExecutionOutcome>;

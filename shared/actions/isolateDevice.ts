@@ -25,8 +25,8 @@ export interface IsolationSnapshot {
  */
 export const isolateDevice: ActionExecutor = {
   kind: 'isolateDevice',
-  // Read its machine actions, post: two. A follow-up only reads.
-  apiCost: (command) => ({ defender: command.followUp ? 1 : 2 }),
+  // The post; reads are paced as they are made (shared/actions/execute.ts). A follow-up only reads.
+  apiCost: (command) => ({ defender: command.followUp ? 0 : 1 }),
   async execute(command, { devices, target }) {
     if (!devices) return noDefender();
     const machine = deviceOf(target);
@@ -76,7 +76,7 @@ export const isolateDevice: ActionExecutor = {
  */
 export const unisolateDevice: ActionExecutor = {
   kind: 'unisolateDevice',
-  apiCost: (command) => ({ defender: command.followUp ? 1 : 2 }),
+  apiCost: (command) => ({ defender: command.followUp ? 0 : 1 }),
   async execute(command, { devices, snapshot, target }) {
     const isolation = snapshot as IsolationSnapshot | undefined;
     if (!devices) return noDefender();

@@ -4,7 +4,7 @@ import type { ResponderConfig } from '../config';
 import { ConfigError } from '../errors';
 import { ApiError, parseRetryAfter } from './apiError';
 import { azureCredential } from './credential';
-import type { Pace } from '../coordination/pacer';
+import type { Pace, PacedApi } from '../coordination/pacer';
 
 /** Defender for Endpoint's Machine, the fields the engine uses (reference/defender.md). */
 export interface Machine {
@@ -52,11 +52,32 @@ export interface Devices {
   unisolate(machineId: string, comment: string): Promise<MachineAction>;
 }
 
+/** Reads of many devices in one call each (an OData `or` of equalities), which BatchedDevices coalesces reads into. */
+export interface DeviceListReads {
+  /** The machines whose `field` equals one of `values`; an empty list when none does. */
+  machinesWhere(field: 'id' | 'aadDeviceId', values: readonly string[]): Promise<Machine[]>;
+  /** The machine actions of every machine in `machineIds`, all pages, in Defender's order. */
+  machineActionsOf(machineIds: readonly string[]): Promise<MachineAction[]>;
+}
+
+/**
+ * The Defender API each request is made to, and the budget it is paced on: Defender limits calls per API
+ * (reference/defender.md), so this is the one place a request's API is named.
+ */
+const PACED_AS = {
+  listMachines: 'defender',
+  getMachine: 'defender',
+  listMachineActions: 'defender',
+  isolate: 'defender',
+  unisolate: 'defender',
+} as const satisfies Record<string, PacedApi>;
+type DefenderApi = keyof typeof PACED_AS;
+
 /**
  * Defender for Endpoint over fetch (there is no official JS SDK), with a bearer token from the engine's credential.
  * Body field names are case-sensitive (`Comment`, `IsolationType`). Every failure leaves as an ApiError.
  */
-export class DefenderDevices implements Devices {
+export class DefenderDevices implements Devices, DeviceListReads {
   constructor(
     private readonly endpoint: string,
     private readonly credential: TokenCredential,
@@ -68,46 +89,67 @@ export class DefenderDevices implements Devices {
 
   async getMachine(id: string): Promise<Machine | undefined> {
     try {
-      return await this.request<Machine>('GET', `/api/machines/${encodeURIComponent(id)}`);
+      return await this.request<Machine>('getMachine', 'GET', `/api/machines/${encodeURIComponent(id)}`);
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) return undefined;
       throw error;
     }
   }
 
-  async findMachines(by: MachineLookup): Promise<Machine[]> {
-    const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
+  findMachines(by: MachineLookup): Promise<Machine[]> {
+    if ('aadDeviceId' in by) return this.machinesWhere('aadDeviceId', [by.aadDeviceId]);
     // startswith is among the filters the machines API documents (exposed-apis-odata-samples.md).
-    const filter =
-      'aadDeviceId' in by
-        ? `aadDeviceId eq ${literal(by.aadDeviceId)}`
-        : 'computerDnsName' in by
-          ? `computerDnsName eq ${literal(by.computerDnsName)}`
-          : `startswith(computerDnsName,${literal(by.computerDnsNameStartsWith)})`;
+    return this.listMachines(
+      'computerDnsName' in by ? `computerDnsName eq ${literal(by.computerDnsName)}` : `startswith(computerDnsName,${literal(by.computerDnsNameStartsWith)})`,
+    );
+  }
+
+  machinesWhere(field: 'id' | 'aadDeviceId', values: readonly string[]): Promise<Machine[]> {
+    return this.listMachines(anyOf(field, values));
+  }
+
+  async listMachineActions(machineId: string): Promise<MachineAction[]> {
+    return newestFirst(await this.machineActionsOf([machineId]));
+  }
+
+  machineActionsOf(machineIds: readonly string[]): Promise<MachineAction[]> {
+    return this.list('listMachineActions', `/api/machineactions?$filter=${encodeURIComponent(anyOf('machineId', machineIds))}`);
+  }
+
+  isolate(machineId: string, comment: string, isolationType: 'Full' | 'Selective'): Promise<MachineAction> {
+    return this.request('isolate', 'POST', `/api/machines/${encodeURIComponent(machineId)}/isolate`, { Comment: comment, IsolationType: isolationType });
+  }
+
+  unisolate(machineId: string, comment: string): Promise<MachineAction> {
+    return this.request('unisolate', 'POST', `/api/machines/${encodeURIComponent(machineId)}/unisolate`, { Comment: comment });
+  }
+
+  private async listMachines(filter: string): Promise<Machine[]> {
     try {
-      return (await this.request<{ value: Machine[] }>('GET', `/api/machines?$filter=${encodeURIComponent(filter)}`)).value;
+      return await this.list<Machine>('listMachines', `/api/machines?$filter=${encodeURIComponent(filter)}`);
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) return []; // "404 when nothing matches"
       throw error;
     }
   }
 
-  async listMachineActions(machineId: string): Promise<MachineAction[]> {
-    const filter = encodeURIComponent(`machineId eq '${machineId.replace(/'/g, "''")}'`);
-    const { value } = await this.request<{ value: MachineAction[] }>('GET', `/api/machineactions?$filter=${filter}`);
-    return [...value].sort((a, b) => b.creationDateTimeUtc.localeCompare(a.creationDateTimeUtc));
+  /**
+   * Every page of a collection. A page's @odata.nextLink is followed on this client's endpoint: the token is never
+   * sent to a host the configuration did not name, whatever host the link names.
+   */
+  private async list<T>(api: DefenderApi, path: string): Promise<T[]> {
+    const items: T[] = [];
+    for (let next: string | undefined = path; next !== undefined;) {
+      const page: { value: T[]; '@odata.nextLink'?: string } = await this.request(api, 'GET', next);
+      items.push(...page.value);
+      const link = page['@odata.nextLink'];
+      next = link === undefined ? undefined : pathAndQuery(new URL(link, this.endpoint));
+    }
+    return items;
   }
 
-  isolate(machineId: string, comment: string, isolationType: 'Full' | 'Selective'): Promise<MachineAction> {
-    return this.request('POST', `/api/machines/${encodeURIComponent(machineId)}/isolate`, { Comment: comment, IsolationType: isolationType });
-  }
-
-  unisolate(machineId: string, comment: string): Promise<MachineAction> {
-    return this.request('POST', `/api/machines/${encodeURIComponent(machineId)}/unisolate`, { Comment: comment });
-  }
-
-  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    await this.pace('defender');
+  private async request<T>(api: DefenderApi, method: string, path: string, body?: unknown): Promise<T> {
+    await this.pace(PACED_AS[api]);
     let response: Response;
     try {
       const { token } = (await this.credential.getToken(this.scope)) ?? { token: '' };
@@ -130,6 +172,19 @@ export class DefenderDevices implements Devices {
     }
     return json as T;
   }
+}
+
+/** An OData string literal: quotes doubled. */
+const literal = (value: string): string => `'${value.replace(/'/g, "''")}'`;
+
+/** `field eq 'a' or field eq 'b' …`: Defender's API is OData V4, whose `or` joins equalities on a filterable field. */
+const anyOf = (field: string, values: readonly string[]): string => values.map((value) => `${field} eq ${literal(value)}`).join(' or ');
+
+const pathAndQuery = (url: URL): string => `${url.pathname}${url.search}`;
+
+/** Machine actions newest first, as the executors read them. */
+export function newestFirst(actions: readonly MachineAction[]): MachineAction[] {
+  return [...actions].sort((a, b) => b.creationDateTimeUtc.localeCompare(a.creationDateTimeUtc));
 }
 
 export async function createDefenderDevices(

@@ -70,15 +70,16 @@ export class Pacer {
    * One call to `api`: drawn from the current execution's reservation if it has a unit left, else from the shared
    * budget. A call beyond its execution's reservation waits its turn (up to a minute) rather than strand the action
    * half-done; the reservation counts it, so an executor that undercounts its calls is caught (`Reservation.overdrawn`).
+   * So does a call made for executions at once (`onSharedBudget` with `forExecutions`), drawn from none of them.
    */
   async take(api: PacedApi): Promise<void> {
     if (sparing.getStore()) return this.takeSpare(api);
+    const committedWaitMs = Math.max(this.maxInlineWaitMs, COMMITTED_WAIT_MS);
     const reservation = reservations.getStore();
     if (!reservation) {
-      await this.acquire(api, 1, this.maxInlineWaitMs);
+      await this.acquire(api, 1, forExecutions.getStore() ? committedWaitMs : this.maxInlineWaitMs);
       return;
     }
-    const committedWaitMs = Math.max(this.maxInlineWaitMs, COMMITTED_WAIT_MS);
     const unit = reservation.draw(api);
     if (!unit) {
       await this.acquire(api, 1, committedWaitMs);
@@ -91,7 +92,7 @@ export class Pacer {
   }
 
   /**
-   * Reserve every call an execution will make, before it makes any (all or nothing): a burst of actions then
+   * Reserve the writes an execution will make, before it makes any call (all or nothing): a burst of actions then
    * queues whole, instead of each one spending budget on its reads and being deferred before its write, forever.
    * Throws `EnginePaced` when a budget is spent. Given a reservation, adds to it: an executor that learns what it must
    * write (how many roles) reserves those calls before the first write.
@@ -216,28 +217,6 @@ export class Reservation {
     this.held.push(...units);
   }
 
-  /**
-   * A part of this reservation as one of its own: `costs` move to it, with as many of the held units as there are,
-   * so each part of an execution (the target's lookup, the executor) is counted against what it declared.
-   */
-  split(costs: ApiCosts): Reservation {
-    const part = new Reservation();
-    const units: HeldUnits[] = [];
-    for (const [api, n] of Object.entries(costs) as Array<[PacedApi, number]>) {
-      this.declared.set(api, (this.declared.get(api) ?? 0) - n);
-      let wanted = n;
-      for (const held of this.held) {
-        if (held.api !== api || wanted === 0) continue;
-        const moved = Math.min(held.left, wanted);
-        held.left -= moved;
-        wanted -= moved;
-        if (moved > 0) units.push({ api, left: moved, at: held.at });
-      }
-    }
-    part.add(costs, units);
-    return part;
-  }
-
   /** Count one call to `api`; returns the held unit it uses, if one is left. A call past the declaration is an overdraw. */
   draw(api: PacedApi): { at: number } | undefined {
     const made = (this.made.get(api) ?? 0) + 1;
@@ -259,9 +238,31 @@ export class Reservation {
   }
 }
 
-const reservations = new AsyncLocalStorage<Reservation>();
+const reservations = new AsyncLocalStorage<Reservation | undefined>();
 /** Set while reads run that containment must not pay for (Pacer.sparing). */
-const sparing = new AsyncLocalStorage<true>();
+const sparing = new AsyncLocalStorage<true | undefined>();
+/** Set while calls run that executions which have reserved their writes are waiting on (onSharedBudget). */
+const forExecutions = new AsyncLocalStorage<boolean>();
+
+/**
+ * Run calls made for many callers at once (a batch of reads): each waits its turn on the shared budget, drawn from no
+ * one execution's reservation nor counted against its declaration. Made `forExecutions` (callers that have reserved
+ * their writes), a call waits as a call beyond a reservation does, rather than defer actions between their
+ * reservation and their write; made for others (enrichment), as any call outside an execution.
+ */
+export function onSharedBudget<T>(run: () => Promise<T>, { forExecutions: executions = false } = {}): Promise<T> {
+  return reservations.run(undefined, () => sparing.run(undefined, () => forExecutions.run(executions, run)));
+}
+
+/** Whether the calling code runs in an execution whose calls are reserved (Pacer.within). */
+export function withinExecution(): boolean {
+  return reservations.getStore() !== undefined;
+}
+
+/** Whether the calling code reads for a plan (Pacer.sparing): such reads are refused when budgets are tight. */
+export function readingForAPlan(): boolean {
+  return sparing.getStore() === true;
+}
 /** What reads for a plan may use: a tenth of each budget, and only while half of the shared budget stays free. */
 const SPARE_SHARE = 0.1;
 const KEEP_FOR_CONTAINMENT = 0.5;

@@ -7,6 +7,7 @@ import { executeCommand, type ExecutionDeps } from '../../shared/actions/execute
 import type { ActionExecutor, ExecutionContext, ExecutionOutcome } from '../../shared/actions/executor';
 import { EXECUTORS } from '../../shared/actions/executors';
 import type { ActionTarget } from '../../shared/actions/target';
+import { BatchedDevices } from '../../shared/clients/batchedDevices';
 import { createDefenderDevices } from '../../shared/clients/defender';
 import { createGraphDirectory } from '../../shared/clients/graph';
 import { SentinelReports } from '../../shared/clients/sentinel';
@@ -20,8 +21,10 @@ import { useSandboxContext } from '../support/sandboxContext';
 
 /**
  * Every executor declares the paced calls it makes (`apiCost`, and `reserve` once it knows more); the worker reserves
- * them before the first call. Each executor runs here through every path it has, against the sandbox, with clients
- * paced by a real Pacer: a paced call beyond the declaration is logged as an overdraw, and fails the test.
+ * them before the first call. Defender reads are the exception: made through BatchedDevices, as composition wires it,
+ * they are paced on the shared budget and never drawn from a reservation. Each executor runs here through every path
+ * it has, against the sandbox, with clients paced by a real Pacer: a paced call beyond the declaration is logged as an
+ * overdraw, and fails the test.
  */
 const env = useSandboxContext();
 
@@ -40,36 +43,46 @@ interface Metered {
   calls: number;
 }
 
-let pacedContext: ExecutionContext;
-beforeAll(async () => {
-  const pacer = new Pacer(new MemorySharedState(), ROOMY);
+/** The clients an execution uses, paced by `pacer`, as composition wires them (or a raw Defender client, `unbatched`). */
+async function pacedWorld(pacer: Pacer, { unbatched = false } = {}): Promise<World> {
   const pace = (api: PacedApi) => pacer.take(api);
   const settings = {
     authorityHost: 'https://login.microsoftonline.com',
     cloud: 'AzurePublicCloud' as const,
     endpoints: { graph: env.sandbox.origin, defender: env.sandbox.origin, arm: env.sandbox.origin },
   };
-  pacedContext = {
+  const defender = await createDefenderDevices(settings, pace);
+  const context: ExecutionContext = {
     directory: await createGraphDirectory(settings, pace),
-    devices: await createDefenderDevices(settings, pace),
+    devices: unbatched ? defender : new BatchedDevices(defender),
     incidents: new SentinelReports(settings),
   };
-  deps = (executors, snapshot) => ({
-    executors,
-    executionContext: async () => ({ ...pacedContext, ...(snapshot !== undefined && { snapshot }) }),
+  return { pacer, context };
+}
+
+interface World {
+  pacer: Pacer;
+  context: ExecutionContext;
+}
+
+let roomy: World;
+beforeAll(async () => {
+  roomy = await pacedWorld(new Pacer(new MemorySharedState(), ROOMY));
+});
+
+async function meter(executor: ActionExecutor | undefined, cmd: ActionCommand, snapshot?: unknown, { pacer, context }: World = roomy): Promise<Metered> {
+  const lines: string[] = [];
+  const log = pino({ level: 'error' }, new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) }));
+  const before = env.sandbox.tenant.calls.length;
+  const deps: ExecutionDeps = {
+    executors: { [cmd.kind]: executor ?? EXECUTORS[cmd.kind] },
+    executionContext: async () => ({ ...context, ...(snapshot !== undefined && { snapshot }) }),
     policy: ENFORCE,
     modeOverride: 'enforce',
     pacer,
     snapshotOf: async () => undefined,
-  });
-});
-let deps: (executors: ExecutionDeps['executors'], snapshot?: unknown) => ExecutionDeps;
-
-async function meter(executor: ActionExecutor | undefined, cmd: ActionCommand, snapshot?: unknown): Promise<Metered> {
-  const lines: string[] = [];
-  const log = pino({ level: 'error' }, new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) }));
-  const before = env.sandbox.tenant.calls.length;
-  const outcome = await executeCommand(deps({ [cmd.kind]: executor ?? EXECUTORS[cmd.kind] }, snapshot), cmd, log);
+  };
+  const outcome = await executeCommand(deps, cmd, log);
   const overdrawn = lines
     .map((line) => JSON.parse(line) as Record<string, unknown>)
     .filter((line) => line.overdrawn === true) as unknown as Metered['overdrawn'];
@@ -160,6 +173,39 @@ describe('an executor cannot make a paced call it did not reserve', () => {
     expect(released.outcome.outcome).toBe('pending');
     expect(released.overdrawn).toEqual([]);
     expect((await run('unisolateDevice', wks, { followUp: 1 }, (isolated.outcome as { rollback: unknown }).rollback)).overdrawn).toEqual([]);
+  });
+
+  it('catches a Defender read made on the reservation, not through the batcher', async () => {
+    const unbatched = await pacedWorld(new Pacer(new MemorySharedState(), ROOMY), { unbatched: true });
+    const { outcome, overdrawn } = await meter(undefined, command('isolateDevice', wks), undefined, unbatched);
+    expect(outcome.outcome).toBe('pending');
+    expect(overdrawn).toEqual([expect.objectContaining({ kind: 'isolateDevice', api: 'defender', declared: 1, made: 3 })]);
+  });
+
+  it('makes Defender reads wait their turn on the shared budget once the post is reserved, rather than defer it', async () => {
+    // Two calls per 10 s, on a clock the waits move: one reserved for the post, one for the lookup; the machine-actions
+    // read waits for the window to free up, then the post is made.
+    const clock = { now: Date.now() };
+    const pacer = new Pacer(
+      new MemorySharedState(),
+      { ...ROOMY, defender: [{ max: 2, windowMs: 10_000 }] },
+      { now: () => clock.now, sleep: async (ms) => void (clock.now += ms), maxInlineWaitMs: 0 },
+    );
+    const started = clock.now;
+    const { outcome, overdrawn } = await meter(undefined, command('isolateDevice', wks), undefined, await pacedWorld(pacer));
+    expect(outcome.outcome).toBe('pending');
+    expect(overdrawn).toEqual([]);
+    expect(clock.now - started).toBeGreaterThanOrEqual(10_000);
+    expect(env.sandbox.tenant.defenderCalls()).toEqual({ machine: 1, 'machine-actions': 1, isolate: 1 });
+  });
+
+  it('defers the isolation before its post when a read cannot be paid for within a minute', async () => {
+    const tight = await pacedWorld(new Pacer(new MemorySharedState(), { ...ROOMY, defender: [{ max: 2, windowMs: 3_600_000 }] }, { maxInlineWaitMs: 0 }));
+    const { outcome, overdrawn } = await meter(undefined, command('isolateDevice', wks), undefined, tight);
+    expect(outcome).toMatchObject({ outcome: 'failed', class: 'paced', detail: expect.stringMatching(/the defender budget \(2 per 3600 s\) is spent/) });
+    expect(overdrawn).toEqual([]);
+    expect(env.sandbox.tenant.defenderCalls()).toEqual({ machine: 1 });
+    expect(await tight.pacer.reserve({ defender: 1 })).toBeDefined(); // the post's unit went back
   });
 
   it('catches an executor whose declaration undercounts', async () => {

@@ -3,6 +3,7 @@ import type { ActionCommand } from '../../shared/actions/command';
 import { idempotencyKeys, targetKeyPart } from '../../shared/actions/idempotency';
 import type { ActionTarget } from '../../shared/actions/target';
 import { EXECUTORS } from '../../shared/actions/executors';
+import { BatchedDevices } from '../../shared/clients/batchedDevices';
 import { createDefenderDevices } from '../../shared/clients/defender';
 import { createGraphDirectory } from '../../shared/clients/graph';
 import type { SentinelIncidents } from '../../shared/clients/sentinel';
@@ -246,10 +247,11 @@ function inProcessFetch(tenant: SandboxTenant, faults: FaultCursor<ApiFault>, lo
     if (fault === 'server-error') return json({ status: 503, body: { error: { code: 'ServiceUnavailable', message: 'try later' } } });
     const body = text ? JSON.parse(text) : undefined;
     let answer: SandboxAnswer | undefined;
-    for (const route of routes) if ((answer = route({ method, path: url.pathname, query: url.searchParams, body, audience: SIM_ORIGIN }))) break;
+    for (const route of routes)
+      if ((answer = route({ method, path: url.pathname, query: url.searchParams, body, audience: SIM_ORIGIN, origin: SIM_ORIGIN }))) break;
     answer ??= { status: 404, body: { error: { code: 'NotFound', message: `no route ${method} ${url.pathname}` } } };
     log.push({ method, path: url.pathname, status: answer.status, body });
-    tenant.calls.push({ method, path: url.pathname, status: answer.status });
+    tenant.calls.push({ method, path: url.pathname, query: url.search, status: answer.status });
     if (fault === 'lost-response') throw new TypeError('fetch failed: connection reset after the request was sent');
     return json(answer);
   };
@@ -372,7 +374,8 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
     const pace = (which: Parameters<Pacer['take']>[0]) => pacer.take(which);
     const context = {
       directory: await createGraphDirectory(settings, pace, STATIC_CREDENTIAL),
-      devices: await createDefenderDevices(settings, pace, STATIC_CREDENTIAL),
+      // Batched as composition wires it, on the simulated clock.
+      devices: new BatchedDevices(await createDefenderDevices(settings, pace, STATIC_CREDENTIAL), { now: () => clock.now }),
       incidents: NO_SENTINEL,
     };
     const { engine, worker, deadLetters, analysts } = assemble({

@@ -62,11 +62,16 @@ export class EngineUnderTest {
     configureRuntime(adapters.fromSettings ? {} : { ledger: this.ledger, queue: this.queue });
   }
 
-  /** Deliver the queue's messages to the registered worker function, as the Functions host does; returns the queue. */
-  startWorker(): EmbeddedQueue {
+  /**
+   * Deliver the queue's messages to the registered worker function, as the Functions host does, `concurrency` at once
+   * (host.json's maxConcurrentCalls; else the queue's default); returns the queue.
+   */
+  startWorker(options: { concurrency?: number } = {}): EmbeddedQueue {
     const queue = this.queue as EmbeddedQueue;
-    queue.start((body, delivery) =>
-      actionWorker(body, new InvocationContext({ invocationId: `w-${delivery.messageId}`, functionName: 'actionWorker', triggerMetadata: { ...delivery } })),
+    queue.start(
+      (body, delivery) =>
+        actionWorker(body, new InvocationContext({ invocationId: `w-${delivery.messageId}`, functionName: 'actionWorker', triggerMetadata: { ...delivery } })),
+      options,
     );
     return queue;
   }
