@@ -1,9 +1,9 @@
 /**
  * The pipeline benchmark (run by `npm run bench` in its own process, which trusts the test CA): the local host runs
  * as a child process on the real pipeline — Service Bus through the AMQP emulator, the ledger on Azurite — against
- * the sandbox tenant over HTTPS, its Defender quota time-compressed from 100 calls per minute to 100 per second.
- *  1. Burst: 1,000 incidents, one device each, sent at once. Targets: achieved Defender call rate >= 0.9 of the
- *     quota once the burst is queued (the rate from the very first call is printed beside it), <= 1% of calls
+ * the sandbox tenant over HTTPS, each Defender API's quota time-compressed from 100 calls per minute to 100 per second.
+ *  1. Burst: 1,000 incidents, one device each, sent at once. Targets: achieved call rate of the busiest Defender API
+ *     >= 0.9 of its quota once the burst is queued (the rate from the very first call is printed beside it), <= 1% of calls
  *     answered 429, 0 actions lost, 0 isolations posted twice. Reported: the worker's peak RSS. BENCH_DEBUG=1 prints
  *     the Defender calls per second.
  *  2. Latency: a steady 50 incidents per second for 10 s; from POST /api/incidents to the isolate call arriving at
@@ -17,7 +17,9 @@ import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { openTableLedger } from '../shared/ledger/tableLedger';
 import { buildIncident } from '../test/fixtures/incidents';
+import { defenderApiOf } from '../sandbox/defender';
 import { Sandbox } from '../sandbox/server';
+import type { CallRecord } from '../sandbox/tenant';
 import { ServiceBusEmulator } from '../sandbox/serviceBus';
 import { Azurite } from '../test/support/azurite';
 import { startLocalHost } from '../test/support/localHost';
@@ -85,6 +87,16 @@ function progress(message: string): void {
   process.stderr.write(`  … ${message}\n`);
 }
 
+/** Each Defender API has its own quota: the pacing shows in the calls to the busiest one. */
+function busiestApi(calls: readonly CallRecord[]): number {
+  const perApi = new Map<string, number>();
+  for (const { method, path } of calls) {
+    const api = defenderApiOf(method, path);
+    if (api) perApi.set(api, (perApi.get(api) ?? 0) + 1);
+  }
+  return Math.max(0, ...perApi.values());
+}
+
 const percentile = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] as number;
 
 /**
@@ -115,7 +127,7 @@ async function main(): Promise<void> {
   let failed = false;
   try {
     // 1. The burst, against the compressed quota.
-    tenant.defenderQuota = { max: QUOTA_PER_S, windowMs: 1000 };
+    tenant.setDefenderQuota({ max: QUOTA_PER_S, windowMs: 1000 });
     broker.createQueue('actions');
     const burst = await startLocalHost({ ...common, ...COMPRESSED, RESPONDER_LEDGER_TABLE: 'benchburst' }, HOST_STDIO);
     children.push(() => burst.child.kill('SIGTERM'));
@@ -147,11 +159,11 @@ async function main(): Promise<void> {
     const throttled = defender.filter((c) => c.status === 429).length;
     const answered = defender.filter((c) => c.status !== 429);
     const spanS = ((answered.at(-1)?.at ?? 0) - (answered[0]?.at ?? 0)) / 1000;
-    const rate = answered.length / spanS / QUOTA_PER_S;
+    const rate = busiestApi(answered) / spanS / QUOTA_PER_S;
     // While the POSTs are still arriving, this machine also runs the load generator, the emulators and the host's
     // HTTP side (separate instances in Azure): the drain after the burst is queued measures the pacing.
     const drained = answered.filter((c) => (c.at ?? 0) >= burstQueued);
-    const drainRate = drained.length / (((drained.at(-1)?.at ?? 0) - burstQueued) / 1000) / QUOTA_PER_S;
+    const drainRate = busiestApi(drained) / (((drained.at(-1)?.at ?? 0) - burstQueued) / 1000) / QUOTA_PER_S;
     if (process.env.BENCH_DEBUG) {
       const t0 = answered[0]?.at ?? 0;
       const buckets: number[] = [];
@@ -165,7 +177,7 @@ async function main(): Promise<void> {
     const share429 = throttled / defender.length;
 
     // 2. Latency at a steady 50 incidents per second, the quota lifted.
-    tenant.defenderQuota = { max: 1_000_000, windowMs: 1000 };
+    tenant.setDefenderQuota({ max: 1_000_000, windowMs: 1000 });
     broker.createQueue('actions');
     const steady = await startLocalHost({ ...common, RESPONDER_LEDGER_TABLE: 'benchsteady', RESPONDER_RATE_LIMITS: 'defender=off' }, HOST_STDIO);
     children.push(() => steady.child.kill('SIGTERM'));
@@ -193,7 +205,7 @@ async function main(): Promise<void> {
     steady.child.kill('SIGTERM');
 
     // 3. The outbreak: enrichment on, the quota compressed again.
-    tenant.defenderQuota = { max: QUOTA_PER_S, windowMs: 1000 };
+    tenant.setDefenderQuota({ max: QUOTA_PER_S, windowMs: 1000 });
     broker.createQueue('actions');
     const outbreak = await startLocalHost(
       { ...common, ...COMPRESSED, RESPONDER_POLICY: OUTBREAK_POLICY, RESPONDER_ENRICHMENT: 'on', RESPONDER_LEDGER_TABLE: 'benchoutbreak' },
@@ -216,11 +228,11 @@ async function main(): Promise<void> {
 
     const fmt = (n: number, d = 2) => n.toFixed(d);
     console.log(
-      `\nburst: ${BURST} device isolations against Defender's quota compressed to ${QUOTA_PER_S} calls/s (the local host on Service Bus + Table storage)`,
+      `\nburst: ${BURST} device isolations against Defender's quotas compressed to ${QUOTA_PER_S} calls/s per API (the local host on Service Bus + Table storage)`,
     );
     console.log(`  accepted ${accepted}/${BURST}; all contained in ${fmt(elapsed, 1)} s; ${answered.length} Defender calls answered over ${fmt(spanS, 1)} s`);
     console.log(
-      `  achieved rate ${fmt(drainRate)} of the quota once the burst was queued (target >= 0.90)  ${drainRate >= 0.9 ? 'ok' : 'UNDER TARGET'}; ${fmt(rate)} from the first call, sends included`,
+      `  achieved rate of the busiest API ${fmt(drainRate)} of its quota once the burst was queued (target >= 0.90)  ${drainRate >= 0.9 ? 'ok' : 'UNDER TARGET'}; ${fmt(rate)} from the first call, sends included`,
     );
     console.log(`  429 answers ${throttled}/${defender.length} = ${fmt(share429 * 100)}% (target <= 1%)  ${share429 <= 0.01 ? 'ok' : 'OVER TARGET'}`);
     console.log(`  lost ${lost}, isolations posted twice ${duplicated} (target 0)  ${lost === 0 && duplicated === 0 ? 'ok' : 'FAILED'}`);

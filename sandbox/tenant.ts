@@ -107,6 +107,27 @@ export interface CallRecord {
   at?: number;
 }
 
+/** The Defender for Endpoint APIs the sandbox serves, each limited apart as Defender documents it (reference/defender.md). */
+export const DEFENDER_APIS = [
+  'defender-machines',
+  'defender-machine',
+  'defender-machine-actions',
+  'defender-machine-action',
+  'defender-isolate',
+  'defender-unisolate',
+] as const;
+export type DefenderApiName = (typeof DEFENDER_APIS)[number];
+
+/** At most `max` calls in any `windowMs`. */
+export interface Quota {
+  max: number;
+  windowMs: number;
+}
+
+/** The same quota for every Defender API. */
+const everyDefenderApi = (quota: Quota): Record<DefenderApiName, Quota> =>
+  Object.fromEntries(DEFENDER_APIS.map((api) => [api, { ...quota }])) as Record<DefenderApiName, Quota>;
+
 export const DEMO = {
   adele: '6e7b768e-07e2-4810-8459-485f84f8f204',
   jsmith: '3c5a1e8e-2f62-4d8b-9c11-7a0d3b4c5e6f',
@@ -177,9 +198,9 @@ export class SandboxTenant {
   /** Machine actions complete this long after they are posted (Defender: seconds to minutes). */
   actionCompletionMs = 0;
   /** Graph's identity write quota (reference/graph.md: 3,000 per 2.5 minutes per app and tenant); tests compress it. */
-  graphWriteQuota = { max: 3000, windowMs: 150_000 };
-  /** Defender's per-API quota: 100 calls per minute (reference/defender.md). Tests and benchmarks may compress it. */
-  defenderQuota = { max: 100, windowMs: 60_000 };
+  graphWriteQuota: Quota = { max: 3000, windowMs: 150_000 };
+  /** Defender's quota of each API: 100 calls per minute (reference/defender.md). Tests and benchmarks may compress them. */
+  defenderQuotas: Record<DefenderApiName, Quota> = everyDefenderApi({ max: 100, windowMs: 60_000 });
   now: () => number = Date.now;
 
   constructor(seed = true) {
@@ -214,6 +235,11 @@ export class SandboxTenant {
     });
     this.addMachine({ id: DEMO_DEVICES.websrv1, computerDnsName: 'websrv1.contoso.com', aadDeviceId: null, riskScore: 'Medium', machineTags: ['server'] });
     this.addMachine({ id: DEMO_DEVICES.dc01, computerDnsName: 'dc01.contoso.com', aadDeviceId: null, riskScore: 'Low', machineTags: ['critical', 'server'] });
+  }
+
+  /** One quota for every Defender API (each still counted apart): how tests and benchmarks compress or lift them. */
+  setDefenderQuota(quota: Quota): void {
+    this.defenderQuotas = everyDefenderApi(quota);
   }
 
   addMachine(machine: Partial<SandboxMachine> & Pick<SandboxMachine, 'id' | 'computerDnsName'>): SandboxMachine {
