@@ -29,9 +29,16 @@ export interface ExecutionDeps {
   snapshotOf(key: string): Promise<unknown>;
 }
 
-/** Paced calls of a target's lookup: a device's Defender record (a merged record's successor is read beyond them). */
-function lookupCost(command: ActionCommand): ApiCosts {
-  return command.target.type === 'device' ? { defender: 1 } : {};
+/**
+ * Paced calls of a target's lookup (resolveDevice): a device's Defender record by its id, else the records matching its
+ * Entra device id or name; then the records sharing its name, when protection needs them for the name the payload
+ * claims (Defender's answer may name it otherwise). A merged record's successor is read beyond them.
+ */
+function lookupCost(command: ActionCommand, protection: ProtectionIndex): ApiCosts {
+  const { target } = command;
+  if (target.type !== 'device') return {};
+  const namesakes = needsRecordsSharingName(protection, target.fqdn ?? target.hostName ?? '') ? 1 : 0;
+  return target.id !== undefined ? { 'defender-machine': 1, 'defender-machines': namesakes } : { 'defender-machines': 1 + namesakes };
 }
 
 /**
@@ -71,7 +78,7 @@ async function metered(
   log: Logger,
 ): Promise<ExecutionOutcome> {
   const costs = executor.apiCost(command);
-  const lookup = await pacer.reserve(sum(lookupCost(command), costs));
+  const lookup = await pacer.reserve(sum(lookupCost(command, protection), costs));
   const own = lookup.split(costs);
   try {
     const verified = await pacer.within(lookup, () => verifyTarget(command, context, protection));

@@ -25,8 +25,8 @@ export interface IsolationSnapshot {
  */
 export const isolateDevice: ActionExecutor = {
   kind: 'isolateDevice',
-  // Read its machine actions, post: two. A follow-up only reads.
-  apiCost: (command) => ({ defender: command.followUp ? 1 : 2 }),
+  // Read its machine actions, post the isolation; a follow-up only reads.
+  apiCost: (command) => (command.followUp ? { 'defender-machine-actions': 1 } : { 'defender-machine-actions': 1, 'defender-isolate': 1 }),
   async execute(command, { devices, target }) {
     if (!devices) return noDefender();
     const machine = deviceOf(target);
@@ -76,7 +76,8 @@ export const isolateDevice: ActionExecutor = {
  */
 export const unisolateDevice: ActionExecutor = {
   kind: 'unisolateDevice',
-  apiCost: (command) => ({ defender: command.followUp ? 1 : 2 }),
+  // Read its machine actions, post the release; a follow-up only reads.
+  apiCost: (command) => (command.followUp ? { 'defender-machine-actions': 1 } : { 'defender-machine-actions': 1, 'defender-unisolate': 1 }),
   async execute(command, { devices, snapshot, target }) {
     const isolation = snapshot as IsolationSnapshot | undefined;
     if (!devices) return noDefender();

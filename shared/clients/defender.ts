@@ -4,7 +4,7 @@ import type { ResponderConfig } from '../config';
 import { ConfigError } from '../errors';
 import { ApiError, parseRetryAfter } from './apiError';
 import { azureCredential } from './credential';
-import type { Pace } from '../coordination/pacer';
+import type { DefenderApi, Pace } from '../coordination/pacer';
 
 /** Defender for Endpoint's Machine, the fields the engine uses (reference/defender.md). */
 export interface Machine {
@@ -61,14 +61,14 @@ export class DefenderDevices implements Devices {
     private readonly endpoint: string,
     private readonly credential: TokenCredential,
     private readonly scope: string,
-    /** Called before every request: Defender's 100/min and 1,500/h hold across all instances. */
+    /** Called before every request with the API it calls: Defender's 100/min and 1,500/h per API hold across all instances. */
     private readonly pace: Pace = async () => undefined,
     private readonly timeoutMs = 20_000,
   ) {}
 
   async getMachine(id: string): Promise<Machine | undefined> {
     try {
-      return await this.request<Machine>('GET', `/api/machines/${encodeURIComponent(id)}`);
+      return await this.request<Machine>('defender-machine', 'GET', `/api/machines/${encodeURIComponent(id)}`);
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) return undefined;
       throw error;
@@ -85,7 +85,7 @@ export class DefenderDevices implements Devices {
           ? `computerDnsName eq ${literal(by.computerDnsName)}`
           : `startswith(computerDnsName,${literal(by.computerDnsNameStartsWith)})`;
     try {
-      return (await this.request<{ value: Machine[] }>('GET', `/api/machines?$filter=${encodeURIComponent(filter)}`)).value;
+      return (await this.request<{ value: Machine[] }>('defender-machines', 'GET', `/api/machines?$filter=${encodeURIComponent(filter)}`)).value;
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) return []; // "404 when nothing matches"
       throw error;
@@ -94,20 +94,24 @@ export class DefenderDevices implements Devices {
 
   async listMachineActions(machineId: string): Promise<MachineAction[]> {
     const filter = encodeURIComponent(`machineId eq '${machineId.replace(/'/g, "''")}'`);
-    const { value } = await this.request<{ value: MachineAction[] }>('GET', `/api/machineactions?$filter=${filter}`);
+    const { value } = await this.request<{ value: MachineAction[] }>('defender-machine-actions', 'GET', `/api/machineactions?$filter=${filter}`);
     return [...value].sort((a, b) => b.creationDateTimeUtc.localeCompare(a.creationDateTimeUtc));
   }
 
   isolate(machineId: string, comment: string, isolationType: 'Full' | 'Selective'): Promise<MachineAction> {
-    return this.request('POST', `/api/machines/${encodeURIComponent(machineId)}/isolate`, { Comment: comment, IsolationType: isolationType });
+    return this.request('defender-isolate', 'POST', `/api/machines/${encodeURIComponent(machineId)}/isolate`, {
+      Comment: comment,
+      IsolationType: isolationType,
+    });
   }
 
   unisolate(machineId: string, comment: string): Promise<MachineAction> {
-    return this.request('POST', `/api/machines/${encodeURIComponent(machineId)}/unisolate`, { Comment: comment });
+    return this.request('defender-unisolate', 'POST', `/api/machines/${encodeURIComponent(machineId)}/unisolate`, { Comment: comment });
   }
 
-  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    await this.pace('defender');
+  /** One call to `api`, paced to that API's own budget. */
+  private async request<T>(api: DefenderApi, method: string, path: string, body?: unknown): Promise<T> {
+    await this.pace(api);
     let response: Response;
     try {
       const { token } = (await this.credential.getToken(this.scope)) ?? { token: '' };

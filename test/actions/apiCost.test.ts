@@ -10,11 +10,12 @@ import type { ActionTarget } from '../../shared/actions/target';
 import { createDefenderDevices } from '../../shared/clients/defender';
 import { createGraphDirectory } from '../../shared/clients/graph';
 import { SentinelReports } from '../../shared/clients/sentinel';
-import { Pacer, PACED_APIS, type PacedApi } from '../../shared/coordination/pacer';
+import { Pacer, PACED_APIS, type ApiCosts, type PacedApi, type Reservation } from '../../shared/coordination/pacer';
 import { MemorySharedState } from '../../shared/coordination/sharedState';
-import { compilePolicy } from '../../shared/policy/decide';
+import { compilePolicy, type CompiledPolicy } from '../../shared/policy/decide';
 import { parsePolicy } from '../../shared/policy/load';
 import { command } from '../fixtures/commands';
+import { defenderApiOf } from '../../sandbox/defender';
 import { DEMO, DEMO_DEVICES, SECURITY_ADMINISTRATOR } from '../../sandbox/tenant';
 import { useSandboxContext } from '../support/sandboxContext';
 
@@ -33,17 +34,34 @@ const jsmith: ActionTarget = { type: 'user', upn: 'jsmith@contoso.com' };
 const megan: ActionTarget = { type: 'user', id: DEMO.megan };
 const wks: ActionTarget = { type: 'device', id: DEMO_DEVICES.wks042 };
 
-/** The overdraws an execution logged, and its outcome. */
+/**
+ * What an execution did: its outcome, the overdraws it logged, the paced calls made beyond all it reserved (the
+ * target's lookup included), and its Defender calls by the API each was paced to and by the API Defender counted.
+ */
 interface Metered {
   outcome: ExecutionOutcome;
   overdrawn: Array<{ kind: string; api: string; declared: number; made: number }>;
+  unreserved: Array<{ api: PacedApi; reserved: number; made: number }>;
   calls: number;
+  defender: { paced: string[]; counted: string[] };
+}
+
+/** The metered execution's paced calls, in order, and what it reserved. */
+const paced: PacedApi[] = [];
+const reserved: ApiCosts[] = [];
+
+/** A real Pacer that also keeps what each execution reserves. */
+class RecordingPacer extends Pacer {
+  override reserve(costs: ApiCosts, into?: Reservation): Promise<Reservation> {
+    reserved.push(costs);
+    return super.reserve(costs, into);
+  }
 }
 
 let pacedContext: ExecutionContext;
 beforeAll(async () => {
-  const pacer = new Pacer(new MemorySharedState(), ROOMY);
-  const pace = (api: PacedApi) => pacer.take(api);
+  const pacer = new RecordingPacer(new MemorySharedState(), ROOMY);
+  const pace = (api: PacedApi) => (paced.push(api), pacer.take(api));
   const settings = {
     authorityHost: 'https://login.microsoftonline.com',
     cloud: 'AzurePublicCloud' as const,
@@ -54,26 +72,41 @@ beforeAll(async () => {
     devices: await createDefenderDevices(settings, pace),
     incidents: new SentinelReports(settings),
   };
-  deps = (executors, snapshot) => ({
+  deps = (executors, snapshot, policy = ENFORCE) => ({
     executors,
     executionContext: async () => ({ ...pacedContext, ...(snapshot !== undefined && { snapshot }) }),
-    policy: ENFORCE,
+    policy,
     modeOverride: 'enforce',
     pacer,
     snapshotOf: async () => undefined,
   });
 });
-let deps: (executors: ExecutionDeps['executors'], snapshot?: unknown) => ExecutionDeps;
+let deps: (executors: ExecutionDeps['executors'], snapshot?: unknown, policy?: CompiledPolicy) => ExecutionDeps;
 
-async function meter(executor: ActionExecutor | undefined, cmd: ActionCommand, snapshot?: unknown): Promise<Metered> {
+async function meter(executor: ActionExecutor | undefined, cmd: ActionCommand, snapshot?: unknown, policy?: CompiledPolicy): Promise<Metered> {
   const lines: string[] = [];
   const log = pino({ level: 'error' }, new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) }));
   const before = env.sandbox.tenant.calls.length;
-  const outcome = await executeCommand(deps({ [cmd.kind]: executor ?? EXECUTORS[cmd.kind] }, snapshot), cmd, log);
+  paced.length = 0;
+  reserved.length = 0;
+  const outcome = await executeCommand(deps({ [cmd.kind]: executor ?? EXECUTORS[cmd.kind] }, snapshot, policy), cmd, log);
+  const calls = env.sandbox.tenant.calls.slice(before);
   const overdrawn = lines
     .map((line) => JSON.parse(line) as Record<string, unknown>)
     .filter((line) => line.overdrawn === true) as unknown as Metered['overdrawn'];
-  return { outcome, overdrawn, calls: env.sandbox.tenant.calls.length - before };
+  const unreserved = [...new Set(paced)]
+    .map((api) => ({ api, reserved: reserved.reduce((n, costs) => n + (costs[api] ?? 0), 0), made: paced.filter((p) => p === api).length }))
+    .filter(({ reserved, made }) => made > reserved);
+  return {
+    outcome,
+    overdrawn,
+    unreserved,
+    calls: calls.length,
+    defender: {
+      paced: paced.filter((api) => api.startsWith('defender-')),
+      counted: calls.flatMap((call) => defenderApiOf(call.method, call.path) ?? []),
+    },
+  };
 }
 
 const run = (kind: ActionKind, target: ActionTarget, overrides: Partial<ActionCommand> = {}, snapshot?: unknown) =>
@@ -116,6 +149,13 @@ describe('an executor cannot make a paced call it did not reserve', () => {
       ],
     },
     {
+      what: 'isolateDevice on a device found by its Entra device id, then by its name',
+      steps: [
+        ['isolateDevice', { type: 'device', aadDeviceId: '80e2f5c1-3b7a-4c55-9d0e-1f2a3b4c5d6e' }, {}, 'pending'],
+        ['isolateDevice', { type: 'device', fqdn: 'websrv1.contoso.com' }, { mode: 'audit' }, 'audited'],
+      ],
+    },
+    {
       what: 'requirePimReapproval: audit, an activation ended, nothing left',
       steps: [
         ['requirePimReapproval', megan, { mode: 'audit' }, 'audited'],
@@ -128,10 +168,13 @@ describe('an executor cannot make a paced call it did not reserve', () => {
   it.each(paths)('$what', async ({ steps }) => {
     env.sandbox.tenant.actionCompletionMs = 0;
     for (const [kind, target, overrides, reaches] of steps) {
-      const { outcome, overdrawn, calls } = await run(kind, target, overrides);
+      const { outcome, overdrawn, unreserved, calls, defender } = await run(kind, target, overrides);
       expect(outcome.outcome).toBe(reaches);
       expect(calls).toBeGreaterThan(0);
       expect(overdrawn).toEqual([]);
+      expect(unreserved).toEqual([]);
+      // Each Defender call is paced to the budget of the API Defender counts it against.
+      expect(defender.paced).toEqual(defender.counted);
     }
   });
 
@@ -158,8 +201,21 @@ describe('an executor cannot make a paced call it did not reserve', () => {
     const isolated = await run('isolateDevice', wks, { followUp: 1 });
     const released = await run('unisolateDevice', wks, {}, (isolated.outcome as { rollback: unknown }).rollback);
     expect(released.outcome.outcome).toBe('pending');
-    expect(released.overdrawn).toEqual([]);
-    expect((await run('unisolateDevice', wks, { followUp: 1 }, (isolated.outcome as { rollback: unknown }).rollback)).overdrawn).toEqual([]);
+    expect(released).toMatchObject({ overdrawn: [], unreserved: [] });
+    expect(released.defender.paced).toEqual(['defender-machine', 'defender-machine-actions', 'defender-unisolate']);
+    expect(released.defender.counted).toEqual(released.defender.paced);
+    const followed = await run('unisolateDevice', wks, { followUp: 1 }, (isolated.outcome as { rollback: unknown }).rollback);
+    expect(followed).toMatchObject({ overdrawn: [], unreserved: [], defender: { paced: ['defender-machine', 'defender-machine-actions'] } });
+  });
+
+  it("reserves the lookup's read of the records sharing a device's name when protection needs them", async () => {
+    const listingDefenderIds = compilePolicy(
+      parsePolicy(`version: 1\nmode: enforce\nprotected: { devices: ['${DEMO_DEVICES.dc01}'] }\nrules: []\n`, 'test policy'),
+    );
+    const { outcome, unreserved, defender } = await meter(undefined, command('isolateDevice', wks, { mode: 'audit' }), undefined, listingDefenderIds);
+    expect(outcome.outcome).toBe('audited');
+    expect(defender.counted).toEqual(['defender-machine', 'defender-machines', 'defender-machine-actions']);
+    expect(unreserved).toEqual([]);
   });
 
   it('catches an executor whose declaration undercounts', async () => {

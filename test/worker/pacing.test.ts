@@ -35,8 +35,9 @@ function startWorker(queue: EmbeddedQueue): void {
 }
 
 describe('pacing and blast-radius limits', () => {
-  it('defers an action whose Defender budget is spent instead of calling into a 429, spending no attempt', async () => {
-    engine.configure({ RESPONDER_POLICY: POLICY, RESPONDER_RATE_LIMITS: 'defender=2/60s' });
+  it('defers an action whose Defender API budget is spent instead of calling into a 429, spending no attempt', async () => {
+    // Enrichment reads the device's record: that API's one call a minute is spent before the worker looks it up.
+    engine.configure({ RESPONDER_POLICY: POLICY, RESPONDER_RATE_LIMITS: 'defender=1/60s' });
     const queue = engine.queue as EmbeddedQueue;
     startWorker(queue);
     const res = await call(incidents, 'incidents', { body: sampleIncident(), headers: await engine.bearer(['Incidents.Submit']) });
@@ -45,7 +46,7 @@ describe('pacing and blast-radius limits', () => {
     const isolate = engine.ledger.all().find((e) => e.kind === 'isolateDevice');
     expect(isolate?.state).toBe('queued');
     expect(isolate?.attempts).toEqual([]); // a deferral is not an attempt
-    expect(isolate?.history.at(-1)?.note).toMatch(/paced by the engine: the defender budget \(2 per 60 s\) is spent; deferred to /);
+    expect(isolate?.history.at(-1)?.note).toMatch(/paced by the engine: the defender-machine budget \(1 per 60 s\) is spent; deferred to /);
     expect(queue.stats().scheduled).toBe(1);
     expect(engine.sandbox.tenant.calls.filter((c) => c.status === 429)).toEqual([]);
     expect(engine.sandbox.tenant.count('POST', /\/isolate$/)).toBe(0);
