@@ -33,8 +33,8 @@ export type BudgetAnswer = { granted: true } | { granted: false; retryAt: number
 
 /**
  * Spend `units` uses now, in every window, or none: all or nothing. With `keep`, a use is granted only if that share
- * of each window's budget stays free for others after it. `units` must fit each budget (with its `keep` share
- * kept free).
+ * of each window's budget stays free for others after it. Units that could never fit a budget (a cap of 0) are
+ * refused, and asked to come back a window later.
  */
 export function spend(
   record: BudgetRecord | undefined,
@@ -48,7 +48,10 @@ export function spend(
   budgets.forEach((budget, i) => {
     const window = windows[i] as WindowCounts;
     const allowed = budget.max - Math.floor(budget.max * keep);
-    if (units > allowed) throw new RangeError(`${units} uses can never fit a budget of ${allowed} per ${budget.windowMs} ms`);
+    if (units > allowed) {
+      retryAt = Math.max(retryAt, now + budget.windowMs);
+      return;
+    }
     let mustLeave = usesIn(window) + units - allowed; // this many of the oldest uses must age out first
     for (const bucket of window.buckets) {
       if (mustLeave <= 0) break;

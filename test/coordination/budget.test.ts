@@ -30,8 +30,10 @@ describe('sliding-window budgets', () => {
     expect(() => parseBudgets('100 per minute')).toThrow(/not a budget such as 100\/60s/);
   });
 
-  it('refuse a use that could never fit', () => {
-    expect(() => spend(undefined, [{ max: 4, windowMs: 1000 }], 0, 3, 0.5)).toThrow(RangeError);
+  it('refuse uses that could never fit, however long one waits: a cap of 0, or more than the share left to others', () => {
+    expect(spend(undefined, [{ max: 0, windowMs: 3_600_000 }], 5).result).toEqual({ granted: false, retryAt: 3_600_005 });
+    expect(spend(undefined, [{ max: 4, windowMs: 1000 }], 0, 3, 0.5).result).toEqual({ granted: false, retryAt: 1000 });
+    expect(spend(undefined, [{ max: 4, windowMs: 1000 }], 0, 2, 0.5).result).toEqual({ granted: true });
   });
 
   it('keep a bounded record at any rate: Graph writes at 3,000 per 2.5 minutes, asked for faster than that for 10 minutes', () => {
