@@ -49,7 +49,7 @@ export async function runOutbreak(world: World, scale: number): Promise<{ lines:
   // Defender completes an isolation within seconds of accepting it.
   tenant.actionCompletionMs = 10_000 / scale;
   const compress = <T extends { windowMs: number }>(b: T): T => ({ ...b, windowMs: b.windowMs / scale });
-  tenant.defenderQuota = compress({ max: 100, windowMs: 60_000 });
+  tenant.setDefenderQuota(compress({ max: 100, windowMs: 60_000 }));
   tenant.idProtectionQuota = compress({ max: 1, windowMs: 1000 });
   tenant.graphWriteQuota = compress({ max: 3000, windowMs: 150_000 });
   const callsBefore = tenant.calls.length;

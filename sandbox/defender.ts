@@ -1,65 +1,116 @@
 import { randomUUID } from 'node:crypto';
 import { apiError, slidingQuota, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
-import type { SandboxMachine, SandboxMachineAction, SandboxTenant } from './tenant';
+import { DEFENDER_APIS, type DefenderApiName, type SandboxMachine, type SandboxMachineAction, type SandboxTenant } from './tenant';
 
 /**
  * The Defender for Endpoint endpoints the engine uses (reference/defender.md), with the behaviours that decide the
  * design: isolate answers 201 with a Pending machine action that completes later; a second isolate or release while
  * one is pending answers 400 ActiveRequestAlreadyExists; a machines filter that matches nothing answers 404; more than
- * the quota of calls per window answers 429 with Retry-After; body field names are case-sensitive.
+ * an API's quota of calls per window answers 429 with Retry-After, each API counted apart; body field names are
+ * case-sensitive.
  */
 export function defenderRoutes(tenant: SandboxTenant): Route {
-  const quota = slidingQuota(
-    () => tenant.now(),
-    () => tenant.defenderQuota,
-    'API calls quota exceeded',
+  const quotas = new Map(
+    DEFENDER_APIS.map((api) => [
+      api,
+      slidingQuota(
+        () => tenant.now(),
+        () => tenant.defenderQuotas[api],
+        'API calls quota exceeded',
+      ),
+    ]),
   );
   return (request) => {
     if (!request.path.startsWith('/api/')) return undefined;
-    const throttled = quota();
+    const found = apiFor(request.method, request.path);
+    if (!found) return undefined;
+    const throttled = quotas.get(found.api.name)?.();
     if (throttled) return throttled;
     tenant.advance();
-    return route(tenant, request);
+    return found.api.answer(tenant, request, found.match);
   };
 }
 
-function route(tenant: SandboxTenant, request: SandboxRequest): SandboxAnswer | undefined {
-  const path = request.path;
-  let match: RegExpExecArray | null;
-  if (path === '/api/machines' && request.method === 'GET') {
-    const text = request.query.get('$filter') ?? '';
-    const prefix = /^startswith\(computerDnsName,'((?:[^']|'')*)'\)$/.exec(text);
-    const terms = prefix ? undefined : equalities(text, ['id', 'computerDnsName', 'aadDeviceId']);
-    if (!prefix && !terms) return apiError(400, 'InvalidRequest', 'unsupported $filter');
-    if (terms && terms.length > 1 && !tenant.defenderAcceptsOr) return apiError(400, 'InvalidRequest', "'or' is not supported in $filter");
-    const found = [...tenant.machines.values()].filter((m) =>
-      terms
-        ? terms.some(([field, value]) => (m[field as 'id' | 'computerDnsName' | 'aadDeviceId'] ?? '').toLowerCase() === value)
-        : m.computerDnsName.toLowerCase().startsWith(unquote((prefix as RegExpExecArray)[1] as string)),
-    );
-    return found.length ? { status: 200, body: { value: found.map(view) } } : apiError(404, 'ResourceNotFound', 'Machines were not found');
-  }
-  if ((match = /^\/api\/machines\/([^/]+)$/.exec(path)) && request.method === 'GET') {
-    const machine = tenant.machines.get(decodeURIComponent(match[1] as string).toLowerCase());
-    return machine ? { status: 200, body: view(machine) } : apiError(404, 'ResourceNotFound', `Machine ${match[1]} was not found`);
-  }
-  if ((match = /^\/api\/machines\/([^/]+)\/(isolate|unisolate)$/.exec(path)) && request.method === 'POST') {
-    return post(tenant, request, decodeURIComponent(match[1] as string).toLowerCase(), match[2] === 'isolate' ? 'Isolate' : 'Unisolate');
-  }
-  if (path === '/api/machineactions' && request.method === 'GET') {
-    const text = request.query.get('$filter') ?? '';
-    const terms = text === '' ? [] : equalities(text, ['machineId']);
-    if (!terms) return apiError(400, 'InvalidRequest', 'unsupported $filter');
-    if (terms.length > 1 && !tenant.defenderAcceptsOr) return apiError(400, 'InvalidRequest', "'or' is not supported in $filter");
-    const machineIds = new Set(terms.map(([, value]) => value));
-    const all = tenant.machineActions.filter((a) => machineIds.size === 0 || machineIds.has(a.machineId));
-    return page(all.map(actionView), tenant.defenderPageSize, request);
-  }
-  if ((match = /^\/api\/machineactions\/([^/]+)$/.exec(path)) && request.method === 'GET') {
-    const action = tenant.machineActions.find((a) => a.id === match?.[1]);
-    return action ? { status: 200, body: actionView(action) } : apiError(404, 'ResourceNotFound', 'Machine action was not found');
+/** Which Defender API a call is to (its quota's name), or undefined when the sandbox serves no such API. */
+export function defenderApiOf(method: string, path: string): DefenderApiName | undefined {
+  return apiFor(method, path)?.api.name;
+}
+
+interface DefenderApi {
+  name: DefenderApiName;
+  method: 'GET' | 'POST';
+  path: RegExp;
+  answer(tenant: SandboxTenant, request: SandboxRequest, match: RegExpExecArray): SandboxAnswer;
+}
+
+const DEFENDER_API_TABLE: readonly DefenderApi[] = [
+  { name: 'defender-machines', method: 'GET', path: /^\/api\/machines$/, answer: findMachines },
+  {
+    name: 'defender-machine',
+    method: 'GET',
+    path: /^\/api\/machines\/([^/]+)$/,
+    answer(tenant, _request, match) {
+      const machine = tenant.machines.get(decodeURIComponent(match[1] as string).toLowerCase());
+      return machine ? { status: 200, body: view(machine) } : apiError(404, 'ResourceNotFound', `Machine ${match[1]} was not found`);
+    },
+  },
+  {
+    name: 'defender-isolate',
+    method: 'POST',
+    path: /^\/api\/machines\/([^/]+)\/isolate$/,
+    answer: (tenant, request, match) => post(tenant, request, decodeURIComponent(match[1] as string).toLowerCase(), 'Isolate'),
+  },
+  {
+    name: 'defender-unisolate',
+    method: 'POST',
+    path: /^\/api\/machines\/([^/]+)\/unisolate$/,
+    answer: (tenant, request, match) => post(tenant, request, decodeURIComponent(match[1] as string).toLowerCase(), 'Unisolate'),
+  },
+  {
+    name: 'defender-machine-actions',
+    method: 'GET',
+    path: /^\/api\/machineactions$/,
+    answer(tenant, request) {
+      const text = request.query.get('$filter') ?? '';
+      const terms = text === '' ? [] : equalities(text, ['machineId']);
+      if (!terms) return apiError(400, 'InvalidRequest', 'unsupported $filter');
+      if (terms.length > 1 && !tenant.defenderAcceptsOr) return apiError(400, 'InvalidRequest', "'or' is not supported in $filter");
+      const machineIds = new Set(terms.map(([, value]) => value));
+      const all = tenant.machineActions.filter((a) => machineIds.size === 0 || machineIds.has(a.machineId));
+      return page(all.map(actionView), tenant.defenderPageSize, request);
+    },
+  },
+  {
+    name: 'defender-machine-action',
+    method: 'GET',
+    path: /^\/api\/machineactions\/([^/]+)$/,
+    answer(tenant, _request, match) {
+      const action = tenant.machineActions.find((a) => a.id === match[1]);
+      return action ? { status: 200, body: actionView(action) } : apiError(404, 'ResourceNotFound', 'Machine action was not found');
+    },
+  },
+];
+
+function apiFor(method: string, path: string): { api: DefenderApi; match: RegExpExecArray } | undefined {
+  for (const api of DEFENDER_API_TABLE) {
+    const match = api.method === method ? api.path.exec(path) : null;
+    if (match) return { api, match };
   }
   return undefined;
+}
+
+function findMachines(tenant: SandboxTenant, request: SandboxRequest): SandboxAnswer {
+  const text = request.query.get('$filter') ?? '';
+  const prefix = /^startswith\(computerDnsName,'((?:[^']|'')*)'\)$/.exec(text);
+  const terms = prefix ? undefined : equalities(text, ['id', 'computerDnsName', 'aadDeviceId']);
+  if (!prefix && !terms) return apiError(400, 'InvalidRequest', 'unsupported $filter');
+  if (terms && terms.length > 1 && !tenant.defenderAcceptsOr) return apiError(400, 'InvalidRequest', "'or' is not supported in $filter");
+  const found = [...tenant.machines.values()].filter((m) =>
+    terms
+      ? terms.some(([field, value]) => (m[field as 'id' | 'computerDnsName' | 'aadDeviceId'] ?? '').toLowerCase() === value)
+      : m.computerDnsName.toLowerCase().startsWith(unquote((prefix as RegExpExecArray)[1] as string)),
+  );
+  return found.length ? { status: 200, body: { value: found.map(view) } } : apiError(404, 'ResourceNotFound', 'Machines were not found');
 }
 
 /** `field eq 'value'`, alone or joined by ` or ` (OData V4), on the fields given: [field, lower-cased value] each, or undefined. */

@@ -85,7 +85,7 @@ export class Sandbox {
     for (const [role, required] of fresh.activationApproval) tenant.activationApproval.set(role, required);
     tenant.calls.length = 0;
     tenant.actionCompletionMs = fresh.actionCompletionMs;
-    tenant.defenderQuota = { ...fresh.defenderQuota };
+    tenant.defenderQuotas = { ...fresh.defenderQuotas };
     tenant.defenderAcceptsOr = fresh.defenderAcceptsOr;
     tenant.defenderPageSize = fresh.defenderPageSize;
     tenant.graphWriteQuota = { ...fresh.graphWriteQuota };

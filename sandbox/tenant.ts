@@ -109,6 +109,27 @@ export interface CallRecord {
   at?: number;
 }
 
+/** The Defender for Endpoint APIs the sandbox serves, each limited apart as Defender documents it (reference/defender.md). */
+export const DEFENDER_APIS = [
+  'defender-machines',
+  'defender-machine',
+  'defender-machine-actions',
+  'defender-machine-action',
+  'defender-isolate',
+  'defender-unisolate',
+] as const;
+export type DefenderApiName = (typeof DEFENDER_APIS)[number];
+
+/** At most `max` calls in any `windowMs`. */
+export interface Quota {
+  max: number;
+  windowMs: number;
+}
+
+/** The same quota for every Defender API. */
+const everyDefenderApi = (quota: Quota): Record<DefenderApiName, Quota> =>
+  Object.fromEntries(DEFENDER_APIS.map((api) => [api, { ...quota }])) as Record<DefenderApiName, Quota>;
+
 export const DEMO = {
   adele: '6e7b768e-07e2-4810-8459-485f84f8f204',
   jsmith: '3c5a1e8e-2f62-4d8b-9c11-7a0d3b4c5e6f',
@@ -179,14 +200,14 @@ export class SandboxTenant {
   /** Machine actions complete this long after they are posted (Defender: seconds to minutes). */
   actionCompletionMs = 0;
   /** Graph's identity write quota (reference/graph.md: 3,000 per 2.5 minutes per app and tenant); tests compress it. */
-  graphWriteQuota = { max: 3000, windowMs: 150_000 };
+  graphWriteQuota: Quota = { max: 3000, windowMs: 150_000 };
   /**
    * ID Protection's quota: about 1 request per second per tenant (reference/idprotection.md). Unlimited unless a test or
    * benchmark sets it: executors tested alone call it unpaced, and the engine paces itself to 1/s by default.
    */
-  idProtectionQuota = { max: Number.MAX_SAFE_INTEGER, windowMs: 1000 };
-  /** Defender's per-API quota: 100 calls per minute (reference/defender.md). Tests and benchmarks may compress it. */
-  defenderQuota = { max: 100, windowMs: 60_000 };
+  idProtectionQuota: Quota = { max: Number.MAX_SAFE_INTEGER, windowMs: 1000 };
+  /** Defender's quota of each API: 100 calls per minute (reference/defender.md). Tests and benchmarks may compress them. */
+  defenderQuotas: Record<DefenderApiName, Quota> = everyDefenderApi({ max: 100, windowMs: 60_000 });
   /** Whether Defender's filters may join equalities with `or` (OData V4; its docs show no example): a test can refuse it. */
   defenderAcceptsOr = true;
   /** Items per page of a Defender collection (machine actions); past it, the answer carries an @odata.nextLink. */
@@ -225,6 +246,11 @@ export class SandboxTenant {
     });
     this.addMachine({ id: DEMO_DEVICES.websrv1, computerDnsName: 'websrv1.contoso.com', aadDeviceId: null, riskScore: 'Medium', machineTags: ['server'] });
     this.addMachine({ id: DEMO_DEVICES.dc01, computerDnsName: 'dc01.contoso.com', aadDeviceId: null, riskScore: 'Low', machineTags: ['critical', 'server'] });
+  }
+
+  /** One quota for every Defender API (each still counted apart): how tests and benchmarks compress or lift them. */
+  setDefenderQuota(quota: Quota): void {
+    this.defenderQuotas = everyDefenderApi(quota);
   }
 
   addMachine(machine: Partial<SandboxMachine> & Pick<SandboxMachine, 'id' | 'computerDnsName'>): SandboxMachine {

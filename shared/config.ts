@@ -1,6 +1,6 @@
 import { runningInAzure } from './auth/caller';
 import { parseBudgets, type Budget } from './coordination/budget';
-import { DEFAULT_API_BUDGETS, PACED_APIS, type PacedApi } from './coordination/pacer';
+import { DEFAULT_API_BUDGETS, everyDefenderApi, PACED_APIS, type PacedApi } from './coordination/pacer';
 import { CLOUD_PRESETS, CLOUDS, type CloudEndpoints, type CloudName } from './cloud';
 import { ConfigError } from './errors';
 import type { Mode } from './policy/schema';
@@ -55,7 +55,8 @@ export interface ResponderConfig {
   ledgerTable: string;
   /**
    * RESPONDER_RATE_LIMITS: the API budgets the engine paces itself to, over the documented defaults, e.g.
-   * `defender=100/60s+1500/1h; idprotection=1/1s` (`off` paces nothing for that API). Benchmarks compress them.
+   * `defender-isolate=100/60s+1500/1h; idprotection=1/1s` (`off` paces nothing for that API). `defender=…` sets every
+   * Defender API at once, and an entry for one of them after it wins. Benchmarks compress them.
    */
   rateLimits: Record<PacedApi, Budget[]>;
   /** RESPONDER_FOLLOW_UP_SECONDS: wait before reading a pending Defender machine action again (default 30). */
@@ -248,16 +249,21 @@ export function resetConfig(): void {
   current = undefined;
 }
 
+/** In RESPONDER_RATE_LIMITS, the budgets for every Defender API at once: Defender documents one limit for each. */
+const DEFENDER_SHORTHAND = 'defender';
+
 function rateLimitSetting(text: string | undefined, problems: string[]): Record<PacedApi, Budget[]> {
   const limits = { ...DEFAULT_API_BUDGETS };
+  const names = [DEFENDER_SHORTHAND, ...PACED_APIS];
   for (const entry of (text ?? '').split(';').filter((e) => e.trim())) {
     const [name, value] = entry.split('=').map((part) => part.trim()) as [string, string | undefined];
-    if (!(PACED_APIS as readonly string[]).includes(name) || !value) {
-      problems.push(`RESPONDER_RATE_LIMITS: ${JSON.stringify(entry.trim())} must be <api>=<budgets> with api one of ${PACED_APIS.join(', ')}`);
+    if (!names.includes(name) || !value) {
+      problems.push(`RESPONDER_RATE_LIMITS: ${JSON.stringify(entry.trim())} must be <api>=<budgets> with api one of ${names.join(', ')}`);
       continue;
     }
     try {
-      limits[name as PacedApi] = value === 'off' ? [] : parseBudgets(value);
+      const budgets = value === 'off' ? [] : parseBudgets(value);
+      Object.assign(limits, name === DEFENDER_SHORTHAND ? everyDefenderApi(budgets) : { [name]: budgets });
     } catch (error) {
       problems.push(`RESPONDER_RATE_LIMITS: ${name}: ${(error as Error).message}`);
     }

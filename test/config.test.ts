@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { defenderScopeFor, scopeFor } from '../shared/cloud';
 import { readConfig } from '../shared/config';
+import { DEFENDER_APIS } from '../shared/coordination/pacer';
 
 const base = { AZURE_TENANT_ID: '5f1c7a3e-0b2d-4e6f-8a9b-1c2d3e4f5a6b', RESPONDER_AUDIENCE: 'api://x' };
 
@@ -90,7 +91,7 @@ describe('the pipeline tuning settings', () => {
       RESPONDER_RETRY_BASE_SECONDS: '0.17',
     });
     expect(tuned.problems).toEqual([]);
-    expect(tuned.rateLimits.defender).toEqual([{ max: 100, windowMs: 1000 }]);
+    for (const api of DEFENDER_APIS) expect(tuned.rateLimits[api]).toEqual([{ max: 100, windowMs: 1000 }]);
     expect(tuned.rateLimits.idprotection).toEqual([]);
     expect(tuned.rateLimits['graph-writes']).toEqual([{ max: 3000, windowMs: 150_000 }]);
     expect([tuned.followUpMs, tuned.runningLeaseMs, tuned.retryBaseMs]).toEqual([500, 60_000, 170]);
@@ -98,11 +99,31 @@ describe('the pipeline tuning settings', () => {
       readConfig({ ...base, RESPONDER_RATE_LIMITS: 'mde=1/1s; defender=fast', RESPONDER_FOLLOW_UP_SECONDS: 'soon', RESPONDER_RUNNING_LEASE_SECONDS: '0' })
         .problems,
     ).toEqual([
-      'RESPONDER_RATE_LIMITS: "mde=1/1s" must be <api>=<budgets> with api one of defender, graph-writes, idprotection',
+      'RESPONDER_RATE_LIMITS: "mde=1/1s" must be <api>=<budgets> with api one of defender, defender-machines, defender-machine, defender-machine-actions, defender-isolate, defender-unisolate, graph-writes, idprotection',
       'RESPONDER_RATE_LIMITS: defender: "fast" is not a budget such as 100/60s or 1500/1h',
       'RESPONDER_FOLLOW_UP_SECONDS must be a number of seconds between 0.1 and 3600, got "soon"',
       'RESPONDER_RUNNING_LEASE_SECONDS must be a number of seconds between 1 and 3600, got "0"',
     ]);
+  });
+
+  it('pace each Defender API apart: `defender=…` sets them all, and an entry for one after it wins', () => {
+    expect(readConfig(base).rateLimits['defender-isolate']).toEqual([
+      { max: 100, windowMs: 60_000 },
+      { max: 1500, windowMs: 3_600_000 },
+    ]);
+    const { rateLimits, problems } = readConfig({ ...base, RESPONDER_RATE_LIMITS: 'defender-machine=5/1s; defender=20/1s; defender-isolate=10/1s+50/1m' });
+    expect(problems).toEqual([]);
+    expect(Object.fromEntries(DEFENDER_APIS.map((api) => [api, rateLimits[api]]))).toEqual({
+      'defender-machines': [{ max: 20, windowMs: 1000 }],
+      'defender-machine': [{ max: 20, windowMs: 1000 }],
+      'defender-machine-actions': [{ max: 20, windowMs: 1000 }],
+      'defender-isolate': [
+        { max: 10, windowMs: 1000 },
+        { max: 50, windowMs: 60_000 },
+      ],
+      'defender-unisolate': [{ max: 20, windowMs: 1000 }],
+    });
+    expect(readConfig({ ...base, RESPONDER_RATE_LIMITS: 'defender=off; defender-isolate=1/1s' }).rateLimits['defender-machine-actions']).toEqual([]);
   });
 
   it('read a time scale for drills, 1 unless set, and refuse one that would slow time down', () => {

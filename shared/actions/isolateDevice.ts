@@ -25,8 +25,8 @@ export interface IsolationSnapshot {
  */
 export const isolateDevice: ActionExecutor = {
   kind: 'isolateDevice',
-  // The post; reads are paced as they are made (shared/actions/execute.ts). A follow-up only reads.
-  apiCost: (command) => ({ defender: command.followUp ? 0 : 1 }),
+  // The post; reads are paced as they are made, batched (shared/actions/execute.ts). A follow-up only reads.
+  apiCost: (command) => (command.followUp ? {} : { 'defender-isolate': 1 }),
   async execute(command, { devices, target }) {
     if (!devices) return noDefender();
     const machine = deviceOf(target);
@@ -76,7 +76,7 @@ export const isolateDevice: ActionExecutor = {
  */
 export const unisolateDevice: ActionExecutor = {
   kind: 'unisolateDevice',
-  apiCost: (command) => ({ defender: command.followUp ? 0 : 1 }),
+  apiCost: (command) => (command.followUp ? {} : { 'defender-unisolate': 1 }),
   async execute(command, { devices, snapshot, target }) {
     const isolation = snapshot as IsolationSnapshot | undefined;
     if (!devices) return noDefender();

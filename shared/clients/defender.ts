@@ -4,7 +4,7 @@ import type { ResponderConfig } from '../config';
 import { ConfigError } from '../errors';
 import { ApiError, parseRetryAfter } from './apiError';
 import { azureCredential } from './credential';
-import type { Pace, PacedApi } from '../coordination/pacer';
+import type { DefenderApi, Pace } from '../coordination/pacer';
 
 /** Defender for Endpoint's Machine, the fields the engine uses (reference/defender.md). */
 export interface Machine {
@@ -61,19 +61,6 @@ export interface DeviceListReads {
 }
 
 /**
- * The Defender API each request is made to, and the budget it is paced on: Defender limits calls per API
- * (reference/defender.md), so this is the one place a request's API is named.
- */
-const PACED_AS = {
-  listMachines: 'defender',
-  getMachine: 'defender',
-  listMachineActions: 'defender',
-  isolate: 'defender',
-  unisolate: 'defender',
-} as const satisfies Record<string, PacedApi>;
-type DefenderApi = keyof typeof PACED_AS;
-
-/**
  * Defender for Endpoint over fetch (there is no official JS SDK), with a bearer token from the engine's credential.
  * Body field names are case-sensitive (`Comment`, `IsolationType`). Every failure leaves as an ApiError.
  */
@@ -82,14 +69,14 @@ export class DefenderDevices implements Devices, DeviceListReads {
     private readonly endpoint: string,
     private readonly credential: TokenCredential,
     private readonly scope: string,
-    /** Called before every request: Defender's 100/min and 1,500/h hold across all instances. */
+    /** Called before every request with the API it calls: Defender's 100/min and 1,500/h per API hold across all instances. */
     private readonly pace: Pace = async () => undefined,
     private readonly timeoutMs = 20_000,
   ) {}
 
   async getMachine(id: string): Promise<Machine | undefined> {
     try {
-      return await this.request<Machine>('getMachine', 'GET', `/api/machines/${encodeURIComponent(id)}`);
+      return await this.request<Machine>('defender-machine', 'GET', `/api/machines/${encodeURIComponent(id)}`);
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) return undefined;
       throw error;
@@ -113,20 +100,23 @@ export class DefenderDevices implements Devices, DeviceListReads {
   }
 
   machineActionsOf(machineIds: readonly string[]): Promise<MachineAction[]> {
-    return this.list('listMachineActions', `/api/machineactions?$filter=${encodeURIComponent(anyOf('machineId', machineIds))}`);
+    return this.list('defender-machine-actions', `/api/machineactions?$filter=${encodeURIComponent(anyOf('machineId', machineIds))}`);
   }
 
   isolate(machineId: string, comment: string, isolationType: 'Full' | 'Selective'): Promise<MachineAction> {
-    return this.request('isolate', 'POST', `/api/machines/${encodeURIComponent(machineId)}/isolate`, { Comment: comment, IsolationType: isolationType });
+    return this.request('defender-isolate', 'POST', `/api/machines/${encodeURIComponent(machineId)}/isolate`, {
+      Comment: comment,
+      IsolationType: isolationType,
+    });
   }
 
   unisolate(machineId: string, comment: string): Promise<MachineAction> {
-    return this.request('unisolate', 'POST', `/api/machines/${encodeURIComponent(machineId)}/unisolate`, { Comment: comment });
+    return this.request('defender-unisolate', 'POST', `/api/machines/${encodeURIComponent(machineId)}/unisolate`, { Comment: comment });
   }
 
   private async listMachines(filter: string): Promise<Machine[]> {
     try {
-      return await this.list<Machine>('listMachines', `/api/machines?$filter=${encodeURIComponent(filter)}`);
+      return await this.list<Machine>('defender-machines', `/api/machines?$filter=${encodeURIComponent(filter)}`);
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) return []; // "404 when nothing matches"
       throw error;
@@ -148,8 +138,9 @@ export class DefenderDevices implements Devices, DeviceListReads {
     return items;
   }
 
+  /** One call to `api`, paced to that API's own budget (Defender limits calls per API: reference/defender.md). */
   private async request<T>(api: DefenderApi, method: string, path: string, body?: unknown): Promise<T> {
-    await this.pace(PACED_AS[api]);
+    await this.pace(api);
     let response: Response;
     try {
       const { token } = (await this.credential.getToken(this.scope)) ?? { token: '' };

@@ -3,21 +3,42 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { release, restamp, spend, type Budget, type BudgetAnswer, type BudgetRecord } from './budget';
 import type { SharedState } from './sharedState';
 
-/** The API budgets the engine paces itself to (reference/defender.md, graph.md). */
-export const PACED_APIS = ['defender', 'graph-writes', 'idprotection'] as const;
+/** The Defender for Endpoint APIs the engine calls: Defender counts each API's calls apart (reference/defender.md). */
+export const DEFENDER_APIS = ['defender-machines', 'defender-machine', 'defender-machine-actions', 'defender-isolate', 'defender-unisolate'] as const;
+export type DefenderApi = (typeof DEFENDER_APIS)[number];
+
+/** The API budgets the engine paces itself to (reference/defender.md, graph.md, idprotection.md). */
+export const PACED_APIS = [...DEFENDER_APIS, 'graph-writes', 'idprotection'] as const;
 export type PacedApi = (typeof PACED_APIS)[number];
 
+/** "Rate limitations for this API are 100 calls per minute and 1500 calls per hour", on each Defender API's page. */
+const DEFENDER_API_BUDGET: Budget[] = [
+  { max: 100, windowMs: 60_000 },
+  { max: 1500, windowMs: 3_600_000 },
+];
+
 export const DEFAULT_API_BUDGETS: Record<PacedApi, Budget[]> = {
-  // 100 calls per minute and 1,500 per hour. Counted over all Defender calls: stricter than "per API", never looser.
-  defender: [
-    { max: 100, windowMs: 60_000 },
-    { max: 1500, windowMs: 3_600_000 },
-  ],
-  // Identity and access writes: 3,000 per 2.5 minutes per app and tenant.
+  // GET /api/machines?$filter=…: defender-endpoint/api/get-machines.md.
+  'defender-machines': DEFENDER_API_BUDGET,
+  // GET /api/machines/{id}: defender-endpoint/api/get-machine-by-id.md.
+  'defender-machine': DEFENDER_API_BUDGET,
+  // GET /api/machineactions?$filter=…: defender-endpoint/api/get-machineactions-collection.md.
+  'defender-machine-actions': DEFENDER_API_BUDGET,
+  // POST /api/machines/{id}/isolate: defender-endpoint/api/isolate-machine.md.
+  'defender-isolate': DEFENDER_API_BUDGET,
+  // POST /api/machines/{id}/unisolate: defender-endpoint/api/unisolate-machine.md.
+  'defender-unisolate': DEFENDER_API_BUDGET,
+  // Identity and access writes: 3,000 per 2.5 minutes per app and tenant (Graph concepts/throttling.md), so every
+  // instance of one engine shares it; the 18,000 per 5 minutes per tenant is beyond what one app can reach.
   'graph-writes': [{ max: 3000, windowMs: 150_000 }],
-  // ID Protection: 1 request per second per tenant, and its 429 carries no Retry-After.
+  // ID Protection: 1 request per second per tenant, shared with every other app, and its 429 carries no Retry-After.
   idprotection: [{ max: 1, windowMs: 1000 }],
 };
+
+/** The same budgets for every Defender API, each still counted apart: what `defender=…` in RESPONDER_RATE_LIMITS sets. */
+export function everyDefenderApi(budgets: Budget[]): Record<DefenderApi, Budget[]> {
+  return Object.fromEntries(DEFENDER_APIS.map((api) => [api, budgets])) as Record<DefenderApi, Budget[]>;
+}
 
 /**
  * A call the engine itself held back because an API's budget is spent: not an answer from the API. The worker defers

@@ -11,11 +11,12 @@ import { BatchedDevices } from '../../shared/clients/batchedDevices';
 import { createDefenderDevices } from '../../shared/clients/defender';
 import { createGraphDirectory } from '../../shared/clients/graph';
 import { SentinelReports } from '../../shared/clients/sentinel';
-import { Pacer, PACED_APIS, type PacedApi } from '../../shared/coordination/pacer';
+import { Pacer, PACED_APIS, type ApiCosts, type PacedApi, type Reservation } from '../../shared/coordination/pacer';
 import { MemorySharedState } from '../../shared/coordination/sharedState';
 import { compilePolicy } from '../../shared/policy/decide';
 import { parsePolicy } from '../../shared/policy/load';
 import { command } from '../fixtures/commands';
+import { defenderApiOf } from '../../sandbox/defender';
 import { DEMO, DEMO_DEVICES, SECURITY_ADMINISTRATOR } from '../../sandbox/tenant';
 import { useSandboxContext } from '../support/sandboxContext';
 
@@ -36,16 +37,36 @@ const jsmith: ActionTarget = { type: 'user', upn: 'jsmith@contoso.com' };
 const megan: ActionTarget = { type: 'user', id: DEMO.megan };
 const wks: ActionTarget = { type: 'device', id: DEMO_DEVICES.wks042 };
 
-/** The overdraws an execution logged, and its outcome. */
+/**
+ * What an execution did: its outcome, the overdraws it logged, the paced calls made beyond all it reserved (the
+ * target's lookup included), and its Defender calls by the API each was paced to and by the API Defender counted.
+ */
 interface Metered {
   outcome: ExecutionOutcome;
   overdrawn: Array<{ kind: string; api: string; declared: number; made: number }>;
+  unreserved: Array<{ api: PacedApi; reserved: number; made: number }>;
   calls: number;
+  defender: { paced: string[]; counted: string[] };
+}
+
+/** Defender reads: BatchedDevices paces them on the shared budget, never on an execution's reservation. */
+const SHARED_READS = new Set<PacedApi>(['defender-machines', 'defender-machine', 'defender-machine-actions']);
+
+/** The metered execution's paced calls, in order, and what it reserved. */
+const paced: PacedApi[] = [];
+const reserved: ApiCosts[] = [];
+
+/** A real Pacer that also keeps what each execution reserves. */
+class RecordingPacer extends Pacer {
+  override reserve(costs: ApiCosts, into?: Reservation): Promise<Reservation> {
+    reserved.push(costs);
+    return super.reserve(costs, into);
+  }
 }
 
 /** The clients an execution uses, paced by `pacer`, as composition wires them (or a raw Defender client, `unbatched`). */
 async function pacedWorld(pacer: Pacer, { unbatched = false } = {}): Promise<World> {
-  const pace = (api: PacedApi) => pacer.take(api);
+  const pace = (api: PacedApi) => (paced.push(api), pacer.take(api));
   const settings = {
     authorityHost: 'https://login.microsoftonline.com',
     cloud: 'AzurePublicCloud' as const,
@@ -67,26 +88,47 @@ interface World {
 
 let roomy: World;
 beforeAll(async () => {
-  roomy = await pacedWorld(new Pacer(new MemorySharedState(), ROOMY));
+  roomy = await pacedWorld(new RecordingPacer(new MemorySharedState(), ROOMY));
 });
 
-async function meter(executor: ActionExecutor | undefined, cmd: ActionCommand, snapshot?: unknown, { pacer, context }: World = roomy): Promise<Metered> {
+async function meter(
+  executor: ActionExecutor | undefined,
+  cmd: ActionCommand,
+  snapshot?: unknown,
+  { pacer, context }: World = roomy,
+  policy = ENFORCE,
+): Promise<Metered> {
   const lines: string[] = [];
   const log = pino({ level: 'error' }, new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) }));
   const before = env.sandbox.tenant.calls.length;
+  paced.length = 0;
+  reserved.length = 0;
   const deps: ExecutionDeps = {
     executors: { [cmd.kind]: executor ?? EXECUTORS[cmd.kind] },
     executionContext: async () => ({ ...context, ...(snapshot !== undefined && { snapshot }) }),
-    policy: ENFORCE,
+    policy,
     modeOverride: 'enforce',
     pacer,
     snapshotOf: async () => undefined,
   };
   const outcome = await executeCommand(deps, cmd, log);
+  const calls = env.sandbox.tenant.calls.slice(before);
   const overdrawn = lines
     .map((line) => JSON.parse(line) as Record<string, unknown>)
     .filter((line) => line.overdrawn === true) as unknown as Metered['overdrawn'];
-  return { outcome, overdrawn, calls: env.sandbox.tenant.calls.length - before };
+  const unreserved = [...new Set(paced.filter((api) => !SHARED_READS.has(api)))]
+    .map((api) => ({ api, reserved: reserved.reduce((n, costs) => n + (costs[api] ?? 0), 0), made: paced.filter((p) => p === api).length }))
+    .filter(({ reserved, made }) => made > reserved);
+  return {
+    outcome,
+    overdrawn,
+    unreserved,
+    calls: calls.length,
+    defender: {
+      paced: paced.filter((api) => api.startsWith('defender-')),
+      counted: calls.flatMap((call) => defenderApiOf(call.method, call.path) ?? []),
+    },
+  };
 }
 
 const run = (kind: ActionKind, target: ActionTarget, overrides: Partial<ActionCommand> = {}, snapshot?: unknown) =>
@@ -129,6 +171,13 @@ describe('an executor cannot make a paced call it did not reserve', () => {
       ],
     },
     {
+      what: 'isolateDevice on a device found by its Entra device id, then by its name',
+      steps: [
+        ['isolateDevice', { type: 'device', aadDeviceId: '80e2f5c1-3b7a-4c55-9d0e-1f2a3b4c5d6e' }, {}, 'pending'],
+        ['isolateDevice', { type: 'device', fqdn: 'websrv1.contoso.com' }, { mode: 'audit' }, 'audited'],
+      ],
+    },
+    {
       what: 'requirePimReapproval: audit, an activation ended, nothing left',
       steps: [
         ['requirePimReapproval', megan, { mode: 'audit' }, 'audited'],
@@ -141,10 +190,13 @@ describe('an executor cannot make a paced call it did not reserve', () => {
   it.each(paths)('$what', async ({ steps }) => {
     env.sandbox.tenant.actionCompletionMs = 0;
     for (const [kind, target, overrides, reaches] of steps) {
-      const { outcome, overdrawn, calls } = await run(kind, target, overrides);
+      const { outcome, overdrawn, unreserved, calls, defender } = await run(kind, target, overrides);
       expect(outcome.outcome).toBe(reaches);
       expect(calls).toBeGreaterThan(0);
       expect(overdrawn).toEqual([]);
+      expect(unreserved).toEqual([]);
+      // Each Defender call is paced to the budget of the API Defender counts it against.
+      expect(defender.paced).toEqual(defender.counted);
     }
   });
 
@@ -171,41 +223,70 @@ describe('an executor cannot make a paced call it did not reserve', () => {
     const isolated = await run('isolateDevice', wks, { followUp: 1 });
     const released = await run('unisolateDevice', wks, {}, (isolated.outcome as { rollback: unknown }).rollback);
     expect(released.outcome.outcome).toBe('pending');
-    expect(released.overdrawn).toEqual([]);
-    expect((await run('unisolateDevice', wks, { followUp: 1 }, (isolated.outcome as { rollback: unknown }).rollback)).overdrawn).toEqual([]);
+    expect(released).toMatchObject({ overdrawn: [], unreserved: [] });
+    expect(released.defender.paced.filter((api) => api === 'defender-unisolate')).toHaveLength(1);
+    expect(released.defender.counted).toEqual(released.defender.paced);
+    const followed = await run('unisolateDevice', wks, { followUp: 1 }, (isolated.outcome as { rollback: unknown }).rollback);
+    expect(followed).toMatchObject({ overdrawn: [], unreserved: [] });
+    expect(followed.defender.paced).not.toContain('defender-unisolate');
+  });
+
+  it("reads the records sharing a device's name when protection needs them, paced to the machines list", async () => {
+    const listingDefenderIds = compilePolicy(
+      parsePolicy(`version: 1\nmode: enforce\nprotected: { devices: ['${DEMO_DEVICES.dc01}'] }\nrules: []\n`, 'test policy'),
+    );
+    const { outcome, unreserved, defender } = await meter(undefined, command('isolateDevice', wks, { mode: 'audit' }), undefined, roomy, listingDefenderIds);
+    expect(outcome.outcome).toBe('audited');
+    expect(defender.counted).toContain('defender-machines');
+    expect(defender.counted).toEqual(defender.paced);
+    expect(unreserved).toEqual([]);
   });
 
   it('catches a Defender read made on the reservation, not through the batcher', async () => {
     const unbatched = await pacedWorld(new Pacer(new MemorySharedState(), ROOMY), { unbatched: true });
-    const { outcome, overdrawn } = await meter(undefined, command('isolateDevice', wks), undefined, unbatched);
+    const { outcome, overdrawn } = await meter(undefined, command('isolateDevice', { type: 'device', id: DEMO_DEVICES.websrv1 }), undefined, unbatched);
     expect(outcome.outcome).toBe('pending');
-    expect(overdrawn).toEqual([expect.objectContaining({ kind: 'isolateDevice', api: 'defender', declared: 1, made: 3 })]);
+    expect(overdrawn).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ kind: 'isolateDevice', api: 'defender-machine', declared: 0, made: 1 }),
+        expect.objectContaining({ kind: 'isolateDevice', api: 'defender-machine-actions', declared: 0, made: 1 }),
+      ]),
+    );
   });
 
   it('makes Defender reads wait their turn on the shared budget once the post is reserved, rather than defer it', async () => {
-    // Two calls per 10 s, on a clock the waits move: one reserved for the post, one for the lookup; the machine-actions
-    // read waits for the window to free up, then the post is made.
+    // The machine-actions API has one call per 10 s and another instance just made it: the execution's read waits for
+    // the window to free up (on a clock the waits move), then the post is made.
     const clock = { now: Date.now() };
     const pacer = new Pacer(
       new MemorySharedState(),
-      { ...ROOMY, defender: [{ max: 2, windowMs: 10_000 }] },
+      { ...ROOMY, 'defender-machine-actions': [{ max: 1, windowMs: 10_000 }] },
       { now: () => clock.now, sleep: async (ms) => void (clock.now += ms), maxInlineWaitMs: 0 },
     );
+    await pacer.take('defender-machine-actions');
     const started = clock.now;
-    const { outcome, overdrawn } = await meter(undefined, command('isolateDevice', wks), undefined, await pacedWorld(pacer));
+    const device: ActionTarget = { type: 'device', id: DEMO_DEVICES.dc01 };
+    const { outcome, overdrawn, defender } = await meter(undefined, command('isolateDevice', device), undefined, await pacedWorld(pacer));
     expect(outcome.outcome).toBe('pending');
     expect(overdrawn).toEqual([]);
     expect(clock.now - started).toBeGreaterThanOrEqual(10_000);
-    expect(env.sandbox.tenant.defenderCalls()).toEqual({ machine: 1, 'machine-actions': 1, isolate: 1 });
+    expect(defender.counted).toEqual(['defender-machine', 'defender-machine-actions', 'defender-isolate']);
   });
 
   it('defers the isolation before its post when a read cannot be paid for within a minute', async () => {
-    const tight = await pacedWorld(new Pacer(new MemorySharedState(), { ...ROOMY, defender: [{ max: 2, windowMs: 3_600_000 }] }, { maxInlineWaitMs: 0 }));
-    const { outcome, overdrawn } = await meter(undefined, command('isolateDevice', wks), undefined, tight);
-    expect(outcome).toMatchObject({ outcome: 'failed', class: 'paced', detail: expect.stringMatching(/the defender budget \(2 per 3600 s\) is spent/) });
+    const budgets = { ...ROOMY, 'defender-machine-actions': [{ max: 1, windowMs: 3_600_000 }], 'defender-isolate': [{ max: 1, windowMs: 3_600_000 }] };
+    const tight = await pacedWorld(new Pacer(new MemorySharedState(), budgets, { maxInlineWaitMs: 0 }));
+    await tight.pacer.take('defender-machine-actions');
+    const device: ActionTarget = { type: 'device', id: DEMO_DEVICES.websrv1 };
+    const { outcome, overdrawn, defender } = await meter(undefined, command('isolateDevice', device), undefined, tight);
+    expect(outcome).toMatchObject({
+      outcome: 'failed',
+      class: 'paced',
+      detail: expect.stringMatching(/the defender-machine-actions budget \(1 per 3600 s\) is spent/),
+    });
     expect(overdrawn).toEqual([]);
-    expect(env.sandbox.tenant.defenderCalls()).toEqual({ machine: 1 });
-    expect(await tight.pacer.reserve({ defender: 1 })).toBeDefined(); // the post's unit went back
+    expect(defender.counted).not.toContain('defender-isolate');
+    expect(await tight.pacer.reserve({ 'defender-isolate': 1 })).toBeDefined(); // the post's unit went back
   });
 
   it('catches an executor whose declaration undercounts', async () => {

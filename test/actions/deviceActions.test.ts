@@ -147,8 +147,8 @@ describe('isolateDevice through the Defender API', () => {
   });
 
   it('is transient at the quota (keeping Retry-After) and on a dropped connection', async () => {
-    tenant().defenderQuota = { max: 2, windowMs: 60_000 };
-    const outcome = await isolate(); // GET machine, GET actions, then the POST is the third call
+    tenant().defenderQuotas['defender-isolate'] = { max: 0, windowMs: 60_000 }; // the reads are within theirs
+    const outcome = await isolate();
     expect(outcome).toMatchObject({ outcome: 'failed', class: 'transient', status: 429, code: 'TooManyRequests' });
     expect((outcome as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(0);
     env.sandbox.reset();

@@ -201,9 +201,9 @@ describe('afterExecution: the transition each outcome produces for a running ent
     },
     {
       what: "paced: deferred for the budget's wait, spending no attempt, not reported",
-      outcome: { outcome: 'failed', class: 'paced', retryAfterMs: 8000, detail: 'the defender budget is spent' },
+      outcome: { outcome: 'failed', class: 'paced', retryAfterMs: 8000, detail: 'the defender-isolate budget is spent' },
       expect: {
-        write: { to: 'queued', note: `the defender budget is spent; deferred to ${new Date(NOW.getTime() + 8000).toISOString()}` },
+        write: { to: 'queued', note: `the defender-isolate budget is spent; deferred to ${new Date(NOW.getTime() + 8000).toISOString()}` },
         schedule: { command: { ...cmd, deferral: 1 }, at: new Date(NOW.getTime() + 8000) },
         result: 'deferred',
         report: undefined,

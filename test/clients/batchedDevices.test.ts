@@ -3,7 +3,7 @@ import pino from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BatchedDevices, FRESH_MACHINE_MS, MAX_BATCH } from '../../shared/clients/batchedDevices';
 import { createDefenderDevices, type DefenderDevices, type DeviceListReads, type Devices } from '../../shared/clients/defender';
-import { EnginePaced, Pacer, Reservation } from '../../shared/coordination/pacer';
+import { EnginePaced, everyDefenderApi, Pacer, Reservation } from '../../shared/coordination/pacer';
 import { MemorySharedState } from '../../shared/coordination/sharedState';
 import { DEMO_DEVICES, type CallRecord } from '../../sandbox/tenant';
 import { useSandboxContext } from '../support/sandboxContext';
@@ -210,7 +210,7 @@ describe('BatchedDevices: concurrent reads coalesced into list calls', () => {
 });
 
 describe('BatchedDevices and pacing', () => {
-  const budgets = { defender: [{ max: 100, windowMs: 60_000 }], 'graph-writes': [], idprotection: [] };
+  const budgets = { ...everyDefenderApi([{ max: 100, windowMs: 60_000 }]), 'graph-writes': [], idprotection: [] };
 
   it('paces a batch on the shared budget, never on the reservation of the execution whose read started it', async () => {
     const ids = addDevices(3);
@@ -222,13 +222,13 @@ describe('BatchedDevices and pacing', () => {
     expect(env.sandbox.tenant.defenderCalls()).toEqual({ machines: 1 });
     // The post an execution reserved is drawn from its reservation, as before.
     await pacer.within(reservations[0] as Reservation, () => batched.isolate(ids[0] as string, 'reserved post', 'Full'));
-    expect(reservations[0]?.overdrawn()).toEqual([{ api: 'defender', declared: 0, made: 1 }]);
+    expect(reservations[0]?.overdrawn()).toEqual([{ api: 'defender-isolate', declared: 0, made: 1 }]);
   });
 
   it("never batches a plan's reads with containment's: they are refused on their own when the budget is tight", async () => {
     const ids = addDevices(4);
     // A tenth of 20 calls a minute for plans: two.
-    const pacer = new Pacer(new MemorySharedState(), { ...budgets, defender: [{ max: 20, windowMs: 60_000 }] }, { maxInlineWaitMs: 0 });
+    const pacer = new Pacer(new MemorySharedState(), { ...budgets, 'defender-machine': [{ max: 20, windowMs: 60_000 }] }, { maxInlineWaitMs: 0 });
     const batched = new BatchedDevices(await createDefenderDevices(settings(), (api) => pacer.take(api)));
     const [planned, contained] = await Promise.all([
       pacer.sparing(() => Promise.allSettled(ids.slice(0, 3).map((id) => batched.getMachine(id)))),

@@ -1,7 +1,6 @@
-import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseBudgets, restamp, spend, type Budget, type BudgetRecord } from '../../shared/coordination/budget';
-import { EnginePaced, Pacer, DEFAULT_API_BUDGETS } from '../../shared/coordination/pacer';
+import type { BudgetRecord } from '../../shared/coordination/budget';
+import { EnginePaced, Pacer, DEFAULT_API_BUDGETS, everyDefenderApi, type PacedApi } from '../../shared/coordination/pacer';
 import { MemorySharedState, type SharedState } from '../../shared/coordination/sharedState';
 import { TableSharedState } from '../../shared/coordination/tableSharedState';
 import { openTableLedger } from '../../shared/ledger/tableLedger';
@@ -44,80 +43,53 @@ describe.each([
   });
 });
 
-describe('sliding-window budgets', () => {
-  it('never grant more than max uses in any window, whatever the arrival times', () => {
-    fc.assert(
-      fc.property(
-        fc.array(fc.integer({ min: 0, max: 5000 }), { minLength: 1, maxLength: 200 }),
-        fc.integer({ min: 1, max: 10 }),
-        fc.integer({ min: 1, max: 1000 }),
-        (gaps, max, windowMs) => {
-          const budgets: Budget[] = [{ max, windowMs }];
-          let record: BudgetRecord | undefined;
-          let now = 0;
-          const granted: number[] = [];
-          for (const gap of gaps) {
-            now += gap % 300;
-            const { next, result } = spend(record, budgets, now);
-            record = next;
-            if (result.granted) granted.push(now);
-            else expect(result.retryAt).toBeGreaterThan(now);
-          }
-          for (const at of granted) expect(granted.filter((t) => t > at - windowMs && t <= at).length).toBeLessThanOrEqual(max);
-        },
-      ),
-      { seed: 20261128, numRuns: 500 },
-    );
-  });
-
-  it('say when the fullest of several windows frees up', () => {
-    const budgets = parseBudgets('2/1s,3/10s');
-    let record: BudgetRecord | undefined;
-    const answers = [0, 100, 200, 1200, 1300].map((now) => {
-      const { next, result } = spend(record, budgets, now);
-      record = next;
-      return result;
-    });
-    expect(answers).toEqual([{ granted: true }, { granted: true }, { granted: false, retryAt: 1000 }, { granted: true }, { granted: false, retryAt: 10_000 }]);
-    expect(() => parseBudgets('100 per minute')).toThrow(/not a budget such as 100\/60s/);
-  });
-});
-
-describe('reserved uses', () => {
-  const budgets = [{ max: 3, windowMs: 1000 }];
-  it('move their stamp to when the call really goes out, if the window has room then', () => {
-    expect(restamp([[0, 300, 400]], budgets, 0, 700)).toEqual({ next: [[300, 400, 700]], result: { granted: true } });
-  });
-  it('keep the reservation and wait when the window is full at call time', () => {
-    expect(restamp([[100, 300, 400]], budgets, 50, 700)).toEqual({ next: [[100, 300, 400]], result: { granted: false, retryAt: 1100 } });
-  });
-});
-
 describe('the pacer', () => {
   it('reserves an execution’s calls up front; the calls inside draw on it, each stamped when it goes out', async () => {
     let now = 0;
     const state = new MemorySharedState();
-    const pacer = new Pacer(state, { ...DEFAULT_API_BUDGETS, defender: [{ max: 3, windowMs: 1000 }] }, { now: () => now, maxInlineWaitMs: 0 });
-    const reservation = await pacer.reserve({ defender: 3 });
-    await expect(pacer.reserve({ defender: 1 })).rejects.toBeInstanceOf(EnginePaced); // the budget is held
+    const pacer = new Pacer(state, { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 3, windowMs: 1000 }] }, { now: () => now, maxInlineWaitMs: 0 });
+    const reservation = await pacer.reserve({ 'defender-isolate': 3 });
+    await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toBeInstanceOf(EnginePaced); // the budget is held
     now = 200;
     await pacer.within(reservation, async () => {
-      await pacer.take('defender');
+      await pacer.take('defender-isolate');
       now = 300;
-      await pacer.take('defender');
+      await pacer.take('defender-isolate');
     });
-    const record = await state.update<BudgetRecord, BudgetRecord | undefined>('pace:defender', (r) => ({ next: r, result: r }));
-    expect(record).toEqual([[0, 200, 300]]); // one reservation stamp left unused, two calls stamped when made
+    const record = await state.update<BudgetRecord, BudgetRecord | undefined>('pace:defender-isolate', (r) => ({ next: r, result: r }));
+    // One reserved use left unused at 0; two calls counted when made, in the 17-ms buckets of the 2%-widened window.
+    expect(record).toEqual([
+      {
+        bucketMs: 17,
+        buckets: [
+          { start: 0, uses: 1 },
+          { start: 187, uses: 1 },
+          { start: 289, uses: 1 },
+        ],
+      },
+    ]);
+  });
+
+  it('paces each Defender API to its own budget, as Defender counts them: isolations spent leave the reads free', async () => {
+    const pacer = new Pacer(
+      new MemorySharedState(),
+      { ...DEFAULT_API_BUDGETS, ...everyDefenderApi([{ max: 2, windowMs: 1000 }]) },
+      { now: () => 0, maxInlineWaitMs: 0 },
+    );
+    await pacer.reserve({ 'defender-machine-actions': 1, 'defender-isolate': 2 });
+    await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toMatchObject({ name: 'EnginePaced', api: 'defender-isolate' });
+    await expect(pacer.reserve({ 'defender-machine': 2, 'defender-machine-actions': 1, 'defender-unisolate': 2 })).resolves.toBeDefined();
+    await expect(pacer.take('defender-machine-actions')).rejects.toMatchObject({ api: 'defender-machine-actions' });
   });
 
   it("spares a plan's reads only a tenth of a budget (one call per ten windows of a tiny one), and only while half is free", async () => {
     let now = 0;
     const pacer = new Pacer(
       new MemorySharedState(),
-      { ...DEFAULT_API_BUDGETS, defender: [{ max: 100, windowMs: 60_000 }], idprotection: [{ max: 1, windowMs: 1000 }] },
+      { ...DEFAULT_API_BUDGETS, 'defender-machine': [{ max: 100, windowMs: 60_000 }], idprotection: [{ max: 1, windowMs: 1000 }] },
       { now: () => now, maxInlineWaitMs: 0 },
     );
-    const spare = (api: 'defender' | 'idprotection') =>
+    const spare = (api: PacedApi) =>
       pacer
         .sparing(() => pacer.take(api))
         .then(
@@ -125,7 +97,7 @@ describe('the pacer', () => {
           () => 'refused',
         );
     const defender = [];
-    for (let i = 0; i < 12; i++) defender.push(await spare('defender'));
+    for (let i = 0; i < 12; i++) defender.push(await spare('defender-machine'));
     expect(defender.filter((r) => r === 'read')).toHaveLength(10);
     // ID Protection's one call a second: a plan may take one call in ten seconds, never two in a row.
     expect([await spare('idprotection'), await spare('idprotection')]).toEqual(['read', 'refused']);
@@ -135,16 +107,18 @@ describe('the pacer', () => {
     expect(await spare('idprotection')).toBe('read');
     // With half of the shared budget spent by containment, a plan reads nothing more.
     now = 120_000;
-    await pacer.reserve({ defender: 50 });
-    expect(await spare('defender')).toBe('refused');
+    await pacer.reserve({ 'defender-machine': 50 });
+    expect(await spare('defender-machine')).toBe('refused');
+    // Another Defender API's budget is its own: its tenth for a plan is untouched.
+    expect(await spare('defender-machines')).toBe('read');
   });
 
   it('gives back what it reserved from one API when another API’s budget is spent', async () => {
-    const budgets = { ...DEFAULT_API_BUDGETS, defender: [{ max: 3, windowMs: 1000 }], 'graph-writes': [{ max: 1, windowMs: 1000 }] };
+    const budgets = { ...DEFAULT_API_BUDGETS, 'defender-machine-actions': [{ max: 3, windowMs: 1000 }], 'graph-writes': [{ max: 1, windowMs: 1000 }] };
     const pacer = new Pacer(new MemorySharedState(), budgets, { now: () => 0, maxInlineWaitMs: 0 });
     await pacer.reserve({ 'graph-writes': 1 });
-    await expect(pacer.reserve({ defender: 2, 'graph-writes': 1 })).rejects.toBeInstanceOf(EnginePaced);
-    await expect(pacer.reserve({ defender: 3 })).resolves.toBeDefined(); // the two defender units came back
+    await expect(pacer.reserve({ 'defender-machine-actions': 2, 'graph-writes': 1 })).rejects.toBeInstanceOf(EnginePaced);
+    await expect(pacer.reserve({ 'defender-machine-actions': 3 })).resolves.toBeDefined(); // the two machine-actions units came back
   });
 
   it('waits briefly inside the call, and defers a long wait with Retry-After instead of sleeping', async () => {
@@ -152,7 +126,7 @@ describe('the pacer', () => {
     const slept: number[] = [];
     const pacer = new Pacer(
       new MemorySharedState(),
-      { ...DEFAULT_API_BUDGETS, defender: [{ max: 2, windowMs: 1000 }] },
+      { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 2, windowMs: 1000 }] },
       {
         now: () => now,
         sleep: async (ms) => {
@@ -162,14 +136,17 @@ describe('the pacer', () => {
         maxInlineWaitMs: 500,
       },
     );
-    await pacer.take('defender');
-    await pacer.take('defender');
-    now = 700; // the first use leaves the (2%-widened) window at 1020: 320 ms, waited inline
-    await pacer.take('defender');
-    expect(slept).toEqual([320]);
-    now = 1100; // the second use (t=0) has left: this one fits; the third (at 1020) then fills the window until 2040
-    await pacer.take('defender');
-    await expect(pacer.take('defender')).rejects.toMatchObject({ name: 'EnginePaced', api: 'defender', retryAfterMs: 940 });
+    await pacer.take('defender-isolate');
+    await pacer.take('defender-isolate');
+    // Both uses are counted in the bucket [0, 17) of the 2%-widened window (1020 ms): they leave at 16 + 1020, 336 ms
+    // from now, waited inline.
+    now = 700;
+    await pacer.take('defender-isolate');
+    expect(slept).toEqual([336]);
+    // The third use (at 1036, in the bucket from 1020) leaves room for this one; together they fill the window until 2056.
+    now = 1100;
+    await pacer.take('defender-isolate');
+    await expect(pacer.take('defender-isolate')).rejects.toMatchObject({ name: 'EnginePaced', api: 'defender-isolate', retryAfterMs: 956 });
   });
 
   it('stamps a call when the shared record lets it through, not when it started waiting for the record', async () => {
@@ -180,13 +157,13 @@ describe('the pacer', () => {
     let release!: () => void;
     const turn = new Promise<void>((resolve) => (release = resolve));
     const queued: SharedState = { update: async (key, change) => (await turn, memory.update(key, change)) };
-    const pacer = new Pacer(queued, { ...DEFAULT_API_BUDGETS, defender: [{ max: 2, windowMs: 1000 }] }, { now: () => now });
-    const call = pacer.take('defender');
+    const pacer = new Pacer(queued, { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 2, windowMs: 1000 }] }, { now: () => now });
+    const call = pacer.take('defender-isolate');
     now = 700; // the record was busy for 700 ms
     release();
     await call;
-    const record = await memory.update<BudgetRecord, BudgetRecord | undefined>('pace:defender', (r) => ({ next: r, result: r }));
-    expect(record).toEqual([[700]]);
+    const record = await memory.update<BudgetRecord, BudgetRecord | undefined>('pace:defender-isolate', (r) => ({ next: r, result: r }));
+    expect(record).toEqual([{ bucketMs: 17, buckets: [{ start: 697, uses: 1 }] }]); // counted in the bucket holding 700
   });
 
   it('paces nothing for an API whose budget is off', async () => {

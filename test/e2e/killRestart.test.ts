@@ -34,7 +34,7 @@ let azurite: Azurite;
 beforeAll(async () => {
   await buildOnce();
   [sandbox, broker, azurite] = await Promise.all([Sandbox.start(), new ServiceBusEmulator().start(), Azurite.start()]);
-  sandbox.tenant.defenderQuota = { max: 20, windowMs: 1000 }; // the engine paces to the same budget
+  sandbox.tenant.setDefenderQuota({ max: 20, windowMs: 1000 }); // the engine paces each API to the same budget
   for (let i = 0; i < INCIDENTS; i++) {
     sandbox.tenant.addMachine({ id: deviceId(i), computerDnsName: `kill-${i}.contoso.com`, riskScore: 'High' });
     sandbox.tenant.addUser({ id: userId(i), userPrincipalName: `kill-user-${i}@contoso.com`, displayName: `Kill User ${i}` });

@@ -183,7 +183,7 @@ describe('enrichment from the sandbox tenant', () => {
         // The plan's read: refused by the pacer's sparing mode, a moment after the incident's read asked for the same.
         if (++reads === 1) {
           await new Promise((resolve) => setTimeout(resolve, 20));
-          throw new EnginePaced('defender', 'not read: the defender budget is kept for containment', 60_000);
+          throw new EnginePaced('defender-machine', 'not read: the defender-machine budget is kept for containment', 60_000);
         }
         return env.context.devices!.getMachine(id);
       },

@@ -9,7 +9,7 @@ import { createGraphDirectory } from '../../shared/clients/graph';
 import type { SentinelIncidents } from '../../shared/clients/sentinel';
 import { Pacer } from '../../shared/coordination/pacer';
 import { MemorySharedState } from '../../shared/coordination/sharedState';
-import { DEFAULT_API_BUDGETS } from '../../shared/coordination/pacer';
+import { DEFAULT_API_BUDGETS, everyDefenderApi } from '../../shared/coordination/pacer';
 import { assemble } from '../../shared/composition';
 import { LIFECYCLE_TIMINGS } from '../../shared/actions/lifecycle';
 import { LedgerConflictError, type ActionLedger, type LedgerEntry } from '../../shared/ledger/ledger';
@@ -65,7 +65,7 @@ export interface Schedule {
   deliveryFaults: DeliveryFault[];
   sendFaults: boolean[];
   concurrency: number;
-  /** A Defender budget the pacer holds the engine to, or none. */
+  /** A budget the pacer holds each Defender API to, or none. */
   defenderBudget?: { max: number; windowMs: number };
   /**
    * Analysts at work while the queue drains: at delivery step `atStep`, approve (once, or twice at once by two
@@ -357,7 +357,7 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
   const shared = new MemorySharedState();
   const pacer = new Pacer(
     shared,
-    { ...DEFAULT_API_BUDGETS, defender: schedule.defenderBudget ? [schedule.defenderBudget] : [] },
+    { ...DEFAULT_API_BUDGETS, ...everyDefenderApi(schedule.defenderBudget ? [schedule.defenderBudget] : []) },
     {
       now: () => clock.now,
       // Waiting is time passing on the simulated clock.

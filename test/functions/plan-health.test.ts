@@ -37,15 +37,15 @@ describe('POST /api/plan', () => {
     expect(engine.ledger.all()).toEqual([]);
   });
 
-  it("reads only what containment can spare: 120 unknown devices cost a tenth of Defender's budget, and the next incident still contains", async () => {
+  it("reads only what containment can spare: 120 unknown devices cost a tenth of one Defender API's budget, and the next incident still contains", async () => {
     const incident = buildIncident({ accounts: 0, hosts: 120 });
     for (const entity of incident.object.properties.relatedEntities) entity.properties.additionalData.MdatpDeviceId = randomBytes(20).toString('hex');
     const res = await call(plan, 'plan', { body: incident, headers: reader });
     expect(res.status).toBe(200);
     const defenderCalls = () => engine.sandbox.tenant.calls.filter((c) => c.path.startsWith('/api/')).length;
-    // 100 calls a minute (reference/defender.md): a plan may use a tenth of them.
+    // 100 calls a minute to the machine-by-id API (reference/defender.md): a plan may use a tenth of them.
     expect(defenderCalls()).toBe(10);
-    expect(res.json.decision.notes).toContainEqual(expect.stringMatching(/not read: the defender budget is kept for containment/));
+    expect(res.json.decision.notes).toContainEqual(expect.stringMatching(/not read: the defender-machine budget is kept for containment/));
 
     // A real incident right after: its device is read and isolated (audit here: the default policy), not held for want of data.
     const contained = await call(incidents, 'incidents', { body: sampleIncident(), headers: await engine.bearer(['Incidents.Submit']) });

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { actionWorker } from '../../functions/actionWorker';
 import { incidents } from '../../functions/incidents';
 import { messageIdOf } from '../../shared/actions/command';
+import { DEFAULT_API_BUDGETS, Pacer } from '../../shared/coordination/pacer';
 import { type EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { runtime } from '../../shared/runtime';
 import { normalizeSentinelPayload } from '../../shared/signals/sentinel';
@@ -35,9 +36,11 @@ function startWorker(queue: EmbeddedQueue): void {
 }
 
 describe('pacing and blast-radius limits', () => {
-  it('defers an action whose Defender budget is spent instead of calling into a 429, spending no attempt', async () => {
-    // One call a minute: enrichment's lookup spends it, so the isolation's post cannot be reserved.
-    engine.configure({ RESPONDER_POLICY: POLICY, RESPONDER_RATE_LIMITS: 'defender=1/60s' });
+  it('defers an action whose Defender API budget is spent instead of calling into a 429, spending no attempt', async () => {
+    // Another instance made the one isolation a minute this budget allows: the post cannot be reserved.
+    engine.configure({ RESPONDER_POLICY: POLICY, RESPONDER_RATE_LIMITS: 'defender-isolate=1/60s' });
+    const isolateBudget = { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 1, windowMs: 60_000 }] };
+    await new Pacer((await runtime()).shared, isolateBudget).take('defender-isolate');
     const queue = engine.queue as EmbeddedQueue;
     startWorker(queue);
     const res = await call(incidents, 'incidents', { body: sampleIncident(), headers: await engine.bearer(['Incidents.Submit']) });
@@ -46,7 +49,7 @@ describe('pacing and blast-radius limits', () => {
     const isolate = engine.ledger.all().find((e) => e.kind === 'isolateDevice');
     expect(isolate?.state).toBe('queued');
     expect(isolate?.attempts).toEqual([]); // a deferral is not an attempt
-    expect(isolate?.history.at(-1)?.note).toMatch(/paced by the engine: the defender budget \(1 per 60 s\) is spent; deferred to /);
+    expect(isolate?.history.at(-1)?.note).toMatch(/paced by the engine: the defender-isolate budget \(1 per 60 s\) is spent; deferred to /);
     expect(queue.stats().scheduled).toBe(1);
     expect(engine.sandbox.tenant.calls.filter((c) => c.status === 429)).toEqual([]);
     expect(engine.sandbox.tenant.count('POST', /\/isolate$/)).toBe(0);
