@@ -1,7 +1,7 @@
 import { EXECUTORS } from './actions/executors';
 import { RETRY_POLICY } from './actions/retryPolicy';
 import type { ExecutionContext } from './actions/executor';
-import { BatchedDevices } from './clients/batchedDevices';
+import { BatchedDevices, FRESH_MACHINE_MS, LINGER_MS } from './clients/batchedDevices';
 import { createDefenderDevices } from './clients/defender';
 import { createGraphDirectory } from './clients/graph';
 import { SentinelReports } from './clients/sentinel';
@@ -26,7 +26,7 @@ import { EmbeddedQueue } from './queue/embeddedQueue';
 import type { ActionQueue } from './queue/queue';
 import type { ActionLedger } from './ledger/ledger';
 import { azureCredential } from './clients/credential';
-import { Pacer, type PacedApi } from './coordination/pacer';
+import { Pacer, PACER_TIMINGS, type PacedApi } from './coordination/pacer';
 import { MemorySharedState, type SharedState } from './coordination/sharedState';
 import type { Runtime, RuntimeOverrides } from './runtime';
 
@@ -47,7 +47,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
   const scale = settings.timeScale;
   if (scale !== 1)
     logger().warn({ timeScale: scale }, `time runs ${scale}x faster: every budget, lease and wait is compressed (a drill on the sandbox, never a real tenant)`);
-  const pacer = new Pacer(shared, compressed(settings.rateLimits, scale));
+  const pacer = new Pacer(shared, compressed(settings.rateLimits, scale), compressed(PACER_TIMINGS, scale));
   const pace = (api: PacedApi) => pacer.take(api);
   let clients: Promise<ExecutionContext> | undefined;
   const executionContext =
@@ -55,7 +55,13 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
     (() =>
       (clients ??= (async () => ({
         directory: await createGraphDirectory(settings, pace),
-        devices: settings.endpoints.defender === undefined ? undefined : new BatchedDevices(await createDefenderDevices(settings, pace)),
+        devices:
+          settings.endpoints.defender === undefined
+            ? undefined
+            : new BatchedDevices(await createDefenderDevices(settings, pace), {
+                ...compressed({ freshMachineMs: FRESH_MACHINE_MS, lingerMs: LINGER_MS }, scale),
+                congested: () => pacer.underPressure('defender-isolate') || pacer.underPressure('defender-unisolate'),
+              }),
         incidents: new SentinelReports(settings),
       }))()));
   const enricher = settings.enrichment ? new Enricher(executionContext) : undefined;

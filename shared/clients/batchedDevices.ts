@@ -14,9 +14,19 @@ export const MAX_BATCH = 20;
  */
 export const FRESH_MACHINE_MS = 3_000;
 
+/**
+ * How long a read waits for others to go with it while containment is paced (`congested`): an outbreak's isolations
+ * are bound by the isolate API's budget, so reads that go together cost far fewer calls and delay nothing that counts.
+ */
+export const LINGER_MS = 5_000;
+
 export interface BatchedDevicesOptions {
   /** Ids per list call (default MAX_BATCH). */
   maxBatch?: number;
+  freshMachineMs?: number;
+  lingerMs?: number;
+  /** Whether containment's writes are being paced now (Pacer.underPressure): reads then linger to go together. */
+  congested?: () => boolean;
   now?: () => number;
   log?: Logger;
 }
@@ -41,25 +51,32 @@ export class BatchedDevices implements Devices {
   private readonly fresh = new Map<string, { at: number; machine: Machine }>();
   private readonly refusesOr = new Set<ReadKind>();
   private readonly now: () => number;
+  private readonly freshMachineMs: number;
 
   constructor(
     private readonly inner: Devices & DeviceListReads,
     private readonly options: BatchedDevicesOptions = {},
   ) {
     this.now = options.now ?? Date.now;
+    this.freshMachineMs = options.freshMachineMs ?? FRESH_MACHINE_MS;
     const maxBatch = options.maxBatch ?? MAX_BATCH;
+    const lingerMs = options.lingerMs ?? LINGER_MS;
+    const linger = (): number => (options.congested?.() ? lingerMs : 0);
     this.machinesById = lanes(
       maxBatch,
+      linger,
       () => undefined,
       (ids) => this.readMachinesById(ids),
     );
     this.machinesByAadDeviceId = lanes(
       maxBatch,
+      linger,
       () => [],
       (ids) => this.readMachinesByAadDeviceId(ids),
     );
     this.actionsByMachine = lanes(
       maxBatch,
+      linger,
       () => [],
       (ids) => this.readMachineActions(ids),
     );
@@ -69,7 +86,7 @@ export class BatchedDevices implements Devices {
     if (readingForAPlan()) return this.inner.getMachine(id);
     const key = id.toLowerCase();
     const fresh = this.fresh.get(key);
-    if (fresh && this.now() - fresh.at < FRESH_MACHINE_MS) return Promise.resolve(fresh.machine);
+    if (fresh && this.now() - fresh.at < this.freshMachineMs) return Promise.resolve(fresh.machine);
     // An id that is not well formed is read alone: it can neither make a combined filter fail nor lengthen its URL.
     if (!isMdeDeviceId(key)) return shared(() => this.inner.getMachine(id));
     return inLane(this.machinesById).read(key);
@@ -181,7 +198,7 @@ export class BatchedDevices implements Devices {
       this.fresh.set(key, { at: asked, machine });
     }
     for (const [key, { at }] of this.fresh) {
-      if (this.now() - at < FRESH_MACHINE_MS) break;
+      if (this.now() - at < this.freshMachineMs) break;
       this.fresh.delete(key);
     }
     return machines;
@@ -214,8 +231,8 @@ interface Lanes<V> {
   others: ReadBatcher<V>;
 }
 
-function lanes<V>(maxBatch: number, absent: () => V, load: (ids: readonly string[]) => Promise<Map<string, V | undefined>>): Lanes<V> {
-  return { executions: new ReadBatcher(maxBatch, absent, load, true), others: new ReadBatcher(maxBatch, absent, load, false) };
+function lanes<V>(maxBatch: number, linger: () => number, absent: () => V, load: (ids: readonly string[]) => Promise<Map<string, V | undefined>>): Lanes<V> {
+  return { executions: new ReadBatcher(maxBatch, linger, absent, load, true), others: new ReadBatcher(maxBatch, linger, absent, load, false) };
 }
 
 const inLane = <V>({ executions, others }: Lanes<V>): ReadBatcher<V> => (withinExecution() ? executions : others);
@@ -236,9 +253,13 @@ interface Waiter<V> {
 class ReadBatcher<V> {
   private queued = new Map<string, Array<Waiter<V>>>();
   private busy = false;
+  /** Set while the next batch lingers for company: a full batch goes at once. */
+  private lingering: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly maxBatch: number,
+    /** How long the next batch waits for company (0: the next turn of the event loop). */
+    private readonly linger: () => number,
     /** The answer for an id the call did not answer for: not found, no actions. */
     private readonly absent: () => V,
     private readonly load: (ids: readonly string[]) => Promise<Map<string, V | undefined>>,
@@ -250,14 +271,20 @@ class ReadBatcher<V> {
       const waiters = this.queued.get(id);
       if (waiters) waiters.push({ resolve, reject });
       else this.queued.set(id, [{ resolve, reject }]);
-      this.schedule();
+      if (this.lingering && this.queued.size >= this.maxBatch) {
+        clearTimeout(this.lingering);
+        this.lingering = undefined;
+        void this.flush();
+      } else this.schedule();
     });
   }
 
   private schedule(): void {
     if (this.busy) return;
     this.busy = true;
-    setImmediate(() => void this.flush());
+    const wait = this.linger();
+    if (wait > 0) this.lingering = setTimeout(() => ((this.lingering = undefined), void this.flush()), wait);
+    else setImmediate(() => void this.flush());
   }
 
   private async flush(): Promise<void> {

@@ -100,6 +100,12 @@ export function parseBudgets(text: string): Budget[] {
   });
 }
 
+/** The share of its budget the fullest window has used at `now` (0 to 1): how close the API is to being paced. */
+export function usage(record: BudgetRecord | undefined, budgets: readonly Budget[], now: number): number {
+  const windows = counted(record, budgets, now);
+  return Math.max(0, ...budgets.map((budget, i) => usesIn(windows[i] as WindowCounts) / budget.max));
+}
+
 /** The bucket width for a budget's window. */
 export function bucketMsFor(budget: Budget): number {
   return Math.max(1, Math.ceil(budget.windowMs / BUCKETS_PER_WINDOW));

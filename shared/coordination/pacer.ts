@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import { release, restamp, spend, type Budget, type BudgetAnswer, type BudgetRecord } from './budget';
+import { release, restamp, spend, usage, type Budget, type BudgetAnswer, type BudgetRecord } from './budget';
 import type { SharedState } from './sharedState';
 
 /** The Defender for Endpoint APIs the engine calls: Defender counts each API's calls apart (reference/defender.md). */
@@ -64,7 +64,12 @@ export interface PacerOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Waits up to this long happen inside the call; longer ones become a deferral the queue carries (default 2 s). */
   maxInlineWaitMs?: number;
+  /** How long a call an execution is committed to (beyond its reservation, or a batch it waits on) may wait inline. */
+  committedWaitMs?: number;
 }
+
+/** The pacer's waits, by name (RESPONDER_TIME_SCALE compresses them). */
+export const PACER_TIMINGS = { maxInlineWaitMs: 2000, committedWaitMs: 60_000 };
 
 /**
  * Paces API calls to their budgets across every instance (the budgets live in SharedState), so a burst queues instead
@@ -76,6 +81,9 @@ export class Pacer {
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly maxInlineWaitMs: number;
+  private readonly committedWaitMs: number;
+  /** Each API's budget as this instance last saw it: when, and the share of its fullest window used (1: refused). */
+  private readonly seen = new Map<PacedApi, { at: number; used: number }>();
 
   constructor(
     private readonly state: SharedState,
@@ -84,7 +92,8 @@ export class Pacer {
   ) {
     this.now = options.now ?? Date.now;
     this.sleep = options.sleep ?? ((ms) => delay(ms));
-    this.maxInlineWaitMs = options.maxInlineWaitMs ?? 2000;
+    this.maxInlineWaitMs = options.maxInlineWaitMs ?? PACER_TIMINGS.maxInlineWaitMs;
+    this.committedWaitMs = Math.max(this.maxInlineWaitMs, options.committedWaitMs ?? PACER_TIMINGS.committedWaitMs);
   }
 
   /**
@@ -95,7 +104,7 @@ export class Pacer {
    */
   async take(api: PacedApi): Promise<void> {
     if (sparing.getStore()) return this.takeSpare(api);
-    const committedWaitMs = Math.max(this.maxInlineWaitMs, COMMITTED_WAIT_MS);
+    const { committedWaitMs } = this;
     const reservation = reservations.getStore();
     if (!reservation) {
       await this.acquire(api, 1, forExecutions.getStore() ? committedWaitMs : this.maxInlineWaitMs);
@@ -176,6 +185,17 @@ export class Pacer {
     if (!answer.granted) throw refuse(answer.retryAt - this.now());
   }
 
+  /**
+   * Whether `api` is close to being paced, as this instance last saw its budget within a window: a call refused, or
+   * more than `share` of a window used. Reads then wait a little to go together (BatchedDevices), since containment is
+   * bound by that API's budget, not by how soon a read returns.
+   */
+  underPressure(api: PacedApi, share = PRESSURE_SHARE): boolean {
+    const seen = this.seen.get(api);
+    const windowMs = Math.min(...this.budgets[api].map((b) => b.windowMs));
+    return seen !== undefined && this.now() - seen.at < windowMs && seen.used >= share;
+  }
+
   /** Run an execution with its reservation: the clients' `take` draws on it. */
   within<T>(reservation: Reservation, run: () => Promise<T>): Promise<T> {
     return reservations.run(reservation, run);
@@ -197,11 +217,12 @@ export class Pacer {
       // The clock is read inside the swap, not before it: calls wait their turn for the shared record (this process
       // chains its writes to it), and a stamp taken before that wait would be older than the call, so the windows
       // would admit more calls than the API counts in them.
-      const { answer, at } = await this.state.update<BudgetRecord, { answer: BudgetAnswer; at: number }>(`pace:${api}`, (record) => {
+      const { answer, at, used } = await this.state.update<BudgetRecord, { answer: BudgetAnswer; at: number; used: number }>(`pace:${api}`, (record) => {
         const now = this.now();
         const { next, result } = change(record, budgets, now);
-        return { next, result: { answer: result, at: now } };
+        return { next, result: { answer: result, at: now, used: result.granted ? usage(next, budgets, now) : 1 } };
       });
+      this.seen.set(api, { at, used });
       if (answer.granted) return at;
       const wait = Math.max(1, answer.retryAt - this.now());
       if (wait > maxWaitMs) {
@@ -284,12 +305,11 @@ export function withinExecution(): boolean {
 export function readingForAPlan(): boolean {
   return sparing.getStore() === true;
 }
+/** Past this share of an API's window, reads made for its containment batch rather than go at once. */
+const PRESSURE_SHARE = 0.75;
 /** What reads for a plan may use: a tenth of each budget, and only while half of the shared budget stays free. */
 const SPARE_SHARE = 0.1;
 const KEEP_FOR_CONTAINMENT = 0.5;
-
-/** How long a call beyond its execution's reservation may wait inline. */
-const COMMITTED_WAIT_MS = 60_000;
 
 /** The pacing a client calls before each request; absent, nothing is paced. */
 export type Pace = (api: PacedApi) => Promise<void>;

@@ -239,3 +239,51 @@ describe('BatchedDevices and pacing', () => {
     expect(env.sandbox.tenant.defenderCalls()).toEqual({ machine: 3 });
   });
 });
+
+describe('BatchedDevices while containment is paced', () => {
+  it('lets reads arriving apart wait for each other, and sends a full batch at once', async () => {
+    const ids = addDevices(5);
+    const batched = new BatchedDevices(defender, { congested: () => true, lingerMs: 200, maxBatch: 4 });
+    const first = Promise.all(ids.slice(0, 3).map(async (id, i) => (await new Promise((resolve) => setTimeout(resolve, i * 20)), batched.getMachine(id))));
+    expect((await first).map((m) => m?.id)).toEqual(ids.slice(0, 3));
+    expect(env.sandbox.tenant.defenderCalls()).toEqual({ machines: 1 });
+    const started = Date.now();
+    const machineIds = ids.slice(0, 4);
+    await Promise.all(machineIds.map((id) => batched.listMachineActions(id)));
+    expect(Date.now() - started).toBeLessThan(200); // four reads filled the batch: no lingering
+    expect(env.sandbox.tenant.defenderCalls()).toEqual({ machines: 1, 'machine-actions': 1 });
+  });
+
+  it('reads at once while containment is not paced', async () => {
+    const [id] = addDevices(1);
+    const batched = new BatchedDevices(defender, { congested: () => false, lingerMs: 10_000 });
+    const started = Date.now();
+    expect((await batched.getMachine(id as string))?.id).toBe(id);
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+});
+
+describe('Pacer.underPressure', () => {
+  it('says an API is near its budget past three quarters of a window, or once a call was refused, for one window', async () => {
+    const clock = { now: 1_000_000 };
+    const pacer = new Pacer(
+      new MemorySharedState(),
+      { ...everyDefenderApi([{ max: 4, windowMs: 10_000 }]), 'graph-writes': [], idprotection: [] },
+      {
+        now: () => clock.now,
+        maxInlineWaitMs: 0,
+      },
+    );
+    expect(pacer.underPressure('defender-isolate')).toBe(false);
+    for (let i = 0; i < 2; i++) await pacer.take('defender-isolate');
+    expect(pacer.underPressure('defender-isolate')).toBe(false);
+    await pacer.take('defender-isolate');
+    expect(pacer.underPressure('defender-isolate')).toBe(true);
+    expect(pacer.underPressure('defender-machines')).toBe(false);
+    await pacer.take('defender-isolate');
+    await expect(pacer.take('defender-isolate')).rejects.toBeInstanceOf(EnginePaced);
+    expect(pacer.underPressure('defender-isolate')).toBe(true);
+    clock.now += 10_000;
+    expect(pacer.underPressure('defender-isolate')).toBe(false);
+  });
+});
