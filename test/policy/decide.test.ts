@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { IDEMPOTENCY_KEY_PATTERN } from '../../shared/actions/idempotency';
 import { capKey, decide, decideRequest } from '../../shared/policy/decide';
+import { explainDecision } from '../../shared/policy/explain';
 import { account, defaultPolicy, host, policy, signal } from '../fixtures/signals';
 
 const RISK = `
@@ -369,6 +370,10 @@ rules:
     expect(d.summary).toMatch(/planned: disableUser adele.vance@contoso.com \| 1 waiting for data$/);
     // Unknown for now is no "unknown for good": the notes do not say its rules cannot match.
     expect(d.notes).toEqual([]);
+    expect(explainDecision(d)).toContain(
+      `Waiting for data\n  isolateDevice → wks-042.contoso.com: device risk unavailable for now — wks-042.contoso.com: ${PACED} (rule risky-hosts)`,
+    );
+    expect(explainDecision(d)).toContain('  … risky-hosts: 1 device(s) may have deviceRisk High once their data is read, waiting for device risk');
   });
 
   it('does not wait for data its rules do not read', () => {
