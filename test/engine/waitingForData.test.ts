@@ -1,0 +1,241 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { RUNNING_LEASE_MS } from '../../shared/actions/lifecycle';
+import { EXECUTORS } from '../../shared/actions/executors';
+import { RETRY_POLICY } from '../../shared/actions/retryPolicy';
+import type { Devices } from '../../shared/clients/defender';
+import { assemble } from '../../shared/composition';
+import { EnginePaced } from '../../shared/coordination/pacer';
+import { MemorySharedState } from '../../shared/coordination/sharedState';
+import { Enricher } from '../../shared/enrichment/enrich';
+import { MemoryLedger } from '../../shared/ledger/memoryLedger';
+import { logger } from '../../shared/log';
+import { compilePolicy } from '../../shared/policy/decide';
+import { parsePolicy } from '../../shared/policy/load';
+import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
+import type { QueueMessage } from '../../shared/queue/queue';
+import { normalizeSentinelPayload } from '../../shared/signals/sentinel';
+import type { Signal } from '../../shared/signals/signal';
+import { DEMO, DEMO_DEVICES, SAMPLE_INCIDENT_ID } from '../../sandbox/tenant';
+import { sampleIncident } from '../fixtures/incidents';
+import { useSandboxContext } from '../support/sandboxContext';
+
+process.env.LOG_LEVEL = 'silent';
+const env = useSandboxContext();
+
+/** Disable the risky user, isolate the risky device: the device's rule reads its risk, which Defender gives. */
+const POLICY = `version: 1
+mode: enforce
+rules:
+  - { id: risky-users, when: { entity: account, userRisk: [high] }, then: [disableUser] }
+  - { id: risky-hosts, when: { entity: host, deviceRisk: [High] }, then: [isolateDevice] }
+`;
+const SPENT = 'paced by the engine: the defender budget (100 per 60 s) is spent';
+const ANALYST = { objectId: '0a0b0c0d-aaaa-4aaa-8aaa-aaaaaaaaaaaa', name: 'analyst a' };
+
+/**
+ * The engine, its worker and the analysts' side over the sandbox tenant, with the Defender budget spent while `spent`
+ * is set: every Defender call the engine makes is then held back by its own pacing (EnginePaced), as in a burst of
+ * incidents. The queue records when each re-evaluation is scheduled for.
+ */
+function world() {
+  const state = { spent: true, now: Date.parse('2026-11-28T12:00:00.000Z') };
+  const devices = new Proxy(env.context.devices as Devices, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        if (state.spent) throw new EnginePaced('defender', SPENT, 45_000);
+        return value.apply(target, args);
+      };
+    },
+  });
+  const context = { ...env.context, devices };
+  // Scheduled messages wait on the test's clock: each look comes when the test lets it (nextLook).
+  const queue = new EmbeddedQueue({ now: () => state.now });
+  const looks: Array<{ message: QueueMessage; afterMs: number }> = [];
+  const schedule = queue.schedule.bind(queue);
+  queue.schedule = async (message, at) => {
+    looks.push({ message, afterMs: at.getTime() - state.now });
+    return schedule(message, at);
+  };
+  const ledger = new MemoryLedger();
+  const parts = assemble({
+    policy: compilePolicy(parsePolicy(POLICY, 'test policy')),
+    ledger,
+    queue,
+    shared: new MemorySharedState(),
+    modeOverride: 'enforce',
+    now: () => new Date(state.now),
+    log: logger(),
+    executors: EXECUTORS,
+    executionContext: async () => context,
+    timings: { retry: RETRY_POLICY, leaseMs: RUNNING_LEASE_MS },
+    enrich: (signal: Signal) =>
+      new Enricher(
+        async () => context,
+        () => state.now,
+        async () => undefined,
+      ).enrich(signal, []),
+  });
+  queue.start((body, delivery) => parts.worker.handleMessage(body, delivery).then(() => undefined));
+  /** Let the next look come: time passes, the queue delivers what was scheduled. */
+  const nextLook = async () => {
+    state.now += 10 * 60_000;
+    queue.releaseScheduled();
+    await queue.idle();
+  };
+  const comments = () => [...env.sandbox.tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())!.comments.values()].map((c) => c.properties.message as string);
+  return { state, queue, ledger, looks, nextLook, comments, ...parts };
+}
+
+/** The sample incident without the risk score its alert carries: the device's risk is Defender's to say. */
+function incident(): Signal {
+  const body = sampleIncident();
+  for (const entity of body.object.properties.relatedEntities) delete entity.properties.additionalData?.RiskScore;
+  return normalizeSentinelPayload(body);
+}
+
+describe('decisions that wait for data', () => {
+  beforeEach(() => {
+    env.sandbox.tenant.actionCompletionMs = 0;
+  });
+
+  it('acts on the user now, waits on the device whose risk the spent budget kept unread, and isolates it on the next look', async () => {
+    const w = world();
+    const { decision, recorded } = await w.engine.submit(incident(), 'relay');
+    expect(decision.actions.map((a) => `${a.kind}:${a.target.id}`)).toEqual([`disableUser:${DEMO.adele}`]);
+    expect(decision.skipped).toEqual([]);
+    expect(decision.waiting).toEqual([
+      expect.objectContaining({
+        kind: 'isolateDevice',
+        ruleId: 'risky-hosts',
+        data: ['deviceRisk'],
+        why: `wks-042.contoso.com: ${SPENT}`,
+        retryAfterMs: 45_000,
+      }),
+    ]);
+    // When it is looked at again: the budget's refill (45 s), not sooner; said in the decision, its summary and notes.
+    expect(w.looks).toEqual([
+      {
+        message: expect.objectContaining({ type: 'reevaluateIncident', reason: 'waitingForData', attempt: 1, incidentArmId: SAMPLE_INCIDENT_ID }),
+        afterMs: 45_000,
+      },
+    ]);
+    expect(decision.lookAgainAt).toBe('2026-11-28T12:00:45.000Z');
+    expect(decision.summary).toMatch(/\| 1 waiting for data \(evaluated again at 2026-11-28T12:00:45.000Z\)$/);
+    expect(decision.notes).toContain(
+      '1 action(s) wait for data: the incident is evaluated again at 2026-11-28T12:00:45.000Z (look 2 of 5); what still waits after the last look is held for a human',
+    );
+    // The ledger has the wait under the action's key, for GET /api/actions?incident=…; the incident a comment.
+    const key = decision.waiting[0]!.idempotencyKey;
+    expect(recorded).toContainEqual({ key, kind: 'isolateDevice', target: 'wks-042.contoso.com', state: 'waiting', new: true });
+    expect(await w.ledger.get(key)).toMatchObject({
+      state: 'waiting',
+      stateReason: `rule risky-hosts may want it: waiting for device risk (wks-042.contoso.com: ${SPENT}); evaluated again at 2026-11-28T12:00:45.000Z`,
+    });
+    expect(w.comments()).toContainEqual(
+      expect.stringMatching(
+        /^Sentinel Responder — WAITING for data: 1 action\(s\) not decided yet\nEvaluated again at 2026-11-28T12:00:45.000Z \(look 2 of 5\)/,
+      ),
+    );
+    await w.queue.idle();
+    expect(env.sandbox.tenant.users.get(DEMO.adele)?.accountEnabled).toBe(false);
+
+    // The budget frees up; the look reads the device's risk and plans the isolation under the same key.
+    w.state.spent = false;
+    await w.nextLook();
+    await w.nextLook(); // the isolation's follow-up
+    const isolate = await w.ledger.get(key);
+    expect(isolate?.state).toBe('succeeded');
+    expect(isolate?.history.map((h) => h.state)).toEqual(['waiting', 'planned', 'queued', 'running', 'queued', 'running', 'succeeded']);
+    expect(isolate?.source).toMatchObject({ ruleId: 'risky-hosts' });
+    expect(env.sandbox.tenant.machines.get(DEMO_DEVICES.wks042)?.isolated).toBe(true);
+    // What was planned stands: the user's action is one entry, decided once.
+    expect(w.ledger.all().map((e) => `${e.kind}:${e.state}`)).toEqual(['disableUser:succeeded', 'isolateDevice:succeeded']);
+    expect(w.comments()).toContainEqual(
+      expect.stringMatching(/^Sentinel Responder — waited for data: nothing waits any more \(look 2 of 5\)\n- isolateDevice on /),
+    );
+  });
+
+  it('looks again on the schedule, then holds what still waits for a human, with the reason, for an analyst to approve', async () => {
+    const w = world();
+    const { decision } = await w.engine.submit(incident(), 'relay');
+    const key = decision.waiting[0]!.idempotencyKey;
+    for (let look = 0; look < 5; look++) await w.nextLook();
+    // 45 s (the budget's refill, over 30 s), then 1, 2 and 5 minutes; no fifth.
+    expect(w.looks.map((l) => [(l.message as { attempt: number }).attempt, l.afterMs])).toEqual([
+      [1, 45_000],
+      [2, 60_000],
+      [3, 120_000],
+      [4, 300_000],
+    ]);
+    const held = await w.ledger.get(key);
+    expect(held).toMatchObject({
+      state: 'pending-approval',
+      stateReason: `needs-approval: device risk still unavailable after 5 evaluations (wks-042.contoso.com: ${SPENT}): held for a human`,
+      params: { isolationType: 'Full' },
+      source: expect.objectContaining({ ruleId: 'risky-hosts' }),
+    });
+    expect(held?.history.map((h) => h.state)).toEqual(['waiting', 'waiting', 'waiting', 'waiting', 'pending-approval']);
+    expect(w.comments()).toContainEqual(expect.stringMatching(/^Sentinel Responder — isolateDevice on .*: HELD: needs an analyst\n/));
+    expect(w.comments()).toContainEqual(
+      expect.stringMatching(
+        /^Sentinel Responder — waited for data: nothing waits any more \(look 5 of 5\)\n- isolateDevice on .*: pending-approval: needs-approval: device risk still unavailable/,
+      ),
+    );
+
+    // An analyst approves it: it runs as any approved action does (the budget has freed up meanwhile).
+    w.state.spent = false;
+    await w.analysts.approve(key, ANALYST, 'confirmed with the device owner');
+    await w.nextLook();
+    expect((await w.ledger.get(key))?.state).toBe('succeeded');
+    expect(env.sandbox.tenant.machines.get(DEMO_DEVICES.wks042)?.isolated).toBe(true);
+  });
+
+  it('ends a wait as not needed when the data, once read, does not make the rule want the action', async () => {
+    const w = world();
+    const { decision } = await w.engine.submit(incident(), 'relay');
+    env.sandbox.tenant.machines.get(DEMO_DEVICES.wks042)!.riskScore = 'Low';
+    w.state.spent = false;
+    await w.nextLook();
+    expect(await w.ledger.get(decision.waiting[0]!.idempotencyKey)).toMatchObject({
+      state: 'not-needed',
+      stateReason: 'the data it waited for was read: rule risky-hosts does not apply (no device with deviceRisk High)',
+    });
+    expect(env.sandbox.tenant.count('POST', /\/isolate$/)).toBe(0);
+    expect(w.queue.stats().scheduled).toBe(0);
+  });
+
+  it('holds at once what would wait when the signal cannot be read again (no incident ARM id)', async () => {
+    const w = world();
+    const { incident: _none, ...alone } = incident();
+    const { decision } = await w.engine.submit({ ...alone, subject: 'alert-1' }, 'relay');
+    expect(decision.waiting).toEqual([]);
+    expect(decision.skipped).toEqual([
+      expect.objectContaining({
+        kind: 'isolateDevice',
+        reason: 'needs-approval',
+        detail: `device risk unavailable, and this signal is not evaluated again (wks-042.contoso.com: ${SPENT}): held for a human`,
+      }),
+    ]);
+    expect(w.looks).toEqual([]);
+    await w.queue.idle();
+    expect(w.ledger.all().map((e) => `${e.kind}:${e.state}`)).toEqual(['disableUser:succeeded', 'isolateDevice:pending-approval']);
+  });
+
+  it('does not wait for data unknown for good: Defender has no such device (404), so the rule does not match, as before', async () => {
+    const w = world();
+    w.state.spent = false;
+    env.sandbox.faults.add({
+      method: 'GET',
+      path: /^\/api\/machines/,
+      count: 5,
+      status: 404,
+      body: { error: { code: 'ResourceNotFound', message: 'no machine' } },
+    });
+    const { decision } = await w.engine.submit(incident(), 'relay');
+    expect(decision.waiting).toEqual([]);
+    expect(decision.actions.map((a) => a.kind)).toEqual(['disableUser']);
+    expect(w.looks).toEqual([]);
+  });
+});
