@@ -20,7 +20,7 @@ import {
 import { reportedCommand, type ReportedAction, type ReportedState } from './actions/report';
 import { targetLabel, type DeviceTarget } from './actions/target';
 import type { SharedState } from './coordination/sharedState';
-import { bodyText, markDeadLettered, queuedEntry } from './deadLetters';
+import { bodyText, holdWaiting, markDeadLettered, queuedEntry } from './deadLetters';
 import type { Submission } from './engine';
 import { InputError } from './errors';
 import { attemptCount, LedgerConflictError, type ActionLedger, type LedgerEntry } from './ledger/ledger';
@@ -188,7 +188,15 @@ export class ActionWorker {
     // cannot be read as one is recorded with the reason instead: ten redeliveries would not make it readable.
     const incident = await (await this.deps.incidents()).incidentWithEntities(parts);
     const signal = await this.parseOrDeadLetter(() => normalizeSentinelPayload(incident), 'a readable incident', incident, delivery, log);
-    if (signal.status === 'refused') return signal.outcome;
+    if (signal.status === 'refused') {
+      // No look will read it again: what waited for its data goes to a human.
+      if (reason === 'waitingForData') {
+        const why = `held for a human: the incident could not be read again to look for its data: ${signal.outcome.detail}`;
+        for (const entry of await holdWaiting(this.deps.ledger, incidentArmId, why, this.deps.now().toISOString(), 'worker'))
+          await this.deps.report(entry, 'held', why, attemptCount(entry.attempts), log);
+      }
+      return signal.outcome;
+    }
     const { decision } = await this.deps.submit(signal.value, 'engine (re-evaluation)', log, { reason, attempt });
     return { outcome: 'succeeded', detail: `re-evaluated ${incidentArmId}: ${decision.summary}` };
   }

@@ -206,6 +206,36 @@ describe('decisions that wait for data', () => {
     expect(w.queue.stats().scheduled).toBe(0);
   });
 
+  it('holds what waits when its look cannot happen: the incident can no longer be read, or the look was dead-lettered', async () => {
+    const unreadable = world();
+    const first = (await unreadable.engine.submit(incident(), 'relay')).decision.waiting[0]!.idempotencyKey;
+    env.sandbox.tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())!.properties.severity = 'Catastrophic';
+    await unreadable.nextLook();
+    expect(await unreadable.ledger.get(first)).toMatchObject({
+      state: 'pending-approval',
+      stateReason: expect.stringMatching(/^held for a human: the incident could not be read again to look for its data: .*severity: expected one of/),
+    });
+
+    env.sandbox.reset();
+    const lost = world();
+    const second = (await lost.engine.submit(incident(), 'relay')).decision.waiting[0]!.idempotencyKey;
+    // Service Bus gave up on the look (a worker that kept crashing): the reconciler finds it on the dead-letter queue.
+    lost.queue.deadLetters.push({
+      messageId: 'look-1',
+      body: lost.looks[0]!.message,
+      reason: 'MaxDeliveryCountExceeded',
+      description: 'could not be consumed after 10 delivery attempts',
+      deliveryCount: 10,
+    });
+    expect(await lost.deadLetters.reconcile()).toMatchObject({ received: 1, recorded: 1, actions: 1 });
+    expect(await lost.ledger.get(second)).toMatchObject({
+      state: 'pending-approval',
+      stateReason:
+        'held for a human: the look for its data was dead-lettered by Service Bus: MaxDeliveryCountExceeded (could not be consumed after 10 delivery attempts)',
+    });
+    expect(lost.comments()).toContainEqual(expect.stringMatching(/^Sentinel Responder — isolateDevice on .*: HELD: needs an analyst\n/));
+  });
+
   it('holds at once what would wait when the signal cannot be read again (no incident ARM id)', async () => {
     const w = world();
     const { incident: _none, ...alone } = incident();
