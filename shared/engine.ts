@@ -107,9 +107,11 @@ export class ResponderEngine {
     const signal = await this.prepare(given, reevaluation, log);
     const look = lookAt(signal, reevaluation);
     const decided = decide(signal, this.deps.policy, { modeOverride: this.deps.modeOverride, capUsage: await this.capUsage(this.deps.policy), look });
+    // A wait an earlier delivery already ended (held on its last look, say) stands as decided: nothing to look for.
+    const undecided = withLedgerView(decided, await this.existingEntries({ actions: [], waiting: decided.waiting }));
     // The next look is scheduled before the wait is recorded: a crash between leaves a look with nothing to do, never a
     // waiting action no look will end.
-    const decision = await this.scheduleLook(decided, signal, look, log);
+    const decision = await this.scheduleLook(undecided, signal, look, log);
     const at = this.deps.now().toISOString();
     // Only a look for data ends waits: each waiting action has a look coming, which the relay's deliveries need not do.
     const waitedBefore = reevaluation?.reason === 'waitingForData' ? await this.deps.ledger.list({ subject: signal.subject, state: 'waiting' }) : [];
@@ -573,9 +575,9 @@ export class ResponderEngine {
     return usage;
   }
 
-  private async existingEntries(decision: Decision): Promise<Map<string, LedgerEntry>> {
+  private async existingEntries(decision: Pick<Decision, 'actions' | 'waiting'>): Promise<Map<string, LedgerEntry>> {
     const existing = new Map<string, LedgerEntry>();
-    for (const action of decision.actions) {
+    for (const action of [...decision.actions, ...decision.waiting]) {
       const entry = await this.deps.ledger.get(action.idempotencyKey);
       // Planned but never sent, waiting or not needed: nothing has been decided for it yet.
       if (entry && !UNDECIDED.includes(entry.state)) existing.set(entry.key, entry);
@@ -646,15 +648,18 @@ function skipState(skip: SkippedAction): LedgerState | undefined {
   }
 }
 
-/** Move actions an earlier delivery already recorded from `actions` to `skipped: already-done`. */
+/** Move actions an earlier delivery already decided from `actions` and `waiting` to `skipped: already-done`. */
 function withLedgerView(decision: Decision, existing: Map<string, LedgerEntry>): Decision {
   if (existing.size === 0) return decision;
   const actions: PlannedAction[] = [];
+  const waiting: WaitingAction[] = [];
   const skipped: SkippedAction[] = [...decision.skipped];
-  for (const action of decision.actions) {
+  for (const action of [...decision.actions, ...decision.waiting]) {
     const entry = existing.get(action.idempotencyKey);
-    if (!entry) actions.push(action);
-    else
+    if (!entry) {
+      if ('data' in action) waiting.push(action);
+      else actions.push(action);
+    } else
       skipped.push({
         kind: action.kind,
         target: action.target,
@@ -666,7 +671,7 @@ function withLedgerView(decision: Decision, existing: Map<string, LedgerEntry>):
         detail: `recorded ${entry.state}${entry.mode === 'audit' ? ' in audit mode' : ''} at ${entry.updatedAt}`,
       });
   }
-  const result = { ...decision, actions, skipped };
+  const result = { ...decision, actions, skipped, waiting };
   result.summary = summarize(result);
   return result;
 }

@@ -184,6 +184,15 @@ describe('decisions that wait for data', () => {
       ),
     );
 
+    // The incident's next update, the budget still spent: the hold stands (the first decision on an action stands), and
+    // no new round of looks starts for it.
+    const update = await w.engine.submit(incident(), 'relay');
+    expect(update.decision.waiting).toEqual([]);
+    expect(update.decision.skipped).toContainEqual(
+      expect.objectContaining({ idempotencyKey: key, reason: 'already-done', detail: expect.stringMatching(/^recorded pending-approval/) }),
+    );
+    expect(w.looks).toHaveLength(4);
+
     // An analyst approves it: it runs as any approved action does (the budget has freed up meanwhile).
     w.state.spent = false;
     await w.analysts.approve(key, ANALYST, 'confirmed with the device owner');
