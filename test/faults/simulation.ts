@@ -102,11 +102,22 @@ protected: { users: [${DEMO.breakglass}, breakglass1@contoso.com], devices: [${D
 guardrails:
   approvals: [{ action: disableUser, reason: an analyst approves each account disabled }]
 rules:
-  - { id: risky-users, when: { entity: account, userRisk: [high] }, then: [confirmCompromised] }
   - { id: users, when: { entity: account }, then: [revokeSessions, disableUser] }
-  - { id: risky-hosts, when: { entity: host, deviceRisk: [High] }, then: [{ isolateDevice: { isolationType: Selective } }] }
   - { id: hosts, when: { entity: host }, then: [isolateDevice] }
 `;
+
+/**
+ * The in-process campaign's policy: CAMPAIGN_POLICY with rules that read user and device risk before its own, so that
+ * budgets found spent during enrichment make decisions wait: confirm a high-risk user compromised, and isolate a
+ * high-risk device Selective, ahead of the rule that isolates every device Full (which then waits behind it).
+ */
+export const RISK_CAMPAIGN_POLICY = CAMPAIGN_POLICY.replace(
+  'rules:\n',
+  `rules:
+  - { id: risky-users, when: { entity: account, userRisk: [high] }, then: [confirmCompromised] }
+  - { id: risky-hosts, when: { entity: host, deviceRisk: [High] }, then: [{ isolateDevice: { isolationType: Selective } }] }
+`,
+);
 
 /** A crash: the error escapes the worker, as a process dying mid-step would leave the message unsettled. */
 export class Crash extends Error {
@@ -414,7 +425,7 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
   );
   const endpoints = { graph: SIM_ORIGIN, defender: SIM_ORIGIN, arm: SIM_ORIGIN };
   const settings = { endpoints, authorityHost: SIM_ORIGIN, cloud: 'AzurePublicCloud' as const };
-  const policy = compilePolicy(parsePolicy(CAMPAIGN_POLICY, 'campaign policy'));
+  const policy = compilePolicy(parsePolicy(RISK_CAMPAIGN_POLICY, 'campaign policy'));
   const incidents = schedule.incidents.map(armIncidentFor);
   const wanted = schedule.enrich ? await wantedWithAllData(incidents, policy, settings) : new Map<string, string>();
 
