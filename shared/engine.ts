@@ -119,7 +119,7 @@ export class ResponderEngine {
     const skipped = await this.recordSkipped(decision.skipped, signal, at, by, undefined, log);
     const waiting = await this.recordWaiting(decision.waiting, signal, at, by, decision.lookAgainAt);
     const settled = [...planned.recorded, ...planned.toSend.map(({ entry }) => recordOf(entry, true)), ...skipped, ...waiting];
-    const ended = await this.endWaits(waitedBefore, decision, settled, at);
+    const ended = await this.endWaits(waitedBefore, decision, signal, settled, at, log);
     const sent = await this.send(planned.toSend, at, log);
     const recorded = [...planned.recorded, ...skipped, ...waiting, ...ended, ...sent];
     const result = withLedgerView(decision, planned.existing);
@@ -247,15 +247,25 @@ export class ResponderEngine {
   }
 
   /**
-   * On a look for data: each action that waited and that this decision neither decided nor still waits for is not
-   * needed (its rule does not apply once the data is read, or its target turned out to be no one), with why.
+   * On a look for data: each action that waited and that this decision gave no verdict under its key ends as
+   * `waitEnding` says — not needed, or held for a human when the look could not judge its target.
    */
-  private async endWaits(waited: readonly LedgerEntry[], decision: Decision, settled: readonly RecordedAction[], at: string): Promise<RecordedAction[]> {
+  private async endWaits(
+    waited: readonly LedgerEntry[],
+    decision: Decision,
+    signal: Signal,
+    settled: readonly RecordedAction[],
+    at: string,
+    log: Logger,
+  ): Promise<RecordedAction[]> {
     const handled = new Set(settled.map((r) => r.key));
     const ended: RecordedAction[] = [];
     for (const entry of waited) {
       if (handled.has(entry.key)) continue;
-      ended.push(recordOf(await this.moveUndecided(entry, 'not-needed', notNeeded(entry, decision), at), false));
+      const end = waitEnding(entry, decision, signal);
+      const moved = await this.moveUndecided(entry, end.state, end.why, at);
+      if (moved !== entry && moved.state === 'pending-approval') await reportOutcome(this.deps.incidents, moved, 'held', end.why, 0, log);
+      ended.push(recordOf(moved, false));
     }
     return ended;
   }
@@ -622,6 +632,41 @@ function lookAt(signal: Signal, reevaluation: Reevaluation | undefined): Look {
 /** The fields of a decision's verdict an entry that waited for data takes with it. */
 function verdictOf(entry: ReturnType<typeof newEntry>): LedgerPatch {
   return { reason: entry.reason, params: entry.params, mode: entry.mode, source: entry.source };
+}
+
+/**
+ * How an action that waited ends when a look gives its key no verdict. Decided under another key (the look read its
+ * target's directory id, which keys it now): not needed, that one is it. Its target judged on the data read, and no rule
+ * wanting it: not needed. Its target no longer among the incident's entities (the look could not judge it): held for a
+ * human, as an action whose data never came is.
+ */
+function waitEnding(entry: LedgerEntry, decision: Decision, signal: Signal): { state: LedgerState; why: string } {
+  const same = [...decision.actions, ...decision.waiting, ...decision.skipped].find(
+    (other) =>
+      other.kind === entry.kind &&
+      other.idempotencyKey !== undefined &&
+      other.idempotencyKey !== entry.key &&
+      other.target !== undefined &&
+      sameTarget(other.target, entry.target),
+  );
+  if (same) return { state: 'not-needed', why: `the same action, keyed by the directory's id once it was read: ${same.idempotencyKey}` };
+  const judged = signal.entities.some(
+    (entity) => entity.kind !== 'other' && sameTarget(entity.kind === 'account' ? userTarget(entity) : deviceTarget(entity), entry.target),
+  );
+  if (judged) return { state: 'not-needed', why: notNeeded(entry, decision) };
+  return {
+    state: 'pending-approval',
+    why: `held for a human: ${targetLabel(entry.target)} is no longer among the incident's entities as ARM lists them, so its data could not be read again`,
+  };
+}
+
+/** Whether two targets name the same principal by a strong identifier (object id, UPN, Defender id, Entra device id, FQDN). */
+function sameTarget(a: ActionTarget, b: ActionTarget): boolean {
+  if (a.type !== b.type) return false;
+  const strong = (t: ActionTarget) =>
+    (t.type === 'user' ? [t.id, t.upn] : [t.id, t.aadDeviceId, t.fqdn]).filter((v): v is string => v !== undefined).map((v) => v.toLowerCase());
+  const mine = strong(a);
+  return strong(b).some((identifier) => mine.includes(identifier));
 }
 
 /** Why an action that waited is not needed, from the decision that read its data. */

@@ -38,18 +38,24 @@ const ANALYST = { objectId: '0a0b0c0d-aaaa-4aaa-8aaa-aaaaaaaaaaaa', name: 'analy
  * incidents. The queue records when each re-evaluation is scheduled for.
  */
 function world() {
-  const state = { spent: true, now: Date.parse('2026-11-28T12:00:00.000Z') };
-  const devices = new Proxy(env.context.devices as Devices, {
-    get(target, name, receiver) {
-      const value = Reflect.get(target, name, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        if (state.spent) throw new EnginePaced('defender', SPENT, 45_000);
-        return value.apply(target, args);
-      };
-    },
-  });
-  const context = { ...env.context, devices };
+  const state = { spent: true, directorySpent: false, now: Date.parse('2026-11-28T12:00:00.000Z') };
+  /** `port`, its every call refused by the engine's pacing while `spent()` says so. */
+  const paced = <T extends object>(port: T, spent: () => boolean): T =>
+    new Proxy(port, {
+      get(target, name, receiver) {
+        const value = Reflect.get(target, name, receiver);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (spent()) throw new EnginePaced('defender', SPENT, 45_000);
+          return value.apply(target, args);
+        };
+      },
+    });
+  const context = {
+    ...env.context,
+    devices: paced(env.context.devices as Devices, () => state.spent),
+    directory: paced(env.context.directory, () => state.directorySpent),
+  };
   // Scheduled messages wait on the test's clock: each look comes when the test lets it (nextLook).
   const queue = new EmbeddedQueue({ now: () => state.now });
   const looks: Array<{ message: QueueMessage; afterMs: number }> = [];
@@ -243,6 +249,40 @@ describe('decisions that wait for data', () => {
         'held for a human: the look for its data was dead-lettered by Service Bus: MaxDeliveryCountExceeded (could not be consumed after 10 delivery attempts)',
     });
     expect(lost.comments()).toContainEqual(expect.stringMatching(/^Sentinel Responder — isolateDevice on .*: HELD: needs an analyst\n/));
+  });
+
+  it('holds what waited when its target is no longer among the incident entities ARM lists: the look could not judge it', async () => {
+    const w = world();
+    const { decision } = await w.engine.submit(incident(), 'relay');
+    const sentinel = env.sandbox.tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())!;
+    sentinel.entities = sentinel.entities.filter((e) => (e as { kind: string }).kind !== 'Host');
+    w.state.spent = false;
+    await w.nextLook();
+    expect(await w.ledger.get(decision.waiting[0]!.idempotencyKey)).toMatchObject({
+      state: 'pending-approval',
+      stateReason: "held for a human: wks-042.contoso.com is no longer among the incident's entities as ARM lists them, so its data could not be read again",
+    });
+  });
+
+  it('ends a wait whose action the look keys by the directory id it read (a UPN resolved to the object id) as that action', async () => {
+    const w = world();
+    w.state.directorySpent = true;
+    // The account by UPN only, in the payload and in ARM: its key is the UPN's until the directory says who it is.
+    const sentinel = env.sandbox.tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())!;
+    for (const entity of sentinel.entities as Array<{ properties: Record<string, unknown> }>) delete entity.properties.aadUserId;
+    const body = sampleIncident();
+    for (const entity of body.object.properties.relatedEntities) delete entity.properties.aadUserId;
+    const { decision } = await w.engine.submit(normalizeSentinelPayload(body), 'relay');
+    const byUpn = decision.waiting.find((a) => a.kind === 'disableUser')!;
+    expect(byUpn).toMatchObject({ data: ['userRisk'], target: { type: 'user', upn: 'adele.vance@contoso.com' } });
+    w.state.directorySpent = false;
+    await w.nextLook();
+    const planned = w.ledger.all().find((e) => e.kind === 'disableUser' && e.key !== byUpn.idempotencyKey)!;
+    expect(planned).toMatchObject({ target: { id: DEMO.adele }, state: 'succeeded' });
+    expect(await w.ledger.get(byUpn.idempotencyKey)).toMatchObject({
+      state: 'not-needed',
+      stateReason: `the same action, keyed by the directory's id once it was read: ${planned.key}`,
+    });
   });
 
   it('holds at once what would wait when the signal cannot be read again (no incident ARM id)', async () => {
