@@ -142,7 +142,7 @@ export function assemble(parts: EngineParts): { engine: ResponderEngine; worker:
     execute: (command, commandLog) => executeCommand({ ...parts, snapshotOf: async (key) => (await ledger.get(key))?.rollback }, command, commandLog),
     report,
     incidents,
-    submit: (signal, by, submitLog, reevaluations) => engine.submit(signal, by, submitLog, reevaluations),
+    submit: (signal, by, submitLog, reevaluation) => engine.submit(signal, by, submitLog, reevaluation),
   });
   return {
     engine,

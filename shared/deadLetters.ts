@@ -4,6 +4,7 @@ import { reportedCommand, type ReportedAction, type ReportedState } from './acti
 import { LedgerConflictError, type ActionLedger, type LedgerEntry, type NewLedgerEntry } from './ledger/ledger';
 import type { Logger } from './log';
 import type { ActionQueue } from './queue/queue';
+import { isReevaluation } from './queue/reevaluation';
 
 /** What the reconciler uses. */
 export interface DeadLetterDeps {
@@ -41,6 +42,13 @@ export class DeadLetterReconciler {
         if (command && ended) {
           actions++;
           await this.deps.report(reportedCommand(command), 'failed', why, command.attempt + 1, log);
+        }
+        // A look for data that will not come: what waited for it goes to a human instead of waiting for ever.
+        const look = isReevaluation(letter.body) && letter.body.reason === 'waitingForData' ? letter.body : undefined;
+        if (look && typeof look.incidentArmId === 'string') {
+          const held = await holdWaiting(this.deps.ledger, look.incidentArmId, `held for a human: the look for its data was ${why}`, at, 'reconciler');
+          for (const entry of held) await this.deps.report(entry, 'held', entry.stateReason ?? why, 0, log);
+          actions += held.length;
         }
         const created = await this.deps.ledger.recordDeadLetter({
           messageId: letter.messageId,
@@ -94,6 +102,28 @@ export async function markDeadLettered(ledger: ActionLedger, key: string, why: s
     }
   }
   throw new Error(`could not mark ${key} dead-lettered: it kept changing`);
+}
+
+/**
+ * Hold for a human the actions of an incident that wait for data: what a look that cannot happen (its message
+ * dead-lettered, the incident no longer readable) leaves them. Returns those it held; one another writer moved on
+ * meanwhile is theirs.
+ */
+export async function holdWaiting(ledger: ActionLedger, incidentArmId: string, why: string, at: string, by: string): Promise<LedgerEntry[]> {
+  const held: LedgerEntry[] = [];
+  for (const waiting of await ledger.list({ incident: incidentArmId, state: 'waiting' })) {
+    let entry = waiting;
+    for (let tries = 0; tries < MARK_TRIES && entry.state === 'waiting'; tries++) {
+      try {
+        entry = await ledger.transition(entry.key, entry.etag, 'pending-approval', { by, at, note: why }, { stateReason: why });
+        held.push(entry);
+      } catch (error) {
+        if (!(error instanceof LedgerConflictError)) throw error;
+        entry = (await ledger.get(entry.key)) ?? entry;
+      }
+    }
+  }
+  return held;
 }
 
 /** The ledger entry for a command whose entry is missing (a message can outrun its submitter). */

@@ -1,21 +1,31 @@
 import { IDEMPOTENCY_KEY_PATTERN } from './actions/idempotency';
 import type { ActionKind } from './actions/catalogue';
 import { commandFor, parseActionCommand, type ActionCommand } from './actions/command';
-import { reportedCommand, reportOutcome } from './actions/report';
+import { reportedCommand, reportOutcome, reportWaiting, waitingComment, type WaitedAction } from './actions/report';
 import { classifyFailure } from './actions/failure';
 import { deviceTarget, targetId, targetLabel, userTarget, type ActionTarget } from './actions/target';
 import { overdue, type Analyst } from './actions/approval';
 import { rollbackStep } from './actions/rollback';
-import { LedgerConflictError, LedgerTransitionError, targetKeys, type ActionLedger, type LedgerEntry, type LedgerState } from './ledger/ledger';
+import {
+  canTransition,
+  LedgerConflictError,
+  LedgerTransitionError,
+  targetKeys,
+  type ActionLedger,
+  type LedgerEntry,
+  type LedgerPatch,
+  type LedgerState,
+} from './ledger/ledger';
 import type { Logger } from './log';
 import { capKey, decide, decideRequest, summarize, type CompiledPolicy, type RequestedStep } from './policy/decide';
-import type { Decision, PlannedAction, SkippedAction } from './policy/decision';
+import type { Decision, PlannedAction, SkippedAction, WaitingAction } from './policy/decision';
+import { lackedData } from './policy/unavailable';
 import type { Mode } from './policy/schema';
 import type { ActionQueue } from './queue/queue';
 import { InputError, quote, RefusedError } from './errors';
 import { spend, type BudgetAnswer, type BudgetRecord } from './coordination/budget';
 import type { SharedState } from './coordination/sharedState';
-import { REEVALUATE_AFTER_MS } from './queue/reevaluation';
+import { nextLookAfterMs, REEVALUATE_AFTER_MS, waitingDigest, type Reevaluation, type ReevaluationReason } from './queue/reevaluation';
 import { parseIncidentArmId, type IncidentArmIdParts } from './signals/identifiers';
 import { incidentRefOf, NO_ENTITIES_NOTE, normalizeSentinelPayload } from './signals/sentinel';
 import type { AccountEntity, Entity, HostEntity, IncidentRef, Signal } from './signals/signal';
@@ -89,28 +99,72 @@ export class ResponderEngine {
    * send or a crash is sent again by the next delivery: the relay retries on 503, and the MessageId is the
    * idempotency key, so Service Bus drops a copy that did get through.
    */
-  async submit(given: Signal, by: string, parentLog: Logger = this.deps.log, reevaluations = 0): Promise<Submission> {
+  async submit(given: Signal, by: string, parentLog: Logger = this.deps.log, reevaluation?: Reevaluation): Promise<Submission> {
     const log = parentLog.child({
       incidentId: given.incident?.armId ?? given.subject,
       ...(given.incident?.number !== undefined && { incidentNumber: given.incident.number }),
     });
-    const signal = await this.prepare(given, reevaluations, log);
-    const decision = decide(signal, this.deps.policy, { modeOverride: this.deps.modeOverride, capUsage: await this.capUsage(this.deps.policy) });
+    const signal = await this.prepare(given, reevaluation, log);
+    const look = lookAt(signal, reevaluation);
+    const decided = decide(signal, this.deps.policy, { modeOverride: this.deps.modeOverride, capUsage: await this.capUsage(this.deps.policy), look });
+    // A wait an earlier delivery already ended (held on its last look, say) stands as decided: nothing to look for.
+    const undecided = withLedgerView(decided, await this.existingEntries({ actions: [], waiting: decided.waiting }));
+    // The next look is scheduled before the wait is recorded: a crash between leaves a look with nothing to do, never a
+    // waiting action no look will end.
+    const decision = await this.scheduleLook(undecided, signal, look, log);
     const at = this.deps.now().toISOString();
+    // Only a look for data ends waits: each waiting action has a look coming, which the relay's deliveries need not do.
+    const waitedBefore = reevaluation?.reason === 'waitingForData' ? await this.deps.ledger.list({ subject: signal.subject, state: 'waiting' }) : [];
     const planned = await this.recordPlanned(decision.actions, signal, at, by);
-    const skipped = await this.recordSkipped(decision.skipped, signal, at, by);
+    const skipped = await this.recordSkipped(decision.skipped, signal, at, by, undefined, log);
+    const waiting = await this.recordWaiting(decision.waiting, signal, at, by, decision.lookAgainAt);
+    const settled = [...planned.recorded, ...planned.toSend.map(({ entry }) => recordOf(entry, true)), ...skipped, ...waiting];
+    const ended = await this.endWaits(waitedBefore, decision, signal, settled, at, log);
     const sent = await this.send(planned.toSend, at, log);
-    const recorded = [...planned.recorded, ...skipped, ...sent];
+    const recorded = [...planned.recorded, ...skipped, ...waiting, ...ended, ...sent];
     const result = withLedgerView(decision, planned.existing);
-    log.info({ score: decision.score.total, sent: planned.toSend.length, recorded: recorded.length, policy: decision.policy.digest, by }, result.summary);
+    if (signal.incident && (decision.waiting.length > 0 || reevaluation?.reason === 'waitingForData'))
+      await this.reportWaits(signal.incident.armId, result, look, waitedBefore, log);
+    log.info(
+      {
+        score: decision.score.total,
+        sent: planned.toSend.length,
+        recorded: recorded.length,
+        waiting: decision.waiting.length,
+        policy: decision.policy.digest,
+        by,
+      },
+      result.summary,
+    );
     return { decision: result, recorded };
   }
 
   /** The signal as the policy should see it: with the incident's entities listed if it came without, and enriched. */
-  private async prepare(given: Signal, reevaluations: number, log: Logger): Promise<Signal> {
+  private async prepare(given: Signal, reevaluation: Reevaluation | undefined, log: Logger): Promise<Signal> {
     const listed = await this.withListedEntities(given, log);
-    if (listed.incident && listed.entities.length === 0) await this.scheduleReevaluation(listed, reevaluations, log);
+    if (listed.incident && listed.entities.length === 0)
+      await this.waitForEntities(listed, reevaluation?.reason === 'noEntities' ? reevaluation.attempt : 0, log);
     return this.deps.enrich ? this.deps.enrich(listed, this.deps.policy) : listed;
+  }
+
+  /**
+   * A decision with actions waiting for data: look at the incident again (`waitingForData`), at the time the data says
+   * it may be read or the schedule's next step, and say when in the decision. On the last look nothing waits: decide
+   * held what would have.
+   */
+  private async scheduleLook(decision: Decision, signal: Signal, look: Look, log: Logger): Promise<Decision> {
+    const armId = signal.incident?.armId;
+    if (decision.waiting.length === 0 || look.last || armId === undefined) return decision;
+    const retryAfterMs = Math.max(0, ...decision.waiting.map((w) => w.retryAfterMs ?? 0));
+    const delay = nextLookAfterMs('waitingForData', look.evaluation - 1, retryAfterMs) as number;
+    const at = new Date(this.deps.now().getTime() + delay);
+    const waitingFor = waitingDigest(decision.waiting.map((w) => `${w.ruleId} ${w.idempotencyKey}`));
+    await this.scheduleReevaluation(armId, 'waitingForData', look.evaluation, at, log, waitingFor);
+    const lookAgainAt = at.toISOString();
+    const note = `${decision.waiting.length} action(s) wait for data: the incident is evaluated again at ${lookAgainAt} (look ${look.evaluation + 1} of ${look.of + 1}); what still waits after the last look is held for a human`;
+    log.info({ at: lookAgainAt, attempt: look.evaluation, waiting: decision.waiting.length }, 'waiting for data: re-evaluation scheduled');
+    const scheduled = { ...decision, lookAgainAt, notes: [...decision.notes, note] };
+    return { ...scheduled, summary: summarize(scheduled) };
   }
 
   /**
@@ -120,7 +174,14 @@ export class ResponderEngine {
   private async recordPlanned(actions: readonly PlannedAction[], signal: Signal, at: string, by: string, rollbackOf?: string): Promise<RecordedPlan> {
     const plan: RecordedPlan = { recorded: [], toSend: [], existing: new Map() };
     for (const action of actions) {
-      const { created, entry } = await this.deps.ledger.create(newEntry(action, signal, 'planned', undefined, at, by, rollbackOf));
+      const fields = newEntry(action, signal, 'planned', undefined, at, by, rollbackOf);
+      const made = await this.deps.ledger.create(fields);
+      // An action that waited for data is new to the caps and the queue once planned, as a created one is.
+      const resumed = !made.created && UNDECIDED.includes(made.entry.state) && made.entry.state !== 'planned';
+      const entry = resumed
+        ? await this.moveUndecided(made.entry, 'planned', `the data it waited for was read: ${action.reason}`, at, verdictOf(fields))
+        : made.entry;
+      const created = made.created || (resumed && entry.state === 'planned');
       const overCap = created ? await this.reserveCaps(entry, at) : undefined;
       if (overCap) {
         const blocked = await this.deps.ledger.transition(entry.key, entry.etag, 'blocked', { by: 'engine', at, note: overCap }, { stateReason: overCap });
@@ -135,20 +196,94 @@ export class ResponderEngine {
     return plan;
   }
 
-  /** Record the actions held for a human and those refused, so they can be seen, counted and approved. */
-  private async recordSkipped(skipped: readonly SkippedAction[], signal: Signal, at: string, by: string, rollbackOf?: string): Promise<RecordedAction[]> {
+  /**
+   * Record the actions held for a human and those refused, so they can be seen, counted and approved. One that waited
+   * for data takes this verdict, and its incident is told (the analyst who saw it wait looks there).
+   */
+  private async recordSkipped(
+    skipped: readonly SkippedAction[],
+    signal: Signal,
+    at: string,
+    by: string,
+    rollbackOf?: string,
+    log: Logger = this.deps.log,
+  ): Promise<RecordedAction[]> {
     const recorded: RecordedAction[] = [];
     for (const skip of skipped) {
       const state = skipState(skip);
       if (!state || !skip.idempotencyKey || !skip.target) continue;
       const recordable = { ...skip, idempotencyKey: skip.idempotencyKey, target: skip.target };
       const why = `${skip.reason}: ${skip.detail}`;
-      const { created, entry } = await this.deps.ledger.create(newEntry(recordable, signal, state, why, at, by, rollbackOf));
+      const fields = newEntry(recordable, signal, state, why, at, by, rollbackOf);
+      const { created, entry } = await this.deps.ledger.create(fields);
       // An earlier delivery planned it but never got it onto the queue, deciding on less (say, before the directory
-      // could be read): nothing was sent, so this stricter verdict is the one that stands.
-      recorded.push(recordOf(!created && entry.state === 'planned' ? await this.holdPlanned(entry, state, why, at) : entry, created));
+      // could be read), or it waited for data: nothing was sent, so this verdict is the one that stands.
+      const moved = !created && UNDECIDED.includes(entry.state) ? await this.moveUndecided(entry, state, why, at, verdictOf(fields)) : entry;
+      if (moved !== entry && moved.state === state && entry.state !== 'planned')
+        await reportOutcome(this.deps.incidents, moved, state === 'blocked' ? 'blocked' : 'held', why, 0, log);
+      recorded.push(recordOf(moved, created));
     }
     return recorded;
+  }
+
+  /**
+   * Record each action that waits for data as `waiting`, under its key, with what it waits for and when it is looked at
+   * again: what an analyst finds with GET /api/actions?incident=…. One recorded before waits again (a new history
+   * event); one an earlier delivery decided keeps its verdict.
+   */
+  private async recordWaiting(waiting: readonly WaitingAction[], signal: Signal, at: string, by: string, lookAgainAt?: string): Promise<RecordedAction[]> {
+    const recorded: RecordedAction[] = [];
+    for (const action of waiting) {
+      const why = `rule ${action.ruleId} may want it: waiting for ${lackedData(action)} (${action.why})${lookAgainAt ? `; evaluated again at ${lookAgainAt}` : ''}`;
+      const fields = newEntry(action, signal, 'waiting', why, at, by);
+      const { created, entry } = await this.deps.ledger.create(fields);
+      const moved =
+        !created && (entry.state === 'waiting' || entry.state === 'not-needed')
+          ? await this.moveUndecided(entry, 'waiting', why, at, verdictOf(fields))
+          : entry;
+      recorded.push(recordOf(moved, created));
+    }
+    return recorded;
+  }
+
+  /**
+   * On a look for data: each action that waited and that this decision gave no verdict under its key ends as
+   * `waitEnding` says — not needed, or held for a human when the look could not judge its target.
+   */
+  private async endWaits(
+    waited: readonly LedgerEntry[],
+    decision: Decision,
+    signal: Signal,
+    settled: readonly RecordedAction[],
+    at: string,
+    log: Logger,
+  ): Promise<RecordedAction[]> {
+    const handled = new Set(settled.map((r) => r.key));
+    const ended: RecordedAction[] = [];
+    for (const entry of waited) {
+      if (handled.has(entry.key)) continue;
+      const end = waitEnding(entry, decision, signal);
+      const moved = await this.moveUndecided(entry, end.state, end.why, at);
+      if (moved !== entry && moved.state === 'pending-approval') await reportOutcome(this.deps.incidents, moved, 'held', end.why, 0, log);
+      ended.push(recordOf(moved, false));
+    }
+    return ended;
+  }
+
+  /** The incident's comment on what waits for data and when it is looked at again, or, once nothing waits, what each became. */
+  private async reportWaits(armId: string, decision: Decision, look: Look, waitedBefore: readonly LedgerEntry[], log: Logger): Promise<void> {
+    const waited: WaitedAction[] = [];
+    if (decision.waiting.length === 0)
+      for (const before of waitedBefore) {
+        const entry = (await this.deps.ledger.get(before.key)) ?? before;
+        waited.push({ kind: entry.kind, target: entry.target, state: entry.state, ...(entry.stateReason && { why: entry.stateReason }) });
+      }
+    const comment = waitingComment(
+      { evaluation: look.evaluation, of: look.of, ...(decision.lookAgainAt && { nextAt: decision.lookAgainAt }) },
+      decision.waiting,
+      waited,
+    );
+    await reportWaiting(this.deps.incidents, armId, comment, log);
   }
 
   /**
@@ -363,8 +498,8 @@ export class ResponderEngine {
   }
 
   /** No entities yet: look again in a few minutes rather than decide on nothing, a bounded number of times. */
-  private async scheduleReevaluation(signal: Signal, done: number, log: Logger): Promise<void> {
-    const delay = REEVALUATE_AFTER_MS[done];
+  private async waitForEntities(signal: Signal, done: number, log: Logger): Promise<void> {
+    const delay = nextLookAfterMs('noEntities', done);
     const armId = signal.incident?.armId;
     if (armId === undefined) return;
     if (delay === undefined) {
@@ -372,24 +507,42 @@ export class ResponderEngine {
       return;
     }
     const at = new Date(this.deps.now().getTime() + delay);
-    try {
-      await this.deps.queue.schedule({ type: 'reevaluateIncident', incidentArmId: armId, attempt: done + 1, createdAt: this.deps.now().toISOString() }, at);
-    } catch (error) {
-      log.error({ err: error }, 'could not schedule the re-evaluation: answering 503 so the caller retries');
-      throw new QueueUnavailableError("the action queue did not accept the incident's re-evaluation: retry the request");
-    }
+    await this.scheduleReevaluation(armId, 'noEntities', done + 1, at, log);
     signal.notes.push(`no entities yet: the incident will be evaluated again at ${at.toISOString()}`);
     log.info({ at: at.toISOString(), attempt: done + 1 }, 'no entities yet: re-evaluation scheduled');
   }
 
-  /** Move a planned (never sent) entry to `state`, unless a concurrent delivery moves it on first (then it is theirs). */
-  private async holdPlanned(first: LedgerEntry, state: LedgerState, why: string, at: string): Promise<LedgerEntry> {
+  /** Put the incident's re-evaluation on the queue for `at`; a queue that will not take it answers 503 (the caller retries). */
+  private async scheduleReevaluation(armId: string, reason: ReevaluationReason, attempt: number, at: Date, log: Logger, waitingFor?: string): Promise<void> {
+    // Without a reason a message means noEntities (those queued before there were reasons): it keeps its MessageId.
+    const message = {
+      type: 'reevaluateIncident' as const,
+      incidentArmId: armId,
+      ...(reason !== 'noEntities' && { reason }),
+      attempt,
+      createdAt: this.deps.now().toISOString(),
+    };
+    try {
+      await this.deps.queue.schedule({ ...message, ...(waitingFor !== undefined && { waitingFor }) }, at);
+    } catch (error) {
+      log.error({ err: error }, 'could not schedule the re-evaluation: answering 503 so the caller retries');
+      throw new QueueUnavailableError("the action queue did not accept the incident's re-evaluation: retry the request");
+    }
+  }
+
+  /**
+   * Move an entry nothing has acted on — planned but never sent, waiting for data, not needed — to `state` with the
+   * verdict's fields, unless a concurrent delivery moves it on first (then it is theirs).
+   */
+  private async moveUndecided(first: LedgerEntry, state: LedgerState, why: string, at: string, verdict: LedgerPatch = {}): Promise<LedgerEntry> {
     let entry = first;
-    for (let tries = 0; tries < 5 && entry.state === 'planned'; tries++) {
+    for (let tries = 0; tries < 5 && UNDECIDED.includes(entry.state) && canTransition(entry.state, state); tries++) {
       try {
         // An analyst's approval stands: the next delivery sends it instead.
         if (entry.decidedBy?.verdict === 'approved') return entry;
-        return await this.deps.ledger.transition(entry.key, entry.etag, state, { by: 'engine', at, note: why }, { stateReason: why });
+        // A planned entry keeps its reason; one that waited takes the verdict's rule, parameters, mode and reason.
+        const patch = entry.state === 'planned' ? {} : verdict;
+        return await this.deps.ledger.transition(entry.key, entry.etag, state, { by: 'engine', at, note: why }, { ...patch, stateReason: why });
       } catch (error) {
         if (!(error instanceof LedgerConflictError)) throw error;
         entry = (await this.deps.ledger.get(entry.key)) ?? entry;
@@ -432,11 +585,12 @@ export class ResponderEngine {
     return usage;
   }
 
-  private async existingEntries(decision: Decision): Promise<Map<string, LedgerEntry>> {
+  private async existingEntries(decision: Pick<Decision, 'actions' | 'waiting'>): Promise<Map<string, LedgerEntry>> {
     const existing = new Map<string, LedgerEntry>();
-    for (const action of decision.actions) {
+    for (const action of [...decision.actions, ...decision.waiting]) {
       const entry = await this.deps.ledger.get(action.idempotencyKey);
-      if (entry && entry.state !== 'planned') existing.set(entry.key, entry);
+      // Planned but never sent, waiting or not needed: nothing has been decided for it yet.
+      if (entry && !UNDECIDED.includes(entry.state)) existing.set(entry.key, entry);
     }
     return existing;
   }
@@ -455,6 +609,77 @@ interface RecordedPlan {
   existing: Map<string, LedgerEntry>;
 }
 
+/** States of an entry nothing has acted on: a decision may still give it its verdict (never sent, waited, not needed). */
+const UNDECIDED: readonly LedgerState[] = ['planned', 'waiting', 'not-needed'];
+
+/** Which look at an incident a submission is (1: the relay's), how many looks for data follow the first, and whether it is the last. */
+interface Look {
+  evaluation: number;
+  of: number;
+  last: boolean;
+}
+
+/**
+ * Which look at the signal this is. One that cannot be repeated (no incident to read again from ARM) is the last at
+ * once: what would wait for data is held for a human.
+ */
+function lookAt(signal: Signal, reevaluation: Reevaluation | undefined): Look {
+  const done = reevaluation?.reason === 'waitingForData' ? reevaluation.attempt : 0;
+  const of = REEVALUATE_AFTER_MS.waitingForData.length;
+  return { evaluation: done + 1, of, last: signal.incident === undefined || done >= of };
+}
+
+/** The fields of a decision's verdict an entry that waited for data takes with it. */
+function verdictOf(entry: ReturnType<typeof newEntry>): LedgerPatch {
+  return { reason: entry.reason, params: entry.params, mode: entry.mode, source: entry.source };
+}
+
+/**
+ * How an action that waited ends when a look gives its key no verdict. Decided under another key (the look read its
+ * target's directory id, which keys it now): not needed, that one is it. Its target judged on the data read, and no rule
+ * wanting it: not needed. Its target no longer among the incident's entities (the look could not judge it): held for a
+ * human, as an action whose data never came is.
+ */
+function waitEnding(entry: LedgerEntry, decision: Decision, signal: Signal): { state: LedgerState; why: string } {
+  const same = [...decision.actions, ...decision.waiting, ...decision.skipped].find(
+    (other) =>
+      other.kind === entry.kind &&
+      other.idempotencyKey !== undefined &&
+      other.idempotencyKey !== entry.key &&
+      other.target !== undefined &&
+      sameTarget(other.target, entry.target),
+  );
+  if (same) return { state: 'not-needed', why: `the same action, keyed by the directory's id once it was read: ${same.idempotencyKey}` };
+  const judged = signal.entities.some(
+    (entity) => entity.kind !== 'other' && sameTarget(entity.kind === 'account' ? userTarget(entity) : deviceTarget(entity), entry.target),
+  );
+  if (judged) return { state: 'not-needed', why: notNeeded(entry, decision) };
+  return {
+    state: 'pending-approval',
+    why: `held for a human: ${targetLabel(entry.target)} is no longer among the incident's entities as ARM lists them, so its data could not be read again`,
+  };
+}
+
+/** Whether two targets name the same principal by a strong identifier (object id, UPN, Defender id, Entra device id, FQDN). */
+function sameTarget(a: ActionTarget, b: ActionTarget): boolean {
+  if (a.type !== b.type) return false;
+  const strong = (t: ActionTarget) =>
+    (t.type === 'user' ? [t.id, t.upn] : [t.id, t.aadDeviceId, t.fqdn]).filter((v): v is string => v !== undefined).map((v) => v.toLowerCase());
+  const mine = strong(a);
+  return strong(b).some((identifier) => mine.includes(identifier));
+}
+
+/** Why an action that waited is not needed, from the decision that read its data. */
+function notNeeded(entry: LedgerEntry, decision: Decision): string {
+  const skip = decision.skipped.find((s) => s.idempotencyKey === entry.key);
+  if (skip) return `the data it waited for was read: ${skip.reason}: ${skip.detail}`;
+  const ruleId = entry.source.ruleId;
+  const rule = decision.rules.find((r) => r.ruleId === ruleId);
+  if (!rule) return `rule ${ruleId ?? '(none)'} is no longer in the policy`;
+  if (rule.matched) return `the data it waited for was read: rule ${rule.ruleId} applies, but not to ${targetLabel(entry.target)}`;
+  return `the data it waited for was read: rule ${rule.ruleId} does not apply (${rule.explanation.join(', ')})`;
+}
+
 /** Held actions wait for a human; refusals and open circuits are recorded so that they can be seen and counted. */
 function skipState(skip: SkippedAction): LedgerState | undefined {
   switch (skip.reason) {
@@ -468,15 +693,18 @@ function skipState(skip: SkippedAction): LedgerState | undefined {
   }
 }
 
-/** Move actions an earlier delivery already recorded from `actions` to `skipped: already-done`. */
+/** Move actions an earlier delivery already decided from `actions` and `waiting` to `skipped: already-done`. */
 function withLedgerView(decision: Decision, existing: Map<string, LedgerEntry>): Decision {
   if (existing.size === 0) return decision;
   const actions: PlannedAction[] = [];
+  const waiting: WaitingAction[] = [];
   const skipped: SkippedAction[] = [...decision.skipped];
-  for (const action of decision.actions) {
+  for (const action of [...decision.actions, ...decision.waiting]) {
     const entry = existing.get(action.idempotencyKey);
-    if (!entry) actions.push(action);
-    else
+    if (!entry) {
+      if ('data' in action) waiting.push(action);
+      else actions.push(action);
+    } else
       skipped.push({
         kind: action.kind,
         target: action.target,
@@ -488,7 +716,7 @@ function withLedgerView(decision: Decision, existing: Map<string, LedgerEntry>):
         detail: `recorded ${entry.state}${entry.mode === 'audit' ? ' in audit mode' : ''} at ${entry.updatedAt}`,
       });
   }
-  const result = { ...decision, actions, skipped };
+  const result = { ...decision, actions, skipped, waiting };
   result.summary = summarize(result);
   return result;
 }

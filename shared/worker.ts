@@ -25,13 +25,13 @@ import { reportedCommand, type ReportedAction, type ReportedState } from './acti
 import { targetLabel, type DeviceTarget } from './actions/target';
 import { keepAlive, type RenewalResult } from './coordination/keepAlive';
 import type { SharedState } from './coordination/sharedState';
-import { bodyText, markDeadLettered, queuedEntry } from './deadLetters';
+import { bodyText, holdWaiting, markDeadLettered, queuedEntry } from './deadLetters';
 import type { Submission } from './engine';
 import { InputError } from './errors';
 import { attemptCount, LedgerConflictError, type ActionLedger, type LedgerEntry } from './ledger/ledger';
 import type { Logger } from './log';
 import type { QueueDelivery, ActionQueue } from './queue/queue';
-import { isReevaluation, parseReevaluation } from './queue/reevaluation';
+import { isReevaluation, parseReevaluation, type Reevaluation } from './queue/reevaluation';
 import type { SentinelIncidents } from './clients/sentinel';
 import { isRecord } from './signals/fields';
 import { normalizeSentinelPayload } from './signals/sentinel';
@@ -62,8 +62,8 @@ export interface WorkerDeps {
   report(action: ReportedAction, state: ReportedState, detail: string, attempts: number, log: Logger): Promise<void>;
   /** The incident, as ARM has it now, for a re-evaluation. */
   incidents(): Promise<SentinelIncidents>;
-  /** The engine's submission, for a re-evaluated incident. */
-  submit(signal: Signal, by: string, log: Logger, reevaluations: number): Promise<Submission>;
+  /** The engine's submission, for a re-evaluated incident: which look it is, and why. */
+  submit(signal: Signal, by: string, log: Logger, reevaluation: Reevaluation): Promise<Submission>;
 }
 
 /** How many times a delivery reads an entry again after another writer moved it, before it lets the broker redeliver. */
@@ -280,13 +280,21 @@ export class ActionWorker {
   private async reevaluate(body: unknown, delivery: QueueDelivery, log: Logger): Promise<WorkerOutcome> {
     const message = await this.parseOrDeadLetter(() => parseReevaluation(body), 'a re-evaluation', body, delivery, log);
     if (message.status === 'refused') return message.outcome;
-    const { incidentArmId, incident: parts, attempt } = message.value;
+    const { incidentArmId, incident: parts, reason, attempt } = message.value;
     // A failure to read throws: the broker redelivers the message, and the re-evaluation is not lost. An incident that
     // cannot be read as one is recorded with the reason instead: ten redeliveries would not make it readable.
     const incident = await (await this.deps.incidents()).incidentWithEntities(parts);
     const signal = await this.parseOrDeadLetter(() => normalizeSentinelPayload(incident), 'a readable incident', incident, delivery, log);
-    if (signal.status === 'refused') return signal.outcome;
-    const { decision } = await this.deps.submit(signal.value, 'engine (re-evaluation)', log, attempt);
+    if (signal.status === 'refused') {
+      // No look will read it again: what waited for its data goes to a human.
+      if (reason === 'waitingForData') {
+        const why = `held for a human: the incident could not be read again to look for its data: ${signal.outcome.detail}`;
+        for (const entry of await holdWaiting(this.deps.ledger, incidentArmId, why, this.deps.now().toISOString(), 'worker'))
+          await this.deps.report(entry, 'held', why, attemptCount(entry.attempts), log);
+      }
+      return signal.outcome;
+    }
+    const { decision } = await this.deps.submit(signal.value, 'engine (re-evaluation)', log, { reason, attempt });
     return { outcome: 'succeeded', detail: `re-evaluated ${incidentArmId}: ${decision.summary}` };
   }
 

@@ -1,10 +1,12 @@
 import { commentIdFor, type SentinelIncidents } from '../clients/sentinel';
 import { displayText } from '../limits';
 import type { Logger } from '../log';
+import type { WaitingAction } from '../policy/decision';
+import { lackedData } from '../policy/unavailable';
 import { parseIncidentArmId } from '../signals/identifiers';
-import { ACTIONS } from './catalogue';
+import { ACTIONS, type ActionKind } from './catalogue';
 import type { ActionCommand } from './command';
-import { targetLabel } from './target';
+import { targetLabel, type ActionTarget } from './target';
 
 export type ReportedState = 'succeeded' | 'audited' | 'failed' | 'blocked' | 'held' | 'approved' | 'denied' | 'expired' | 'rolled-back';
 
@@ -86,13 +88,76 @@ export async function reportOutcome(
   attempts: number,
   log: Logger,
 ): Promise<void> {
-  const incident = action.source.incidentArmId ? parseIncidentArmId(action.source.incidentArmId) : undefined;
+  await tellIncident(
+    incidents,
+    action.source.incidentArmId,
+    commentIdFor(action.key),
+    outcomeComment(action, state, detail, attempts),
+    OUTCOME_LABELS[state],
+    log,
+  );
+}
+
+/** What an action that waited for data became, as the incident's waiting comment lists it. */
+export interface WaitedAction {
+  kind: ActionKind;
+  target: ActionTarget;
+  state: string;
+  why?: string;
+}
+
+/** At most this many actions are listed in a waiting comment: a 200-device incident's comment stays readable. */
+const WAITING_LISTED = 20;
+
+/**
+ * The incident's comment about its actions that wait for entity data (a spent budget, a throttled API): which, for
+ * what, and when the engine looks again; or, once nothing waits, what each became. One per incident, rewritten at each
+ * look; outside values inert, as in every comment.
+ */
+export function waitingComment(
+  look: { evaluation: number; of: number; nextAt?: string },
+  waiting: readonly WaitingAction[],
+  waited: readonly WaitedAction[],
+): string {
+  const listed = <T>(items: readonly T[], line: (item: T) => string): string[] => [
+    ...items.slice(0, WAITING_LISTED).map(line),
+    ...(items.length > WAITING_LISTED ? [`- and ${items.length - WAITING_LISTED} more: GET /api/actions?incident=… lists them all`] : []),
+  ];
+  if (waiting.length > 0)
+    return [
+      `Sentinel Responder — WAITING for data: ${waiting.length} action(s) not decided yet`,
+      `Evaluated again at ${look.nextAt ?? 'the next look'} (look ${look.evaluation + 1} of ${look.of + 1}); what still waits after the last look is held for an analyst.`,
+      ...listed(
+        waiting,
+        (w) => `- ${w.kind} on ${inert(targetLabel(w.target), 400)} (rule ${w.ruleId}): ${lackedData(w)} unavailable for now: ${inert(w.why, 600)}`,
+      ),
+    ].join('\n');
+  return [
+    `Sentinel Responder — waited for data: nothing waits any more (look ${look.evaluation} of ${look.of + 1})`,
+    ...listed(waited, (w) => `- ${w.kind} on ${inert(targetLabel(w.target), 400)}: ${w.state}${w.why ? `: ${inert(w.why, 600)}` : ''}`),
+  ].join('\n');
+}
+
+/** Rewrite the incident's waiting comment (best effort, like every report). */
+export async function reportWaiting(incidents: () => Promise<SentinelIncidents>, incidentArmId: string, comment: string, log: Logger): Promise<void> {
+  await tellIncident(incidents, incidentArmId, commentIdFor(`${incidentArmId.toLowerCase()}#waiting-for-data`), comment, undefined, log);
+}
+
+async function tellIncident(
+  incidents: () => Promise<SentinelIncidents>,
+  incidentArmId: string | undefined,
+  commentId: string,
+  comment: string,
+  label: string | undefined,
+  log: Logger,
+): Promise<void> {
+  const incident = incidentArmId ? parseIncidentArmId(incidentArmId) : undefined;
   if (!incident) return;
   try {
     const sentinel = await incidents();
-    await sentinel.comment(incident, commentIdFor(action.key), outcomeComment(action, state, detail, attempts));
-    await sentinel.label(incident, OUTCOME_LABELS[state]);
+    await sentinel.comment(incident, commentId, comment);
+    if (label) await sentinel.label(incident, label);
   } catch (error) {
-    log.warn({ err: error, incidentId: action.source.incidentArmId }, 'could not comment on the incident; the outcome is in the ledger');
+    log.warn({ err: error, incidentId: incidentArmId }, 'could not comment on the incident; the outcome is in the ledger');
   }
 }

@@ -58,7 +58,9 @@ export const schemas = {
         .describe('While running: the delivery that holds it, and until when unless its worker renews it.'),
     })
     .loose(),
-  decision: z.record(z.string(), z.unknown()).describe('The policy decision, explained: score, rules, planned and skipped actions, notes.'),
+  decision: z
+    .record(z.string(), z.unknown())
+    .describe('The policy decision, explained: score, rules, planned and skipped actions, actions waiting for data, notes.'),
   incident: z
     .record(z.string(), z.unknown())
     .describe('A Sentinel incident: the automation-rule trigger body { object: { id, properties } }, a bare ARM incident, or a SecurityAlert record.'),

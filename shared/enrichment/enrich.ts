@@ -6,7 +6,16 @@ import type { Devices } from '../clients/defender';
 import { memberGroups, type Directory } from '../clients/graph';
 import { displayText, TEXT_LIMITS } from '../limits';
 import { isDnsName } from '../signals/identifiers';
-import { DEVICE_RISK_LEVELS, USER_RISK_LEVELS, type AccountEntity, type Entity, type HostEntity, type Signal } from '../signals/signal';
+import {
+  DEVICE_RISK_LEVELS,
+  USER_RISK_LEVELS,
+  type AccountEntity,
+  type Entity,
+  type EntityData,
+  type HostEntity,
+  type Signal,
+  type UnavailableData,
+} from '../signals/signal';
 
 export interface EnrichmentPorts {
   directory: Directory;
@@ -18,8 +27,9 @@ export const ENRICHMENT_TTL_MS = 60_000;
 
 /**
  * A read that fails transiently (a 429 with its Retry-After, a 5xx, no answer, the engine's own pacing) is made again,
- * up to this many times in all and waiting this long at most in all: enrichment runs inside the incident's request,
- * and what it cannot read holds the action for a human, so one throttled read in an outbreak must not hold an isolation.
+ * up to this many times in all and waiting this long at most in all: enrichment runs inside the incident's request.
+ * What it still cannot read is marked unavailable for now (`unavailable`, with why): the decision waits for it and the
+ * engine evaluates the incident again later, rather than hold the request open for a budget to refill.
  */
 export const ENRICHMENT_READ_ATTEMPTS = 3;
 export const ENRICHMENT_RETRY_WAIT_MS = 10_000;
@@ -46,8 +56,10 @@ export interface EnrichOptions {
 /**
  * Verify explicitly: before deciding, fill in what the signal does not say — user risk (ID Protection), privilege
  * (active PIM role assignments), membership of the groups the policy names, and device risk, tags and Defender id.
- * Every lookup that fails leaves the value unknown and says so in the signal's notes: unknown data never makes a rule
- * act and always makes a guardrail hold, so a degraded decision is a cautious one, never a failed request.
+ * Every lookup that fails leaves the value unknown and says so in the signal's notes. Unknown for good (not in the
+ * directory, a 404, a 403, a malformed answer): it never makes a rule act and always makes a guardrail hold. Unknown
+ * for now (a transient failure: see ENRICHMENT_READ_ATTEMPTS): the entity names it in `unavailable`, and what reads it
+ * waits. A degraded decision is a cautious one, never a failed request.
  *
  * ID Protection allows one request per second per tenant, so user risk is not read per account: the tenant's list of
  * at-risk and confirmed-compromised users is read once per TTL and every account is answered from it (absent = none).
@@ -108,13 +120,15 @@ export class Enricher {
     // protection and the identity check compare what Graph says with what the payload claims.
     const reference = account.aadUserId ?? account.upn;
     if (reference === undefined) return out;
+    const reads = new Reads(notes, attempts);
+    // Without the directory's record nothing else is read: all of it waits with it.
     const resolved = await this.attempt(
-      notes,
+      reads,
       `the directory's record of ${label}`,
+      ['identity', 'userRisk', 'privileged', ...(groups.length > 0 ? (['groups'] as const) : [])],
       () => this.cached(`user:${reference}`, () => resolveUser({ id: account.aadUserId, upn: account.upn }, directory), preview),
-      attempts,
     );
-    if (!resolved) return out;
+    if (!resolved) return reads.onto(out);
     if (resolved.status !== 'found') {
       notes.push(resolved.why);
       if (resolved.status === 'missing') out.notFound = resolved.why;
@@ -127,16 +141,13 @@ export class Enricher {
     out.upn ??= user.upn;
     const id = user.id;
 
-    const levels = await this.attempt(notes, 'user risk (ID Protection)', () => this.riskLevels(directory, preview), attempts);
+    const levels = await this.attempt(reads, 'user risk (ID Protection)', ['userRisk'], () => this.riskLevels(directory, preview));
     if (levels) {
       const level = levels.get(id) ?? 'none';
       out.userRisk = USER_RISK_LEVELS.find((known) => known === level) ?? 'none';
     }
-    const roles = await this.attempt(
-      notes,
-      `privileged roles of ${label} (PIM)`,
-      () => this.cached(`roles:${id}`, () => directory.listActiveRoles(id), preview),
-      attempts,
+    const roles = await this.attempt(reads, `privileged roles of ${label} (PIM)`, ['privileged'], () =>
+      this.cached(`roles:${id}`, () => directory.listActiveRoles(id), preview),
     );
     // Any active directory role counts as privileged: erring this way sends more actions to a human, never fewer.
     if (roles) out.privileged = roles.length > 0;
@@ -144,15 +155,12 @@ export class Enricher {
       // A draft policy naming a thousand groups must not turn one plan into thousands of Graph calls.
       notes.push(`group membership of ${label} not read for a plan: the policy names more than ${MEMBERSHIP_GROUPS_PER_CALL} groups`);
     } else if (groups.length > 0) {
-      const member = await this.attempt(
-        notes,
-        `group membership of ${label}`,
-        () => this.cached(`groups:${id}:${groups.join(',')}`, () => memberGroups(directory, id, groups), preview),
-        attempts,
+      const member = await this.attempt(reads, `group membership of ${label}`, ['groups'], () =>
+        this.cached(`groups:${id}:${groups.join(',')}`, () => memberGroups(directory, id, groups), preview),
       );
       if (member) out.groupIds = member.map((g) => g.toLowerCase());
     }
-    return out;
+    return reads.onto(out);
   }
 
   private async host(host: HostEntity, { devices }: EnrichmentPorts, notes: string[], attempts: number, options: EnrichOptions): Promise<HostEntity> {
@@ -161,23 +169,19 @@ export class Enricher {
     const label = host.fqdn ?? host.hostName ?? host.mdatpDeviceId ?? '(device)';
     const key = host.mdatpDeviceId ?? host.aadDeviceId ?? host.fqdn;
     if (!key) return host;
-    const resolved = await this.attempt(
-      notes,
-      `Defender data for ${label}`,
-      async () => {
-        const found = await this.cached(
-          `machine:${key}`,
-          () => resolveDevice({ id: host.mdatpDeviceId, aadDeviceId: host.aadDeviceId, fqdn: host.fqdn }, devices),
-          preview,
-        );
-        if (found.status !== 'found' || !options.protection || !needsRecordsSharingName(options.protection, found.verified.computerDnsName)) return found;
-        // Remembered apart from the lookup: whether they are read depends on the policy (a plan's draft may not need them).
-        const verified = await this.cached(`names:${found.verified.id}`, () => withRecordsSharingName(found.verified, devices), preview);
-        return { ...found, verified };
-      },
-      attempts,
-    );
-    if (!resolved) return host;
+    const reads = new Reads(notes, attempts);
+    const resolved = await this.attempt(reads, `Defender data for ${label}`, ['identity', 'deviceRisk', 'deviceTags'], async () => {
+      const found = await this.cached(
+        `machine:${key}`,
+        () => resolveDevice({ id: host.mdatpDeviceId, aadDeviceId: host.aadDeviceId, fqdn: host.fqdn }, devices),
+        preview,
+      );
+      if (found.status !== 'found' || !options.protection || !needsRecordsSharingName(options.protection, found.verified.computerDnsName)) return found;
+      // Remembered apart from the lookup: whether they are read depends on the policy (a plan's draft may not need them).
+      const verified = await this.cached(`names:${found.verified.id}`, () => withRecordsSharingName(found.verified, devices), preview);
+      return { ...found, verified };
+    });
+    if (!resolved) return reads.onto({ ...host });
     if (resolved.status !== 'found') {
       notes.push(`${resolved.why}: the risk and tags of ${label} are unknown`);
       return resolved.status === 'missing' ? { ...host, notFound: resolved.why } : host;
@@ -244,8 +248,11 @@ export class Enricher {
     if (this.cache.size > 10_000 && !oldest.done) this.cache.delete(oldest.value);
   }
 
-  /** The value, or undefined with a note saying what could not be read and why; transient failures are tried again. */
-  private async attempt<T>(notes: string[], what: string, read: () => Promise<T>, maxAttempts: number): Promise<T | undefined> {
+  /**
+   * The value, or undefined with a note saying what could not be read and why; transient failures are tried again, and
+   * one that still fails marks `data` unavailable for now on the entity being read.
+   */
+  private async attempt<T>(reads: Reads, what: string, data: readonly EntityData[], read: () => Promise<T>): Promise<T | undefined> {
     let waited = 0;
     for (let attempts = 1; ; attempts++) {
       try {
@@ -254,14 +261,36 @@ export class Enricher {
         const failure = classifyFailure(error);
         const wait = Math.max(failure.retryAfterMs ?? 0, RETRY_STEP_MS * attempts);
         const passes = failure.class === 'transient' || failure.class === 'paced';
-        if (!passes || attempts >= maxAttempts || waited + wait > ENRICHMENT_RETRY_WAIT_MS) {
-          notes.push(`${what} unavailable (${failure.detail}): treated as unknown`);
+        if (passes && attempts < reads.attempts && waited + wait <= ENRICHMENT_RETRY_WAIT_MS) {
+          waited += wait;
+          await this.sleep(wait);
+          continue;
+        }
+        if (!passes) {
+          reads.notes.push(`${what} unavailable (${failure.detail}): treated as unknown`);
           return undefined;
         }
-        waited += wait;
-        await this.sleep(wait);
+        reads.notes.push(`${what} unavailable for now (${failure.detail}): what reads it waits for it`);
+        for (const d of data)
+          reads.unavailable.push({ data: d, why: failure.detail, ...(failure.retryAfterMs !== undefined && { retryAfterMs: failure.retryAfterMs }) });
+        return undefined;
       }
     }
+  }
+}
+
+/** One entity's reads: how many attempts each may make, the signal's notes, and what the entity could not have for now. */
+class Reads {
+  readonly unavailable: UnavailableData[] = [];
+  constructor(
+    readonly notes: string[],
+    readonly attempts: number,
+  ) {}
+
+  /** `entity` with what it could not have for now, by name. */
+  onto<E extends AccountEntity | HostEntity>(entity: E): E {
+    if (this.unavailable.length > 0) entity.unavailable = this.unavailable;
+    return entity;
   }
 }
 

@@ -22,6 +22,8 @@ export const LEDGER_STATES = [
   'rolled-back',
   'denied',
   'expired',
+  'waiting',
+  'not-needed',
 ] as const;
 export type LedgerState = (typeof LEDGER_STATES)[number];
 
@@ -45,6 +47,11 @@ const TRANSITIONS: Record<LedgerState, readonly LedgerState[]> = {
   'rolled-back': [],
   denied: [],
   expired: [],
+  // waiting: its verdict reads entity data unavailable for now. -> waiting: looked at again, still waiting. The data
+  // read, the policy plans it, holds it, refuses it, or wants it no more.
+  waiting: ['waiting', 'planned', 'pending-approval', 'blocked', 'not-needed'],
+  // Final as far as that decision goes; a later one (the incident's next update) that wants it takes it up again.
+  'not-needed': ['waiting', 'planned', 'pending-approval', 'blocked'],
 };
 
 export function canTransition(from: LedgerState, to: LedgerState): boolean {
@@ -130,8 +137,13 @@ export interface AnalystDecision {
   reason: string;
 }
 
-/** What a transition may change besides the state. */
-export type LedgerPatch = Partial<Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason' | 'replays' | 'decidedBy' | 'rolledBackBy' | 'lease'>>;
+/**
+ * What a transition may change besides the state. An action that waited for data takes, with its verdict, the
+ * rule, parameters, mode and reason of the decision that gives it (`reason`, `params`, `mode`, `source`).
+ */
+export type LedgerPatch = Partial<
+  Pick<LedgerEntry, 'attempts' | 'rollback' | 'stateReason' | 'replays' | 'decidedBy' | 'rolledBackBy' | 'lease' | 'reason' | 'params' | 'mode' | 'source'>
+>;
 
 export class LedgerConflictError extends Error {
   override readonly name = 'LedgerConflictError';
@@ -316,6 +328,7 @@ export function nextEntry(
     ...rest,
     ...patch,
     ...(patch.stateReason !== undefined && { stateReason: cut(patch.stateReason, TEXT_LIMITS.note) }),
+    ...(patch.reason !== undefined && { reason: cut(patch.reason, TEXT_LIMITS.reason) }),
     ...(patch.decidedBy !== undefined && {
       decidedBy: { ...patch.decidedBy, name: cut(patch.decidedBy.name, TEXT_LIMITS.name), reason: cut(patch.decidedBy.reason, TEXT_LIMITS.reason) },
     }),

@@ -1,6 +1,6 @@
 import type { ActionKind, ActionParams } from '../actions/catalogue';
 import type { ActionTarget } from '../actions/target';
-import type { Severity, SignalSource } from '../signals/signal';
+import type { EntityData, Severity, SignalSource } from '../signals/signal';
 import type { Mode } from './schema';
 
 /** One contribution to the risk score, shown as is in every decision. */
@@ -21,7 +21,9 @@ export interface RuleResult {
   ruleId: string;
   matched: boolean;
   mode: Mode;
-  /** The conditions that held (matched) or the first one that did not (not matched). */
+  /** Whether it applies cannot be told yet: data it reads is unavailable for now, and its targets wait (`waiting`). */
+  waiting?: boolean;
+  /** The conditions that held (matched) or the first one that did not (not matched), or what it waits for. */
   explanation: string[];
 }
 
@@ -52,6 +54,28 @@ export interface SkippedAction {
   detail: string;
 }
 
+/**
+ * An action a rule may want on a target, whose verdict waits for entity data enrichment could not read for now (a spent
+ * budget, a 429, a 5xx): neither planned nor ruled out. The engine evaluates the incident again; on its last look what
+ * still waits is held for a human (`skipped`, `needs-approval`), never dropped.
+ */
+export interface WaitingAction {
+  kind: ActionKind;
+  target: ActionTarget;
+  /** Its key should it be planned: the ledger records the wait under it, and the action that ends it. */
+  idempotencyKey: string;
+  params: ActionParams;
+  /** The first rule that may want it (a later one wanting it too waits with it). */
+  ruleId: string;
+  mode: Mode;
+  /** The data the verdict reads and cannot have yet: the target's, or another entity's the rule reads (its score). */
+  data: EntityData[];
+  /** Whose data, and what its read met: `wks-042.contoso.com: paced by the engine: the defender budget … is spent`. */
+  why: string;
+  /** When the data may be readable again, where the failures said. */
+  retryAfterMs?: number;
+}
+
 /** Which policy made a decision. */
 export interface PolicyRef {
   digest: string;
@@ -71,6 +95,10 @@ export interface Decision {
   rules: RuleResult[];
   actions: PlannedAction[];
   skipped: SkippedAction[];
+  /** Actions whose verdict waits for data unavailable for now. */
+  waiting: WaitingAction[];
+  /** When the engine evaluates the signal again for what waits (set by the engine once it has scheduled that). */
+  lookAgainAt?: string;
   /** Data that was missing or tolerated: unknown risk levels, entities without identifiers. */
   notes: string[];
   /** One line for a human or an incident comment. */

@@ -1,6 +1,7 @@
 import { ACTIONS } from '../actions/catalogue';
 import { targetLabel } from '../actions/target';
 import type { Decision } from './decision';
+import { lackedData } from './unavailable';
 
 /** A decision as an analyst reads it: score and where it came from, each rule's verdict, what happens and what not. */
 export function explainDecision(decision: Decision): string {
@@ -14,7 +15,8 @@ export function explainDecision(decision: Decision): string {
   for (const f of decision.score.factors) out.push(`  +${String(f.points).padEnd(3)} ${f.factor} ${f.value}`);
   out.push('');
   out.push('Rules');
-  for (const r of decision.rules) out.push(`  ${r.matched ? '✓' : '·'} ${r.ruleId}${r.mode === 'audit' ? ' [audit]' : ''}: ${r.explanation.join(', ')}`);
+  for (const r of decision.rules)
+    out.push(`  ${r.matched ? '✓' : r.waiting ? '…' : '·'} ${r.ruleId}${r.mode === 'audit' ? ' [audit]' : ''}: ${r.explanation.join(', ')}`);
   out.push('');
   out.push(decision.actions.length ? 'Will do' : 'Will do: nothing');
   for (const a of decision.actions) {
@@ -28,6 +30,13 @@ export function explainDecision(decision: Decision): string {
     out.push('');
     out.push('Will not do');
     for (const s of decision.skipped) out.push(`  ${s.kind}${s.target ? ` → ${targetLabel(s.target)}` : ''}: ${s.reason} — ${s.detail} (rule ${s.ruleId})`);
+  }
+  if (decision.waiting.length) {
+    out.push('');
+    out.push(
+      `Waiting for data${decision.lookAgainAt ? ` (evaluated again at ${decision.lookAgainAt}; held for a human if still unavailable on the last look)` : ''}`,
+    );
+    for (const w of decision.waiting) out.push(`  ${w.kind} → ${targetLabel(w.target)}: ${lackedData(w)} unavailable for now — ${w.why} (rule ${w.ruleId})`);
   }
   if (decision.notes.length) {
     out.push('');

@@ -1,5 +1,5 @@
 import { isGuid, isMdeDeviceId, shortHostName } from '../signals/identifiers';
-import type { AccountEntity, HostEntity, VerifiedDevice, VerifiedUser } from '../signals/signal';
+import type { AccountEntity, EntityData, HostEntity, VerifiedDevice, VerifiedUser } from '../signals/signal';
 import { deviceConflicts, namesOf, objectIdOfCloudSid, userConflicts, type DeviceClaims, type UserClaims } from './identity';
 import { NameIndex } from '../signals/names';
 import { accountLabel } from './score';
@@ -9,9 +9,9 @@ import { accountLabel } from './score';
  * checked against what Graph or Defender answered for it (`verified`) as well as against the payload, and a payload that
  * names someone else than the directory is a `conflict`. When the data is not enough to tell (no object id to compare
  * with a listed id, group membership or device tags unknown), the answer is `unverified`, never `clear`. The caller
- * holds the action for a human on either.
+ * holds the action for a human on either, or waits when the data that would tell (`lacks`) is only unavailable for now.
  */
-export type ProtectionVerdict = { status: 'clear' } | { status: 'protected' | 'unverified' | 'conflict'; why: string };
+export type ProtectionVerdict = { status: 'clear' } | { status: 'protected' | 'unverified' | 'conflict'; why: string; lacks?: EntityData };
 /** One shared object for the common answer: checked for every candidate action, it need not be allocated each time. */
 const CLEAR: ProtectionVerdict = Object.freeze({ status: 'clear' });
 
@@ -100,7 +100,11 @@ export function checkAccount(account: AccountEntity, index: ProtectionIndex): Pr
  */
 function withMentions(verdict: ProtectionVerdict, conflicts: string[] | undefined): ProtectionVerdict {
   if (conflicts === undefined)
-    return { status: 'conflict', why: `the payload's mentions of it name it differently, and the directory was not read to tell which is right` };
+    return {
+      status: 'conflict',
+      why: `the payload's mentions of it name it differently, and the directory was not read to tell which is right`,
+      lacks: 'identity',
+    };
   if (conflicts.length === 0) return verdict;
   return { status: 'conflict', why: `another mention of it in the payload disagrees with the directory: ${conflicts.join('; ')}` };
 }
@@ -140,19 +144,22 @@ export function checkUser(
     return {
       status: 'unverified',
       why: `the payload names a protected account (${listed}) beside ${label}, and the directory was not read to tell who this is`,
+      lacks: 'identity',
     };
   if (groupIds?.some((g) => index.groupIds.has(g.toLowerCase()))) return { status: 'protected', why: `${label} is a member of a protected group` };
 
   // The engine's own identity counts too: run locally, DefaultAzureCredential signs in as a developer's user
   // account, which does have a UPN. Verified, the directory's object id and UPN are known.
   if (!verified && !claims.id && index.userIds.size > 0)
-    return { status: 'unverified', why: `${label} has no object id to compare with the protected object ids` };
-  if (!verified && !claims.upn && index.upns.size > 0) return { status: 'unverified', why: `${label} has no UPN to compare with the protected UPNs` };
+    return { status: 'unverified', why: `${label} has no object id to compare with the protected object ids`, lacks: 'identity' };
+  if (!verified && !claims.upn && index.upns.size > 0)
+    return { status: 'unverified', why: `${label} has no UPN to compare with the protected UPNs`, lacks: 'identity' };
   if (!verified && !claims.accountName && !claims.upn && index.userNames.size > 0)
-    return { status: 'unverified', why: `${label} has no account name to compare with the protected names` };
-  if (!verified && !claims.sid && index.sids.size > 0) return { status: 'unverified', why: `${label} has no SID to compare with the protected SIDs` };
+    return { status: 'unverified', why: `${label} has no account name to compare with the protected names`, lacks: 'identity' };
+  if (!verified && !claims.sid && index.sids.size > 0)
+    return { status: 'unverified', why: `${label} has no SID to compare with the protected SIDs`, lacks: 'identity' };
   if (groupIds === undefined && index.groupIds.size > 0)
-    return { status: 'unverified', why: `group membership of ${label} is unknown, and protected groups are listed` };
+    return { status: 'unverified', why: `group membership of ${label} is unknown, and protected groups are listed`, lacks: 'groups' };
   return CLEAR;
 }
 
@@ -227,18 +234,23 @@ export function checkDevice(
   const lookup = claims.id !== undefined ? { id: claims.id } : claims.aadDeviceId !== undefined ? { aadDeviceId: claims.aadDeviceId } : { fqdn: claims.fqdn };
   if (listed && (verified || listedDevice(deviceNames(lookup), index))) return { status: 'protected', why: `${label} is listed as protected (${listed})` };
   if (listed)
-    return { status: 'unverified', why: `the payload names a protected device (${listed}) beside ${label}, and Defender was not read to tell which it is` };
+    return {
+      status: 'unverified',
+      why: `the payload names a protected device (${listed}) beside ${label}, and Defender was not read to tell which it is`,
+      lacks: 'identity',
+    };
   const tag = tags && index.deviceTags.firstOf(tags);
   if (tag !== undefined) return { status: 'protected', why: `${label} carries the protected tag "${tag}"` };
 
   // Verified, Defender's record gives the device's id and name, and no Entra device id means it has none.
   if (!verified && !claims.id && index.deviceIds.size > 0)
-    return { status: 'unverified', why: `${label} has no Defender id to compare with the protected device ids` };
+    return { status: 'unverified', why: `${label} has no Defender id to compare with the protected device ids`, lacks: 'identity' };
   if (!verified && !claims.aadDeviceId && index.aadDeviceIds.size > 0)
-    return { status: 'unverified', why: `${label} has no Entra device id to compare with the protected device ids` };
+    return { status: 'unverified', why: `${label} has no Entra device id to compare with the protected device ids`, lacks: 'identity' };
   if (!verified && !claims.fqdn && !claims.hostName && index.deviceNames.shortForms.size > 0)
-    return { status: 'unverified', why: `${label} has no name to compare with the protected device names` };
-  if (tags === undefined && index.deviceTags.size > 0) return { status: 'unverified', why: `the tags of ${label} are unknown, and protected tags are listed` };
+    return { status: 'unverified', why: `${label} has no name to compare with the protected device names`, lacks: 'identity' };
+  if (tags === undefined && index.deviceTags.size > 0)
+    return { status: 'unverified', why: `the tags of ${label} are unknown, and protected tags are listed`, lacks: 'deviceTags' };
   return CLEAR;
 }
 

@@ -51,10 +51,7 @@ export function riskScore(signal: Signal, risk: Policy['risk'], index: RiskIndex
     }
   }
   if (riskiestUser) factors.push({ factor: 'userRisk', value: `${riskiestUser.userRisk} (${accountLabel(riskiestUser)})`, points: userPoints });
-  if (riskiestHost) {
-    const name = riskiestHost.fqdn ?? riskiestHost.hostName ?? riskiestHost.mdatpDeviceId;
-    factors.push({ factor: 'deviceRisk', value: `${riskiestHost.deviceRisk} (${name})`, points: hostPoints });
-  }
+  if (riskiestHost) factors.push({ factor: 'deviceRisk', value: `${riskiestHost.deviceRisk} (${hostLabel(riskiestHost)})`, points: hostPoints });
   if (admin && risk.privileged) factors.push({ factor: 'privileged', value: accountLabel(admin), points: risk.privileged });
 
   let total = 0;
@@ -72,4 +69,12 @@ function scoreNames(factors: ScoreFactor[], factor: ScoreFactor['factor'], names
 
 export function accountLabel(account: AccountEntity): string {
   return account.verified?.upn ?? account.upn ?? account.displayName ?? account.aadUserId ?? '(unknown account)';
+}
+
+export function hostLabel(host: HostEntity): string {
+  return host.fqdn ?? host.hostName ?? host.mdatpDeviceId ?? host.aadDeviceId ?? '(unknown device)';
+}
+
+export function entityLabel(entity: AccountEntity | HostEntity): string {
+  return entity.kind === 'account' ? accountLabel(entity) : hostLabel(entity);
 }

@@ -5,40 +5,99 @@ import { parseIncidentArmId, type IncidentArmIdParts } from '../signals/identifi
 
 /**
  * "Look at this incident again later": queued when an incident arrives with no entities even after listing them
- * through ARM (users report Sentinel filling them in 6-10 minutes after creation). It travels on the actions queue
- * next to ActionCommands; the worker tells them apart by `type`.
+ * through ARM (users report Sentinel filling them in 6-10 minutes after creation), or when its decision waits for
+ * entity data enrichment could not read for now (a spent budget, a 429, a 5xx). It travels on the actions queue next
+ * to ActionCommands; the worker tells them apart by `type`.
  */
 export interface IncidentReevaluation {
   type: 'reevaluateIncident';
   incidentArmId: string;
-  /** Re-evaluations already scheduled before this one: 1 for the first. */
+  /** Why: no entities yet (also when absent: messages queued before there were reasons), or actions waiting for data. */
+  reason?: ReevaluationReason;
+  /** Re-evaluations for this reason already scheduled before this one: 1 for the first. */
   attempt: number;
+  /**
+   * For `waitingForData`: a digest of what waits (rule, action, target), part of the MessageId. A later delivery of the
+   * incident that waits for other targets schedules a look of its own instead of being taken for a duplicate.
+   */
+  waitingFor?: string;
   createdAt: string;
 }
 
-/** When to look again, after each re-evaluation that still found no entities; then the engine stops and says so. */
-export const REEVALUATE_AFTER_MS = [3 * 60_000, 6 * 60_000, 10 * 60_000];
+export const REEVALUATION_REASONS = ['noEntities', 'waitingForData'] as const;
+export type ReevaluationReason = (typeof REEVALUATION_REASONS)[number];
+
+/** Which look at an incident a submission is: none (the relay's), or a re-evaluation for a reason. */
+export interface Reevaluation {
+  reason: ReevaluationReason;
+  attempt: number;
+}
+
+/**
+ * When to look again, per reason. No entities: after 3, 6, then 10 minutes (Sentinel adds them minutes late), then the
+ * engine stops and says so. Waiting for data: soon and then backing off, about 8.5 minutes in all — a spent per-minute
+ * budget or a throttled API recovers within that, and a containment should not wait longer for it — then what still
+ * waits is held for a human.
+ */
+export const REEVALUATE_AFTER_MS: Record<ReevaluationReason, readonly number[]> = {
+  noEntities: [3 * 60_000, 6 * 60_000, 10 * 60_000],
+  waitingForData: [30_000, 60_000, 2 * 60_000, 5 * 60_000],
+};
+
+/** A wait the data names itself (a budget's refill, a Retry-After) is honoured up to this, never past it. */
+export const WAIT_FOR_DATA_MAX_MS = 15 * 60_000;
+
+/** When the look after `done` looks for `reason` should come, or undefined when they are spent. */
+export function nextLookAfterMs(reason: ReevaluationReason, done: number, retryAfterMs = 0): number | undefined {
+  const step = REEVALUATE_AFTER_MS[reason][done];
+  if (step === undefined) return undefined;
+  // Looking before the budget refills would only meet it spent again; an hour-long budget must not hold containment.
+  return reason === 'waitingForData' ? Math.min(Math.max(step, retryAfterMs), WAIT_FOR_DATA_MAX_MS) : step;
+}
+
+/** The digest of what waits, for `waitingFor`: the same waiting actions, the same digest. */
+export function waitingDigest(keys: readonly string[]): string {
+  return hash('sha256', [...keys].sort().join('\n'), 'hex').slice(0, 16);
+}
 
 export function isReevaluation(body: unknown): body is IncidentReevaluation {
   return isRecord(body) && body.type === 'reevaluateIncident';
 }
 
-/** A re-evaluation as the worker reads it: with its incident's ARM id taken apart. */
-export type ParsedReevaluation = IncidentReevaluation & { incident: IncidentArmIdParts };
+/** A re-evaluation as the worker reads it: with its reason and its incident's ARM id taken apart. */
+export type ParsedReevaluation = IncidentReevaluation & { reason: ReevaluationReason; incident: IncidentArmIdParts };
 
 export function parseReevaluation(body: unknown): ParsedReevaluation {
   if (!isRecord(body) || body.type !== 'reevaluateIncident') throw new InputError('type', 'expected "reevaluateIncident"');
-  const { incidentArmId, attempt, createdAt } = body;
+  const { incidentArmId, attempt, createdAt, waitingFor } = body;
   const incident = typeof incidentArmId === 'string' ? parseIncidentArmId(incidentArmId) : undefined;
   if (typeof incidentArmId !== 'string' || !incident) throw new InputError('incidentArmId', 'expected an incident ARM id');
-  if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 1 || attempt > REEVALUATE_AFTER_MS.length) {
-    throw new InputError('attempt', `expected a whole number from 1 to ${REEVALUATE_AFTER_MS.length}`);
+  const reason = body.reason ?? 'noEntities';
+  if (!REEVALUATION_REASONS.some((known) => known === reason)) throw new InputError('reason', `expected one of ${REEVALUATION_REASONS.join(', ')}`);
+  const looks = REEVALUATE_AFTER_MS[reason as ReevaluationReason].length;
+  if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 1 || attempt > looks) {
+    throw new InputError('attempt', `expected a whole number from 1 to ${looks}`);
   }
+  if (waitingFor !== undefined && (typeof waitingFor !== 'string' || !/^[0-9a-f]{16}$/.test(waitingFor)))
+    throw new InputError('waitingFor', 'expected 16 hexadecimal characters');
   if (typeof createdAt !== 'string' || Number.isNaN(Date.parse(createdAt))) throw new InputError('createdAt', 'expected a date-time');
-  return { type: 'reevaluateIncident', incidentArmId, attempt, createdAt, incident };
+  return {
+    type: 'reevaluateIncident',
+    incidentArmId,
+    reason: reason as ReevaluationReason,
+    attempt,
+    ...(waitingFor !== undefined && { waitingFor }),
+    createdAt,
+    incident,
+  };
 }
 
-/** One MessageId per incident and attempt: a second delivery of the same incident schedules no second copy. */
-export function reevaluationMessageId(message: Pick<IncidentReevaluation, 'incidentArmId' | 'attempt'>): string {
-  return `reevaluate-${hash('sha256', message.incidentArmId.toLowerCase(), 'hex').slice(0, 32)}-${message.attempt}`;
+/**
+ * One MessageId per incident, reason and attempt (and, waiting for data, what waits): a second delivery of the same
+ * incident schedules no second copy.
+ */
+export function reevaluationMessageId(message: Pick<IncidentReevaluation, 'incidentArmId' | 'attempt' | 'reason' | 'waitingFor'>): string {
+  const incident = hash('sha256', message.incidentArmId.toLowerCase(), 'hex').slice(0, 32);
+  if (message.reason === 'waitingForData') return `reevaluate-${incident}-data${message.attempt}-${message.waitingFor ?? ''}`;
+  return `reevaluate-${incident}-${message.attempt}`;
 }

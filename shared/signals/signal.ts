@@ -17,6 +17,22 @@ export type UserRiskLevel = (typeof USER_RISK_LEVELS)[number];
 export const DEVICE_RISK_LEVELS = ['None', 'Informational', 'Low', 'Medium', 'High'] as const;
 export type DeviceRiskLevel = (typeof DEVICE_RISK_LEVELS)[number];
 
+/** The entity data enrichment reads, by name: who the entity is, and what rules, guardrails and protection read of it. */
+export const ENTITY_DATA = ['identity', 'userRisk', 'privileged', 'groups', 'deviceRisk', 'deviceTags'] as const;
+export type EntityData = (typeof ENTITY_DATA)[number];
+
+/**
+ * Entity data enrichment could not read for a passing reason (a spent budget, a 429, a 5xx, no answer): unknown for
+ * now, not for good. A verdict that reads it waits for it instead of deciding without it.
+ */
+export interface UnavailableData {
+  data: EntityData;
+  /** What the read met: `paced by the engine: the defender budget (100 per 60 s) is spent`, `defender 503 …`. */
+  why: string;
+  /** When the read may succeed, where the failure said (the budget's refill, a Retry-After). */
+  retryAfterMs?: number;
+}
+
 export interface AccountEntity {
   kind: 'account';
   /** Entra object id: the preferred, stable target (a UPN built from accountName@upnSuffix is often wrong). */
@@ -43,6 +59,8 @@ export interface AccountEntity {
   notRead?: string;
   /** An identifier of the entity the payload gave but that could not be read, and why: its actions are held. */
   malformed?: string;
+  /** Data that is unknown for now (enrichment met a passing failure): verdicts that read it wait. */
+  unavailable?: UnavailableData[];
   /**
    * What other mentions of the entity (alerts repeat entities) called it, where that differs from the first mention:
    * each is compared with the directory's record like the first.
@@ -76,6 +94,8 @@ export interface HostEntity {
   notRead?: string;
   /** An identifier of the device the payload gave but that could not be read, and why: its actions are held. */
   malformed?: string;
+  /** Data that is unknown for now (enrichment met a passing failure): verdicts that read it wait. */
+  unavailable?: UnavailableData[];
   /** What other mentions of the device called it, where that differs from the first mention. */
   otherMentions?: Array<Pick<HostEntity, 'mdatpDeviceId' | 'aadDeviceId' | 'fqdn' | 'hostName' | 'netBiosName'>>;
 }

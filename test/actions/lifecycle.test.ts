@@ -84,6 +84,9 @@ describe('claimStep: what a delivery does with the entry it names, for every led
     ['rolled-back', entry('rolled-back'), { claim: 'done', detail: 'already rolled-back' }],
     ['denied: an analyst said no', entry('denied'), { claim: 'done', detail: 'already denied' }],
     ['expired: no analyst decided in time', entry('expired'), { claim: 'done', detail: 'already expired' }],
+    // Never sent while its verdict waits for data: a command naming it (an older policy's) does not run it.
+    ['waiting: for data, not for a delivery', entry('waiting'), { claim: 'done', detail: 'already waiting' }],
+    ['not-needed: the data, once read, did not want it', entry('not-needed'), { claim: 'done', detail: 'already not-needed' }],
   ];
 
   it('covers every state', () => {

@@ -83,6 +83,8 @@ describe('enrichment from the sandbox tenant', () => {
     env.sandbox.faults.add({ path: /^\/api\/machines/, count: 1, status: 400, body: { error: { code: 'InvalidRequest', message: 'bad id' } } });
     const t = await enricher().enrich(signal({ entities: [host()] }), []);
     expect(t.notes).toEqual(['Defender data for wks-042.contoso.com unavailable (defender 400 InvalidRequest: bad id): treated as unknown']);
+    // Unknown for good: nothing waits for it.
+    expect(t.entities[0]).not.toHaveProperty('unavailable');
     expect(waits).toEqual([]);
   });
 
@@ -98,8 +100,15 @@ describe('enrichment from the sandbox tenant', () => {
     });
     const s = await enricher().enrich(signal({ entities: [account(), host()] }), []);
     expect(s.notes).toEqual([
-      'user risk (ID Protection) unavailable (graph 429 TooManyRequests: later): treated as unknown',
-      'Defender data for wks-042.contoso.com unavailable (defender 503 ServiceUnavailable: down): treated as unknown',
+      'user risk (ID Protection) unavailable for now (graph 429 TooManyRequests: later): what reads it waits for it',
+      'Defender data for wks-042.contoso.com unavailable for now (defender 503 ServiceUnavailable: down): what reads it waits for it',
+    ]);
+    // Unknown for now, by name and why: what reads it waits (a 429's Retry-After says when it may be read).
+    expect(s.entities).toMatchObject([
+      { unavailable: [{ data: 'userRisk', why: 'graph 429 TooManyRequests: later', retryAfterMs: 30_000 }] },
+      {
+        unavailable: ['identity', 'deviceRisk', 'deviceTags'].map((data) => ({ data, why: 'defender 503 ServiceUnavailable: down' })),
+      },
     ]);
     expect(waits.sort((a, b) => a - b)).toEqual([250, 500]);
   });
@@ -112,11 +121,57 @@ describe('enrichment from the sandbox tenant', () => {
     expect((s.entities[0] as AccountEntity).userRisk).toBeUndefined();
     expect((s.entities[1] as HostEntity).tags).toBeUndefined();
     expect(s.notes.sort()).toEqual([
-      expect.stringMatching(/^Defender data for wks-042.contoso.com unavailable \(defender no answer/),
-      'user risk (ID Protection) unavailable (graph 429 TooManyRequests: one request per second): treated as unknown',
+      expect.stringMatching(/^Defender data for wks-042.contoso.com unavailable for now \(defender no answer/),
+      'user risk (ID Protection) unavailable for now (graph 429 TooManyRequests: one request per second): what reads it waits for it',
     ]);
     const again = await e.enrich(signal({ entities: [account(), host()] }), []);
     expect(again.entities).toMatchObject([{ userRisk: 'high' }, { tags: ['workstation'] }]);
+  });
+
+  it('marks data unknown for now when a budget is spent (EnginePaced from a port), and unknown for good on a 404 or a missing record', async () => {
+    const paced = new EnginePaced('defender-machine', 'paced by the engine: the defender-machine budget (100 per 60 s) is spent', 45_000);
+    const devices = {
+      ...env.context.devices!,
+      async getMachine(): Promise<never> {
+        throw paced;
+      },
+    };
+    // The sandbox's directory with one read refused by the engine's pacing (its prototype keeps the other reads).
+    const directory = Object.assign(Object.create(env.context.directory) as typeof env.context.directory, {
+      async listActiveRoles(): Promise<never> {
+        throw new EnginePaced('idprotection', 'paced by the engine: the idprotection budget is spent', 5_000);
+      },
+    });
+    const e = new Enricher(
+      async () => ({ directory, devices }),
+      Date.now,
+      async (ms) => void waits.push(ms),
+    );
+    waits.length = 0;
+    const s = await e.enrich(signal({ entities: [account(), host()] }), []);
+    // A 45 s refill is longer than a request may wait: not waited for, but marked; a 5 s one is waited for twice.
+    expect(waits).toEqual([5_000, 5_000]);
+    const [adele, wks] = s.entities as [AccountEntity, HostEntity];
+    expect(adele).toMatchObject({ userRisk: 'high', verified: { id: DEMO.adele } });
+    expect(adele.privileged).toBeUndefined();
+    expect(adele.unavailable).toEqual([{ data: 'privileged', why: 'paced by the engine: the idprotection budget is spent', retryAfterMs: 5_000 }]);
+    expect(wks.unavailable).toEqual(
+      ['identity', 'deviceRisk', 'deviceTags'].map((data) => ({
+        data,
+        why: 'paced by the engine: the defender-machine budget (100 per 60 s) is spent',
+        retryAfterMs: 45_000,
+      })),
+    );
+
+    env.sandbox.faults.add({
+      method: 'GET',
+      path: /^\/api\/machines/,
+      count: 2,
+      status: 404,
+      body: { error: { code: 'ResourceNotFound', message: 'no machine' } },
+    });
+    const gone = await enricher().enrich(signal({ entities: [host(), { kind: 'host', fqdn: 'ghost.contoso.com' }] }), []);
+    for (const entity of gone.entities) expect(entity).not.toHaveProperty('unavailable');
   });
 
   it('checks what the APIs answer like a payload: a malformed id leaves the entity unknown, missing tags stay unknown', async () => {

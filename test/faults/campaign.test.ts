@@ -7,10 +7,12 @@ process.env.LOG_LEVEL = 'silent';
 /**
  * The proof that nothing is lost and nothing happens twice: a thousand seeded, reproducible fault schedules — crashes
  * before and after writes, spurious ETag conflicts, duplicate and reordered deliveries, lost locks and settlements,
- * 429 and 5xx bursts, lost responses, slow APIs, refused sends, a spent API budget, entities that name one principal by
- * another's id (protected ones among them), names of 40 KB and malformed commands, decided with and without enrichment — each run to
+ * 429 and 5xx bursts, lost responses, slow APIs, refused sends, a spent API budget, budgets found spent by enrichment's
+ * reads (so decisions wait for data and the engine looks again), entities that name one principal by another's id
+ * (protected ones among them), names of 40 KB and malformed commands, decided with and without enrichment — each run to
  * quiescence on the in-process twins, then judged: every action final (or held for a human, with its reason), no
- * non-idempotent call twice, no protected principal touched.
+ * non-idempotent call twice, no protected principal touched, nothing held run unapproved, and nothing dropped that
+ * the policy would have done with all the data read (acted on, held or refused, never missing or "not needed").
  * A failing schedule prints its seed and shrinks to a minimal one: `CAMPAIGN_SEED=<seed>` replays the campaign, and
  * `CAMPAIGN_SCHEDULE='<the counterexample as JSON>'` replays one schedule and prints the histories of what it lost.
  */
@@ -48,6 +50,7 @@ export const scheduleArbitrary: fc.Arbitrary<Schedule> = fc.record({
   sendFaults: fc.array(fc.boolean(), { maxLength: 8 }),
   concurrency: fc.integer({ min: 1, max: 3 }),
   defenderBudget: fc.option(fc.record({ max: fc.integer({ min: 1, max: 4 }), windowMs: fc.constantFrom(1000, 30_000) }), { nil: undefined }),
+  budgetFaults: fc.array(fc.constantFrom('ok' as const, 'ok' as const, 'spent' as const), { maxLength: 30 }),
   analysts: fc.array(
     fc.record({ op: fc.constantFrom('approve' as const, 'approveTwice' as const, 'deny' as const, 'rollback' as const), pick: fc.nat(5), atStep: fc.nat(40) }),
     { maxLength: 4 },
@@ -57,7 +60,20 @@ export const scheduleArbitrary: fc.Arbitrary<Schedule> = fc.record({
 
 describe('the fault campaign (in-process twins)', () => {
   it(`keeps every action, never repeats a non-idempotent call, never touches a protected principal: ${RUNS} schedules`, async () => {
-    const totals = { schedules: 0, actions: 0, deliveries: 0, faults: 0, lost: 0, duplicates: 0, protectedTouched: 0, states: {} as Record<string, number> };
+    const totals = {
+      schedules: 0,
+      actions: 0,
+      deliveries: 0,
+      faults: 0,
+      lost: 0,
+      duplicates: 0,
+      protectedTouched: 0,
+      unapproved: 0,
+      waited: 0,
+      heldAfterWaiting: 0,
+      dropped: 0,
+      states: {} as Record<string, number>,
+    };
     await fc.assert(
       fc.asyncProperty(scheduleArbitrary, async (schedule) => {
         const outcome = await runSchedule(schedule);
@@ -68,33 +84,44 @@ describe('the fault campaign (in-process twins)', () => {
         totals.lost += outcome.lost.length;
         totals.duplicates += outcome.duplicates.length;
         totals.protectedTouched += outcome.protectedTouched.length;
+        totals.unapproved += outcome.unapproved.length;
+        totals.waited += outcome.waited;
+        totals.heldAfterWaiting += outcome.heldAfterWaiting;
+        totals.dropped += outcome.dropped.length;
         for (const entry of outcome.entries) totals.states[entry.state] = (totals.states[entry.state] ?? 0) + 1;
         expect(outcome.lost, 'lost actions').toEqual([]);
         expect(outcome.duplicates, 'repeated non-idempotent calls').toEqual([]);
         expect(outcome.protectedTouched, 'protected principals touched').toEqual([]);
         expect(outcome.unapproved, 'held actions run without approval').toEqual([]);
+        expect(outcome.dropped, 'actions the data would have wanted, dropped').toEqual([]);
       }),
       { seed: SEED, numRuns: RUNS, endOnFailure: true },
     );
     console.log(
       `fault campaign (seed ${SEED}): ${totals.schedules} schedules, ${totals.actions} actions, ${totals.deliveries} deliveries, ${totals.faults} faults fired; ` +
-        `lost ${totals.lost}, duplicated ${totals.duplicates}, protected touched ${totals.protectedTouched}; final states ${JSON.stringify(totals.states)}`,
+        `${totals.waited} waited for data, ${totals.heldAfterWaiting} of them held for a human; ` +
+        `lost ${totals.lost}, duplicated ${totals.duplicates}, protected touched ${totals.protectedTouched}, unapproved ${totals.unapproved}, dropped ${totals.dropped}; ` +
+        `final states ${JSON.stringify(totals.states)}`,
     );
     expect(totals.schedules).toBeGreaterThanOrEqual(RUNS);
+    // The waiting path is exercised, not just allowed: many actions waited, and some waited in vain and were held.
+    expect(totals.waited).toBeGreaterThan(RUNS / 10);
+    expect(totals.heldAfterWaiting).toBeGreaterThan(0);
   }, 600_000);
 });
 
 it.runIf(process.env.CAMPAIGN_SCHEDULE)('replays one schedule (CAMPAIGN_SCHEDULE)', async () => {
   const outcome = await runSchedule(JSON.parse(process.env.CAMPAIGN_SCHEDULE as string) as Schedule);
   for (const entry of outcome.entries)
-    if ([...outcome.lost, ...outcome.duplicates, ...outcome.unapproved].some((l) => l.startsWith(entry.key)))
+    if ([...outcome.lost, ...outcome.duplicates, ...outcome.unapproved, ...outcome.dropped].some((l) => l.startsWith(entry.key)))
       console.log(
         `${entry.key} ${entry.kind} ${JSON.stringify(entry.target)} decidedBy ${JSON.stringify(entry.decidedBy)}\n  ${entry.history.map((h) => `${h.at} ${h.state} by ${h.by}: ${h.note ?? ''}`).join('\n  ')}\n  attempts: ${entry.attempts.map((a) => `${a.at} ${a.outcome}`).join(', ')}`,
       );
-  expect({ lost: outcome.lost, duplicates: outcome.duplicates, protectedTouched: outcome.protectedTouched, unapproved: outcome.unapproved }).toEqual({
-    lost: [],
-    duplicates: [],
-    protectedTouched: [],
-    unapproved: [],
-  });
+  expect({
+    lost: outcome.lost,
+    duplicates: outcome.duplicates,
+    protectedTouched: outcome.protectedTouched,
+    unapproved: outcome.unapproved,
+    dropped: outcome.dropped,
+  }).toEqual({ lost: [], duplicates: [], protectedTouched: [], unapproved: [], dropped: [] });
 });

@@ -7,7 +7,7 @@ import { BatchedDevices } from '../../shared/clients/batchedDevices';
 import { createDefenderDevices } from '../../shared/clients/defender';
 import { createGraphDirectory } from '../../shared/clients/graph';
 import type { SentinelIncidents } from '../../shared/clients/sentinel';
-import { Pacer } from '../../shared/coordination/pacer';
+import { EnginePaced, Pacer } from '../../shared/coordination/pacer';
 import { MemorySharedState } from '../../shared/coordination/sharedState';
 import { DEFAULT_API_BUDGETS, everyDefenderApi } from '../../shared/coordination/pacer';
 import { assemble } from '../../shared/composition';
@@ -15,11 +15,10 @@ import { LIFECYCLE_TIMINGS } from '../../shared/actions/lifecycle';
 import { LedgerConflictError, type ActionLedger, type LedgerEntry } from '../../shared/ledger/ledger';
 import { MemoryLedger } from '../../shared/ledger/memoryLedger';
 import { logger } from '../../shared/log';
-import { compilePolicy } from '../../shared/policy/decide';
+import { compilePolicy, decide, type CompiledPolicy } from '../../shared/policy/decide';
 import { parsePolicy } from '../../shared/policy/load';
 import { messageIdOf, type ActionQueue, type DeadLetteredMessage, type QueueMessage } from '../../shared/queue/queue';
-import { mergeEntities, parseEntities } from '../../shared/signals/entities';
-import { PathLocation } from '../../shared/signals/fields';
+import { normalizeSentinelPayload } from '../../shared/signals/sentinel';
 import type { Signal } from '../../shared/signals/signal';
 import { Enricher } from '../../shared/enrichment/enrich';
 import { tenantRoutes } from '../../sandbox/server';
@@ -37,6 +36,8 @@ import type { SandboxAnswer } from '../../sandbox/routes';
 export type ApiFault = 'ok' | 'throttle' | 'server-error' | 'slow' | 'lost-response';
 export type LedgerFault = 'ok' | 'conflict' | 'crash-before' | 'crash-after';
 export type DeliveryFault = 'ok' | 'duplicate' | 'lost-settle';
+/** A paced read during enrichment: as the budget allows, or refused because it is spent (EnginePaced). */
+export type BudgetFault = 'ok' | 'spent';
 
 /**
  * An entity whose identifiers disagree: the id of one principal under the name of another (maybe a protected one),
@@ -67,6 +68,11 @@ export interface Schedule {
   concurrency: number;
   /** A budget the pacer holds each Defender API to, or none. */
   defenderBudget?: { max: number; windowMs: number };
+  /**
+   * The n-th paced read enrichment makes meets the n-th budget fault: a spent budget (the engine's own pacing refuses
+   * it, EnginePaced, for longer than a request may wait), so the data is unavailable for now and decisions wait for it.
+   */
+  budgetFaults?: BudgetFault[];
   /**
    * Analysts at work while the queue drains: at delivery step `atStep`, approve (once, or twice at once by two
    * analysts), deny, or roll back the `pick`-th action that can take it. Each retries after a failure, as an analyst
@@ -100,6 +106,19 @@ rules:
   - { id: hosts, when: { entity: host }, then: [isolateDevice] }
 `;
 
+/**
+ * The in-process campaign's policy: CAMPAIGN_POLICY with rules that read user and device risk before its own, so that
+ * budgets found spent during enrichment make decisions wait: confirm a high-risk user compromised, and isolate a
+ * high-risk device Selective, ahead of the rule that isolates every device Full (which then waits behind it).
+ */
+export const RISK_CAMPAIGN_POLICY = CAMPAIGN_POLICY.replace(
+  'rules:\n',
+  `rules:
+  - { id: risky-users, when: { entity: account, userRisk: [high] }, then: [confirmCompromised] }
+  - { id: risky-hosts, when: { entity: host, deviceRisk: [High] }, then: [{ isolateDevice: { isolationType: Selective } }] }
+`,
+);
+
 /** A crash: the error escapes the worker, as a process dying mid-step would leave the message unsettled. */
 export class Crash extends Error {
   override readonly name = 'Crash';
@@ -116,11 +135,19 @@ export interface Outcome {
   protectedTouched: string[];
   /** Actions held for a human that ran without an analyst's approval. */
   unapproved: string[];
+  /**
+   * Actions a rule would have taken on a target with all its data read (a fault-free enrichment of the same incident)
+   * that ended neither acted on, held nor refused: not in the ledger, or not needed.
+   */
+  dropped: string[];
+  /** Actions that waited for data at some point, and those of them that ended held for a human. */
+  waited: number;
+  heldAfterWaiting: number;
   deliveries: number;
   faultsFired: number;
 }
 
-const FINAL = new Set(['succeeded', 'failed', 'blocked', 'dead-lettered', 'denied', 'expired', 'rolled-back']);
+const FINAL = new Set(['succeeded', 'failed', 'blocked', 'dead-lettered', 'denied', 'expired', 'rolled-back', 'not-needed']);
 /** Where an action may stop short of a final state: held for a human, which it may only be with its reason. */
 const HELD = 'pending-approval';
 const MAX_DELIVERIES = 10;
@@ -264,21 +291,31 @@ function json(answer: SandboxAnswer): Response {
   });
 }
 
-/** Comments and labels, kept in memory: reporting is best effort and not what the campaign proves. */
-const NO_SENTINEL: SentinelIncidents = {
-  incidentWithEntities: async () => {
-    throw new Error('not in the campaign');
-  },
-  comment: async () => undefined,
-  label: async () => undefined,
-};
+/**
+ * Sentinel as the campaign has it: each incident as ARM returns it (the engine reads it again to look for data it waited
+ * for); comments and labels are dropped (reporting is best effort and not what the campaign proves).
+ */
+function campaignSentinel(incidents: ReadonlyMap<string, Record<string, unknown>>): SentinelIncidents {
+  return {
+    incidentWithEntities: async (parts) => {
+      const incident = incidents.get(parts.incidentName);
+      if (!incident) throw new Error(`no incident ${parts.incidentName} in the campaign`);
+      return structuredClone(incident);
+    },
+    comment: async () => undefined,
+    label: async () => undefined,
+  };
+}
+
+const INCIDENTS_AT =
+  '/subscriptions/0b8a3f7e-1c55-4a1e-9d5b-2f0c6c1b7d21/resourceGroups/rg-siem/providers/Microsoft.OperationalInsights/workspaces/law-sentinel/providers/Microsoft.SecurityInsights/Incidents/';
 
 /**
- * The incident as a signal, its entities read by the engine's own entity parser (so names are bounded where they enter,
- * as from a real payload): each user and device by id and its own name, and each disguise by one principal's id under
- * another's name.
+ * The incident as ARM returns it, its entities read by the engine's own normalizer (so names are bounded where they
+ * enter, as from a real payload): each user and device by id and its own name, and each disguise by one principal's id
+ * under another's name.
  */
-function signalFor(incident: Schedule['incidents'][number], index: number): Signal {
+function armIncidentFor(incident: Schedule['incidents'][number], index: number): Record<string, unknown> {
   const long = (name: string, oversized: boolean) => (oversized ? `${name}${'x'.repeat(40 * 1024)}` : name);
   const account = (id: number, named: number, oversized = false) => ({
     kind: 'Account',
@@ -297,25 +334,47 @@ function signalFor(incident: Schedule['incidents'][number], index: number): Sign
       additionalData: { MdatpDeviceId: DEVICES[id % DEVICES.length] },
     },
   });
-  const raw = [
+  const relatedEntities = [
     ...[...new Set(incident.users)].map((u) => account(u, u)),
     ...[...new Set(incident.devices)].map((d) => host(d, d)),
     ...(incident.disguises ?? []).map((d) => (d.kind === 'user' ? account(d.target, d.namedAs, d.oversized) : host(d.target, d.namedAs, d.oversized))),
   ];
-  const notes: string[] = [];
-  const parsed = parseEntities(raw, new PathLocation(''), 'relatedEntities', [], notes);
+  const name = `campaign-${index}`;
   return {
-    source: 'incident',
-    subject: `campaign-incident-${index}`,
-    title: `campaign incident ${index}`,
-    severity: 'High',
-    tactics: ['CredentialAccess'],
-    techniques: [],
-    products: [],
-    labels: [],
-    entities: mergeEntities(parsed, notes),
-    notes,
+    id: `${INCIDENTS_AT}${name}`,
+    name,
+    properties: { title: `campaign incident ${index}`, severity: 'High', status: 'New', additionalData: { tactics: ['CredentialAccess'] }, relatedEntities },
   };
+}
+
+/** Read from ARM without a fault, against a tenant no action has touched: the incident's entities with all their data. */
+function fetchFrom(tenant: SandboxTenant): typeof fetch {
+  return inProcessFetch(tenant, new FaultCursor<ApiFault>([], 'ok'), []) as typeof fetch;
+}
+
+/**
+ * What the policy would do with every incident's data read (a fault-free enrichment of a tenant no action has touched):
+ * the actions the campaign must find acted on, held or refused, never dropped.
+ */
+async function wantedWithAllData(incidents: readonly Record<string, unknown>[], policy: CompiledPolicy, settings: Parameters<typeof createDefenderDevices>[0]) {
+  const wanted = new Map<string, string>();
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = fetchFrom(new SandboxTenant());
+  try {
+    const context = {
+      directory: await createGraphDirectory(settings, async () => undefined, STATIC_CREDENTIAL),
+      devices: await createDefenderDevices(settings, async () => undefined, STATIC_CREDENTIAL),
+    };
+    const enricher = new Enricher(async () => context);
+    for (const incident of incidents) {
+      const decision = decide(await enricher.enrich(normalizeSentinelPayload(incident), policy.groupsOfInterest), policy);
+      for (const action of decision.actions) wanted.set(action.idempotencyKey, `${action.kind} by ${action.ruleId}`);
+      for (const held of decision.skipped) if (held.reason === 'needs-approval' && held.idempotencyKey) wanted.set(held.idempotencyKey, `${held.kind} held`);
+    }
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+  return wanted;
 }
 
 function directCommand(spec: Schedule['direct'][number], index: number, at: string): ActionCommand {
@@ -351,6 +410,7 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
   const ledgerFaults = new FaultCursor<LedgerFault>(schedule.ledgerFaults, 'ok');
   const deliveries = new FaultCursor<DeliveryFault>(schedule.deliveryFaults, 'ok');
   const sends = new FaultCursor<boolean>(schedule.sendFaults, false);
+  const budgets = new FaultCursor<BudgetFault>(schedule.budgetFaults ?? [], 'ok');
   const calls: Array<{ method: string; path: string; status: number; body: unknown }> = [];
   const broker = new SimBroker(clock, sends);
   const ledger = new FaultyLedger(new MemoryLedger(), ledgerFaults);
@@ -367,19 +427,32 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
   );
   const endpoints = { graph: SIM_ORIGIN, defender: SIM_ORIGIN, arm: SIM_ORIGIN };
   const settings = { endpoints, authorityHost: SIM_ORIGIN, cloud: 'AzurePublicCloud' as const };
+  const policy = compilePolicy(parsePolicy(RISK_CAMPAIGN_POLICY, 'campaign policy'));
+  const incidents = schedule.incidents.map(armIncidentFor);
+  const wanted = schedule.enrich ? await wantedWithAllData(incidents, policy, settings) : new Map<string, string>();
 
   const realFetch = globalThis.fetch;
   globalThis.fetch = inProcessFetch(tenant, api, calls) as typeof fetch;
   try {
     const pace = (which: Parameters<Pacer['take']>[0]) => pacer.take(which);
+    // Enrichment's reads may find their budget spent: held back by the engine itself, for longer than a request waits.
+    const spendable = async (which: Parameters<Pacer['take']>[0]) => {
+      if (budgets.next() === 'spent') throw new EnginePaced(which, `paced by the engine: the ${which} budget is spent (campaign)`, 30_000);
+      return pacer.take(which);
+    };
     const context = {
       directory: await createGraphDirectory(settings, pace, STATIC_CREDENTIAL),
       // Batched as composition wires it, on the simulated clock.
       devices: new BatchedDevices(await createDefenderDevices(settings, pace, STATIC_CREDENTIAL), { now: () => clock.now }),
-      incidents: NO_SENTINEL,
+      incidents: campaignSentinel(new Map(incidents.map((incident) => [incident.name as string, incident]))),
+    };
+    const enrichContext = {
+      ...context,
+      directory: await createGraphDirectory(settings, spendable, STATIC_CREDENTIAL),
+      devices: new BatchedDevices(await createDefenderDevices(settings, spendable, STATIC_CREDENTIAL), { now: () => clock.now }),
     };
     const { engine, worker, deadLetters, analysts } = assemble({
-      policy: compilePolicy(parsePolicy(CAMPAIGN_POLICY, 'campaign policy')),
+      policy,
       ledger,
       queue: broker,
       shared,
@@ -394,7 +467,7 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
       ...(schedule.enrich && {
         enrich: (signal: Signal) =>
           new Enricher(
-            async () => context,
+            async () => enrichContext,
             () => clock.now,
             async (ms) => void (clock.now += ms),
           ).enrich(signal, []),
@@ -404,12 +477,13 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
     // The relay: submit each incident, and on any failure (503, a crash) try again, as a Logic App's retry policy does.
     const at = new Date(clock.now).toISOString();
     const keys = new Set<string>();
-    for (const [i, incident] of schedule.incidents.entries()) {
+    for (const incident of incidents) {
       for (let tries = 0; ; tries++) {
         try {
-          const { decision } = await engine.submit(signalFor(incident, i), 'campaign relay');
+          const { decision } = await engine.submit(normalizeSentinelPayload(structuredClone(incident)), 'campaign relay');
           for (const action of decision.actions) keys.add(action.idempotencyKey);
           for (const skip of decision.skipped) if (skip.idempotencyKey && skip.reason !== 'duplicate') keys.add(skip.idempotencyKey);
+          for (const waiting of decision.waiting) keys.add(waiting.idempotencyKey);
           break;
         } catch (error) {
           if (tries > 20) throw new Error(`the relay gave up: ${(error as Error).message}`);
@@ -538,14 +612,23 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
       .map((c) => `${c.method} ${c.path}`);
     if (tenant.users.get(DEMO.breakglass)?.accountEnabled === false) protectedTouched.push('break-glass account disabled');
 
+    // Nothing a rule would have done with all the data read is missing, or ended as not needed.
+    const dropped = [...wanted]
+      .filter(([key]) => byKey.get(key) === undefined || byKey.get(key)?.state === 'not-needed')
+      .map(([key, what]) => `${key} (${what}): ${byKey.get(key)?.state ?? 'not in the ledger'}`);
+    const waited = entries.filter((entry) => entry.history.some((event) => event.state === 'waiting'));
+
     return {
       entries,
       lost,
       duplicates,
       protectedTouched,
       unapproved,
+      dropped,
+      waited: waited.length,
+      heldAfterWaiting: waited.filter((entry) => entry.state === HELD).length,
       deliveries: delivered,
-      faultsFired: api.fired + ledgerFaults.fired + deliveries.fired + sends.fired,
+      faultsFired: api.fired + ledgerFaults.fired + deliveries.fired + sends.fired + budgets.fired,
     };
   } finally {
     globalThis.fetch = realFetch;

@@ -66,7 +66,7 @@ describe('POST /api/plan', () => {
     expect(res.body).toContain('✓ credential-theft [audit]');
   });
 
-  it('degrades, not fails, when enrichment data is unavailable: unknown data holds actions for a human', async () => {
+  it('degrades, not fails, when enrichment data is unavailable for now: what reads it waits, and the plan says so', async () => {
     engine.sandbox.faults.add({
       path: /riskyUsers|roleAssignmentScheduleInstances/,
       count: 10,
@@ -78,11 +78,23 @@ describe('POST /api/plan', () => {
     const { decision } = res.json;
     expect(decision.notes).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^user risk \(ID Protection\) unavailable \(graph 503 serviceNotAvailable: down\): treated as unknown$/),
-        expect.stringMatching(/^privileged roles of adele.vance@contoso.com \(PIM\) unavailable/),
+        'user risk (ID Protection) unavailable for now (graph 503 serviceNotAvailable: down): what reads it waits for it',
+        expect.stringMatching(/^privileged roles of adele.vance@contoso.com \(PIM\) unavailable for now/),
       ]),
     );
-    expect(decision.rules.find((r: { ruleId: string }) => r.ruleId === 'compromised-identity').matched).toBe(false);
+    expect(decision.rules.find((r: { ruleId: string }) => r.ruleId === 'compromised-identity')).toMatchObject({ matched: false, waiting: true });
+    // Neither planned nor dropped: the account's containment waits for its risk, as an incident's would.
+    expect(decision.waiting).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          kind: 'disableUser',
+          ruleId: 'compromised-identity',
+          data: ['userRisk'],
+          why: 'adele.vance@contoso.com: graph 503 serviceNotAvailable: down',
+        }),
+      ]),
+    );
+    expect(decision.summary).toMatch(/waiting for data$/);
   });
 
   it('tries a draft policy sent with the incident', async () => {

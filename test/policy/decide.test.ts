@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { IDEMPOTENCY_KEY_PATTERN } from '../../shared/actions/idempotency';
-import { capKey, decide } from '../../shared/policy/decide';
+import { capKey, decide, decideRequest } from '../../shared/policy/decide';
+import { explainDecision } from '../../shared/policy/explain';
 import { account, defaultPolicy, host, policy, signal } from '../fixtures/signals';
 
 const RISK = `
@@ -325,5 +326,164 @@ describe('the default policy', () => {
     );
     expect(d.actions).toEqual([]);
     expect(new Set(d.skipped.map((s) => s.reason))).toEqual(new Set(['protected']));
+  });
+});
+
+describe('waiting for data unavailable for now', () => {
+  const PACED = 'paced by the engine: the defender budget (100 per 60 s) is spent';
+  const paced = (...data: Array<'identity' | 'userRisk' | 'privileged' | 'groups' | 'deviceRisk' | 'deviceTags'>) =>
+    data.map((d) => ({ data: d, why: PACED, retryAfterMs: 40_000 }));
+  const RULES = `version: 1
+mode: enforce
+guardrails:
+  approvals: [{ action: isolateDevice, when: { deviceTags: [server] }, reason: servers need a human }]
+rules:
+  - { id: risky-users, when: { entity: account, userRisk: [high] }, then: [disableUser] }
+  - { id: risky-hosts, when: { entity: host, deviceRisk: [High] }, then: [isolateDevice] }
+`;
+  const p = policy(RULES);
+  const user = account({ userRisk: 'high' });
+  const device = host({ tags: ['workstation'], unavailable: paced('identity', 'deviceRisk', 'deviceTags') });
+
+  it('waits on the target whose data is unavailable for now; what the other rules and targets decide stands', () => {
+    const d = decide(signal({ entities: [user, device] }), p);
+    expect(d.actions.map((a) => `${a.kind}:${a.target.id}`)).toEqual([`disableUser:${user.aadUserId}`]);
+    expect(d.skipped).toEqual([]);
+    expect(d.waiting).toEqual([
+      {
+        kind: 'isolateDevice',
+        target: expect.objectContaining({ type: 'device', id: device.mdatpDeviceId }),
+        idempotencyKey: expect.stringMatching(IDEMPOTENCY_KEY_PATTERN),
+        params: { isolationType: 'Full' },
+        ruleId: 'risky-hosts',
+        mode: 'enforce',
+        data: ['deviceRisk'],
+        why: `wks-042.contoso.com: ${PACED}`,
+        retryAfterMs: 40_000,
+      },
+    ]);
+    expect(d.rules.find((r) => r.ruleId === 'risky-hosts')).toMatchObject({
+      matched: false,
+      waiting: true,
+      explanation: ['1 device(s) may have deviceRisk High once their data is read', 'waiting for device risk'],
+    });
+    expect(d.summary).toMatch(/planned: disableUser adele.vance@contoso.com \| 1 waiting for data$/);
+    // Unknown for now is no "unknown for good": the notes do not say its rules cannot match.
+    expect(d.notes).toEqual([]);
+    expect(explainDecision(d)).toContain(
+      `Waiting for data\n  isolateDevice → wks-042.contoso.com: device risk unavailable for now — wks-042.contoso.com: ${PACED} (rule risky-hosts)`,
+    );
+    expect(explainDecision(d)).toContain('  … risky-hosts: 1 device(s) may have deviceRisk High once their data is read, waiting for device risk');
+  });
+
+  it('does not wait for data its rules do not read', () => {
+    const hostsOnly = policy(`version: 1\nmode: enforce\nrules:\n  - { id: hosts, when: { entity: host }, then: [isolateDevice] }\n`);
+    const d = decide(signal({ entities: [device] }), hostsOnly);
+    expect(d.actions.map((a) => a.kind)).toEqual(['isolateDevice']);
+    expect(d.waiting).toEqual([]);
+  });
+
+  it('on the last look, holds what still waits for a human, with what it lacked and how often it was looked at', () => {
+    const d = decide(signal({ entities: [user, device] }), p, { look: { evaluation: 5, last: true } });
+    expect(d.waiting).toEqual([]);
+    expect(d.actions.map((a) => a.kind)).toEqual(['disableUser']);
+    expect(d.skipped).toEqual([
+      expect.objectContaining({
+        kind: 'isolateDevice',
+        ruleId: 'risky-hosts',
+        idempotencyKey: expect.stringMatching(IDEMPOTENCY_KEY_PATTERN),
+        params: { isolationType: 'Full' },
+        reason: 'needs-approval',
+        detail: `device risk still unavailable after 5 evaluations (wks-042.contoso.com: ${PACED}): held for a human`,
+      }),
+    ]);
+    // The held action has the key it would have had: an analyst approves that action.
+    expect(d.skipped[0]?.idempotencyKey).toBe(decide(signal({ entities: [user, device] }), p).waiting[0]?.idempotencyKey);
+  });
+
+  it('treats data unknown for good (a 404, not in Defender) as it always has: the rule does not match, nothing waits', () => {
+    const d = decide(signal({ entities: [user, host({ tags: ['workstation'] })] }), p);
+    expect(d.waiting).toEqual([]);
+    expect(d.rules.find((r) => r.ruleId === 'risky-hosts')).toMatchObject({
+      matched: false,
+      explanation: ['no device with deviceRisk High (1 device(s) with unknown risk or tags)'],
+    });
+  });
+
+  it('waits on a guardrail whose condition reads data unavailable for now, and holds on one unknown for good', () => {
+    const anyHost = policy(RULES.replace('deviceRisk: [High]', 'deviceRisk: [High, Medium, Low, None, Informational]'));
+    const untagged = host({ deviceRisk: 'High', unavailable: paced('deviceTags') });
+    expect(decide(signal({ entities: [untagged] }), anyHost).waiting).toEqual([expect.objectContaining({ kind: 'isolateDevice', data: ['deviceTags'] })]);
+    const unknownForGood = host({ deviceRisk: 'High' });
+    expect(decide(signal({ entities: [unknownForGood] }), anyHost).skipped).toEqual([
+      expect.objectContaining({ kind: 'isolateDevice', reason: 'needs-approval', detail: 'servers need a human (device tags unknown)' }),
+    ]);
+    // A guardrail that holds whatever the data says holds now.
+    const always = policy(`${RULES.replace('when: { deviceTags: [server] }, ', '')}`);
+    expect(decide(signal({ entities: [host({ deviceRisk: 'High', unavailable: paced('deviceTags') })] }), always).skipped[0]).toMatchObject({
+      reason: 'needs-approval',
+    });
+  });
+
+  it("waits on protection's identity check when the directory's record is unavailable for now", () => {
+    const byId = policy(
+      `version: 1\nmode: enforce\nprotected: { users: [99999999-9999-4999-8999-999999999999] }\nrules:\n  - { id: users, when: { entity: account }, then: [revokeSessions] }\n`,
+    );
+    const noId = account({ aadUserId: undefined, unavailable: [{ data: 'identity', why: 'graph 503 serviceNotAvailable: down' }] });
+    expect(decide(signal({ entities: [noId] }), byId).waiting).toEqual([
+      expect.objectContaining({ kind: 'revokeSessions', data: ['identity'], why: 'adele.vance@contoso.com: graph 503 serviceNotAvailable: down' }),
+    ]);
+    const { unavailable: _now, ...forGood } = noId;
+    expect(decide(signal({ entities: [forGood] }), byId).skipped[0]).toMatchObject({
+      reason: 'needs-approval',
+      detail: expect.stringMatching(/^cannot verify/),
+    });
+  });
+
+  it('waits on a score that the unavailable data could still carry over the line, and not on one it could not', () => {
+    const scored = policy(
+      `version: 1\nmode: enforce\n${RISK}\nrules:\n  - { id: scored, when: { entity: account, score: ">= 60" }, then: [revokeSessions] }\n`,
+    );
+    // Medium (20) + CredentialAccess (10): 30 known; the device's risk could add 25, still short of 60.
+    const short = decide(signal({ severity: 'Medium', tactics: ['CredentialAccess'], entities: [account(), device] }), scored);
+    expect(short.waiting).toEqual([]);
+    expect(short.rules[0]?.explanation).toEqual(['score 30 is not >= 60 (nor could it be once its data is read: 55 at most)']);
+    // High (40): 40 known, up to 65 with the device's risk: the account's action waits for the device's data.
+    const maybe = decide(signal({ entities: [account(), device] }), scored);
+    expect(maybe.waiting).toEqual([
+      expect.objectContaining({ kind: 'revokeSessions', target: expect.objectContaining({ type: 'user' }), data: ['deviceRisk'] }),
+    ]);
+    expect(maybe.rules[0]?.explanation).toContain('score 40, up to 65 once device risk is read: >= 60 cannot be told yet');
+  });
+
+  it('makes a later rule wait behind an earlier waiting rule that would take the action differently, and not one that would take it alike', () => {
+    const ordered = (second: string) =>
+      policy(`version: 1
+mode: enforce
+rules:
+  - { id: first, when: { entity: host, deviceRisk: [High] }, then: [{ isolateDevice: { isolationType: Selective } }] }
+  - { id: second, when: { entity: host }, then: [${second}] }
+`);
+    const behind = decide(signal({ entities: [device] }), ordered('isolateDevice'));
+    expect(behind.actions).toEqual([]);
+    expect(behind.waiting).toEqual([expect.objectContaining({ ruleId: 'first', params: { isolationType: 'Selective' } })]);
+    const alike = decide(signal({ entities: [device] }), ordered('{ isolateDevice: { isolationType: Selective } }'));
+    expect(alike.actions).toEqual([expect.objectContaining({ ruleId: 'second', params: { isolationType: 'Selective' } })]);
+    expect(alike.waiting).toEqual([]);
+  });
+
+  it("holds an analyst's request for what it would wait for: it is not looked at again", () => {
+    const guarded = policy(`version: 1\nmode: enforce\nguardrails:\n  approvals: [{ action: isolateDevice, when: { deviceTags: [server] } }]\n`);
+    const d = decideRequest(
+      signal({ source: 'manual', entities: [host({ unavailable: paced('deviceTags') })] }),
+      { step: { kind: 'isolateDevice', params: {} }, reason: 'analyst' },
+      guarded,
+    );
+    expect(d.skipped).toEqual([
+      expect.objectContaining({
+        reason: 'needs-approval',
+        detail: `device tags unavailable, and this signal is not evaluated again (wks-042.contoso.com: ${PACED}): held for a human`,
+      }),
+    ]);
   });
 });

@@ -6,7 +6,8 @@ import { decide } from '../../shared/policy/decide';
 import { InputError } from '../../shared/errors';
 import { normalizeSentinelPayload } from '../../shared/signals/sentinel';
 import type { AccountEntity, HostEntity, Signal } from '../../shared/signals/signal';
-import { DEVICE_RISK_LEVELS, SEVERITIES, SIGNAL_SOURCES, USER_RISK_LEVELS } from '../../shared/signals/signal';
+import { DEVICE_RISK_LEVELS, SEVERITIES, SIGNAL_SOURCES, USER_RISK_LEVELS, type EntityData, type UnavailableData } from '../../shared/signals/signal';
+import type { Decision } from '../../shared/policy/decision';
 import { sampleIncident } from '../fixtures/incidents';
 import { policy } from '../fixtures/signals';
 
@@ -74,7 +75,10 @@ const ruleArb = fc.record({
   audit: fc.boolean(),
 });
 
-function policyYaml(world: Value<typeof protectedWorld>, rules: Value<typeof ruleArb>[], approvals: boolean): string {
+/** Rules that may also read device data and name the entity kinds they act on. */
+type AnyRule = Value<typeof ruleArb> & { deviceRisk?: string[] | undefined; deviceTags?: string[] | undefined; entity?: string[] | undefined };
+
+function policyYaml(world: Value<typeof protectedWorld>, rules: AnyRule[], approvals: boolean): string {
   const users = world.people.map(({ index, by }) => (PEOPLE[index] as Record<string, string>)[by]);
   const devices = world.devices.map(({ index, by }) => {
     const d = DEVICES[index]!;
@@ -95,6 +99,9 @@ function policyYaml(world: Value<typeof protectedWorld>, rules: Value<typeof rul
         ...(r.userRisk && { userRisk: r.userRisk }),
         ...(r.privileged !== undefined && { privileged: r.privileged }),
         ...(r.score !== undefined && { score: `>= ${r.score}` }),
+        ...(r.deviceRisk && { deviceRisk: r.deviceRisk }),
+        ...(r.deviceTags && { deviceTags: r.deviceTags }),
+        ...(r.entity && { entity: r.entity }),
       };
       return `  - { id: r${i}, mode: ${r.audit ? 'audit' : 'enforce'}, when: ${JSON.stringify(when)}, then: ${list(r.then)} }`;
     }),
@@ -263,6 +270,141 @@ describe('properties', () => {
     expect(mismatches).toBeGreaterThan(1000);
     expect(held).toBeGreaterThan(1000);
     expect(plannedVerified).toBeGreaterThan(1000);
+  });
+
+  it('never drops an action whose data was unavailable for now: with that data read, every verdict is one it waits for, planned or held', () => {
+    // Each entity may lack some data for now (a spent budget, a 429), as enrichment marks it; reading it (a completion
+    // the run draws) may make any rule, guardrail or protection check want an action. Whatever the completion, each
+    // action the full decision judges is, in the decision without the data, planned, skipped with its verdict, or
+    // waiting; on the last look, planned or skipped (held). And what waits is not also decided.
+    const PACED = { why: 'paced by the engine: the defender budget is spent', retryAfterMs: 30_000 };
+    const dataRule = ruleArb.chain((rule) =>
+      fc
+        .record({
+          deviceRisk: optional(fc.subarray([...DEVICE_RISK_LEVELS], { minLength: 1 })),
+          deviceTags: optional(fc.subarray(['server', 'workstation'], { minLength: 1 })),
+          entity: optional(fc.subarray(['account', 'host'], { minLength: 1 })),
+        })
+        .map((device) => ({ ...rule, ...device })),
+    );
+    const accountGaps = fc.record({
+      mention: accountMention,
+      gaps: fc.subarray<EntityData>(['identity', 'userRisk', 'privileged', 'groups']),
+      read: fc.record({ userRisk: fc.constantFrom(...USER_RISK_LEVELS), privileged: fc.boolean(), inGroup: fc.boolean() }),
+    });
+    const hostGaps = fc.record({
+      mention: hostMention,
+      gaps: fc.subarray<EntityData>(['identity', 'deviceRisk', 'deviceTags']),
+      read: fc.record({ deviceRisk: fc.constantFrom(...DEVICE_RISK_LEVELS), server: fc.boolean() }),
+    });
+    const keysOf = (d: Decision): string[] => [
+      ...d.actions.map((a) => a.idempotencyKey),
+      ...d.skipped.flatMap((x) => (x.idempotencyKey ? [x.idempotencyKey] : [])),
+    ];
+    let waited = 0;
+    let coveredByWaiting = 0;
+    let heldOnLastLook = 0;
+    fc.assert(
+      fc.property(
+        protectedWorld,
+        fc.array(dataRule, { minLength: 1, maxLength: 4 }),
+        fc.boolean(),
+        fc.constantFrom(...SIGNAL_SOURCES),
+        fc.constantFrom(...SEVERITIES),
+        fc.array(accountGaps, { maxLength: 4 }),
+        fc.array(hostGaps, { maxLength: 4 }),
+        fc.boolean(),
+        (world, rules, approvals, source, severity, accounts, hosts, last) => {
+          const yaml = policyYaml(world, rules, approvals)
+            .replace(
+              'approvals: [{ action: disableUser, when: { privileged: true } }]',
+              'approvals: [{ action: disableUser, when: { privileged: true } }, { action: isolateDevice, when: { deviceTags: [server] } }]',
+            )
+            .replace('userRisk: { high: 40, medium: 20 } }', 'userRisk: { high: 40, medium: 20 }, deviceRisk: { High: 30, Medium: 10 }, privileged: 10 }');
+          const p = policy(yaml, [ENGINE]);
+          const gapped: Array<AccountEntity | HostEntity> = [];
+          const read: Array<AccountEntity | HostEntity> = [];
+          const unavailable = (gaps: EntityData[]): UnavailableData[] => gaps.map((data) => ({ data, ...PACED }));
+          for (const { mention, gaps, read: value } of accounts) {
+            const person = PEOPLE[mention.index]!;
+            // Without the directory's record nothing else is read (enrichment's order).
+            const lacking = gaps.includes('identity') ? (['identity', 'userRisk', 'privileged', 'groups'] as EntityData[]) : gaps;
+            const known = mentionAccount(mention);
+            const { userRisk: _r, privileged: _p, groupIds: _g, ...rest } = known;
+            const without: AccountEntity = {
+              ...rest,
+              ...(!lacking.includes('userRisk') && known.userRisk !== undefined && { userRisk: known.userRisk }),
+              ...(!lacking.includes('privileged') && known.privileged !== undefined && { privileged: known.privileged }),
+              ...(!lacking.includes('groups') && known.groupIds !== undefined && { groupIds: known.groupIds }),
+            };
+            if (lacking.length) without.unavailable = unavailable(lacking);
+            gapped.push(without);
+            read.push({
+              ...known,
+              ...(lacking.includes('userRisk') && { userRisk: value.userRisk }),
+              ...(lacking.includes('privileged') && { privileged: value.privileged }),
+              ...(lacking.includes('groups') && { groupIds: value.inGroup ? [person.group] : [] }),
+              ...(lacking.includes('identity') && { verified: { id: person.id, upn: person.upn, guest: false } }),
+            });
+          }
+          for (const { mention, gaps, read: value } of hosts) {
+            const device = DEVICES[mention.index]!;
+            const lacking = gaps.includes('identity') ? (['identity', 'deviceRisk', 'deviceTags'] as EntityData[]) : gaps;
+            const known = mentionHost(mention);
+            const { deviceRisk: _r, tags: _t, ...rest } = known;
+            const without: HostEntity = {
+              ...rest,
+              ...(!lacking.includes('deviceRisk') && known.deviceRisk !== undefined && { deviceRisk: known.deviceRisk }),
+              ...(!lacking.includes('deviceTags') && known.tags !== undefined && { tags: known.tags }),
+            };
+            if (lacking.length) without.unavailable = unavailable(lacking);
+            gapped.push(without);
+            const tags = lacking.includes('deviceTags') ? (value.server ? ['server'] : [device.tag]) : known.tags;
+            read.push({
+              ...known,
+              ...(lacking.includes('deviceRisk') && { deviceRisk: value.deviceRisk }),
+              ...(tags !== undefined && { tags }),
+              ...(lacking.includes('identity') && {
+                verified: { id: device.mde, computerDnsName: device.fqdn, aadDeviceId: device.aad, ...(tags && { tags }) },
+              }),
+            });
+          }
+          const base = toSignal({ source, severity, accounts: [], hosts: [] });
+          const look = last ? { look: { evaluation: 5, last: true } } : {};
+          const without = decide({ ...base, entities: gapped }, p, look);
+          const full = decide({ ...base, entities: read }, p);
+          const waiting = without.waiting.map((w) => w.idempotencyKey);
+          const judged = new Set(keysOf(without));
+          for (const key of keysOf(full)) expect(judged.has(key) || waiting.includes(key), `${key} dropped: ${without.summary}`).toBe(true);
+          for (const key of waiting) expect(judged.has(key), `${key} both waits and is judged`).toBe(false);
+          // What is planned without the data is planned as the data would have it: no later rule takes an action an
+          // earlier waiting rule would have taken otherwise (another isolation type, audit instead of enforce).
+          for (const action of without.actions) {
+            const withData = full.actions.find((a) => a.idempotencyKey === action.idempotencyKey);
+            if (withData)
+              expect({ params: action.params, mode: action.mode }, `${action.idempotencyKey} by ${action.ruleId}`).toEqual({
+                params: withData.params,
+                mode: withData.mode,
+              });
+          }
+          for (const w of without.waiting) expect(w.data.length > 0 && w.why.length > 0).toBe(true);
+          if (last) expect(without.waiting).toEqual([]);
+          // Pure: the same input (a copy of it) gives the same decision.
+          expect(decide(structuredClone({ ...base, entities: gapped }), p, look)).toEqual(without);
+          if (without.waiting.length) waited++;
+          coveredByWaiting += keysOf(full).filter((key) => waiting.includes(key)).length;
+          if (last) heldOnLastLook += without.skipped.filter((x) => x.detail.includes('still unavailable after 5 evaluations')).length;
+        },
+      ),
+      { numRuns: 3000, seed: 20261205 },
+    );
+    console.info(
+      `waiting property: ${waited} decisions waited; ${coveredByWaiting} actions the read data wanted were waiting for it; ${heldOnLastLook} held on a last look`,
+    );
+    // Worth something only if decisions often waited, and what waited was often what the data turned out to want.
+    expect(waited).toBeGreaterThan(400);
+    expect(coveredByWaiting).toBeGreaterThan(500);
+    expect(heldOnLastLook).toBeGreaterThan(500);
   });
 
   it('decides deterministically: the same input gives the same decision', () => {
