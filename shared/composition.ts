@@ -6,7 +6,8 @@ import { createDefenderDevices } from './clients/defender';
 import { createGraphDirectory } from './clients/graph';
 import { SentinelReports } from './clients/sentinel';
 import { config, type ResponderConfig } from './config';
-import { Enricher, type EnrichOptions } from './enrichment/enrich';
+import { ENRICHMENT_TIMINGS, Enricher, type EnrichOptions } from './enrichment/enrich';
+import { REEVALUATION_TIMINGS } from './queue/reevaluation';
 import { ResponderEngine, type EngineDeps } from './engine';
 import type { Signal } from './signals/signal';
 import { ActionWorker, type WorkerDeps } from './worker';
@@ -64,7 +65,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
               }),
         incidents: new SentinelReports(settings),
       }))()));
-  const enricher = settings.enrichment ? new Enricher(executionContext) : undefined;
+  const enricher = settings.enrichment ? new Enricher(executionContext, Date.now, undefined, compressed(ENRICHMENT_TIMINGS, scale)) : undefined;
   const { engine, worker, deadLetters, analysts } = assemble({
     policy,
     ledger,
@@ -84,6 +85,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
           : enricher.enrich(signal, compiled.groupsOfInterest, withPolicy);
       },
     }),
+    reevaluation: compressed(REEVALUATION_TIMINGS, scale),
     timings: compressed(
       {
         ...LIFECYCLE_TIMINGS,
@@ -130,6 +132,7 @@ export function assemble(parts: EngineParts): { engine: ResponderEngine; worker:
     log,
     incidents,
     ...(parts.enrich && { enrich: parts.enrich }),
+    ...(parts.reevaluation && { reevaluation: parts.reevaluation }),
   });
   const worker = new ActionWorker({
     ledger,

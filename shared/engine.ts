@@ -25,7 +25,14 @@ import type { ActionQueue } from './queue/queue';
 import { InputError, quote, RefusedError } from './errors';
 import { spend, type BudgetAnswer, type BudgetRecord } from './coordination/budget';
 import type { SharedState } from './coordination/sharedState';
-import { nextLookAfterMs, REEVALUATE_AFTER_MS, waitingDigest, type Reevaluation, type ReevaluationReason } from './queue/reevaluation';
+import {
+  nextLookAfterMs,
+  REEVALUATE_AFTER_MS,
+  waitingDigest,
+  type Reevaluation,
+  type ReevaluationReason,
+  type ReevaluationTimings,
+} from './queue/reevaluation';
 import { parseIncidentArmId, type IncidentArmIdParts } from './signals/identifiers';
 import { incidentRefOf, NO_ENTITIES_NOTE, normalizeSentinelPayload } from './signals/sentinel';
 import type { AccountEntity, Entity, HostEntity, IncidentRef, Signal } from './signals/signal';
@@ -49,6 +56,8 @@ export interface EngineDeps {
   enrich?: (signal: Signal, policy: CompiledPolicy, options?: EnrichOptions) => Promise<Signal>;
   /** Records every instance shares: the caps' budgets. */
   shared: SharedState;
+  /** When to look at an incident again (default REEVALUATION_TIMINGS). */
+  reevaluation?: ReevaluationTimings;
 }
 
 /** What one submission did to the ledger, per action. */
@@ -156,7 +165,7 @@ export class ResponderEngine {
     const armId = signal.incident?.armId;
     if (decision.waiting.length === 0 || look.last || armId === undefined) return decision;
     const retryAfterMs = Math.max(0, ...decision.waiting.map((w) => w.retryAfterMs ?? 0));
-    const delay = nextLookAfterMs('waitingForData', look.evaluation - 1, retryAfterMs) as number;
+    const delay = nextLookAfterMs('waitingForData', look.evaluation - 1, retryAfterMs, this.deps.reevaluation) as number;
     const at = new Date(this.deps.now().getTime() + delay);
     const waitingFor = waitingDigest(decision.waiting.map((w) => `${w.ruleId} ${w.idempotencyKey}`));
     await this.scheduleReevaluation(armId, 'waitingForData', look.evaluation, at, log, waitingFor);
@@ -499,7 +508,7 @@ export class ResponderEngine {
 
   /** No entities yet: look again in a few minutes rather than decide on nothing, a bounded number of times. */
   private async waitForEntities(signal: Signal, done: number, log: Logger): Promise<void> {
-    const delay = nextLookAfterMs('noEntities', done);
+    const delay = nextLookAfterMs('noEntities', done, 0, this.deps.reevaluation);
     const armId = signal.incident?.armId;
     if (armId === undefined) return;
     if (delay === undefined) {

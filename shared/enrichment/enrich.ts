@@ -36,6 +36,15 @@ export const ENRICHMENT_RETRY_WAIT_MS = 10_000;
 /** The wait before the next attempt when the failure names none: this times the attempts made so far. */
 const RETRY_STEP_MS = 250;
 
+/** Enrichment's durations by name (RESPONDER_TIME_SCALE compresses them). */
+export interface EnrichmentTimings {
+  ttlMs: number;
+  retryWaitMs: number;
+  retryStepMs: number;
+}
+
+export const ENRICHMENT_TIMINGS: EnrichmentTimings = { ttlMs: ENRICHMENT_TTL_MS, retryWaitMs: ENRICHMENT_RETRY_WAIT_MS, retryStepMs: RETRY_STEP_MS };
+
 /**
  * At most this many entities are read at once, and at most ENRICHED_PER_KIND accounts and as many devices per signal:
  * a payload with a thousand UPNs must not become a thousand parallel Graph reads. Entities past the cap stay unknown
@@ -72,6 +81,7 @@ export class Enricher {
     private readonly ports: () => Promise<EnrichmentPorts>,
     private readonly now: () => number = Date.now,
     private readonly sleep: (ms: number) => Promise<void> = (ms) => delay(ms),
+    private readonly timings: EnrichmentTimings = ENRICHMENT_TIMINGS,
   ) {}
 
   async enrich(signal: Signal, groupsOfInterest: readonly string[], options: EnrichOptions = {}): Promise<Signal> {
@@ -203,14 +213,14 @@ export class Enricher {
    * read refused to spare containment's budget must never be the answer a concurrent incident waits on.
    */
   private riskLevels(directory: Directory, preview: boolean): Promise<Map<string, string>> {
-    const fresh = this.riskyUsers && this.now() - this.riskyUsers.at < ENRICHMENT_TTL_MS ? this.riskyUsers.levels : undefined;
+    const fresh = this.riskyUsers && this.now() - this.riskyUsers.at < this.timings.ttlMs ? this.riskyUsers.levels : undefined;
     if (fresh) return fresh;
     const at = this.now();
     const levels = directory.listRiskyUsers().then((users) => new Map(users.map((u) => [u.id.toLowerCase(), u.riskLevel])));
     if (preview) {
       levels.then(
         (read) => {
-          if (!this.riskyUsers || this.now() - this.riskyUsers.at >= ENRICHMENT_TTL_MS) this.riskyUsers = { at, levels: Promise.resolve(read) };
+          if (!this.riskyUsers || this.now() - this.riskyUsers.at >= this.timings.ttlMs) this.riskyUsers = { at, levels: Promise.resolve(read) };
         },
         () => undefined,
       );
@@ -224,14 +234,14 @@ export class Enricher {
   /** A read remembered for the TTL; a plan's (`preview`) reads are remembered only once they succeed, as above. */
   private cached<T>(key: string, read: () => Promise<T>, preview: boolean): Promise<T> {
     const hit = this.cache.get(key);
-    if (hit && this.now() - hit.at < ENRICHMENT_TTL_MS) return hit.value as Promise<T>;
+    if (hit && this.now() - hit.at < this.timings.ttlMs) return hit.value as Promise<T>;
     const at = this.now();
     const value = read();
     if (preview) {
       value.then(
         (read) => {
           const now = this.cache.get(key);
-          if (!now || this.now() - now.at >= ENRICHMENT_TTL_MS) this.remember(key, at, Promise.resolve(read));
+          if (!now || this.now() - now.at >= this.timings.ttlMs) this.remember(key, at, Promise.resolve(read));
         },
         () => undefined,
       );
@@ -259,9 +269,9 @@ export class Enricher {
         return await read();
       } catch (error) {
         const failure = classifyFailure(error);
-        const wait = Math.max(failure.retryAfterMs ?? 0, RETRY_STEP_MS * attempts);
+        const wait = Math.max(failure.retryAfterMs ?? 0, this.timings.retryStepMs * attempts);
         const passes = failure.class === 'transient' || failure.class === 'paced';
-        if (passes && attempts < reads.attempts && waited + wait <= ENRICHMENT_RETRY_WAIT_MS) {
+        if (passes && attempts < reads.attempts && waited + wait <= this.timings.retryWaitMs) {
           waited += wait;
           await this.sleep(wait);
           continue;

@@ -47,12 +47,20 @@ export const REEVALUATE_AFTER_MS: Record<ReevaluationReason, readonly number[]> 
 /** A wait the data names itself (a budget's refill, a Retry-After) is honoured up to this, never past it. */
 export const WAIT_FOR_DATA_MAX_MS = 15 * 60_000;
 
+/** The looks' schedule by name (RESPONDER_TIME_SCALE compresses it). */
+export interface ReevaluationTimings {
+  afterMs: Record<ReevaluationReason, readonly number[]>;
+  waitForDataMaxMs: number;
+}
+
+export const REEVALUATION_TIMINGS: ReevaluationTimings = { afterMs: REEVALUATE_AFTER_MS, waitForDataMaxMs: WAIT_FOR_DATA_MAX_MS };
+
 /** When the look after `done` looks for `reason` should come, or undefined when they are spent. */
-export function nextLookAfterMs(reason: ReevaluationReason, done: number, retryAfterMs = 0): number | undefined {
-  const step = REEVALUATE_AFTER_MS[reason][done];
+export function nextLookAfterMs(reason: ReevaluationReason, done: number, retryAfterMs = 0, timings = REEVALUATION_TIMINGS): number | undefined {
+  const step = timings.afterMs[reason][done];
   if (step === undefined) return undefined;
   // Looking before the budget refills would only meet it spent again; an hour-long budget must not hold containment.
-  return reason === 'waitingForData' ? Math.min(Math.max(step, retryAfterMs), WAIT_FOR_DATA_MAX_MS) : step;
+  return reason === 'waitingForData' ? Math.min(Math.max(step, retryAfterMs), timings.waitForDataMaxMs) : step;
 }
 
 /** The digest of what waits, for `waitingFor`: the same waiting actions, the same digest. */
