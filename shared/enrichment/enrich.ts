@@ -75,6 +75,7 @@ export interface EnrichOptions {
  */
 export class Enricher {
   private riskyUsers: { at: number; levels: Promise<Map<string, string>> } | undefined;
+  private refreshing: Promise<void> | undefined;
   private readonly cache = new Map<string, { at: number; value: Promise<unknown> }>();
 
   constructor(
@@ -213,8 +214,13 @@ export class Enricher {
    * read refused to spare containment's budget must never be the answer a concurrent incident waits on.
    */
   private riskLevels(directory: Directory, preview: boolean): Promise<Map<string, string>> {
-    const fresh = this.riskyUsers && this.now() - this.riskyUsers.at < this.timings.ttlMs ? this.riskyUsers.levels : undefined;
-    if (fresh) return fresh;
+    const held = this.riskyUsers;
+    if (held && this.now() - held.at < this.timings.ttlMs) {
+      // Past half its life the list is read again in the background: an incident never waits for a refresh of a list
+      // the engine holds (at ID Protection's 1 call a second, a tenant's pages take seconds), and none is older than the TTL.
+      if (!preview && !this.refreshing && this.now() - held.at >= this.timings.ttlMs / 2) this.refreshRiskLevels(directory);
+      return held.levels;
+    }
     const at = this.now();
     const levels = directory.listRiskyUsers().then((users) => new Map(users.map((u) => [u.id.toLowerCase(), u.riskLevel])));
     if (preview) {
@@ -229,6 +235,15 @@ export class Enricher {
     this.riskyUsers = { at, levels };
     levels.catch(() => (this.riskyUsers = undefined)); // a failure is not cached
     return levels;
+  }
+
+  private refreshRiskLevels(directory: Directory): void {
+    const at = this.now();
+    this.refreshing = directory
+      .listRiskyUsers()
+      .then((users) => void (this.riskyUsers = { at, levels: Promise.resolve(new Map(users.map((u) => [u.id.toLowerCase(), u.riskLevel]))) }))
+      .catch(() => undefined) // the list held stays until its TTL; the next read after that waits for a fresh one
+      .finally(() => (this.refreshing = undefined));
   }
 
   /** A read remembered for the TTL; a plan's (`preview`) reads are remembered only once they succeed, as above. */

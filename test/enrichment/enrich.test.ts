@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { EnginePaced } from '../../shared/coordination/pacer';
-import { ENRICHED_PER_KIND, ENRICHMENT_CONCURRENCY, Enricher } from '../../shared/enrichment/enrich';
+import { ENRICHED_PER_KIND, ENRICHMENT_CONCURRENCY, ENRICHMENT_TTL_MS, Enricher } from '../../shared/enrichment/enrich';
 import type { AccountEntity, HostEntity } from '../../shared/signals/signal';
 import { account, host, signal } from '../fixtures/signals';
 import { DEMO, DEMO_DEVICES, TIER0_GROUP } from '../../sandbox/tenant';
@@ -43,6 +43,27 @@ describe('enrichment from the sandbox tenant', () => {
     await e.enrich(signal({ entities: [account(), account({ aadUserId: DEMO.jsmith, upn: 'jsmith@contoso.com' })] }), []);
     await e.enrich(signal({ entities: [account({ aadUserId: DEMO.megan, upn: 'megan.bowen@contoso.com' })] }), []);
     expect(env.sandbox.tenant.calls.filter((c) => c.path === '/v1.0/identityProtection/riskyUsers')).toHaveLength(1);
+  });
+
+  it('reads the risky-user list again ahead of its expiry, in the background: no incident waits for a refresh', async () => {
+    const clock = { now: Date.now() };
+    const e = new Enricher(
+      async () => env.context,
+      () => clock.now,
+      async () => undefined,
+    );
+    const listed = () => env.sandbox.tenant.calls.filter((c) => c.path === '/v1.0/identityProtection/riskyUsers').length;
+    await e.enrich(signal({ entities: [account()] }), []);
+    expect(listed()).toBe(1);
+    clock.now += ENRICHMENT_TTL_MS * 0.6;
+    env.sandbox.tenant.setRisk(DEMO.jsmith, 'high');
+    const before = await e.enrich(signal({ entities: [account({ aadUserId: DEMO.jsmith, upn: 'jsmith@contoso.com' })] }), []);
+    expect(before.entities).toMatchObject([{ userRisk: 'none' }]); // answered from the list held, while it is read again
+    await vi.waitFor(() => expect(listed()).toBe(2));
+    clock.now += ENRICHMENT_TTL_MS * 0.6; // past the first list's TTL, within the refreshed one's
+    const after = await e.enrich(signal({ entities: [account({ aadUserId: DEMO.jsmith, upn: 'jsmith@contoso.com' })] }), []);
+    expect(after.entities).toMatchObject([{ userRisk: 'high' }]);
+    expect(listed()).toBe(2);
   });
 
   it('fills in device risk, tags and the Defender id, by id or exact name', async () => {
