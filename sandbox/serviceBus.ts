@@ -403,6 +403,10 @@ export class ServiceBusEmulator {
 
   private settle(sender: Sender, delivery: Delivery, outcome: string): void {
     const queue = [...this.queues.values()].find((q) => q.consumers.has(sender));
+    const answer = (state: unknown) => {
+      delivery.update(true, state);
+      forget(delivery);
+    };
     const token = tagToLockToken(delivery.tag as Buffer);
     const message = queue?.locked.get(token);
     if (!queue || !message || (message.lockedUntil ?? 0) < Date.now() || this.faults.failSettles > 0) {
@@ -411,20 +415,20 @@ export class ServiceBusEmulator {
         this.putBack(queue, message);
       }
       const description = 'The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue.';
-      delivery.update(true, outcomes.rejected({ error: { condition: LOCK_LOST, description } }).described());
+      answer(outcomes.rejected({ error: { condition: LOCK_LOST, description } }).described());
       return;
     }
     const state = delivery.remote_state as { error?: { info?: Record<string, unknown> }; undeliverable_here?: boolean } | undefined;
     if (outcome === 'accepted') {
       queue.locked.delete(token);
-      delivery.update(true, outcomes.accepted().described());
+      answer(outcomes.accepted().described());
     } else if (outcome === 'rejected') {
       const info = state?.error?.info ?? {};
       this.deadLetter(queue, message, String(info.DeadLetterReason ?? 'DeadLettered'), String(info.DeadLetterErrorDescription ?? ''));
-      delivery.update(true, outcomes.rejected({}).described());
+      answer(outcomes.rejected({}).described());
     } else {
       this.putBack(queue, message);
-      delivery.update(true, outcomes.released().described());
+      answer(outcomes.released().described());
     }
   }
 
@@ -529,6 +533,15 @@ interface FlowFields {
   delivery_count?: number;
   link_credit?: number;
   drain?: boolean;
+}
+
+/**
+ * The broker settled a delivery: it is done with it. A peek-lock receiver settles second (rcv-settle-mode second) and
+ * says nothing more, so rhea would keep the delivery in its outgoing window for good and, once the window filled,
+ * never send on the link again. Marking the receiver's side settled lets rhea drop it once the disposition is written.
+ */
+function forget(delivery: Delivery): void {
+  (delivery as unknown as { remote_settled: boolean }).remote_settled = true;
 }
 
 /** Delivery outcomes as rhea encodes them (not in its typings). */

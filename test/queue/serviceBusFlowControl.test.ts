@@ -9,6 +9,7 @@ import { ServiceBusEmulator } from '../../sandbox/serviceBus';
  * message back without touching the receiver's credit. A broker that ignored credit locked every ready message at once,
  * the locks ran out while the messages waited their turn to go out, and handlers then got them late: lost locks,
  * duplicate handling, messages dead-lettered that no handler had failed.
+ * One that never forgot a settled delivery sent nothing more on a link after 2,048.
  */
 let broker: ServiceBusEmulator;
 let client: ServiceBusClient;
@@ -161,6 +162,32 @@ describe('Service Bus emulator flow control', () => {
       expect(locked.max).toBeLessThanOrEqual(2 * concurrency);
     },
   );
+
+  it('keeps delivering on one link past 2,048 deliveries: the broker forgets each delivery it has settled', { timeout: 150_000 }, async () => {
+    // rhea, under the emulator, keeps a sender's deliveries in a window of 2,048 from the oldest not yet forgotten, and
+    // a peek-lock receiver never tells the broker it may forget one: a broker that did not drop them itself filled the
+    // window with settled deliveries and sent nothing on the link again.
+    const name = nextQueue();
+    const ids = Array.from({ length: 2200 }, (_, i) => `w${i}`);
+    await send(name, ids);
+    const concurrency = 16;
+    const handled = new Map<string, number>();
+    const locked = watchLocked(name);
+    const consumer = subscribe(name, concurrency, async (message) => {
+      locked.sample();
+      handled.set(String(message.messageId), (handled.get(String(message.messageId)) ?? 0) + 1);
+    });
+    try {
+      await until(() => broker.isDrained(name), 120_000, 'all 2,200 messages to be completed');
+    } finally {
+      locked.stop();
+      await consumer.close();
+    }
+    expect(handled.size).toBe(ids.length);
+    expect([...handled.values()].every((count) => count === 1)).toBe(true);
+    expect(consumer.errors).toEqual([]);
+    expect(locked.max).toBeLessThanOrEqual(2 * concurrency);
+  });
 
   it('receiveMessages: no more than the messages asked for are locked, a drain ends the credit, the rest wait for the next call', async () => {
     const name = nextQueue();
