@@ -10,6 +10,10 @@ import rhea, { type Delivery, type EventContext, type Message, type Receiver, ty
  * a broker misbehaving the way a real one can. Not durable across restarts of the emulator itself: tests that kill
  * the engine keep the emulator running.
  *
+ * Deliveries follow AMQP link flow control (AMQP 1.0 §2.6.7) as Service Bus does: a consumer link gets no more messages
+ * than the link-credit its receiver granted, a drain is answered, and a lock that lapses puts the message back without
+ * giving the receiver credit it did not grant.
+ *
  * Connect with `connectionString` (plain TCP, `UseDevelopmentEmulator=true`, SASL ANONYMOUS plus a `$cbs` token
  * exchange that accepts any token).
  */
@@ -62,12 +66,25 @@ const BATCH_FORMAT = 0x80013700;
 const LOCK_LOST = 'com.microsoft:message-lock-lost';
 const MAX_MESSAGE_BYTES = 256 * 1024;
 
+/** A consumer link and its flow state (AMQP 1.0 §2.6.7), as the broker, the sending end, keeps it. */
+interface Consumer {
+  readonly sender: Sender;
+  /** The sender's delivery-count: deliveries handed to the link, plus the ones a drain advanced over. */
+  deliveryCount: number;
+  /** How many more the receiver allows: only while it is above 0 may a message go out. */
+  linkCredit: number;
+  /** The receiver asked for its credit to be used up or given back (`drain`), and has not been answered yet. */
+  drain: boolean;
+  /** The next flow this link writes answers that drain. */
+  drainAnswerDue: boolean;
+}
+
 class BrokerQueue {
   readonly ready: BrokerMessage[] = [];
   readonly locked = new Map<string, BrokerMessage>();
   readonly scheduled = new Map<number, { at: number; message: BrokerMessage }>();
   readonly seen = new Map<string, number>();
-  readonly consumers = new Set<Sender>();
+  readonly consumers = new Map<Sender, Consumer>();
 
   constructor(
     readonly name: string,
@@ -91,8 +108,8 @@ export class ServiceBusEmulator {
     this.container.sasl_server_mechanisms.enable_anonymous();
     this.container.on('sender_open', (context: EventContext) => this.onConsumerOpen(context.sender as Sender));
     this.container.on('sender_close', (context: EventContext) => this.forgetLinks((link) => link === context.sender));
-    this.container.on('sendable', (context: EventContext) => this.pump(context.sender as Sender));
-    this.container.on('sender_draining', (context: EventContext) => this.pump(context.sender as Sender));
+    // Credit and drain come in flow frames (onFlow); 'sendable' also says rhea's outgoing window has room again.
+    this.container.on('sendable', (context: EventContext) => this.pumpLink(context.sender as Sender));
     // The SDK sizes its batches by the link's max_message_size: announce Standard tier's 256 KB in our attach reply.
     this.container.on('receiver_open', (context: EventContext) => {
       (context.receiver as unknown as { local: { attach: { max_message_size?: number } } }).local.attach.max_message_size = MAX_MESSAGE_BYTES;
@@ -208,14 +225,44 @@ export class ServiceBusEmulator {
       this.replyLinks.set(sender.name, sender);
       return;
     }
-    this.queue(address).consumers.add(sender);
-    this.pump(sender);
+    const link = sender as unknown as RheaSender;
+    // At attach the receiver has granted nothing yet; rhea's own count is taken in case a flow came first.
+    const consumer: Consumer = { sender, deliveryCount: link.delivery_count, linkCredit: Math.max(0, link.credit), drain: false, drainAnswerDue: false };
+    this.queue(address).consumers.set(sender, consumer);
+    // rhea keeps its own count, but only of transfers it has written: a sender loop that trusted `sendable()` would hand
+    // over every ready message before the first went out. The broker reads the receiver's flow itself.
+    const rheaOnFlow = link.on_flow.bind(link);
+    link.on_flow = (frame) => {
+      this.onFlow(consumer, frame.performative);
+      rheaOnFlow(frame);
+      this.pumpLink(sender);
+    };
+    // rhea echoes a drain only while credit is left; the broker says when its answer is due, including when the
+    // credit went on messages.
+    link._get_drain = () => {
+      const due = consumer.drainAnswerDue;
+      consumer.drainAnswerDue = false;
+      return due;
+    };
+    this.pumpLink(sender);
+  }
+
+  /**
+   * A flow frame from the receiver (AMQP 1.0 §2.6.7): its delivery-count plus its link-credit is how far the sender may
+   * count, so link-credit = delivery-count(receiver) + link-credit(receiver) − delivery-count(sender). Transfers still
+   * on their way when the receiver wrote the frame are in the difference. A receiver that has not seen our attach
+   * sends no delivery-count: ours started at 0.
+   */
+  private onFlow(consumer: Consumer, flow: FlowFields): void {
+    if (flow.link_credit === undefined) return; // no link state in it: nothing changes
+    consumer.linkCredit = Math.max(0, (flow.delivery_count ?? 0) + flow.link_credit - consumer.deliveryCount);
+    consumer.drain = flow.drain === true;
   }
 
   /** Links that closed, or whose connection went: no more deliveries to them (a dead link keeps its credit), locks back. */
   private forgetLinks(gone: (link: Sender) => boolean): void {
     this.releaseLocksOf(gone);
-    for (const queue of this.queues.values()) for (const consumer of queue.consumers) if (gone(consumer)) queue.consumers.delete(consumer);
+    for (const queue of this.queues.values()) for (const sender of [...queue.consumers.keys()]) if (gone(sender)) queue.consumers.delete(sender);
     for (const [key, link] of this.replyLinks) if (gone(link)) this.replyLinks.delete(key);
   }
 
@@ -259,7 +306,7 @@ export class ServiceBusEmulator {
     message.lockedUntil = undefined;
     message.heldBy = undefined;
     queue.ready.push(message);
-    for (const consumer of queue.consumers) this.pump(consumer);
+    for (const consumer of queue.consumers.values()) this.pump(queue, consumer);
   }
 
   /** A delivery came back (abandon, expiry, failed settle): again, or to the dead-letter queue once the count is spent. */
@@ -285,12 +332,23 @@ export class ServiceBusEmulator {
       for (const message of [...queue.locked.values()]) if (message.heldBy && held(message.heldBy)) this.putBack(queue, message);
   }
 
-  /** Send ready messages to a consumer while it has credit; answer a drain when there is nothing left. */
-  private pump(sender: Sender): void {
-    const queue = [...this.queues.values()].find((q) => q.consumers.has(sender));
-    if (!queue) return;
+  /** Pump the queue `sender` consumes, if it is a consumer link (not a `$cbs` / `$management` reply link). */
+  private pumpLink(sender: Sender): void {
+    for (const queue of this.queues.values()) {
+      const consumer = queue.consumers.get(sender);
+      if (consumer) return this.pump(queue, consumer);
+    }
+  }
+
+  /**
+   * Send ready messages to a consumer while its link-credit lasts (and rhea's outgoing window has room), each one
+   * using a credit and counting a delivery; then answer a drain: once the credit is spent or nothing is ready, the
+   * delivery-count advances over what is left, so the credit is 0, and a flow tells the receiver (AMQP 1.0 §2.6.7).
+   */
+  private pump(queue: BrokerQueue, consumer: Consumer): void {
+    const { sender } = consumer;
     const presettled = attachOf(sender).snd_settle_mode === 1;
-    while (queue.ready.length > 0 && sender.sendable()) {
+    while (consumer.linkCredit > 0 && queue.ready.length > 0 && sender.sendable()) {
       const message = queue.ready.shift() as BrokerMessage;
       message.deliveryCount++;
       const lockToken = randomUUID();
@@ -300,14 +358,26 @@ export class ServiceBusEmulator {
         message.heldBy = sender;
         queue.locked.set(lockToken, message);
       }
+      consumer.linkCredit--;
+      consumer.deliveryCount++;
       sender.send(this.outgoing(message), lockTokenTag(lockToken));
       if (this.faults.duplicateDeliveries > 0) {
         this.faults.duplicateDeliveries--;
         queue.ready.push({ ...message, sequenceNumber: ++this.sequence, deliveryCount: 0, lockToken: undefined, lockedUntil: undefined, heldBy: undefined });
       }
     }
-    // A receiver that drains its credit (receiveMessages does, once it stops waiting) learns there is nothing more.
-    if (queue.ready.length === 0) sender.set_drained(true);
+    if (consumer.drain && (consumer.linkCredit === 0 || queue.ready.length === 0)) {
+      const link = sender as unknown as RheaSender;
+      // rhea counts its transfers when it writes them, before it writes this flow: advance its count by the same.
+      link.delivery_count += consumer.linkCredit;
+      link.credit -= consumer.linkCredit;
+      consumer.deliveryCount += consumer.linkCredit;
+      consumer.linkCredit = 0;
+      consumer.drain = false;
+      consumer.drainAnswerDue = true;
+      link.issue_flow = true;
+      link.connection._register();
+    }
   }
 
   /** The message as delivered: the broker's annotations and the delivery count added to what the client sent. */
@@ -333,6 +403,10 @@ export class ServiceBusEmulator {
 
   private settle(sender: Sender, delivery: Delivery, outcome: string): void {
     const queue = [...this.queues.values()].find((q) => q.consumers.has(sender));
+    const answer = (state: unknown) => {
+      delivery.update(true, state);
+      forget(delivery);
+    };
     const token = tagToLockToken(delivery.tag as Buffer);
     const message = queue?.locked.get(token);
     if (!queue || !message || (message.lockedUntil ?? 0) < Date.now() || this.faults.failSettles > 0) {
@@ -341,20 +415,20 @@ export class ServiceBusEmulator {
         this.putBack(queue, message);
       }
       const description = 'The lock supplied is invalid. Either the lock expired, or the message has already been removed from the queue.';
-      delivery.update(true, outcomes.rejected({ error: { condition: LOCK_LOST, description } }).described());
+      answer(outcomes.rejected({ error: { condition: LOCK_LOST, description } }).described());
       return;
     }
     const state = delivery.remote_state as { error?: { info?: Record<string, unknown> }; undeliverable_here?: boolean } | undefined;
     if (outcome === 'accepted') {
       queue.locked.delete(token);
-      delivery.update(true, outcomes.accepted().described());
+      answer(outcomes.accepted().described());
     } else if (outcome === 'rejected') {
       const info = state?.error?.info ?? {};
       this.deadLetter(queue, message, String(info.DeadLetterReason ?? 'DeadLettered'), String(info.DeadLetterErrorDescription ?? ''));
-      delivery.update(true, outcomes.rejected({}).described());
+      answer(outcomes.rejected({}).described());
     } else {
       this.putBack(queue, message);
-      delivery.update(true, outcomes.released().described());
+      answer(outcomes.released().described());
     }
   }
 
@@ -442,6 +516,32 @@ const decode = (buffer: Buffer): Message => rhea.message.decode(buffer) as unkno
 /** What rhea keeps of the peer's attach frame (not in its typings). */
 function attachOf(link: Sender | Receiver): { source?: { address?: string }; target?: { address?: string }; snd_settle_mode?: number } {
   return (link as unknown as { remote: { attach?: ReturnType<typeof attachOf> } }).remote.attach ?? {};
+}
+
+/** What rhea keeps of a sending link's flow state, and the hooks the broker takes over (not in its typings). */
+interface RheaSender {
+  credit: number;
+  delivery_count: number;
+  issue_flow: boolean;
+  connection: { _register(): void };
+  on_flow(frame: { performative: FlowFields }): void;
+  _get_drain(): boolean;
+}
+
+/** A flow frame's link fields, as the receiver sends them. */
+interface FlowFields {
+  delivery_count?: number;
+  link_credit?: number;
+  drain?: boolean;
+}
+
+/**
+ * The broker settled a delivery: it is done with it. A peek-lock receiver settles second (rcv-settle-mode second) and
+ * says nothing more, so rhea would keep the delivery in its outgoing window for good and, once the window filled,
+ * never send on the link again. Marking the receiver's side settled lets rhea drop it once the disposition is written.
+ */
+function forget(delivery: Delivery): void {
+  (delivery as unknown as { remote_settled: boolean }).remote_settled = true;
 }
 
 /** Delivery outcomes as rhea encodes them (not in its typings). */
