@@ -4,7 +4,6 @@ import { TEXT_LIMITS } from '../limits';
 import { SIGNAL_SOURCES } from '../signals/signal';
 import { ACTION_KINDS, ISOLATION_TYPES, type ActionKind, type ActionParams } from './catalogue';
 import { IDEMPOTENCY_KEY_PATTERN } from './idempotency';
-import { PACED_APIS, type Booking } from '../coordination/pacer';
 import type { LedgerEntry } from '../ledger/ledger';
 import type { ActionTarget } from './target';
 
@@ -28,8 +27,6 @@ export interface ActionCommand {
   deferral?: number;
   /** Replays an analyst asked for after the action failed or was dead-lettered; attempts count afresh. */
   replay?: number;
-  /** The turn the pacer booked when it deferred this action for a spent budget: its calls are made on it. */
-  booking?: Booking;
   createdAt: string;
 }
 
@@ -88,13 +85,6 @@ const commandSchema = z.strictObject({
   followUp: z.number().int().min(1).max(10_000).optional(),
   deferral: z.number().int().min(1).max(100_000).optional(),
   replay: z.number().int().min(1).max(1000).optional(),
-  booking: z
-    .strictObject({
-      api: z.enum(PACED_APIS),
-      at: z.number().int().min(0).max(8.64e15),
-      units: z.number().int().min(1).max(1000),
-    })
-    .optional(),
   createdAt: z.iso.datetime(),
 });
 

@@ -1,5 +1,5 @@
 import { ApiError } from '../clients/apiError';
-import { EnginePaced, type Booking } from '../coordination/pacer';
+import { EnginePaced } from '../coordination/pacer';
 
 /** How a failure is handled: retried with backoff, given up, refused for a human, or (paced) deferred unattempted. */
 export type FailureClass = ClassifiedFailure['class'];
@@ -18,8 +18,6 @@ export interface ApiFailure {
 export interface PacedFailure {
   class: 'paced';
   retryAfterMs: number;
-  /** The turn booked for the action, if the pacer booked one: it is deferred to exactly then. */
-  booking?: Booking;
   detail: string;
 }
 
@@ -39,8 +37,7 @@ const ACTIVE_DURATION_FLOOR_MS = 5 * 60_000;
  * The API's status and code are kept for the ledger.
  */
 export function classifyFailure(error: unknown): ClassifiedFailure {
-  if (error instanceof EnginePaced)
-    return { class: 'paced', retryAfterMs: error.retryAfterMs, ...(error.booking && { booking: error.booking }), detail: error.message };
+  if (error instanceof EnginePaced) return { class: 'paced', retryAfterMs: error.retryAfterMs, detail: error.message };
   if (!(error instanceof ApiError)) {
     return { class: 'transient', detail: `no answer: ${(error as Error)?.message ?? String(error)}` };
   }

@@ -178,14 +178,8 @@ export function afterExecution(
   timings: LifecycleTimings,
   jitter: number,
 ): Step {
-  if (outcome.outcome === 'failed' && outcome.class === 'paced') {
-    // A booked turn is kept to the millisecond: spread, it would come back before its uses are counted, or waste them.
-    if (outcome.booking)
-      return deferral({ ...command, booking: outcome.booking }, at.now, Math.max(0, outcome.booking.at - at.now.getTime()), outcome.detail, 0, timings);
-    return deferral(withoutBooking(command), at.now, outcome.retryAfterMs ?? timings.pacedDefaultWaitMs, outcome.detail, jitter, timings);
-  }
-  // A booking serves the one execution it was made for: what comes after (follow-up, retry) books its own.
-  command = withoutBooking(command);
+  if (outcome.outcome === 'failed' && outcome.class === 'paced')
+    return deferral(command, at.now, outcome.retryAfterMs ?? timings.pacedDefaultWaitMs, outcome.detail, jitter, timings);
   const attempts = [...entry.attempts, attemptOf(command, outcome, at.started)];
   const { detail } = outcome;
   switch (outcome.outcome) {
@@ -289,10 +283,4 @@ function attemptOf(command: ActionCommand, outcome: Exclude<ExecutionOutcome, Pa
 }
 
 const after = (now: Date, ms: number): Date => new Date(now.getTime() + ms);
-
-function withoutBooking(command: ActionCommand): ActionCommand {
-  if (command.booking === undefined) return command;
-  const { booking: _booking, ...rest } = command;
-  return rest;
-}
 const seconds = (ms: number): number => Math.round(ms / 1000);

@@ -52,29 +52,15 @@ export function spend(
       retryAt = Math.max(retryAt, now + budget.windowMs);
       return;
     }
-    const past = window.buckets.filter((bucket) => bucket.start <= now);
-    let mustLeave = usesIn({ ...window, buckets: past }) + units - allowed; // this many of the oldest uses must age out first
-    for (const bucket of past) {
+    let mustLeave = usesIn(window) + units - allowed; // this many of the oldest uses must age out first
+    for (const bucket of window.buckets) {
       if (mustLeave <= 0) break;
       mustLeave -= bucket.uses;
       retryAt = Math.max(retryAt, leavesAt(bucket, window, budget));
     }
   });
   if (retryAt > 0) return { next: windows, result: { granted: false, retryAt } };
-  // Turns booked ahead: a use now also counts in every window that holds one of them, so it waits behind them.
-  if (budgets.some((budget, i) => fullAhead(windows[i] as WindowCounts, budget, now, units, budget.max - Math.floor(budget.max * keep))))
-    return { next: windows, result: { granted: false, retryAt: book(windows, budgets, now, units).at } };
   return { next: windows.map((window) => withUses(window, now, units)), result: { granted: true } };
-}
-
-/** Whether `units` more uses at `now` would overfill a window ending at one of the turns booked after `now`. */
-function fullAhead(window: WindowCounts, budget: Budget, now: number, units: number, allowed: number): boolean {
-  return window.buckets.some((ahead) => {
-    if (ahead.start <= now) return false;
-    const end = ahead.start + window.bucketMs - 1;
-    const inside = window.buckets.filter((bucket) => bucket.start <= end && leavesAt(bucket, window, budget) > end);
-    return usesIn({ ...window, buckets: inside }) + units > allowed;
-  });
 }
 
 /**
@@ -95,22 +81,6 @@ export function restamp(
     now,
   );
   return moved.result.granted ? moved : { next: windows, result: moved.result };
-}
-
-/**
- * Book `units` uses at the earliest time, from now, at which every window has room for them, counting every use already
- * booked: bookings queue in order, after the last use the record holds, and each one is a use the windows count. The
- * caller comes back then and makes its calls on the booking (`restamp` moves them to when they really go out).
- */
-export function book(record: BudgetRecord | undefined, budgets: readonly Budget[], now: number, units = 1): { next: BudgetRecord; at: number } {
-  const windows = counted(record, budgets, now);
-  // No use in the record after `at`: the fullest window containing a use at `at` is the one ending there.
-  let at = Math.max(now, ...windows.flatMap((window) => window.buckets.map((bucket) => bucket.start)));
-  for (;;) {
-    const check = spend(windows, budgets, at, units);
-    if (check.result.granted) return { next: windows.map((window) => withUses(window, at, units)), at };
-    at = check.result.retryAt;
-  }
 }
 
 /** Give back `units` uses counted at `reservedAt` that were never made (a reservation abandoned). */

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import { book, release, restamp, spend, usage, type Budget, type BudgetAnswer, type BudgetRecord } from './budget';
+import { release, restamp, spend, usage, type Budget, type BudgetAnswer, type BudgetRecord } from './budget';
 import type { SharedState } from './sharedState';
 
 /** The Defender for Endpoint APIs the engine calls: Defender counts each API's calls apart (reference/defender.md). */
@@ -51,19 +51,9 @@ export class EnginePaced extends Error {
     message: string,
     /** When the budget frees up enough for this call. */
     readonly retryAfterMs: number,
-    /** The uses booked for the caller at that time: it comes back then and calls on them (Pacer.reserve). */
-    readonly booking?: Booking,
   ) {
     super(message);
   }
-}
-
-/** Uses of an API's budget booked at a time to come: a deferred action's turn. */
-export interface Booking {
-  api: PacedApi;
-  /** Epoch ms. */
-  at: number;
-  units: number;
 }
 
 /** A call granted at a window's edge reaches the API a little later: windows are widened by 2% so it cannot land inside. */
@@ -137,37 +127,22 @@ export class Pacer {
    * Throws `EnginePaced` when a budget is spent. Given a reservation, adds to it: an executor that learns what it must
    * write (how many roles) reserves those calls before the first write.
    */
-  async reserve(costs: ApiCosts, into: Reservation = new Reservation(), booked?: Booking): Promise<Reservation> {
+  async reserve(costs: ApiCosts, into: Reservation = new Reservation()): Promise<Reservation> {
     const granted: HeldUnits[] = [];
-    const wanted = (Object.entries(costs) as Array<[PacedApi, number]>).filter(([api, units]) => units > 0 && this.budgets[api].length > 0);
     try {
-      for (const [api, units] of wanted) {
+      for (const [api, units] of Object.entries(costs) as Array<[PacedApi, number]>) {
+        if (units <= 0 || this.budgets[api].length === 0) continue;
         // A budget smaller than one execution's cost: reserve what fits, the rest waits its turn inside.
         const fits = Math.min(units, ...this.budgets[api].map((b) => b.max));
-        // Booked when this action was deferred: the windows already count these uses at their time.
-        if (booked?.api === api && booked.units === fits) granted.push({ api, left: fits, at: booked.at });
-        else granted.push({ api, left: fits, at: await this.acquire(api, fits, this.maxInlineWaitMs) });
+        granted.push({ api, left: fits, at: await this.acquire(api, fits, this.maxInlineWaitMs) });
       }
     } catch (error) {
       // One API's budget is spent: the action is deferred whole, so the units it reserved from the others go back.
       await this.giveBack(granted);
-      // An action that waits on one API's budget alone books its turn: it comes back when its uses are counted, and a
-      // burst then returns in order, once each, instead of every action retrying at every refill.
-      if (error instanceof EnginePaced && wanted.length === 1 && !error.booking) throw await this.bookTurn(error, wanted[0] as [PacedApi, number]);
       throw error;
     }
     into.add(costs, granted);
     return into;
-  }
-
-  private async bookTurn(refused: EnginePaced, [api, units]: [PacedApi, number]): Promise<EnginePaced> {
-    const fits = Math.min(units, ...this.budgets[api].map((b) => b.max));
-    const budgets = this.budgets[api].map((b) => ({ max: b.max, windowMs: Math.ceil(b.windowMs * (1 + EDGE_MARGIN)) }));
-    const at = await this.state.update<BudgetRecord, number>(`pace:${api}`, (record) => {
-      const { next, at } = book(record, budgets, this.now(), fits);
-      return { next, result: at };
-    });
-    return new EnginePaced(api, refused.message, Math.max(1, at - this.now()), { api, at, units: fits });
   }
 
   /** Give back the units a finished execution reserved and did not use, so the budgets count only calls made. */

@@ -230,23 +230,6 @@ describe('afterExecution: the transition each outcome produces for a running ent
     }
   });
 
-  it('a paced action with a booked turn comes back exactly then, carrying it; what follows its execution books its own', () => {
-    const booking = { api: 'defender-isolate' as const, at: NOW.getTime() + 42_000, units: 1 };
-    const paced = afterExecution(
-      entry('running'),
-      cmd,
-      { outcome: 'failed', class: 'paced', retryAfterMs: 42_000, booking, detail: 'spent' },
-      at,
-      TIMINGS,
-      0.9,
-    );
-    expect(paced.schedule).toEqual({ command: { ...cmd, booking, deferral: 1 }, at: new Date(booking.at) });
-    const followed = afterExecution(entry('running'), { ...cmd, booking }, { outcome: 'pending', followUpAfterMs: 30_000, detail: 'posted' }, at, TIMINGS, 0);
-    expect(followed.schedule?.command).not.toHaveProperty('booking');
-    const retried = afterExecution(entry('running'), { ...cmd, booking }, failed('transient'), at, TIMINGS, 0.5);
-    expect(retried.schedule?.command).not.toHaveProperty('booking');
-  });
-
   it('a retry carries neither the follow-up count nor the deferrals of the attempt before it', () => {
     const step = afterExecution(entry('running'), { ...cmd, followUp: 3, deferral: 2 }, failed('transient'), at, TIMINGS, 0.5);
     expect(step.schedule?.command).not.toHaveProperty('followUp');

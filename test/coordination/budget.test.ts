@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { book, BUCKETS_PER_WINDOW, bucketMsFor, parseBudgets, release, restamp, spend, type Budget, type BudgetRecord } from '../../shared/coordination/budget';
+import { BUCKETS_PER_WINDOW, bucketMsFor, parseBudgets, release, restamp, spend, type Budget, type BudgetRecord } from '../../shared/coordination/budget';
 
 /** The record after uses granted at each of `times`, in order. */
 function usedAt(budgets: readonly Budget[], times: number[]): BudgetRecord | undefined {
@@ -179,50 +179,6 @@ describe('the bucketed record, against the plain definition', () => {
         }
       }),
       { seed: 20261128, numRuns: 400 },
-    );
-  });
-});
-
-describe('booked turns', () => {
-  const budgets: Budget[] = [{ max: 3, windowMs: 60_000 }];
-
-  it('books each turn after the last, when a window has room, and counts it: no window ever holds more than its budget', () => {
-    let record: BudgetRecord | undefined;
-    const turns: number[] = [];
-    for (let n = 0; n < 7; n++) {
-      const booked = book(record, budgets, 0, 1);
-      record = booked.next;
-      turns.push(booked.at);
-    }
-    expect(turns.slice(0, 3)).toEqual([0, 0, 0]);
-    expect(turns.slice(3, 6).every((at) => at >= 60_000 && at < 62_000)).toBe(true);
-    expect(turns[6]).toBeGreaterThanOrEqual(120_000);
-    for (const end of turns) expect(turns.filter((at) => at > end - 60_000 && at <= end).length).toBeLessThanOrEqual(3);
-    // A use now must wait behind the bookings: the windows they fall in are full.
-    expect(spend(record, budgets, 1000).result.granted).toBe(false);
-  });
-
-  it('holds the same bound as spending, over random bookings and spends (property)', () => {
-    fc.assert(
-      fc.property(fc.array(fc.record({ dt: fc.integer({ min: 0, max: 20_000 }), booked: fc.boolean() }), { maxLength: 40 }), (steps) => {
-        let record: BudgetRecord | undefined;
-        let now = 0;
-        const uses: number[] = [];
-        for (const { dt, booked } of steps) {
-          now += dt;
-          if (booked) {
-            const turn = book(record, budgets, now, 1);
-            record = turn.next;
-            expect(turn.at).toBeGreaterThanOrEqual(now);
-            uses.push(turn.at);
-          } else {
-            const spent = spend(record, budgets, now, 1);
-            record = spent.next;
-            if (spent.result.granted) uses.push(now);
-          }
-        }
-        for (const end of uses) expect(uses.filter((at) => at > end - 60_000 && at <= end).length).toBeLessThanOrEqual(3);
-      }),
     );
   });
 });
