@@ -11,7 +11,7 @@ import { runLatency } from './latency';
 import { OUTBREAK, runOutbreak } from './outbreak';
 import { printFigures, startWorld, stopWorld } from './harness';
 
-/** A minute becomes 10 s: the floor of 1,000 isolations (9 minutes) becomes 90 s, long beside the engine's own work. */
+/** A minute becomes 10 s: the floor of 1,000 isolations (9 minutes) becomes 90 s. */
 const TIME_SCALE = 6;
 
 async function main(): Promise<void> {
