@@ -156,6 +156,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
   const timeScale = Number(env.RESPONDER_TIME_SCALE?.trim() || '1');
   if (!(timeScale >= 1 && timeScale <= 3600))
     problems.push(`RESPONDER_TIME_SCALE must be a number from 1 to 3600, got ${JSON.stringify(env.RESPONDER_TIME_SCALE)}`);
+  // Compressed budgets against a real tenant would call Defender and Graph faster than they allow.
+  else if (timeScale !== 1 && runningInAzure(env)) problems.push('RESPONDER_TIME_SCALE is for drills on the sandbox: it must be 1 (or unset) in Azure');
 
   const issuers = list('RESPONDER_TOKEN_ISSUERS');
   return {

@@ -130,5 +130,8 @@ describe('the pipeline tuning settings', () => {
     expect(readConfig(base).timeScale).toBe(1);
     expect(readConfig({ ...base, RESPONDER_TIME_SCALE: '6' }).timeScale).toBe(6);
     expect(readConfig({ ...base, RESPONDER_TIME_SCALE: '0.5' }).problems).toEqual(['RESPONDER_TIME_SCALE must be a number from 1 to 3600, got "0.5"']);
+    expect(readConfig({ ...base, RESPONDER_TIME_SCALE: '6', WEBSITE_INSTANCE_ID: 'abc' }).problems).toContain(
+      'RESPONDER_TIME_SCALE is for drills on the sandbox: it must be 1 (or unset) in Azure',
+    );
   });
 });
