@@ -129,7 +129,10 @@ export class DefenderDevices implements Devices, DeviceListReads {
    */
   private async list<T>(api: DefenderApi, path: string): Promise<T[]> {
     const items: T[] = [];
+    let pages = 0;
     for (let next: string | undefined = path; next !== undefined;) {
+      // A collection whose links never end (or loop) must not read, and hold, pages without end.
+      if (++pages > MAX_PAGES) throw new ApiError('defender', 502, 'TooManyPages', `Defender's ${api} list went on past ${MAX_PAGES} pages`);
       const page: { value: T[]; '@odata.nextLink'?: string } = await this.request(api, 'GET', next);
       items.push(...page.value);
       const link = page['@odata.nextLink'];
@@ -140,11 +143,15 @@ export class DefenderDevices implements Devices, DeviceListReads {
 
   /** One call to `api`, paced to that API's own budget (Defender limits calls per API: reference/defender.md). */
   private async request<T>(api: DefenderApi, method: string, path: string, body?: unknown): Promise<T> {
+    // The token goes to the configured endpoint only: a path that is not one (a page link's `x:@host/…`) is refused.
+    const url = URL.canParse(`${this.endpoint}${path}`) ? new URL(`${this.endpoint}${path}`) : undefined;
+    if (!path.startsWith('/') || url?.origin !== new URL(this.endpoint).origin)
+      throw new ApiError('defender', 0, undefined, `refused to call ${JSON.stringify(path)}: not a path on ${this.endpoint}`);
     await this.pace(api);
     let response: Response;
     try {
       const { token } = (await this.credential.getToken(this.scope)) ?? { token: '' };
-      response = await fetch(`${this.endpoint}${path}`, {
+      response = await fetch(url, {
         method,
         headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(body !== undefined && { 'content-type': 'application/json' }) },
         ...(body !== undefined && { body: JSON.stringify(body) }),
@@ -171,7 +178,11 @@ const literal = (value: string): string => `'${value.replace(/'/g, "''")}'`;
 /** `field eq 'a' or field eq 'b' …`: Defender's API is OData V4, whose `or` joins equalities on a filterable field. */
 const anyOf = (field: string, values: readonly string[]): string => values.map((value) => `${field} eq ${literal(value)}`).join(' or ');
 
-const pathAndQuery = (url: URL): string => `${url.pathname}${url.search}`;
+/** Only http(s) links have a path that starts with '/': any other scheme's (`x:@host/…`) would name a host after the endpoint's. */
+const pathAndQuery = (url: URL): string => (url.protocol === 'https:' || url.protocol === 'http:' ? `${url.pathname}${url.search}` : `${url.href}`);
+
+/** Pages a list read follows at most: Defender's pages hold thousands of records; a link that never ends is a fault. */
+export const MAX_PAGES = 50;
 
 /** Machine actions newest first, as the executors read them. */
 export function newestFirst(actions: readonly MachineAction[]): MachineAction[] {

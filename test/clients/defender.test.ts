@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { createDefenderDevices, type DefenderDevices } from '../../shared/clients/defender';
 import { DEMO_DEVICES } from '../../sandbox/tenant';
 import { useSandboxContext } from '../support/sandboxContext';
@@ -44,5 +44,38 @@ describe('DefenderDevices list reads', () => {
     const actions = await defender.machineActionsOf([DEMO_DEVICES.wks042]);
     expect(actions.map((a) => a.requestorComment)).toEqual(['second']);
     expect(defenderCalls().at(-1)).toMatchObject({ path: '/api/machineactions', status: 200, query: expect.stringContaining('$skip=1') });
+  });
+});
+
+describe('DefenderDevices page links (attack)', () => {
+  it('never sends the token to another host, whatever scheme a page link uses', async () => {
+    const hosts: string[] = [];
+    const real = globalThis.fetch;
+    const spy = vi.spyOn(globalThis, 'fetch').mockImplementation((input, init) => {
+      hosts.push(new URL(String(input)).host);
+      return real(input, init);
+    });
+    try {
+      for (const link of ['x:@elsewhere.invalid/api/machineactions', 'x:.elsewhere.invalid/api/machineactions']) {
+        env.sandbox.faults.add({ method: 'GET', path: /^\/api\/machineactions$/, count: 1, status: 200, body: { value: [], '@odata.nextLink': link } });
+        await defender.machineActionsOf([DEMO_DEVICES.wks042]).catch(() => undefined);
+      }
+    } finally {
+      spy.mockRestore();
+    }
+    expect(hosts.length).toBeGreaterThan(0);
+    expect(hosts.filter((h) => h !== new URL(env.sandbox.origin).host)).toEqual([]);
+  });
+
+  it('stops following page links that never end', async () => {
+    env.sandbox.faults.add({
+      method: 'GET',
+      path: /^\/api\/machineactions$/,
+      count: 1_000,
+      status: 200,
+      body: { value: [{ id: 'x' }], '@odata.nextLink': `${env.sandbox.origin}/api/machineactions?$skiptoken=again` },
+    });
+    await expect(defender.machineActionsOf([DEMO_DEVICES.wks042])).rejects.toThrow(/page/);
+    expect(defenderCalls().length).toBeLessThan(1_000);
   });
 });
