@@ -20,6 +20,12 @@ export const FRESH_MACHINE_MS = 3_000;
  */
 export const LINGER_MS = 5_000;
 
+/**
+ * How long a 400 to a combined filter switches its kind of read to one call per id: a 400 may have had nothing to do
+ * with `or` (a page link gone stale, a passing fault), and reading one id a call costs up to MAX_BATCH times the budget.
+ */
+export const REFUSED_OR_MS = 60 * 60_000;
+
 export interface BatchedDevicesOptions {
   /** Ids per list call (default MAX_BATCH). */
   maxBatch?: number;
@@ -49,7 +55,8 @@ export class BatchedDevices implements Devices {
   private readonly machinesByAadDeviceId: Lanes<Machine[]>;
   private readonly actionsByMachine: Lanes<MachineAction[]>;
   private readonly fresh = new Map<string, { at: number; machine: Machine }>();
-  private readonly refusesOr = new Set<ReadKind>();
+  /** The kinds of read Defender refused `or` for, with when: tried again REFUSED_OR_MS later. */
+  private readonly refusesOr = new Map<ReadKind, number>();
   private readonly now: () => number;
   private readonly freshMachineMs: number;
 
@@ -166,7 +173,7 @@ export class BatchedDevices implements Devices {
   /**
    * One call for all `ids`, or one call per id for a lone id and when Defender refuses the combined filter. Defender
    * documents id, aadDeviceId and machineId as filterable in its OData V4 API but shows no `or`: a 400 to one switches
-   * that kind of read to one call per id for this process, logged once, rather than spend a refused call on every batch.
+   * that kind of read to one call per id for REFUSED_OR_MS, logged, rather than spend a refused call on every batch.
    */
   private async together<V>(
     kind: ReadKind,
@@ -174,15 +181,17 @@ export class BatchedDevices implements Devices {
     many: (ids: readonly string[]) => Promise<Map<string, V>>,
     one: (id: string) => Promise<V>,
   ): Promise<Map<string, V>> {
+    const refused = this.refusesOr.get(kind);
+    if (refused !== undefined && this.now() - refused >= REFUSED_OR_MS) this.refusesOr.delete(kind);
     if (ids.length > 1 && !this.refusesOr.has(kind)) {
       try {
         return await many(ids);
       } catch (error) {
         if (!(error instanceof ApiError) || error.status !== 400) throw error;
-        this.refusesOr.add(kind);
+        this.refusesOr.set(kind, this.now());
         (this.options.log ?? logger()).warn(
           { read: kind, status: error.status, code: error.code },
-          `Defender refused a filter of ${ids.length} ids joined by 'or' (${error.message}): ${kind} are read one device at a time from now on`,
+          `Defender refused a filter of ${ids.length} ids joined by 'or' (${error.message}): ${kind} are read one device at a time for ${REFUSED_OR_MS / 60_000} minutes`,
         );
       }
     }

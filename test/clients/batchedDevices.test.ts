@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BatchedDevices, FRESH_MACHINE_MS, MAX_BATCH } from '../../shared/clients/batchedDevices';
+import { BatchedDevices, FRESH_MACHINE_MS, MAX_BATCH, REFUSED_OR_MS } from '../../shared/clients/batchedDevices';
 import { createDefenderDevices, type DefenderDevices, type DeviceListReads, type Devices } from '../../shared/clients/defender';
 import { EnginePaced, everyDefenderApi, Pacer, Reservation } from '../../shared/coordination/pacer';
 import { MemorySharedState } from '../../shared/coordination/sharedState';
@@ -167,6 +167,17 @@ describe('BatchedDevices: concurrent reads coalesced into list calls', () => {
     const actions = await Promise.all(ids.slice(0, 2).map((id) => batched.listMachineActions(id)));
     expect(actions.map((a) => a.length)).toEqual([1, 0]);
     expect(lines.map((line) => line.read)).toEqual(['machines by id', 'machine actions']);
+  });
+
+  it("tries 'or' again a while after a 400 that may have had nothing to do with it", async () => {
+    const ids = addDevices(6);
+    let now = 1_000_000;
+    const batched = new BatchedDevices(defender, { now: () => now, freshMachineMs: 0 });
+    env.sandbox.faults.add({ method: 'GET', path: /^\/api\/machines$/, count: 1, status: 400, body: { error: { code: 'BadRequest', message: 'transient' } } });
+    expect((await Promise.all(ids.slice(0, 3).map((id) => batched.getMachine(id)))).map((m) => m?.id)).toEqual(ids.slice(0, 3));
+    now += REFUSED_OR_MS;
+    expect((await Promise.all(ids.slice(3).map((id) => batched.getMachine(id)))).map((m) => m?.id)).toEqual(ids.slice(3));
+    expect(defenderCalls().filter((c) => c.path === '/api/machines' && c.status === 200)).toHaveLength(1);
   });
 
   it('follows @odata.nextLink through every page and splits the actions per machine, newest first', async () => {
