@@ -120,7 +120,7 @@ export class ResponderEngine {
     const undecided = withLedgerView(decided, await this.existingEntries({ actions: [], waiting: decided.waiting }));
     // The next look is scheduled before the wait is recorded: a crash between leaves a look with nothing to do, never a
     // waiting action no look will end.
-    const decision = await this.scheduleLook(undecided, signal, look, log);
+    const decision = await this.scheduleLook(undecided, signal, look, log, reevaluation);
     const at = this.deps.now().toISOString();
     // Only a look for data ends waits: each waiting action has a look coming, which the relay's deliveries need not do.
     const waitedBefore = reevaluation?.reason === 'waitingForData' ? await this.deps.ledger.list({ subject: signal.subject, state: 'waiting' }) : [];
@@ -161,13 +161,22 @@ export class ResponderEngine {
    * it may be read or the schedule's next step, and say when in the decision. On the last look nothing waits: decide
    * held what would have.
    */
-  private async scheduleLook(decision: Decision, signal: Signal, look: Look, log: Logger): Promise<Decision> {
+  private async scheduleLook(decision: Decision, signal: Signal, look: Look, log: Logger, reevaluation?: Reevaluation): Promise<Decision> {
     const armId = signal.incident?.armId;
     if (decision.waiting.length === 0 || look.last || armId === undefined) return decision;
     const retryAfterMs = Math.max(0, ...decision.waiting.map((w) => w.retryAfterMs ?? 0));
     const delay = nextLookAfterMs('waitingForData', look.evaluation - 1, retryAfterMs, this.deps.reevaluation) as number;
     const at = new Date(this.deps.now().getTime() + delay);
-    const waitingFor = waitingDigest(decision.waiting.map((w) => `${w.ruleId} ${w.idempotencyKey}`));
+    // The MessageId must be new for a new chain of looks, or Service Bus drops it as a duplicate of an earlier chain's
+    // and what waits again is never looked at: a look carries its chain on, and a wait that begins again where an
+    // earlier one ended as not needed names when that one ended. Deliveries of one incident still make one chain.
+    const chain: string[] = [];
+    if (reevaluation?.reason === 'waitingForData' && reevaluation.waitingFor !== undefined) chain.push(`after ${reevaluation.waitingFor}`);
+    for (const action of decision.waiting) {
+      const entry = await this.deps.ledger.get(action.idempotencyKey);
+      if (entry?.state === 'not-needed') chain.push(`again ${entry.key} ${entry.updatedAt}`);
+    }
+    const waitingFor = waitingDigest([...decision.waiting.map((w) => `${w.ruleId} ${w.idempotencyKey}`), ...chain]);
     await this.scheduleReevaluation(armId, 'waitingForData', look.evaluation, at, log, waitingFor);
     const lookAgainAt = at.toISOString();
     const note = `${decision.waiting.length} action(s) wait for data: the incident is evaluated again at ${lookAgainAt} (look ${look.evaluation + 1} of ${look.of + 1}); what still waits after the last look is held for a human`;

@@ -280,7 +280,7 @@ export class ActionWorker {
   private async reevaluate(body: unknown, delivery: QueueDelivery, log: Logger): Promise<WorkerOutcome> {
     const message = await this.parseOrDeadLetter(() => parseReevaluation(body), 'a re-evaluation', body, delivery, log);
     if (message.status === 'refused') return message.outcome;
-    const { incidentArmId, incident: parts, reason, attempt } = message.value;
+    const { incidentArmId, incident: parts, reason, attempt, waitingFor } = message.value;
     // A failure to read throws: the broker redelivers the message, and the re-evaluation is not lost. An incident that
     // cannot be read as one is recorded with the reason instead: ten redeliveries would not make it readable.
     const incident = await (await this.deps.incidents()).incidentWithEntities(parts);
@@ -294,7 +294,7 @@ export class ActionWorker {
       }
       return signal.outcome;
     }
-    const { decision } = await this.deps.submit(signal.value, 'engine (re-evaluation)', log, { reason, attempt });
+    const { decision } = await this.deps.submit(signal.value, 'engine (re-evaluation)', log, { reason, attempt, ...(waitingFor !== undefined && { waitingFor }) });
     return { outcome: 'succeeded', detail: `re-evaluated ${incidentArmId}: ${decision.summary}` };
   }
 

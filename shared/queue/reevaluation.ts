@@ -31,6 +31,8 @@ export type ReevaluationReason = (typeof REEVALUATION_REASONS)[number];
 export interface Reevaluation {
   reason: ReevaluationReason;
   attempt: number;
+  /** The look's own `waitingFor`: the looks it schedules carry it on, so a chain's MessageIds are its own. */
+  waitingFor?: string;
 }
 
 /**

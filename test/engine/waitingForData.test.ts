@@ -316,4 +316,25 @@ describe('decisions that wait for data', () => {
     expect(decision.actions.map((a) => a.kind)).toEqual(['disableUser']);
     expect(w.looks).toEqual([]);
   });
+  it('looks again for a wait that begins anew within the duplicate window after an earlier wait on the same action ended (attack)', async () => {
+    const w = world();
+    const key = (await w.engine.submit(incident(), 'relay')).decision.waiting[0]!.idempotencyKey;
+    // The first look reads the data: the rule no longer wants the device isolated.
+    env.sandbox.tenant.machines.get(DEMO_DEVICES.wks042)!.riskScore = 'Low';
+    w.state.spent = false;
+    w.state.now += 60_000;
+    w.queue.releaseScheduled();
+    await w.queue.idle();
+    expect((await w.ledger.get(key))?.state).toBe('not-needed');
+    // Minutes later the incident is updated, the device is high risk again, and its risk cannot be read for now.
+    env.sandbox.tenant.machines.get(DEMO_DEVICES.wks042)!.riskScore = 'High';
+    w.state.spent = true;
+    w.state.now += 60_000;
+    await w.engine.submit(incident(), 'relay');
+    expect((await w.ledger.get(key))?.state).toBe('waiting');
+    // A look must come for it: the wait ends in a verdict, never stays 'waiting' with nothing to end it.
+    w.state.spent = false;
+    for (let i = 0; i < 5; i++) await w.nextLook();
+    expect((await w.ledger.get(key))?.state).not.toBe('waiting');
+  });
 });
