@@ -180,6 +180,24 @@ describe('BatchedDevices: concurrent reads coalesced into list calls', () => {
     expect(defenderCalls().filter((c) => c.path === '/api/machines' && c.status === 200)).toHaveLength(1);
   });
 
+  it('never answers a read with a record Defender sent for another id: extra records and ids in another case (attack)', async () => {
+    const [a, b, c] = addDevices(3) as [string, string, string];
+    const batched = new BatchedDevices(defender);
+    env.sandbox.faults.add({
+      method: 'GET',
+      path: /^\/api\/machines$/,
+      count: 1,
+      status: 200,
+      body: { value: [{ id: c, computerDnsName: 'not-asked.contoso.com' }, { id: b.toUpperCase(), computerDnsName: 'b.contoso.com' }] },
+    });
+    const [ma, mb] = await Promise.all([batched.getMachine(a), batched.getMachine(b)]);
+    expect(ma).toBeUndefined();
+    expect(mb?.computerDnsName).toBe('b.contoso.com');
+    // The record sent unasked is remembered under its own id only.
+    expect((await batched.getMachine(c))?.id).toBe(c);
+    expect((await batched.getMachine(a))?.id).toBe(a);
+  });
+
   it('follows @odata.nextLink through every page and splits the actions per machine, newest first', async () => {
     const ids = addDevices(3);
     const tenant = env.sandbox.tenant;
