@@ -337,4 +337,16 @@ describe('decisions that wait for data', () => {
     for (let i = 0; i < 5; i++) await w.nextLook();
     expect((await w.ledger.get(key))?.state).not.toBe('waiting');
   });
+  it('still makes one chain of looks of two deliveries of one incident, and of a look delivered twice (attack)', async () => {
+    const w = world();
+    await w.engine.submit(incident(), 'relay');
+    await w.engine.submit(incident(), 'relay');
+    expect(w.queue.stats().scheduled).toBe(1);
+    const [look] = w.looks;
+    w.state.now += 60_000;
+    // The look is delivered twice (at-least-once): each schedules the next, one of them is dropped as a duplicate.
+    await w.worker.handleMessage(look!.message, { messageId: 'look', deliveryCount: 1, enqueuedTimeUtc: new Date(w.state.now).toISOString() });
+    await w.worker.handleMessage(look!.message, { messageId: 'look', deliveryCount: 2, enqueuedTimeUtc: new Date(w.state.now).toISOString() });
+    expect(w.queue.stats().scheduled).toBe(2);
+  });
 });
