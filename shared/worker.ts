@@ -294,7 +294,11 @@ export class ActionWorker {
       }
       return signal.outcome;
     }
-    const { decision } = await this.deps.submit(signal.value, 'engine (re-evaluation)', log, { reason, attempt, ...(waitingFor !== undefined && { waitingFor }) });
+    const { decision } = await this.deps.submit(signal.value, 'engine (re-evaluation)', log, {
+      reason,
+      attempt,
+      ...(waitingFor !== undefined && { waitingFor }),
+    });
     return { outcome: 'succeeded', detail: `re-evaluated ${incidentArmId}: ${decision.summary}` };
   }
 

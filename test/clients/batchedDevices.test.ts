@@ -188,7 +188,12 @@ describe('BatchedDevices: concurrent reads coalesced into list calls', () => {
       path: /^\/api\/machines$/,
       count: 1,
       status: 200,
-      body: { value: [{ id: c, computerDnsName: 'not-asked.contoso.com' }, { id: b.toUpperCase(), computerDnsName: 'b.contoso.com' }] },
+      body: {
+        value: [
+          { id: c, computerDnsName: 'not-asked.contoso.com' },
+          { id: b.toUpperCase(), computerDnsName: 'b.contoso.com' },
+        ],
+      },
     });
     const [ma, mb] = await Promise.all([batched.getMachine(a), batched.getMachine(b)]);
     expect(ma).toBeUndefined();
