@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { apiError, slidingQuota, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
-import { DEFENDER_APIS, type DefenderApiName, type SandboxMachine, type SandboxMachineAction, type SandboxTenant } from './tenant';
+import { DEFENDER_APIS, defenderRouteOf, type DefenderApiName, type SandboxMachine, type SandboxMachineAction, type SandboxTenant } from './tenant';
 
 /**
  * The Defender for Endpoint endpoints the engine uses (reference/defender.md), with the behaviours that decide the
@@ -22,82 +22,45 @@ export function defenderRoutes(tenant: SandboxTenant): Route {
   );
   return (request) => {
     if (!request.path.startsWith('/api/')) return undefined;
-    const found = apiFor(request.method, request.path);
+    const found = defenderRouteOf(request.method, request.path);
     if (!found) return undefined;
-    const throttled = quotas.get(found.api.name)?.();
+    const throttled = quotas.get(found.name)?.();
     if (throttled) return throttled;
     tenant.advance();
-    return found.api.answer(tenant, request, found.match);
+    return ANSWERS[found.name](tenant, request, found.match);
   };
 }
 
 /** Which Defender API a call is to (its quota's name), or undefined when the sandbox serves no such API. */
 export function defenderApiOf(method: string, path: string): DefenderApiName | undefined {
-  return apiFor(method, path)?.api.name;
+  return defenderRouteOf(method, path)?.name;
 }
 
-interface DefenderApi {
-  name: DefenderApiName;
-  method: 'GET' | 'POST';
-  path: RegExp;
-  answer(tenant: SandboxTenant, request: SandboxRequest, match: RegExpExecArray): SandboxAnswer;
-}
+type Answer = (tenant: SandboxTenant, request: SandboxRequest, match: RegExpExecArray) => SandboxAnswer;
 
-const DEFENDER_API_TABLE: readonly DefenderApi[] = [
-  { name: 'defender-machines', method: 'GET', path: /^\/api\/machines$/, answer: findMachines },
-  {
-    name: 'defender-machine',
-    method: 'GET',
-    path: /^\/api\/machines\/([^/]+)$/,
-    answer(tenant, _request, match) {
-      const machine = tenant.machines.get(decodeURIComponent(match[1] as string).toLowerCase());
-      return machine ? { status: 200, body: view(machine) } : apiError(404, 'ResourceNotFound', `Machine ${match[1]} was not found`);
-    },
+/** How the sandbox answers each Defender API (DEFENDER_ROUTES says which request calls which). */
+const ANSWERS: Record<DefenderApiName, Answer> = {
+  'defender-machines': findMachines,
+  'defender-machine': (tenant, _request, match) => {
+    const machine = tenant.machines.get(decodeURIComponent(match[1] as string).toLowerCase());
+    return machine ? { status: 200, body: view(machine) } : apiError(404, 'ResourceNotFound', `Machine ${match[1]} was not found`);
   },
-  {
-    name: 'defender-isolate',
-    method: 'POST',
-    path: /^\/api\/machines\/([^/]+)\/isolate$/,
-    answer: (tenant, request, match) => post(tenant, request, decodeURIComponent(match[1] as string).toLowerCase(), 'Isolate'),
+  'defender-isolate': (tenant, request, match) => post(tenant, request, decodeURIComponent(match[1] as string).toLowerCase(), 'Isolate'),
+  'defender-unisolate': (tenant, request, match) => post(tenant, request, decodeURIComponent(match[1] as string).toLowerCase(), 'Unisolate'),
+  'defender-machine-actions': (tenant, request) => {
+    const text = request.query.get('$filter') ?? '';
+    const terms = text === '' ? [] : equalities(text, ['machineId']);
+    if (!terms) return apiError(400, 'InvalidRequest', 'unsupported $filter');
+    if (terms.length > 1 && !tenant.defenderAcceptsOr) return apiError(400, 'InvalidRequest', "'or' is not supported in $filter");
+    const machineIds = new Set(terms.map(([, value]) => value));
+    const all = tenant.machineActions.filter((a) => machineIds.size === 0 || machineIds.has(a.machineId));
+    return page(all.map(actionView), tenant.defenderPageSize, request);
   },
-  {
-    name: 'defender-unisolate',
-    method: 'POST',
-    path: /^\/api\/machines\/([^/]+)\/unisolate$/,
-    answer: (tenant, request, match) => post(tenant, request, decodeURIComponent(match[1] as string).toLowerCase(), 'Unisolate'),
+  'defender-machine-action': (tenant, _request, match) => {
+    const action = tenant.machineActions.find((a) => a.id === match[1]);
+    return action ? { status: 200, body: actionView(action) } : apiError(404, 'ResourceNotFound', 'Machine action was not found');
   },
-  {
-    name: 'defender-machine-actions',
-    method: 'GET',
-    path: /^\/api\/machineactions$/,
-    answer(tenant, request) {
-      const text = request.query.get('$filter') ?? '';
-      const terms = text === '' ? [] : equalities(text, ['machineId']);
-      if (!terms) return apiError(400, 'InvalidRequest', 'unsupported $filter');
-      if (terms.length > 1 && !tenant.defenderAcceptsOr) return apiError(400, 'InvalidRequest', "'or' is not supported in $filter");
-      const machineIds = new Set(terms.map(([, value]) => value));
-      const all = tenant.machineActions.filter((a) => machineIds.size === 0 || machineIds.has(a.machineId));
-      return page(all.map(actionView), tenant.defenderPageSize, request);
-    },
-  },
-  {
-    name: 'defender-machine-action',
-    method: 'GET',
-    path: /^\/api\/machineactions\/([^/]+)$/,
-    answer(tenant, _request, match) {
-      const action = tenant.machineActions.find((a) => a.id === match[1]);
-      return action ? { status: 200, body: actionView(action) } : apiError(404, 'ResourceNotFound', 'Machine action was not found');
-    },
-  },
-];
-
-function apiFor(method: string, path: string): { api: DefenderApi; match: RegExpExecArray } | undefined {
-  for (const api of DEFENDER_API_TABLE) {
-    const match = api.method === method ? api.path.exec(path) : null;
-    if (match) return { api, match };
-  }
-  return undefined;
-}
+};
 
 function findMachines(tenant: SandboxTenant, request: SandboxRequest): SandboxAnswer {
   const text = request.query.get('$filter') ?? '';

@@ -357,12 +357,27 @@ export class SandboxTenant {
 
 export type DefenderApi = 'machines' | 'machine' | 'machine-actions' | 'machine-action' | 'isolate' | 'unisolate';
 
-/** The Defender API a call was made to, or undefined for a call to another API. */
-export function defenderApiOf({ method, path }: Pick<CallRecord, 'method' | 'path'>): DefenderApi | undefined {
-  if (method === 'GET' && path === '/api/machines') return 'machines';
-  if (method === 'GET' && path === '/api/machineactions') return 'machine-actions';
-  if (method === 'GET' && /^\/api\/machines\/[^/]+$/.test(path)) return 'machine';
-  if (method === 'GET' && /^\/api\/machineactions\/[^/]+$/.test(path)) return 'machine-action';
-  if (method === 'POST') return /^\/api\/machines\/[^/]+\/(isolate|unisolate)$/.exec(path)?.[1] as DefenderApi | undefined;
+/** How a request names the Defender API it calls: the one table the sandbox routes by and counts calls by. */
+export const DEFENDER_ROUTES: Record<DefenderApiName, { method: 'GET' | 'POST'; path: RegExp }> = {
+  'defender-machines': { method: 'GET', path: /^\/api\/machines$/ },
+  'defender-machine': { method: 'GET', path: /^\/api\/machines\/([^/]+)$/ },
+  'defender-isolate': { method: 'POST', path: /^\/api\/machines\/([^/]+)\/isolate$/ },
+  'defender-unisolate': { method: 'POST', path: /^\/api\/machines\/([^/]+)\/unisolate$/ },
+  'defender-machine-actions': { method: 'GET', path: /^\/api\/machineactions$/ },
+  'defender-machine-action': { method: 'GET', path: /^\/api\/machineactions\/([^/]+)$/ },
+};
+
+/** The Defender API a request calls, with its path's match, or undefined for a request to another API. */
+export function defenderRouteOf(method: string, path: string): { name: DefenderApiName; match: RegExpExecArray } | undefined {
+  for (const name of DEFENDER_APIS) {
+    const route = DEFENDER_ROUTES[name];
+    const match = route.method === method ? route.path.exec(path) : null;
+    if (match) return { name, match };
+  }
   return undefined;
+}
+
+/** The Defender API a call was made to, by its short name, or undefined for a call to another API. */
+export function defenderApiOf({ method, path }: Pick<CallRecord, 'method' | 'path'>): DefenderApi | undefined {
+  return defenderRouteOf(method, path)?.name.slice('defender-'.length) as DefenderApi | undefined;
 }
