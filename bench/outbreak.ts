@@ -1,6 +1,7 @@
 /**
  * An outbreak at Defender's real limits: 1,000 incidents at once, one risky user and one risky device each, enrichment
- * on, every API paced by its documented limits and the engine's clocks and the APIs' windows compressed by one factor.
+ * on, each Defender API, ID Protection and Graph writes held to their documented limits (the sandbox throttles Graph
+ * reads and ARM not at all), the engine's clocks and the APIs' windows compressed by one factor.
  * The engine cannot contain faster than the isolate API admits isolations (100 a minute, 1,500 an hour): that floor is
  * the yardstick. Contained = every user disabled and every isolation accepted by Defender (201).
  */

@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   try {
     const outbreak = await runOutbreak(world, TIME_SCALE);
     printFigures(
-      `outbreak: ${OUTBREAK} incidents at once, one risky user and one risky device each, enrichment on, every API at its documented limits`,
+      `outbreak: ${OUTBREAK} incidents at once, one risky user and one risky device each, enrichment on, Defender, ID Protection and Graph writes at their documented limits`,
       outbreak.lines,
       outbreak.figures,
     );
