@@ -30,22 +30,25 @@ export class TableSharedState implements SharedState {
     const rowKey = rowKeyFor(key);
     for (let tries = 0; tries < MAX_TRIES; tries++) {
       let etag: string | undefined;
-      let current: T | undefined;
+      let stored: string | undefined;
       try {
         const row = await this.table.getEntity<{ value: string }>(PARTITION, rowKey);
         etag = row.etag;
-        current = JSON.parse(row.value) as T;
+        stored = row.value;
       } catch (error) {
         if (statusOf(error) !== 404) throw error;
       }
-      const { next, result } = change(current);
+      const { next, result } = change(stored === undefined ? undefined : (JSON.parse(stored) as T));
+      const value = next === undefined ? undefined : JSON.stringify(next);
+      // A change that leaves the record as read (a refusal, a look) needs no write: it held when the record was read.
+      if (value === stored) return result;
       try {
-        if (next === undefined) {
+        if (value === undefined) {
           if (etag !== undefined) await this.table.deleteEntity(PARTITION, rowKey, { etag });
         } else if (etag === undefined) {
-          await this.table.createEntity({ partitionKey: PARTITION, rowKey, key, value: JSON.stringify(next) });
+          await this.table.createEntity({ partitionKey: PARTITION, rowKey, key, value });
         } else {
-          await this.table.updateEntity({ partitionKey: PARTITION, rowKey, key, value: JSON.stringify(next) }, 'Replace', { etag });
+          await this.table.updateEntity({ partitionKey: PARTITION, rowKey, key, value }, 'Replace', { etag });
         }
         return result;
       } catch (error) {
