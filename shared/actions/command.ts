@@ -4,6 +4,7 @@ import { TEXT_LIMITS } from '../limits';
 import { SIGNAL_SOURCES } from '../signals/signal';
 import { ACTION_KINDS, ISOLATION_TYPES, type ActionKind, type ActionParams } from './catalogue';
 import { IDEMPOTENCY_KEY_PATTERN } from './idempotency';
+import { PACED_APIS, type Turn } from '../coordination/pacer';
 import type { LedgerEntry } from '../ledger/ledger';
 import type { ActionTarget } from './target';
 
@@ -27,6 +28,8 @@ export interface ActionCommand {
   deferral?: number;
   /** Replays an analyst asked for after the action failed or was dead-lettered; attempts count afresh. */
   replay?: number;
+  /** The turn the pacer gave this action when its API budget was spent: it was deferred to then and spends on it. */
+  turn?: Turn;
   createdAt: string;
 }
 
@@ -85,6 +88,13 @@ const commandSchema = z.strictObject({
   followUp: z.number().int().min(1).max(10_000).optional(),
   deferral: z.number().int().min(1).max(100_000).optional(),
   replay: z.number().int().min(1).max(1000).optional(),
+  turn: z
+    .strictObject({
+      api: z.enum(PACED_APIS),
+      at: z.number().int().min(0).max(8.64e15),
+      units: z.number().int().min(1).max(1000),
+    })
+    .optional(),
   createdAt: z.iso.datetime(),
 });
 

@@ -67,7 +67,7 @@ async function metered(
   protection: ProtectionIndex,
   log: Logger,
 ): Promise<ExecutionOutcome> {
-  const reservation = await pacer.reserve(executor.apiCost(command));
+  const reservation = await pacer.reserve(executor.apiCost(command), undefined, command.turn);
   try {
     const verified = await pacer.within(reservation, () => verifyTarget(command, context, protection));
     if (verified.status === 'refused') return verified.outcome;

@@ -1,5 +1,5 @@
 import { ApiError } from '../clients/apiError';
-import { EnginePaced } from '../coordination/pacer';
+import { EnginePaced, type Turn } from '../coordination/pacer';
 
 /** How a failure is handled: retried with backoff, given up, refused for a human, or (paced) deferred unattempted. */
 export type FailureClass = ClassifiedFailure['class'];
@@ -18,6 +18,8 @@ export interface ApiFailure {
 export interface PacedFailure {
   class: 'paced';
   retryAfterMs: number;
+  /** The turn the pacer gave the action: it is deferred to exactly then, and spends on it. */
+  turn?: Turn;
   detail: string;
 }
 
@@ -37,7 +39,7 @@ const ACTIVE_DURATION_FLOOR_MS = 5 * 60_000;
  * The API's status and code are kept for the ledger.
  */
 export function classifyFailure(error: unknown): ClassifiedFailure {
-  if (error instanceof EnginePaced) return { class: 'paced', retryAfterMs: error.retryAfterMs, detail: error.message };
+  if (error instanceof EnginePaced) return { class: 'paced', retryAfterMs: error.retryAfterMs, ...(error.turn && { turn: error.turn }), detail: error.message };
   if (!(error instanceof ApiError)) {
     return { class: 'transient', detail: `no answer: ${(error as Error)?.message ?? String(error)}` };
   }

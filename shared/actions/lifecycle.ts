@@ -31,6 +31,11 @@ export const DEVICE_BUSY_WAIT_MS = 5000;
 export const DEFERRAL_SPREAD_MAX_MS = 30_000;
 /** When the pacer names no wait for a spent budget. */
 export const PACED_DEFAULT_WAIT_MS = 1000;
+/**
+ * How long before its turn at a spent budget an action comes back: time for its reads, which wait up to 5 s each to go
+ * together with others' (shared/clients/batchedDevices.ts), so that its write goes out as the turn's unit frees.
+ */
+export const TURN_LEAD_MS = 10_000;
 
 /**
  * The timings the rules use, by name: settings may change some (RESPONDER_FOLLOW_UP_SECONDS, RESPONDER_RETRY_BASE_SECONDS,
@@ -46,6 +51,7 @@ export interface LifecycleTimings {
   deviceBusyWaitMs: number;
   deferralSpreadMaxMs: number;
   pacedDefaultWaitMs: number;
+  turnLeadMs: number;
 }
 
 export const LIFECYCLE_TIMINGS: LifecycleTimings = {
@@ -56,6 +62,7 @@ export const LIFECYCLE_TIMINGS: LifecycleTimings = {
   deviceBusyWaitMs: DEVICE_BUSY_WAIT_MS,
   deferralSpreadMaxMs: DEFERRAL_SPREAD_MAX_MS,
   pacedDefaultWaitMs: PACED_DEFAULT_WAIT_MS,
+  turnLeadMs: TURN_LEAD_MS,
 };
 
 /** The entry moves to `to`, with the event's note and the fields written with it. */
@@ -178,8 +185,16 @@ export function afterExecution(
   timings: LifecycleTimings,
   jitter: number,
 ): Step {
-  if (outcome.outcome === 'failed' && outcome.class === 'paced')
-    return deferral(command, at.now, outcome.retryAfterMs ?? timings.pacedDefaultWaitMs, outcome.detail, jitter, timings);
+  if (outcome.outcome === 'failed' && outcome.class === 'paced') {
+    // Back a lead ahead of its turn, unspread: spread, it would come back after the turns behind it.
+    if (outcome.turn) {
+      const waitMs = Math.max(0, outcome.turn.at - timings.turnLeadMs - at.now.getTime());
+      return deferral({ ...command, turn: outcome.turn }, at.now, waitMs, outcome.detail, 0, timings);
+    }
+    return deferral(withoutTurn(command), at.now, outcome.retryAfterMs ?? timings.pacedDefaultWaitMs, outcome.detail, jitter, timings);
+  }
+  // A turn serves the one execution it was given for: what follows it (follow-up, retry) waits for its own.
+  command = withoutTurn(command);
   const attempts = [...entry.attempts, attemptOf(command, outcome, at.started)];
   const { detail } = outcome;
   switch (outcome.outcome) {
@@ -283,4 +298,10 @@ function attemptOf(command: ActionCommand, outcome: Exclude<ExecutionOutcome, Pa
 }
 
 const after = (now: Date, ms: number): Date => new Date(now.getTime() + ms);
+
+function withoutTurn(command: ActionCommand): ActionCommand {
+  if (command.turn === undefined) return command;
+  const { turn: _turn, ...rest } = command;
+  return rest;
+}
 const seconds = (ms: number): number => Math.round(ms / 1000);

@@ -83,6 +83,33 @@ export function restamp(
   return moved.result.granted ? moved : { next: windows, result: moved.result };
 }
 
+/**
+ * When a caller refused now can spend `units`, if every turn `ahead` of it (given out earlier, each a use to come) is
+ * taken on time: the earliest moment, no sooner than now nor than the last turn ahead, at which every window has room
+ * with those uses counted. A prediction for the caller to come back at, not a use: the record is not changed.
+ */
+export function turnAt(
+  record: BudgetRecord | undefined,
+  budgets: readonly Budget[],
+  now: number,
+  ahead: ReadonlyArray<{ at: number; units: number }>,
+  units = 1,
+): number {
+  let windows = counted(record, budgets, now);
+  for (const turn of ahead) windows = windows.map((window) => withUses(window, turn.at, turn.units));
+  let at = Math.max(now, ...ahead.map((turn) => turn.at));
+  // Each refusal names a later moment (a bucket leaving a window); a use larger than a budget never fits, so stop.
+  for (let tries = 0; tries < MAX_TURN_STEPS; tries++) {
+    const check = spend(windows, budgets, at, units);
+    if (check.result.granted || check.result.retryAt <= at) return at;
+    at = check.result.retryAt;
+  }
+  return at;
+}
+
+/** Refusals turnAt follows at most: a window's buckets, for each budget, many times over. */
+const MAX_TURN_STEPS = 10_000;
+
 /** Give back `units` uses counted at `reservedAt` that were never made (a reservation abandoned). */
 export function release(record: BudgetRecord | undefined, reservedAt: number, units: number): BudgetRecord {
   return (record ?? []).map((stored) => withUses(asCounts(stored), reservedAt, -units));

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import { release, restamp, spend, usage, type Budget, type BudgetAnswer, type BudgetRecord } from './budget';
+import { release, restamp, spend, turnAt, usage, type Budget, type BudgetAnswer, type BudgetRecord } from './budget';
 import type { SharedState } from './sharedState';
 
 /** The Defender for Endpoint APIs the engine calls: Defender counts each API's calls apart (reference/defender.md). */
@@ -51,9 +51,18 @@ export class EnginePaced extends Error {
     message: string,
     /** When the budget frees up enough for this call. */
     readonly retryAfterMs: number,
+    /** The turn the pacer gave the caller: it comes back then and spends on it (Pacer.reserve). */
+    readonly turn?: Turn,
   ) {
     super(message);
   }
+}
+
+/** An action's turn at an API's budget, given when the budget refused it: come back `at` (epoch ms) to spend `units`. */
+export interface Turn {
+  api: PacedApi;
+  at: number;
+  units: number;
 }
 
 /** A call granted at a window's edge reaches the API a little later: windows are widened by 2% so it cannot land inside. */
@@ -84,6 +93,15 @@ export class Pacer {
   private readonly committedWaitMs: number;
   /** Each API's budget as this instance last saw it: when, and the share of its fullest window used (1: refused). */
   private readonly seen = new Map<PacedApi, { at: number; used: number }>();
+  /**
+   * The turns this instance gave out that have not come back, per API, in order: each refused action is told when a
+   * unit will be free for it if those told before it come on time, so a refused burst comes back once each, spread as
+   * the budget frees, instead of every action trying again at every refill. Other instances keep lines of their own:
+   * the shared budget still decides every call, so a turn that guessed wrong costs one more deferral, never a call.
+   */
+  private readonly lines = new Map<PacedApi, Turn[]>();
+  /** Turns are given one at a time per API, each behind those given before it. */
+  private readonly lining = new Map<PacedApi, Promise<unknown>>();
 
   constructor(
     private readonly state: SharedState,
@@ -115,6 +133,10 @@ export class Pacer {
       await this.acquire(api, 1, committedWaitMs);
       return;
     }
+    if (unit.onTurn) {
+      await this.spendOnTurn(api);
+      return;
+    }
     // Made within the windows' edge margin of its reservation, the call's stamp is already right: no shared write.
     if (this.now() - unit.at <= Math.min(...this.budgets[api].map((b) => b.windowMs)) * EDGE_MARGIN) return;
     // Else the call goes out now, not when it was reserved: its stamp moves, and it waits if the window is full now.
@@ -124,17 +146,19 @@ export class Pacer {
   /**
    * Reserve the writes an execution will make, before it makes any call (all or nothing): a burst of actions then
    * queues whole, instead of each one spending budget on its reads and being deferred before its write, forever.
-   * Throws `EnginePaced` when a budget is spent. Given a reservation, adds to it: an executor that learns what it must
-   * write (how many roles) reserves those calls before the first write.
+   * Throws `EnginePaced` when a budget is spent, with a turn to come back at: a caller back with its `turn` leaves the
+   * line, and if back ahead of it spends nothing yet (its calls spend when they go). Given a reservation, adds to it: an executor that learns what it must write (how
+   * many roles) reserves those calls before the first write.
    */
-  async reserve(costs: ApiCosts, into: Reservation = new Reservation()): Promise<Reservation> {
+  async reserve(costs: ApiCosts, into: Reservation = new Reservation(), turn?: Turn): Promise<Reservation> {
     const granted: HeldUnits[] = [];
     try {
       for (const [api, units] of Object.entries(costs) as Array<[PacedApi, number]>) {
         if (units <= 0 || this.budgets[api].length === 0) continue;
         // A budget smaller than one execution's cost: reserve what fits, the rest waits its turn inside.
         const fits = Math.min(units, ...this.budgets[api].map((b) => b.max));
-        granted.push({ api, left: fits, at: await this.acquire(api, fits, this.maxInlineWaitMs) });
+        const mine = turn?.api === api ? turn : undefined;
+        granted.push(mine && mine.at > this.now() ? this.ahead(mine, fits) : { api, left: fits, at: await this.inTurn(api, fits, mine) });
       }
     } catch (error) {
       // One API's budget is spent: the action is deferred whole, so the units it reserved from the others go back.
@@ -143,6 +167,74 @@ export class Pacer {
     }
     into.add(costs, granted);
     return into;
+  }
+
+  /**
+   * An action back ahead of its turn, as deferrals bring them (so its reads are done when its unit frees): nothing is
+   * spent now; its calls spend when they go, waiting inside the execution for the turn's unit (`spendOnTurn`).
+   */
+  private ahead(turn: Turn, units: number): HeldUnits {
+    this.leaveLine(turn);
+    return { api: turn.api, left: units, at: turn.at, onTurn: true };
+  }
+
+  /** A call on a turn: spent when it goes, after a wait for the unit if need be; refused past that, with a new turn. */
+  private async spendOnTurn(api: PacedApi): Promise<void> {
+    try {
+      await this.acquire(api, 1, this.committedWaitMs);
+    } catch (error) {
+      if (!(error instanceof EnginePaced)) throw error;
+      throw await this.lineUp(api, 1, error.message);
+    }
+  }
+
+  private leaveLine(turn: Turn): void {
+    const line = this.lineOf(turn.api);
+    const mine = line.findIndex((t) => t.at === turn.at && t.units === turn.units);
+    if (mine >= 0) line.splice(mine, 1);
+  }
+
+  /**
+   * Spend `units` of `api` now, or be refused with a turn (EnginePaced). A unit free now goes to whoever asks, turn or
+   * not: a turn's action may be held up behind a backlog, and a unit kept for it would be lost to everyone.
+   */
+  private async inTurn(api: PacedApi, units: number, turn: Turn | undefined): Promise<number> {
+    if (turn) this.leaveLine(turn);
+    try {
+      return await this.acquire(api, units, this.maxInlineWaitMs);
+    } catch (error) {
+      if (!(error instanceof EnginePaced)) throw error;
+      throw await this.lineUp(api, units, error.message);
+    }
+  }
+
+  /** A turn at the end of this instance's line for `api`: when its budget will have room, if every turn ahead is taken. */
+  private lineUp(api: PacedApi, units: number, why: string): Promise<EnginePaced> {
+    const budgets = this.widened(api);
+    const given = (this.lining.get(api) ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(async () => {
+        const line = this.lineOf(api);
+        const at = await this.state.update<BudgetRecord, number>(`pace:${api}`, (record) => ({
+          next: record,
+          result: turnAt(record, budgets, this.now(), line, units),
+        }));
+        const turn: Turn = { api, at, units };
+        line.push(turn);
+        return new EnginePaced(api, why, Math.max(1, at - this.now()), turn);
+      });
+    this.lining.set(api, given);
+    return given;
+  }
+
+  /** This instance's line for `api`, without the turns a window old: their actions came back elsewhere, or were lost. */
+  private lineOf(api: PacedApi): Turn[] {
+    let line = this.lines.get(api);
+    if (!line) this.lines.set(api, (line = []));
+    const staleBefore = this.now() - Math.min(...this.budgets[api].map((b) => b.windowMs));
+    // Turns are given in order (each no sooner than those ahead), so the stale ones lead.
+    while (line.length > 0 && (line[0] as Turn).at < staleBefore) line.shift();
+    return line;
   }
 
   /** Give back the units a finished execution reserved and did not use, so the budgets count only calls made. */
@@ -180,7 +272,7 @@ export class Pacer {
     const mine = await this.state.update<BudgetRecord, BudgetAnswer>(`pace-spare:${api}`, (record) => spend(record, own, this.now()));
     if (!mine.granted) throw refuse(mine.retryAt - this.now());
     // The shared windows are widened as `until` widens them, so the two count the same calls.
-    const shared = budgets.map((b) => ({ max: b.max, windowMs: Math.ceil(b.windowMs * (1 + EDGE_MARGIN)) }));
+    const shared = this.widened(api);
     const answer = await this.state.update<BudgetRecord, BudgetAnswer>(`pace:${api}`, (record) => spend(record, shared, this.now(), 1, KEEP_FOR_CONTAINMENT));
     if (!answer.granted) throw refuse(answer.retryAt - this.now());
   }
@@ -201,6 +293,11 @@ export class Pacer {
     return reservations.run(reservation, run);
   }
 
+  /** The API's windows, widened by the edge margin: what the shared records count in. */
+  private widened(api: PacedApi): Budget[] {
+    return this.budgets[api].map((b) => ({ max: b.max, windowMs: Math.ceil(b.windowMs * (1 + EDGE_MARGIN)) }));
+  }
+
   /** Spend `units` now, waiting up to `maxWaitMs`; returns the time stamped. */
   private acquire(api: PacedApi, units: number, maxWaitMs: number): Promise<number> {
     return this.until(api, maxWaitMs, (record, budgets, now) => spend(record, budgets, now, units));
@@ -211,7 +308,7 @@ export class Pacer {
     maxWaitMs: number,
     change: (record: BudgetRecord | undefined, budgets: Budget[], now: number) => { next: BudgetRecord; result: BudgetAnswer },
   ): Promise<number> {
-    const budgets = this.budgets[api].map((b) => ({ max: b.max, windowMs: Math.ceil(b.windowMs * (1 + EDGE_MARGIN)) }));
+    const budgets = this.widened(api);
     for (;;) {
       if (budgets.length === 0) return this.now();
       // The clock is read inside the swap, not before it: calls wait their turn for the shared record (this process
@@ -242,6 +339,8 @@ interface HeldUnits {
   api: PacedApi;
   left: number;
   at: number;
+  /** Not spent yet: a turn's units, each spent when its call goes (`at` is the turn). */
+  onTurn?: boolean;
 }
 
 /**
@@ -260,7 +359,7 @@ export class Reservation {
   }
 
   /** Count one call to `api`; returns the held unit it uses, if one is left. A call past the declaration is an overdraw. */
-  draw(api: PacedApi): { at: number } | undefined {
+  draw(api: PacedApi): Pick<HeldUnits, 'at' | 'onTurn'> | undefined {
     const made = (this.made.get(api) ?? 0) + 1;
     this.made.set(api, made);
     const declared = this.declared.get(api) ?? 0;
@@ -275,8 +374,9 @@ export class Reservation {
     return [...this.overdraws.values()];
   }
 
+  /** Units spent for calls not made: what goes back to the budgets. A turn's units were never spent. */
   unused(): readonly HeldUnits[] {
-    return this.held.filter((u) => u.left > 0);
+    return this.held.filter((u) => u.left > 0 && !u.onTurn);
   }
 }
 

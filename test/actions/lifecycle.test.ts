@@ -230,6 +230,34 @@ describe('afterExecution: the transition each outcome produces for a running ent
     }
   });
 
+  it('a paced action given a turn comes back a lead ahead of it, unspread, carrying it; what follows its execution waits for its own', () => {
+    const turn = { api: 'defender-isolate' as const, at: NOW.getTime() + 42_000, units: 1 };
+    const paced = afterExecution(entry('running'), cmd, { outcome: 'failed', class: 'paced', retryAfterMs: 42_000, turn, detail: 'spent' }, at, TIMINGS, 0.9);
+    expect(paced.schedule).toEqual({ command: { ...cmd, turn, deferral: 1 }, at: new Date(turn.at - TIMINGS.turnLeadMs) });
+    const soon = afterExecution(
+      entry('running'),
+      cmd,
+      { outcome: 'failed', class: 'paced', retryAfterMs: 10, turn: { ...turn, at: NOW.getTime() + 10 }, detail: 'spent' },
+      at,
+      TIMINGS,
+      0.9,
+    );
+    expect(soon.schedule?.at).toEqual(NOW);
+    const followed = afterExecution(entry('running'), { ...cmd, turn }, { outcome: 'pending', followUpAfterMs: 30_000, detail: 'posted' }, at, TIMINGS, 0);
+    expect(followed.schedule?.command).not.toHaveProperty('turn');
+    const retried = afterExecution(entry('running'), { ...cmd, turn }, failed('transient'), at, TIMINGS, 0.5);
+    expect(retried.schedule?.command).not.toHaveProperty('turn');
+    const unturned = afterExecution(
+      entry('running'),
+      { ...cmd, turn },
+      { outcome: 'failed', class: 'paced', retryAfterMs: 1000, detail: 'spent' },
+      at,
+      TIMINGS,
+      0,
+    );
+    expect(unturned.schedule?.command).not.toHaveProperty('turn');
+  });
+
   it('a retry carries neither the follow-up count nor the deferrals of the attempt before it', () => {
     const step = afterExecution(entry('running'), { ...cmd, followUp: 3, deferral: 2 }, failed('transient'), at, TIMINGS, 0.5);
     expect(step.schedule?.command).not.toHaveProperty('followUp');

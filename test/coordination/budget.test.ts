@@ -1,6 +1,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BUCKETS_PER_WINDOW, bucketMsFor, parseBudgets, release, restamp, spend, type Budget, type BudgetRecord } from '../../shared/coordination/budget';
+import {
+  BUCKETS_PER_WINDOW,
+  bucketMsFor,
+  parseBudgets,
+  release,
+  restamp,
+  spend,
+  turnAt,
+  type Budget,
+  type BudgetRecord,
+} from '../../shared/coordination/budget';
 
 /** The record after uses granted at each of `times`, in order. */
 function usedAt(budgets: readonly Budget[], times: number[]): BudgetRecord | undefined {
@@ -179,6 +189,49 @@ describe('the bucketed record, against the plain definition', () => {
         }
       }),
       { seed: 20261128, numRuns: 400 },
+    );
+  });
+});
+
+describe('turns', () => {
+  const budget = fc.record({ max: fc.integer({ min: 1, max: 8 }), windowMs: fc.oneof(fc.integer({ min: 1, max: 59 }), fc.integer({ min: 60, max: 2000 })) });
+
+  it('taken in order, each at its time, every turn is granted; none could have been earlier; they never go back in time', () => {
+    fc.assert(
+      fc.property(
+        fc.array(budget, { minLength: 1, maxLength: 2 }),
+        fc.array(fc.integer({ min: 0, max: 300 }), { maxLength: 20 }),
+        fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 30 }),
+        (budgets, gaps, wanted) => {
+          // Uses spent as they came, then a burst of callers at `now`, each refused or not, given a turn behind the others.
+          let record: BudgetRecord | undefined;
+          let now = 0;
+          for (const gap of gaps) {
+            now += gap;
+            record = spend(record, budgets, now).next;
+          }
+          const ahead: Array<{ at: number; units: number }> = [];
+          for (const units of wanted) {
+            const fits = Math.min(units, ...budgets.map((b) => b.max));
+            const at = turnAt(record, budgets, now, ahead, fits);
+            const earliest = Math.max(now, ...ahead.map((t) => t.at));
+            expect(at).toBeGreaterThanOrEqual(earliest);
+            // One millisecond sooner, with the turns ahead taken, the windows had no room.
+            if (at > earliest) {
+              let before = record;
+              for (const t of ahead) before = spend(before, budgets, t.at, t.units).next;
+              expect(spend(before, budgets, at - 1, fits).result.granted).toBe(false);
+            }
+            ahead.push({ at, units: fits });
+          }
+          for (const turn of ahead) {
+            const { next, result } = spend(record, budgets, turn.at, turn.units);
+            expect(result).toEqual({ granted: true });
+            record = next;
+          }
+        },
+      ),
+      { seed: 20261204, numRuns: 300 },
     );
   });
 });

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BudgetRecord } from '../../shared/coordination/budget';
-import { EnginePaced, Pacer, DEFAULT_API_BUDGETS, everyDefenderApi, type PacedApi } from '../../shared/coordination/pacer';
+import { EnginePaced, Pacer, DEFAULT_API_BUDGETS, everyDefenderApi, type PacedApi, type Turn } from '../../shared/coordination/pacer';
 import { MemorySharedState, type SharedState } from '../../shared/coordination/sharedState';
 import { TableSharedState } from '../../shared/coordination/tableSharedState';
-import { openTableLedger } from '../../shared/ledger/tableLedger';
+import { openTableLedger, rowKeyFor, SHARED_PARTITION } from '../../shared/ledger/tableLedger';
 import { Azurite } from '../support/azurite';
 
 let azurite: Azurite;
@@ -40,6 +40,20 @@ describe.each([
     await increment(a);
     await a.update<number, void>('counter', () => ({ next: undefined, result: undefined }));
     expect(await increment(a)).toBe(1);
+  });
+});
+
+describe('shared state on Table storage', () => {
+  it('writes nothing for a change that leaves the record as it was (a refusal, a look): its ETag stays', async () => {
+    const ledger = await openTableLedger({ connectionString: azurite.connectionString }, `shared${++tables}`);
+    const state = new TableSharedState(ledger.table);
+    await increment(state);
+    const etag = async () => (await ledger.table.getEntity(SHARED_PARTITION, rowKeyFor('counter'))).etag;
+    const before = await etag();
+    expect(await state.update<number, number | undefined>('counter', (n) => ({ next: n, result: n }))).toBe(1);
+    expect(await etag()).toBe(before);
+    await increment(state);
+    expect(await etag()).not.toBe(before);
   });
 });
 
@@ -164,6 +178,57 @@ describe('the pacer', () => {
     await call;
     const record = await memory.update<BudgetRecord, BudgetRecord | undefined>('pace:defender-isolate', (r) => ({ next: r, result: r }));
     expect(record).toEqual([{ bucketMs: 17, buckets: [{ start: 697, uses: 1 }] }]); // counted in the bucket holding 700
+  });
+
+  it('gives a refused burst turns in order, as the budget frees; a unit free now goes to whoever asks, and a turn missed is given again last', async () => {
+    let now = 0;
+    const pacer = new Pacer(
+      new MemorySharedState(),
+      { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 2, windowMs: 1000 }] },
+      { now: () => now, maxInlineWaitMs: 0 },
+    );
+    const turnOf = async (turn?: Turn) => {
+      try {
+        await pacer.reserve({ 'defender-isolate': 1 }, undefined, turn);
+        return 'spent';
+      } catch (error) {
+        if (!(error instanceof EnginePaced) || !error.turn) throw error;
+        return error.turn;
+      }
+    };
+    expect(await turnOf()).toBe('spent');
+    expect(await turnOf()).toBe('spent');
+    // Both uses leave the 1020-ms widened window after their 17-ms bucket: two turns then, two a window later.
+    const turns = [await turnOf(), await turnOf(), await turnOf(), await turnOf()] as Turn[];
+    expect(turns.map((t) => t.at)).toEqual([1036, 1036, 2056, 2056]);
+    expect(turns[0]).toEqual({ api: 'defender-isolate', at: 1036, units: 1 });
+    now = 1036;
+    // Two units are free; a caller without a turn takes one (its turn's action may be stuck behind a backlog).
+    expect(await turnOf()).toBe('spent');
+    expect(await turnOf(turns[0])).toBe('spent');
+    // The second turn found its unit taken: it goes to the end of the line, behind the turns given before.
+    expect(await turnOf(turns[1])).toMatchObject({ at: 3076 });
+    now = 2056;
+    expect(await turnOf(turns[3])).toBe('spent');
+    expect(await turnOf(turns[2])).toBe('spent');
+  });
+
+  it('spends nothing for an action back ahead of its turn: its call spends when it goes, after waiting for the unit', async () => {
+    let now = 0;
+    const slept: number[] = [];
+    const sleep = async (ms: number) => void (slept.push(ms), (now += ms));
+    const budgets = { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 1, windowMs: 1000 }] };
+    const pacer = new Pacer(new MemorySharedState(), budgets, { now: () => now, sleep, maxInlineWaitMs: 0 });
+    await pacer.reserve({ 'defender-isolate': 1 });
+    const { turn } = (await pacer.reserve({ 'defender-isolate': 1 }).catch((error: EnginePaced) => error)) as EnginePaced;
+    expect(turn).toEqual({ api: 'defender-isolate', at: 1036, units: 1 });
+    now = 500; // back ahead of the turn, as a deferral brings it: its reads go without holding a unit idle
+    const reservation = await pacer.reserve({ 'defender-isolate': 1 }, undefined, turn);
+    expect(reservation.unused()).toEqual([]); // nothing spent, so nothing to give back
+    await pacer.within(reservation, () => pacer.take('defender-isolate'));
+    expect(slept).toEqual([536]); // the post waited for the turn's unit
+    await pacer.settle(reservation); // nothing to give back: a turn's unit is spent when its call goes
+    await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toMatchObject({ turn: { at: 2056 } });
   });
 
   it('paces nothing for an API whose budget is off', async () => {
