@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPOSITORY_ROOT } from '../../cli/repositoryRoot';
 import { incidents } from '../../functions/incidents';
 import { buildIncident } from '../fixtures/incidents';
 import { EngineUnderTest } from '../support/engine';
@@ -6,7 +9,7 @@ import { call } from '../support/http';
 
 /**
  * Defender calls per containment in an outbreak: incidents at once, each naming one device, enriched at submit and
- * isolated by the worker (host.json's 16 deliveries at once), followed until Defender reports the isolation done.
+ * isolated by the worker (host.json's maxConcurrentCalls deliveries at once), followed until Defender reports the isolation done.
  * Concurrent lookups and machine-action reads share list calls, and the worker's lookup is answered by the record
  * enrichment read moments before (shared/clients/batchedDevices.ts); each device gets exactly one isolate post.
  * The follow-ups run at once here, so their lookups are answered from that record too; 30 s later, as in Azure, each
@@ -18,6 +21,7 @@ rules:
   - { id: hosts, when: { entity: host }, then: [isolateDevice] }
 `;
 const OUTBREAK = 50;
+const DELIVERIES_AT_ONCE: number = JSON.parse(readFileSync(path.join(REPOSITORY_ROOT, 'host.json'), 'utf8')).extensions.serviceBus.maxConcurrentCalls;
 const MAX_CALLS_PER_ISOLATION = 1.5;
 
 const deviceId = (i: number): string => `0b${i.toString(16).padStart(38, '0')}`;
@@ -41,7 +45,7 @@ describe("an outbreak's Defender calls", () => {
     engine.configure({ RESPONDER_POLICY: POLICY });
     const tenant = engine.sandbox.tenant;
     for (let i = 0; i < OUTBREAK; i++) tenant.addMachine({ id: deviceId(i), computerDnsName: `outbreak-${i}.contoso.com`, machineTags: ['workstation'] });
-    const queue = engine.startWorker({ concurrency: 16 });
+    const queue = engine.startWorker({ concurrency: DELIVERIES_AT_ONCE });
     const headers = await engine.bearer(['Incidents.Submit']);
 
     const answers = await Promise.all(Array.from({ length: OUTBREAK }, (_, i) => call(incidents, 'incidents', { body: incidentFor(i), headers })));
