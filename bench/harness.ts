@@ -43,6 +43,13 @@ export async function stopWorld({ sandbox, broker, azurite }: World): Promise<vo
 /** The host's errors show in the benchmark's output. */
 const HOST_STDIO: StdioOptions = ['ignore', 'ignore', 'inherit'];
 
+/**
+ * The Node arguments the deployment gives the worker on the smallest Flex Consumption instance (512 MB, infra/README.md):
+ * V8 sizes its heap from the memory it sees, 24 GiB here, so without them the bench would measure garbage V8 has no
+ * reason to collect rather than the worker as deployed.
+ */
+export const WORKER_NODE_ARGUMENTS = '--max-old-space-size=256';
+
 /** The local host on the world's broker, storage and tenant, with its own ledger table and a fresh `actions` queue. */
 export async function startHost(world: World, table: string, settings: Record<string, string>): Promise<{ child: ChildProcess; base: string }> {
   world.broker.createQueue('actions');
@@ -52,6 +59,7 @@ export async function startHost(world: World, table: string, settings: Record<st
       ServiceBusConnection: world.broker.connectionString,
       AzureWebJobsStorage: world.azurite.connectionString,
       RESPONDER_LEDGER_TABLE: table,
+      languageWorkers__node__arguments: WORKER_NODE_ARGUMENTS,
       ...settings,
     },
     HOST_STDIO,

@@ -5,6 +5,7 @@
  * The engine cannot contain faster than the isolate API admits isolations (100 a minute, 1,500 an hour): that floor is
  * the yardstick. Contained = every user disabled and every isolation accepted by Defender (201).
  */
+import { defenderApiOf } from '../sandbox/tenant';
 import { openTableLedger } from '../shared/ledger/tableLedger';
 import type { LedgerEntry } from '../shared/ledger/ledger';
 import { addRiskyPair, deviceId, incidentFor, pause, peakRssMiB, post, progress, startHost, userId, type Figure, type World } from './harness';
@@ -93,6 +94,11 @@ export async function runOutbreak(world: World, scale: number): Promise<{ lines:
 
   const calls = tenant.calls.slice(callsBefore);
   const defender = calls.filter((c) => c.path.startsWith('/api/'));
+  const byApi = new Map<string, number>();
+  for (const call of defender) {
+    const api = defenderApiOf(call) ?? 'other';
+    byApi.set(api, (byApi.get(api) ?? 0) + 1);
+  }
   const accept = calls.filter((c) => c.method === 'POST' && /\/isolate$/.test(c.path) && c.status === 201);
   const disables = calls.filter((c) => c.method === 'PATCH' && /^\/v1\.0\/users\//.test(c.path) && c.status < 300);
   const lastContained = Math.max(...accept.map((c) => c.at ?? 0), ...disables.map((c) => c.at ?? 0));
@@ -117,6 +123,7 @@ export async function runOutbreak(world: World, scale: number): Promise<{ lines:
     lines: [
       `time compressed ${scale}x: the isolate API's floor for ${OUTBREAK} isolations is ${fmt(floor / 1000, 1)} s (${fmt((floor * scale) / 60_000, 1)} min at real time)`,
       `accepted ${accepted}/${OUTBREAK}; contained in ${fmt(containMs / 1000, 1)} s; ${defender.length} Defender calls, ${calls.length} API calls in all`,
+      `Defender calls by API: ${[...byApi].map(([api, n]) => `${api} ${n}`).join(', ')}`,
     ],
     figures: [
       { name: 'time to contain / isolate floor', value: fmt(ratio), target: '<= 1.15', ok: ratio <= 1.15 },
@@ -130,7 +137,7 @@ export async function runOutbreak(world: World, scale: number): Promise<{ lines:
       { name: 'share answered 429', value: `${fmt((throttled / calls.length) * 100)}%`, target: '<= 0.5%', ok: throttled / calls.length <= 0.005 },
       { name: 'devices held or not planned for want of data', value: String(wantingData), target: '0', ok: wantingData === 0 },
       { name: 'lost, duplicated', value: `${lost}, ${duplicated}`, target: '0, 0', ok: lost === 0 && duplicated === 0 },
-      { name: "worker's peak RSS (MiB)", value: fmt(rss, 0), target: '<= 200', ok: rss <= 200 },
+      { name: "worker's peak RSS, 512 MB instance (MiB)", value: fmt(rss, 0), target: '<= 200', ok: rss <= 200 },
     ],
   };
 }

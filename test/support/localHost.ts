@@ -5,7 +5,8 @@ import { REPOSITORY_ROOT } from '../../cli/repositoryRoot';
 
 /**
  * The compiled local host (`dist/cli/host.js`, run `npm run build` first) as a child process on a free port, with
- * `env` over this process's environment, in the Azure tenant and quiet logging unless `env` says otherwise, started in
+ * `env` over this process's environment (its `languageWorkers__node__arguments` given to Node, as the Functions host gives
+ * them to its worker), in the Azure tenant and quiet logging unless `env` says otherwise, started in
  * `cwd` if given (where it reads local.settings.json and writes .responder/). Resolves once GET /api/health answers; fails if the
  * host exits first or does not answer within 30 s.
  */
@@ -15,7 +16,9 @@ export async function startLocalHost(
   cwd?: string,
 ): Promise<{ child: ChildProcess; base: string }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [path.join(REPOSITORY_ROOT, 'dist/cli/host.js')], {
+  // The Functions host starts its Node worker with this app setting's arguments (a heap cap for a small instance).
+  const nodeArguments = (env.languageWorkers__node__arguments ?? '').split(/\s+/).filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArguments, path.join(REPOSITORY_ROOT, 'dist/cli/host.js')], {
     env: { ...process.env, RESPONDER_TENANT: 'azure', LOG_LEVEL: 'error', ...env, PORT: String(port) },
     stdio,
     cwd,
