@@ -101,6 +101,9 @@ export async function runOutbreak(world: World, scale: number): Promise<{ lines:
   }
   const accept = calls.filter((c) => c.method === 'POST' && /\/isolate$/.test(c.path) && c.status === 201);
   const disables = calls.filter((c) => c.method === 'PATCH' && /^\/v1\.0\/users\//.test(c.path) && c.status < 300);
+  // When each hundredth isolation was accepted, against the floor's pace of a window's worth per window.
+  const acceptedAt = accept.map((c) => (c.at ?? 0) - started).sort((a, b) => a - b);
+  const everyHundred = acceptedAt.filter((_, i) => (i + 1) % 100 === 0).map((ms) => (ms / 1000).toFixed(1));
   const lastContained = Math.max(...accept.map((c) => c.at ?? 0), ...disables.map((c) => c.at ?? 0));
   const containMs = lastContained - started;
   const isolatePosts = new Map<string, number>();
@@ -123,6 +126,7 @@ export async function runOutbreak(world: World, scale: number): Promise<{ lines:
     lines: [
       `time compressed ${scale}x: the isolate API's floor for ${OUTBREAK} isolations is ${fmt(floor / 1000, 1)} s (${fmt((floor * scale) / 60_000, 1)} min at real time)`,
       `accepted ${accepted}/${OUTBREAK}; contained in ${fmt(containMs / 1000, 1)} s; ${defender.length} Defender calls, ${calls.length} API calls in all`,
+      `isolations accepted by the 100th, 200th, …: ${everyHundred.join(', ')} s (the floor: 0, 10, 20, … s)`,
       `Defender calls by API: ${[...byApi].map(([api, n]) => `${api} ${n}`).join(', ')}`,
     ],
     figures: [
