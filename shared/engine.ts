@@ -24,6 +24,7 @@ import type { Mode } from './policy/schema';
 import type { ActionQueue } from './queue/queue';
 import { InputError, quote, RefusedError } from './errors';
 import { spend, type BudgetAnswer, type BudgetRecord } from './coordination/budget';
+import type { Turn } from './coordination/pacer';
 import type { SharedState } from './coordination/sharedState';
 import {
   nextLookAfterMs,
@@ -58,6 +59,11 @@ export interface EngineDeps {
   shared: SharedState;
   /** When to look at an incident again (default REEVALUATION_TIMINGS). */
   reevaluation?: ReevaluationTimings;
+  /**
+   * When an action about to be queued should reach the worker, if an API it writes to is near its budget: its turn, and
+   * a lead ahead of it (Pacer.turnIfPressed). Absent, or undefined for an action, it is sent at once.
+   */
+  pacing?: (command: ActionCommand) => Promise<{ turn: Turn; at: Date } | undefined>;
 }
 
 /** What one submission did to the ledger, per action. */
@@ -307,7 +313,8 @@ export class ResponderEngine {
   /**
    * Send the commands in one batch, then mark each entry queued. A command the queue's schema would refuse would be
    * dead-lettered as poison on arrival: it ends `failed` here instead, with its reason, and the rest are sent. (Signals
-   * bound what they read, so this is a second line, not the first.)
+   * bound what they read, so this is a second line, not the first.) A command whose write's budget is pressed is
+   * scheduled for its turn instead (`pacing`), and its entry says so.
    */
   private async send(toSend: readonly Sendable[], at: string, log: Logger): Promise<RecordedAction[]> {
     const recorded: RecordedAction[] = [];
@@ -324,14 +331,28 @@ export class ResponderEngine {
       await reportOutcome(this.deps.incidents, reportedCommand(command), 'failed', why, 0, log);
     }
     if (sendable.length === 0) return recorded;
+    const now = this.deps.now();
+    const timed = await Promise.all(sendable.map((s) => this.timed(s, now)));
     try {
-      await this.deps.queue.send(sendable.map((s) => s.command));
+      await this.deps.queue.send(timed.filter((s) => s.at === undefined).map((s) => s.command));
+      for (const { command, at: due } of timed) if (due) await this.deps.queue.schedule(command, due);
     } catch (error) {
       log.error({ err: error, actions: sendable.length }, 'enqueue failed: answering 503 so the caller retries');
       throw new QueueUnavailableError(`the action queue did not accept ${sendable.length} action(s): retry the request`);
     }
-    for (const { entry } of sendable) recorded.push(recordOf(await this.markQueued(entry, at), true));
+    for (const { entry, command, at: due } of timed) {
+      const note = due && command.turn ? `waits its turn for the ${command.turn.api} budget: due ${due.toISOString()}` : undefined;
+      recorded.push(recordOf(await this.markQueued(entry, at, note), true));
+    }
     return recorded;
+  }
+
+  /** The command as it goes to the queue, and when if not at once: a pressed budget's turn (`pacing`). */
+  private async timed({ command, entry }: Sendable, now: Date): Promise<Sendable & { at?: Date }> {
+    const paced = await this.deps.pacing?.(command);
+    if (!paced) return { command, entry };
+    const turned = { ...command, turn: paced.turn };
+    return paced.at > now ? { command: turned, entry, at: paced.at } : { command: turned, entry };
   }
 
   /**
@@ -569,9 +590,9 @@ export class ResponderEngine {
     return entry;
   }
 
-  private async markQueued(entry: LedgerEntry, at: string): Promise<LedgerEntry> {
+  private async markQueued(entry: LedgerEntry, at: string, note?: string): Promise<LedgerEntry> {
     try {
-      return await this.deps.ledger.transition(entry.key, entry.etag, 'queued', { by: 'engine', at });
+      return await this.deps.ledger.transition(entry.key, entry.etag, 'queued', { by: 'engine', at, ...(note !== undefined && { note }) });
     } catch (error) {
       // A concurrent delivery of the incident, or the worker itself, moved it on: it is on its way either way.
       if (error instanceof LedgerConflictError || error instanceof LedgerTransitionError) return (await this.deps.ledger.get(entry.key)) ?? entry;

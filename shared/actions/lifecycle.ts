@@ -1,6 +1,7 @@
 import type { LedgerAttempt, LedgerEntry, LedgerLease, LedgerPatch, LedgerState } from '../ledger/ledger';
 import type { ActionCommand } from './command';
 import type { ExecutionOutcome } from './executor';
+import type { Turn } from '../coordination/pacer';
 import type { PacedFailure } from './failure';
 import type { ReportedState } from './report';
 import { retryDelayMs, RETRY_POLICY, type RetryPolicy } from './retryPolicy';
@@ -186,9 +187,9 @@ export function afterExecution(
   jitter: number,
 ): Step {
   if (outcome.outcome === 'failed' && outcome.class === 'paced') {
-    // Back a lead ahead of its turn, unspread: spread, it would come back after the turns behind it.
+    // Unspread: spread, it would come back after the turns behind it.
     if (outcome.turn) {
-      const waitMs = Math.max(0, outcome.turn.at - timings.turnLeadMs - at.now.getTime());
+      const waitMs = turnDueAt(outcome.turn, at.now, timings).getTime() - at.now.getTime();
       return deferral({ ...command, turn: outcome.turn }, at.now, waitMs, outcome.detail, 0, timings);
     }
     return deferral(withoutTurn(command), at.now, outcome.retryAfterMs ?? timings.pacedDefaultWaitMs, outcome.detail, jitter, timings);
@@ -233,6 +234,11 @@ export function afterExecution(
       return { write: { to: state, note: why, patch: { attempts, stateReason: why } }, report: state, result: state, detail };
     }
   }
+}
+
+/** When an action given a turn at a spent budget is delivered: a lead ahead of the turn, for its reads; never before now. */
+export function turnDueAt(turn: Turn, now: Date, timings: Pick<LifecycleTimings, 'turnLeadMs'>): Date {
+  return new Date(Math.max(now.getTime(), turn.at - timings.turnLeadMs));
 }
 
 /**

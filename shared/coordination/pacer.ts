@@ -184,7 +184,7 @@ export class Pacer {
       await this.acquire(api, 1, this.committedWaitMs);
     } catch (error) {
       if (!(error instanceof EnginePaced)) throw error;
-      throw await this.lineUp(api, 1, error.message);
+      throw refusedWith(error, await this.lineUp(api, 1), this.now());
     }
   }
 
@@ -204,12 +204,26 @@ export class Pacer {
       return await this.acquire(api, units, this.maxInlineWaitMs);
     } catch (error) {
       if (!(error instanceof EnginePaced)) throw error;
-      throw await this.lineUp(api, units, error.message);
+      throw refusedWith(error, await this.lineUp(api, units), this.now());
     }
   }
 
+  /**
+   * The turn an action about to be queued should wait for, when an API it writes to is near its budget (or this
+   * instance has actions waiting for it): queued for then, it reaches the worker as its unit frees, instead of being
+   * delivered to be deferred. Undefined when nothing presses: the action goes at once, as it always did.
+   */
+  async turnIfPressed(costs: ApiCosts): Promise<Turn | undefined> {
+    for (const [api, units] of Object.entries(costs) as Array<[PacedApi, number]>) {
+      if (units <= 0 || this.budgets[api].length === 0) continue;
+      if (this.lineOf(api).length === 0 && !this.underPressure(api)) continue;
+      return this.lineUp(api, Math.min(units, ...this.budgets[api].map((b) => b.max)));
+    }
+    return undefined;
+  }
+
   /** A turn at the end of this instance's line for `api`: when its budget will have room, if every turn ahead is taken. */
-  private lineUp(api: PacedApi, units: number, why: string): Promise<EnginePaced> {
+  private lineUp(api: PacedApi, units: number): Promise<Turn> {
     const budgets = this.widened(api);
     const given = (this.lining.get(api) ?? Promise.resolve())
       .catch(() => undefined)
@@ -221,7 +235,7 @@ export class Pacer {
         }));
         const turn: Turn = { api, at, units };
         line.push(turn);
-        return new EnginePaced(api, why, Math.max(1, at - this.now()), turn);
+        return turn;
       });
     this.lining.set(api, given);
     return given;
@@ -329,6 +343,11 @@ export class Pacer {
       await this.sleep(wait);
     }
   }
+}
+
+/** A refusal, with the turn the refused caller was given. */
+function refusedWith(refusal: EnginePaced, turn: Turn, now: number): EnginePaced {
+  return new EnginePaced(refusal.api, refusal.message, Math.max(1, turn.at - now), turn);
 }
 
 /** Paced calls per API. */

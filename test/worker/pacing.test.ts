@@ -23,6 +23,12 @@ guardrails:
   caps: [{ action: revokeSessions, max: 3, per: PT1H }]
 `;
 
+const HOSTS_ONLY = `version: 1
+mode: enforce
+rules:
+  - { id: hosts, when: { entity: host }, then: [isolateDevice] }
+`;
+
 let engine: EngineUnderTest;
 beforeAll(async () => {
   engine = await EngineUnderTest.start();
@@ -53,6 +59,42 @@ describe('pacing and blast-radius limits', () => {
     expect(queue.stats().scheduled).toBe(1);
     expect(engine.sandbox.tenant.calls.filter((c) => c.status === 429)).toEqual([]);
     expect(engine.sandbox.tenant.count('POST', /\/isolate$/)).toBe(0);
+    queue.stop();
+  });
+
+  it('queues the actions of a burst beyond a pressed budget for their turns, a lead ahead of each, and the ledger says so', async () => {
+    engine.configure({ RESPONDER_POLICY: HOSTS_ONLY, RESPONDER_ENRICHMENT: 'off', RESPONDER_RATE_LIMITS: 'defender-isolate=2/60s' });
+    const tenant = engine.sandbox.tenant;
+    const device = (i: number) => `0c${i.toString(16).padStart(38, '0')}`;
+    for (let i = 0; i < 5; i++) tenant.addMachine({ id: device(i), computerDnsName: `burst-${i}.contoso.com`, machineTags: ['workstation'] });
+    const submit = async (i: number) => {
+      const incident = buildIncident({ accounts: 0, hosts: 1, incidentName: `burst-${i}` });
+      const [host] = incident.object.properties.relatedEntities as Array<{ properties: Record<string, any> }>;
+      Object.assign(host?.properties ?? {}, { hostName: `BURST-${i}`, friendlyName: `BURST-${i}` });
+      (host?.properties.additionalData as Record<string, unknown>).MdatpDeviceId = device(i);
+      expect((await call(incidents, 'incidents', { body: incident, headers: await engine.bearer(['Incidents.Submit']) })).status).toBe(202);
+    };
+    const queue = engine.queue as EmbeddedQueue;
+    startWorker(queue);
+    // Two isolations spend the budget: the worker's pacer now sees it pressed.
+    await submit(0);
+    await submit(1);
+    await queue.idle();
+    expect(tenant.count('POST', /\/isolate$/)).toBe(2);
+    const submitted = Date.now();
+    for (let i = 2; i < 5; i++) await submit(i);
+    await queue.idle();
+    // Not delivered to be deferred: each waits, scheduled, for the unit that frees for it (60 s on), 10 s ahead of it.
+    const waiting = engine.ledger
+      .all()
+      .filter((e) => e.kind === 'isolateDevice' && e.target.type === 'device' && e.target.id !== device(0) && e.target.id !== device(1));
+    expect(waiting.map((e) => e.state)).toEqual(['queued', 'queued', 'queued']);
+    for (const entry of waiting) {
+      expect(entry.attempts).toEqual([]);
+      const due = /waits its turn for the defender-isolate budget: due (\S+)$/.exec(entry.history.at(-1)?.note ?? '')?.[1];
+      expect(Date.parse(due ?? '') - submitted).toBeGreaterThan(40_000);
+    }
+    expect(tenant.count('POST', /\/isolate$/)).toBe(2);
     queue.stop();
   });
 
