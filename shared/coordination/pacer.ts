@@ -222,11 +222,13 @@ export class Pacer {
     return undefined;
   }
 
-  /** A turn at the end of this instance's line for `api`: when its budget will have room, if every turn ahead is taken. */
-  private lineUp(api: PacedApi, units: number): Promise<Turn> {
+  /**
+   * A turn at the end of this instance's line for `api`: when its budget will have room, if every turn ahead is taken.
+   * Undefined if the budget's record cannot be read now: a turn is advice, and the caller does as it did without one.
+   */
+  private lineUp(api: PacedApi, units: number): Promise<Turn | undefined> {
     const budgets = this.widened(api);
     const given = (this.lining.get(api) ?? Promise.resolve())
-      .catch(() => undefined)
       .then(async () => {
         const line = this.lineOf(api);
         const at = await this.state.update<BudgetRecord, number>(`pace:${api}`, (record) => ({
@@ -236,7 +238,8 @@ export class Pacer {
         const turn: Turn = { api, at, units };
         line.push(turn);
         return turn;
-      });
+      })
+      .catch(() => undefined);
     this.lining.set(api, given);
     return given;
   }
@@ -346,8 +349,8 @@ export class Pacer {
 }
 
 /** A refusal, with the turn the refused caller was given. */
-function refusedWith(refusal: EnginePaced, turn: Turn, now: number): EnginePaced {
-  return new EnginePaced(refusal.api, refusal.message, Math.max(1, turn.at - now), turn);
+function refusedWith(refusal: EnginePaced, turn: Turn | undefined, now: number): EnginePaced {
+  return turn ? new EnginePaced(refusal.api, refusal.message, Math.max(1, turn.at - now), turn) : refusal;
 }
 
 /** Paced calls per API. */

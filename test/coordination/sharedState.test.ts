@@ -231,6 +231,22 @@ describe('the pacer', () => {
     await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toMatchObject({ turn: { at: 2056 } });
   });
 
+  it('refuses as before, without a turn, when the budget cannot be read for one; and queues at once', async () => {
+    const memory = new MemorySharedState();
+    let updates = 0;
+    const flaky: SharedState = { update: (key, change) => (++updates === 3 ? Promise.reject(new Error('table unavailable')) : memory.update(key, change)) };
+    const pacer = new Pacer(flaky, { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 1, windowMs: 1000 }] }, { now: () => 0, maxInlineWaitMs: 0 });
+    await pacer.reserve({ 'defender-isolate': 1 }); // update 1
+    // Update 2 refuses; update 3, the turn's read, fails: the refusal stands, as a plain deferral.
+    const refused = await pacer.reserve({ 'defender-isolate': 1 }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(EnginePaced);
+    expect((refused as EnginePaced).turn).toBeUndefined();
+    updates = 2;
+    expect(await pacer.turnIfPressed({ 'defender-isolate': 1 })).toBeUndefined(); // pressed, but its read fails: at once
+    expect(await pacer.turnIfPressed({ 'defender-isolate': 1 })).toMatchObject({ api: 'defender-isolate', at: 1036 });
+    expect(await pacer.turnIfPressed({ 'graph-writes': 1 })).toBeUndefined(); // nothing presses Graph writes
+  });
+
   it('paces nothing for an API whose budget is off', async () => {
     const pacer = new Pacer(new MemorySharedState(), { ...DEFAULT_API_BUDGETS, idprotection: [] }, { sleep: () => Promise.reject(new Error('slept')) });
     for (let i = 0; i < 10; i++) await pacer.take('idprotection');
