@@ -326,6 +326,8 @@ export class Pacer {
     change: (record: BudgetRecord | undefined, budgets: Budget[], now: number) => { next: BudgetRecord; result: BudgetAnswer },
   ): Promise<number> {
     const budgets = this.widened(api);
+    // Bounded in all, not per try: another instance may take each unit this call wakes for.
+    const deadline = this.now() + maxWaitMs;
     for (;;) {
       if (budgets.length === 0) return this.now();
       // The clock is read inside the swap, not before it: calls wait their turn for the shared record (this process
@@ -339,7 +341,7 @@ export class Pacer {
       this.seen.set(api, { at, used });
       if (answer.granted) return at;
       const wait = Math.max(1, answer.retryAt - this.now());
-      if (wait > maxWaitMs) {
+      if (this.now() + wait > deadline) {
         const said = this.budgets[api].map((b) => `${b.max} per ${b.windowMs / 1000} s`).join(' and ');
         throw new EnginePaced(api, `paced by the engine: the ${api} budget (${said}) is spent`, wait);
       }

@@ -231,6 +231,37 @@ describe('the pacer', () => {
     await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toMatchObject({ turn: { at: 2056 } });
   });
 
+  it("waits at most the committed wait in all for a turn's unit, however often another instance takes it first", async () => {
+    let now = 0;
+    const slept: number[] = [];
+    const budgets = { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 1, windowMs: 1000 }] };
+    const state = new MemorySharedState();
+    const other = new Pacer(state, budgets, { now: () => now, maxInlineWaitMs: 0 });
+    let taken = 0;
+    // Each time the unit frees, another instance's caller gets it first (twenty times, then no more).
+    const sleep = async (ms: number) => {
+      slept.push(ms);
+      now += ms;
+      if (
+        taken < 20 &&
+        (await other.reserve({ 'defender-isolate': 1 }).then(
+          () => true,
+          () => false,
+        ))
+      )
+        taken++;
+    };
+    const pacer = new Pacer(state, budgets, { now: () => now, sleep, maxInlineWaitMs: 0, committedWaitMs: 5000 });
+    await other.reserve({ 'defender-isolate': 1 });
+    now = 500;
+    const reservation = await pacer.reserve({ 'defender-isolate': 1 }, undefined, { api: 'defender-isolate', at: 1036, units: 1 });
+    const refused = await pacer.within(reservation, () => pacer.take('defender-isolate')).catch((error: unknown) => error);
+    // Past the committed wait, the execution is deferred with a turn, not kept waiting (and holding its claim) for good.
+    expect(refused).toBeInstanceOf(EnginePaced);
+    expect((refused as EnginePaced).turn).toMatchObject({ api: 'defender-isolate' });
+    expect(slept.reduce((total, ms) => total + ms, 0)).toBeLessThanOrEqual(5000);
+  });
+
   it('refuses as before, without a turn, when the budget cannot be read for one; and queues at once', async () => {
     const memory = new MemorySharedState();
     let updates = 0;
