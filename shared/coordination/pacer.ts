@@ -261,8 +261,9 @@ export class Pacer {
 
   /** If giving units back fails, they stay spent: the budget then counts too many calls, never too few. */
   private async giveBack(units: readonly HeldUnits[]): Promise<void> {
-    for (const { api, left, at } of units) {
-      if (left <= 0) continue;
+    for (const { api, left, at, onTurn } of units) {
+      // A turn's units were never spent: released, they would free uses others made.
+      if (left <= 0 || onTurn) continue;
       await this.state.update<BudgetRecord, void>(`pace:${api}`, (record) => ({ next: release(record, at, left), result: undefined })).catch(() => undefined);
     }
   }

@@ -262,6 +262,19 @@ describe('the pacer', () => {
     expect(slept.reduce((total, ms) => total + ms, 0)).toBeLessThanOrEqual(5000);
   });
 
+  it("gives back nothing of a turn's units when another API refuses the execution: they were never spent", async () => {
+    let now = 0;
+    const budgets = { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 2, windowMs: 1000 }], 'defender-unisolate': [{ max: 1, windowMs: 1000 }] };
+    const pacer = new Pacer(new MemorySharedState(), budgets, { now: () => now, maxInlineWaitMs: 0 });
+    await pacer.reserve({ 'defender-isolate': 1, 'defender-unisolate': 1 });
+    now = 5;
+    const turn: Turn = { api: 'defender-isolate', at: 10, units: 1 };
+    await expect(pacer.reserve({ 'defender-isolate': 1, 'defender-unisolate': 1 }, undefined, turn)).rejects.toBeInstanceOf(EnginePaced);
+    // One isolate use is counted, so one more fits the window, not two.
+    await pacer.reserve({ 'defender-isolate': 1 });
+    await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toBeInstanceOf(EnginePaced);
+  });
+
   it('refuses as before, without a turn, when the budget cannot be read for one; and queues at once', async () => {
     const memory = new MemorySharedState();
     let updates = 0;
