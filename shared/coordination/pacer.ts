@@ -94,7 +94,7 @@ export class Pacer {
   /** Each API's budget as this instance last saw it: when, and the share of its fullest window used (1: refused). */
   private readonly seen = new Map<PacedApi, { at: number; used: number }>();
   /**
-   * The turns this instance gave out that have not come back, per API, in order: each refused action is told when a
+   * The turns this instance gave out whose actions have not spent on them yet, per API, in order: each refused action is told when a
    * unit will be free for it if those told before it come on time, so a refused burst comes back once each, spread as
    * the budget frees, instead of every action trying again at every refill. Other instances keep lines of their own:
    * the shared budget still decides every call, so a turn that guessed wrong costs one more deferral, never a call.
@@ -147,7 +147,7 @@ export class Pacer {
    * Reserve the writes an execution will make, before it makes any call (all or nothing): a burst of actions then
    * queues whole, instead of each one spending budget on its reads and being deferred before its write, forever.
    * Throws `EnginePaced` when a budget is spent, with a turn to come back at: a caller back with its `turn` leaves the
-   * line, and if back ahead of it spends nothing yet (its calls spend when they go). Given a reservation, adds to it: an executor that learns what it must write (how
+   * line, or if back ahead of it spends nothing yet (its calls spend when they go) and leaves it when settled. Given a reservation, adds to it: an executor that learns what it must write (how
    * many roles) reserves those calls before the first write.
    */
   async reserve(costs: ApiCosts, into: Reservation = new Reservation(), turn?: Turn): Promise<Reservation> {
@@ -162,6 +162,7 @@ export class Pacer {
       }
     } catch (error) {
       // One API's budget is spent: the action is deferred whole, so the units it reserved from the others go back.
+      for (const unit of granted) if (unit.onTurn) this.leaveLine(unit.onTurn);
       await this.giveBack(granted);
       throw error;
     }
@@ -174,8 +175,8 @@ export class Pacer {
    * spent now; its calls spend when they go, waiting inside the execution for the turn's unit (`spendOnTurn`).
    */
   private ahead(turn: Turn, units: number): HeldUnits {
-    this.leaveLine(turn);
-    return { api: turn.api, left: units, at: turn.at, onTurn: true };
+    // It stays in the line until its execution ends (settle): its unit is in no record yet, so it must not be given again.
+    return { api: turn.api, left: units, at: turn.at, onTurn: turn };
   }
 
   /** A call on a turn: spent when it goes, after a wait for the unit if need be; refused past that, with a new turn. */
@@ -256,6 +257,8 @@ export class Pacer {
 
   /** Give back the units a finished execution reserved and did not use, so the budgets count only calls made. */
   settle(reservation: Reservation): Promise<void> {
+    // A turn it came back on is over: its call, if made, is in the record now.
+    for (const turn of reservation.turns()) this.leaveLine(turn);
     return this.giveBack(reservation.unused());
   }
 
@@ -364,8 +367,8 @@ interface HeldUnits {
   api: PacedApi;
   left: number;
   at: number;
-  /** Not spent yet: a turn's units, each spent when its call goes (`at` is the turn). */
-  onTurn?: boolean;
+  /** Not spent yet: a turn's units, each spent when its call goes (`at` is the turn's). */
+  onTurn?: Turn;
 }
 
 /**
@@ -402,6 +405,11 @@ export class Reservation {
   /** Units spent for calls not made: what goes back to the budgets. A turn's units were never spent. */
   unused(): readonly HeldUnits[] {
     return this.held.filter((u) => u.left > 0 && !u.onTurn);
+  }
+
+  /** The turns its units spend on. */
+  turns(): Turn[] {
+    return this.held.flatMap((u) => (u.onTurn ? [u.onTurn] : []));
   }
 }
 

@@ -213,6 +213,25 @@ describe('the pacer', () => {
     expect(await turnOf(turns[2])).toBe('spent');
   });
 
+  it('keeps an action back ahead of its turn in the line until its execution ends: its unit is not spent yet, so it is not given again', async () => {
+    let now = 0;
+    const budgets = { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 1, windowMs: 1000 }] };
+    const pacer = new Pacer(new MemorySharedState(), budgets, { now: () => now, sleep: async (ms) => void (now += ms), maxInlineWaitMs: 0 });
+    await pacer.reserve({ 'defender-isolate': 1 });
+    const { turn } = (await pacer.reserve({ 'defender-isolate': 1 }).catch((error: EnginePaced) => error)) as EnginePaced;
+    expect(turn).toMatchObject({ at: 1036 });
+    now = 500;
+    const reservation = await pacer.reserve({ 'defender-isolate': 1 }, undefined, turn);
+    // Its reads go on; another action refused meanwhile is given the unit after the one this turn holds.
+    now = 600;
+    await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toMatchObject({ turn: { at: 2056 } });
+    await pacer.within(reservation, () => pacer.take('defender-isolate'));
+    await pacer.settle(reservation);
+    // Its use is in the record now, and it has left the line: counted once, not twice.
+    now = 1100;
+    await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toMatchObject({ turn: { at: 3076 } });
+  });
+
   it('spends nothing for an action back ahead of its turn: its call spends when it goes, after waiting for the unit', async () => {
     let now = 0;
     const slept: number[] = [];
