@@ -1,6 +1,16 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BudgetRecord } from '../../shared/coordination/budget';
-import { EnginePaced, Pacer, DEFAULT_API_BUDGETS, everyDefenderApi, type PacedApi, type Turn } from '../../shared/coordination/pacer';
+import {
+  EnginePaced,
+  Pacer,
+  DEFAULT_API_BUDGETS,
+  everyDefenderApi,
+  type ApiCosts,
+  type PacedApi,
+  type Reservation,
+  type Turn,
+} from '../../shared/coordination/pacer';
 import { MemorySharedState, type SharedState } from '../../shared/coordination/sharedState';
 import { TableSharedState } from '../../shared/coordination/tableSharedState';
 import { openTableLedger, rowKeyFor, SHARED_PARTITION } from '../../shared/ledger/tableLedger';
@@ -313,5 +323,63 @@ describe('the pacer', () => {
   it('paces nothing for an API whose budget is off', async () => {
     const pacer = new Pacer(new MemorySharedState(), { ...DEFAULT_API_BUDGETS, idprotection: [] }, { sleep: () => Promise.reject(new Error('slept')) });
     for (let i = 0; i < 10; i++) await pacer.take('idprotection');
+  });
+
+  it('lets no more calls through than a window allows, two instances giving turns for one budget, whatever the order', async () => {
+    const apis = ['defender-isolate', 'defender-unisolate'] as const;
+    const step = fc.record({
+      op: fc.integer({ min: 0, max: 5 }),
+      instance: fc.integer({ min: 0, max: 1 }),
+      both: fc.boolean(),
+      ms: fc.integer({ min: 0, max: 1500 }),
+      pick: fc.nat(),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 200, max: 2000 }),
+        fc.integer({ min: 0, max: 1500 }),
+        fc.array(step, { maxLength: 120 }),
+        async (max, windowMs, inline, steps) => {
+          let now = 10_000;
+          const budgets = { ...DEFAULT_API_BUDGETS, ...Object.fromEntries(apis.map((api) => [api, [{ max, windowMs }]])) };
+          const state = new MemorySharedState();
+          const options = { now: () => now, sleep: async (ms: number) => void (now += ms), maxInlineWaitMs: inline, committedWaitMs: 3000 };
+          const instances = [new Pacer(state, budgets, options), new Pacer(state, budgets, options)];
+          const calls = new Map<PacedApi, number[]>(apis.map((api) => [api, []]));
+          const turns: Turn[] = [];
+          const running: Array<{ pacer: Pacer; reservation: Reservation; costs: ApiCosts; called: boolean }> = [];
+          const refused = (error: unknown) => {
+            if (!(error instanceof EnginePaced)) throw error;
+            if (error.turn) turns.push(error.turn);
+          };
+          for (const { op, instance, both, ms, pick } of steps) {
+            const pacer = instances[instance] as Pacer;
+            const costs: ApiCosts = both ? { 'defender-isolate': 1, 'defender-unisolate': 1 } : { 'defender-isolate': 1 };
+            if (op <= 1) {
+              // An execution starts, back on a turn either instance gave (or none), as deliveries land anywhere.
+              const turn = op === 1 && turns.length > 0 ? turns.splice(pick % turns.length, 1)[0] : undefined;
+              await pacer.reserve(costs, undefined, turn).then((reservation) => running.push({ pacer, reservation, costs, called: false }), refused);
+            } else if (op === 2 && running.length > 0) {
+              const execution = running[pick % running.length] as (typeof running)[number];
+              if (execution.called) continue;
+              execution.called = true;
+              for (const api of Object.keys(execution.costs) as PacedApi[])
+                await execution.pacer.within(execution.reservation, () => execution.pacer.take(api)).then(() => calls.get(api)?.push(now), refused);
+            } else if (op === 3 && running.length > 0) {
+              const [execution] = running.splice(pick % running.length, 1);
+              await execution?.pacer.settle(execution.reservation);
+            } else if (op === 4) {
+              now += ms;
+            } else {
+              const turn = await pacer.turnIfPressed(costs);
+              if (turn) turns.push(turn);
+            }
+          }
+          for (const made of calls.values()) for (const at of made) expect(made.filter((t) => t >= at && t < at + windowMs).length).toBeLessThanOrEqual(max);
+        },
+      ),
+      { seed: 20261205, numRuns: 1500 },
+    );
   });
 });
