@@ -94,10 +94,11 @@ export class Pacer {
   /** Each API's budget as this instance last saw it: when, and the share of its fullest window used (1: refused). */
   private readonly seen = new Map<PacedApi, { at: number; used: number }>();
   /**
-   * The turns this instance gave out whose actions have not spent on them yet, per API, in order: each refused action is told when a
-   * unit will be free for it if those told before it come on time, so a refused burst comes back once each, spread as
-   * the budget frees, instead of every action trying again at every refill. Other instances keep lines of their own:
-   * the shared budget still decides every call, so a turn that guessed wrong costs one more deferral, never a call.
+   * The turns this instance gave out whose actions have not spent on them yet, per API, in order: each refused action
+   * is told when a unit will be free for it if those told before it come on time, so a refused burst comes back once
+   * each, spread as the budget frees, instead of every action trying again at every refill. Other instances keep lines
+   * of their own: the shared budget still decides every call, so a turn that guessed wrong costs one more deferral,
+   * never a call.
    */
   private readonly lines = new Map<PacedApi, Turn[]>();
   /** Turns are given one at a time per API, each behind those given before it. */
@@ -147,8 +148,9 @@ export class Pacer {
    * Reserve the writes an execution will make, before it makes any call (all or nothing): a burst of actions then
    * queues whole, instead of each one spending budget on its reads and being deferred before its write, forever.
    * Throws `EnginePaced` when a budget is spent, with a turn to come back at: a caller back with its `turn` leaves the
-   * line, or if back ahead of it spends nothing yet (its calls spend when they go) and leaves it when settled. Given a reservation, adds to it: an executor that learns what it must write (how
-   * many roles) reserves those calls before the first write.
+   * line, or if back ahead of it spends nothing yet (its calls spend when they go) and leaves it when settled. Given a
+   * reservation, adds to it: an executor that learns what it must write (how many roles) reserves those calls before
+   * the first write.
    */
   async reserve(costs: ApiCosts, into: Reservation = new Reservation(), turn?: Turn): Promise<Reservation> {
     const granted: HeldUnits[] = [];
