@@ -14,7 +14,7 @@ import { ActionWorker, type WorkerDeps } from './worker';
 import { DeadLetterReconciler } from './deadLetters';
 import { AnalystActions } from './analysts';
 import { executeCommand, type ExecutionDeps } from './actions/execute';
-import { LIFECYCLE_TIMINGS, RUNNING_LEASE_MS, turnDueAt, type LifecycleTimings } from './actions/lifecycle';
+import { LIFECYCLE_TIMINGS, RUNNING_LEASE_MS, turnWaitMs, type LifecycleTimings } from './actions/lifecycle';
 import { FOLLOW_UP_MS } from './actions/isolateDevice';
 import { compressed } from './timeScale';
 import { reportOutcome, type ReportedAction, type ReportedState } from './actions/report';
@@ -133,7 +133,7 @@ export function assemble(parts: EngineParts): { engine: ResponderEngine; worker:
     incidents,
     ...(parts.enrich && { enrich: parts.enrich }),
     ...(parts.reevaluation && { reevaluation: parts.reevaluation }),
-    ...(parts.pacer && { pacing: pacingOf(parts.pacer, parts.executors, parts.timings, now) }),
+    ...(parts.pacer && { pacing: pacingOf(parts.pacer, parts.executors, parts.timings) }),
   });
   const worker = new ActionWorker({
     ledger,
@@ -156,11 +156,11 @@ export function assemble(parts: EngineParts): { engine: ResponderEngine; worker:
   };
 }
 
-/** An action's turn when a budget its writes need is pressed, and when it is delivered: a lead ahead of it, as a deferral's. */
-function pacingOf(pacer: Pacer, executors: EngineParts['executors'], timings: LifecycleTimings, now: () => Date): EngineDeps['pacing'] {
+/** An action's turn at the budgets its writes need, and how long it waits to be delivered: to a lead ahead, as a deferral. */
+function pacingOf(pacer: Pacer, executors: EngineParts['executors'], timings: LifecycleTimings): EngineDeps['pacing'] {
   return async (command) => {
-    const turn = await pacer.turnIfPressed(executors[command.kind]?.apiCost(command) ?? {});
-    return turn && { turn, at: turnDueAt(turn, now(), timings) };
+    const turn = await pacer.turnFor(executors[command.kind]?.apiCost(command) ?? {});
+    return turn && { turn, waitMs: turnWaitMs(pacer.msUntil(turn), timings) };
   };
 }
 

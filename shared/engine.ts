@@ -60,10 +60,10 @@ export interface EngineDeps {
   /** When to look at an incident again (default REEVALUATION_TIMINGS). */
   reevaluation?: ReevaluationTimings;
   /**
-   * When an action about to be queued should reach the worker, if an API it writes to is near its budget: its turn, and
-   * a lead ahead of it (Pacer.turnIfPressed). Absent, or undefined for an action, it is sent at once.
+   * An action's turn at the budgets its writes need (Pacer.turnFor), and how long it waits to reach the worker: none
+   * while they have room, else until a lead ahead of its turn. Absent, or undefined for an action, it is sent at once.
    */
-  pacing?: (command: ActionCommand) => Promise<{ turn: Turn; at: Date } | undefined>;
+  pacing?: (command: ActionCommand) => Promise<{ turn: Turn; waitMs: number } | undefined>;
 }
 
 /** What one submission did to the ledger, per action. */
@@ -331,8 +331,7 @@ export class ResponderEngine {
       await reportOutcome(this.deps.incidents, reportedCommand(command), 'failed', why, 0, log);
     }
     if (sendable.length === 0) return recorded;
-    const now = this.deps.now();
-    const timed = await Promise.all(sendable.map((s) => this.timed(s, now)));
+    const timed = await Promise.all(sendable.map((s) => this.timed(s)));
     try {
       await this.deps.queue.send(timed.filter((s) => s.at === undefined).map((s) => s.command));
       for (const { command, at: due } of timed) if (due) await this.deps.queue.schedule(command, due);
@@ -348,11 +347,11 @@ export class ResponderEngine {
   }
 
   /** The command as it goes to the queue, and when if not at once: a pressed budget's turn (`pacing`). */
-  private async timed({ command, entry }: Sendable, now: Date): Promise<Sendable & { at?: Date }> {
+  private async timed({ command, entry }: Sendable): Promise<Sendable & { at?: Date }> {
     const paced = await this.deps.pacing?.(command);
     if (!paced) return { command, entry };
     const turned = { ...command, turn: paced.turn };
-    return paced.at > now ? { command: turned, entry, at: paced.at } : { command: turned, entry };
+    return paced.waitMs > 0 ? { command: turned, entry, at: new Date(this.deps.now().getTime() + paced.waitMs) } : { command: turned, entry };
   }
 
   /**

@@ -1,7 +1,6 @@
 import type { LedgerAttempt, LedgerEntry, LedgerLease, LedgerPatch, LedgerState } from '../ledger/ledger';
 import type { ActionCommand } from './command';
 import type { ExecutionOutcome } from './executor';
-import type { Turn } from '../coordination/pacer';
 import type { PacedFailure } from './failure';
 import type { ReportedState } from './report';
 import { retryDelayMs, RETRY_POLICY, type RetryPolicy } from './retryPolicy';
@@ -188,10 +187,7 @@ export function afterExecution(
 ): Step {
   if (outcome.outcome === 'failed' && outcome.class === 'paced') {
     // Unspread: spread, it would come back after the turns behind it.
-    if (outcome.turn) {
-      const waitMs = turnDueAt(outcome.turn, at.now, timings).getTime() - at.now.getTime();
-      return deferral({ ...command, turn: outcome.turn }, at.now, waitMs, outcome.detail, 0, timings);
-    }
+    if (outcome.turn) return deferral({ ...command, turn: outcome.turn }, at.now, turnWaitMs(outcome.retryAfterMs, timings), outcome.detail, 0, timings);
     return deferral(withoutTurn(command), at.now, outcome.retryAfterMs ?? timings.pacedDefaultWaitMs, outcome.detail, jitter, timings);
   }
   // A turn serves the one execution it was given for: what follows it (follow-up, retry) waits for its own.
@@ -236,9 +232,12 @@ export function afterExecution(
   }
 }
 
-/** When an action given a turn at a spent budget is delivered: a lead ahead of the turn, for its reads; never before now. */
-export function turnDueAt(turn: Turn, now: Date, timings: Pick<LifecycleTimings, 'turnLeadMs'>): Date {
-  return new Date(Math.max(now.getTime(), turn.at - timings.turnLeadMs));
+/**
+ * How long an action given a turn at a spent budget waits to be delivered, its turn `untilTurnMs` away (on the pacer's
+ * clock): until a lead ahead of it, for its reads; not at all if that is past.
+ */
+export function turnWaitMs(untilTurnMs: number, timings: Pick<LifecycleTimings, 'turnLeadMs'>): number {
+  return Math.max(0, untilTurnMs - timings.turnLeadMs);
 }
 
 /**

@@ -212,17 +212,42 @@ export class Pacer {
   }
 
   /**
-   * The turn an action about to be queued should wait for, when an API it writes to is near its budget (or this
-   * instance has actions waiting for it): queued for then, it reaches the worker as its unit frees, instead of being
-   * delivered to be deferred. Undefined when nothing presses: the action goes at once, as it always did.
+   * The turn of an action about to be queued, for the first paced API it writes to. While that budget, as this
+   * instance last saw it, has room for this action and every one it has queued and not yet seen spend, the turn is
+   * now: no shared read, and the action goes at once. Past that, its turn is read from the budget's record, and the
+   * action queued for then reaches the worker as its unit frees, instead of being delivered to be deferred. Undefined
+   * for an action that writes to no paced API, or if the record cannot be read.
    */
-  async turnIfPressed(costs: ApiCosts): Promise<Turn | undefined> {
+  async turnFor(costs: ApiCosts): Promise<Turn | undefined> {
     for (const [api, units] of Object.entries(costs) as Array<[PacedApi, number]>) {
       if (units <= 0 || this.budgets[api].length === 0) continue;
-      if (this.lineOf(api).length === 0 && !this.underPressure(api)) continue;
-      return this.lineUp(api, Math.min(units, ...this.budgets[api].map((b) => b.max)));
+      const fits = Math.min(units, ...this.budgets[api].map((b) => b.max));
+      const line = this.lineOf(api);
+      if (
+        this.pressed(
+          api,
+          line.reduce((sum, turn) => sum + turn.units, fits),
+        )
+      )
+        return this.lineUp(api, fits);
+      const now: Turn = { api, at: this.now(), units: fits };
+      line.push(now);
+      return now;
     }
     return undefined;
+  }
+
+  /** How long until `turn`, on this pacer's clock. */
+  msUntil(turn: Turn): number {
+    return turn.at - this.now();
+  }
+
+  /** Whether `api`'s tightest budget would be near full (PRESSURE_SHARE) with `more` uses than this instance last saw. */
+  private pressed(api: PacedApi, more: number): boolean {
+    const tightest = this.budgets[api].reduce((a, b) => (b.windowMs < a.windowMs ? b : a));
+    const seen = this.seen.get(api);
+    const used = seen !== undefined && this.now() - seen.at < tightest.windowMs ? seen.used : 0;
+    return used * tightest.max + more > PRESSURE_SHARE * tightest.max;
   }
 
   /**
@@ -252,8 +277,7 @@ export class Pacer {
     let line = this.lines.get(api);
     if (!line) this.lines.set(api, (line = []));
     const staleBefore = this.now() - Math.min(...this.budgets[api].map((b) => b.windowMs));
-    // Turns are given in order (each no sooner than those ahead), so the stale ones lead.
-    while (line.length > 0 && (line[0] as Turn).at < staleBefore) line.shift();
+    for (let i = line.length - 1; i >= 0; i--) if ((line[i] as Turn).at < staleBefore) line.splice(i, 1);
     return line;
   }
 

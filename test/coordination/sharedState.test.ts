@@ -304,6 +304,23 @@ describe('the pacer', () => {
     await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toBeInstanceOf(EnginePaced);
   });
 
+  it('gives actions queued while their budget has room a turn now, with no shared read, counting them until they spend', async () => {
+    let reads = 0;
+    const memory = new MemorySharedState();
+    const counted: SharedState = { update: (key, change) => (reads++, memory.update(key, change)) };
+    const pacer = new Pacer(counted, { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 4, windowMs: 1000 }] }, { now: () => 0, maxInlineWaitMs: 0 });
+    // Three fit under three quarters of four: queued at once, unread. The fourth would press the budget: its turn is
+    // read, and with room for it, it is now too; the fifth waits for the first unit to free.
+    const turns = [];
+    for (let i = 0; i < 5; i++) turns.push(await pacer.turnFor({ 'defender-isolate': 1 }));
+    expect(turns.map((t) => t?.at)).toEqual([0, 0, 0, 0, 1036]);
+    expect(reads).toBe(2);
+    // Each action spends on its turn as it reaches the worker, and leaves the line.
+    for (const turn of turns.slice(0, 4)) await pacer.reserve({ 'defender-isolate': 1 }, undefined, turn);
+    await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toMatchObject({ turn: { at: 1036 } }); // with the fifth
+    expect(await pacer.turnFor({ 'graph-writes': 1 })).toEqual({ api: 'graph-writes', at: 0, units: 1 });
+  });
+
   it('refuses as before, without a turn, when the budget cannot be read for one; and queues at once', async () => {
     const memory = new MemorySharedState();
     let updates = 0;
@@ -315,9 +332,8 @@ describe('the pacer', () => {
     expect(refused).toBeInstanceOf(EnginePaced);
     expect((refused as EnginePaced).turn).toBeUndefined();
     updates = 2;
-    expect(await pacer.turnIfPressed({ 'defender-isolate': 1 })).toBeUndefined(); // pressed, but its read fails: at once
-    expect(await pacer.turnIfPressed({ 'defender-isolate': 1 })).toMatchObject({ api: 'defender-isolate', at: 1036 });
-    expect(await pacer.turnIfPressed({ 'graph-writes': 1 })).toBeUndefined(); // nothing presses Graph writes
+    expect(await pacer.turnFor({ 'defender-isolate': 1 })).toBeUndefined(); // pressed, but its read fails: at once
+    expect(await pacer.turnFor({ 'defender-isolate': 1 })).toMatchObject({ api: 'defender-isolate', at: 1036 });
   });
 
   it('paces nothing for an API whose budget is off', async () => {
@@ -372,7 +388,7 @@ describe('the pacer', () => {
             } else if (op === 4) {
               now += ms;
             } else {
-              const turn = await pacer.turnIfPressed(costs);
+              const turn = await pacer.turnFor(costs);
               if (turn) turns.push(turn);
             }
           }

@@ -49,13 +49,33 @@ describe('pacing and blast-radius limits', () => {
     await new Pacer((await runtime()).shared, isolateBudget).take('defender-isolate');
     const queue = engine.queue as EmbeddedQueue;
     startWorker(queue);
+    // Delivered as a command without a turn (another instance queued it): the worker's reservation is refused.
+    await queue.send([commandFor('isolateDevice', { type: 'device', id: DEMO_DEVICES.websrv1 }, { params: { isolationType: 'Full' } }, 7)]);
+    await queue.idle();
+    const isolate = engine.ledger.all().find((e) => e.kind === 'isolateDevice');
+    expect(isolate?.state).toBe('queued');
+    expect(isolate?.attempts).toEqual([]); // a deferral is not an attempt
+    expect(isolate?.history.at(-1)?.note).toMatch(/paced by the engine: the defender-isolate budget \(1 per 60 s\) is spent; deferred to /);
+    expect(queue.stats().scheduled).toBe(1);
+    expect(engine.sandbox.tenant.calls.filter((c) => c.status === 429)).toEqual([]);
+    expect(engine.sandbox.tenant.count('POST', /\/isolate$/)).toBe(0);
+    queue.stop();
+  });
+
+  it('queues an incident’s action for its turn when its budget is spent, before any delivery: no attempt, no 429', async () => {
+    // Another instance made the one isolation a minute this budget allows: the post cannot be reserved.
+    engine.configure({ RESPONDER_POLICY: POLICY, RESPONDER_RATE_LIMITS: 'defender-isolate=1/60s' });
+    const isolateBudget = { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 1, windowMs: 60_000 }] };
+    await new Pacer((await runtime()).shared, isolateBudget).take('defender-isolate');
+    const queue = engine.queue as EmbeddedQueue;
+    startWorker(queue);
     const res = await call(incidents, 'incidents', { body: sampleIncident(), headers: await engine.bearer(['Incidents.Submit']) });
     expect(res.status).toBe(202);
     await queue.idle();
     const isolate = engine.ledger.all().find((e) => e.kind === 'isolateDevice');
     expect(isolate?.state).toBe('queued');
     expect(isolate?.attempts).toEqual([]); // a deferral is not an attempt
-    expect(isolate?.history.at(-1)?.note).toMatch(/paced by the engine: the defender-isolate budget \(1 per 60 s\) is spent; deferred to /);
+    expect(isolate?.history.at(-1)?.note).toMatch(/^waits its turn for the defender-isolate budget: due /);
     expect(queue.stats().scheduled).toBe(1);
     expect(engine.sandbox.tenant.calls.filter((c) => c.status === 429)).toEqual([]);
     expect(engine.sandbox.tenant.count('POST', /\/isolate$/)).toBe(0);
