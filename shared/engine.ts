@@ -333,7 +333,8 @@ export class ResponderEngine {
     if (sendable.length === 0) return recorded;
     const timed = await Promise.all(sendable.map((s) => this.timed(s)));
     try {
-      await this.deps.queue.send(timed.filter((s) => s.at === undefined).map((s) => s.command));
+      const atOnce = timed.filter((s) => s.at === undefined).map((s) => s.command);
+      if (atOnce.length > 0) await this.deps.queue.send(atOnce);
       for (const { command, at: due } of timed) if (due) await this.deps.queue.schedule(command, due);
     } catch (error) {
       log.error({ err: error, actions: sendable.length }, 'enqueue failed: answering 503 so the caller retries');
