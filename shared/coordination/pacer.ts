@@ -136,6 +136,11 @@ export class Pacer {
     }
     if (unit.onTurn) {
       await this.spendOnTurn(api);
+      // Its uses are in the record now: counted in the line too, they would make later turns later than they are.
+      if (unit.left === 0) {
+        this.leaveLine(unit.onTurn);
+        unit.onTurn = undefined;
+      }
       return;
     }
     // Made within the windows' edge margin of its reservation, the call's stamp is already right: no shared write.
@@ -160,7 +165,7 @@ export class Pacer {
         // A budget smaller than one execution's cost: reserve what fits, the rest waits its turn inside.
         const fits = Math.min(units, ...this.budgets[api].map((b) => b.max));
         const mine = turn?.api === api ? turn : undefined;
-        granted.push(mine && mine.at > this.now() ? this.ahead(mine, fits) : { api, left: fits, at: await this.inTurn(api, fits, mine) });
+        granted.push(mine && mine.at > this.now() ? await this.ahead(mine, fits) : { api, left: fits, at: await this.inTurn(api, fits, mine) });
       }
     } catch (error) {
       // One API's budget is spent: the action is deferred whole, so the units it reserved from the others go back.
@@ -174,11 +179,38 @@ export class Pacer {
 
   /**
    * An action back ahead of its turn, as deferrals bring them (so its reads are done when its unit frees): nothing is
-   * spent now; its calls spend when they go, waiting inside the execution for the turn's unit (`spendOnTurn`).
+   * spent now; its calls spend when they go, waiting inside the execution for the turn's unit (`spendOnTurn`). A turn
+   * rests on when the turns before it were expected to spend: if the record says its unit frees later than that by more
+   * than a short wait, it is deferred again to then, keeping its place, rather than hold a worker while it waits.
    */
-  private ahead(turn: Turn, units: number): HeldUnits {
+  private async ahead(turn: Turn, units: number): Promise<HeldUnits> {
+    const frees = await this.unitFreesAt(turn, units);
+    if (frees !== undefined && frees - turn.at > this.maxInlineWaitMs) {
+      const later: Turn = { ...turn, at: frees };
+      const line = this.lineOf(turn.api);
+      const mine = line.findIndex(sameTurn(turn));
+      if (mine >= 0) line[mine] = later;
+      else line.push(later);
+      throw new EnginePaced(
+        turn.api,
+        `paced by the engine: the ${turn.api} unit for this turn frees later than it said`,
+        Math.max(1, frees - this.now()),
+        later,
+      );
+    }
     // It stays in the line until its execution ends (settle): its unit is in no record yet, so it must not be given again.
     return { api: turn.api, left: units, at: turn.at, onTurn: turn };
+  }
+
+  /** When the record says `turn`'s unit frees, counting the turns ahead of it in this instance's line; undefined if unread. */
+  private async unitFreesAt(turn: Turn, units: number): Promise<number | undefined> {
+    const line = this.lineOf(turn.api);
+    const mine = line.findIndex(sameTurn(turn));
+    const ahead = line.filter((t, i) => i !== mine && (t.at < turn.at || (t.at === turn.at && i < mine)));
+    const budgets = this.widened(turn.api);
+    return this.state
+      .update<BudgetRecord, number>(`pace:${turn.api}`, (record) => ({ next: record, result: turnAt(record, budgets, this.now(), ahead, units) }))
+      .catch(() => undefined);
   }
 
   /** A call on a turn: spent when it goes, after a wait for the unit if need be; refused past that, with a new turn. */
@@ -193,7 +225,7 @@ export class Pacer {
 
   private leaveLine(turn: Turn): void {
     const line = this.lineOf(turn.api);
-    const mine = line.findIndex((t) => t.at === turn.at && t.units === turn.units);
+    const mine = line.findIndex(sameTurn(turn));
     if (mine >= 0) line.splice(mine, 1);
   }
 
@@ -380,6 +412,12 @@ export class Pacer {
   }
 }
 
+/** Turns of one API at one time for as many units are interchangeable: either may be taken for the other. */
+const sameTurn =
+  (turn: Turn) =>
+  (other: Turn): boolean =>
+    other.at === turn.at && other.units === turn.units;
+
 /** A refusal, with the turn the refused caller was given. */
 function refusedWith(refusal: EnginePaced, turn: Turn | undefined, now: number): EnginePaced {
   return turn ? new EnginePaced(refusal.api, refusal.message, Math.max(1, turn.at - now), turn) : refusal;
@@ -393,7 +431,7 @@ interface HeldUnits {
   api: PacedApi;
   left: number;
   at: number;
-  /** Not spent yet: a turn's units, each spent when its call goes (`at` is the turn's). */
+  /** Not spent yet: a turn's units, each spent when its call goes (`at` is the turn's); the turn leaves the line with the last. */
   onTurn?: Turn;
 }
 
@@ -413,7 +451,7 @@ export class Reservation {
   }
 
   /** Count one call to `api`; returns the held unit it uses, if one is left. A call past the declaration is an overdraw. */
-  draw(api: PacedApi): Pick<HeldUnits, 'at' | 'onTurn'> | undefined {
+  draw(api: PacedApi): HeldUnits | undefined {
     const made = (this.made.get(api) ?? 0) + 1;
     this.made.set(api, made);
     const declared = this.declared.get(api) ?? 0;

@@ -256,8 +256,10 @@ describe('the pacer', () => {
     expect(reservation.unused()).toEqual([]); // nothing spent, so nothing to give back
     await pacer.within(reservation, () => pacer.take('defender-isolate'));
     expect(slept).toEqual([536]); // the post waited for the turn's unit
-    await pacer.settle(reservation); // nothing to give back: a turn's unit is spent when its call goes
+    // Spent, its use is in the record and its turn out of the line: counted once, the next turn is a window on, not two.
     await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toMatchObject({ turn: { at: 2056 } });
+    await pacer.settle(reservation); // nothing to give back: a turn's unit is spent when its call goes
+    await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toMatchObject({ turn: { at: 3076 } });
   });
 
   it("waits at most the committed wait in all for a turn's unit, however often another instance takes it first", async () => {
@@ -334,6 +336,23 @@ describe('the pacer', () => {
     updates = 2;
     expect(await pacer.turnFor({ 'defender-isolate': 1 })).toBeUndefined(); // pressed, but its read fails: at once
     expect(await pacer.turnFor({ 'defender-isolate': 1 })).toMatchObject({ api: 'defender-isolate', at: 1036 });
+  });
+
+  it('defers again, keeping its place, an action back ahead of a turn whose unit the record says frees later', async () => {
+    let now = 0;
+    const state = new MemorySharedState();
+    const budgets = { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 1, windowMs: 1000 }] };
+    const pacer = new Pacer(state, budgets, { now: () => now, maxInlineWaitMs: 0 });
+    await pacer.reserve({ 'defender-isolate': 1 });
+    const { turn } = (await pacer.reserve({ 'defender-isolate': 1 }).catch((error: EnginePaced) => error)) as EnginePaced;
+    expect(turn).toMatchObject({ at: 1036 });
+    // Another instance takes the unit as it frees: this turn's unit now frees a window later.
+    await new Pacer(state, budgets, { now: () => 1036, maxInlineWaitMs: 0 }).reserve({ 'defender-isolate': 1 });
+    now = 600;
+    const retimed = await pacer.reserve({ 'defender-isolate': 1 }, undefined, turn).catch((error: unknown) => error);
+    expect(retimed).toMatchObject({ name: 'EnginePaced', turn: { api: 'defender-isolate', at: 2056, units: 1 }, retryAfterMs: 1456 });
+    // It kept its place: a turn given now comes after it.
+    await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toMatchObject({ turn: { at: 3076 } });
   });
 
   it('paces nothing for an API whose budget is off', async () => {
