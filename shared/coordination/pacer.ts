@@ -198,7 +198,7 @@ export class Pacer {
         later,
       );
     }
-    // It stays in the line until its execution ends (settle): its unit is in no record yet, so it must not be given again.
+    // It stays in the line until its call spends (or its execution ends): until then its unit is in no record.
     return { api: turn.api, left: units, at: turn.at, onTurn: turn };
   }
 
