@@ -277,9 +277,14 @@ export class Pacer {
   /** Whether `api`'s tightest budget would be near full (PRESSURE_SHARE) with `more` uses than this instance last saw. */
   private pressed(api: PacedApi, more: number): boolean {
     const tightest = this.budgets[api].reduce((a, b) => (b.windowMs < a.windowMs ? b : a));
+    return this.lastSeenUse(api) * tightest.max + more > PRESSURE_SHARE * tightest.max;
+  }
+
+  /** The share of `api`'s fullest window this instance last saw used (1: refused), if within its shortest window; else 0. */
+  private lastSeenUse(api: PacedApi): number {
     const seen = this.seen.get(api);
-    const used = seen !== undefined && this.now() - seen.at < tightest.windowMs ? seen.used : 0;
-    return used * tightest.max + more > PRESSURE_SHARE * tightest.max;
+    const windowMs = Math.min(...this.budgets[api].map((b) => b.windowMs));
+    return seen !== undefined && this.now() - seen.at < windowMs ? seen.used : 0;
   }
 
   /**
@@ -362,9 +367,7 @@ export class Pacer {
    * bound by that API's budget, not by how soon a read returns.
    */
   underPressure(api: PacedApi, share = PRESSURE_SHARE): boolean {
-    const seen = this.seen.get(api);
-    const windowMs = Math.min(...this.budgets[api].map((b) => b.windowMs));
-    return seen !== undefined && this.now() - seen.at < windowMs && seen.used >= share;
+    return this.lastSeenUse(api) >= share;
   }
 
   /** Run an execution with its reservation: the clients' `take` draws on it. */
