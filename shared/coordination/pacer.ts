@@ -204,12 +204,16 @@ export class Pacer {
 
   /** When the record says `turn`'s unit frees, counting the turns ahead of it in this instance's line; undefined if unread. */
   private async unitFreesAt(turn: Turn, units: number): Promise<number | undefined> {
-    const line = this.lineOf(turn.api);
-    const mine = line.findIndex(sameTurn(turn));
-    const ahead = line.filter((t, i) => i !== mine && (t.at < turn.at || (t.at === turn.at && i < mine)));
     const budgets = this.widened(turn.api);
     return this.state
-      .update<BudgetRecord, number>(`pace:${turn.api}`, (record) => ({ next: record, result: turnAt(record, budgets, this.now(), ahead, units) }))
+      .update<BudgetRecord, number>(`pace:${turn.api}`, (record) => {
+        // The line is read with the record, not before: a turn spent while this read waited its turn for the record
+        // would count twice, as a use and as a turn, and the action behind it be sent away a window too late.
+        const line = this.lineOf(turn.api);
+        const mine = line.findIndex(sameTurn(turn));
+        const ahead = line.filter((t, i) => i !== mine && (t.at < turn.at || (t.at === turn.at && i < mine)));
+        return { next: record, result: turnAt(record, budgets, this.now(), ahead, units) };
+      })
       .catch(() => undefined);
   }
 
@@ -234,13 +238,17 @@ export class Pacer {
    * not: a turn's action may be held up behind a backlog, and a unit kept for it would be lost to everyone.
    */
   private async inTurn(api: PacedApi, units: number, turn: Turn | undefined): Promise<number> {
-    if (turn) this.leaveLine(turn);
+    let at: number;
     try {
-      return await this.acquire(api, units, this.maxInlineWaitMs);
+      at = await this.acquire(api, units, this.maxInlineWaitMs);
     } catch (error) {
+      if (turn) this.leaveLine(turn);
       if (!(error instanceof EnginePaced)) throw error;
       throw refusedWith(error, await this.lineUp(api, units), this.now());
     }
+    // Left once spent, not before: until its use is in the record, the turn stands for it (turnFor counts the line).
+    if (turn) this.leaveLine(turn);
+    return at;
   }
 
   /**

@@ -262,6 +262,75 @@ describe('the pacer', () => {
     await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toMatchObject({ turn: { at: 3076 } });
   });
 
+  it('reads the line with the record: a turn spent while the read waited for the record counts once, not twice', async () => {
+    // Under load a read waits its turn for the record. A line read before that wait still holds the turns spent during
+    // it, whose uses the record then counts too: the action behind them was told its unit frees a window later.
+    let now = 0;
+    const memory = new MemorySharedState();
+    let gate: Promise<void> | undefined;
+    const state: SharedState = {
+      update: async (key, change) => {
+        const wait = gate;
+        if (wait) await wait;
+        return memory.update(key, change);
+      },
+    };
+    const budgets = { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 2, windowMs: 1000 }] };
+    const pacer = new Pacer(state, budgets, { now: () => now, sleep: async (ms) => void (now += ms), maxInlineWaitMs: 100 });
+    await pacer.reserve({ 'defender-isolate': 1 });
+    now = 500;
+    await pacer.reserve({ 'defender-isolate': 1 });
+    const refused = async () => ((await pacer.reserve({ 'defender-isolate': 1 }).catch((error: EnginePaced) => error)) as EnginePaced).turn as Turn;
+    const first = await refused();
+    const second = await refused();
+    expect([first.at, second.at]).toEqual([1036, 1529]); // as the uses at 0 and 500 leave the window
+    now = 900;
+    const firstBack = await pacer.reserve({ 'defender-isolate': 1 }, undefined, first);
+    now = 1000;
+    let open!: () => void;
+    gate = new Promise((resolve) => (open = resolve));
+    const secondBack = pacer.reserve({ 'defender-isolate': 1 }, undefined, second); // its read waits for the record
+    gate = undefined;
+    now = 1040;
+    await pacer.within(firstBack, () => pacer.take('defender-isolate')); // meanwhile the first spends and leaves the line
+    open();
+    // The uses at 500 and 1040 fill the window until the second's turn, when the one at 500 leaves it: it keeps its turn.
+    expect((await secondBack).turns()).toEqual([second]);
+  });
+
+  it('keeps a turn in the line while its action, back after it, waits for the unit: the turns behind it count it', async () => {
+    let now = 0;
+    let waiting = false;
+    let behind: Promise<unknown> | undefined;
+    const pacer = new Pacer(
+      new MemorySharedState(),
+      { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 2, windowMs: 1000 }] },
+      {
+        now: () => now,
+        // While the first waits, the action with the next turn comes back ahead of it.
+        sleep: async (ms) => {
+          if (waiting) behind ??= pacer.reserve({ 'defender-isolate': 1 }, undefined, second).catch((error: unknown) => error);
+          now += ms;
+        },
+        maxInlineWaitMs: 600,
+      },
+    );
+    await pacer.reserve({ 'defender-isolate': 1 });
+    now = 400;
+    await pacer.reserve({ 'defender-isolate': 1 });
+    const refused = async () => ((await pacer.reserve({ 'defender-isolate': 1 }).catch((error: EnginePaced) => error)) as EnginePaced).turn as Turn;
+    const first = await refused();
+    const second = await refused();
+    expect([first.at, second.at]).toEqual([1036, 1427]);
+    now = 1036;
+    await pacer.reserve({ 'defender-isolate': 1 }); // a unit free now goes to whoever asks
+    now = 1040;
+    waiting = true;
+    await pacer.reserve({ 'defender-isolate': 1 }, undefined, first); // back after its turn: waits inline for the next unit
+    // That unit (free at 1427) is the first's: the second is sent to the one after it, rather than wait a window inline.
+    expect(await behind).toMatchObject({ name: 'EnginePaced', turn: { at: 2056 } });
+  });
+
   it("waits at most the committed wait in all for a turn's unit, however often another instance takes it first", async () => {
     let now = 0;
     const slept: number[] = [];
