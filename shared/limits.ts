@@ -46,6 +46,12 @@ const UNPRINTABLE =
   // eslint-disable-next-line no-control-regex, no-misleading-character-class -- matching these characters one by one is the point
   /[\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2069\u3000\u3164\ufeff\uffa0]/g;
 
+/** Whether text holds none of those characters: what an identifier shown to people must be. */
+export function isPrintable(text: string): boolean {
+  UNPRINTABLE.lastIndex = 0;
+  return !UNPRINTABLE.test(text);
+}
+
 /** Text for display from outside: one line, nothing invisible, at most `max` characters (cut and marked). */
 export function displayText(text: string, max: number): string {
   UNPRINTABLE.lastIndex = 0;

@@ -1,3 +1,5 @@
+import { isPrintable } from '../limits';
+
 /**
  * Allow-list patterns for every identifier that can end up in a URL or a ledger key (reference/security.md:
  * "ids checked against allow-list patterns"). One place, so signals, manual requests and executors agree.
@@ -64,9 +66,12 @@ function isHexRun(value: string, from: number, to: number): boolean {
   return true;
 }
 
-/** Deliberately loose (UPNs are varied) but with no whitespace, slashes, quotes or control characters in the name. */
+/**
+ * Deliberately loose (UPNs are varied) but with no whitespace, slashes, quotes, control characters or invisible ones
+ * (a bidirectional override would show a UPN as another) in the name.
+ */
 export function isUpn(value: string): boolean {
-  if (value.length > 320) return false;
+  if (value.length > 320 || !isPrintable(value)) return false;
   const at = value.indexOf('@');
   if (at < 1) return false;
   for (let i = 0; i < at; i++) if (!mayBeInUpnName(value.charCodeAt(i))) return false;

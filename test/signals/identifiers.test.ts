@@ -12,7 +12,10 @@ const DEFINITIONS = {
   mde: { check: isMdeDeviceId, pattern: /^[0-9a-f]{40}$/i },
   upn: {
     check: isUpn,
-    pattern: /^[^\s@/\\'"?%]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/i,
+    // Nothing invisible anywhere (shared/limits.ts UNPRINTABLE): a bidirectional override would show it as another UPN.
+    pattern:
+      // eslint-disable-next-line no-control-regex, no-misleading-character-class -- these characters are the point
+      /^(?![^]*[\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2069\u3000\u3164\ufeff\uffa0])[^\s@/\\'"?%]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/i,
     maxLength: 320,
   },
   dns: { check: isDnsName, pattern: /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*$/i },
@@ -38,6 +41,9 @@ const MEANINGFUL = [
   '\ufeff',
   '\u0085',
   '\u180e',
+  '\u0001',
+  '\u202e',
+  '\u200b',
   '\u200b',
   '\u017f',
   '\u212a',
