@@ -136,6 +136,13 @@ export function boundedText(text: string | undefined, where: Location, name: str
   return displayText(text, max);
 }
 
+/** Say in the signal's notes what was cut, so that whoever reads the decision knows the payload said more. */
+export function noteCuts(cuts: string[], notes: string[]): void {
+  if (cuts.length === 0) return;
+  const shown = cuts.slice(0, 3).join(', ');
+  notes.push(`${cuts.length} field(s) longer than their limits were cut and marked ${JSON.stringify('…')}: ${shown}${cuts.length > 3 ? ', …' : ''}`);
+}
+
 export function requiredTextOf(value: unknown, where: Location, name: string): string {
   const text = textOf(value, where, name);
   if (text === undefined) throw new InputError(where.at(name), 'is required');

@@ -11,6 +11,7 @@ import {
   Fields,
   isRecord,
   ItemLocation,
+  noteCuts,
   numberOf,
   PathLocation,
   recordOf,
@@ -186,13 +187,6 @@ function normalizeAlert(alert: Fields): Signal {
 /** A list of names (tactics, techniques, products, labels), each bounded as `bounded` does. */
 function names(list: string[], where: Location, name: string, cuts: string[]): string[] {
   return list.map((text, i) => boundedText(text, where, `${name}[${i}]`, TEXT_LIMITS.name, cuts));
-}
-
-/** Say in the signal's notes what was cut, so that whoever reads the decision knows the payload said more. */
-function noteCuts(cuts: string[], notes: string[]): void {
-  if (cuts.length === 0) return;
-  const shown = cuts.slice(0, 3).join(', ');
-  notes.push(`${cuts.length} field(s) longer than their limits were cut and marked ${JSON.stringify('…')}: ${shown}${cuts.length > 3 ? ', …' : ''}`);
 }
 
 const severityNamed = spelledAs(SEVERITIES);
