@@ -189,8 +189,9 @@ export class Pacer {
       const later: Turn = { ...turn, at: frees };
       const line = this.lineOf(turn.api);
       const mine = line.findIndex(sameTurn(turn));
+      // A turn not in this line is counted where it was given, or was re-timed already (an old copy delivered again): a
+      // copy added here would count its action twice, and make every turn given after it a unit late.
       if (mine >= 0) line[mine] = later;
-      else line.push(later);
       throw new EnginePaced(
         turn.api,
         `paced by the engine: the ${turn.api} unit for this turn frees later than it said`,

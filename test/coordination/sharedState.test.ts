@@ -355,6 +355,25 @@ describe('the pacer', () => {
     await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toMatchObject({ turn: { at: 3076 } });
   });
 
+  it('counts a re-timed action once, however often an old copy of its turn comes back ahead of it', async () => {
+    let now = 0;
+    const state = new MemorySharedState();
+    const budgets = { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 2, windowMs: 1000 }] };
+    const pacer = new Pacer(state, budgets, { now: () => now, maxInlineWaitMs: 0 });
+    await pacer.reserve({ 'defender-isolate': 2 });
+    const { turn } = (await pacer.reserve({ 'defender-isolate': 1 }).catch((error: EnginePaced) => error)) as EnginePaced;
+    expect(turn).toMatchObject({ at: 1036 });
+    // Another instance takes both units as they free: this turn's unit now frees a window later.
+    await new Pacer(state, budgets, { now: () => 1036, maxInlineWaitMs: 0 }).reserve({ 'defender-isolate': 2 });
+    now = 600;
+    await expect(pacer.reserve({ 'defender-isolate': 1 }, undefined, turn)).rejects.toMatchObject({ turn: { at: 2056 } });
+    // The message that carried the old turn is delivered again (at least once), ahead of it too.
+    now = 650;
+    await expect(pacer.reserve({ 'defender-isolate': 1 }, undefined, turn)).rejects.toMatchObject({ turn: { at: 2056 } });
+    // Still one action for one of the two units at 2056: the other is for the next action refused.
+    await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toMatchObject({ turn: { at: 2056 } });
+  });
+
   it('paces nothing for an API whose budget is off', async () => {
     const pacer = new Pacer(new MemorySharedState(), { ...DEFAULT_API_BUDGETS, idprotection: [] }, { sleep: () => Promise.reject(new Error('slept')) });
     for (let i = 0; i < 10; i++) await pacer.take('idprotection');
