@@ -436,4 +436,79 @@ describe('the pacer', () => {
       { seed: 20261205, numRuns: 1500 },
     );
   });
+
+  it('lets no more calls through than a window allows, turns delivered twice, at once on both instances, early or late', async () => {
+    const step = fc.record({
+      op: fc.integer({ min: 0, max: 7 }),
+      instance: fc.integer({ min: 0, max: 1 }),
+      ms: fc.integer({ min: 0, max: 1500 }),
+      pick: fc.nat(),
+      other: fc.nat(),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 200, max: 2000 }),
+        fc.integer({ min: 0, max: 300 }),
+        fc.array(step, { minLength: 20, maxLength: 100 }),
+        async (max, windowMs, inline, steps) => {
+          let now = 10_000;
+          const budgets = { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max, windowMs }] };
+          const state = new MemorySharedState();
+          // Sleepers wake in order, and only when nothing else can run: calls made at once see one clock.
+          const sleepers: Array<{ at: number; wake: () => void }> = [];
+          const sleep = (ms: number) => new Promise<void>((wake) => void sleepers.push({ at: now + ms, wake }));
+          const untilDone = async (work: Promise<void>) => {
+            let done = false;
+            void work.then(() => (done = true));
+            for (;;) {
+              for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+              if (done) return work;
+              sleepers.sort((a, b) => a.at - b.at);
+              const next = sleepers.shift() as (typeof sleepers)[number];
+              now = Math.max(now, next.at);
+              next.wake();
+            }
+          };
+          const options = { now: () => now, sleep, maxInlineWaitMs: inline, committedWaitMs: 3000 };
+          const instances = [new Pacer(state, budgets, options), new Pacer(state, budgets, options)];
+          const calls: number[] = [];
+          const turns: Turn[] = [];
+          const running: Array<{ pacer: Pacer; reservation: Reservation; called: boolean }> = [];
+          const refused = (error: unknown) => {
+            if (!(error instanceof EnginePaced)) throw error;
+            if (error.turn) turns.push(error.turn);
+          };
+          const start = (pacer: Pacer, turn?: Turn) =>
+            pacer.reserve({ 'defender-isolate': 1 }, undefined, turn).then((reservation) => void running.push({ pacer, reservation, called: false }), refused);
+          const call = async (execution: (typeof running)[number]) => {
+            if (execution.called) return;
+            execution.called = true;
+            await execution.pacer.within(execution.reservation, () => execution.pacer.take('defender-isolate')).then(() => void calls.push(now), refused);
+          };
+          const act = async ({ op, instance, ms, pick, other }: (typeof steps)[number]) => {
+            const pacer = instances[instance] as Pacer;
+            const turn = turns[pick % Math.max(1, turns.length)];
+            if (op === 0) await start(pacer);
+            // Back on a turn, ahead of it or after it.
+            else if (op === 1 && turn) await start(pacer, turns.splice(pick % turns.length, 1)[0]);
+            // One message delivered twice at once, on both instances or twice on one; it may come again later.
+            else if (op === 2 && turn) await Promise.all([start(pacer, turn), start(instances[other % 2] as Pacer, turn)]);
+            else if (op === 3 && running.length > 0) await Promise.all([call(running[pick % running.length]!), call(running[other % running.length]!)]);
+            else if (op === 4 && running.length > 0) {
+              const [execution] = running.splice(pick % running.length, 1);
+              await execution?.pacer.settle(execution.reservation);
+            } else if (op === 5) now += ms;
+            else if (op === 6) {
+              const given = await pacer.turnFor({ 'defender-isolate': 1 });
+              if (given) turns.push(given);
+            } else if (op === 7 && turn) now = Math.max(now, turn.at - (ms % 3) * (windowMs / 2)); // to a turn, or a little before it
+          };
+          for (const one of steps) await untilDone(act(one));
+          for (const at of calls) expect(calls.filter((t) => t >= at && t < at + windowMs).length).toBeLessThanOrEqual(max);
+        },
+      ),
+      { seed: 20261206, numRuns: 400 },
+    );
+  });
 });
