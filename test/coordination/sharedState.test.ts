@@ -293,6 +293,30 @@ describe('the pacer', () => {
     expect(slept.reduce((total, ms) => total + ms, 0)).toBeLessThanOrEqual(5000);
   });
 
+  it('gives a turn whose unit another instance took, at its call, a new turn that does not count the one it missed', async () => {
+    let now = 0;
+    const budgets = { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 2, windowMs: 1000 }] };
+    const state = new MemorySharedState();
+    const other = new Pacer(state, budgets, { now: () => now, maxInlineWaitMs: 0 });
+    // While the call sleeps for the turn's unit, another instance takes it as it frees.
+    const sleep = async (ms: number) => void ((now += ms), await other.reserve({ 'defender-isolate': 1 }));
+    const pacer = new Pacer(state, budgets, { now: () => now, sleep, maxInlineWaitMs: 0, committedWaitMs: 400 });
+    await pacer.reserve({ 'defender-isolate': 1 });
+    now = 500;
+    await pacer.reserve({ 'defender-isolate': 1 });
+    now = 600;
+    const { turn } = (await pacer.reserve({ 'defender-isolate': 1 }).catch((error: EnginePaced) => error)) as EnginePaced;
+    expect(turn).toMatchObject({ at: 1036 });
+    now = 700;
+    const reservation = await pacer.reserve({ 'defender-isolate': 1 }, undefined, turn);
+    const refused = await pacer.within(reservation, () => pacer.take('defender-isolate')).catch((error: unknown) => error);
+    // Refused at 1036: the use made at 500 leaves the window at 1529, and that unit is its new turn's.
+    expect(refused).toMatchObject({ name: 'EnginePaced', turn: { at: 1529 } });
+    await pacer.settle(reservation);
+    // The new turn is in the line: the next one refused comes after it.
+    await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toMatchObject({ turn: { at: 2056 } });
+  });
+
   it("gives back nothing of a turn's units when another API refuses the execution: they were never spent", async () => {
     let now = 0;
     const budgets = { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 2, windowMs: 1000 }], 'defender-unisolate': [{ max: 1, windowMs: 1000 }] };
