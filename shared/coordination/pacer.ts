@@ -135,7 +135,7 @@ export class Pacer {
       return;
     }
     if (unit.onTurn) {
-      await this.spendOnTurn(api);
+      await this.spendOnTurn(unit, unit.onTurn);
       // Its uses are in the record now: counted in the line too, they would make later turns later than they are.
       if (unit.left === 0) {
         this.leaveLine(unit.onTurn);
@@ -189,8 +189,9 @@ export class Pacer {
       const later: Turn = { ...turn, at: frees };
       const line = this.lineOf(turn.api);
       const mine = line.findIndex(sameTurn(turn));
+      // A turn not in this line is counted where it was given, or was re-timed already (an old copy delivered again): a
+      // copy added here would count its action twice, and make every turn given after it a unit late.
       if (mine >= 0) line[mine] = later;
-      else line.push(later);
       throw new EnginePaced(
         turn.api,
         `paced by the engine: the ${turn.api} unit for this turn frees later than it said`,
@@ -218,12 +219,17 @@ export class Pacer {
   }
 
   /** A call on a turn: spent when it goes, after a wait for the unit if need be; refused past that, with a new turn. */
-  private async spendOnTurn(api: PacedApi): Promise<void> {
+  private async spendOnTurn(unit: HeldUnits, turn: Turn): Promise<void> {
     try {
-      await this.acquire(api, 1, this.committedWaitMs);
+      await this.acquire(turn.api, 1, this.committedWaitMs);
     } catch (error) {
       if (!(error instanceof EnginePaced)) throw error;
-      throw refusedWith(error, await this.lineUp(api, 1), this.now());
+      // Missed, the turn leaves the line before the new one is given (counted, it would make that one later), and its
+      // units end with it: never spent, nothing goes back, and settle takes no other action's copy of it out.
+      this.leaveLine(turn);
+      unit.left = 0;
+      unit.onTurn = undefined;
+      throw refusedWith(error, await this.lineUp(turn.api, 1), this.now());
     }
   }
 

@@ -362,6 +362,30 @@ describe('the pacer', () => {
     expect(slept.reduce((total, ms) => total + ms, 0)).toBeLessThanOrEqual(5000);
   });
 
+  it('gives a turn whose unit another instance took, at its call, a new turn that does not count the one it missed', async () => {
+    let now = 0;
+    const budgets = { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 2, windowMs: 1000 }] };
+    const state = new MemorySharedState();
+    const other = new Pacer(state, budgets, { now: () => now, maxInlineWaitMs: 0 });
+    // While the call sleeps for the turn's unit, another instance takes it as it frees.
+    const sleep = async (ms: number) => void ((now += ms), await other.reserve({ 'defender-isolate': 1 }));
+    const pacer = new Pacer(state, budgets, { now: () => now, sleep, maxInlineWaitMs: 0, committedWaitMs: 400 });
+    await pacer.reserve({ 'defender-isolate': 1 });
+    now = 500;
+    await pacer.reserve({ 'defender-isolate': 1 });
+    now = 600;
+    const { turn } = (await pacer.reserve({ 'defender-isolate': 1 }).catch((error: EnginePaced) => error)) as EnginePaced;
+    expect(turn).toMatchObject({ at: 1036 });
+    now = 700;
+    const reservation = await pacer.reserve({ 'defender-isolate': 1 }, undefined, turn);
+    const refused = await pacer.within(reservation, () => pacer.take('defender-isolate')).catch((error: unknown) => error);
+    // Refused at 1036: the use made at 500 leaves the window at 1529, and that unit is its new turn's.
+    expect(refused).toMatchObject({ name: 'EnginePaced', turn: { at: 1529 } });
+    await pacer.settle(reservation);
+    // The new turn is in the line: the next one refused comes after it.
+    await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toMatchObject({ turn: { at: 2056 } });
+  });
+
   it("gives back nothing of a turn's units when another API refuses the execution: they were never spent", async () => {
     let now = 0;
     const budgets = { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 2, windowMs: 1000 }], 'defender-unisolate': [{ max: 1, windowMs: 1000 }] };
@@ -424,6 +448,25 @@ describe('the pacer', () => {
     await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toMatchObject({ turn: { at: 3076 } });
   });
 
+  it('counts a re-timed action once, however often an old copy of its turn comes back ahead of it', async () => {
+    let now = 0;
+    const state = new MemorySharedState();
+    const budgets = { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 2, windowMs: 1000 }] };
+    const pacer = new Pacer(state, budgets, { now: () => now, maxInlineWaitMs: 0 });
+    await pacer.reserve({ 'defender-isolate': 2 });
+    const { turn } = (await pacer.reserve({ 'defender-isolate': 1 }).catch((error: EnginePaced) => error)) as EnginePaced;
+    expect(turn).toMatchObject({ at: 1036 });
+    // Another instance takes both units as they free: this turn's unit now frees a window later.
+    await new Pacer(state, budgets, { now: () => 1036, maxInlineWaitMs: 0 }).reserve({ 'defender-isolate': 2 });
+    now = 600;
+    await expect(pacer.reserve({ 'defender-isolate': 1 }, undefined, turn)).rejects.toMatchObject({ turn: { at: 2056 } });
+    // The message that carried the old turn is delivered again (at least once), ahead of it too.
+    now = 650;
+    await expect(pacer.reserve({ 'defender-isolate': 1 }, undefined, turn)).rejects.toMatchObject({ turn: { at: 2056 } });
+    // Still one action for one of the two units at 2056: the other is for the next action refused.
+    await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toMatchObject({ turn: { at: 2056 } });
+  });
+
   it('paces nothing for an API whose budget is off', async () => {
     const pacer = new Pacer(new MemorySharedState(), { ...DEFAULT_API_BUDGETS, idprotection: [] }, { sleep: () => Promise.reject(new Error('slept')) });
     for (let i = 0; i < 10; i++) await pacer.take('idprotection');
@@ -484,6 +527,81 @@ describe('the pacer', () => {
         },
       ),
       { seed: 20261205, numRuns: 1500 },
+    );
+  });
+
+  it('lets no more calls through than a window allows, turns delivered twice, at once on both instances, early or late', async () => {
+    const step = fc.record({
+      op: fc.integer({ min: 0, max: 7 }),
+      instance: fc.integer({ min: 0, max: 1 }),
+      ms: fc.integer({ min: 0, max: 1500 }),
+      pick: fc.nat(),
+      other: fc.nat(),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 200, max: 2000 }),
+        fc.integer({ min: 0, max: 300 }),
+        fc.array(step, { minLength: 20, maxLength: 100 }),
+        async (max, windowMs, inline, steps) => {
+          let now = 10_000;
+          const budgets = { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max, windowMs }] };
+          const state = new MemorySharedState();
+          // Sleepers wake in order, and only when nothing else can run: calls made at once see one clock.
+          const sleepers: Array<{ at: number; wake: () => void }> = [];
+          const sleep = (ms: number) => new Promise<void>((wake) => void sleepers.push({ at: now + ms, wake }));
+          const untilDone = async (work: Promise<void>) => {
+            let done = false;
+            void work.then(() => (done = true));
+            for (;;) {
+              for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+              if (done) return work;
+              sleepers.sort((a, b) => a.at - b.at);
+              const next = sleepers.shift() as (typeof sleepers)[number];
+              now = Math.max(now, next.at);
+              next.wake();
+            }
+          };
+          const options = { now: () => now, sleep, maxInlineWaitMs: inline, committedWaitMs: 3000 };
+          const instances = [new Pacer(state, budgets, options), new Pacer(state, budgets, options)];
+          const calls: number[] = [];
+          const turns: Turn[] = [];
+          const running: Array<{ pacer: Pacer; reservation: Reservation; called: boolean }> = [];
+          const refused = (error: unknown) => {
+            if (!(error instanceof EnginePaced)) throw error;
+            if (error.turn) turns.push(error.turn);
+          };
+          const start = (pacer: Pacer, turn?: Turn) =>
+            pacer.reserve({ 'defender-isolate': 1 }, undefined, turn).then((reservation) => void running.push({ pacer, reservation, called: false }), refused);
+          const call = async (execution: (typeof running)[number]) => {
+            if (execution.called) return;
+            execution.called = true;
+            await execution.pacer.within(execution.reservation, () => execution.pacer.take('defender-isolate')).then(() => void calls.push(now), refused);
+          };
+          const act = async ({ op, instance, ms, pick, other }: (typeof steps)[number]) => {
+            const pacer = instances[instance] as Pacer;
+            const turn = turns[pick % Math.max(1, turns.length)];
+            if (op === 0) await start(pacer);
+            // Back on a turn, ahead of it or after it.
+            else if (op === 1 && turn) await start(pacer, turns.splice(pick % turns.length, 1)[0]);
+            // One message delivered twice at once, on both instances or twice on one; it may come again later.
+            else if (op === 2 && turn) await Promise.all([start(pacer, turn), start(instances[other % 2] as Pacer, turn)]);
+            else if (op === 3 && running.length > 0) await Promise.all([call(running[pick % running.length]!), call(running[other % running.length]!)]);
+            else if (op === 4 && running.length > 0) {
+              const [execution] = running.splice(pick % running.length, 1);
+              await execution?.pacer.settle(execution.reservation);
+            } else if (op === 5) now += ms;
+            else if (op === 6) {
+              const given = await pacer.turnFor({ 'defender-isolate': 1 });
+              if (given) turns.push(given);
+            } else if (op === 7 && turn) now = Math.max(now, turn.at - (ms % 3) * (windowMs / 2)); // to a turn, or a little before it
+          };
+          for (const one of steps) await untilDone(act(one));
+          for (const at of calls) expect(calls.filter((t) => t >= at && t < at + windowMs).length).toBeLessThanOrEqual(max);
+        },
+      ),
+      { seed: 20261206, numRuns: 400 },
     );
   });
 });
