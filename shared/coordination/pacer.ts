@@ -184,13 +184,16 @@ export class Pacer {
    * than a short wait, it is deferred again to then, keeping its place, rather than hold a worker while it waits.
    */
   private async ahead(turn: Turn, units: number): Promise<HeldUnits> {
-    const frees = await this.unitFreesAt(turn, units);
+    // Only a turn this instance gave is re-timed: the line that counts the turns ahead of it is here. One given elsewhere
+    // (or before a restart) holds, its call waiting for the unit: re-timed on a line that knows none of the turns ahead
+    // of it, actions would be sent back and forth between instances.
+    const frees = this.lineOf(turn.api).some(sameTurn(turn)) ? await this.unitFreesAt(turn, units) : undefined;
     if (frees !== undefined && frees - turn.at > this.maxInlineWaitMs) {
       const later: Turn = { ...turn, at: frees };
       const line = this.lineOf(turn.api);
       const mine = line.findIndex(sameTurn(turn));
-      // A turn not in this line is counted where it was given, or was re-timed already (an old copy delivered again): a
-      // copy added here would count its action twice, and make every turn given after it a unit late.
+      // Gone from the line while the record was read (an old copy of the action re-timed it): a copy added here would
+      // count its action twice, and make every turn given after it a unit late.
       if (mine >= 0) line[mine] = later;
       throw new EnginePaced(
         turn.api,

@@ -67,6 +67,39 @@ describe('shared state on Table storage', () => {
   });
 });
 
+describe('shared state on Table storage, one instance', () => {
+  it('applies the changes that wait while a swap is under way together: one read and one write for the lot, in order', async () => {
+    const ledger = await openTableLedger({ connectionString: azurite.connectionString }, `shared${++tables}`);
+    let reads = 0;
+    const getEntity = ledger.table.getEntity.bind(ledger.table);
+    ledger.table.getEntity = ((...args: Parameters<typeof getEntity>) => (reads++, getEntity(...args))) as typeof getEntity;
+    const state = new TableSharedState(ledger.table);
+    const order: number[] = [];
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => state.update<number[], number>('seen', (seen = []) => (order.push(i), { next: [...seen, i], result: seen.length }))),
+    );
+    expect(results).toEqual(Array.from({ length: 50 }, (_, i) => i)); // each saw every change made before it
+    expect(order).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    expect(reads).toBeLessThanOrEqual(2); // the first alone, the 49 that waited behind it in one swap
+    expect(await state.update<number[], number>('seen', (seen = []) => ({ next: seen, result: seen.length }))).toBe(50);
+  });
+
+  it('fails only the change that throws; the others in its swap are applied', async () => {
+    const ledger = await openTableLedger({ connectionString: azurite.connectionString }, `shared${++tables}`);
+    const state = new TableSharedState(ledger.table);
+    const calls = [
+      increment(state),
+      increment(state),
+      state.update<number, number>('counter', () => {
+        throw new Error('a change that cannot be made');
+      }),
+      increment(state),
+    ];
+    const settled = await Promise.allSettled(calls);
+    expect(settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as Error).message))).toEqual([1, 2, 'a change that cannot be made', 3]);
+  });
+});
+
 describe('the pacer', () => {
   it('reserves an execution’s calls up front; the calls inside draw on it, each stamped when it goes out', async () => {
     let now = 0;
@@ -448,6 +481,21 @@ describe('the pacer', () => {
     await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toMatchObject({ turn: { at: 3076 } });
   });
 
+  it('holds an action back ahead of a turn another instance gave: this line knows none of the turns ahead of it', async () => {
+    let now = 0;
+    const state = new MemorySharedState();
+    const budgets = { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 1, windowMs: 1000 }] };
+    const giver = new Pacer(state, budgets, { now: () => now, maxInlineWaitMs: 0 });
+    await giver.reserve({ 'defender-isolate': 1 });
+    const { turn } = (await giver.reserve({ 'defender-isolate': 1 }).catch((error: EnginePaced) => error)) as EnginePaced;
+    // A third instance takes the unit as it frees (stamped at 1036 on its clock): by the record, this turn's is a window on.
+    await new Pacer(state, budgets, { now: () => 1036, maxInlineWaitMs: 0 }).reserve({ 'defender-isolate': 1 });
+    // Its action is delivered to another instance, ahead of its turn: not re-timed there, it waits for a unit in its call.
+    now = 600;
+    const other = new Pacer(state, budgets, { now: () => now, maxInlineWaitMs: 0 });
+    expect((await other.reserve({ 'defender-isolate': 1 }, undefined, turn)).turns()).toEqual([turn]);
+  });
+
   it('counts a re-timed action once, however often an old copy of its turn comes back ahead of it', async () => {
     let now = 0;
     const state = new MemorySharedState();
@@ -460,9 +508,10 @@ describe('the pacer', () => {
     await new Pacer(state, budgets, { now: () => 1036, maxInlineWaitMs: 0 }).reserve({ 'defender-isolate': 2 });
     now = 600;
     await expect(pacer.reserve({ 'defender-isolate': 1 }, undefined, turn)).rejects.toMatchObject({ turn: { at: 2056 } });
-    // The message that carried the old turn is delivered again (at least once), ahead of it too.
+    // The message that carried the old turn is delivered again (at least once), ahead of it too: that turn is no longer
+    // in this line, so it holds (its call waits for a unit; the ledger lets one copy of the action run).
     now = 650;
-    await expect(pacer.reserve({ 'defender-isolate': 1 }, undefined, turn)).rejects.toMatchObject({ turn: { at: 2056 } });
+    expect((await pacer.reserve({ 'defender-isolate': 1 }, undefined, turn)).turns()).toEqual([turn]);
     // Still one action for one of the two units at 2056: the other is for the next action refused.
     await expect(pacer.reserve({ 'defender-isolate': 1 })).rejects.toMatchObject({ turn: { at: 2056 } });
   });
