@@ -4,6 +4,7 @@ import type { AuthRequirement } from '../azure/httpFunction';
 import type { HttpRegistration } from '../azure/registry';
 import { LEDGER_STATES } from '../ledger/ledger';
 import { TEXT_LIMITS } from '../limits';
+import { MAX_RISK_RECORDS } from '../signals/risk';
 
 /**
  * The API as an OpenAPI 3.1 document (GET /api/openapi.json), generated from zod schemas of each route's body and
@@ -103,6 +104,40 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
       schema: z.object({ decision: schemas.decision, recorded: z.array(z.record(z.string(), z.unknown())) }),
     },
     refusals: { 503: 'The queue did not take the actions: retry (the retry re-sends what was recorded).' },
+  },
+  riskEvents: {
+    summary:
+      'Submit Entra ID Protection risk logs as diagnostic settings stream them (RiskyUsers, UserRiskEvents): each record decided as an incident is (source: risk).',
+    body: {
+      schema: z.object({
+        records: z
+          .array(z.object({ category: z.string(), time: z.string().optional(), properties: z.record(z.string(), z.unknown()) }).loose())
+          .max(MAX_RISK_RECORDS),
+      }),
+      example: {
+        records: [
+          {
+            time: '11/28/2026 9:14:03 AM',
+            category: 'RiskyUsers',
+            operationName: 'Risky user',
+            properties: {
+              id: '6e7b768e-07e2-4810-8459-485f84f8f204',
+              userPrincipalName: 'adele.vance@contoso.com',
+              riskLevel: 'high',
+              riskState: 'atRisk',
+              riskDetail: 'none',
+              riskLastUpdatedDateTime: '2026-11-28T9:14:03.512Z',
+            },
+          },
+        ],
+      },
+    },
+    ok: {
+      status: 202,
+      description: 'What became of each record: decided (with its decision and recorded actions), ignored (and why), or invalid (the field at fault).',
+      schema: z.object({ records: z.array(z.object({ index: z.number(), status: z.enum(['decided', 'ignored', 'invalid']) }).loose()) }),
+    },
+    refusals: { 503: 'The queue did not take the actions: retry the body (what was decided is not decided twice).' },
   },
   plan: {
     summary: 'The decision for an incident, enriched as containment would be; writes nothing. Accept: text/plain for the explanation.',

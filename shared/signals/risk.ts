@@ -87,6 +87,8 @@ const riskLevelOf = spelledAs(USER_RISK_LEVELS);
 export function normalizeRiskRecords(body: unknown): RiskRecord[] {
   if (!isRecord(body)) throw new InputError('', `expected a JSON object { "records": [ … ] }, got ${describe(body)}`);
   const { records } = BODY.read(body);
+  if (records === undefined || records === null)
+    throw new InputError('records', 'is required: the body is { "records": [ … ] }, as diagnostic settings stream it');
   if (!Array.isArray(records)) throw new InputError('records', `expected an array of ID Protection log records, got ${describe(records)}`);
   if (records.length > MAX_RISK_RECORDS) throw new InputError('records', `at most ${MAX_RISK_RECORDS} records per request, got ${records.length}`);
   const list = new PathLocation('');

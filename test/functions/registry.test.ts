@@ -29,6 +29,7 @@ describe('every registered function', () => {
       'openapi',
       'plan',
       'requestAction',
+      'riskEvents',
       'rollbackAction',
       'showAction',
     ]);

@@ -140,7 +140,7 @@ describe('ID Protection risk records', () => {
   it('refuses a body that is not { "records": [ … ] }, or holds too many, with a 400 naming the field', () => {
     expect(() => normalizeRiskRecords([])).toThrow(InputError);
     expect(() => normalizeRiskRecords({ records: {} })).toThrow(/records: expected an array of ID Protection log records, got an object/);
-    expect(() => normalizeRiskRecords({ value: [] })).toThrow(/records: expected an array/);
+    expect(() => normalizeRiskRecords({ value: [] })).toThrow(/^records: is required/);
     expect(() => normalizeRiskRecords({ records: Array.from({ length: MAX_RISK_RECORDS + 1 }, () => ({})) })).toThrow(
       `records: at most ${MAX_RISK_RECORDS} records per request`,
     );
