@@ -25,6 +25,8 @@ import { DEFAULT_POLICY_PATH } from '../shared/policy/load';
 import { configureRuntime, runtime } from '../shared/runtime';
 import { Sandbox } from '../sandbox/server';
 import { TimerDriver } from './timerDriver';
+import { consumeHub, hubConnectionOf } from './eventHubConsumer';
+import { SharedStateCheckpointStore } from './hubCheckpoints';
 import { loadLocalSettings } from './localSettings';
 import { REPOSITORY_ROOT } from './repositoryRoot';
 import { LOCAL_STATE_DIR, LOCAL_TOKEN_FILE, LOOPBACK_NAMES } from './localToken';
@@ -45,11 +47,12 @@ async function main(): Promise<void> {
   const trigger = serviceBusTrigger();
   const { policy, queue, ledger } = await composeEngine(settings, trigger.concurrency, sandbox !== undefined);
   startQueueConsumer(queue, trigger);
+  const hubs = await startHubConsumers(settings);
   const timers = startTimers();
   if (sandbox) await writeLocalToken(sandbox);
   const { server, port } = await startHttpServer(ledger, sandbox);
-  console.log(banner({ port, settings, policy, sandbox, demoPolicy }));
-  stopOnSignal({ timers, queue, sandbox, server });
+  console.log(banner({ port, settings, policy, sandbox, demoPolicy, hubs: hubs.map((h) => h.view) }));
+  stopOnSignal({ timers, queue, sandbox, server, hubs });
 }
 
 function chosenTenant(): 'sandbox' | 'azure' {
@@ -121,6 +124,26 @@ function startQueueConsumer(queue: DrivenQueue, trigger: ServiceBusTrigger): voi
   }
 }
 
+/**
+ * Consume each Event Hub a trigger names, when its connection is set (EventHubConnection, or its identity form), as the
+ * Functions host would; its place in each partition is kept in the engine's shared records.
+ */
+async function startHubConsumers(settings: ResponderConfig): Promise<Array<{ view: string; close(): Promise<void> }>> {
+  const { shared } = await runtime();
+  const running: Array<{ view: string; close(): Promise<void> }> = [];
+  for (const registration of registry.eventHubs) {
+    const hub = hubConnectionOf(registration, process.env);
+    if (!hub) continue;
+    const consumer = await consumeHub(registration, hub, new SharedStateCheckpointStore(shared), hostLog, { authorityHost: settings.authorityHost });
+    const where = 'connectionString' in hub.connection ? `(${registration.connection})` : hub.connection.fullyQualifiedNamespace;
+    running.push({
+      view: `  ${registration.name.padEnd(20)} Event Hub ${where}, hub ${hub.eventHubName}, group ${registration.consumerGroup}`,
+      close: () => consumer.close(),
+    });
+  }
+  return running;
+}
+
 function startTimers(): TimerDriver {
   const timers = new TimerDriver(registry.timers, hostLog);
   timers.start();
@@ -155,7 +178,14 @@ async function startHttpServer(ledger: ActionLedger, sandbox: Sandbox | undefine
 }
 
 /** What the host serves and how to reach it, with a ready-to-run example. */
-function banner(view: { port: number; settings: ResponderConfig; policy: CompiledPolicy; sandbox: Sandbox | undefined; demoPolicy: boolean }): string {
+function banner(view: {
+  port: number;
+  settings: ResponderConfig;
+  policy: CompiledPolicy;
+  sandbox: Sandbox | undefined;
+  demoPolicy: boolean;
+  hubs: string[];
+}): string {
   const { settings, policy, sandbox } = view;
   const base = `http://localhost:${view.port}`;
   const routeWidth = Math.max(...registry.http.map((r) => r.route.length));
@@ -186,6 +216,9 @@ function banner(view: { port: number; settings: ResponderConfig; policy: Compile
           `  GET   ${base}/${'local/sandbox'.padEnd(routeWidth + 4)} this host only, role Responder.Read: the sandbox tenant's users, devices, machine actions and API calls`,
         ]
       : []),
+    '',
+    'Event Hubs',
+    ...(view.hubs.length ? view.hubs : [`  none: set EventHubConnection and RESPONDER_RISK_EVENT_HUB to take ID Protection's risk logs from their hub`]),
     ...(registry.timers.length
       ? ['', 'Timers (UTC)', ...registry.timers.map((t) => `  ${t.name.padEnd(20)} ${t.schedule}${t.runOnStartup ? ' (and at start-up)' : ''}`)]
       : []),
@@ -200,9 +233,16 @@ function banner(view: { port: number; settings: ResponderConfig; policy: Compile
 }
 
 /** On Ctrl-C or SIGTERM: stop the timers and the consumer, close the sandbox, and exit once the server has closed. */
-function stopOnSignal(running: { timers: TimerDriver; queue: DrivenQueue; sandbox: Sandbox | undefined; server: Server }): void {
+function stopOnSignal(running: {
+  timers: TimerDriver;
+  queue: DrivenQueue;
+  sandbox: Sandbox | undefined;
+  server: Server;
+  hubs: Array<{ close(): Promise<void> }>;
+}): void {
   const stop = () => {
     running.timers.stop();
+    for (const hub of running.hubs) void hub.close();
     void running.queue.stop();
     void running.sandbox?.close();
     running.server.close(() => process.exit(0));

@@ -1,7 +1,8 @@
 import { ROLES } from '../shared/auth/caller';
+import { defineEventHubFunction } from '../shared/azure/eventHubFunction';
 import { defineHttpFunction } from '../shared/azure/httpFunction';
 import { InputError } from '../shared/errors';
-import { decideRiskRecords } from '../shared/riskEvents';
+import { decideRiskRecords, type RiskRecordAnswer } from '../shared/riskEvents';
 import { runtime } from '../shared/runtime';
 
 /**
@@ -25,5 +26,35 @@ export const riskEvents = defineHttpFunction({
       throw new InputError(first?.field ?? 'records', first?.problem ?? 'no record could be read');
     }
     return { status: 202, jsonBody: { records } };
+  },
+});
+
+/** Who the ledger says decided what came from the hub. */
+export const RISK_EVENT_HUB_CALLER = 'risk-event-hub';
+
+/**
+ * Event Hub `%RESPONDER_RISK_EVENT_HUB%`, where ID Protection's diagnostic setting streams its risk logs: each event's
+ * records decided as over HTTP. An event that is not a body of records is logged and passed over (it would fail every
+ * time); a failure to decide (the ledger or the queue unreachable) is retried with backoff, the records decided before
+ * it being found already done.
+ */
+export const riskEventHub = defineEventHubFunction({
+  name: 'riskEventHub',
+  eventHubName: '%RESPONDER_RISK_EVENT_HUB%',
+  connection: 'EventHubConnection',
+  retry: { strategy: 'exponentialBackoff', maxRetryCount: 8, minimumInterval: { seconds: 10 }, maximumInterval: { minutes: 5 } },
+  async handle(events, log) {
+    const { engine } = await runtime();
+    const told: Record<RiskRecordAnswer['status'], number> = { decided: 0, ignored: 0, invalid: 0 };
+    for (const event of events) {
+      try {
+        for (const record of await decideRiskRecords(event.body, engine, RISK_EVENT_HUB_CALLER, log)) told[record.status]++;
+      } catch (error) {
+        if (!(error instanceof InputError)) throw error;
+        told.invalid++;
+        log.warn({ sequenceNumber: event.sequenceNumber, field: error.path }, `risk event not read, passed over: ${error.message}`);
+      }
+    }
+    log.info({ events: events.length, ...told }, `risk events: ${told.decided} record(s) decided, ${told.ignored} ignored, ${told.invalid} not read`);
   },
 });

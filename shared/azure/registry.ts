@@ -1,4 +1,4 @@
-import type { HttpRequest, HttpResponseInit, InvocationContext, Timer } from '@azure/functions';
+import type { HttpRequest, HttpResponseInit, InvocationContext, RetryOptions, Timer } from '@azure/functions';
 import type { AuthRequirement } from './httpFunction';
 
 /**
@@ -21,6 +21,15 @@ export interface QueueRegistration {
   handler: (message: unknown, context: InvocationContext) => Promise<void>;
 }
 
+export interface EventHubRegistration {
+  name: string;
+  eventHubName: string;
+  connection: string;
+  consumerGroup: string;
+  retry: RetryOptions;
+  handler: (messages: unknown[], context: InvocationContext) => Promise<void>;
+}
+
 export interface TimerRegistration {
   name: string;
   schedule: string;
@@ -34,6 +43,7 @@ export const registry = {
   http: [] as HttpRegistration[],
   queues: [] as QueueRegistration[],
   timers: [] as TimerRegistration[],
+  eventHubs: [] as EventHubRegistration[],
 };
 
 /**

@@ -14,6 +14,7 @@ async function loadFunctions(): Promise<typeof import('../../shared/azure/regist
 interface CoreRegistration {
   name: string;
   bindings: Record<string, { direction: string }>;
+  retryOptions?: Record<string, unknown>;
 }
 
 /** The built-in module the Functions worker gives @azure/functions, provided the way the worker provides it. */
@@ -41,7 +42,7 @@ describe('registration', () => {
     const warn = vi.spyOn(console, 'warn');
     const { functionsHostPresent, registry } = await loadFunctions();
     expect(functionsHostPresent()).toBe(false);
-    expect(registry.http.length + registry.queues.length + registry.timers.length).toBeGreaterThan(0);
+    expect(registry.http.length + registry.queues.length + registry.timers.length + registry.eventHubs.length).toBeGreaterThan(0);
     expect(warn).not.toHaveBeenCalled();
     warn.mockRestore();
   });
@@ -53,7 +54,7 @@ describe('registration', () => {
     expect(functionsHostPresent()).toBe(true);
 
     const triggerOf = (name: string) => Object.values(worker.registered.find((r) => r.name === name)?.bindings ?? {}).find((b) => b.direction === 'in');
-    expect(worker.registered.map((r) => r.name).sort()).toEqual([...registry.http, ...registry.queues, ...registry.timers].map((r) => r.name).sort());
+    expect(worker.registered.map((r) => r.name).sort()).toEqual([...registry.http, ...registry.queues, ...registry.timers, ...registry.eventHubs].map((r) => r.name).sort());
     for (const route of registry.http) {
       expect(triggerOf(route.name)).toMatchObject({ type: 'httpTrigger', route: route.route, methods: route.methods, authLevel: 'anonymous' });
     }
@@ -61,5 +62,10 @@ describe('registration', () => {
       expect(triggerOf(queue.name)).toMatchObject({ type: 'serviceBusTrigger', queueName: queue.queueName, connection: queue.connection });
     }
     for (const timer of registry.timers) expect(triggerOf(timer.name)).toMatchObject({ type: 'timerTrigger', schedule: timer.schedule });
+    for (const hub of registry.eventHubs) {
+      expect(triggerOf(hub.name)).toMatchObject({ type: 'eventHubTrigger', eventHubName: hub.eventHubName, connection: hub.connection, cardinality: 'many' });
+      // The retry policy reaches the host with the function: without it a failed batch would be checkpointed at once.
+      expect(worker.registered.find((r) => r.name === hub.name)?.retryOptions).toMatchObject({ strategy: 'exponentialBackoff', maxRetryCount: 8 });
+    }
   });
 });

@@ -19,7 +19,9 @@ afterAll(() => engine.stop());
 describe('every registered function', () => {
   it('registers through the guarded adapters only, never app.* directly', () => {
     for (const file of files)
-      expect(readFileSync(path.join(FUNCTIONS_DIR, file), 'utf8'), file).not.toMatch(/\bapp\.(http|get|post|put|patch|delete|serviceBusQueue|timer|generic)\(/);
+      expect(readFileSync(path.join(FUNCTIONS_DIR, file), 'utf8'), file).not.toMatch(
+        /\bapp\.(http|get|post|put|patch|delete|serviceBusQueue|eventHub|timer|generic)\(/,
+      );
     expect(registry.http.map((r) => r.name).sort()).toEqual([
       'approveAction',
       'denyAction',
@@ -34,6 +36,9 @@ describe('every registered function', () => {
       'showAction',
     ]);
     expect(registry.queues.map((r) => `${r.name}:${r.queueName}`)).toEqual(['actionWorker:actions']);
+    expect(registry.eventHubs.map((r) => `${r.name}:${r.eventHubName}:${r.connection}`)).toEqual([
+      'riskEventHub:%RESPONDER_RISK_EVENT_HUB%:EventHubConnection',
+    ]);
     // Every timer's schedule was parsed at registration: a typo would have thrown on import.
     expect(registry.timers.map((t) => `${t.name}:${t.schedule}`)).toEqual(['deadLetterReconciler:0 */5 * * * *']);
   });
