@@ -8,6 +8,7 @@ import { SAMPLE_INCIDENT_PATH } from '../fixtures/incidents';
 import { freePort } from '../support/net';
 import { REPOSITORY_ROOT } from '../../cli/repositoryRoot';
 import { buildOnce } from '../support/build';
+import { EventHubsEmulator } from '../../sandbox/eventHubs';
 
 const HOST = path.join(REPOSITORY_ROOT, 'dist/cli/host.js');
 
@@ -160,6 +161,31 @@ describe('the local host (npm start)', () => {
     const chunked = await raw(port, { host: `localhost:${port}`, path: '/api/incidents', method: 'POST', body: Buffer.alloc(2 * 2 ** 20, 0x20) });
     expect(chunked.status === 413 || chunked.reset).toBe(true);
     expect((await fetch(`${base}/api/health`)).status).toBe(200);
+  });
+
+  it("takes ID Protection's risk logs from their Event Hub when EventHubConnection is set, and contains", async () => {
+    const emulator = await new EventHubsEmulator().start();
+    emulator.createHub('risk-logs', { partitionCount: 2 });
+    const cwd = mkdtempSync(path.join(tmpdir(), 'responder-host-'));
+    const port = await freePort();
+    const env = { PORT: String(port), LOG_LEVEL: 'warn', EventHubConnection: emulator.connectionString, RESPONDER_RISK_EVENT_HUB: 'risk-logs' };
+    const { child, banner: hostBanner } = await startHost(cwd, env);
+    try {
+      expect(hostBanner).toMatch(/riskEventHub +Event Hub \(EventHubConnection\), hub risk-logs, group \$Default/);
+      const body = JSON.parse(readFileSync(path.join(__dirname, '../fixtures/risk/RiskyUsers.json'), 'utf8')) as unknown;
+      emulator.append('risk-logs', [body]);
+      const auth = { headers: { authorization: `Bearer ${readFileSync(path.join(cwd, '.responder/local-token'), 'utf8')}` } };
+      let adele: SandboxState['users'][number] | undefined;
+      for (let i = 0; i < 300 && adele?.accountEnabled !== false; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        adele = ((await (await fetch(`http://localhost:${port}/local/sandbox`, auth)).json()) as SandboxState).users.find((u) => u.id === ADELE);
+      }
+      // The default policy's compromised-identity rule takes risk signals: Adele, at high risk, is contained.
+      expect(adele).toMatchObject({ accountEnabled: false });
+    } finally {
+      child.kill('SIGTERM');
+      await emulator.stop();
+    }
   });
 
   it('refuses to run in Azure', async () => {
