@@ -126,6 +126,8 @@ export class Enricher {
     preview: boolean,
   ): Promise<AccountEntity> {
     const out: AccountEntity = { ...account };
+    // ID Protection decides a user's risk: a level the payload claims (a risky-user record's) must not stand in for a failed read.
+    delete out.userRisk;
     const label = account.upn ?? account.aadUserId ?? '(account)';
     // The directory decides who the account is: it is read even when the payload gives an object id, so that
     // protection and the identity check compare what Graph says with what the payload claims.

@@ -257,15 +257,32 @@ function dateOf(value: unknown, at: Location, name: string): string | undefined 
 }
 
 const ONE_DIGIT_HOUR = /^(\d{4}-\d{2}-\d{2}T)(\d:)/;
+/** ISO 8601 as the stream and Graph write it: a date and a time (the hour in one or two digits), a zone or none. */
+const ISO_DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})T\d{1,2}:\d{2}:\d{2}(?:\.\d+)?(Z|[+-]\d{2}:\d{2})?$/;
 const US_DATE_TIME = /^(\d{1,2})\/(\d{1,2})\/(\d{4}) (\d{1,2}):(\d{2}):(\d{2}) ([AP]M)$/i;
 
 function parseDate(text: string): number {
+  const iso = ISO_DATE_TIME.exec(text);
+  if (iso) {
+    // Date.parse rolls 30 February into March, and reads a time without a zone in the host's: so the subject would change.
+    if (!isCalendarDay(Number(iso[1]), Number(iso[2]), Number(iso[3]))) return Number.NaN;
+    return Date.parse(`${text.replace(ONE_DIGIT_HOUR, (_, date: string, hour: string) => `${date}0${hour}`)}${iso[4] === undefined ? 'Z' : ''}`);
+  }
   const us = US_DATE_TIME.exec(text);
-  if (!us) return Date.parse(text.replace(ONE_DIGIT_HOUR, (_, date: string, hour: string) => `${date}0${hour}`));
+  if (!us) return Number.NaN;
   const [month, day, year, hour, minute, second] = us.slice(1, 7).map(Number) as [number, number, number, number, number, number];
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour < 1 || hour > 12 || minute > 59 || second > 59) return Number.NaN;
+  if (!isCalendarDay(year, month, day) || hour < 1 || hour > 12 || minute > 59 || second > 59) return Number.NaN;
   const afternoon = us[7]?.toUpperCase() === 'PM';
-  return Date.UTC(year, month - 1, day, (hour % 12) + (afternoon ? 12 : 0), minute, second);
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day); // Date.UTC would take year 26 for 1926
+  return date.setUTCHours((hour % 12) + (afternoon ? 12 : 0), minute, second);
+}
+
+/** Whether the month has that day. */
+function isCalendarDay(year: number, month: number, day: number): boolean {
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
+  return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
 }
 
 function requiredDate(value: unknown, at: Location, name: string): string {

@@ -85,6 +85,17 @@ describe('POST /api/risk-events', () => {
     expect((engine.queue as EmbeddedQueue).stats().ready).toBe(0);
   });
 
+  it("never takes a record's own risk level for the user's when ID Protection cannot be read: the action is held for a human", async () => {
+    // John has no risk in ID Protection; a record (forged, or ahead of the directory) says high while the read is throttled.
+    engine.sandbox.faults.add({ path: /riskyUsers/, count: 100, status: 429, body: { error: { code: 'TooManyRequests', message: 'slow down' } } });
+    const record = fixture('RiskyUsers').records[1] as Record<string, any>;
+    const res = await post({ records: [{ ...record, properties: { ...record.properties, riskState: 'atRisk', riskLevel: 'high' } }] });
+    expect(res.status).toBe(202);
+    expect(res.json.records[0].decision.actions).toEqual([]);
+    expect(res.json.records[0].decision.skipped).toEqual([expect.objectContaining({ kind: 'disableUser', reason: 'needs-approval' })]);
+    expect((engine.queue as EmbeddedQueue).stats().ready).toBe(0);
+  });
+
   it('handles a batch with a bad record: the others are decided, the bad one is answered with the field at fault', async () => {
     const res = await post(fixture('mixed-batch'));
     expect(res.status).toBe(202);

@@ -65,6 +65,28 @@ describe('ID Protection risk records', () => {
     expect(undated).toMatchObject({ signal: { subject: 'risk:user:6e7b768e-07e2-4810-8459-485f84f8f204:atRisk:2026-11-28T09:14:03.000Z' } });
   });
 
+  it('refuses a date that names no moment or is not written as one, rather than read it as another; a date without a zone is UTC', () => {
+    const record = fixture('RiskyUsers').records[0] as Record<string, any>;
+    const changed = (value: unknown) => one({ ...record, properties: { ...record.properties, riskLastUpdatedDateTime: value } });
+    // A day the month does not have (Date.parse rolls it into the next month), a day alone, a number, another format.
+    for (const odd of ['2026-02-30T09:14:03Z', '2026-02-29T09:14:03Z', '2026-04-31T09:14:03.512Z', '2026-11-28', '2026', '-1', 0, 1.5, 'Tue, 01 Dec 2026 09:14:03 GMT'])
+      expect(changed(odd), String(odd)).toMatchObject({ status: 'invalid', field: 'records[0].properties.riskLastUpdatedDateTime' });
+    expect(changed('2024-02-29T09:14:03.512Z')).toMatchObject({ status: 'signal' });
+    // The envelope's time, US-style: 30 February is no day, and year 26 is not 1926.
+    const timed = (time: string) => one({ ...record, time, properties: { ...record.properties, riskLastUpdatedDateTime: null } });
+    expect(timed('2/30/2026 9:14:03 AM')).toMatchObject({ status: 'invalid', field: 'records[0].time' });
+    expect(timed('1/1/0026 9:14:03 AM')).toMatchObject({ signal: { subject: expect.stringMatching(/:0026-01-01T09:14:03\.000Z$/) } });
+    // Read the same on a host in another zone: the subject must not depend on where the engine runs.
+    const zone = process.env.TZ;
+    process.env.TZ = 'America/New_York';
+    try {
+      expect(changed('2026-11-28T09:14:03.512')).toMatchObject({ signal: { subject: expect.stringMatching(/:2026-11-28T09:14:03\.512Z$/) } });
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
+  });
+
   it('handles a batch with a bad record: the others are read, the bad one is reported with the field at fault', () => {
     const records = normalizeRiskRecords(fixture('mixed-batch'));
     expect(records.map((r) => r.status)).toEqual(['signal', 'signal', 'invalid', 'ignored', 'ignored']);
