@@ -33,6 +33,7 @@ export interface AnalystOptions {
   limit?: string;
   all?: boolean;
   json?: boolean;
+  dryRun?: boolean;
 }
 
 export interface AnalystRun {
@@ -63,7 +64,7 @@ export function chosenEngine(options: Pick<AnalystOptions, 'url' | 'urlOption'>,
 
 export async function runAnalystCommand(run: AnalystRun): Promise<AnalystResult> {
   const { command, args, options } = run;
-  const key = command === 'act' || command === 'actions list' ? undefined : args[0];
+  const key = command === 'act' || command === 'actions list' || command === 'sweep' ? undefined : args[0];
   if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
     return { usage: `${JSON.stringify(key)} is not an action key: copy one from responder actions list (<40 hex>.<kind>.<target>)` };
   }
@@ -96,7 +97,26 @@ export async function runAnalystCommand(run: AnalystRun): Promise<AnalystResult>
       return oneAction(engine, out, { method: 'GET', path: at }, (a) => actionDetail(a, out.now()));
     case 'actions list':
       return list(engine, out, options);
+    case 'sweep':
+      return sweep(engine, out, args[0] as string, options.dryRun === true);
   }
+}
+
+/** POST /api/sweeps/{name}: the run's summary, then a line per finding (a dry run: what it would do). */
+async function sweep(engine: Engine, out: Output, name: string, dryRun: boolean): Promise<AnalystResult> {
+  const path = `/api/sweeps/${encodeURIComponent(name)}${dryRun ? '?dryRun=true' : ''}`;
+  const answer = await exchange(engine, out, { method: 'POST', path });
+  if (answer === undefined) return { code: 1 };
+  const run = (answer as { run?: { summary?: unknown; findings?: unknown } }).run;
+  if (typeof run?.summary !== 'string' || !Array.isArray(run.findings)) return notTheEngine(engine, out, path, 'a sweep run');
+  const findings = (run.findings as Array<{ subject?: unknown; summary?: unknown }>).map((f) => `  ${String(f.subject)}: ${String(f.summary)}`);
+  out.print(printable(out.json ? JSON.stringify(answer, null, 2) : displayLines([run.summary, ...findings])));
+  return { code: 0 };
+}
+
+/** Lines from the engine, each kept to one line. */
+function displayLines(lines: string[]): string {
+  return lines.map((line) => displayText(line, 2000)).join('\n');
 }
 
 interface Engine {

@@ -5,7 +5,9 @@
  *   responder plan <incident.json> --url <engine> [--policy <file>] [--json] the engine's own decision, explained
  *   responder act <kind> <target> --reason <why> [...]                      ask the engine for one action
  *   responder actions list | show | approve | deny | rollback               the ledger, for analysts
- *   responder policy validate <file>                                         check a policy; every problem with its line
+ *   responder sweep <name> [--dry-run] [--json]      run a remediation sweep now (riskyUsers); --dry-run says what it
+                                                   would do and changes nothing
+  responder policy validate <file>                                         check a policy; every problem with its line
  *   responder doctor                                                         permission preflight
  *   responder deadletters [--json]                                           what was dead-lettered, and failed actions
  *   responder replay <action key> [--reason <why>]                           send a failed or dead-lettered action again
@@ -69,12 +71,13 @@ writes it). The token: RESPONDER_TOKEN; else, for this machine, ${LOCAL_TOKEN_FI
 Exit codes: 0 done; 1 refused, failed or invalid input (or, for doctor, a permission is missing); 2 the command line
 is wrong.`;
 
-type OptionName = 'json' | 'all' | 'policy' | 'reason' | 'url' | 'incident' | 'isolation' | 'state' | 'kind' | 'target' | 'since' | 'limit';
+type OptionName = 'json' | 'all' | 'dryRun' | 'policy' | 'reason' | 'url' | 'incident' | 'isolation' | 'state' | 'kind' | 'target' | 'since' | 'limit';
 
 /** Every option as typed: the name it is read by, and what value it takes (none for a switch). */
 const OPTIONS: Record<string, { name: OptionName; value?: string }> = {
   '--json': { name: 'json' },
   '--all': { name: 'all' },
+  '--dry-run': { name: 'dryRun' },
   '--policy': { name: 'policy', value: 'a file' },
   '--reason': { name: 'reason', value: 'a text' },
   '--url': { name: 'url', value: "the engine's http(s) URL" },
@@ -102,6 +105,7 @@ const COMMANDS: Record<string, { synopsis: string; args: number; options: readon
   'actions approve': { synopsis: 'actions approve <key> --reason <why>', args: 1, options: ['reason', 'url', 'json'] },
   'actions deny': { synopsis: 'actions deny <key> --reason <why>', args: 1, options: ['reason', 'url', 'json'] },
   'actions rollback': { synopsis: 'actions rollback <key> --reason <why>', args: 1, options: ['reason', 'url', 'json'] },
+  sweep: { synopsis: 'sweep <name>', args: 1, options: ['dryRun', 'url', 'json'] },
 };
 
 /** Commands with sub-commands: the first argument names which. */
@@ -207,7 +211,7 @@ function analystOptions({ options, typed }: CommandLine): AnalystOptions {
     const value = options.get(name);
     return typeof value === 'string' ? value : undefined;
   };
-  const read: AnalystOptions = { all: options.get('all') === true, json: options.get('json') === true };
+  const read: AnalystOptions = { all: options.get('all') === true, json: options.get('json') === true, dryRun: options.get('dryRun') === true };
   for (const name of ['url', 'reason', 'incident', 'isolation', 'state', 'kind', 'target', 'since', 'limit'] as const) {
     const value = text(name);
     if (value !== undefined) read[name] = value;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { apiError, slidingQuota, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
+import { apiError, pageOf, slidingQuota, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
 import { DEFENDER_APIS, defenderRouteOf, type DefenderApiName, type SandboxMachine, type SandboxMachineAction, type SandboxTenant } from './tenant';
 
 /**
@@ -54,7 +54,7 @@ const ANSWERS: Record<DefenderApiName, Answer> = {
     if (terms.length > 1 && !tenant.defenderAcceptsOr) return apiError(400, 'InvalidRequest', "'or' is not supported in $filter");
     const machineIds = new Set(terms.map(([, value]) => value));
     const all = tenant.machineActions.filter((a) => machineIds.size === 0 || machineIds.has(a.machineId));
-    return page(all.map(actionView), tenant.defenderPageSize, request);
+    return pageOf(all.map(actionView), tenant.defenderPageSize, request);
   },
   'defender-machine-action': (tenant, _request, match) => {
     const action = tenant.machineActions.find((a) => a.id === match[1]);
@@ -89,19 +89,6 @@ function equalities(filter: string, fields: readonly string[]): Array<[field: st
 }
 
 const unquote = (raw: string): string => raw.replace(/''/g, "'").toLowerCase();
-
-/** One page of a collection from `$skip`, with an @odata.nextLink to the next page when there is one, as OData pages. */
-function page(items: unknown[], size: number, request: SandboxRequest): SandboxAnswer {
-  const skip = Number(request.query.get('$skip') ?? 0);
-  const body: Record<string, unknown> = { value: items.slice(skip, skip + size) };
-  if (skip + size < items.length) {
-    const next = new URL(request.path, request.origin);
-    for (const [name, value] of request.query) if (name !== '$skip') next.searchParams.set(name, value);
-    next.searchParams.set('$skip', String(skip + size));
-    body['@odata.nextLink'] = next.toString();
-  }
-  return { status: 200, body };
-}
 
 function post(tenant: SandboxTenant, request: SandboxRequest, machineId: string, type: 'Isolate' | 'Unisolate'): SandboxAnswer {
   const machine = tenant.machines.get(machineId);

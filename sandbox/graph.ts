@@ -1,4 +1,4 @@
-import { apiError, slidingQuota, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
+import { apiError, pageOf, slidingQuota, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
 import type { SandboxRoleAssignment, SandboxTenant, SandboxUser } from './tenant';
 
 /**
@@ -33,8 +33,15 @@ export function graphRoutes(tenant: SandboxTenant): Route {
       return { status: 200, body: { '@odata.context': 'https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean', value: true } };
     }
     if (path === '/identityProtection/riskyUsers' && request.method === 'GET') {
-      const states = [...(request.query.get('$filter') ?? '').matchAll(/riskState eq '(\w+)'/g)].map((m) => m[1]);
-      return { status: 200, body: { value: [...tenant.riskyUsers.values()].filter((r) => states.length === 0 || states.includes(r.riskState)) } };
+      // The filters the engine sends: riskState eq '…' (or'ed), riskLevel eq '…' (or'ed), the two and'ed.
+      const filter = request.query.get('$filter') ?? '';
+      const states = [...filter.matchAll(/riskState eq '(\w+)'/g)].map((m) => m[1]);
+      const levels = [...filter.matchAll(/riskLevel eq '(\w+)'/g)].map((m) => m[1]);
+      const found = [...tenant.riskyUsers.values()].filter(
+        (r) => (states.length === 0 || states.includes(r.riskState)) && (levels.length === 0 || levels.includes(r.riskLevel)),
+      );
+      const top = Number(request.query.get('$top') ?? tenant.graphPageSize);
+      return pageOf(found, Math.min(top, tenant.graphPageSize), request, '$skiptoken');
     }
     if ((match = /^\/identityProtection\/riskyUsers\/([^/]+)$/.exec(path)) && request.method === 'GET') {
       const risky = tenant.riskyUsers.get((match[1] as string).toLowerCase());

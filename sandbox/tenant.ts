@@ -212,6 +212,8 @@ export class SandboxTenant {
   defenderAcceptsOr = true;
   /** Items per page of a Defender collection (machine actions); past it, the answer carries an @odata.nextLink. */
   defenderPageSize = 10_000;
+  /** Items per page of a Graph collection (riskyUsers; Graph's own maximum $top there is 500). */
+  graphPageSize = 500;
   now: () => number = Date.now;
 
   constructor(seed = true) {

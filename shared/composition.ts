@@ -30,6 +30,7 @@ import { azureCredential } from './clients/credential';
 import { Pacer, PACER_TIMINGS, type PacedApi } from './coordination/pacer';
 import { MemorySharedState, type SharedState } from './coordination/sharedState';
 import type { Runtime, RuntimeOverrides } from './runtime';
+import { Sweeps, SWEEP_TIMINGS } from './sweeps';
 
 /**
  * Where the engine's parts are chosen and wired: the one place to read to know what runs. The queue is Service Bus
@@ -96,10 +97,20 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
       scale,
     ),
   });
+  const sweeps = new Sweeps({
+    shared,
+    engine,
+    directory: async () => (await executionContext()).directory,
+    policy,
+    now: overrides.now ?? (() => new Date()),
+    log: logger(),
+    timings: compressed(SWEEP_TIMINGS, scale),
+  });
   return {
     config: settings,
     policy,
     engine,
+    sweeps,
     worker,
     deadLetters,
     analysts,

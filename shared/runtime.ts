@@ -8,6 +8,7 @@ import type { ActionLedger } from './ledger/ledger';
 import type { CompiledPolicy } from './policy/decide';
 import type { ActionQueue } from './queue/queue';
 import type { SharedState } from './coordination/sharedState';
+import type { Sweeps } from './sweeps';
 
 /**
  * The process's engine and its adapters, built on first use. Only types are imported here: the function entry
@@ -25,6 +26,8 @@ export interface Runtime {
   queue: ActionQueue;
   /** Records every instance shares: API and cap budgets, device leases. */
   shared: SharedState;
+  /** The scheduled remediation sweeps, also run on demand. */
+  sweeps: Sweeps;
   /** Compile a policy a caller sent (POST /api/plan): problems are the caller's, so they raise InputError (400). */
   compileDraftPolicy(text: string): CompiledPolicy;
   /** What the queue holds now, for health details. */

@@ -139,6 +139,16 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     },
     refusals: { 503: 'The queue did not take the actions: retry the body (what was decided is not decided twice).' },
   },
+  runSweep: {
+    summary: 'Run a remediation sweep now (riskyUsers), or with ?dryRun=true say what it would do and change nothing.',
+    query: [{ name: 'dryRun', description: 'true: plan, record nothing, keep no place' }],
+    ok: {
+      status: 200,
+      description: 'The run: completed, paused (its time ran out; the next run goes on) or busy (another run holds the sweep).',
+      schema: z.object({ run: z.object({ sweep: z.string(), outcome: z.enum(['completed', 'paused', 'busy']), summary: z.string() }).loose() }),
+    },
+    refusals: { 404: 'NoSuchSweep' },
+  },
   plan: {
     summary: 'The decision for an incident, enriched as containment would be; writes nothing. Accept: text/plain for the explanation.',
     body: {

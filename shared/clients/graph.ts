@@ -61,6 +61,11 @@ export interface Directory {
   confirmCompromised(ids: string[]): Promise<void>;
   /** Users ID Protection currently rates at risk or confirmed compromised, all pages. */
   listRiskyUsers(): Promise<RiskyUser[]>;
+  /**
+   * One page of the users ID Protection rates at risk or confirmed compromised at one of `levels`, whole records
+   * (read as stream records are), from `next` (the page before's nextLink) or the start.
+   */
+  riskyUsersPage(levels: readonly string[], next?: string): Promise<{ users: Array<Record<string, unknown>>; next?: string }>;
   /** Active directory role assignments (PIM: activated or permanently assigned). */
   listActiveRoles(principalId: string): Promise<ActiveRole[]>;
   /** Eligible directory role assignments (PIM). */
@@ -136,6 +141,23 @@ export class GraphDirectory implements Directory {
       users.push(...page.value);
     }
     return users;
+  }
+
+  async riskyUsersPage(levels: readonly string[], next?: string): Promise<{ users: Array<Record<string, unknown>>; next?: string }> {
+    type Page = { value: Array<Record<string, unknown>>; '@odata.nextLink'?: string };
+    const levelFilter = levels.map((level) => `riskLevel eq '${level.replace(/'/g, "''")}'`).join(' or ');
+    const page: Page = await this.call(
+      () =>
+        (next === undefined
+          ? this.client
+              .api('/identityProtection/riskyUsers')
+              .filter(`(riskState eq 'atRisk' or riskState eq 'confirmedCompromised') and (${levelFilter})`)
+              .top(500)
+          : this.client.api(next)
+        ).get() as Promise<Page>,
+      'idprotection',
+    );
+    return { users: page.value, ...(page['@odata.nextLink'] !== undefined && { next: page['@odata.nextLink'] }) };
   }
 
   async listActiveRoles(principalId: string): Promise<ActiveRole[]> {

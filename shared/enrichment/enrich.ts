@@ -105,7 +105,7 @@ export class Enricher {
         async () =>
           (entities[i] =
             entity.kind === 'account'
-              ? await this.account(entity, ports, groupsOfInterest, notes, attempts, options.preview === true)
+              ? await this.account(entity, ports, groupsOfInterest, notes, attempts, options.preview === true, signal.source === 'sweep')
               : await this.host(entity, ports, notes, attempts, options)),
       );
     });
@@ -124,9 +124,12 @@ export class Enricher {
     notes: string[],
     attempts: number,
     preview: boolean,
+    /** The signal is a sweep's: its user's level is ID Protection's own, read for it moments ago, not a claim. */
+    riskRead: boolean,
   ): Promise<AccountEntity> {
     const out: AccountEntity = { ...account };
     // ID Protection decides a user's risk: a level the payload claims (a risky-user record's) must not stand in for a failed read.
+    const readForIt = riskRead ? account.userRisk : undefined;
     delete out.userRisk;
     const label = account.upn ?? account.aadUserId ?? '(account)';
     // The directory decides who the account is: it is read even when the payload gives an object id, so that
@@ -154,7 +157,10 @@ export class Enricher {
     out.upn ??= user.upn;
     const id = user.id;
 
-    const levels = await this.attempt(reads, 'user risk (ID Protection)', ['userRisk'], () => this.riskLevels(directory, preview));
+    const levels =
+      readForIt !== undefined
+        ? new Map([[id, readForIt]])
+        : await this.attempt(reads, 'user risk (ID Protection)', ['userRisk'], () => this.riskLevels(directory, preview));
     if (levels) {
       const level = levels.get(id) ?? 'none';
       out.userRisk = USER_RISK_LEVELS.find((known) => known === level) ?? 'none';

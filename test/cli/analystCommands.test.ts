@@ -77,6 +77,27 @@ describe("the analysts' commands, answered by something other than a well-behave
     expect((await responder('actions', 'list')).out).toBe(`error: ${url}/api/actions answered without a list of actions: is --url the engine's base URL?`);
   });
 
+  it('sweep: asks the engine to run it (or, --dry-run, to say what it would do) and prints the run, a line per finding', async () => {
+    const run = {
+      sweep: 'riskyUsers',
+      outcome: 'completed',
+      summary: 'sweep riskyUsers (dry run) completed: 1 found in 1 page(s), would plan 1 action(s), 0 passed over',
+      findings: [{ subject: 'risk:user:6e7b768e-07e2-4810-8459-485f84f8f204:atRisk:2026-11-28T09:14:03.512Z', summary: 'planned: disableUser\nforged line' }],
+    };
+    answer((_req, res) => json(res, 200, { run }));
+    expect(await responder('sweep', 'riskyUsers', '--dry-run')).toEqual({
+      code: 0,
+      out: [run.summary, '  risk:user:6e7b768e-07e2-4810-8459-485f84f8f204:atRisk:2026-11-28T09:14:03.512Z: planned: disableUser forged line'].join('\n'),
+    });
+    expect(seen).toEqual(['POST /api/sweeps/riskyUsers?dryRun=true']);
+    await responder('sweep', 'riskyUsers');
+    expect(seen).toEqual(['POST /api/sweeps/riskyUsers?dryRun=true', 'POST /api/sweeps/riskyUsers']);
+    answer((_req, res) => json(res, 200, { something: 'else' }));
+    expect((await responder('sweep', 'riskyUsers')).out).toBe(
+      `error: ${url}/api/sweeps/riskyUsers answered without a sweep run: is --url the engine's base URL?`,
+    );
+  });
+
   it('a redirect (a sign-in page): reported with the fix, not followed', async () => {
     answer((_req, res) => res.writeHead(302, { location: 'https://login.example/' }).end());
     const { code, out } = await responder('act', 'revokeSessions', 'adele.vance@contoso.com', '--reason', 'phished');

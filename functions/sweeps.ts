@@ -1,0 +1,39 @@
+import { ROLES } from '../shared/auth/caller';
+import { defineHttpFunction } from '../shared/azure/httpFunction';
+import { defineTimerFunction } from '../shared/azure/timerFunction';
+import { RefusedError } from '../shared/errors';
+import { runtime } from '../shared/runtime';
+import { SWEEP_NAMES, sweepNamed, sweepSchedule } from '../shared/sweeps';
+
+/**
+ * Each remediation sweep on its schedule (RESPONDER_SWEEP_<NAME>, NCRONTAB). A run another instance holds is skipped;
+ * one that runs out of time stops after a page, and the next goes on from there.
+ */
+export const sweepRiskyUsers = defineTimerFunction({
+  name: 'sweepRiskyUsers',
+  schedule: sweepSchedule('riskyUsers'),
+  async handle(_timer, log) {
+    const { sweeps } = await runtime();
+    const run = await sweeps.run('riskyUsers');
+    if (run.planned > 0) log.warn({ sweep: run.sweep, planned: run.planned }, run.summary);
+  },
+});
+
+/**
+ * POST /api/sweeps/{name} — run a sweep now (`responder sweep <name>`), or with `?dryRun=true` say what it would do
+ * and change nothing. Answers 200 with the run: what it found, planned, passed over, and where it stopped.
+ */
+export const runSweep = defineHttpFunction({
+  name: 'runSweep',
+  route: 'sweeps/{name}',
+  methods: ['POST'],
+  auth: { roles: [ROLES.act] },
+  async handle({ request, caller }) {
+    const name = sweepNamed(request.params.name);
+    if (!name)
+      throw new RefusedError(404, 'NoSuchSweep', `no sweep ${JSON.stringify(request.params.name?.slice(0, 40))}: the sweeps are ${SWEEP_NAMES.join(', ')}`);
+    const dryRun = request.query.get('dryRun')?.toLowerCase() === 'true';
+    const { sweeps } = await runtime();
+    return { status: 200, jsonBody: { run: await sweeps.run(name, { dryRun, by: caller?.objectId ?? `sweep:${name}` }) } };
+  },
+});

@@ -1,0 +1,239 @@
+import { randomUUID } from 'node:crypto';
+import type { Directory } from './clients/graph';
+import type { SharedState } from './coordination/sharedState';
+import type { ResponderEngine } from './engine';
+import type { Logger } from './log';
+import type { CompiledPolicy } from './policy/decide';
+import { normalizeRiskRecords } from './signals/risk';
+import type { Signal, UserRiskLevel } from './signals/signal';
+
+/**
+ * Scheduled remediation sweeps: what the event-driven paths missed, found by reading the source of truth again. Each
+ * run is single across instances (a lease in the shared records), resumable (its place is kept after every page, and
+ * a run killed halfway is resumed from there once its lease lapses), bounded in time (a run that takes too long stops
+ * after a page and the next goes on), idempotent (what it submits is keyed like the events it stands in for, so the
+ * ledger drops what was already decided), and can be tried without effect (a dry run plans, records nothing, keeps no
+ * place and takes no lease).
+ */
+export const SWEEP_NAMES = ['riskyUsers'] as const;
+export type SweepName = (typeof SWEEP_NAMES)[number];
+
+/**
+ * When each sweep runs (NCRONTAB, six fields, UTC), from its app setting, else the default: riskyUsers every 30 minutes,
+ * twice inside ID Protection's own refresh of a user's risk, at one request a second a page of 500 users.
+ */
+export const SWEEP_SCHEDULES: Record<SweepName, { setting: string; schedule: string }> = {
+  riskyUsers: { setting: 'RESPONDER_SWEEP_RISKYUSERS', schedule: '0 */30 * * * *' },
+};
+
+export function sweepSchedule(name: SweepName, env: NodeJS.ProcessEnv = process.env): string {
+  const { setting, schedule } = SWEEP_SCHEDULES[name];
+  return env[setting]?.trim() || schedule;
+}
+
+/** The sweep a caller names, or undefined. */
+export function sweepNamed(text: string | undefined): SweepName | undefined {
+  return SWEEP_NAMES.find((name) => name.toLowerCase() === text?.toLowerCase());
+}
+
+/** How long a run holds its sweep without renewing it, and how long it works before it stops after a page. */
+export interface SweepTimings {
+  leaseMs: number;
+  budgetMs: number;
+}
+export const SWEEP_TIMINGS: SweepTimings = { leaseMs: 10 * 60_000, budgetMs: 5 * 60_000 };
+
+/** One page of what a sweep finds, and where the next page starts (none: the sweep is through). */
+interface SweepPage {
+  signals: Signal[];
+  /** Found but asking for nothing (a state or level no rule acts on, a record that could not be read), with why. */
+  passedOver: string[];
+  next?: string;
+}
+
+/** What a run did: said to the caller, the log, and kept as the sweep's last run in the shared records. */
+export interface SweepRun {
+  sweep: SweepName;
+  dryRun: boolean;
+  /**
+   * completed: through; paused: its time ran out, the next run goes on from its place; busy: another run holds it;
+   * failed: a read or a decision failed, and the next run goes on from the last page kept.
+   */
+  outcome: 'completed' | 'paused' | 'busy' | 'failed';
+  startedAt: string;
+  endedAt: string;
+  /** Whether it began where a run before it stopped. */
+  resumed: boolean;
+  pages: number;
+  found: number;
+  /** Actions planned (a dry run: that would be), across what it found; each already decided is not counted. */
+  planned: number;
+  passedOver: number;
+  /** What it found, each with the decision's one line: at most MAX_LISTED. */
+  findings: Array<{ subject: string; summary: string }>;
+  summary: string;
+}
+
+/** Findings a run lists in full; the counts cover the rest. */
+const MAX_LISTED = 50;
+
+/** A sweep's shared record: the run holding it, where the next run starts, and what the last run did. */
+interface SweepRecord {
+  lease?: { holder: string; until: number };
+  cursor?: string;
+  last?: SweepRun;
+}
+
+export interface SweepDeps {
+  shared: SharedState;
+  engine: Pick<ResponderEngine, 'submit' | 'plan'>;
+  directory: () => Promise<Directory>;
+  policy: CompiledPolicy;
+  now: () => Date;
+  log: Logger;
+  timings: SweepTimings;
+}
+
+export class Sweeps {
+  constructor(private readonly deps: SweepDeps) {}
+
+  /** What the sweep's last run did, if any has run. */
+  async last(name: SweepName): Promise<SweepRun | undefined> {
+    return (await this.deps.shared.update<SweepRecord, SweepRecord | undefined>(keyOf(name), (r) => ({ next: r, result: r })))?.last;
+  }
+
+  async run(name: SweepName, { dryRun = false, by = `sweep:${name}` }: { dryRun?: boolean; by?: string } = {}): Promise<SweepRun> {
+    const started = this.deps.now();
+    const holder = randomUUID();
+    const claim = dryRun ? { claimed: true as const, cursor: undefined } : await this.claim(name, holder, started.getTime());
+    const run: SweepRun = {
+      sweep: name,
+      dryRun,
+      outcome: 'completed',
+      startedAt: started.toISOString(),
+      endedAt: '',
+      resumed: claim.claimed && claim.cursor !== undefined,
+      pages: 0,
+      found: 0,
+      planned: 0,
+      passedOver: 0,
+      findings: [],
+      summary: '',
+    };
+    if (!claim.claimed) return this.finish(run, `another run holds the sweep until ${new Date(claim.until).toISOString()}`, 'busy');
+    try {
+      return await this.pages(run, holder, claim.cursor, by);
+    } catch (error) {
+      // A read or a decision that failed ends the run, not the sweep: the next run goes on from the last page kept.
+      if (!dryRun) await this.release(name, holder, this.finish(run, `failed: ${String(error).slice(0, 200)}`, 'failed'), undefined, true);
+      throw error;
+    }
+  }
+
+  private async pages(run: SweepRun, holder: string, from: string | undefined, by: string): Promise<SweepRun> {
+    const { now, log, timings } = this.deps;
+    const { sweep: name, dryRun } = run;
+    const started = new Date(run.startedAt);
+    let cursor = from;
+    for (;;) {
+      const page = await this.page(name, cursor);
+      run.pages++;
+      run.passedOver += page.passedOver.length;
+      for (const signal of page.signals) {
+        const decision = dryRun ? await this.deps.engine.plan(signal) : (await this.deps.engine.submit(signal, by, log)).decision;
+        run.found++;
+        run.planned += decision.actions.length;
+        if (run.findings.length < MAX_LISTED) run.findings.push({ subject: signal.subject, summary: decision.summary });
+      }
+      cursor = page.next;
+      if (cursor === undefined) break;
+      if (!dryRun && !(await this.keepPlace(name, holder, cursor))) return this.finish(run, 'its lease lapsed and another run took the sweep over', 'paused');
+      if (now().getTime() - started.getTime() >= timings.budgetMs) {
+        const paused = this.finish(run, 'its time ran out: the next run goes on from here', 'paused');
+        if (!dryRun) await this.release(name, holder, paused, cursor);
+        return paused;
+      }
+    }
+    const done = this.finish(run, undefined, 'completed');
+    if (!dryRun) await this.release(name, holder, done, undefined);
+    return done;
+  }
+
+  private async page(name: SweepName, cursor: string | undefined): Promise<SweepPage> {
+    switch (name) {
+      case 'riskyUsers':
+        return this.riskyUsersPage(cursor);
+    }
+  }
+
+  /**
+   * Users ID Protection still rates at risk or confirmed compromised, at the levels the policy's rules act on (high if
+   * none says), as the RiskyUsers stream would have brought them: each keyed by the user and when their risk last
+   * changed, so a change the events already brought is found decided.
+   */
+  private async riskyUsersPage(cursor: string | undefined): Promise<SweepPage> {
+    const directory = await this.deps.directory();
+    const { users, next } = await directory.riskyUsersPage(levelsActedOn(this.deps.policy), cursor);
+    const page: SweepPage = { signals: [], passedOver: [], ...(next !== undefined && { next }) };
+    for (const record of normalizeRiskRecords({ records: users.map((properties) => ({ category: 'RiskyUsers', properties })) })) {
+      if (record.status === 'signal') page.signals.push({ ...record.signal, source: 'sweep' });
+      else page.passedOver.push(record.status === 'ignored' ? record.reason : `${record.field}: ${record.problem}`);
+    }
+    return page;
+  }
+
+  /** Take the sweep, or say who holds it: a lease that lapsed (its run was killed) is taken over, with its place. */
+  private claim(name: SweepName, holder: string, now: number): Promise<{ claimed: true; cursor: string | undefined } | { claimed: false; until: number }> {
+    return this.deps.shared.update<SweepRecord, { claimed: true; cursor: string | undefined } | { claimed: false; until: number }>(keyOf(name), (current) => {
+      const record = current ?? {};
+      if (record.lease && record.lease.holder !== holder && record.lease.until > now)
+        return { next: record, result: { claimed: false, until: record.lease.until } };
+      return { next: { ...record, lease: { holder, until: now + this.deps.timings.leaseMs } }, result: { claimed: true, cursor: record.cursor } };
+    });
+  }
+
+  /** Keep the run's place after a page, and its lease: false when another run has taken the sweep over. */
+  private keepPlace(name: SweepName, holder: string, cursor: string): Promise<boolean> {
+    const until = this.deps.now().getTime() + this.deps.timings.leaseMs;
+    return this.deps.shared.update<SweepRecord, boolean>(keyOf(name), (current) => {
+      if (current?.lease?.holder !== holder) return { next: current, result: false };
+      return { next: { ...current, cursor, lease: { holder, until } }, result: true };
+    });
+  }
+
+  /**
+   * Let the sweep go with what this run did, and where the next run starts: `cursor` (none when this one got through),
+   * or, with `keepPlace`, the place last kept.
+   */
+  private release(name: SweepName, holder: string, run: SweepRun, cursor: string | undefined, keepPlace = false): Promise<void> {
+    return this.deps.shared.update<SweepRecord, void>(keyOf(name), (current) => {
+      if (current?.lease?.holder !== holder) return { next: current, result: undefined };
+      const { lease: _lease, cursor: kept, ...rest } = current;
+      const place = keepPlace ? kept : cursor;
+      return { next: { ...rest, ...(place !== undefined && { cursor: place }), last: run }, result: undefined };
+    });
+  }
+
+  private finish(run: SweepRun, why: string | undefined, outcome: SweepRun['outcome']): SweepRun {
+    run.outcome = outcome;
+    run.endedAt = this.deps.now().toISOString();
+    const verb = run.dryRun ? 'would plan' : 'planned';
+    run.summary =
+      `sweep ${run.sweep}${run.dryRun ? ' (dry run)' : ''} ${outcome}${why ? ` (${why})` : ''}: ${run.found} found in ${run.pages} page(s)` +
+      `${run.resumed ? ', resumed where the last run stopped' : ''}, ${verb} ${run.planned} action(s), ${run.passedOver} passed over`;
+    this.deps.log.info({ sweep: run.sweep, dryRun: run.dryRun, outcome, found: run.found, planned: run.planned, pages: run.pages }, run.summary);
+    return run;
+  }
+}
+
+/** The user risk levels the policy's rules act on (rules a sweep's signals can match); high when none says. */
+export function levelsActedOn(policy: CompiledPolicy): UserRiskLevel[] {
+  const levels = new Set<UserRiskLevel>();
+  for (const rule of policy.policy.rules) {
+    if (!rule.enabled || (rule.when.source && !rule.when.source.includes('sweep'))) continue;
+    for (const level of rule.when.userRisk ?? []) levels.add(level);
+  }
+  return levels.size > 0 ? [...levels] : ['high'];
+}
+
+const keyOf = (name: SweepName): string => `sweep:${name}`;

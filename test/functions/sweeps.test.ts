@@ -1,0 +1,168 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { riskEvents } from '../../functions/riskEvents';
+import { runSweep } from '../../functions/sweeps';
+import { DEMO } from '../../sandbox/tenant';
+import { type EmbeddedQueue } from '../../shared/queue/embeddedQueue';
+import { runtime } from '../../shared/runtime';
+import { createGraphDirectory } from '../../shared/clients/graph';
+import { config } from '../../shared/config';
+import { logger } from '../../shared/log';
+import { levelsActedOn, Sweeps } from '../../shared/sweeps';
+import { EngineUnderTest } from '../support/engine';
+import { call } from '../support/http';
+
+/** Risky users are disabled, whether an event, a record or a sweep finds them. */
+const POLICY = `version: 1
+mode: enforce
+rules:
+  - { id: risky-users, when: { source: [risk, sweep], entity: account, userRisk: [high] }, then: [disableUser] }
+`;
+
+let engine: EngineUnderTest;
+let act: Record<string, string>;
+beforeAll(async () => {
+  engine = await EngineUnderTest.start();
+});
+afterAll(() => engine.stop());
+beforeEach(async () => {
+  engine.configure({ RESPONDER_POLICY: POLICY });
+  act = await engine.bearer(['Responder.Act']);
+});
+
+const sweep = (name: string, query = '') => call(runSweep, `sweeps/${name}${query}`, { headers: act, params: { name } });
+/** The sweep's reads of ID Protection (enrichment reads it too, for every user at risk, without a level). */
+const idProtectionCalls = () =>
+  engine.sandbox.tenant.calls.filter(
+    (c) => c.path === '/v1.0/identityProtection/riskyUsers' && decodeURIComponent((c.query ?? '').replace(/\+/g, ' ')).includes('riskLevel eq'),
+  );
+
+describe('the riskyUsers sweep', () => {
+  it('finds the users ID Protection still rates at high risk and decides each as a sweep signal', async () => {
+    const res = await sweep('riskyUsers');
+    expect(res.status).toBe(200);
+    // The sandbox rates Adele high and Megan medium: the policy acts on high only, and the sweep asks for that alone.
+    expect(res.json.run).toMatchObject({ sweep: 'riskyUsers', dryRun: false, outcome: 'completed', found: 1, planned: 1, pages: 1, resumed: false });
+    expect(res.json.run.findings).toEqual([
+      { subject: expect.stringMatching(`^risk:user:${DEMO.adele}:atRisk:`), summary: expect.stringContaining('disableUser') },
+    ]);
+    const [entry] = await engine.ledger.list({ kind: 'disableUser' });
+    expect(entry).toMatchObject({ target: { id: DEMO.adele }, source: { type: 'sweep' }, state: 'queued' });
+    expect(idProtectionCalls().map((c) => decodeURIComponent((c.query ?? '').replace(/\+/g, ' ')))).toEqual([
+      expect.stringContaining("(riskState eq 'atRisk' or riskState eq 'confirmedCompromised') and (riskLevel eq 'high')"),
+    ]);
+    // What the sweep did is kept, for the next run and for a human.
+    expect(await (await runtime()).sweeps.last('riskyUsers')).toMatchObject({ outcome: 'completed', found: 1 });
+  });
+
+  it('acts once on a risk the event stream already brought: the record and the sweep key it alike', async () => {
+    const risky = engine.sandbox.tenant.riskyUsers.get(DEMO.adele);
+    const record = JSON.parse(readFileSync(join(__dirname, '../fixtures/risk/RiskyUsers.json'), 'utf8')).records[0];
+    record.properties.riskLastUpdatedDateTime = risky?.riskLastUpdatedDateTime;
+    const submitted = await call(riskEvents, 'risk-events', { body: { records: [record] }, headers: await engine.bearer(['Incidents.Submit']) });
+    expect(submitted.json.records[0].decision.actions).toHaveLength(1);
+    const res = await sweep('riskyUsers');
+    expect(res.json.run).toMatchObject({ found: 1, planned: 0 });
+    expect((engine.queue as EmbeddedQueue).stats().ready).toBe(1);
+  });
+
+  it('changes nothing in a dry run: it plans, records nothing, and keeps no place', async () => {
+    const res = await sweep('riskyUsers', '?dryRun=true');
+    expect(res.json.run).toMatchObject({ dryRun: true, outcome: 'completed', found: 1, planned: 1 });
+    expect(res.json.run.summary).toMatch(/^sweep riskyUsers \(dry run\) completed: 1 found in 1 page\(s\), would plan 1 action\(s\)/);
+    expect(await engine.ledger.list({})).toEqual([]);
+    expect((engine.queue as EmbeddedQueue).stats().ready).toBe(0);
+    expect(await (await runtime()).sweeps.last('riskyUsers')).toBeUndefined();
+    expect(engine.sandbox.tenant.calls.filter((c) => c.method !== 'GET')).toEqual([]);
+  });
+
+  it('runs once at a time: a run started while another holds the sweep says so and does nothing', async () => {
+    const { sweeps } = await runtime();
+    const [first, second] = await Promise.all([sweeps.run('riskyUsers'), sweeps.run('riskyUsers')]);
+    expect([first.outcome, second.outcome].sort()).toEqual(['busy', 'completed']);
+    const busy = first.outcome === 'busy' ? first : second;
+    expect(busy.summary).toMatch(/^sweep riskyUsers busy \(another run holds the sweep until .+\): 0 found in 0 page\(s\)/);
+    expect(await engine.ledger.list({ kind: 'disableUser' })).toHaveLength(1);
+  });
+
+  it('stops when its time runs out, and the next run goes on from its place', async () => {
+    engine.sandbox.tenant.graphPageSize = 1;
+    engine.sandbox.tenant.setRisk(DEMO.jsmith, 'high');
+    engine.sandbox.tenant.setRisk(DEMO.megan, 'high');
+    // The engine's own parts, with no time for more than a page a run.
+    const { shared, engine: responder, policy } = await runtime();
+    const directory = await createGraphDirectory(config());
+    const sweeps = new Sweeps({
+      shared,
+      engine: responder,
+      policy,
+      directory: async () => directory,
+      now: () => new Date(),
+      log: logger(),
+      timings: { leaseMs: 60_000, budgetMs: 0 },
+    });
+    const first = await sweeps.run('riskyUsers');
+    expect(first).toMatchObject({ outcome: 'paused', pages: 1, found: 1, resumed: false });
+    const second = await sweeps.run('riskyUsers');
+    expect(second).toMatchObject({ outcome: 'paused', pages: 1, found: 1, resumed: true });
+    const third = await sweeps.run('riskyUsers');
+    expect(third).toMatchObject({ outcome: 'completed', pages: 1, found: 1, resumed: true });
+    const targets = (await engine.ledger.list({ kind: 'disableUser' })).map((e) => e.target.id).sort();
+    expect(targets).toEqual([DEMO.adele, DEMO.jsmith, DEMO.megan].sort());
+    // Each page read once: each run went on from the place the one before kept, one ID Protection call a page.
+    expect(idProtectionCalls()).toHaveLength(3);
+    expect(new Set(idProtectionCalls().map((c) => c.query)).size).toBe(3);
+  });
+
+  it('resumes a run killed halfway from its last page once its lease lapses; until then, the sweep is taken', async () => {
+    engine.sandbox.tenant.graphPageSize = 1;
+    engine.sandbox.tenant.setRisk(DEMO.jsmith, 'high');
+    const { shared, engine: responder, policy } = await runtime();
+    const graph = await createGraphDirectory(config());
+    let pages = 0;
+    // The process dies while it reads its second page: its lease and place stay in the shared records.
+    const dying = {
+      riskyUsersPage: (levels: readonly string[], next?: string) => (++pages === 2 ? new Promise<never>(() => undefined) : graph.riskyUsersPage(levels, next)),
+    };
+    let now = Date.now();
+    const parts = { shared, engine: responder, policy, now: () => new Date(now), log: logger(), timings: { leaseMs: 60_000, budgetMs: 60_000 } };
+    void new Sweeps({ ...parts, directory: async () => dying as unknown as typeof graph }).run('riskyUsers');
+    await vi.waitUntil(() => pages === 2, { timeout: 10_000, interval: 10 });
+    const next = new Sweeps({ ...parts, directory: async () => graph });
+    expect(await next.run('riskyUsers')).toMatchObject({ outcome: 'busy', found: 0 });
+    now += 60_001; // the dead run's lease lapses
+    expect(await next.run('riskyUsers')).toMatchObject({ outcome: 'completed', resumed: true, found: 1, pages: 1 });
+    expect((await engine.ledger.list({ kind: 'disableUser' })).map((e) => e.target.id).sort()).toEqual([DEMO.adele, DEMO.jsmith].sort());
+  });
+
+  it('ends a run whose read fails, keeping the last page kept for the next run, which may start at once', async () => {
+    engine.sandbox.tenant.graphPageSize = 1;
+    engine.sandbox.tenant.setRisk(DEMO.jsmith, 'high');
+    const { shared, engine: responder, policy, sweeps } = await runtime();
+    const graph = await createGraphDirectory(config());
+    let pages = 0;
+    const failing = {
+      riskyUsersPage: (levels: readonly string[], next?: string) =>
+        ++pages === 2 ? Promise.reject(new Error('Graph 503')) : graph.riskyUsersPage(levels, next),
+    };
+    const parts = { shared, engine: responder, policy, now: () => new Date(), log: logger(), timings: { leaseMs: 60_000, budgetMs: 60_000 } };
+    await expect(new Sweeps({ ...parts, directory: async () => failing as unknown as typeof graph }).run('riskyUsers')).rejects.toThrow('Graph 503');
+    expect(await sweeps.last('riskyUsers')).toMatchObject({ outcome: 'failed', found: 1, summary: expect.stringContaining('failed: Error: Graph 503') });
+    expect(await sweeps.run('riskyUsers')).toMatchObject({ outcome: 'completed', resumed: true, found: 1 });
+  });
+
+  it('answers 404 for a sweep it does not have, 403 without the role', async () => {
+    expect(await sweep('everything')).toMatchObject({ status: 404, json: { error: { code: 'NoSuchSweep' } } });
+    expect((await call(runSweep, 'sweeps/riskyUsers', { headers: await engine.bearer(['Responder.Read']), params: { name: 'riskyUsers' } })).status).toBe(403);
+  });
+
+  it('asks ID Protection for the levels the policy acts on, high when no rule says', async () => {
+    const { policy } = await runtime();
+    expect(levelsActedOn(policy)).toEqual(['high']);
+    engine.configure({
+      RESPONDER_POLICY: `${POLICY}  - { id: medium, when: { userRisk: [medium] }, then: [revokeSessions] }\n  - { id: incidents-only, when: { source: [incident], userRisk: [low] }, then: [revokeSessions] }\n`,
+    });
+    expect(levelsActedOn((await runtime()).policy)).toEqual(['high', 'medium']);
+  });
+});
