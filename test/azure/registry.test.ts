@@ -54,7 +54,9 @@ describe('registration', () => {
     expect(functionsHostPresent()).toBe(true);
 
     const triggerOf = (name: string) => Object.values(worker.registered.find((r) => r.name === name)?.bindings ?? {}).find((b) => b.direction === 'in');
-    expect(worker.registered.map((r) => r.name).sort()).toEqual([...registry.http, ...registry.queues, ...registry.timers, ...registry.eventHubs].map((r) => r.name).sort());
+    expect(worker.registered.map((r) => r.name).sort()).toEqual(
+      [...registry.http, ...registry.queues, ...registry.timers, ...registry.eventHubs].map((r) => r.name).sort(),
+    );
     for (const route of registry.http) {
       expect(triggerOf(route.name)).toMatchObject({ type: 'httpTrigger', route: route.route, methods: route.methods, authLevel: 'anonymous' });
     }

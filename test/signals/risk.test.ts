@@ -69,7 +69,17 @@ describe('ID Protection risk records', () => {
     const record = fixture('RiskyUsers').records[0] as Record<string, any>;
     const changed = (value: unknown) => one({ ...record, properties: { ...record.properties, riskLastUpdatedDateTime: value } });
     // A day the month does not have (Date.parse rolls it into the next month), a day alone, a number, another format.
-    for (const odd of ['2026-02-30T09:14:03Z', '2026-02-29T09:14:03Z', '2026-04-31T09:14:03.512Z', '2026-11-28', '2026', '-1', 0, 1.5, 'Tue, 01 Dec 2026 09:14:03 GMT'])
+    for (const odd of [
+      '2026-02-30T09:14:03Z',
+      '2026-02-29T09:14:03Z',
+      '2026-04-31T09:14:03.512Z',
+      '2026-11-28',
+      '2026',
+      '-1',
+      0,
+      1.5,
+      'Tue, 01 Dec 2026 09:14:03 GMT',
+    ])
       expect(changed(odd), String(odd)).toMatchObject({ status: 'invalid', field: 'records[0].properties.riskLastUpdatedDateTime' });
     expect(changed('2024-02-29T09:14:03.512Z')).toMatchObject({ status: 'signal' });
     // The envelope's time, US-style: 30 February is no day, and year 26 is not 1926.
