@@ -19,6 +19,16 @@ export const sweepRiskyUsers = defineTimerFunction({
   },
 });
 
+export const sweepStuckActions = defineTimerFunction({
+  name: 'sweepStuckActions',
+  schedule: sweepSchedule('stuckActions'),
+  async handle(_timer, log) {
+    const { sweeps } = await runtime();
+    const run = await sweeps.run('stuckActions');
+    if (run.found > 0) log.warn({ sweep: run.sweep, found: run.found }, run.summary);
+  },
+});
+
 /**
  * POST /api/sweeps/{name} — run a sweep now (`responder sweep <name>`), or with `?dryRun=true` say what it would do
  * and change nothing. Answers 200 with the run: what it found, planned, passed over, and where it stopped.

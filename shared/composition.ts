@@ -99,6 +99,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
   });
   const sweeps = new Sweeps({
     shared,
+    ledger,
     engine,
     directory: async () => (await executionContext()).directory,
     policy,

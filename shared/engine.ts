@@ -514,6 +514,30 @@ export class ResponderEngine {
   }
 
   /**
+   * Send a stuck action's command again (the stuckActions sweep), under its own MessageId: a copy still in the queue is
+   * dropped as a duplicate, and a second delivery finds the action claimed or done. A planned or queued entry records
+   * it in its history; a running one is taken over by the delivery, as a lapsed lease is.
+   */
+  async resend(entry: LedgerEntry, why: string, by: string, log: Logger = this.deps.log): Promise<LedgerEntry> {
+    const at = this.deps.now().toISOString();
+    try {
+      await this.deps.queue.send([commandFor(entry, at)]);
+    } catch (error) {
+      log.error({ err: error, actionId: entry.key }, 'resend: the queue did not take the command');
+      throw new QueueUnavailableError(`the action queue did not accept ${entry.key} again: the next sweep tries again`);
+    }
+    log.warn({ actionId: entry.key, state: entry.state, by }, `sent ${entry.kind} on ${targetLabel(entry.target)} again: ${why}`);
+    if (entry.state === 'running') return entry;
+    try {
+      return await this.deps.ledger.transition(entry.key, entry.etag, 'queued', { by, at, note: `sent again: ${why}` });
+    } catch (error) {
+      // It moved on meanwhile (a delivery came after all): the copy sent is dropped or finds it claimed.
+      if (error instanceof LedgerConflictError || error instanceof LedgerTransitionError) return (await this.deps.ledger.get(entry.key)) ?? entry;
+      throw error;
+    }
+  }
+
+  /**
    * Trigger payloads may carry no entities (Sentinel fills them in later, or the relay omits them): list them through
    * ARM before deciding. If that fails, decide on what arrived and say so.
    */

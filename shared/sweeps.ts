@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Directory } from './clients/graph';
 import type { SharedState } from './coordination/sharedState';
 import type { ResponderEngine } from './engine';
+import type { ActionLedger, LedgerEntry } from './ledger/ledger';
 import type { Logger } from './log';
 import type { CompiledPolicy } from './policy/decide';
 import { normalizeRiskRecords } from './signals/risk';
@@ -15,7 +16,7 @@ import type { Signal, UserRiskLevel } from './signals/signal';
  * ledger drops what was already decided), and can be tried without effect (a dry run plans, records nothing, keeps no
  * place and takes no lease).
  */
-export const SWEEP_NAMES = ['riskyUsers'] as const;
+export const SWEEP_NAMES = ['riskyUsers', 'stuckActions'] as const;
 export type SweepName = (typeof SWEEP_NAMES)[number];
 
 /**
@@ -24,6 +25,8 @@ export type SweepName = (typeof SWEEP_NAMES)[number];
  */
 export const SWEEP_SCHEDULES: Record<SweepName, { setting: string; schedule: string }> = {
   riskyUsers: { setting: 'RESPONDER_SWEEP_RISKYUSERS', schedule: '0 */30 * * * *' },
+  // Well after the relay's retries and a lapsed lease's takeover, which resolve most of what it would find.
+  stuckActions: { setting: 'RESPONDER_SWEEP_STUCKACTIONS', schedule: '0 7,37 * * * *' },
 };
 
 export function sweepSchedule(name: SweepName, env: NodeJS.ProcessEnv = process.env): string {
@@ -36,16 +39,35 @@ export function sweepNamed(text: string | undefined): SweepName | undefined {
   return SWEEP_NAMES.find((name) => name.toLowerCase() === text?.toLowerCase());
 }
 
-/** How long a run holds its sweep without renewing it, and how long it works before it stops after a page. */
+/**
+ * How long a run holds its sweep without renewing it, and how long it works before it stops after a page; when an
+ * action counts as stuck: planned this long, queued with nothing due and nothing done this long, running this long past
+ * its lease.
+ */
 export interface SweepTimings {
   leaseMs: number;
   budgetMs: number;
+  plannedStuckMs: number;
+  queuedStuckMs: number;
+  runningStuckMs: number;
 }
-export const SWEEP_TIMINGS: SweepTimings = { leaseMs: 10 * 60_000, budgetMs: 5 * 60_000 };
+export const SWEEP_TIMINGS: SweepTimings = {
+  leaseMs: 10 * 60_000,
+  budgetMs: 5 * 60_000,
+  plannedStuckMs: 5 * 60_000,
+  queuedStuckMs: 60 * 60_000,
+  runningStuckMs: 5 * 60_000,
+};
+
+/** One thing a sweep found, and what doing something about it comes to (a dry run: what it would come to). */
+interface Finding {
+  subject: string;
+  act(dryRun: boolean): Promise<{ summary: string; planned: number }>;
+}
 
 /** One page of what a sweep finds, and where the next page starts (none: the sweep is through). */
 interface SweepPage {
-  signals: Signal[];
+  findings: Finding[];
   /** Found but asking for nothing (a state or level no rule acts on, a record that could not be read), with why. */
   passedOver: string[];
   next?: string;
@@ -86,7 +108,8 @@ interface SweepRecord {
 
 export interface SweepDeps {
   shared: SharedState;
-  engine: Pick<ResponderEngine, 'submit' | 'plan'>;
+  ledger: Pick<ActionLedger, 'list'>;
+  engine: Pick<ResponderEngine, 'submit' | 'plan' | 'resend'>;
   directory: () => Promise<Directory>;
   policy: CompiledPolicy;
   now: () => Date;
@@ -131,19 +154,19 @@ export class Sweeps {
   }
 
   private async pages(run: SweepRun, holder: string, from: string | undefined, by: string): Promise<SweepRun> {
-    const { now, log, timings } = this.deps;
+    const { now, timings } = this.deps;
     const { sweep: name, dryRun } = run;
     const started = new Date(run.startedAt);
     let cursor = from;
     for (;;) {
-      const page = await this.page(name, cursor);
+      const page = await this.page(name, cursor, by);
       run.pages++;
       run.passedOver += page.passedOver.length;
-      for (const signal of page.signals) {
-        const decision = dryRun ? await this.deps.engine.plan(signal) : (await this.deps.engine.submit(signal, by, log)).decision;
+      for (const finding of page.findings) {
+        const { summary, planned } = await finding.act(dryRun);
         run.found++;
-        run.planned += decision.actions.length;
-        if (run.findings.length < MAX_LISTED) run.findings.push({ subject: signal.subject, summary: decision.summary });
+        run.planned += planned;
+        if (run.findings.length < MAX_LISTED) run.findings.push({ subject: finding.subject, summary });
       }
       cursor = page.next;
       if (cursor === undefined) break;
@@ -159,10 +182,12 @@ export class Sweeps {
     return done;
   }
 
-  private async page(name: SweepName, cursor: string | undefined): Promise<SweepPage> {
+  private async page(name: SweepName, cursor: string | undefined, by: string): Promise<SweepPage> {
     switch (name) {
       case 'riskyUsers':
-        return this.riskyUsersPage(cursor);
+        return this.riskyUsersPage(cursor, by);
+      case 'stuckActions':
+        return this.stuckActionsPage(by);
     }
   }
 
@@ -171,13 +196,51 @@ export class Sweeps {
    * none says), as the RiskyUsers stream would have brought them: each keyed by the user and when their risk last
    * changed, so a change the events already brought is found decided.
    */
-  private async riskyUsersPage(cursor: string | undefined): Promise<SweepPage> {
+  private async riskyUsersPage(cursor: string | undefined, by: string): Promise<SweepPage> {
     const directory = await this.deps.directory();
     const { users, next } = await directory.riskyUsersPage(levelsActedOn(this.deps.policy), cursor);
-    const page: SweepPage = { signals: [], passedOver: [], ...(next !== undefined && { next }) };
+    const page: SweepPage = { findings: [], passedOver: [], ...(next !== undefined && { next }) };
     for (const record of normalizeRiskRecords({ records: users.map((properties) => ({ category: 'RiskyUsers', properties })) })) {
-      if (record.status === 'signal') page.signals.push({ ...record.signal, source: 'sweep' });
+      if (record.status === 'signal') page.findings.push(this.decided({ ...record.signal, source: 'sweep' }, by));
       else page.passedOver.push(record.status === 'ignored' ? record.reason : `${record.field}: ${record.problem}`);
+    }
+    return page;
+  }
+
+  /** A signal found: decided as any other (a dry run: planned, nothing recorded). */
+  private decided(signal: Signal, by: string): Finding {
+    return {
+      subject: signal.subject,
+      act: async (dryRun) => {
+        const decision = dryRun ? await this.deps.engine.plan(signal) : (await this.deps.engine.submit(signal, by, this.deps.log)).decision;
+        return { summary: decision.summary, planned: decision.actions.length };
+      },
+    };
+  }
+
+  /**
+   * Actions the pipeline left behind: planned and never sent (the relay did not retry after a 503), queued whose
+   * message is gone (none is due and nothing has happened for an hour), running whose worker died after its message
+   * was settled (its lease long lapsed). Each is sent again under its own MessageId: a copy still in the queue is
+   * dropped as a duplicate, and a second delivery finds the action claimed or done, so nothing runs twice. The ledger
+   * is read whole (one page).
+   */
+  private async stuckActionsPage(by: string): Promise<SweepPage> {
+    const now = this.deps.now().getTime();
+    const page: SweepPage = { findings: [], passedOver: [] };
+    for (const state of ['planned', 'queued', 'running'] as const) {
+      for (const entry of await this.deps.ledger.list({ state })) {
+        const why = stuckFor(entry, now, this.deps.timings);
+        if (why === undefined) continue;
+        page.findings.push({
+          subject: entry.key,
+          act: async (dryRun) => {
+            if (dryRun) return { summary: `would send again: ${why}`, planned: 1 };
+            await this.deps.engine.resend(entry, why, by, this.deps.log);
+            return { summary: `sent again: ${why}`, planned: 1 };
+          },
+        });
+      }
     }
     return page;
   }
@@ -237,3 +300,22 @@ export function levelsActedOn(policy: CompiledPolicy): UserRiskLevel[] {
 }
 
 const keyOf = (name: SweepName): string => `sweep:${name}`;
+
+/** Why `entry` is stuck, or undefined if it is on its way (see stuckActionsPage). */
+export function stuckFor(
+  entry: LedgerEntry,
+  now: number,
+  timings: Pick<SweepTimings, 'plannedStuckMs' | 'queuedStuckMs' | 'runningStuckMs'>,
+): string | undefined {
+  const last = entry.history.at(-1);
+  const since = Date.parse(last?.at ?? entry.updatedAt);
+  if (entry.state === 'planned' && now - since >= timings.plannedStuckMs) return `planned since ${new Date(since).toISOString()}, never queued`;
+  if (entry.state === 'queued' && now - since >= timings.queuedStuckMs) {
+    // A deferral or a turn says when its message is due: until then it is waiting, not lost.
+    const due = Math.max(0, ...[...(last?.note ?? '').matchAll(/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z/g)].map((m) => Date.parse(m[0])));
+    if (due + timings.queuedStuckMs <= now) return `queued since ${new Date(since).toISOString()} with nothing due`;
+  }
+  const lapsed = entry.lease ? Date.parse(entry.lease.until) : Number.NaN;
+  if (entry.state === 'running' && now - lapsed >= timings.runningStuckMs) return `running, its lease lapsed at ${new Date(lapsed).toISOString()}`;
+  return undefined;
+}

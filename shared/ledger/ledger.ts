@@ -33,7 +33,8 @@ const TRANSITIONS: Record<LedgerState, readonly LedgerState[]> = {
   planned: ['queued', 'pending-approval', 'blocked', 'failed'],
   // -> planned: an analyst approved it (planned until the queue has taken the command). denied, expired: final.
   'pending-approval': ['planned', 'queued', 'blocked', 'denied', 'expired'],
-  queued: ['running', 'blocked', 'dead-lettered'],
+  // queued -> queued: the stuckActions sweep sent its command again, its message being lost.
+  queued: ['running', 'blocked', 'dead-lettered', 'queued'],
   // running -> queued: a transient failure scheduled a retry copy. running -> running: a delivery took over an
   // action whose previous worker died (its lease ran out).
   // running -> pending-approval: the directory disagreed with the payload on who the target is: held for a human.

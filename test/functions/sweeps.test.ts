@@ -4,12 +4,15 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vites
 import { riskEvents } from '../../functions/riskEvents';
 import { runSweep } from '../../functions/sweeps';
 import { DEMO } from '../../sandbox/tenant';
-import { type EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { runtime } from '../../shared/runtime';
 import { createGraphDirectory } from '../../shared/clients/graph';
 import { config } from '../../shared/config';
 import { logger } from '../../shared/log';
-import { levelsActedOn, Sweeps } from '../../shared/sweeps';
+import { levelsActedOn, stuckFor, SWEEP_TIMINGS, Sweeps, type SweepDeps, type SweepTimings } from '../../shared/sweeps';
+import { requestAction } from '../../functions/actions';
+import type { LedgerEntry } from '../../shared/ledger/ledger';
+import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
+import type { ActionQueue } from '../../shared/queue/queue';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
 
@@ -31,12 +34,78 @@ beforeEach(async () => {
   act = await engine.bearer(['Responder.Act']);
 });
 
+/** The engine's own parts for a Sweeps of the test's making: a lease of a minute, and `timings` as given. */
+async function parts(timings: Partial<SweepTimings> = {}): Promise<Omit<SweepDeps, 'directory'>> {
+  const { shared, ledger, engine: responder, policy } = await runtime();
+  return { shared, ledger, engine: responder, policy, now: () => new Date(), log: logger(), timings: { ...SWEEP_TIMINGS, leaseMs: 60_000, ...timings } };
+}
+
 const sweep = (name: string, query = '') => call(runSweep, `sweeps/${name}${query}`, { headers: act, params: { name } });
 /** The sweep's reads of ID Protection (enrichment reads it too, for every user at risk, without a level). */
 const idProtectionCalls = () =>
   engine.sandbox.tenant.calls.filter(
     (c) => c.path === '/v1.0/identityProtection/riskyUsers' && decodeURIComponent((c.query ?? '').replace(/\+/g, ' ')).includes('riskLevel eq'),
   );
+
+describe('the stuckActions sweep', () => {
+  const ADELE_UPN = 'adele.vance@contoso.com';
+  it('sends again what the pipeline left behind, once, and leaves alone what is on its way', async () => {
+    // The relay's POST met a broker that refused the send (503), and the relay never retried: the action waits planned.
+    const embedded = new EmbeddedQueue();
+    let refusing = true;
+    const queue: ActionQueue = {
+      send: (commands) => (refusing ? Promise.reject(new Error('broker unreachable')) : embedded.send(commands)),
+      schedule: (message, at) => embedded.schedule(message, at),
+      receiveDeadLetters: (max) => embedded.receiveDeadLetters(max),
+    };
+    engine.configure({ RESPONDER_POLICY: `${POLICY}  - { id: manual, when: { source: [manual] }, then: [revokeSessions] }\n` }, { queue });
+    const act = await engine.bearer(['Responder.Act']);
+    const asked = await call(requestAction, 'actions', { body: { kind: 'revokeSessions', target: ADELE_UPN, reason: 'phished' }, headers: act });
+    expect(asked.status).toBe(503);
+    const [stuck] = await engine.ledger.list({ state: 'planned' });
+    expect(stuck).toBeDefined();
+    refusing = false;
+    const later = (ms: number) => async () =>
+      new Sweeps({ ...(await parts()), now: () => new Date(Date.now() + ms), directory: async () => createGraphDirectory(config()) });
+    // Within five minutes the relay may still retry: nothing is stuck yet.
+    expect(await (await later(60_000)()).run('stuckActions', { dryRun: true })).toMatchObject({ found: 0 });
+    const dry = await (await later(6 * 60_000)()).run('stuckActions', { dryRun: true });
+    expect(dry).toMatchObject({
+      found: 1,
+      planned: 1,
+      findings: [{ subject: stuck?.key, summary: expect.stringMatching(/^would send again: planned since .+, never queued$/) }],
+    });
+    expect(embedded.stats().ready).toBe(0); // a dry run sent nothing
+    const run = await (await later(6 * 60_000)()).run('stuckActions');
+    expect(run).toMatchObject({ outcome: 'completed', found: 1, findings: [{ summary: expect.stringMatching(/^sent again: planned since/) }] });
+    expect(embedded.stats().ready).toBe(1);
+    const entry = await engine.ledger.get(stuck?.key as string);
+    expect(entry).toMatchObject({ state: 'queued' });
+    expect(entry?.history.at(-1)).toMatchObject({ state: 'queued', by: 'sweep:stuckActions', note: expect.stringMatching(/^sent again: planned since/) });
+    // Sent, it is on its way: the next run finds nothing (queued, and nothing has had an hour to go wrong).
+    expect(await (await later(7 * 60_000)()).run('stuckActions')).toMatchObject({ found: 0 });
+  });
+
+  it('tells stuck from waiting: a queued action whose deferral is due later is waiting; a running one within its lease is running', () => {
+    const t = Date.parse('2026-12-05T10:00:00.000Z');
+    const iso = (ms: number) => new Date(t + ms).toISOString();
+    const entry = (state: string, lastAt: number, note?: string, leaseUntil?: number) =>
+      ({
+        state,
+        updatedAt: iso(lastAt),
+        history: [{ state, at: iso(lastAt), by: 'worker', ...(note && { note }) }],
+        ...(leaseUntil !== undefined && { lease: { holder: 'h', until: iso(leaseUntil) } }),
+      }) as unknown as LedgerEntry;
+    const H = 3_600_000;
+    expect(stuckFor(entry('queued', -2 * H), t, SWEEP_TIMINGS)).toMatch(/^queued since .+ with nothing due$/);
+    expect(stuckFor(entry('queued', -2 * H, `paced by the engine; deferred to ${iso(30 * 60_000)}`), t, SWEEP_TIMINGS)).toBeUndefined();
+    expect(stuckFor(entry('queued', -3 * H, `deferred to ${iso(-2 * H)}`), t, SWEEP_TIMINGS)).toMatch(/with nothing due/);
+    expect(stuckFor(entry('running', -H, undefined, -60_000), t, SWEEP_TIMINGS)).toBeUndefined();
+    expect(stuckFor(entry('running', -H, undefined, -10 * 60_000), t, SWEEP_TIMINGS)).toMatch(/^running, its lease lapsed at /);
+    expect(stuckFor(entry('running', -H), t, SWEEP_TIMINGS)).toBeUndefined(); // no lease: nothing says it lapsed
+    expect(stuckFor(entry('succeeded', -H), t, SWEEP_TIMINGS)).toBeUndefined();
+  });
+});
 
 describe('the riskyUsers sweep', () => {
   it('finds the users ID Protection still rates at high risk and decides each as a sweep signal', async () => {
@@ -91,17 +160,8 @@ describe('the riskyUsers sweep', () => {
     engine.sandbox.tenant.setRisk(DEMO.jsmith, 'high');
     engine.sandbox.tenant.setRisk(DEMO.megan, 'high');
     // The engine's own parts, with no time for more than a page a run.
-    const { shared, engine: responder, policy } = await runtime();
     const directory = await createGraphDirectory(config());
-    const sweeps = new Sweeps({
-      shared,
-      engine: responder,
-      policy,
-      directory: async () => directory,
-      now: () => new Date(),
-      log: logger(),
-      timings: { leaseMs: 60_000, budgetMs: 0 },
-    });
+    const sweeps = new Sweeps({ ...(await parts({ budgetMs: 0 })), directory: async () => directory });
     const first = await sweeps.run('riskyUsers');
     expect(first).toMatchObject({ outcome: 'paused', pages: 1, found: 1, resumed: false });
     const second = await sweeps.run('riskyUsers');
@@ -118,7 +178,6 @@ describe('the riskyUsers sweep', () => {
   it('resumes a run killed halfway from its last page once its lease lapses; until then, the sweep is taken', async () => {
     engine.sandbox.tenant.graphPageSize = 1;
     engine.sandbox.tenant.setRisk(DEMO.jsmith, 'high');
-    const { shared, engine: responder, policy } = await runtime();
     const graph = await createGraphDirectory(config());
     let pages = 0;
     // The process dies while it reads its second page: its lease and place stay in the shared records.
@@ -126,10 +185,10 @@ describe('the riskyUsers sweep', () => {
       riskyUsersPage: (levels: readonly string[], next?: string) => (++pages === 2 ? new Promise<never>(() => undefined) : graph.riskyUsersPage(levels, next)),
     };
     let now = Date.now();
-    const parts = { shared, engine: responder, policy, now: () => new Date(now), log: logger(), timings: { leaseMs: 60_000, budgetMs: 60_000 } };
-    void new Sweeps({ ...parts, directory: async () => dying as unknown as typeof graph }).run('riskyUsers');
+    const engineParts = { ...(await parts()), now: () => new Date(now) };
+    void new Sweeps({ ...engineParts, directory: async () => dying as unknown as typeof graph }).run('riskyUsers');
     await vi.waitUntil(() => pages === 2, { timeout: 10_000, interval: 10 });
-    const next = new Sweeps({ ...parts, directory: async () => graph });
+    const next = new Sweeps({ ...engineParts, directory: async () => graph });
     expect(await next.run('riskyUsers')).toMatchObject({ outcome: 'busy', found: 0 });
     now += 60_001; // the dead run's lease lapses
     expect(await next.run('riskyUsers')).toMatchObject({ outcome: 'completed', resumed: true, found: 1, pages: 1 });
@@ -139,15 +198,14 @@ describe('the riskyUsers sweep', () => {
   it('ends a run whose read fails, keeping the last page kept for the next run, which may start at once', async () => {
     engine.sandbox.tenant.graphPageSize = 1;
     engine.sandbox.tenant.setRisk(DEMO.jsmith, 'high');
-    const { shared, engine: responder, policy, sweeps } = await runtime();
+    const { sweeps } = await runtime();
     const graph = await createGraphDirectory(config());
     let pages = 0;
     const failing = {
       riskyUsersPage: (levels: readonly string[], next?: string) =>
         ++pages === 2 ? Promise.reject(new Error('Graph 503')) : graph.riskyUsersPage(levels, next),
     };
-    const parts = { shared, engine: responder, policy, now: () => new Date(), log: logger(), timings: { leaseMs: 60_000, budgetMs: 60_000 } };
-    await expect(new Sweeps({ ...parts, directory: async () => failing as unknown as typeof graph }).run('riskyUsers')).rejects.toThrow('Graph 503');
+    await expect(new Sweeps({ ...(await parts()), directory: async () => failing as unknown as typeof graph }).run('riskyUsers')).rejects.toThrow('Graph 503');
     expect(await sweeps.last('riskyUsers')).toMatchObject({ outcome: 'failed', found: 1, summary: expect.stringContaining('failed: Error: Graph 503') });
     expect(await sweeps.run('riskyUsers')).toMatchObject({ outcome: 'completed', resumed: true, found: 1 });
   });
