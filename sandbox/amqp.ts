@@ -1,9 +1,59 @@
-import rhea, { type Message, type Receiver, type Sender } from 'rhea';
+import type { AddressInfo, Server, Socket } from 'node:net';
+import rhea, { type Container, type Message, type Receiver, type Sender } from 'rhea';
 
 /**
- * The AMQP 1.0 a sandbox broker needs beyond what rhea gives it: a sending link that keeps to the link-credit its
- * receiver granted (AMQP 1.0 §2.6.7), the SDKs' batch envelope, and what rhea keeps of a peer's attach.
+ * The AMQP 1.0 a sandbox broker needs beyond what rhea gives it: a listening end in the shape the SDKs expect of an
+ * emulator, a sending link that keeps to the link-credit its receiver granted (AMQP 1.0 §2.6.7), the reply links of
+ * `$cbs` and `$management`, the SDKs' batch envelope, and what rhea keeps of a peer's attach.
  */
+
+/** A broker's listening end, and the fault and the shutdown that act on its clients' sockets. */
+export interface Listener {
+  readonly port: number;
+  /** The namespace's connection string, in the development-emulator shape the SDKs take. */
+  readonly connectionString: string;
+  /** Cut every client connection at the socket, as a network failure would. */
+  dropConnections(): void;
+  /** Cut every client connection and stop listening. */
+  close(): Promise<void>;
+}
+
+/**
+ * Listen on 127.0.0.1 (port 0 picks one) as the SDKs speak to an emulator: plain TCP, or TLS with `tls` (the
+ * managed-identity shape always speaks it), SASL ANONYMOUS. A client's connection failing is no error of the broker's.
+ */
+export async function listen(container: Container, port: number, tls?: { key: Buffer; cert: Buffer }): Promise<Listener> {
+  container.sasl_server_mechanisms.enable_anonymous();
+  container.on('connection_error', () => undefined);
+  container.on('error', () => undefined);
+  const options = tls ? { port, host: '127.0.0.1', transport: 'tls' as const, key: tls.key, cert: tls.cert } : { port, host: '127.0.0.1' };
+  const server = container.listen(options as Parameters<Container['listen']>[0]) as unknown as Server;
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  const listener: Listener = {
+    get port() {
+      return (server.address() as AddressInfo).port;
+    },
+    get connectionString() {
+      return `Endpoint=sb://127.0.0.1:${this.port};SharedAccessKeyName=test-only;SharedAccessKey=test-only-not-a-secret;UseDevelopmentEmulator=true`;
+    },
+    dropConnections() {
+      for (const socket of sockets) socket.destroy();
+    },
+    async close() {
+      this.dropConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+  return listener;
+}
 
 /** The message format of an Azure SDK batch send: one envelope whose data sections are the encoded messages. */
 export const BATCH_FORMAT = 0x80013700;
@@ -87,6 +137,35 @@ export class CreditedLink {
     if (flow.link_credit === undefined) return; // no link state in it: nothing changes
     this.linkCredit = Math.max(0, (flow.delivery_count ?? 0) + flow.link_credit - this.deliveryCount);
     this.drain = flow.drain === true;
+  }
+}
+
+/**
+ * The links a broker answers `$cbs` and `$management` requests on: the SDK attaches one for each request-response node
+ * and names it in every request's `reply_to`.
+ */
+export class ReplyLinks {
+  private readonly links = new Map<string, Sender>();
+
+  /** A client receiver attached to a request-response node: found by its target address, or else by its name. */
+  add(sender: Sender): void {
+    this.links.set(String(attachOf(sender).target?.address ?? sender.name), sender);
+    this.links.set(sender.name, sender);
+  }
+
+  /** `sender` is a reply link: what the client settles on it are answers, not messages the broker holds. */
+  has(sender: Sender): boolean {
+    return this.links.has(sender.name);
+  }
+
+  /** Links that closed, or whose connection went. */
+  forget(gone: (link: Sender) => boolean): void {
+    for (const [key, link] of this.links) if (gone(link)) this.links.delete(key);
+  }
+
+  /** Answer `request` on the link its `reply_to` names, with the status properties the service's answers carry. */
+  answer(request: Message, status: Record<string, unknown>, body: Record<string, unknown>): void {
+    this.links.get(String(request.reply_to))?.send({ correlation_id: request.message_id, application_properties: status, body });
   }
 }
 

@@ -1,7 +1,18 @@
 import { createHash } from 'node:crypto';
-import type { AddressInfo, Server, Socket } from 'node:net';
 import rhea, { type Delivery, type EventContext, type Message, type Receiver, type Sender } from 'rhea';
-import { announceMaxMessageSize, attachOf, BATCH_FORMAT, CreditedLink, decode, outcomes, type RemoteAttach, unbatch } from './amqp';
+import {
+  announceMaxMessageSize,
+  attachOf,
+  BATCH_FORMAT,
+  CreditedLink,
+  decode,
+  listen,
+  type Listener,
+  outcomes,
+  type RemoteAttach,
+  ReplyLinks,
+  unbatch,
+} from './amqp';
 
 /**
  * An Event Hubs namespace for tests: AMQP 1.0 on `rhea`, close enough to Azure Event Hubs that the real
@@ -100,13 +111,11 @@ interface Consumer {
 export class EventHubsEmulator {
   private readonly hubs = new Map<string, Hub>();
   private readonly consumers = new Map<Sender, Consumer>();
-  private readonly replyLinks = new Map<string, Sender>();
-  private readonly sockets = new Set<Socket>();
+  private readonly replyLinks = new ReplyLinks();
   private readonly container = rhea.create_container({ id: 'eventhubs-emulator' });
-  private server: Server | undefined;
+  private listener: Listener | undefined;
 
   constructor() {
-    this.container.sasl_server_mechanisms.enable_anonymous();
     this.container.on('sender_open', (context: EventContext) => this.onReceiverAttach(context.sender as Sender));
     this.container.on('sender_close', (context: EventContext) => this.forgetLinks((link) => link === context.sender));
     // Credit comes in flow frames (CreditedLink); 'sendable' also says rhea's outgoing window has room again.
@@ -114,37 +123,25 @@ export class EventHubsEmulator {
     this.container.on('receiver_open', (context: EventContext) => this.onProducerAttach(context.receiver as Receiver));
     this.container.on('message', (context: EventContext) => this.onMessage(context));
     this.container.on('disconnected', (context: EventContext) => this.forgetLinks((link) => link.connection === context.connection));
-    this.container.on('connection_error', () => undefined);
-    this.container.on('error', () => undefined);
   }
 
   /** Listen on 127.0.0.1 (port 0 picks one), plain TCP, as the SDK speaks to an emulator. */
   async start(port = 0): Promise<this> {
-    const server = this.container.listen({ port, host: '127.0.0.1' }) as unknown as Server;
-    server.on('connection', (socket: Socket) => {
-      this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
-    });
-    this.server = server;
+    this.listener = await listen(this.container, port);
     return this;
   }
 
   get port(): number {
-    return (this.server?.address() as AddressInfo).port;
+    return (this.listener as Listener).port;
   }
 
   /** The namespace's connection string: give the SDK the hub's name beside it (or append `;EntityPath=<hub>`). */
   get connectionString(): string {
-    return `Endpoint=sb://127.0.0.1:${this.port};SharedAccessKeyName=test-only;SharedAccessKey=test-only-not-a-secret;UseDevelopmentEmulator=true`;
+    return (this.listener as Listener).connectionString;
   }
 
   async stop(): Promise<void> {
-    this.dropConnections();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await this.listener?.close();
   }
 
   /** Create a hub, empty, replacing one of that name (tests start each case on a fresh hub). */
@@ -187,7 +184,7 @@ export class EventHubsEmulator {
 
   /** Fault: cut every client connection at the socket, as a network failure would. */
   dropConnections(): void {
-    for (const socket of this.sockets) socket.destroy();
+    this.listener?.dropConnections();
   }
 
   private hubOrThrow(name: string): Hub {
@@ -217,11 +214,7 @@ export class EventHubsEmulator {
   private onReceiverAttach(sender: Sender): void {
     const attach = attachOf(sender);
     const address = String(attach.source?.address ?? '');
-    if (address === '$cbs' || address === '$management') {
-      this.replyLinks.set(String(attach.target?.address ?? sender.name), sender);
-      this.replyLinks.set(sender.name, sender);
-      return;
-    }
+    if (address === '$cbs' || address === '$management') return this.replyLinks.add(sender);
     const match = /^([^/]+)\/ConsumerGroups\/([^/]+)\/Partitions\/([^/]+)$/i.exec(address);
     const hub = match && this.hubs.get((match[1] as string).toLowerCase());
     const consumerGroup = (match?.[2] ?? '').toLowerCase();
@@ -263,7 +256,7 @@ export class EventHubsEmulator {
         this.consumers.delete(sender);
         consumer.partition.consumers.delete(consumer);
       }
-    for (const [key, link] of this.replyLinks) if (gone(link)) this.replyLinks.delete(key);
+    this.replyLinks.forget(gone);
   }
 
   private pumpLink(sender: Sender): void {
@@ -396,17 +389,7 @@ export class EventHubsEmulator {
 
   /** Answer a `$cbs` or `$management` request on the link its `reply_to` names. */
   private reply(request: Message, status: number, body: Record<string, unknown>, condition?: string, description = 'OK'): void {
-    const link = this.replyLinks.get(String(request.reply_to));
-    if (!link) return;
-    link.send({
-      correlation_id: request.message_id,
-      application_properties: {
-        'status-code': status,
-        'status-description': description,
-        ...(condition && { 'error-condition': condition }),
-      },
-      body,
-    });
+    this.replyLinks.answer(request, { 'status-code': status, 'status-description': description, ...(condition && { 'error-condition': condition }) }, body);
   }
 }
 

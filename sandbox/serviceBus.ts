@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo, Server, Socket } from 'node:net';
 import rhea, { type Delivery, type EventContext, type Message, type Receiver, type Sender } from 'rhea';
+import { announceMaxMessageSize, attachOf, BATCH_FORMAT, CreditedLink, decode, listen, type Listener, outcomes, ReplyLinks, unbatch } from './amqp';
 
 /**
  * A Service Bus broker for tests: AMQP 1.0 on `rhea`, close enough to Azure Service Bus that the real
@@ -62,29 +62,17 @@ export interface BrokerFaults {
 }
 
 const DEAD_LETTER_SUFFIX = '/$deadletterqueue';
-const BATCH_FORMAT = 0x80013700;
 const LOCK_LOST = 'com.microsoft:message-lock-lost';
+/** Service Bus Standard tier's largest message. */
 const MAX_MESSAGE_BYTES = 256 * 1024;
-
-/** A consumer link and its flow state (AMQP 1.0 §2.6.7), as the broker, the sending end, keeps it. */
-interface Consumer {
-  readonly sender: Sender;
-  /** The sender's delivery-count: deliveries handed to the link, plus the ones a drain advanced over. */
-  deliveryCount: number;
-  /** How many more the receiver allows: only while it is above 0 may a message go out. */
-  linkCredit: number;
-  /** The receiver asked for its credit to be used up or given back (`drain`), and has not been answered yet. */
-  drain: boolean;
-  /** The next flow this link writes answers that drain. */
-  drainAnswerDue: boolean;
-}
 
 class BrokerQueue {
   readonly ready: BrokerMessage[] = [];
   readonly locked = new Map<string, BrokerMessage>();
   readonly scheduled = new Map<number, { at: number; message: BrokerMessage }>();
   readonly seen = new Map<string, number>();
-  readonly consumers = new Map<Sender, Consumer>();
+  /** The links consuming the queue, each keeping to the link-credit its receiver granted. */
+  readonly consumers = new Map<Sender, CreditedLink>();
 
   constructor(
     readonly name: string,
@@ -97,31 +85,24 @@ export class ServiceBusEmulator {
   /** Every message the broker accepted from a client, in order (sends and schedules): what tests count. */
   readonly accepted: Array<{ queue: string; messageId: string; scheduledFor?: number }> = [];
   private readonly queues = new Map<string, BrokerQueue>();
-  private readonly replyLinks = new Map<string, Sender>();
-  private readonly sockets = new Set<Socket>();
+  private readonly replyLinks = new ReplyLinks();
   private readonly container = rhea.create_container({ id: 'servicebus-emulator' });
-  private server: Server | undefined;
+  private listener: Listener | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private sequence = 0;
 
   constructor(private readonly defaults: BrokerQueueOptions = {}) {
-    this.container.sasl_server_mechanisms.enable_anonymous();
     this.container.on('sender_open', (context: EventContext) => this.onConsumerOpen(context.sender as Sender));
     this.container.on('sender_close', (context: EventContext) => this.forgetLinks((link) => link === context.sender));
-    // Credit and drain come in flow frames (onFlow); 'sendable' also says rhea's outgoing window has room again.
+    // Credit and drain come in flow frames (CreditedLink); 'sendable' also says rhea's outgoing window has room again.
     this.container.on('sendable', (context: EventContext) => this.pumpLink(context.sender as Sender));
-    // The SDK sizes its batches by the link's max_message_size: announce Standard tier's 256 KB in our attach reply.
-    this.container.on('receiver_open', (context: EventContext) => {
-      (context.receiver as unknown as { local: { attach: { max_message_size?: number } } }).local.attach.max_message_size = MAX_MESSAGE_BYTES;
-    });
+    this.container.on('receiver_open', (context: EventContext) => announceMaxMessageSize(context.receiver as Receiver, MAX_MESSAGE_BYTES));
     this.container.on('message', (context: EventContext) => this.onMessage(context));
     // rhea also raises 'released' for every 'modified' (abandon): listening to both would settle twice.
     for (const outcome of ['accepted', 'rejected', 'modified'])
       this.container.on(outcome, (context: EventContext) => this.onSettle(context.sender as Sender, context.delivery as Delivery, outcome));
     // Peek-locks belong to the link that received them: when it goes, the messages come back (their delivery counted).
     this.container.on('disconnected', (context: EventContext) => this.forgetLinks((link) => link.connection === context.connection));
-    this.container.on('connection_error', () => undefined);
-    this.container.on('error', () => undefined);
   }
 
   /**
@@ -129,34 +110,23 @@ export class ServiceBusEmulator {
    * certificate) for the managed-identity shape, which always speaks TLS (reach it with `customEndpointAddress`).
    */
   async start(port = 0, tls?: { key: Buffer; cert: Buffer }): Promise<this> {
-    const options = tls ? { port, host: '127.0.0.1', transport: 'tls' as const, key: tls.key, cert: tls.cert } : { port, host: '127.0.0.1' };
-    const server = this.container.listen(options as Parameters<typeof this.container.listen>[0]) as unknown as Server;
-    server.on('connection', (socket: Socket) => {
-      this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
-    });
-    this.server = server;
+    this.listener = await listen(this.container, port, tls);
     this.ticker = setInterval(() => this.tick(), 10);
     this.ticker.unref();
     return this;
   }
 
   get port(): number {
-    return (this.server?.address() as AddressInfo).port;
+    return (this.listener as Listener).port;
   }
 
   get connectionString(): string {
-    return `Endpoint=sb://127.0.0.1:${this.port};SharedAccessKeyName=test-only;SharedAccessKey=test-only-not-a-secret;UseDevelopmentEmulator=true`;
+    return (this.listener as Listener).connectionString;
   }
 
   async stop(): Promise<void> {
     if (this.ticker) clearInterval(this.ticker);
-    this.dropConnections();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await this.listener?.close();
   }
 
   /**
@@ -187,7 +157,7 @@ export class ServiceBusEmulator {
 
   /** Fault: cut every client connection at the socket, as a network failure would. Locks stay until they expire. */
   dropConnections(): void {
-    for (const socket of this.sockets) socket.destroy();
+    this.listener?.dropConnections();
   }
 
   /** Fault: every lock held now expires at once; the messages go back to the queue (their delivery counted). */
@@ -219,51 +189,17 @@ export class ServiceBusEmulator {
   /** A client receiver attached: either a consumer of a queue, or the reply end of `$cbs` / `$management`. */
   private onConsumerOpen(sender: Sender): void {
     const address = String(attachOf(sender).source?.address ?? '');
-    const replyTo = attachOf(sender).target?.address;
-    if (address === '$cbs' || address.toLowerCase().endsWith('/$management')) {
-      this.replyLinks.set(String(replyTo ?? sender.name), sender);
-      this.replyLinks.set(sender.name, sender);
-      return;
-    }
-    const link = sender as unknown as RheaSender;
-    // At attach the receiver has granted nothing yet; rhea's own count is taken in case a flow came first.
-    const consumer: Consumer = { sender, deliveryCount: link.delivery_count, linkCredit: Math.max(0, link.credit), drain: false, drainAnswerDue: false };
-    this.queue(address).consumers.set(sender, consumer);
-    // rhea keeps its own count, but only of transfers it has written: a sender loop that trusted `sendable()` would hand
-    // over every ready message before the first went out. The broker reads the receiver's flow itself.
-    const rheaOnFlow = link.on_flow.bind(link);
-    link.on_flow = (frame) => {
-      this.onFlow(consumer, frame.performative);
-      rheaOnFlow(frame);
-      this.pumpLink(sender);
-    };
-    // rhea echoes a drain only while credit is left; the broker says when its answer is due, including when the
-    // credit went on messages.
-    link._get_drain = () => {
-      const due = consumer.drainAnswerDue;
-      consumer.drainAnswerDue = false;
-      return due;
-    };
+    if (address === '$cbs' || address.toLowerCase().endsWith('/$management')) return this.replyLinks.add(sender);
+    // Through pumpLink: a flow on a link that no longer consumes (closed, or its queue replaced) sends nothing.
+    this.queue(address).consumers.set(sender, new CreditedLink(sender, () => this.pumpLink(sender)));
     this.pumpLink(sender);
-  }
-
-  /**
-   * A flow frame from the receiver (AMQP 1.0 §2.6.7): its delivery-count plus its link-credit is how far the sender may
-   * count, so link-credit = delivery-count(receiver) + link-credit(receiver) − delivery-count(sender). Transfers still
-   * on their way when the receiver wrote the frame are in the difference. A receiver that has not seen our attach
-   * sends no delivery-count: ours started at 0.
-   */
-  private onFlow(consumer: Consumer, flow: FlowFields): void {
-    if (flow.link_credit === undefined) return; // no link state in it: nothing changes
-    consumer.linkCredit = Math.max(0, (flow.delivery_count ?? 0) + flow.link_credit - consumer.deliveryCount);
-    consumer.drain = flow.drain === true;
   }
 
   /** Links that closed, or whose connection went: no more deliveries to them (a dead link keeps its credit), locks back. */
   private forgetLinks(gone: (link: Sender) => boolean): void {
     this.releaseLocksOf(gone);
     for (const queue of this.queues.values()) for (const sender of [...queue.consumers.keys()]) if (gone(sender)) queue.consumers.delete(sender);
-    for (const [key, link] of this.replyLinks) if (gone(link)) this.replyLinks.delete(key);
+    this.replyLinks.forget(gone);
   }
 
   private onMessage(context: EventContext): void {
@@ -335,20 +271,19 @@ export class ServiceBusEmulator {
   /** Pump the queue `sender` consumes, if it is a consumer link (not a `$cbs` / `$management` reply link). */
   private pumpLink(sender: Sender): void {
     for (const queue of this.queues.values()) {
-      const consumer = queue.consumers.get(sender);
-      if (consumer) return this.pump(queue, consumer);
+      const link = queue.consumers.get(sender);
+      if (link) return this.pump(queue, link);
     }
   }
 
   /**
-   * Send ready messages to a consumer while its link-credit lasts (and rhea's outgoing window has room), each one
-   * using a credit and counting a delivery; then answer a drain: once the credit is spent or nothing is ready, the
-   * delivery-count advances over what is left, so the credit is 0, and a flow tells the receiver (AMQP 1.0 §2.6.7).
+   * Send ready messages while the receiver's credit lasts, each counting a delivery and, unless the receiver settles on
+   * receipt, taking a lock; then answer a drain if it asked for one. A lapsed lock puts its message back, not a credit.
    */
-  private pump(queue: BrokerQueue, consumer: Consumer): void {
-    const { sender } = consumer;
+  private pump(queue: BrokerQueue, link: CreditedLink): void {
+    const { sender } = link;
     const presettled = attachOf(sender).snd_settle_mode === 1;
-    while (consumer.linkCredit > 0 && queue.ready.length > 0 && sender.sendable()) {
+    while (link.canSend && queue.ready.length > 0) {
       const message = queue.ready.shift() as BrokerMessage;
       message.deliveryCount++;
       const lockToken = randomUUID();
@@ -358,26 +293,13 @@ export class ServiceBusEmulator {
         message.heldBy = sender;
         queue.locked.set(lockToken, message);
       }
-      consumer.linkCredit--;
-      consumer.deliveryCount++;
-      sender.send(this.outgoing(message), lockTokenTag(lockToken));
+      link.send(this.outgoing(message), lockTokenTag(lockToken));
       if (this.faults.duplicateDeliveries > 0) {
         this.faults.duplicateDeliveries--;
         queue.ready.push({ ...message, sequenceNumber: ++this.sequence, deliveryCount: 0, lockToken: undefined, lockedUntil: undefined, heldBy: undefined });
       }
     }
-    if (consumer.drain && (consumer.linkCredit === 0 || queue.ready.length === 0)) {
-      const link = sender as unknown as RheaSender;
-      // rhea counts its transfers when it writes them, before it writes this flow: advance its count by the same.
-      link.delivery_count += consumer.linkCredit;
-      link.credit -= consumer.linkCredit;
-      consumer.deliveryCount += consumer.linkCredit;
-      consumer.linkCredit = 0;
-      consumer.drain = false;
-      consumer.drainAnswerDue = true;
-      link.issue_flow = true;
-      link.connection._register();
-    }
+    link.answerDrain(queue.ready.length === 0);
   }
 
   /** The message as delivered: the broker's annotations and the delivery count added to what the client sent. */
@@ -395,7 +317,7 @@ export class ServiceBusEmulator {
   }
 
   private onSettle(sender: Sender, delivery: Delivery, outcome: string): void {
-    if (this.replyLinks.has(sender.name)) return; // the client settling a $cbs / $management answer
+    if (this.replyLinks.has(sender)) return; // the client settling a $cbs / $management answer
     const answer = () => this.settle(sender, delivery, outcome);
     if (this.faults.settleDelayMs > 0) setTimeout(answer, this.faults.settleDelayMs);
     else answer();
@@ -494,11 +416,9 @@ export class ServiceBusEmulator {
 
   /** Answer a `$cbs` or `$management` request on the link its `reply_to` names. */
   private reply(request: Message, status: number, body: Record<string, unknown>, condition?: string, description = 'OK'): void {
-    const link = this.replyLinks.get(String(request.reply_to));
-    if (!link) return;
-    link.send({
-      correlation_id: request.message_id,
-      application_properties: {
+    this.replyLinks.answer(
+      request,
+      {
         statusCode: status,
         'status-code': status,
         statusDescription: description,
@@ -506,33 +426,8 @@ export class ServiceBusEmulator {
         ...(condition && { errorCondition: condition }),
       },
       body,
-    });
+    );
   }
-}
-
-/** rhea's decoder, typed as the message the rest of rhea's typings use. */
-const decode = (buffer: Buffer): Message => rhea.message.decode(buffer) as unknown as Message;
-
-/** What rhea keeps of the peer's attach frame (not in its typings). */
-function attachOf(link: Sender | Receiver): { source?: { address?: string }; target?: { address?: string }; snd_settle_mode?: number } {
-  return (link as unknown as { remote: { attach?: ReturnType<typeof attachOf> } }).remote.attach ?? {};
-}
-
-/** What rhea keeps of a sending link's flow state, and the hooks the broker takes over (not in its typings). */
-interface RheaSender {
-  credit: number;
-  delivery_count: number;
-  issue_flow: boolean;
-  connection: { _register(): void };
-  on_flow(frame: { performative: FlowFields }): void;
-  _get_drain(): boolean;
-}
-
-/** A flow frame's link fields, as the receiver sends them. */
-interface FlowFields {
-  delivery_count?: number;
-  link_credit?: number;
-  drain?: boolean;
 }
 
 /**
@@ -542,20 +437,6 @@ interface FlowFields {
  */
 function forget(delivery: Delivery): void {
   (delivery as unknown as { remote_settled: boolean }).remote_settled = true;
-}
-
-/** Delivery outcomes as rhea encodes them (not in its typings). */
-const outcomes = rhea.message as unknown as {
-  accepted(): { described(): unknown };
-  released(): { described(): unknown };
-  rejected(fields: { error?: { condition: string; description: string } }): { described(): unknown };
-};
-
-/** A batch send is one envelope whose data sections are the encoded messages. */
-function unbatch(envelope: Message): Message[] {
-  const section = envelope.body as { content: Buffer | Buffer[]; multiple?: boolean };
-  const parts = section.multiple ? (section.content as Buffer[]) : [section.content as Buffer];
-  return parts.map(decode);
 }
 
 /** The delivery tag is the lock token, which the SDK reads in .NET GUID byte order (the swap is its own inverse). */
