@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { classifyFailure } from './actions/failure';
 import type { Directory } from './clients/graph';
 import type { SharedState } from './coordination/sharedState';
 import type { ResponderEngine } from './engine';
@@ -57,7 +58,8 @@ export interface SweepRun {
   dryRun: boolean;
   /**
    * completed: through; paused: its time ran out, the next run goes on from its place; busy: another run holds it;
-   * failed: a read or a decision failed, and the next run goes on from the last page kept.
+   * failed: a read or a decision failed, and the next run goes on from the last page kept (from the start when the API
+   * refused it for good).
    */
   outcome: 'completed' | 'paused' | 'busy' | 'failed';
   startedAt: string;
@@ -124,8 +126,10 @@ export class Sweeps {
     try {
       return await this.pages(run, holder, claim.cursor, by);
     } catch (error) {
-      // A read or a decision that failed ends the run, not the sweep: the next run goes on from the last page kept.
-      if (!dryRun) await this.release(name, holder, this.finish(run, `failed: ${String(error).slice(0, 200)}`, 'failed'), undefined, true);
+      // A read or a decision that failed ends the run, not the sweep: the next run goes on from the last page kept, unless
+      // the API refused for good (a page token past its life answers 400): kept, that place would fail every run after.
+      const keepPlace = classifyFailure(error).class !== 'permanent';
+      if (!dryRun) await this.release(name, holder, this.finish(run, `failed: ${String(error).slice(0, 200)}`, 'failed'), undefined, keepPlace);
       throw error;
     }
   }

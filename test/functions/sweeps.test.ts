@@ -6,6 +6,7 @@ import { runSweep } from '../../functions/sweeps';
 import { DEMO } from '../../sandbox/tenant';
 import { type EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { runtime } from '../../shared/runtime';
+import { ApiError } from '../../shared/clients/apiError';
 import { createGraphDirectory } from '../../shared/clients/graph';
 import { config } from '../../shared/config';
 import { logger } from '../../shared/log';
@@ -150,6 +151,32 @@ describe('the riskyUsers sweep', () => {
     await expect(new Sweeps({ ...parts, directory: async () => failing as unknown as typeof graph }).run('riskyUsers')).rejects.toThrow('Graph 503');
     expect(await sweeps.last('riskyUsers')).toMatchObject({ outcome: 'failed', found: 1, summary: expect.stringContaining('failed: Error: Graph 503') });
     expect(await sweeps.run('riskyUsers')).toMatchObject({ outcome: 'completed', resumed: true, found: 1 });
+  });
+
+  it('starts over when Graph refuses the place kept for good (a page token past its life), rather than failing there every run', async () => {
+    engine.sandbox.tenant.graphPageSize = 1;
+    engine.sandbox.tenant.setRisk(DEMO.jsmith, 'high');
+    const { shared, engine: responder, policy } = await runtime();
+    const graph = await createGraphDirectory(config());
+    // A listing read long ago: its next link is one Graph has since stopped honouring.
+    const earlier = {
+      riskyUsersPage: async (levels: readonly string[], next?: string) => {
+        const page = await graph.riskyUsersPage(levels, next);
+        return { ...page, ...(page.next !== undefined && { next: `${page.next}&listing=earlier` }) };
+      },
+    };
+    const expired = new ApiError('graph', 400, 'Directory_ExpiredPageToken', 'The specified page token value has expired.');
+    const today = {
+      riskyUsersPage: (levels: readonly string[], next?: string) =>
+        next?.endsWith('&listing=earlier') ? Promise.reject(expired) : graph.riskyUsersPage(levels, next),
+    };
+    const parts = { shared, engine: responder, policy, now: () => new Date(), log: logger() };
+    const paused = new Sweeps({ ...parts, directory: async () => earlier as unknown as typeof graph, timings: { leaseMs: 60_000, budgetMs: 0 } });
+    expect(await paused.run('riskyUsers')).toMatchObject({ outcome: 'paused', found: 1 });
+    const sweeps = new Sweeps({ ...parts, directory: async () => today as unknown as typeof graph, timings: { leaseMs: 60_000, budgetMs: 60_000 } });
+    await expect(sweeps.run('riskyUsers')).rejects.toThrow('page token value has expired');
+    expect(await sweeps.run('riskyUsers')).toMatchObject({ outcome: 'completed', resumed: false, found: 2, pages: 2 });
+    expect((await engine.ledger.list({ kind: 'disableUser' })).map((e) => e.target.id).sort()).toEqual([DEMO.adele, DEMO.jsmith].sort());
   });
 
   it('answers 404 for a sweep it does not have, 403 without the role', async () => {
