@@ -139,6 +139,8 @@ export class Sweeps {
     const { sweep: name, dryRun } = run;
     const started = new Date(run.startedAt);
     let cursor = from;
+    let why: string | undefined;
+    const followed = new Set(from === undefined ? [] : [from]);
     for (;;) {
       const page = await this.page(name, cursor);
       run.pages++;
@@ -151,6 +153,13 @@ export class Sweeps {
       }
       cursor = page.next;
       if (cursor === undefined) break;
+      // Graph has answered the link just followed (a service bug seen on some collections): kept, that place would page in
+      // a circle until every run's time ran out.
+      if (followed.has(cursor)) {
+        why = 'Graph answered a next link it had already given: the next run starts from the top';
+        break;
+      }
+      followed.add(cursor);
       if (!dryRun && !(await this.keepPlace(name, holder, cursor))) return this.finish(run, 'its lease lapsed and another run took the sweep over', 'paused');
       if (now().getTime() - started.getTime() >= timings.budgetMs) {
         const paused = this.finish(run, 'its time ran out: the next run goes on from here', 'paused');
@@ -158,7 +167,7 @@ export class Sweeps {
         return paused;
       }
     }
-    const done = this.finish(run, undefined, 'completed');
+    const done = this.finish(run, why, 'completed');
     if (!dryRun) await this.release(name, holder, done, undefined);
     return done;
   }

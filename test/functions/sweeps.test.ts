@@ -179,6 +179,26 @@ describe('the riskyUsers sweep', () => {
     expect((await engine.ledger.list({ kind: 'disableUser' })).map((e) => e.target.id).sort()).toEqual([DEMO.adele, DEMO.jsmith].sort());
   });
 
+  it('ends a run whose next link is one it already followed, rather than paging in a circle every run', async () => {
+    const { shared, engine: responder, policy, sweeps } = await runtime();
+    const graph = await createGraphDirectory(config());
+    // Graph answering the very link just followed (seen of some of its collections): the same page for ever.
+    const circle = `${config().endpoints.graph}/v1.0/identityProtection/riskyUsers?$skiptoken=same`;
+    let reads = 0;
+    const circling = {
+      riskyUsersPage: async (levels: readonly string[], next?: string) => {
+        reads++;
+        return { ...(next === undefined ? await graph.riskyUsersPage(levels) : { users: [] }), next: circle };
+      },
+    };
+    const parts = { shared, engine: responder, policy, now: () => new Date(), log: logger(), timings: { leaseMs: 60_000, budgetMs: 1_000 } };
+    const run = await new Sweeps({ ...parts, directory: async () => circling as unknown as typeof graph }).run('riskyUsers');
+    expect(run).toMatchObject({ outcome: 'completed', found: 1, pages: 2 });
+    expect(reads).toBe(2);
+    // Nothing of the circle is kept: the next run starts from the top.
+    expect(await sweeps.run('riskyUsers')).toMatchObject({ outcome: 'completed', resumed: false });
+  });
+
   it('answers 404 for a sweep it does not have, 403 without the role', async () => {
     expect(await sweep('everything')).toMatchObject({ status: 404, json: { error: { code: 'NoSuchSweep' } } });
     expect((await call(runSweep, 'sweeps/riskyUsers', { headers: await engine.bearer(['Responder.Read']), params: { name: 'riskyUsers' } })).status).toBe(403);
