@@ -78,6 +78,15 @@ describe('the riskyUsers sweep', () => {
     expect(engine.sandbox.tenant.calls.filter((c) => c.method !== 'GET')).toEqual([]);
   });
 
+  it('never reads a dry run it was asked for as a real one: an unreadable dryRun is refused with 400, its name read in any case', async () => {
+    for (const query of ['?dryRun=1', '?dryRun=yes', '?dryRun']) {
+      expect(await sweep('riskyUsers', query)).toMatchObject({ status: 400, json: { error: { code: 'BadRequest', target: 'dryRun' } } });
+    }
+    expect((await sweep('riskyUsers', '?dryrun=TRUE')).json.run).toMatchObject({ dryRun: true, planned: 1 });
+    expect(await engine.ledger.list({})).toEqual([]);
+    expect((await sweep('riskyUsers', '?dryRun=false')).json.run).toMatchObject({ dryRun: false, planned: 1 });
+  });
+
   it('runs once at a time: a run started while another holds the sweep says so and does nothing', async () => {
     const { sweeps } = await runtime();
     const [first, second] = await Promise.all([sweeps.run('riskyUsers'), sweeps.run('riskyUsers')]);
