@@ -134,7 +134,7 @@ async function startHubConsumers(settings: ResponderConfig): Promise<Array<{ vie
   for (const registration of registry.eventHubs) {
     const hub = hubConnectionOf(registration, process.env);
     if (!hub) continue;
-    const consumer = await consumeHub(registration, hub, new SharedStateCheckpointStore(shared), hostLog, { authorityHost: settings.authorityHost });
+    const consumer = await consumeHub(registration, hub, new SharedStateCheckpointStore(shared), hostLine, { authorityHost: settings.authorityHost });
     const where = 'connectionString' in hub.connection ? `(${registration.connection})` : hub.connection.fullyQualifiedNamespace;
     running.push({
       view: `  ${registration.name.padEnd(20)} Event Hub ${where}, hub ${hub.eventHubName}, group ${registration.consumerGroup}`,
@@ -145,7 +145,7 @@ async function startHubConsumers(settings: ResponderConfig): Promise<Array<{ vie
 }
 
 function startTimers(): TimerDriver {
-  const timers = new TimerDriver(registry.timers, hostLog);
+  const timers = new TimerDriver(registry.timers, hostLine);
   timers.start();
   return timers;
 }
@@ -425,6 +425,11 @@ async function relaunchTrustingSandbox(): Promise<void> {
 
 /** Invocation logs go to stderr, one JSON line each, like the Functions host's console. */
 function hostLog(_level: unknown, ...args: unknown[]): void {
+  hostLine(...args);
+}
+
+/** What the host's own drivers (the hub consumer, the timers) log: they pass no level first, which hostLog would drop. */
+function hostLine(...args: unknown[]): void {
   process.stderr.write(`${args.map(String).join(' ')}\n`);
 }
 
