@@ -17,6 +17,7 @@ import { AuthError, authorize, ROLES, runningInAzure } from '../shared/auth/call
 import { matchRoute, registry, type HttpMethod } from '../shared/azure/registry';
 import { config, type ResponderConfig } from '../shared/config';
 import { MemoryLedger } from '../shared/ledger/memoryLedger';
+import { scrubSecrets } from '../shared/log';
 import { EmbeddedQueue } from '../shared/queue/embeddedQueue';
 import type { ServiceBusActionQueue } from '../shared/queue/serviceBusQueue';
 import type { ActionLedger } from '../shared/ledger/ledger';
@@ -462,6 +463,7 @@ function timeSpanMs(text: string): number {
 }
 
 main().catch((error: unknown) => {
-  console.error(`local host failed to start: ${(error as Error).message}`);
+  // A client's refusal can quote its connection string whole, key and all (@azure/event-hubs on a hub its EntityPath does not name).
+  console.error(`local host failed to start: ${scrubSecrets((error as Error).message)}`);
   process.exit(1);
 });

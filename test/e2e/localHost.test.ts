@@ -205,6 +205,21 @@ describe('the local host (npm start)', () => {
     }
   });
 
+  it("never prints a connection string's key when it cannot start: a hub setting its EntityPath does not name", async () => {
+    const key = 'c2VjcmV0LWtleS1vZi10aGUtaHVi';
+    const env = {
+      PORT: String(await freePort()),
+      EventHubConnection: `Endpoint=sb://127.0.0.1:1/;SharedAccessKeyName=listen;SharedAccessKey=${key};EntityPath=risk-logs`,
+      RESPONDER_RISK_EVENT_HUB: 'other-hub',
+    };
+    const failed = await startHost(mkdtempSync(path.join(tmpdir(), 'responder-host-')), env).then(
+      ({ child }) => (child.kill('SIGTERM'), 'started'),
+      (error: Error) => error.message,
+    );
+    expect(failed).toMatch(/local host failed to start: .*other-hub/);
+    expect(failed).not.toContain(key);
+  });
+
   it('refuses to run in Azure', async () => {
     await expect(startHost(tmpdir(), { WEBSITE_INSTANCE_ID: 'abc', PORT: '0' })).rejects.toThrow(/does not run in Azure/);
   });
