@@ -62,7 +62,13 @@ export async function consumeHub(
           (retryCount) => registration.handler(events.map(bodyOf), contextOf(registration, invocationId, events, retryCount, log)),
           (error, retry) => log(`${registration.name}: batch ${invocationId} failed (retry ${retry} of ${registration.retry.maxRetryCount}): ${String(error)}`),
         );
-        await partition.updateCheckpoint(last);
+        // Unwritten, a checkpoint costs at most a redelivery the ledger finds done; thrown, it would stop the partition's
+        // pump, unread until this host's own ownership of it lapsed (a minute).
+        await partition
+          .updateCheckpoint(last)
+          .catch((error: unknown) =>
+            log(`${registration.name}: partition ${partition.partitionId}: checkpoint not written, what follows it may come again: ${String(error)}`),
+          );
       },
       processError: async (error, partition) => log(`${registration.name}: partition ${partition.partitionId}: ${String(error)}`),
     },

@@ -17,6 +17,7 @@ import { AuthError, authorize, ROLES, runningInAzure } from '../shared/auth/call
 import { matchRoute, registry, type HttpMethod } from '../shared/azure/registry';
 import { config, type ResponderConfig } from '../shared/config';
 import { MemoryLedger } from '../shared/ledger/memoryLedger';
+import { scrubSecrets } from '../shared/log';
 import { EmbeddedQueue } from '../shared/queue/embeddedQueue';
 import type { ServiceBusActionQueue } from '../shared/queue/serviceBusQueue';
 import type { ActionLedger } from '../shared/ledger/ledger';
@@ -134,7 +135,7 @@ async function startHubConsumers(settings: ResponderConfig): Promise<Array<{ vie
   for (const registration of registry.eventHubs) {
     const hub = hubConnectionOf(registration, process.env);
     if (!hub) continue;
-    const consumer = await consumeHub(registration, hub, new SharedStateCheckpointStore(shared), hostLog, { authorityHost: settings.authorityHost });
+    const consumer = await consumeHub(registration, hub, new SharedStateCheckpointStore(shared), hostLine, { authorityHost: settings.authorityHost });
     const where = 'connectionString' in hub.connection ? `(${registration.connection})` : hub.connection.fullyQualifiedNamespace;
     running.push({
       view: `  ${registration.name.padEnd(20)} Event Hub ${where}, hub ${hub.eventHubName}, group ${registration.consumerGroup}`,
@@ -145,7 +146,7 @@ async function startHubConsumers(settings: ResponderConfig): Promise<Array<{ vie
 }
 
 function startTimers(): TimerDriver {
-  const timers = new TimerDriver(registry.timers, hostLog);
+  const timers = new TimerDriver(registry.timers, hostLine);
   timers.start();
   return timers;
 }
@@ -425,6 +426,11 @@ async function relaunchTrustingSandbox(): Promise<void> {
 
 /** Invocation logs go to stderr, one JSON line each, like the Functions host's console. */
 function hostLog(_level: unknown, ...args: unknown[]): void {
+  hostLine(...args);
+}
+
+/** What the host's own drivers (the hub consumer, the timers) log: they pass no level first, which hostLog would drop. */
+function hostLine(...args: unknown[]): void {
   process.stderr.write(`${args.map(String).join(' ')}\n`);
 }
 
@@ -457,6 +463,7 @@ function timeSpanMs(text: string): number {
 }
 
 main().catch((error: unknown) => {
-  console.error(`local host failed to start: ${(error as Error).message}`);
+  // A client's refusal can quote its connection string whole, key and all (@azure/event-hubs on a hub its EntityPath does not name).
+  console.error(`local host failed to start: ${scrubSecrets((error as Error).message)}`);
   process.exit(1);
 });

@@ -1,7 +1,7 @@
 import { ROLES } from '../shared/auth/caller';
 import { defineHttpFunction } from '../shared/azure/httpFunction';
 import { defineTimerFunction } from '../shared/azure/timerFunction';
-import { RefusedError } from '../shared/errors';
+import { InputError, quote, RefusedError } from '../shared/errors';
 import { runtime } from '../shared/runtime';
 import { SWEEP_NAMES, sweepNamed, sweepSchedule } from '../shared/sweeps';
 
@@ -42,8 +42,16 @@ export const runSweep = defineHttpFunction({
     const name = sweepNamed(request.params.name);
     if (!name)
       throw new RefusedError(404, 'NoSuchSweep', `no sweep ${JSON.stringify(request.params.name?.slice(0, 40))}: the sweeps are ${SWEEP_NAMES.join(', ')}`);
-    const dryRun = request.query.get('dryRun')?.toLowerCase() === 'true';
+    const dryRun = dryRunOf(request.query);
     const { sweeps } = await runtime();
     return { status: 200, jsonBody: { run: await sweeps.run(name, { dryRun, by: caller?.objectId ?? `sweep:${name}` }) } };
   },
 });
+
+/** `?dryRun=true|false`, its name in any case: a value that says neither is refused, never read as a run for real. */
+function dryRunOf(query: URLSearchParams): boolean {
+  const name = [...query.keys()].find((key) => key.toLowerCase() === 'dryrun');
+  const value = name === undefined ? 'false' : (query.get(name) as string);
+  if (!/^(true|false)$/i.test(value)) throw new InputError('dryRun', `expected true or false, got ${quote(value)}`);
+  return value.toLowerCase() === 'true';
+}

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { classifyFailure } from './actions/failure';
 import type { Directory } from './clients/graph';
 import type { SharedState } from './coordination/sharedState';
 import type { ResponderEngine } from './engine';
@@ -79,7 +80,8 @@ export interface SweepRun {
   dryRun: boolean;
   /**
    * completed: through; paused: its time ran out, the next run goes on from its place; busy: another run holds it;
-   * failed: a read or a decision failed, and the next run goes on from the last page kept.
+   * failed: a read or a decision failed, and the next run goes on from the last page kept (from the start when the API
+   * refused it for good).
    */
   outcome: 'completed' | 'paused' | 'busy' | 'failed';
   startedAt: string;
@@ -147,8 +149,10 @@ export class Sweeps {
     try {
       return await this.pages(run, holder, claim.cursor, by);
     } catch (error) {
-      // A read or a decision that failed ends the run, not the sweep: the next run goes on from the last page kept.
-      if (!dryRun) await this.release(name, holder, this.finish(run, `failed: ${String(error).slice(0, 200)}`, 'failed'), undefined, true);
+      // A read or a decision that failed ends the run, not the sweep: the next run goes on from the last page kept, unless
+      // the API refused for good (a page token past its life answers 400): kept, that place would fail every run after.
+      const keepPlace = classifyFailure(error).class !== 'permanent';
+      if (!dryRun) await this.release(name, holder, this.finish(run, `failed: ${String(error).slice(0, 200)}`, 'failed'), undefined, keepPlace);
       throw error;
     }
   }
@@ -158,6 +162,8 @@ export class Sweeps {
     const { sweep: name, dryRun } = run;
     const started = new Date(run.startedAt);
     let cursor = from;
+    let why: string | undefined;
+    const followed = new Set(from === undefined ? [] : [from]);
     for (;;) {
       const page = await this.page(name, cursor, by);
       run.pages++;
@@ -170,6 +176,13 @@ export class Sweeps {
       }
       cursor = page.next;
       if (cursor === undefined) break;
+      // Graph has answered the link just followed (a service bug seen on some collections): kept, that place would page in
+      // a circle until every run's time ran out.
+      if (followed.has(cursor)) {
+        why = 'Graph answered a next link it had already given: the next run starts from the top';
+        break;
+      }
+      followed.add(cursor);
       if (!dryRun && !(await this.keepPlace(name, holder, cursor))) return this.finish(run, 'its lease lapsed and another run took the sweep over', 'paused');
       if (now().getTime() - started.getTime() >= timings.budgetMs) {
         const paused = this.finish(run, 'its time ran out: the next run goes on from here', 'paused');
@@ -177,7 +190,7 @@ export class Sweeps {
         return paused;
       }
     }
-    const done = this.finish(run, undefined, 'completed');
+    const done = this.finish(run, why, 'completed');
     if (!dryRun) await this.release(name, holder, done, undefined);
     return done;
   }

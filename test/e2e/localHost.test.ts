@@ -12,15 +12,15 @@ import { EventHubsEmulator } from '../../sandbox/eventHubs';
 
 const HOST = path.join(REPOSITORY_ROOT, 'dist/cli/host.js');
 
-/** Start the compiled local host as `npm start` does, in its own working directory; resolve with its banner. */
-function startHost(cwd: string, env: Record<string, string>): Promise<{ child: ChildProcess; banner: string }> {
+/** Start the compiled local host as `npm start` does, in its own working directory; resolve with its banner and what it writes to stderr. */
+function startHost(cwd: string, env: Record<string, string>): Promise<{ child: ChildProcess; banner: string; stderr: () => string }> {
   const child = spawn(process.execPath, [HOST], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';
     child.stdout?.on('data', (d: Buffer) => {
       out += d.toString();
-      if (out.includes('Try it')) setTimeout(() => resolve({ child, banner: out }), 50);
+      if (out.includes('Try it')) setTimeout(() => resolve({ child, banner: out, stderr: () => err }), 50);
     });
     child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
     child.on('exit', (code) => reject(new Error(`host exited with ${code}: ${out}${err}`)));
@@ -186,6 +186,38 @@ describe('the local host (npm start)', () => {
       child.kill('SIGTERM');
       await emulator.stop();
     }
+  });
+
+  it('says on its terminal what its Event Hub trigger logs: an event passed over is named there, not a blank line', async () => {
+    const emulator = await new EventHubsEmulator().start();
+    emulator.createHub('risk-logs', { partitionCount: 1 });
+    const cwd = mkdtempSync(path.join(tmpdir(), 'responder-host-'));
+    const port = await freePort();
+    const env = { PORT: String(port), LOG_LEVEL: 'warn', EventHubConnection: emulator.connectionString, RESPONDER_RISK_EVENT_HUB: 'risk-logs' };
+    const { child, stderr } = await startHost(cwd, env);
+    try {
+      emulator.append('risk-logs', ['not a body of records']);
+      for (let i = 0; i < 200 && !stderr().includes('passed over'); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(stderr()).toContain('risk event not read, passed over');
+    } finally {
+      child.kill('SIGTERM');
+      await emulator.stop();
+    }
+  });
+
+  it("never prints a connection string's key when it cannot start: a hub setting its EntityPath does not name", async () => {
+    const key = 'c2VjcmV0LWtleS1vZi10aGUtaHVi';
+    const env = {
+      PORT: String(await freePort()),
+      EventHubConnection: `Endpoint=sb://127.0.0.1:1/;SharedAccessKeyName=listen;SharedAccessKey=${key};EntityPath=risk-logs`,
+      RESPONDER_RISK_EVENT_HUB: 'other-hub',
+    };
+    const failed = await startHost(mkdtempSync(path.join(tmpdir(), 'responder-host-')), env).then(
+      ({ child }) => (child.kill('SIGTERM'), 'started'),
+      (error: Error) => error.message,
+    );
+    expect(failed).toMatch(/local host failed to start: .*other-hub/);
+    expect(failed).not.toContain(key);
   });
 
   it('refuses to run in Azure', async () => {

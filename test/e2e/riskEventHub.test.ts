@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { CheckpointStore } from '@azure/event-hubs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { consumeHub, hubConnectionOf, retryDelayMs } from '../../cli/eventHubConsumer';
 import { SharedStateCheckpointStore } from '../../cli/hubCheckpoints';
@@ -44,12 +45,12 @@ const registration = (): EventHubRegistration => registry.eventHubs.find((r) => 
 const batches: unknown[][] = [];
 
 /** The trigger consuming `hub`, its checkpoints in `shared`; each batch it is handed is noted in `batches`. */
-async function consume(hub: string, shared = new MemorySharedState()): Promise<void> {
+async function consume(hub: string, shared = new MemorySharedState(), checkpoints: CheckpointStore = new SharedStateCheckpointStore(shared)): Promise<void> {
   const connection = hubConnectionOf(registration(), { EventHubConnection: emulator.connectionString, RESPONDER_RISK_EVENT_HUB: hub });
   if (!connection) throw new Error('no connection');
   const real = registration();
   const noted: EventHubRegistration = { ...real, handler: (messages, context) => (batches.push(messages), real.handler(messages, context)) };
-  const consumer = await consumeHub(noted, connection, new SharedStateCheckpointStore(shared), (...args) => logged.push(args.join(' ')), {
+  const consumer = await consumeHub(noted, connection, checkpoints, (...args) => logged.push(args.join(' ')), {
     authorityHost: 'https://login.microsoftonline.com',
     maxWaitTimeInSeconds: 0.1,
     balanceEveryMs: 50,
@@ -109,6 +110,24 @@ describe('the risk-event hub', () => {
     // The first event was not handed over again; the copy of it sent later found its action already recorded.
     expect(batches.flat()).toEqual([{ records: [records[1]] }, { records: [records[0]] }]);
     expect((await disables()).map((e) => e.target.id).sort()).toEqual([DEMO.adele, DEMO.jsmith].sort());
+  });
+
+  it('reads on after a checkpoint it could not write, rather than leaving the partition unread until its ownership lapses', async () => {
+    engine.configure({ RESPONDER_POLICY: POLICY });
+    engine.sandbox.tenant.setRisk(DEMO.jsmith, 'high', 'confirmedCompromised');
+    const hub = `risk${++hubNumber}`;
+    emulator.createHub(hub, { partitionCount: 1 });
+    const store = new SharedStateCheckpointStore(new MemorySharedState());
+    const write = store.updateCheckpoint.bind(store);
+    let failed = false;
+    store.updateCheckpoint = (checkpoint) => (failed ? write(checkpoint) : ((failed = true), Promise.reject(new Error('table storage unreachable'))));
+    const records = (fixture('RiskyUsers') as { records: unknown[] }).records;
+    emulator.append(hub, [{ records: [records[0]] }]);
+    await consume(hub, undefined, store);
+    await until(() => failed, 'the checkpoint that fails');
+    emulator.append(hub, [{ records: [records[1]] }]);
+    await until(async () => (await disables()).length === 2, 'the disable the event after it asks for');
+    expect(logged).toContainEqual(expect.stringContaining('table storage unreachable'));
   });
 
   it('retries a batch that fails on backoff, and checkpoints once it is handled', () => {

@@ -5,6 +5,7 @@ import { riskEvents } from '../../functions/riskEvents';
 import { runSweep } from '../../functions/sweeps';
 import { DEMO } from '../../sandbox/tenant';
 import { runtime } from '../../shared/runtime';
+import { ApiError } from '../../shared/clients/apiError';
 import { createGraphDirectory } from '../../shared/clients/graph';
 import { config } from '../../shared/config';
 import { logger } from '../../shared/log';
@@ -146,6 +147,15 @@ describe('the riskyUsers sweep', () => {
     expect(engine.sandbox.tenant.calls.filter((c) => c.method !== 'GET')).toEqual([]);
   });
 
+  it('never reads a dry run it was asked for as a real one: an unreadable dryRun is refused with 400, its name read in any case', async () => {
+    for (const query of ['?dryRun=1', '?dryRun=yes', '?dryRun']) {
+      expect(await sweep('riskyUsers', query)).toMatchObject({ status: 400, json: { error: { code: 'BadRequest', target: 'dryRun' } } });
+    }
+    expect((await sweep('riskyUsers', '?dryrun=TRUE')).json.run).toMatchObject({ dryRun: true, planned: 1 });
+    expect(await engine.ledger.list({})).toEqual([]);
+    expect((await sweep('riskyUsers', '?dryRun=false')).json.run).toMatchObject({ dryRun: false, planned: 1 });
+  });
+
   it('runs once at a time: a run started while another holds the sweep says so and does nothing', async () => {
     const { sweeps } = await runtime();
     const [first, second] = await Promise.all([sweeps.run('riskyUsers'), sweeps.run('riskyUsers')]);
@@ -208,6 +218,52 @@ describe('the riskyUsers sweep', () => {
     await expect(new Sweeps({ ...(await parts()), directory: async () => failing as unknown as typeof graph }).run('riskyUsers')).rejects.toThrow('Graph 503');
     expect(await sweeps.last('riskyUsers')).toMatchObject({ outcome: 'failed', found: 1, summary: expect.stringContaining('failed: Error: Graph 503') });
     expect(await sweeps.run('riskyUsers')).toMatchObject({ outcome: 'completed', resumed: true, found: 1 });
+  });
+
+  it('starts over when Graph refuses the place kept for good (a page token past its life), rather than failing there every run', async () => {
+    engine.sandbox.tenant.graphPageSize = 1;
+    engine.sandbox.tenant.setRisk(DEMO.jsmith, 'high');
+    const { shared, engine: responder, policy } = await runtime();
+    const graph = await createGraphDirectory(config());
+    // A listing read long ago: its next link is one Graph has since stopped honouring.
+    const earlier = {
+      riskyUsersPage: async (levels: readonly string[], next?: string) => {
+        const page = await graph.riskyUsersPage(levels, next);
+        return { ...page, ...(page.next !== undefined && { next: `${page.next}&listing=earlier` }) };
+      },
+    };
+    const expired = new ApiError('graph', 400, 'Directory_ExpiredPageToken', 'The specified page token value has expired.');
+    const today = {
+      riskyUsersPage: (levels: readonly string[], next?: string) =>
+        next?.endsWith('&listing=earlier') ? Promise.reject(expired) : graph.riskyUsersPage(levels, next),
+    };
+    const parts = { shared, engine: responder, policy, now: () => new Date(), log: logger() };
+    const paused = new Sweeps({ ...parts, directory: async () => earlier as unknown as typeof graph, timings: { leaseMs: 60_000, budgetMs: 0 } });
+    expect(await paused.run('riskyUsers')).toMatchObject({ outcome: 'paused', found: 1 });
+    const sweeps = new Sweeps({ ...parts, directory: async () => today as unknown as typeof graph, timings: { leaseMs: 60_000, budgetMs: 60_000 } });
+    await expect(sweeps.run('riskyUsers')).rejects.toThrow('page token value has expired');
+    expect(await sweeps.run('riskyUsers')).toMatchObject({ outcome: 'completed', resumed: false, found: 2, pages: 2 });
+    expect((await engine.ledger.list({ kind: 'disableUser' })).map((e) => e.target.id).sort()).toEqual([DEMO.adele, DEMO.jsmith].sort());
+  });
+
+  it('ends a run whose next link is one it already followed, rather than paging in a circle every run', async () => {
+    const { shared, engine: responder, policy, sweeps } = await runtime();
+    const graph = await createGraphDirectory(config());
+    // Graph answering the very link just followed (seen of some of its collections): the same page for ever.
+    const circle = `${config().endpoints.graph}/v1.0/identityProtection/riskyUsers?$skiptoken=same`;
+    let reads = 0;
+    const circling = {
+      riskyUsersPage: async (levels: readonly string[], next?: string) => {
+        reads++;
+        return { ...(next === undefined ? await graph.riskyUsersPage(levels) : { users: [] }), next: circle };
+      },
+    };
+    const parts = { shared, engine: responder, policy, now: () => new Date(), log: logger(), timings: { leaseMs: 60_000, budgetMs: 1_000 } };
+    const run = await new Sweeps({ ...parts, directory: async () => circling as unknown as typeof graph }).run('riskyUsers');
+    expect(run).toMatchObject({ outcome: 'completed', found: 1, pages: 2 });
+    expect(reads).toBe(2);
+    // Nothing of the circle is kept: the next run starts from the top.
+    expect(await sweeps.run('riskyUsers')).toMatchObject({ outcome: 'completed', resumed: false });
   });
 
   it('answers 404 for a sweep it does not have, 403 without the role', async () => {
