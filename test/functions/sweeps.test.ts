@@ -223,7 +223,6 @@ describe('the riskyUsers sweep', () => {
   it('starts over when Graph refuses the place kept for good (a page token past its life), rather than failing there every run', async () => {
     engine.sandbox.tenant.graphPageSize = 1;
     engine.sandbox.tenant.setRisk(DEMO.jsmith, 'high');
-    const { shared, engine: responder, policy } = await runtime();
     const graph = await createGraphDirectory(config());
     // A listing read long ago: its next link is one Graph has since stopped honouring.
     const earlier = {
@@ -237,17 +236,16 @@ describe('the riskyUsers sweep', () => {
       riskyUsersPage: (levels: readonly string[], next?: string) =>
         next?.endsWith('&listing=earlier') ? Promise.reject(expired) : graph.riskyUsersPage(levels, next),
     };
-    const parts = { shared, engine: responder, policy, now: () => new Date(), log: logger() };
-    const paused = new Sweeps({ ...parts, directory: async () => earlier as unknown as typeof graph, timings: { leaseMs: 60_000, budgetMs: 0 } });
+    const paused = new Sweeps({ ...(await parts({ budgetMs: 0 })), directory: async () => earlier as unknown as typeof graph });
     expect(await paused.run('riskyUsers')).toMatchObject({ outcome: 'paused', found: 1 });
-    const sweeps = new Sweeps({ ...parts, directory: async () => today as unknown as typeof graph, timings: { leaseMs: 60_000, budgetMs: 60_000 } });
+    const sweeps = new Sweeps({ ...(await parts()), directory: async () => today as unknown as typeof graph });
     await expect(sweeps.run('riskyUsers')).rejects.toThrow('page token value has expired');
     expect(await sweeps.run('riskyUsers')).toMatchObject({ outcome: 'completed', resumed: false, found: 2, pages: 2 });
     expect((await engine.ledger.list({ kind: 'disableUser' })).map((e) => e.target.id).sort()).toEqual([DEMO.adele, DEMO.jsmith].sort());
   });
 
   it('ends a run whose next link is one it already followed, rather than paging in a circle every run', async () => {
-    const { shared, engine: responder, policy, sweeps } = await runtime();
+    const { sweeps } = await runtime();
     const graph = await createGraphDirectory(config());
     // Graph answering the very link just followed (seen of some of its collections): the same page for ever.
     const circle = `${config().endpoints.graph}/v1.0/identityProtection/riskyUsers?$skiptoken=same`;
@@ -258,8 +256,7 @@ describe('the riskyUsers sweep', () => {
         return { ...(next === undefined ? await graph.riskyUsersPage(levels) : { users: [] }), next: circle };
       },
     };
-    const parts = { shared, engine: responder, policy, now: () => new Date(), log: logger(), timings: { leaseMs: 60_000, budgetMs: 1_000 } };
-    const run = await new Sweeps({ ...parts, directory: async () => circling as unknown as typeof graph }).run('riskyUsers');
+    const run = await new Sweeps({ ...(await parts({ budgetMs: 1_000 })), directory: async () => circling as unknown as typeof graph }).run('riskyUsers');
     expect(run).toMatchObject({ outcome: 'completed', found: 1, pages: 2 });
     expect(reads).toBe(2);
     // Nothing of the circle is kept: the next run starts from the top.
