@@ -107,11 +107,12 @@ async function sweep(engine: Engine, out: Output, name: string, dryRun: boolean)
   const path = `/api/sweeps/${encodeURIComponent(name)}${dryRun ? '?dryRun=true' : ''}`;
   const answer = await exchange(engine, out, { method: 'POST', path });
   if (answer === undefined) return { code: 1 };
-  const run = (answer as { run?: { summary?: unknown; findings?: unknown } }).run;
+  const run = (answer as { run?: { summary?: unknown; findings?: unknown; outcome?: unknown } }).run;
   if (typeof run?.summary !== 'string' || !Array.isArray(run.findings)) return notTheEngine(engine, out, path, 'a sweep run');
   const findings = (run.findings as Array<{ subject?: unknown; summary?: unknown }>).map((f) => `  ${String(f.subject)}: ${String(f.summary)}`);
   out.print(printable(out.json ? JSON.stringify(answer, null, 2) : displayLines([run.summary, ...findings])));
-  return { code: 0 };
+  // Another run holds the sweep: nothing was done, which a script must be able to tell.
+  return { code: run.outcome === 'busy' ? 1 : 0 };
 }
 
 /** Lines from the engine, each kept to one line. */

@@ -88,6 +88,7 @@ export class Sandbox {
     tenant.defenderQuotas = { ...fresh.defenderQuotas };
     tenant.defenderAcceptsOr = fresh.defenderAcceptsOr;
     tenant.defenderPageSize = fresh.defenderPageSize;
+    tenant.graphPageSize = fresh.graphPageSize;
     tenant.graphWriteQuota = { ...fresh.graphWriteQuota };
     tenant.idProtectionQuota = { ...fresh.idProtectionQuota };
     tenant.managedIdentityRoles = [...fresh.managedIdentityRoles];

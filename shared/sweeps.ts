@@ -100,6 +100,8 @@ export interface SweepRun {
 
 /** Findings a run lists in full; the counts cover the rest. */
 const MAX_LISTED = 50;
+/** Findings the sweep's record keeps of its last run (each up to a decision's one line). */
+const KEPT_FINDINGS = 10;
 
 /** A sweep's shared record: the run holding it, where the next run starts, and what the last run did. */
 interface SweepRecord {
@@ -127,7 +129,11 @@ export class Sweeps {
     return (await this.deps.shared.update<SweepRecord, SweepRecord | undefined>(keyOf(name), (r) => ({ next: r, result: r })))?.last;
   }
 
-  async run(name: SweepName, { dryRun = false, by = `sweep:${name}` }: { dryRun?: boolean; by?: string } = {}): Promise<SweepRun> {
+  /** Run `name`: for `budgetMs` at most (the sweep's own by default), then stop after a page for the next run to go on. */
+  async run(
+    name: SweepName,
+    { dryRun = false, by = `sweep:${name}`, budgetMs = this.deps.timings.budgetMs }: { dryRun?: boolean; by?: string; budgetMs?: number } = {},
+  ): Promise<SweepRun> {
     const started = this.deps.now();
     const holder = randomUUID();
     const claim = dryRun ? { claimed: true as const, cursor: undefined } : await this.claim(name, holder, started.getTime());
@@ -147,7 +153,7 @@ export class Sweeps {
     };
     if (!claim.claimed) return this.finish(run, `another run holds the sweep until ${new Date(claim.until).toISOString()}`, 'busy');
     try {
-      return await this.pages(run, holder, claim.cursor, by);
+      return await this.pages(run, holder, claim.cursor, by, budgetMs);
     } catch (error) {
       // A read or a decision that failed ends the run, not the sweep: the next run goes on from the last page kept, unless
       // the API refused for good (a page token past its life answers 400): kept, that place would fail every run after.
@@ -157,8 +163,8 @@ export class Sweeps {
     }
   }
 
-  private async pages(run: SweepRun, holder: string, from: string | undefined, by: string): Promise<SweepRun> {
-    const { now, timings } = this.deps;
+  private async pages(run: SweepRun, holder: string, from: string | undefined, by: string, budgetMs: number): Promise<SweepRun> {
+    const { now } = this.deps;
     const { sweep: name, dryRun } = run;
     const started = new Date(run.startedAt);
     let cursor = from;
@@ -184,7 +190,7 @@ export class Sweeps {
       }
       followed.add(cursor);
       if (!dryRun && !(await this.keepPlace(name, holder, cursor))) return this.finish(run, 'its lease lapsed and another run took the sweep over', 'paused');
-      if (now().getTime() - started.getTime() >= timings.budgetMs) {
+      if (now().getTime() - started.getTime() >= budgetMs) {
         const paused = this.finish(run, 'its time ran out: the next run goes on from here', 'paused');
         if (!dryRun) await this.release(name, holder, paused, cursor);
         return paused;
@@ -286,7 +292,9 @@ export class Sweeps {
       if (current?.lease?.holder !== holder) return { next: current, result: undefined };
       const { lease: _lease, cursor: kept, ...rest } = current;
       const place = keepPlace ? kept : cursor;
-      return { next: { ...rest, ...(place !== undefined && { cursor: place }), last: run }, result: undefined };
+      // The last run as kept: its first findings only, so the record stays far inside a Table entity's 64 KiB.
+      const last = { ...run, findings: run.findings.slice(0, KEPT_FINDINGS) };
+      return { next: { ...rest, ...(place !== undefined && { cursor: place }), last }, result: undefined };
     });
   }
 

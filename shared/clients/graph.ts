@@ -90,6 +90,8 @@ export class GraphDirectory implements Directory {
     private readonly client: Client,
     /** Called before identity writes and ID Protection calls, whose budgets hold across all instances. */
     private readonly pace: Pace = async () => undefined,
+    /** Graph's origin: a next link the engine follows (a sweep's kept place) must lead there. */
+    private readonly origin = 'https://graph.microsoft.com',
   ) {}
 
   async getUser(idOrUpn: string): Promise<DirectoryUser | undefined> {
@@ -146,14 +148,15 @@ export class GraphDirectory implements Directory {
   async riskyUsersPage(levels: readonly string[], next?: string): Promise<{ users: Array<Record<string, unknown>>; next?: string }> {
     type Page = { value: Array<Record<string, unknown>>; '@odata.nextLink'?: string };
     const levelFilter = levels.map((level) => `riskLevel eq '${level.replace(/'/g, "''")}'`).join(' or ');
+    const link = next === undefined ? undefined : sameOrigin(next, this.origin);
     const page: Page = await this.call(
       () =>
-        (next === undefined
+        (link === undefined
           ? this.client
               .api('/identityProtection/riskyUsers')
               .filter(`(riskState eq 'atRisk' or riskState eq 'confirmedCompromised') and (${levelFilter})`)
               .top(500)
-          : this.client.api(next)
+          : this.client.api(link)
         ).get() as Promise<Page>,
       'idprotection',
     );
@@ -265,5 +268,22 @@ export async function createGraphDirectory(
     defaultVersion: 'v1.0',
     customHosts: new Set([new URL(config.endpoints.graph).hostname]),
   });
-  return new GraphDirectory(client, pace);
+  return new GraphDirectory(client, pace, new URL(config.endpoints.graph).origin);
+}
+
+/**
+ * A next link to follow, if it leads to Graph's own origin: one kept in the shared records (a sweep's place) that was
+ * changed to lead elsewhere would have its answers taken for ID Protection's.
+ */
+function sameOrigin(link: string, origin: string): string {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(link);
+  } catch {
+    parsed = undefined;
+  }
+  // Refused for good: the sweep drops the place, and its next run starts from the top.
+  if (parsed?.origin !== origin || parsed.username !== '' || parsed.password !== '')
+    throw new ApiError('graph', 400, 'ForeignNextLink', `a next link that does not lead to ${origin}: not followed`);
+  return link;
 }

@@ -92,6 +92,8 @@ describe("the analysts' commands, answered by something other than a well-behave
     expect(seen).toEqual(['POST /api/sweeps/riskyUsers?dryRun=true']);
     await responder('sweep', 'riskyUsers');
     expect(seen).toEqual(['POST /api/sweeps/riskyUsers?dryRun=true', 'POST /api/sweeps/riskyUsers']);
+    answer((_req, res) => json(res, 200, { run: { ...run, outcome: 'busy', summary: 'sweep riskyUsers busy (another run holds the sweep)', findings: [] } }));
+    expect(await responder('sweep', 'riskyUsers')).toEqual({ code: 1, out: 'sweep riskyUsers busy (another run holds the sweep)' });
     answer((_req, res) => json(res, 200, { something: 'else' }));
     expect((await responder('sweep', 'riskyUsers')).out).toBe(
       `error: ${url}/api/sweeps/riskyUsers answered without a sweep run: is --url the engine's base URL?`,

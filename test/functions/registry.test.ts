@@ -41,7 +41,11 @@ describe('every registered function', () => {
       'riskEventHub:%RESPONDER_RISK_EVENT_HUB%:EventHubConnection',
     ]);
     // Every timer's schedule was parsed at registration: a typo would have thrown on import.
-    expect(registry.timers.map((t) => `${t.name}:${t.schedule}`)).toEqual(['deadLetterReconciler:0 */5 * * * *', 'sweepRiskyUsers:0 */30 * * * *', 'sweepStuckActions:0 7,37 * * * *']);
+    expect(registry.timers.map((t) => `${t.name}:${t.schedule}`)).toEqual([
+      'deadLetterReconciler:0 */5 * * * *',
+      'sweepRiskyUsers:0 */30 * * * *',
+      'sweepStuckActions:0 7,37 * * * *',
+    ]);
   });
 
   it('refuses callers without credentials on every HTTP route that requires a role', async () => {

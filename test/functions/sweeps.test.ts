@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { riskEvents } from '../../functions/riskEvents';
-import { runSweep } from '../../functions/sweeps';
+import { ON_DEMAND_BUDGET_MS, runSweep } from '../../functions/sweeps';
 import { DEMO } from '../../sandbox/tenant';
 import { runtime } from '../../shared/runtime';
 import { ApiError } from '../../shared/clients/apiError';
@@ -261,6 +261,34 @@ describe('the riskyUsers sweep', () => {
     expect(reads).toBe(2);
     // Nothing of the circle is kept: the next run starts from the top.
     expect(await sweeps.run('riskyUsers')).toMatchObject({ outcome: 'completed', resumed: false });
+  });
+
+  it('never follows a kept place that leads away from Graph: the run refuses it, and the next starts from the top', async () => {
+    const { shared, sweeps } = await runtime();
+    // The place as a tampered record would hold it: another host, or Graph's name with credentials before it.
+    for (const cursor of [
+      'https://evil.example/v1.0/identityProtection/riskyUsers?$skiptoken=1',
+      `https://user@${new URL(config().endpoints.graph).host}/v1.0/x`,
+    ]) {
+      await shared.update<Record<string, unknown>, void>('sweep:riskyUsers', () => ({ next: { cursor }, result: undefined }));
+      await expect(sweeps.run('riskyUsers')).rejects.toThrow(/a next link that does not lead to https:\/\/127\.0\.0\.1:\d+: not followed/);
+      expect(await sweeps.run('riskyUsers')).toMatchObject({ outcome: 'completed', resumed: false, found: 1 });
+    }
+  });
+
+  it('keeps its last run small enough for a Table entity, and answers an HTTP caller within its wait', async () => {
+    for (let i = 0; i < 30; i++) {
+      const id = `c0000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`;
+      engine.sandbox.tenant.addUser({ id, userPrincipalName: `risky${i}@contoso.com`, displayName: `Risky ${i}` });
+      engine.sandbox.tenant.setRisk(id, 'high');
+    }
+    const res = await sweep('riskyUsers');
+    expect(res.json.run).toMatchObject({ found: 31, outcome: 'completed' });
+    expect(res.json.run.findings).toHaveLength(31);
+    const last = await (await runtime()).sweeps.last('riskyUsers');
+    expect(last?.findings).toHaveLength(10);
+    expect(JSON.stringify(last).length).toBeLessThan(16_000);
+    expect(ON_DEMAND_BUDGET_MS).toBeLessThan(30_000); // the CLI's wait for an answer
   });
 
   it('answers 404 for a sweep it does not have, 403 without the role', async () => {
