@@ -59,7 +59,7 @@ export async function consumeHub(
         const invocationId = `${registration.name}-${partition.partitionId}-${++batches}`;
         await withRetries(
           registration.retry,
-          (retryCount) => registration.handler(events.map(bodyOf), contextOf(registration, invocationId, events, retryCount, log)),
+          (retryCount) => registration.handler(events.map(bodyOf), contextOf(registration, invocationId, partition.partitionId, events, retryCount, log)),
           (error, retry) => log(`${registration.name}: batch ${invocationId} failed (retry ${retry} of ${registration.retry.maxRetryCount}): ${String(error)}`),
         );
         // Unwritten, a checkpoint costs at most a redelivery the ledger finds done; thrown, it would stop the partition's
@@ -90,6 +90,7 @@ function bodyOf(event: ReceivedEventData): unknown {
 function contextOf(
   registration: EventHubRegistration,
   invocationId: string,
+  partitionId: string,
   events: ReceivedEventData[],
   retryCount: number,
   log: (...args: unknown[]) => void,
@@ -99,6 +100,7 @@ function contextOf(
     functionName: registration.name,
     // The names the Functions host gives a batch's metadata (cardinality many).
     triggerMetadata: {
+      partitionContext: { partitionId, eventHubName: registration.eventHubName, consumerGroup: registration.consumerGroup },
       sequenceNumberArray: events.map((e) => e.sequenceNumber),
       offsetArray: events.map((e) => e.offset),
       enqueuedTimeUtcArray: events.map((e) => e.enqueuedTimeUtc.toISOString()),

@@ -34,6 +34,7 @@ import { explainDecision } from '../shared/policy/explain';
 import { PLANNABLE_ACTIONS } from '../shared/actions/catalogue';
 import { targetLabel } from '../shared/actions/target';
 import { runtime } from '../shared/runtime';
+import type { DeadLetterRecord } from '../shared/ledger/ledger';
 import { LOCAL_HOST_URL, runAnalystCommand, type AnalystOptions } from './analystCommands';
 import type { AnalystCommand } from './engineRefusal';
 import { callEngine, EngineRequestError, engineBaseUrl, engineLabel, printable, type EngineAnswer } from './engineClient';
@@ -308,6 +309,13 @@ async function doctor(flags: ReadonlyMap<OptionName, string | true>, print: (tex
   return diagnosis.ok ? 0 : 1;
 }
 
+/** Who set a message aside, as `responder deadletters` says it. */
+const DEAD_LETTER_SOURCES: Record<DeadLetterRecord['by'], string> = {
+  worker: 'refused by the worker',
+  broker: 'dead-lettered by Service Bus',
+  'risk-event-hub': 'not read from the risk-event hub',
+};
+
 async function deadLetters(flags: ReadonlyMap<OptionName, string | true>, print: (text: string) => void): Promise<number> {
   const { ledger } = await runtime();
   const records = await ledger.listDeadLetters();
@@ -319,7 +327,7 @@ async function deadLetters(flags: ReadonlyMap<OptionName, string | true>, print:
   print(`${records.length} dead-lettered message(s)`);
   for (const r of records)
     print(
-      `  ${r.at}  ${r.by === 'worker' ? 'refused by the worker' : 'dead-lettered by Service Bus'}: ${r.reason} ${r.description}  message ${r.messageId}${r.actionKey ? `  action ${r.actionKey}` : ''}`,
+      `  ${r.at}  ${DEAD_LETTER_SOURCES[r.by] ?? r.by}: ${r.reason} ${r.description}  message ${r.messageId}${r.actionKey ? `  action ${r.actionKey}` : ''}`,
     );
   print(`${failed.length} action(s) failed or dead-lettered (replay one with: responder replay <action key>)`);
   for (const e of failed) print(`  ${e.key}  ${e.kind} on ${targetLabel(e.target)}: ${e.state}: ${e.stateReason ?? ''}`);

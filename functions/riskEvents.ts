@@ -34,9 +34,9 @@ export const RISK_EVENT_HUB_CALLER = 'risk-event-hub';
 
 /**
  * Event Hub `%RESPONDER_RISK_EVENT_HUB%`, where ID Protection's diagnostic setting streams its risk logs: each event's
- * records decided as over HTTP. An event that is not a body of records is logged and passed over (it would fail every
- * time); a failure to decide (the ledger or the queue unreachable) is retried with backoff, the records decided before
- * it being found already done.
+ * records decided as over HTTP. An event that is not a body of records, or a record that cannot be read, is kept as a
+ * dead-letter record (`responder deadletters`) and passed over (it would fail every time); a failure to decide (the
+ * ledger or the queue unreachable) is retried with backoff, the records decided before it being found already done.
  */
 export const riskEventHub = defineEventHubFunction({
   name: 'riskEventHub',
@@ -44,17 +44,48 @@ export const riskEventHub = defineEventHubFunction({
   connection: 'EventHubConnection',
   retry: { strategy: 'exponentialBackoff', maxRetryCount: 8, minimumInterval: { seconds: 10 }, maximumInterval: { minutes: 5 } },
   async handle(events, log) {
-    const { engine } = await runtime();
+    const { engine, ledger } = await runtime();
     const told: Record<RiskRecordAnswer['status'], number> = { decided: 0, ignored: 0, invalid: 0 };
     for (const event of events) {
+      // Where the event sits, for the record of what could not be read: one per event, or per record of it.
+      const at = `risk-event:${event.partitionId ?? '?'}:${event.sequenceNumber ?? event.enqueuedTimeUtc ?? '?'}`;
+      const unread = (messageId: string, description: string, body: unknown) =>
+        ledger.recordDeadLetter({
+          messageId,
+          at: new Date().toISOString(),
+          by: 'risk-event-hub',
+          reason: 'UnreadableRiskLog',
+          description,
+          body: jsonOf(body),
+        });
       try {
-        for (const record of await decideRiskRecords(event.body, engine, RISK_EVENT_HUB_CALLER, log)) told[record.status]++;
+        const records = await decideRiskRecords(event.body, engine, RISK_EVENT_HUB_CALLER, log);
+        for (const record of records) {
+          told[record.status]++;
+          if (record.status === 'invalid') await unread(`${at}:${record.index}`, `${record.field}: ${record.problem}`, recordAt(event.body, record.index));
+        }
       } catch (error) {
         if (!(error instanceof InputError)) throw error;
         told.invalid++;
         log.warn({ sequenceNumber: event.sequenceNumber, field: error.path }, `risk event not read, passed over: ${error.message}`);
+        await unread(at, error.message, event.body);
       }
     }
     log.info({ events: events.length, ...told }, `risk events: ${told.decided} record(s) decided, ${told.ignored} ignored, ${told.invalid} not read`);
   },
 });
+
+/** A record of an event's body, as sent. */
+function recordAt(body: unknown, index: number): unknown {
+  const records = (body as { records?: unknown } | undefined)?.records;
+  return Array.isArray(records) ? records[index] : undefined;
+}
+
+/** The body as JSON text, for the record (boundedDeadLetter cuts it to fit). */
+function jsonOf(body: unknown): string {
+  try {
+    return typeof body === 'string' ? body : (JSON.stringify(body) ?? String(body));
+  } catch {
+    return String(body);
+  }
+}

@@ -6,6 +6,7 @@ import { functionsHostPresent, registry } from './registry';
 /** One event of a batch: its body parsed (JSON, else text), and where it sits in its partition. */
 export interface HubEvent {
   body: unknown;
+  partitionId?: string;
   sequenceNumber?: number;
   enqueuedTimeUtc?: string;
 }
@@ -33,11 +34,14 @@ export function defineEventHubFunction(spec: EventHubFunctionSpec): (messages: u
     withLogSink(context, () => {
       const meta = context.triggerMetadata ?? {};
       const at = (name: string, i: number): unknown => (Array.isArray(meta[name]) ? (meta[name] as unknown[])[i] : undefined);
+      // The host names the batch's partition in partitionContext (cardinality many).
+      const partition = (meta.partitionContext as { partitionId?: unknown } | undefined)?.partitionId;
       const events = (Array.isArray(messages) ? messages : [messages]).map((message, i): HubEvent => {
         const sequenceNumber = Number(at('sequenceNumberArray', i));
         const enqueued = at('enqueuedTimeUtcArray', i);
         return {
           body: decodeBody(message),
+          ...(typeof partition === 'string' && { partitionId: partition }),
           ...(Number.isFinite(sequenceNumber) && { sequenceNumber }),
           ...(enqueued !== undefined && { enqueuedTimeUtc: String(enqueued) }),
         };

@@ -173,8 +173,11 @@ export interface DeadLetterRecord {
   /** The message's MessageId on the queue: one record per message, however often it is reported. */
   messageId: string;
   at: string;
-  /** `worker`: refused as schema-invalid; `broker`: found in the dead-letter queue by the reconciler. */
-  by: 'worker' | 'broker';
+  /**
+   * `worker`: refused as schema-invalid; `broker`: found in the dead-letter queue by the reconciler; `risk-event-hub`: an
+   * ID Protection event, or one of its records, that could not be read (Event Hubs keeps no dead letters of its own).
+   */
+  by: 'worker' | 'broker' | 'risk-event-hub';
   reason: string;
   description: string;
   /** Deliveries before it was dead-lettered, when known (DeadLetteredMessage.deliveryCount). */

@@ -78,16 +78,24 @@ describe('the risk-event hub', () => {
     engine.configure({ RESPONDER_POLICY: POLICY });
     const hub = `risk${++hubNumber}`;
     emulator.createHub(hub, { partitionCount: 2 });
-    emulator.append(hub, ['not a body of records', fixture('RiskyUsers')], { partitionId: '0' });
+    emulator.append(hub, ['not a body of records', fixture('RiskyUsers'), fixture('mixed-batch')], { partitionId: '0' });
     hubShared = new MemorySharedState();
     await consume(hub, hubShared);
-    await until(async () => (await disables()).length === 1, "Adele's disable");
-    const [entry] = await disables();
-    expect(entry).toMatchObject({ target: { id: DEMO.adele }, source: { type: 'risk', subject: expect.stringContaining(DEMO.adele) } });
-    expect(entry?.history[0]?.by).toBe('risk-event-hub');
-    // Handed over with the records after it, it did not hold them up, and the partition is checkpointed past both.
-    expect(batches.flat()).toEqual(['not a body of records', fixture('RiskyUsers')]);
-    await until(async () => (await checkpointsOf(hub)).includes('0:1'), 'the checkpoint after both events');
+    await until(async () => (await checkpointsOf(hub)).includes('0:2'), 'the checkpoint after the three events');
+    // Adele, at high risk: from the RiskyUsers event, and from the batch's detection and record of her (each its own).
+    const entries = await disables();
+    expect(entries.length).toBeGreaterThan(0);
+    for (const entry of entries) {
+      expect(entry).toMatchObject({ target: { id: DEMO.adele }, source: { type: 'risk', subject: expect.stringMatching(/^risk:(user|detection):/) } });
+      expect(entry.history[0]?.by).toBe('risk-event-hub');
+    }
+    // Handed over with the records after it, it did not hold them up.
+    expect(batches.flat()).toEqual(['not a body of records', fixture('RiskyUsers'), fixture('mixed-batch')]);
+    // What could not be read is kept for a human (responder deadletters): the event, and the one bad record of the batch.
+    expect((await engine.ledger.listDeadLetters()).map((d) => [d.messageId, d.by, d.reason, d.description])).toEqual([
+      ['risk-event:0:0', 'risk-event-hub', 'UnreadableRiskLog', 'expected a JSON object { "records": [ … ] }, got the string "not a body of records"'],
+      ['risk-event:0:2:2', 'risk-event-hub', 'UnreadableRiskLog', "records[2].properties.userId: is required (the user's Entra object id)"],
+    ]);
     expect(logged).toEqual([]); // no batch failed
   });
 
