@@ -1,5 +1,6 @@
 import { ROLES } from '../shared/auth/caller';
-import { defineHttpFunction } from '../shared/azure/httpFunction';
+import { classifyFailure } from '../shared/actions/failure';
+import { defineHttpFunction, problem } from '../shared/azure/httpFunction';
 import { defineTimerFunction } from '../shared/azure/timerFunction';
 import { InputError, quote, RefusedError } from '../shared/errors';
 import { runtime } from '../shared/runtime';
@@ -41,7 +42,7 @@ export const runSweep = defineHttpFunction({
   route: 'sweeps/{name}',
   methods: ['POST'],
   auth: { roles: [ROLES.act] },
-  async handle({ request, caller }) {
+  async handle({ request, caller, context, log }) {
     const name = sweepNamed(request.params.name);
     if (!name)
       throw new RefusedError(404, 'NoSuchSweep', `no sweep ${JSON.stringify(request.params.name?.slice(0, 40))}: the sweeps are ${SWEEP_NAMES.join(', ')}`);
@@ -49,8 +50,17 @@ export const runSweep = defineHttpFunction({
     const { sweeps } = await runtime();
     // Asked over HTTP, a run answers within ON_DEMAND_BUDGET_MS (the CLI waits 30 s, Azure's front end 230 s) and says
     // whether it paused; the next run, asked or scheduled, goes on from its place.
-    const run = await sweeps.run(name, { dryRun, by: caller?.objectId ?? `sweep:${name}`, budgetMs: ON_DEMAND_BUDGET_MS });
-    return { status: 200, jsonBody: { run } };
+    try {
+      const run = await sweeps.run(name, { dryRun, by: caller?.objectId ?? `sweep:${name}`, budgetMs: ON_DEMAND_BUDGET_MS });
+      return { status: 200, jsonBody: { run } };
+    } catch (error) {
+      // An API the sweep reads failed or is paced (a dry run reads only what containment can spare): not the caller's
+      // fault, nor a bug; the run is recorded failed and the next goes on from its place.
+      const why = classifyFailure(error);
+      log.warn({ sweep: name, dryRun, class: why.class }, `sweep ${name} failed: ${why.detail}`);
+      const retryAfter = String(Math.max(1, Math.ceil((why.retryAfterMs ?? 60_000) / 1000)));
+      return problem(503, 'SweepFailed', `sweep ${name} failed: ${why.detail}`, context, { 'Retry-After': retryAfter });
+    }
   },
 });
 

@@ -106,6 +106,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
     now: overrides.now ?? (() => new Date()),
     log: logger(),
     timings: compressed(SWEEP_TIMINGS, scale),
+    sparing: (read) => pacer.sparing(read),
   });
   return {
     config: settings,

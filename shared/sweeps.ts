@@ -119,6 +119,8 @@ export interface SweepDeps {
   now: () => Date;
   log: Logger;
   timings: SweepTimings;
+  /** Run reads a dry run makes within what containment can spare (Pacer.sparing); as they are without it. */
+  sparing?: <T>(read: () => Promise<T>) => Promise<T>;
 }
 
 export class Sweeps {
@@ -171,7 +173,9 @@ export class Sweeps {
     let why: string | undefined;
     const followed = new Set(from === undefined ? [] : [from]);
     for (;;) {
-      const page = await this.page(name, cursor, by);
+      // A dry run is a what-if: its reads must not spend the budget containment needs, as a plan's do not.
+      const read = () => this.page(name, cursor, by);
+      const page = dryRun && this.deps.sparing ? await this.deps.sparing(read) : await read();
       run.pages++;
       run.passedOver += page.passedOver.length;
       for (const finding of page.findings) {

@@ -156,6 +156,14 @@ describe('the riskyUsers sweep', () => {
     expect((await sweep('riskyUsers', '?dryRun=false')).json.run).toMatchObject({ dryRun: false, planned: 1 });
   });
 
+  it("reads in a dry run only what containment can spare: right after a real run's read it waits, answering 503", async () => {
+    expect((await sweep('riskyUsers')).status).toBe(200); // its read spent ID Protection's one call a second
+    const dry = await sweep('riskyUsers', '?dryRun=true');
+    expect(dry).toMatchObject({ status: 503, json: { error: { code: 'SweepFailed', message: expect.stringContaining('kept for containment') } } });
+    expect(Number(dry.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(idProtectionCalls()).toHaveLength(1); // the dry run asked ID Protection nothing
+  });
+
   it('runs once at a time: a run started while another holds the sweep says so and does nothing', async () => {
     const { sweeps } = await runtime();
     const [first, second] = await Promise.all([sweeps.run('riskyUsers'), sweeps.run('riskyUsers')]);
