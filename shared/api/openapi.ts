@@ -147,7 +147,11 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
       description: 'The run: completed, paused (its time ran out; the next run goes on) or busy (another run holds the sweep).',
       schema: z.object({ run: z.object({ sweep: z.string(), outcome: z.enum(['completed', 'paused', 'busy']), summary: z.string() }).loose() }),
     },
-    refusals: { 400: 'BadRequest: dryRun is neither true nor false.', 404: 'NoSuchSweep' },
+    refusals: {
+      400: 'BadRequest: dryRun is neither true nor false.',
+      404: 'NoSuchSweep',
+      503: 'SweepFailed: an API it reads failed or, for a dry run, has nothing to spare; retry after Retry-After.',
+    },
   },
   plan: {
     summary: 'The decision for an incident, enriched as containment would be; writes nothing. Accept: text/plain for the explanation.',
