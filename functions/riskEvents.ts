@@ -1,6 +1,7 @@
 import { ROLES } from '../shared/auth/caller';
 import { defineEventHubFunction } from '../shared/azure/eventHubFunction';
 import { defineHttpFunction } from '../shared/azure/httpFunction';
+import { bodyText } from '../shared/deadLetters';
 import { InputError } from '../shared/errors';
 import { decideRiskRecords, type RiskRecordAnswer } from '../shared/riskEvents';
 import { runtime } from '../shared/runtime';
@@ -56,7 +57,7 @@ export const riskEventHub = defineEventHubFunction({
           by: 'risk-event-hub',
           reason: 'UnreadableRiskLog',
           description,
-          body: jsonOf(body),
+          body: bodyText(body),
         });
       try {
         const records = await decideRiskRecords(event.body, engine, RISK_EVENT_HUB_CALLER, log);
@@ -79,13 +80,4 @@ export const riskEventHub = defineEventHubFunction({
 function recordAt(body: unknown, index: number): unknown {
   const records = (body as { records?: unknown } | undefined)?.records;
   return Array.isArray(records) ? records[index] : undefined;
-}
-
-/** The body as JSON text, for the record (boundedDeadLetter cuts it to fit). */
-function jsonOf(body: unknown): string {
-  try {
-    return typeof body === 'string' ? body : (JSON.stringify(body) ?? String(body));
-  } catch {
-    return String(body);
-  }
 }
