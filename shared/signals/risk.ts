@@ -1,19 +1,6 @@
 import { InputError, quote } from '../errors';
 import { TEXT_LIMITS } from '../limits';
-import {
-  boundedText,
-  describe,
-  FieldNames,
-  isRecord,
-  ItemLocation,
-  noteCuts,
-  PathLocation,
-  recordOf,
-  spelledAs,
-  stringsOf,
-  textOf,
-  type Location,
-} from './fields';
+import { boundedText, describe, FieldNames, isRecord, ItemLocation, noteCuts, PathLocation, recordOf, spelledAs, textOf, type Location } from './fields';
 import { isGuid, isUpn } from './identifiers';
 import type { AccountEntity, Severity, Signal, UserRiskLevel } from './signal';
 import { USER_RISK_LEVELS } from './signal';
@@ -187,7 +174,9 @@ function riskDetection(props: Record<string, unknown>, at: Location, time: unkno
   if (dateOf(fields.detectedDateTime, at, 'detectedDateTime') === undefined) requiredDate(time, recordAt, 'time');
   const cuts: string[] = [];
   const account = accountOf(userId, fields.userPrincipalName, fields.userDisplayName, at, cuts);
-  const types = stringsOf(fields.riskEventType, at, 'riskEventType').map((type) => boundedText(type, at, 'riskEventType', TEXT_LIMITS.name, cuts));
+  // One type per detection (Graph's riskEventType is a string): a list would let a record carry any number of labels.
+  const type = boundedText(textOf(fields.riskEventType, at, 'riskEventType'), at, 'riskEventType', TEXT_LIMITS.name, cuts);
+  const types = type === undefined ? [] : [type];
   const timing = boundedText(textOf(fields.detectionTimingType, at, 'detectionTimingType'), at, 'detectionTimingType', TEXT_LIMITS.name, cuts);
   const ip = boundedText(textOf(fields.ipAddress, at, 'ipAddress'), at, 'ipAddress', TEXT_LIMITS.name, cuts);
   return {

@@ -163,6 +163,9 @@ describe('ID Protection risk records', () => {
     expect(one({ ...record, properties: 'not an object' })).toMatchObject({ status: 'invalid', field: 'records[0].properties' });
     expect(one('a string' as unknown as Record<string, unknown>)).toMatchObject({ status: 'invalid', field: 'records[0]' });
     const detection = fixture('UserRiskEvents').records[0] as Record<string, any>;
+    // One detection, one type: a list of them (Graph's riskEventType is a string) would be labels without a bound.
+    const listed = one({ ...detection, properties: { ...detection.properties, riskEventType: Array.from({ length: 10_000 }, (_, i) => `t${i}`) } });
+    expect(listed).toMatchObject({ status: 'invalid', field: 'records[0].properties.riskEventType', problem: 'expected a string, got an array' });
     expect(one({ ...detection, properties: { ...detection.properties, id: '../../etc' } })).toMatchObject({
       status: 'invalid',
       field: 'records[0].properties.id',
