@@ -4,7 +4,7 @@ import { defineHttpFunction, problem } from '../shared/azure/httpFunction';
 import { defineTimerFunction } from '../shared/azure/timerFunction';
 import { InputError, quote, RefusedError } from '../shared/errors';
 import { runtime } from '../shared/runtime';
-import { SWEEP_NAMES, sweepNamed, sweepSchedule } from '../shared/sweeps';
+import { SWEEP_NAMES, sweepNamed, sweepSchedule } from '../shared/sweeps/catalogue';
 
 /**
  * Each remediation sweep on its schedule (RESPONDER_SWEEP_<NAME>, NCRONTAB). A run another instance holds is skipped;

@@ -30,7 +30,8 @@ import { azureCredential } from './clients/credential';
 import { Pacer, PACER_TIMINGS, type PacedApi } from './coordination/pacer';
 import { MemorySharedState, type SharedState } from './coordination/sharedState';
 import type { Runtime, RuntimeOverrides } from './runtime';
-import { Sweeps, SWEEP_TIMINGS } from './sweeps';
+import { Sweeps } from './sweeps/runner';
+import { SWEEP_TIMINGS } from './sweeps/sweep';
 
 /**
  * Where the engine's parts are chosen and wired: the one place to read to know what runs. The queue is Service Bus
@@ -102,11 +103,13 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
     ledger,
     engine,
     directory: async () => (await executionContext()).directory,
+    incidents: async () => (await executionContext()).incidents,
+    workspaces: settings.workspaces,
     policy,
     now: overrides.now ?? (() => new Date()),
     log: logger(),
-    timings: compressed(SWEEP_TIMINGS, scale),
-    sparing: (read) => pacer.sparing(read),
+    timings: compressed({ ...SWEEP_TIMINGS, missedLookBackMs: settings.missedLookBackMs ?? SWEEP_TIMINGS.missedLookBackMs }, scale),
+    sparing: <T>(read: () => Promise<T>) => pacer.sparing(read),
   });
   return {
     config: settings,

@@ -4,7 +4,7 @@ import { DEFAULT_API_BUDGETS, everyDefenderApi, PACED_APIS, type PacedApi } from
 import { CLOUD_PRESETS, CLOUDS, type CloudEndpoints, type CloudName } from './cloud';
 import { ConfigError } from './errors';
 import type { Mode } from './policy/schema';
-import { isGuid } from './signals/identifiers';
+import { isGuid, parseWorkspaceArmId, type WorkspaceRef } from './signals/identifiers';
 
 /**
  * Every app setting the engine reads, parsed and checked in one place. Read once per process (lazily: cold start
@@ -70,6 +70,13 @@ export interface ResponderConfig {
   retryBaseMs: number | undefined;
   /** RESPONDER_TIME_SCALE: every engine duration divided by this, for drills and benchmarks on the sandbox (shared/timeScale.ts); default 1. */
   timeScale: number;
+  /**
+   * RESPONDER_SENTINEL_WORKSPACES: the Sentinel workspaces' ARM ids, comma-separated, that the missedIncidents sweep
+   * lists incidents in (none: that sweep has nothing to read).
+   */
+  workspaces: WorkspaceRef[];
+  /** RESPONDER_SWEEP_MISSEDINCIDENTS_HOURS: how far back missedIncidents looks (default 24 hours). */
+  missedLookBackMs: number | undefined;
   /** Problems found while reading; non-empty means the engine must not act (health says why, routes answer 503). */
   problems: string[];
 }
@@ -150,14 +157,25 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
     problems.push(`RESPONDER_LEDGER_TABLE must be a table name (3-63 letters and digits, starting with a letter), got ${JSON.stringify(ledgerTable)}`);
 
   const rateLimits = rateLimitSetting(env.RESPONDER_RATE_LIMITS, problems);
-  const followUpMs = secondsSetting(env, 'RESPONDER_FOLLOW_UP_SECONDS', 0.1, 3600, problems);
-  const runningLeaseMs = secondsSetting(env, 'RESPONDER_RUNNING_LEASE_SECONDS', 1, 3600, problems);
-  const retryBaseMs = secondsSetting(env, 'RESPONDER_RETRY_BASE_SECONDS', 0.1, 600, problems);
+  const followUpMs = durationSetting(env, 'RESPONDER_FOLLOW_UP_SECONDS', 0.1, 3600, problems);
+  const runningLeaseMs = durationSetting(env, 'RESPONDER_RUNNING_LEASE_SECONDS', 1, 3600, problems);
+  const retryBaseMs = durationSetting(env, 'RESPONDER_RETRY_BASE_SECONDS', 0.1, 600, problems);
   const timeScale = Number(env.RESPONDER_TIME_SCALE?.trim() || '1');
   if (!(timeScale >= 1 && timeScale <= 3600))
     problems.push(`RESPONDER_TIME_SCALE must be a number from 1 to 3600, got ${JSON.stringify(env.RESPONDER_TIME_SCALE)}`);
   // Compressed budgets against a real tenant would call Defender and Graph faster than they allow.
   else if (timeScale !== 1 && runningInAzure(env)) problems.push('RESPONDER_TIME_SCALE is for drills on the sandbox: it must be 1 (or unset) in Azure');
+
+  const workspaces: WorkspaceRef[] = [];
+  for (const id of list('RESPONDER_SENTINEL_WORKSPACES')) {
+    const workspace = parseWorkspaceArmId(id);
+    if (workspace) workspaces.push(workspace);
+    else
+      problems.push(
+        `RESPONDER_SENTINEL_WORKSPACES: ${JSON.stringify(id.slice(0, 300))} is not a workspace's ARM id (/subscriptions/…/resourceGroups/…/providers/Microsoft.OperationalInsights/workspaces/…)`,
+      );
+  }
+  const missedLookBackMs = durationSetting(env, 'RESPONDER_SWEEP_MISSEDINCIDENTS_HOURS', 1, 7 * 24, problems, 3600);
 
   const issuers = list('RESPONDER_TOKEN_ISSUERS');
   return {
@@ -184,6 +202,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
     runningLeaseMs,
     retryBaseMs,
     timeScale: timeScale >= 1 && timeScale <= 3600 ? timeScale : 1,
+    workspaces,
+    missedLookBackMs,
     problems,
   };
 }
@@ -274,11 +294,11 @@ function rateLimitSetting(text: string | undefined, problems: string[]): Record<
 }
 
 /** An optional setting in seconds, as milliseconds; out of range is a problem (and unset). */
-function secondsSetting(env: NodeJS.ProcessEnv, name: string, min: number, max: number, problems: string[]): number | undefined {
+function durationSetting(env: NodeJS.ProcessEnv, name: string, min: number, max: number, problems: string[], unitSeconds = 1): number | undefined {
   const text = env[name]?.trim();
   if (!text) return undefined;
-  const seconds = Number(text);
-  if (seconds >= min && seconds <= max) return seconds * 1000;
-  problems.push(`${name} must be a number of seconds between ${min} and ${max}, got ${JSON.stringify(text)}`);
+  const value = Number(text);
+  if (value >= min && value <= max) return value * unitSeconds * 1000;
+  problems.push(`${name} must be a number of ${unitSeconds === 3600 ? 'hours' : 'seconds'} between ${min} and ${max}, got ${JSON.stringify(text)}`);
   return undefined;
 }

@@ -140,6 +140,7 @@ export class ResponderEngine {
     const result = withLedgerView(decision, planned.existing);
     if (signal.incident && (decision.waiting.length > 0 || reevaluation?.reason === 'waitingForData'))
       await this.reportWaits(signal.incident.armId, result, look, waitedBefore, log);
+    await this.recordDecision(signal, result, at, by, log);
     log.info(
       {
         score: decision.score.total,
@@ -152,6 +153,20 @@ export class ResponderEngine {
       result.summary,
     );
     return { decision: result, recorded };
+  }
+
+  /**
+   * Keep what was decided on the subject, actions or none: the missedIncidents sweep reads it to tell an incident the
+   * engine never saw from one it left alone. Not kept, the incident is only submitted again by that sweep, which decides
+   * the same: a failure here is logged, and the submission stands.
+   */
+  private async recordDecision(signal: Signal, decision: Decision, at: string, by: string, log: Logger): Promise<void> {
+    const actions = decision.actions.length + decision.waiting.length;
+    try {
+      await this.deps.ledger.recordDecision({ subject: signal.subject, at, by, summary: decision.summary, actions, policy: decision.policy.digest });
+    } catch (error) {
+      log.warn({ err: error }, 'the decision was not recorded: the missedIncidents sweep may submit this incident again');
+    }
   }
 
   /** The signal as the policy should see it: with the incident's entities listed if it came without, and enriched. */

@@ -8,7 +8,7 @@ import type { ActionLedger } from './ledger/ledger';
 import type { CompiledPolicy } from './policy/decide';
 import type { ActionQueue } from './queue/queue';
 import type { SharedState } from './coordination/sharedState';
-import type { Sweeps } from './sweeps';
+import type { Sweeps } from './sweeps/runner';
 
 /**
  * The process's engine and its adapters, built on first use. Only types are imported here: the function entry

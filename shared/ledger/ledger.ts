@@ -204,6 +204,35 @@ export function boundedDeadLetter(record: DeadLetterRecord): DeadLetterRecord {
   };
 }
 
+/**
+ * What the engine last decided on a subject (an incident, a change of a user's risk), kept for every submission,
+ * whether it planned anything or not: so that the missedIncidents sweep can tell an incident the engine never saw from
+ * one it saw and left alone, and a human can see that it did. One record per subject, rewritten by each decision.
+ */
+export interface DecisionRecord {
+  /** The signal's subject: an incident's ARM id (lower case), `risk:…`, a sweep's. */
+  subject: string;
+  at: string;
+  /** Who submitted it: `relay` and the like, a sweep, an analyst's object id. */
+  by: string;
+  /** The decision's one line. */
+  summary: string;
+  /** Actions planned, held or waiting by it. */
+  actions: number;
+  /** The digest of the policy that decided. */
+  policy: string;
+}
+
+/** A decision record as every adapter stores it: bounded to fit a Table storage entity. */
+export function boundedDecision(record: DecisionRecord): DecisionRecord {
+  return {
+    ...record,
+    subject: cut(record.subject, TEXT_LIMITS.resource),
+    by: cut(record.by, TEXT_LIMITS.name),
+    summary: cut(record.summary, TEXT_LIMITS.note),
+  };
+}
+
 export interface ActionLedger {
   /** Insert if absent: the atomic gate that makes concurrent deliveries of one incident plan each action once. */
   create(entry: NewLedgerEntry): Promise<{ created: boolean; entry: LedgerEntry }>;
@@ -222,6 +251,10 @@ export interface ActionLedger {
   /** Keep a dead-lettered message; a second report of the same MessageId changes nothing (returns false). */
   recordDeadLetter(record: DeadLetterRecord): Promise<boolean>;
   listDeadLetters(): Promise<DeadLetterRecord[]>;
+  /** Keep what the engine decided on a subject, over what it decided before. */
+  recordDecision(record: DecisionRecord): Promise<void>;
+  /** Decisions made at or after `since` (ISO 8601), oldest first. */
+  listDecisions(since: string): Promise<DecisionRecord[]>;
 }
 
 export interface LedgerFilter {

@@ -1,5 +1,6 @@
 import {
   boundedDeadLetter,
+  boundedDecision,
   COUNTED_STATES,
   firstEntry,
   matchesFilter,
@@ -7,6 +8,7 @@ import {
   renewedEntry,
   type ActionLedger,
   type DeadLetterRecord,
+  type DecisionRecord,
   type LedgerEventInput,
   type LedgerFilter,
   type LedgerLease,
@@ -23,6 +25,7 @@ import {
 export class MemoryLedger implements ActionLedger {
   private readonly entries = new Map<string, LedgerEntry>();
   private readonly deadLetters = new Map<string, DeadLetterRecord>();
+  private readonly decisions = new Map<string, DecisionRecord>();
   private version = 0;
 
   async create(input: NewLedgerEntry): Promise<{ created: boolean; entry: LedgerEntry }> {
@@ -72,6 +75,18 @@ export class MemoryLedger implements ActionLedger {
 
   async listDeadLetters(): Promise<DeadLetterRecord[]> {
     return [...this.deadLetters.values()].map((r) => structuredClone(r));
+  }
+
+  async recordDecision(record: DecisionRecord): Promise<void> {
+    const bounded = boundedDecision(record);
+    this.decisions.set(bounded.subject.toLowerCase(), bounded);
+  }
+
+  async listDecisions(since: string): Promise<DecisionRecord[]> {
+    return [...this.decisions.values()]
+      .filter((r) => r.at >= since)
+      .sort((a, b) => a.at.localeCompare(b.at))
+      .map((r) => structuredClone(r));
   }
 
   /** Everything, for the local host's inspection route and tests. */

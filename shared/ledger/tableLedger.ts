@@ -4,6 +4,7 @@ import { TableClient, type TableEntityResult } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/identity';
 import {
   boundedDeadLetter,
+  boundedDecision,
   COUNTED_STATES,
   firstEntry,
   LedgerConflictError,
@@ -11,6 +12,7 @@ import {
   nextEntry,
   type ActionLedger,
   type DeadLetterRecord,
+  type DecisionRecord,
   type LedgerEntry,
   type LedgerEventInput,
   type LedgerFilter,
@@ -140,15 +142,31 @@ export class TableLedger implements ActionLedger {
     for await (const { partitionKey: _p, rowKey: _r, etag: _e, timestamp: _t, ...record } of rows) records.push(record as DeadLetterRecord);
     return records.sort((a, b) => a.at.localeCompare(b.at));
   }
+
+  async recordDecision(input: DecisionRecord): Promise<void> {
+    const record = boundedDecision(input);
+    await this.table.upsertEntity({ partitionKey: DECISION_PARTITION, rowKey: rowKeyFor(record.subject.toLowerCase()), ...record }, 'Replace');
+  }
+
+  async listDecisions(since: string): Promise<DecisionRecord[]> {
+    const records: DecisionRecord[] = [];
+    const filter = `PartitionKey eq '${DECISION_PARTITION}' and at ge ${quote(since)}`;
+    for await (const { partitionKey: _p, rowKey: _r, etag: _e, timestamp: _t, ...record } of this.table.listEntities<DecisionRecord>({
+      queryOptions: { filter },
+    }))
+      records.push(record as DecisionRecord);
+    return records.sort((a, b) => a.at.localeCompare(b.at));
+  }
 }
 
 /**
- * Dead-letter records and the shared records (tableSharedState.ts) share the table, each in its own partition; action
+ * Dead-letter records, decision records and the shared records (tableSharedState.ts) share the table, each in its own partition; action
  * entries live in the 256 two-hex-digit partitions, so the names cannot meet.
  */
 const DEAD_LETTER_PARTITION = 'deadletter';
+const DECISION_PARTITION = 'decision';
 export const SHARED_PARTITION = 'shared';
-const OTHER_PARTITIONS = [DEAD_LETTER_PARTITION, SHARED_PARTITION];
+const OTHER_PARTITIONS = [DEAD_LETTER_PARTITION, DECISION_PARTITION, SHARED_PARTITION];
 
 /** Where the ledger's table is: a connection string (Azurite's in tests), or a table endpoint and the managed identity. */
 export type TableLocation = { connectionString: string } | { tableServiceUri: string; credential: TokenCredential };

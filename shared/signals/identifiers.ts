@@ -154,10 +154,14 @@ export function isDnsName(value: string): boolean {
 const INCIDENT_ARM_ID =
   /^\/subscriptions\/([0-9a-f-]+)\/resourceGroups\/([-\w._()]+)\/providers\/Microsoft\.OperationalInsights\/workspaces\/([-\w]+)\/providers\/Microsoft\.SecurityInsights\/Incidents\/([-\w]+)$/i;
 
-export interface IncidentArmIdParts {
+/** A Log Analytics workspace with Sentinel on it, by the parts of its ARM id. */
+export interface WorkspaceRef {
   subscriptionId: string;
   resourceGroup: string;
   workspaceName: string;
+}
+
+export interface IncidentArmIdParts extends WorkspaceRef {
   incidentName: string;
 }
 
@@ -166,6 +170,13 @@ export function parseIncidentArmId(armId: string): IncidentArmIdParts | undefine
   if (subscriptionId === undefined || resourceGroup === undefined || workspaceName === undefined || incidentName === undefined) return undefined;
   if (subscriptionId.length !== 36 || resourceGroup.length > 90 || workspaceName.length > 63 || incidentName.length > 64) return undefined;
   return { subscriptionId, resourceGroup, workspaceName, incidentName };
+}
+
+/** A workspace's ARM id, parsed as an incident's is (the same parts, the same bounds), or undefined. */
+export function parseWorkspaceArmId(armId: string): WorkspaceRef | undefined {
+  const trimmed = armId.endsWith('/') ? armId.slice(0, -1) : armId;
+  const parts = parseIncidentArmId(`${trimmed}/providers/Microsoft.SecurityInsights/Incidents/x`);
+  return parts && { subscriptionId: parts.subscriptionId, resourceGroup: parts.resourceGroup, workspaceName: parts.workspaceName };
 }
 
 /** The short (first-label) form of a host name, lower-cased: `DC01.contoso.com` -> `dc01`. */

@@ -239,6 +239,8 @@ class FaultyLedger implements ActionLedger {
   countSince: ActionLedger['countSince'] = (kind, since) => this.inner.countSince(kind, since);
   recordDeadLetter: ActionLedger['recordDeadLetter'] = (record) => this.inner.recordDeadLetter(record);
   listDeadLetters: ActionLedger['listDeadLetters'] = () => this.inner.listDeadLetters();
+  recordDecision: ActionLedger['recordDecision'] = (record) => this.inner.recordDecision(record);
+  listDecisions: ActionLedger['listDecisions'] = (since) => this.inner.listDecisions(since);
   renewLease: ActionLedger['renewLease'] = (key, etag, lease) => this.inner.renewLease(key, etag, lease);
   transition: ActionLedger['transition'] = async (key, etag, to, event, patch) => {
     const fault = this.faults.next();

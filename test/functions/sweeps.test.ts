@@ -7,9 +7,13 @@ import { DEMO } from '../../sandbox/tenant';
 import { runtime } from '../../shared/runtime';
 import { ApiError } from '../../shared/clients/apiError';
 import { createGraphDirectory } from '../../shared/clients/graph';
+import { SentinelReports } from '../../shared/clients/sentinel';
 import { config } from '../../shared/config';
 import { logger } from '../../shared/log';
-import { levelsActedOn, stuckFor, SWEEP_TIMINGS, Sweeps, type SweepDeps, type SweepTimings } from '../../shared/sweeps';
+import { levelsActedOn } from '../../shared/sweeps/riskyUsers';
+import { Sweeps } from '../../shared/sweeps/runner';
+import { stuckFor } from '../../shared/sweeps/stuckActions';
+import { SWEEP_TIMINGS, type SweepDeps, type SweepTimings } from '../../shared/sweeps/sweep';
 import { requestAction } from '../../functions/actions';
 import type { LedgerEntry } from '../../shared/ledger/ledger';
 import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
@@ -37,8 +41,19 @@ beforeEach(async () => {
 
 /** The engine's own parts for a Sweeps of the test's making: a lease of a minute, and `timings` as given. */
 async function parts(timings: Partial<SweepTimings> = {}): Promise<Omit<SweepDeps, 'directory'>> {
-  const { shared, ledger, engine: responder, policy } = await runtime();
-  return { shared, ledger, engine: responder, policy, now: () => new Date(), log: logger(), timings: { ...SWEEP_TIMINGS, leaseMs: 60_000, ...timings } };
+  const { shared, ledger, engine: responder, policy, config: settings } = await runtime();
+  const incidents = async () => new SentinelReports(settings);
+  return {
+    shared,
+    ledger,
+    engine: responder,
+    policy,
+    incidents,
+    workspaces: settings.workspaces,
+    now: () => new Date(),
+    log: logger(),
+    timings: { ...SWEEP_TIMINGS, leaseMs: 60_000, ...timings },
+  };
 }
 
 const sweep = (name: string, query = '') => call(runSweep, `sweeps/${name}${query}`, { headers: act, params: { name } });

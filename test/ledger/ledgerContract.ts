@@ -200,5 +200,24 @@ export function ledgerContract(name: string, make: () => ActionLedger | Promise<
       expect([record!.messageId.length, record!.reason.length, record!.description.length, record!.body.length]).toEqual([256, 256, 2000, 30_000]);
       expect(record!.body.endsWith('…')).toBe(true);
     });
+
+    it('keeps the last decision per subject (any case), apart from the entries, listed by when it was made, its texts cut', async () => {
+      const ledger = await make();
+      const subject = '/subscriptions/x/incidents/1';
+      const decision = { subject, at: '2026-11-28T10:00:00.000Z', by: 'relay', summary: 'nothing to do', actions: 0, policy: 'p1' };
+      await ledger.recordDecision(decision);
+      await ledger.recordDecision({ ...decision, subject: '/subscriptions/x/incidents/2', at: '2026-11-28T08:00:00.000Z' });
+      // The incident's next update decides again: the record is its last decision, not a second one.
+      await ledger.recordDecision({ ...decision, subject: subject.toUpperCase(), at: '2026-11-28T11:00:00.000Z', summary: 'planned 1', actions: 1 });
+      expect(await ledger.listDecisions('2026-11-28T09:00:00.000Z')).toEqual([
+        { ...decision, subject: subject.toUpperCase(), at: '2026-11-28T11:00:00.000Z', summary: 'planned 1', actions: 1 },
+      ]);
+      expect((await ledger.listDecisions('2026-11-28T00:00:00.000Z')).map((d) => d.at)).toEqual(['2026-11-28T08:00:00.000Z', '2026-11-28T11:00:00.000Z']);
+      expect(await ledger.list()).toEqual([]);
+      expect(await ledger.listDeadLetters()).toEqual([]);
+      await ledger.recordDecision({ ...decision, subject: 's'.repeat(5000), by: 'b'.repeat(1000), summary: 'x'.repeat(10_000) });
+      const long = (await ledger.listDecisions('2026-11-28T00:00:00.000Z')).find((d) => d.subject.startsWith('sss'));
+      expect([long?.subject.length, long?.by.length, long?.summary.length]).toEqual([2048, 256, 2000]);
+    });
   });
 }
