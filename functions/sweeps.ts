@@ -7,28 +7,21 @@ import { runtime } from '../shared/runtime';
 import { SWEEP_NAMES, sweepNamed, sweepSchedule } from '../shared/sweeps/catalogue';
 
 /**
- * Each remediation sweep on its schedule (RESPONDER_SWEEP_<NAME>, NCRONTAB). A run another instance holds is skipped;
- * one that runs out of time stops after a page, and the next goes on from there.
+ * Each remediation sweep on its schedule (RESPONDER_SWEEP_<NAME>, NCRONTAB), as `sweep<Name>`. A run another instance
+ * holds is skipped; one that runs out of time stops after a page, and the next goes on from there. What a run found or
+ * planned is a warning: a sweep finds what the event-driven paths missed.
  */
-export const sweepRiskyUsers = defineTimerFunction({
-  name: 'sweepRiskyUsers',
-  schedule: sweepSchedule('riskyUsers'),
-  async handle(_timer, log) {
-    const { sweeps } = await runtime();
-    const run = await sweeps.run('riskyUsers');
-    if (run.planned > 0) log.warn({ sweep: run.sweep, planned: run.planned }, run.summary);
-  },
-});
-
-export const sweepStuckActions = defineTimerFunction({
-  name: 'sweepStuckActions',
-  schedule: sweepSchedule('stuckActions'),
-  async handle(_timer, log) {
-    const { sweeps } = await runtime();
-    const run = await sweeps.run('stuckActions');
-    if (run.found > 0) log.warn({ sweep: run.sweep, found: run.found }, run.summary);
-  },
-});
+export const sweepTimers = SWEEP_NAMES.map((name) =>
+  defineTimerFunction({
+    name: `sweep${name[0]?.toUpperCase()}${name.slice(1)}`,
+    schedule: sweepSchedule(name),
+    async handle(_timer, log) {
+      const { sweeps } = await runtime();
+      const run = await sweeps.run(name);
+      if (run.found > 0 || run.planned > 0) log.warn({ sweep: run.sweep, found: run.found, planned: run.planned }, run.summary);
+    },
+  }),
+);
 
 /** How long a sweep asked for over HTTP works before it stops after a page. */
 export const ON_DEMAND_BUDGET_MS = 20_000;
