@@ -4,12 +4,18 @@ import type { SandboxIncident, SandboxTenant } from './tenant';
 const INCIDENT =
   /^(\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.OperationalInsights\/workspaces\/[^/]+\/providers\/Microsoft\.SecurityInsights\/incidents\/[^/]+)(\/comments(?:\/([^/]+))?|\/entities)?$/i;
 
+const INCIDENTS =
+  /^(\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.OperationalInsights\/workspaces\/[^/]+\/providers\/Microsoft\.SecurityInsights\/incidents)$/i;
+
 /**
- * The Sentinel ARM endpoints the engine uses (reference/sentinel.md): read an incident, list its entities, replace it
+ * The Sentinel ARM endpoints the engine uses (reference/sentinel.md): list a workspace's incidents, read one, list its
+ * entities, replace it
  * (PUT, guarded by its ETag: a stale one answers 412), and create or rewrite a comment whose id the caller chooses.
  */
 export function armRoutes(tenant: SandboxTenant): Route {
   return (request) => {
+    const workspace = INCIDENTS.exec(request.path);
+    if (workspace && request.method === 'GET') return listIncidents(tenant, workspace[1] as string, request);
     const match = INCIDENT.exec(request.path);
     if (!match) return undefined;
     if (!request.query.get('api-version'))
@@ -43,6 +49,7 @@ function incidentRoute(incident: SandboxIncident, request: SandboxRequest): Sand
     labels: (properties.labels ?? []).map((l) => ({ labelName: l.labelName, labelType: 'User' })),
   };
   incident.etag = `"${Number(incident.etag.replace(/"/g, '')) + 1}"`;
+  incident.properties.lastModifiedTimeUtc = new Date().toISOString();
   return { status: 200, body: view(incident) };
 }
 
@@ -58,4 +65,49 @@ function putComment(incident: SandboxIncident, commentId: string, request: Sandb
   };
   incident.comments.set(commentId.toLowerCase(), comment);
   return { status: existing ? 200 : 201, body: comment };
+}
+
+/**
+ * A workspace's incidents, newest change first, in pages of `$top` (ARM's default 50) linked by `nextLink`. The filter
+ * understood is the one the engine sends (a change time, and optionally severities); any other is refused, so a client
+ * that asks for more than the sandbox knows fails here rather than passing on what it did not filter.
+ */
+function listIncidents(tenant: SandboxTenant, workspacePath: string, request: SandboxRequest): SandboxAnswer {
+  if (!request.query.get('api-version'))
+    return apiError(400, 'MissingApiVersionParameter', 'The api-version query parameter (?api-version=) is required for all requests.');
+  const filter = parseFilter(request.query.get('$filter') ?? '');
+  if (!filter) return apiError(400, 'BadRequest', `$filter not understood: ${request.query.get('$filter')}`);
+  const orderBy = request.query.get('$orderby');
+  if (orderBy !== null && orderBy !== 'properties/lastModifiedTimeUtc desc') return apiError(400, 'BadRequest', `$orderby not understood: ${orderBy}`);
+  const top = Number(request.query.get('$top') ?? 50);
+  if (!Number.isInteger(top) || top < 1 || top > 1000) return apiError(400, 'BadRequest', '$top must be from 1 to 1000');
+  const prefix = `${workspacePath.toLowerCase()}/`;
+  const changed = (incident: SandboxIncident) => incident.properties.lastModifiedTimeUtc ?? '';
+  const listed = [...tenant.incidents.entries()]
+    .filter(
+      ([id, incident]) =>
+        id.startsWith(prefix) && changed(incident) >= filter.since && (!filter.severities || filter.severities.includes(incident.properties.severity)),
+    )
+    .map(([, incident]) => incident)
+    .sort((a, b) => changed(b).localeCompare(changed(a)));
+  const size = Math.min(top, tenant.armPageSize);
+  const skip = Number(request.query.get('$skipToken') ?? 0);
+  const body: Record<string, unknown> = { value: listed.slice(skip, skip + size).map(view) };
+  if (skip + size < listed.length) {
+    const next = new URL(request.path, request.origin);
+    for (const [name, value] of request.query) if (name !== '$skipToken') next.searchParams.set(name, value);
+    next.searchParams.set('$skipToken', String(skip + size));
+    body.nextLink = next.toString();
+  }
+  return { status: 200, body };
+}
+
+/** `properties/lastModifiedTimeUtc ge <instant>[ and (properties/severity eq '<s>'[ or …])]`, or undefined. */
+function parseFilter(text: string): { since: string; severities?: string[] } | undefined {
+  const match = /^properties\/lastModifiedTimeUtc ge (\S+)(?: and \((.+)\))?$/.exec(text);
+  const since = match?.[1] === undefined ? Number.NaN : Date.parse(match[1]);
+  if (!match || Number.isNaN(since)) return undefined;
+  if (match[2] === undefined) return { since: new Date(since).toISOString() };
+  const severities = match[2].split(' or ').map((clause) => /^properties\/severity eq '(\w+)'$/.exec(clause)?.[1]);
+  return severities.every((s) => s !== undefined) ? { since: new Date(since).toISOString(), severities } : undefined;
 }

@@ -10,7 +10,7 @@ import { SANDBOX_AUDIENCE, SANDBOX_TENANT_ID, SandboxAuthority } from './authori
 import { defenderRoutes } from './defender';
 import { graphRoutes } from './graph';
 import { apiError, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
-import { SandboxTenant } from './tenant';
+import { SAMPLE_WORKSPACE_ID, SandboxTenant } from './tenant';
 
 /** Every API the sandbox serves, over one tenant's state: the HTTPS server's, or an in-process twin's (the fault campaign). */
 export function tenantRoutes(tenant: SandboxTenant): Route[] {
@@ -65,6 +65,7 @@ export class Sandbox {
       GRAPH_ENDPOINT: this.origin,
       DEFENDER_ENDPOINT: this.origin,
       ARM_ENDPOINT: this.origin,
+      RESPONDER_SENTINEL_WORKSPACES: SAMPLE_WORKSPACE_ID,
       IDENTITY_ENDPOINT: `${this.origin}/msi/token`,
       IDENTITY_HEADER: this.identityHeader,
     };
@@ -89,6 +90,7 @@ export class Sandbox {
     tenant.defenderAcceptsOr = fresh.defenderAcceptsOr;
     tenant.defenderPageSize = fresh.defenderPageSize;
     tenant.graphPageSize = fresh.graphPageSize;
+    tenant.armPageSize = fresh.armPageSize;
     tenant.graphWriteQuota = { ...fresh.graphWriteQuota };
     tenant.idProtectionQuota = { ...fresh.idProtectionQuota };
     tenant.managedIdentityRoles = [...fresh.managedIdentityRoles];

@@ -92,6 +92,10 @@ export interface SandboxIncident {
     labels: Array<{ labelName: string; labelType: string }>;
     owner?: unknown;
     classification?: string;
+    incidentNumber?: number;
+    /** ISO 8601: when it was created, and when it last changed (a PUT moves it). */
+    createdTimeUtc?: string;
+    lastModifiedTimeUtc?: string;
     additionalData?: Record<string, unknown>;
   };
   /** What incidents.listEntities answers (ARM entity shape). Sentinel fills these in over time. */
@@ -144,9 +148,12 @@ export const DEMO_DEVICES = {
   dc01: 'd0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0',
 } as const;
 
+/** The sandbox's Sentinel workspace. */
+export const SAMPLE_WORKSPACE_ID =
+  '/subscriptions/0b8a3f7e-1c55-4a1e-9d5b-2f0c6c1b7d21/resourceGroups/rg-siem/providers/Microsoft.OperationalInsights/workspaces/law-sentinel';
+
 /** The incident in cli/samples/incident.json. */
-export const SAMPLE_INCIDENT_ID =
-  '/subscriptions/0b8a3f7e-1c55-4a1e-9d5b-2f0c6c1b7d21/resourceGroups/rg-siem/providers/Microsoft.OperationalInsights/workspaces/law-sentinel/providers/Microsoft.SecurityInsights/Incidents/73e01a99-5cd7-4139-a149-9f2736ff2ab5';
+export const SAMPLE_INCIDENT_ID = `${SAMPLE_WORKSPACE_ID}/providers/Microsoft.SecurityInsights/Incidents/73e01a99-5cd7-4139-a149-9f2736ff2ab5`;
 
 /** The sample incident's entities, as incidents.listEntities returns them. */
 const SAMPLE_INCIDENT_ENTITIES = [
@@ -214,6 +221,8 @@ export class SandboxTenant {
   defenderPageSize = 10_000;
   /** Items per page of a Graph collection (riskyUsers; Graph's own maximum $top there is 500). */
   graphPageSize = 500;
+  /** Incidents per page of an ARM incident list, whatever $top asks; past it, the answer carries a nextLink. */
+  armPageSize = 1000;
   now: () => number = Date.now;
 
   constructor(seed = true) {
@@ -293,7 +302,16 @@ export class SandboxTenant {
       id: armId,
       name: armId.split('/').pop() as string,
       etag: '"1"',
-      properties: { title, severity, status: 'New', labels: [], additionalData },
+      properties: {
+        title,
+        severity,
+        status: 'New',
+        labels: [],
+        additionalData,
+        incidentNumber: this.incidents.size + 1,
+        createdTimeUtc: new Date().toISOString(),
+        lastModifiedTimeUtc: new Date().toISOString(),
+      },
       entities,
       comments: new Map(),
     };

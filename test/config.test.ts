@@ -106,6 +106,30 @@ describe('the pipeline tuning settings', () => {
     ]);
   });
 
+  it('read the workspaces missedIncidents lists, and how far back it looks, naming what is not a workspace', () => {
+    const workspace =
+      '/subscriptions/0b8a3f7e-1c55-4a1e-9d5b-2f0c6c1b7d21/resourceGroups/rg-siem/providers/Microsoft.OperationalInsights/workspaces/law-sentinel';
+    const read = readConfig({
+      ...base,
+      RESPONDER_SENTINEL_WORKSPACES: ` ${workspace}/ , ${workspace.replace('law-sentinel', 'law-emea')}`,
+      RESPONDER_SWEEP_MISSEDINCIDENTS_HOURS: '6',
+    });
+    expect(read.problems).toEqual([]);
+    expect(read.workspaces.map((w) => w.workspaceName)).toEqual(['law-sentinel', 'law-emea']);
+    expect(read.missedLookBackMs).toBe(6 * 3_600_000);
+    expect(readConfig(base)).toMatchObject({ workspaces: [], missedLookBackMs: undefined });
+    expect(
+      readConfig({
+        ...base,
+        RESPONDER_SENTINEL_WORKSPACES: `${workspace}/providers/Microsoft.SecurityInsights/Incidents/x`,
+        RESPONDER_SWEEP_MISSEDINCIDENTS_HOURS: '0',
+      }).problems,
+    ).toEqual([
+      expect.stringMatching(/^RESPONDER_SENTINEL_WORKSPACES: ".+Incidents\/x" is not a workspace's ARM id/),
+      'RESPONDER_SWEEP_MISSEDINCIDENTS_HOURS must be a number of hours between 1 and 168, got "0"',
+    ]);
+  });
+
   it('pace each Defender API apart: `defender=…` sets them all, and an entry for one after it wins', () => {
     expect(readConfig(base).rateLimits['defender-isolate']).toEqual([
       { max: 100, windowMs: 60_000 },

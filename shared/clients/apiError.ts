@@ -25,3 +25,15 @@ export function parseRetryAfter(value: string | null | undefined, now = Date.now
   const at = Date.parse(value);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
+
+/**
+ * A next link to follow, if it leads to the API's own origin: one kept in the shared records (a sweep's place) that was
+ * changed to lead elsewhere would be sent the engine's token, and its answers taken for the API's. Refused for good
+ * (400): the sweep drops the place, and its next run starts from the top.
+ */
+export function nextLinkOn(api: ApiError['api'], link: string, origin: string): string {
+  const parsed = URL.canParse(link) ? new URL(link) : undefined;
+  if (parsed?.origin !== origin || parsed.username !== '' || parsed.password !== '')
+    throw new ApiError(api, 400, 'ForeignNextLink', `a next link that does not lead to ${origin}: not followed`);
+  return link;
+}

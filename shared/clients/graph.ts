@@ -2,7 +2,7 @@ import type { TokenCredential } from '@azure/identity';
 import type { Client } from '@microsoft/microsoft-graph-client';
 import { scopeFor } from '../cloud';
 import type { ResponderConfig } from '../config';
-import { ApiError, parseRetryAfter } from './apiError';
+import { ApiError, nextLinkOn, parseRetryAfter } from './apiError';
 import { azureCredential } from './credential';
 import type { Pace, PacedApi } from '../coordination/pacer';
 
@@ -148,7 +148,7 @@ export class GraphDirectory implements Directory {
   async riskyUsersPage(levels: readonly string[], next?: string): Promise<{ users: Array<Record<string, unknown>>; next?: string }> {
     type Page = { value: Array<Record<string, unknown>>; '@odata.nextLink'?: string };
     const levelFilter = levels.map((level) => `riskLevel eq '${level.replace(/'/g, "''")}'`).join(' or ');
-    const link = next === undefined ? undefined : sameOrigin(next, this.origin);
+    const link = next === undefined ? undefined : nextLinkOn('graph', next, this.origin);
     const page: Page = await this.call(
       () =>
         (link === undefined
@@ -269,21 +269,4 @@ export async function createGraphDirectory(
     customHosts: new Set([new URL(config.endpoints.graph).hostname]),
   });
   return new GraphDirectory(client, pace, new URL(config.endpoints.graph).origin);
-}
-
-/**
- * A next link to follow, if it leads to Graph's own origin: one kept in the shared records (a sweep's place) that was
- * changed to lead elsewhere would have its answers taken for ID Protection's.
- */
-function sameOrigin(link: string, origin: string): string {
-  let parsed: URL | undefined;
-  try {
-    parsed = new URL(link);
-  } catch {
-    parsed = undefined;
-  }
-  // Refused for good: the sweep drops the place, and its next run starts from the top.
-  if (parsed?.origin !== origin || parsed.username !== '' || parsed.password !== '')
-    throw new ApiError('graph', 400, 'ForeignNextLink', `a next link that does not lead to ${origin}: not followed`);
-  return link;
 }

@@ -2,8 +2,8 @@ import type { SecurityInsights } from '@azure/arm-securityinsight';
 import { hash } from 'node:crypto';
 import { scopeFor } from '../cloud';
 import type { ResponderConfig } from '../config';
-import type { IncidentArmIdParts } from '../signals/identifiers';
-import { ApiError, parseRetryAfter } from './apiError';
+import type { IncidentArmIdParts, WorkspaceRef } from '../signals/identifiers';
+import { ApiError, nextLinkOn, parseRetryAfter } from './apiError';
 import { azureCredential } from './credential';
 
 /** Reading an incident, and writing back to the incident an action came from (reference/sentinel.md). */
@@ -17,7 +17,20 @@ export interface SentinelIncidents {
   comment(incident: IncidentArmIdParts, commentId: string, message: string): Promise<void>;
   /** Add a label unless the incident has it (read, then write back with the ETag: the PUT replaces the incident). */
   label(incident: IncidentArmIdParts, label: string): Promise<void>;
+  /**
+   * A page of the workspace's incidents modified at or after `since` (of these severities; all when none given), as
+   * ARM JSON (without entities), newest change first; from `next`, a next link an earlier page gave.
+   */
+  incidentsPage(workspace: WorkspaceRef, since: Date, severities: readonly string[], next?: string): Promise<IncidentsPage>;
 }
+
+export interface IncidentsPage {
+  incidents: Array<Record<string, unknown>>;
+  next?: string;
+}
+
+/** Incidents a page lists: ARM's own default is 50; a page of 200 keeps a day of a busy workspace to a few calls. */
+const INCIDENTS_PAGE_SIZE = 200;
 
 /**
  * Sentinel through @azure/arm-securityinsight 1.0.0-beta.6 (pinned: the TypeSpec rewrite changes the surface; this
@@ -33,18 +46,11 @@ export class SentinelReports implements SentinelIncidents {
 
   async incidentWithEntities(incident: IncidentArmIdParts): Promise<Record<string, unknown>> {
     const client = await this.client(incident.subscriptionId);
-    // The JSON as the service sent it, not the SDK's model: beta.6 types entities' additionalData values as objects
-    // and turns a string such as MdatpDeviceId into a character-indexed object. Dates stay ISO strings too.
-    // (parsedBody is no help: the SDK's deserializer rewrites it in place; bodyAsText is untouched.)
-    const raw = (into: { body?: unknown }) => ({
-      onResponse: (response: { bodyAsText?: string | null }) =>
-        void (into.body = response.bodyAsText ? (JSON.parse(response.bodyAsText) as unknown) : undefined),
-    });
     const got: { body?: unknown } = {};
     const listed: { body?: unknown } = {};
     await Promise.all([
-      call(() => client.incidents.get(incident.resourceGroup, incident.workspaceName, incident.incidentName, raw(got))),
-      call(() => client.incidents.listEntities(incident.resourceGroup, incident.workspaceName, incident.incidentName, raw(listed))),
+      call(() => client.incidents.get(incident.resourceGroup, incident.workspaceName, incident.incidentName, rawInto(got))),
+      call(() => client.incidents.listEntities(incident.resourceGroup, incident.workspaceName, incident.incidentName, rawInto(listed))),
     ]);
     const body = (got.body ?? {}) as { id?: unknown; properties?: Record<string, unknown> };
     const entities = ((listed.body ?? {}) as { entities?: unknown[] }).entities ?? [];
@@ -79,6 +85,28 @@ export class SentinelReports implements SentinelIncidents {
     this.labelled.add(done);
   }
 
+  async incidentsPage(workspace: WorkspaceRef, since: Date, severities: readonly string[], next?: string): Promise<IncidentsPage> {
+    const client = await this.client(workspace.subscriptionId);
+    const link = next === undefined ? undefined : nextLinkOn('arm', next, new URL(this.config.endpoints.arm).origin);
+    // Modified, not created: createdTimeUtc is when the source (Defender XDR) created it, and an incident synced late
+    // carries a creation time already past (learn.microsoft.com: Sentinel incidents API, createdTimeUtc filter, Q&A).
+    const bySeverity = severities.map((severity) => `properties/severity eq '${severity}'`).join(' or ');
+    const filter = `properties/lastModifiedTimeUtc ge ${since.toISOString()}${bySeverity ? ` and (${bySeverity})` : ''}`;
+    const got: { body?: unknown } = {};
+    const pages = client.incidents
+      .list(workspace.resourceGroup, workspace.workspaceName, {
+        filter,
+        orderby: 'properties/lastModifiedTimeUtc desc',
+        top: INCIDENTS_PAGE_SIZE,
+        ...rawInto(got),
+      })
+      .byPage(link === undefined ? undefined : { continuationToken: link });
+    await call(() => pages.next());
+    const body = (got.body ?? {}) as { value?: unknown; nextLink?: unknown };
+    const incidents = Array.isArray(body.value) ? body.value.filter((item): item is Record<string, unknown> => typeof item === 'object' && item !== null) : [];
+    return { incidents, ...(typeof body.nextLink === 'string' && body.nextLink !== '' && { next: body.nextLink }) };
+  }
+
   private client(subscriptionId: string): Promise<SecurityInsights> {
     let client = this.clients.get(subscriptionId);
     if (!client) {
@@ -94,6 +122,15 @@ export class SentinelReports implements SentinelIncidents {
     }
     return client;
   }
+}
+
+/**
+ * Keep the JSON as the service sent it, not the SDK's model: beta.6 types entities' additionalData values as objects
+ * and turns a string such as MdatpDeviceId into a character-indexed object; dates stay ISO strings too. (parsedBody is
+ * no help: the SDK's deserializer rewrites it in place; bodyAsText is untouched.)
+ */
+function rawInto(into: { body?: unknown }): { onResponse: (response: { bodyAsText?: string | null }) => void } {
+  return { onResponse: (response) => void (into.body = response.bodyAsText ? (JSON.parse(response.bodyAsText) as unknown) : undefined) };
 }
 
 async function call<T>(request: () => Promise<T>): Promise<T> {

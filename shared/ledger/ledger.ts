@@ -233,6 +233,11 @@ export function boundedDecision(record: DecisionRecord): DecisionRecord {
   };
 }
 
+/** What a decision record is found by: its subject, bounded as stored, in any case. */
+export function decisionKey(subject: string): string {
+  return cut(subject, TEXT_LIMITS.resource).toLowerCase();
+}
+
 export interface ActionLedger {
   /** Insert if absent: the atomic gate that makes concurrent deliveries of one incident plan each action once. */
   create(entry: NewLedgerEntry): Promise<{ created: boolean; entry: LedgerEntry }>;
@@ -253,6 +258,8 @@ export interface ActionLedger {
   listDeadLetters(): Promise<DeadLetterRecord[]>;
   /** Keep what the engine decided on a subject, over what it decided before. */
   recordDecision(record: DecisionRecord): Promise<void>;
+  /** The last decision on `subject` (any case), if there was one. */
+  decisionOn(subject: string): Promise<DecisionRecord | undefined>;
   /** Decisions made at or after `since` (ISO 8601), oldest first. */
   listDecisions(since: string): Promise<DecisionRecord[]>;
 }

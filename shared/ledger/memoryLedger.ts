@@ -1,6 +1,7 @@
 import {
   boundedDeadLetter,
   boundedDecision,
+  decisionKey,
   COUNTED_STATES,
   firstEntry,
   matchesFilter,
@@ -79,7 +80,12 @@ export class MemoryLedger implements ActionLedger {
 
   async recordDecision(record: DecisionRecord): Promise<void> {
     const bounded = boundedDecision(record);
-    this.decisions.set(bounded.subject.toLowerCase(), bounded);
+    this.decisions.set(decisionKey(bounded.subject), bounded);
+  }
+
+  async decisionOn(subject: string): Promise<DecisionRecord | undefined> {
+    const record = this.decisions.get(decisionKey(subject));
+    return record && structuredClone(record);
   }
 
   async listDecisions(since: string): Promise<DecisionRecord[]> {

@@ -5,6 +5,7 @@ import type { TokenCredential } from '@azure/identity';
 import {
   boundedDeadLetter,
   boundedDecision,
+  decisionKey,
   COUNTED_STATES,
   firstEntry,
   LedgerConflictError,
@@ -145,18 +146,30 @@ export class TableLedger implements ActionLedger {
 
   async recordDecision(input: DecisionRecord): Promise<void> {
     const record = boundedDecision(input);
-    await this.table.upsertEntity({ partitionKey: DECISION_PARTITION, rowKey: rowKeyFor(record.subject.toLowerCase()), ...record }, 'Replace');
+    await this.table.upsertEntity({ partitionKey: DECISION_PARTITION, rowKey: rowKeyFor(decisionKey(record.subject)), ...record }, 'Replace');
+  }
+
+  async decisionOn(subject: string): Promise<DecisionRecord | undefined> {
+    try {
+      return decisionOf(await this.table.getEntity<DecisionRecord>(DECISION_PARTITION, rowKeyFor(decisionKey(subject))));
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
   }
 
   async listDecisions(since: string): Promise<DecisionRecord[]> {
     const records: DecisionRecord[] = [];
     const filter = `PartitionKey eq '${DECISION_PARTITION}' and at ge ${quote(since)}`;
-    for await (const { partitionKey: _p, rowKey: _r, etag: _e, timestamp: _t, ...record } of this.table.listEntities<DecisionRecord>({
-      queryOptions: { filter },
-    }))
-      records.push(record as DecisionRecord);
+    for await (const row of this.table.listEntities<DecisionRecord>({ queryOptions: { filter } })) records.push(decisionOf(row));
     return records.sort((a, b) => a.at.localeCompare(b.at));
   }
+}
+
+/** A decision record's own fields, by name (a row also carries the table's keys, ETag and OData metadata). */
+function decisionOf(row: DecisionRecord): DecisionRecord {
+  const { subject, at, by, summary, actions, policy } = row;
+  return { subject, at, by, summary, actions, policy };
 }
 
 /**

@@ -64,7 +64,7 @@ export const SWEEP_TIMINGS: SweepTimings = {
 /** What a sweep may read and do. */
 export interface SweepDeps {
   shared: SharedState;
-  ledger: Pick<ActionLedger, 'list' | 'get' | 'listDecisions'>;
+  ledger: Pick<ActionLedger, 'list' | 'get' | 'decisionOn' | 'listDecisions'>;
   engine: Pick<ResponderEngine, 'submit' | 'plan' | 'resend'>;
   directory: () => Promise<Directory>;
   incidents: () => Promise<SentinelIncidents>;

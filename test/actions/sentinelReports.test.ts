@@ -42,6 +42,35 @@ describe('reporting to Sentinel through @azure/arm-securityinsight', () => {
     expect(json.properties.relatedEntities[1]?.properties.additionalData.MdatpDeviceId).toBe('0c1d9e3bbaf6b2c7e8f9a0b1c2d3e4f5a6b7c8d9');
   });
 
+  it("lists a workspace's incidents changed since a time, of the severities asked, page by page, as the service sent them", async () => {
+    const workspace = { subscriptionId: incident.subscriptionId, resourceGroup: incident.resourceGroup, workspaceName: incident.workspaceName };
+    const at = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000).toISOString();
+    stored().properties.lastModifiedTimeUtc = at(30);
+    const armId = (name: string) => SAMPLE_INCIDENT_ID.replace(incident.incidentName, name);
+    env.sandbox.tenant.addIncident(armId('newer'), 'Newer', 'Medium').properties.lastModifiedTimeUtc = at(10);
+    env.sandbox.tenant.addIncident(armId('low'), 'Low', 'Low').properties.lastModifiedTimeUtc = at(5);
+    env.sandbox.tenant.addIncident(armId('older'), 'Older', 'High').properties.lastModifiedTimeUtc = at(300);
+    env.sandbox.tenant.armPageSize = 1;
+    const since = new Date(Date.now() - 60 * 60_000);
+    const first = await env.context.incidents.incidentsPage(workspace, since, ['High', 'Medium']);
+    expect(first.incidents.map((i) => i.id)).toEqual([armId('newer')]);
+    const second = await env.context.incidents.incidentsPage(workspace, since, ['High', 'Medium'], first.next);
+    expect(second).toEqual({ incidents: [expect.objectContaining({ id: SAMPLE_INCIDENT_ID, properties: expect.objectContaining({ severity: 'High' }) })] });
+    // Every severity when none is asked for.
+    env.sandbox.tenant.armPageSize = 10;
+    expect((await env.context.incidents.incidentsPage(workspace, since, [])).incidents.map((i) => i.id)).toEqual([
+      armId('low'),
+      armId('newer'),
+      SAMPLE_INCIDENT_ID,
+    ]);
+    // A kept link that leads away from ARM is never sent the engine's token.
+    await expect(env.context.incidents.incidentsPage(workspace, since, [], 'https://attacker.example/subscriptions/x')).rejects.toMatchObject({
+      api: 'arm',
+      status: 400,
+      code: 'ForeignNextLink',
+    });
+  });
+
   it('raises what the failure classifier understands', async () => {
     env.sandbox.faults.add({
       method: 'PUT',

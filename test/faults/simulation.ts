@@ -240,6 +240,7 @@ class FaultyLedger implements ActionLedger {
   recordDeadLetter: ActionLedger['recordDeadLetter'] = (record) => this.inner.recordDeadLetter(record);
   listDeadLetters: ActionLedger['listDeadLetters'] = () => this.inner.listDeadLetters();
   recordDecision: ActionLedger['recordDecision'] = (record) => this.inner.recordDecision(record);
+  decisionOn: ActionLedger['decisionOn'] = (subject) => this.inner.decisionOn(subject);
   listDecisions: ActionLedger['listDecisions'] = (since) => this.inner.listDecisions(since);
   renewLease: ActionLedger['renewLease'] = (key, etag, lease) => this.inner.renewLease(key, etag, lease);
   transition: ActionLedger['transition'] = async (key, etag, to, event, patch) => {
@@ -306,6 +307,8 @@ function campaignSentinel(incidents: ReadonlyMap<string, Record<string, unknown>
     },
     comment: async () => undefined,
     label: async () => undefined,
+    // The campaign runs no sweeps.
+    incidentsPage: async () => ({ incidents: [] }),
   };
 }
 

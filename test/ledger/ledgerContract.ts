@@ -213,11 +213,14 @@ export function ledgerContract(name: string, make: () => ActionLedger | Promise<
         { ...decision, subject: subject.toUpperCase(), at: '2026-11-28T11:00:00.000Z', summary: 'planned 1', actions: 1 },
       ]);
       expect((await ledger.listDecisions('2026-11-28T00:00:00.000Z')).map((d) => d.at)).toEqual(['2026-11-28T08:00:00.000Z', '2026-11-28T11:00:00.000Z']);
+      expect(await ledger.decisionOn(subject)).toMatchObject({ summary: 'planned 1', actions: 1 });
+      expect(await ledger.decisionOn('/subscriptions/x/incidents/3')).toBeUndefined();
       expect(await ledger.list()).toEqual([]);
       expect(await ledger.listDeadLetters()).toEqual([]);
       await ledger.recordDecision({ ...decision, subject: 's'.repeat(5000), by: 'b'.repeat(1000), summary: 'x'.repeat(10_000) });
       const long = (await ledger.listDecisions('2026-11-28T00:00:00.000Z')).find((d) => d.subject.startsWith('sss'));
       expect([long?.subject.length, long?.by.length, long?.summary.length]).toEqual([2048, 256, 2000]);
+      expect(await ledger.decisionOn('s'.repeat(5000))).toEqual(long);
     });
   });
 }

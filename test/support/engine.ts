@@ -25,6 +25,8 @@ const SETTINGS = [
   'RESPONDER_LEDGER_TABLE',
   'RESPONDER_RATE_LIMITS',
   'RESPONDER_ENRICHMENT',
+  'RESPONDER_SENTINEL_WORKSPACES',
+  'RESPONDER_SWEEP_MISSEDINCIDENTS_HOURS',
 ];
 
 /** The engine as the Functions host would run it, pointed at a test authority, with fresh in-memory adapters. */
