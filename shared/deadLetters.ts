@@ -4,7 +4,7 @@ import { reportedCommand, type ReportedAction, type ReportedState } from './acti
 import { LedgerConflictError, type ActionLedger, type LedgerEntry, type NewLedgerEntry } from './ledger/ledger';
 import type { Logger } from './log';
 import type { ActionQueue } from './queue/queue';
-import { isReevaluation } from './queue/reevaluation';
+import { isReevaluation, type IncidentReevaluation, type RiskReevaluation } from './queue/reevaluation';
 
 /** What the reconciler uses. */
 export interface DeadLetterDeps {
@@ -44,9 +44,9 @@ export class DeadLetterReconciler {
           await this.deps.report(reportedCommand(command), 'failed', why, command.attempt + 1, log);
         }
         // A look for data that will not come: what waited for it goes to a human instead of waiting for ever.
-        const look = isReevaluation(letter.body) && letter.body.reason === 'waitingForData' ? letter.body : undefined;
-        if (look && typeof look.incidentArmId === 'string') {
-          const held = await holdWaiting(this.deps.ledger, look.incidentArmId, `held for a human: the look for its data was ${why}`, at, 'reconciler');
+        const look = isReevaluation(letter.body) && letter.body.reason === 'waitingForData' ? lookedAt(letter.body) : undefined;
+        if (look) {
+          const held = await holdWaiting(this.deps.ledger, look, `held for a human: the look for its data was ${why}`, at, 'reconciler');
           for (const entry of held) await this.deps.report(entry, 'held', entry.stateReason ?? why, 0, log);
           actions += held.length;
         }
@@ -109,9 +109,18 @@ export async function markDeadLettered(ledger: ActionLedger, key: string, why: s
  * dead-lettered, the incident no longer readable) leaves them. Returns those it held; one another writer moved on
  * meanwhile is theirs.
  */
-export async function holdWaiting(ledger: ActionLedger, incidentArmId: string, why: string, at: string, by: string): Promise<LedgerEntry[]> {
+/** What a look was for: an incident (its ARM id), or a risk record (its subject). */
+export type WaitingOf = { incident: string } | { subject: string };
+
+/** What a dead-lettered look was for, if its body says (the broker keeps bodies as sent: they may be anything). */
+function lookedAt(body: IncidentReevaluation | RiskReevaluation): WaitingOf | undefined {
+  if (body.type === 'reevaluateRisk') return typeof body.subject === 'string' ? { subject: body.subject } : undefined;
+  return typeof body.incidentArmId === 'string' ? { incident: body.incidentArmId } : undefined;
+}
+
+export async function holdWaiting(ledger: ActionLedger, of: WaitingOf, why: string, at: string, by: string): Promise<LedgerEntry[]> {
   const held: LedgerEntry[] = [];
-  for (const waiting of await ledger.list({ incident: incidentArmId, state: 'waiting' })) {
+  for (const waiting of await ledger.list({ ...of, state: 'waiting' })) {
     let entry = waiting;
     for (let tries = 0; tries < MARK_TRIES && entry.state === 'waiting'; tries++) {
       try {

@@ -30,8 +30,10 @@ import {
   nextLookAfterMs,
   REEVALUATE_AFTER_MS,
   waitingDigest,
+  type IncidentReevaluation,
   type Reevaluation,
   type ReevaluationReason,
+  type RiskReevaluation,
   type ReevaluationTimings,
 } from './queue/reevaluation';
 import { parseIncidentArmId, type IncidentArmIdParts } from './signals/identifiers';
@@ -183,8 +185,7 @@ export class ResponderEngine {
    * held what would have.
    */
   private async scheduleLook(decision: Decision, signal: Signal, look: Look, log: Logger, reevaluation?: Reevaluation): Promise<Decision> {
-    const armId = signal.incident?.armId;
-    if (decision.waiting.length === 0 || look.last || armId === undefined) return decision;
+    if (decision.waiting.length === 0 || look.last) return decision;
     const retryAfterMs = Math.max(0, ...decision.waiting.map((w) => w.retryAfterMs ?? 0));
     const delay = nextLookAfterMs('waitingForData', look.evaluation - 1, retryAfterMs, this.deps.reevaluation) as number;
     const at = new Date(this.deps.now().getTime() + delay);
@@ -198,9 +199,16 @@ export class ResponderEngine {
       if (entry?.state === 'not-needed') chain.push(`again ${entry.key} ${entry.updatedAt}`);
     }
     const waitingFor = waitingDigest([...decision.waiting.map((w) => `${w.ruleId} ${w.idempotencyKey}`), ...chain]);
-    await this.scheduleReevaluation(armId, 'waitingForData', look.evaluation, at, log, waitingFor);
+    if (signal.incident) await this.scheduleReevaluation(signal.incident.armId, 'waitingForData', look.evaluation, at, log, waitingFor);
+    else if (signal.risk) {
+      const source = signal.source === 'sweep' ? 'sweep' : 'risk';
+      const createdAt = this.deps.now().toISOString();
+      const message = { type: 'reevaluateRisk', subject: signal.subject, source, record: signal.risk, reason: 'waitingForData', attempt: look.evaluation, waitingFor, createdAt } as const;
+      await this.scheduleLookMessage(message, at, log);
+    }
     const lookAgainAt = at.toISOString();
-    const note = `${decision.waiting.length} action(s) wait for data: the incident is evaluated again at ${lookAgainAt} (look ${look.evaluation + 1} of ${look.of + 1}); what still waits after the last look is held for a human`;
+    const what = signal.incident ? 'the incident' : 'the risk record';
+    const note = `${decision.waiting.length} action(s) wait for data: ${what} is evaluated again at ${lookAgainAt} (look ${look.evaluation + 1} of ${look.of + 1}); what still waits after the last look is held for a human`;
     log.info({ at: lookAgainAt, attempt: look.evaluation, waiting: decision.waiting.length }, 'waiting for data: re-evaluation scheduled');
     const scheduled = { ...decision, lookAgainAt, notes: [...decision.notes, note] };
     return { ...scheduled, summary: summarize(scheduled) };
@@ -600,11 +608,15 @@ export class ResponderEngine {
       attempt,
       createdAt: this.deps.now().toISOString(),
     };
+    await this.scheduleLookMessage({ ...message, ...(waitingFor !== undefined && { waitingFor }) }, at, log);
+  }
+
+  private async scheduleLookMessage(message: IncidentReevaluation | RiskReevaluation, at: Date, log: Logger): Promise<void> {
     try {
-      await this.deps.queue.schedule({ ...message, ...(waitingFor !== undefined && { waitingFor }) }, at);
+      await this.deps.queue.schedule(message, at);
     } catch (error) {
       log.error({ err: error }, 'could not schedule the re-evaluation: answering 503 so the caller retries');
-      throw new QueueUnavailableError("the action queue did not accept the incident's re-evaluation: retry the request");
+      throw new QueueUnavailableError('the action queue did not accept the re-evaluation: retry the request');
     }
   }
 
@@ -704,7 +716,8 @@ interface Look {
 function lookAt(signal: Signal, reevaluation: Reevaluation | undefined): Look {
   const done = reevaluation?.reason === 'waitingForData' ? reevaluation.attempt : 0;
   const of = REEVALUATE_AFTER_MS.waitingForData.length;
-  return { evaluation: done + 1, of, last: signal.incident === undefined || done >= of };
+  // A signal with nothing to read again (an analyst's request) has one look: what waits is held for a human at once.
+  return { evaluation: done + 1, of, last: (signal.incident === undefined && signal.risk === undefined) || done >= of };
 }
 
 /** The fields of a decision's verdict an entry that waited for data takes with it. */

@@ -31,9 +31,10 @@ import { InputError } from './errors';
 import { attemptCount, LedgerConflictError, type ActionLedger, type LedgerEntry } from './ledger/ledger';
 import type { Logger } from './log';
 import type { QueueDelivery, ActionQueue } from './queue/queue';
-import { isReevaluation, parseReevaluation, type Reevaluation } from './queue/reevaluation';
+import { isReevaluation, parseReevaluation, parseRiskReevaluation, type Reevaluation } from './queue/reevaluation';
 import type { SentinelIncidents } from './clients/sentinel';
 import { isRecord } from './signals/fields';
+import { riskSignalOf } from './signals/risk';
 import { normalizeSentinelPayload } from './signals/sentinel';
 import type { Signal } from './signals/signal';
 
@@ -276,8 +277,28 @@ export class ActionWorker {
     });
   }
 
+  /**
+   * A risk record whose decision waited for data: read the record again (it travels with the look) and submit it as it
+   * came. A record that no longer reads as the same risk is refused, and what waited for it goes to a human.
+   */
+  private async reevaluateRisk(body: unknown, delivery: QueueDelivery, log: Logger): Promise<WorkerOutcome> {
+    const message = await this.parseOrDeadLetter(() => parseRiskReevaluation(body), 'a risk re-evaluation', body, delivery, log);
+    if (message.status === 'refused') return message.outcome;
+    const { subject, source, record, attempt, waitingFor } = message.value;
+    const signal = await this.parseOrDeadLetter(() => riskSignalOf(record, subject), 'a readable risk record', record, delivery, log);
+    if (signal.status === 'refused') {
+      const why = `held for a human: the risk record could not be read again to look for its data: ${signal.outcome.detail}`;
+      for (const entry of await holdWaiting(this.deps.ledger, { subject }, why, this.deps.now().toISOString(), 'worker'))
+        await this.deps.report(entry, 'held', why, attemptCount(entry.attempts), log);
+      return signal.outcome;
+    }
+    const { decision } = await this.deps.submit({ ...signal.value, source }, 'engine (re-evaluation)', log, { reason: 'waitingForData', attempt, waitingFor });
+    return { outcome: 'succeeded', detail: `re-evaluated ${subject}: ${decision.summary}` };
+  }
+
   /** An incident to evaluate again: read it from ARM as it is now, and submit it as the relay would. */
   private async reevaluate(body: unknown, delivery: QueueDelivery, log: Logger): Promise<WorkerOutcome> {
+    if (isRecord(body) && body.type === 'reevaluateRisk') return this.reevaluateRisk(body, delivery, log);
     const message = await this.parseOrDeadLetter(() => parseReevaluation(body), 'a re-evaluation', body, delivery, log);
     if (message.status === 'refused') return message.outcome;
     const { incidentArmId, incident: parts, reason, attempt, waitingFor } = message.value;
@@ -289,7 +310,7 @@ export class ActionWorker {
       // No look will read it again: what waited for its data goes to a human.
       if (reason === 'waitingForData') {
         const why = `held for a human: the incident could not be read again to look for its data: ${signal.outcome.detail}`;
-        for (const entry of await holdWaiting(this.deps.ledger, incidentArmId, why, this.deps.now().toISOString(), 'worker'))
+        for (const entry of await holdWaiting(this.deps.ledger, { incident: incidentArmId }, why, this.deps.now().toISOString(), 'worker'))
           await this.deps.report(entry, 'held', why, attemptCount(entry.attempts), log);
       }
       return signal.outcome;

@@ -1,9 +1,9 @@
 import type { ActionCommand } from '../actions/command';
-import { isReevaluation, reevaluationMessageId, type IncidentReevaluation } from './reevaluation';
+import { isReevaluation, reevaluationMessageId, type IncidentReevaluation, type RiskReevaluation } from './reevaluation';
 import { messageIdOf as actionMessageId } from '../actions/command';
 
 /** What travels on the actions queue. */
-export type QueueMessage = ActionCommand | IncidentReevaluation;
+export type QueueMessage = ActionCommand | IncidentReevaluation | RiskReevaluation;
 
 /**
  * The action queue port: Azure Service Bus queue `actions` (ServiceBusActionQueue) wherever ServiceBusConnection is

@@ -2,6 +2,7 @@ import { hash } from 'node:crypto';
 import { InputError } from '../errors';
 import { isRecord } from '../signals/fields';
 import { parseIncidentArmId, type IncidentArmIdParts } from '../signals/identifiers';
+import type { RiskRef } from '../signals/signal';
 
 /**
  * "Look at this incident again later": queued when an incident arrives with no entities even after listing them
@@ -21,6 +22,23 @@ export interface IncidentReevaluation {
    * incident that waits for other targets schedules a look of its own instead of being taken for a duplicate.
    */
   waitingFor?: string;
+  createdAt: string;
+}
+
+/**
+ * "Look at this risk again later": its decision waits for data enrichment could not read for now. A risk record has no
+ * incident to read again, so the record travels with the look (the signal's RiskRef), and the look reads it again.
+ */
+export interface RiskReevaluation {
+  type: 'reevaluateRisk';
+  /** The signal's subject: the record read again must give it, or the look is refused. */
+  subject: string;
+  /** How the record came: the event stream (risk) or the riskyUsers sweep (sweep). */
+  source: 'risk' | 'sweep';
+  record: RiskRef;
+  reason: 'waitingForData';
+  attempt: number;
+  waitingFor: string;
   createdAt: string;
 }
 
@@ -70,12 +88,29 @@ export function waitingDigest(keys: readonly string[]): string {
   return hash('sha256', [...keys].sort().join('\n'), 'hex').slice(0, 16);
 }
 
-export function isReevaluation(body: unknown): body is IncidentReevaluation {
-  return isRecord(body) && body.type === 'reevaluateIncident';
+export function isReevaluation(body: unknown): body is IncidentReevaluation | RiskReevaluation {
+  return isRecord(body) && (body.type === 'reevaluateIncident' || body.type === 'reevaluateRisk');
 }
 
 /** A re-evaluation as the worker reads it: with its reason and its incident's ARM id taken apart. */
 export type ParsedReevaluation = IncidentReevaluation & { reason: ReevaluationReason; incident: IncidentArmIdParts };
+
+/** A risk's look as the worker reads it: its record, as read when it was decided, to be read again. */
+export function parseRiskReevaluation(body: unknown): RiskReevaluation {
+  if (!isRecord(body) || body.type !== 'reevaluateRisk') throw new InputError('type', 'expected "reevaluateRisk"');
+  const { subject, source, record, attempt, waitingFor, createdAt } = body;
+  if (typeof subject !== 'string' || !subject.startsWith('risk:') || subject.length > 512) throw new InputError('subject', 'expected a risk subject');
+  if (source !== 'risk' && source !== 'sweep') throw new InputError('source', 'expected risk or sweep');
+  if (!isRecord(record) || (record.category !== 'RiskyUsers' && record.category !== 'UserRiskEvents') || !isRecord(record.properties))
+    throw new InputError('record', 'expected a RiskyUsers or UserRiskEvents record');
+  if (body.reason !== 'waitingForData') throw new InputError('reason', 'expected waitingForData');
+  const looks = REEVALUATE_AFTER_MS.waitingForData.length;
+  if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 1 || attempt > looks)
+    throw new InputError('attempt', `expected a whole number from 1 to ${looks}`);
+  if (typeof waitingFor !== 'string' || !/^[0-9a-f]{16}$/.test(waitingFor)) throw new InputError('waitingFor', 'expected 16 hexadecimal characters');
+  if (typeof createdAt !== 'string' || Number.isNaN(Date.parse(createdAt))) throw new InputError('createdAt', 'expected a date-time');
+  return { type: 'reevaluateRisk', subject, source, record: record as unknown as RiskRef, reason: 'waitingForData', attempt, waitingFor, createdAt };
+}
 
 export function parseReevaluation(body: unknown): ParsedReevaluation {
   if (!isRecord(body) || body.type !== 'reevaluateIncident') throw new InputError('type', 'expected "reevaluateIncident"');
@@ -106,7 +141,11 @@ export function parseReevaluation(body: unknown): ParsedReevaluation {
  * One MessageId per incident, reason and attempt (and, waiting for data, what waits): a second delivery of the same
  * incident schedules no second copy.
  */
-export function reevaluationMessageId(message: Pick<IncidentReevaluation, 'incidentArmId' | 'attempt' | 'reason' | 'waitingFor'>): string {
+export function reevaluationMessageId(message: IncidentReevaluation | RiskReevaluation): string {
+  if (message.type === 'reevaluateRisk') {
+    const subject = hash('sha256', message.subject.toLowerCase(), 'hex').slice(0, 32);
+    return `reevaluate-risk-${subject}-data${message.attempt}-${message.waitingFor}`;
+  }
   const incident = hash('sha256', message.incidentArmId.toLowerCase(), 'hex').slice(0, 32);
   if (message.reason === 'waitingForData') return `reevaluate-${incident}-data${message.attempt}-${message.waitingFor ?? ''}`;
   return `reevaluate-${incident}-${message.attempt}`;

@@ -109,7 +109,12 @@ export class ServiceBusActionQueue implements ActionQueue {
 /** A queue message on the wire: JSON in a data section (what the Functions trigger hands a Node handler as an object). */
 export function toServiceBusMessage(message: QueueMessage): ServiceBusMessage {
   const base = { messageId: messageIdOf(message), body: message, contentType: 'application/json' };
-  if (isReevaluation(message)) return { ...base, subject: message.type, applicationProperties: { incident: message.incidentArmId } };
+  if (isReevaluation(message))
+    return {
+      ...base,
+      subject: message.type,
+      applicationProperties: message.type === 'reevaluateRisk' ? { risk: message.subject } : { incident: message.incidentArmId },
+    };
   return {
     ...base,
     subject: message.kind,

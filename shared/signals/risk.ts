@@ -1,8 +1,8 @@
 import { InputError, quote } from '../errors';
-import { TEXT_LIMITS } from '../limits';
+import { cut, TEXT_LIMITS } from '../limits';
 import { boundedText, describe, FieldNames, isRecord, ItemLocation, noteCuts, PathLocation, recordOf, spelledAs, textOf, type Location } from './fields';
 import { isGuid, isUpn } from './identifiers';
-import type { AccountEntity, Severity, Signal, UserRiskLevel } from './signal';
+import type { AccountEntity, RiskRef, Severity, Signal, UserRiskLevel } from './signal';
 import { USER_RISK_LEVELS } from './signal';
 
 /**
@@ -109,11 +109,26 @@ function normalizeRecord(value: unknown, at: ItemLocation, index: number): RiskR
   if (props === undefined) throw new InputError(at.at('properties'), 'is required');
   const where = new PathLocation(at.at('properties'));
   const read = category === 'RiskyUsers' ? riskyUser(props, where, record.time, at) : riskDetection(props, where, record.time, at);
+  read.signal.risk = riskRefOf(category, category === 'RiskyUsers' ? RISKY_USER : RISK_DETECTION, props, record.time);
   if (!ACTIONABLE_STATES.has(read.state as RiskState))
     return { index, category, status: 'ignored', reason: `risk state ${read.state}: only atRisk and confirmedCompromised ask for action` };
   if (read.deleted) return { index, category, status: 'ignored', reason: 'the user is deleted' };
   return { index, category, status: 'signal', signal: read.signal };
 }
+
+/**
+ * The record as the signal's reference: only the fields read, each string cut well above what the normalizer keeps of
+ * it, so that reading the reference again gives the same signal, and a look's message stays small.
+ */
+function riskRefOf(category: RiskRef['category'], names: FieldNames<string>, props: Record<string, unknown>, time: unknown): RiskRef {
+  const properties: Record<string, string | boolean> = {};
+  for (const [name, value] of Object.entries(names.read(props))) {
+    if (typeof value === 'string') properties[name] = cut(value, REF_TEXT_LIMIT);
+    else if (typeof value === 'boolean') properties[name] = value;
+  }
+  return { category, ...(typeof time === 'string' && { time: cut(time, REF_TEXT_LIMIT) }), properties };
+}
+const REF_TEXT_LIMIT = 2 * TEXT_LIMITS.upn;
 
 /** One record read into a signal, with what decides whether it asks for anything. */
 interface ReadRecord {
@@ -293,4 +308,13 @@ function withCuts(notes: string[], cuts: string[]): string[] {
 /** An unknown category, kept short in the answer. */
 function cutName(text: string): string {
   return boundedText(text, new PathLocation(''), 'category', TEXT_LIMITS.name, []);
+}
+
+/** The signal a risk reference reads as again, if it is still the risk `subject` names; else InputError. */
+export function riskSignalOf(ref: RiskRef, subject: string): Signal {
+  const [read] = normalizeRiskRecords({ records: [{ category: ref.category, time: ref.time, properties: ref.properties }] });
+  if (read?.status === 'invalid') throw new InputError(`record.${read.field}`, read.problem);
+  if (read?.status !== 'signal') throw new InputError('record', `no longer asks for action: ${read?.status === 'ignored' ? read.reason : 'nothing read'}`);
+  if (read.signal.subject !== subject) throw new InputError('record', `reads as ${read.signal.subject}, not ${subject}`);
+  return read.signal;
 }

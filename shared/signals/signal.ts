@@ -157,6 +157,16 @@ export interface IncidentRef {
   eventType?: string;
 }
 
+/**
+ * Where a risk signal came from: its ID Protection record as read (category, time, and the properties the normalizer
+ * reads, each bounded), so a later look can read it again as a look at an incident reads the incident from ARM.
+ */
+export interface RiskRef {
+  category: 'RiskyUsers' | 'UserRiskEvents';
+  time?: string;
+  properties: Record<string, string | boolean>;
+}
+
 export interface Signal {
   source: SignalSource;
   /**
@@ -168,6 +178,8 @@ export interface Signal {
   severity: Severity;
   status?: string;
   incident?: IncidentRef;
+  /** A risk record's own reference (source risk, or sweep reading ID Protection). */
+  risk?: RiskRef;
   tactics: string[];
   techniques: string[];
   products: string[];

@@ -13,6 +13,10 @@ import { parsePolicy } from '../../shared/policy/load';
 import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import type { QueueMessage } from '../../shared/queue/queue';
 import { normalizeSentinelPayload } from '../../shared/signals/sentinel';
+import { normalizeRiskRecords } from '../../shared/signals/risk';
+import type { RiskReevaluation } from '../../shared/queue/reevaluation';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Signal } from '../../shared/signals/signal';
 import { DEMO, DEMO_DEVICES, SAMPLE_INCIDENT_ID } from '../../sandbox/tenant';
 import { sampleIncident } from '../fixtures/incidents';
@@ -98,6 +102,14 @@ function incident(): Signal {
   const body = sampleIncident();
   for (const entity of body.object.properties.relatedEntities) delete entity.properties.additionalData?.RiskScore;
   return normalizeSentinelPayload(body);
+}
+
+/** Adele at high risk, as the RiskyUsers stream brings it. */
+function riskSignal(): Signal {
+  const body = JSON.parse(readFileSync(join(__dirname, '../fixtures/risk/RiskyUsers.json'), 'utf8')) as { records: unknown[] };
+  const [read] = normalizeRiskRecords({ records: [body.records[0]] });
+  if (read?.status !== 'signal') throw new Error('the RiskyUsers fixture no longer reads as a signal');
+  return read.signal;
 }
 
 describe('decisions that wait for data', () => {
@@ -299,6 +311,59 @@ describe('decisions that wait for data', () => {
     expect(w.looks).toEqual([]);
     await w.queue.idle();
     expect(w.ledger.all().map((e) => `${e.kind}:${e.state}`)).toEqual(['disableUser:succeeded', 'isolateDevice:pending-approval']);
+  });
+
+  it('looks again at a risk record that waited for the directory, the record travelling with the look, and acts then', async () => {
+    const w = world();
+    w.state.directorySpent = true;
+    const { decision } = await w.engine.submit(riskSignal(), 'risk-event-hub');
+    const key = decision.waiting[0]!.idempotencyKey;
+    expect(decision.waiting).toEqual([expect.objectContaining({ kind: 'disableUser', ruleId: 'risky-users', data: ['userRisk'] })]);
+    expect(decision.notes).toContainEqual(expect.stringMatching(/^1 action\(s\) wait for data: the risk record is evaluated again at .+ \(look 2 of 5\)/));
+    expect(w.looks).toEqual([
+      {
+        message: expect.objectContaining({ type: 'reevaluateRisk', subject: riskSignal().subject, source: 'risk', attempt: 1, reason: 'waitingForData' }),
+        afterMs: 45_000,
+      },
+    ]);
+    // The look is small and carries only what the normalizer reads.
+    expect(JSON.stringify(w.looks[0]!.message).length).toBeLessThan(2_000);
+    w.state.directorySpent = false;
+    await w.nextLook();
+    expect(await w.ledger.get(key)).toMatchObject({ state: 'succeeded', source: { type: 'risk' } });
+    expect(env.sandbox.tenant.users.get(DEMO.adele)?.accountEnabled).toBe(false);
+  });
+
+  it("holds a risk record's wait when its look cannot read the same risk again, or the look was dead-lettered (attack)", async () => {
+    const tampered = world();
+    tampered.state.directorySpent = true;
+    const first = (await tampered.engine.submit(riskSignal(), 'risk-event-hub')).decision.waiting[0]!.idempotencyKey;
+    // A look whose record names another user than its subject says: refused, never acted on.
+    const look = tampered.looks[0]!.message as RiskReevaluation;
+    const forged = { ...look, waitingFor: '0'.repeat(16), record: { ...look.record, properties: { ...look.record.properties, id: DEMO.megan } } };
+    await tampered.worker.handleMessage(forged, { messageId: 'forged', deliveryCount: 1, enqueuedTimeUtc: new Date().toISOString() });
+    expect(await tampered.ledger.get(first)).toMatchObject({
+      state: 'pending-approval',
+      stateReason: expect.stringMatching(/^held for a human: the risk record could not be read again to look for its data: .*reads as risk:user:/),
+    });
+    expect(tampered.ledger.all().filter((e) => e.target.type === 'user' && e.target.id === DEMO.megan)).toEqual([]);
+
+    env.sandbox.reset();
+    const lost = world();
+    lost.state.directorySpent = true;
+    const second = (await lost.engine.submit(riskSignal(), 'risk-event-hub')).decision.waiting[0]!.idempotencyKey;
+    lost.queue.deadLetters.push({
+      messageId: 'look-1',
+      body: lost.looks[0]!.message,
+      reason: 'MaxDeliveryCountExceeded',
+      description: 'could not be consumed after 10 delivery attempts',
+      deliveryCount: 10,
+    });
+    expect(await lost.deadLetters.reconcile()).toMatchObject({ received: 1, recorded: 1, actions: 1 });
+    expect(await lost.ledger.get(second)).toMatchObject({
+      state: 'pending-approval',
+      stateReason: expect.stringMatching(/^held for a human: the look for its data was dead-lettered/),
+    });
   });
 
   it('does not wait for data unknown for good: Defender has no such device (404), so the rule does not match, as before', async () => {

@@ -85,14 +85,16 @@ describe('POST /api/risk-events', () => {
     expect((engine.queue as EmbeddedQueue).stats().ready).toBe(0);
   });
 
-  it("never takes a record's own risk level for the user's when ID Protection cannot be read: the action is held for a human", async () => {
+  it("never takes a record's own risk level for the user's when ID Protection cannot be read: the action waits for it", async () => {
     // John has no risk in ID Protection; a record (forged, or ahead of the directory) says high while the read is throttled.
     engine.sandbox.faults.add({ path: /riskyUsers/, count: 100, status: 429, body: { error: { code: 'TooManyRequests', message: 'slow down' } } });
     const record = fixture('RiskyUsers').records[1] as Record<string, any>;
     const res = await post({ records: [{ ...record, properties: { ...record.properties, riskState: 'atRisk', riskLevel: 'high' } }] });
     expect(res.status).toBe(202);
     expect(res.json.records[0].decision.actions).toEqual([]);
-    expect(res.json.records[0].decision.skipped).toEqual([expect.objectContaining({ kind: 'disableUser', reason: 'needs-approval' })]);
+    // It waits for ID Protection's answer, and the record is looked at again (then held for a human if it never comes).
+    expect(res.json.records[0].decision.waiting).toEqual([expect.objectContaining({ kind: 'disableUser', data: ['userRisk'] })]);
+    expect(res.json.records[0].decision.lookAgainAt).toEqual(expect.any(String));
     expect((engine.queue as EmbeddedQueue).stats().ready).toBe(0);
   });
 
