@@ -73,6 +73,9 @@ export async function diagnose(config: ResponderConfig, policy: CompiledPolicy):
 
   const notes = [
     'Sentinel comments and labels need the Azure role Microsoft Sentinel Responder on the workspace: Azure checks it at call time, it is not in the token',
+    config.workspaces.length === 0
+      ? 'RESPONDER_SENTINEL_WORKSPACES is not set: the missedIncidents sweep has no workspace to list incidents in'
+      : `the missedIncidents sweep lists incidents in ${config.workspaces.map((w) => w.workspaceName).join(', ')}: each needs the same role`,
   ];
   const ok = apis.every((a) => a.token !== 'failed') && capabilities.every((c) => c.ok);
   return { ok, apis, capabilities, notes };
