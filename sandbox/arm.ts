@@ -43,9 +43,17 @@ function incidentRoute(incident: SandboxIncident, request: SandboxRequest): Sand
   if (typeof properties.title !== 'string' || typeof properties.severity !== 'string' || typeof properties.status !== 'string') {
     return apiError(400, 'BadRequest', 'title, severity and status are required: a PUT replaces the whole incident');
   }
+  // The PUT replaces what a caller may write: a field left out (a closed incident's classification) is cleared; what
+  // the service keeps (its number, when it was created, its alerts' data) stays.
+  const { additionalData, incidentNumber, createdTimeUtc } = incident.properties;
   incident.properties = {
-    ...incident.properties,
+    ...(additionalData && { additionalData }),
+    ...(incidentNumber !== undefined && { incidentNumber }),
+    ...(createdTimeUtc !== undefined && { createdTimeUtc }),
     ...properties,
+    title: properties.title,
+    severity: properties.severity,
+    status: properties.status,
     labels: (properties.labels ?? []).map((l) => ({ labelName: l.labelName, labelType: 'User' })),
   };
   incident.etag = `"${Number(incident.etag.replace(/"/g, '')) + 1}"`;

@@ -96,6 +96,8 @@ export interface SandboxIncident {
     /** ISO 8601: when it was created, and when it last changed (a PUT moves it). */
     createdTimeUtc?: string;
     lastModifiedTimeUtc?: string;
+    classificationReason?: string;
+    classificationComment?: string;
     additionalData?: Record<string, unknown>;
   };
   /** What incidents.listEntities answers (ARM entity shape). Sentinel fills these in over time. */
@@ -316,6 +318,21 @@ export class SandboxTenant {
       comments: new Map(),
     };
     this.incidents.set(armId.toLowerCase(), incident);
+    return incident;
+  }
+
+  /** Close the incident as an analyst does in the portal: a new ETag, its classification, and why. */
+  closeIncident(armId: string, classification: string, classificationReason?: string, classificationComment?: string): SandboxIncident {
+    const incident = this.incidents.get(armId.toLowerCase());
+    if (!incident) throw new Error(`no incident ${armId} in the sandbox`);
+    incident.properties = {
+      ...incident.properties,
+      status: 'Closed',
+      classification,
+      ...(classificationReason !== undefined && { classificationReason }),
+      ...(classificationComment !== undefined && { classificationComment }),
+    };
+    incident.etag = `"${Number(incident.etag.replace(/"/g, '')) + 1}"`;
     return incident;
   }
 

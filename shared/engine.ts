@@ -203,7 +203,16 @@ export class ResponderEngine {
     else if (signal.risk) {
       const source = signal.source === 'sweep' ? 'sweep' : 'risk';
       const createdAt = this.deps.now().toISOString();
-      const message = { type: 'reevaluateRisk', subject: signal.subject, source, record: signal.risk, reason: 'waitingForData', attempt: look.evaluation, waitingFor, createdAt } as const;
+      const message = {
+        type: 'reevaluateRisk',
+        subject: signal.subject,
+        source,
+        record: signal.risk,
+        reason: 'waitingForData',
+        attempt: look.evaluation,
+        waitingFor,
+        createdAt,
+      } as const;
       await this.scheduleLookMessage(message, at, log);
     }
     const lookAgainAt = at.toISOString();
@@ -420,10 +429,11 @@ export class ResponderEngine {
     const requests = earlier.filter((entry) => entry.source.type === 'manual' && entry.source.rollbackOf === rollbackOf).length;
     const subject = rollbackOf ? `rollback:${rollbackOf}:${requests + 1}` : `request:${kind}:${id ?? 'unknown'}:${requests + 1}`;
     const signal: Signal = { ...enriched, entities: [entity], subject };
-    const decision = decideRequest(signal, { step: request.step, reason: request.reason }, this.deps.policy, {
+    const decided = decideRequest(signal, { step: request.step, reason: request.reason }, this.deps.policy, {
       modeOverride: this.deps.modeOverride,
       capUsage: await this.capUsage(this.deps.policy),
     });
+    const decision = request.hold === undefined ? decided : heldForAnalyst(decided, request.hold);
     const at = this.deps.now().toISOString();
     const by = request.by.objectId;
     const planned = await this.recordPlanned(decision.actions, signal, at, by, rollbackOf);
@@ -446,9 +456,16 @@ export class ResponderEngine {
    * Undo a succeeded action (POST /api/actions/{key}/rollback): a new action of the undoing kind, on the same target,
    * asked for and judged like any analyst's request (a policy may hold rollbacks), linked both ways — its
    * source.rollbackOf names the original, and the original's rolledBackBy and history name it. The original becomes
-   * `rolled-back` once the rollback succeeds (the worker).
+   * `rolled-back` once the rollback succeeds (the worker). With `hold`, it waits for an analyst even where the policy
+   * would run it at once: a sweep's proposal.
    */
-  async rollback(key: string, by: Analyst, reason: string, log: Logger = this.deps.log): Promise<{ decision: Decision; entry: LedgerEntry | undefined }> {
+  async rollback(
+    key: string,
+    by: Analyst,
+    reason: string,
+    log: Logger = this.deps.log,
+    { hold }: { hold?: string } = {},
+  ): Promise<{ decision: Decision; entry: LedgerEntry | undefined }> {
     const original = await this.deps.ledger.get(key);
     if (!original) throw new RefusedError(404, 'NotFound', `no action ${key} in the ledger`);
     const step = rollbackStep(original);
@@ -472,6 +489,7 @@ export class ResponderEngine {
         ...(original.source.incidentArmId && { incident: incidentRefOf(original.source.incidentArmId) }),
         by,
         rollbackOf: original.key,
+        ...(hold !== undefined && { hold }),
       },
       log,
     );
@@ -812,6 +830,23 @@ function withLedgerView(decision: Decision, existing: Map<string, LedgerEntry>):
   return result;
 }
 
+/** The decision with each action it plans held for an analyst instead, for `why`; what it refused stays refused. */
+function heldForAnalyst(decision: Decision, why: string): Decision {
+  if (decision.actions.length === 0) return decision;
+  const held: SkippedAction[] = decision.actions.map(({ idempotencyKey, kind, target, params, ruleId, mode }) => ({
+    kind,
+    target,
+    idempotencyKey,
+    params,
+    ruleId,
+    mode,
+    reason: 'needs-approval',
+    detail: why,
+  }));
+  const result = { ...decision, actions: [], skipped: [...decision.skipped, ...held] };
+  return { ...result, summary: summarize(result) };
+}
+
 type Recordable = {
   idempotencyKey: string;
   kind: ActionKind;
@@ -879,6 +914,8 @@ export interface ManualRequest {
   by: Analyst;
   /** For a rollback: the key of the action it undoes. */
   rollbackOf?: string;
+  /** Held for an analyst whatever the policy says, and why: what a sweep proposes is never run on its own word. */
+  hold?: string;
 }
 
 /** States in which an action is still to happen: a second request for it is refused. */

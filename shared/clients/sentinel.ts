@@ -3,6 +3,7 @@ import { hash } from 'node:crypto';
 import { scopeFor } from '../cloud';
 import type { ResponderConfig } from '../config';
 import type { IncidentArmIdParts, WorkspaceRef } from '../signals/identifiers';
+import { displayText, TEXT_LIMITS } from '../limits';
 import { ApiError, nextLinkOn, parseRetryAfter } from './apiError';
 import { azureCredential } from './credential';
 
@@ -13,6 +14,8 @@ export interface SentinelIncidents {
    * `incidents.listEntities` (trigger payloads may lack them; Sentinel adds them minutes after creation).
    */
   incidentWithEntities(incident: IncidentArmIdParts): Promise<Record<string, unknown>>;
+  /** The incident's status and, once closed, how an analyst classified it and why (bounded: it is analysts' free text). */
+  incidentStatus(incident: IncidentArmIdParts): Promise<IncidentStatus>;
   /** Create, or rewrite, the comment with this id: the caller derives it from the action, so a retry never duplicates. */
   comment(incident: IncidentArmIdParts, commentId: string, message: string): Promise<void>;
   /** Add a label unless the incident has it (read, then write back with the ETag: the PUT replaces the incident). */
@@ -22,6 +25,16 @@ export interface SentinelIncidents {
    * ARM JSON (without entities), newest change first; from `next`, a next link an earlier page gave.
    */
   incidentsPage(workspace: WorkspaceRef, since: Date, severities: readonly string[], next?: string): Promise<IncidentsPage>;
+}
+
+/** An incident's status (`New`, `Active`, `Closed`) and, once closed, its classification, reason and comment. */
+export interface IncidentStatus {
+  status: string;
+  /** `TruePositive`, `BenignPositive`, `FalsePositive`, `Undetermined`. */
+  classification?: string;
+  /** `SuspiciousActivity`, `SuspiciousButExpected`, `IncorrectAlertLogic`, `InaccurateData`. */
+  classificationReason?: string;
+  classificationComment?: string;
 }
 
 export interface IncidentsPage {
@@ -57,6 +70,17 @@ export class SentinelReports implements SentinelIncidents {
     return { ...body, properties: { ...body.properties, relatedEntities: entities } };
   }
 
+  async incidentStatus(incident: IncidentArmIdParts): Promise<IncidentStatus> {
+    const client = await this.client(incident.subscriptionId);
+    const got = await call(() => client.incidents.get(incident.resourceGroup, incident.workspaceName, incident.incidentName));
+    return {
+      status: displayText(got.status ?? '', TEXT_LIMITS.name),
+      ...(got.classification !== undefined && { classification: displayText(got.classification, TEXT_LIMITS.name) }),
+      ...(got.classificationReason !== undefined && { classificationReason: displayText(got.classificationReason, TEXT_LIMITS.name) }),
+      ...(got.classificationComment !== undefined && { classificationComment: displayText(got.classificationComment, TEXT_LIMITS.note) }),
+    };
+  }
+
   async comment(incident: IncidentArmIdParts, commentId: string, message: string): Promise<void> {
     const client = await this.client(incident.subscriptionId);
     await call(() => client.incidentComments.createOrUpdate(incident.resourceGroup, incident.workspaceName, incident.incidentName, commentId, { message }));
@@ -76,7 +100,10 @@ export class SentinelReports implements SentinelIncidents {
           status: current.status,
           ...(current.description !== undefined && { description: current.description }),
           ...(current.owner !== undefined && { owner: current.owner }),
+          // A closed incident keeps how it was closed: a field the PUT leaves out is cleared.
           ...(current.classification !== undefined && { classification: current.classification }),
+          ...(current.classificationReason !== undefined && { classificationReason: current.classificationReason }),
+          ...(current.classificationComment !== undefined && { classificationComment: current.classificationComment }),
           labels: [...(current.labels ?? []).map((l) => ({ labelName: l.labelName })), { labelName: label }],
         }),
       );

@@ -46,6 +46,8 @@ export interface SweepTimings {
   plannedStuckMs: number;
   queuedStuckMs: number;
   runningStuckMs: number;
+  /** How old a containment falsePositives still weighs undoing: an older one is an analyst's to roll back by hand. */
+  falsePositiveLookBackMs: number;
   missedLookBackMs: number;
   missedGraceMs: number;
 }
@@ -56,6 +58,7 @@ export const SWEEP_TIMINGS: SweepTimings = {
   plannedStuckMs: 5 * 60_000,
   queuedStuckMs: 60 * 60_000,
   runningStuckMs: 5 * 60_000,
+  falsePositiveLookBackMs: 30 * 24 * 60 * 60_000,
   missedLookBackMs: 24 * 60 * 60_000,
   // The relay's first post and its retries on 503 (Logic Apps: four, exponential, within minutes) come first.
   missedGraceMs: 15 * 60_000,
@@ -65,7 +68,7 @@ export const SWEEP_TIMINGS: SweepTimings = {
 export interface SweepDeps {
   shared: SharedState;
   ledger: Pick<ActionLedger, 'list' | 'get' | 'decisionOn' | 'listDecisions'>;
-  engine: Pick<ResponderEngine, 'submit' | 'plan' | 'resend'>;
+  engine: Pick<ResponderEngine, 'submit' | 'plan' | 'resend' | 'rollback'>;
   directory: () => Promise<Directory>;
   incidents: () => Promise<SentinelIncidents>;
   /** The Sentinel workspaces missedIncidents lists (RESPONDER_SENTINEL_WORKSPACES). */

@@ -305,6 +305,7 @@ function campaignSentinel(incidents: ReadonlyMap<string, Record<string, unknown>
       if (!incident) throw new Error(`no incident ${parts.incidentName} in the campaign`);
       return structuredClone(incident);
     },
+    incidentStatus: async () => ({ status: 'Active' }),
     comment: async () => undefined,
     label: async () => undefined,
     // The campaign runs no sweeps.

@@ -46,6 +46,7 @@ describe('every registered function', () => {
       'sweepRiskyUsers:0 */30 * * * *',
       'sweepStuckActions:0 7,37 * * * *',
       'sweepMissedIncidents:0 45 * * * *',
+      'sweepFalsePositives:0 20 * * * *',
     ]);
   });
 
