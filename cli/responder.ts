@@ -5,7 +5,7 @@
  *   responder plan <incident.json> --url <engine> [--policy <file>] [--json] the engine's own decision, explained
  *   responder act <kind> <target> --reason <why> [...]                      ask the engine for one action
  *   responder actions list | show | approve | deny | rollback               the ledger, for analysts
- *   responder sweep <name> [--dry-run] [--json]      run a remediation sweep now (riskyUsers); --dry-run says what it
+ *   responder sweep <name> [--dry-run] [--json]      run a remediation sweep now, by name; --dry-run says what it
                                                    would do and changes nothing
   responder policy validate <file>                                         check a policy; every problem with its line
  *   responder doctor                                                         permission preflight

@@ -5,6 +5,7 @@ import type { HttpRegistration } from '../azure/registry';
 import { LEDGER_STATES } from '../ledger/ledger';
 import { TEXT_LIMITS } from '../limits';
 import { MAX_RISK_RECORDS } from '../signals/risk';
+import { SWEEP_NAMES } from '../sweeps/catalogue';
 
 /**
  * The API as an OpenAPI 3.1 document (GET /api/openapi.json), generated from zod schemas of each route's body and
@@ -140,7 +141,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     refusals: { 503: 'The queue did not take the actions: retry the body (what was decided is not decided twice).' },
   },
   runSweep: {
-    summary: 'Run a remediation sweep now (riskyUsers), or with ?dryRun=true say what it would do and change nothing.',
+    summary: `Run a remediation sweep now (${SWEEP_NAMES.join(', ')}), or with ?dryRun=true say what it would do and change nothing.`,
     query: [{ name: 'dryRun', description: 'true: plan, record nothing, keep no place' }],
     ok: {
       status: 200,
