@@ -64,7 +64,7 @@ export function chosenEngine(options: Pick<AnalystOptions, 'url' | 'urlOption'>,
 
 export async function runAnalystCommand(run: AnalystRun): Promise<AnalystResult> {
   const { command, args, options } = run;
-  const key = command === 'act' || command === 'actions list' || command === 'sweep' ? undefined : args[0];
+  const key = command === 'act' || command === 'actions list' || command === 'sweep' || command === 'sweeps' ? undefined : args[0];
   if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
     return { usage: `${JSON.stringify(key)} is not an action key: copy one from responder actions list (<40 hex>.<kind>.<target>)` };
   }
@@ -99,6 +99,8 @@ export async function runAnalystCommand(run: AnalystRun): Promise<AnalystResult>
       return list(engine, out, options);
     case 'sweep':
       return sweep(engine, out, args[0] as string, options.dryRun === true);
+    case 'sweeps':
+      return sweeps(engine, out);
   }
 }
 
@@ -113,6 +115,21 @@ async function sweep(engine: Engine, out: Output, name: string, dryRun: boolean)
   out.print(printable(out.json ? JSON.stringify(answer, null, 2) : displayLines([run.summary, ...findings])));
   // Another run holds the sweep: nothing was done, which a script must be able to tell.
   return { code: run.outcome === 'busy' ? 1 : 0 };
+}
+
+/** GET /api/sweeps: a line per sweep (its schedule, whether a run holds it), then its last run's summary. */
+async function sweeps(engine: Engine, out: Output): Promise<AnalystResult> {
+  const path = '/api/sweeps';
+  const answer = await exchange(engine, out, { method: 'GET', path });
+  if (answer === undefined) return { code: 1 };
+  const listed = (answer as { sweeps?: unknown }).sweeps;
+  if (!Array.isArray(listed)) return notTheEngine(engine, out, path, 'the sweeps');
+  const lines = (listed as Array<{ sweep?: unknown; schedule?: unknown; heldUntil?: unknown; last?: { summary?: unknown } }>).flatMap((s) => [
+    `${String(s.sweep)} (${String(s.schedule)})${typeof s.heldUntil === 'string' ? `: a run holds it until ${s.heldUntil}` : ''}`,
+    `  ${typeof s.last?.summary === 'string' ? s.last.summary : 'never run'}`,
+  ]);
+  out.print(printable(out.json ? JSON.stringify(answer, null, 2) : displayLines(lines)));
+  return { code: 0 };
 }
 
 /** Lines from the engine, each kept to one line. */

@@ -9,7 +9,7 @@ import { LEDGER_STATES, type LedgerEntry } from '../shared/ledger/ledger';
 import { MAX_PAGE } from '../shared/analystRequests';
 import type { TokenSource } from './engineToken';
 
-export type AnalystCommand = 'act' | 'actions list' | 'actions show' | 'actions approve' | 'actions deny' | 'actions rollback' | 'sweep';
+export type AnalystCommand = 'act' | 'actions list' | 'actions show' | 'actions approve' | 'actions deny' | 'actions rollback' | 'sweep' | 'sweeps';
 
 /** The app role each command's route requires. */
 export const COMMAND_ROLES: Record<AnalystCommand, Role> = {
@@ -20,6 +20,7 @@ export const COMMAND_ROLES: Record<AnalystCommand, Role> = {
   'actions deny': ROLES.approve,
   'actions rollback': ROLES.act,
   sweep: ROLES.act,
+  sweeps: ROLES.read,
 };
 
 /** The engine's error answer: `{ error: { code, message, target?, invocationId }, action? }` and its status. */

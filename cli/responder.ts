@@ -7,6 +7,7 @@
  *   responder actions list | show | approve | deny | rollback               the ledger, for analysts
  *   responder sweep <name> [--dry-run] [--json]      run a remediation sweep now, by name; --dry-run says what it
                                                    would do and changes nothing
+ *   responder sweeps [--json]                        each sweep's schedule and last runs
   responder policy validate <file>                                         check a policy; every problem with its line
  *   responder doctor                                                         permission preflight
  *   responder deadletters [--json]                                           what was dead-lettered, and failed actions
@@ -107,6 +108,7 @@ const COMMANDS: Record<string, { synopsis: string; args: number; options: readon
   'actions deny': { synopsis: 'actions deny <key> --reason <why>', args: 1, options: ['reason', 'url', 'json'] },
   'actions rollback': { synopsis: 'actions rollback <key> --reason <why>', args: 1, options: ['reason', 'url', 'json'] },
   sweep: { synopsis: 'sweep <name>', args: 1, options: ['dryRun', 'url', 'json'] },
+  sweeps: { synopsis: 'sweeps', args: 0, options: ['url', 'json'] },
 };
 
 /** Commands with sub-commands: the first argument names which. */

@@ -4,7 +4,7 @@ import { defineHttpFunction, problem } from '../shared/azure/httpFunction';
 import { defineTimerFunction } from '../shared/azure/timerFunction';
 import { InputError, quote, RefusedError } from '../shared/errors';
 import { runtime } from '../shared/runtime';
-import { SWEEP_NAMES, sweepNamed, sweepSchedule } from '../shared/sweeps/catalogue';
+import { SWEEP_NAMES, SWEEPS, sweepNamed, sweepSchedule } from '../shared/sweeps/catalogue';
 
 /**
  * Each remediation sweep on its schedule (RESPONDER_SWEEP_<NAME>, NCRONTAB), as `sweep<Name>`. A run another instance
@@ -54,6 +54,25 @@ export const runSweep = defineHttpFunction({
       const retryAfter = String(Math.max(1, Math.ceil((why.retryAfterMs ?? 60_000) / 1000)));
       return problem(503, 'SweepFailed', `sweep ${name} failed: ${why.detail}`, context, { 'Retry-After': retryAfter });
     }
+  },
+});
+
+/**
+ * GET /api/sweeps — each sweep: its schedule (and the setting that sets it), whether a run holds it now, whether the
+ * next run goes on from a place, and its last runs (the last with its first findings). `responder sweeps` prints it.
+ */
+export const listSweeps = defineHttpFunction({
+  name: 'listSweeps',
+  route: 'sweeps',
+  methods: ['GET'],
+  auth: { roles: [ROLES.read] },
+  async handle() {
+    const { sweeps } = await runtime();
+    const status = await sweeps.status();
+    return {
+      status: 200,
+      jsonBody: { sweeps: status.map((s) => ({ ...s, schedule: sweepSchedule(s.sweep), setting: SWEEPS[s.sweep].setting })) },
+    };
   },
 });
 

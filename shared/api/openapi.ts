@@ -154,6 +154,26 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
       503: 'SweepFailed: an API it reads failed or, for a dry run, has nothing to spare; retry after Retry-After.',
     },
   },
+  listSweeps: {
+    summary: 'Each remediation sweep: its schedule, whether a run holds it now, whether the next run resumes, and its last runs.',
+    ok: {
+      status: 200,
+      description: 'One entry per sweep; `last` lists the last run’s first findings, `recent` the last runs, newest first.',
+      schema: z.object({
+        sweeps: z.array(
+          z
+            .object({
+              sweep: z.enum(SWEEP_NAMES as [string, ...string[]]),
+              schedule: z.string(),
+              setting: z.string(),
+              resumes: z.boolean(),
+              recent: z.array(z.object({}).loose()),
+            })
+            .loose(),
+        ),
+      }),
+    },
+  },
   plan: {
     summary: 'The decision for an incident, enriched as containment would be; writes nothing. Accept: text/plain for the explanation.',
     body: {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { classifyFailure } from '../actions/failure';
-import { SWEEPS, type SweepName } from './catalogue';
+import { cut } from '../limits';
+import { SWEEP_NAMES, SWEEPS, type SweepName } from './catalogue';
 import type { SweepContext, SweepDeps } from './sweep';
 
 /**
@@ -45,6 +46,26 @@ interface SweepRecord {
   lease?: { holder: string; until: number };
   cursor?: string;
   last?: SweepRun;
+  /** The last runs, newest first, without their findings: what GET /api/sweeps shows a human. */
+  recent?: SweepRunSummary[];
+}
+
+/** A run as the sweep's record keeps it among the recent ones. */
+export type SweepRunSummary = Omit<SweepRun, 'findings'>;
+
+/** Runs a sweep's record keeps, each summary cut: the record is one Table property, at most 32K characters. */
+const KEPT_RUNS = 10;
+const KEPT_SUMMARY = 600;
+
+/** Where a sweep stands: whether a run holds it now, whether the next goes on from a place, what the last runs did. */
+export interface SweepStatus {
+  sweep: SweepName;
+  /** Until when a run holds it (ISO 8601), if one does. */
+  heldUntil?: string;
+  /** Whether the next run goes on from where the last stopped. */
+  resumes: boolean;
+  last?: SweepRun;
+  recent: SweepRunSummary[];
 }
 
 export class Sweeps {
@@ -53,6 +74,24 @@ export class Sweeps {
   /** What the sweep's last run did, if any has run. */
   async last(name: SweepName): Promise<SweepRun | undefined> {
     return (await this.deps.shared.update<SweepRecord, SweepRecord | undefined>(keyOf(name), (r) => ({ next: r, result: r })))?.last;
+  }
+
+  /** Where each sweep stands (GET /api/sweeps, `responder sweeps`). */
+  async status(): Promise<SweepStatus[]> {
+    const now = this.deps.now().getTime();
+    return Promise.all(
+      SWEEP_NAMES.map(async (sweep) => {
+        const record = await this.deps.shared.update<SweepRecord, SweepRecord | undefined>(keyOf(sweep), (r) => ({ next: r, result: r }));
+        const held = record?.lease && record.lease.until > now ? new Date(record.lease.until).toISOString() : undefined;
+        return {
+          sweep,
+          ...(held !== undefined && { heldUntil: held }),
+          resumes: record?.cursor !== undefined,
+          ...(record?.last && { last: record.last }),
+          recent: record?.recent ?? [],
+        };
+      }),
+    );
   }
 
   /** Run `name`: for `budgetMs` at most (the sweep's own by default), then stop after a page for the next run to go on. */
@@ -159,8 +198,14 @@ export class Sweeps {
       const { lease: _lease, cursor: kept, ...rest } = current;
       const place = keepPlace ? kept : cursor;
       // The last run as kept: its first findings only, so the record stays far inside a Table entity's 64 KiB.
-      const last = { ...run, findings: run.findings.slice(0, KEPT_FINDINGS) };
-      return { next: { ...rest, ...(place !== undefined && { cursor: place }), last }, result: undefined };
+      const last = {
+        ...run,
+        summary: cut(run.summary, KEPT_SUMMARY),
+        findings: run.findings.slice(0, KEPT_FINDINGS).map((f) => ({ ...f, summary: cut(f.summary, KEPT_SUMMARY) })),
+      };
+      const { findings: _findings, ...summary } = last;
+      const recent = [summary, ...(rest.recent ?? [])].slice(0, KEPT_RUNS);
+      return { next: { ...rest, ...(place !== undefined && { cursor: place }), last, recent }, result: undefined };
     });
   }
 

@@ -100,6 +100,32 @@ describe("the analysts' commands, answered by something other than a well-behave
     );
   });
 
+  it("sweeps: prints each sweep's schedule, whether a run holds it, and its last run, one line each", async () => {
+    answer((_req, res) =>
+      json(res, 200, {
+        sweeps: [
+          {
+            sweep: 'riskyUsers',
+            schedule: '0 */30 * * * *',
+            heldUntil: '2026-12-05T10:10:00.000Z',
+            last: { summary: 'sweep riskyUsers completed: 1 found\nforged' },
+          },
+          { sweep: 'stuckActions', schedule: '0 7,37 * * * *', recent: [] },
+        ],
+      }),
+    );
+    expect(await responder('sweeps')).toEqual({
+      code: 0,
+      out: [
+        'riskyUsers (0 */30 * * * *): a run holds it until 2026-12-05T10:10:00.000Z',
+        '  sweep riskyUsers completed: 1 found forged',
+        'stuckActions (0 7,37 * * * *)',
+        '  never run',
+      ].join('\n'),
+    });
+    expect(seen).toEqual(['GET /api/sweeps']);
+  });
+
   it('a redirect (a sign-in page): reported with the fix, not followed', async () => {
     answer((_req, res) => res.writeHead(302, { location: 'https://login.example/' }).end());
     const { code, out } = await responder('act', 'revokeSessions', 'adele.vance@contoso.com', '--reason', 'phished');

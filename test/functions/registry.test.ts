@@ -28,6 +28,7 @@ describe('every registered function', () => {
       'health',
       'incidents',
       'listActions',
+      'listSweeps',
       'openapi',
       'plan',
       'requestAction',

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { riskEvents } from '../../functions/riskEvents';
-import { ON_DEMAND_BUDGET_MS, runSweep } from '../../functions/sweeps';
+import { listSweeps, ON_DEMAND_BUDGET_MS, runSweep } from '../../functions/sweeps';
+import { SWEEP_NAMES } from '../../shared/sweeps/catalogue';
 import { DEMO } from '../../sandbox/tenant';
 import { runtime } from '../../shared/runtime';
 import { ApiError } from '../../shared/clients/apiError';
@@ -120,6 +121,38 @@ describe('the stuckActions sweep', () => {
     expect(stuckFor(entry('running', -H, undefined, -10 * 60_000), t, SWEEP_TIMINGS)).toMatch(/^running, its lease lapsed at /);
     expect(stuckFor(entry('running', -H), t, SWEEP_TIMINGS)).toBeUndefined(); // no lease: nothing says it lapsed
     expect(stuckFor(entry('succeeded', -H), t, SWEEP_TIMINGS)).toBeUndefined();
+  });
+});
+
+describe('GET /api/sweeps', () => {
+  it("says each sweep's schedule, whether a run holds it, and its last runs, newest first, for a reader", async () => {
+    engine.configure({ RESPONDER_POLICY: POLICY, RESPONDER_SWEEP_STUCKACTIONS: '0 0 * * * *' });
+    act = await engine.bearer(['Responder.Act']);
+    const read = await engine.bearer(['Responder.Read']);
+    expect((await sweep('riskyUsers')).status).toBe(200);
+    expect((await sweep('riskyUsers')).status).toBe(200);
+    expect((await sweep('riskyUsers', '?dryRun=true')).status).toBe(503); // a dry run right after: nothing to spare, and not kept
+    const res = await call(listSweeps, 'sweeps', { method: 'GET', headers: read });
+    expect(res.status).toBe(200);
+    const byName = Object.fromEntries(res.json.sweeps.map((s: { sweep: string }) => [s.sweep, s]));
+    expect(Object.keys(byName)).toEqual(SWEEP_NAMES);
+    expect(byName.riskyUsers).toMatchObject({
+      schedule: '0 */30 * * * *',
+      setting: 'RESPONDER_SWEEP_RISKYUSERS',
+      resumes: false,
+      last: { outcome: 'completed', found: 1, planned: 0, findings: [expect.objectContaining({ subject: expect.stringMatching(/^risk:user:/) })] },
+      recent: [expect.objectContaining({ planned: 0 }), expect.objectContaining({ planned: 1 })],
+    });
+    expect(byName.riskyUsers.heldUntil).toBeUndefined();
+    expect(byName.riskyUsers.recent[0].findings).toBeUndefined();
+    expect(byName.stuckActions).toEqual({
+      sweep: 'stuckActions',
+      schedule: '0 0 * * * *',
+      setting: 'RESPONDER_SWEEP_STUCKACTIONS',
+      resumes: false,
+      recent: [],
+    });
+    expect((await call(listSweeps, 'sweeps', { method: 'GET', headers: await engine.bearer([]) })).status).toBe(403);
   });
 });
 

@@ -26,7 +26,6 @@ const SETTINGS = [
   'RESPONDER_RATE_LIMITS',
   'RESPONDER_ENRICHMENT',
   'RESPONDER_SENTINEL_WORKSPACES',
-  'RESPONDER_SWEEP_MISSEDINCIDENTS_HOURS',
 ];
 
 /** The engine as the Functions host would run it, pointed at a test authority, with fresh in-memory adapters. */
@@ -56,6 +55,7 @@ export class EngineUnderTest {
    */
   configure(settings: Record<string, string> = {}, adapters: { queue?: ActionQueue; ledger?: MemoryLedger; fromSettings?: boolean } = {}): void {
     for (const name of SETTINGS) delete process.env[name];
+    for (const name of Object.keys(process.env)) if (name.startsWith('RESPONDER_SWEEP_')) delete process.env[name];
     Object.assign(process.env, { LOG_LEVEL: 'silent' }, this.sandbox.settings(), settings);
     resetConfig();
     this.sandbox.reset();
