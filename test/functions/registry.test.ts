@@ -45,6 +45,7 @@ describe('every registered function', () => {
       'deadLetterReconciler:0 */5 * * * *',
       'sweepRiskyUsers:0 */30 * * * *',
       'sweepStuckActions:0 7,37 * * * *',
+      'sweepPrivilegeDrift:0 50 * * * *',
     ]);
   });
 
