@@ -136,7 +136,9 @@ async function inspect(context: SweepContext, directory: Directory, candidate: C
     if (!rollback || !ROLLBACK_GAVE_NOTHING.has(rollback.state))
       return { drifts: [], passedOver: [`${who}: rollback ${entry.rolledBackBy} is ${rollback?.state ?? 'asked for'}: roles given back are the engine's own`] };
   }
-  const back = (await directory.listActiveRoles(principalId)).filter((active) => candidate.removed.some((role) => sameRole(role, active)));
+  const back = (await directory.listActiveRoles(principalId)).filter(
+    (active) => typeof active === 'object' && active !== null && candidate.removed.some((role) => sameRole(role, active)),
+  );
   const drifts: Drift[] = [];
   const passedOver: string[] = [];
   let history: RequestHistory | undefined;

@@ -204,6 +204,20 @@ describe('the privilegeDrift sweep', () => {
     );
   });
 
+  it('judges no activation when Graph refuses the request history, and says so, instead of failing every run', async () => {
+    start(RECORDING);
+    await removeMegansRole();
+    tenant().activationApproval.set(GLOBAL_ADMINISTRATOR, false);
+    tenant().activateRole(DEMO.megan, GLOBAL_ADMINISTRATOR);
+    const refusal = { error: { code: 'Authorization_RequestDenied', message: 'Insufficient privileges to complete the operation.' } };
+    engine.sandbox.faults.add({ path: /roleAssignmentScheduleRequests$/, count: 2, status: 403, body: refusal });
+
+    expect(await sweep()).toMatchObject({ outcome: 'completed', found: 0, passedOver: 1 });
+    expect((await page()).passedOver).toEqual([
+      expect.stringMatching(/was activated at .*; Graph refused to list its PIM requests \(403 Authorization_RequestDenied\): a human should look$/),
+    ]);
+  });
+
   it("never acts on a protected user's drift, whatever rule names it", async () => {
     engine.configure({ RESPONDER_POLICY: ACTING });
     // A removal from before the account was listed as protected; the account holds the role again (seeded Assigned).
