@@ -112,13 +112,23 @@ function notFound(id: string): SandboxAnswer {
 
 /**
  * PIM for directory roles (reference/graph.md): eligibility schedules, role policies with their approval rule, and
- * schedule requests: adminRemove of an assignment that does not exist answers RoleAssignmentDoesNotExist, of an
- * activation younger than five minutes ActiveDurationTooShort; adminAssign of one that exists RoleAssignmentExists.
+ * schedule requests, each kept in the principal's request history as Graph lists it: adminRemove of an assignment that
+ * does not exist answers RoleAssignmentDoesNotExist, of an activation younger than five minutes ActiveDurationTooShort;
+ * adminAssign of one that exists RoleAssignmentExists.
  */
 function pim(tenant: SandboxTenant, request: SandboxRequest, path: string): SandboxAnswer | undefined {
   const principal = /principalId eq '([0-9a-f-]{36})'/i.exec(request.query.get('$filter') ?? '')?.[1]?.toLowerCase();
   if (path === '/roleManagement/directory/roleEligibilitySchedules' && request.method === 'GET') {
     return { status: 200, body: { value: tenant.roleEligibilities.filter((e) => e.principalId === principal) } };
+  }
+  if (path === '/roleManagement/directory/roleAssignmentScheduleRequests' && request.method === 'GET') {
+    if (!principal) return apiError(400, 'BadRequest', 'filter by principalId');
+    return pageOf(
+      tenant.roleRequests.filter((r) => r.principalId === principal),
+      tenant.graphPageSize,
+      request,
+      '$skiptoken',
+    );
   }
   if (path === '/policies/roleManagementPolicyAssignments' && request.method === 'GET') {
     const roleId = /roleDefinitionId eq '([0-9a-f-]{36})'/i.exec(request.query.get('$filter') ?? '')?.[1]?.toLowerCase();
@@ -145,12 +155,17 @@ function pim(tenant: SandboxTenant, request: SandboxRequest, path: string): Sand
         return apiError(400, 'ActiveDurationTooShort', 'Minimum required activation duration is 5 minutes.');
       }
       tenant.roleAssignments.splice(index, 1);
-      return { status: 201, body: { id: `req-${Date.now()}`, action: 'adminRemove', status: 'Revoked', ...body } };
+      const removal = tenant.recordRoleRequest('adminRemove', assignment.principalId, assignment.roleDefinitionId, 'Revoked', {
+        justification: body.justification,
+      });
+      return { status: 201, body: { ...body, ...removal } };
     }
     if (body.action === 'adminAssign') {
       if (index >= 0) return apiError(400, 'RoleAssignmentExists', 'The Role assignment already exists.');
-      tenant.assignRole(body.principalId.toLowerCase(), body.roleDefinitionId, 'Assigned');
-      return { status: 201, body: { id: `req-${Date.now()}`, action: 'adminAssign', status: 'Provisioned', ...body } };
+      const principalId = body.principalId.toLowerCase();
+      const assignment = tenant.recordRoleRequest('adminAssign', principalId, body.roleDefinitionId, 'Provisioned', { justification: body.justification });
+      tenant.assignRole(principalId, body.roleDefinitionId, 'Assigned', 0, assignment.targetScheduleId as string);
+      return { status: 201, body: { ...body, ...assignment } };
     }
   }
   if (path === '/roleManagement/directory/roleEligibilityScheduleRequests' && body.action === 'adminAssign') {

@@ -82,6 +82,7 @@ export class Sandbox {
     tenant.machineActions.length = 0;
     tenant.roleAssignments.splice(0, tenant.roleAssignments.length, ...fresh.roleAssignments);
     tenant.roleEligibilities.splice(0, tenant.roleEligibilities.length, ...fresh.roleEligibilities);
+    tenant.roleRequests.splice(0, tenant.roleRequests.length, ...fresh.roleRequests);
     tenant.activationApproval.clear();
     for (const [role, required] of fresh.activationApproval) tenant.activationApproval.set(role, required);
     tenant.calls.length = 0;

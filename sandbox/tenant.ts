@@ -32,6 +32,23 @@ export interface SandboxRoleAssignment {
   memberType: 'Direct' | 'Group';
   startDateTime: string;
   endDateTime: string | null;
+  /** The schedule the instance was made from: a PIM request's targetScheduleId names it. */
+  roleAssignmentScheduleId: string;
+}
+
+/** A PIM request for an active role (roleAssignmentScheduleRequest), as Graph keeps each one made for a principal. */
+export interface SandboxRoleRequest {
+  id: string;
+  action: 'adminAssign' | 'adminRemove' | 'selfActivate';
+  status: 'Provisioned' | 'Revoked' | 'PendingApproval';
+  /** Set when the role's policy asked an approver: the approval the request went through (or waits for). */
+  approvalId: string | null;
+  createdDateTime: string;
+  principalId: string;
+  roleDefinitionId: string;
+  directoryScopeId: string;
+  targetScheduleId: string | null;
+  justification: string;
 }
 
 export const GLOBAL_ADMINISTRATOR = '62e90394-69f5-4237-9190-012177145e10';
@@ -188,6 +205,8 @@ export class SandboxTenant {
   readonly machineActions: SandboxMachineAction[] = [];
   readonly roleAssignments: SandboxRoleAssignment[] = [];
   readonly roleEligibilities: Array<{ id: string; principalId: string; roleDefinitionId: string; directoryScopeId: string }> = [];
+  /** Every PIM request for an active role, oldest first: what roleAssignmentScheduleRequests lists. */
+  readonly roleRequests: SandboxRoleRequest[] = [];
   /** PIM policy per role: does activating it need an approval? Roles not listed do. */
   readonly activationApproval = new Map<string, boolean>([[SECURITY_ADMINISTRATOR, false]]);
   /** Sentinel incidents by lower-cased ARM id. */
@@ -284,8 +303,17 @@ export class SandboxTenant {
     return full;
   }
 
-  /** An active role assignment, started `startedMsAgo` ago (PIM refuses to remove one younger than ~5 minutes). */
-  assignRole(principalId: string, roleDefinitionId: string, assignmentType: 'Activated' | 'Assigned', startedMsAgo = 0): void {
+  /**
+   * An active role assignment, started `startedMsAgo` ago (PIM refuses to remove one younger than ~5 minutes), as found:
+   * with no request of its own (an administrator assigned it outside PIM), unless `schedule` names the request's.
+   */
+  assignRole(
+    principalId: string,
+    roleDefinitionId: string,
+    assignmentType: 'Activated' | 'Assigned',
+    startedMsAgo = 0,
+    schedule = `schedule-${principalId}-${roleDefinitionId}-${Date.now()}`,
+  ): void {
     const now = new Date(Date.now() - startedMsAgo).toISOString();
     this.roleAssignments.push({
       id: `${principalId}-${roleDefinitionId}`,
@@ -296,7 +324,51 @@ export class SandboxTenant {
       memberType: 'Direct',
       startDateTime: now,
       endDateTime: assignmentType === 'Activated' ? new Date(Date.now() + 8 * 3600_000).toISOString() : null,
+      roleAssignmentScheduleId: schedule,
     });
+  }
+
+  /**
+   * The user activates an eligible role through PIM (selfActivate), `startedMsAgo` ago. A role whose policy asks for an
+   * approval is active only once `approver` approved; without one the request waits, PendingApproval.
+   */
+  activateRole(
+    principalId: string,
+    roleDefinitionId: string,
+    { approver, startedMsAgo = 0 }: { approver?: string; startedMsAgo?: number } = {},
+  ): SandboxRoleRequest {
+    const needsApproval = this.activationApproval.get(roleDefinitionId) ?? true;
+    const request = this.recordRoleRequest('selfActivate', principalId, roleDefinitionId, needsApproval && !approver ? 'PendingApproval' : 'Provisioned', {
+      approvalId: needsApproval ? `approval-${this.roleRequests.length + 1}-by-${approver ?? 'nobody yet'}` : null,
+      startedMsAgo,
+    });
+    if (request.status === 'Provisioned') this.assignRole(principalId, roleDefinitionId, 'Activated', startedMsAgo, request.targetScheduleId as string);
+    return request;
+  }
+
+  /** A request kept as Graph keeps it: its schedule is named after it, as PIM's answers show. */
+  recordRoleRequest(
+    action: SandboxRoleRequest['action'],
+    principalId: string,
+    roleDefinitionId: string,
+    status: SandboxRoleRequest['status'],
+    { approvalId = null, startedMsAgo = 0, justification = 'sandbox' }: { approvalId?: string | null; startedMsAgo?: number; justification?: string } = {},
+  ): SandboxRoleRequest {
+    const id = `${String(this.roleRequests.length + 1).padStart(8, '0')}-0000-4000-8000-${Date.now().toString(16).padStart(12, '0').slice(-12)}`;
+    const request: SandboxRoleRequest = {
+      id,
+      action,
+      status,
+      approvalId,
+      createdDateTime: new Date(Date.now() - startedMsAgo).toISOString(),
+      principalId,
+      roleDefinitionId,
+      directoryScopeId: '/',
+      targetScheduleId: action === 'adminRemove' ? null : id,
+      justification,
+    };
+    this.roleRequests.push(request);
+    return request;
   }
 
   addIncident(armId: string, title: string, severity: string, entities: unknown[] = [], additionalData: Record<string, unknown> = {}): SandboxIncident {

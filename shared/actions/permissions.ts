@@ -22,6 +22,7 @@ export const ACTION_PERMISSIONS: Record<ActionKind, Requirement[]> = {
   revokeSessions: [{ api: 'graph', why: 'revoke sessions', anyOf: [['User.RevokeSessions.All', ...USER_READ], ['User.ReadWrite.All']] }],
   confirmCompromised: [{ api: 'graph', why: 'confirm users compromised', anyOf: [['IdentityRiskyUser.ReadWrite.All']] }],
   requirePimReapproval: [
+    // The same permission lets the privilegeDrift sweep list the PIM requests that gave a removed role back.
     { api: 'graph', why: 'end active role assignments', anyOf: [['RoleAssignmentSchedule.ReadWrite.Directory']] },
     { api: 'graph', why: 'make permanent assignments eligible', anyOf: [['RoleEligibilitySchedule.ReadWrite.Directory']] },
     { api: 'graph', why: "read roles' approval rules", anyOf: [['RoleManagementPolicy.Read.Directory'], ['RoleManagementPolicy.ReadWrite.Directory']] },

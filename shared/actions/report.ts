@@ -143,6 +143,20 @@ export async function reportWaiting(incidents: () => Promise<SentinelIncidents>,
   await tellIncident(incidents, incidentArmId, commentIdFor(`${incidentArmId.toLowerCase()}#waiting-for-data`), comment, undefined, log);
 }
 
+/**
+ * Tell the incident what a sweep found about it, once per finding: the comment's id is derived from the finding's
+ * subject, so a second run or a second finding of the same thing rewrites it, never adds another (best effort).
+ */
+export async function reportFinding(
+  incidents: () => Promise<SentinelIncidents>,
+  incidentArmId: string | undefined,
+  subject: string,
+  comment: string,
+  log: Logger,
+): Promise<void> {
+  await tellIncident(incidents, incidentArmId, commentIdFor(subject), comment, OUTCOME_LABELS.held, log);
+}
+
 async function tellIncident(
   incidents: () => Promise<SentinelIncidents>,
   incidentArmId: string | undefined,

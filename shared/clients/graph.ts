@@ -33,7 +33,27 @@ export interface ActiveRole {
   memberType: string;
   startDateTime?: string;
   endDateTime?: string | null;
+  /** The schedule it was made from: the targetScheduleId of the PIM request that made it. */
+  roleAssignmentScheduleId?: string | null;
 }
+
+/** A PIM request for an active role (unifiedRoleAssignmentScheduleRequest), the fields the engine reads. */
+export interface RoleRequest {
+  id: string;
+  /** `selfActivate`, `adminAssign`, `adminRemove`, … */
+  action: string;
+  /** `Provisioned`, `Granted`, `PendingApproval`, `Denied`, `Revoked`, … */
+  status: string;
+  /** Set when the role's policy sent the request to an approver. */
+  approvalId?: string | null;
+  createdDateTime?: string;
+  roleDefinitionId: string;
+  directoryScopeId: string;
+  targetScheduleId?: string | null;
+}
+
+/** Pages of a user's PIM request history read at most (a page is Graph's, 100 or more): hostile input stays bounded. */
+export const MAX_ROLE_REQUEST_PAGES = 5;
 
 export interface RoleChange {
   schedule: 'assignment' | 'eligibility';
@@ -68,6 +88,11 @@ export interface Directory {
   riskyUsersPage(levels: readonly string[], next?: string): Promise<{ users: Array<Record<string, unknown>>; next?: string }>;
   /** Active directory role assignments (PIM: activated or permanently assigned). */
   listActiveRoles(principalId: string): Promise<ActiveRole[]>;
+  /**
+   * The user's PIM requests for active roles (how each came, with which approval) in Graph's order, at most
+   * MAX_ROLE_REQUEST_PAGES pages: `complete` is false when there were more.
+   */
+  listRoleRequests(principalId: string): Promise<{ requests: RoleRequest[]; complete: boolean }>;
   /** Eligible directory role assignments (PIM). */
   listEligibleRoles(principalId: string): Promise<Array<{ roleDefinitionId: string; directoryScopeId: string }>>;
   /** Whether activating the role needs an approval (rule Approval_EndUser_Assignment of its PIM policy). */
@@ -171,6 +196,28 @@ export class GraphDirectory implements Directory {
         }>,
     );
     return value;
+  }
+
+  async listRoleRequests(principalId: string): Promise<{ requests: RoleRequest[]; complete: boolean }> {
+    type Page = { value: RoleRequest[]; '@odata.nextLink'?: string };
+    // Application permission: RoleAssignmentSchedule.ReadWrite.Directory, which requirePimReapproval already holds (Graph
+    // v1.0 includes/permissions/rbacapplication-list-roleassignmentschedulerequests-permissions.md; see docs/permissions.md).
+    let page = await this.call(
+      () =>
+        this.client
+          .api('/roleManagement/directory/roleAssignmentScheduleRequests')
+          .filter(`principalId eq '${principalId}'`)
+          .select('id,action,status,approvalId,createdDateTime,roleDefinitionId,directoryScopeId,targetScheduleId')
+          .get() as Promise<Page>,
+    );
+    const requests = [...(Array.isArray(page.value) ? page.value : [])];
+    for (let pages = 1; page['@odata.nextLink'] !== undefined; pages++) {
+      if (pages >= MAX_ROLE_REQUEST_PAGES) return { requests, complete: false };
+      const next = nextLinkOn('graph', page['@odata.nextLink'], this.origin);
+      page = await this.call(() => this.client.api(next).get() as Promise<Page>);
+      requests.push(...(Array.isArray(page.value) ? page.value : []));
+    }
+    return { requests, complete: true };
   }
 
   async listEligibleRoles(principalId: string): Promise<Array<{ roleDefinitionId: string; directoryScopeId: string }>> {

@@ -1,5 +1,5 @@
 import type { ActionTarget } from '../actions/target';
-import type { AccountEntity, EntityData, HostEntity, Signal } from '../signals/signal';
+import { NAMED_ONLY_LABELS, type AccountEntity, type EntityData, type HostEntity, type Signal } from '../signals/signal';
 import { ACTIONS, type TargetType } from '../actions/catalogue';
 import type { ActionStep, PolicyRule, RuleConditions, ScoreOperator } from './schema';
 import { NameIndex } from '../signals/names';
@@ -101,6 +101,8 @@ export function matchRule(
   // What the rule's own verdict waits for; a condition that fails on what is known still fails it.
   let lack: Lack | undefined;
 
+  const unnamed = namedOnlyLabelUnnamed(compiled, signal);
+  if (unnamed !== undefined) return fail(`a ${unnamed} finding is acted on only by a rule that names its label`);
   if (when.source) {
     if (!when.source.includes(signal.source)) return fail(`source is ${signal.source}, not ${when.source.join(' or ')}`);
     held.push(`source ${signal.source}`);
@@ -169,6 +171,13 @@ export function matchRule(
     hosts: eligibleHosts.candidates,
     pending: { accounts: eligibleAccounts.pending, hosts: eligibleHosts.pending },
   };
+}
+
+/** The first named-only label (NAMED_ONLY_LABELS) a sweep's signal carries that the rule does not name, if any. */
+function namedOnlyLabelUnnamed(compiled: CompiledRule, signal: Signal): string | undefined {
+  if (signal.source !== 'sweep') return undefined;
+  const named = compiled.lists.find((list) => list.name === 'labels')?.wanted;
+  return signal.labels.find((label) => NAMED_ONLY_LABELS.has(label.toLowerCase()) && named?.get(label, false) === undefined);
 }
 
 function fail(why: string): RuleMatch {

@@ -6,6 +6,16 @@
 export const SIGNAL_SOURCES = ['incident', 'alert', 'risk', 'manual', 'sweep'] as const;
 export type SignalSource = (typeof SIGNAL_SOURCES)[number];
 
+/** The label of the privilegeDrift sweep's findings: a role the engine removed, held again without a new approval. */
+export const PRIVILEGE_DRIFT_LABEL = 'privilegeDrift';
+
+/**
+ * Labels of sweep findings that are first a record, not a verdict: only a rule that names the label acts on such a
+ * finding, so rules written for incidents and risk (a risky admin, a high-risk user) never catch it by their other
+ * conditions. Only the engine's own sweeps set them: an incident labelled so is judged as any other.
+ */
+export const NAMED_ONLY_LABELS: ReadonlySet<string> = new Set([PRIVILEGE_DRIFT_LABEL.toLowerCase()]);
+
 export const SEVERITIES = ['Informational', 'Low', 'Medium', 'High'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 

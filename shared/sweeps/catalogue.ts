@@ -1,11 +1,12 @@
 import { missedIncidents } from './missedIncidents';
 import { falsePositives } from './falsePositives';
+import { privilegeDrift } from './privilegeDrift';
 import { riskyUsers } from './riskyUsers';
 import { stuckActions } from './stuckActions';
 import type { SweepDefinition } from './sweep';
 
 /** Every sweep, by the name it is run by (`responder sweep <name>`, POST /api/sweeps/{name}, its timer). */
-export const SWEEPS = { riskyUsers, stuckActions, missedIncidents, falsePositives } satisfies Record<string, SweepDefinition>;
+export const SWEEPS = { riskyUsers, stuckActions, missedIncidents, falsePositives, privilegeDrift } satisfies Record<string, SweepDefinition>;
 export type SweepName = keyof typeof SWEEPS;
 export const SWEEP_NAMES = Object.keys(SWEEPS) as SweepName[];
 

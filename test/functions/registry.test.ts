@@ -48,6 +48,7 @@ describe('every registered function', () => {
       'sweepStuckActions:0 7,37 * * * *',
       'sweepMissedIncidents:0 45 * * * *',
       'sweepFalsePositives:0 20 * * * *',
+      'sweepPrivilegeDrift:0 50 * * * *',
     ]);
   });
 

@@ -329,6 +329,29 @@ describe('the default policy', () => {
   });
 });
 
+describe("a sweep's named-only label (privilegeDrift)", () => {
+  const admin = account({ userRisk: 'high', privileged: true, verified: { id: account().aadUserId as string, upn: 'adele.vance@contoso.com', guest: false } });
+  const drift = signal({ source: 'sweep', subject: 'privilegeDrift:x', labels: ['privilegeDrift'], tactics: ['PrivilegeEscalation'], entities: [admin] });
+
+  it('is acted on by no rule of the default policy, whatever they say of source, risk or privilege', () => {
+    const d = decide(drift, defaultPolicy());
+    expect(d.actions).toEqual([]);
+    expect(d.skipped.filter((s) => s.reason !== 'no-target')).toEqual([]);
+    const unnamed = ['a privilegeDrift finding is acted on only by a rule that names its label'];
+    expect(d.rules.map((r) => r.explanation)).toEqual([unnamed, unnamed, unnamed, unnamed]);
+  });
+
+  it('is acted on by a rule that names it, in any case', () => {
+    const p = policy('version: 1\nmode: enforce\nrules:\n  - { id: drift, when: { labels: [PrivilegeDrift] }, then: [requirePimReapproval] }\n');
+    expect(decide(drift, p).actions.map((a) => `${a.ruleId}:${a.kind}`)).toEqual(['drift:requirePimReapproval']);
+  });
+
+  it('means nothing on an incident: an incident labelled so is judged as any other', () => {
+    const d = decide({ ...drift, source: 'incident', subject: 'incident-1' }, defaultPolicy());
+    expect(d.actions.map((a) => a.kind)).toEqual(expect.arrayContaining(['requirePimReapproval']));
+  });
+});
+
 describe('waiting for data unavailable for now', () => {
   const PACED = 'paced by the engine: the defender budget (100 per 60 s) is spent';
   const paced = (...data: Array<'identity' | 'userRisk' | 'privileged' | 'groups' | 'deviceRisk' | 'deviceTags'>) =>
