@@ -418,14 +418,12 @@ function deviceLeaseKey(target: DeviceTarget): string {
 }
 
 /**
- * The signal a risk look reads, if it is the one its waiting actions were decided on: the same source and users (a
- * detection's subject does not name its user). Its user's level is read again: a sweep's was read minutes ago, and the
+ * The signal a risk look reads, if it is the one its waiting actions were decided on: the same users (a detection's
+ * subject does not name its user). Its user's level is read again: a sweep's was read minutes ago, and the
  * message carrying it is no word of ID Protection's.
  */
 function waitedFor(signal: Signal, source: 'risk' | 'sweep', waiting: readonly LedgerEntry[]): Signal {
   const users = new Set(waiting.filter((entry) => entry.target.type === 'user').map((entry) => entry.target.id?.toLowerCase()));
-  for (const entry of waiting)
-    if (entry.source.type !== source) throw new InputError('source', `the look says ${source}; what waits came from ${entry.source.type}`);
   const entities = signal.entities.map((entity) => {
     if (entity.kind !== 'account') return entity;
     if (entity.aadUserId === undefined || !users.has(entity.aadUserId.toLowerCase()))
