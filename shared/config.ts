@@ -169,6 +169,9 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
   const workspaces: WorkspaceRef[] = [];
   for (const id of list('RESPONDER_SENTINEL_WORKSPACES')) {
     const workspace = parseWorkspaceArmId(id);
+    // ARM ids are case-insensitive: a workspace named twice would be listed, and its incidents counted, twice.
+    const named = (w: WorkspaceRef) => `${w.subscriptionId}/${w.resourceGroup}/${w.workspaceName}`.toLowerCase();
+    if (workspace && workspaces.some((w) => named(w) === named(workspace))) continue;
     if (workspace) workspaces.push(workspace);
     else
       problems.push(

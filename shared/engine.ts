@@ -470,17 +470,8 @@ export class ResponderEngine {
     if (!original) throw new RefusedError(404, 'NotFound', `no action ${key} in the ledger`);
     const step = rollbackStep(original);
     if (step.step === 'refuse') throw new RefusedError(409, step.code, step.why, original);
-    // Another containment of the same kind that still stands on the target holds it too: undoing this one would undo it.
-    const standing = (await this.earlierOn(original.target, original.kind)).filter((entry) => entry.key !== original.key && entry.state === 'succeeded');
-    if (standing.length > 0) {
-      const others = standing.map((entry) => `${entry.key} (${entry.source.incidentArmId ?? entry.source.subject})`).join(', ');
-      throw new RefusedError(
-        409,
-        'HeldByAnother',
-        `another ${original.kind} still stands on ${targetLabel(original.target)}: ${others}; roll that back first, or undo it by hand`,
-        original,
-      );
-    }
+    const held = await heldByAnother(this.deps.ledger, original);
+    if (held) throw held;
     return this.request(
       {
         step: { kind: step.kind, params: {} },
@@ -828,6 +819,26 @@ function withLedgerView(decision: Decision, existing: Map<string, LedgerEntry>):
   const result = { ...decision, actions, skipped, waiting };
   result.summary = summarize(result);
   return result;
+}
+
+/**
+ * Why `original` cannot be undone while another containment of its kind stands on its target (undoing it would undo
+ * that one too), or undefined. Asked when a rollback is requested, and again when a held one is approved: a containment
+ * may begin while it waits.
+ */
+export async function heldByAnother(ledger: Pick<ActionLedger, 'list'>, original: LedgerEntry): Promise<RefusedError | undefined> {
+  const found = new Map<string, LedgerEntry>();
+  for (const identifier of targetKeys(original.target))
+    for (const entry of await ledger.list({ target: identifier, kind: original.kind })) found.set(entry.key, entry);
+  const standing = [...found.values()].filter((entry) => entry.key !== original.key && entry.state === 'succeeded');
+  if (standing.length === 0) return undefined;
+  const others = standing.map((entry) => `${entry.key} (${entry.source.incidentArmId ?? entry.source.subject})`).join(', ');
+  return new RefusedError(
+    409,
+    'HeldByAnother',
+    `another ${original.kind} still stands on ${targetLabel(original.target)}: ${others}; roll that back first, or undo it by hand`,
+    original,
+  );
 }
 
 /** The decision with each action it plans held for an analyst instead, for `why`; what it refused stays refused. */

@@ -285,14 +285,18 @@ export class ActionWorker {
     const message = await this.parseOrDeadLetter(() => parseRiskReevaluation(body), 'a risk re-evaluation', body, delivery, log);
     if (message.status === 'refused') return message.outcome;
     const { subject, source, record, attempt, waitingFor } = message.value;
-    const signal = await this.parseOrDeadLetter(() => riskSignalOf(record, subject), 'a readable risk record', record, delivery, log);
+    // The ledger, not the message, says what waits and for whom: a look with nothing waiting has nothing to look for.
+    const waiting = await this.deps.ledger.list({ subject, state: 'waiting' });
+    if (waiting.length === 0) return { outcome: 'succeeded', detail: `nothing waits on ${subject} any more: nothing to look for` };
+    const read = () => waitedFor(riskSignalOf(record, subject), source, waiting);
+    const signal = await this.parseOrDeadLetter(read, 'a readable risk record', record, delivery, log);
     if (signal.status === 'refused') {
       const why = `held for a human: the risk record could not be read again to look for its data: ${signal.outcome.detail}`;
       for (const entry of await holdWaiting(this.deps.ledger, { subject }, why, this.deps.now().toISOString(), 'worker'))
         await this.deps.report(entry, 'held', why, attemptCount(entry.attempts), log);
       return signal.outcome;
     }
-    const { decision } = await this.deps.submit({ ...signal.value, source }, 'engine (re-evaluation)', log, { reason: 'waitingForData', attempt, waitingFor });
+    const { decision } = await this.deps.submit(signal.value, 'engine (re-evaluation)', log, { reason: 'waitingForData', attempt, waitingFor });
     return { outcome: 'succeeded', detail: `re-evaluated ${subject}: ${decision.summary}` };
   }
 
@@ -411,4 +415,21 @@ function claimedKey(body: unknown): string | undefined {
 /** A device's lease key: its strongest identifier, lower-cased. */
 function deviceLeaseKey(target: DeviceTarget): string {
   return `device:${(target.id ?? target.aadDeviceId ?? target.fqdn ?? target.hostName ?? '').toLowerCase()}`;
+}
+
+/**
+ * The signal a risk look reads, if it is the one its waiting actions were decided on: the same users (a detection's
+ * subject does not name its user). Its user's level is read again: a sweep's was read minutes ago, and the
+ * message carrying it is no word of ID Protection's.
+ */
+function waitedFor(signal: Signal, source: 'risk' | 'sweep', waiting: readonly LedgerEntry[]): Signal {
+  const users = new Set(waiting.filter((entry) => entry.target.type === 'user').map((entry) => entry.target.id?.toLowerCase()));
+  const entities = signal.entities.map((entity) => {
+    if (entity.kind !== 'account') return entity;
+    if (entity.aadUserId === undefined || !users.has(entity.aadUserId.toLowerCase()))
+      throw new InputError('record', `names ${entity.aadUserId ?? 'no user'}, not the user what waits is for`);
+    const { userRisk: _stale, ...account } = entity;
+    return account;
+  });
+  return { ...signal, source, entities };
 }

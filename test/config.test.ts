@@ -130,6 +130,17 @@ describe('the pipeline tuning settings', () => {
     ]);
   });
 
+  it('read a workspace named twice, in any case, once: missedIncidents would list it twice and count its incidents twice', () => {
+    const workspace =
+      '/subscriptions/0b8a3f7e-1c55-4a1e-9d5b-2f0c6c1b7d21/resourceGroups/rg-siem/providers/Microsoft.OperationalInsights/workspaces/law-sentinel';
+    const read = readConfig({
+      ...base,
+      RESPONDER_SENTINEL_WORKSPACES: `${workspace},${workspace.toUpperCase().replace('/SUBSCRIPTIONS/', '/subscriptions/')}/`,
+    });
+    expect(read.problems).toEqual([]);
+    expect(read.workspaces.map((w) => w.workspaceName)).toEqual(['law-sentinel']);
+  });
+
   it('pace each Defender API apart: `defender=…` sets them all, and an entry for one after it wins', () => {
     expect(readConfig(base).rateLimits['defender-isolate']).toEqual([
       { max: 100, windowMs: 60_000 },

@@ -115,6 +115,9 @@ export class SentinelReports implements SentinelIncidents {
   async incidentsPage(workspace: WorkspaceRef, since: Date, severities: readonly string[], next?: string): Promise<IncidentsPage> {
     const client = await this.client(workspace.subscriptionId);
     const link = next === undefined ? undefined : nextLinkOn('arm', next, new URL(this.config.endpoints.arm).origin);
+    // A link to another workspace's list (a kept place tampered with, an answer gone astray) would stand in for this one's.
+    if (link !== undefined && new URL(link).pathname.toLowerCase() !== incidentsPath(workspace).toLowerCase())
+      throw new ApiError('arm', 400, 'ForeignNextLink', `a next link that does not list ${workspace.workspaceName}'s incidents: not followed`);
     // Modified, not created: createdTimeUtc is when the source (Defender XDR) created it, and an incident synced late
     // carries a creation time already past (learn.microsoft.com: Sentinel incidents API, createdTimeUtc filter, Q&A).
     const bySeverity = severities.map((severity) => `properties/severity eq '${severity}'`).join(' or ');
@@ -149,6 +152,11 @@ export class SentinelReports implements SentinelIncidents {
     }
     return client;
   }
+}
+
+/** The ARM path that lists a workspace's incidents. */
+function incidentsPath({ subscriptionId, resourceGroup, workspaceName }: WorkspaceRef): string {
+  return `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${workspaceName}/providers/Microsoft.SecurityInsights/incidents`;
 }
 
 /**

@@ -366,6 +366,62 @@ describe('decisions that wait for data', () => {
     });
   });
 
+  it("reads the user's risk again on a sweep's look: the level it read is minutes old, and a look flipped to sweep gains no trust (attack)", async () => {
+    // The riskyUsers sweep's own look: Adele's risk is dismissed before it comes, so the level it carries is stale.
+    const stale = world();
+    stale.state.directorySpent = true;
+    const waited = (await stale.engine.submit({ ...riskSignal(), source: 'sweep' }, 'sweep:riskyUsers')).decision.waiting[0]!.idempotencyKey;
+    expect(stale.looks[0]!.message).toMatchObject({ type: 'reevaluateRisk', source: 'sweep' });
+    env.sandbox.tenant.riskyUsers.delete(DEMO.adele);
+    stale.state.directorySpent = false;
+    await stale.nextLook();
+    expect(env.sandbox.tenant.users.get(DEMO.adele)?.accountEnabled).toBe(true);
+    expect((await stale.ledger.get(waited))?.state).not.toBe('succeeded');
+
+    // A look of the event stream rewritten to say the sweep read it, at high: ID Protection (medium) decides, not the message.
+    env.sandbox.reset();
+    const flipped = world();
+    flipped.state.directorySpent = true;
+    const flippedKey = (await flipped.engine.submit(riskSignal(), 'risk-event-hub')).decision.waiting[0]!.idempotencyKey;
+    const look = flipped.looks[0]!.message as RiskReevaluation;
+    const record = { ...look.record, properties: { ...look.record.properties, riskLevel: 'high' } };
+    env.sandbox.tenant.setRisk(DEMO.adele, 'medium');
+    flipped.state.directorySpent = false;
+    await flipped.worker.handleMessage(
+      { ...look, source: 'sweep', record },
+      { messageId: 'flipped', deliveryCount: 1, enqueuedTimeUtc: new Date().toISOString() },
+    );
+    await flipped.queue.idle();
+    expect(env.sandbox.tenant.users.get(DEMO.adele)?.accountEnabled).toBe(true);
+    // Not refused for saying sweep (the stream and the sweep may both bring one subject): decided on ID Protection's level.
+    expect(await flipped.ledger.get(flippedKey)).toMatchObject({ state: 'not-needed' });
+  });
+
+  it("refuses a detection's look whose record names another user than the one its wait is for (attack)", async () => {
+    const w = world();
+    w.state.directorySpent = true;
+    const body = JSON.parse(readFileSync(join(__dirname, '../fixtures/risk/UserRiskEvents.json'), 'utf8')) as { records: unknown[] };
+    const [read] = normalizeRiskRecords({ records: [body.records[0]] });
+    if (read?.status !== 'signal') throw new Error('the UserRiskEvents fixture no longer reads as a signal');
+    const first = (await w.engine.submit(read.signal, 'risk-event-hub')).decision.waiting[0]!.idempotencyKey;
+    // Same detection id and state (the subject), another user: Megan, at high risk herself now.
+    env.sandbox.tenant.setRisk(DEMO.megan, 'high');
+    const look = w.looks[0]!.message as RiskReevaluation;
+    const forged = {
+      ...look,
+      record: {
+        ...look.record,
+        properties: { ...look.record.properties, userId: DEMO.megan, userPrincipalName: 'megan.bowen@contoso.com', userDisplayName: 'Megan Bowen' },
+      },
+    };
+    w.state.directorySpent = false;
+    await w.worker.handleMessage(forged, { messageId: 'forged', deliveryCount: 1, enqueuedTimeUtc: new Date().toISOString() });
+    await w.queue.idle();
+    expect(env.sandbox.tenant.users.get(DEMO.megan)?.accountEnabled).toBe(true);
+    expect(w.ledger.all().filter((e) => e.target.type === 'user' && e.target.id === DEMO.megan)).toEqual([]);
+    expect(await w.ledger.get(first)).toMatchObject({ state: 'pending-approval' });
+  });
+
   it('does not wait for data unknown for good: Defender has no such device (404), so the rule does not match, as before', async () => {
     const w = world();
     w.state.spent = false;

@@ -165,6 +165,23 @@ describe('the falsePositives sweep', () => {
     expect(await run()).toMatchObject({ found: 0 });
   });
 
+  it('refuses to approve a proposal once another containment stands on its target: approving it would undo that one too (attack)', async () => {
+    setUp();
+    await contained('disableUser', ADELE, SAMPLE_INCIDENT_ID);
+    engine.sandbox.tenant.closeIncident(SAMPLE_INCIDENT_ID, 'FalsePositive');
+    await run();
+    const [proposed] = rollbacks();
+    // While the proposal waits, a real compromise: Adele is contained again, for another incident.
+    const again = await contained('disableUser', ADELE, addIncident(7));
+
+    const res = await decide(approveAction, 'approve', proposed!.key);
+    expect(res).toMatchObject({ status: 409, json: { error: { code: 'HeldByAnother' } } });
+    expect(res.json.error.message).toContain(again.key);
+    await engine.drain();
+    expect(engine.sandbox.tenant.users.get(DEMO.adele)?.accountEnabled).toBe(false);
+    expect(await engine.ledger.get(proposed!.key)).toMatchObject({ state: 'pending-approval' });
+  });
+
   it('keeps four eyes when an analyst runs it: the analyst who asked for the run cannot approve what it proposed', async () => {
     setUp();
     await contained('disableUser', ADELE, SAMPLE_INCIDENT_ID);

@@ -139,6 +139,22 @@ describe('the missedIncidents sweep', () => {
     expect(await engine.ledger.list({})).toEqual([]);
   });
 
+  it("follows no next link that leaves the workspace's incidents, even on ARM's own origin (attack)", async () => {
+    // A kept place (or an answer) whose link lists another workspace: its pages would stand in for this one's.
+    const link = new URL(`${OTHER_WORKSPACE}/providers/Microsoft.SecurityInsights/incidents`, config().endpoints.arm);
+    link.searchParams.set('api-version', '2024-03-01');
+    link.searchParams.set('$filter', `properties/lastModifiedTimeUtc ge ${minutesAgo(24 * 60)}`);
+    const foreign = link.toString();
+    const { shared } = await runtime();
+    await shared.update('sweep:missedIncidents', () => ({ next: { cursor: JSON.stringify({ workspace: 0, next: foreign }) }, result: undefined }));
+    const otherListed = () =>
+      engine.sandbox.tenant.calls.filter((c) => c.method === 'GET' && c.path.toLowerCase().startsWith(OTHER_WORKSPACE.toLowerCase())).length;
+    await expect((await runtime()).sweeps.run('missedIncidents')).rejects.toMatchObject({ code: 'ForeignNextLink' });
+    expect(otherListed()).toBe(0);
+    // The place is dropped: the next run starts at the top, and finds the sample incident.
+    expect(await (await runtime()).sweeps.run('missedIncidents')).toMatchObject({ outcome: 'completed', found: 1, resumed: false });
+  });
+
   it('says why it did nothing when no workspace is set or no rule acts on incidents', async () => {
     engine.configure({ RESPONDER_POLICY: POLICY, RESPONDER_SENTINEL_WORKSPACES: '' });
     act = await engine.bearer(['Responder.Act']);
