@@ -102,6 +102,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
     shared,
     ledger,
     engine,
+    analysts,
     directory: async () => (await executionContext()).directory,
     incidents: async () => (await executionContext()).incidents,
     workspaces: settings.workspaces,

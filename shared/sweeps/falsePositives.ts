@@ -29,7 +29,7 @@ export const falsePositives: SweepDefinition = {
     const page: SweepPage = { findings: [], passedOver: [], ...(after.length > handled.length && { next: handled.at(-1)?.[0] }) };
     if (handled.length === 0) return page;
     const sentinel = await context.incidents();
-    for (const [, { incident, containments }] of handled) {
+    for (const [, { incident, containments, proposals }] of handled) {
       const standing = `${containments.length} containment(s) stand`;
       let status: IncidentStatus;
       try {
@@ -41,7 +41,9 @@ export const falsePositives: SweepDefinition = {
       }
       if (!closedAsFalseAlarm(status)) {
         const now = isClosed(status) ? `closed as ${status.classification ?? 'unclassified'}` : `${status.status}, not closed`;
-        page.passedOver.push(`incident ${incident.incidentName}: ${now}: ${standing}`);
+        // Reopened or reclassified since its rollbacks were proposed: what they stood on is gone, and they are withdrawn.
+        for (const held of proposals) page.findings.push(withdrawal(context, held, now));
+        if (containments.length > 0) page.passedOver.push(`incident ${incident.incidentName}: ${now}: ${standing}`);
         continue;
       }
       for (const original of containments) page.findings.push(proposal(context, original, status));
@@ -65,6 +67,8 @@ const HOLD = 'proposed by the falsePositives sweep: nothing is undone until an a
 interface StandingOnIncident {
   incident: IncidentArmIdParts;
   containments: LedgerEntry[];
+  /** Rollbacks this sweep proposed for the incident that still wait for an analyst. */
+  proposals: LedgerEntry[];
 }
 
 /**
@@ -79,15 +83,18 @@ async function standingByIncident(context: SweepContext): Promise<Map<string, St
   );
   const asked = await rollbacksAsked(context, undoable, since);
   const byIncident = new Map<string, StandingOnIncident>();
-  for (const entry of undoable) {
+  const on = (entry: LedgerEntry): StandingOnIncident | undefined => {
     const armId = entry.source.incidentArmId;
     const incident = armId === undefined ? undefined : parseIncidentArmId(armId);
-    if (armId === undefined || incident === undefined || asked.has(entry.key)) continue;
-    const key = armId.toLowerCase();
-    const found = byIncident.get(key) ?? { incident, containments: [] };
-    found.containments.push(entry);
-    byIncident.set(key, found);
-  }
+    if (armId === undefined || incident === undefined) return undefined;
+    const found = byIncident.get(armId.toLowerCase()) ?? { incident, containments: [], proposals: [] };
+    byIncident.set(armId.toLowerCase(), found);
+    return found;
+  };
+  for (const entry of undoable) if (!asked.has(entry.key)) on(entry)?.containments.push(entry);
+  const held = await context.ledger.list({ state: 'pending-approval', since });
+  // Its hold's reason marks what this sweep proposed (an analyst who runs it is its requester, as for their own requests).
+  for (const entry of held) if (entry.source.rollbackOf !== undefined && entry.stateReason?.endsWith(HOLD)) on(entry)?.proposals.push(entry);
   return byIncident;
 }
 
@@ -140,6 +147,29 @@ function proposal(context: SweepContext, original: LedgerEntry, status: Incident
       await reportOutcome(context.incidents, entry, held ? 'held' : 'blocked', entry.stateReason ?? HOLD, 0, context.log);
       if (!held) return { summary: `${what} refused: ${entry.stateReason ?? entry.state}`, planned: 0 };
       return { summary: `proposed ${what}: ${entry.key}, pending-approval`, planned: 1 };
+    },
+  };
+}
+
+/**
+ * Withdraw a rollback this sweep proposed, its incident no longer closed as a false alarm (a dry run: say it would):
+ * denied in the proposer's name, so an analyst cannot approve what now stands on nothing, and the incident is told.
+ */
+function withdrawal(context: SweepContext, held: LedgerEntry, now: string): Finding {
+  const what = `proposed ${held.kind} on ${targetLabel(held.target)} (${held.key})`;
+  const why = `withdrawn: the incident is ${now} since it was proposed`;
+  return {
+    subject: held.key,
+    act: async (dryRun) => {
+      if (dryRun) return { summary: `would withdraw ${what}: ${why}`, planned: 0 };
+      try {
+        await context.analysts.deny(held.key, proposer(context.by), why, context.log);
+      } catch (error) {
+        // Decided or expired meanwhile: an analyst's word, or the clock's, stands.
+        if (error instanceof RefusedError) return { summary: `${what} not withdrawn: ${error.message}`, planned: 0 };
+        throw error;
+      }
+      return { summary: `${why}: ${what}`, planned: 0 };
     },
   };
 }

@@ -54,6 +54,8 @@ async function missed(context: SweepContext, workspace: WorkspaceRef, incident: 
   if (context.startedAt.getTime() - changed < context.timings.missedGraceMs) return `${signal.subject}: changed just now, the relay may still post it`;
   const decision = await context.ledger.decisionOn(signal.subject);
   if (decision) return `${signal.subject}: decided ${decision.at}`;
+  // Actions recorded for it say it was decided too (before decisions were kept, or their record failed to write).
+  if ((await context.ledger.list({ subject: signal.subject })).length > 0) return `${signal.subject}: its actions are in the ledger`;
   return decided(context, signal);
 }
 

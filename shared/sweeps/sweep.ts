@@ -1,6 +1,7 @@
 import type { Directory } from '../clients/graph';
 import type { SentinelIncidents } from '../clients/sentinel';
 import type { SharedState } from '../coordination/sharedState';
+import type { AnalystActions } from '../analysts';
 import type { ResponderEngine } from '../engine';
 import type { ActionLedger } from '../ledger/ledger';
 import type { Logger } from '../log';
@@ -69,6 +70,8 @@ export interface SweepDeps {
   shared: SharedState;
   ledger: Pick<ActionLedger, 'list' | 'get' | 'decisionOn' | 'listDecisions'>;
   engine: Pick<ResponderEngine, 'submit' | 'plan' | 'resend' | 'rollback'>;
+  /** To withdraw what a sweep proposed once what it stood on no longer holds (as its proposer denies it). */
+  analysts: Pick<AnalystActions, 'deny'>;
   directory: () => Promise<Directory>;
   incidents: () => Promise<SentinelIncidents>;
   /** The Sentinel workspaces missedIncidents lists (RESPONDER_SENTINEL_WORKSPACES). */

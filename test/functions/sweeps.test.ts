@@ -8,18 +8,17 @@ import { DEMO } from '../../sandbox/tenant';
 import { runtime } from '../../shared/runtime';
 import { ApiError } from '../../shared/clients/apiError';
 import { createGraphDirectory } from '../../shared/clients/graph';
-import { SentinelReports } from '../../shared/clients/sentinel';
 import { config } from '../../shared/config';
-import { logger } from '../../shared/log';
 import { levelsActedOn } from '../../shared/sweeps/riskyUsers';
 import { Sweeps } from '../../shared/sweeps/runner';
 import { stuckFor } from '../../shared/sweeps/stuckActions';
-import { SWEEP_TIMINGS, type SweepDeps, type SweepTimings } from '../../shared/sweeps/sweep';
+import { SWEEP_TIMINGS, type SweepTimings } from '../../shared/sweeps/sweep';
 import { requestAction } from '../../functions/actions';
 import type { LedgerEntry } from '../../shared/ledger/ledger';
 import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import type { ActionQueue } from '../../shared/queue/queue';
 import { EngineUnderTest } from '../support/engine';
+import { sweepDeps } from '../support/sweeps';
 import { call } from '../support/http';
 
 /** Risky users are disabled, whether an event, a record or a sweep finds them. */
@@ -40,24 +39,10 @@ beforeEach(async () => {
   act = await engine.bearer(['Responder.Act']);
 });
 
-/** The engine's own parts for a Sweeps of the test's making: a lease of a minute, and `timings` as given. */
-async function parts(timings: Partial<SweepTimings> = {}): Promise<Omit<SweepDeps, 'directory'>> {
-  const { shared, ledger, engine: responder, policy, config: settings } = await runtime();
-  const incidents = async () => new SentinelReports(settings);
-  return {
-    shared,
-    ledger,
-    engine: responder,
-    policy,
-    incidents,
-    workspaces: settings.workspaces,
-    now: () => new Date(),
-    log: logger(),
-    timings: { ...SWEEP_TIMINGS, leaseMs: 60_000, ...timings },
-  };
-}
-
 const sweep = (name: string, query = '') => call(runSweep, `sweeps/${name}${query}`, { headers: act, params: { name } });
+/** The engine's own parts for a Sweeps of the test's making: a lease of a minute, and `timings` as given. */
+const parts = async (timings: Partial<SweepTimings> = {}) => sweepDeps({ timings: { ...SWEEP_TIMINGS, leaseMs: 60_000, ...timings } });
+
 /** The sweep's reads of ID Protection (enrichment reads it too, for every user at risk, without a level). */
 const idProtectionCalls = () =>
   engine.sandbox.tenant.calls.filter(

@@ -2,19 +2,17 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { approveAction, denyAction } from '../../functions/actions';
 import { runSweep } from '../../functions/sweeps';
 import { DEMO, SAMPLE_INCIDENT_ID } from '../../sandbox/tenant';
-import { commentIdFor, SentinelReports } from '../../shared/clients/sentinel';
-import { createGraphDirectory } from '../../shared/clients/graph';
-import { config } from '../../shared/config';
+import { commentIdFor } from '../../shared/clients/sentinel';
 import type { LedgerEntry } from '../../shared/ledger/ledger';
 import type { MemoryLedger } from '../../shared/ledger/memoryLedger';
-import { logger } from '../../shared/log';
 import type { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { runtime } from '../../shared/runtime';
 import { falsePositives, INCIDENTS_PER_PAGE } from '../../shared/sweeps/falsePositives';
 import { Sweeps } from '../../shared/sweeps/runner';
-import { SWEEP_TIMINGS, type SweepContext, type SweepDeps } from '../../shared/sweeps/sweep';
+import { SWEEP_TIMINGS } from '../../shared/sweeps/sweep';
 import { ANALYST_A, ANALYST_B, analystBearer, requestAndRun } from '../support/analysts';
 import { EngineUnderTest } from '../support/engine';
+import { sweepContext, sweepDeps } from '../support/sweeps';
 import { call } from '../support/http';
 
 /** No approval asked for anything: an analyst's rollback would run at once. */
@@ -69,24 +67,6 @@ const run = async () => (await runtime()).sweeps.run('falsePositives');
 async function decide(route: typeof approveAction, verb: string, key: string, oid = ANALYST_B, name = 'Analyst B') {
   const headers = await analystBearer(engine, ['Responder.Approve'], oid, name);
   return call(route, `actions/${key}/${verb}`, { params: { key }, headers, body: { reason: `${verb} after reading the incident` } });
-}
-
-/** The engine's own parts as a sweep's page sees them. */
-async function context(): Promise<SweepContext> {
-  const { shared, ledger, engine: responder, policy, config: settings } = await runtime();
-  const deps: SweepDeps = {
-    shared,
-    ledger,
-    engine: responder,
-    policy,
-    directory: async () => createGraphDirectory(config()),
-    incidents: async () => new SentinelReports(settings),
-    workspaces: settings.workspaces,
-    now: () => new Date(),
-    log: logger(),
-    timings: SWEEP_TIMINGS,
-  };
-  return { ...deps, by: 'sweep:falsePositives', startedAt: new Date() };
 }
 
 describe('the falsePositives sweep', () => {
@@ -208,6 +188,32 @@ describe('the falsePositives sweep', () => {
     expect(engine.sandbox.tenant.users.get(DEMO.adele)?.accountEnabled).toBe(false);
   });
 
+  it('withdraws a proposal whose incident was reopened or reclassified since: nothing is left to approve on a stale word', async () => {
+    setUp();
+    const disabled = await contained('disableUser', ADELE, SAMPLE_INCIDENT_ID);
+    engine.sandbox.tenant.closeIncident(SAMPLE_INCIDENT_ID, 'FalsePositive');
+    await run();
+    const [proposed] = rollbacks();
+    expect(proposed).toMatchObject({ state: 'pending-approval' });
+    engine.sandbox.tenant.closeIncident(SAMPLE_INCIDENT_ID, 'TruePositive', 'SuspiciousActivity');
+    const dry = await (await runtime()).sweeps.run('falsePositives', { dryRun: true });
+    expect(dry.findings).toEqual([{ subject: proposed!.key, summary: expect.stringMatching(/^would withdraw proposed enableUser on /) }]);
+    expect((await engine.ledger.get(proposed!.key))?.state).toBe('pending-approval');
+
+    expect(await run()).toMatchObject({ found: 1, planned: 0 });
+    expect(await engine.ledger.get(proposed!.key)).toMatchObject({
+      state: 'denied',
+      decidedBy: { verdict: 'denied', by: 'sweep:falsePositives' },
+      stateReason: expect.stringContaining('withdrawn: the incident is closed as TruePositive since it was proposed'),
+    });
+    expect((await decide(approveAction, 'approve', proposed!.key)).status).toBe(409);
+    expect(engine.sandbox.tenant.users.get(DEMO.adele)?.accountEnabled).toBe(false);
+    expect(await engine.ledger.get(disabled.key)).toMatchObject({ state: 'succeeded' });
+    expect([...incidentOf(SAMPLE_INCIDENT_ID).comments.values()].map((c) => c.properties.message)).toContainEqual(expect.stringMatching(/DENIED/));
+    // Withdrawn, it is decided: later runs leave it alone.
+    expect(await run()).toMatchObject({ found: 0 });
+  });
+
   it('passes over incidents open, closed as TruePositive or Undetermined, or gone, saying why; each read once', async () => {
     setUp();
     engine.sandbox.tenant.addUser({ id: PATTI, userPrincipalName: 'patti.fernandez@contoso.com', displayName: 'Patti Fernandez' });
@@ -224,7 +230,7 @@ describe('the falsePositives sweep', () => {
     engine.sandbox.tenant.incidents.delete(gone.toLowerCase());
 
     const reads = incidentReads();
-    const page = await falsePositives.page(await context(), undefined);
+    const page = await falsePositives.page(await sweepContext({ timings: SWEEP_TIMINGS }, 'sweep:falsePositives'), undefined);
     expect(page.findings).toEqual([]);
     expect(page.passedOver.sort()).toEqual(
       [
@@ -333,7 +339,7 @@ describe('the falsePositives sweep', () => {
         by: 'worker',
       });
     }
-    const sweeps = new Sweeps({ ...(await context()), timings: { ...SWEEP_TIMINGS, budgetMs: 0 } });
+    const sweeps = new Sweeps(await sweepDeps({ timings: { ...SWEEP_TIMINGS, budgetMs: 0 } }));
     const reads = incidentReads();
 
     expect(await sweeps.run('falsePositives')).toMatchObject({ outcome: 'paused', pages: 1, passedOver: INCIDENTS_PER_PAGE, resumed: false });

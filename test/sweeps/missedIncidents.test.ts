@@ -3,16 +3,16 @@ import { incidents as postIncident } from '../../functions/incidents';
 import { runSweep } from '../../functions/sweeps';
 import { SAMPLE_INCIDENT_ID, SAMPLE_WORKSPACE_ID, type SandboxIncident } from '../../sandbox/tenant';
 import { runtime } from '../../shared/runtime';
-import { createGraphDirectory } from '../../shared/clients/graph';
 import { SentinelReports, type SentinelIncidents } from '../../shared/clients/sentinel';
 import { config } from '../../shared/config';
-import { logger } from '../../shared/log';
 import { severitiesActedOn } from '../../shared/sweeps/missedIncidents';
 import { Sweeps } from '../../shared/sweeps/runner';
-import { SWEEP_TIMINGS, type SweepDeps } from '../../shared/sweeps/sweep';
+import { SWEEP_TIMINGS } from '../../shared/sweeps/sweep';
 import { compilePolicy } from '../../shared/policy/decide';
 import { parsePolicy } from '../../shared/policy/load';
+import { MemoryLedger } from '../../shared/ledger/memoryLedger';
 import { EngineUnderTest } from '../support/engine';
+import { sweepDeps } from '../support/sweeps';
 import { call } from '../support/http';
 
 /** High incidents get their accounts' sessions revoked. */
@@ -77,6 +77,22 @@ describe('the missedIncidents sweep', () => {
     expect(await engine.ledger.list({})).toHaveLength(1); // the relay's one revokeSessions
   });
 
+  it('knows an incident by its actions when its decision was not kept (the table refused the write): submitted once', async () => {
+    const forgetful = new (class extends MemoryLedger {
+      override async recordDecision(): Promise<void> {
+        throw new Error('the table refused the write');
+      }
+    })();
+    engine.configure({ RESPONDER_POLICY: POLICY }, { ledger: forgetful });
+    const body = { object: { id: sample().id, properties: { ...sample().properties, relatedEntities: sample().entities } } };
+    sample().properties.lastModifiedTimeUtc = minutesAgo(60);
+    expect((await call(postIncident, 'incidents', { body, headers: await engine.bearer(['Incidents.Submit']) })).status).toBe(202);
+    expect(await forgetful.decisionOn(SAMPLE_INCIDENT_ID)).toBeUndefined();
+    const run = await (await runtime()).sweeps.run('missedIncidents');
+    expect(run).toMatchObject({ found: 0, passedOver: 1 });
+    expect(await forgetful.list({})).toHaveLength(1);
+  });
+
   it('asks ARM only for what the policy acts on, and passes over the closed, the just changed and the long past', async () => {
     addIncident(armIdIn(WORKSPACE, 'low'), 'Low', 60);
     addIncident(armIdIn(WORKSPACE, 'closed'), 'High', 60, 'Closed');
@@ -108,7 +124,7 @@ describe('the missedIncidents sweep', () => {
     engine.sandbox.tenant.armPageSize = 1;
     addIncident(armIdIn(WORKSPACE, 'second'), 'High', 30);
     addIncident(armIdIn(OTHER_WORKSPACE, 'third'), 'High', 30);
-    const sweeps = new Sweeps({ ...(await parts()), timings: { ...SWEEP_TIMINGS, leaseMs: 60_000, budgetMs: 0 } });
+    const sweeps = new Sweeps(await sweepDeps({ timings: { ...SWEEP_TIMINGS, leaseMs: 60_000, budgetMs: 0 } }));
     const subjects: string[] = [];
     // A page a run: the first workspace's two pages, then the second's one.
     for (const outcome of ['paused', 'paused', 'completed']) {
@@ -130,7 +146,7 @@ describe('the missedIncidents sweep', () => {
     });
     const real = new SentinelReports(config());
     const sweeps = new Sweeps({
-      ...(await parts()),
+      ...(await sweepDeps()),
       workspaces: [config().workspaces[0]!],
       incidents: async () => Object.assign(Object.create(real) as SentinelIncidents, { incidentsPage: listed }),
     });
@@ -166,20 +182,3 @@ describe('the missedIncidents sweep', () => {
 });
 
 const policyOf = (when: string) => compilePolicy(parsePolicy(`version: 1\nmode: enforce\nrules:\n  - { id: r, when: ${when}, then: [disableUser] }\n`, 'test'));
-
-/** The engine's own parts, for a Sweeps of the test's making. */
-async function parts(): Promise<SweepDeps> {
-  const { shared, ledger, engine: responder, policy, config: settings } = await runtime();
-  return {
-    shared,
-    ledger,
-    engine: responder,
-    policy,
-    incidents: async () => new SentinelReports(settings),
-    directory: async () => createGraphDirectory(settings),
-    workspaces: settings.workspaces,
-    now: () => new Date(),
-    log: logger(),
-    timings: { ...SWEEP_TIMINGS, leaseMs: 60_000 },
-  };
-}

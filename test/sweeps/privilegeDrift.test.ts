@@ -2,15 +2,14 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { DEMO, GLOBAL_ADMINISTRATOR, SAMPLE_INCIDENT_ID, SECURITY_ADMINISTRATOR } from '../../sandbox/tenant';
 import { commentIdFor } from '../../shared/clients/sentinel';
-import { createGraphDirectory } from '../../shared/clients/graph';
-import { config } from '../../shared/config';
 import type { LedgerEntry } from '../../shared/ledger/ledger';
 import { DEFAULT_POLICY_PATH } from '../../shared/policy/load';
 import { runtime } from '../../shared/runtime';
 import { privilegeDrift } from '../../shared/sweeps/privilegeDrift';
-import { SWEEP_TIMINGS, type SweepContext } from '../../shared/sweeps/sweep';
+import { SWEEP_TIMINGS } from '../../shared/sweeps/sweep';
 import { analystBearer, requestAndRun, requestRollback } from '../support/analysts';
 import { EngineUnderTest } from '../support/engine';
+import { sweepContext } from '../support/sweeps';
 
 /** The shipped default policy, enforced: what its rules do to a drift finding when they may act at all. */
 const DEFAULT_ENFORCED = readFileSync(DEFAULT_POLICY_PATH, 'utf8').replace(/^mode: audit$/m, 'mode: enforce');
@@ -55,23 +54,10 @@ async function removeMegansRole(): Promise<LedgerEntry> {
 
 /** A page read as the runner reads it, to see what it passed over and why (the run keeps only their count). */
 async function page(): Promise<{ found: string[]; passedOver: string[] }> {
-  const { shared, ledger, engine: responder, policy, config: settings } = await runtime();
-  const context: SweepContext = {
-    shared,
-    ledger,
-    engine: responder,
-    policy,
-    incidents: async () => {
-      throw new Error('a page comments nothing');
-    },
-    directory: async () => createGraphDirectory(config()),
-    workspaces: settings.workspaces,
-    now: () => new Date(),
-    log: (await import('../../shared/log')).logger(),
-    timings: SWEEP_TIMINGS,
-    by: 'test',
-    startedAt: new Date(),
+  const incidents = async (): Promise<never> => {
+    throw new Error('a page comments nothing');
   };
+  const context = await sweepContext({ incidents, timings: SWEEP_TIMINGS }, 'test');
   const read = await privilegeDrift.page(context, undefined);
   return { found: read.findings.map((f) => f.subject), passedOver: read.passedOver };
 }
