@@ -88,7 +88,7 @@ interface Drift {
   role: RemovedRole;
   /** When the new assignment started (ISO 8601, as the engine writes it). */
   since: string;
-  how: 'direct assignment' | 'activation without approval';
+  how: 'direct assignment' | 'activation without approval' | 'activation approved before the removal';
   detail: string;
 }
 
@@ -159,16 +159,27 @@ async function inspect(context: SweepContext, directory: Directory, candidate: C
     else {
       // Only activations need the request history: read once per user, and only when a removed role came back.
       history ??= await requestHistory(directory, principalId);
-      const request = activationRequest(active, role, history.requests, Date.parse(candidate.removedAt));
+      const removedAt = Date.parse(candidate.removedAt);
+      const request = activationRequest(active, role, history.requests, removedAt);
       const since = new Date(started).toISOString();
+      const approved = typeof request?.approvalId === 'string' && request.approvalId.trim() !== '';
       if (history.refused !== undefined) passedOver.push(`${what} was activated at ${since}; ${history.refused}: a human should look`);
       else if (request === undefined)
         passedOver.push(
           `${what} was activated at ${since} through a request not found in ${history.complete ? 'its PIM history' : 'the part of its PIM history read'}: a human should look`,
         );
-      else if (typeof request.approvalId === 'string' && request.approvalId.trim() !== '')
+      else if (approved && !(Date.parse(String(request.createdDateTime)) >= removedAt))
+        // Approved before the removal (an activation scheduled to start later, say): not the new approval the removal asked for.
+        drifts.push({
+          candidate,
+          role,
+          since,
+          how: 'activation approved before the removal',
+          detail: `PIM request ${displayText(String(request.id), 80)} was approved (approval ${displayText(String(request.approvalId), 80)}) before the removal, not since`,
+        });
+      else if (approved)
         passedOver.push(
-          `${what} was activated at ${since} with an approval: request ${displayText(String(request.id), 80)}, approval ${displayText(request.approvalId, 80)}`,
+          `${what} was activated at ${since} with an approval: request ${displayText(String(request.id), 80)}, approval ${displayText(String(request.approvalId), 80)}`,
         );
       else
         drifts.push({
@@ -202,16 +213,18 @@ async function requestHistory(directory: Directory, principalId: string): Promis
 
 /**
  * The request that gave an activation: the one whose schedule it was made from (Graph: the request's targetScheduleId
- * is the instance's roleAssignmentScheduleId), else the latest activation of the role since the removal; only a granted
- * one (a request waiting for its approver already carries an approvalId, and gave nothing).
+ * is the instance's roleAssignmentScheduleId), else, when Graph names no schedule, the latest activation of the role
+ * since the removal; only a granted one (a request waiting for its approver already carries an approvalId, and gave
+ * nothing).
  */
 function activationRequest(active: ActiveRole, role: RemovedRole, requests: readonly RoleRequest[], removedAt: number): RoleRequest | undefined {
   const granted = requests.filter(
     (r) => typeof r?.action === 'string' && SELF_ACTIVATIONS.has(r.action.toLowerCase()) && GRANTED.has(String(r.status).toLowerCase()) && sameRole(role, r),
   );
   const schedule = active.roleAssignmentScheduleId;
-  const bySchedule = typeof schedule === 'string' && schedule !== '' ? granted.find((r) => r.targetScheduleId === schedule) : undefined;
-  if (bySchedule) return bySchedule;
+  // A named schedule is matched alone: another approved request says nothing of this activation (requests flooded in can
+  // push its own out of the pages read).
+  if (typeof schedule === 'string' && schedule !== '') return granted.find((r) => r.targetScheduleId === schedule);
   const since = granted.filter((r) => typeof r.createdDateTime === 'string' && Date.parse(r.createdDateTime) >= removedAt);
   return since.sort((a, b) => Date.parse(b.createdDateTime as string) - Date.parse(a.createdDateTime as string))[0];
 }
