@@ -64,8 +64,21 @@ const CANDIDATES_PER_PAGE = 20;
 const GRANTED = new Set(['provisioned', 'granted']);
 /** Requests by which a user activates an eligible role themselves (and the role's policy may ask an approver). */
 const SELF_ACTIVATIONS = new Set(['selfactivate', 'selfextend', 'selfrenew']);
-/** States of a rollback that gave nothing back: the removal stands, and drift from it counts. */
-const ROLLBACK_GAVE_NOTHING: ReadonlySet<LedgerState> = new Set(['failed', 'dead-lettered', 'blocked', 'denied', 'expired', 'not-needed']);
+/**
+ * States of a rollback that gave nothing back, for good or not yet (it waits for an approver or for data, as a rollback
+ * the falsePositives sweep proposes does): the removal stands, and drift from it counts.
+ */
+const ROLLBACK_GAVE_NOTHING: ReadonlySet<LedgerState> = new Set([
+  'failed',
+  'dead-lettered',
+  'blocked',
+  'denied',
+  'expired',
+  'not-needed',
+  'planned',
+  'pending-approval',
+  'waiting',
+]);
 /** A directory scope as Graph writes it: `/`, `/administrativeUnits/{id}`, `/{object id}`. */
 const DIRECTORY_SCOPE = /^\/(?:[A-Za-z0-9-]{1,64}(?:\/[A-Za-z0-9-]{1,64}){0,3})?$/;
 
@@ -131,14 +144,18 @@ async function inspect(context: SweepContext, directory: Directory, candidate: C
   const who = `${userLabel(candidate)} (action ${entry.key})`;
   if (entry.target.type !== 'user' || (entry.target.id !== undefined && entry.target.id.toLowerCase() !== principalId))
     return { drifts: [], passedOver: [`${who}: its snapshot names another user than its target; not judged`] };
-  if (entry.rolledBackBy !== undefined) {
-    const rollback = await context.ledger.get(entry.rolledBackBy);
-    if (!rollback || !ROLLBACK_GAVE_NOTHING.has(rollback.state))
-      return { drifts: [], passedOver: [`${who}: rollback ${entry.rolledBackBy} is ${rollback?.state ?? 'asked for'}: roles given back are the engine's own`] };
-  }
-  const back = (await directory.listActiveRoles(principalId)).filter(
-    (active) => typeof active === 'object' && active !== null && candidate.removed.some((role) => sameRole(role, active)),
-  );
+  const givenBack = async (rolledBackBy: string | undefined): Promise<{ drifts: Drift[]; passedOver: string[] } | undefined> => {
+    const rollback = rolledBackBy === undefined ? undefined : await context.ledger.get(rolledBackBy);
+    if (rolledBackBy === undefined || (rollback && ROLLBACK_GAVE_NOTHING.has(rollback.state))) return undefined;
+    return { drifts: [], passedOver: [`${who}: rollback ${rolledBackBy} is ${rollback?.state ?? 'asked for'}: roles given back are the engine's own`] };
+  };
+  const passed = await givenBack(entry.rolledBackBy);
+  if (passed) return passed;
+  const listed = await directory.listActiveRoles(principalId);
+  // Asked again after the roles were read: a rollback that had not run by then gave none of them.
+  const movedOn = await givenBack((await context.ledger.get(entry.key))?.rolledBackBy);
+  if (movedOn) return movedOn;
+  const back = listed.filter((active) => typeof active === 'object' && active !== null && candidate.removed.some((role) => sameRole(role, active)));
   const drifts: Drift[] = [];
   const passedOver: string[] = [];
   let history: RequestHistory | undefined;

@@ -314,6 +314,26 @@ describe('the privilegeDrift sweep', () => {
 });
 
 describe('attacks on the privilegeDrift sweep', () => {
+  it('looks at a removal whose rollback only waits for an approver: nothing was given back yet', async () => {
+    start(RECORDING);
+    const removed = await removeMegansRole();
+    // The incident closed as a false positive (by the attacker, say): the falsePositives sweep proposes the rollback, held.
+    const { engine: responder } = await runtime();
+    const proposal = await responder.rollback(
+      removed.key,
+      { objectId: 'sweep:falsePositives', name: 'the falsePositives sweep' },
+      'closed as FalsePositive',
+      undefined,
+      {
+        hold: 'proposed by the falsePositives sweep',
+      },
+    );
+    expect(proposal.entry).toMatchObject({ state: 'pending-approval' });
+    tenant().assignRole(DEMO.megan, GLOBAL_ADMINISTRATOR, 'Assigned');
+
+    expect(await sweep()).toMatchObject({ found: 1 });
+  });
+
   it('does not take an approval given before the removal for the activation it scheduled to start after it', async () => {
     start(RECORDING);
     // Before anyone saw a risk, Megan had an activation approved to start later: the approval predates the containment.
