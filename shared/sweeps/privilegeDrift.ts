@@ -64,8 +64,21 @@ const CANDIDATES_PER_PAGE = 20;
 const GRANTED = new Set(['provisioned', 'granted']);
 /** Requests by which a user activates an eligible role themselves (and the role's policy may ask an approver). */
 const SELF_ACTIVATIONS = new Set(['selfactivate', 'selfextend', 'selfrenew']);
-/** States of a rollback that gave nothing back: the removal stands, and drift from it counts. */
-const ROLLBACK_GAVE_NOTHING: ReadonlySet<LedgerState> = new Set(['failed', 'dead-lettered', 'blocked', 'denied', 'expired', 'not-needed']);
+/**
+ * States of a rollback that gave nothing back, for good or not yet (it waits for an approver or for data, as a rollback
+ * the falsePositives sweep proposes does): the removal stands, and drift from it counts.
+ */
+const ROLLBACK_GAVE_NOTHING: ReadonlySet<LedgerState> = new Set([
+  'failed',
+  'dead-lettered',
+  'blocked',
+  'denied',
+  'expired',
+  'not-needed',
+  'planned',
+  'pending-approval',
+  'waiting',
+]);
 /** A directory scope as Graph writes it: `/`, `/administrativeUnits/{id}`, `/{object id}`. */
 const DIRECTORY_SCOPE = /^\/(?:[A-Za-z0-9-]{1,64}(?:\/[A-Za-z0-9-]{1,64}){0,3})?$/;
 
@@ -88,7 +101,7 @@ interface Drift {
   role: RemovedRole;
   /** When the new assignment started (ISO 8601, as the engine writes it). */
   since: string;
-  how: 'direct assignment' | 'activation without approval';
+  how: 'direct assignment' | 'activation without approval' | 'activation approved before the removal';
   detail: string;
 }
 
@@ -131,14 +144,18 @@ async function inspect(context: SweepContext, directory: Directory, candidate: C
   const who = `${userLabel(candidate)} (action ${entry.key})`;
   if (entry.target.type !== 'user' || (entry.target.id !== undefined && entry.target.id.toLowerCase() !== principalId))
     return { drifts: [], passedOver: [`${who}: its snapshot names another user than its target; not judged`] };
-  if (entry.rolledBackBy !== undefined) {
-    const rollback = await context.ledger.get(entry.rolledBackBy);
-    if (!rollback || !ROLLBACK_GAVE_NOTHING.has(rollback.state))
-      return { drifts: [], passedOver: [`${who}: rollback ${entry.rolledBackBy} is ${rollback?.state ?? 'asked for'}: roles given back are the engine's own`] };
-  }
-  const back = (await directory.listActiveRoles(principalId)).filter(
-    (active) => typeof active === 'object' && active !== null && candidate.removed.some((role) => sameRole(role, active)),
-  );
+  const givenBack = async (rolledBackBy: string | undefined): Promise<{ drifts: Drift[]; passedOver: string[] } | undefined> => {
+    const rollback = rolledBackBy === undefined ? undefined : await context.ledger.get(rolledBackBy);
+    if (rolledBackBy === undefined || (rollback && ROLLBACK_GAVE_NOTHING.has(rollback.state))) return undefined;
+    return { drifts: [], passedOver: [`${who}: rollback ${rolledBackBy} is ${rollback?.state ?? 'asked for'}: roles given back are the engine's own`] };
+  };
+  const passed = await givenBack(entry.rolledBackBy);
+  if (passed) return passed;
+  const listed = await directory.listActiveRoles(principalId);
+  // Asked again after the roles were read: a rollback that had not run by then gave none of them.
+  const movedOn = await givenBack((await context.ledger.get(entry.key))?.rolledBackBy);
+  if (movedOn) return movedOn;
+  const back = listed.filter((active) => typeof active === 'object' && active !== null && candidate.removed.some((role) => sameRole(role, active)));
   const drifts: Drift[] = [];
   const passedOver: string[] = [];
   let history: RequestHistory | undefined;
@@ -159,16 +176,27 @@ async function inspect(context: SweepContext, directory: Directory, candidate: C
     else {
       // Only activations need the request history: read once per user, and only when a removed role came back.
       history ??= await requestHistory(directory, principalId);
-      const request = activationRequest(active, role, history.requests, Date.parse(candidate.removedAt));
+      const removedAt = Date.parse(candidate.removedAt);
+      const request = activationRequest(active, role, history.requests, removedAt);
       const since = new Date(started).toISOString();
+      const approved = typeof request?.approvalId === 'string' && request.approvalId.trim() !== '';
       if (history.refused !== undefined) passedOver.push(`${what} was activated at ${since}; ${history.refused}: a human should look`);
       else if (request === undefined)
         passedOver.push(
           `${what} was activated at ${since} through a request not found in ${history.complete ? 'its PIM history' : 'the part of its PIM history read'}: a human should look`,
         );
-      else if (typeof request.approvalId === 'string' && request.approvalId.trim() !== '')
+      else if (approved && !(Date.parse(String(request.createdDateTime)) >= removedAt))
+        // Approved before the removal (an activation scheduled to start later, say): not the new approval the removal asked for.
+        drifts.push({
+          candidate,
+          role,
+          since,
+          how: 'activation approved before the removal',
+          detail: `PIM request ${displayText(String(request.id), 80)} was approved (approval ${displayText(String(request.approvalId), 80)}) before the removal, not since`,
+        });
+      else if (approved)
         passedOver.push(
-          `${what} was activated at ${since} with an approval: request ${displayText(String(request.id), 80)}, approval ${displayText(request.approvalId, 80)}`,
+          `${what} was activated at ${since} with an approval: request ${displayText(String(request.id), 80)}, approval ${displayText(String(request.approvalId), 80)}`,
         );
       else
         drifts.push({
@@ -202,16 +230,18 @@ async function requestHistory(directory: Directory, principalId: string): Promis
 
 /**
  * The request that gave an activation: the one whose schedule it was made from (Graph: the request's targetScheduleId
- * is the instance's roleAssignmentScheduleId), else the latest activation of the role since the removal; only a granted
- * one (a request waiting for its approver already carries an approvalId, and gave nothing).
+ * is the instance's roleAssignmentScheduleId), else, when Graph names no schedule, the latest activation of the role
+ * since the removal; only a granted one (a request waiting for its approver already carries an approvalId, and gave
+ * nothing).
  */
 function activationRequest(active: ActiveRole, role: RemovedRole, requests: readonly RoleRequest[], removedAt: number): RoleRequest | undefined {
   const granted = requests.filter(
     (r) => typeof r?.action === 'string' && SELF_ACTIVATIONS.has(r.action.toLowerCase()) && GRANTED.has(String(r.status).toLowerCase()) && sameRole(role, r),
   );
   const schedule = active.roleAssignmentScheduleId;
-  const bySchedule = typeof schedule === 'string' && schedule !== '' ? granted.find((r) => r.targetScheduleId === schedule) : undefined;
-  if (bySchedule) return bySchedule;
+  // A named schedule is matched alone: another approved request says nothing of this activation (requests flooded in can
+  // push its own out of the pages read).
+  if (typeof schedule === 'string' && schedule !== '') return granted.find((r) => r.targetScheduleId === schedule);
   const since = granted.filter((r) => typeof r.createdDateTime === 'string' && Date.parse(r.createdDateTime) >= removedAt);
   return since.sort((a, b) => Date.parse(b.createdDateTime as string) - Date.parse(a.createdDateTime as string))[0];
 }

@@ -56,6 +56,8 @@ export type SweepRunSummary = Omit<SweepRun, 'findings'>;
 /** Runs a sweep's record keeps, each summary cut: the record is one Table property, at most 32K characters. */
 const KEPT_RUNS = 10;
 const KEPT_SUMMARY = 600;
+/** The record's JSON at most: a Table string property holds 32,768 UTF-16 code units; the rest is room for a lease. */
+const KEPT_JSON = 30_000;
 
 /** Where a sweep stands: whether a run holds it now, whether the next goes on from a place, what the last runs did. */
 export interface SweepStatus {
@@ -205,7 +207,12 @@ export class Sweeps {
       };
       const { findings: _findings, ...summary } = last;
       const recent = [summary, ...(rest.recent ?? [])].slice(0, KEPT_RUNS);
-      return { next: { ...rest, ...(place !== undefined && { cursor: place }), last, recent }, result: undefined };
+      const next = { ...rest, ...(place !== undefined && { cursor: place }), last, recent };
+      // Escaping swells cut text (a quote to 2 characters, a lone surrogate to 6): the last run's findings (outside text;
+      // its counts stay), then older runs, give way.
+      while (JSON.stringify(next).length > KEPT_JSON && last.findings.length > 0) last.findings.pop();
+      while (JSON.stringify(next).length > KEPT_JSON && recent.length > 1) recent.pop();
+      return { next, result: undefined };
     });
   }
 

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { riskEvents } from '../../functions/riskEvents';
 import { listSweeps, ON_DEMAND_BUDGET_MS, runSweep } from '../../functions/sweeps';
-import { SWEEP_NAMES } from '../../shared/sweeps/catalogue';
+import { SWEEP_NAMES, SWEEPS } from '../../shared/sweeps/catalogue';
+import { MemorySharedState, type SharedState } from '../../shared/coordination/sharedState';
 import { DEMO } from '../../sandbox/tenant';
 import { runtime } from '../../shared/runtime';
 import { ApiError } from '../../shared/clients/apiError';
@@ -138,6 +139,44 @@ describe('GET /api/sweeps', () => {
       recent: [],
     });
     expect((await call(listSweeps, 'sweeps', { method: 'GET', headers: await engine.bearer([]) })).status).toBe(403);
+  });
+
+  it("keeps a sweep's record inside one Table property whatever text its findings and failures carry", async () => {
+    /** Shared records as Table storage keeps them: one string property, at most 32,768 UTF-16 code units. */
+    const records = new MemorySharedState();
+    const tableSized: SharedState = {
+      update: (key, change) =>
+        records.update(key, (current) => {
+          const out = change(current as never);
+          if (out.next !== undefined && JSON.stringify(out.next).length > 32_768) throw new Error(`PropertyValueTooLarge: ${key}`);
+          return out;
+        }),
+    };
+    // Each run: findings whose subjects are as long as an incident's ARM id and whose summaries escape to six times their
+    // length (lone surrogates, as an analyst's closing comment quoted by falsePositives may carry), then a failure.
+    onTestFinished(() => {
+      vi.restoreAllMocks();
+    });
+    vi.spyOn(SWEEPS.stuckActions, 'page').mockImplementation(async () => ({
+      passedOver: [],
+      findings: [
+        ...Array.from({ length: 12 }, (_, i) => ({ subject: `${i}`.padEnd(384, 'x'), act: async () => ({ summary: '\ud800'.repeat(700), planned: 0 }) })),
+        {
+          subject: 'the last',
+          act: async () => {
+            throw new Error('the last finding failed');
+          },
+        },
+      ],
+    }));
+    const sweeps = new Sweeps({ ...(await parts()), shared: tableSized, directory: async () => createGraphDirectory(config()) });
+    for (let i = 0; i < 12; i++) await expect(sweeps.run('stuckActions')).rejects.toThrow('the last finding failed');
+    const [status] = (await sweeps.status()).filter((s) => s.sweep === 'stuckActions');
+    // The last run's first findings give way; its counts and the runs before it stay.
+    expect(status).toMatchObject({ last: { outcome: 'failed', found: 12 } });
+    expect(status?.last?.findings.length).toBeGreaterThan(0);
+    expect(status?.last?.findings.length).toBeLessThan(10);
+    expect(status?.recent).toHaveLength(10);
   });
 });
 

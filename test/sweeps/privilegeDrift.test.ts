@@ -298,3 +298,61 @@ describe('the privilegeDrift sweep', () => {
     expect(tenant().calls.slice(calls)).toEqual([]); // not a candidate: nothing read about it
   });
 });
+
+describe('attacks on the privilegeDrift sweep', () => {
+  it('looks at a removal whose rollback only waits for an approver: nothing was given back yet', async () => {
+    start(RECORDING);
+    const removed = await removeMegansRole();
+    // The incident closed as a false positive (by the attacker, say): the falsePositives sweep proposes the rollback, held.
+    const { engine: responder } = await runtime();
+    const proposal = await responder.rollback(
+      removed.key,
+      { objectId: 'sweep:falsePositives', name: 'the falsePositives sweep' },
+      'closed as FalsePositive',
+      undefined,
+      {
+        hold: 'proposed by the falsePositives sweep',
+      },
+    );
+    expect(proposal.entry).toMatchObject({ state: 'pending-approval' });
+    tenant().assignRole(DEMO.megan, GLOBAL_ADMINISTRATOR, 'Assigned');
+
+    expect(await sweep()).toMatchObject({ found: 1 });
+  });
+
+  it('does not take an approval given before the removal for the activation it scheduled to start after it', async () => {
+    start(RECORDING);
+    // Before anyone saw a risk, Megan had an activation approved to start later: the approval predates the containment.
+    const early = tenant().recordRoleRequest('selfActivate', DEMO.megan, GLOBAL_ADMINISTRATOR, 'Provisioned', {
+      approvalId: 'approval-before-the-risk',
+      startedMsAgo: 1000,
+    });
+    await removeMegansRole();
+    tenant().assignRole(DEMO.megan, GLOBAL_ADMINISTRATOR, 'Activated', 0, early.targetScheduleId as string);
+
+    const run = await sweep();
+    expect(run).toMatchObject({ found: 1, planned: 0 });
+    expect(run.findings[0]?.summary).toMatch(/again \(activation approved before the removal\)/);
+  });
+
+  it('does not take another approved request for the activation whose request a flood of requests pushed out of the history read', async () => {
+    start(RECORDING);
+    await removeMegansRole();
+    // An activation an approver approved, since ended; then enough requests to fill the pages read; then one no approver saw.
+    tenant().activateRole(DEMO.megan, GLOBAL_ADMINISTRATOR, { approver: 'approver-1' });
+    tenant().roleAssignments.splice(
+      tenant().roleAssignments.findIndex((a) => a.principalId === DEMO.megan),
+      1,
+    );
+    tenant().graphPageSize = 2;
+    for (let i = 0; i < 10; i++)
+      tenant().recordRoleRequest('selfActivate', DEMO.megan, SECURITY_ADMINISTRATOR, 'PendingApproval', { approvalId: `flood-${i}` });
+    tenant().activationApproval.set(GLOBAL_ADMINISTRATOR, false);
+    const unapproved = tenant().activateRole(DEMO.megan, GLOBAL_ADMINISTRATOR);
+    expect(unapproved.approvalId).toBeNull();
+
+    expect((await page()).passedOver).toEqual([
+      expect.stringMatching(/was activated at .* through a request not found in the part of its PIM history read: a human should look$/),
+    ]);
+  });
+});
