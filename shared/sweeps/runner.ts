@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { classifyFailure } from '../actions/failure';
-import { cut } from '../limits';
+import { cut, displayText } from '../limits';
 import { SWEEP_NAMES, SWEEPS, type SweepName } from './catalogue';
 import type { SweepContext, SweepDeps } from './sweep';
 
@@ -125,7 +125,7 @@ export class Sweeps {
       // A read or a decision that failed ends the run, not the sweep: the next run goes on from the last page kept, unless
       // the API refused for good (a page token past its life answers 400): kept, that place would fail every run after.
       const keepPlace = classifyFailure(error).class !== 'permanent';
-      if (!dryRun) await this.release(name, holder, this.finish(run, `failed: ${String(error).slice(0, 200)}`, 'failed'), undefined, keepPlace);
+      if (!dryRun) await this.release(name, holder, this.finish(run, `failed: ${displayText(String(error), 200)}`, 'failed'), undefined, keepPlace);
       throw error;
     }
   }
