@@ -94,7 +94,18 @@ function world() {
     await queue.idle();
   };
   const comments = () => [...env.sandbox.tenant.incidents.get(SAMPLE_INCIDENT_ID.toLowerCase())!.comments.values()].map((c) => c.properties.message as string);
-  return { state, queue, ledger, looks, nextLook, comments, ...parts };
+  /** Service Bus gives up on the first look (a worker that kept crashing), and the reconciler finds it dead-lettered. */
+  const loseFirstLook = () => {
+    queue.deadLetters.push({
+      messageId: 'look-1',
+      body: looks[0]!.message,
+      reason: 'MaxDeliveryCountExceeded',
+      description: 'could not be consumed after 10 delivery attempts',
+      deliveryCount: 10,
+    });
+    return parts.deadLetters.reconcile();
+  };
+  return { state, queue, ledger, looks, nextLook, comments, loseFirstLook, ...parts };
 }
 
 /** The sample incident without the risk score its alert carries: the device's risk is Defender's to say. */
@@ -245,15 +256,7 @@ describe('decisions that wait for data', () => {
     env.sandbox.reset();
     const lost = world();
     const second = (await lost.engine.submit(incident(), 'relay')).decision.waiting[0]!.idempotencyKey;
-    // Service Bus gave up on the look (a worker that kept crashing): the reconciler finds it on the dead-letter queue.
-    lost.queue.deadLetters.push({
-      messageId: 'look-1',
-      body: lost.looks[0]!.message,
-      reason: 'MaxDeliveryCountExceeded',
-      description: 'could not be consumed after 10 delivery attempts',
-      deliveryCount: 10,
-    });
-    expect(await lost.deadLetters.reconcile()).toMatchObject({ received: 1, recorded: 1, actions: 1 });
+    expect(await lost.loseFirstLook()).toMatchObject({ received: 1, recorded: 1, actions: 1 });
     expect(await lost.ledger.get(second)).toMatchObject({
       state: 'pending-approval',
       stateReason:
@@ -352,14 +355,7 @@ describe('decisions that wait for data', () => {
     const lost = world();
     lost.state.directorySpent = true;
     const second = (await lost.engine.submit(riskSignal(), 'risk-event-hub')).decision.waiting[0]!.idempotencyKey;
-    lost.queue.deadLetters.push({
-      messageId: 'look-1',
-      body: lost.looks[0]!.message,
-      reason: 'MaxDeliveryCountExceeded',
-      description: 'could not be consumed after 10 delivery attempts',
-      deliveryCount: 10,
-    });
-    expect(await lost.deadLetters.reconcile()).toMatchObject({ received: 1, recorded: 1, actions: 1 });
+    expect(await lost.loseFirstLook()).toMatchObject({ received: 1, recorded: 1, actions: 1 });
     expect(await lost.ledger.get(second)).toMatchObject({
       state: 'pending-approval',
       stateReason: expect.stringMatching(/^held for a human: the look for its data was dead-lettered/),
