@@ -1,0 +1,107 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { Language, Parser, type Node } from 'web-tree-sitter';
+
+/**
+ * Bicep read offline, for CI checks that cannot run the Bicep CLI (this machine has no network but npm): the
+ * tree-sitter grammar (tree-sitter-bicep 1.1.0, its WebAssembly build on web-tree-sitter) parses each file, and the
+ * helpers below read resources and their properties by name from the tree.
+ */
+
+export const INFRA = join(__dirname, '../../infra');
+
+let parser: Promise<Parser> | undefined;
+
+async function bicepParser(): Promise<Parser> {
+  parser ??= (async () => {
+    await Parser.init();
+    const parsing = new Parser();
+    parsing.setLanguage(await Language.load(require.resolve('tree-sitter-bicep/tree-sitter-bicep.wasm')));
+    return parsing;
+  })();
+  return parser;
+}
+
+/**
+ * `extension <name>` (Bicep 0.30 and later: the Microsoft Graph extension) postdates the grammar, which knows its
+ * predecessors `import` and `provider` only: the statement is blanked (its length kept, so positions hold) and checked
+ * by shape instead.
+ */
+const EXTENSION = /^extension[ \t]+(?:[A-Za-z_][\w]*|'[^'\n]*')(?:[ \t]+as[ \t]+[A-Za-z_]\w*)?[ \t]*$/gm;
+
+export interface BicepFile {
+  path: string;
+  text: string;
+  root: Node;
+  /** Each syntax error: where, and the text the grammar could not read. */
+  errors: string[];
+}
+
+export async function parseBicep(text: string, path = '<text>'): Promise<BicepFile> {
+  const masked = text.replace(EXTENSION, (statement) => ' '.repeat(statement.length));
+  const tree = (await bicepParser()).parse(masked);
+  if (!tree) throw new Error(`tree-sitter gave no tree for ${path}`);
+  const errors: string[] = [];
+  const visit = (node: Node): void => {
+    if (node.isError || node.isMissing) {
+      errors.push(
+        `${path}:${node.startPosition.row + 1}:${node.startPosition.column + 1}: ${node.isMissing ? `missing ${node.type}` : `cannot read ${JSON.stringify(node.text.slice(0, 80))}`}`,
+      );
+      return;
+    }
+    for (const child of node.children) if (child) visit(child);
+  };
+  visit(tree.rootNode);
+  return { path, text, root: tree.rootNode, errors };
+}
+
+/** Every `.bicep` file under infra/, parsed. */
+export async function infraFiles(dir = INFRA): Promise<BicepFile[]> {
+  const paths = (readdirSync(dir, { recursive: true, withFileTypes: true }) as Array<{ name: string; parentPath: string; isFile(): boolean }>)
+    .filter((entry) => entry.isFile() && entry.name.endsWith('.bicep'))
+    .map((entry) => join(entry.parentPath, entry.name))
+    .sort();
+  return Promise.all(paths.map((path) => parseBicep(readFileSync(path, 'utf8'), relative(join(INFRA, '..'), path))));
+}
+
+/** A resource declaration: its symbol, its type and API version, and its body (the object after `=`, or in a loop/if). */
+export interface BicepResource {
+  file: string;
+  symbol: string;
+  type: string;
+  apiVersion: string;
+  body: Node;
+}
+
+export function resources(file: BicepFile): BicepResource[] {
+  return file.root.descendantsOfType('resource_declaration').flatMap((node) => {
+    if (!node) return [];
+    const [symbol, typeString] = node.namedChildren;
+    const body = node.descendantsOfType('object')[0];
+    if (!symbol || !typeString || !body) return [];
+    const [type = '', apiVersion = ''] = unquote(typeString.text).split('@');
+    return [{ file: file.path, symbol: symbol.text, type, apiVersion, body }];
+  });
+}
+
+/** The value node at `path` (dot-separated property names) in an object node, if present. */
+export function valueAt(object: Node, path: string): Node | undefined {
+  let current: Node | undefined = object;
+  for (const name of path.split('.')) {
+    if (current?.type !== 'object') return undefined;
+    const property: Node | undefined = current.namedChildren.find((child) => child?.type === 'object_property' && propertyName(child) === name) ?? undefined;
+    current = property?.namedChildren[1] ?? undefined;
+  }
+  return current;
+}
+
+/** A property's name as written (`name:` or `'name':`). */
+export function propertyName(property: Node): string | undefined {
+  const key = property.namedChildren[0];
+  return key ? unquote(key.text) : undefined;
+}
+
+/** A string literal's content, quotes taken off (interpolations left as written). */
+export function unquote(text: string): string {
+  return text.length >= 2 && text.startsWith("'") && text.endsWith("'") ? text.slice(1, -1) : text;
+}
