@@ -1,0 +1,132 @@
+// The engine's API registration (its app roles are what callers are authorized by) and the application permissions
+// of the engine's managed identity on Microsoft Graph and Defender for Endpoint, through the Microsoft Graph Bicep
+// extension. That extension deploys in the public cloud only (https://learn.microsoft.com/graph/templates/limitations):
+// elsewhere, infra/scripts/grant-permissions.sh does the same from the same infra/permissions.json.
+//
+// Deploying it needs an Entra role besides Azure rights: Privileged Role Administrator (or Global Administrator) to
+// grant Microsoft Graph application permissions; a Cloud Application Administrator can do the rest but not that
+// (https://learn.microsoft.com/entra/identity/enterprise-apps/grant-admin-consent).
+extension microsoftGraphV1
+
+@description('Alternate key of the API registration: a redeployment with the same name updates the same app.')
+param appUniqueName string = 'sentinel-responder-api'
+
+@description('Display name of the API registration and its service principal.')
+param appDisplayName string = 'Sentinel Responder API'
+
+@description('Principal (object) id of the engine\'s managed identity: the Function App runs as it.')
+param enginePrincipalId string
+
+@description('What the policy lets the engine do; each capability is granted the permissions it needs and no more (infra/permissions.json, generated from shared/actions/permissions.ts). A plannable action brings its rollback. Enable groupMembership when the policy names groups.')
+@allowed([
+  'enrichment'
+  'groupMembership'
+  'disableUser'
+  'revokeSessions'
+  'confirmCompromised'
+  'requirePimReapproval'
+  'isolateDevice'
+])
+param capabilities array = [
+  'enrichment'
+  'groupMembership'
+  'disableUser'
+  'revokeSessions'
+  'confirmCompromised'
+  'requirePimReapproval'
+  'isolateDevice'
+]
+
+@description('False in a tenant without Microsoft Defender for Endpoint: no Defender permission is granted (and isolateDevice cannot work).')
+param defenderForEndpoint bool = true
+
+var catalogue = loadJsonContent('../permissions.json')
+var enabled = filter(items(catalogue.capabilities), capability => contains(capabilities, capability.key))
+// Each permission once, however many capabilities need it.
+var graphPermissions = reduce(map(enabled, capability => capability.value.graph), [], (all, next) => union(all, next))
+var defenderPermissions = defenderForEndpoint
+  ? reduce(map(enabled, capability => capability.value.defender), [], (all, next) => union(all, next))
+  : []
+
+// The app's roles (infra/appRoles.json, which the script path reads too): the values shared/auth/caller.ts authorizes
+// on. Their ids are fixed so that a redeployment keeps every assignment; never give an id another meaning.
+var appRoles = loadJsonContent('../appRoles.json')
+
+// api://<tenant id>/<name> is a secure identifier URI pattern and needs no appId, which the app does not know until it
+// exists (https://learn.microsoft.com/entra/identity-platform/identifier-uri-restrictions).
+var identifierUri = 'api://${tenant().tenantId}/${appUniqueName}'
+
+resource api 'Microsoft.Graph/applications@v1.0' = {
+  uniqueName: appUniqueName
+  displayName: appDisplayName
+  signInAudience: 'AzureADMyOrg'
+  identifierUris: [identifierUri]
+  appRoles: appRoles
+  api: {
+    // v2 tokens carry the client id as `aud`; RESPONDER_AUDIENCE lists it beside the app ID URI (for v1 tokens).
+    requestedAccessTokenVersion: 2
+  }
+}
+
+resource apiPrincipal 'Microsoft.Graph/servicePrincipals@v1.0' = {
+  appId: api.appId
+  // Only principals given one of its roles can get a token for the engine at all.
+  appRoleAssignmentRequired: true
+}
+
+resource graph 'Microsoft.Graph/servicePrincipals@v1.0' existing = {
+  appId: catalogue.apis.graph
+}
+
+resource defender 'Microsoft.Graph/servicePrincipals@v1.0' existing = if (!empty(defenderPermissions)) {
+  appId: catalogue.apis.defender
+}
+
+// The service principal through which Sentinel runs playbooks: "Azure Security Insights", one app id in every tenant
+// (Microsoft Entra docs, "Microsoft service principal sign-in logs", first-party application table).
+resource sentinelAutomation 'Microsoft.Graph/servicePrincipals@v1.0' existing = {
+  appId: '98785600-1bb7-4fb9-b9fa-19afe2c8a360'
+}
+
+resource graphGrant 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
+  for permission in graphPermissions: {
+    principalId: enginePrincipalId
+    resourceId: graph.id
+    appRoleId: filter(graph.appRoles, role => role.value == permission && contains(role.allowedMemberTypes, 'Application'))[0].id
+  }
+]
+
+resource defenderGrant 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
+  for permission in defenderPermissions: {
+    principalId: enginePrincipalId
+    resourceId: defender.id
+    appRoleId: filter(defender.appRoles, role => role.value == permission && contains(role.allowedMemberTypes, 'Application'))[0].id
+  }
+]
+
+@description('The API registration\'s application (client) id.')
+output appId string = api.appId
+
+@description('The app ID URI: the audience a caller asks a token for (the relay Logic Apps\' HTTP authentication).')
+output identifierUri string = identifierUri
+
+@description('RESPONDER_AUDIENCE: the app ID URI (v1 tokens) and the client id (v2 tokens).')
+output responderAudience string = '${identifierUri},${api.appId}'
+
+@description('The issuer of the API\'s v2 tokens, for App Service Authentication (RESPONDER_AUTH=easyauth).')
+output issuer string = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+
+@description('Object id of the API\'s service principal: where callers\' app roles are assigned (engineCallers.bicep).')
+output servicePrincipalId string = apiPrincipal.id
+
+@description('The API\'s app role ids by value, for engineCallers.bicep.')
+output appRoleIds object = toObject(appRoles, role => role.value, role => role.id)
+
+@description('Object id of the Azure Security Insights service principal, which relay.bicep lets run the relay playbooks.')
+output sentinelAutomationPrincipalId string = sentinelAutomation.id
+
+@description('The Microsoft Graph application permissions granted to the engine\'s identity.')
+output graphPermissions array = graphPermissions
+
+@description('The Defender for Endpoint application permissions granted to the engine\'s identity.')
+output defenderPermissions array = defenderPermissions

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# The script path for tenants where the Microsoft Graph Bicep extension cannot run (national clouds, or a pipeline
+# identity without Graph rights): what infra/modules/entra.bicep and engineCallers.bicep do, with `az rest` against
+# Microsoft Graph, from the same files (infra/permissions.json, infra/appRoles.json). Idempotent: it reads before it
+# writes, grants only what is missing, and prints what it granted, what was there, and what is granted beyond the list.
+#
+#   grant-permissions.sh --principal-id <engine identity object id> [--capabilities enrichment,disableUser,...]
+#                        [--no-defender] [--dry-run]
+#   grant-permissions.sh --register-api [--api-name sentinel-responder-api]
+#   grant-permissions.sh --api-name <name> --caller <principal object id>=<app role> [--caller ...]
+#
+# Needs: az (signed in to the tenant: `az login`; `az cloud set` first in a national cloud) and jq. Who may run it:
+# Privileged Role Administrator or Global Administrator for Microsoft Graph permissions; Cloud Application
+# Administrator for the API registration, Defender permissions and the callers' app roles.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+permissions_file="$here/../permissions.json"
+roles_file="$here/../appRoles.json"
+
+principal_id=""
+capabilities=""
+defender=1
+dry_run=0
+register_api=0
+api_name="sentinel-responder-api"
+api_display_name="Sentinel Responder API"
+callers=()
+
+usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --principal-id) principal_id="${2:?}"; shift 2 ;;
+    --capabilities) capabilities="${2:?}"; shift 2 ;;
+    --no-defender) defender=0; shift ;;
+    --dry-run) dry_run=1; shift ;;
+    --register-api) register_api=1; shift ;;
+    --api-name) api_name="${2:?}"; shift 2 ;;
+    --caller) callers+=("${2:?}"); shift 2 ;;
+    -h | --help) usage 0 ;;
+    *) echo "unknown option: $1" >&2; usage ;;
+  esac
+done
+
+command -v jq >/dev/null || { echo "jq is required" >&2; exit 2; }
+
+# The capabilities to grant: every one in permissions.json unless --capabilities names some.
+all_capabilities="$(jq -r '.capabilities | keys_unsorted | join(",")' "$permissions_file")"
+capabilities="${capabilities:-$all_capabilities}"
+for capability in ${capabilities//,/ }; do
+  jq -e --arg c "$capability" '.capabilities | has($c)' "$permissions_file" >/dev/null ||
+    { echo "unknown capability: $capability (one of $all_capabilities)" >&2; exit 2; }
+done
+capabilities_json="$(jq -cn --arg list "$capabilities" '$list | split(",") | map(select(. != ""))')"
+
+# The permissions of an API ("graph" or "defender") that the capabilities need, each once, one a line.
+wanted() {
+  jq -r --arg api "$1" --argjson caps "$capabilities_json" \
+    '[.capabilities | to_entries[] | select(.key as $k | $caps | index($k)) | .value[$api][]] | unique | .[]' \
+    "$permissions_file"
+}
+
+apis=(graph)
+[[ $defender -eq 1 ]] && apis+=(defender)
+
+if [[ $dry_run -eq 1 ]]; then
+  for api in "${apis[@]}"; do
+    while read -r permission; do [[ -n "$permission" ]] && echo "would grant $api $permission"; done < <(wanted "$api")
+  done
+  exit 0
+fi
+
+command -v az >/dev/null || { echo "the Azure CLI (az) is required" >&2; exit 2; }
+graph="$(az cloud show --query endpoints.microsoftGraphResourceId -o tsv)"
+graph="${graph%/}"
+
+# GET a Graph URL (relative to /v1.0) and print the JSON.
+graph_get() { az rest --method GET --uri "$graph/v1.0/$1" --headers "ConsistencyLevel=eventual"; }
+graph_post() { az rest --method POST --uri "$graph/v1.0/$1" --headers "Content-Type=application/json" --body "$2" >/dev/null; }
+
+# Give principal $1 the app role valued $3 on resource service principal $2 (JSON with id and appRoles), unless it has it.
+assign() {
+  local principal="$1" resource_json="$2" value="$3" label="$4"
+  local resource_id role_id existing
+  resource_id="$(jq -r '.id' <<<"$resource_json")"
+  role_id="$(jq -r --arg v "$value" \
+    '[.appRoles[] | select(.value == $v and (.allowedMemberTypes | index("Application")))][0].id // empty' <<<"$resource_json")"
+  [[ -n "$role_id" ]] || { echo "$label: no application role $value on that service principal" >&2; return 1; }
+  existing="$(graph_get "servicePrincipals/$principal/appRoleAssignments" |
+    jq -r --arg r "$resource_id" --arg a "$role_id" '[.value[] | select(.resourceId == $r and .appRoleId == $a)] | length')"
+  if [[ "$existing" != "0" ]]; then
+    echo "already granted  $label $value"
+  else
+    graph_post "servicePrincipals/$principal/appRoleAssignments" \
+      "$(jq -cn --arg p "$principal" --arg r "$resource_id" --arg a "$role_id" '{principalId: $p, resourceId: $r, appRoleId: $a}')"
+    echo "granted          $label $value"
+  fi
+}
+
+service_principal_by_app_id() { graph_get "servicePrincipals(appId='$1')?\$select=id,appId,appRoles"; }
+
+if [[ $register_api -eq 1 ]]; then
+  # The API registration as entra.bicep declares it: api://<tenant>/<name>, the app roles, v2 tokens, assignment required.
+  tenant="$(az account show --query tenantId -o tsv)"
+  uri="api://$tenant/$api_name"
+  app_id="$(az ad app list --identifier-uri "$uri" --query '[0].appId' -o tsv)"
+  if [[ -z "$app_id" ]]; then
+    app_id="$(az ad app create --display-name "$api_display_name" --sign-in-audience AzureADMyOrg \
+      --identifier-uris "$uri" --query appId -o tsv)"
+    echo "created app registration $api_display_name ($app_id)"
+  else
+    echo "found app registration $uri ($app_id)"
+  fi
+  object_id="$(az ad app show --id "$app_id" --query id -o tsv)"
+  az rest --method PATCH --uri "$graph/v1.0/applications/$object_id" --headers "Content-Type=application/json" \
+    --body "$(jq -c '{appRoles: ., api: {requestedAccessTokenVersion: 2}}' "$roles_file")" >/dev/null
+  echo "app roles: $(jq -r 'map(.value) | join(", ")' "$roles_file")"
+  sp_id="$(az ad sp list --filter "appId eq '$app_id'" --query '[0].id' -o tsv)"
+  [[ -n "$sp_id" ]] || sp_id="$(az ad sp create --id "$app_id" --query id -o tsv)"
+  az rest --method PATCH --uri "$graph/v1.0/servicePrincipals/$sp_id" --headers "Content-Type=application/json" \
+    --body '{"appRoleAssignmentRequired": true}' >/dev/null
+  echo "RESPONDER_AUDIENCE=$uri,$app_id"
+  echo "Azure Security Insights service principal (relay.bicep sentinelAutomationPrincipalId):" \
+    "$(az ad sp list --filter "appId eq '98785600-1bb7-4fb9-b9fa-19afe2c8a360'" --query '[0].id' -o tsv)"
+fi
+
+if [[ -n "$principal_id" ]]; then
+  for api in "${apis[@]}"; do
+    app_id="$(jq -r --arg api "$api" '.apis[$api]' "$permissions_file")"
+    resource_json="$(service_principal_by_app_id "$app_id")"
+    mapfile -t permissions < <(wanted "$api")
+    for permission in "${permissions[@]}"; do
+      [[ -n "$permission" ]] && assign "$principal_id" "$resource_json" "$permission" "$api"
+    done
+    # Least privilege: say what the identity holds on this API beyond the list (left as is: it may serve another need).
+    graph_get "servicePrincipals/$principal_id/appRoleAssignments" |
+      jq -r --argjson sp "$resource_json" --argjson want "$(printf '%s\n' "${permissions[@]}" | jq -Rn '[inputs]')" \
+        --arg api "$api" \
+        '.value[] | select(.resourceId == $sp.id) | .appRoleId as $a | ($sp.appRoles[] | select(.id == $a) | .value)
+         | select(. as $v | $want | index($v) | not) | "beyond the list \($api) \(.): remove it if nothing else needs it"'
+  done
+fi
+
+if [[ ${#callers[@]} -gt 0 ]]; then
+  tenant="$(az account show --query tenantId -o tsv)"
+  engine_app_id="$(az ad app list --identifier-uri "api://$tenant/$api_name" --query '[0].appId' -o tsv)"
+  [[ -n "$engine_app_id" ]] || { echo "no app registration api://$tenant/$api_name: run --register-api first" >&2; exit 1; }
+  engine_json="$(service_principal_by_app_id "$engine_app_id")"
+  for caller in "${callers[@]}"; do
+    role="${caller#*=}"
+    jq -e --arg r "$role" 'map(.value) | index($r)' "$roles_file" >/dev/null ||
+      { echo "unknown app role $role (one of $(jq -r 'map(.value) | join(", ")' "$roles_file"))" >&2; exit 2; }
+    assign "${caller%%=*}" "$engine_json" "$role" "engine"
+  done
+fi

@@ -1,0 +1,150 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ACTION_PERMISSIONS, enrichmentPermissions } from '../../shared/actions/permissions';
+import { INFRA, infraFiles, parseBicep, resources, valueAt, type BicepFile } from './bicep';
+import { codeOf, declaration, decorators, literal, valueOf } from './bicepRead';
+import { grantsFor, permissionsDocument, permissionsJsonText, readPermissionsJson, writePermissionsJson } from './permissionGrants';
+
+const SCRIPT = join(INFRA, 'scripts/grant-permissions.sh');
+const ALL = Object.keys(permissionsDocument().capabilities);
+
+describe('infra/permissions.json, the one list of application permissions the deployment grants', () => {
+  beforeAll(async () => {
+    if (process.env.RESPONDER_WRITE_PERMISSIONS_JSON === '1') await writePermissionsJson();
+  });
+
+  it('is what shared/actions/permissions.ts yields (regenerate with RESPONDER_WRITE_PERMISSIONS_JSON=1)', async () => {
+    expect(readPermissionsJson()).toBe(await permissionsJsonText());
+  });
+
+  it('grants the least privileged alternative of every requirement, and nothing that is not one', () => {
+    const requirements = [...Object.values(ACTION_PERMISSIONS).flat(), ...enrichmentPermissions(true)];
+    const least = new Set(requirements.flatMap((r) => (r.anyOf[0] ?? []).map((p) => `${r.api} ${p}`)));
+    const all = grantsFor(ALL);
+    const granted = new Set([...all.graph.map((p) => `graph ${p}`), ...all.defender.map((p) => `defender ${p}`)]);
+    expect([...granted].sort()).toEqual([...least].sort());
+  });
+
+  it('gives each plannable action the permissions of its rollback too', () => {
+    const { capabilities } = permissionsDocument();
+    expect(capabilities.disableUser?.covers).toEqual(['disableUser', 'enableUser']);
+    expect(capabilities.isolateDevice?.covers).toEqual(['isolateDevice', 'unisolateDevice']);
+    expect(capabilities.requirePimReapproval?.covers).toEqual(['requirePimReapproval', 'restorePimAssignments']);
+    expect(capabilities.groupMembership?.graph).toEqual(['GroupMember.Read.All']);
+  });
+});
+
+describe('infra/modules/entra.bicep grants exactly what permissions.json lists for the enabled capabilities', () => {
+  let entra: BicepFile;
+  beforeAll(async () => {
+    entra = await parseBicep(readFileSync(join(INFRA, 'modules/entra.bicep'), 'utf8'), 'infra/modules/entra.bicep');
+  });
+
+  it('offers every capability, and enables all of them unless told otherwise', () => {
+    const param = declaration(entra, 'parameter_declaration', 'capabilities');
+    const allowed = decorators(param).get('allowed')?.[0];
+    expect(allowed && literal(allowed)).toEqual(ALL);
+    expect(literal(valueOf(param))).toEqual(ALL);
+  });
+
+  it('reads the permissions from permissions.json and grants them in two loops, one per API, each permission once', () => {
+    expect(valueOf(declaration(entra, 'variable_declaration', 'catalogue')).text).toBe("loadJsonContent('../permissions.json')");
+    const grants = resources(entra).filter((r) => r.type === 'Microsoft.Graph/appRoleAssignedTo');
+    expect(grants.map((g) => g.symbol)).toEqual(['graphGrant', 'defenderGrant']);
+    for (const [grant, api, list] of [
+      [grants[0], 'graph', 'graphPermissions'],
+      [grants[1], 'defender', 'defenderPermissions'],
+    ] as const) {
+      const loop = grant!.body.parent;
+      expect(loop?.type).toBe('for_statement');
+      expect(loop?.namedChildren[1]?.text).toBe(list);
+      expect(valueAt(grant!.body, 'principalId')?.text).toBe('enginePrincipalId');
+      expect(valueAt(grant!.body, 'resourceId')?.text).toBe(`${api}.id`);
+      expect(valueAt(grant!.body, 'appRoleId')?.text).toContain(`${api}.appRoles`);
+    }
+    // Each list is the union (no duplicates) of the enabled capabilities' lists for its API.
+    expect(valueOf(declaration(entra, 'variable_declaration', 'graphPermissions')).text).toMatch(/reduce\(map\(enabled, .*\.value\.graph\), \[\], .*union/);
+    expect(valueOf(declaration(entra, 'variable_declaration', 'defenderPermissions')).text).toMatch(
+      /reduce\(map\(enabled, .*\.value\.defender\), \[\], .*union/,
+    );
+    expect(valueOf(declaration(entra, 'variable_declaration', 'enabled')).text).toMatch(/filter\(items\(catalogue\.capabilities\), .*contains\(capabilities, /);
+  });
+
+  it('names no permission itself: no Bicep file can grant one that permissions.json does not list', async () => {
+    const all = grantsFor(ALL);
+    for (const file of await infraFiles()) {
+      const code = codeOf(file);
+      for (const permission of [...all.graph, ...all.defender]) expect(code, `${file.path} names ${permission}`).not.toContain(permission);
+      if (file.path !== 'infra/modules/entra.bicep') expect(code, file.path).not.toContain('permissions.json');
+    }
+  });
+});
+
+describe('infra/scripts/grant-permissions.sh grants the same list', () => {
+  const run = (args: string[], env: NodeJS.ProcessEnv = process.env) => execFileSync('bash', [SCRIPT, ...args], { encoding: 'utf8', env });
+  const planned = (output: string) =>
+    output
+      .split('\n')
+      .filter((line) => line.startsWith('would grant '))
+      .map((line) => line.slice('would grant '.length));
+  const expected = (capabilities: string[], defender = true) => {
+    const grants = grantsFor(capabilities);
+    return [...grants.graph.map((p) => `graph ${p}`), ...(defender ? grants.defender.map((p) => `defender ${p}`) : [])];
+  };
+
+  it("plans every capability's permissions by default, each once", () => {
+    expect(planned(run(['--dry-run']))).toEqual(expected(ALL));
+  });
+
+  it('plans only the capabilities named, and no Defender permission without Defender', () => {
+    expect(planned(run(['--dry-run', '--capabilities', 'enrichment,disableUser']))).toEqual(expected(['enrichment', 'disableUser']));
+    expect(planned(run(['--dry-run', '--capabilities', 'isolateDevice', '--no-defender']))).toEqual([]);
+  });
+
+  it('refuses a capability it does not know', () => {
+    expect(() => run(['--dry-run', '--capabilities', 'enrichment,wipeEverything'])).toThrow(/unknown capability: wipeEverything/);
+  });
+
+  it('against Graph: grants only what is missing, says what was there, and names what is held beyond the list', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'grant-permissions-'));
+    const posts = join(dir, 'posts.log');
+    const roles = (values: string[]) =>
+      values.map((value, i) => ({ id: `00000000-0000-0000-0000-${String(i + 1).padStart(12, '0')}`, value, allowedMemberTypes: ['Application'] }));
+    const graphRoles = roles(['User.Read.All', 'User.EnableDisableAccount.All', 'Directory.ReadWrite.All']);
+    const graph = { id: 'graph-sp', appId: '00000003-0000-0000-c000-000000000000', appRoles: graphRoles };
+    const held = {
+      value: [
+        { resourceId: 'graph-sp', appRoleId: graphRoles[0]!.id },
+        { resourceId: 'graph-sp', appRoleId: graphRoles[2]!.id },
+      ],
+    };
+    // A stand-in for the Azure CLI: answers the reads from these objects and records each write.
+    writeFileSync(
+      join(dir, 'az'),
+      `#!/usr/bin/env node
+const args = process.argv.slice(2);
+const uri = args[args.indexOf('--uri') + 1] ?? '';
+if (args[0] === 'cloud') { console.log('https://graph.microsoft.com/'); process.exit(0); }
+if (args[0] === 'rest' && args.includes('POST')) { require('fs').appendFileSync(${JSON.stringify(posts)}, uri + ' ' + args[args.indexOf('--body') + 1] + '\\n'); process.exit(0); }
+if (uri.includes("servicePrincipals(appId='00000003")) { console.log(JSON.stringify(${JSON.stringify(graph)})); process.exit(0); }
+if (uri.endsWith('/appRoleAssignments')) { console.log(JSON.stringify(${JSON.stringify(held)})); process.exit(0); }
+console.error('unexpected: ' + args.join(' ')); process.exit(1);
+`,
+    );
+    chmodSync(join(dir, 'az'), 0o755);
+    const output = run(['--principal-id', 'engine-mi', '--capabilities', 'disableUser', '--no-defender'], {
+      ...process.env,
+      PATH: `${dir}:${process.env.PATH}`,
+    });
+    expect(output).toContain('already granted  graph User.Read.All');
+    expect(output).toContain('granted          graph User.EnableDisableAccount.All');
+    expect(output).toContain('beyond the list graph Directory.ReadWrite.All');
+    const written = readFileSync(posts, 'utf8').trim().split('\n');
+    expect(written).toHaveLength(1);
+    expect(written[0]).toMatch(/\/v1\.0\/servicePrincipals\/engine-mi\/appRoleAssignments /);
+    expect(JSON.parse(written[0]!.split(' ').slice(1).join(' '))).toEqual({ principalId: 'engine-mi', resourceId: 'graph-sp', appRoleId: graphRoles[1]!.id });
+  });
+});
