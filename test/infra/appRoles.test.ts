@@ -1,0 +1,54 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROLES } from '../../shared/auth/caller';
+import { INFRA, parseBicep, resources, valueAt } from './bicep';
+import { declaration, literal, valueOf } from './bicepRead';
+
+interface AppRole {
+  id: string;
+  value: string;
+  allowedMemberTypes: string[];
+  isEnabled: boolean;
+}
+
+const appRoles = JSON.parse(readFileSync(join(INFRA, 'appRoles.json'), 'utf8')) as AppRole[];
+const entraText = readFileSync(join(INFRA, 'modules/entra.bicep'), 'utf8');
+
+describe("the engine API's app roles (infra/appRoles.json, read by entra.bicep and the script)", () => {
+  it('are exactly the roles shared/auth/caller.ts authorizes on', () => {
+    expect(appRoles.map((role) => role.value).sort()).toEqual(Object.values(ROLES).sort());
+  });
+
+  it('have fixed, distinct GUIDs and are enabled', () => {
+    for (const role of appRoles) {
+      expect(role.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect(role.isEnabled).toBe(true);
+    }
+    expect(new Set(appRoles.map((role) => role.id)).size).toBe(appRoles.length);
+  });
+
+  it('go to applications where a relay calls, to people where a human decides', () => {
+    const members = Object.fromEntries(appRoles.map((role) => [role.value, [...role.allowedMemberTypes].sort()]));
+    expect(members).toEqual({
+      [ROLES.submit]: ['Application'],
+      [ROLES.read]: ['Application', 'User'],
+      [ROLES.act]: ['Application', 'User'],
+      // Four eyes: an approval is a person's.
+      [ROLES.approve]: ['User'],
+    });
+  });
+
+  it('are what entra.bicep registers, on an app whose service principal requires an assignment', async () => {
+    const entra = await parseBicep(entraText, 'infra/modules/entra.bicep');
+    expect(valueOf(declaration(entra, 'variable_declaration', 'appRoles')).text).toBe("loadJsonContent('../appRoles.json')");
+    const [app] = resources(entra).filter((r) => r.type === 'Microsoft.Graph/applications');
+    expect(valueAt(app!.body, 'appRoles')?.text).toBe('appRoles');
+    expect(valueAt(app!.body, 'identifierUris')?.text).toBe('[identifierUri]');
+    expect(valueOf(declaration(entra, 'variable_declaration', 'identifierUri')).text).toBe("'api://${tenant().tenantId}/${appUniqueName}'");
+    const [principal] = resources(entra).filter((r) => r.type === 'Microsoft.Graph/servicePrincipals' && valueAt(r.body, 'appId')?.text === 'api.appId');
+    expect(literal(valueAt(principal!.body, 'appRoleAssignmentRequired')!)).toBe(true);
+    // RESPONDER_AUDIENCE accepts v1 (app ID URI) and v2 (client id) tokens alike.
+    expect(valueOf(declaration(entra, 'output_declaration', 'responderAudience')).text).toBe("'${identifierUri},${api.appId}'");
+  });
+});
