@@ -81,6 +81,46 @@ export interface ResponderConfig {
   problems: string[];
 }
 
+/**
+ * Every app setting readConfig reads, by name (a test holds it to what readConfig reads). infra/main.bicep sets each one
+ * or leaves it to its default, a test checks that too; the App Service platform's own (runningInAzure, WEBSITE_*) are
+ * not among them.
+ */
+export const CONFIG_SETTINGS = [
+  'AZURE_TENANT_ID',
+  'AZURE_CLOUD',
+  'AZURE_AUTHORITY_HOST',
+  'GRAPH_ENDPOINT',
+  'DEFENDER_ENDPOINT',
+  'ARM_ENDPOINT',
+  'RESPONDER_AUDIENCE',
+  'RESPONDER_TOKEN_ISSUERS',
+  'RESPONDER_AUTH',
+  'RESPONDER_MODE',
+  'RESPONDER_POLICY',
+  'RESPONDER_POLICY_PATH',
+  'RESPONDER_IDENTITY_OBJECT_IDS',
+  'RESPONDER_ENRICHMENT',
+  'RESPONDER_MAX_BODY_BYTES',
+  'LOG_LEVEL',
+  'ServiceBusConnection__fullyQualifiedNamespace',
+  'ServiceBusConnection',
+  'AzureWebJobsStorage__tableServiceUri',
+  'AzureWebJobsStorage__accountName',
+  'AzureWebJobsStorage',
+  'RESPONDER_LEDGER_TABLE',
+  'RESPONDER_RATE_LIMITS',
+  'RESPONDER_FOLLOW_UP_SECONDS',
+  'RESPONDER_RUNNING_LEASE_SECONDS',
+  'RESPONDER_RETRY_BASE_SECONDS',
+  'RESPONDER_TIME_SCALE',
+  'RESPONDER_SENTINEL_WORKSPACES',
+  'RESPONDER_SWEEP_MISSEDINCIDENTS_HOURS',
+] as const;
+
+/** The settings App Service itself sets, which readConfig reads to know it runs in Azure (shared/auth/caller.ts). */
+export const PLATFORM_SETTINGS = ['WEBSITE_INSTANCE_ID', 'WEBSITE_SITE_NAME', 'WEBSITE_OWNER_NAME', 'WEBSITE_AUTH_ENABLED'] as const;
+
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 

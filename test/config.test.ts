@@ -1,7 +1,10 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defenderScopeFor, scopeFor } from '../shared/cloud';
-import { readConfig } from '../shared/config';
+import { CONFIG_SETTINGS, PLATFORM_SETTINGS, readConfig } from '../shared/config';
 import { DEFENDER_APIS } from '../shared/coordination/pacer';
+import { SWEEP_NAMES, SWEEPS } from '../shared/sweeps/catalogue';
 
 const base = { AZURE_TENANT_ID: '5f1c7a3e-0b2d-4e6f-8a9b-1c2d3e4f5a6b', RESPONDER_AUDIENCE: 'api://x' };
 
@@ -168,5 +171,36 @@ describe('the pipeline tuning settings', () => {
     expect(readConfig({ ...base, RESPONDER_TIME_SCALE: '6', WEBSITE_INSTANCE_ID: 'abc' }).problems).toContain(
       'RESPONDER_TIME_SCALE is for drills on the sandbox: it must be 1 (or unset) in Azure',
     );
+  });
+});
+
+describe('the list of settings', () => {
+  /** Every name readConfig looks up in `env`, whether or not it is set. */
+  const namesRead = (env: Record<string, string>): Set<string> => {
+    const read = new Set<string>();
+    readConfig(
+      new Proxy(env, {
+        get: (target, name) => {
+          if (typeof name === 'string') read.add(name);
+          return target[name as string];
+        },
+      }),
+    );
+    return read;
+  };
+
+  it('is every setting readConfig reads, platform settings apart', () => {
+    // Outside Azure, then in Azure (which reads WEBSITE_AUTH_ENABLED too); with nothing else set, no read short-circuits.
+    const read = new Set([...namesRead({}), ...namesRead({ WEBSITE_INSTANCE_ID: 'abc' })]);
+    expect([...read].filter((name) => !(PLATFORM_SETTINGS as readonly string[]).includes(name)).sort()).toEqual([...CONFIG_SETTINGS].sort());
+    expect([...read].filter((name) => (PLATFORM_SETTINGS as readonly string[]).includes(name)).sort()).toEqual([...PLATFORM_SETTINGS].sort());
+  });
+
+  it("are all in local.settings.sample.json, with the sweeps' schedules and the risk hub, at their defaults", () => {
+    const sample = JSON.parse(readFileSync(path.join(__dirname, '../local.settings.sample.json'), 'utf8')) as { Values: Record<string, string> };
+    const names = [...CONFIG_SETTINGS, ...SWEEP_NAMES.map((name) => SWEEPS[name].setting), 'RESPONDER_RISK_EVENT_HUB', 'EventHubConnection'];
+    expect(names.filter((name) => !(name in sample.Values))).toEqual([]);
+    for (const name of SWEEP_NAMES) expect(sample.Values[SWEEPS[name].setting]).toBe(SWEEPS[name].schedule);
+    expect(readConfig({ ...sample.Values, AZURE_TENANT_ID: base.AZURE_TENANT_ID }).problems).toEqual([]);
   });
 });

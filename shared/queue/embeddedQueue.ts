@@ -1,5 +1,5 @@
 import type { ActionCommand } from '../actions/command';
-import { messageIdOf, type ActionQueue, type DeadLetteredMessage, type DeliveryHandler, type QueueMessage } from './queue';
+import { MAX_DELIVERY_COUNT, messageIdOf, type ActionQueue, type DeadLetteredMessage, type DeliveryHandler, type QueueMessage } from './queue';
 
 export interface DeadLetter {
   messageId: string;
@@ -51,7 +51,7 @@ export class EmbeddedQueue implements ActionQueue {
   private readonly now: () => number;
 
   constructor(options: EmbeddedQueueOptions = {}) {
-    this.maxDeliveryCount = options.maxDeliveryCount ?? 10;
+    this.maxDeliveryCount = options.maxDeliveryCount ?? MAX_DELIVERY_COUNT;
     this.duplicateWindowMs = options.duplicateWindowMs ?? 10 * 60_000;
     this.concurrency = options.concurrency ?? 4;
     this.maxScheduleDelayMs = options.maxScheduleDelayMs ?? Number.POSITIVE_INFINITY;

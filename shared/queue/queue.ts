@@ -45,6 +45,12 @@ export interface QueueDelivery {
 /** The queue-triggered function, as a queue that drives it itself (local host, tests) calls it: throw = abandon. */
 export type DeliveryHandler = (body: unknown, delivery: QueueDelivery) => Promise<void>;
 
+/**
+ * Deliveries before Service Bus dead-letters a message (the queue's maxDeliveryCount, infra/modules/serviceBus.bicep):
+ * the service's default, the embedded queue's, and the count the dead-letter descriptions above quote.
+ */
+export const MAX_DELIVERY_COUNT = 10;
+
 /** The Service Bus MessageId of any queue message (duplicate detection keys on it). */
 export function messageIdOf(message: QueueMessage): string {
   return isReevaluation(message) ? reevaluationMessageId(message) : actionMessageId(message);

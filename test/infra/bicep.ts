@@ -105,3 +105,63 @@ export function propertyName(property: Node): string | undefined {
 export function unquote(text: string): string {
   return text.length >= 2 && text.startsWith("'") && text.endsWith("'") ? text.slice(1, -1) : text;
 }
+
+/** A `param`, `var`, `module` or `output` declaration: its name, its value (a param's default), its decorators by name. */
+export interface BicepDeclaration {
+  file: string;
+  name: string;
+  /** A param's default, a var's or output's value, a module's body; undefined for a param without a default. */
+  value: Node | undefined;
+  /** A module's path (`modules/x.bicep`). */
+  path?: string;
+  /** Each decorator's arguments, by its name (`description`, `minValue`, …). */
+  decorators: Map<string, Node[]>;
+}
+
+const DECLARATIONS = { param: 'parameter_declaration', var: 'variable_declaration', module: 'module_declaration', output: 'output_declaration' } as const;
+
+export function declarations(file: BicepFile, kind: keyof typeof DECLARATIONS): BicepDeclaration[] {
+  return file.root.namedChildren.flatMap((node) => {
+    if (node?.type !== DECLARATIONS[kind]) return [];
+    const [name, ...rest] = node.namedChildren;
+    if (!name) return [];
+    const decorators = new Map<string, Node[]>();
+    const before = node.previousNamedSibling;
+    if (before?.type === 'decorators')
+      for (const decorator of before.namedChildren) {
+        const call = decorator?.namedChildren[0];
+        const callee = call?.namedChildren[0];
+        if (call?.type === 'call_expression' && callee)
+          decorators.set(
+            callee.text,
+            (call.namedChildren[1]?.namedChildren ?? []).filter((n) => n !== null),
+          );
+      }
+    const last = rest.at(-1) ?? undefined;
+    const value = kind === 'param' && last?.type === 'type' ? undefined : last;
+    const path = kind === 'module' ? unquote(rest[0]?.text ?? '') : undefined;
+    return [{ file: file.path, name: name.text, value, decorators, ...(path !== undefined && { path }) }];
+  });
+}
+
+/** The one declaration of `kind` named `name` in `file`; throws if there is none. */
+export function declaration(file: BicepFile, kind: keyof typeof DECLARATIONS, name: string): BicepDeclaration {
+  const found = declarations(file, kind).find((d) => d.name === name);
+  if (!found) throw new Error(`${file.path}: no ${kind} ${name}`);
+  return found;
+}
+
+/** The property names of an object node, in order. */
+export function objectKeys(object: Node): string[] {
+  return object.namedChildren.flatMap((child) => (child?.type === 'object_property' ? [propertyName(child) ?? ''] : []));
+}
+
+/** The app settings main.bicep gives the Function App: `appSettings` and the memory settings united with it. */
+export function appSettingNames(main: BicepFile): string[] {
+  return ['appSettings', 'memorySettings'].flatMap((name) => {
+    const value = declarations(main, 'var').find((d) => d.name === name)?.value;
+    if (!value) return [];
+    const objects = value.type === 'object' ? [value] : value.descendantsOfType('object').filter((o) => o !== null);
+    return objects.flatMap(objectKeys);
+  });
+}
