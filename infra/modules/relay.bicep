@@ -42,7 +42,7 @@ param entityRelays array = [
   { name: 'isolate-device-selective', kind: 'isolateDevice', entityType: 'Host', params: { isolationType: 'Selective' } }
 ]
 
-@description('Principals (analysts\' groups) that may run the entity relays: they get Microsoft Sentinel Playbook Operator on those Logic Apps only.')
+@description('Analysts\' groups (object ids) that may run the entity relays: they get Microsoft Sentinel Playbook Operator on those Logic Apps only.')
 param playbookOperatorPrincipalIds array = []
 
 param tags object = {}
@@ -260,6 +260,8 @@ resource operatorRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
     name: guid(entityRelay[k / operatorDivisor].id, playbookOperatorPrincipalIds[k % operatorDivisor], playbookOperator)
     properties: {
       principalId: playbookOperatorPrincipalIds[k % operatorDivisor]
+      // Analysts' groups: said, so the assignment does not wait on the directory's replication to learn it.
+      principalType: 'Group'
       roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', playbookOperator)
     }
   }

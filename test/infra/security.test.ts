@@ -66,12 +66,18 @@ const RULES: Array<[string, (r: BicepResource) => string[]]> = [
   [
     'Microsoft.Authorization/roleAssignments',
     (r) => {
-      const problems = expectProps(r, { 'properties.principalType': "'ServicePrincipal'" });
+      // Said, never left for the directory to find: identities, or (for the analysts' playbook operators) groups.
+      const principalType = valueAt(r.body, 'properties.principalType')?.text;
+      const problems =
+        principalType === "'ServicePrincipal'" || principalType === "'Group'"
+          ? []
+          : [`${r.file}: ${r.symbol}: properties.principalType must be 'ServicePrincipal' or 'Group', is ${principalType ?? 'unset'}`];
       const scope = valueAt(r.body, 'scope')?.text;
       const name = valueAt(r.body, 'name')?.text ?? '';
-      // guid(scope.id, principalId, roleId): one assignment per scope, principal and role, stable across deployments.
-      if (!scope || !name.startsWith(`guid(${scope}.id, `))
-        problems.push(`${r.file}: ${r.symbol}: name must be guid(<scope>.id, <principal>, <role>) with an explicit scope, got ${name}`);
+      // guid(scope.id, principalId, roleId): one assignment per scope, principal and role, stable across deployments. A
+      // resource-group-wide one names resourceGroup() (RESOURCE_GROUP_WIDE lists the only ones allowed).
+      const named = scope ? name.startsWith(`guid(${scope}.id, `) : name.startsWith('guid(resourceGroup().id, ');
+      if (!named) problems.push(`${r.file}: ${r.symbol}: name must be guid(<scope>.id, <principal>, <role>), got ${name}`);
       return problems;
     },
   ],
@@ -163,6 +169,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
 }
 var owner = '8e3af657-a8ff-443c-a75c-2fe8c4bcb635'
 resource wide 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  scope: sb
   name: guid(resourceGroup().id, 'x')
   properties: { roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', owner), principalId: 'x', principalType: 'User' }
 }
@@ -200,9 +207,20 @@ describe('infra/: no secrets, no shared keys, TLS 1.2, least privilege', () => {
       'bad.bicep: sb: properties.disableLocalAuth must be true, is unset',
       'bad.bicep: site: properties.httpsOnly must be true, is false',
       "bad.bicep: site: properties.siteConfig.ftpsState must be 'Disabled', is 'AllAllowed'",
-      "bad.bicep: wide: properties.principalType must be 'ServicePrincipal', is 'User'",
-      "bad.bicep: wide: name must be guid(<scope>.id, <principal>, <role>) with an explicit scope, got guid(resourceGroup().id, 'x')",
+      "bad.bicep: wide: properties.principalType must be 'ServicePrincipal' or 'Group', is 'User'",
+      "bad.bicep: wide: name must be guid(<scope>.id, <principal>, <role>), got guid(resourceGroup().id, 'x')",
     ]);
+  });
+
+  it('grants no role on a whole resource group but the one Sentinel needs to run the relays', async () => {
+    const wide = (await infraFiles()).flatMap((file) =>
+      resources(file)
+        .filter((r) => r.type === 'Microsoft.Authorization/roleAssignments' && valueAt(r.body, 'scope') === undefined)
+        .map((r) => `${r.file}: ${r.symbol}`),
+    );
+    // Sentinel runs playbooks with Microsoft Sentinel Automation Contributor on their resource group (learn.microsoft.com,
+    // "Configure permissions for playbooks"): the relays' group holds them and nothing else of the engine's.
+    expect(wide).toEqual(['infra/modules/relay.bicep: sentinelRunsPlaybooks']);
   });
 
   it('keeps local auth on only where the diagnostic setting needs it, for its one rule', async () => {
@@ -215,6 +233,6 @@ describe('infra/: no secrets, no shared keys, TLS 1.2, least privilege', () => {
 
   it('grants the identity exactly its Azure roles, each on the one resource it needs', async () => {
     expect(grantedRoles((await infraFiles()).filter(isCore)).sort()).toEqual([...EXPECTED_ROLES].sort());
-    expect(grantedRoles([await parseBicep(BAD, 'bad.bicep')])).toEqual(['8e3af657-a8ff-443c-a75c-2fe8c4bcb635 on ?']);
+    expect(grantedRoles([await parseBicep(BAD, 'bad.bicep')])).toEqual(['8e3af657-a8ff-443c-a75c-2fe8c4bcb635 on Microsoft.ServiceBus/namespaces']);
   });
 });
