@@ -74,8 +74,39 @@ param defenderEndpoint string = ''
 @description('ARM_ENDPOINT, only to override the cloud\'s preset (https origin); empty: the preset.')
 param armEndpoint string = ''
 
-@description('The engine API\'s app ID URI, which callers request tokens for (RESPONDER_AUDIENCE). Empty: api://<tenant id>/sentinel-responder; the app registration must carry the same URI.')
+@description('The engine API\'s app ID URI, which callers request tokens for (RESPONDER_AUDIENCE). Empty: api://<tenant id>/<apiName>, the URI modules/entra.bicep registers.')
 param apiAudience string = ''
+
+@description('The API registration\'s unique name (its app ID URI ends with it): a redeployment with the same name updates the same app.')
+param apiName string = 'sentinel-responder'
+
+@description('Register the engine API and grant its identity Graph and Defender permissions here, through the Microsoft Graph Bicep extension (public cloud only; needs Privileged Role Administrator). false: infra/scripts/grant-permissions.sh does it, and apiClientId / sentinelAutomationPrincipalId come from its output.')
+param registerApi bool = true
+
+@description('What the policy lets the engine do (modules/entra.bicep): each capability is granted the permissions it needs and no more.')
+param capabilities array = [
+  'enrichment'
+  'disableUser'
+  'revokeSessions'
+  'confirmCompromised'
+  'requirePimReapproval'
+  'isolateDevice'
+]
+
+@description('Grant Defender for Endpoint permissions (false where the tenant has no Defender for Endpoint).')
+param defenderForEndpoint bool = true
+
+@description('Deploy the relay Logic Apps and Sentinel automation rules that post incidents and analysts\' requests to the engine.')
+param deployRelays bool = true
+
+@description('Relay incident updates too, not only new incidents (the engine decides each update; the ledger acts once).')
+param relayOnIncidentUpdate bool = true
+
+@description('Analysts\' groups (object ids) that may run the entity relays (Microsoft Sentinel Playbook Operator on them).')
+param playbookOperatorPrincipalIds array = []
+
+@description('With registerApi false: the object id of the Azure Security Insights service principal in this tenant (grant-permissions.sh prints it).')
+param sentinelAutomationPrincipalId string = ''
 
 @description('The engine API app registration\'s client id, accepted as an audience too (v2 tokens carry it); empty: the URI only.')
 param apiClientId string = ''
@@ -174,7 +205,7 @@ var names = {
   plan: 'plan-${prefix}-${token}'
   app: 'func-${prefix}-${token}'
 }
-var audience = empty(apiAudience) ? 'api://${tenantId}/sentinel-responder' : apiAudience
+var audience = empty(apiAudience) ? 'api://${tenantId}/${apiName}' : apiAudience
 
 // /subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.OperationalInsights/workspaces/{name}
 var sentinelWorkspace = split(sentinelWorkspaceId, '/')
@@ -255,7 +286,7 @@ var appSettings = {
   GRAPH_ENDPOINT: graphEndpoint
   DEFENDER_ENDPOINT: defenderEndpoint
   ARM_ENDPOINT: armEndpoint
-  RESPONDER_AUDIENCE: empty(apiClientId) ? audience : '${audience},${apiClientId}'
+  RESPONDER_AUDIENCE: registerApi ? entra.outputs.responderAudience : (empty(apiClientId) ? audience : '${audience},${apiClientId}')
   RESPONDER_TOKEN_ISSUERS: tokenIssuers
   RESPONDER_AUTH: responderAuth
   RESPONDER_MODE: responderMode
@@ -325,6 +356,43 @@ module functionApp 'modules/functionApp.bicep' = {
   }
 }
 
+// The API registration and the identity's Graph and Defender permissions, from infra/permissions.json.
+module entra 'modules/entra.bicep' = if (registerApi) {
+  name: 'entra'
+  params: {
+    appUniqueName: apiName
+    enginePrincipalId: identity.outputs.principalId
+    capabilities: capabilities
+    defenderForEndpoint: defenderForEndpoint
+  }
+}
+
+// The relays: Sentinel's automation rules run the incident relay; analysts run the entity relays.
+module relay 'modules/relay.bicep' = if (deployRelays) {
+  name: 'relay'
+  params: {
+    location: location
+    namePrefix: namePrefix
+    engineHostName: functionApp.outputs.defaultHostName
+    engineAudience: registerApi ? entra.outputs.identifierUri : audience
+    workspaceResourceId: sentinelWorkspaceId
+    sentinelAutomationPrincipalId: registerApi ? entra.outputs.sentinelAutomationPrincipalId : sentinelAutomationPrincipalId
+    relayOnIncidentUpdate: relayOnIncidentUpdate
+    playbookOperatorPrincipalIds: playbookOperatorPrincipalIds
+    tags: tags
+  }
+}
+
+// Each relay's identity gets the one app role its route needs (Incidents.Submit, Responder.Act).
+module callers 'modules/engineCallers.bicep' = if (registerApi && deployRelays) {
+  name: 'engine-callers'
+  params: {
+    engineServicePrincipalId: entra.outputs.servicePrincipalId
+    appRoleIds: entra.outputs.appRoleIds
+    callers: relay.outputs.callers
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------------
 // Outputs: what the Entra, relay and tenant deployments and the guide's checks need
 // ---------------------------------------------------------------------------------------------------------------------
@@ -334,7 +402,7 @@ output engineUrl string = 'https://${functionApp.outputs.defaultHostName}'
 output identityPrincipalId string = identity.outputs.principalId
 output identityClientId string = identity.outputs.clientId
 output identityResourceId string = identity.outputs.id
-output apiAudience string = audience
+output apiAudience string = registerApi ? entra.outputs.identifierUri : audience
 output serviceBusNamespace string = serviceBus.outputs.fullyQualifiedNamespace
 output storageAccountName string = storage.outputs.name
 output riskEventHubNamespace string = eventHubs.outputs.name

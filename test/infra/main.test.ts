@@ -140,3 +140,27 @@ describe('the actions queue, as the engine uses it', () => {
     expect(sku.decorators.get('allowed')?.[0]?.text.replace(/\s+/g, ' ')).toBe("['Standard', 'Premium']");
   });
 });
+
+describe('infra/main.bicep wires the API registration and the relays to the engine it deploys', () => {
+  const moduleParam = (module: string, name: string) => {
+    const body = declaration(main, 'module', module).value;
+    const params = body && (body.type === 'object' ? body : body.descendantsOfType('object')[0]);
+    return params ? valueAt(params, `params.${name}`)?.text : undefined;
+  };
+
+  it('registers the API the engine validates tokens for, and gives its identity the permissions the capabilities need', () => {
+    expect(declaration(main, 'module', 'entra').path).toBe('modules/entra.bicep');
+    expect(moduleParam('entra', 'enginePrincipalId')).toBe('identity.outputs.principalId');
+    expect(moduleParam('entra', 'capabilities')).toBe('capabilities');
+    // The audience the engine accepts is the registration's own (its URI and client id) whenever this deploys it.
+    expect(setting('RESPONDER_AUDIENCE')?.text).toMatch(/^registerApi \? entra\.outputs\.responderAudience : /);
+  });
+
+  it('points the relays at this Function App, asking for tokens for the registered API, and gives each its one app role', () => {
+    expect(moduleParam('relay', 'engineHostName')).toBe('functionApp.outputs.defaultHostName');
+    expect(moduleParam('relay', 'engineAudience')).toBe('registerApi ? entra.outputs.identifierUri : audience');
+    expect(moduleParam('relay', 'workspaceResourceId')).toBe('sentinelWorkspaceId');
+    expect(moduleParam('callers', 'callers')).toBe('relay.outputs.callers');
+    expect(moduleParam('callers', 'engineServicePrincipalId')).toBe('entra.outputs.servicePrincipalId');
+  });
+});
