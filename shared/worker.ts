@@ -25,9 +25,10 @@ import { reportedCommand, type ReportedAction, type ReportedState } from './acti
 import { targetLabel, type DeviceTarget } from './actions/target';
 import { keepAlive, type RenewalResult } from './coordination/keepAlive';
 import type { SharedState } from './coordination/sharedState';
-import { bodyText, holdWaiting, markDeadLettered, queuedEntry } from './deadLetters';
+import { holdWaiting, markDeadLettered, queuedEntry } from './deadLetters';
 import type { Submission } from './engine';
 import { InputError } from './errors';
+import { bodyText } from './json';
 import { attemptCount, LedgerConflictError, type ActionLedger, type LedgerEntry } from './ledger/ledger';
 import type { Logger } from './log';
 import type { QueueDelivery, ActionQueue } from './queue/queue';
