@@ -137,6 +137,7 @@ export class BufferedMetrics {
   discard(): number {
     const lost = this.pending.length + this.dropped;
     this.pending = [];
+    this.dropped = 0;
     this.target = () => undefined;
     return lost;
   }
