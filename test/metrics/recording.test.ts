@@ -120,6 +120,26 @@ describe('metrics recorded by the engine', () => {
     expect(engine.metrics.of(METRIC_NAMES.holdsDecided).map((p) => p.attributes)).toEqual([{ kind: 'revokeSessions', to: 'denied' }]);
   });
 
+  it('an action an analyst approves records the hold decided, and its time to contain as approved', async () => {
+    engine.configure({ RESPONDER_POLICY: HOLD_ADMINS });
+    const queue = startWorker();
+    const incident = sampleIncident();
+    incident.object.properties.relatedEntities = [
+      { kind: 'Account', properties: { accountName: 'megan.bowen', upnSuffix: 'contoso.com', aadUserId: DEMO.megan } },
+    ];
+    await submit(incident);
+    await queue.idle();
+    const held = engine.ledger.all().find((e) => e.state === 'pending-approval')!;
+    await (await runtime()).analysts.approve(held.key, { objectId: '22222222-2222-4222-8222-222222222222', name: 'Analyst Two' }, 'confirmed');
+    await engine.drain();
+    queue.stop();
+    await expect(engine.ledger.get(held.key)).resolves.toMatchObject({ state: 'succeeded' });
+    expect(engine.metrics.of(METRIC_NAMES.holdsDecided).map((p) => p.attributes.to)).toEqual(['planned']);
+    expect(engine.metrics.of(METRIC_NAMES.containmentDuration).map((p) => p.attributes)).toEqual([
+      { kind: 'revokeSessions', source: 'incident', approved: true },
+    ]);
+  });
+
   it('a message the worker refuses records a dead letter, by who and why', async () => {
     engine.configure({ RESPONDER_POLICY: POLICY });
     const queue = startWorker();
