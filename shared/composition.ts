@@ -28,6 +28,7 @@ import type { ActionQueue } from './queue/queue';
 import type { ActionLedger } from './ledger/ledger';
 import { azureCredential } from './clients/credential';
 import type { TokenCredential } from '@azure/identity';
+import type { AzureMonitorMetrics } from './clients/azureMonitor';
 import { meteredLedger } from './ledger/meteredLedger';
 import { BufferedMetrics, NO_METRICS, type Metrics } from './metrics';
 import { Pacer, PACER_TIMINGS, type PacedApi } from './coordination/pacer';
@@ -194,36 +195,47 @@ function pacingOf(pacer: Pacer, executors: EngineParts['executors'], timings: Li
 
 /** How long after the runtime is built the metrics exporter loads: the first request is answered by then. */
 const METRICS_START_DELAY_MS = 10_000;
-let exporting: { connectionString: string; metrics: Metrics } | undefined;
+
+/** The process's one exporter (whatever rebuilds the runtime): its buffer, and how to start it. */
+let exporting: { connectionString: string; metrics: Metrics; start(): Promise<AzureMonitorMetrics | undefined> } | undefined;
 
 /**
  * Metrics go to Application Insights when its connection string is set, else nowhere. The exporter (the OpenTelemetry
- * SDK, 200 ms to load) is imported on a timer, never by a request and never at cold start; points recorded until then
- * are kept in a bounded buffer and handed to it.
+ * SDK, about 250 ms to load) is imported on a timer, never by a request and never at cold start; points recorded until
+ * then are kept in a bounded buffer and handed to it.
  */
 function openMetrics(settings: ResponderConfig, log: Logger): Metrics {
   const target = settings.metrics;
   if (!target) return NO_METRICS;
-  // One exporter per process, whatever rebuilds the runtime (a failed composition is tried again on the next request).
   if (exporting?.connectionString === target.connectionString) return exporting.metrics;
   const buffer = new BufferedMetrics();
-  exporting = { connectionString: target.connectionString, metrics: buffer.metrics };
-  const start = async () => {
-    try {
-      const [{ openAzureMonitorMetrics }, credential] = await Promise.all([import('./clients/azureMonitor.js'), metricsCredential(settings, target.clientId)]);
-      const exporter = openAzureMonitorMetrics({ connectionString: target.connectionString, credential });
-      const { replayed, dropped } = buffer.attach((point) => exporter.record(point));
-      log.info(
-        { replayed, dropped },
-        `metrics: exporting to Application Insights${dropped > 0 ? `; ${dropped} points recorded before it started were dropped` : ''}`,
-      );
-    } catch (error) {
-      log.error({ err: error, lost: buffer.discard() }, 'metrics: the Application Insights exporter could not start: no metrics are exported');
-    }
-  };
+  let started: Promise<AzureMonitorMetrics | undefined> | undefined;
+  const start = () =>
+    (started ??= (async () => {
+      try {
+        const [{ openAzureMonitorMetrics }, credential] = await Promise.all([
+          import('./clients/azureMonitor.js'),
+          metricsCredential(settings, target.clientId),
+        ]);
+        const exporter = openAzureMonitorMetrics({ connectionString: target.connectionString, credential });
+        const { replayed, dropped } = buffer.attach((point) => exporter.record(point));
+        const lost = dropped > 0 ? `; ${dropped} points recorded before it started were dropped` : '';
+        log.info({ replayed, dropped }, `metrics: exporting to Application Insights${lost}`);
+        return exporter;
+      } catch (error) {
+        log.error({ err: error, lost: buffer.discard() }, 'metrics: the Application Insights exporter could not start: no metrics are exported');
+        return undefined;
+      }
+    })());
+  exporting = { connectionString: target.connectionString, metrics: buffer.metrics, start };
   // Unref'd: a CLI or test process that built a runtime may still exit.
   setTimeout(() => void start(), METRICS_START_DELAY_MS).unref();
   return buffer.metrics;
+}
+
+/** Send what the metrics hold now, starting the exporter first if it has not started (the host stops the instance). */
+export async function flushMetrics(): Promise<void> {
+  await (await exporting?.start())?.flush();
 }
 
 /** The user-assigned identity APPLICATIONINSIGHTS_AUTHENTICATION_STRING names, else the engine's own credential. */

@@ -63,3 +63,9 @@ export function configureRuntime(next: RuntimeOverrides): void {
   overrides = next;
   building = undefined;
 }
+
+/** Send the metrics not sent yet, when the host stops the instance; nothing to send if the engine was never built. */
+export async function flushMetrics(): Promise<void> {
+  if (!building) return;
+  await (await import('./composition.js')).flushMetrics();
+}

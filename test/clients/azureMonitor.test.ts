@@ -6,7 +6,11 @@ import { gunzipSync } from 'node:zlib';
 import * as jose from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openAzureMonitorMetrics } from '../../shared/clients/azureMonitor';
+import { resetConfig } from '../../shared/config';
+import { MemoryLedger } from '../../shared/ledger/memoryLedger';
 import { BufferedMetrics, METRIC_NAMES, pointsOf } from '../../shared/metrics';
+import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
+import { configureRuntime, flushMetrics, runtime } from '../../shared/runtime';
 import { SANDBOX_TENANT_ID } from '../../sandbox/authority';
 import { Sandbox } from '../../sandbox/server';
 import { sandboxTls } from '../../sandbox/tls';
@@ -123,6 +127,38 @@ describe('the Azure Monitor metrics adapter', () => {
     expect(named(METRIC_NAMES.retries)[0]).toMatchObject({ value: 1, properties: { kind: 'revokeSessions', status: '503' } });
     expect(named(METRIC_NAMES.deadLetters)[0]).toMatchObject({ value: 1, properties: { by: 'broker', reason: 'MaxDeliveryCountExceeded' } });
     expect(named(METRIC_NAMES.holdsDecided)[0]).toMatchObject({ value: 1, properties: { kind: 'disableUser', to: 'planned' } });
+  });
+});
+
+describe('metrics as the engine sends them (composition, APPLICATIONINSIGHTS_* settings)', () => {
+  it('keeps what is recorded before the exporter loads, and sends it when the host stops the instance', async () => {
+    received.length = 0;
+    Object.assign(process.env, {
+      APPLICATIONINSIGHTS_CONNECTION_STRING: `InstrumentationKey=${IKEY};IngestionEndpoint=${endpoint}`,
+      APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e;Authorization=AAD',
+      LOG_LEVEL: 'silent',
+    });
+    resetConfig();
+    configureRuntime({ ledger: new MemoryLedger(), queue: new EmbeddedQueue() });
+    try {
+      const { ledger } = await runtime();
+      await ledger.recordDeadLetter({
+        messageId: 'm-1',
+        at: new Date().toISOString(),
+        by: 'broker',
+        reason: 'TTLExpiredException',
+        description: 'expired',
+        body: '{}',
+      });
+      await flushMetrics(); // as app.hook.appTerminate does: the exporter was not loaded yet (its timer is 10 s)
+    } finally {
+      delete process.env.APPLICATIONINSIGHTS_CONNECTION_STRING;
+      delete process.env.APPLICATIONINSIGHTS_AUTHENTICATION_STRING;
+      resetConfig();
+      configureRuntime({});
+    }
+    expect(refused).toEqual([]);
+    expect(metricsReceived()).toEqual([{ name: METRIC_NAMES.deadLetters, value: 1, count: 1, properties: { by: 'broker', reason: 'TTLExpiredException' } }]);
   });
 });
 
