@@ -49,7 +49,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
   const policy = loadPolicy(settings);
   const stored = overrides.ledger ? { ledger: overrides.ledger, shared: overrides.shared ?? new MemorySharedState() } : await openLedger(settings);
   const metrics = overrides.metrics ?? openMetrics(settings, logger());
-  const ledger = meteredLedger(stored.ledger, metrics);
+  const ledger = meteredLedger(stored.ledger, metrics, overrides.now ?? (() => new Date()));
   const shared = overrides.shared ?? stored.shared;
   const queue = overrides.queue ?? (await openQueue(settings));
   const scale = settings.timeScale;

@@ -6,17 +6,17 @@ import type { ActionLedger, LedgerEntry, LedgerState } from './ledger';
  * makes it (the engine, the worker, an analyst, a sweep, the dead-letter reconciler), so the counts are whole without
  * a line in each of them. Recorded after the write succeeds, synchronously: nothing is awaited for a metric.
  */
-export function meteredLedger(ledger: ActionLedger, metrics: Metrics): ActionLedger {
+export function meteredLedger(ledger: ActionLedger, metrics: Metrics, now: () => Date): ActionLedger {
   return {
     create: async (input) => {
       const created = await ledger.create(input);
-      if (created.created) moved(metrics, created.entry, 'new');
+      if (created.created) moved(metrics, created.entry, 'new', now);
       return created;
     },
     transition: async (key, etag, to, event, patch) => {
       const entry = await ledger.transition(key, etag, to, event, patch);
       // The entry's history ends with this move; the event before it is the state it left (histories keep their ends).
-      moved(metrics, entry, entry.history.at(-2)?.state ?? 'new');
+      moved(metrics, entry, entry.history.at(-2)?.state ?? 'new', now);
       return entry;
     },
     recordDeadLetter: async (record) => {
@@ -35,14 +35,15 @@ export function meteredLedger(ledger: ActionLedger, metrics: Metrics): ActionLed
   };
 }
 
-function moved(metrics: Metrics, entry: LedgerEntry, from: LedgerState | 'new'): void {
+function moved(metrics: Metrics, entry: LedgerEntry, from: LedgerState | 'new', now: () => Date): void {
   const { kind, state: to } = entry;
   metrics.actionMoved(kind, from, to);
   if (to === 'pending-approval' && from !== 'pending-approval') metrics.holdCreated(kind);
   if (from === 'pending-approval' && to !== 'pending-approval') metrics.holdDecided(kind, to);
   // A containment's write went through: an audited rehearsal also ends `succeeded`, but its attempt says `audited`.
   if (to === 'succeeded' && from === 'running' && entry.attempts.at(-1)?.outcome === 'succeeded' && entry.source.rollbackOf === undefined) {
-    const seconds = (Date.parse(entry.history.at(-1)?.at ?? entry.updatedAt) - Date.parse(entry.createdAt)) / 1000;
+    // Until now, when the success is written: the event's own time is when its delivery began, before the API answered.
+    const seconds = (now().getTime() - Date.parse(entry.createdAt)) / 1000;
     if (seconds >= 0) metrics.contained(kind, entry.source.type, seconds, entry.decidedBy?.verdict === 'approved');
   }
 }
