@@ -4,10 +4,12 @@ import { actionWorker } from '../../functions/actionWorker';
 import { incidents } from '../../functions/incidents';
 import type { ActionCommand } from '../../shared/actions/command';
 import { DEFAULT_API_BUDGETS, Pacer } from '../../shared/coordination/pacer';
+import { MemorySharedState } from '../../shared/coordination/sharedState';
 import { METRIC_NAMES } from '../../shared/metrics';
 import type { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { runtime } from '../../shared/runtime';
-import { DEMO } from '../../sandbox/tenant';
+import { DEMO, DEMO_DEVICES } from '../../sandbox/tenant';
+import { command as commandFor } from '../fixtures/commands';
 import { sampleIncident } from '../fixtures/incidents';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
@@ -102,6 +104,41 @@ describe('metrics recorded by the engine', () => {
     expect(waits.map((p) => p.attributes)).toEqual([{ api: 'defender-isolate', how: 'queued' }]);
     expect(waits[0]?.value).toBeGreaterThan(30);
     expect(waits[0]?.value).toBeLessThanOrEqual(60);
+  });
+
+  it('an action the worker defers for a spent budget records the wait, deferred', async () => {
+    engine.configure({ RESPONDER_POLICY: POLICY, RESPONDER_RATE_LIMITS: 'defender-isolate=1/60s' });
+    await new Pacer((await runtime()).shared, { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 1, windowMs: 60_000 }] }).take('defender-isolate');
+    const queue = startWorker();
+    // Delivered without a turn (another instance queued it): the worker's reservation is refused.
+    await queue.send([commandFor('isolateDevice', { type: 'device', id: DEMO_DEVICES.websrv1 }, { params: { isolationType: 'Full' } }, 7)]);
+    await queue.idle();
+    queue.stop();
+    const waits = engine.metrics.of(METRIC_NAMES.pacingWait);
+    expect(waits.map((p) => p.attributes)).toEqual([{ api: 'defender-isolate', how: 'deferred' }]);
+    expect(waits[0]?.value).toBeGreaterThan(0);
+    expect(engine.metrics.of(METRIC_NAMES.retries)).toEqual([]); // a deferral is not a retry
+  });
+
+  it('a call that waits within itself for its budget records the wait, inline; one that did not wait records nothing', async () => {
+    const clock = { now: 1_000_000 };
+    const waits: Array<[string, number]> = [];
+    const pacer = new Pacer(
+      new MemorySharedState(),
+      { ...DEFAULT_API_BUDGETS, idprotection: [{ max: 1, windowMs: 1000 }] },
+      {
+        now: () => clock.now,
+        sleep: async (ms) => void (clock.now += ms),
+        onWait: (api, ms) => waits.push([api, ms]),
+      },
+    );
+    await pacer.take('idprotection');
+    expect(waits).toEqual([]);
+    await pacer.take('idprotection'); // the window's one call is spent: it sleeps until the window frees
+    expect(waits).toHaveLength(1);
+    expect(waits[0]?.[0]).toBe('idprotection');
+    expect(waits[0]?.[1]).toBeGreaterThanOrEqual(1000);
+    expect(waits[0]?.[1]).toBeLessThanOrEqual(1100);
   });
 
   it('a hold records its creation, and its decision when an analyst denies it', async () => {
