@@ -1,7 +1,7 @@
 import { ROLES } from '../shared/auth/caller';
 import { defineEventHubFunction } from '../shared/azure/eventHubFunction';
 import { defineHttpFunction } from '../shared/azure/httpFunction';
-import { bodyText } from '../shared/deadLetters';
+import { bodyText } from '../shared/json';
 import { InputError } from '../shared/errors';
 import { decideRiskRecords, type RiskRecordAnswer } from '../shared/riskEvents';
 import { runtime } from '../shared/runtime';

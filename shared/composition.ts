@@ -27,6 +27,10 @@ import { EmbeddedQueue } from './queue/embeddedQueue';
 import type { ActionQueue } from './queue/queue';
 import type { ActionLedger } from './ledger/ledger';
 import { azureCredential } from './clients/credential';
+import type { TokenCredential } from '@azure/identity';
+import type { AzureMonitorMetrics } from './clients/azureMonitor';
+import { meteredLedger } from './ledger/meteredLedger';
+import { BufferedMetrics, NO_METRICS, type Metrics } from './metrics';
 import { Pacer, PACER_TIMINGS, type PacedApi } from './coordination/pacer';
 import { MemorySharedState, type SharedState } from './coordination/sharedState';
 import type { Runtime, RuntimeOverrides } from './runtime';
@@ -44,13 +48,17 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
   if (settings.problems.length > 0) throw new ConfigError('the engine is not configured', settings.problems);
   const policy = loadPolicy(settings);
   const stored = overrides.ledger ? { ledger: overrides.ledger, shared: overrides.shared ?? new MemorySharedState() } : await openLedger(settings);
-  const ledger = stored.ledger;
+  const metrics = overrides.metrics ?? openMetrics(settings, logger());
+  const ledger = meteredLedger(stored.ledger, metrics, overrides.now ?? (() => new Date()));
   const shared = overrides.shared ?? stored.shared;
   const queue = overrides.queue ?? (await openQueue(settings));
   const scale = settings.timeScale;
   if (scale !== 1)
     logger().warn({ timeScale: scale }, `time runs ${scale}x faster: every budget, lease and wait is compressed (a drill on the sandbox, never a real tenant)`);
-  const pacer = new Pacer(shared, compressed(settings.rateLimits, scale), compressed(PACER_TIMINGS, scale));
+  const pacer = new Pacer(shared, compressed(settings.rateLimits, scale), {
+    ...compressed(PACER_TIMINGS, scale),
+    onWait: (api, ms) => metrics.pacingWait(api, ms / 1000, 'inline'),
+  });
   const pace = (api: PacedApi) => pacer.take(api);
   let clients: Promise<ExecutionContext> | undefined;
   const executionContext =
@@ -79,6 +87,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
     log: logger(),
     executors: EXECUTORS,
     executionContext,
+    metrics,
     ...(enricher && {
       enrich: (signal: Signal, compiled: CompiledPolicy, options: EnrichOptions = {}) => {
         const withPolicy = { ...options, protection: compiled.protection };
@@ -131,7 +140,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
 /** Everything the engine's parts are made of: the adapters and settings compose() chooses (or a test's). */
 export type EngineParts = Omit<EngineDeps, 'incidents'> &
   Omit<ExecutionDeps, 'policy' | 'modeOverride' | 'snapshotOf'> &
-  Pick<WorkerDeps, 'timings' | 'random'>;
+  Pick<WorkerDeps, 'timings' | 'random'> & { metrics?: Metrics };
 
 /** The engine, its worker and the dead-letter reconciler, each given the parts it uses. */
 export function assemble(parts: EngineParts): { engine: ResponderEngine; worker: ActionWorker; deadLetters: DeadLetterReconciler; analysts: AnalystActions } {
@@ -150,7 +159,7 @@ export function assemble(parts: EngineParts): { engine: ResponderEngine; worker:
     incidents,
     ...(parts.enrich && { enrich: parts.enrich }),
     ...(parts.reevaluation && { reevaluation: parts.reevaluation }),
-    ...(parts.pacer && { pacing: pacingOf(parts.pacer, parts.executors, parts.timings) }),
+    ...(parts.pacer && { pacing: pacingOf(parts.pacer, parts.executors, parts.timings, parts.metrics ?? NO_METRICS) }),
   });
   const worker = new ActionWorker({
     ledger,
@@ -160,6 +169,7 @@ export function assemble(parts: EngineParts): { engine: ResponderEngine; worker:
     log,
     timings: parts.timings,
     ...(parts.random && { random: parts.random }),
+    ...(parts.metrics && { metrics: parts.metrics }),
     execute: (command, commandLog) => executeCommand({ ...parts, snapshotOf: async (key) => (await ledger.get(key))?.rollback }, command, commandLog),
     report,
     incidents,
@@ -174,11 +184,65 @@ export function assemble(parts: EngineParts): { engine: ResponderEngine; worker:
 }
 
 /** An action's turn at the budgets its writes need, and how long it waits to be delivered: to a lead ahead, as a deferral. */
-function pacingOf(pacer: Pacer, executors: EngineParts['executors'], timings: LifecycleTimings): EngineDeps['pacing'] {
+function pacingOf(pacer: Pacer, executors: EngineParts['executors'], timings: LifecycleTimings, metrics: Metrics): EngineDeps['pacing'] {
   return async (command) => {
     const turn = await pacer.turnFor(executors[command.kind]?.apiCost(command) ?? {});
-    return turn && { turn, waitMs: turnWaitMs(pacer.msUntil(turn), timings) };
+    const waitMs = turn && turnWaitMs(pacer.msUntil(turn), timings);
+    if (turn && waitMs) metrics.pacingWait(turn.api, waitMs / 1000, 'queued');
+    return turn && { turn, waitMs: waitMs ?? 0 };
   };
+}
+
+/** How long after the runtime is built the metrics exporter loads: the first request is answered by then. */
+const METRICS_START_DELAY_MS = 10_000;
+
+/** The process's one exporter (whatever rebuilds the runtime): its buffer, and how to start it. */
+let exporting: { connectionString: string; metrics: Metrics; start(): Promise<AzureMonitorMetrics | undefined> } | undefined;
+
+/**
+ * Metrics go to Application Insights when its connection string is set, else nowhere. The exporter (the OpenTelemetry
+ * SDK, about 250 ms to load) is imported on a timer, never by a request and never at cold start; points recorded until
+ * then are kept in a bounded buffer and handed to it.
+ */
+function openMetrics(settings: ResponderConfig, log: Logger): Metrics {
+  const target = settings.metrics;
+  if (!target) return NO_METRICS;
+  if (exporting?.connectionString === target.connectionString) return exporting.metrics;
+  const buffer = new BufferedMetrics();
+  let started: Promise<AzureMonitorMetrics | undefined> | undefined;
+  const start = () =>
+    (started ??= (async () => {
+      try {
+        const [{ openAzureMonitorMetrics }, credential] = await Promise.all([
+          import('./clients/azureMonitor.js'),
+          metricsCredential(settings, target.clientId),
+        ]);
+        const exporter = openAzureMonitorMetrics({ connectionString: target.connectionString, credential });
+        const { replayed, dropped } = buffer.attach((point) => exporter.record(point));
+        const lost = dropped > 0 ? `; ${dropped} points recorded before it started were dropped` : '';
+        log.info({ replayed, dropped }, `metrics: exporting to Application Insights${lost}`);
+        return exporter;
+      } catch (error) {
+        log.error({ err: error, lost: buffer.discard() }, 'metrics: the Application Insights exporter could not start: no metrics are exported');
+        return undefined;
+      }
+    })());
+  exporting = { connectionString: target.connectionString, metrics: buffer.metrics, start };
+  // Unref'd: a CLI or test process that built a runtime may still exit.
+  setTimeout(() => void start(), METRICS_START_DELAY_MS).unref();
+  return buffer.metrics;
+}
+
+/** Send what the metrics hold now, starting the exporter first if it has not started (the host stops the instance). */
+export async function flushMetrics(): Promise<void> {
+  await (await exporting?.start())?.flush();
+}
+
+/** The user-assigned identity APPLICATIONINSIGHTS_AUTHENTICATION_STRING names, else the engine's own credential. */
+async function metricsCredential(settings: ResponderConfig, clientId: string | undefined): Promise<TokenCredential> {
+  if (clientId === undefined) return azureCredential(settings.authorityHost);
+  const { ManagedIdentityCredential } = await import('@azure/identity');
+  return new ManagedIdentityCredential({ clientId });
 }
 
 /**

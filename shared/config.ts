@@ -77,6 +77,12 @@ export interface ResponderConfig {
   workspaces: WorkspaceRef[];
   /** RESPONDER_SWEEP_MISSEDINCIDENTS_HOURS: how far back missedIncidents looks (default 24 hours). */
   missedLookBackMs: number | undefined;
+  /**
+   * APPLICATIONINSIGHTS_CONNECTION_STRING: where metrics go (Application Insights), with Entra auth; `clientId` from
+   * APPLICATIONINSIGHTS_AUTHENTICATION_STRING (`ClientId=…;Authorization=AAD`) names the user-assigned identity.
+   * Unset: nothing is exported. Never a problem: telemetry that cannot be sent must not stop containment.
+   */
+  metrics: { connectionString: string; clientId?: string } | undefined;
   /** Problems found while reading; non-empty means the engine must not act (health says why, routes answer 503). */
   problems: string[];
 }
@@ -247,8 +253,16 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
     timeScale: timeScale >= 1 && timeScale <= 3600 ? timeScale : 1,
     workspaces,
     missedLookBackMs,
+    metrics: metricsSetting(env),
     problems,
   };
+}
+
+function metricsSetting(env: NodeJS.ProcessEnv): ResponderConfig['metrics'] {
+  const connectionString = env.APPLICATIONINSIGHTS_CONNECTION_STRING?.trim();
+  if (!connectionString) return undefined;
+  const clientId = /(?:^|;)\s*ClientId=([^;\s]+)/i.exec(env.APPLICATIONINSIGHTS_AUTHENTICATION_STRING ?? '')?.[1];
+  return { connectionString, ...(clientId && { clientId }) };
 }
 
 function serviceBusSetting(env: NodeJS.ProcessEnv, problems: string[]): ResponderConfig['serviceBus'] {

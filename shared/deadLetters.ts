@@ -4,6 +4,7 @@ import { reportedCommand, type ReportedAction, type ReportedState } from './acti
 import { LedgerConflictError, type ActionLedger, type LedgerEntry, type NewLedgerEntry } from './ledger/ledger';
 import type { Logger } from './log';
 import type { ActionQueue } from './queue/queue';
+import { bodyText } from './json';
 import { isReevaluation, type IncidentReevaluation, type RiskReevaluation } from './queue/reevaluation';
 
 /** What the reconciler uses. */
@@ -149,13 +150,4 @@ export function queuedEntry(command: ActionCommand, at: string, by = 'reconciler
     createdAt: at,
     by,
   };
-}
-
-/** What a dead-letter record keeps of a body: JSON text (the ledger cuts it to fit). */
-export function bodyText(body: unknown): string {
-  try {
-    return typeof body === 'string' ? body : (JSON.stringify(body) ?? String(body));
-  } catch {
-    return String(body);
-  }
 }

@@ -30,3 +30,12 @@ export function parseJson(raw: string, path = 'body'): unknown {
   if (forbidden !== undefined) throw new InputError(path, `the key "${forbidden}" is not allowed`);
   return value;
 }
+
+/** What a dead-letter record keeps of a body: JSON text (the ledger cuts it to fit). */
+export function bodyText(body: unknown): string {
+  try {
+    return typeof body === 'string' ? body : (JSON.stringify(body) ?? String(body));
+  } catch {
+    return String(body);
+  }
+}

@@ -9,6 +9,7 @@ import type { CompiledPolicy } from './policy/decide';
 import type { ActionQueue } from './queue/queue';
 import type { SharedState } from './coordination/sharedState';
 import type { Sweeps } from './sweeps/runner';
+import type { Metrics } from './metrics';
 
 /**
  * The process's engine and its adapters, built on first use. Only types are imported here: the function entry
@@ -41,6 +42,8 @@ export interface RuntimeOverrides {
   shared?: SharedState;
   now?: () => Date;
   executionContext?: () => Promise<ExecutionContext>;
+  /** Where metrics go instead of the exporter the settings name (tests: MemoryMetrics). */
+  metrics?: Metrics;
 }
 
 let overrides: RuntimeOverrides = {};
@@ -59,4 +62,10 @@ export function runtime(): Promise<Runtime> {
 export function configureRuntime(next: RuntimeOverrides): void {
   overrides = next;
   building = undefined;
+}
+
+/** Send the metrics not sent yet, when the host stops the instance; nothing to send if the engine was never built. */
+export async function flushMetrics(): Promise<void> {
+  if (!building) return;
+  await (await import('./composition.js')).flushMetrics();
 }

@@ -25,11 +25,13 @@ import { reportedCommand, type ReportedAction, type ReportedState } from './acti
 import { targetLabel, type DeviceTarget } from './actions/target';
 import { keepAlive, type RenewalResult } from './coordination/keepAlive';
 import type { SharedState } from './coordination/sharedState';
-import { bodyText, holdWaiting, markDeadLettered, queuedEntry } from './deadLetters';
+import { holdWaiting, markDeadLettered, queuedEntry } from './deadLetters';
 import type { Submission } from './engine';
 import { InputError } from './errors';
+import { bodyText } from './json';
 import { attemptCount, LedgerConflictError, type ActionLedger, type LedgerEntry } from './ledger/ledger';
 import type { Logger } from './log';
+import type { Metrics } from './metrics';
 import type { QueueDelivery, ActionQueue } from './queue/queue';
 import { isReevaluation, parseReevaluation, parseRiskReevaluation, type Reevaluation } from './queue/reevaluation';
 import type { SentinelIncidents } from './clients/sentinel';
@@ -65,6 +67,8 @@ export interface WorkerDeps {
   incidents(): Promise<SentinelIncidents>;
   /** The engine's submission, for a re-evaluated incident: which look it is, and why. */
   submit(signal: Signal, by: string, log: Logger, reevaluation: Reevaluation): Promise<Submission>;
+  /** Retries and pacing deferrals are counted here; absent, nothing is. */
+  metrics?: Pick<Metrics, 'retryScheduled' | 'pacingWait'>;
 }
 
 /** How many times a delivery reads an entry again after another writer moved it, before it lets the broker redeliver. */
@@ -121,17 +125,22 @@ export class ActionWorker {
               this.jitter(),
               this.deps.timings,
             )
-          : afterExecution(
-              held.entry,
-              command,
-              await this.deps.execute(command, actionLog),
-              { started, now: this.deps.now() },
-              this.deps.timings,
-              this.jitter(),
-            ),
+          : this.afterExecution(held.entry, command, await this.deps.execute(command, actionLog), started),
       );
       return this.apply(held, command, step, started, actionLog);
     });
+  }
+
+  /** What follows an execution (lifecycle's afterExecution), its retry or pacing deferral counted. */
+  private afterExecution(entry: RunningEntry, command: ActionCommand, outcome: ExecutionOutcome, started: string): Step {
+    const now = this.deps.now();
+    const step = afterExecution(entry, command, outcome, { started, now }, this.deps.timings, this.jitter());
+    const { metrics } = this.deps;
+    if (step.result === 'retrying')
+      metrics?.retryScheduled(command.kind, outcome.outcome === 'failed' && outcome.class !== 'paced' ? outcome.status : undefined);
+    if (step.result === 'deferred' && step.schedule && outcome.outcome === 'failed' && outcome.class === 'paced')
+      metrics?.pacingWait(outcome.api, Math.max(0, step.schedule.at.getTime() - now.getTime()) / 1000, 'deferred');
+    return step;
   }
 
   /**

@@ -97,4 +97,40 @@ describe('what each folder may import (docs/architecture.md)', () => {
   it('product code never imports test code', () => {
     expect(breaking(importsOf(['shared', 'functions', 'cli', 'sandbox']), (i) => !within('test')(i))).toEqual([]);
   });
+
+  it('cold start: what the entry points load at import takes in no schema, YAML, logging or telemetry package', () => {
+    // These load on first use, by dynamic import or a require inside a function (README: Performance).
+    const lazy = /^(zod|yaml|pino|@azure\/identity|@azure\/monitor-opentelemetry-exporter|@opentelemetry\/.*)$/;
+    const reached = coldPath(sources('functions'));
+    expect([...reached].filter((spec) => lazy.test(spec))).toEqual([]);
+    expect(reached.has('shared/runtime')).toBe(true); // the walk follows our own imports
+  });
 });
+
+/** Every module the files load when imported: static imports that carry values, followed through our own files. */
+function coldPath(entries: string[]): Set<string> {
+  const reached = new Set<string>();
+  const pending = [...entries];
+  for (let file = pending.pop(); file !== undefined; file = pending.pop()) {
+    const source = ts.createSourceFile(file, readFileSync(path.join(REPOSITORY_ROOT, file), 'utf8'), ts.ScriptTarget.Latest);
+    for (const statement of source.statements) {
+      const loads =
+        (ts.isImportDeclaration(statement) &&
+          !statement.importClause?.isTypeOnly &&
+          !(
+            statement.importClause?.namedBindings &&
+            ts.isNamedImports(statement.importClause.namedBindings) &&
+            !statement.importClause.name &&
+            statement.importClause.namedBindings.elements.every((e) => e.isTypeOnly)
+          )) ||
+        (ts.isExportDeclaration(statement) && statement.moduleSpecifier !== undefined && !statement.isTypeOnly);
+      if (!loads || !ts.isStringLiteral(statement.moduleSpecifier!)) continue;
+      const spec = statement.moduleSpecifier.text;
+      const to = spec.startsWith('.') ? path.posix.normalize(path.posix.join(path.posix.dirname(file), spec)).replace(/\.m?js$/, '') : spec;
+      if (reached.has(to)) continue;
+      reached.add(to);
+      if (spec.startsWith('.')) pending.push(`${to}.ts`);
+    }
+  }
+  return reached;
+}

@@ -1,5 +1,5 @@
 import { ApiError } from '../clients/apiError';
-import { EnginePaced, type Turn } from '../coordination/pacer';
+import { EnginePaced, type PacedApi, type Turn } from '../coordination/pacer';
 
 /** How a failure is handled: retried with backoff, given up, refused for a human, or (paced) deferred unattempted. */
 export type FailureClass = ClassifiedFailure['class'];
@@ -17,6 +17,8 @@ export interface ApiFailure {
 /** No API was asked: the engine held the call back to stay within a budget, which frees up after `retryAfterMs`. */
 export interface PacedFailure {
   class: 'paced';
+  /** The API whose budget is spent. */
+  api: PacedApi;
   retryAfterMs: number;
   /** The turn the pacer gave the action: it is deferred to exactly then, and spends on it. */
   turn?: Turn;
@@ -39,7 +41,8 @@ const ACTIVE_DURATION_FLOOR_MS = 5 * 60_000;
  * The API's status and code are kept for the ledger.
  */
 export function classifyFailure(error: unknown): ClassifiedFailure {
-  if (error instanceof EnginePaced) return { class: 'paced', retryAfterMs: error.retryAfterMs, ...(error.turn && { turn: error.turn }), detail: error.message };
+  if (error instanceof EnginePaced)
+    return { class: 'paced', api: error.api, retryAfterMs: error.retryAfterMs, ...(error.turn && { turn: error.turn }), detail: error.message };
   if (!(error instanceof ApiError)) {
     return { class: 'transient', detail: `no answer: ${(error as Error)?.message ?? String(error)}` };
   }

@@ -1,4 +1,5 @@
-import type { HttpRequest, HttpResponseInit, InvocationContext, RetryOptions, Timer } from '@azure/functions';
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext, type RetryOptions, type Timer } from '@azure/functions';
+import { flushMetrics } from '../runtime';
 import type { AuthRequirement } from './httpFunction';
 
 /**
@@ -58,6 +59,16 @@ export function functionsHostPresent(): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+// The host stopping the instance (scale-in, a deployment) gives it time to send what its metrics hold. A worker too old
+// for hooks loses the last minute's metrics instead: never a reason for the app not to load.
+if (functionsHostPresent()) {
+  try {
+    app.hook.appTerminate(() => flushMetrics());
+  } catch {
+    // no hooks in this worker
   }
 }
 

@@ -75,6 +75,8 @@ export interface PacerOptions {
   maxInlineWaitMs?: number;
   /** How long a call an execution is committed to (beyond its reservation, or a batch it waits on) may wait inline. */
   committedWaitMs?: number;
+  /** Told of each call that waited within itself for its budget, and how long (metrics). */
+  onWait?: (api: PacedApi, ms: number) => void;
 }
 
 /** The pacer's waits, by name (RESPONDER_TIME_SCALE compresses them). */
@@ -91,6 +93,7 @@ export class Pacer {
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly maxInlineWaitMs: number;
   private readonly committedWaitMs: number;
+  private readonly onWait: ((api: PacedApi, ms: number) => void) | undefined;
   /** Each API's budget as this instance last saw it: when, and the share of its fullest window used (1: refused). */
   private readonly seen = new Map<PacedApi, { at: number; used: number }>();
   /**
@@ -113,6 +116,7 @@ export class Pacer {
     this.sleep = options.sleep ?? ((ms) => delay(ms));
     this.maxInlineWaitMs = options.maxInlineWaitMs ?? PACER_TIMINGS.maxInlineWaitMs;
     this.committedWaitMs = Math.max(this.maxInlineWaitMs, options.committedWaitMs ?? PACER_TIMINGS.committedWaitMs);
+    this.onWait = options.onWait;
   }
 
   /**
@@ -409,7 +413,9 @@ export class Pacer {
   ): Promise<number> {
     const budgets = this.widened(api);
     // Bounded in all, not per try: another instance may take each unit this call wakes for.
-    const deadline = this.now() + maxWaitMs;
+    const started = this.now();
+    const deadline = started + maxWaitMs;
+    let slept = false;
     for (;;) {
       if (budgets.length === 0) return this.now();
       // The clock is read inside the swap, not before it: calls wait their turn for the shared record (this process
@@ -421,12 +427,17 @@ export class Pacer {
         return { next, result: { answer: result, at: now, used: result.granted ? usage(next, budgets, now) : 1 } };
       });
       this.seen.set(api, { at, used });
-      if (answer.granted) return at;
+      if (answer.granted) {
+        // Only a call that slept waited for its budget; the record's round trip is not a wait.
+        if (slept) this.onWait?.(api, at - started);
+        return at;
+      }
       const wait = Math.max(1, answer.retryAt - this.now());
       if (this.now() + wait > deadline) {
         const said = this.budgets[api].map((b) => `${b.max} per ${b.windowMs / 1000} s`).join(' and ');
         throw new EnginePaced(api, `paced by the engine: the ${api} budget (${said}) is spent`, wait);
       }
+      slept = true;
       await this.sleep(wait);
     }
   }

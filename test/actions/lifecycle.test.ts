@@ -204,7 +204,7 @@ describe('afterExecution: the transition each outcome produces for a running ent
     },
     {
       what: "paced: deferred for the budget's wait, spending no attempt, not reported",
-      outcome: { outcome: 'failed', class: 'paced', retryAfterMs: 8000, detail: 'the defender-isolate budget is spent' },
+      outcome: { outcome: 'failed', class: 'paced', api: 'defender-isolate', retryAfterMs: 8000, detail: 'the defender-isolate budget is spent' },
       expect: {
         write: { to: 'queued', note: `the defender-isolate budget is spent; deferred to ${new Date(NOW.getTime() + 8000).toISOString()}` },
         schedule: { command: { ...cmd, deferral: 1 }, at: new Date(NOW.getTime() + 8000) },
@@ -232,12 +232,19 @@ describe('afterExecution: the transition each outcome produces for a running ent
 
   it('a paced action given a turn comes back a lead ahead of it, unspread, carrying it; what follows its execution waits for its own', () => {
     const turn = { api: 'defender-isolate' as const, at: NOW.getTime() + 42_000, units: 1 };
-    const paced = afterExecution(entry('running'), cmd, { outcome: 'failed', class: 'paced', retryAfterMs: 42_000, turn, detail: 'spent' }, at, TIMINGS, 0.9);
+    const paced = afterExecution(
+      entry('running'),
+      cmd,
+      { outcome: 'failed', class: 'paced', api: 'defender-isolate', retryAfterMs: 42_000, turn, detail: 'spent' },
+      at,
+      TIMINGS,
+      0.9,
+    );
     expect(paced.schedule).toEqual({ command: { ...cmd, turn, deferral: 1 }, at: new Date(turn.at - TIMINGS.turnLeadMs) });
     const soon = afterExecution(
       entry('running'),
       cmd,
-      { outcome: 'failed', class: 'paced', retryAfterMs: 10, turn: { ...turn, at: NOW.getTime() + 10 }, detail: 'spent' },
+      { outcome: 'failed', class: 'paced', api: 'defender-isolate', retryAfterMs: 10, turn: { ...turn, at: NOW.getTime() + 10 }, detail: 'spent' },
       at,
       TIMINGS,
       0.9,
@@ -250,7 +257,7 @@ describe('afterExecution: the transition each outcome produces for a running ent
     const unturned = afterExecution(
       entry('running'),
       { ...cmd, turn },
-      { outcome: 'failed', class: 'paced', retryAfterMs: 1000, detail: 'spent' },
+      { outcome: 'failed', class: 'paced', api: 'defender-isolate', retryAfterMs: 1000, detail: 'spent' },
       at,
       TIMINGS,
       0,

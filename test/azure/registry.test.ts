@@ -18,12 +18,17 @@ interface CoreRegistration {
 }
 
 /** The built-in module the Functions worker gives @azure/functions, provided the way the worker provides it. */
-function actAsFunctionsWorker(): { registered: CoreRegistration[]; restore: () => void } {
+function actAsFunctionsWorker(): { registered: CoreRegistration[]; hooks: string[]; restore: () => void } {
   const registered: CoreRegistration[] = [];
+  const hooks: string[] = [];
   const core = {
     setProgrammingModel: () => undefined,
     registerFunction: (metadata: CoreRegistration) => {
       registered.push(metadata);
+      return { dispose: () => undefined };
+    },
+    registerHook: (name: string) => {
+      hooks.push(name);
       return { dispose: () => undefined };
     },
   };
@@ -31,11 +36,11 @@ function actAsFunctionsWorker(): { registered: CoreRegistration[]; restore: () =
   Module.prototype.require = new Proxy(original, {
     apply: (target, self, args: [string]) => (args[0] === '@azure/functions-core' ? core : Reflect.apply(target, self, args)),
   });
-  return { registered, restore: () => void (Module.prototype.require = original) };
+  return { registered, hooks, restore: () => void (Module.prototype.require = original) };
 }
 
 describe('registration', () => {
-  const worker = { registered: [], restore: () => undefined } as ReturnType<typeof actAsFunctionsWorker>;
+  const worker = { registered: [], hooks: [], restore: () => undefined } as ReturnType<typeof actAsFunctionsWorker>;
   afterAll(() => worker.restore());
 
   it('without a Functions host, records every function in the registry alone, and nothing warns', async () => {
@@ -64,6 +69,8 @@ describe('registration', () => {
       expect(triggerOf(queue.name)).toMatchObject({ type: 'serviceBusTrigger', queueName: queue.queueName, connection: queue.connection });
     }
     for (const timer of registry.timers) expect(triggerOf(timer.name)).toMatchObject({ type: 'timerTrigger', schedule: timer.schedule });
+    // Metrics not sent yet go out when the host stops the instance.
+    expect(worker.hooks).toEqual(['appTerminate']);
     for (const hub of registry.eventHubs) {
       expect(triggerOf(hub.name)).toMatchObject({ type: 'eventHubTrigger', eventHubName: hub.eventHubName, connection: hub.connection, cardinality: 'many' });
       // The retry policy reaches the host with the function: without it a failed batch would be checkpointed at once.

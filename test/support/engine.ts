@@ -1,5 +1,6 @@
 import { resetConfig } from '../../shared/config';
 import { MemoryLedger } from '../../shared/ledger/memoryLedger';
+import { MemoryMetrics } from '../../shared/metrics';
 import { InvocationContext } from '@azure/functions';
 import { actionWorker } from '../../functions/actionWorker';
 import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
@@ -32,6 +33,8 @@ const SETTINGS = [
 export class EngineUnderTest {
   ledger = new MemoryLedger();
   queue: ActionQueue = new EmbeddedQueue();
+  /** What the engine recorded as metrics since the last configure. */
+  metrics = new MemoryMetrics();
 
   private constructor(
     /** The tenant the engine serves and acts on: its authority, Graph, Defender and ARM, over HTTPS. */
@@ -61,7 +64,8 @@ export class EngineUnderTest {
     this.sandbox.reset();
     this.ledger = adapters.ledger ?? new MemoryLedger();
     this.queue = adapters.queue ?? new EmbeddedQueue();
-    configureRuntime(adapters.fromSettings ? {} : { ledger: this.ledger, queue: this.queue });
+    this.metrics = new MemoryMetrics();
+    configureRuntime(adapters.fromSettings ? { metrics: this.metrics } : { ledger: this.ledger, queue: this.queue, metrics: this.metrics });
   }
 
   /**
