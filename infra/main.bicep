@@ -356,6 +356,16 @@ module functionApp 'modules/functionApp.bicep' = {
   }
 }
 
+// A workbook charting the engine's metrics (time to contain, actions by state, holds, retries, pacing, dead letters).
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    location: location
+    appInsightsId: monitoring.outputs.appInsightsId
+    tags: tags
+  }
+}
+
 // The API registration and the identity's Graph and Defender permissions, from infra/permissions.json.
 module entra 'modules/entra.bicep' = if (registerApi) {
   name: 'entra'

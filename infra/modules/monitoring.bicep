@@ -65,4 +65,5 @@ resource publisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 // token (azure-monitor/app/sdk-connection-string.md, "Is the connection string a secret?").
 output connectionString string = appInsights.properties.ConnectionString
 output appInsightsName string = appInsights.name
+output appInsightsId string = appInsights.id
 output workspaceId string = workspace.id

@@ -163,4 +163,10 @@ describe('infra/main.bicep wires the API registration and the relays to the engi
     expect(moduleParam('callers', 'callers')).toBe('relay.outputs.callers');
     expect(moduleParam('callers', 'engineServicePrincipalId')).toBe('entra.outputs.servicePrincipalId');
   });
+
+  it("charts the engine's metrics in a workbook on the component the identity sends them to", () => {
+    expect(declaration(main, 'module', 'workbook').path).toBe('modules/workbook.bicep');
+    expect(moduleParam('workbook', 'appInsightsId')).toBe('monitoring.outputs.appInsightsId');
+    expect(setting('APPLICATIONINSIGHTS_AUTHENTICATION_STRING')?.text).toBe("'ClientId=${identity.outputs.clientId};Authorization=AAD'");
+  });
 });
