@@ -122,6 +122,8 @@ export const CONFIG_SETTINGS = [
   'RESPONDER_TIME_SCALE',
   'RESPONDER_SENTINEL_WORKSPACES',
   'RESPONDER_SWEEP_MISSEDINCIDENTS_HOURS',
+  'APPLICATIONINSIGHTS_CONNECTION_STRING',
+  'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
 ] as const;
 
 /** The settings App Service itself sets, which readConfig reads to know it runs in Azure (shared/auth/caller.ts). */
@@ -260,8 +262,9 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
 
 function metricsSetting(env: NodeJS.ProcessEnv): ResponderConfig['metrics'] {
   const connectionString = env.APPLICATIONINSIGHTS_CONNECTION_STRING?.trim();
+  const authentication = env.APPLICATIONINSIGHTS_AUTHENTICATION_STRING ?? '';
   if (!connectionString) return undefined;
-  const clientId = /(?:^|;)\s*ClientId=([^;\s]+)/i.exec(env.APPLICATIONINSIGHTS_AUTHENTICATION_STRING ?? '')?.[1];
+  const clientId = /(?:^|;)\s*ClientId=([^;\s]+)/i.exec(authentication)?.[1];
   return { connectionString, ...(clientId && { clientId }) };
 }
 
