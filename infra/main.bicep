@@ -1,7 +1,8 @@
-// Sentinel Responder, the core deployment into one resource group: identity, storage, queue, risk-log hub, telemetry,
-// the Function App and its Azure roles. The operator's guide: docs/deploy.md. Entra app registration and Graph /
-// Defender permissions (modules/entra.bicep), the relay Logic Apps (modules/relay.bicep) and the tenant-scope
-// diagnostic setting (tenant/) are deployed on their own: they need Entra roles this deployment does not.
+// Sentinel Responder in one resource group: identity, storage, queue, risk-log hub, telemetry and its workbook, the
+// Function App and its Azure roles; with registerApi, the API registration and the identity's Graph / Defender
+// permissions (modules/entra.bicep, which needs Privileged Role Administrator); with deployRelays, the relay Logic Apps
+// and Sentinel's automation rules (modules/relay.bicep). The tenant-scope diagnostic setting (tenant/) is deployed on
+// its own. The operator's guide: docs/deploy.md.
 targetScope = 'resourceGroup'
 
 // ---------------------------------------------------------------------------------------------------------------------

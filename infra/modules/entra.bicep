@@ -9,7 +9,7 @@
 extension microsoftGraphV1
 
 @description('Alternate key of the API registration: a redeployment with the same name updates the same app.')
-param appUniqueName string = 'sentinel-responder-api'
+param appUniqueName string = 'sentinel-responder'
 
 @description('Display name of the API registration and its service principal.')
 param appDisplayName string = 'Sentinel Responder API'

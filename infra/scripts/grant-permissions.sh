@@ -6,7 +6,7 @@
 #
 #   grant-permissions.sh --principal-id <engine identity object id> [--capabilities enrichment,disableUser,...]
 #                        [--no-defender] [--dry-run]
-#   grant-permissions.sh --register-api [--api-name sentinel-responder-api]
+#   grant-permissions.sh --register-api [--api-name sentinel-responder]
 #   grant-permissions.sh --api-name <name> --caller <principal object id>=<app role> [--caller ...]
 #
 # Needs: az (signed in to the tenant: `az login`; `az cloud set` first in a national cloud) and jq. Who may run it:
@@ -23,7 +23,7 @@ capabilities=""
 defender=1
 dry_run=0
 register_api=0
-api_name="sentinel-responder-api"
+api_name="sentinel-responder"  # main.bicep's apiName default: the same app ID URI
 api_display_name="Sentinel Responder API"
 callers=()
 

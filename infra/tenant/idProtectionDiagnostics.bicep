@@ -15,7 +15,7 @@ param settingName string = 'sentinel-responder-id-protection'
 
 // Diagnostic settings send to an Event Hub with an authorization rule's key, not an identity (reported in
 // MicrosoftDocs/azure-docs#119932): the namespace keeps local authentication for this one Send-only rule.
-@description('Resource id of the Event Hubs namespace authorization rule the setting sends with (Send right only). Entra ID streams with the rule\'s key, so the namespace must keep local (SAS) authentication on; the engine still reads with its managed identity.')
+@description('Resource id of the Event Hubs namespace authorization rule the setting sends with (Manage, Send and Listen, as Azure Monitor requires; infra/modules/eventHubs.bicep). Entra ID streams with the rule\'s key, so the namespace must keep local (SAS) authentication on; the engine still reads with its managed identity.')
 param eventHubAuthorizationRuleId string
 
 @description('The event hub the engine reads (RESPONDER_RISK_EVENT_HUB).')
