@@ -34,6 +34,7 @@ import { normalizeSentinelPayload } from '../shared/signals/sentinel';
 import { explainDecision } from '../shared/policy/explain';
 import { PLANNABLE_ACTIONS } from '../shared/actions/catalogue';
 import { targetLabel } from '../shared/actions/target';
+import { SWEEP_NAMES } from '../shared/sweeps/catalogue';
 import { runtime } from '../shared/runtime';
 import type { DeadLetterRecord } from '../shared/ledger/ledger';
 import { LOCAL_HOST_URL, runAnalystCommand, type AnalystOptions } from './analystCommands';
@@ -61,13 +62,16 @@ const USAGE = `usage:
                                                    decide on a held action (four eyes: not one you requested)
   responder actions rollback <key> --reason <why> [--json]
                                                    undo a succeeded disableUser, isolateDevice or requirePimReapproval
+  responder sweep <name> [--dry-run] [--json]      run a remediation sweep now (${SWEEP_NAMES.join(', ')});
+                                                   --dry-run says what it would do and changes nothing
+  responder sweeps [--json]                        each sweep's schedule, whether a run holds it, its last runs
   responder policy validate <file>
   responder doctor [--policy <file>] [--json]      permission preflight with the app settings in the environment
   responder deadletters [--json]                   dead-lettered messages and failed actions, from the ledger
   responder replay <action key> [--reason <why>]   send a failed or dead-lettered action again, recorded as yours
 
-The engine (plan, act, actions): --url <base URL>, such as https://<app>.azurewebsites.net; --host is an alias.
-Without it, act and actions call the local host at ${LOCAL_HOST_URL} when ${LOCAL_TOKEN_FILE} is here (npm start
+The engine (plan, act, actions, sweep, sweeps): --url <base URL>, such as https://<app>.azurewebsites.net; --host is an alias.
+Without it, act, actions and the sweeps call the local host at ${LOCAL_HOST_URL} when ${LOCAL_TOKEN_FILE} is here (npm start
 writes it). The token: RESPONDER_TOKEN; else, for this machine, ${LOCAL_TOKEN_FILE}; else your Azure sign-in
 (az login) for RESPONDER_AUDIENCE, from the environment or local.settings.json.
 Exit codes: 0 done; 1 refused, failed or invalid input (or, for doctor, a permission is missing); 2 the command line
