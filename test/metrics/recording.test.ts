@@ -141,7 +141,8 @@ describe('metrics recorded by the engine', () => {
     expect(waits[0]?.[1]).toBeLessThanOrEqual(1100);
   });
 
-  it('a hold records its creation, and its decision when an analyst denies it', async () => {
+  /** An incident naming Megan, a Global Administrator, under a policy that holds revoking an admin's sessions. */
+  async function heldForMegan() {
     engine.configure({ RESPONDER_POLICY: HOLD_ADMINS });
     const queue = startWorker();
     const incident = sampleIncident();
@@ -150,6 +151,11 @@ describe('metrics recorded by the engine', () => {
     ];
     await submit(incident);
     await queue.idle();
+    return queue;
+  }
+
+  it('a hold records its creation, and its decision when an analyst denies it', async () => {
+    const queue = await heldForMegan();
     expect(engine.metrics.of(METRIC_NAMES.holdsCreated).map((p) => p.attributes)).toEqual([{ kind: 'revokeSessions' }]);
     const held = engine.ledger.all().find((e) => e.state === 'pending-approval')!;
     const analysts = (await runtime()).analysts;
@@ -159,14 +165,7 @@ describe('metrics recorded by the engine', () => {
   });
 
   it('an action an analyst approves records the hold decided, and its time to contain as approved', async () => {
-    engine.configure({ RESPONDER_POLICY: HOLD_ADMINS });
-    const queue = startWorker();
-    const incident = sampleIncident();
-    incident.object.properties.relatedEntities = [
-      { kind: 'Account', properties: { accountName: 'megan.bowen', upnSuffix: 'contoso.com', aadUserId: DEMO.megan } },
-    ];
-    await submit(incident);
-    await queue.idle();
+    const queue = await heldForMegan();
     const held = engine.ledger.all().find((e) => e.state === 'pending-approval')!;
     await (await runtime()).analysts.approve(held.key, { objectId: '22222222-2222-4222-8222-222222222222', name: 'Analyst Two' }, 'confirmed');
     await engine.drain();
