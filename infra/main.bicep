@@ -287,7 +287,7 @@ var appSettings = {
   GRAPH_ENDPOINT: graphEndpoint
   DEFENDER_ENDPOINT: defenderEndpoint
   ARM_ENDPOINT: armEndpoint
-  RESPONDER_AUDIENCE: registerApi ? entra.outputs.responderAudience : (empty(apiClientId) ? audience : '${audience},${apiClientId}')
+  RESPONDER_AUDIENCE: registerApi ? entra!.outputs.responderAudience : (empty(apiClientId) ? audience : '${audience},${apiClientId}')
   RESPONDER_TOKEN_ISSUERS: tokenIssuers
   RESPONDER_AUTH: responderAuth
   RESPONDER_MODE: responderMode
@@ -385,22 +385,24 @@ module relay 'modules/relay.bicep' = if (deployRelays) {
     location: location
     namePrefix: namePrefix
     engineHostName: functionApp.outputs.defaultHostName
-    engineAudience: registerApi ? entra.outputs.identifierUri : audience
+    engineAudience: registerApi ? entra!.outputs.identifierUri : audience
     workspaceResourceId: sentinelWorkspaceId
-    sentinelAutomationPrincipalId: registerApi ? entra.outputs.sentinelAutomationPrincipalId : sentinelAutomationPrincipalId
+    sentinelAutomationPrincipalId: registerApi ? entra!.outputs.sentinelAutomationPrincipalId : sentinelAutomationPrincipalId
     relayOnIncidentUpdate: relayOnIncidentUpdate
     playbookOperatorPrincipalIds: playbookOperatorPrincipalIds
     tags: tags
   }
 }
 
-// Each relay's identity gets the one app role its route needs (Incidents.Submit, Responder.Act).
+// Each relay's identity gets the one app role its route needs (Incidents.Submit, Responder.Act). entra and relay are
+// conditional modules: `!` asserts what this module's own condition guarantees (Bicep warns BCP318 without it), as the
+// ternaries above do where registerApi decides.
 module callers 'modules/engineCallers.bicep' = if (registerApi && deployRelays) {
   name: 'engine-callers'
   params: {
-    engineServicePrincipalId: entra.outputs.servicePrincipalId
-    appRoleIds: entra.outputs.appRoleIds
-    callers: relay.outputs.callers
+    engineServicePrincipalId: entra!.outputs.servicePrincipalId
+    appRoleIds: entra!.outputs.appRoleIds
+    callers: relay!.outputs.callers
   }
 }
 
@@ -413,7 +415,7 @@ output engineUrl string = 'https://${functionApp.outputs.defaultHostName}'
 output identityPrincipalId string = identity.outputs.principalId
 output identityClientId string = identity.outputs.clientId
 output identityResourceId string = identity.outputs.id
-output apiAudience string = registerApi ? entra.outputs.identifierUri : audience
+output apiAudience string = registerApi ? entra!.outputs.identifierUri : audience
 output serviceBusNamespace string = serviceBus.outputs.fullyQualifiedNamespace
 output storageAccountName string = storage.outputs.name
 output riskEventHubNamespace string = eventHubs.outputs.name

@@ -78,6 +78,7 @@ resource graph 'Microsoft.Graph/servicePrincipals@v1.0' existing = {
   appId: catalogue.apis.graph
 }
 
+// Read only when a Defender permission is granted; the grants below loop over that same list, so `!` holds (BCP318).
 resource defender 'Microsoft.Graph/servicePrincipals@v1.0' existing = if (!empty(defenderPermissions)) {
   appId: catalogue.apis.defender
 }
@@ -99,8 +100,8 @@ resource graphGrant 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
 resource defenderGrant 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
   for permission in defenderPermissions: {
     principalId: enginePrincipalId
-    resourceId: defender.id
-    appRoleId: filter(defender.appRoles, role => role.value == permission && contains(role.allowedMemberTypes, 'Application'))[0].id
+    resourceId: defender!.id
+    appRoleId: filter(defender!.appRoles, role => role.value == permission && contains(role.allowedMemberTypes, 'Application'))[0].id
   }
 ]
 

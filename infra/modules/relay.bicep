@@ -268,17 +268,19 @@ resource operatorRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
 ]
 
 var workspaceParts = split(workspaceResourceId, '/')
-// For-expressions may not sit inside a function call: each list is a variable first.
-var entityRelayPrincipalIds = [for (relay, i) in entityRelays: entityRelay[i].identity.principalId]
-var entityCallers = [for (relay, i) in entityRelays: { principalId: entityRelay[i].identity.principalId, role: 'Responder.Act' }]
 
+// The relays' principal ids are known only once the Logic Apps exist, so they are listed by for-expressions written
+// where runtime values are allowed (a module parameter, an output), never in a variable: a variable's for-body must be
+// computable at the start of the deployment (BCP182). A for-expression may not sit inside a function call either, so
+// the incident relay's id travels beside the list, not concatenated to it.
 module sentinelAutomation 'sentinelAutomation.bicep' = {
   name: take('${deployment().name}-sentinel-automation', 64)
   scope: resourceGroup(workspaceParts[2], workspaceParts[4])
   params: {
     workspaceName: last(workspaceParts)
     incidentRelayId: incidentRelay.id
-    relayPrincipalIds: concat([incidentRelay.identity.principalId], entityRelayPrincipalIds)
+    incidentRelayPrincipalId: incidentRelay.identity.principalId
+    entityRelayPrincipalIds: [for (relay, i) in entityRelays: entityRelay[i].identity.principalId]
     relayOnIncidentUpdate: relayOnIncidentUpdate
     automationRuleOrder: automationRuleOrder
   }
@@ -290,8 +292,14 @@ output incidentRelayId string = incidentRelay.id
 @description('Resource ids of the entity relays, in entityRelays\' order.')
 output entityRelayIds array = [for (relay, i) in entityRelays: entityRelay[i].id]
 
+// First the incident relay, then entity relay i - 1 (ARM's if() evaluates only the branch it takes).
 @description('The engine app role each relay\'s identity needs: pass to engineCallers.bicep (callers) or the script (--callers).')
-output callers array = concat([{ principalId: incidentRelay.identity.principalId, role: 'Incidents.Submit' }], entityCallers)
+output callers array = [
+  for i in range(0, length(entityRelays) + 1): {
+    principalId: i == 0 ? incidentRelay.identity.principalId : entityRelay[i - 1].identity.principalId
+    role: i == 0 ? 'Incidents.Submit' : 'Responder.Act'
+  }
+]
 
 @description('Resource ids of the automation rules that run the incident relay.')
 output automationRuleIds array = sentinelAutomation.outputs.automationRuleIds

@@ -7,8 +7,11 @@ param workspaceName string
 @description('Resource id of the incident relay Logic App.')
 param incidentRelayId string
 
-@description('Principal ids of every relay Logic App\'s managed identity (the incident relay and the entity relays).')
-param relayPrincipalIds array
+@description('Principal id of the incident relay Logic App\'s managed identity.')
+param incidentRelayPrincipalId string
+
+@description('Principal ids of the entity relay Logic Apps\' managed identities.')
+param entityRelayPrincipalIds array
 
 @description('Also relay every update of an incident, not only its creation: updates bring new alerts and entities, and the engine deduplicates per (incident, action, target).')
 param relayOnIncidentUpdate bool = true
@@ -60,6 +63,8 @@ resource relayRule 'Microsoft.SecurityInsights/automationRules@2025-09-01' = [
 // "add comment" actions need Responder, and the relays call neither
 // (https://learn.microsoft.com/azure/sentinel/automation/playbook-triggers-actions, Prerequisites).
 var sentinelReader = '8d289c81-5878-46d4-8554-54e1e3d8b5cb'
+// Parameters here, so known at the start of this deployment: the loop and the assignments' names may use them.
+var relayPrincipalIds = concat([incidentRelayPrincipalId], entityRelayPrincipalIds)
 
 resource relayReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   for principalId in relayPrincipalIds: {

@@ -14,7 +14,8 @@ targetScope = 'tenant'
 param settingName string = 'sentinel-responder-id-protection'
 
 // Diagnostic settings send to an Event Hub with an authorization rule's key, not an identity (reported in
-// MicrosoftDocs/azure-docs#119932): the namespace keeps local authentication for this one Send-only rule.
+// MicrosoftDocs/azure-docs#119932): the namespace keeps local authentication for this one rule, which holds Manage, Send
+// and Listen because Azure Monitor requires all three (modules/eventHubs.bicep).
 @description('Resource id of the Event Hubs namespace authorization rule the setting sends with (Manage, Send and Listen, as Azure Monitor requires; infra/modules/eventHubs.bicep). Entra ID streams with the rule\'s key, so the namespace must keep local (SAS) authentication on; the engine still reads with its managed identity.')
 param eventHubAuthorizationRuleId string
 

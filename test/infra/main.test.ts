@@ -153,15 +153,15 @@ describe('infra/main.bicep wires the API registration and the relays to the engi
     expect(moduleParam('entra', 'enginePrincipalId')).toBe('identity.outputs.principalId');
     expect(moduleParam('entra', 'capabilities')).toBe('capabilities');
     // The audience the engine accepts is the registration's own (its URI and client id) whenever this deploys it.
-    expect(setting('RESPONDER_AUDIENCE')?.text).toMatch(/^registerApi \? entra\.outputs\.responderAudience : /);
+    expect(setting('RESPONDER_AUDIENCE')?.text).toMatch(/^registerApi \? entra!\.outputs\.responderAudience : /);
   });
 
   it('points the relays at this Function App, asking for tokens for the registered API, and gives each its one app role', () => {
     expect(moduleParam('relay', 'engineHostName')).toBe('functionApp.outputs.defaultHostName');
-    expect(moduleParam('relay', 'engineAudience')).toBe('registerApi ? entra.outputs.identifierUri : audience');
+    expect(moduleParam('relay', 'engineAudience')).toBe('registerApi ? entra!.outputs.identifierUri : audience');
     expect(moduleParam('relay', 'workspaceResourceId')).toBe('sentinelWorkspaceId');
-    expect(moduleParam('callers', 'callers')).toBe('relay.outputs.callers');
-    expect(moduleParam('callers', 'engineServicePrincipalId')).toBe('entra.outputs.servicePrincipalId');
+    expect(moduleParam('callers', 'callers')).toBe('relay!.outputs.callers');
+    expect(moduleParam('callers', 'engineServicePrincipalId')).toBe('entra!.outputs.servicePrincipalId');
   });
 
   it("charts the engine's metrics in a workbook on the component the identity sends them to", () => {

@@ -23,4 +23,19 @@ resource bus 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
   it('parses every file in infra/', async () => {
     for (const file of await infraFiles()) expect(file.errors, file.path).toEqual([]);
   });
+
+  // BCP182 (an error): a variable's for-body must be computable at the start of the deployment, so it may not read a
+  // resource's or module's runtime values (identity, properties, outputs) or call reference()/list*(). Such a list
+  // belongs in a resource or module property, or an output, where runtime values are allowed.
+  it('keeps runtime values out of variable for-expressions', async () => {
+    const runtime = /\.(identity|properties|outputs)\b|\b(reference|list\w*)\(/;
+    const offending = (await infraFiles()).flatMap((file) =>
+      file.root.namedChildren.flatMap((node) => {
+        const value = node?.type === 'variable_declaration' ? node.namedChildren.at(-1) : undefined;
+        const body = value?.type === 'for_statement' ? value.childForFieldName('body') : undefined;
+        return body && runtime.test(body.text) ? [`${file.path}: var ${node!.namedChildren[0]?.text}`] : [];
+      }),
+    );
+    expect(offending).toEqual([]);
+  });
 });

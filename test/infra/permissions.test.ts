@@ -54,9 +54,10 @@ describe('infra/modules/entra.bicep grants exactly what permissions.json lists f
     expect(valueOf(declaration(entra, 'variable_declaration', 'catalogue')).text).toBe("loadJsonContent('../permissions.json')");
     const grants = resources(entra).filter((r) => r.type === 'Microsoft.Graph/appRoleAssignedTo');
     expect(grants.map((g) => g.symbol)).toEqual(['graphGrant', 'defenderGrant']);
+    // defender is read only when defenderPermissions is not empty (existing = if): its grants say so with `!` (BCP318).
     for (const [grant, api, list] of [
       [grants[0], 'graph', 'graphPermissions'],
-      [grants[1], 'defender', 'defenderPermissions'],
+      [grants[1], 'defender!', 'defenderPermissions'],
     ] as const) {
       const loop = grant!.body.parent;
       expect(loop?.type).toBe('for_statement');

@@ -95,9 +95,12 @@ describe('the relay Logic Apps (infra/modules/relay.bicep)', () => {
   });
 
   it('gives each relay the engine app role it needs, and Sentinel the role to run playbooks', () => {
-    const callers = valueOf(declaration(relay, 'output_declaration', 'callers')).text;
-    expect(callers).toContain(`role: '${ROLES.submit}'`);
-    expect(valueOf(declaration(relay, 'variable_declaration', 'entityCallers')).text).toContain(`role: '${ROLES.act}'`);
+    // One for-expression over the incident relay and then each entity relay: a principal id is a runtime value, which
+    // a variable's for-body may not hold (BCP182), so no variable lists them.
+    const callers = valueOf(declaration(relay, 'output_declaration', 'callers')).text.replace(/\s+/g, ' ');
+    expect(callers).toContain('for i in range(0, length(entityRelays) + 1):');
+    expect(callers).toContain('principalId: i == 0 ? incidentRelay.identity.principalId : entityRelay[i - 1].identity.principalId');
+    expect(callers).toContain(`role: i == 0 ? '${ROLES.submit}' : '${ROLES.act}'`);
     const [run] = resources(relay).filter((r) => r.symbol === 'sentinelRunsPlaybooks');
     expect(text(valueAt(run!.body, 'properties.principalId'))).toBe('sentinelAutomationPrincipalId');
     // Microsoft Sentinel Automation Contributor, on the relays' own resource group (no scope: the module's).
