@@ -36,9 +36,10 @@ param instanceMemoryMB int = 512
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
+// Node.js 20 reached its end of life in April 2026; 22 is the Flex Consumption stack's default (functionAppStacks).
 @description('Node.js version of the worker.')
-@allowed(['20', '22'])
-param nodeVersion string = '20'
+@allowed(['22'])
+param nodeVersion string = '22'
 
 @description('Service Bus tier: Standard, or Premium for isolation and predictable latency.')
 @allowed(['Standard', 'Premium'])
