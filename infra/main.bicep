@@ -27,7 +27,7 @@ param tags object = {}
 // Hosting
 // ---------------------------------------------------------------------------------------------------------------------
 
-@description('Memory of each Flex Consumption instance, in MB. At 512 the Node worker\'s heap is capped at 256 MB (languageWorkers__node__arguments; README, Performance).')
+@description('Memory of each Flex Consumption instance, in MB. At 512 the Node worker\'s heap is capped at 256 MB (languageWorkers__node__arguments; docs/performance.md).')
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 512
 
@@ -339,7 +339,7 @@ var appSettings = {
 }
 
 // On the smallest instance the host and the worker share 512 MB; uncapped, V8 sizes its heap from the memory Node sees,
-// not the instance's (README, Performance: the worker's peak RSS at this cap).
+// not the instance's (docs/performance.md: the worker's peak RSS at this cap).
 var memorySettings = instanceMemoryMB == 512 ? { languageWorkers__node__arguments: '--max-old-space-size=256' } : {}
 
 module functionApp 'modules/functionApp.bicep' = {

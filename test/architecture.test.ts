@@ -99,7 +99,7 @@ describe('what each folder may import (docs/architecture.md)', () => {
   });
 
   it('cold start: what the entry points load at import takes in no schema, YAML, logging or telemetry package', () => {
-    // These load on first use, by dynamic import or a require inside a function (README: Performance).
+    // These load on first use, by dynamic import or a require inside a function (docs/performance.md).
     const lazy = /^(zod|yaml|pino|@azure\/identity|@azure\/monitor-opentelemetry-exporter|@opentelemetry\/.*)$/;
     const reached = coldPath(sources('functions'));
     expect([...reached].filter((spec) => lazy.test(spec))).toEqual([]);

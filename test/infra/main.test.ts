@@ -109,7 +109,7 @@ describe('infra/main.bicep sets what the engine reads', () => {
     expect(memory).toBe("instanceMemoryMB == 512 ? { languageWorkers__node__arguments: '--max-old-space-size=256' } : {}");
     const app = declaration(main, 'module', 'functionApp').value;
     expect(app && valueAt(app, 'params.appSettings')?.text).toBe('union(appSettings, memorySettings)');
-    expect(readFileSync(join(INFRA, '../README.md'), 'utf8')).toContain('--max-old-space-size=256');
+    expect(readFileSync(join(INFRA, '../docs/performance.md'), 'utf8')).toContain('--max-old-space-size=256');
   });
 });
 
