@@ -1,9 +1,8 @@
 import { ROLES } from '../shared/auth/caller';
 import { defineEventHubFunction } from '../shared/azure/eventHubFunction';
 import { defineHttpFunction } from '../shared/azure/httpFunction';
-import { bodyText } from '../shared/json';
 import { InputError } from '../shared/errors';
-import { decideRiskRecords, type RiskRecordAnswer } from '../shared/riskEvents';
+import { decideRiskEvents, decideRiskRecords } from '../shared/riskEvents';
 import { runtime } from '../shared/runtime';
 
 /**
@@ -30,9 +29,6 @@ export const riskEvents = defineHttpFunction({
   },
 });
 
-/** Who the ledger says decided what came from the hub. */
-export const RISK_EVENT_HUB_CALLER = 'risk-event-hub';
-
 /**
  * Event Hub `%RESPONDER_RISK_EVENT_HUB%`, where ID Protection's diagnostic setting streams its risk logs: each event's
  * records decided as over HTTP. An event that is not a body of records, or a record that cannot be read, is kept as a
@@ -46,38 +42,6 @@ export const riskEventHub = defineEventHubFunction({
   retry: { strategy: 'exponentialBackoff', maxRetryCount: 8, minimumInterval: { seconds: 10 }, maximumInterval: { minutes: 5 } },
   async handle(events, log) {
     const { engine, ledger } = await runtime();
-    const told: Record<RiskRecordAnswer['status'], number> = { decided: 0, ignored: 0, invalid: 0 };
-    for (const event of events) {
-      // Where the event sits, for the record of what could not be read: one per event, or per record of it.
-      const at = `risk-event:${event.partitionId ?? '?'}:${event.sequenceNumber ?? event.enqueuedTimeUtc ?? '?'}`;
-      const unread = (messageId: string, description: string, body: unknown) =>
-        ledger.recordDeadLetter({
-          messageId,
-          at: new Date().toISOString(),
-          by: 'risk-event-hub',
-          reason: 'UnreadableRiskLog',
-          description,
-          body: bodyText(body),
-        });
-      try {
-        const records = await decideRiskRecords(event.body, engine, RISK_EVENT_HUB_CALLER, log);
-        for (const record of records) {
-          told[record.status]++;
-          if (record.status === 'invalid') await unread(`${at}:${record.index}`, `${record.field}: ${record.problem}`, recordAt(event.body, record.index));
-        }
-      } catch (error) {
-        if (!(error instanceof InputError)) throw error;
-        told.invalid++;
-        log.warn({ sequenceNumber: event.sequenceNumber, field: error.path }, `risk event not read, passed over: ${error.message}`);
-        await unread(at, error.message, event.body);
-      }
-    }
-    log.info({ events: events.length, ...told }, `risk events: ${told.decided} record(s) decided, ${told.ignored} ignored, ${told.invalid} not read`);
+    await decideRiskEvents(events, engine, ledger, log);
   },
 });
-
-/** A record of an event's body, as sent. */
-function recordAt(body: unknown, index: number): unknown {
-  const records = (body as { records?: unknown } | undefined)?.records;
-  return Array.isArray(records) ? records[index] : undefined;
-}

@@ -1,4 +1,4 @@
-import { apiError, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
+import { apiError, pageOf, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
 import type { SandboxIncident, SandboxTenant } from './tenant';
 
 const INCIDENT =
@@ -98,16 +98,7 @@ function listIncidents(tenant: SandboxTenant, workspacePath: string, request: Sa
     )
     .map(([, incident]) => incident)
     .sort((a, b) => changed(b).localeCompare(changed(a)));
-  const size = Math.min(top, tenant.armPageSize);
-  const skip = Number(request.query.get('$skipToken') ?? 0);
-  const body: Record<string, unknown> = { value: listed.slice(skip, skip + size).map(view) };
-  if (skip + size < listed.length) {
-    const next = new URL(request.path, request.origin);
-    for (const [name, value] of request.query) if (name !== '$skipToken') next.searchParams.set(name, value);
-    next.searchParams.set('$skipToken', String(skip + size));
-    body.nextLink = next.toString();
-  }
-  return { status: 200, body };
+  return pageOf(listed.map(view), Math.min(top, tenant.armPageSize), request, { param: '$skipToken', link: 'nextLink' });
 }
 
 /** `properties/lastModifiedTimeUtc ge <instant>[ and (properties/severity eq '<s>'[ or …])]`, or undefined. */

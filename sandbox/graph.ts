@@ -41,7 +41,7 @@ export function graphRoutes(tenant: SandboxTenant): Route {
         (r) => (states.length === 0 || states.includes(r.riskState)) && (levels.length === 0 || levels.includes(r.riskLevel)),
       );
       const top = Number(request.query.get('$top') ?? tenant.graphPageSize);
-      return pageOf(found, Math.min(top, tenant.graphPageSize), request, '$skiptoken');
+      return pageOf(found, Math.min(top, tenant.graphPageSize), request, { param: '$skiptoken' });
     }
     if ((match = /^\/identityProtection\/riskyUsers\/([^/]+)$/.exec(path)) && request.method === 'GET') {
       const risky = tenant.riskyUsers.get((match[1] as string).toLowerCase());
@@ -127,7 +127,7 @@ function pim(tenant: SandboxTenant, request: SandboxRequest, path: string): Sand
       tenant.roleRequests.filter((r) => r.principalId === principal),
       tenant.graphPageSize,
       request,
-      '$skiptoken',
+      { param: '$skiptoken' },
     );
   }
   if (path === '/policies/roleManagementPolicyAssignments' && request.method === 'GET') {

@@ -51,17 +51,23 @@ export function slidingQuota(
 }
 
 /**
- * One page of a collection, with an @odata.nextLink to the next when there is one, as OData pages: Defender counts
- * with `$skip`; Graph's links carry an opaque `$skiptoken` (here the count too), and a client follows them as given.
+ * One page of a collection, with a link to the next when there is one, as OData pages: Defender counts with `$skip`;
+ * Graph's links carry an opaque `$skiptoken` (here the count too), ARM's a `$skipToken` under `nextLink`; a client
+ * follows them as given.
  */
-export function pageOf(items: unknown[], size: number, request: SandboxRequest, param: '$skip' | '$skiptoken' = '$skip'): SandboxAnswer {
+export function pageOf(
+  items: unknown[],
+  size: number,
+  request: SandboxRequest,
+  { param = '$skip', link = '@odata.nextLink' }: { param?: '$skip' | '$skiptoken' | '$skipToken'; link?: '@odata.nextLink' | 'nextLink' } = {},
+): SandboxAnswer {
   const skip = Number(request.query.get(param) ?? 0);
   const body: Record<string, unknown> = { value: items.slice(skip, skip + size) };
   if (skip + size < items.length) {
     const next = new URL(request.path, request.origin);
     for (const [name, value] of request.query) if (name !== param) next.searchParams.set(name, value);
     next.searchParams.set(param, String(skip + size));
-    body['@odata.nextLink'] = next.toString();
+    body[link] = next.toString();
   }
   return { status: 200, body };
 }

@@ -187,9 +187,10 @@ export function assemble(parts: EngineParts): { engine: ResponderEngine; worker:
 function pacingOf(pacer: Pacer, executors: EngineParts['executors'], timings: LifecycleTimings, metrics: Metrics): EngineDeps['pacing'] {
   return async (command) => {
     const turn = await pacer.turnFor(executors[command.kind]?.apiCost(command) ?? {});
-    const waitMs = turn && turnWaitMs(pacer.msUntil(turn), timings);
-    if (turn && waitMs) metrics.pacingWait(turn.api, waitMs / 1000, 'queued');
-    return turn && { turn, waitMs: waitMs ?? 0 };
+    if (turn === undefined) return undefined;
+    const waitMs = turnWaitMs(pacer.msUntil(turn), timings);
+    if (waitMs > 0) metrics.pacingWait(turn.api, waitMs / 1000, 'queued');
+    return { turn, waitMs };
   };
 }
 

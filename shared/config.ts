@@ -4,7 +4,7 @@ import { DEFAULT_API_BUDGETS, everyDefenderApi, PACED_APIS, type PacedApi } from
 import { CLOUD_PRESETS, CLOUDS, type CloudEndpoints, type CloudName } from './cloud';
 import { ConfigError } from './errors';
 import type { Mode } from './policy/schema';
-import { isGuid, parseWorkspaceArmId, type WorkspaceRef } from './signals/identifiers';
+import { isGuid, parseWorkspaceArmId, sameWorkspace, type WorkspaceRef } from './signals/identifiers';
 
 /**
  * Every app setting the engine reads, parsed and checked in one place. Read once per process (lazily: cold start
@@ -218,8 +218,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ResponderConfi
   for (const id of list('RESPONDER_SENTINEL_WORKSPACES')) {
     const workspace = parseWorkspaceArmId(id);
     // ARM ids are case-insensitive: a workspace named twice would be listed, and its incidents counted, twice.
-    const named = (w: WorkspaceRef) => `${w.subscriptionId}/${w.resourceGroup}/${w.workspaceName}`.toLowerCase();
-    if (workspace && workspaces.some((w) => named(w) === named(workspace))) continue;
+    if (workspace && workspaces.some((w) => sameWorkspace(w, workspace))) continue;
     if (workspace) workspaces.push(workspace);
     else
       problems.push(

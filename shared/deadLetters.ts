@@ -105,11 +105,6 @@ export async function markDeadLettered(ledger: ActionLedger, key: string, why: s
   throw new Error(`could not mark ${key} dead-lettered: it kept changing`);
 }
 
-/**
- * Hold for a human the actions of an incident that wait for data: what a look that cannot happen (its message
- * dead-lettered, the incident no longer readable) leaves them. Returns those it held; one another writer moved on
- * meanwhile is theirs.
- */
 /** What a look was for: an incident (its ARM id), or a risk record (its subject). */
 export type WaitingOf = { incident: string } | { subject: string };
 
@@ -119,6 +114,11 @@ function lookedAt(body: IncidentReevaluation | RiskReevaluation): WaitingOf | un
   return typeof body.incidentArmId === 'string' ? { incident: body.incidentArmId } : undefined;
 }
 
+/**
+ * Hold for a human the actions that wait for data on an incident or a risk record: what a look that cannot happen (its
+ * message dead-lettered, the incident no longer readable) leaves them. Returns those it held; one another writer moved
+ * on meanwhile is theirs.
+ */
 export async function holdWaiting(ledger: ActionLedger, of: WaitingOf, why: string, at: string, by: string): Promise<LedgerEntry[]> {
   const held: LedgerEntry[] = [];
   for (const waiting of await ledger.list({ ...of, state: 'waiting' })) {

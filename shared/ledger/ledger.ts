@@ -217,7 +217,7 @@ export interface DecisionRecord {
   by: string;
   /** The decision's one line. */
   summary: string;
-  /** Actions planned, held or waiting by it. */
+  /** Actions it planned or left waiting for data (those it held for an analyst are not counted). */
   actions: number;
   /** The digest of the policy that decided. */
   policy: string;

@@ -104,12 +104,34 @@ export function parseRiskReevaluation(body: unknown): RiskReevaluation {
   if (!isRecord(record) || (record.category !== 'RiskyUsers' && record.category !== 'UserRiskEvents') || !isRecord(record.properties))
     throw new InputError('record', 'expected a RiskyUsers or UserRiskEvents record');
   if (body.reason !== 'waitingForData') throw new InputError('reason', 'expected waitingForData');
-  const looks = REEVALUATE_AFTER_MS.waitingForData.length;
+  return {
+    type: 'reevaluateRisk',
+    subject,
+    source,
+    record: record as unknown as RiskRef,
+    reason: 'waitingForData',
+    attempt: attemptOf(attempt, REEVALUATE_AFTER_MS.waitingForData.length),
+    waitingFor: waitingForOf(waitingFor),
+    createdAt: createdAtOf(createdAt),
+  };
+}
+
+/** A look's number: a whole number from 1 to the looks its reason has. */
+function attemptOf(attempt: unknown, looks: number): number {
   if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 1 || attempt > looks)
     throw new InputError('attempt', `expected a whole number from 1 to ${looks}`);
+  return attempt;
+}
+
+/** What a look waits for, as waitingDigest writes it. */
+function waitingForOf(waitingFor: unknown): string {
   if (typeof waitingFor !== 'string' || !/^[0-9a-f]{16}$/.test(waitingFor)) throw new InputError('waitingFor', 'expected 16 hexadecimal characters');
+  return waitingFor;
+}
+
+function createdAtOf(createdAt: unknown): string {
   if (typeof createdAt !== 'string' || Number.isNaN(Date.parse(createdAt))) throw new InputError('createdAt', 'expected a date-time');
-  return { type: 'reevaluateRisk', subject, source, record: record as unknown as RiskRef, reason: 'waitingForData', attempt, waitingFor, createdAt };
+  return createdAt;
 }
 
 export function parseReevaluation(body: unknown): ParsedReevaluation {
@@ -119,20 +141,13 @@ export function parseReevaluation(body: unknown): ParsedReevaluation {
   if (typeof incidentArmId !== 'string' || !incident) throw new InputError('incidentArmId', 'expected an incident ARM id');
   const reason = body.reason ?? 'noEntities';
   if (!REEVALUATION_REASONS.some((known) => known === reason)) throw new InputError('reason', `expected one of ${REEVALUATION_REASONS.join(', ')}`);
-  const looks = REEVALUATE_AFTER_MS[reason as ReevaluationReason].length;
-  if (typeof attempt !== 'number' || !Number.isInteger(attempt) || attempt < 1 || attempt > looks) {
-    throw new InputError('attempt', `expected a whole number from 1 to ${looks}`);
-  }
-  if (waitingFor !== undefined && (typeof waitingFor !== 'string' || !/^[0-9a-f]{16}$/.test(waitingFor)))
-    throw new InputError('waitingFor', 'expected 16 hexadecimal characters');
-  if (typeof createdAt !== 'string' || Number.isNaN(Date.parse(createdAt))) throw new InputError('createdAt', 'expected a date-time');
   return {
     type: 'reevaluateIncident',
     incidentArmId,
     reason: reason as ReevaluationReason,
-    attempt,
-    ...(waitingFor !== undefined && { waitingFor }),
-    createdAt,
+    attempt: attemptOf(attempt, REEVALUATE_AFTER_MS[reason as ReevaluationReason].length),
+    ...(waitingFor !== undefined && { waitingFor: waitingForOf(waitingFor) }),
+    createdAt: createdAtOf(createdAt),
     incident,
   };
 }

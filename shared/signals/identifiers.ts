@@ -161,6 +161,15 @@ export interface WorkspaceRef {
   workspaceName: string;
 }
 
+/** Whether two references name the same workspace: ARM ids are case-insensitive. */
+export function sameWorkspace(a: WorkspaceRef, b: WorkspaceRef): boolean {
+  return (
+    a.subscriptionId.toLowerCase() === b.subscriptionId.toLowerCase() &&
+    a.resourceGroup.toLowerCase() === b.resourceGroup.toLowerCase() &&
+    a.workspaceName.toLowerCase() === b.workspaceName.toLowerCase()
+  );
+}
+
 export interface IncidentArmIdParts extends WorkspaceRef {
   incidentName: string;
 }

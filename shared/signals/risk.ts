@@ -1,6 +1,19 @@
 import { InputError, quote } from '../errors';
 import { cut, TEXT_LIMITS } from '../limits';
-import { boundedText, describe, FieldNames, isRecord, ItemLocation, noteCuts, PathLocation, recordOf, spelledAs, textOf, type Location } from './fields';
+import {
+  boundedText,
+  describe,
+  FieldNames,
+  isRecord,
+  ItemLocation,
+  noteCuts,
+  PathLocation,
+  recordOf,
+  requiredTextOf,
+  spelledAs,
+  textOf,
+  type Location,
+} from './fields';
 import { isGuid, isUpn } from './identifiers';
 import type { AccountEntity, RiskRef, Severity, Signal, UserRiskLevel } from './signal';
 import { USER_RISK_LEVELS } from './signal';
@@ -92,8 +105,7 @@ export function normalizeRiskRecords(body: unknown): RiskRecord[] {
 function normalizeRecord(value: unknown, at: ItemLocation, index: number): RiskRecord {
   if (!isRecord(value)) throw new InputError(at.path, `expected a log record (an object), got ${describe(value)}`);
   const record = RECORD.read(value);
-  const categoryText = textOf(record.category, at, 'category');
-  if (categoryText === undefined) throw new InputError(at.at('category'), 'is required');
+  const categoryText = requiredTextOf(record.category, at, 'category');
   const category = categoryOf(categoryText);
   if (category === undefined)
     return { index, category: cutName(categoryText), status: 'ignored', reason: `category ${quote(categoryText)} is not an ID Protection risk log` };
@@ -235,16 +247,13 @@ function objectId(value: unknown, at: Location, name: string): string {
  * (bounded), and asks for nothing.
  */
 function stateOf(value: unknown, at: Location): RiskState | string {
-  const text = textOf(value, at, 'riskState');
-  if (text === undefined) throw new InputError(at.at('riskState'), 'is required');
+  const text = requiredTextOf(value, at, 'riskState');
   return riskStateOf(text) ?? boundedText(text, at, 'riskState', TEXT_LIMITS.name, []);
 }
 
 /** The record's risk level; undefined for one the policy has no name for (the rules' userRisk conditions then fail). */
 function levelOf(value: unknown, at: Location): UserRiskLevel | undefined {
-  const text = textOf(value, at, 'riskLevel');
-  if (text === undefined) throw new InputError(at.at('riskLevel'), 'is required');
-  return riskLevelOf(text);
+  return riskLevelOf(requiredTextOf(value, at, 'riskLevel'));
 }
 
 /**

@@ -1,6 +1,6 @@
 import { InputError } from '../errors';
 import type { CompiledPolicy } from '../policy/decide';
-import { parseIncidentArmId, type WorkspaceRef } from '../signals/identifiers';
+import { parseIncidentArmId, sameWorkspace, type WorkspaceRef } from '../signals/identifiers';
 import { normalizeSentinelPayload } from '../signals/sentinel';
 import type { Severity } from '../signals/signal';
 import { decided, type SweepContext, type SweepDefinition, type SweepPage } from './sweep';
@@ -58,11 +58,6 @@ async function missed(context: SweepContext, workspace: WorkspaceRef, incident: 
   if ((await context.ledger.list({ subject: signal.subject })).length > 0) return `${signal.subject}: its actions are in the ledger`;
   return decided(context, signal);
 }
-
-const sameWorkspace = (a: WorkspaceRef, b: WorkspaceRef): boolean =>
-  a.subscriptionId.toLowerCase() === b.subscriptionId.toLowerCase() &&
-  a.resourceGroup.toLowerCase() === b.resourceGroup.toLowerCase() &&
-  a.workspaceName.toLowerCase() === b.workspaceName.toLowerCase();
 
 /** Where a run is: which workspace, and the next link within it. A place from another setting starts at the top. */
 function placeOf(cursor: string | undefined, workspaces: number): { workspace: number; next?: string } {

@@ -37,11 +37,16 @@ export const privilegeDrift: SweepDefinition = {
       page.passedOver.push(...seen.passedOver);
     }
     const done = await decidedSubjects(context, drifts);
+    // Read once a page, and only if a drift was decided before: a query by subject scans the table as one by state does.
+    let waiting: Set<string> | undefined;
     for (const drift of drifts) {
       const subject = subjectOf(drift);
       const earlier = done.get(subject);
       // A finding has no incident to be looked at again: what waits for data is decided again by the next run.
-      const waits = earlier !== undefined && earlier !== THIS_RUN && (await context.ledger.list({ subject, state: 'waiting' })).length > 0;
+      const waits =
+        earlier !== undefined &&
+        earlier !== THIS_RUN &&
+        (waiting ??= new Set((await context.ledger.list({ state: 'waiting' })).map((entry) => entry.source.subject))).has(subject);
       if (earlier !== undefined && !waits) page.passedOver.push(`${describe(drift)}: decided at ${earlier}`);
       else {
         done.set(subject, THIS_RUN);

@@ -75,7 +75,7 @@ export class Sweeps {
 
   /** What the sweep's last run did, if any has run. */
   async last(name: SweepName): Promise<SweepRun | undefined> {
-    return (await this.deps.shared.update<SweepRecord, SweepRecord | undefined>(keyOf(name), (r) => ({ next: r, result: r })))?.last;
+    return (await this.record(name))?.last;
   }
 
   /** Where each sweep stands (GET /api/sweeps, `responder sweeps`). */
@@ -83,7 +83,7 @@ export class Sweeps {
     const now = this.deps.now().getTime();
     return Promise.all(
       SWEEP_NAMES.map(async (sweep) => {
-        const record = await this.deps.shared.update<SweepRecord, SweepRecord | undefined>(keyOf(sweep), (r) => ({ next: r, result: r }));
+        const record = await this.record(sweep);
         const held = record?.lease && record.lease.until > now ? new Date(record.lease.until).toISOString() : undefined;
         return {
           sweep,
@@ -169,6 +169,11 @@ export class Sweeps {
     const done = this.finish(run, why, 'completed');
     if (!dryRun) await this.release(name, holder, done, undefined);
     return done;
+  }
+
+  /** The sweep's record as it stands (a change that leaves it as read writes nothing). */
+  private record(name: SweepName): Promise<SweepRecord | undefined> {
+    return this.deps.shared.update<SweepRecord, SweepRecord | undefined>(keyOf(name), (r) => ({ next: r, result: r }));
   }
 
   /** Take the sweep, or say who holds it: a lease that lapsed (its run was killed) is taken over, with its place. */
