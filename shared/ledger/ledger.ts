@@ -207,7 +207,7 @@ export function boundedDeadLetter(record: DeadLetterRecord): DeadLetterRecord {
 /**
  * What the engine last decided on a subject (an incident, a change of a user's risk), kept for every submission,
  * whether it planned anything or not: so that the missedIncidents sweep can tell an incident the engine never saw from
- * one it saw and left alone, and a human can see that it did. One record per subject, rewritten by each decision.
+ * one it saw and left alone (no route shows them yet). One record per subject, rewritten by each decision.
  */
 export interface DecisionRecord {
   /** The signal's subject: an incident's ARM id (lower case), `risk:…`, a sweep's. */
