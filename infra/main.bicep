@@ -107,6 +107,18 @@ param relayOnIncidentUpdate bool = true
 @description('Analysts\' groups (object ids) that may run the entity relays (Microsoft Sentinel Playbook Operator on them).')
 param playbookOperatorPrincipalIds array = []
 
+@description('Object ids of users or groups given Responder.Read on the engine: analysts and tools that read decisions, plans, health and the ledger (a group needs Entra ID P1). With registerApi false: grant-permissions.sh --caller.')
+param readerPrincipalIds array = []
+
+@description('Object ids of users or groups given Responder.Act: analysts who request actions, rollbacks and sweeps (give them Responder.Read too, to see what they asked for).')
+param actorPrincipalIds array = []
+
+@description('Object ids of users or groups given Responder.Approve: analysts who approve or deny held actions. Never their own request, whatever roles they hold.')
+param approverPrincipalIds array = []
+
+@description('Groups (object ids) whose members run `responder deadletters` and `replay`: Storage Table Data Contributor on the storage account (the ledger), Azure Service Bus Data Sender on the queue.')
+param operatorPrincipalIds array = []
+
 @description('With registerApi false: the object id of the Azure Security Insights service principal in this tenant (grant-permissions.sh prints it).')
 param sentinelAutomationPrincipalId string = ''
 
@@ -229,6 +241,7 @@ module storage 'modules/storage.bicep' = {
     deploymentContainerName: names.deploymentContainer
     ledgerTableName: ledgerTableName
     principalId: identity.outputs.principalId
+    operatorPrincipalIds: operatorPrincipalIds
     tags: tags
   }
 }
@@ -241,6 +254,7 @@ module serviceBus 'modules/serviceBus.bicep' = {
     sku: serviceBusSku
     lockDurationSeconds: runningLeaseSeconds
     principalId: identity.outputs.principalId
+    operatorPrincipalIds: operatorPrincipalIds
     tags: tags
   }
 }
@@ -395,15 +409,21 @@ module relay 'modules/relay.bicep' = if (deployRelays) {
   }
 }
 
-// Each relay's identity gets the one app role its route needs (Incidents.Submit, Responder.Act). entra and relay are
-// conditional modules: `!` asserts what this module's own condition guarantees (Bicep warns BCP318 without it), as the
-// ternaries above do where registerApi decides.
-module callers 'modules/engineCallers.bicep' = if (registerApi && deployRelays) {
+var analysts = concat(
+  map(readerPrincipalIds, id => { principalId: id, role: 'Responder.Read' }),
+  map(actorPrincipalIds, id => { principalId: id, role: 'Responder.Act' }),
+  map(approverPrincipalIds, id => { principalId: id, role: 'Responder.Approve' })
+)
+
+// Each relay's identity gets the one app role its route needs (Incidents.Submit, Responder.Act), each analyst the roles
+// above. entra and relay are conditional modules: `!` asserts what a condition guarantees (Bicep warns BCP318 without
+// it), as the ternaries above do where registerApi decides.
+module callers 'modules/engineCallers.bicep' = if (registerApi && (deployRelays || !empty(analysts))) {
   name: 'engine-callers'
   params: {
     engineServicePrincipalId: entra!.outputs.servicePrincipalId
     appRoleIds: entra!.outputs.appRoleIds
-    callers: relay!.outputs.callers
+    callers: concat(deployRelays ? relay!.outputs.callers : [], analysts)
   }
 }
 

@@ -7,7 +7,7 @@
 #   grant-permissions.sh --principal-id <engine identity object id> [--capabilities enrichment,disableUser,...]
 #                        [--no-defender] [--dry-run]
 #   grant-permissions.sh --register-api [--api-name sentinel-responder]
-#   grant-permissions.sh --api-name <name> --caller <principal object id>=<app role> [--caller ...]
+#   grant-permissions.sh [--api-name <name>] --caller <object id of a user, group or app>=<app role> [--caller ...]
 #
 # Needs: az (signed in to the tenant: `az login`; `az cloud set` first in a national cloud) and jq. Who may run it:
 # Privileged Role Administrator or Global Administrator for Microsoft Graph permissions; Cloud Application
@@ -77,6 +77,16 @@ graph="${graph%/}"
 
 # GET a Graph URL (relative to /v1.0) and print the JSON.
 graph_get() { az rest --method GET --uri "$graph/v1.0/$1" --headers "ConsistencyLevel=eventual"; }
+# GET a Graph collection (relative to /v1.0) through every page, and print its items as one JSON array.
+graph_all_pages() {
+  local uri="$graph/v1.0/$1" page items="[]"
+  while [[ -n "$uri" ]]; do
+    page="$(az rest --method GET --uri "$uri" --headers "ConsistencyLevel=eventual")"
+    items="$(jq -c --argjson so_far "$items" '$so_far + .value' <<<"$page")"
+    uri="$(jq -r '."@odata.nextLink" // empty' <<<"$page")"
+  done
+  echo "$items"
+}
 graph_post() { az rest --method POST --uri "$graph/v1.0/$1" --headers "Content-Type=application/json" --body "$2" >/dev/null; }
 
 # Give principal $1 the app role valued $3 on resource service principal $2 (JSON with id and appRoles), unless it has it.
@@ -87,14 +97,34 @@ assign() {
   role_id="$(jq -r --arg v "$value" \
     '[.appRoles[] | select(.value == $v and (.allowedMemberTypes | index("Application")))][0].id // empty' <<<"$resource_json")"
   [[ -n "$role_id" ]] || { echo "$label: no application role $value on that service principal" >&2; return 1; }
-  existing="$(graph_get "servicePrincipals/$principal/appRoleAssignments" |
-    jq -r --arg r "$resource_id" --arg a "$role_id" '[.value[] | select(.resourceId == $r and .appRoleId == $a)] | length')"
+  existing="$(graph_all_pages "servicePrincipals/$principal/appRoleAssignments" |
+    jq -r --arg r "$resource_id" --arg a "$role_id" '[.[] | select(.resourceId == $r and .appRoleId == $a)] | length')"
   if [[ "$existing" != "0" ]]; then
     echo "already granted  $label $value"
   else
     graph_post "servicePrincipals/$principal/appRoleAssignments" \
       "$(jq -cn --arg p "$principal" --arg r "$resource_id" --arg a "$role_id" '{principalId: $p, resourceId: $r, appRoleId: $a}')"
     echo "granted          $label $value"
+  fi
+}
+
+# Give user, group or application $1 the engine's app role valued $3 ($2: the engine API's service principal JSON), unless
+# it has it. Through the engine's appRoleAssignedTo, which takes every kind of principal (a user or group cannot be read
+# as a service principal), and with any member type: Graph refuses a role the principal's kind may not hold.
+assign_caller() {
+  local principal="$1" engine_json="$2" value="$3"
+  local engine_id role_id existing
+  engine_id="$(jq -r '.id' <<<"$engine_json")"
+  role_id="$(jq -r --arg v "$value" '[.appRoles[] | select(.value == $v)][0].id // empty' <<<"$engine_json")"
+  [[ -n "$role_id" ]] || { echo "engine: no app role $value on its service principal" >&2; return 1; }
+  existing="$(graph_all_pages "servicePrincipals/$engine_id/appRoleAssignedTo?\$top=999" |
+    jq -r --arg p "$principal" --arg a "$role_id" '[.[] | select(.principalId == $p and .appRoleId == $a)] | length')"
+  if [[ "$existing" != "0" ]]; then
+    echo "already granted  engine $value to $principal"
+  else
+    graph_post "servicePrincipals/$engine_id/appRoleAssignedTo" \
+      "$(jq -cn --arg p "$principal" --arg r "$engine_id" --arg a "$role_id" '{principalId: $p, resourceId: $r, appRoleId: $a}')"
+    echo "granted          engine $value to $principal"
   fi
 }
 
@@ -134,10 +164,10 @@ if [[ -n "$principal_id" ]]; then
       [[ -n "$permission" ]] && assign "$principal_id" "$resource_json" "$permission" "$api"
     done
     # Least privilege: say what the identity holds on this API beyond the list (left as is: it may serve another need).
-    graph_get "servicePrincipals/$principal_id/appRoleAssignments" |
+    graph_all_pages "servicePrincipals/$principal_id/appRoleAssignments" |
       jq -r --argjson sp "$resource_json" --argjson want "$(printf '%s\n' "${permissions[@]}" | jq -Rn '[inputs]')" \
         --arg api "$api" \
-        '.value[] | select(.resourceId == $sp.id) | .appRoleId as $a | ($sp.appRoles[] | select(.id == $a) | .value)
+        '.[] | select(.resourceId == $sp.id) | .appRoleId as $a | ($sp.appRoles[] | select(.id == $a) | .value)
          | select(. as $v | $want | index($v) | not) | "beyond the list \($api) \(.): remove it if nothing else needs it"'
   done
 fi
@@ -151,6 +181,6 @@ if [[ ${#callers[@]} -gt 0 ]]; then
     role="${caller#*=}"
     jq -e --arg r "$role" 'map(.value) | index($r)' "$roles_file" >/dev/null ||
       { echo "unknown app role $role (one of $(jq -r 'map(.value) | join(", ")' "$roles_file"))" >&2; exit 2; }
-    assign "${caller%%=*}" "$engine_json" "$role" "engine"
+    assign_caller "${caller%%=*}" "$engine_json" "$role"
   done
 fi

@@ -160,8 +160,18 @@ describe('infra/main.bicep wires the API registration and the relays to the engi
     expect(moduleParam('relay', 'engineHostName')).toBe('functionApp.outputs.defaultHostName');
     expect(moduleParam('relay', 'engineAudience')).toBe('registerApi ? entra!.outputs.identifierUri : audience');
     expect(moduleParam('relay', 'workspaceResourceId')).toBe('sentinelWorkspaceId');
-    expect(moduleParam('callers', 'callers')).toBe('relay!.outputs.callers');
+    expect(moduleParam('callers', 'callers')).toBe('concat(deployRelays ? relay!.outputs.callers : [], analysts)');
     expect(moduleParam('callers', 'engineServicePrincipalId')).toBe('entra!.outputs.servicePrincipalId');
+  });
+
+  it("gives the analysts' lists their app roles on the engine, one role per list", () => {
+    const analysts = declaration(main, 'var', 'analysts').value?.text.replace(/\s+/g, ' ');
+    expect(analysts).toBe(
+      "concat( map(readerPrincipalIds, id => { principalId: id, role: 'Responder.Read' }), map(actorPrincipalIds, id => { principalId: id, role: 'Responder.Act' }), map(approverPrincipalIds, id => { principalId: id, role: 'Responder.Approve' }) )",
+    );
+    for (const list of ['readerPrincipalIds', 'actorPrincipalIds', 'approverPrincipalIds', 'operatorPrincipalIds']) expect(paramDefault(list), list).toBe('[]');
+    expect(moduleParam('storage', 'operatorPrincipalIds')).toBe('operatorPrincipalIds');
+    expect(moduleParam('serviceBus', 'operatorPrincipalIds')).toBe('operatorPrincipalIds');
   });
 
   it("charts the engine's metrics in a workbook on the component the identity sends them to", () => {

@@ -148,4 +148,48 @@ console.error('unexpected: ' + args.join(' ')); process.exit(1);
     expect(written[0]).toMatch(/\/v1\.0\/servicePrincipals\/engine-mi\/appRoleAssignments /);
     expect(JSON.parse(written[0]!.split(' ').slice(1).join(' '))).toEqual({ principalId: 'engine-mi', resourceId: 'graph-sp', appRoleId: graphRoles[1]!.id });
   });
+
+  it("against Graph: gives users and groups the engine's app roles, users-only ones too, reading every page of what is held", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'grant-callers-'));
+    const posts = join(dir, 'posts.log');
+    const appRoles = JSON.parse(readFileSync(join(INFRA, 'appRoles.json'), 'utf8')) as Array<{ id: string; value: string }>;
+    const roleId = (value: string) => appRoles.find((r) => r.value === value)!.id;
+    const engine = { id: 'engine-sp', appId: 'engine-app', appRoles };
+    const assignedTo = '/v1.0/servicePrincipals/engine-sp/appRoleAssignedTo';
+    // Two pages: what the group already holds is on the second.
+    const pages = {
+      first: { value: [{ principalId: 'relay-mi', appRoleId: roleId('Incidents.Submit') }], '@odata.nextLink': 'https://graph.microsoft.com/v1.0/next-page' },
+      second: { value: [{ principalId: 'analysts-group', appRoleId: roleId('Responder.Read') }] },
+    };
+    writeFileSync(
+      join(dir, 'az'),
+      `#!/usr/bin/env node
+const args = process.argv.slice(2);
+const uri = args[args.indexOf('--uri') + 1] ?? '';
+const say = (value) => { console.log(typeof value === 'string' ? value : JSON.stringify(value)); process.exit(0); };
+if (args[0] === 'cloud') say('https://graph.microsoft.com/');
+if (args[0] === 'account') say('tenant-1');
+if (args[0] === 'ad' && args.includes('api://tenant-1/sentinel-responder')) say('engine-app');
+if (args[0] === 'rest' && args.includes('POST')) { require('fs').appendFileSync(${JSON.stringify(posts)}, uri + ' ' + args[args.indexOf('--body') + 1] + '\\n'); process.exit(0); }
+if (uri.includes("servicePrincipals(appId='engine-app')")) say(${JSON.stringify(engine)});
+if (uri.includes(${JSON.stringify(assignedTo)}) && uri.includes('top=999')) say(${JSON.stringify(pages.first)});
+if (uri === 'https://graph.microsoft.com/v1.0/next-page') say(${JSON.stringify(pages.second)});
+console.error('unexpected: ' + args.join(' ')); process.exit(1);
+`,
+    );
+    chmodSync(join(dir, 'az'), 0o755);
+    const env = { ...process.env, PATH: `${dir}:${process.env.PATH}` };
+    const output = run(['--caller', 'lead-user=Responder.Approve', '--caller', 'analysts-group=Responder.Read'], env);
+    expect(output).toContain('granted          engine Responder.Approve to lead-user');
+    expect(output).toContain('already granted  engine Responder.Read to analysts-group');
+    const written = readFileSync(posts, 'utf8').trim().split('\n');
+    expect(written).toHaveLength(1);
+    expect(written[0]).toMatch(new RegExp(`${assignedTo} `));
+    expect(JSON.parse(written[0]!.split(' ').slice(1).join(' '))).toEqual({
+      principalId: 'lead-user',
+      resourceId: 'engine-sp',
+      appRoleId: roleId('Responder.Approve'),
+    });
+    expect(() => run(['--caller', 'someone=Responder.Admin'], env)).toThrow(/unknown app role Responder\.Admin/);
+  });
 });

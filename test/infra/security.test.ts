@@ -128,11 +128,12 @@ const EXPECTED_ROLES = [
   '3e150937-b8fe-4cfb-8069-0eaf05ecd056 on Microsoft.OperationalInsights/workspaces', // Microsoft Sentinel Responder
 ];
 
-function grantedRoles(files: BicepFile[]): string[] {
+/** The roles granted to `principal` (the expression a module names it by: its parameter, or a loop's item). */
+function grantedRoles(files: BicepFile[], principal = 'principalId'): string[] {
   return files.flatMap((file) => {
     const all = resources(file);
     return all
-      .filter((r) => r.type === 'Microsoft.Authorization/roleAssignments')
+      .filter((r) => r.type === 'Microsoft.Authorization/roleAssignments' && valueAt(r.body, 'properties.principalId')?.text === principal)
       .map((r) => {
         const roleVar = /'Microsoft\.Authorization\/roleDefinitions',\s*(\w+)\)/.exec(valueAt(r.body, 'properties.roleDefinitionId')?.text ?? '')?.[1];
         const roleId = roleVar ? unquote(declaration(file, 'var', roleVar).value?.text ?? '') : '?';
@@ -233,6 +234,13 @@ describe('infra/: no secrets, no shared keys, TLS 1.2, least privilege', () => {
 
   it('grants the identity exactly its Azure roles, each on the one resource it needs', async () => {
     expect(grantedRoles((await infraFiles()).filter(isCore)).sort()).toEqual([...EXPECTED_ROLES].sort());
-    expect(grantedRoles([await parseBicep(BAD, 'bad.bicep')])).toEqual(['8e3af657-a8ff-443c-a75c-2fe8c4bcb635 on Microsoft.ServiceBus/namespaces']);
+    expect(grantedRoles([await parseBicep(BAD, 'bad.bicep')], "'x'")).toEqual(['8e3af657-a8ff-443c-a75c-2fe8c4bcb635 on Microsoft.ServiceBus/namespaces']);
+  });
+
+  it("grants operators' groups the ledger's and the queue's data roles for dead letters and replays, and nothing else", async () => {
+    expect(grantedRoles((await infraFiles()).filter(isCore), 'operator').sort()).toEqual([
+      '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3 on Microsoft.Storage/storageAccounts', // Storage Table Data Contributor: ledger
+      '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39 on Microsoft.ServiceBus/namespaces/queues', // Azure Service Bus Data Sender: replay
+    ]);
   });
 });
