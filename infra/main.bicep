@@ -402,7 +402,12 @@ module relay 'modules/relay.bicep' = if (deployRelays) {
     engineHostName: functionApp.outputs.defaultHostName
     engineAudience: registerApi ? entra!.outputs.identifierUri : audience
     workspaceResourceId: sentinelWorkspaceId
-    sentinelAutomationPrincipalId: registerApi ? entra!.outputs.sentinelAutomationPrincipalId : sentinelAutomationPrincipalId
+    // Without it, the role that lets Sentinel run the relays would fail on an empty principal id; fail() names the fix.
+    sentinelAutomationPrincipalId: registerApi
+      ? entra!.outputs.sentinelAutomationPrincipalId
+      : (empty(sentinelAutomationPrincipalId)
+          ? fail('registerApi=false with deployRelays needs sentinelAutomationPrincipalId: the object id of Azure Security Insights, which grant-permissions.sh --register-api prints.')
+          : sentinelAutomationPrincipalId)
     relayOnIncidentUpdate: relayOnIncidentUpdate
     playbookOperatorPrincipalIds: playbookOperatorPrincipalIds
     tags: tags
