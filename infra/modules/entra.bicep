@@ -40,6 +40,9 @@ param capabilities array = [
 @description('False in a tenant without Microsoft Defender for Endpoint: no Defender permission is granted (and isolateDevice cannot work).')
 param defenderForEndpoint bool = true
 
+@description('Client applications pre-authorized for the API\'s delegated scope, whose users then need no consent to ask a token for the engine: the Azure CLI (az account get-access-token, and the responder commands through DefaultAzureCredential).')
+param preAuthorizedClientIds array = ['04b07795-8ddb-461a-bbee-02f9e1bf7b46']
+
 var catalogue = loadJsonContent('../permissions.json')
 var enabled = filter(items(catalogue.capabilities), capability => contains(capabilities, capability.key))
 // Each permission once, however many capabilities need it.
@@ -56,6 +59,11 @@ var appRoles = loadJsonContent('../appRoles.json')
 // exists (https://learn.microsoft.com/entra/identity-platform/identifier-uri-restrictions).
 var identifierUri = 'api://${tenant().tenantId}/${appUniqueName}'
 
+// The API's one delegated scope (infra/apiScope.json, which the script path reads too). A user's token for the engine
+// needs its client to hold some scope of the API, or Entra refuses it (AADSTS65001); the engine authorizes on app roles
+// only, so the scope grants nothing by itself. Its id is fixed: an enabled scope cannot be changed or removed.
+var apiScope = loadJsonContent('../apiScope.json')
+
 resource api 'Microsoft.Graph/applications@v1.0' = {
   uniqueName: appUniqueName
   displayName: appDisplayName
@@ -65,11 +73,29 @@ resource api 'Microsoft.Graph/applications@v1.0' = {
   api: {
     // v2 tokens carry the client id as `aud`; RESPONDER_AUDIENCE lists it beside the app ID URI (for v1 tokens).
     requestedAccessTokenVersion: 2
+    oauth2PermissionScopes: [apiScope]
   }
 }
 
+// The same registration again, now pre-authorizing its clients for the scope: Graph refuses a pre-authorization naming
+// a scope the app does not have yet, as on the first deployment after the scope was added
+// (microsoftgraph/microsoft-graph-docs#20177), so the scope is declared first, above.
+resource apiClients 'Microsoft.Graph/applications@v1.0' = {
+  uniqueName: appUniqueName
+  displayName: appDisplayName
+  signInAudience: 'AzureADMyOrg'
+  identifierUris: [identifierUri]
+  appRoles: appRoles
+  api: {
+    requestedAccessTokenVersion: 2
+    oauth2PermissionScopes: [apiScope]
+    preAuthorizedApplications: map(preAuthorizedClientIds, clientId => { appId: clientId, delegatedPermissionIds: [apiScope.id] })
+  }
+  dependsOn: [api]
+}
+
 resource apiPrincipal 'Microsoft.Graph/servicePrincipals@v1.0' = {
-  appId: api.appId
+  appId: apiClients.appId
   // Only principals given one of its roles can get a token for the engine at all.
   appRoleAssignmentRequired: true
 }
@@ -106,13 +132,13 @@ resource defenderGrant 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
 ]
 
 @description('The API registration\'s application (client) id.')
-output appId string = api.appId
+output appId string = apiClients.appId
 
 @description('The app ID URI: the audience a caller asks a token for (the relay Logic Apps\' HTTP authentication).')
 output identifierUri string = identifierUri
 
 @description('RESPONDER_AUDIENCE: the app ID URI (v1 tokens) and the client id (v2 tokens).')
-output responderAudience string = '${identifierUri},${api.appId}'
+output responderAudience string = '${identifierUri},${apiClients.appId}'
 
 @description('The issuer of the API\'s v2 tokens, for App Service Authentication (RESPONDER_AUTH=easyauth).')
 output issuer string = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'

@@ -6,7 +6,7 @@
 #
 #   grant-permissions.sh --principal-id <engine identity object id> [--capabilities enrichment,disableUser,...]
 #                        [--no-defender] [--dry-run]
-#   grant-permissions.sh --register-api [--api-name sentinel-responder]
+#   grant-permissions.sh --register-api [--api-name sentinel-responder] [--pre-authorize <client id> ...]
 #   grant-permissions.sh [--api-name <name>] --caller <object id of a user, group or app>=<app role> [--caller ...]
 #
 # Needs: az (signed in to the tenant: `az login`; `az cloud set` first in a national cloud) and jq. Who may run it:
@@ -17,6 +17,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 permissions_file="$here/../permissions.json"
 roles_file="$here/../appRoles.json"
+scope_file="$here/../apiScope.json"
 
 principal_id=""
 capabilities=""
@@ -26,6 +27,7 @@ register_api=0
 api_name="sentinel-responder"  # main.bicep's apiName default: the same app ID URI
 api_display_name="Sentinel Responder API"
 callers=()
+pre_authorized=()
 
 usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
@@ -38,12 +40,15 @@ while [[ $# -gt 0 ]]; do
     --register-api) register_api=1; shift ;;
     --api-name) api_name="${2:?}"; shift 2 ;;
     --caller) callers+=("${2:?}"); shift 2 ;;
+    --pre-authorize) pre_authorized+=("${2:?}"); shift 2 ;;
     -h | --help) usage 0 ;;
     *) echo "unknown option: $1" >&2; usage ;;
   esac
 done
 
 command -v jq >/dev/null || { echo "jq is required" >&2; exit 2; }
+# Clients whose users need no consent for the API's scope: the Azure CLI unless named (entra.bicep preAuthorizedClientIds).
+[[ ${#pre_authorized[@]} -gt 0 ]] || pre_authorized=(04b07795-8ddb-461a-bbee-02f9e1bf7b46)
 
 # The capabilities to grant: every one in permissions.json unless --capabilities names some.
 all_capabilities="$(jq -r '.capabilities | keys_unsorted | join(",")' "$permissions_file")"
@@ -131,7 +136,8 @@ assign_caller() {
 service_principal_by_app_id() { graph_get "servicePrincipals(appId='$1')?\$select=id,appId,appRoles"; }
 
 if [[ $register_api -eq 1 ]]; then
-  # The API registration as entra.bicep declares it: api://<tenant>/<name>, the app roles, v2 tokens, assignment required.
+  # The API registration as entra.bicep declares it: api://<tenant>/<name>, the app roles, v2 tokens, the scope and its
+  # pre-authorized clients, assignment required.
   tenant="$(az account show --query tenantId -o tsv)"
   uri="api://$tenant/$api_name"
   app_id="$(az ad app list --identifier-uri "$uri" --query '[0].appId' -o tsv)"
@@ -143,9 +149,17 @@ if [[ $register_api -eq 1 ]]; then
     echo "found app registration $uri ($app_id)"
   fi
   object_id="$(az ad app show --id "$app_id" --query id -o tsv)"
+  # Two writes, as entra.bicep declares it twice: Graph refuses a pre-authorization naming a scope the app lacks yet.
   az rest --method PATCH --uri "$graph/v1.0/applications/$object_id" --headers "Content-Type=application/json" \
-    --body "$(jq -c '{appRoles: ., api: {requestedAccessTokenVersion: 2}}' "$roles_file")" >/dev/null
+    --body "$(jq -c --slurpfile scope "$scope_file" \
+      '{appRoles: ., api: {requestedAccessTokenVersion: 2, oauth2PermissionScopes: $scope}}' "$roles_file")" >/dev/null
+  clients_json="$(printf '%s\n' "${pre_authorized[@]}" | jq -Rsc 'split("\n") | map(select(. != ""))')"
+  az rest --method PATCH --uri "$graph/v1.0/applications/$object_id" --headers "Content-Type=application/json" \
+    --body "$(jq -c --argjson clients "$clients_json" '. as $scope | {api: {requestedAccessTokenVersion: 2,
+      oauth2PermissionScopes: [$scope], preAuthorizedApplications: [$clients[] | {appId: ., delegatedPermissionIds: [$scope.id]}]}}' \
+      "$scope_file")" >/dev/null
   echo "app roles: $(jq -r 'map(.value) | join(", ")' "$roles_file")"
+  echo "scope $(jq -r .value "$scope_file"), pre-authorized for: ${pre_authorized[*]}"
   sp_id="$(az ad sp list --filter "appId eq '$app_id'" --query '[0].id' -o tsv)"
   [[ -n "$sp_id" ]] || sp_id="$(az ad sp create --id "$app_id" --query id -o tsv)"
   az rest --method PATCH --uri "$graph/v1.0/servicePrincipals/$sp_id" --headers "Content-Type=application/json" \

@@ -42,13 +42,43 @@ describe("the engine API's app roles (infra/appRoles.json, read by entra.bicep a
   it('are what entra.bicep registers, on an app whose service principal requires an assignment', async () => {
     const entra = await parseBicep(entraText, 'infra/modules/entra.bicep');
     expect(valueOf(declaration(entra, 'variable_declaration', 'appRoles')).text).toBe("loadJsonContent('../appRoles.json')");
-    const [app] = resources(entra).filter((r) => r.type === 'Microsoft.Graph/applications');
-    expect(valueAt(app!.body, 'appRoles')?.text).toBe('appRoles');
-    expect(valueAt(app!.body, 'identifierUris')?.text).toBe('[identifierUri]');
+    // Declared twice (the scope, then its pre-authorized clients): both declarations are the same registration.
+    const apps = resources(entra).filter((r) => r.type === 'Microsoft.Graph/applications');
+    expect(apps.map((app) => app.symbol)).toEqual(['api', 'apiClients']);
+    for (const app of apps) {
+      expect(valueAt(app.body, 'uniqueName')?.text, app.symbol).toBe('appUniqueName');
+      expect(valueAt(app.body, 'appRoles')?.text, app.symbol).toBe('appRoles');
+      expect(valueAt(app.body, 'identifierUris')?.text, app.symbol).toBe('[identifierUri]');
+      expect(valueAt(app.body, 'signInAudience')?.text, app.symbol).toBe("'AzureADMyOrg'");
+      expect(valueAt(app.body, 'api.requestedAccessTokenVersion')?.text, app.symbol).toBe('2');
+      expect(valueAt(app.body, 'api.oauth2PermissionScopes')?.text, app.symbol).toBe('[apiScope]');
+    }
     expect(valueOf(declaration(entra, 'variable_declaration', 'identifierUri')).text).toBe("'api://${tenant().tenantId}/${appUniqueName}'");
-    const [principal] = resources(entra).filter((r) => r.type === 'Microsoft.Graph/servicePrincipals' && valueAt(r.body, 'appId')?.text === 'api.appId');
+    const [principal] = resources(entra).filter((r) => r.type === 'Microsoft.Graph/servicePrincipals' && valueAt(r.body, 'appId')?.text === 'apiClients.appId');
     expect(literal(valueAt(principal!.body, 'appRoleAssignmentRequired')!)).toBe(true);
     // RESPONDER_AUDIENCE accepts v1 (app ID URI) and v2 (client id) tokens alike.
-    expect(valueOf(declaration(entra, 'output_declaration', 'responderAudience')).text).toBe("'${identifierUri},${api.appId}'");
+    expect(valueOf(declaration(entra, 'output_declaration', 'responderAudience')).text).toBe("'${identifierUri},${apiClients.appId}'");
+  });
+});
+
+describe("the engine API's delegated scope (infra/apiScope.json), for analysts' Azure CLI", () => {
+  const scope = JSON.parse(readFileSync(join(INFRA, 'apiScope.json'), 'utf8')) as AppRole & { type: string };
+
+  it('has a fixed GUID of its own, is enabled, and is a user scope', () => {
+    expect(scope.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(appRoles.map((role) => role.id)).not.toContain(scope.id);
+    expect(scope).toMatchObject({ value: 'access_as_user', type: 'User', isEnabled: true });
+  });
+
+  it('is pre-authorized for the Azure CLI by default, after the scope exists', async () => {
+    const entra = await parseBicep(entraText, 'infra/modules/entra.bicep');
+    expect(valueOf(declaration(entra, 'variable_declaration', 'apiScope')).text).toBe("loadJsonContent('../apiScope.json')");
+    expect(literal(valueOf(declaration(entra, 'parameter_declaration', 'preAuthorizedClientIds')))).toEqual(['04b07795-8ddb-461a-bbee-02f9e1bf7b46']);
+    const apps = resources(entra).filter((r) => r.type === 'Microsoft.Graph/applications');
+    expect(valueAt(apps[0]!.body, 'api.preAuthorizedApplications')).toBeUndefined();
+    expect(valueAt(apps[1]!.body, 'api.preAuthorizedApplications')?.text).toBe(
+      'map(preAuthorizedClientIds, clientId => { appId: clientId, delegatedPermissionIds: [apiScope.id] })',
+    );
+    expect(valueAt(apps[1]!.body, 'dependsOn')?.text).toBe('[api]');
   });
 });

@@ -192,4 +192,48 @@ console.error('unexpected: ' + args.join(' ')); process.exit(1);
     });
     expect(() => run(['--caller', 'someone=Responder.Admin'], env)).toThrow(/unknown app role Responder\.Admin/);
   });
+
+  it('registers the API as entra.bicep does: roles and scope first, then the Azure CLI pre-authorized for that scope', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'register-api-'));
+    const patches = join(dir, 'patches.log');
+    writeFileSync(
+      join(dir, 'az'),
+      `#!/usr/bin/env node
+const args = process.argv.slice(2);
+const say = (value) => { console.log(value); process.exit(0); };
+if (args[0] === 'cloud') say('https://graph.microsoft.com/');
+if (args[0] === 'account') say('tenant-1');
+if (args[0] === 'ad' && args[1] === 'app' && args[2] === 'list') say('engine-app');
+if (args[0] === 'ad' && args[1] === 'app' && args[2] === 'show') say('engine-object');
+if (args[0] === 'ad' && args[1] === 'sp' && args[2] === 'list') say(args.join(' ').includes('98785600') ? 'sentinel-sp' : 'engine-sp');
+if (args[0] === 'rest' && args.includes('PATCH')) { require('fs').appendFileSync(${JSON.stringify(patches)}, args[args.indexOf('--uri') + 1] + ' ' + args[args.indexOf('--body') + 1] + '\\n'); process.exit(0); }
+console.error('unexpected: ' + args.join(' ')); process.exit(1);
+`,
+    );
+    chmodSync(join(dir, 'az'), 0o755);
+    const output = run(['--register-api'], { ...process.env, PATH: `${dir}:${process.env.PATH}` });
+    expect(output).toContain('RESPONDER_AUDIENCE=api://tenant-1/sentinel-responder,engine-app');
+    const scope = JSON.parse(readFileSync(join(INFRA, 'apiScope.json'), 'utf8')) as { id: string };
+    const written = readFileSync(patches, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => ({ uri: line.split(' ')[0], body: JSON.parse(line.split(' ').slice(1).join(' ')) as Record<string, unknown> }));
+    expect(written.map((w) => w.uri)).toEqual([
+      'https://graph.microsoft.com/v1.0/applications/engine-object',
+      'https://graph.microsoft.com/v1.0/applications/engine-object',
+      'https://graph.microsoft.com/v1.0/servicePrincipals/engine-sp',
+    ]);
+    expect(written[0]!.body).toEqual({
+      appRoles: JSON.parse(readFileSync(join(INFRA, 'appRoles.json'), 'utf8')),
+      api: { requestedAccessTokenVersion: 2, oauth2PermissionScopes: [scope] },
+    });
+    expect(written[1]!.body).toEqual({
+      api: {
+        requestedAccessTokenVersion: 2,
+        oauth2PermissionScopes: [scope],
+        preAuthorizedApplications: [{ appId: '04b07795-8ddb-461a-bbee-02f9e1bf7b46', delegatedPermissionIds: [scope.id] }],
+      },
+    });
+    expect(written[2]!.body).toEqual({ appRoleAssignmentRequired: true });
+  });
 });
