@@ -81,6 +81,9 @@ resource sentinelConnection 'Microsoft.Web/connections@2016-06-01' = {
   name: '${namePrefix}-azuresentinel'
   location: location
   tags: tags
+  // kind and parameterValueType are what that authentication needs, but Bicep's 2016-06-01 type (the newest it has)
+  // lacks both (Azure/bicep-types-az#2715): its warnings on these two lines are false, and silenced on them alone.
+  #disable-next-line BCP187
   kind: 'V1'
   properties: {
     displayName: '${namePrefix}-azuresentinel'
@@ -88,6 +91,7 @@ resource sentinelConnection 'Microsoft.Web/connections@2016-06-01' = {
       id: sentinelApiId
     }
     customParameterValues: {}
+    #disable-next-line BCP037
     parameterValueType: 'Alternative'
   }
 }
