@@ -116,9 +116,6 @@ param actorPrincipalIds array = []
 @description('Object ids of users or groups given Responder.Approve: analysts who approve or deny held actions. Never their own request, whatever roles they hold.')
 param approverPrincipalIds array = []
 
-@description('Groups (object ids) whose members run `responder deadletters` and `replay`: Storage Table Data Contributor on the storage account (the ledger), Azure Service Bus Data Sender on the queue.')
-param operatorPrincipalIds array = []
-
 @description('With registerApi false: the object id of the Azure Security Insights service principal in this tenant (grant-permissions.sh prints it).')
 param sentinelAutomationPrincipalId string = ''
 
@@ -241,7 +238,6 @@ module storage 'modules/storage.bicep' = {
     deploymentContainerName: names.deploymentContainer
     ledgerTableName: ledgerTableName
     principalId: identity.outputs.principalId
-    operatorPrincipalIds: operatorPrincipalIds
     tags: tags
   }
 }
@@ -254,7 +250,6 @@ module serviceBus 'modules/serviceBus.bicep' = {
     sku: serviceBusSku
     lockDurationSeconds: runningLeaseSeconds
     principalId: identity.outputs.principalId
-    operatorPrincipalIds: operatorPrincipalIds
     tags: tags
   }
 }
@@ -409,7 +404,12 @@ module relay 'modules/relay.bicep' = if (deployRelays) {
           ? fail('registerApi=false with deployRelays needs sentinelAutomationPrincipalId: the object id of Azure Security Insights, which grant-permissions.sh --register-api prints.')
           : sentinelAutomationPrincipalId)
     relayOnIncidentUpdate: relayOnIncidentUpdate
-    playbookOperatorPrincipalIds: playbookOperatorPrincipalIds
+    // An entity relay's request is recorded as the relay's, not its runner's: a runner who also approves could approve
+    // their own request unseen by four eyes. Two lists naming one principal are refused here; overlap through group
+    // membership is the operator's to avoid (docs/deploy.md, "Who holds the keys").
+    playbookOperatorPrincipalIds: empty(intersection(playbookOperatorPrincipalIds, approverPrincipalIds))
+      ? playbookOperatorPrincipalIds
+      : fail('playbookOperatorPrincipalIds and approverPrincipalIds name the same principal: the relays record requests as theirs, so four eyes cannot tell its runner from its approver.')
     tags: tags
   }
 }

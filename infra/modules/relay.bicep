@@ -145,6 +145,8 @@ resource incidentRelay 'Microsoft.Logic/workflows@2019-05-01' = {
             }
             path: '/incident-creation'
           }
+          // Run history is readable by anyone with Reader here, who need not read Sentinel: the incident stays hidden.
+          runtimeConfiguration: { secureData: { properties: ['outputs'] } }
         }
       }
       actions: {
@@ -162,6 +164,8 @@ resource incidentRelay 'Microsoft.Logic/workflows@2019-05-01' = {
             authentication: engineAuthentication
             retryPolicy: incidentRetry
           }
+          // The incident it posts stays hidden; its outputs, the engine's decision, stay readable for troubleshooting.
+          runtimeConfiguration: { secureData: { properties: ['inputs'] } }
         }
       }
       outputs: {}

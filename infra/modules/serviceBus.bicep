@@ -19,9 +19,6 @@ param lockDurationSeconds int
 @description('Principal id of the managed identity that sends to and receives from the queue.')
 param principalId string
 
-@description('Operators\' groups (object ids) who run `responder replay`: Azure Service Bus Data Sender on the queue.')
-param operatorPrincipalIds array = []
-
 param tags object = {}
 
 // Role definition ids: learn.microsoft.com/azure/role-based-access-control/built-in-roles
@@ -90,19 +87,6 @@ resource receiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     principalType: 'ServicePrincipal'
   }
 }
-
-// `responder replay` sends the action's new message as the engine does; sending is all it needs.
-resource operatorSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
-  for operator in operatorPrincipalIds: {
-    name: guid(actions.id, operator, serviceBusDataSender)
-    scope: actions
-    properties: {
-      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', serviceBusDataSender)
-      principalId: operator
-      principalType: 'Group'
-    }
-  }
-]
 
 output name string = namespace.name
 // serviceBusEndpoint is https://<name>.servicebus.<cloud suffix>:443/: its host, whatever the cloud.

@@ -16,9 +16,6 @@ param ledgerTableName string
 @description('Principal id of the managed identity that gets data roles on this account.')
 param principalId string
 
-@description('Operators\' groups (object ids) who run `responder deadletters` and `replay`: Storage Table Data Contributor, for the ledger.')
-param operatorPrincipalIds array = []
-
 param tags object = {}
 
 // Role definition ids: learn.microsoft.com/azure/role-based-access-control/built-in-roles
@@ -92,19 +89,6 @@ resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' =
     principalType: 'ServicePrincipal'
   }
 }
-
-// `responder deadletters` reads the ledger and `replay` writes an action back to planned, as the engine does.
-resource operatorTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
-  for operator in operatorPrincipalIds: {
-    name: guid(account.id, operator, storageTableDataContributor)
-    scope: account
-    properties: {
-      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
-      principalId: operator
-      principalType: 'Group'
-    }
-  }
-]
 
 output name string = account.name
 output id string = account.id

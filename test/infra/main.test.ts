@@ -169,9 +169,7 @@ describe('infra/main.bicep wires the API registration and the relays to the engi
     expect(analysts).toBe(
       "concat( map(readerPrincipalIds, id => { principalId: id, role: 'Responder.Read' }), map(actorPrincipalIds, id => { principalId: id, role: 'Responder.Act' }), map(approverPrincipalIds, id => { principalId: id, role: 'Responder.Approve' }) )",
     );
-    for (const list of ['readerPrincipalIds', 'actorPrincipalIds', 'approverPrincipalIds', 'operatorPrincipalIds']) expect(paramDefault(list), list).toBe('[]');
-    expect(moduleParam('storage', 'operatorPrincipalIds')).toBe('operatorPrincipalIds');
-    expect(moduleParam('serviceBus', 'operatorPrincipalIds')).toBe('operatorPrincipalIds');
+    for (const list of ['readerPrincipalIds', 'actorPrincipalIds', 'approverPrincipalIds']) expect(paramDefault(list), list).toBe('[]');
   });
 
   it("charts the engine's metrics in a workbook on the component the identity sends them to", () => {
