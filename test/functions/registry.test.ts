@@ -28,6 +28,7 @@ describe('every registered function', () => {
       'health',
       'incidents',
       'listActions',
+      'listDeadLetters',
       'listSweeps',
       'openapi',
       'plan',
