@@ -343,7 +343,8 @@ async function deadLetters(flags: ReadonlyMap<OptionName, string | true>, print:
 async function replay(key: string, flags: ReadonlyMap<OptionName, string | true>, print: (text: string) => void, env: NodeJS.ProcessEnv): Promise<number> {
   const reason = flags.get('reason') as string | undefined;
   const { engine, config: settings } = await runtime();
-  const entry = await engine.replay(key, await whoRunsThis(settings, env), reason);
+  const by = await whoRunsThis(settings, env);
+  const entry = await engine.replay(key, { objectId: by, name: by }, reason ?? 'no reason given');
   print(`${entry.key}  ${entry.kind} on ${targetLabel(entry.target)}: ${entry.state} (sent again)`);
   return 0;
 }

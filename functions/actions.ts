@@ -104,6 +104,23 @@ export const rollbackAction = defineHttpFunction({
 });
 
 /**
+ * POST /api/actions/{key}/replay — body { reason }: send a failed or dead-lettered action again, fresh attempts, recorded
+ * as the caller's; 409 NotReplayable in any other state, HeldByAnother for a rollback another containment now blocks.
+ */
+export const replayAction = defineHttpFunction({
+  name: 'replayAction',
+  route: 'actions/{key}/replay',
+  methods: ['POST'],
+  auth: { roles: [ROLES.act] },
+  body: 'json',
+  async handle({ request, body, caller, log }) {
+    const { engine } = await runtime();
+    const action = await engine.replay(routeKey(request.params.key), analystOf(caller), decisionReason(body), log);
+    return { status: 202, jsonBody: { action } };
+  },
+});
+
+/**
  * GET /api/deadletters — what ended on the side: dead-letter records and failed or dead-lettered actions, the newest
  * `limit` of each (DEFAULT_PAGE unless asked, at most MAX_PAGE), with their totals and whether either was cut.
  */

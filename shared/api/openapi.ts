@@ -248,6 +248,16 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     ok: { status: 202, description: 'The rollback, queued or held for approval.', schema: z.object({ action: schemas.action, decision: schemas.decision }) },
     refusals: { 404: 'NotFound', 409: 'Irreversible, NothingToUndo, NotSucceeded, AlreadyRolledBack or AlreadyActive.' },
   },
+  replayAction: {
+    summary: 'Send a failed or dead-lettered action again: back to planned, a new message, fresh attempts, recorded as yours.',
+    body: { schema: schemas.decisionReason, example: { reason: 'the Graph outage is over' } },
+    ok: { status: 202, description: 'Queued again.', schema: z.object({ action: schemas.action }) },
+    refusals: {
+      404: 'NotFound',
+      409: 'NotReplayable: it did not end failed or dead-lettered (with the action); HeldByAnother: a rollback another containment blocks.',
+      503: 'QueueUnavailable: the queue did not take it; replay again (the same replay is sent).',
+    },
+  },
   listDeadLetters: {
     summary: 'What ended on the side: dead-letter records and failed or dead-lettered actions, newest first.',
     query: [{ name: 'limit', description: `at most this many of each, 1 to ${MAX_PAGE} (default ${DEFAULT_PAGE})` }],

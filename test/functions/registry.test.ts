@@ -32,6 +32,7 @@ describe('every registered function', () => {
       'listSweeps',
       'openapi',
       'plan',
+      'replayAction',
       'requestAction',
       'riskEvents',
       'rollbackAction',
