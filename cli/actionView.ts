@@ -1,11 +1,13 @@
 /**
- * Actions as an analyst reads them in a terminal: one line per action in a list, a timeline for one action, and what
- * a request, an approval, a denial or a rollback came to. Pure: the clock is a parameter. The entries come from
- * another machine, so every text field is shown through displayText (one line, nothing invisible, bounded).
+ * Actions as an analyst reads them in a terminal: one line per action in a list, a timeline for one action, what a
+ * request, an approval, a denial, a rollback or a replay came to, and what ended on the side. Pure: the clock is a
+ * parameter. The entries come from another machine, so every text field is shown through displayText (one line,
+ * nothing invisible, bounded).
  */
 import { ACTIONS, isActionKind } from '../shared/actions/catalogue';
 import { targetLabel, type ActionTarget } from '../shared/actions/target';
-import type { LedgerEntry } from '../shared/ledger/ledger';
+import { MAX_PAGE } from '../shared/analystRequests';
+import type { DeadLetterRecord, LedgerEntry } from '../shared/ledger/ledger';
 import { displayText } from '../shared/limits';
 
 /** An action as the engine answered it, when it has the fields every entry has; else undefined. */
@@ -117,6 +119,67 @@ export function decisionOutcome(verdict: 'approved' | 'denied', entry: LedgerEnt
   return [head, `  ${actionLines([entry], now)[0]}`];
 }
 
+/** What a replay came to: `<key>  revokeSessions on adele.vance@contoso.com: queued (sent again)`. */
+export function replayOutcome(entry: LedgerEntry): string[] {
+  return [`${field(entry.key, 120)}  ${field(entry.kind, 40)} on ${targetText(entry.target)}: ${field(entry.state, 30)} (sent again)`];
+}
+
+/** GET /api/deadletters's answer: each list newest first, at most a page of each, and how many there are in all. */
+export interface DeadLetterAnswer {
+  deadLetters: DeadLetterRecord[];
+  failedActions: LedgerEntry[];
+  total: { deadLetters: number; failedActions: number };
+  truncated: boolean;
+}
+
+/** The answer, when it has the lists every answer has (each action with the fields every entry has); else undefined. */
+export function deadLetterAnswerOf(value: unknown): DeadLetterAnswer | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const answer = value as Partial<Record<keyof DeadLetterAnswer, unknown>>;
+  if (!Array.isArray(answer.deadLetters) || !Array.isArray(answer.failedActions)) return undefined;
+  if (!answer.deadLetters.every((record) => typeof record === 'object' && record !== null)) return undefined;
+  const actions = answer.failedActions.map(actionOf);
+  if (actions.some((action) => action === undefined)) return undefined;
+  const total = (typeof answer.total === 'object' && answer.total !== null ? answer.total : {}) as Partial<DeadLetterAnswer['total']>;
+  const count = (n: unknown, shown: number) => (typeof n === 'number' && Number.isInteger(n) && n >= shown ? n : shown);
+  return {
+    deadLetters: answer.deadLetters as DeadLetterRecord[],
+    failedActions: actions as LedgerEntry[],
+    total: { deadLetters: count(total.deadLetters, answer.deadLetters.length), failedActions: count(total.failedActions, actions.length) },
+    truncated: answer.truncated === true,
+  };
+}
+
+/** Who set a message aside, as `responder deadletters` says it. */
+const DEAD_LETTER_SOURCES: Record<DeadLetterRecord['by'], string> = {
+  worker: 'refused by the worker',
+  broker: 'dead-lettered by Service Bus',
+  'risk-event-hub': 'not read from the risk-event hub',
+};
+
+/** What ended on the side: the dead-letter records, then the failed or dead-lettered actions, one line each. */
+export function deadLetterLines({ deadLetters, failedActions, total, truncated }: DeadLetterAnswer): string[] {
+  const shown = (count: number, all: number) => (count < all ? `, the newest ${count} shown` : '');
+  const lines = [`${total.deadLetters} dead-lettered message(s)${shown(deadLetters.length, total.deadLetters)}`];
+  for (const r of deadLetters) {
+    const by = Object.hasOwn(DEAD_LETTER_SOURCES, r.by) ? DEAD_LETTER_SOURCES[r.by] : field(r.by, 40);
+    const action = typeof r.actionKey === 'string' ? `  action ${field(r.actionKey, 120)}` : '';
+    lines.push(`  ${field(r.at, 40)}  ${by}: ${field(r.reason, 256)} ${field(r.description, 300)}  message ${field(r.messageId, 256)}${action}`);
+  }
+  lines.push(
+    `${total.failedActions} action(s) failed or dead-lettered${shown(failedActions.length, total.failedActions)} (replay one with: responder replay <action key> --reason "<why>")`,
+  );
+  for (const e of failedActions) {
+    lines.push(`  ${field(e.key, 120)}  ${field(e.kind, 40)} on ${targetText(e.target)}: ${field(e.state, 30)}: ${field(e.stateReason, 300)}`);
+  }
+  if (truncated) {
+    lines.push(
+      `more: --limit <n> shows up to ${MAX_PAGE} of each; responder actions list --state failed --all (or --state dead-lettered) lists every such action`,
+    );
+  }
+  return lines;
+}
+
 /** `isolateDevice (isolationType=Selective) on websrv1.contoso.com: isolate the device`. */
 function what(entry: LedgerEntry): string {
   const params = Object.entries(entry.params ?? {}).map(([name, value]) => `${field(name, 40)}=${field(String(value), 40)}`);
@@ -135,8 +198,7 @@ function nextSteps(entry: LedgerEntry): string[] {
     return [`responder actions rollback ${key} --reason "<why>"`];
   }
   if (entry.rolledBackBy) return [`responder actions show ${field(entry.rolledBackBy, 120)}   the rollback`];
-  if (entry.state === 'failed' || entry.state === 'dead-lettered')
-    return [`responder replay ${key} --reason "<why>"   send it again (an operator, with the ledger's settings)`];
+  if (entry.state === 'failed' || entry.state === 'dead-lettered') return [`responder replay ${key} --reason "<why>"   send it again`];
   return [];
 }
 

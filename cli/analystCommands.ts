@@ -1,13 +1,13 @@
 /**
- * The analysts' commands: `act`, and `actions list | show | approve | deny | rollback`, each one call (a list, one per
- * page) to the engine's /api/actions routes (functions/actions.ts), printed for a human or, with --json, as the engine
- * answered. A refusal is printed with its cause and its fix (engineRefusal.ts).
+ * The analysts' commands: `act`, `actions list | show | approve | deny | rollback`, `sweep`, `sweeps`, `deadletters` and
+ * `replay`, each one call (a list, one per page) to the engine's routes (functions/), printed for a human or, with
+ * --json, as the engine answered. A refusal is printed with its cause and its fix (engineRefusal.ts).
  */
 import { existsSync } from 'node:fs';
 import { IDEMPOTENCY_KEY_PATTERN } from '../shared/actions/idempotency';
 import type { LedgerEntry } from '../shared/ledger/ledger';
 import { displayText } from '../shared/limits';
-import { actionDetail, actionLines, actionOf, decisionOutcome, requestOutcome } from './actionView';
+import { actionDetail, actionLines, actionOf, deadLetterAnswerOf, deadLetterLines, decisionOutcome, replayOutcome, requestOutcome } from './actionView';
 import { answerJson, callEngine, EngineRequestError, engineBaseUrl, engineLabel, printable, type EngineAnswer, type EngineCall } from './engineClient';
 import { explainRefusal, type AnalystCommand, type Refusal } from './engineRefusal';
 import { engineToken, type EngineToken, type TokenOptions } from './engineToken';
@@ -64,11 +64,12 @@ export function chosenEngine(options: Pick<AnalystOptions, 'url' | 'urlOption'>,
 
 export async function runAnalystCommand(run: AnalystRun): Promise<AnalystResult> {
   const { command, args, options } = run;
-  const key = command === 'act' || command === 'actions list' || command === 'sweep' || command === 'sweeps' ? undefined : args[0];
+  const key = command === 'act' || command === 'actions list' || command === 'sweep' || command === 'sweeps' || command === 'deadletters' ? undefined : args[0];
   if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
     return { usage: `${JSON.stringify(key)} is not an action key: copy one from responder actions list (<40 hex>.<kind>.<target>)` };
   }
-  const needsReason = command === 'act' || command === 'actions approve' || command === 'actions deny' || command === 'actions rollback';
+  const needsReason =
+    command === 'act' || command === 'actions approve' || command === 'actions deny' || command === 'actions rollback' || command === 'replay';
   if (needsReason && !options.reason?.trim()) {
     return { usage: `${command} needs --reason "<why>": the ledger and the incident record it, and the next analyst reads it` };
   }
@@ -93,6 +94,8 @@ export async function runAnalystCommand(run: AnalystRun): Promise<AnalystResult>
       return oneAction(engine, out, { method: 'POST', path: `${at}/approve`, body: { reason } }, (a) => decisionOutcome('approved', a, out.now()));
     case 'actions deny':
       return oneAction(engine, out, { method: 'POST', path: `${at}/deny`, body: { reason } }, (a) => decisionOutcome('denied', a, out.now()));
+    case 'replay':
+      return oneAction(engine, out, { method: 'POST', path: `${at}/replay`, body: { reason } }, replayOutcome);
     case 'actions show':
       return oneAction(engine, out, { method: 'GET', path: at }, (a) => actionDetail(a, out.now()));
     case 'actions list':
@@ -101,7 +104,20 @@ export async function runAnalystCommand(run: AnalystRun): Promise<AnalystResult>
       return sweep(engine, out, args[0] as string, options.dryRun === true);
     case 'sweeps':
       return sweeps(engine, out);
+    case 'deadletters':
+      return deadLetters(engine, out, options.limit);
   }
+}
+
+/** GET /api/deadletters: the dead-letter records, then the failed or dead-lettered actions, newest first. */
+async function deadLetters(engine: Engine, out: Output, limit: string | undefined): Promise<AnalystResult> {
+  const path = `/api/deadletters${limit === undefined ? '' : `?${new URLSearchParams({ limit })}`}`;
+  const answer = await exchange(engine, out, { method: 'GET', path });
+  if (answer === undefined) return { code: 1 };
+  const found = deadLetterAnswerOf(answer);
+  if (!found) return notTheEngine(engine, out, path, 'dead letters');
+  out.print(printable(out.json ? JSON.stringify(answer, null, 2) : displayLines(deadLetterLines(found))));
+  return { code: 0 };
 }
 
 /** POST /api/sweeps/{name}: the run's summary, then a line per finding (a dry run: what it would do). */

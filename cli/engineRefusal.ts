@@ -9,7 +9,8 @@ import { LEDGER_STATES, type LedgerEntry } from '../shared/ledger/ledger';
 import { MAX_PAGE } from '../shared/analystRequests';
 import type { TokenSource } from './engineToken';
 
-export type AnalystCommand = 'act' | 'actions list' | 'actions show' | 'actions approve' | 'actions deny' | 'actions rollback' | 'sweep' | 'sweeps';
+export type AnalystCommand =
+  'act' | 'actions list' | 'actions show' | 'actions approve' | 'actions deny' | 'actions rollback' | 'sweep' | 'sweeps' | 'deadletters' | 'replay';
 
 /** The app role each command's route requires. */
 export const COMMAND_ROLES: Record<AnalystCommand, Role> = {
@@ -21,6 +22,8 @@ export const COMMAND_ROLES: Record<AnalystCommand, Role> = {
   'actions rollback': ROLES.act,
   sweep: ROLES.act,
   sweeps: ROLES.read,
+  deadletters: ROLES.read,
+  replay: ROLES.act,
 };
 
 /** The engine's error answer: `{ error: { code, message, target?, invocationId }, action? }` and its status. */
@@ -133,6 +136,21 @@ const BY_CODE: Record<string, Explain> = {
           : state === 'queued' || state === 'running' || state === 'planned'
             ? `wait until it succeeds, then roll it back: responder actions show ${key} follows it`
             : `it changed nothing to undo: responder actions show ${key} says what happened`,
+    };
+  },
+  NotReplayable: (r, context) => {
+    const key = keyOf(r, context);
+    const state = r.action?.state;
+    return {
+      cause: `only a failed or dead-lettered action can be replayed, and this one is ${state ?? 'not'}`,
+      fix:
+        state === 'pending-approval'
+          ? `it has not run: an analyst approves or denies it (responder actions approve ${key} ${REASON})`
+          : state === 'planned' || state === 'queued' || state === 'running'
+            ? `it is on its way: follow it with responder actions show ${key}`
+            : state === 'failed' || state === 'dead-lettered'
+              ? `it was replayed as often as it can be: request it anew (responder actions show ${key} says what it was)`
+              : `there is nothing to send again: responder actions show ${key} says what happened`,
     };
   },
   AlreadyRolledBack: (r, context) => ({

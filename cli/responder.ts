@@ -10,20 +10,18 @@
  *   responder sweeps [--json]                        each sweep's schedule and last runs
   responder policy validate <file>                                         check a policy; every problem with its line
  *   responder doctor                                                         permission preflight
- *   responder deadletters [--json]                                           what was dead-lettered, and failed actions
- *   responder replay <action key> [--reason <why>]                           send a failed or dead-lettered action again
+ *   responder deadletters [--limit <n>] [--json]                             what was dead-lettered, and failed actions
+ *   responder replay <action key> --reason <why>                             send a failed or dead-lettered action again
  * plan and policy validate write nothing. Offline, plan decides here without the directory and Defender lookups the
  * engine makes before deciding, so its decision can differ from the engine's, and it says so; with --url (alias
- * --host) it asks a running engine (POST /api/plan) for the engine's own. act and actions call a running engine's
- * /api/actions routes as the analyst whose token they send (analystCommands.ts): --url, else the local host when its
- * token is in this directory; the token from RESPONDER_TOKEN, the local host, or the Azure sign-in (engineToken.ts).
- * deadletters and replay use the app settings in the environment (or local.settings.json) to reach the ledger and the
- * queue, as the deployed engine does.
+ * --host) it asks a running engine (POST /api/plan) for the engine's own. act, actions, sweep, sweeps, deadletters and
+ * replay call a running engine's routes as the analyst whose token they send (analystCommands.ts): --url, else the
+ * local host when its token is in this directory; the token from RESPONDER_TOKEN, the local host, or the Azure sign-in
+ * (engineToken.ts). None of them touches the ledger or the queue itself: the engine does, under the app role each
+ * route requires.
  */
 import { readFileSync } from 'node:fs';
-import { hostname, userInfo } from 'node:os';
-import { azureCredential } from '../shared/clients/credential';
-import { readConfig, type ResponderConfig } from '../shared/config';
+import { readConfig } from '../shared/config';
 import { ConfigError, InputError } from '../shared/errors';
 import { parseJson } from '../shared/json';
 import { loadPolicy } from '../shared/composition';
@@ -33,10 +31,7 @@ import { readPolicyFile } from '../shared/policy/load';
 import { normalizeSentinelPayload } from '../shared/signals/sentinel';
 import { explainDecision } from '../shared/policy/explain';
 import { PLANNABLE_ACTIONS } from '../shared/actions/catalogue';
-import { targetLabel } from '../shared/actions/target';
 import { SWEEP_NAMES } from '../shared/sweeps/catalogue';
-import { runtime } from '../shared/runtime';
-import type { DeadLetterRecord } from '../shared/ledger/ledger';
 import { LOCAL_HOST_URL, runAnalystCommand, type AnalystOptions } from './analystCommands';
 import type { AnalystCommand } from './engineRefusal';
 import { callEngine, EngineRequestError, engineBaseUrl, engineLabel, printable, type EngineAnswer } from './engineClient';
@@ -67,13 +62,14 @@ const USAGE = `usage:
   responder sweeps [--json]                        each sweep's schedule, whether a run holds it, its last runs
   responder policy validate <file>
   responder doctor [--policy <file>] [--json]      permission preflight with the app settings in the environment
-  responder deadletters [--json]                   dead-lettered messages and failed actions, from the ledger
-  responder replay <action key> [--reason <why>]   send a failed or dead-lettered action again, recorded as yours
+  responder deadletters [--limit <n>] [--json]     dead-lettered messages and failed actions, the newest of each
+  responder replay <action key> --reason <why> [--json]
+                                                   send a failed or dead-lettered action again, recorded as yours
 
-The engine (plan, act, actions, sweep, sweeps): --url <base URL>, such as https://<app>.azurewebsites.net; --host is an alias.
-Without it, act, actions and the sweeps call the local host at ${LOCAL_HOST_URL} when ${LOCAL_TOKEN_FILE} is here (npm start
-writes it). The token: RESPONDER_TOKEN; else, for this machine, ${LOCAL_TOKEN_FILE}; else your Azure sign-in
-(az login) for RESPONDER_AUDIENCE, from the environment or local.settings.json.
+The engine's commands take --url <base URL>, such as https://<app>.azurewebsites.net; --host is an alias. Without it,
+all but plan call the local host at ${LOCAL_HOST_URL} when ${LOCAL_TOKEN_FILE} is here (npm start writes it).
+The token: RESPONDER_TOKEN; else, for this machine, ${LOCAL_TOKEN_FILE}; else your Azure sign-in (az login) for
+RESPONDER_AUDIENCE, from the environment or local.settings.json.
 Exit codes: 0 done; 1 refused, failed or invalid input (or, for doctor, a permission is missing); 2 the command line
 is wrong.`;
 
@@ -103,8 +99,8 @@ const COMMANDS: Record<string, { synopsis: string; args: number; options: readon
   plan: { synopsis: 'plan <incident.json>', args: 1, options: ['policy', 'url', 'json'] },
   'policy validate': { synopsis: 'policy validate <file>', args: 1, options: [] },
   doctor: { synopsis: 'doctor', args: 0, options: ['policy', 'json'] },
-  deadletters: { synopsis: 'deadletters', args: 0, options: ['json'] },
-  replay: { synopsis: 'replay <action key>', args: 1, options: ['reason'] },
+  deadletters: { synopsis: 'deadletters', args: 0, options: ['limit', 'url', 'json'] },
+  replay: { synopsis: 'replay <action key> --reason <why>', args: 1, options: ['reason', 'url', 'json'] },
   act: { synopsis: 'act <kind> <target> --reason <why>', args: 2, options: ['reason', 'incident', 'isolation', 'url', 'json'] },
   'actions list': { synopsis: 'actions list', args: 0, options: ['state', 'kind', 'target', 'incident', 'since', 'limit', 'all', 'url', 'json'] },
   'actions show': { synopsis: 'actions show <key>', args: 1, options: ['url', 'json'] },
@@ -195,10 +191,6 @@ export async function run(argv: string[], print: (text: string) => void, env: No
         return validate(args[0] as string, print);
       case 'doctor':
         return await doctor(options, print, env);
-      case 'deadletters':
-        return await deadLetters(options, print);
-      case 'replay':
-        return await replay(args[0] as string, options, print, env);
       default: {
         const result = await runAnalystCommand({ command: command as AnalystCommand, args, options: analystOptions(line), print, env, ...context });
         return 'usage' in result ? usage(print, result.usage) : result.code;
@@ -315,57 +307,6 @@ async function doctor(flags: ReadonlyMap<OptionName, string | true>, print: (tex
   return diagnosis.ok ? 0 : 1;
 }
 
-/** Who set a message aside, as `responder deadletters` says it. */
-const DEAD_LETTER_SOURCES: Record<DeadLetterRecord['by'], string> = {
-  worker: 'refused by the worker',
-  broker: 'dead-lettered by Service Bus',
-  'risk-event-hub': 'not read from the risk-event hub',
-};
-
-async function deadLetters(flags: ReadonlyMap<OptionName, string | true>, print: (text: string) => void): Promise<number> {
-  const { ledger } = await runtime();
-  const records = await ledger.listDeadLetters();
-  const failed = [...(await ledger.list({ state: 'dead-lettered' })), ...(await ledger.list({ state: 'failed' }))];
-  if (flags.get('json')) {
-    print(JSON.stringify({ deadLetters: records, failedActions: failed }, null, 2));
-    return 0;
-  }
-  print(`${records.length} dead-lettered message(s)`);
-  for (const r of records)
-    print(
-      `  ${r.at}  ${DEAD_LETTER_SOURCES[r.by] ?? r.by}: ${r.reason} ${r.description}  message ${r.messageId}${r.actionKey ? `  action ${r.actionKey}` : ''}`,
-    );
-  print(`${failed.length} action(s) failed or dead-lettered (replay one with: responder replay <action key>)`);
-  for (const e of failed) print(`  ${e.key}  ${e.kind} on ${targetLabel(e.target)}: ${e.state}: ${e.stateReason ?? ''}`);
-  return 0;
-}
-
-async function replay(key: string, flags: ReadonlyMap<OptionName, string | true>, print: (text: string) => void, env: NodeJS.ProcessEnv): Promise<number> {
-  const reason = flags.get('reason') as string | undefined;
-  const { engine, config: settings } = await runtime();
-  const entry = await engine.replay(key, await whoRunsThis(settings, env), reason);
-  print(`${entry.key}  ${entry.kind} on ${targetLabel(entry.target)}: ${entry.state} (sent again)`);
-  return 0;
-}
-
-/**
- * Who the ledger records as replaying an action: never a name the command line claims. With the identity settings
- * Azure uses, the Entra identity whose token reaches the ledger (its object id and name, from the token this process
- * obtained for itself); with a connection string there is none, and the machine's own user is recorded as such.
- */
-async function whoRunsThis(settings: ResponderConfig, env: NodeJS.ProcessEnv): Promise<string> {
-  if (settings.storage && 'tableServiceUri' in settings.storage) {
-    const credential = await azureCredential(settings.authorityHost);
-    const token = await credential.getToken(`${new URL(settings.storage.tableServiceUri).origin}/.default`);
-    const claims = token ? (JSON.parse(Buffer.from(token.token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>) : {};
-    const text = (name: string) => (typeof claims[name] === 'string' ? (claims[name] as string) : undefined);
-    const oid = text('oid');
-    if (oid) return `${text('upn') ?? text('preferred_username') ?? text('unique_name') ?? text('appid') ?? 'Entra identity'} (${oid}), with responder replay`;
-  }
-  const user = env.USER ?? env.USERNAME ?? userInfo().username;
-  return `${user}@${hostname()} (this machine's user: no Entra identity signs the ledger's connection), with responder replay`;
-}
-
 function validate(file: string, print: (text: string) => void): number {
   const { policy, digest } = readPolicyFile(file);
   const audit = policy.rules.filter((r) => r.mode === 'audit').length;
@@ -393,7 +334,7 @@ function usage(print: (text: string) => void, problem: string): number {
 
 if (require.main === module) {
   loadLocalSettings();
-  // Exit once done: the Service Bus and Table clients deadletters and replay open would keep the process alive.
+  // Exit once done, with the command's code: a client a command opened (doctor's) must not keep the process alive.
   void run(process.argv.slice(2), (text) => console.log(text)).then(
     (code) => process.exit(code),
     (error: unknown) => {

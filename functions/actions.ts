@@ -103,6 +103,38 @@ export const rollbackAction = defineHttpFunction({
   },
 });
 
+/**
+ * POST /api/actions/{key}/replay — body { reason }: send a failed or dead-lettered action again, fresh attempts, recorded
+ * as the caller's; 409 NotReplayable in any other state, HeldByAnother for a rollback another containment now blocks.
+ */
+export const replayAction = defineHttpFunction({
+  name: 'replayAction',
+  route: 'actions/{key}/replay',
+  methods: ['POST'],
+  auth: { roles: [ROLES.act] },
+  body: 'json',
+  async handle({ request, body, caller, log }) {
+    const { engine } = await runtime();
+    const action = await engine.replay(routeKey(request.params.key), analystOf(caller), decisionReason(body), log);
+    return { status: 202, jsonBody: { action } };
+  },
+});
+
+/**
+ * GET /api/deadletters — what ended on the side: dead-letter records and failed or dead-lettered actions, the newest
+ * `limit` of each (DEFAULT_PAGE unless asked, at most MAX_PAGE), with their totals and whether either was cut.
+ */
+export const listDeadLetters = defineHttpFunction({
+  name: 'listDeadLetters',
+  route: 'deadletters',
+  methods: ['GET'],
+  auth: { roles: [ROLES.read] },
+  async handle({ request }) {
+    const { analysts } = await runtime();
+    return { status: 200, jsonBody: await analysts.deadLetters(pageSize(request.query.get('limit'))) };
+  },
+});
+
 /** 202 with the new action, queued or held; or why the policy refused it (recorded blocked), or that it found no one. */
 function requestAnswer(decision: Decision, entry: LedgerEntry | undefined): HttpResponseInit {
   const skip = decision.skipped[0];

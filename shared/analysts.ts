@@ -4,7 +4,7 @@ import type { ReportedAction, ReportedState } from './actions/report';
 import { heldByAnother, QueueUnavailableError } from './engine';
 import { InputError, RefusedError } from './errors';
 import { IDEMPOTENCY_KEY_PATTERN } from './actions/idempotency';
-import { attemptCount, LedgerConflictError, type ActionLedger, type LedgerEntry, type LedgerFilter } from './ledger/ledger';
+import { attemptCount, LedgerConflictError, type ActionLedger, type DeadLetterRecord, type LedgerEntry, type LedgerFilter } from './ledger/ledger';
 import type { Logger } from './log';
 import type { CompiledPolicy } from './policy/decide';
 import type { ActionQueue } from './queue/queue';
@@ -26,11 +26,22 @@ export interface ActionPage {
   next?: string;
 }
 
+/** What ended on the side, newest first: at most a page of each, and how many there are in all. */
+export interface DeadLetterReport {
+  /** Messages set aside (refused by the worker, dead-lettered by Service Bus, unreadable on the risk hub), by `at`. */
+  deadLetters: DeadLetterRecord[];
+  /** Actions that ended `failed` or `dead-lettered`, by when they ended: what `replay` sends again. */
+  failedActions: LedgerEntry[];
+  total: { deadLetters: number; failedActions: number };
+  /** Whether either list holds fewer than its total: the records are kept without end. */
+  truncated: boolean;
+}
+
 /** How many times a decision reads an entry again after another writer moved it. */
 const DECIDE_TRIES = 5;
 
 /**
- * The analysts' side of the ledger: list and read actions, approve or deny the held ones. An approval sends the action
+ * The analysts' side of the ledger: list and read actions and what ended on the side, approve or deny the held ones. An approval sends the action
  * through the queue like any other, so the worker still resolves its target and checks protection before it runs:
  * an approval lifts a guardrail, never protection.
  */
@@ -46,6 +57,24 @@ export class AnalystActions {
     const page = await Promise.all(all.slice(start, start + limit).map((entry) => this.expireIfDue(entry)));
     const last = page.at(-1);
     return { actions: page, ...(last && start + limit < all.length && { next: pageCursor(last) }) };
+  }
+
+  /** The dead-letter records and the failed or dead-lettered actions, the newest `limit` of each. */
+  async deadLetters(limit: number): Promise<DeadLetterReport> {
+    const { ledger } = this.deps;
+    const [records, deadLettered, failed] = await Promise.all([
+      ledger.listDeadLetters(),
+      ledger.list({ state: 'dead-lettered' }),
+      ledger.list({ state: 'failed' }),
+    ]);
+    records.sort((a, b) => b.at.localeCompare(a.at));
+    const actions = [...deadLettered, ...failed].sort((a, b) => b.updatedAt.localeCompare(a.updatedAt));
+    return {
+      deadLetters: records.slice(0, limit),
+      failedActions: actions.slice(0, limit),
+      total: { deadLetters: records.length, failedActions: actions.length },
+      truncated: records.length > limit || actions.length > limit,
+    };
   }
 
   /** One action, whole; a held one past its approvalTtl is expired first. */

@@ -1,10 +1,10 @@
-import { IDEMPOTENCY_KEY_PATTERN } from './actions/idempotency';
 import type { ActionKind } from './actions/catalogue';
 import { commandFor, parseActionCommand, type ActionCommand } from './actions/command';
 import { reportedCommand, reportOutcome, reportWaiting, waitingComment, type WaitedAction } from './actions/report';
 import { classifyFailure } from './actions/failure';
 import { deviceTarget, targetId, targetLabel, userTarget, type ActionTarget } from './actions/target';
 import { overdue, type Analyst } from './actions/approval';
+import { replayStep } from './actions/replay';
 import { rollbackStep } from './actions/rollback';
 import {
   canTransition,
@@ -22,7 +22,7 @@ import type { Decision, PlannedAction, SkippedAction, WaitingAction } from './po
 import { lackedData } from './policy/unavailable';
 import type { Mode } from './policy/schema';
 import type { ActionQueue } from './queue/queue';
-import { InputError, quote, RefusedError } from './errors';
+import { InputError, RefusedError } from './errors';
 import { spend, type BudgetAnswer, type BudgetRecord } from './coordination/budget';
 import type { Turn } from './coordination/pacer';
 import type { SharedState } from './coordination/sharedState';
@@ -373,8 +373,8 @@ export class ResponderEngine {
       throw new QueueUnavailableError(`the action queue did not accept ${sendable.length} action(s): retry the request`);
     }
     for (const { entry, command, at: due } of timed) {
-      const note = due && command.turn ? `waits its turn for the ${command.turn.api} budget: due ${due.toISOString()}` : undefined;
-      recorded.push(recordOf(await this.markQueued(entry, at, note), true));
+      const waits = due && command.turn ? { note: `waits its turn for the ${command.turn.api} budget: due ${due.toISOString()}` } : {};
+      recorded.push(recordOf(await this.markQueued(entry, at, waits), true));
     }
     return recorded;
   }
@@ -514,35 +514,44 @@ export class ResponderEngine {
   }
 
   /**
-   * Send a failed or dead-lettered action again, on an analyst's word: attempts count afresh, and the command carries
-   * a replay number so its MessageId is new (the broker would drop a reused one). The entry goes back to `planned`
-   * first and to `queued` once the queue has the command, as a new action does: if the send fails, the entry waits
-   * `planned` and replaying again picks it up. Returns the entry as it now stands.
+   * Send a failed or dead-lettered action again, on an analyst's word (replayStep says when): attempts count afresh,
+   * and the command carries a replay number so its MessageId is new (the broker would drop a reused one). The entry
+   * goes back to `planned` first and to `queued` once the queue has the command, as a new action does: if the send
+   * fails, the entry waits `planned` and replaying again sends the same replay. A rollback is not sent again while
+   * another containment holds its target, as when a held one is approved. Returns the entry as it now stands.
    */
-  async replay(key: string, by: string, reason?: string, log: Logger = this.deps.log): Promise<LedgerEntry> {
+  async replay(key: string, analyst: Analyst, reason: string, log: Logger = this.deps.log): Promise<LedgerEntry> {
     const { ledger, queue, now } = this.deps;
-    const at = now().toISOString();
-    if (!IDEMPOTENCY_KEY_PATTERN.test(key)) throw new InputError('key', `${quote(key)} is not an action key (<40 hex>.<kind>.<target>)`);
-    let entry = await ledger.get(key);
-    if (!entry) throw new InputError('key', `no action ${key} in the ledger`);
-    // A failed or dead-lettered entry is about to make one more replay; a planned one is waiting to send its last. (An
-    // entry without `replays` counts them in its history: every return to `planned` after its first event was one.)
-    const replays = entry.replays ?? entry.history.filter((event, i) => i > 0 && event.state === 'planned').length;
-    const replay = replays + (entry.state === 'planned' ? 0 : 1);
-    if (entry.state === 'failed' || entry.state === 'dead-lettered') {
-      const why = reason ? `: ${reason}` : '';
-      entry = await ledger.transition(key, entry.etag, 'planned', { by, at, note: `replay ${replay} requested by ${by}${why}` }, { replays: replay });
-    } else if (entry.state !== 'planned') {
-      throw new InputError('key', `action ${key} is ${entry.state}: only a failed or dead-lettered action can be replayed`);
+    for (let tries = 0; tries < 5; tries++) {
+      const found = await ledger.get(key);
+      if (!found) throw new RefusedError(404, 'NotFound', `no action ${key} in the ledger`);
+      const step = replayStep(found);
+      if (step.step === 'refuse') throw new RefusedError(409, step.code, step.why, found);
+      const original = found.source.rollbackOf === undefined ? undefined : await ledger.get(found.source.rollbackOf);
+      // With the action the rollback would undo, as when the rollback was asked for.
+      const held = original && (await heldByAnother(ledger, original));
+      if (held) throw held;
+      const at = now().toISOString();
+      const note = `replay ${step.replay} ${step.step === 'replan' ? 'requested' : 'sent again'} by ${analyst.name}: ${reason}`;
+      let entry: LedgerEntry;
+      try {
+        entry =
+          step.step === 'replan' ? await ledger.transition(key, found.etag, 'planned', { by: analyst.objectId, at, note }, { replays: step.replay }) : found;
+      } catch (error) {
+        // Another analyst replayed it meanwhile: read it again, and send their replay if the queue has not taken it.
+        if (error instanceof LedgerConflictError) continue;
+        throw error;
+      }
+      try {
+        await queue.send([{ ...commandFor(entry, at), replay: step.replay }]);
+      } catch (error) {
+        log.error({ err: error, actionId: key }, 'replay: the queue did not take the command');
+        throw new QueueUnavailableError(`the action queue did not accept the replay of ${key}: replay it again`);
+      }
+      log.warn({ actionId: key, by: analyst.objectId, replay: step.replay }, `replayed ${entry.kind} on ${targetLabel(entry.target)}`);
+      return step.step === 'replan' ? this.markQueued(entry, at) : this.markQueued(entry, at, { by: analyst.objectId, note });
     }
-    try {
-      await queue.send([{ ...commandFor(entry, at), ...(replay > 0 && { replay }) }]);
-    } catch (error) {
-      log.error({ err: error, actionId: key }, 'replay: the queue did not take the command');
-      throw new QueueUnavailableError(`the action queue did not accept the replay of ${key}: try again`);
-    }
-    log.warn({ actionId: key, by, replay }, `replayed ${entry.kind} on ${targetLabel(entry.target)}`);
-    return this.markQueued(entry, at);
+    throw new Error(`could not replay ${key}: it kept changing`);
   }
 
   /**
@@ -650,9 +659,10 @@ export class ResponderEngine {
     return entry;
   }
 
-  private async markQueued(entry: LedgerEntry, at: string, note?: string): Promise<LedgerEntry> {
+  /** `queued`, by the engine unless `event` names who sent it and why. */
+  private async markQueued(entry: LedgerEntry, at: string, event: { by?: string; note?: string } = {}): Promise<LedgerEntry> {
     try {
-      return await this.deps.ledger.transition(entry.key, entry.etag, 'queued', { by: 'engine', at, ...(note !== undefined && { note }) });
+      return await this.deps.ledger.transition(entry.key, entry.etag, 'queued', { by: 'engine', at, ...event });
     } catch (error) {
       // A concurrent delivery of the incident, or the worker itself, moved it on: it is on its way either way.
       if (error instanceof LedgerConflictError || error instanceof LedgerTransitionError) return (await this.deps.ledger.get(entry.key)) ?? entry;

@@ -45,6 +45,9 @@ export interface CommandSource {
   rollbackOf?: string;
 }
 
+/** Replays of one action a command can carry: its MessageId must stay within Service Bus's 128 characters. */
+export const MAX_REPLAYS = 1000;
+
 const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const target = z.discriminatedUnion('type', [
   z.strictObject({
@@ -87,7 +90,7 @@ const commandSchema = z.strictObject({
   attempt: z.number().int().min(0).max(1000),
   followUp: z.number().int().min(1).max(10_000).optional(),
   deferral: z.number().int().min(1).max(100_000).optional(),
-  replay: z.number().int().min(1).max(1000).optional(),
+  replay: z.number().int().min(1).max(MAX_REPLAYS).optional(),
   turn: z
     .strictObject({
       api: z.enum(PACED_APIS),

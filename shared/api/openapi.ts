@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ACTION_KINDS, ISOLATION_TYPES, PLANNABLE_ACTIONS } from '../actions/catalogue';
 import type { AuthRequirement } from '../azure/httpFunction';
 import type { HttpRegistration } from '../azure/registry';
+import { DEFAULT_PAGE, MAX_PAGE } from '../analystRequests';
 import { LEDGER_STATES } from '../ledger/ledger';
 import { TEXT_LIMITS } from '../limits';
 import { MAX_RISK_RECORDS } from '../signals/risk';
@@ -58,6 +59,19 @@ export const schemas = {
         .object({ holder: z.string(), until: z.string() })
         .optional()
         .describe('While running: the delivery that holds it, and until when unless its worker renews it.'),
+    })
+    .loose(),
+  deadLetter: z
+    .object({
+      messageId: z.string(),
+      at: z.string(),
+      by: z.enum(['worker', 'broker', 'risk-event-hub']).describe('Who set it aside: the worker (unreadable), Service Bus, the risk-hub consumer.'),
+      reason: z.string(),
+      description: z.string(),
+      deliveryCount: z.number().int().optional(),
+      body: z.string().describe('The message as received, as JSON text, cut and marked.'),
+      actionKey: actionKey.optional().describe('The action it carried, when it carried one: replay that.'),
+      incidentArmId: z.string().optional(),
     })
     .loose(),
   decision: z
@@ -233,6 +247,31 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     body: { schema: schemas.decisionReason, example: { reason: 'false positive: the user confirmed the sign-in' } },
     ok: { status: 202, description: 'The rollback, queued or held for approval.', schema: z.object({ action: schemas.action, decision: schemas.decision }) },
     refusals: { 404: 'NotFound', 409: 'Irreversible, NothingToUndo, NotSucceeded, AlreadyRolledBack or AlreadyActive.' },
+  },
+  replayAction: {
+    summary: 'Send a failed or dead-lettered action again: back to planned, a new message, fresh attempts, recorded as yours.',
+    body: { schema: schemas.decisionReason, example: { reason: 'the Graph outage is over' } },
+    ok: { status: 202, description: 'Queued again.', schema: z.object({ action: schemas.action }) },
+    refusals: {
+      404: 'NotFound',
+      409: 'NotReplayable: it did not end failed or dead-lettered (with the action); HeldByAnother: a rollback another containment blocks.',
+      503: 'QueueUnavailable: the queue did not take it; replay again (the same replay is sent).',
+    },
+  },
+  listDeadLetters: {
+    summary: 'What ended on the side: dead-letter records and failed or dead-lettered actions, newest first.',
+    query: [{ name: 'limit', description: `at most this many of each, 1 to ${MAX_PAGE} (default ${DEFAULT_PAGE})` }],
+    ok: {
+      status: 200,
+      description: 'The newest `limit` of each, their totals, and `truncated` when either list holds fewer than its total.',
+      schema: z.object({
+        deadLetters: z.array(schemas.deadLetter),
+        failedActions: z.array(schemas.action),
+        total: z.object({ deadLetters: z.number().int(), failedActions: z.number().int() }),
+        truncated: z.boolean(),
+      }),
+    },
+    refusals: { 400: `BadRequest: limit is not a whole number from 1 to ${MAX_PAGE}.` },
   },
   openapi: {
     summary: 'This document.',

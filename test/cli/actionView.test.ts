@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { actionDetail, actionLines, actionOf, age, decisionOutcome, requestOutcome } from '../../cli/actionView';
-import type { LedgerEntry } from '../../shared/ledger/ledger';
+import {
+  actionDetail,
+  actionLines,
+  actionOf,
+  age,
+  deadLetterAnswerOf,
+  deadLetterLines,
+  decisionOutcome,
+  replayOutcome,
+  requestOutcome,
+} from '../../cli/actionView';
+import type { DeadLetterRecord, LedgerEntry } from '../../shared/ledger/ledger';
 
 const NOW = new Date('2025-01-31T10:00:00.000Z');
 const ANALYST_A = '0a0b0c0d-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
@@ -125,9 +135,65 @@ describe('how actions read in a terminal', () => {
     expect(decisionOutcome('denied', { ...approvedIsolation, state: 'denied' } as LedgerEntry, NOW)[0]).toBe('denied');
   });
 
+  it('says what a replay came to, and offers one for what failed', () => {
+    expect(replayOutcome({ ...approvedIsolation, state: 'queued' } as LedgerEntry)).toEqual([
+      `${ISOLATE}  isolateDevice on wks-042.contoso.com: queued (sent again)`,
+    ]);
+    const failed = { ...approvedIsolation, state: 'failed', stateReason: 'Defender answered 400' } as LedgerEntry;
+    expect(actionDetail(failed, NOW).slice(-2)).toEqual(['Next', `  responder replay ${ISOLATE} --reason "<why>"   send it again`]);
+  });
+
   it('takes only what has the fields every entry has', () => {
     expect(actionOf(null)).toBeUndefined();
     expect(actionOf({ key: 'k', kind: 'disableUser', state: 'queued' })).toBeUndefined();
     expect(actionOf({ key: 'k', kind: 'disableUser', state: 'queued', target: {} })).toMatchObject({ history: [], attempts: [], source: {} });
+  });
+});
+
+describe('what ended on the side, as responder deadletters prints it', () => {
+  const record: DeadLetterRecord = {
+    messageId: REVOKE,
+    at: '2025-01-31T09:59:00.000Z',
+    by: 'broker',
+    reason: 'MaxDeliveryCountExceeded',
+    description: 'delivered 10 times',
+    body: '{}',
+    actionKey: REVOKE,
+  };
+  const failed = { ...approvedIsolation, state: 'failed', stateReason: 'Defender answered 400' } as LedgerEntry;
+
+  it('prints the records, then the actions, one line each, with who set each aside and how to replay', () => {
+    const answer = deadLetterAnswerOf({
+      deadLetters: [record, { ...record, messageId: 'garbage-1', by: 'worker', reason: 'SchemaInvalid', description: 'kind: invalid', actionKey: undefined }],
+      failedActions: [failed],
+      total: { deadLetters: 2, failedActions: 1 },
+      truncated: false,
+    });
+    expect(deadLetterLines(answer!)).toEqual([
+      '2 dead-lettered message(s)',
+      `  2025-01-31T09:59:00.000Z  dead-lettered by Service Bus: MaxDeliveryCountExceeded delivered 10 times  message ${REVOKE}  action ${REVOKE}`,
+      '  2025-01-31T09:59:00.000Z  refused by the worker: SchemaInvalid kind: invalid  message garbage-1',
+      '1 action(s) failed or dead-lettered (replay one with: responder replay <action key> --reason "<why>")',
+      `  ${ISOLATE}  isolateDevice on wks-042.contoso.com: failed: Defender answered 400`,
+    ]);
+  });
+
+  it('says when the engine cut a list, and how to see more', () => {
+    const answer = deadLetterAnswerOf({ deadLetters: [record], failedActions: [], total: { deadLetters: 73, failedActions: 0 }, truncated: true });
+    const lines = deadLetterLines(answer!);
+    expect(lines[0]).toBe('73 dead-lettered message(s), the newest 1 shown');
+    expect(lines.at(-1)).toMatch(/^more: --limit <n> shows up to 200 of each; responder actions list --state failed --all/);
+  });
+
+  it("keeps another machine's text to one line each, and takes only an answer with both lists", () => {
+    const forged = { ...record, description: 'x\n  2025-01-31  refused by the worker: forged\u001b[2J', by: 'someone\nelse' };
+    const lines = deadLetterLines(deadLetterAnswerOf({ deadLetters: [forged], failedActions: [] })!);
+    expect(lines).toHaveLength(3);
+    expect(lines[1]).toMatch(/^ {2}\S+ {2}someone else: MaxDeliveryCountExceeded x {3}2025-01-31 {2}refused by the worker: forged \[2J {2}message /);
+    expect(deadLetterAnswerOf({ deadLetters: [] })).toBeUndefined();
+    expect(deadLetterAnswerOf({ deadLetters: [null], failedActions: [] })).toBeUndefined();
+    expect(deadLetterAnswerOf({ deadLetters: [], failedActions: [{ key: 'k' }] })).toBeUndefined();
+    // Totals below what was shown are not believed.
+    expect(deadLetterAnswerOf({ deadLetters: [record], failedActions: [], total: { deadLetters: 0 } })?.total).toEqual({ deadLetters: 1, failedActions: 0 });
   });
 });

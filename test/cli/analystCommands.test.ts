@@ -42,9 +42,17 @@ describe("the analysts' commands, answered by something other than a well-behave
   type Reply = (req: IncomingMessage, res: ServerResponse) => void;
   let reply: Reply = (_req, res) => res.end();
   const seen: string[] = [];
+  /** The bodies of the requests seen, as sent. */
+  const sent: string[] = [];
   const server = createServer((req, res) => {
     seen.push(`${req.method} ${req.url}`);
-    req.resume().on('end', () => reply(req, res));
+    const chunks: Buffer[] = [];
+    req
+      .on('data', (chunk: Buffer) => chunks.push(chunk))
+      .on('end', () => {
+        sent.push(Buffer.concat(chunks).toString('utf8'));
+        reply(req, res);
+      });
   });
   let url = '';
   beforeAll(async () => {
@@ -58,6 +66,7 @@ describe("the analysts' commands, answered by something other than a well-behave
   const answer = (fn: Reply) => {
     reply = fn;
     seen.length = 0;
+    sent.length = 0;
   };
   const json = (res: ServerResponse, status: number, body: unknown) =>
     res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
@@ -124,6 +133,85 @@ describe("the analysts' commands, answered by something other than a well-behave
       ].join('\n'),
     });
     expect(seen).toEqual(['GET /api/sweeps']);
+  });
+
+  it('deadletters: asks the engine, not the ledger, and prints the records and the failed actions, one line each', async () => {
+    const record = {
+      messageId: 'm-1',
+      at: '2025-01-31T08:00:00.000Z',
+      by: 'broker',
+      reason: 'MaxDeliveryCountExceeded',
+      description: 'delivered 10 times',
+      body: '{}',
+      actionKey: KEY,
+    };
+    const body = {
+      deadLetters: [record],
+      failedActions: [{ ...entry(KEY), state: 'dead-lettered', stateReason: 'dead-lettered by Service Bus' }],
+      total: { deadLetters: 1, failedActions: 1 },
+      truncated: false,
+    };
+    answer((_req, res) => json(res, 200, body));
+    expect(await responder('deadletters')).toEqual({
+      code: 0,
+      out: [
+        '1 dead-lettered message(s)',
+        `  2025-01-31T08:00:00.000Z  dead-lettered by Service Bus: MaxDeliveryCountExceeded delivered 10 times  message m-1  action ${KEY}`,
+        '1 action(s) failed or dead-lettered (replay one with: responder replay <action key> --reason "<why>")',
+        `  ${KEY}  revokeSessions on adele.vance@contoso.com: dead-lettered: dead-lettered by Service Bus`,
+      ].join('\n'),
+    });
+    expect(seen).toEqual(['GET /api/deadletters']);
+    const asJson = await responder('deadletters', '--limit', '5', '--json');
+    expect([asJson.code, JSON.parse(asJson.out)]).toEqual([0, body]);
+    expect(seen).toEqual(['GET /api/deadletters', 'GET /api/deadletters?limit=5']);
+
+    answer((_req, res) => json(res, 200, { actions: [] }));
+    expect(await responder('deadletters')).toEqual({
+      code: 1,
+      out: `error: ${url}/api/deadletters answered without dead letters: is --url the engine's base URL?`,
+    });
+    answer((_req, res) => json(res, 403, { error: { code: 'Forbidden', message: 'the caller lacks the app role Responder.Read (has Responder.Act)' } }));
+    expect((await responder('deadletters')).out.split('\n')[0]).toBe(
+      'error: your token lacks the app role Responder.Read, which deadletters needs (403 Forbidden: the caller lacks the app role Responder.Read (has Responder.Act))',
+    );
+  });
+
+  it('replay: posts the reason for the key, prints what it came to; needs --reason and a key, before asking anyone', async () => {
+    answer((_req, res) => json(res, 202, { action: { ...entry(KEY), state: 'queued' } }));
+    expect(await responder('replay', KEY, '--reason', ' the outage is over ')).toEqual({
+      code: 0,
+      out: `${KEY}  revokeSessions on adele.vance@contoso.com: queued (sent again)`,
+    });
+    expect(seen).toEqual([`POST /api/actions/${KEY}/replay`]);
+    expect(sent.map((text) => JSON.parse(text))).toEqual([{ reason: 'the outage is over' }]);
+
+    seen.length = 0;
+    const noReason = await responder('replay', KEY);
+    expect(noReason.code).toBe(2);
+    expect(noReason.out.split('\n')[0]).toBe('error: replay needs --reason "<why>": the ledger and the incident record it, and the next analyst reads it');
+    const badKey = await responder('replay', '../deadletters', '--reason', 'x');
+    expect(badKey.code).toBe(2);
+    expect(badKey.out.split('\n')[0]).toBe('error: "../deadletters" is not an action key: copy one from responder actions list (<40 hex>.<kind>.<target>)');
+    expect(seen).toEqual([]);
+
+    answer((_req, res) =>
+      json(res, 409, {
+        error: { code: 'NotReplayable', message: `action ${KEY} is succeeded: only a failed or dead-lettered action can be replayed` },
+        action: entry(KEY),
+      }),
+    );
+    const refused = await responder('replay', KEY, '--reason', 'again');
+    expect(refused.code).toBe(1);
+    expect(refused.out.split('\n')).toEqual([
+      `error: only a failed or dead-lettered action can be replayed, and this one is succeeded (409 NotReplayable: action ${KEY} is succeeded: only a failed or dead-lettered action can be replayed)`,
+      `fix: there is nothing to send again: responder actions show ${KEY} says what happened`,
+      expect.stringMatching(new RegExp(`^action: ${KEY}  revokeSessions  adele\\.vance@contoso\\.com  succeeded  `)),
+    ]);
+    answer((_req, res) => json(res, 403, { error: { code: 'Forbidden', message: 'the caller lacks the app role Responder.Act (has Responder.Read)' } }));
+    expect((await responder('replay', KEY, '--reason', 'again')).out.split('\n')[1]).toMatch(
+      /^fix: ask an administrator of the engine's app registration to assign you Responder\.Act /,
+    );
   });
 
   it('a redirect (a sign-in page): reported with the fix, not followed', async () => {

@@ -173,6 +173,45 @@ describe('an analyst session through the command line, against the local host', 
     expect(again.out.split('\n')[1]).toBe(`fix: see the rollback: responder actions show ${rollback}`);
   });
 
+  it('a failed action: a reader sees it with deadletters but cannot replay it; an analyst who acts replays it, in their name', async () => {
+    sandbox.faults.add({
+      method: 'POST',
+      path: /revokeSignInSessions$/,
+      count: 1,
+      status: 400,
+      body: { error: { code: 'Request_BadRequest', message: 'refused' } },
+    });
+    const key = requestedKey((await as('a', 'act', 'revokeSessions', 'megan.bowen@contoso.com', '--reason', 'a token replayed from abroad')).out);
+    await reaches(key, 'failed');
+
+    const listed = await as('reader', 'deadletters');
+    expect(listed.code, listed.out).toBe(0);
+    expect(listed.out.split('\n')).toEqual(
+      expect.arrayContaining([
+        '0 dead-lettered message(s)',
+        expect.stringMatching(/^1 action\(s\) failed or dead-lettered \(replay one with: responder replay <action key> --reason "<why>"\)$/),
+        expect.stringMatching(new RegExp(`^ {2}${key}  revokeSessions on megan\\.bowen@contoso\\.com: failed: .*400`)),
+      ]),
+    );
+    const refused = await as('reader', 'replay', key, '--reason', 'try again');
+    expect(refused.code).toBe(1);
+    expect(refused.out.split('\n')[0]).toMatch(/^error: your token lacks the app role Responder\.Act, which replay needs \(403 Forbidden: /);
+
+    const replayed = await as('a', 'replay', key, '--reason', 'Graph answers again');
+    expect(replayed.code, replayed.out).toBe(0);
+    expect(replayed.out).toMatch(new RegExp(`^${key}  revokeSessions on megan\\.bowen@contoso\\.com: (queued|running|succeeded) \\(sent again\\)$`));
+    const action = await reaches(key, 'succeeded');
+    expect(action.history).toContainEqual(
+      expect.objectContaining({ state: 'planned', by: ANALYST_A, note: 'replay 1 requested by Analyst A: Graph answers again' }),
+    );
+    expect(sandbox.tenant.users.get(DEMO.megan)?.sessionRevocations).toBe(1);
+
+    const again = await as('a', 'replay', key, '--reason', 'once more');
+    expect(again.code).toBe(1);
+    expect(again.out.split('\n')[1]).toBe(`fix: there is nothing to send again: responder actions show ${key} says what happened`);
+    expect((await as('reader', 'deadletters', '--json')).out).not.toContain(key);
+  });
+
   it('a token without the role the command needs: the cause and who can give it; --json lists every page for scripts', async () => {
     const refused = await as('reader', 'act', 'revokeSessions', 'megan.bowen@contoso.com', '--reason', 'x');
     expect(refused.code).toBe(1);

@@ -89,6 +89,27 @@ describe('explainRefusal: the cause and the fix of each refusal', () => {
       new RegExp(`responder actions show ${ROLLBACK_KEY}$`),
     ],
     [
+      'a replay of what succeeded',
+      { status: 409, code: 'NotReplayable', action: action({ state: 'succeeded' }) },
+      { command: 'replay' },
+      /^only a failed or dead-lettered action can be replayed, and this one is succeeded$/,
+      new RegExp(`^there is nothing to send again: responder actions show ${KEY} says what happened$`),
+    ],
+    [
+      'a replay of what is under way',
+      { status: 409, code: 'NotReplayable', action: action({ state: 'queued' }) },
+      { command: 'replay' },
+      /this one is queued$/,
+      new RegExp(`^it is on its way: follow it with responder actions show ${KEY}$`),
+    ],
+    [
+      'a replay of a held action',
+      { status: 409, code: 'NotReplayable', action: action({}) },
+      { command: 'replay' },
+      /this one is pending-approval$/,
+      new RegExp(`an analyst approves or denies it \\(responder actions approve ${KEY} --reason "<why>"\\)$`),
+    ],
+    [
       'the same request twice',
       { status: 409, code: 'AlreadyActive', action: action({}) },
       { command: 'act', key: undefined },
@@ -178,6 +199,8 @@ describe('explainRefusal: the cause and the fix of each refusal', () => {
       ['actions approve', 'Responder.Approve'],
       ['actions deny', 'Responder.Approve'],
       ['actions rollback', 'Responder.Act'],
+      ['deadletters', 'Responder.Read'],
+      ['replay', 'Responder.Act'],
     ] as const) {
       const explained = explainRefusal(
         { status: 403, code: 'Forbidden', message: `the caller lacks the app role ${role} (has no roles)` },

@@ -193,8 +193,25 @@ describe('the command line', () => {
     [['actions', 'list', '--json=yes'], '--json takes no value'],
     [['actions', 'list', '--colour'], 'unknown option --colour'],
     [['policy', 'validate', 'p.yaml', '--json'], 'policy validate does not take --json'],
+    [['replay'], 'expected: responder replay <action key> --reason <why>, got 0 argument(s)'],
+    [['replay', 'k', '--limit', '3'], 'replay does not take --limit'],
+    // Who replays is the token's analyst: no option names anyone else.
+    [['replay', 'k', '--reason', 'x', '--by', 'ceo@contoso.com'], 'unknown option --by'],
+    [['deadletters', 'k'], 'expected: responder deadletters, got 1 argument(s)'],
+    [['deadletters', '--reason', 'x'], 'deadletters does not take --reason'],
   ])('refuses %j: %s', (argv, problem) => {
     expect(parsed(...argv)).toEqual({ problem });
+  });
+
+  it('deadletters and replay ask an engine, never the ledger or the queue: with no --url and no local host here, a usage error', async () => {
+    const nowhere = { token: { localTokenFile: path.join(tmp, 'no-local-token') } };
+    // Storage and Service Bus settings in the environment are not a way around the engine's app roles.
+    const env = { AzureWebJobsStorage: 'UseDevelopmentStorage=true', ServiceBusConnection: 'Endpoint=sb://localhost/;SharedAccessKeyName=k;SharedAccessKey=x' };
+    for (const argv of [['deadletters'], ['replay', `${'a'.repeat(40)}.revokeSessions.h${'b'.repeat(32)}`, '--reason', 'x']]) {
+      const lines: string[] = [];
+      expect(await run(argv, (t) => void lines.push(t), env, nowhere), argv[0]).toBe(2);
+      expect(lines[0]).toMatch(/^error: no engine to ask: pass --url <the engine's base URL>/);
+    }
   });
 
   it('exits 2 with the problem and the usage, which names --url and its alias', async () => {

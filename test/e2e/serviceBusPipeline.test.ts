@@ -4,7 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { actionWorker } from '../../functions/actionWorker';
 import { deadLetterReconciler } from '../../functions/deadLetterReconciler';
 import { incidents } from '../../functions/incidents';
-import { run } from '../../cli/responder';
+import { listDeadLetters, replayAction } from '../../functions/actions';
 import type { ActionLedger, LedgerEntry } from '../../shared/ledger/ledger';
 import type { ServiceBusActionQueue } from '../../shared/queue/serviceBusQueue';
 import { runtime } from '../../shared/runtime';
@@ -12,6 +12,7 @@ import { command as commandFor } from '../fixtures/commands';
 import { sampleIncident } from '../fixtures/incidents';
 import { ServiceBusEmulator } from '../../sandbox/serviceBus';
 import { DEMO, SAMPLE_INCIDENT_ID } from '../../sandbox/tenant';
+import { ANALYST_A, analystBearer } from '../support/analysts';
 import { Azurite } from '../support/azurite';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
@@ -61,6 +62,8 @@ beforeEach(async () => {
   );
   return async () => (queue as ServiceBusActionQueue).stop();
 });
+
+const analyst = (roles: string[]) => analystBearer(engine, roles, ANALYST_A, 'Analyst A');
 
 /** Wait until every ledger entry is final, releasing scheduled follow-ups as the broker's clock would. */
 async function settled(ledger: ActionLedger, expected: number, timeoutMs = 20_000): Promise<LedgerEntry[]> {
@@ -180,30 +183,32 @@ describe('the Service Bus pipeline (AMQP emulator, Azurite, sandbox tenant)', ()
     expect(await ledger.listDeadLetters()).toHaveLength(1);
     await Promise.all([receiver.close(), client.close()]);
 
-    // The analyst's side: list what was dead-lettered, replay the action, and it runs to the end.
-    const printed: string[] = [];
-    expect(await run(['deadletters'], (line) => printed.push(line))).toBe(0);
-    expect(printed.join('\n')).toContain(`dead-lettered by Service Bus: MaxDeliveryCountExceeded`);
-    expect(printed.join('\n')).toContain(`${command.idempotencyKey}  disableUser on ${DEMO.adele}: dead-lettered`);
+    // The analysts' side, through the API as its routes' roles allow: what was dead-lettered, then the replay, and
+    // the action runs to the end on the real broker and table.
+    const listed = await call(listDeadLetters, 'deadletters', { method: 'GET', headers: await analyst(['Responder.Read']) });
+    expect(listed.status).toBe(200);
+    expect(listed.json).toMatchObject({
+      deadLetters: [{ by: 'broker', reason: 'MaxDeliveryCountExceeded', actionKey: command.idempotencyKey }],
+      failedActions: [{ key: command.idempotencyKey, kind: 'disableUser', state: 'dead-lettered' }],
+      total: { deadLetters: 1, failedActions: 1 },
+      truncated: false,
+    });
     (queue as ServiceBusActionQueue).start((body, delivery) =>
       actionWorker(body, new InvocationContext({ invocationId: `w-${delivery.messageId}`, functionName: 'actionWorker', triggerMetadata: { ...delivery } })),
     );
-    // The actor is who runs the command, never a name it claims: here, with a connection string, this machine's user.
-    expect(await run(['replay', command.idempotencyKey, '--by', 'ceo@contoso.com'], (line) => printed.push(line))).toBe(2);
-    expect(await run(['replay', command.idempotencyKey, '--reason', 'the outage is over'], (line) => printed.push(line))).toBe(0);
+    const key = command.idempotencyKey;
+    const actor = await analyst(['Responder.Act']);
+    const replay = (reason: string) => call(replayAction, `actions/${key}/replay`, { params: { key }, headers: actor, body: { reason } });
+    expect((await replay('the outage is over')).status).toBe(202);
     const [replayed] = await settled(ledger, 1);
     expect(replayed?.state).toBe('succeeded');
     expect(replayed?.history.map((h) => h.state)).toEqual(['queued', 'dead-lettered', 'planned', 'queued', 'running', 'succeeded']);
-    expect(replayed?.history[2]).toMatchObject({
-      by: expect.stringMatching(/^.+@.+ \(this machine's user: no Entra identity signs the ledger's connection\), with responder replay$/),
-      note: expect.stringMatching(/^replay 1 requested by .*: the outage is over$/),
-    });
-    expect(broker.accepted.map((m) => m.messageId)).toContain(`${command.idempotencyKey}:r1`);
+    // Recorded as the analyst whose token asked, never as a name the request claims.
+    expect(replayed?.history[2]).toMatchObject({ by: ANALYST_A, note: 'replay 1 requested by Analyst A: the outage is over' });
+    expect(broker.accepted.map((m) => m.messageId)).toContain(`${key}:r1`);
     expect(engine.sandbox.tenant.users.get(DEMO.adele)?.accountEnabled).toBe(false);
-    expect(await run(['replay', command.idempotencyKey], (line) => printed.push(line))).toBe(1);
-    expect(printed.at(-1)).toBe(`error: key: action ${command.idempotencyKey} is succeeded: only a failed or dead-lettered action can be replayed`);
-    expect(await run(['replay', 'not-a-key'], (line) => printed.push(line))).toBe(1);
-    expect(printed.at(-1)).toBe('error: key: "not-a-key" is not an action key (<40 hex>.<kind>.<target>)');
+    const again = await replay('once more');
+    expect([again.status, again.json.error.code]).toEqual([409, 'NotReplayable']);
   });
 
   it('contains despite oversized names: a 300-character friendly name and a 40 KB domain are cut where they enter, never poison', async () => {

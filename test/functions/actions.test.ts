@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { approveAction, denyAction, listActions, requestAction, rollbackAction, showAction } from '../../functions/actions';
+import { approveAction, denyAction, listActions, listDeadLetters, replayAction, requestAction, rollbackAction, showAction } from '../../functions/actions';
 import { incidents } from '../../functions/incidents';
 import type { LedgerEntry } from '../../shared/ledger/ledger';
 import type { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
@@ -143,7 +143,7 @@ describe('the analysts: approve and deny held actions', () => {
     expect((await approve(revoke.key, await as(['Responder.Approve'], ANALYST_B, 'B'))).status).toBe(202);
   });
 
-  it('answers the role matrix: Read lists and shows, Approve decides, Act requests and rolls back, nothing else does', async () => {
+  it('answers the role matrix: Read lists and shows, Approve decides, Act requests, rolls back and replays, nothing else does', async () => {
     const { revoke } = await held();
     const key = revoke.key;
     const routes = [
@@ -162,6 +162,18 @@ describe('the analysts: approve and deny held actions', () => {
         run: (h: Record<string, string>) => call(rollbackAction, `actions/${key}/rollback`, { params: { key }, headers: h, body: { reason: 'undo' } }),
         ok: 409,
         role: 'Responder.Act',
+      },
+      {
+        what: 'replay',
+        run: (h: Record<string, string>) => call(replayAction, `actions/${key}/replay`, { params: { key }, headers: h, body: { reason: 'again' } }),
+        ok: 409,
+        role: 'Responder.Act',
+      },
+      {
+        what: 'dead letters',
+        run: (h: Record<string, string>) => call(listDeadLetters, 'deadletters', { method: 'GET', headers: h }),
+        ok: 200,
+        role: 'Responder.Read',
       },
       {
         what: 'request',
