@@ -1,7 +1,7 @@
 import { parseActionCommand, type ActionCommand } from './actions/command';
 import { deadLetterStep } from './actions/lifecycle';
 import { reportedCommand, type ReportedAction, type ReportedState } from './actions/report';
-import { LedgerConflictError, type ActionLedger, type LedgerEntry, type NewLedgerEntry } from './ledger/ledger';
+import { LedgerConflictError, type ActionLedger, type LedgerEntry } from './ledger/ledger';
 import type { Logger } from './log';
 import type { ActionQueue } from './queue/queue';
 import { bodyText } from './json';
@@ -39,7 +39,9 @@ export class DeadLetterReconciler {
         const at = this.deps.now().toISOString();
         const why = `dead-lettered by Service Bus: ${letter.reason}${letter.description ? ` (${letter.description})` : ''}`;
         const command = actionIn(letter.body);
-        const ended = command && (await markDeadLettered(this.deps.ledger, command.idempotencyKey, why, at, command));
+        // Only an action the ledger holds is ended: a command it does not hold was never the engine's (it records every
+        // action before sending it), and an entry made for it would count against the caps and could be replayed.
+        const ended = command && (await markDeadLettered(this.deps.ledger, command.idempotencyKey, why, at));
         if (command && ended) {
           actions++;
           await this.deps.report(reportedCommand(command), 'failed', why, command.attempt + 1, log);
@@ -85,13 +87,13 @@ function actionIn(body: unknown): ActionCommand | undefined {
 }
 
 /**
- * Move the action to `dead-lettered` unless it already reached a final state, and return it then. An entry that does
- * not exist yet is created from the command, when there is one (queuedEntry).
+ * Move the action to `dead-lettered` unless it already reached a final state, and return it then. One the ledger does
+ * not hold is left alone: nothing the engine sent lacks an entry.
  */
-export async function markDeadLettered(ledger: ActionLedger, key: string, why: string, at: string, command?: ActionCommand): Promise<LedgerEntry | undefined> {
+export async function markDeadLettered(ledger: ActionLedger, key: string, why: string, at: string): Promise<LedgerEntry | undefined> {
   const event = { by: 'reconciler', at, note: why };
   for (let tries = 0; tries < MARK_TRIES; tries++) {
-    const entry = (await ledger.get(key)) ?? (command && (await ledger.create(queuedEntry(command, at))).entry);
+    const entry = await ledger.get(key);
     if (!entry) return undefined;
     const to = deadLetterStep(entry.state);
     if (!to) return undefined;
@@ -134,20 +136,4 @@ export async function holdWaiting(ledger: ActionLedger, of: WaitingOf, why: stri
     }
   }
   return held;
-}
-
-/** The ledger entry for a command whose entry is missing (a message can outrun its submitter). */
-export function queuedEntry(command: ActionCommand, at: string, by = 'reconciler'): NewLedgerEntry {
-  return {
-    key: command.idempotencyKey,
-    kind: command.kind,
-    target: command.target,
-    params: command.params,
-    mode: command.mode,
-    reason: command.reason,
-    source: command.source,
-    state: 'queued',
-    createdAt: at,
-    by,
-  };
 }

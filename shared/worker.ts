@@ -25,7 +25,7 @@ import { reportedCommand, type ReportedAction, type ReportedState } from './acti
 import { targetLabel, type DeviceTarget } from './actions/target';
 import { keepAlive, type RenewalResult } from './coordination/keepAlive';
 import type { SharedState } from './coordination/sharedState';
-import { holdWaiting, markDeadLettered, queuedEntry } from './deadLetters';
+import { holdWaiting, markDeadLettered } from './deadLetters';
 import type { Submission } from './engine';
 import { InputError } from './errors';
 import { bodyText } from './json';
@@ -99,7 +99,11 @@ export class ActionWorker {
       attempt: command.attempt,
     });
     const started = this.deps.now().toISOString();
-    const first = (await this.deps.ledger.get(command.idempotencyKey)) ?? (await this.deps.ledger.create(queuedEntry(command, started, 'worker'))).entry;
+    const first = await this.deps.ledger.get(command.idempotencyKey);
+    if (!first) {
+      const why = `no ledger entry ${command.idempotencyKey}: the engine records every action before it sends its command`;
+      return this.refuse(body, delivery, { reason: 'NoLedgerEntry', why, key: command.idempotencyKey }, actionLog);
+    }
 
     const claim = await this.claim(first, delivery, started);
     if (claim.status === 'waiting') {
@@ -349,21 +353,38 @@ export class ActionWorker {
       const at = this.deps.now().toISOString();
       const why = `refused by the worker: not ${what}: ${error.message}`;
       const key = claimedKey(body);
-      await this.deps.ledger.recordDeadLetter({
-        messageId: delivery.messageId,
-        at,
-        by: 'worker',
-        reason: 'SchemaInvalid',
-        description: `not ${what}: ${error.message}`,
-        deliveryCount: delivery.deliveryCount,
-        body: bodyText(body),
-        ...(key && { actionKey: key }),
-      });
+      await this.recordRefusal(body, delivery, { reason: 'SchemaInvalid', why: `not ${what}: ${error.message}`, ...(key && { key }) }, at);
       // The message names an action the ledger holds: end it there too, so it does not wait `queued` forever.
       const ended = key ? await markDeadLettered(this.deps.ledger, key, why, at) : undefined;
       if (ended) await this.deps.report(ended, 'failed', why, attemptCount(ended.attempts), log);
       return { status: 'refused', outcome: { ...(key && { key }), outcome: 'poison', detail: error.message } };
     }
+  }
+
+  /**
+   * A command the ledger does not stand behind is no action of the engine's, whoever put it on the queue (anyone allowed
+   * to send may have): nothing is carried out and no entry is made. It is kept with the worker's dead-letter records for
+   * a human, and completed: a redelivery would be refused the same way.
+   */
+  private async refuse(body: unknown, delivery: QueueDelivery, refusal: Refusal, log: Logger): Promise<WorkerOutcome> {
+    log.error({ messageId: delivery.messageId, reason: refusal.reason }, `refused: ${refusal.why}`);
+    await this.recordRefusal(body, delivery, refusal, this.deps.now().toISOString());
+    return { key: refusal.key, outcome: 'refused', detail: refusal.why };
+  }
+
+  /** A message the worker would not carry, as a dead-letter record: once per MessageId, however often it comes. */
+  private async recordRefusal(body: unknown, delivery: QueueDelivery, refusal: Omit<Refusal, 'key'> & { key?: string }, at: string): Promise<void> {
+    await this.deps.ledger.recordDeadLetter({
+      messageId: delivery.messageId,
+      at,
+      by: 'worker',
+      reason: refusal.reason,
+      description: refusal.why,
+      deliveryCount: delivery.deliveryCount,
+      body: bodyText(body),
+      ...(refusal.key && { actionKey: refusal.key }),
+      ...(refusal.incidentArmId && { incidentArmId: refusal.incidentArmId }),
+    });
   }
 
   /** The action a succeeded rollback undid ends `rolled-back`, naming it; one that moved on meanwhile is left. */
@@ -414,6 +435,17 @@ function renewalFailed(log: Logger, what: string): (error: unknown) => void {
 }
 
 type Parsed<T> = { status: 'parsed'; value: T } | { status: 'refused'; outcome: WorkerOutcome };
+
+/**
+ * Why the worker would not carry a message, as its dead-letter record says: its reason (a code), in words, the action
+ * it names, and the incident the ledger (never the message) says that action is for.
+ */
+interface Refusal {
+  reason: 'SchemaInvalid' | 'NoLedgerEntry';
+  why: string;
+  key: string;
+  incidentArmId?: string;
+}
 
 /** The action key a message names, if it names one in the form keys take, however malformed the rest of it is. */
 function claimedKey(body: unknown): string | undefined {
