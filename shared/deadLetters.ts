@@ -1,6 +1,6 @@
-import { parseActionCommand, type ActionCommand } from './actions/command';
+import { disagreements, parseActionCommand, type ActionCommand } from './actions/command';
 import { deadLetterStep } from './actions/lifecycle';
-import { reportedCommand, type ReportedAction, type ReportedState } from './actions/report';
+import type { ReportedAction, ReportedState } from './actions/report';
 import { LedgerConflictError, type ActionLedger, type LedgerEntry } from './ledger/ledger';
 import type { Logger } from './log';
 import type { ActionQueue } from './queue/queue';
@@ -39,12 +39,10 @@ export class DeadLetterReconciler {
         const at = this.deps.now().toISOString();
         const why = `dead-lettered by Service Bus: ${letter.reason}${letter.description ? ` (${letter.description})` : ''}`;
         const command = actionIn(letter.body);
-        // Only an action the ledger holds is ended: a command it does not hold was never the engine's (it records every
-        // action before sending it), and an entry made for it would count against the caps and could be replayed.
-        const ended = command && (await markDeadLettered(this.deps.ledger, command.idempotencyKey, why, at));
+        const ended = command && (await this.carried(command, log)) ? await markDeadLettered(this.deps.ledger, command.idempotencyKey, why, at) : undefined;
         if (command && ended) {
           actions++;
-          await this.deps.report(reportedCommand(command), 'failed', why, command.attempt + 1, log);
+          await this.deps.report(ended, 'failed', why, command.attempt + 1, log);
         }
         // A look for data that will not come: what waited for it goes to a human instead of waiting for ever.
         const look = isReevaluation(letter.body) && letter.body.reason === 'waitingForData' ? lookedAt(letter.body) : undefined;
@@ -74,6 +72,21 @@ export class DeadLetterReconciler {
     }
     if (failures > 0) throw new Error(`${failures} of ${letters.length} dead-lettered message(s) could not be recorded; they stay on the dead-letter queue`);
     return { received: letters.length, recorded, actions };
+  }
+
+  /**
+   * Whether the command carried the action the ledger holds under its key, as recorded. Only such an action is ended: a
+   * command the ledger does not hold was never the engine's (it records every action before sending it), and an entry
+   * made for it would count against the caps and could be replayed; one that disagrees with its entry would let any
+   * sender cancel that action by naming its key.
+   */
+  private async carried(command: ActionCommand, log: Logger): Promise<boolean> {
+    const entry = await this.deps.ledger.get(command.idempotencyKey);
+    const differs = entry ? disagreements(command, entry) : [];
+    if (entry && differs.length === 0) return true;
+    const why = entry ? `it disagrees with its ledger entry on its ${differs.join(', ')}` : 'the ledger holds no such action';
+    log.warn({ actionId: command.idempotencyKey }, `a dead-lettered command ends no action: ${why}`);
+    return false;
   }
 }
 

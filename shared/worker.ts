@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ActionCommand } from './actions/command';
-import { parseActionCommand } from './actions/command';
+import { asRecorded, disagreements, parseActionCommand } from './actions/command';
 import type { ExecutionOutcome } from './actions/executor';
 import { IDEMPOTENCY_KEY_PATTERN } from './actions/idempotency';
 import {
@@ -87,23 +87,29 @@ export class ActionWorker {
     return isReevaluation(body) ? this.reevaluate(body, delivery, log) : this.runCommand(body, delivery, log);
   }
 
-  /** Load, claim, carry out, record: one delivered ActionCommand. */
+  /** Load, check against the ledger, claim, carry out as recorded, record: one delivered ActionCommand. */
   async runCommand(body: unknown, delivery: QueueDelivery, log: Logger = this.deps.log): Promise<WorkerOutcome> {
     const parsed = await this.parseOrDeadLetter(() => parseActionCommand(body), 'an ActionCommand', body, delivery, log);
     if (parsed.status === 'refused') return parsed.outcome;
-    const command = parsed.value;
-    const actionLog = log.child({
-      actionId: command.id,
-      kind: command.kind,
-      incidentId: command.source.incidentArmId ?? command.source.subject,
-      attempt: command.attempt,
-    });
+    const message = parsed.value;
+    const key = message.idempotencyKey;
+    const messageLog = log.child({ actionId: key, attempt: message.attempt });
     const started = this.deps.now().toISOString();
-    const first = await this.deps.ledger.get(command.idempotencyKey);
+    const first = await this.deps.ledger.get(key);
     if (!first) {
-      const why = `no ledger entry ${command.idempotencyKey}: the engine records every action before it sends its command`;
-      return this.refuse(body, delivery, { reason: 'NoLedgerEntry', why, key: command.idempotencyKey }, actionLog);
+      const why = `no ledger entry ${key}: the engine records every action before it sends its command`;
+      return this.refuse(body, delivery, { reason: 'NoLedgerEntry', why, key }, messageLog);
     }
+    const differs = disagreements(message, first);
+    if (differs.length > 0) {
+      // The entry is left as it is: ending it would let any sender cancel an action by naming its key, and its own
+      // message (or the stuckActions sweep's resend, made from the entry) still carries it out.
+      const why = `the message disagrees with ledger entry ${key} on its ${differs.join(', ')}: the entry is the engine's record`;
+      const incidentArmId = first.source.incidentArmId;
+      return this.refuse(body, delivery, { reason: 'LedgerMismatch', why, key, ...(incidentArmId && { incidentArmId }) }, messageLog);
+    }
+    const command = asRecorded(message, first);
+    const actionLog = messageLog.child({ kind: command.kind, incidentId: command.source.incidentArmId ?? command.source.subject });
 
     const claim = await this.claim(first, delivery, started);
     if (claim.status === 'waiting') {
@@ -441,7 +447,7 @@ type Parsed<T> = { status: 'parsed'; value: T } | { status: 'refused'; outcome: 
  * it names, and the incident the ledger (never the message) says that action is for.
  */
 interface Refusal {
-  reason: 'SchemaInvalid' | 'NoLedgerEntry';
+  reason: 'SchemaInvalid' | 'NoLedgerEntry' | 'LedgerMismatch';
   why: string;
   key: string;
   incidentArmId?: string;

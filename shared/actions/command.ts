@@ -142,3 +142,32 @@ export function commandFor(entry: LedgerEntry, at: string): ActionCommand {
     createdAt: at,
   };
 }
+
+/** What a command does, as against where it is in the action's life: the fields a message must carry as its entry records them. */
+const WHAT_IT_DOES = ['kind', 'target', 'params', 'mode', 'source'] as const;
+
+/**
+ * The fields of what it does on which a delivered command disagrees with its ledger entry, none when it agrees. The entry
+ * is the engine's record; the message only carries it, and anyone allowed to send to the queue may have written it.
+ */
+export function disagreements(command: ActionCommand, entry: LedgerEntry): Array<(typeof WHAT_IT_DOES)[number]> {
+  return WHAT_IT_DOES.filter((field) => !sameData(command[field], entry[field]));
+}
+
+/**
+ * The command as its ledger entry records it, to be carried out: the entry's kind, target, parameters, mode, reason and
+ * source, and the message's place in the action's life (attempt, follow-up, deferral, replay, turn).
+ */
+export function asRecorded(command: ActionCommand, entry: LedgerEntry): ActionCommand {
+  const { kind, target, params, mode, reason, source } = entry;
+  return { ...command, kind, target, params, mode, reason, source };
+}
+
+/** Equal as JSON data: a property set to undefined is one left out (JSON, and so the ledger's Table storage, drops it). */
+function sameData(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  return [...new Set([...Object.keys(x), ...Object.keys(y)])].every((key) => sameData(x[key], y[key]));
+}

@@ -96,7 +96,67 @@ describe('a command the ledger does not hold', () => {
   });
 });
 
-describe('a dead-lettered command the ledger does not hold', () => {
+describe('a command that disagrees with its ledger entry', () => {
+  const incident = '/subscriptions/0/resourcegroups/rg/providers/microsoft.operationalinsights/workspaces/ws/providers/microsoft.securityinsights/incidents/1';
+  const recorded = command(
+    'isolateDevice',
+    { type: 'device', id: 'a'.repeat(40) },
+    {
+      params: { isolationType: 'Selective' },
+      mode: 'audit',
+      source: { type: 'incident', subject: incident, incidentArmId: incident, ruleId: 'hosts' },
+    },
+  );
+  // What the message would change about what is done, each on its own.
+  const forgeries: Array<[string, Partial<ActionCommand>]> = [
+    ['kind', { kind: 'unisolateDevice' }],
+    ['target', { target: { type: 'device', id: 'b'.repeat(40) } }],
+    ['target', { target: { type: 'device', id: 'a'.repeat(40), hostName: 'dc01' } }],
+    ['params', { params: { isolationType: 'Full' } }],
+    ['mode', { mode: 'enforce' }],
+    ['source', { source: { ...recorded.source, ruleId: 'another-rule' } }],
+    ['source', { source: { ...recorded.source, rollbackOf: command('isolateDevice', { type: 'device', id: 'c'.repeat(40) }).idempotencyKey } }],
+  ];
+
+  it.each(forgeries)('is refused on its %s: nothing runs, the entry is left for its own message, a human finds the record', async (field, forged) => {
+    await ledger.create(recordedEntry(recorded));
+    const message = { ...recorded, ...forged };
+
+    const outcome = await worker.runCommand(message, delivery('forged-4'));
+
+    const why = `the message disagrees with ledger entry ${recorded.idempotencyKey} on its ${field}: the entry is the engine's record`;
+    expect(outcome).toEqual({ key: recorded.idempotencyKey, outcome: 'refused', detail: why });
+    expect(executed).toEqual([]);
+    expect(reported).toEqual([]);
+    expect(await ledger.listDeadLetters()).toEqual([
+      expect.objectContaining({
+        messageId: 'forged-4',
+        by: 'worker',
+        reason: 'LedgerMismatch',
+        description: why,
+        actionKey: recorded.idempotencyKey,
+        incidentArmId: incident,
+      }),
+    ]);
+    expect(logged).toEqual([expect.objectContaining({ level: 50, actionId: recorded.idempotencyKey, reason: 'LedgerMismatch' })]);
+    // Ending the entry would let any sender cancel a containment by naming its key: its own message still runs it.
+    expect((await ledger.get(recorded.idempotencyKey))?.history.map((h) => h.state)).toEqual(['queued']);
+    expect((await worker.runCommand(recorded, delivery(recorded.idempotencyKey))).outcome).toBe('succeeded');
+    expect(executed).toEqual([recorded]);
+  });
+
+  it("is carried out as the ledger records it: the entry's fields, the message's place in the action's life", async () => {
+    await ledger.create(recordedEntry(recorded, 'queued', { reason: 'rule hosts: a host in a credential-access incident' }));
+    const turn = { api: 'defender-isolate' as const, at: 1, units: 1 };
+    const message = { ...recorded, reason: 'as the message words it', attempt: 2, followUp: 1, deferral: 3, replay: 1, turn };
+    expect((await worker.runCommand(message, delivery('carried'))).outcome).toBe('succeeded');
+    expect(executed).toEqual([
+      { ...recorded, reason: 'rule hosts: a host in a credential-access incident', attempt: 2, followUp: 1, deferral: 3, replay: 1, turn },
+    ]);
+  });
+});
+
+describe('a command the broker dead-lettered', () => {
   const reconciler = () =>
     new DeadLetterReconciler({
       ledger,
@@ -108,7 +168,7 @@ describe('a dead-lettered command the ledger does not hold', () => {
   const deadLettered = (body: ActionCommand, messageId: string) =>
     queue.deadLetters.push({ messageId, body, reason: 'TTLExpiredException', description: 'expired', deliveryCount: 0 });
 
-  it('is recorded for a human, and no entry is made for it: there is no action to end, and one made would count and could be replayed', async () => {
+  it('is recorded for a human; none the ledger does not hold gets an entry: there is no action to end, and one made would count and could be replayed', async () => {
     const forged = command('enableUser', adele, { source: { type: 'manual', subject: 'request' } });
     deadLettered(forged, 'forged-3');
     expect(await reconciler().reconcile()).toEqual({ received: 1, recorded: 1, actions: 0 });
@@ -118,6 +178,16 @@ describe('a dead-lettered command the ledger does not hold', () => {
       expect.objectContaining({ messageId: 'forged-3', by: 'broker', reason: 'TTLExpiredException', actionKey: forged.idempotencyKey }),
     ]);
     expect(queue.deadLetters).toEqual([]);
+  });
+
+  it('leaves the action the ledger holds under its key when the body disagrees with it: a sender could cancel it so', async () => {
+    const recorded = command('isolateDevice', { type: 'device', id: 'a'.repeat(40) });
+    await ledger.create(recordedEntry(recorded));
+    deadLettered({ ...recorded, target: { type: 'device', id: 'b'.repeat(40) } }, 'forged-5');
+    expect(await reconciler().reconcile()).toEqual({ received: 1, recorded: 1, actions: 0 });
+    expect((await ledger.get(recorded.idempotencyKey))?.state).toBe('queued');
+    expect(reported).toEqual([]);
+    expect(await ledger.listDeadLetters()).toEqual([expect.objectContaining({ messageId: 'forged-5', by: 'broker', actionKey: recorded.idempotencyKey })]);
   });
 
   it('ends the action the ledger holds for it, dead-lettered, and says so on its incident', async () => {
