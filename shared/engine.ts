@@ -3,7 +3,7 @@ import type { ActionKind } from './actions/catalogue';
 import { commandFor, parseActionCommand, type ActionCommand } from './actions/command';
 import { reportedCommand, reportOutcome, reportWaiting, waitingComment, type WaitedAction } from './actions/report';
 import { classifyFailure } from './actions/failure';
-import { deviceTarget, targetId, targetLabel, userTarget, type ActionTarget } from './actions/target';
+import { deviceTarget, sameTarget, targetId, targetLabel, userTarget, type ActionTarget } from './actions/target';
 import { overdue, type Analyst } from './actions/approval';
 import { rollbackStep } from './actions/rollback';
 import {
@@ -758,15 +758,6 @@ function waitEnding(entry: LedgerEntry, decision: Decision, signal: Signal): { s
     state: 'pending-approval',
     why: `held for a human: ${targetLabel(entry.target)} is no longer among the incident's entities as ARM lists them, so its data could not be read again`,
   };
-}
-
-/** Whether two targets name the same principal by a strong identifier (object id, UPN, Defender id, Entra device id, FQDN). */
-function sameTarget(a: ActionTarget, b: ActionTarget): boolean {
-  if (a.type !== b.type) return false;
-  const strong = (t: ActionTarget) =>
-    (t.type === 'user' ? [t.id, t.upn] : [t.id, t.aadDeviceId, t.fqdn]).filter((v): v is string => v !== undefined).map((v) => v.toLowerCase());
-  const mine = strong(a);
-  return strong(b).some((identifier) => mine.includes(identifier));
 }
 
 /** Why an action that waited is not needed, from the decision that read its data. */
