@@ -1,6 +1,6 @@
 import { IDEMPOTENCY_KEY_PATTERN } from './actions/idempotency';
 import type { ActionKind } from './actions/catalogue';
-import { commandFor, parseActionCommand, type ActionCommand } from './actions/command';
+import { commandFor, unqueueable, type ActionCommand } from './actions/command';
 import { reportedCommand, reportOutcome, reportWaiting, waitingComment, type WaitedAction } from './actions/report';
 import { classifyFailure } from './actions/failure';
 import { deviceTarget, sameTarget, targetId, targetLabel, userTarget, type ActionTarget } from './actions/target';
@@ -883,17 +883,6 @@ function newEntry(action: Recordable, signal: Signal, state: LedgerState, stateR
     createdAt: at,
     by,
   };
-}
-
-/** Why the queue's schema would refuse a command, or undefined when it would carry it. */
-function unqueueable(command: ActionCommand): string | undefined {
-  try {
-    parseActionCommand(command);
-    return undefined;
-  } catch (error) {
-    if (error instanceof InputError) return error.message;
-    throw error;
-  }
 }
 
 function recordOf(entry: LedgerEntry, isNew: boolean): RecordedAction {

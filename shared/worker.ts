@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ActionCommand } from './actions/command';
-import { asRecorded, disagreements, parseActionCommand } from './actions/command';
+import { asRecorded, commandFor, disagreements, parseActionCommand, unqueueable } from './actions/command';
 import type { ExecutionOutcome } from './actions/executor';
 import { IDEMPOTENCY_KEY_PATTERN } from './actions/idempotency';
 import {
@@ -360,11 +360,21 @@ export class ActionWorker {
       const why = `refused by the worker: not ${what}: ${error.message}`;
       const key = claimedKey(body);
       await this.recordRefusal(body, delivery, { reason: 'SchemaInvalid', why: `not ${what}: ${error.message}`, ...(key && { key }) }, at);
-      // The message names an action the ledger holds: end it there too, so it does not wait `queued` forever.
-      const ended = key ? await markDeadLettered(this.deps.ledger, key, why, at) : undefined;
+      const ended = key ? await this.endUncarriable(key, why, at) : undefined;
       if (ended) await this.deps.report(ended, 'failed', why, attemptCount(ended.attempts), log);
       return { status: 'refused', outcome: { ...(key && { key }), outcome: 'poison', detail: error.message } };
     }
+  }
+
+  /**
+   * End, dead-lettered, the action a malformed message names if no message could carry it (its own command would be
+   * refused too): it would wait `queued` for ever. One whose own command reads is left to it: a malformed copy is no
+   * word on the action, and ending it would let any sender cancel it by naming its key.
+   */
+  private async endUncarriable(key: string, why: string, at: string): Promise<LedgerEntry | undefined> {
+    const entry = await this.deps.ledger.get(key);
+    if (!entry || unqueueable(commandFor(entry, at)) === undefined) return undefined;
+    return markDeadLettered(this.deps.ledger, key, why, at);
   }
 
   /**

@@ -109,6 +109,17 @@ export function parseActionCommand(body: unknown): ActionCommand {
   return result.data as ActionCommand;
 }
 
+/** Why the queue's schema would refuse a command, or undefined when it would carry it. */
+export function unqueueable(command: ActionCommand): string | undefined {
+  try {
+    parseActionCommand(command);
+    return undefined;
+  } catch (error) {
+    if (error instanceof InputError) return error.message;
+    throw error;
+  }
+}
+
 /**
  * The Service Bus MessageId of a command: the key itself for the first send, a derived id for every later copy —
  * replay, retry attempt, follow-up, deferral — so no two copies of an action ever share one (reusing an id would make

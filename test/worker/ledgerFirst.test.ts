@@ -156,6 +156,31 @@ describe('a command that disagrees with its ledger entry', () => {
   });
 });
 
+describe('a malformed message naming a recorded action', () => {
+  it('leaves the action to its own message: a malformed copy is no word on it, and would let any sender cancel it', async () => {
+    const recorded = command('disableUser', adele);
+    await ledger.create(recordedEntry(recorded));
+    const outcome = await worker.runCommand({ ...recorded, kind: 'formatDisk' }, delivery('garbage-1'));
+    expect(outcome).toMatchObject({ key: recorded.idempotencyKey, outcome: 'poison' });
+    expect(await ledger.listDeadLetters()).toEqual([
+      expect.objectContaining({ messageId: 'garbage-1', reason: 'SchemaInvalid', actionKey: recorded.idempotencyKey }),
+    ]);
+    expect((await ledger.get(recorded.idempotencyKey))?.state).toBe('queued');
+    expect(reported).toEqual([]);
+  });
+
+  it('ends an action no message could carry (its own command is refused too): it would wait for ever otherwise', async () => {
+    const unsendable = command('disableUser', { ...adele, displayName: 'd'.repeat(300) });
+    await ledger.create(recordedEntry(unsendable));
+    expect((await worker.runCommand(unsendable, delivery('unsendable-1'))).outcome).toBe('poison');
+    expect(await ledger.get(unsendable.idempotencyKey)).toMatchObject({
+      state: 'dead-lettered',
+      stateReason: expect.stringMatching(/^refused by the worker: not an ActionCommand: target/),
+    });
+    expect(reported).toEqual(['disableUser:failed']);
+  });
+});
+
 describe('a command the broker dead-lettered', () => {
   const reconciler = () =>
     new DeadLetterReconciler({
