@@ -1,4 +1,4 @@
-import { disagreements, parseActionCommand, type ActionCommand } from './actions/command';
+import { carriage, parseActionCommand, type ActionCommand } from './actions/command';
 import { deadLetterStep } from './actions/lifecycle';
 import type { ReportedAction, ReportedState } from './actions/report';
 import { LedgerConflictError, type ActionLedger, type LedgerEntry } from './ledger/ledger';
@@ -81,11 +81,9 @@ export class DeadLetterReconciler {
    * sender cancel that action by naming its key.
    */
   private async carried(command: ActionCommand, log: Logger): Promise<boolean> {
-    const entry = await this.deps.ledger.get(command.idempotencyKey);
-    const differs = entry ? disagreements(command, entry) : [];
-    if (entry && differs.length === 0) return true;
-    const why = entry ? `it disagrees with its ledger entry on its ${differs.join(', ')}` : 'the ledger holds no such action';
-    log.warn({ actionId: command.idempotencyKey }, `a dead-lettered command ends no action: ${why}`);
+    const carried = carriage(command, await this.deps.ledger.get(command.idempotencyKey));
+    if ('carry' in carried) return true;
+    log.warn({ actionId: command.idempotencyKey, reason: carried.refuse }, `a dead-lettered command ends no action: ${carried.why}`);
     return false;
   }
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ActionCommand } from './actions/command';
-import { asRecorded, commandFor, disagreements, parseActionCommand, unqueueable } from './actions/command';
+import { carriage, commandFor, parseActionCommand, unqueueable } from './actions/command';
 import type { ExecutionOutcome } from './actions/executor';
 import { IDEMPOTENCY_KEY_PATTERN } from './actions/idempotency';
 import {
@@ -95,20 +95,15 @@ export class ActionWorker {
     const key = message.idempotencyKey;
     const messageLog = log.child({ actionId: key, attempt: message.attempt });
     const started = this.deps.now().toISOString();
-    const first = await this.deps.ledger.get(key);
-    if (!first) {
-      const why = `no ledger entry ${key}: the engine records every action before it sends its command`;
-      return this.refuse(body, delivery, { reason: 'NoLedgerEntry', why, key }, messageLog);
+    const recorded = await this.deps.ledger.get(key);
+    const carried = carriage(message, recorded);
+    if ('refuse' in carried) {
+      // An entry the message disagrees with is left as it is: ending it would let any sender cancel an action by naming
+      // its key, and its own message (or the stuckActions sweep's resend, made from the entry) still carries it out.
+      const incidentArmId = recorded?.source.incidentArmId;
+      return this.refuse(body, delivery, { reason: carried.refuse, why: carried.why, key, ...(incidentArmId && { incidentArmId }) }, messageLog);
     }
-    const differs = disagreements(message, first);
-    if (differs.length > 0) {
-      // The entry is left as it is: ending it would let any sender cancel an action by naming its key, and its own
-      // message (or the stuckActions sweep's resend, made from the entry) still carries it out.
-      const why = `the message disagrees with ledger entry ${key} on its ${differs.join(', ')}: the entry is the engine's record`;
-      const incidentArmId = first.source.incidentArmId;
-      return this.refuse(body, delivery, { reason: 'LedgerMismatch', why, key, ...(incidentArmId && { incidentArmId }) }, messageLog);
-    }
-    const command = asRecorded(message, first);
+    const { carry: command, entry: first } = carried;
     const actionLog = messageLog.child({ kind: command.kind, incidentId: command.source.incidentArmId ?? command.source.subject });
 
     const claim = await this.claim(first, delivery, started);

@@ -157,21 +157,24 @@ export function commandFor(entry: LedgerEntry, at: string): ActionCommand {
 /** What a command does, as against where it is in the action's life: the fields a message must carry as its entry records them. */
 const WHAT_IT_DOES = ['kind', 'target', 'params', 'mode', 'source'] as const;
 
-/**
- * The fields of what it does on which a delivered command disagrees with its ledger entry, none when it agrees. The entry
- * is the engine's record; the message only carries it, and anyone allowed to send to the queue may have written it.
- */
-export function disagreements(command: ActionCommand, entry: LedgerEntry): Array<(typeof WHAT_IT_DOES)[number]> {
-  return WHAT_IT_DOES.filter((field) => !sameData(command[field], entry[field]));
-}
+/** What a delivered command comes to, against the ledger's entry for its key: the entry's action to carry out, or a refusal. */
+export type Carriage = { carry: ActionCommand; entry: LedgerEntry } | { refuse: 'NoLedgerEntry' | 'LedgerMismatch'; why: string };
 
 /**
- * The command as its ledger entry records it, to be carried out: the entry's kind, target, parameters, mode, reason and
- * source, and the message's place in the action's life (attempt, follow-up, deferral, replay, turn).
+ * Whether a delivered command carries an action of the engine's. The entry is the engine's record; the message only
+ * carries it, and anyone allowed to send to the queue may have written it. So a command the ledger does not hold is
+ * refused (the engine records every action before it sends its command), and so is one that disagrees with its entry
+ * on what it does; otherwise what is carried out is the entry's kind, target, parameters, mode, reason and source, with
+ * the message's place in the action's life (attempt, follow-up, deferral, replay, turn).
  */
-export function asRecorded(command: ActionCommand, entry: LedgerEntry): ActionCommand {
+export function carriage(message: ActionCommand, entry: LedgerEntry | undefined): Carriage {
+  const key = message.idempotencyKey;
+  if (!entry) return { refuse: 'NoLedgerEntry', why: `no ledger entry ${key}: the engine records every action before it sends its command` };
+  const differs = WHAT_IT_DOES.filter((field) => !sameData(message[field], entry[field]));
+  if (differs.length > 0)
+    return { refuse: 'LedgerMismatch', why: `the message disagrees with ledger entry ${key} on its ${differs.join(', ')}: the entry is the engine's record` };
   const { kind, target, params, mode, reason, source } = entry;
-  return { ...command, kind, target, params, mode, reason, source };
+  return { carry: { ...message, kind, target, params, mode, reason, source }, entry };
 }
 
 /** Equal as JSON data: a property set to undefined is one left out (JSON, and so the ledger's Table storage, drops it). */
