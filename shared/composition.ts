@@ -139,7 +139,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
 
 /** Everything the engine's parts are made of: the adapters and settings compose() chooses (or a test's). */
 export type EngineParts = Omit<EngineDeps, 'incidents'> &
-  Omit<ExecutionDeps, 'policy' | 'modeOverride' | 'snapshotOf'> &
+  Omit<ExecutionDeps, 'policy' | 'modeOverride' | 'entryOf'> &
   Pick<WorkerDeps, 'timings' | 'random'> & { metrics?: Metrics };
 
 /** The engine, its worker and the dead-letter reconciler, each given the parts it uses. */
@@ -170,7 +170,7 @@ export function assemble(parts: EngineParts): { engine: ResponderEngine; worker:
     timings: parts.timings,
     ...(parts.random && { random: parts.random }),
     ...(parts.metrics && { metrics: parts.metrics }),
-    execute: (command, commandLog) => executeCommand({ ...parts, snapshotOf: async (key) => (await ledger.get(key))?.rollback }, command, commandLog),
+    execute: (command, commandLog) => executeCommand({ ...parts, entryOf: (key) => ledger.get(key) }, command, commandLog),
     report,
     incidents,
     submit: (signal, by, submitLog, reevaluation) => engine.submit(signal, by, submitLog, reevaluation),

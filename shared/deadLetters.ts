@@ -1,7 +1,7 @@
-import { parseActionCommand, type ActionCommand } from './actions/command';
+import { carriage, parseActionCommand, type ActionCommand } from './actions/command';
 import { deadLetterStep } from './actions/lifecycle';
-import { reportedCommand, type ReportedAction, type ReportedState } from './actions/report';
-import { LedgerConflictError, type ActionLedger, type LedgerEntry, type NewLedgerEntry } from './ledger/ledger';
+import type { ReportedAction, ReportedState } from './actions/report';
+import { LedgerConflictError, type ActionLedger, type LedgerEntry } from './ledger/ledger';
 import type { Logger } from './log';
 import type { ActionQueue } from './queue/queue';
 import { bodyText } from './json';
@@ -39,10 +39,10 @@ export class DeadLetterReconciler {
         const at = this.deps.now().toISOString();
         const why = `dead-lettered by Service Bus: ${letter.reason}${letter.description ? ` (${letter.description})` : ''}`;
         const command = actionIn(letter.body);
-        const ended = command && (await markDeadLettered(this.deps.ledger, command.idempotencyKey, why, at, command));
+        const ended = command && (await this.carried(command, log)) ? await markDeadLettered(this.deps.ledger, command.idempotencyKey, why, at) : undefined;
         if (command && ended) {
           actions++;
-          await this.deps.report(reportedCommand(command), 'failed', why, command.attempt + 1, log);
+          await this.deps.report(ended, 'failed', why, command.attempt + 1, log);
         }
         // A look for data that will not come: what waited for it goes to a human instead of waiting for ever.
         const look = isReevaluation(letter.body) && letter.body.reason === 'waitingForData' ? lookedAt(letter.body) : undefined;
@@ -73,6 +73,19 @@ export class DeadLetterReconciler {
     if (failures > 0) throw new Error(`${failures} of ${letters.length} dead-lettered message(s) could not be recorded; they stay on the dead-letter queue`);
     return { received: letters.length, recorded, actions };
   }
+
+  /**
+   * Whether the command carried the action the ledger holds under its key, as recorded. Only such an action is ended: a
+   * command the ledger does not hold was never the engine's (it records every action before sending it), and an entry
+   * made for it would count against the caps and could be replayed; one that disagrees with its entry would let any
+   * sender cancel that action by naming its key.
+   */
+  private async carried(command: ActionCommand, log: Logger): Promise<boolean> {
+    const carried = carriage(command, await this.deps.ledger.get(command.idempotencyKey));
+    if ('carry' in carried) return true;
+    log.warn({ actionId: command.idempotencyKey, reason: carried.refuse }, `a dead-lettered command ends no action: ${carried.why}`);
+    return false;
+  }
 }
 
 /** The action a dead-lettered body carries, or undefined for a re-evaluation or garbage (the record alone keeps those). */
@@ -85,13 +98,13 @@ function actionIn(body: unknown): ActionCommand | undefined {
 }
 
 /**
- * Move the action to `dead-lettered` unless it already reached a final state, and return it then. An entry that does
- * not exist yet is created from the command, when there is one (queuedEntry).
+ * Move the action to `dead-lettered` unless it already reached a final state, and return it then. One the ledger does
+ * not hold is left alone: nothing the engine sent lacks an entry.
  */
-export async function markDeadLettered(ledger: ActionLedger, key: string, why: string, at: string, command?: ActionCommand): Promise<LedgerEntry | undefined> {
+export async function markDeadLettered(ledger: ActionLedger, key: string, why: string, at: string): Promise<LedgerEntry | undefined> {
   const event = { by: 'reconciler', at, note: why };
   for (let tries = 0; tries < MARK_TRIES; tries++) {
-    const entry = (await ledger.get(key)) ?? (command && (await ledger.create(queuedEntry(command, at))).entry);
+    const entry = await ledger.get(key);
     if (!entry) return undefined;
     const to = deadLetterStep(entry.state);
     if (!to) return undefined;
@@ -134,20 +147,4 @@ export async function holdWaiting(ledger: ActionLedger, of: WaitingOf, why: stri
     }
   }
   return held;
-}
-
-/** The ledger entry for a command whose entry is missing (a message can outrun its submitter). */
-export function queuedEntry(command: ActionCommand, at: string, by = 'reconciler'): NewLedgerEntry {
-  return {
-    key: command.idempotencyKey,
-    kind: command.kind,
-    target: command.target,
-    params: command.params,
-    mode: command.mode,
-    reason: command.reason,
-    source: command.source,
-    state: 'queued',
-    createdAt: at,
-    by,
-  };
 }

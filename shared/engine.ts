@@ -1,8 +1,8 @@
 import type { ActionKind } from './actions/catalogue';
-import { commandFor, parseActionCommand, type ActionCommand } from './actions/command';
+import { commandFor, unqueueable, type ActionCommand } from './actions/command';
 import { reportedCommand, reportOutcome, reportWaiting, waitingComment, type WaitedAction } from './actions/report';
 import { classifyFailure } from './actions/failure';
-import { deviceTarget, targetId, targetLabel, userTarget, type ActionTarget } from './actions/target';
+import { deviceTarget, sameTarget, targetId, targetLabel, userTarget, type ActionTarget } from './actions/target';
 import { overdue, type Analyst } from './actions/approval';
 import { replayStep } from './actions/replay';
 import { rollbackStep } from './actions/rollback';
@@ -770,15 +770,6 @@ function waitEnding(entry: LedgerEntry, decision: Decision, signal: Signal): { s
   };
 }
 
-/** Whether two targets name the same principal by a strong identifier (object id, UPN, Defender id, Entra device id, FQDN). */
-function sameTarget(a: ActionTarget, b: ActionTarget): boolean {
-  if (a.type !== b.type) return false;
-  const strong = (t: ActionTarget) =>
-    (t.type === 'user' ? [t.id, t.upn] : [t.id, t.aadDeviceId, t.fqdn]).filter((v): v is string => v !== undefined).map((v) => v.toLowerCase());
-  const mine = strong(a);
-  return strong(b).some((identifier) => mine.includes(identifier));
-}
-
 /** Why an action that waited is not needed, from the decision that read its data. */
 function notNeeded(entry: LedgerEntry, decision: Decision): string {
   const skip = decision.skipped.find((s) => s.idempotencyKey === entry.key);
@@ -902,17 +893,6 @@ function newEntry(action: Recordable, signal: Signal, state: LedgerState, stateR
     createdAt: at,
     by,
   };
-}
-
-/** Why the queue's schema would refuse a command, or undefined when it would carry it. */
-function unqueueable(command: ActionCommand): string | undefined {
-  try {
-    parseActionCommand(command);
-    return undefined;
-  } catch (error) {
-    if (error instanceof InputError) return error.message;
-    throw error;
-  }
 }
 
 function recordOf(entry: LedgerEntry, isNew: boolean): RecordedAction {

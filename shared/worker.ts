@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ActionCommand } from './actions/command';
-import { parseActionCommand } from './actions/command';
+import { carriage, commandFor, parseActionCommand, unqueueable } from './actions/command';
 import type { ExecutionOutcome } from './actions/executor';
 import { IDEMPOTENCY_KEY_PATTERN } from './actions/idempotency';
 import {
@@ -25,7 +25,7 @@ import { reportedCommand, type ReportedAction, type ReportedState } from './acti
 import { targetLabel, type DeviceTarget } from './actions/target';
 import { keepAlive, type RenewalResult } from './coordination/keepAlive';
 import type { SharedState } from './coordination/sharedState';
-import { holdWaiting, markDeadLettered, queuedEntry } from './deadLetters';
+import { holdWaiting, markDeadLettered } from './deadLetters';
 import type { Submission } from './engine';
 import { InputError } from './errors';
 import { bodyText } from './json';
@@ -87,19 +87,24 @@ export class ActionWorker {
     return isReevaluation(body) ? this.reevaluate(body, delivery, log) : this.runCommand(body, delivery, log);
   }
 
-  /** Load, claim, carry out, record: one delivered ActionCommand. */
+  /** Load, check against the ledger, claim, carry out as recorded, record: one delivered ActionCommand. */
   async runCommand(body: unknown, delivery: QueueDelivery, log: Logger = this.deps.log): Promise<WorkerOutcome> {
     const parsed = await this.parseOrDeadLetter(() => parseActionCommand(body), 'an ActionCommand', body, delivery, log);
     if (parsed.status === 'refused') return parsed.outcome;
-    const command = parsed.value;
-    const actionLog = log.child({
-      actionId: command.id,
-      kind: command.kind,
-      incidentId: command.source.incidentArmId ?? command.source.subject,
-      attempt: command.attempt,
-    });
+    const message = parsed.value;
+    const key = message.idempotencyKey;
+    const messageLog = log.child({ actionId: key, attempt: message.attempt });
     const started = this.deps.now().toISOString();
-    const first = (await this.deps.ledger.get(command.idempotencyKey)) ?? (await this.deps.ledger.create(queuedEntry(command, started, 'worker'))).entry;
+    const recorded = await this.deps.ledger.get(key);
+    const carried = carriage(message, recorded);
+    if ('refuse' in carried) {
+      // An entry the message disagrees with is left as it is: ending it would let any sender cancel an action by naming
+      // its key, and its own message (or the stuckActions sweep's resend, made from the entry) still carries it out.
+      const incidentArmId = recorded?.source.incidentArmId;
+      return this.refuse(body, delivery, { reason: carried.refuse, why: carried.why, key, ...(incidentArmId && { incidentArmId }) }, messageLog);
+    }
+    const { carry: command, entry: first } = carried;
+    const actionLog = messageLog.child({ kind: command.kind, incidentId: command.source.incidentArmId ?? command.source.subject });
 
     const claim = await this.claim(first, delivery, started);
     if (claim.status === 'waiting') {
@@ -349,21 +354,48 @@ export class ActionWorker {
       const at = this.deps.now().toISOString();
       const why = `refused by the worker: not ${what}: ${error.message}`;
       const key = claimedKey(body);
-      await this.deps.ledger.recordDeadLetter({
-        messageId: delivery.messageId,
-        at,
-        by: 'worker',
-        reason: 'SchemaInvalid',
-        description: `not ${what}: ${error.message}`,
-        deliveryCount: delivery.deliveryCount,
-        body: bodyText(body),
-        ...(key && { actionKey: key }),
-      });
-      // The message names an action the ledger holds: end it there too, so it does not wait `queued` forever.
-      const ended = key ? await markDeadLettered(this.deps.ledger, key, why, at) : undefined;
+      await this.recordRefusal(body, delivery, { reason: 'SchemaInvalid', why: `not ${what}: ${error.message}`, ...(key && { key }) }, at);
+      const ended = key ? await this.endUncarriable(key, why, at) : undefined;
       if (ended) await this.deps.report(ended, 'failed', why, attemptCount(ended.attempts), log);
       return { status: 'refused', outcome: { ...(key && { key }), outcome: 'poison', detail: error.message } };
     }
+  }
+
+  /**
+   * End, dead-lettered, the action a malformed message names if no message could carry it (its own command would be
+   * refused too): it would wait `queued` for ever. One whose own command reads is left to it: a malformed copy is no
+   * word on the action, and ending it would let any sender cancel it by naming its key.
+   */
+  private async endUncarriable(key: string, why: string, at: string): Promise<LedgerEntry | undefined> {
+    const entry = await this.deps.ledger.get(key);
+    if (!entry || unqueueable(commandFor(entry, at)) === undefined) return undefined;
+    return markDeadLettered(this.deps.ledger, key, why, at);
+  }
+
+  /**
+   * A command the ledger does not stand behind is no action of the engine's, whoever put it on the queue (anyone allowed
+   * to send may have): nothing is carried out and no entry is made. It is kept with the worker's dead-letter records for
+   * a human, and completed: a redelivery would be refused the same way.
+   */
+  private async refuse(body: unknown, delivery: QueueDelivery, refusal: Refusal, log: Logger): Promise<WorkerOutcome> {
+    log.error({ messageId: delivery.messageId, reason: refusal.reason }, `refused: ${refusal.why}`);
+    await this.recordRefusal(body, delivery, refusal, this.deps.now().toISOString());
+    return { key: refusal.key, outcome: 'refused', detail: refusal.why };
+  }
+
+  /** A message the worker would not carry, as a dead-letter record: once per MessageId, however often it comes. */
+  private async recordRefusal(body: unknown, delivery: QueueDelivery, refusal: Omit<Refusal, 'key'> & { key?: string }, at: string): Promise<void> {
+    await this.deps.ledger.recordDeadLetter({
+      messageId: delivery.messageId,
+      at,
+      by: 'worker',
+      reason: refusal.reason,
+      description: refusal.why,
+      deliveryCount: delivery.deliveryCount,
+      body: bodyText(body),
+      ...(refusal.key && { actionKey: refusal.key }),
+      ...(refusal.incidentArmId && { incidentArmId: refusal.incidentArmId }),
+    });
   }
 
   /** The action a succeeded rollback undid ends `rolled-back`, naming it; one that moved on meanwhile is left. */
@@ -414,6 +446,17 @@ function renewalFailed(log: Logger, what: string): (error: unknown) => void {
 }
 
 type Parsed<T> = { status: 'parsed'; value: T } | { status: 'refused'; outcome: WorkerOutcome };
+
+/**
+ * Why the worker would not carry a message, as its dead-letter record says: its reason (a code), in words, the action
+ * it names, and the incident the ledger (never the message) says that action is for.
+ */
+interface Refusal {
+  reason: 'SchemaInvalid' | 'NoLedgerEntry' | 'LedgerMismatch';
+  why: string;
+  key: string;
+  incidentArmId?: string;
+}
 
 /** The action key a message names, if it names one in the form keys take, however malformed the rest of it is. */
 function claimedKey(body: unknown): string | undefined {

@@ -50,3 +50,4 @@ export const ACTIONS: Record<ActionKind, ActionSpec> = {
 
 export const isActionKind = (value: string): value is ActionKind => Object.hasOwn(ACTIONS, value);
 export const isPlannable = (value: string): value is PlannableActionKind => (PLANNABLE_ACTIONS as readonly string[]).includes(value);
+export const isRollbackKind = (value: string): value is (typeof ROLLBACK_ACTIONS)[number] => (ROLLBACK_ACTIONS as readonly string[]).includes(value);

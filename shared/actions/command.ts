@@ -112,6 +112,17 @@ export function parseActionCommand(body: unknown): ActionCommand {
   return result.data as ActionCommand;
 }
 
+/** Why the queue's schema would refuse a command, or undefined when it would carry it. */
+export function unqueueable(command: ActionCommand): string | undefined {
+  try {
+    parseActionCommand(command);
+    return undefined;
+  } catch (error) {
+    if (error instanceof InputError) return error.message;
+    throw error;
+  }
+}
+
 /**
  * The Service Bus MessageId of a command: the key itself for the first send, a derived id for every later copy —
  * replay, retry attempt, follow-up, deferral — so no two copies of an action ever share one (reusing an id would make
@@ -144,4 +155,36 @@ export function commandFor(entry: LedgerEntry, at: string): ActionCommand {
     attempt: 0,
     createdAt: at,
   };
+}
+
+/** What a command does, as against where it is in the action's life: the fields a message must carry as its entry records them. */
+const WHAT_IT_DOES = ['kind', 'target', 'params', 'mode', 'source'] as const;
+
+/** What a delivered command comes to, against the ledger's entry for its key: the entry's action to carry out, or a refusal. */
+export type Carriage = { carry: ActionCommand; entry: LedgerEntry } | { refuse: 'NoLedgerEntry' | 'LedgerMismatch'; why: string };
+
+/**
+ * Whether a delivered command carries an action of the engine's. The entry is the engine's record; the message only
+ * carries it, and anyone allowed to send to the queue may have written it. So a command the ledger does not hold is
+ * refused (the engine records every action before it sends its command), and so is one that disagrees with its entry
+ * on what it does; otherwise what is carried out is the entry's kind, target, parameters, mode, reason and source, with
+ * the message's place in the action's life (attempt, follow-up, deferral, replay, turn).
+ */
+export function carriage(message: ActionCommand, entry: LedgerEntry | undefined): Carriage {
+  const key = message.idempotencyKey;
+  if (!entry) return { refuse: 'NoLedgerEntry', why: `no ledger entry ${key}: the engine records every action before it sends its command` };
+  const differs = WHAT_IT_DOES.filter((field) => !sameData(message[field], entry[field]));
+  if (differs.length > 0)
+    return { refuse: 'LedgerMismatch', why: `the message disagrees with ledger entry ${key} on its ${differs.join(', ')}: the entry is the engine's record` };
+  const { kind, target, params, mode, reason, source } = entry;
+  return { carry: { ...message, kind, target, params, mode, reason, source }, entry };
+}
+
+/** Equal as JSON data: a property set to undefined is one left out (JSON, and so the ledger's Table storage, drops it). */
+function sameData(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  return [...new Set([...Object.keys(x), ...Object.keys(y)])].every((key) => sameData(x[key], y[key]));
 }

@@ -4,6 +4,7 @@ import { ACTIONS } from './catalogue';
 import type { ActionCommand } from './command';
 import type { ApiCosts, Pacer } from '../coordination/pacer';
 import { ConfigError } from '../errors';
+import type { LedgerEntry } from '../ledger/ledger';
 import type { Logger } from '../log';
 import type { CompiledPolicy } from '../policy/decide';
 import type { Mode } from '../policy/schema';
@@ -11,6 +12,7 @@ import type { ActionKind } from './catalogue';
 import type { ActionExecutor, ExecutionContext, ExecutionOutcome, ResolvedTarget, TargetedContext } from './executor';
 import { classifyFailure } from './failure';
 import { resolveDevice, resolveUser, withRecordsSharingName } from './resolveTarget';
+import { rollbackRefusal } from './rollback';
 
 /** A policy that protects no one: for executors exercised on their own (tests). */
 const NOTHING_PROTECTED = indexProtection({ users: [], groups: [], devices: [], deviceTags: [] }, []);
@@ -25,8 +27,8 @@ export interface ExecutionDeps {
   modeOverride: Mode;
   /** API budgets: each execution's calls are reserved before it starts; absent, nothing is paced. */
   pacer?: Pacer;
-  /** What the action a rollback undoes recorded for it (its `rollback` snapshot), from the ledger. */
-  snapshotOf(key: string): Promise<unknown>;
+  /** The ledger's entry for an action: for a rollback, the one it undoes (checked, and its `rollback` snapshot read). */
+  entryOf(key: string): Promise<LedgerEntry | undefined>;
 }
 
 /**
@@ -40,7 +42,11 @@ export async function executeCommand(deps: ExecutionDeps, command: ActionCommand
   const mode = modeNow(command, deps.policy, deps.modeOverride);
   const run = mode.audit && command.mode === 'enforce' ? { ...command, mode: 'audit' as const } : command;
   try {
-    const snapshot = run.source.rollbackOf === undefined ? undefined : await deps.snapshotOf(run.source.rollbackOf);
+    const original = run.source.rollbackOf === undefined ? undefined : await deps.entryOf(run.source.rollbackOf);
+    // Judged where it runs, not only where it was asked for: a rollback that reached the ledger another way undoes only the engine's own.
+    const refusal = rollbackRefusal(run, original);
+    if (refusal !== undefined) return { outcome: 'failed', class: 'permanent', detail: `refused: ${refusal}` };
+    const snapshot = original?.rollback;
     const context = { ...(await deps.executionContext()), ...(snapshot !== undefined && { snapshot }) };
     const outcome = deps.pacer
       ? await metered(deps.pacer, executor, run, context, deps.policy.protection, log)

@@ -11,8 +11,11 @@ import { retryDelayMs, RETRY_POLICY, type RetryPolicy } from './retryPolicy';
  * (shared/worker.ts) loads, asks one of these, writes and sends; nothing here reads a clock or does I/O.
  */
 
-/** What the worker made of one message, as its log and the tests see it. */
-export type WorkerResult = 'succeeded' | 'audited' | 'pending' | 'held' | 'retrying' | 'deferred' | 'failed' | 'blocked' | 'duplicate' | 'poison';
+/**
+ * What the worker made of one message, as its log and the tests see it. `poison`: not a message it can read;
+ * `refused`: a readable command the ledger does not stand behind.
+ */
+export type WorkerResult = 'succeeded' | 'audited' | 'pending' | 'held' | 'retrying' | 'deferred' | 'failed' | 'blocked' | 'duplicate' | 'poison' | 'refused';
 
 /**
  * How long a claim (`running`) lasts unless its keep-alive renews it: Service Bus's default lock duration, since a

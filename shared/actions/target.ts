@@ -61,6 +61,15 @@ export function targetId(target: ActionTarget): string | undefined {
   return id?.toLowerCase();
 }
 
+/** Whether two targets name the same principal by a strong identifier (object id, UPN, Defender id, Entra device id, FQDN). */
+export function sameTarget(a: ActionTarget, b: ActionTarget): boolean {
+  if (a.type !== b.type) return false;
+  const strong = (t: ActionTarget) =>
+    (t.type === 'user' ? [t.id, t.upn] : [t.id, t.aadDeviceId, t.fqdn]).filter((v): v is string => v !== undefined).map((v) => v.toLowerCase());
+  const mine = strong(a);
+  return strong(b).some((identifier) => mine.includes(identifier));
+}
+
 /** A short human label: `jdoe@contoso.com`, `web01.contoso.com`. A display name, which nothing checks, comes last. */
 export function targetLabel(target: ActionTarget): string {
   if (target.type === 'user') return target.upn ?? target.id ?? target.displayName ?? '(unknown user)';

@@ -165,16 +165,17 @@ export class LedgerTransitionError extends Error {
 }
 
 /**
- * A message that left the queue without becoming a final ledger state by the normal path: refused by the worker's
- * schema check, or dead-lettered by the broker (MaxDeliveryCountExceeded, expired). The ledger keeps it so that
- * nothing disappears silently; `responder deadletters` lists them and `responder replay` sends an action again.
+ * A message that left the queue without becoming a final ledger state by the normal path: refused by the worker (its
+ * schema check, or a command the ledger does not stand behind), or dead-lettered by the broker
+ * (MaxDeliveryCountExceeded, expired). The ledger keeps it so that nothing disappears silently; `responder deadletters`
+ * lists them and `responder replay` sends an action again.
  */
 export interface DeadLetterRecord {
   /** The message's MessageId on the queue: one record per message, however often it is reported. */
   messageId: string;
   at: string;
   /**
-   * `worker`: refused as schema-invalid; `broker`: found in the dead-letter queue by the reconciler; `risk-event-hub`: an
+   * `worker`: refused (`reason` says why: SchemaInvalid, NoLedgerEntry, …); `broker`: found in the dead-letter queue by the reconciler; `risk-event-hub`: an
    * ID Protection event, or one of its records, that could not be read (Event Hubs keeps no dead letters of its own).
    */
   by: 'worker' | 'broker' | 'risk-event-hub';
@@ -184,7 +185,7 @@ export interface DeadLetterRecord {
   deliveryCount?: number;
   /** The body as received, as JSON text, cut at TEXT_LIMITS.deadLetterBody characters. */
   body: string;
-  /** When the body was a valid ActionCommand: its ledger entry. */
+  /** The action key the message names, when it names one; the ledger may hold no such action (a forged command). */
   actionKey?: string;
   incidentArmId?: string;
 }

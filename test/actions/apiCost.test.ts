@@ -13,9 +13,10 @@ import { createGraphDirectory } from '../../shared/clients/graph';
 import { SentinelReports } from '../../shared/clients/sentinel';
 import { Pacer, PACED_APIS, type ApiCosts, type PacedApi, type Reservation } from '../../shared/coordination/pacer';
 import { MemorySharedState } from '../../shared/coordination/sharedState';
+import type { LedgerEntry } from '../../shared/ledger/ledger';
 import { compilePolicy } from '../../shared/policy/decide';
 import { parsePolicy } from '../../shared/policy/load';
-import { command } from '../fixtures/commands';
+import { command, succeededEntry } from '../fixtures/commands';
 import { defenderApiOf } from '../../sandbox/defender';
 import { DEMO, DEMO_DEVICES, SECURITY_ADMINISTRATOR } from '../../sandbox/tenant';
 import { useSandboxContext } from '../support/sandboxContext';
@@ -94,7 +95,7 @@ beforeAll(async () => {
 async function meter(
   executor: ActionExecutor | undefined,
   cmd: ActionCommand,
-  snapshot?: unknown,
+  undone?: LedgerEntry,
   { pacer, context }: World = roomy,
   policy = ENFORCE,
 ): Promise<Metered> {
@@ -105,11 +106,11 @@ async function meter(
   reserved.length = 0;
   const deps: ExecutionDeps = {
     executors: { [cmd.kind]: executor ?? EXECUTORS[cmd.kind] },
-    executionContext: async () => ({ ...context, ...(snapshot !== undefined && { snapshot }) }),
+    executionContext: async () => context,
     policy,
     modeOverride: 'enforce',
     pacer,
-    snapshotOf: async () => undefined,
+    entryOf: async (key) => (key === undone?.key ? undone : undefined),
   };
   const outcome = await executeCommand(deps, cmd, log);
   const calls = env.sandbox.tenant.calls.slice(before);
@@ -131,8 +132,14 @@ async function meter(
   };
 }
 
-const run = (kind: ActionKind, target: ActionTarget, overrides: Partial<ActionCommand> = {}, snapshot?: unknown) =>
-  meter(undefined, command(kind, target, overrides), snapshot);
+const run = (kind: ActionKind, target: ActionTarget, overrides: Partial<ActionCommand> = {}) => meter(undefined, command(kind, target, overrides));
+
+/** The rollback of what `kind` on `target` did (`outcome`, succeeded), metered: the ledger holds that action, as done. */
+const undo = (kind: ActionKind, undone: ActionKind, target: ActionTarget, outcome: ExecutionOutcome, overrides: Partial<ActionCommand> = {}) => {
+  const entry = succeededEntry(command(undone, target), (outcome as { rollback?: unknown }).rollback);
+  const source = { type: 'manual' as const, subject: 'request', rollbackOf: entry.key };
+  return meter(undefined, command(kind, target, { source, ...overrides }, 2), entry);
+};
 
 describe('an executor cannot make a paced call it did not reserve', () => {
   type Step = [ActionKind, ActionTarget, Partial<ActionCommand>, ExecutionOutcome['outcome']];
@@ -202,7 +209,7 @@ describe('an executor cannot make a paced call it did not reserve', () => {
 
   it('enableUser, the rollback of disableUser, within what it declared', async () => {
     const disabled = await run('disableUser', adele);
-    const enabled = await run('enableUser', adele, {}, (disabled.outcome as { rollback: unknown }).rollback);
+    const enabled = await undo('enableUser', 'disableUser', adele, disabled.outcome);
     expect(enabled.outcome).toMatchObject({ outcome: 'succeeded', alreadyDone: false });
     expect(enabled.overdrawn).toEqual([]);
   });
@@ -212,7 +219,7 @@ describe('an executor cannot make a paced call it did not reserve', () => {
     const removed = await run('requirePimReapproval', jsmith);
     expect(removed.outcome).toMatchObject({ outcome: 'succeeded', alreadyDone: false });
     expect(removed.overdrawn).toEqual([]);
-    const restored = await run('restorePimAssignments', jsmith, {}, (removed.outcome as { rollback: unknown }).rollback);
+    const restored = await undo('restorePimAssignments', 'requirePimReapproval', jsmith, removed.outcome);
     expect(restored.outcome).toMatchObject({ outcome: 'succeeded', alreadyDone: false });
     expect(restored.overdrawn).toEqual([]);
   });
@@ -221,12 +228,12 @@ describe('an executor cannot make a paced call it did not reserve', () => {
     env.sandbox.tenant.actionCompletionMs = 0;
     await run('isolateDevice', wks);
     const isolated = await run('isolateDevice', wks, { followUp: 1 });
-    const released = await run('unisolateDevice', wks, {}, (isolated.outcome as { rollback: unknown }).rollback);
+    const released = await undo('unisolateDevice', 'isolateDevice', wks, isolated.outcome);
     expect(released.outcome.outcome).toBe('pending');
     expect(released).toMatchObject({ overdrawn: [], unreserved: [] });
     expect(released.defender.paced.filter((api) => api === 'defender-unisolate')).toHaveLength(1);
     expect(released.defender.counted).toEqual(released.defender.paced);
-    const followed = await run('unisolateDevice', wks, { followUp: 1 }, (isolated.outcome as { rollback: unknown }).rollback);
+    const followed = await undo('unisolateDevice', 'isolateDevice', wks, isolated.outcome, { followUp: 1 });
     expect(followed).toMatchObject({ overdrawn: [], unreserved: [] });
     expect(followed.defender.paced).not.toContain('defender-unisolate');
   });

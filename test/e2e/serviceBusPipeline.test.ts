@@ -8,7 +8,7 @@ import { listDeadLetters, replayAction } from '../../functions/actions';
 import type { ActionLedger, LedgerEntry } from '../../shared/ledger/ledger';
 import type { ServiceBusActionQueue } from '../../shared/queue/serviceBusQueue';
 import { runtime } from '../../shared/runtime';
-import { command as commandFor } from '../fixtures/commands';
+import { command as commandFor, recordedEntry } from '../fixtures/commands';
 import { sampleIncident } from '../fixtures/incidents';
 import { ServiceBusEmulator } from '../../sandbox/serviceBus';
 import { DEMO, SAMPLE_INCIDENT_ID } from '../../sandbox/tenant';
@@ -142,6 +142,8 @@ describe('the Service Bus pipeline (AMQP emulator, Azurite, sandbox tenant)', ()
       { type: 'user', id: DEMO.adele },
       { source: { type: 'incident', subject: SAMPLE_INCIDENT_ID, incidentArmId: SAMPLE_INCIDENT_ID } },
     );
+    // Recorded first, as the engine records every action before it sends its command.
+    await (await runtime()).ledger.create(recordedEntry(command));
     const client = new ServiceBusClient(broker.connectionString);
     await client.createSender('actions').sendMessages({ messageId: command.idempotencyKey, body: command, contentType: 'application/json' });
     const receiver = client.createReceiver('actions');

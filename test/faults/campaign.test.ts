@@ -9,10 +9,11 @@ process.env.LOG_LEVEL = 'silent';
  * before and after writes, spurious ETag conflicts, duplicate and reordered deliveries, lost locks and settlements,
  * 429 and 5xx bursts, lost responses, slow APIs, refused sends, a spent API budget, budgets found spent by enrichment's
  * reads (so decisions wait for data and the engine looks again), entities that name one principal by another's id
- * (protected ones among them), names of 40 KB and malformed commands, decided with and without enrichment — each run to
- * quiescence on the in-process twins, then judged: every action final (or held for a human, with its reason), no
- * non-idempotent call twice, no protected principal touched, nothing held run unapproved, and nothing dropped that
- * the policy would have done with all the data read (acted on, held or refused, never missing or "not needed").
+ * (protected ones among them), names of 40 KB, malformed and forged commands, decided with and without enrichment — each
+ * run to quiescence on the in-process twins, then judged: every action final (or held for a human, with its reason), no
+ * non-idempotent call twice, no protected principal touched, nothing held run unapproved, nothing dropped that the
+ * policy would have done with all the data read (acted on, held or refused, never missing or "not needed"), and every
+ * forged command refused, none recorded.
  * A failing schedule prints its seed and shrinks to a minimal one: `CAMPAIGN_SEED=<seed>` replays the campaign, and
  * `CAMPAIGN_SCHEDULE='<the counterexample as JSON>'` replays one schedule and prints the histories of what it lost.
  */
@@ -46,7 +47,7 @@ export const scheduleArbitrary: fc.Arbitrary<Schedule> = fc.record({
   ledgerFaults: fc.array(fc.constantFrom('ok' as const, 'ok' as const, 'ok' as const, 'conflict' as const, 'crash-before' as const, 'crash-after' as const), {
     maxLength: 40,
   }),
-  deliveryFaults: fc.array(fc.constantFrom('ok' as const, 'ok' as const, 'duplicate' as const, 'lost-settle' as const), { maxLength: 20 }),
+  deliveryFaults: fc.array(fc.constantFrom('ok' as const, 'ok' as const, 'duplicate' as const, 'lost-settle' as const, 'forged' as const), { maxLength: 20 }),
   sendFaults: fc.array(fc.boolean(), { maxLength: 8 }),
   concurrency: fc.integer({ min: 1, max: 3 }),
   defenderBudget: fc.option(fc.record({ max: fc.integer({ min: 1, max: 4 }), windowMs: fc.constantFrom(1000, 30_000) }), { nil: undefined }),
@@ -72,6 +73,8 @@ describe('the fault campaign (in-process twins)', () => {
       waited: 0,
       heldAfterWaiting: 0,
       dropped: 0,
+      forged: 0,
+      forgedActed: 0,
       states: {} as Record<string, number>,
     };
     await fc.assert(
@@ -88,12 +91,15 @@ describe('the fault campaign (in-process twins)', () => {
         totals.waited += outcome.waited;
         totals.heldAfterWaiting += outcome.heldAfterWaiting;
         totals.dropped += outcome.dropped.length;
+        totals.forged += outcome.forged;
+        totals.forgedActed += outcome.forgedActed.length;
         for (const entry of outcome.entries) totals.states[entry.state] = (totals.states[entry.state] ?? 0) + 1;
         expect(outcome.lost, 'lost actions').toEqual([]);
         expect(outcome.duplicates, 'repeated non-idempotent calls').toEqual([]);
         expect(outcome.protectedTouched, 'protected principals touched').toEqual([]);
         expect(outcome.unapproved, 'held actions run without approval').toEqual([]);
         expect(outcome.dropped, 'actions the data would have wanted, dropped').toEqual([]);
+        expect(outcome.forgedActed, 'forged commands carried out or recorded').toEqual([]);
       }),
       { seed: SEED, numRuns: RUNS, endOnFailure: true },
     );
@@ -101,12 +107,14 @@ describe('the fault campaign (in-process twins)', () => {
       `fault campaign (seed ${SEED}): ${totals.schedules} schedules, ${totals.actions} actions, ${totals.deliveries} deliveries, ${totals.faults} faults fired; ` +
         `${totals.waited} waited for data, ${totals.heldAfterWaiting} of them held for a human; ` +
         `lost ${totals.lost}, duplicated ${totals.duplicates}, protected touched ${totals.protectedTouched}, unapproved ${totals.unapproved}, dropped ${totals.dropped}; ` +
+        `${totals.forged} forged commands, ${totals.forgedActed} not refused; ` +
         `final states ${JSON.stringify(totals.states)}`,
     );
     expect(totals.schedules).toBeGreaterThanOrEqual(RUNS);
     // The waiting path is exercised, not just allowed: many actions waited, and some waited in vain and were held.
     expect(totals.waited).toBeGreaterThan(RUNS / 10);
     expect(totals.heldAfterWaiting).toBeGreaterThan(0);
+    expect(totals.forged).toBeGreaterThan(RUNS / 10);
   }, 600_000);
 });
 

@@ -2,6 +2,7 @@ import type { AccessToken, TokenCredential } from '@azure/identity';
 import type { ActionCommand } from '../../shared/actions/command';
 import { idempotencyKeys, targetKeyPart } from '../../shared/actions/idempotency';
 import type { ActionTarget } from '../../shared/actions/target';
+import { ACTIONS } from '../../shared/actions/catalogue';
 import { EXECUTORS } from '../../shared/actions/executors';
 import { BatchedDevices } from '../../shared/clients/batchedDevices';
 import { createDefenderDevices } from '../../shared/clients/defender';
@@ -35,7 +36,11 @@ import type { SandboxAnswer } from '../../sandbox/routes';
 
 export type ApiFault = 'ok' | 'throttle' | 'server-error' | 'slow' | 'lost-response';
 export type LedgerFault = 'ok' | 'conflict' | 'crash-before' | 'crash-after';
-export type DeliveryFault = 'ok' | 'duplicate' | 'lost-settle';
+/**
+ * `forged`: beside the message, the worker is handed a command someone allowed to send wrote from it: the same key on
+ * another target, or the undo of its action under a key the ledger does not hold.
+ */
+export type DeliveryFault = 'ok' | 'duplicate' | 'lost-settle' | 'forged';
 /** A paced read during enrichment: as the budget allows, or refused because it is spent (EnginePaced). */
 export type BudgetFault = 'ok' | 'spent';
 
@@ -140,6 +145,10 @@ export interface Outcome {
    * that ended neither acted on, held nor refused: not in the ledger, or not needed.
    */
   dropped: string[];
+  /** Forged commands the worker did not refuse, and entries the ledger holds for them. */
+  forgedActed: string[];
+  /** Forged commands delivered (each must be refused). */
+  forged: number;
   /** Actions that waited for data at some point, and those of them that ended held for a human. */
   waited: number;
   heldAfterWaiting: number;
@@ -383,6 +392,23 @@ async function wantedWithAllData(incidents: readonly Record<string, unknown>[], 
   return wanted;
 }
 
+/**
+ * A command someone allowed to send writes from a delivered one, or undefined for a look: by turns, the same action's
+ * key on another principal of its type, and the undo of its action (or the action again) under a key of its own.
+ */
+function forge(message: QueueMessage, n: number): ActionCommand | undefined {
+  if (!('idempotencyKey' in message)) return undefined;
+  if (n % 2 === 0) {
+    const others: readonly string[] = message.target.type === 'user' ? USERS : DEVICES;
+    const id = others[(others.indexOf(message.target.id ?? '') + 1) % others.length] as string;
+    return { ...message, target: { type: message.target.type, id } as ActionTarget };
+  }
+  const kind = ACTIONS[message.kind].rollback ?? message.kind;
+  const key = idempotencyKeys({ subject: `forged-${n}` })(kind, targetKeyPart(message.target.id ?? 'none'));
+  const source = { type: 'manual' as const, subject: 'forged', rollbackOf: message.idempotencyKey };
+  return { ...message, id: key, idempotencyKey: key, kind, params: {}, source, attempt: 0 };
+}
+
 function directCommand(spec: Schedule['direct'][number], index: number, at: string): ActionCommand {
   const device = spec.kind === 'isolateDevice';
   const target: ActionTarget = device
@@ -512,6 +538,7 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
 
     // The Functions host: deliver what is due, `concurrency` at a time, in an order the seed picks.
     let delivered = 0;
+    const forged: Array<{ key: string; made: boolean; outcome: Promise<string> }> = [];
     const analystSteps = [...(schedule.analysts ?? [])].sort((a, b) => a.atStep - b.atStep);
     const analystAct = async (step: AnalystStep): Promise<void> => {
       const all = await ledger.inner.list();
@@ -561,6 +588,13 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
           worker.handleMessage(JSON.parse(message.text), { messageId: message.messageId, deliveryCount: message.deliveryCount, enqueuedTimeUtc: at });
         // A lost lock: the broker hands the same message to a second consumer while the first still works on it.
         const handlers = fault === 'duplicate' ? [deliver(), deliver()] : [deliver()];
+        const forgery = fault === 'forged' ? forge(JSON.parse(message.text) as QueueMessage, forged.length) : undefined;
+        if (forgery) {
+          // Settled or not, the forged message is the sender's: only what the worker made of it is judged.
+          const outcome = worker.handleMessage(forgery, { messageId: `forged-${forged.length}`, deliveryCount: 1, enqueuedTimeUtc: at });
+          const made = forgery.idempotencyKey !== (JSON.parse(message.text) as ActionCommand).idempotencyKey;
+          forged.push({ key: forgery.idempotencyKey, made, outcome: outcome.then((o) => o.outcome).catch(() => 'threw') });
+        }
         delivered += handlers.length;
         runs.push(
           Promise.allSettled(handlers).then(([first]) => {
@@ -586,6 +620,15 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
     const entries = await ledger.inner.list();
     const byKey = new Map(entries.map((e) => [e.key, e]));
     const settled = (entry: LedgerEntry | undefined) => entry !== undefined && (FINAL.has(entry.state) || (entry.state === HELD && Boolean(entry.stateReason)));
+    // A forged command is refused, whatever it names, and none gets an entry of its own.
+    const forgedActed: string[] = [];
+    for (const { key, made, outcome } of forged) {
+      const answer = await outcome;
+      // Refused, or unreadable (a forgery of a malformed command), or thrown (abandoned: the sender's to send again).
+      if (!['refused', 'poison', 'threw'].includes(answer)) forgedActed.push(`${key}: ${answer}`);
+      if (made && byKey.has(key)) forgedActed.push(`${key}: in the ledger`);
+    }
+
     // Every action the relay and the analysts were told of, and every entry the ledger holds, reached an end.
     const lost = [...new Set([...keys, ...byKey.keys()])]
       .filter((key) => !settled(byKey.get(key)))
@@ -631,6 +674,8 @@ export async function runSchedule(schedule: Schedule): Promise<Outcome> {
       protectedTouched,
       unapproved,
       dropped,
+      forgedActed,
+      forged: forged.length,
       waited: waited.length,
       heldAfterWaiting: waited.filter((entry) => entry.state === HELD).length,
       deliveries: delivered,

@@ -2,7 +2,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { requestAction, showAction } from '../../functions/actions';
 import type { LedgerEntry } from '../../shared/ledger/ledger';
 import { DEMO, DEMO_DEVICES, SAMPLE_INCIDENT_ID, SECURITY_ADMINISTRATOR } from '../../sandbox/tenant';
+import { commandFor } from '../../shared/actions/command';
 import { commentIdFor } from '../../shared/clients/sentinel';
+import { command, recordedEntry } from '../fixtures/commands';
 import { ANALYST_A, analystBearer, requestAndRun, requestRollback } from '../support/analysts';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
@@ -81,6 +83,40 @@ describe('POST /api/actions/{key}/rollback', () => {
     queue.stop();
     expect((await engine.ledger.get(res.json.action.key))?.state).toBe('succeeded');
     expect(active()).toEqual([expect.objectContaining({ roleDefinitionId: SECURITY_ADMINISTRATOR })]);
+  });
+
+  it('refuses at execution a restore the ledger holds for a removal already rolled back: no role is given twice (attack)', async () => {
+    engine.sandbox.tenant.assignRole(DEMO.jsmith, SECURITY_ADMINISTRATOR, 'Assigned');
+    const queue = engine.startWorker();
+    const removed = await done('requirePimReapproval', 'jsmith@contoso.com');
+    const restore = await rollback(removed.key);
+    await engine.drain();
+    expect((await engine.ledger.get(removed.key))?.state).toBe('rolled-back');
+    // An administrator removes the role again; then a second restore naming the same removal reaches the ledger without
+    // the engine's rollback route, which would have refused it (AlreadyRolledBack), and its command the queue.
+    const tenant = engine.sandbox.tenant;
+    tenant.roleAssignments.splice(
+      tenant.roleAssignments.findIndex((a) => a.principalId === DEMO.jsmith),
+      1,
+    );
+    const again = command(
+      'restorePimAssignments',
+      { type: 'user', id: DEMO.jsmith, upn: 'jsmith@contoso.com' },
+      {
+        source: { type: 'manual', subject: `rollback:${removed.key}:2`, requestedBy: ANALYST_A, rollbackOf: removed.key },
+      },
+    );
+    const { entry } = await engine.ledger.create(recordedEntry(again));
+    await engine.queue.send([commandFor(entry, new Date().toISOString())]);
+    await engine.drain();
+    queue.stop();
+
+    expect(await engine.ledger.get(again.idempotencyKey)).toMatchObject({
+      state: 'failed',
+      stateReason: expect.stringMatching(new RegExp(`^refused: action ${removed.key} was already rolled back$`)),
+    });
+    expect(tenant.roleAssignments.filter((a) => a.principalId === DEMO.jsmith)).toEqual([]);
+    expect((await engine.ledger.get(restore.json.action.key))?.state).toBe('succeeded');
   });
 
   it('refuses to re-enable an account someone else had disabled: nothing is enabled', async () => {

@@ -9,7 +9,7 @@ import { METRIC_NAMES } from '../../shared/metrics';
 import type { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { runtime } from '../../shared/runtime';
 import { DEMO, DEMO_DEVICES } from '../../sandbox/tenant';
-import { command as commandFor } from '../fixtures/commands';
+import { command as commandFor, recordedEntry } from '../fixtures/commands';
 import { sampleIncident } from '../fixtures/incidents';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
@@ -111,7 +111,9 @@ describe('metrics recorded by the engine', () => {
     await new Pacer((await runtime()).shared, { ...DEFAULT_API_BUDGETS, 'defender-isolate': [{ max: 1, windowMs: 60_000 }] }).take('defender-isolate');
     const queue = startWorker();
     // Delivered without a turn (another instance queued it): the worker's reservation is refused.
-    await queue.send([commandFor('isolateDevice', { type: 'device', id: DEMO_DEVICES.websrv1 }, { params: { isolationType: 'Full' } }, 7)]);
+    const queued = commandFor('isolateDevice', { type: 'device', id: DEMO_DEVICES.websrv1 }, { params: { isolationType: 'Full' } }, 7);
+    await engine.ledger.create(recordedEntry(queued));
+    await queue.send([queued]);
     await queue.idle();
     queue.stop();
     const waits = engine.metrics.of(METRIC_NAMES.pacingWait);

@@ -8,7 +8,7 @@ import type { ActionCommand } from '../../shared/actions/command';
 import { idempotencyKeys } from '../../shared/actions/idempotency';
 import { DEFAULT_POLICY_PATH } from '../../shared/policy/load';
 import { type EmbeddedQueue } from '../../shared/queue/embeddedQueue';
-import { command as commandFor } from '../fixtures/commands';
+import { command as commandFor, recordedEntry } from '../fixtures/commands';
 import { sampleIncident } from '../fixtures/incidents';
 import { DEMO, DEMO_DEVICES, SAMPLE_INCIDENT_ID } from '../../sandbox/tenant';
 import { EngineUnderTest } from '../support/engine';
@@ -235,6 +235,7 @@ describe('the action worker', () => {
     const { worker: core } = await runtime();
     const blocked = commandFor('disableUser', { type: 'user', id: DEMO.megan }, {}, 0xef);
     const key = blocked.idempotencyKey;
+    await engine.ledger.create(recordedEntry(blocked));
     const outcome = await core.runCommand(blocked, { messageId: key, deliveryCount: 1, enqueuedTimeUtc: '' });
     expect(outcome).toMatchObject({ outcome: 'blocked' });
     expect((await engine.ledger.get(key))?.stateReason).toMatch(/403 Authorization_RequestDenied.*route to requirePimReapproval and a human/);
@@ -380,12 +381,14 @@ describe('the action worker', () => {
       kind: 'disableUser',
       target: { type: 'user', id: '99999999-9999-4999-8999-999999999999' },
       params: {},
-      reason: 'crafted',
+      reason: 'decided before the account was protected',
       mode: 'enforce',
       source: { type: 'manual', subject: 'request-1', requestedBy: 'someone' },
       attempt: 0,
       createdAt: new Date().toISOString(),
     };
+    // Recorded and queued under a policy that did not protect the account yet: the policy in force at execution decides.
+    await engine.ledger.create(recordedEntry(command));
     const outcome = await core.runCommand(command, { messageId: key, deliveryCount: 1, enqueuedTimeUtc: '' });
     expect(outcome).toEqual({ key, outcome: 'blocked', detail: 'refused: breakglass1@contoso.com is listed as protected (object id, as the directory says)' });
     expect((await engine.ledger.get(key))?.state).toBe('blocked');

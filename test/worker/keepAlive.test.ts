@@ -8,7 +8,7 @@ import { MemoryLedger } from '../../shared/ledger/memoryLedger';
 import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { ActionWorker } from '../../shared/worker';
 import { DEMO, DEMO_DEVICES } from '../../sandbox/tenant';
-import { command } from '../fixtures/commands';
+import { command, recordedEntry } from '../fixtures/commands';
 
 /**
  * The claim's keep-alive, on the worker itself with a controlled clock: a long execution keeps its action (and its
@@ -59,7 +59,7 @@ let warnings: string[];
 let executions: Array<Promise<ExecutionOutcome>>;
 let worker: ActionWorker;
 
-beforeEach(() => {
+beforeEach(async () => {
   vi.useFakeTimers({ now: START, toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
   ledger = new RenewalFaultLedger();
   shared = new MemorySharedState();
@@ -79,6 +79,7 @@ beforeEach(() => {
     incidents: () => Promise.reject(new Error('no incidents here')),
     submit: () => Promise.reject(new Error('no submissions here')),
   });
+  await ledger.create(recordedEntry(disable));
 });
 afterEach(() => {
   vi.useRealTimers();
@@ -116,6 +117,7 @@ describe("the worker's keep-alive", () => {
     const device = { type: 'device' as const, id: DEMO_DEVICES.websrv1 };
     const isolate = command('isolateDevice', device, {}, 1);
     const other = command('isolateDevice', device, { params: { isolationType: 'Selective' } }, 2);
+    for (const each of [isolate, other]) await ledger.create(recordedEntry(each));
     const finish = lineUpExecution();
     const first = worker.runCommand(isolate, { ...delivery(1), messageId: isolate.id });
     await vi.advanceTimersByTimeAsync(2 * RUNNING_LEASE_MS);

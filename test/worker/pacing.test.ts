@@ -7,7 +7,7 @@ import { DEFAULT_API_BUDGETS, Pacer } from '../../shared/coordination/pacer';
 import { type EmbeddedQueue } from '../../shared/queue/embeddedQueue';
 import { runtime } from '../../shared/runtime';
 import { normalizeSentinelPayload } from '../../shared/signals/sentinel';
-import { command as commandFor } from '../fixtures/commands';
+import { command as commandFor, recordedEntry } from '../fixtures/commands';
 import { buildIncident, sampleIncident } from '../fixtures/incidents';
 import { DEMO_DEVICES } from '../../sandbox/tenant';
 import { EngineUnderTest } from '../support/engine';
@@ -50,7 +50,9 @@ describe('pacing and blast-radius limits', () => {
     const queue = engine.queue as EmbeddedQueue;
     startWorker(queue);
     // Delivered as a command without a turn (another instance queued it): the worker's reservation is refused.
-    await queue.send([commandFor('isolateDevice', { type: 'device', id: DEMO_DEVICES.websrv1 }, { params: { isolationType: 'Full' } }, 7)]);
+    const queued = commandFor('isolateDevice', { type: 'device', id: DEMO_DEVICES.websrv1 }, { params: { isolationType: 'Full' } }, 7);
+    await engine.ledger.create(recordedEntry(queued));
+    await queue.send([queued]);
     await queue.idle();
     const isolate = engine.ledger.all().find((e) => e.kind === 'isolateDevice');
     expect(isolate?.state).toBe('queued');
@@ -132,6 +134,7 @@ describe('pacing and blast-radius limits', () => {
         new InvocationContext({ invocationId: `w-${delivery.messageId}`, functionName: 'actionWorker', triggerMetadata: { ...delivery } }),
       );
     });
+    for (const each of [first, second]) await engine.ledger.create(recordedEntry(each));
     await queue.send([first, second]);
     await queue.idle();
     const deferred = engine.ledger.all().find((e) => e.history.some((h) => /is in flight/.test(h.note ?? '')));
