@@ -8,7 +8,7 @@ import { SentinelReports } from './clients/sentinel';
 import { config, type ResponderConfig } from './config';
 import { ENRICHMENT_TIMINGS, Enricher, type EnrichOptions } from './enrichment/enrich';
 import { REEVALUATION_TIMINGS } from './queue/reevaluation';
-import { ResponderEngine, type EngineDeps } from './engine';
+import { heldByAnother, ResponderEngine, type EngineDeps } from './engine';
 import type { Signal } from './signals/signal';
 import { ActionWorker, type WorkerDeps } from './worker';
 import { DeadLetterReconciler } from './deadLetters';
@@ -139,7 +139,7 @@ export async function compose(overrides: RuntimeOverrides): Promise<Runtime> {
 
 /** Everything the engine's parts are made of: the adapters and settings compose() chooses (or a test's). */
 export type EngineParts = Omit<EngineDeps, 'incidents'> &
-  Omit<ExecutionDeps, 'policy' | 'modeOverride' | 'entryOf'> &
+  Omit<ExecutionDeps, 'policy' | 'modeOverride' | 'entryOf' | 'heldByAnother'> &
   Pick<WorkerDeps, 'timings' | 'random'> & { metrics?: Metrics };
 
 /** The engine, its worker and the dead-letter reconciler, each given the parts it uses. */
@@ -170,7 +170,12 @@ export function assemble(parts: EngineParts): { engine: ResponderEngine; worker:
     timings: parts.timings,
     ...(parts.random && { random: parts.random }),
     ...(parts.metrics && { metrics: parts.metrics }),
-    execute: (command, commandLog) => executeCommand({ ...parts, entryOf: (key) => ledger.get(key) }, command, commandLog),
+    execute: (command, commandLog) =>
+      executeCommand(
+        { ...parts, entryOf: (key) => ledger.get(key), heldByAnother: async (original) => (await heldByAnother(ledger, original))?.message },
+        command,
+        commandLog,
+      ),
     report,
     incidents,
     submit: (signal, by, submitLog, reevaluation) => engine.submit(signal, by, submitLog, reevaluation),

@@ -29,6 +29,8 @@ export interface ExecutionDeps {
   pacer?: Pacer;
   /** The ledger's entry for an action: for a rollback, the one it undoes (checked, and its `rollback` snapshot read). */
   entryOf(key: string): Promise<LedgerEntry | undefined>;
+  /** Why another action of `original`'s kind still stands on its target (undoing `original` would undo it too), or undefined. */
+  heldByAnother(original: LedgerEntry): Promise<string | undefined>;
 }
 
 /**
@@ -44,8 +46,9 @@ export async function executeCommand(deps: ExecutionDeps, command: ActionCommand
   try {
     const original = run.source.rollbackOf === undefined ? undefined : await deps.entryOf(run.source.rollbackOf);
     // Judged where it runs, not only where it was asked for: a rollback that reached the ledger another way undoes only the engine's own.
-    const refusal = rollbackRefusal(run, original);
-    if (refusal !== undefined) return { outcome: 'failed', class: 'permanent', detail: `refused: ${refusal}` };
+    // A containment that began since it was asked for (while it waited for a retry, a deferral or a replay) stands.
+    const refusal = rollbackRefusal(run, original) ?? (original && (await deps.heldByAnother(original)));
+    if (refusal) return { outcome: 'failed', class: 'permanent', detail: `refused: ${refusal}` };
     const snapshot = original?.rollback;
     const context = { ...(await deps.executionContext()), ...(snapshot !== undefined && { snapshot }) };
     const outcome = deps.pacer

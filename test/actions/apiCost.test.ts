@@ -111,6 +111,7 @@ async function meter(
     modeOverride: 'enforce',
     pacer,
     entryOf: async (key) => (key === undone?.key ? undone : undefined),
+    heldByAnother: async () => undefined,
   };
   const outcome = await executeCommand(deps, cmd, log);
   const calls = env.sandbox.tenant.calls.slice(before);

@@ -129,6 +129,7 @@ describe('executeCommand, for a rollback', () => {
         policy,
         modeOverride: 'enforce',
         entryOf: async (key) => (key === original.key ? original : undefined),
+        heldByAnother: async () => undefined,
       },
       rollback,
       pino({ level: 'silent' }),

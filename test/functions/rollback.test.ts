@@ -119,6 +119,28 @@ describe('POST /api/actions/{key}/rollback', () => {
     expect((await engine.ledger.get(restore.json.action.key))?.state).toBe('succeeded');
   });
 
+  it('SAFETY: refuses at execution a rollback whose retry comes after another containment began on its target', async () => {
+    const queue = engine.startWorker();
+    const first = await done('disableUser', 'adele.vance@contoso.com');
+    // Graph is down for the rollback's first attempt: it is retried later.
+    engine.sandbox.faults.add({ method: 'PATCH', count: 1, status: 503, body: { error: { code: 'ServiceUnavailable', message: 'try later' } } });
+    const undo = await rollback(first.key);
+    await queue.idle();
+    expect(await engine.ledger.get(undo.json.action.key)).toMatchObject({ state: 'queued', attempts: [{ outcome: 'transient' }] });
+    // Meanwhile another incident disables her (already disabled: nothing of its own to undo), and that containment
+    // stands; then the rollback's retry comes.
+    const second = await done('disableUser', DEMO.adele);
+    queue.stop();
+    expect(second.state).toBe('succeeded');
+
+    expect(engine.sandbox.tenant.users.get(DEMO.adele)?.accountEnabled).toBe(false);
+    expect(await engine.ledger.get(undo.json.action.key)).toMatchObject({
+      state: 'failed',
+      stateReason: expect.stringMatching(new RegExp(`^refused: another disableUser still stands on .*${second.key}`)),
+    });
+    expect((await engine.ledger.get(first.key))?.state).toBe('succeeded');
+  });
+
   it('refuses to re-enable an account someone else had disabled: nothing is enabled', async () => {
     engine.sandbox.tenant.users.get(DEMO.adele)!.accountEnabled = false;
     const queue = engine.startWorker();
