@@ -157,10 +157,16 @@ const BY_CODE: Record<string, Explain> = {
     cause: 'it was rolled back already',
     fix: `see the rollback: responder actions show ${r.action?.rolledBackBy ?? keyOf(r, context)}`,
   }),
-  CircuitOpen: () => ({
-    cause: 'a cap of the policy (guardrails.caps) is reached for this kind of action; the refusal is recorded as blocked',
-    fix: "wait for the cap's window to pass and ask again, or have the policy's owner raise the cap",
-  }),
+  CircuitOpen: (_r, context) =>
+    context.command === 'replay'
+      ? {
+          cause: 'a cap of the policy (guardrails.caps) is reached for this kind of action, and a replay takes its place in it; the action stays as it was',
+          fix: "wait for the cap's window to pass and replay it again, or have the policy's owner raise the cap",
+        }
+      : {
+          cause: 'a cap of the policy (guardrails.caps) is reached for this kind of action; the refusal is recorded as blocked',
+          fix: "wait for the cap's window to pass and ask again, or have the policy's owner raise the cap",
+        },
   PayloadTooLarge: () => ({ cause: 'the request is larger than the engine takes (RESPONDER_MAX_BODY_BYTES)', fix: 'shorten --reason' }),
   NotConfigured: () => ({
     cause: "the engine's settings or policy are unusable, so it refuses to act",

@@ -517,11 +517,13 @@ export class ResponderEngine {
    * Send a failed or dead-lettered action again, on an analyst's word (replayStep says when): attempts count afresh,
    * and the command carries a replay number so its MessageId is new (the broker would drop a reused one). The entry
    * goes back to `planned` first and to `queued` once the queue has the command, as a new action does: if the send
-   * fails, the entry waits `planned` and replaying again sends the same replay. A rollback is not sent again while
-   * another containment holds its target, as when a held one is approved. Returns the entry as it now stands.
+   * fails, the entry waits `planned` and replaying again sends the same replay. A replay takes its place in the caps
+   * (429 CircuitOpen past one, the action left as it was). A rollback is not sent again while another containment holds
+   * its target, as when a held one is approved. Returns the entry as it now stands.
    */
   async replay(key: string, analyst: Analyst, reason: string, log: Logger = this.deps.log): Promise<LedgerEntry> {
     const { ledger, queue, now } = this.deps;
+    let reserved = false;
     for (let tries = 0; tries < 5; tries++) {
       const found = await ledger.get(key);
       if (!found) throw new RefusedError(404, 'NotFound', `no action ${key} in the ledger`);
@@ -532,6 +534,13 @@ export class ResponderEngine {
       const held = original && (await heldByAnother(ledger, original));
       if (held) throw held;
       const at = now().toISOString();
+      // Sent for execution again, it takes its place in the caps as a new action does: the caps count by when an action
+      // was created, so actions that failed in earlier windows would otherwise all be sent again in one.
+      if (step.step === 'replan' && !reserved) {
+        const overCap = await this.reserveCaps(found, at);
+        if (overCap) throw new RefusedError(429, 'CircuitOpen', overCap, found);
+        reserved = true;
+      }
       const note = `replay ${step.replay} ${step.step === 'replan' ? 'requested' : 'sent again'} by ${analyst.name}: ${reason}`;
       let entry: LedgerEntry;
       try {

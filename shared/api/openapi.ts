@@ -255,6 +255,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     refusals: {
       404: 'NotFound',
       409: 'NotReplayable: it did not end failed or dead-lettered (with the action); HeldByAnother: a rollback another containment blocks.',
+      429: 'CircuitOpen: a cap of its kind is reached (a replay takes its place in the caps); the action is left as it was.',
       503: 'QueueUnavailable: the queue did not take it; replay again (the same replay is sent).',
     },
   },

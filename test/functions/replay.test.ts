@@ -7,6 +7,7 @@ import { DEMO } from '../../sandbox/tenant';
 import { ANALYST_A, ANALYST_B, analystBearer, requestAndRun, requestRollback } from '../support/analysts';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
+import { command, recordedEntry } from '../fixtures/commands';
 
 /**
  * POST /api/actions/{key}/replay: an analyst sends a failed or dead-lettered action again, through the API and in their
@@ -196,6 +197,28 @@ describe('POST /api/actions/{key}/replay', () => {
     expect(again.json.action).toMatchObject({ state: 'queued', replays: 1 });
     expect(again.json.action.history.at(-1)).toMatchObject({ state: 'queued', by: ANALYST_B, note: 'replay 1 sent again by Analyst B: the queue is back' });
     expect((await run(failed.key)).state).toBe('succeeded');
+  });
+
+  it('SAFETY: a replay takes its place in the caps: actions that failed in earlier windows are not all sent again in one', async () => {
+    engine.configure({ RESPONDER_POLICY: `${POLICY}guardrails: { caps: [{ action: revokeSessions, max: 1, per: PT1H }] }\n` });
+    // Three revocations that failed in three earlier hours, each the one its hour's cap allowed.
+    const failed: string[] = [];
+    for (const [n, user] of [DEMO.adele, DEMO.jsmith, DEMO.megan].entries()) {
+      const createdAt = new Date(Date.now() - (n + 2) * 3_600_000).toISOString();
+      const sent = command('revokeSessions', { type: 'user', id: user }, { createdAt }, n + 1);
+      await engine.ledger.create(recordedEntry(sent, 'failed', { stateReason: 'Graph answered 503 eight times' }));
+      failed.push(sent.idempotencyKey);
+    }
+    const answers: Awaited<ReturnType<typeof replay>>[] = [];
+    for (const key of failed) answers.push(await replay(key));
+    expect(answers.map((res) => res.status)).toEqual([202, 429, 429]);
+    expect(answers[1]?.json.error).toMatchObject({ code: 'CircuitOpen', message: expect.stringContaining('cap reached: 1 revokeSessions per PT1H') });
+    // Refused, they stay failed, to be replayed once the window has room.
+    for (const key of failed.slice(1)) expect((await engine.ledger.get(key))?.state).toBe('failed');
+
+    await run(failed[0]!);
+    const revoked = [DEMO.adele, DEMO.jsmith, DEMO.megan].map((user) => engine.sandbox.tenant.users.get(user)?.sessionRevocations ?? 0);
+    expect(revoked).toEqual([1, 0, 0]);
   });
 
   it('SAFETY: a failed rollback is not sent again while another containment holds its target', async () => {
