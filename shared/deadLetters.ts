@@ -39,7 +39,8 @@ export class DeadLetterReconciler {
         const at = this.deps.now().toISOString();
         const why = `dead-lettered by Service Bus: ${letter.reason}${letter.description ? ` (${letter.description})` : ''}`;
         const command = actionIn(letter.body);
-        const ended = command && (await this.carried(command, log)) ? await markDeadLettered(this.deps.ledger, command.idempotencyKey, why, at) : undefined;
+        const entry = command && (await this.deps.ledger.get(command.idempotencyKey));
+        const ended = command && this.carried(command, entry, log) ? await markDeadLettered(this.deps.ledger, command.idempotencyKey, why, at) : undefined;
         if (command && ended) {
           actions++;
           await this.deps.report(ended, 'failed', why, command.attempt + 1, log);
@@ -60,7 +61,8 @@ export class DeadLetterReconciler {
           ...(letter.deliveryCount !== undefined && { deliveryCount: letter.deliveryCount }),
           body: bodyText(letter.body),
           ...(command && { actionKey: command.idempotencyKey }),
-          ...(command?.source.incidentArmId && { incidentArmId: command.source.incidentArmId }),
+          // The incident the ledger says the action is for, as the worker's records name it: never the body's claim.
+          ...(entry?.source.incidentArmId && { incidentArmId: entry.source.incidentArmId }),
         });
         if (created) recorded++;
         log.warn({ messageId: letter.messageId, reason: letter.reason, actionId: command?.id }, why);
@@ -80,8 +82,8 @@ export class DeadLetterReconciler {
    * made for it would count against the caps and could be replayed; one that disagrees with its entry would let any
    * sender cancel that action by naming its key.
    */
-  private async carried(command: ActionCommand, log: Logger): Promise<boolean> {
-    const carried = carriage(command, await this.deps.ledger.get(command.idempotencyKey));
+  private carried(command: ActionCommand, recorded: LedgerEntry | undefined, log: Logger): boolean {
+    const carried = carriage(command, recorded);
     if ('carry' in carried) return true;
     log.warn({ actionId: command.idempotencyKey, reason: carried.refuse }, `a dead-lettered command ends no action: ${carried.why}`);
     return false;

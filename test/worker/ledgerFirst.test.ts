@@ -215,6 +215,21 @@ describe('a command the broker dead-lettered', () => {
     expect(await ledger.listDeadLetters()).toEqual([expect.objectContaining({ messageId: 'forged-5', by: 'broker', actionKey: recorded.idempotencyKey })]);
   });
 
+  it('names the incident the ledger says, never the one a body claims: a forged body does not put its record on an incident', async () => {
+    const claimed =
+      '/subscriptions/0/resourceGroups/rg/providers/Microsoft.OperationalInsights/workspaces/w/providers/Microsoft.SecurityInsights/Incidents/claimed';
+    const forged = command('enableUser', adele, { source: { type: 'manual', subject: 'request', incidentArmId: claimed } });
+    deadLettered(forged, 'forged-6');
+    const ours = '/subscriptions/0/resourceGroups/rg/providers/Microsoft.OperationalInsights/workspaces/w/providers/Microsoft.SecurityInsights/Incidents/ours';
+    const recorded = command('isolateDevice', { type: 'device', id: 'a'.repeat(40) }, { source: { type: 'incident', subject: ours, incidentArmId: ours } });
+    await ledger.create(recordedEntry(recorded));
+    deadLettered({ ...recorded, source: { ...recorded.source, incidentArmId: claimed } }, 'forged-7');
+    await reconciler().reconcile();
+    const records = await ledger.listDeadLetters();
+    expect(records.find((r) => r.messageId === 'forged-6')?.incidentArmId).toBeUndefined();
+    expect(records.find((r) => r.messageId === 'forged-7')?.incidentArmId).toBe(ours);
+  });
+
   it('ends the action the ledger holds for it, dead-lettered, and says so on its incident', async () => {
     const recorded = command('disableUser', adele);
     await ledger.create(recordedEntry(recorded));
