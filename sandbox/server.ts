@@ -9,6 +9,7 @@ import { armRoutes } from './arm';
 import { SANDBOX_AUDIENCE, SANDBOX_TENANT_ID, SandboxAuthority } from './authority';
 import { defenderRoutes } from './defender';
 import { graphRoutes } from './graph';
+import { forbidden } from './permissions';
 import { apiError, type Route, type SandboxAnswer, type SandboxRequest } from './routes';
 import { SAMPLE_WORKSPACE_ID, SandboxTenant } from './tenant';
 
@@ -27,12 +28,14 @@ export function tenantRoutes(tenant: SandboxTenant): Route[] {
  * - `/v1.0/...`: the Graph endpoints the engine uses (sandbox/graph.ts).
  * - `/api/...`: the Defender for Endpoint endpoints (sandbox/defender.ts).
  * - `/subscriptions/.../incidents/...`: Sentinel incidents and comments over ARM (sandbox/arm.ts).
- * Every API call must carry a token minted here for that API's origin, or it gets 401, as in Azure.
+ * Every API call must carry a token minted here for that API's origin, or it gets 401, and a Graph or Defender call
+ * needs an application permission among that token's roles (sandbox/permissions.ts), or it gets 403, as in Azure.
  */
 export class Sandbox {
   readonly faults = new Faults();
   readonly identityHeader = randomBytes(16).toString('hex');
-  private readonly tokens = new Map<string, string>();
+  /** Each token minted: the API origin it is for and the app roles it carries, fixed when it was issued, as Entra's. */
+  private readonly tokens = new Map<string, { audience: string; roles: readonly string[] }>();
   private readonly routes: Route[];
 
   private constructor(
@@ -129,11 +132,14 @@ export class Sandbox {
     if (url.pathname === '/msi/token') return this.mintToken(req, url);
     if (url.pathname === `/${SANDBOX_TENANT_ID}/discovery/v2.0/keys`) return { status: 200, body: this.authority.jwks };
     const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
-    const audience = bearer === undefined ? undefined : this.tokens.get(bearer);
-    if (audience === undefined) return apiError(401, 'InvalidAuthenticationToken', 'Access token is empty or invalid.');
+    const issued = bearer === undefined ? undefined : this.tokens.get(bearer);
+    if (issued === undefined) return apiError(401, 'InvalidAuthenticationToken', 'Access token is empty or invalid.');
+    const { audience, roles } = issued;
     // Graph, Defender and ARM share the sandbox's origin, so a token is good for them all, and for nothing else.
     if (audience !== this.origin)
       return apiError(401, 'InvalidAuthenticationToken', `Access token validation failure: audience ${audience} is not ${this.origin}.`);
+    const refused = forbidden(method, url.pathname, roles);
+    if (refused) return refused;
     let body: unknown;
     try {
       body = text ? JSON.parse(text) : undefined;
@@ -153,9 +159,19 @@ export class Sandbox {
     if (req.headers['x-identity-header'] !== this.identityHeader) return { status: 401, body: { error: 'invalid identity header' } };
     const resource = url.searchParams.get('resource');
     if (!resource) return { status: 400, body: { error: 'resource is required' } };
+    const token = await this.identityToken(resource, this.tenant.managedIdentityRoles);
+    const expiresOn = Math.floor(Date.now() / 1000) + 3600;
+    return { status: 200, body: { access_token: token, expires_on: String(expiresOn), resource, token_type: 'Bearer', client_id: 'sandbox-managed-identity' } };
+  }
+
+  /**
+   * A managed identity's token for `resource` carrying `roles`, good for this sandbox's APIs: what `/msi/token` answers
+   * with the tenant's `managedIdentityRoles`, and what a test's credential asks for an identity holding other roles.
+   */
+  async identityToken(resource: string, roles: readonly string[]): Promise<string> {
     // A signed JWT carrying the identity's app roles, like Entra's: the permission preflight reads them. Shaped as a
     // v1 token, as a managed identity's are (asked for by `resource`): sts.windows.net issuer, nbf. Azurite checks both.
-    const token = await this.authority.token(this.tenant.managedIdentityRoles, {
+    const token = await this.authority.token([...roles], {
       aud: new URL(resource).origin,
       iss: `https://sts.windows.net/${SANDBOX_TENANT_ID}/`,
       ver: '1.0',
@@ -163,8 +179,7 @@ export class Sandbox {
       oid: 'sandbox-managed-identity',
       jti: randomBytes(8).toString('hex'),
     });
-    this.tokens.set(token, new URL(resource).origin);
-    const expiresOn = Math.floor(Date.now() / 1000) + 3600;
-    return { status: 200, body: { access_token: token, expires_on: String(expiresOn), resource, token_type: 'Bearer', client_id: 'sandbox-managed-identity' } };
+    this.tokens.set(token, { audience: new URL(resource).origin, roles: [...roles] });
+    return token;
   }
 }

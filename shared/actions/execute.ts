@@ -11,6 +11,7 @@ import type { Mode } from '../policy/schema';
 import type { ActionKind } from './catalogue';
 import type { ActionExecutor, ExecutionContext, ExecutionOutcome, ResolvedTarget, TargetedContext } from './executor';
 import { classifyFailure } from './failure';
+import { permissionsText } from './permissions';
 import { resolveDevice, resolveUser, withRecordsSharingName } from './resolveTarget';
 import { rollbackRefusal } from './rollback';
 
@@ -122,16 +123,29 @@ async function verifyTarget(command: ActionCommand, context: ExecutionContext, p
     const refusal = await protectionRefusal(command, resolved.target, context, protection);
     return refusal ? { status: 'refused', outcome: refusal } : resolved;
   } catch (error) {
-    return { status: 'refused', outcome: { outcome: 'failed', ...classifyFailure(error) } };
+    return { status: 'refused', outcome: namingPermissions(command, { outcome: 'failed', ...classifyFailure(error) }) };
   }
 }
 
 async function runExecutor(executor: ActionExecutor, command: ActionCommand, context: TargetedContext): Promise<ExecutionOutcome> {
   try {
-    return await executor.execute(command, context);
+    return namingPermissions(command, await executor.execute(command, context));
   } catch (error) {
-    return { outcome: 'failed', ...classifyFailure(error) };
+    return namingPermissions(command, { outcome: 'failed', ...classifyFailure(error) });
   }
+}
+
+/**
+ * A 403 is also how Graph answers a missing application permission, without naming it (Defender names it): the
+ * ledger says what the action calls in its mode, so that a deployment that granted reads only (audit) and an engine
+ * switched to enforce without its writes is told apart from a refused target at a glance.
+ */
+function namingPermissions(command: ActionCommand, outcome: ExecutionOutcome): ExecutionOutcome {
+  if (outcome.outcome !== 'failed' || outcome.class === 'paced' || outcome.status !== 403) return outcome;
+  return {
+    ...outcome,
+    detail: `${outcome.detail} — if a permission is missing: ${command.kind} in ${command.mode} mode calls ${permissionsText(command.kind, command.mode)}`,
+  };
 }
 
 type Resolved = { status: 'resolved'; target: ResolvedTarget } | { status: 'refused'; outcome: ExecutionOutcome };

@@ -46,7 +46,10 @@ describe('disableUser through the Graph SDK', () => {
   it('is blocked, not retried, on a privileged admin (Graph 403)', async () => {
     const outcome = await executeOnVerifiedTarget(disableUser, command('disableUser', { type: 'user', id: DEMO.megan }), env.context);
     expect(outcome).toMatchObject({ outcome: 'failed', class: 'blocked', status: 403, code: 'Authorization_RequestDenied' });
-    expect((outcome as { detail: string }).detail).toMatch(/route to requirePimReapproval and a human$/);
+    // Graph's 403 names no permission: the ledger says what disableUser calls, in case one is missing.
+    expect((outcome as { detail: string }).detail).toMatch(
+      /route to requirePimReapproval and a human — if a permission is missing: disableUser in enforce mode calls graph User\.Read\.All \(to read users\); graph User\.EnableDisableAccount\.All \(to disable accounts\)$/,
+    );
     expect(tenant().users.get(DEMO.megan)?.accountEnabled).toBe(true);
   });
 
