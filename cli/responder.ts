@@ -25,7 +25,7 @@ import { readConfig } from '../shared/config';
 import { ConfigError, InputError } from '../shared/errors';
 import { parseJson } from '../shared/json';
 import { loadPolicy } from '../shared/composition';
-import { diagnose } from '../shared/doctor';
+import { diagnose, type Diagnosis } from '../shared/doctor';
 import { decide } from '../shared/policy/decide';
 import { readPolicyFile } from '../shared/policy/load';
 import { normalizeSentinelPayload } from '../shared/signals/sentinel';
@@ -70,8 +70,8 @@ The engine's commands take --url <base URL>, such as https://<app>.azurewebsites
 all but plan call the local host at ${LOCAL_HOST_URL} when ${LOCAL_TOKEN_FILE} is here (npm start writes it).
 The token: RESPONDER_TOKEN; else, for this machine, ${LOCAL_TOKEN_FILE}; else your Azure sign-in (az login) for
 RESPONDER_AUDIENCE, from the environment or local.settings.json.
-Exit codes: 0 done; 1 refused, failed or invalid input (or, for doctor, a permission is missing); 2 the command line
-is wrong.`;
+Exit codes: 0 done; 1 refused, failed or invalid input (or, for doctor, a permission the mode calls is missing); 2 the
+command line is wrong.`;
 
 type OptionName = 'json' | 'all' | 'dryRun' | 'policy' | 'reason' | 'url' | 'incident' | 'isolation' | 'state' | 'kind' | 'target' | 'since' | 'limit';
 
@@ -300,8 +300,12 @@ async function doctor(flags: ReadonlyMap<OptionName, string | true>, print: (tex
   for (const api of diagnosis.apis) {
     print(`${api.api.padEnd(9)} ${api.token === 'ok' ? `token ok, ${api.roles.length} app role(s)` : api.token}${api.problem ? `: ${api.problem}` : ''}`);
   }
+  print(`mode      ${diagnosis.mode}${diagnosis.mode === 'audit' ? ': the engine calls read permissions only; ○ marks what it needs to enforce' : ''}`);
+  const listed = (label: string, missing: Diagnosis['capabilities'][number]['missing']) =>
+    missing.map((m) => ` — ${label} ${m.api} ${m.permissions.join(' + ')} (to ${m.why})`).join('');
   for (const c of diagnosis.capabilities) {
-    print(`${c.ok ? '✓' : '✗'} ${c.capability}${c.missing.map((m) => ` — missing ${m.api} ${m.permissions.join(' + ')} (to ${m.why})`).join('')}`);
+    const mark = !c.ok ? '✗' : c.toEnforce.length > 0 ? '○' : '✓';
+    print(`${mark} ${c.capability}${listed('missing', c.missing)}${listed('to enforce, needs', c.toEnforce)}`);
   }
   for (const note of diagnosis.notes) print(`note: ${note}`);
   return diagnosis.ok ? 0 : 1;

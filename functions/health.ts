@@ -1,12 +1,14 @@
 import { ROLES } from '../shared/auth/caller';
 import { defineHttpFunction } from '../shared/azure/httpFunction';
 import { config } from '../shared/config';
+import { effectiveMode } from '../shared/policy/mode';
 import { runtime } from '../shared/runtime';
 
 /**
  * GET /api/health — liveness for anyone (`{ status }`); configuration and policy details for callers with
  * Responder.Read, and with `?deep=true` the permission preflight. 503 when the engine cannot act (a missing setting,
- * an invalid policy); `degraded` when a permission the policy needs is missing.
+ * an invalid policy); `degraded` when a permission the policy needs in the effective mode is missing (in audit mode,
+ * the reads: missing writes are listed as needed to enforce).
  */
 export const health = defineHttpFunction({
   name: 'health',
@@ -26,12 +28,7 @@ export const health = defineHttpFunction({
         showDetails && request.query.get('deep') === 'true' ? await (await import('../shared/doctor.js')).diagnose(settings, policy) : undefined;
       details = {
         policy: { origin: policy.origin, digest: policy.digest, rules: policy.policy.rules.length },
-        // audit wins: the engine enforces only when both the policy and RESPONDER_MODE allow it.
-        mode: {
-          policy: policy.policy.mode,
-          setting: settings.modeOverride,
-          effective: policy.policy.mode === 'audit' || settings.modeOverride === 'audit' ? 'audit' : 'enforce',
-        },
+        mode: { policy: policy.policy.mode, setting: settings.modeOverride, effective: effectiveMode(policy.policy.mode, settings.modeOverride) },
         auth: settings.auth,
         queue: queueStats(),
         ...(diagnosis && { permissions: diagnosis }),

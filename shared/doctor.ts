@@ -1,9 +1,12 @@
+import type { TokenCredential } from '@azure/identity';
 import { ACTIONS, type ActionKind } from './actions/catalogue';
-import { ACTION_PERMISSIONS, enrichmentPermissions, missingFor, type PermissionApi, type Requirement } from './actions/permissions';
+import { ACTION_PERMISSIONS, enrichmentPermissions, missingFor, neededIn, type PermissionApi, type Requirement } from './actions/permissions';
 import { azureCredential } from './clients/credential';
 import { defenderScopeFor, scopeFor } from './cloud';
 import type { ResponderConfig } from './config';
 import type { CompiledPolicy } from './policy/decide';
+import { effectiveMode } from './policy/mode';
+import type { Mode } from './policy/schema';
 
 export interface ApiCheck {
   api: PermissionApi | 'arm';
@@ -14,14 +17,25 @@ export interface ApiCheck {
   problem?: string;
 }
 
+export interface MissingPermission {
+  api: PermissionApi;
+  why: string;
+  permissions: string[];
+}
+
 export interface CapabilityCheck {
   capability: string;
+  /** Nothing the capability calls in the effective mode is missing. */
   ok: boolean;
-  missing: Array<{ api: PermissionApi; why: string; permissions: string[] }>;
+  missing: MissingPermission[];
+  /** In audit mode: the write permissions missing, which the engine calls only once it enforces. */
+  toEnforce: MissingPermission[];
 }
 
 export interface Diagnosis {
   ok: boolean;
+  /** The mode the engine runs in (effectiveMode): audit calls only the read permissions. */
+  mode: Mode;
   apis: ApiCheck[];
   capabilities: CapabilityCheck[];
   notes: string[];
@@ -30,10 +44,12 @@ export interface Diagnosis {
 /**
  * Permission preflight: acquire a token for each API the way the engine will, read the app roles it carries, and
  * say, per capability the policy enables (its actions, their rollbacks, enrichment), which permission is missing.
- * A missing application role is the commonest reason a playbook fails only when automation runs it.
+ * A missing application role is the commonest reason a playbook fails only when automation runs it. In audit mode the
+ * engine calls only what it reads: a missing write permission is no failure then, but is named as needed to enforce
+ * (an audit deployment grants the reads only, docs/permissions.md).
  */
-export async function diagnose(config: ResponderConfig, policy: CompiledPolicy): Promise<Diagnosis> {
-  const credential = await azureCredential(config.authorityHost);
+export async function diagnose(config: ResponderConfig, policy: CompiledPolicy, identity?: TokenCredential): Promise<Diagnosis> {
+  const credential = identity ?? (await azureCredential(config.authorityHost));
   const check = async (api: ApiCheck['api'], endpoint: string | undefined, scopeOf: (e: string) => string): Promise<ApiCheck> => {
     if (!endpoint) return { api, scope: '', token: 'not configured', roles: [] };
     const scope = scopeOf(endpoint);
@@ -64,9 +80,13 @@ export async function diagnose(config: ResponderConfig, policy: CompiledPolicy):
     }
   }
   const capabilities: CapabilityCheck[] = [];
+  const mode = effectiveMode(policy.policy.mode, config.modeOverride);
+  const lacking = (requirements: Requirement[]): MissingPermission[] =>
+    requirements.map((r) => ({ api: r.api, why: r.why, permissions: missingFor(r, granted[r.api]) })).filter((m) => m.permissions.length > 0);
   const add = (capability: string, requirements: Requirement[]) => {
-    const missing = requirements.map((r) => ({ api: r.api, why: r.why, permissions: missingFor(r, granted[r.api]) })).filter((m) => m.permissions.length > 0);
-    capabilities.push({ capability, ok: missing.length === 0, missing });
+    const missing = lacking(neededIn(mode, requirements));
+    const toEnforce = mode === 'audit' ? lacking(requirements.filter((r) => r.need === 'write')) : [];
+    capabilities.push({ capability, ok: missing.length === 0, missing, toEnforce });
   };
   if (config.enrichment) add('enrichment', enrichmentPermissions(policy.groupsOfInterest.length > 0));
   for (const kind of kinds) add(kind, ACTION_PERMISSIONS[kind]);
@@ -78,7 +98,7 @@ export async function diagnose(config: ResponderConfig, policy: CompiledPolicy):
       : `the missedIncidents sweep lists incidents in ${config.workspaces.map((w) => w.workspaceName).join(', ')}: each needs the same role`,
   ];
   const ok = apis.every((a) => a.token !== 'failed') && capabilities.every((c) => c.ok);
-  return { ok, apis, capabilities, notes };
+  return { ok, mode, apis, capabilities, notes };
 }
 
 /** The app roles in an access token's payload. The token came from Entra for this process: no need to verify it. */

@@ -6,6 +6,7 @@ import { approvalRequired, compileApprovals, lackOfVerdict, type CompiledApprova
 import { type Decision, type PlannedAction, type PolicyRef, type RuleResult, type SkippedAction, type SkipReason, type WaitingAction } from './decision';
 import type { LoadedPolicy } from './load';
 import { checkAccount, checkHost, indexProtection, type ProtectionIndex } from './protection';
+import { effectiveMode } from './mode';
 import type { ActionStep, CapGuardrail, Mode } from './schema';
 import { indexRisk, riskScore, type RiskIndex } from './score';
 import { compileRule, matchRule, type Candidate, type CompiledRule, type ScoreRange } from './rules';
@@ -82,7 +83,7 @@ export const capKey = (cap: CapGuardrail): string => `${cap.action}/${cap.per.te
  */
 export function decide(signal: Signal, compiled: CompiledPolicy, context: DecisionContext = {}): Decision {
   const { policy } = compiled;
-  const globalMode: Mode = context.modeOverride === 'audit' || policy.mode === 'audit' ? 'audit' : 'enforce';
+  const globalMode = effectiveMode(policy.mode, context.modeOverride);
   const score = riskScore(signal, policy.risk, compiled.risk);
   // Each entity's target and target key, once: rules and steps below carry them instead of rebuilding them.
   const accounts: Candidate<AccountEntity>[] = [];
@@ -232,7 +233,7 @@ export const REQUEST_RULE = 'analyst-request';
  * needs-approval (guardrails may name `source: manual`) -> circuit-open -> planned, in the policy's mode. Pure.
  */
 export function decideRequest(signal: Signal, request: ActionRequest, compiled: CompiledPolicy, context: DecisionContext = {}): Decision {
-  const mode: Mode = context.modeOverride === 'audit' || compiled.policy.mode === 'audit' ? 'audit' : 'enforce';
+  const mode = effectiveMode(compiled.policy.mode, context.modeOverride);
   const entity = signal.entities.find((e): e is AccountEntity | HostEntity => e.kind !== 'other');
   const { kind, params } = request.step;
   const actions: PlannedAction[] = [];
