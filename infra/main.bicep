@@ -85,7 +85,7 @@ param apiName string = 'sentinel-responder'
 @description('Register the engine API and grant its identity Graph and Defender permissions here, through the Microsoft Graph Bicep extension (public cloud only; needs Privileged Role Administrator). false: infra/scripts/grant-permissions.sh does it, and apiClientId / sentinelAutomationPrincipalId come from its output.')
 param registerApi bool = true
 
-@description('What the policy lets the engine do (modules/entra.bicep): each capability is granted the permissions it needs and no more.')
+@description('What the policy lets the engine do (modules/entra.bicep): each capability is granted the permissions it needs and no more: its reads always, its writes only when responderMode is enforce.')
 param capabilities array = [
   'enrichment'
   'disableUser'
@@ -133,7 +133,7 @@ param responderAuth string = 'entra'
 // The engine's behaviour (docs/configuration.md)
 // ---------------------------------------------------------------------------------------------------------------------
 
-@description('RESPONDER_MODE: audit decides and records but calls no write API, whatever the policy says; enforce lets the policy decide. A first deployment starts in audit: switch once the audit trail shows the decisions you want.')
+@description('RESPONDER_MODE: audit decides and records but calls no write API, whatever the policy says, and its identity is granted the capabilities\' read permissions only; enforce lets the policy decide and grants their write permissions too. A first deployment starts in audit: switch once the audit trail shows the decisions you want. Back to audit does not withdraw the writes: a deployment never deletes.')
 @allowed(['audit', 'enforce'])
 param responderMode string = 'audit'
 
@@ -385,6 +385,8 @@ module entra 'modules/entra.bicep' = if (registerApi) {
     enginePrincipalId: identity.outputs.principalId
     capabilities: capabilities
     defenderForEndpoint: defenderForEndpoint
+    // One parameter switches both: an engine that cannot write holds no write permission.
+    engineMayWrite: responderMode == 'enforce'
   }
 }
 
@@ -442,6 +444,8 @@ output identityPrincipalId string = identity.outputs.principalId
 output identityClientId string = identity.outputs.clientId
 output identityResourceId string = identity.outputs.id
 output apiAudience string = registerApi ? entra!.outputs.identifierUri : audience
+@description('The enabled capabilities\' write permissions this deployment did not grant (responderMode audit): a deployment with responderMode enforce grants them.')
+output withheldPermissions object = registerApi ? entra!.outputs.withheldPermissions : {}
 output serviceBusNamespace string = serviceBus.outputs.fullyQualifiedNamespace
 output storageAccountName string = storage.outputs.name
 output riskEventHubNamespace string = eventHubs.outputs.name

@@ -40,16 +40,21 @@ param capabilities array = [
 @description('False in a tenant without Microsoft Defender for Endpoint: no Defender permission is granted (and isolateDevice cannot work).')
 param defenderForEndpoint bool = true
 
+@description('Whether the engine may write (main.bicep: responderMode enforce). The capabilities\' read permissions are granted always, since audit mode reads what it would change; their write permissions only when true. false does not withdraw a write granted before: a deployment adds, it never deletes.')
+param engineMayWrite bool = false
+
 @description('Client applications pre-authorized for the API\'s delegated scope, whose users then need no consent to ask a token for the engine: the Azure CLI (az account get-access-token, and the responder commands through DefaultAzureCredential).')
 param preAuthorizedClientIds array = ['04b07795-8ddb-461a-bbee-02f9e1bf7b46']
 
 var catalogue = loadJsonContent('../permissions.json')
 var enabled = filter(items(catalogue.capabilities), capability => contains(capabilities, capability.key))
-// Each permission once, however many capabilities need it.
-var graphPermissions = reduce(map(enabled, capability => capability.value.graph), [], (all, next) => union(all, next))
-var defenderPermissions = defenderForEndpoint
-  ? reduce(map(enabled, capability => capability.value.defender), [], (all, next) => union(all, next))
-  : []
+// Each permission once, however many capabilities need it: the reads always, the writes only for an engine that may write.
+var graphReads = reduce(map(enabled, capability => capability.value.read.graph), [], (all, next) => union(all, next))
+var graphWrites = reduce(map(enabled, capability => capability.value.write.graph), [], (all, next) => union(all, next))
+var defenderReads = reduce(map(enabled, capability => capability.value.read.defender), [], (all, next) => union(all, next))
+var defenderWrites = reduce(map(enabled, capability => capability.value.write.defender), [], (all, next) => union(all, next))
+var graphPermissions = union(graphReads, engineMayWrite ? graphWrites : [])
+var defenderPermissions = defenderForEndpoint ? union(defenderReads, engineMayWrite ? defenderWrites : []) : []
 
 // The app's roles (infra/appRoles.json, which the script path reads too): the values shared/auth/caller.ts authorizes
 // on. Their ids are fixed so that a redeployment keeps every assignment; never give an id another meaning.
@@ -157,3 +162,9 @@ output graphPermissions array = graphPermissions
 
 @description('The Defender for Endpoint application permissions granted to the engine\'s identity.')
 output defenderPermissions array = defenderPermissions
+
+@description('The write permissions of the enabled capabilities this deployment did not grant (engineMayWrite false): the engine needs them to enforce. Any granted by an earlier deployment stay.')
+output withheldPermissions object = {
+  graph: engineMayWrite ? [] : graphWrites
+  defender: engineMayWrite || !defenderForEndpoint ? [] : defenderWrites
+}

@@ -3,9 +3,12 @@
 # identity without Graph rights): what infra/modules/entra.bicep and engineCallers.bicep do, with `az rest` against
 # Microsoft Graph, from the same files (infra/permissions.json, infra/appRoles.json). Idempotent: it reads before it
 # writes, grants only what is missing, and prints what it granted, what was there, and what is granted beyond the list.
+# --mode says what the engine runs in (its RESPONDER_MODE), as main.bicep's responderMode does: audit (the default, as
+# there) grants the capabilities' read permissions only; enforce grants their write permissions too. It never removes
+# a permission: after enforce, an audit run names the write permissions the identity still holds, for you to remove.
 #
-#   grant-permissions.sh --principal-id <engine identity object id> [--capabilities enrichment,disableUser,...]
-#                        [--no-defender] [--dry-run]
+#   grant-permissions.sh --principal-id <engine identity object id> [--mode audit|enforce]
+#                        [--capabilities enrichment,disableUser,...] [--no-defender] [--dry-run]
 #   grant-permissions.sh --register-api [--api-name sentinel-responder] [--pre-authorize <client id> ...]
 #   grant-permissions.sh [--api-name <name>] --caller <object id of a user, group or app>=<app role> [--caller ...]
 #
@@ -21,6 +24,9 @@ scope_file="$here/../apiScope.json"
 
 principal_id=""
 capabilities=""
+# audit unless told: an identity short of a write fails loudly when the engine enforces (the ledger and `responder
+# doctor` name it); one holding writes while it audits fails silently, as over-privilege does.
+mode="audit"
 defender=1
 dry_run=0
 register_api=0
@@ -29,12 +35,13 @@ api_display_name="Sentinel Responder API"
 callers=()
 pre_authorized=()
 
-usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --principal-id) principal_id="${2:?}"; shift 2 ;;
     --capabilities) capabilities="${2:?}"; shift 2 ;;
+    --mode) mode="${2:?}"; shift 2 ;;
     --no-defender) defender=0; shift ;;
     --dry-run) dry_run=1; shift ;;
     --register-api) register_api=1; shift ;;
@@ -47,6 +54,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 command -v jq >/dev/null || { echo "jq is required" >&2; exit 2; }
+[[ "$mode" == audit || "$mode" == enforce ]] || { echo "unknown mode: $mode (audit or enforce)" >&2; exit 2; }
 # Clients whose users need no consent for the API's scope: the Azure CLI unless named (entra.bicep preAuthorizedClientIds).
 [[ ${#pre_authorized[@]} -gt 0 ]] || pre_authorized=(04b07795-8ddb-461a-bbee-02f9e1bf7b46)
 
@@ -59,12 +67,18 @@ for capability in ${capabilities//,/ }; do
 done
 capabilities_json="$(jq -cn --arg list "$capabilities" '$list | split(",") | map(select(. != ""))')"
 
-# The permissions of an API ("graph" or "defender") that the capabilities need, each once, one a line.
-wanted() {
-  jq -r --arg api "$1" --argjson caps "$capabilities_json" \
-    '[.capabilities | to_entries[] | select(.key as $k | $caps | index($k)) | .value[$api][]] | unique | .[]' \
+# The permissions of an API ("graph" or "defender") that the capabilities need, each once, one a line: $2 names the
+# lists, "read" or "write" (permissions.json: read is called in audit and enforce mode, write in enforce mode only).
+permissions_of() {
+  jq -r --arg api "$1" --argjson caps "$capabilities_json" --arg needs "$2" \
+    '[.capabilities | to_entries[] | select(.key as $k | $caps | index($k)) | .value as $v
+      | ($needs | split(" "))[] | $v[.][$api][]] | unique | .[]' \
     "$permissions_file"
 }
+# What this run grants: the reads, and in enforce mode the writes.
+wanted() { if [[ $mode == enforce ]]; then permissions_of "$1" "read write"; else permissions_of "$1" read; fi; }
+# The writes an audit-mode engine does not call.
+withheld() { if [[ $mode == audit ]]; then permissions_of "$1" write; fi; }
 
 apis=(graph)
 [[ $defender -eq 1 ]] && apis+=(defender)
@@ -72,6 +86,11 @@ apis=(graph)
 if [[ $dry_run -eq 1 ]]; then
   for api in "${apis[@]}"; do
     while read -r permission; do [[ -n "$permission" ]] && echo "would grant $api $permission"; done < <(wanted "$api")
+  done
+  for api in "${apis[@]}"; do
+    while read -r permission; do
+      [[ -n "$permission" ]] && echo "not granted in audit mode $api $permission: --mode enforce grants it"
+    done < <(withheld "$api")
   done
   exit 0
 fi
@@ -178,12 +197,21 @@ if [[ -n "$principal_id" ]]; then
       [[ -n "$permission" ]] && assign "$principal_id" "$resource_json" "$permission" "$api"
     done
     # Least privilege: say what the identity holds on this API beyond the list (left as is: it may serve another need).
+    # In audit mode that names the capabilities' writes a run in enforce mode granted: nothing withdraws them but you.
+    mapfile -t writes < <(withheld "$api")
     graph_all_pages "servicePrincipals/$principal_id/appRoleAssignments" |
       jq -r --argjson sp "$resource_json" --argjson want "$(printf '%s\n' "${permissions[@]}" | jq -Rn '[inputs]')" \
-        --arg api "$api" \
+        --argjson writes "$(printf '%s\n' "${writes[@]}" | jq -Rn '[inputs | select(. != "")]')" --arg api "$api" \
         '.[] | select(.resourceId == $sp.id) | .appRoleId as $a | ($sp.appRoles[] | select(.id == $a) | .value)
-         | select(. as $v | $want | index($v) | not) | "beyond the list \($api) \(.): remove it if nothing else needs it"'
+         | select(. as $v | $want | index($v) | not)
+         | if (. as $v | $writes | index($v)) then
+             "beyond the list \($api) \(.): a write the engine calls only in enforce mode; remove it while it audits"
+           else "beyond the list \($api) \(.): remove it if nothing else needs it" end'
   done
+  if [[ $mode == audit ]]; then
+    echo "audit mode: read permissions only. Granting never withdraws: remove a write listed above by hand;" \
+      "run with --mode enforce when the engine is switched to enforce."
+  fi
 fi
 
 if [[ ${#callers[@]} -gt 0 ]]; then

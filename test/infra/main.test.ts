@@ -152,6 +152,8 @@ describe('infra/main.bicep wires the API registration and the relays to the engi
     expect(declaration(main, 'module', 'entra').path).toBe('modules/entra.bicep');
     expect(moduleParam('entra', 'enginePrincipalId')).toBe('identity.outputs.principalId');
     expect(moduleParam('entra', 'capabilities')).toBe('capabilities');
+    // responderMode switches both: the engine's RESPONDER_MODE, and whether its identity is granted the writes.
+    expect(moduleParam('entra', 'engineMayWrite')).toBe("responderMode == 'enforce'");
     // The audience the engine accepts is the registration's own (its URI and client id) whenever this deploys it.
     expect(setting('RESPONDER_AUDIENCE')?.text).toMatch(/^registerApi \? entra!\.outputs\.responderAudience : /);
   });

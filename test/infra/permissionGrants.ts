@@ -8,7 +8,8 @@ import { INFRA } from './bicep';
 /**
  * infra/permissions.json, derived from shared/actions/permissions.ts: the one list of application permissions the
  * deployment grants (infra/modules/entra.bicep and infra/scripts/grant-permissions.sh both read it). Each capability
- * an operator can enable gets the least privileged alternative of each of its requirements (the first one), and a
+ * an operator can enable gets the least privileged alternative of each of its requirements (the first one), as two
+ * lists: `read`, granted always (audit mode calls them), and `write`, granted only when the engine may enforce. A
  * plannable action carries its rollback's permissions, since every containment must be reversible.
  */
 
@@ -20,11 +21,16 @@ export const API_APP_IDS: Record<PermissionApi, string> = {
   defender: 'fc780465-2017-40d4-a0c5-307022471b92',
 };
 
+/** Permissions per API. */
+export type ApiPermissions = Record<PermissionApi, string[]>;
+
 export interface CapabilityGrant {
   /** What enabling it covers: the action and its rollback, or what enrichment reads. */
   covers: string[];
-  graph: string[];
-  defender: string[];
+  /** Called in audit and enforce mode alike. */
+  read: ApiPermissions;
+  /** Called in enforce mode only. */
+  write: ApiPermissions;
 }
 
 export interface PermissionsDocument {
@@ -59,8 +65,10 @@ export function permissionsDocument(): PermissionsDocument {
 }
 
 function grant(covers: string[], requirements: Requirement[]): CapabilityGrant {
-  const least = (api: PermissionApi) => [...new Set(requirements.filter((r) => r.api === api).flatMap((r) => r.anyOf[0] ?? []))].sort();
-  return { covers, graph: least('graph'), defender: least('defender') };
+  const least = (need: Requirement['need'], api: PermissionApi) =>
+    [...new Set(requirements.filter((r) => r.need === need && r.api === api).flatMap((r) => r.anyOf[0] ?? []))].sort();
+  const lists = (need: Requirement['need']) => ({ graph: least(need, 'graph'), defender: least(need, 'defender') });
+  return { covers, read: lists('read'), write: lists('write') };
 }
 
 /** The file's text, formatted as the repository's prettier formats it (so that `prettier --check` and this agree). */
@@ -77,9 +85,10 @@ export async function writePermissionsJson(): Promise<void> {
   writeFileSync(PERMISSIONS_JSON, await permissionsJsonText());
 }
 
-/** The permissions granted for these capabilities, per API, each once. */
-export function grantsFor(capabilities: readonly string[]): Record<PermissionApi, string[]> {
+/** The permissions granted for these capabilities in `mode` (audit: the reads; enforce: reads and writes), per API, each once. */
+export function grantsFor(capabilities: readonly string[], mode: 'audit' | 'enforce' = 'enforce'): ApiPermissions {
   const doc = permissionsDocument();
-  const pick = (api: PermissionApi) => [...new Set(capabilities.flatMap((c) => doc.capabilities[c]?.[api] ?? []))].sort();
+  const needs = mode === 'enforce' ? (['read', 'write'] as const) : (['read'] as const);
+  const pick = (api: PermissionApi) => [...new Set(capabilities.flatMap((c) => needs.flatMap((need) => doc.capabilities[c]?.[need][api] ?? [])))].sort();
   return { graph: pick('graph'), defender: pick('defender') };
 }

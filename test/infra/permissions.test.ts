@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -22,10 +22,37 @@ describe('infra/permissions.json, the one list of application permissions the de
 
   it('grants the least privileged alternative of every requirement, and nothing that is not one', () => {
     const requirements = [...Object.values(ACTION_PERMISSIONS).flat(), ...enrichmentPermissions(true)];
-    const least = new Set(requirements.flatMap((r) => (r.anyOf[0] ?? []).map((p) => `${r.api} ${p}`)));
-    const all = grantsFor(ALL);
-    const granted = new Set([...all.graph.map((p) => `graph ${p}`), ...all.defender.map((p) => `defender ${p}`)]);
-    expect([...granted].sort()).toEqual([...least].sort());
+    const least = (need: 'read' | 'write' | 'any') =>
+      new Set(requirements.filter((r) => need === 'any' || r.need === need).flatMap((r) => (r.anyOf[0] ?? []).map((p) => `${r.api} ${p}`)));
+    const listed = (grants: Record<'graph' | 'defender', string[]>) =>
+      [...grants.graph.map((p) => `graph ${p}`), ...grants.defender.map((p) => `defender ${p}`)].sort();
+    expect(listed(grantsFor(ALL, 'enforce'))).toEqual([...least('any')].sort());
+    // Audit mode: the reads, and not one write.
+    expect(listed(grantsFor(ALL, 'audit'))).toEqual([...least('read')].sort());
+    const writes = [...least('write')].filter((p) => !least('read').has(p));
+    expect(writes.filter((p) => listed(grantsFor(ALL, 'audit')).includes(p))).toEqual([]);
+    expect(writes.sort()).toEqual([
+      'defender Machine.Isolate',
+      'graph IdentityRiskyUser.ReadWrite.All',
+      'graph RoleAssignmentSchedule.ReadWrite.Directory',
+      'graph RoleEligibilitySchedule.ReadWrite.Directory',
+      'graph User.EnableDisableAccount.All',
+      'graph User.RevokeSessions.All',
+    ]);
+  });
+
+  it('lists per capability its read and its write permissions apart, for each API', () => {
+    const { capabilities } = permissionsDocument();
+    expect(capabilities.disableUser).toMatchObject({
+      read: { graph: ['User.Read.All'], defender: [] },
+      write: { graph: ['User.EnableDisableAccount.All'], defender: [] },
+    });
+    expect(capabilities.requirePimReapproval).toMatchObject({
+      read: { graph: ['RoleAssignmentSchedule.Read.Directory', 'RoleManagementPolicy.Read.Directory', 'User.Read.All'] },
+      write: { graph: ['RoleAssignmentSchedule.ReadWrite.Directory', 'RoleEligibilitySchedule.ReadWrite.Directory'] },
+    });
+    expect(capabilities.isolateDevice).toMatchObject({ read: { defender: ['Machine.Read.All'] }, write: { defender: ['Machine.Isolate'] } });
+    for (const name of ['enrichment', 'groupMembership']) expect(capabilities[name]?.write).toEqual({ graph: [], defender: [] });
   });
 
   it('gives each plannable action the permissions of its rollback too', () => {
@@ -33,7 +60,7 @@ describe('infra/permissions.json, the one list of application permissions the de
     expect(capabilities.disableUser?.covers).toEqual(['disableUser', 'enableUser']);
     expect(capabilities.isolateDevice?.covers).toEqual(['isolateDevice', 'unisolateDevice']);
     expect(capabilities.requirePimReapproval?.covers).toEqual(['requirePimReapproval', 'restorePimAssignments']);
-    expect(capabilities.groupMembership?.graph).toEqual(['GroupMember.Read.All']);
+    expect(capabilities.groupMembership?.read.graph).toEqual(['GroupMember.Read.All']);
   });
 });
 
@@ -66,12 +93,26 @@ describe('infra/modules/entra.bicep grants exactly what permissions.json lists f
       expect(valueAt(grant!.body, 'resourceId')?.text).toBe(`${api}.id`);
       expect(valueAt(grant!.body, 'appRoleId')?.text).toContain(`${api}.appRoles`);
     }
-    // Each list is the union (no duplicates) of the enabled capabilities' lists for its API.
-    expect(valueOf(declaration(entra, 'variable_declaration', 'graphPermissions')).text).toMatch(/reduce\(map\(enabled, .*\.value\.graph\), \[\], .*union/);
-    expect(valueOf(declaration(entra, 'variable_declaration', 'defenderPermissions')).text).toMatch(
-      /reduce\(map\(enabled, .*\.value\.defender\), \[\], .*union/,
-    );
+    // Each list is the union (no duplicates) of the enabled capabilities' lists for its API: reads, and writes.
+    const variable = (name: string) => valueOf(declaration(entra, 'variable_declaration', name)).text;
+    for (const api of ['graph', 'defender'])
+      for (const need of ['read', 'write'])
+        expect(variable(`${api}${need === 'read' ? 'Reads' : 'Writes'}`)).toMatch(
+          new RegExp(`^reduce\\(map\\(enabled, (\\w+) => \\1\\.value\\.${need}\\.${api}\\), \\[\\], .*union`),
+        );
     expect(valueOf(declaration(entra, 'variable_declaration', 'enabled')).text).toMatch(/filter\(items\(catalogue\.capabilities\), .*contains\(capabilities, /);
+  });
+
+  it('grants the reads always, and the writes only to an engine that may write (false unless told)', () => {
+    const param = declaration(entra, 'parameter_declaration', 'engineMayWrite');
+    expect(literal(valueOf(param))).toBe(false);
+    const variable = (name: string) => valueOf(declaration(entra, 'variable_declaration', name)).text;
+    expect(variable('graphPermissions')).toBe('union(graphReads, engineMayWrite ? graphWrites : [])');
+    expect(variable('defenderPermissions')).toBe('defenderForEndpoint ? union(defenderReads, engineMayWrite ? defenderWrites : []) : []');
+    // What it withheld is an output, so a deployment in audit mode says what enforcing will grant.
+    const withheld = valueOf(declaration(entra, 'output_declaration', 'withheldPermissions'));
+    expect(valueAt(withheld, 'graph')?.text).toBe('engineMayWrite ? [] : graphWrites');
+    expect(valueAt(withheld, 'defender')?.text).toBe('engineMayWrite || !defenderForEndpoint ? [] : defenderWrites');
   });
 
   it('names no permission itself: no Bicep file can grant one that permissions.json does not list', async () => {
@@ -91,38 +132,57 @@ describe('infra/scripts/grant-permissions.sh grants the same list', () => {
       .split('\n')
       .filter((line) => line.startsWith('would grant '))
       .map((line) => line.slice('would grant '.length));
-  const expected = (capabilities: string[], defender = true) => {
-    const grants = grantsFor(capabilities);
-    return [...grants.graph.map((p) => `graph ${p}`), ...(defender ? grants.defender.map((p) => `defender ${p}`) : [])];
+  const expected = (capabilities: string[], mode: 'audit' | 'enforce') => {
+    const grants = grantsFor(capabilities, mode);
+    return [...grants.graph.map((p) => `graph ${p}`), ...grants.defender.map((p) => `defender ${p}`)];
   };
 
-  it("plans every capability's permissions by default, each once", () => {
-    expect(planned(run(['--dry-run']))).toEqual(expected(ALL));
+  it("plans every capability's read permissions by default (audit mode, as main.bicep's default), each once", () => {
+    const output = run(['--dry-run']);
+    expect(planned(output)).toEqual(expected(ALL, 'audit'));
+    // And names each write it leaves out.
+    const left = output.split('\n').filter((line) => line.startsWith('not granted in audit mode '));
+    const writes = expected(ALL, 'enforce').filter((p) => !expected(ALL, 'audit').includes(p));
+    expect(left).toEqual(writes.map((p) => `not granted in audit mode ${p}: --mode enforce grants it`));
+  });
+
+  it('plans the write permissions too with --mode enforce, each once', () => {
+    const output = run(['--dry-run', '--mode', 'enforce']);
+    expect(planned(output)).toEqual(expected(ALL, 'enforce'));
+    expect(output).not.toContain('not granted');
+    expect(planned(output)).toContain('graph RoleAssignmentSchedule.ReadWrite.Directory');
+    expect(planned(run(['--dry-run']))).not.toContain('graph RoleAssignmentSchedule.ReadWrite.Directory');
   });
 
   it('plans only the capabilities named, and no Defender permission without Defender', () => {
-    expect(planned(run(['--dry-run', '--capabilities', 'enrichment,disableUser']))).toEqual(expected(['enrichment', 'disableUser']));
-    expect(planned(run(['--dry-run', '--capabilities', 'isolateDevice', '--no-defender']))).toEqual([]);
+    for (const mode of ['audit', 'enforce'] as const) {
+      const args = ['--dry-run', '--mode', mode, '--capabilities'];
+      expect(planned(run([...args, 'enrichment,disableUser']))).toEqual(expected(['enrichment', 'disableUser'], mode));
+      expect(planned(run([...args, 'isolateDevice', '--no-defender']))).toEqual([]);
+    }
+  });
+
+  it('refuses a mode it does not know', () => {
+    expect(() => run(['--dry-run', '--mode', 'enforcing'])).toThrow(/unknown mode: enforcing/);
   });
 
   it('refuses a capability it does not know', () => {
     expect(() => run(['--dry-run', '--capabilities', 'enrichment,wipeEverything'])).toThrow(/unknown capability: wipeEverything/);
   });
 
-  it('against Graph: grants only what is missing, says what was there, and names what is held beyond the list', () => {
+  /** A stand-in for the Azure CLI: answers the reads from Graph's roles and what the identity holds, and records each write. */
+  const standIn = (held: string[]) => {
     const dir = mkdtempSync(join(tmpdir(), 'grant-permissions-'));
     const posts = join(dir, 'posts.log');
-    const roles = (values: string[]) =>
-      values.map((value, i) => ({ id: `00000000-0000-0000-0000-${String(i + 1).padStart(12, '0')}`, value, allowedMemberTypes: ['Application'] }));
-    const graphRoles = roles(['User.Read.All', 'User.EnableDisableAccount.All', 'Directory.ReadWrite.All']);
+    const values = ['User.Read.All', 'User.EnableDisableAccount.All', 'Directory.ReadWrite.All'];
+    const graphRoles = values.map((value, i) => ({
+      id: `00000000-0000-0000-0000-${String(i + 1).padStart(12, '0')}`,
+      value,
+      allowedMemberTypes: ['Application'],
+    }));
+    const roleId = (value: string) => graphRoles.find((r) => r.value === value)!.id;
     const graph = { id: 'graph-sp', appId: '00000003-0000-0000-c000-000000000000', appRoles: graphRoles };
-    const held = {
-      value: [
-        { resourceId: 'graph-sp', appRoleId: graphRoles[0]!.id },
-        { resourceId: 'graph-sp', appRoleId: graphRoles[2]!.id },
-      ],
-    };
-    // A stand-in for the Azure CLI: answers the reads from these objects and records each write.
+    const assignments = { value: held.map((value) => ({ resourceId: 'graph-sp', appRoleId: roleId(value) })) };
     writeFileSync(
       join(dir, 'az'),
       `#!/usr/bin/env node
@@ -131,22 +191,40 @@ const uri = args[args.indexOf('--uri') + 1] ?? '';
 if (args[0] === 'cloud') { console.log('https://graph.microsoft.com/'); process.exit(0); }
 if (args[0] === 'rest' && args.includes('POST')) { require('fs').appendFileSync(${JSON.stringify(posts)}, uri + ' ' + args[args.indexOf('--body') + 1] + '\\n'); process.exit(0); }
 if (uri.includes("servicePrincipals(appId='00000003")) { console.log(JSON.stringify(${JSON.stringify(graph)})); process.exit(0); }
-if (uri.endsWith('/appRoleAssignments')) { console.log(JSON.stringify(${JSON.stringify(held)})); process.exit(0); }
+if (uri.endsWith('/appRoleAssignments')) { console.log(JSON.stringify(${JSON.stringify(assignments)})); process.exit(0); }
 console.error('unexpected: ' + args.join(' ')); process.exit(1);
 `,
     );
     chmodSync(join(dir, 'az'), 0o755);
-    const output = run(['--principal-id', 'engine-mi', '--capabilities', 'disableUser', '--no-defender'], {
-      ...process.env,
-      PATH: `${dir}:${process.env.PATH}`,
-    });
+    const written = () => (existsSync(posts) ? readFileSync(posts, 'utf8').trim().split('\n') : []);
+    return { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` }, written, roleId };
+  };
+
+  it('against Graph: grants only what is missing, says what was there, and names what is held beyond the list', () => {
+    const { env, written, roleId } = standIn(['User.Read.All', 'Directory.ReadWrite.All']);
+    const output = run(['--principal-id', 'engine-mi', '--mode', 'enforce', '--capabilities', 'disableUser', '--no-defender'], env);
     expect(output).toContain('already granted  graph User.Read.All');
     expect(output).toContain('granted          graph User.EnableDisableAccount.All');
-    expect(output).toContain('beyond the list graph Directory.ReadWrite.All');
-    const written = readFileSync(posts, 'utf8').trim().split('\n');
-    expect(written).toHaveLength(1);
-    expect(written[0]).toMatch(/\/v1\.0\/servicePrincipals\/engine-mi\/appRoleAssignments /);
-    expect(JSON.parse(written[0]!.split(' ').slice(1).join(' '))).toEqual({ principalId: 'engine-mi', resourceId: 'graph-sp', appRoleId: graphRoles[1]!.id });
+    expect(output).toContain('beyond the list graph Directory.ReadWrite.All: remove it if nothing else needs it');
+    expect(output).not.toContain('audit mode');
+    expect(written()).toHaveLength(1);
+    expect(written()[0]).toMatch(/\/v1\.0\/servicePrincipals\/engine-mi\/appRoleAssignments /);
+    expect(JSON.parse(written()[0]!.split(' ').slice(1).join(' '))).toEqual({
+      principalId: 'engine-mi',
+      resourceId: 'graph-sp',
+      appRoleId: roleId('User.EnableDisableAccount.All'),
+    });
+  });
+
+  it('against Graph in audit mode: grants the reads only, and names the writes an earlier enforce run left', () => {
+    const { env, written } = standIn(['User.Read.All', 'User.EnableDisableAccount.All', 'Directory.ReadWrite.All']);
+    const output = run(['--principal-id', 'engine-mi', '--capabilities', 'disableUser', '--no-defender'], env);
+    expect(output).toContain('already granted  graph User.Read.All');
+    expect(output).not.toMatch(/^granted/m);
+    expect(output).toContain('beyond the list graph User.EnableDisableAccount.All: a write the engine calls only in enforce mode; remove it while it audits');
+    expect(output).toContain('beyond the list graph Directory.ReadWrite.All: remove it if nothing else needs it');
+    expect(output).toMatch(/audit mode: read permissions only\. Granting never withdraws/);
+    expect(written()).toEqual([]);
   });
 
   it("against Graph: gives users and groups the engine's app roles, users-only ones too, reading every page of what is held", () => {
