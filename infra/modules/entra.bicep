@@ -48,7 +48,7 @@ param preAuthorizedClientIds array = ['04b07795-8ddb-461a-bbee-02f9e1bf7b46']
 
 var catalogue = loadJsonContent('../permissions.json')
 var enabled = filter(items(catalogue.capabilities), capability => contains(capabilities, capability.key))
-// Each permission once, however many capabilities need it: the reads always, the writes only for an engine that may write.
+// Each permission once, however many capabilities need it: the reads always, the writes only if the engine may write.
 var graphReads = reduce(map(enabled, capability => capability.value.read.graph), [], (all, next) => union(all, next))
 var graphWrites = reduce(map(enabled, capability => capability.value.write.graph), [], (all, next) => union(all, next))
 var defenderReads = reduce(map(enabled, capability => capability.value.read.defender), [], (all, next) => union(all, next))
