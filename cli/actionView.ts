@@ -7,6 +7,7 @@
 import { ACTIONS, isActionKind } from '../shared/actions/catalogue';
 import { targetLabel, type ActionTarget } from '../shared/actions/target';
 import { MAX_PAGE } from '../shared/analystRequests';
+import type { DeadLetterReport } from '../shared/analysts';
 import type { DeadLetterRecord, LedgerEntry } from '../shared/ledger/ledger';
 import { displayText } from '../shared/limits';
 
@@ -124,23 +125,15 @@ export function replayOutcome(entry: LedgerEntry): string[] {
   return [`${field(entry.key, 120)}  ${field(entry.kind, 40)} on ${targetText(entry.target)}: ${field(entry.state, 30)} (sent again)`];
 }
 
-/** GET /api/deadletters's answer: each list newest first, at most a page of each, and how many there are in all. */
-export interface DeadLetterAnswer {
-  deadLetters: DeadLetterRecord[];
-  failedActions: LedgerEntry[];
-  total: { deadLetters: number; failedActions: number };
-  truncated: boolean;
-}
-
 /** The answer, when it has the lists every answer has (each action with the fields every entry has); else undefined. */
-export function deadLetterAnswerOf(value: unknown): DeadLetterAnswer | undefined {
+export function deadLetterAnswerOf(value: unknown): DeadLetterReport | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  const answer = value as Partial<Record<keyof DeadLetterAnswer, unknown>>;
+  const answer = value as Partial<Record<keyof DeadLetterReport, unknown>>;
   if (!Array.isArray(answer.deadLetters) || !Array.isArray(answer.failedActions)) return undefined;
   if (!answer.deadLetters.every((record) => typeof record === 'object' && record !== null)) return undefined;
   const actions = answer.failedActions.map(actionOf);
   if (actions.some((action) => action === undefined)) return undefined;
-  const total = (typeof answer.total === 'object' && answer.total !== null ? answer.total : {}) as Partial<DeadLetterAnswer['total']>;
+  const total = (typeof answer.total === 'object' && answer.total !== null ? answer.total : {}) as Partial<DeadLetterReport['total']>;
   const count = (n: unknown, shown: number) => (typeof n === 'number' && Number.isInteger(n) && n >= shown ? n : shown);
   return {
     deadLetters: answer.deadLetters as DeadLetterRecord[],
@@ -158,12 +151,12 @@ const DEAD_LETTER_SOURCES: Record<DeadLetterRecord['by'], string> = {
 };
 
 /** What ended on the side: the dead-letter records, then the failed or dead-lettered actions, one line each. */
-export function deadLetterLines({ deadLetters, failedActions, total, truncated }: DeadLetterAnswer): string[] {
+export function deadLetterLines({ deadLetters, failedActions, total, truncated }: DeadLetterReport): string[] {
   const shown = (count: number, all: number) => (count < all ? `, the newest ${count} shown` : '');
   const lines = [`${total.deadLetters} dead-lettered message(s)${shown(deadLetters.length, total.deadLetters)}`];
   for (const r of deadLetters) {
     const by = Object.hasOwn(DEAD_LETTER_SOURCES, r.by) ? DEAD_LETTER_SOURCES[r.by] : field(r.by, 40);
-    const action = typeof r.actionKey === 'string' ? `  action ${field(r.actionKey, 120)}` : '';
+    const action = typeof r.actionKey === 'string' ? `  names action ${field(r.actionKey, 120)}` : '';
     lines.push(`  ${field(r.at, 40)}  ${by}: ${field(r.reason, 256)} ${field(r.description, 300)}  message ${field(r.messageId, 256)}${action}`);
   }
   lines.push(

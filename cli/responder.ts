@@ -25,7 +25,7 @@ import { readConfig } from '../shared/config';
 import { ConfigError, InputError } from '../shared/errors';
 import { parseJson } from '../shared/json';
 import { loadPolicy } from '../shared/composition';
-import { diagnose, type Diagnosis } from '../shared/doctor';
+import { diagnose, type Diagnosis, type MissingPermission } from '../shared/doctor';
 import { decide } from '../shared/policy/decide';
 import { readPolicyFile } from '../shared/policy/load';
 import { normalizeSentinelPayload } from '../shared/signals/sentinel';
@@ -301,7 +301,7 @@ async function doctor(flags: ReadonlyMap<OptionName, string | true>, print: (tex
     print(`${api.api.padEnd(9)} ${api.token === 'ok' ? `token ok, ${api.roles.length} app role(s)` : api.token}${api.problem ? `: ${api.problem}` : ''}`);
   }
   print(`mode      ${diagnosis.mode}${diagnosis.mode === 'audit' ? ': the engine calls read permissions only; ○ marks what it needs to enforce' : ''}`);
-  const listed = (label: string, missing: Diagnosis['capabilities'][number]['missing']) =>
+  const listed = (label: string, missing: MissingPermission[]) =>
     missing.map((m) => ` — ${label} ${m.api} ${m.permissions.join(' + ')} (to ${m.why})`).join('');
   for (const c of diagnosis.capabilities) {
     const mark = !c.ok ? '✗' : c.toEnforce.length > 0 ? '○' : '✓';

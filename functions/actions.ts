@@ -105,7 +105,8 @@ export const rollbackAction = defineHttpFunction({
 
 /**
  * POST /api/actions/{key}/replay — body { reason }: send a failed or dead-lettered action again, fresh attempts, recorded
- * as the caller's; 409 NotReplayable in any other state, HeldByAnother for a rollback another containment now blocks.
+ * as the caller's; 409 NotReplayable in any other state, HeldByAnother for a rollback another containment now blocks;
+ * 429 CircuitOpen past one of the policy's caps, the action left as it was.
  */
 export const replayAction = defineHttpFunction({
   name: 'replayAction',
@@ -117,21 +118,6 @@ export const replayAction = defineHttpFunction({
     const { engine } = await runtime();
     const action = await engine.replay(routeKey(request.params.key), analystOf(caller), decisionReason(body), log);
     return { status: 202, jsonBody: { action } };
-  },
-});
-
-/**
- * GET /api/deadletters — what ended on the side: dead-letter records and failed or dead-lettered actions, the newest
- * `limit` of each (DEFAULT_PAGE unless asked, at most MAX_PAGE), with their totals and whether either was cut.
- */
-export const listDeadLetters = defineHttpFunction({
-  name: 'listDeadLetters',
-  route: 'deadletters',
-  methods: ['GET'],
-  auth: { roles: [ROLES.read] },
-  async handle({ request }) {
-    const { analysts } = await runtime();
-    return { status: 200, jsonBody: await analysts.deadLetters(pageSize(request.query.get('limit'))) };
   },
 });
 

@@ -82,6 +82,9 @@ param apiAudience string = ''
 @description('The API registration\'s unique name (its app ID URI ends with it): a redeployment with the same name updates the same app.')
 param apiName string = 'sentinel-responder'
 
+@description('With registerApi: client applications pre-authorized for the API\'s scope besides the Azure CLI (client ids), so that their users need no consent.')
+param preAuthorizedClientIds array = []
+
 @description('Register the engine API and grant its identity Graph and Defender permissions here, through the Microsoft Graph Bicep extension (public cloud only; needs Privileged Role Administrator). false: infra/scripts/grant-permissions.sh does it, and apiClientId / sentinelAutomationPrincipalId come from its output.')
 param registerApi bool = true
 
@@ -107,13 +110,13 @@ param relayOnIncidentUpdate bool = true
 @description('Analysts\' groups (object ids) that may run the entity relays (Microsoft Sentinel Playbook Operator on them).')
 param playbookOperatorPrincipalIds array = []
 
-@description('Object ids of users or groups given Responder.Read on the engine: analysts and tools that read decisions, plans, health and the ledger (a group needs Entra ID P1). With registerApi false: grant-permissions.sh --caller.')
+@description('Object ids of users or groups given Responder.Read on the engine: analysts and tools that read decisions, plans, health, dead letters and the ledger (a group needs Entra ID P1). With registerApi false: grant-permissions.sh --caller.')
 param readerPrincipalIds array = []
 
-@description('Object ids of users or groups given Responder.Act: analysts who request actions, rollbacks and sweeps (give them Responder.Read too, to see what they asked for).')
+@description('Object ids of users or groups given Responder.Act: analysts who request actions, rollbacks, replays and sweeps (give them Responder.Read too, to see what they asked for). With registerApi false: grant-permissions.sh --caller.')
 param actorPrincipalIds array = []
 
-@description('Object ids of users or groups given Responder.Approve: analysts who approve or deny held actions. Never their own request, whatever roles they hold.')
+@description('Object ids of users or groups given Responder.Approve: analysts who approve or deny held actions, never their own request. With registerApi false: grant-permissions.sh --caller.')
 param approverPrincipalIds array = []
 
 @description('With registerApi false: the object id of the Azure Security Insights service principal in this tenant (grant-permissions.sh prints it).')
@@ -382,6 +385,7 @@ module entra 'modules/entra.bicep' = if (registerApi) {
   name: 'entra'
   params: {
     appUniqueName: apiName
+    preAuthorizedClientIds: preAuthorizedClientIds
     enginePrincipalId: identity.outputs.principalId
     capabilities: capabilities
     defenderForEndpoint: defenderForEndpoint
@@ -453,3 +457,7 @@ output riskEventHubName string = eventHubs.outputs.hubName
 @description('For the tenant-scope Entra diagnostic setting (eventHubAuthorizationRuleId); the rule\'s keys are never output.')
 output riskEventHubAuthorizationRuleId string = eventHubs.outputs.diagnosticsAuthorizationRuleId
 output appInsightsName string = monitoring.outputs.appInsightsName
+@description('The analysts\' app roles this deployment assigned. Without registerApi the lists cannot be assigned here: fail() says so rather than ignore them.')
+output analystAppRoles array = registerApi
+  ? analysts
+  : (empty(analysts) ? [] : fail('readerPrincipalIds, actorPrincipalIds and approverPrincipalIds need registerApi: with registerApi=false, assign them with grant-permissions.sh --caller <object id>=<app role>.'))

@@ -1,4 +1,4 @@
-import { carriage, parseActionCommand, type ActionCommand } from './actions/command';
+import { againstLedger, parseActionCommand, type ActionCommand } from './actions/command';
 import { deadLetterStep } from './actions/lifecycle';
 import type { ReportedAction, ReportedState } from './actions/report';
 import { LedgerConflictError, type ActionLedger, type LedgerEntry } from './ledger/ledger';
@@ -83,9 +83,9 @@ export class DeadLetterReconciler {
    * sender cancel that action by naming its key.
    */
   private carried(command: ActionCommand, recorded: LedgerEntry | undefined, log: Logger): boolean {
-    const carried = carriage(command, recorded);
-    if ('carry' in carried) return true;
-    log.warn({ actionId: command.idempotencyKey, reason: carried.refuse }, `a dead-lettered command ends no action: ${carried.why}`);
+    const verdict = againstLedger(command, recorded);
+    if ('carry' in verdict) return true;
+    log.warn({ actionId: command.idempotencyKey, reason: verdict.refuse }, `a dead-lettered command ends no action: ${verdict.why}`);
     return false;
   }
 }

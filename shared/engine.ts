@@ -42,6 +42,9 @@ import type { AccountEntity, Entity, HostEntity, IncidentRef, Signal } from './s
 import type { EnrichOptions } from './enrichment/enrich';
 import type { SentinelIncidents } from './clients/sentinel';
 
+/** How many times the engine reads an entry again when another writer moved it between its read and its write. */
+const LEDGER_TRIES = 5;
+
 /** What the engine uses to turn a signal into recorded, queued actions. */
 export interface EngineDeps {
   policy: CompiledPolicy;
@@ -488,7 +491,7 @@ export class ResponderEngine {
 
   /** Name the rollback on the original (a history event, and rolledBackBy), unless it has moved on meanwhile. */
   private async linkRollback(key: string, rollbackKey: string, note: string): Promise<void> {
-    for (let tries = 0; tries < 5; tries++) {
+    for (let tries = 0; tries < LEDGER_TRIES; tries++) {
       const original = await this.deps.ledger.get(key);
       if (original?.state !== 'succeeded') return;
       try {
@@ -524,7 +527,7 @@ export class ResponderEngine {
   async replay(key: string, analyst: Analyst, reason: string, log: Logger = this.deps.log): Promise<LedgerEntry> {
     const { ledger, queue, now } = this.deps;
     let reserved = false;
-    for (let tries = 0; tries < 5; tries++) {
+    for (let tries = 0; tries < LEDGER_TRIES; tries++) {
       const found = await ledger.get(key);
       if (!found) throw new RefusedError(404, 'NotFound', `no action ${key} in the ledger`);
       const step = replayStep(found);
@@ -547,7 +550,8 @@ export class ResponderEngine {
         entry =
           step.step === 'replan' ? await ledger.transition(key, found.etag, 'planned', { by: analyst.objectId, at, note }, { replays: step.replay }) : found;
       } catch (error) {
-        // Another analyst replayed it meanwhile: read it again, and send their replay if the queue has not taken it.
+        // Another analyst replayed it meanwhile: read it again, and send their replay if the queue has not taken it. A
+        // place reserved in the caps stays spent then: the caps err towards acting less.
         if (error instanceof LedgerConflictError) continue;
         throw error;
       }
@@ -653,7 +657,7 @@ export class ResponderEngine {
    */
   private async moveUndecided(first: LedgerEntry, state: LedgerState, why: string, at: string, verdict: LedgerPatch = {}): Promise<LedgerEntry> {
     let entry = first;
-    for (let tries = 0; tries < 5 && UNDECIDED.includes(entry.state) && canTransition(entry.state, state); tries++) {
+    for (let tries = 0; tries < LEDGER_TRIES && UNDECIDED.includes(entry.state) && canTransition(entry.state, state); tries++) {
       try {
         // An analyst's approval stands: the next delivery sends it instead.
         if (entry.decidedBy?.verdict === 'approved') return entry;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ActionCommand } from './actions/command';
-import { carriage, commandFor, parseActionCommand, unqueueable } from './actions/command';
+import { againstLedger, commandFor, parseActionCommand, unqueueable } from './actions/command';
 import type { ExecutionOutcome } from './actions/executor';
 import { IDEMPOTENCY_KEY_PATTERN } from './actions/idempotency';
 import {
@@ -96,14 +96,14 @@ export class ActionWorker {
     const messageLog = log.child({ actionId: key, attempt: message.attempt });
     const started = this.deps.now().toISOString();
     const recorded = await this.deps.ledger.get(key);
-    const carried = carriage(message, recorded);
-    if ('refuse' in carried) {
+    const verdict = againstLedger(message, recorded);
+    if ('refuse' in verdict) {
       // An entry the message disagrees with is left as it is: ending it would let any sender cancel an action by naming
       // its key, and its own message (or the stuckActions sweep's resend, made from the entry) still carries it out.
       const incidentArmId = recorded?.source.incidentArmId;
-      return this.refuse(body, delivery, { reason: carried.refuse, why: carried.why, key, ...(incidentArmId && { incidentArmId }) }, messageLog);
+      return this.refuse(body, delivery, { reason: verdict.refuse, why: verdict.why, key, ...(incidentArmId && { incidentArmId }) }, messageLog);
     }
-    const { carry: command, entry: first } = carried;
+    const { carry: command, entry: first } = verdict;
     const actionLog = messageLog.child({ kind: command.kind, incidentId: command.source.incidentArmId ?? command.source.subject });
 
     const claim = await this.claim(first, delivery, started);

@@ -81,7 +81,7 @@ describe('permission preflight in enforce mode', () => {
 });
 
 describe('permission preflight in audit mode', () => {
-  it('fails on no missing write: it names them as needed to enforce', async () => {
+  it('does not fail on a missing write in audit mode: it names it as needed to enforce', async () => {
     const diagnosis = await diagnose(readConfig(process.env), defaultPolicy());
     expect(diagnosis.mode).toBe('audit');
     expect(diagnosis.ok).toBe(true);

@@ -43,8 +43,8 @@ param defenderForEndpoint bool = true
 @description('Whether the engine may write (main.bicep: responderMode enforce). The capabilities\' read permissions are granted always, since audit mode reads what it would change; their write permissions only when true. false does not withdraw a write granted before: a deployment adds, it never deletes.')
 param engineMayWrite bool = false
 
-@description('Client applications pre-authorized for the API\'s delegated scope, whose users then need no consent to ask a token for the engine: the Azure CLI (az account get-access-token, and the responder commands through DefaultAzureCredential).')
-param preAuthorizedClientIds array = ['04b07795-8ddb-461a-bbee-02f9e1bf7b46']
+@description('Client applications pre-authorized for the API\'s delegated scope besides the Azure CLI, which always is (az account get-access-token, and the responder commands through DefaultAzureCredential): their users need no consent to ask a token for the engine.')
+param preAuthorizedClientIds array = []
 
 var catalogue = loadJsonContent('../permissions.json')
 var enabled = filter(items(catalogue.capabilities), capability => contains(capabilities, capability.key))
@@ -69,6 +69,9 @@ var identifierUri = 'api://${tenant().tenantId}/${appUniqueName}'
 // only, so the scope grants nothing by itself. Its id is fixed: an enabled scope cannot be changed or removed.
 var apiScope = loadJsonContent('../apiScope.json')
 
+// The Azure CLI's client id, the same in every tenant: the analysts' commands ask their tokens through it.
+var azureCliClientId = '04b07795-8ddb-461a-bbee-02f9e1bf7b46'
+
 resource api 'Microsoft.Graph/applications@v1.0' = {
   uniqueName: appUniqueName
   displayName: appDisplayName
@@ -83,8 +86,8 @@ resource api 'Microsoft.Graph/applications@v1.0' = {
 }
 
 // The same registration again, now pre-authorizing its clients for the scope: Graph refuses a pre-authorization naming
-// a scope the app does not have yet, as on the first deployment after the scope was added
-// (microsoftgraph/microsoft-graph-docs#20177), so the scope is declared first, above.
+// a scope the app does not have yet, as when both arrive in one write (microsoftgraph/microsoft-graph-docs#20177), so
+// the scope is declared first, above.
 resource apiClients 'Microsoft.Graph/applications@v1.0' = {
   uniqueName: appUniqueName
   displayName: appDisplayName
@@ -94,7 +97,7 @@ resource apiClients 'Microsoft.Graph/applications@v1.0' = {
   api: {
     requestedAccessTokenVersion: 2
     oauth2PermissionScopes: [apiScope]
-    preAuthorizedApplications: map(preAuthorizedClientIds, clientId => { appId: clientId, delegatedPermissionIds: [apiScope.id] })
+    preAuthorizedApplications: map(union([azureCliClientId], preAuthorizedClientIds), clientId => { appId: clientId, delegatedPermissionIds: [apiScope.id] })
   }
   dependsOn: [api]
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The script path for tenants where the Microsoft Graph Bicep extension cannot run (national clouds, or a pipeline
 # identity without Graph rights): what infra/modules/entra.bicep and engineCallers.bicep do, with `az rest` against
-# Microsoft Graph, from the same files (infra/permissions.json, infra/appRoles.json). Idempotent: it reads before it
-# writes, grants only what is missing, and prints what it granted, what was there, and what is granted beyond the list.
+# Microsoft Graph, from the same files (infra/permissions.json, infra/appRoles.json, infra/apiScope.json). Idempotent:
+# it reads before it writes, grants only what is missing, and prints what it granted, what was there, and what is
+# granted beyond the list.
 # --mode says what the engine runs in (its RESPONDER_MODE), as main.bicep's responderMode does: audit (the default, as
 # there) grants the capabilities' read permissions only; enforce grants their write permissions too. It never removes
 # a permission: after enforce, an audit run names the write permissions the identity still holds, for you to remove.
@@ -35,7 +36,7 @@ api_display_name="Sentinel Responder API"
 callers=()
 pre_authorized=()
 
-usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,/^set -euo/{/^set -euo/!p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -55,8 +56,8 @@ done
 
 command -v jq >/dev/null || { echo "jq is required" >&2; exit 2; }
 [[ "$mode" == audit || "$mode" == enforce ]] || { echo "unknown mode: $mode (audit or enforce)" >&2; exit 2; }
-# Clients whose users need no consent for the API's scope: the Azure CLI unless named (entra.bicep preAuthorizedClientIds).
-[[ ${#pre_authorized[@]} -gt 0 ]] || pre_authorized=(04b07795-8ddb-461a-bbee-02f9e1bf7b46)
+# Clients whose users need no consent for the API's scope: the Azure CLI, and any --pre-authorize names (entra.bicep).
+pre_authorized=(04b07795-8ddb-461a-bbee-02f9e1bf7b46 "${pre_authorized[@]}")
 
 # The capabilities to grant: every one in permissions.json unless --capabilities names some.
 all_capabilities="$(jq -r '.capabilities | keys_unsorted | join(",")' "$permissions_file")"
@@ -172,7 +173,7 @@ if [[ $register_api -eq 1 ]]; then
   az rest --method PATCH --uri "$graph/v1.0/applications/$object_id" --headers "Content-Type=application/json" \
     --body "$(jq -c --slurpfile scope "$scope_file" \
       '{appRoles: ., api: {requestedAccessTokenVersion: 2, oauth2PermissionScopes: $scope}}' "$roles_file")" >/dev/null
-  clients_json="$(printf '%s\n' "${pre_authorized[@]}" | jq -Rsc 'split("\n") | map(select(. != ""))')"
+  clients_json="$(printf '%s\n' "${pre_authorized[@]}" | jq -Rsc 'split("\n") | map(select(. != "")) | unique')"
   az rest --method PATCH --uri "$graph/v1.0/applications/$object_id" --headers "Content-Type=application/json" \
     --body "$(jq -c --argjson clients "$clients_json" '. as $scope | {api: {requestedAccessTokenVersion: 2,
       oauth2PermissionScopes: [$scope], preAuthorizedApplications: [$clients[] | {appId: ., delegatedPermissionIds: [$scope.id]}]}}' \

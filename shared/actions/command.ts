@@ -161,7 +161,7 @@ export function commandFor(entry: LedgerEntry, at: string): ActionCommand {
 const WHAT_IT_DOES = ['kind', 'target', 'params', 'mode', 'source'] as const;
 
 /** What a delivered command comes to, against the ledger's entry for its key: the entry's action to carry out, or a refusal. */
-export type Carriage = { carry: ActionCommand; entry: LedgerEntry } | { refuse: 'NoLedgerEntry' | 'LedgerMismatch'; why: string };
+export type LedgerVerdict = { carry: ActionCommand; entry: LedgerEntry } | { refuse: 'NoLedgerEntry' | 'LedgerMismatch'; why: string };
 
 /**
  * Whether a delivered command carries an action of the engine's. The entry is the engine's record; the message only
@@ -170,7 +170,7 @@ export type Carriage = { carry: ActionCommand; entry: LedgerEntry } | { refuse: 
  * on what it does; otherwise what is carried out is the entry's kind, target, parameters, mode, reason and source, with
  * the message's place in the action's life (attempt, follow-up, deferral, replay, turn).
  */
-export function carriage(message: ActionCommand, entry: LedgerEntry | undefined): Carriage {
+export function againstLedger(message: ActionCommand, entry: LedgerEntry | undefined): LedgerVerdict {
   const key = message.idempotencyKey;
   if (!entry) return { refuse: 'NoLedgerEntry', why: `no ledger entry ${key}: the engine records every action before it sends its command` };
   const differs = WHAT_IT_DOES.filter((field) => !sameData(message[field], entry[field]));

@@ -65,12 +65,12 @@ export const schemas = {
     .object({
       messageId: z.string(),
       at: z.string(),
-      by: z.enum(['worker', 'broker', 'risk-event-hub']).describe('Who set it aside: the worker (unreadable), Service Bus, the risk-hub consumer.'),
+      by: z.enum(['worker', 'broker', 'risk-event-hub']).describe('Who set it aside: the worker (unreadable, or not what the ledger holds: see reason), Service Bus, the risk-hub consumer.'),
       reason: z.string(),
       description: z.string(),
       deliveryCount: z.number().int().optional(),
       body: z.string().describe('The message as received, as JSON text, cut and marked.'),
-      actionKey: actionKey.optional().describe('The action it carried, when it carried one: replay that.'),
+      actionKey: actionKey.optional().describe('The key the message names, when it names one; the ledger may hold no such action (NoLedgerEntry).'),
       incidentArmId: z.string().optional(),
     })
     .loose(),

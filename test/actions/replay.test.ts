@@ -37,7 +37,7 @@ describe('replayStep', () => {
     ['failed: replay 1', entry(['planned', 'queued', 'running', 'failed']), { step: 'replan', replay: 1 }],
     ['dead-lettered: replay 1', entry(['planned', 'queued', 'dead-lettered']), { step: 'replan', replay: 1 }],
     ['failed after two replays: replay 3', entry(['planned', 'queued', 'failed', 'planned', 'queued', 'failed'], 2), { step: 'replan', replay: 3 }],
-    // Before `replays` was kept, each return to planned after the first event was one.
+    // An entry without `replays` counts them in its history: each return to planned after the first event was one.
     ['failed, replays counted in its history', entry(['planned', 'queued', 'failed', 'planned', 'queued', 'failed']), { step: 'replan', replay: 2 }],
     ['a replay the queue did not take: that replay again', entry(['planned', 'queued', 'failed', 'planned'], 1), { step: 'resend', replay: 1 }],
     ['planned after a dead letter: that replay again', entry(['planned', 'queued', 'dead-lettered', 'planned'], 1), { step: 'resend', replay: 1 }],

@@ -171,7 +171,7 @@ describe('what ended on the side, as responder deadletters prints it', () => {
     });
     expect(deadLetterLines(answer!)).toEqual([
       '2 dead-lettered message(s)',
-      `  2025-01-31T09:59:00.000Z  dead-lettered by Service Bus: MaxDeliveryCountExceeded delivered 10 times  message ${REVOKE}  action ${REVOKE}`,
+      `  2025-01-31T09:59:00.000Z  dead-lettered by Service Bus: MaxDeliveryCountExceeded delivered 10 times  message ${REVOKE}  names action ${REVOKE}`,
       '  2025-01-31T09:59:00.000Z  refused by the worker: SchemaInvalid kind: invalid  message garbage-1',
       '1 action(s) failed or dead-lettered (replay one with: responder replay <action key> --reason "<why>")',
       `  ${ISOLATE}  isolateDevice on wks-042.contoso.com: failed: Defender answered 400`,

@@ -156,7 +156,7 @@ describe("the analysts' commands, answered by something other than a well-behave
       code: 0,
       out: [
         '1 dead-lettered message(s)',
-        `  2025-01-31T08:00:00.000Z  dead-lettered by Service Bus: MaxDeliveryCountExceeded delivered 10 times  message m-1  action ${KEY}`,
+        `  2025-01-31T08:00:00.000Z  dead-lettered by Service Bus: MaxDeliveryCountExceeded delivered 10 times  message m-1  names action ${KEY}`,
         '1 action(s) failed or dead-lettered (replay one with: responder replay <action key> --reason "<why>")',
         `  ${KEY}  revokeSessions on adele.vance@contoso.com: dead-lettered: dead-lettered by Service Bus`,
       ].join('\n'),

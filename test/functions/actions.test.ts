@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { approveAction, denyAction, listActions, listDeadLetters, replayAction, requestAction, rollbackAction, showAction } from '../../functions/actions';
+import { approveAction, denyAction, listActions, replayAction, requestAction, rollbackAction, showAction } from '../../functions/actions';
+import { listDeadLetters } from '../../functions/deadLetters';
 import { incidents } from '../../functions/incidents';
 import type { LedgerEntry } from '../../shared/ledger/ledger';
 import type { EmbeddedQueue } from '../../shared/queue/embeddedQueue';

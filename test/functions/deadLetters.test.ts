@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { listDeadLetters, requestAction } from '../../functions/actions';
+import { requestAction } from '../../functions/actions';
+import { listDeadLetters } from '../../functions/deadLetters';
 import { DEFAULT_PAGE, MAX_PAGE } from '../../shared/analystRequests';
 import type { DeadLetterRecord, LedgerEntry } from '../../shared/ledger/ledger';
 import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
@@ -9,7 +10,7 @@ import { analystBearer } from '../support/analysts';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
 
-/** GET /api/deadletters: what ended on the side, for analysts, through the API instead of the ledger's data plane. */
+/** GET /api/deadletters: what ended on the side, for analysts, under an app role. */
 const POLICY = `version: 1
 mode: enforce
 rules: []

@@ -11,7 +11,7 @@ import { command, recordedEntry } from '../fixtures/commands';
 
 /**
  * POST /api/actions/{key}/replay: an analyst sends a failed or dead-lettered action again, through the API and in their
- * own name, where an operator once wrote the ledger and the queue with data-plane rights.
+ * own name.
  */
 const POLICY = `version: 1
 mode: enforce

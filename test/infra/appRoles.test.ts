@@ -73,11 +73,12 @@ describe("the engine API's delegated scope (infra/apiScope.json), for analysts' 
   it('is pre-authorized for the Azure CLI by default, after the scope exists', async () => {
     const entra = await parseBicep(entraText, 'infra/modules/entra.bicep');
     expect(valueOf(declaration(entra, 'variable_declaration', 'apiScope')).text).toBe("loadJsonContent('../apiScope.json')");
-    expect(literal(valueOf(declaration(entra, 'parameter_declaration', 'preAuthorizedClientIds')))).toEqual(['04b07795-8ddb-461a-bbee-02f9e1bf7b46']);
+    expect(valueOf(declaration(entra, 'variable_declaration', 'azureCliClientId')).text).toBe("'04b07795-8ddb-461a-bbee-02f9e1bf7b46'");
+    expect(literal(valueOf(declaration(entra, 'parameter_declaration', 'preAuthorizedClientIds')))).toEqual([]);
     const apps = resources(entra).filter((r) => r.type === 'Microsoft.Graph/applications');
     expect(valueAt(apps[0]!.body, 'api.preAuthorizedApplications')).toBeUndefined();
     expect(valueAt(apps[1]!.body, 'api.preAuthorizedApplications')?.text).toBe(
-      'map(preAuthorizedClientIds, clientId => { appId: clientId, delegatedPermissionIds: [apiScope.id] })',
+      'map(union([azureCliClientId], preAuthorizedClientIds), clientId => { appId: clientId, delegatedPermissionIds: [apiScope.id] })',
     );
     expect(valueAt(apps[1]!.body, 'dependsOn')?.text).toBe('[api]');
   });
