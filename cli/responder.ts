@@ -25,7 +25,7 @@ import { readConfig } from '../shared/config';
 import { ConfigError, InputError } from '../shared/errors';
 import { parseJson } from '../shared/json';
 import { loadPolicy } from '../shared/composition';
-import { diagnose, type Diagnosis, type MissingPermission } from '../shared/doctor';
+import { diagnose, type MissingPermission } from '../shared/doctor';
 import { decide } from '../shared/policy/decide';
 import { readPolicyFile } from '../shared/policy/load';
 import { normalizeSentinelPayload } from '../shared/signals/sentinel';
