@@ -65,7 +65,9 @@ export const schemas = {
     .object({
       messageId: z.string(),
       at: z.string(),
-      by: z.enum(['worker', 'broker', 'risk-event-hub']).describe('Who set it aside: the worker (unreadable, or not what the ledger holds: see reason), Service Bus, the risk-hub consumer.'),
+      by: z
+        .enum(['worker', 'broker', 'risk-event-hub'])
+        .describe('Who set it aside: the worker (unreadable, or not what the ledger holds: see reason), Service Bus, the risk-hub consumer.'),
       reason: z.string(),
       description: z.string(),
       deliveryCount: z.number().int().optional(),
