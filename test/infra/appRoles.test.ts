@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROLES } from '../../shared/auth/caller';
-import { INFRA, parseBicep, resources, valueAt } from './bicep';
-import { declaration, literal, valueOf } from './bicepRead';
+import { declaration, INFRA, parseBicep, resources, valueAt, valueOf } from './bicep';
+import { literal } from './bicepRead';
 
 interface AppRole {
   id: string;
@@ -41,7 +41,7 @@ describe("the engine API's app roles (infra/appRoles.json, read by entra.bicep a
 
   it('are what entra.bicep registers, on an app whose service principal requires an assignment', async () => {
     const entra = await parseBicep(entraText, 'infra/modules/entra.bicep');
-    expect(valueOf(declaration(entra, 'variable_declaration', 'appRoles')).text).toBe("loadJsonContent('../appRoles.json')");
+    expect(valueOf(declaration(entra, 'var', 'appRoles')).text).toBe("loadJsonContent('../appRoles.json')");
     // Declared twice (the scope, then its pre-authorized clients): both declarations are the same registration.
     const apps = resources(entra).filter((r) => r.type === 'Microsoft.Graph/applications');
     expect(apps.map((app) => app.symbol)).toEqual(['api', 'apiClients']);
@@ -53,11 +53,11 @@ describe("the engine API's app roles (infra/appRoles.json, read by entra.bicep a
       expect(valueAt(app.body, 'api.requestedAccessTokenVersion')?.text, app.symbol).toBe('2');
       expect(valueAt(app.body, 'api.oauth2PermissionScopes')?.text, app.symbol).toBe('[apiScope]');
     }
-    expect(valueOf(declaration(entra, 'variable_declaration', 'identifierUri')).text).toBe("'api://${tenant().tenantId}/${appUniqueName}'");
+    expect(valueOf(declaration(entra, 'var', 'identifierUri')).text).toBe("'api://${tenant().tenantId}/${appUniqueName}'");
     const [principal] = resources(entra).filter((r) => r.type === 'Microsoft.Graph/servicePrincipals' && valueAt(r.body, 'appId')?.text === 'apiClients.appId');
     expect(literal(valueAt(principal!.body, 'appRoleAssignmentRequired')!)).toBe(true);
     // RESPONDER_AUDIENCE accepts v1 (app ID URI) and v2 (client id) tokens alike.
-    expect(valueOf(declaration(entra, 'output_declaration', 'responderAudience')).text).toBe("'${identifierUri},${apiClients.appId}'");
+    expect(valueOf(declaration(entra, 'output', 'responderAudience')).text).toBe("'${identifierUri},${apiClients.appId}'");
   });
 });
 
@@ -72,9 +72,9 @@ describe("the engine API's delegated scope (infra/apiScope.json), for analysts' 
 
   it('is pre-authorized for the Azure CLI by default, after the scope exists', async () => {
     const entra = await parseBicep(entraText, 'infra/modules/entra.bicep');
-    expect(valueOf(declaration(entra, 'variable_declaration', 'apiScope')).text).toBe("loadJsonContent('../apiScope.json')");
-    expect(valueOf(declaration(entra, 'variable_declaration', 'azureCliClientId')).text).toBe("'04b07795-8ddb-461a-bbee-02f9e1bf7b46'");
-    expect(literal(valueOf(declaration(entra, 'parameter_declaration', 'preAuthorizedClientIds')))).toEqual([]);
+    expect(valueOf(declaration(entra, 'var', 'apiScope')).text).toBe("loadJsonContent('../apiScope.json')");
+    expect(valueOf(declaration(entra, 'var', 'azureCliClientId')).text).toBe("'04b07795-8ddb-461a-bbee-02f9e1bf7b46'");
+    expect(literal(valueOf(declaration(entra, 'param', 'preAuthorizedClientIds')))).toEqual([]);
     const apps = resources(entra).filter((r) => r.type === 'Microsoft.Graph/applications');
     expect(valueAt(apps[0]!.body, 'api.preAuthorizedApplications')).toBeUndefined();
     expect(valueAt(apps[1]!.body, 'api.preAuthorizedApplications')?.text).toBe(

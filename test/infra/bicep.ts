@@ -151,6 +151,12 @@ export function declaration(file: BicepFile, kind: keyof typeof DECLARATIONS, na
   return found;
 }
 
+/** A declaration's value (a param's default), which must be there. */
+export function valueOf(declared: BicepDeclaration): Node {
+  if (!declared.value) throw new Error(`${declared.file}: ${declared.name} has no value`);
+  return declared.value;
+}
+
 /** The property names of an object node, in order. */
 export function objectKeys(object: Node): string[] {
   return object.namedChildren.flatMap((child) => (child?.type === 'object_property' ? [propertyName(child) ?? ''] : []));

@@ -2,8 +2,8 @@ import type { Node } from 'web-tree-sitter';
 import { propertyName, type BicepFile } from './bicep';
 
 /**
- * Reading declarations and literal values out of a parsed Bicep file, for the checks on the Entra and Sentinel modules:
- * a parameter's default and allowed values, a variable's value, every object in a resource that has some shape.
+ * Reading literal values out of a parsed Bicep file, for the checks on the Entra and Sentinel modules: a parameter's
+ * default or a variable's value as data, every object in a resource that has some shape, the code without comments.
  */
 
 export type BicepLiteral = string | number | boolean | null | BicepLiteral[] | { [name: string]: BicepLiteral };
@@ -35,40 +35,6 @@ export function literal(node: Node): BicepLiteral {
     default:
       throw new Error(`not a literal (${node.type}): ${node.text.slice(0, 80)}`);
   }
-}
-
-export type DeclarationKind = 'parameter_declaration' | 'variable_declaration' | 'output_declaration' | 'resource_declaration';
-
-/** The top-level declaration of that kind and name. */
-export function declaration(file: BicepFile, kind: DeclarationKind, name: string): Node {
-  const found = file.root.namedChildren.find((node) => node?.type === kind && node.namedChildren[0]?.text === name);
-  if (!found) throw new Error(`${file.path} declares no ${kind.replace('_declaration', '')} ${name}`);
-  return found;
-}
-
-/** A parameter's or variable's value expression: its default, or what it is set to. */
-export function valueOf(node: Node): Node {
-  const value = node.namedChildren.at(-1);
-  if (!value || value.type === 'type' || value.type === 'identifier') throw new Error(`${node.text.slice(0, 60)} has no value`);
-  return value;
-}
-
-/** The decorators written above a declaration, by name, with their argument nodes. */
-export function decorators(node: Node): Map<string, Node[]> {
-  const found = new Map<string, Node[]>();
-  const previous = node.previousNamedSibling;
-  if (previous?.type !== 'decorators') return found;
-  for (const decorator of previous.namedChildren) {
-    const call = decorator?.namedChildren[0];
-    const name = call?.childForFieldName('function')?.text;
-    const args = call?.childForFieldName('arguments')?.namedChildren ?? [];
-    if (name)
-      found.set(
-        name,
-        args.flatMap((arg) => (arg ? [arg] : [])),
-      );
-  }
-  return found;
 }
 
 /** Every object node under `root` (itself included) whose `type` property is that string. */

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { INFRA, parseBicep, resources, valueAt } from './bicep';
-import { declaration, literal, valueOf } from './bicepRead';
+import { declaration, INFRA, parseBicep, resources, valueAt, valueOf } from './bicep';
+import { literal } from './bicepRead';
 
 describe("infra/tenant/idProtectionDiagnostics.bicep, Entra ID's risk logs to the engine's Event Hub", () => {
   it('is a tenant deployment of the Entra diagnostic setting streaming RiskyUsers and UserRiskEvents', async () => {
@@ -13,7 +13,7 @@ describe("infra/tenant/idProtectionDiagnostics.bicep, Entra ID's risk logs to th
     expect(setting).toMatchObject({ type: 'microsoft.aadiam/diagnosticSettings', apiVersion: '2017-04-01' });
     expect(valueAt(setting!.body, 'properties.eventHubAuthorizationRuleId')?.text).toBe('eventHubAuthorizationRuleId');
     expect(valueAt(setting!.body, 'properties.eventHubName')?.text).toBe('eventHubName');
-    expect(literal(valueOf(declaration(file, 'variable_declaration', 'categories')))).toEqual(['RiskyUsers', 'UserRiskEvents']);
+    expect(literal(valueOf(declaration(file, 'var', 'categories')))).toEqual(['RiskyUsers', 'UserRiskEvents']);
     expect(valueAt(setting!.body, 'properties.logs')?.text).toMatch(/for category in categories: \{\s*category: category\s*enabled: true\s*\}/);
   });
 });

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ACTION_PERMISSIONS, enrichmentPermissions } from '../../shared/actions/permissions';
-import { INFRA, infraFiles, parseBicep, resources, valueAt, type BicepFile } from './bicep';
-import { codeOf, declaration, decorators, literal, valueOf } from './bicepRead';
+import { declaration, INFRA, infraFiles, parseBicep, resources, valueAt, valueOf, type BicepFile } from './bicep';
+import { codeOf, literal } from './bicepRead';
 import { grantsFor, permissionsDocument, permissionsJsonText, readPermissionsJson, writePermissionsJson } from './permissionGrants';
 
 const SCRIPT = join(INFRA, 'scripts/grant-permissions.sh');
@@ -71,14 +71,14 @@ describe('infra/modules/entra.bicep grants exactly what permissions.json lists f
   });
 
   it('offers every capability, and enables all of them unless told otherwise', () => {
-    const param = declaration(entra, 'parameter_declaration', 'capabilities');
-    const allowed = decorators(param).get('allowed')?.[0];
+    const param = declaration(entra, 'param', 'capabilities');
+    const allowed = param.decorators.get('allowed')?.[0];
     expect(allowed && literal(allowed)).toEqual(ALL);
     expect(literal(valueOf(param))).toEqual(ALL);
   });
 
   it('reads the permissions from permissions.json and grants them in two loops, one per API, each permission once', () => {
-    expect(valueOf(declaration(entra, 'variable_declaration', 'catalogue')).text).toBe("loadJsonContent('../permissions.json')");
+    expect(valueOf(declaration(entra, 'var', 'catalogue')).text).toBe("loadJsonContent('../permissions.json')");
     const grants = resources(entra).filter((r) => r.type === 'Microsoft.Graph/appRoleAssignedTo');
     expect(grants.map((g) => g.symbol)).toEqual(['graphGrant', 'defenderGrant']);
     // defender is read only when defenderPermissions is not empty (existing = if): its grants say so with `!` (BCP318).
@@ -94,23 +94,23 @@ describe('infra/modules/entra.bicep grants exactly what permissions.json lists f
       expect(valueAt(grant!.body, 'appRoleId')?.text).toContain(`${api}.appRoles`);
     }
     // Each list is the union (no duplicates) of the enabled capabilities' lists for its API: reads, and writes.
-    const variable = (name: string) => valueOf(declaration(entra, 'variable_declaration', name)).text;
+    const variable = (name: string) => valueOf(declaration(entra, 'var', name)).text;
     for (const api of ['graph', 'defender'])
       for (const need of ['read', 'write'])
         expect(variable(`${api}${need === 'read' ? 'Reads' : 'Writes'}`)).toMatch(
           new RegExp(`^reduce\\(map\\(enabled, (\\w+) => \\1\\.value\\.${need}\\.${api}\\), \\[\\], .*union`),
         );
-    expect(valueOf(declaration(entra, 'variable_declaration', 'enabled')).text).toMatch(/filter\(items\(catalogue\.capabilities\), .*contains\(capabilities, /);
+    expect(valueOf(declaration(entra, 'var', 'enabled')).text).toMatch(/filter\(items\(catalogue\.capabilities\), .*contains\(capabilities, /);
   });
 
   it('grants the reads always, and the writes only to an engine that may write (false unless told)', () => {
-    const param = declaration(entra, 'parameter_declaration', 'engineMayWrite');
+    const param = declaration(entra, 'param', 'engineMayWrite');
     expect(literal(valueOf(param))).toBe(false);
-    const variable = (name: string) => valueOf(declaration(entra, 'variable_declaration', name)).text;
+    const variable = (name: string) => valueOf(declaration(entra, 'var', name)).text;
     expect(variable('graphPermissions')).toBe('union(graphReads, engineMayWrite ? graphWrites : [])');
     expect(variable('defenderPermissions')).toBe('defenderForEndpoint ? union(defenderReads, engineMayWrite ? defenderWrites : []) : []');
     // What it withheld is an output, so a deployment in audit mode says what enforcing will grant.
-    const withheld = valueOf(declaration(entra, 'output_declaration', 'withheldPermissions'));
+    const withheld = valueOf(declaration(entra, 'output', 'withheldPermissions'));
     expect(valueAt(withheld, 'graph')?.text).toBe('engineMayWrite ? [] : graphWrites');
     expect(valueAt(withheld, 'defender')?.text).toBe('engineMayWrite || !defenderForEndpoint ? [] : defenderWrites');
   });

@@ -5,8 +5,8 @@ import type { Node } from 'web-tree-sitter';
 import { ACTIONS, ISOLATION_TYPES, PLANNABLE_ACTIONS } from '../../shared/actions/catalogue';
 import { actionRequest } from '../../shared/analystRequests';
 import { ROLES } from '../../shared/auth/caller';
-import { INFRA, infraFiles, parseBicep, resources, valueAt, type BicepFile } from './bicep';
-import { declaration, literal, objectsOfType, valueOf } from './bicepRead';
+import { declaration, INFRA, infraFiles, parseBicep, resources, valueAt, valueOf, type BicepFile } from './bicep';
+import { literal, objectsOfType } from './bicepRead';
 
 const read = (path: string) => parseBicep(readFileSync(join(INFRA, path), 'utf8'), `infra/${path}`);
 const text = (node: Node | undefined) => node?.text;
@@ -33,10 +33,10 @@ describe('the relay Logic Apps (infra/modules/relay.bicep)', () => {
       }
     }
     expect(actions).toBeGreaterThanOrEqual(2);
-    const authentication = valueOf(declaration(relay, 'variable_declaration', 'engineAuthentication'));
+    const authentication = valueOf(declaration(relay, 'var', 'engineAuthentication'));
     expect(literal(valueAt(authentication, 'type')!)).toBe('ManagedServiceIdentity');
     expect(text(valueAt(authentication, 'audience'))).toBe('engineAudience');
-    expect(valueOf(declaration(relay, 'variable_declaration', 'engineUrl')).text).toBe("'https://${engineHostName}'");
+    expect(valueOf(declaration(relay, 'var', 'engineUrl')).text).toBe("'https://${engineHostName}'");
   });
 
   it('the incident relay posts the Sentinel incident trigger body to /api/incidents, retrying as the engine asks', () => {
@@ -49,14 +49,14 @@ describe('the relay Logic Apps (infra/modules/relay.bicep)', () => {
     expect(literal(valueAt(post!, 'inputs.method')!)).toBe('POST');
     expect(text(valueAt(post!, 'inputs.retryPolicy'))).toBe('incidentRetry');
     // The engine answers 503 + Retry-After while its queue is down: keep trying, longer and longer.
-    const retry = literal(valueOf(declaration(relay, 'variable_declaration', 'incidentRetry'))) as Record<string, unknown>;
+    const retry = literal(valueOf(declaration(relay, 'var', 'incidentRetry'))) as Record<string, unknown>;
     expect(retry).toMatchObject({ type: 'exponential' });
     expect(retry.count).toBeGreaterThanOrEqual(8);
     expect(identityOf(incident!.body)).toBe('SystemAssigned');
   });
 
   it('each entity relay asks for one plannable action on the entity type it acts on, in a form the engine accepts', () => {
-    const relays = literal(valueOf(declaration(relay, 'parameter_declaration', 'entityRelays'))) as Array<{
+    const relays = literal(valueOf(declaration(relay, 'param', 'entityRelays'))) as Array<{
       name: string;
       kind: string;
       entityType: string;
@@ -88,7 +88,7 @@ describe('the relay Logic Apps (infra/modules/relay.bicep)', () => {
     const [connection] = resources(relay).filter((r) => r.type === 'Microsoft.Web/connections');
     expect(literal(valueAt(connection!.body, 'properties.parameterValueType')!)).toBe('Alternative');
     expect(valueAt(connection!.body, 'properties.parameterValues')).toBeUndefined();
-    const connections = valueOf(declaration(relay, 'variable_declaration', 'connections'));
+    const connections = valueOf(declaration(relay, 'var', 'connections'));
     expect(literal(valueAt(connections, '$connections.value.azuresentinel.connectionProperties')!)).toEqual({
       authentication: { type: 'ManagedServiceIdentity' },
     });
@@ -97,14 +97,14 @@ describe('the relay Logic Apps (infra/modules/relay.bicep)', () => {
   it('gives each relay the engine app role it needs, and Sentinel the role to run playbooks', () => {
     // One for-expression over the incident relay and then each entity relay: a principal id is a runtime value, which
     // a variable's for-body may not hold (BCP182), so no variable lists them.
-    const callers = valueOf(declaration(relay, 'output_declaration', 'callers')).text.replace(/\s+/g, ' ');
+    const callers = valueOf(declaration(relay, 'output', 'callers')).text.replace(/\s+/g, ' ');
     expect(callers).toContain('for i in range(0, length(entityRelays) + 1):');
     expect(callers).toContain('principalId: i == 0 ? incidentRelay.identity.principalId : entityRelay[i - 1].identity.principalId');
     expect(callers).toContain(`role: i == 0 ? '${ROLES.submit}' : '${ROLES.act}'`);
     const [run] = resources(relay).filter((r) => r.symbol === 'sentinelRunsPlaybooks');
     expect(text(valueAt(run!.body, 'properties.principalId'))).toBe('sentinelAutomationPrincipalId');
     // Microsoft Sentinel Automation Contributor, on the relays' own resource group (no scope: the module's).
-    expect(literal(valueOf(declaration(relay, 'variable_declaration', 'automationContributor')))).toBe('f4c81013-99ee-4d62-a7ee-b3f1f648599a');
+    expect(literal(valueOf(declaration(relay, 'var', 'automationContributor')))).toBe('f4c81013-99ee-4d62-a7ee-b3f1f648599a');
     expect(valueAt(run!.body, 'scope')).toBeUndefined();
   });
 });
@@ -114,8 +114,8 @@ describe('the automation rules (infra/modules/sentinelAutomation.bicep)', () => 
     const automation = await read('modules/sentinelAutomation.bicep');
     const [rule] = resources(automation).filter((r) => r.type === 'Microsoft.SecurityInsights/automationRules');
     expect(rule!.body.parent?.namedChildren[1]?.text).toBe('events');
-    expect(text(valueOf(declaration(automation, 'variable_declaration', 'events')))).toBe("relayOnIncidentUpdate ? ['Created', 'Updated'] : ['Created']");
-    expect(literal(valueOf(declaration(automation, 'parameter_declaration', 'relayOnIncidentUpdate')))).toBe(true);
+    expect(text(valueOf(declaration(automation, 'var', 'events')))).toBe("relayOnIncidentUpdate ? ['Created', 'Updated'] : ['Created']");
+    expect(literal(valueOf(declaration(automation, 'param', 'relayOnIncidentUpdate')))).toBe(true);
     expect(text(valueAt(rule!.body, 'scope'))).toBe('workspace');
     expect(literal(valueAt(rule!.body, 'properties.triggeringLogic.triggersOn')!)).toBe('Incidents');
     expect(text(valueAt(rule!.body, 'properties.triggeringLogic.triggersWhen'))).toBe('event');
