@@ -55,13 +55,25 @@ export async function parseBicep(text: string, path = '<text>'): Promise<BicepFi
   return { path, text, root: tree.rootNode, errors };
 }
 
-/** Every `.bicep` file under infra/, parsed. */
-export async function infraFiles(dir = INFRA): Promise<BicepFile[]> {
-  const paths = (readdirSync(dir, { recursive: true, withFileTypes: true }) as Array<{ name: string; parentPath: string; isFile(): boolean }>)
-    .filter((entry) => entry.isFile() && entry.name.endsWith('.bicep'))
+const REPOSITORY = join(INFRA, '..');
+
+/** Every file under infra/, by absolute path, sorted. */
+function infraPaths(): string[] {
+  return (readdirSync(INFRA, { recursive: true, withFileTypes: true }) as Array<{ name: string; parentPath: string; isFile(): boolean }>)
+    .filter((entry) => entry.isFile())
     .map((entry) => join(entry.parentPath, entry.name))
     .sort();
-  return Promise.all(paths.map((path) => parseBicep(readFileSync(path, 'utf8'), relative(join(INFRA, '..'), path))));
+}
+
+/** Every `.bicep` file under infra/, parsed. */
+export async function infraFiles(): Promise<BicepFile[]> {
+  const paths = infraPaths().filter((path) => path.endsWith('.bicep'));
+  return Promise.all(paths.map((path) => parseBicep(readFileSync(path, 'utf8'), relative(REPOSITORY, path))));
+}
+
+/** Every file under infra/ (templates, their JSON, scripts, docs) and azure.yaml, as text. */
+export function infraTexts(): Array<{ path: string; text: string }> {
+  return [...infraPaths(), join(REPOSITORY, 'azure.yaml')].map((path) => ({ path: relative(REPOSITORY, path), text: readFileSync(path, 'utf8') }));
 }
 
 /** A resource declaration: its symbol, its type and API version, and its body (the object after `=`, or in a loop/if). */

@@ -1,15 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { INFRA } from './bicep';
-
-/** Every file under infra/: templates, their JSON, scripts, docs. */
-function infraTexts(): Array<{ path: string; text: string }> {
-  return (readdirSync(INFRA, { recursive: true, withFileTypes: true }) as Array<{ name: string; parentPath: string; isFile(): boolean }>)
-    .filter((entry) => entry.isFile())
-    .map((entry) => join(entry.parentPath, entry.name))
-    .map((path) => ({ path: relative(join(INFRA, '..'), path), text: readFileSync(path, 'utf8') }));
-}
+import { infraTexts } from './bicep';
 
 // What a secret or a way to one looks like in a template or a script. Comments may name them (to say why not).
 const SECRETS: Array<[string, RegExp]> = [

@@ -1,14 +1,10 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { appSettingNames, declaration, INFRA, infraFiles, parseBicep, resources, unquote, valueAt, type BicepFile, type BicepResource } from './bicep';
+import { appSettingNames, declaration, infraFiles, infraTexts, parseBicep, resources, unquote, valueAt, type BicepFile, type BicepResource } from './bicep';
 
 /**
  * What must never regress in infra/, each rule a function over the parsed templates that names what breaks it, run on
  * the real templates (nothing) and on a small bad one (each rule speaks).
  */
-
-const REPOSITORY = join(INFRA, '..');
 
 /** Keys, SAS and connection strings: written, fetched (listKeys) or handed to the app as a setting. */
 const SECRET_PATTERNS: Array<[RegExp, string]> = [
@@ -141,14 +137,6 @@ function grantedRoles(files: BicepFile[], principal = 'principalId'): string[] {
         return `${roleId} on ${scope?.type ?? '?'}`;
       });
   });
-}
-
-/** Every text file under infra/ (Bicep, parameters, anything else), and azure.yaml. */
-function infraTexts(): Array<{ path: string; text: string }> {
-  const paths = (readdirSync(INFRA, { recursive: true, withFileTypes: true }) as Array<{ name: string; parentPath: string; isFile(): boolean }>)
-    .filter((e) => e.isFile())
-    .map((e) => join(e.parentPath, e.name));
-  return [...paths, join(REPOSITORY, 'azure.yaml')].map((path) => ({ path: relative(REPOSITORY, path), text: readFileSync(path, 'utf8') }));
 }
 
 const BAD = `
