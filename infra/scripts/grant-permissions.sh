@@ -114,16 +114,16 @@ graph_all_pages() {
 }
 graph_post() { az rest --method POST --uri "$graph/v1.0/$1" --headers "Content-Type=application/json" --body "$2" >/dev/null; }
 
-# Give principal $1 the app role valued $3 on resource service principal $2 (JSON with id and appRoles), unless it has it.
+# Give principal $1 the app role valued $3 on resource service principal $2 (JSON with id and appRoles), unless $5 (the
+# principal's appRoleAssignments, as graph_all_pages prints them) holds it.
 assign() {
-  local principal="$1" resource_json="$2" value="$3" label="$4"
+  local principal="$1" resource_json="$2" value="$3" label="$4" held="$5"
   local resource_id role_id existing
   resource_id="$(jq -r '.id' <<<"$resource_json")"
   role_id="$(jq -r --arg v "$value" \
     '[.appRoles[] | select(.value == $v and (.allowedMemberTypes | index("Application")))][0].id // empty' <<<"$resource_json")"
   [[ -n "$role_id" ]] || { echo "$label: no application role $value on that service principal" >&2; return 1; }
-  existing="$(graph_all_pages "servicePrincipals/$principal/appRoleAssignments" |
-    jq -r --arg r "$resource_id" --arg a "$role_id" '[.[] | select(.resourceId == $r and .appRoleId == $a)] | length')"
+  existing="$(jq -r --arg r "$resource_id" --arg a "$role_id" '[.[] | select(.resourceId == $r and .appRoleId == $a)] | length' <<<"$held")"
   if [[ "$existing" != "0" ]]; then
     echo "already granted  $label $value"
   else
@@ -190,24 +190,25 @@ if [[ $register_api -eq 1 ]]; then
 fi
 
 if [[ -n "$principal_id" ]]; then
+  # Read once: what this run grants is on the list, so neither the checks nor the report below need a fresh copy.
+  held="$(graph_all_pages "servicePrincipals/$principal_id/appRoleAssignments")"
   for api in "${apis[@]}"; do
     app_id="$(jq -r --arg api "$api" '.apis[$api]' "$permissions_file")"
     resource_json="$(service_principal_by_app_id "$app_id")"
     mapfile -t permissions < <(wanted "$api")
     for permission in "${permissions[@]}"; do
-      [[ -n "$permission" ]] && assign "$principal_id" "$resource_json" "$permission" "$api"
+      [[ -n "$permission" ]] && assign "$principal_id" "$resource_json" "$permission" "$api" "$held"
     done
     # Least privilege: say what the identity holds on this API beyond the list (left as is: it may serve another need).
     # In audit mode that names the capabilities' writes a run in enforce mode granted: nothing withdraws them but you.
     mapfile -t writes < <(withheld "$api")
-    graph_all_pages "servicePrincipals/$principal_id/appRoleAssignments" |
-      jq -r --argjson sp "$resource_json" --argjson want "$(printf '%s\n' "${permissions[@]}" | jq -Rn '[inputs]')" \
-        --argjson writes "$(printf '%s\n' "${writes[@]}" | jq -Rn '[inputs | select(. != "")]')" --arg api "$api" \
-        '.[] | select(.resourceId == $sp.id) | .appRoleId as $a | ($sp.appRoles[] | select(.id == $a) | .value)
-         | select(. as $v | $want | index($v) | not)
-         | if (. as $v | $writes | index($v)) then
-             "beyond the list \($api) \(.): a write the engine calls only in enforce mode; remove it while it audits"
-           else "beyond the list \($api) \(.): remove it if nothing else needs it" end'
+    jq -r --argjson sp "$resource_json" --argjson want "$(printf '%s\n' "${permissions[@]}" | jq -Rn '[inputs]')" \
+      --argjson writes "$(printf '%s\n' "${writes[@]}" | jq -Rn '[inputs | select(. != "")]')" --arg api "$api" \
+      '.[] | select(.resourceId == $sp.id) | .appRoleId as $a | ($sp.appRoles[] | select(.id == $a) | .value)
+       | select(. as $v | $want | index($v) | not)
+       | if (. as $v | $writes | index($v)) then
+           "beyond the list \($api) \(.): a write the engine calls only in enforce mode; remove it while it audits"
+         else "beyond the list \($api) \(.): remove it if nothing else needs it" end' <<<"$held"
   done
   if [[ $mode == audit ]]; then
     echo "audit mode: read permissions only. Granting never withdraws: remove a write listed above by hand;" \
