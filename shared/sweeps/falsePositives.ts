@@ -24,7 +24,10 @@ export const falsePositives: SweepDefinition = {
   // Hourly, at a minute no other sweep takes: an account wrongly disabled waits an hour at most for its proposal.
   schedule: '0 20 * * * *',
   async page(context, cursor) {
-    const after = [...(await standingByIncident(context))].sort(([a], [b]) => (a < b ? -1 : 1)).filter(([armId]) => cursor === undefined || armId > cursor);
+    // Read once a run: its pages take incidents apart, so what one page proposes changes nothing a later page reads.
+    const after = [...(await context.once('standing', () => standingByIncident(context)))]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .filter(([armId]) => cursor === undefined || armId > cursor);
     const handled = after.slice(0, INCIDENTS_PER_PAGE);
     const page: SweepPage = { findings: [], passedOver: [], ...(after.length > handled.length && { next: handled.at(-1)?.[0] }) };
     if (handled.length === 0) return page;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { classifyFailure } from '../actions/failure';
 import { cut, displayText } from '../limits';
 import { SWEEP_NAMES, SWEEPS, type SweepName } from './catalogue';
-import type { SweepContext, SweepDeps } from './sweep';
+import { readOnce, type SweepContext, type SweepDeps } from './sweep';
 
 /**
  * Scheduled remediation sweeps: what the event-driven paths missed, found by reading the source of truth again. Each
@@ -134,7 +134,7 @@ export class Sweeps {
     const { now } = this.deps;
     const { sweep: name, dryRun } = run;
     const started = new Date(run.startedAt);
-    const context: SweepContext = { ...this.deps, by, startedAt: started };
+    const context: SweepContext = { ...this.deps, by, startedAt: started, once: readOnce() };
     let cursor = from;
     let why: string | undefined;
     const followed = new Set(from === undefined ? [] : [from]);

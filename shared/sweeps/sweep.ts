@@ -88,6 +88,17 @@ export interface SweepDeps {
 export interface SweepContext extends SweepDeps {
   by: string;
   startedAt: Date;
+  /** `read`'s answer, read on the run's first page that asks for `name` and kept for its later pages. */
+  once<T>(name: string, read: () => Promise<T>): Promise<T>;
+}
+
+/** A run's `once`: each name read at most once a run (a ledger list is a table scan, not to repeat per page). */
+export function readOnce(): SweepContext['once'] {
+  const read = new Map<string, Promise<unknown>>();
+  return <T>(name: string, fresh: () => Promise<T>): Promise<T> => {
+    if (!read.has(name)) read.set(name, fresh());
+    return read.get(name) as Promise<T>;
+  };
 }
 
 /** A signal found: decided as any other (a dry run: planned, nothing recorded). */

@@ -2,7 +2,7 @@ import { createGraphDirectory } from '../../shared/clients/graph';
 import { SentinelReports } from '../../shared/clients/sentinel';
 import { logger } from '../../shared/log';
 import { runtime } from '../../shared/runtime';
-import { SWEEP_TIMINGS, type SweepContext, type SweepDeps } from '../../shared/sweeps/sweep';
+import { readOnce, SWEEP_TIMINGS, type SweepContext, type SweepDeps } from '../../shared/sweeps/sweep';
 
 /**
  * The engine's own parts as a sweep uses them (the runtime's), for a Sweeps runner or a page of a test's making: a
@@ -28,5 +28,5 @@ export async function sweepDeps(overrides: Partial<SweepDeps> = {}): Promise<Swe
 
 /** A page's view of a run started now, as `by`. */
 export async function sweepContext(overrides: Partial<SweepDeps> = {}, by = 'sweep:test'): Promise<SweepContext> {
-  return { ...(await sweepDeps(overrides)), by, startedAt: new Date() };
+  return { ...(await sweepDeps(overrides)), by, startedAt: new Date(), once: readOnce() };
 }

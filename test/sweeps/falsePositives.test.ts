@@ -347,6 +347,36 @@ describe('the falsePositives sweep', () => {
     expect(incidentReads()).toBe(reads + count);
   });
 
+  it('reads the ledger once a run, however many pages of incidents it reads', async () => {
+    setUp();
+    const now = new Date().toISOString();
+    for (let n = 1; n <= INCIDENTS_PER_PAGE + 5; n++) {
+      const id = `c0000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+      const incident = addIncident(n);
+      await engine.ledger.create({
+        key: `${'b'.repeat(40)}.disableUser.${id}`,
+        kind: 'disableUser',
+        target: { type: 'user', id },
+        params: {},
+        mode: 'enforce',
+        reason: 'contain',
+        source: { type: 'incident', subject: incident.toLowerCase(), incidentArmId: incident },
+        state: 'succeeded',
+        rollback: { wasEnabled: true },
+        createdAt: now,
+        by: 'worker',
+      });
+    }
+    const { ledger } = await runtime();
+    let lists = 0;
+    const counted = { ...ledger, list: (...args: Parameters<typeof ledger.list>) => (lists++, ledger.list(...args)) };
+    await falsePositives.page(await sweepContext({ ledger: counted }), undefined);
+    const onePage = lists;
+
+    expect(await new Sweeps(await sweepDeps({ ledger: counted })).run('falsePositives')).toMatchObject({ outcome: 'completed', pages: 2 });
+    expect(lists).toBe(2 * onePage);
+  });
+
   it('fails a run on any other ARM failure, and says so; the next run reads again', async () => {
     setUp();
     for (const n of [1, 2]) await contained('disableUser', n === 1 ? ADELE : 'jsmith@contoso.com', addIncident(n));
