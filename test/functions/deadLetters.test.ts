@@ -1,62 +1,24 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { requestAction } from '../../functions/actions';
 import { listDeadLetters } from '../../functions/deadLetters';
 import { DEFAULT_PAGE, MAX_PAGE } from '../../shared/analystRequests';
 import type { DeadLetterRecord, LedgerEntry } from '../../shared/ledger/ledger';
 import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
-import { runtime } from '../../shared/runtime';
 import { DEMO } from '../../sandbox/tenant';
-import { analystBearer } from '../support/analysts';
+import { analystBearer, deadLetteredRevocation, ENFORCE_NO_RULES, failedRevocation } from '../support/analysts';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
 
 /** GET /api/deadletters: what ended on the side, for analysts, under an app role. */
-const POLICY = `version: 1
-mode: enforce
-rules: []
-`;
-
 let engine: EngineUnderTest;
 beforeAll(async () => {
   engine = await EngineUnderTest.start();
 });
 afterAll(() => engine.stop());
-beforeEach(() => engine.configure({ RESPONDER_POLICY: POLICY }, { queue: new EmbeddedQueue({ maxDeliveryCount: 1 }) }));
+beforeEach(() => engine.configure({ RESPONDER_POLICY: ENFORCE_NO_RULES }, { queue: new EmbeddedQueue({ maxDeliveryCount: 1 }) }));
 
 const as = (roles: string[]) => analystBearer(engine, roles);
 const list = async (headers: Record<string, string>, query: Record<string, string> = {}) =>
   call(listDeadLetters, 'deadletters', { method: 'GET', headers, query });
-
-/** An action whose every delivery crashed its worker: Service Bus dead-letters it, and the reconciler records both. */
-async function deadLettered(target = 'adele.vance@contoso.com'): Promise<LedgerEntry> {
-  const asked = await call(requestAction, 'actions', { body: { kind: 'revokeSessions', target, reason: 'phished' }, headers: await as(['Responder.Act']) });
-  expect(asked.status).toBe(202);
-  const queue = engine.queue as EmbeddedQueue;
-  queue.start(async () => {
-    throw new Error('the worker crashed');
-  });
-  await queue.idle();
-  queue.stop();
-  await (await runtime()).deadLetters.reconcile();
-  return (await engine.ledger.get(asked.json.action.key))!;
-}
-
-/** An action Graph refused for good (400): it ends failed. */
-async function failed(target = 'jsmith@contoso.com'): Promise<LedgerEntry> {
-  engine.sandbox.faults.add({
-    method: 'POST',
-    path: /revokeSignInSessions$/,
-    count: 1,
-    status: 400,
-    body: { error: { code: 'Request_BadRequest', message: 'no' } },
-  });
-  const asked = await call(requestAction, 'actions', { body: { kind: 'revokeSessions', target, reason: 'phished' }, headers: await as(['Responder.Act']) });
-  expect(asked.status).toBe(202);
-  engine.startWorker();
-  await engine.drain();
-  (engine.queue as EmbeddedQueue).stop();
-  return (await engine.ledger.get(asked.json.action.key))!;
-}
 
 const record = (n: number, text = `record ${n}`): DeadLetterRecord => ({
   messageId: `m-${n}`,
@@ -69,8 +31,9 @@ const record = (n: number, text = `record ${n}`): DeadLetterRecord => ({
 
 describe('GET /api/deadletters', () => {
   it('lists the dead-letter records and the failed or dead-lettered actions, as the ledger holds them', async () => {
-    const lost = await deadLettered();
-    const refused = await failed();
+    const actor = await as(['Responder.Act']);
+    const lost = await deadLetteredRevocation(engine, 'adele.vance@contoso.com', actor);
+    const refused = await failedRevocation(engine, 'jsmith@contoso.com', actor);
     expect([lost.state, refused.state]).toEqual(['dead-lettered', 'failed']);
 
     const res = await list(await as(['Responder.Read']));

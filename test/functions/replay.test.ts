@@ -2,9 +2,17 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { replayAction, requestAction, showAction } from '../../functions/actions';
 import type { LedgerEntry } from '../../shared/ledger/ledger';
 import { EmbeddedQueue } from '../../shared/queue/embeddedQueue';
-import { runtime } from '../../shared/runtime';
 import { DEMO } from '../../sandbox/tenant';
-import { ANALYST_A, ANALYST_B, analystBearer, requestAndRun, requestRollback } from '../support/analysts';
+import {
+  ANALYST_A,
+  ANALYST_B,
+  analystBearer,
+  deadLetteredRevocation,
+  ENFORCE_NO_RULES,
+  failedRevocation,
+  requestAndRun,
+  requestRollback,
+} from '../support/analysts';
 import { EngineUnderTest } from '../support/engine';
 import { call } from '../support/http';
 import { command, recordedEntry } from '../fixtures/commands';
@@ -13,39 +21,18 @@ import { command, recordedEntry } from '../fixtures/commands';
  * POST /api/actions/{key}/replay: an analyst sends a failed or dead-lettered action again, through the API and in their
  * own name.
  */
-const POLICY = `version: 1
-mode: enforce
-rules: []
-`;
-
 let engine: EngineUnderTest;
 beforeAll(async () => {
   engine = await EngineUnderTest.start();
 });
 afterAll(() => engine.stop());
-beforeEach(() => engine.configure({ RESPONDER_POLICY: POLICY }));
+beforeEach(() => engine.configure({ RESPONDER_POLICY: ENFORCE_NO_RULES }));
 
 const as = (roles: string[], oid = ANALYST_A, name = 'Analyst A') => analystBearer(engine, roles, oid, name);
 const actor = () => as(['Responder.Act']);
 const replay = async (key: string, body: unknown = { reason: 'the Graph outage is over' }, headers?: Record<string, string>) =>
   call(replayAction, `actions/${key}/replay`, { params: { key }, headers: headers ?? (await actor()), body });
 const MISSING = `${'a'.repeat(40)}.revokeSessions.h${'b'.repeat(32)}`;
-
-/** Graph refuses the next revocation for good (400): the action ends failed. */
-async function failedRevocation(target = 'adele.vance@contoso.com'): Promise<LedgerEntry> {
-  engine.sandbox.faults.add({
-    method: 'POST',
-    path: /revokeSignInSessions$/,
-    count: 1,
-    status: 400,
-    body: { error: { code: 'Request_BadRequest', message: 'no' } },
-  });
-  const queue = engine.startWorker();
-  const failed = await requestAndRun(engine, { kind: 'revokeSessions', target }, await actor());
-  queue.stop();
-  expect(failed.state).toBe('failed');
-  return failed;
-}
 
 /** Run what the queue holds with the real worker, and return the entry as it ends. */
 async function run(key: string): Promise<LedgerEntry> {
@@ -57,7 +44,7 @@ async function run(key: string): Promise<LedgerEntry> {
 
 describe('POST /api/actions/{key}/replay', () => {
   it('sends a failed action again, recorded in the caller’s name, and it runs to the end', async () => {
-    const failed = await failedRevocation();
+    const failed = await failedRevocation(engine, 'adele.vance@contoso.com', await actor());
     const res = await replay(failed.key);
     expect(res.status).toBe(202);
     expect(res.json.action).toMatchObject({ key: failed.key, state: 'queued', replays: 1 });
@@ -79,19 +66,8 @@ describe('POST /api/actions/{key}/replay', () => {
   });
 
   it('sends a dead-lettered action again: one whose every delivery crashed its worker', async () => {
-    engine.configure({ RESPONDER_POLICY: POLICY }, { queue: new EmbeddedQueue({ maxDeliveryCount: 1 }) });
-    const asked = await call(requestAction, 'actions', {
-      body: { kind: 'revokeSessions', target: 'adele.vance@contoso.com', reason: 'x' },
-      headers: await actor(),
-    });
-    const queue = engine.queue as EmbeddedQueue;
-    queue.start(async () => {
-      throw new Error('the worker crashed');
-    });
-    await queue.idle();
-    queue.stop();
-    await (await runtime()).deadLetters.reconcile();
-    const key = asked.json.action.key as string;
+    engine.configure({ RESPONDER_POLICY: ENFORCE_NO_RULES }, { queue: new EmbeddedQueue({ maxDeliveryCount: 1 }) });
+    const { key } = await deadLetteredRevocation(engine, 'adele.vance@contoso.com', await actor());
     expect((await engine.ledger.get(key))?.state).toBe('dead-lettered');
 
     expect((await replay(key, { reason: 'the worker is fixed' })).status).toBe(202);
@@ -108,7 +84,7 @@ describe('POST /api/actions/{key}/replay', () => {
     expect([res.status, res.json.error.code, res.json.action.state]).toEqual([409, 'NotReplayable', 'queued']);
     expect((engine.queue as EmbeddedQueue).stats().ready).toBe(1);
 
-    engine.configure({ RESPONDER_POLICY: `${POLICY}guardrails: { approvals: [{ action: '*', reason: all held }] }\n` });
+    engine.configure({ RESPONDER_POLICY: `${ENFORCE_NO_RULES}guardrails: { approvals: [{ action: '*', reason: all held }] }\n` });
     const held = await call(requestAction, 'actions', { body: { kind: 'revokeSessions', target: 'jsmith@contoso.com', reason: 'x' }, headers: await actor() });
     expect(held.json.action.state).toBe('pending-approval');
     const refused = await replay(held.json.action.key);
@@ -122,7 +98,7 @@ describe('POST /api/actions/{key}/replay', () => {
   });
 
   it('needs a reason: missing, blank, not text or longer than 4000 characters is a 400 naming reason; no body at all, naming body', async () => {
-    const failed = await failedRevocation();
+    const failed = await failedRevocation(engine, 'adele.vance@contoso.com', await actor());
     for (const body of [{}, { reason: '' }, { reason: '   ' }, { reason: null }, { reason: ['x'] }, { reason: { text: 'x' } }, { reason: 'x'.repeat(4001) }]) {
       const res = await replay(failed.key, body);
       expect([res.status, res.json.error.target], JSON.stringify(body).slice(0, 40)).toEqual([400, 'reason']);
@@ -153,7 +129,7 @@ describe('POST /api/actions/{key}/replay', () => {
   });
 
   it('answers the roles: Act replays; Read, Approve and Submit do not; no token is 401', async () => {
-    const failed = await failedRevocation();
+    const failed = await failedRevocation(engine, 'adele.vance@contoso.com', await actor());
     expect((await replay(failed.key, undefined, {})).status).toBe(401);
     for (const role of ['Responder.Read', 'Responder.Approve', 'Incidents.Submit']) {
       expect((await replay(failed.key, undefined, await as([role]))).status, role).toBe(403);
@@ -170,7 +146,7 @@ describe('POST /api/actions/{key}/replay', () => {
   });
 
   it('of two analysts replaying at once, the action is sent once', async () => {
-    const failed = await failedRevocation();
+    const failed = await failedRevocation(engine, 'adele.vance@contoso.com', await actor());
     const [a, b] = await Promise.all([replay(failed.key), replay(failed.key, undefined, await as(['Responder.Act'], ANALYST_B, 'Analyst B'))]);
     expect([a.status, b.status].sort()).toEqual(expect.arrayContaining([202]));
     expect([a.status, b.status].every((status) => status === 202 || status === 409)).toBe(true);
@@ -181,7 +157,7 @@ describe('POST /api/actions/{key}/replay', () => {
   });
 
   it('when the queue does not take it: 503, the entry waits planned, and replaying again sends that same replay, in the caller’s name', async () => {
-    const failed = await failedRevocation();
+    const failed = await failedRevocation(engine, 'adele.vance@contoso.com', await actor());
     const queue = engine.queue as EmbeddedQueue;
     const send = queue.send.bind(queue);
     queue.send = async () => {
@@ -200,7 +176,7 @@ describe('POST /api/actions/{key}/replay', () => {
   });
 
   it('SAFETY: a replay takes its place in the caps: actions that failed in earlier windows are not all sent again in one', async () => {
-    engine.configure({ RESPONDER_POLICY: `${POLICY}guardrails: { caps: [{ action: revokeSessions, max: 1, per: PT1H }] }\n` });
+    engine.configure({ RESPONDER_POLICY: `${ENFORCE_NO_RULES}guardrails: { caps: [{ action: revokeSessions, max: 1, per: PT1H }] }\n` });
     // Three revocations that failed in three earlier hours, each the one its hour's cap allowed.
     const failed: string[] = [];
     for (const [n, user] of [DEMO.adele, DEMO.jsmith, DEMO.megan].entries()) {
