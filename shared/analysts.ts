@@ -1,7 +1,7 @@
 import { approvalStep, overdue, type Analyst } from './actions/approval';
 import { commandFor } from './actions/command';
 import type { ReportedAction, ReportedState } from './actions/report';
-import { heldByAnother, QueueUnavailableError } from './engine';
+import { QueueUnavailableError, rollbackHeldByAnother } from './engine';
 import { InputError, RefusedError } from './errors';
 import { IDEMPOTENCY_KEY_PATTERN } from './actions/idempotency';
 import { attemptCount, LedgerConflictError, type ActionLedger, type DeadLetterRecord, type LedgerEntry, type LedgerFilter } from './ledger/ledger';
@@ -120,8 +120,7 @@ export class AnalystActions {
               log.warn({ actionId: key, by: analyst.objectId }, `denied ${entry.kind}`);
               return denied;
             }
-            const original = entry.source.rollbackOf === undefined ? undefined : await this.deps.ledger.get(entry.source.rollbackOf);
-            const held = original && (await heldByAnother(this.deps.ledger, original));
+            const held = await rollbackHeldByAnother(this.deps.ledger, entry);
             if (held) throw new RefusedError(409, held.code, held.message, entry);
             // Sent before (the worker held it after a run): its command needs a MessageId the broker has not seen.
             const sentBefore = entry.history.some((event) => event.state === 'queued');

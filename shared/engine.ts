@@ -532,9 +532,7 @@ export class ResponderEngine {
       if (!found) throw new RefusedError(404, 'NotFound', `no action ${key} in the ledger`);
       const step = replayStep(found);
       if (step.step === 'refuse') throw new RefusedError(409, step.code, step.why, found);
-      const original = found.source.rollbackOf === undefined ? undefined : await ledger.get(found.source.rollbackOf);
-      // With the action the rollback would undo, as when the rollback was asked for.
-      const held = original && (await heldByAnother(ledger, original));
+      const held = await rollbackHeldByAnother(ledger, found);
       if (held) throw held;
       const at = now().toISOString();
       // Sent for execution again, it takes its place in the caps as a new action does: the caps count by when an action
@@ -835,10 +833,16 @@ function withLedgerView(decision: Decision, existing: Map<string, LedgerEntry>):
   return result;
 }
 
+/** heldByAnother for an action already in the ledger: a rollback, with the action it undoes read back; otherwise undefined. */
+export async function rollbackHeldByAnother(ledger: Pick<ActionLedger, 'get' | 'list'>, entry: LedgerEntry): Promise<RefusedError | undefined> {
+  const original = entry.source.rollbackOf === undefined ? undefined : await ledger.get(entry.source.rollbackOf);
+  return original && heldByAnother(ledger, original);
+}
+
 /**
  * Why `original` cannot be undone while another containment of its kind stands on its target (undoing it would undo
- * that one too), or undefined. Asked when a rollback is requested, and again when a held one is approved: a containment
- * may begin while it waits.
+ * that one too), or undefined. Asked when a rollback is requested, again when a held one is approved or a failed one
+ * replayed, and where it runs: a containment may begin while it waits.
  */
 export async function heldByAnother(ledger: Pick<ActionLedger, 'list'>, original: LedgerEntry): Promise<RefusedError | undefined> {
   const found = new Map<string, LedgerEntry>();
